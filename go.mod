@@ -1,0 +1,3 @@
+module github.com/eventpipeline/eventpipeline
+
+go 1.26
