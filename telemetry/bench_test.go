@@ -1,0 +1,164 @@
+package telemetry_test
+
+import (
+	"context"
+	"log/slog"
+	"runtime"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/eventpipeline/eventpipeline/telemetry"
+)
+
+// discard is a queued publisher that accepts everything.
+type discard struct{ n atomic.Int64 }
+
+func (d *discard) PublishEventMetrics(context.Context, telemetry.EventMetrics) error {
+	d.n.Add(1)
+	return nil
+}
+
+func (d *discard) PublishNetworkMetrics(context.Context, telemetry.NetworkMetrics) error {
+	d.n.Add(1)
+	return nil
+}
+
+// taskIDs returns n distinct task ids, made before timing starts so that
+// the benchmark measures recording, not string formatting.
+func taskIDs(n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = "task-" + strconv.Itoa(i)
+	}
+	return ids
+}
+
+// benchRecorder returns a Recorder with one queued publisher attached and
+// 50,000 finished events and network operations retained.
+func benchRecorder(b *testing.B) *telemetry.Recorder {
+	b.Helper()
+	r, err := telemetry.NewRecorder(telemetry.WithPublishers(&discard{}), telemetry.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { r.Close(context.Background()) })
+	net := r.Network()
+	for _, id := range taskIDs(50_000) {
+		r.StartEvent("warmup", id)
+		r.EndEvent(id, nil)
+		net.StartOperation(id, "127.0.0.1", 80, "")
+		net.EndOperation(id, 10, 20, nil)
+	}
+	r.Flush(context.Background())
+	return r
+}
+
+const idPool = 1 << 16
+
+// BenchmarkEventStartEnd measures one StartEvent+EndEvent pair with 50,000
+// events retained and one publisher attached.
+func BenchmarkEventStartEnd(b *testing.B) {
+	r := benchRecorder(b)
+	ids := taskIDs(idPool)
+	b.ReportAllocs()
+	var next atomic.Uint64
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			id := ids[next.Add(1)&(idPool-1)]
+			if err := r.StartEvent("transform", id); err != nil {
+				b.Error(err)
+				return
+			}
+			if err := r.EndEvent(id, nil); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkNetworkStartEnd measures one StartOperation+EndOperation pair
+// with 50,000 operations retained and one publisher attached.
+func BenchmarkNetworkStartEnd(b *testing.B) {
+	r := benchRecorder(b)
+	net := r.Network()
+	ids := taskIDs(idPool)
+	b.ReportAllocs()
+	var next atomic.Uint64
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			id := ids[next.Add(1)&(idPool-1)]
+			if err := net.StartOperation(id, "10.0.0.7", 8080, "remote_call"); err != nil {
+				b.Error(err)
+				return
+			}
+			if err := net.EndOperation(id, 512, 2048, nil); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkMetricsJSON10k measures the JSON report of 10,000 events.
+func BenchmarkMetricsJSON10k(b *testing.B) {
+	r, err := telemetry.NewRecorder()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i, id := range taskIDs(10_000) {
+		r.StartEvent("event-"+strconv.Itoa(i%10), id, telemetry.WithProcessID(4242))
+		if i%7 == 0 {
+			r.RecordRetry(id)
+		}
+		var err error
+		if i%10 == 0 {
+			err = errBench
+		}
+		r.EndEvent(id, err)
+	}
+	b.ReportAllocs()
+	var size int
+	for b.Loop() {
+		out, err := r.MetricsJSON()
+		if err != nil {
+			b.Fatal(err)
+		}
+		size = len(out)
+	}
+	b.ReportMetric(float64(size), "bytes/report")
+}
+
+var errBench = &benchError{}
+
+type benchError struct{}
+
+func (*benchError) Error() string { return "connection reset by peer" }
+
+// BenchmarkRetainedBytesPerEvent reports the heap retained per finished
+// event record, task id included, with 100,000 records retained.
+func BenchmarkRetainedBytesPerEvent(b *testing.B) {
+	const n = 100_000
+	for b.Loop() {
+		b.StopTimer()
+		ids := taskIDs(n)
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		b.StartTimer()
+		r, _ := telemetry.NewRecorder(telemetry.WithMaxEvents(n))
+		for _, id := range ids {
+			r.StartEvent("transform", id)
+			r.EndEvent(id, nil)
+		}
+		b.StopTimer()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/record")
+		runtime.KeepAlive(r)
+		_ = time.Now
+		b.StartTimer()
+	}
+}

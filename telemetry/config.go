@@ -1,0 +1,180 @@
+package telemetry
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Defaults of the options of [NewRecorder].
+const (
+	DefaultMaxEvents      = 100_000          // finished event runs retained
+	DefaultMaxNetworkOps  = 100_000          // finished network operations retained
+	DefaultMaxPending     = 100_000          // pending runs of each kind
+	DefaultQueueSize      = 8192             // records buffered per publisher
+	DefaultMaxBatchSize   = 512              // records per batch for a BatchPublisher
+	DefaultBatchTimeout   = time.Second      // longest a record waits for its batch to fill
+	DefaultPublishTimeout = 10 * time.Second // limit of one publish attempt
+)
+
+// DefaultSlowThreshold is the threshold the seeds use for slow events and
+// slow network operations when none is given.
+const DefaultSlowThreshold = time.Second
+
+// An Option configures a Recorder. Options are made by the With functions of
+// this package.
+type Option interface {
+	apply(*config)
+}
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+type config struct {
+	maxEvents      int
+	maxNetworkOps  int
+	maxPending     int
+	queueSize      int
+	maxBatchSize   int
+	batchTimeout   time.Duration
+	publishTimeout time.Duration
+	retry          RetryPolicy
+	logger         *slog.Logger
+	publishers     []Publisher
+	errs           []error
+}
+
+func newConfig(opts []Option) (config, error) {
+	c := config{
+		maxEvents:      DefaultMaxEvents,
+		maxNetworkOps:  DefaultMaxNetworkOps,
+		maxPending:     DefaultMaxPending,
+		queueSize:      DefaultQueueSize,
+		maxBatchSize:   DefaultMaxBatchSize,
+		batchTimeout:   DefaultBatchTimeout,
+		publishTimeout: DefaultPublishTimeout,
+		retry:          DefaultRetryPolicy,
+	}
+	for _, o := range opts {
+		if o == nil {
+			c.errs = append(c.errs, errors.New("telemetry: nil Option"))
+			continue
+		}
+		o.apply(&c)
+	}
+	return c, errors.Join(c.errs...)
+}
+
+// positive is the check of the options that take a count or a duration.
+func positive[T int | time.Duration](c *config, name string, v T, dst *T) {
+	if v <= 0 {
+		c.errs = append(c.errs, fmt.Errorf("telemetry: %s must be positive, got %v", name, v))
+		return
+	}
+	*dst = v
+}
+
+// WithMaxEvents sets how many finished event runs are retained for queries
+// and the report (default [DefaultMaxEvents]). When full, the oldest is
+// evicted for each new one and counted in [Stats]. n must be positive.
+func WithMaxEvents(n int) Option {
+	return optionFunc(func(c *config) { positive(c, "max events", n, &c.maxEvents) })
+}
+
+// WithMaxNetworkOps sets how many finished network operations are retained
+// (default [DefaultMaxNetworkOps]). n must be positive.
+func WithMaxNetworkOps(n int) Option {
+	return optionFunc(func(c *config) { positive(c, "max network operations", n, &c.maxNetworkOps) })
+}
+
+// WithMaxPending sets how many runs of each kind may be pending at once
+// (default [DefaultMaxPending]); starting one more returns
+// [ErrTooManyPending]. n must be positive.
+func WithMaxPending(n int) Option {
+	return optionFunc(func(c *config) { positive(c, "max pending", n, &c.maxPending) })
+}
+
+// WithQueueSize sets how many records are buffered for each publisher
+// (default [DefaultQueueSize]). A record that finds the buffer full is
+// dropped and counted in [PublisherStats.DroppedQueueFull]. n must be positive.
+func WithQueueSize(n int) Option {
+	return optionFunc(func(c *config) { positive(c, "queue size", n, &c.queueSize) })
+}
+
+// WithMaxBatchSize sets the largest batch handed to a [BatchPublisher]
+// (default [DefaultMaxBatchSize]). n must be positive.
+func WithMaxBatchSize(n int) Option {
+	return optionFunc(func(c *config) { positive(c, "max batch size", n, &c.maxBatchSize) })
+}
+
+// WithBatchTimeout sets how long a record may wait for its batch to fill
+// before the batch is sent anyway (default [DefaultBatchTimeout]). d must be
+// positive.
+func WithBatchTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { positive(c, "batch timeout", d, &c.batchTimeout) })
+}
+
+// WithPublishTimeout sets the limit of one publish attempt (default
+// [DefaultPublishTimeout]); an attempt that runs over counts as a failed
+// attempt and is retried. d must be positive.
+func WithPublishTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { positive(c, "publish timeout", d, &c.publishTimeout) })
+}
+
+// WithRetry sets how failed publish attempts are retried (default
+// [DefaultRetryPolicy]). Zero fields of p take their defaults.
+func WithRetry(p RetryPolicy) Option {
+	return optionFunc(func(c *config) {
+		if p.MaxAttempts < 0 || p.InitialBackoff < 0 || p.MaxBackoff < 0 {
+			c.errs = append(c.errs, fmt.Errorf("telemetry: retry policy has a negative field: %+v", p))
+			return
+		}
+		c.retry = p.withDefaults()
+	})
+}
+
+// WithLogger sets the logger of delivery problems (publishers dropping
+// records, giving up, panicking). nil, the default, means [slog.Default] at
+// the time of logging. Recording never logs.
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(c *config) { c.logger = l })
+}
+
+// WithPublishers attaches publishers at creation, as [Recorder.AddPublisher]
+// does later.
+func WithPublishers(pubs ...Publisher) Option {
+	return optionFunc(func(c *config) { c.publishers = append(c.publishers, pubs...) })
+}
+
+// RetryPolicy says how a failed publish attempt is retried. Errors marked
+// with [Permanent] are never retried. Waits grow exponentially from
+// InitialBackoff, doubling each time, up to MaxBackoff, each with random
+// jitter of up to half its length; a [RetryAfter] hint replaces the computed
+// wait (still capped at MaxBackoff).
+type RetryPolicy struct {
+	// MaxAttempts is the number of attempts, the first included, before the
+	// records are dropped. Zero means 5; 1 means no retry.
+	MaxAttempts int
+	// InitialBackoff is the wait before the first retry. Zero means 100ms.
+	InitialBackoff time.Duration
+	// MaxBackoff caps every wait. Zero means 5s.
+	MaxBackoff time.Duration
+}
+
+// DefaultRetryPolicy is the retry policy of a Recorder given no [WithRetry].
+var DefaultRetryPolicy = RetryPolicy{MaxAttempts: 5, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second}
+
+func (p RetryPolicy) withDefaults() RetryPolicy {
+	if p.MaxAttempts == 0 {
+		p.MaxAttempts = DefaultRetryPolicy.MaxAttempts
+	}
+	if p.InitialBackoff == 0 {
+		p.InitialBackoff = DefaultRetryPolicy.InitialBackoff
+	}
+	if p.MaxBackoff == 0 {
+		p.MaxBackoff = DefaultRetryPolicy.MaxBackoff
+	}
+	return p
+}

@@ -1,0 +1,102 @@
+package telemetry
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+)
+
+// Errors returned for bad input and bad state. Each is wrapped in a
+// [*TaskError] (or another error that names the call), so match them with
+// [errors.Is].
+var (
+	// ErrEmptyEventName is returned by StartEvent when the event name is empty.
+	ErrEmptyEventName = errors.New("telemetry: empty event name")
+	// ErrEmptyTaskID is returned by every call that takes a task id when it is empty.
+	ErrEmptyTaskID = errors.New("telemetry: empty task id")
+	// ErrAlreadyStarted is returned when a task id is started again while its
+	// previous run is still pending.
+	ErrAlreadyStarted = errors.New("telemetry: task already started and still pending")
+	// ErrNotStarted is returned when a task id that was never started is ended
+	// or retried.
+	ErrNotStarted = errors.New("telemetry: task was never started")
+	// ErrAlreadyEnded is returned when a task id whose latest run has already
+	// ended is ended or retried again.
+	ErrAlreadyEnded = errors.New("telemetry: task already ended")
+	// ErrEmptyHost is returned by StartOperation when the host is empty.
+	ErrEmptyHost = errors.New("telemetry: empty host")
+	// ErrInvalidProcessID is returned by StartEvent for a negative process id
+	// or one that does not fit in 32 bits.
+	ErrInvalidProcessID = errors.New("telemetry: invalid process id")
+	// ErrInvalidPort is returned by StartOperation for a port outside 0-65535.
+	ErrInvalidPort = errors.New("telemetry: invalid port")
+	// ErrNegativeBytes is returned by EndOperation for a negative byte count.
+	ErrNegativeBytes = errors.New("telemetry: negative byte count")
+	// ErrNegativeThreshold is returned by the slow-record queries for a
+	// negative threshold.
+	ErrNegativeThreshold = errors.New("telemetry: negative threshold")
+	// ErrTooManyPending is returned by StartEvent and StartOperation when the
+	// number of pending runs has reached its limit (see [WithMaxPending]).
+	ErrTooManyPending = errors.New("telemetry: too many pending tasks")
+	// ErrNilPublisher is returned when a nil Publisher is given.
+	ErrNilPublisher = errors.New("telemetry: nil publisher")
+	// ErrUnsupportedRecord is returned by FormatMetrics for a value that is
+	// neither an EventMetrics nor a NetworkMetrics.
+	ErrUnsupportedRecord = errors.New("telemetry: unsupported record type")
+	// ErrClosed is returned by every recording, publishing, Flush and Close
+	// call made after [Recorder.Close] (or a publisher's Close) has begun.
+	ErrClosed = errors.New("telemetry: closed")
+)
+
+// A TaskError reports a recording call that was refused, naming the call and
+// the task id. Err is one of the sentinel errors of this package, possibly
+// wrapped with details; [errors.Is] sees through a TaskError to it.
+type TaskError struct {
+	Op     string // the call, such as "end event" or "start operation"
+	TaskID string // the task id it was given
+	Err    error  // why it was refused
+}
+
+// Error returns a message of the form `telemetry: end event "t1": task was never started`.
+func (e *TaskError) Error() string {
+	return "telemetry: " + e.Op + " " + strconv.Quote(e.TaskID) + ": " + reason(e.Err)
+}
+
+// Unwrap returns e.Err.
+func (e *TaskError) Unwrap() error { return e.Err }
+
+// reason returns the message of err without this package's prefix, so that
+// it reads well after another prefixed message.
+func reason(err error) string {
+	if err == nil {
+		return "<nil>"
+	}
+	return strings.TrimPrefix(err.Error(), "telemetry: ")
+}
+
+func taskError(op, taskID string, err error) error {
+	return &TaskError{Op: op, TaskID: taskID, Err: err}
+}
+
+// opError is the error of a call that takes no task id. Its message names the
+// call; Unwrap gives the sentinel.
+type opError struct {
+	op  string
+	err error
+}
+
+func (e *opError) Error() string { return "telemetry: " + e.op + ": " + reason(e.err) }
+func (e *opError) Unwrap() error { return e.err }
+
+func callError(op string, err error) error { return &opError{op: op, err: err} }
+
+// valueError is a sentinel error with the offending value.
+type valueError struct {
+	err   error
+	value string
+}
+
+func (e *valueError) Error() string { return e.err.Error() + " " + e.value }
+func (e *valueError) Unwrap() error { return e.err }
+
+var errNilWriter = errors.New("telemetry: nil io.Writer")

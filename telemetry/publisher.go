@@ -1,0 +1,125 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// A Publisher sends finished records to a monitoring backend: the seed's
+// MetricsPublisher.
+//
+// A Recorder delivers to each of its publishers from a goroutine of its own,
+// through a bounded queue, so a slow or failing publisher never slows the
+// code that records. It calls a publisher's methods from one goroutine at a
+// time, but a publisher that is also used directly (or attached to several
+// Recorders) must be safe for concurrent use.
+//
+// Implementations must:
+//   - honour ctx: return soon after it ends, with an error;
+//   - return nil only when the record is delivered, and an error otherwise;
+//     an error is retried with backoff unless it is marked with [Permanent];
+//   - not keep a reference to the record, or to anything it points to,
+//     after returning.
+type Publisher interface {
+	// PublishEventMetrics sends the record of a finished event run.
+	PublishEventMetrics(ctx context.Context, m EventMetrics) error
+	// PublishNetworkMetrics sends the record of a finished network operation.
+	PublishNetworkMetrics(ctx context.Context, m NetworkMetrics) error
+}
+
+// A Batch is a group of finished records handed to a [BatchPublisher].
+// Its slices are reused after PublishBatch returns: do not keep them.
+type Batch struct {
+	Events  []EventMetrics
+	Network []NetworkMetrics
+}
+
+// Len returns the number of records in b.
+func (b *Batch) Len() int { return len(b.Events) + len(b.Network) }
+
+// A BatchPublisher is a Publisher that can send many records in one call,
+// such as one bulk request. The Recorder then hands it batches of up to
+// [WithMaxBatchSize] records, sent when full or after [WithBatchTimeout].
+// A batch is retried, or dropped, as a whole.
+type BatchPublisher interface {
+	Publisher
+	// PublishBatch sends every record of b. The rules of Publisher apply.
+	PublishBatch(ctx context.Context, b *Batch) error
+}
+
+// A SyncPublisher is a Publisher that only updates in-process state, such as
+// the histograms a Prometheus server scrapes, and so can be called on the
+// recording path itself, without a queue. If Synchronous reports true, the
+// Recorder calls its publish methods from the goroutine that ends the run,
+// with [context.Background], before EndEvent or EndOperation returns; they
+// must then be fast, never block, and be safe for concurrent use. Their
+// errors and panics are counted but not retried.
+type SyncPublisher interface {
+	Publisher
+	Synchronous() bool
+}
+
+// A Flusher is a Publisher with buffers of its own. [Recorder.Flush] calls
+// Flush after every record recorded before it was handed over.
+type Flusher interface {
+	Flush(ctx context.Context) error
+}
+
+// A Closer is a Publisher that holds resources, such as a listening port or
+// a connection pool. [Recorder.Close] calls Close once, after the last
+// record was handed over.
+type Closer interface {
+	Close(ctx context.Context) error
+}
+
+// A Namer is a Publisher with a name of its own for [PublisherStats.Name],
+// such as "prometheus". Without one, the name is derived from its type.
+type Namer interface {
+	Name() string
+}
+
+// Permanent marks err as not worth retrying: the delivery that returned it is
+// dropped at once (and counted). Use it for errors that another attempt
+// cannot fix, such as an HTTP 400 or 401. Permanent(nil) is nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &retryError{err: err, permanent: true}
+}
+
+// IsPermanent reports whether err, or an error it wraps, was marked with
+// [Permanent].
+func IsPermanent(err error) bool {
+	var re *retryError
+	return errors.As(err, &re) && re.permanent
+}
+
+// RetryAfter marks err as transient and asks for the next attempt to wait d,
+// as an HTTP Retry-After header does. RetryAfter(nil, d) is nil.
+func RetryAfter(err error, d time.Duration) error {
+	if err == nil {
+		return nil
+	}
+	return &retryError{err: err, after: d}
+}
+
+// retryError carries how an error should be retried, and unwraps to it.
+type retryError struct {
+	err       error
+	permanent bool
+	after     time.Duration
+}
+
+func (e *retryError) Error() string { return e.err.Error() }
+func (e *retryError) Unwrap() error { return e.err }
+
+// retryAfter returns the wait err asks for, or 0.
+func retryAfter(err error) time.Duration {
+	var re *retryError
+	if errors.As(err, &re) {
+		return re.after
+	}
+	return 0
+}

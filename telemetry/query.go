@@ -1,0 +1,81 @@
+package telemetry
+
+import "time"
+
+// FailedEvents returns the retained finished event runs that failed, oldest
+// first.
+func (r *Recorder) FailedEvents() []EventMetrics {
+	return r.selectEvents(func(rec *eventRecord) bool { return rec.status == failed })
+}
+
+// SlowEvents returns the retained finished event runs that took longer than
+// threshold, oldest first. The seeds' default threshold is
+// [DefaultSlowThreshold]. A negative threshold is an error wrapping
+// [ErrNegativeThreshold].
+func (r *Recorder) SlowEvents(threshold time.Duration) ([]EventMetrics, error) {
+	if threshold < 0 {
+		return nil, callError("slow events", thresholdError(threshold))
+	}
+	return r.selectEvents(func(rec *eventRecord) bool { return rec.dur > threshold }), nil
+}
+
+// RetrySummary is the answer of RetryStats: the seed's get_retry_stats.
+type RetrySummary struct {
+	// TotalRetries is the number of retries recorded, in every run ever
+	// started, ended or pending.
+	TotalRetries uint64 `json:"total_retries"`
+	// EventsWithRetries is the number of runs, ended or pending, that had at
+	// least one retry.
+	EventsWithRetries uint64 `json:"events_with_retries"`
+	// ByRetryCount maps a retry count (1 or more) to the number of runs that
+	// had exactly that many retries. Its counts add up to EventsWithRetries.
+	ByRetryCount map[int]uint64 `json:"retry_distribution"`
+}
+
+// RetryStats returns retry statistics over every event run since r was
+// created, retained or evicted, ended or pending. They are exact, and
+// consistent with each other.
+func (r *Recorder) RetryStats() RetrySummary {
+	var s RetrySummary
+	r.events.locked(s.add)
+	return s
+}
+
+// add adds the retries of locked partitions to s.
+func (s *RetrySummary) add(parts []part[eventRecord, eventTotals]) {
+	if s.ByRetryCount == nil {
+		s.ByRetryCount = make(map[int]uint64)
+	}
+	for i := range parts {
+		p := &parts[i]
+		s.TotalRetries += p.totals.retries
+		s.EventsWithRetries += p.totals.withRetries
+		for n, c := range p.totals.byRetryCount {
+			s.ByRetryCount[n] += c
+		}
+		p.s.eachPending(func(e *entry[eventRecord]) {
+			if n := e.rec.retries; n > 0 {
+				s.EventsWithRetries++
+				s.ByRetryCount[int(n)]++
+			}
+		})
+	}
+}
+
+func thresholdError(d time.Duration) error {
+	return &valueError{err: ErrNegativeThreshold, value: d.String()}
+}
+
+// selectEvents returns the retained finished runs for which keep is true,
+// oldest end first.
+func (r *Recorder) selectEvents(keep func(*eventRecord) bool) []EventMetrics {
+	return finished(&r.events, keep, func(e *entry[eventRecord]) EventMetrics { return e.rec.metrics(e.taskID) },
+		func(m *EventMetrics) time.Time { return m.EndTime })
+}
+
+// selectNetwork returns the retained finished operations for which keep is
+// true, oldest end first.
+func (r *Recorder) selectNetwork(keep func(*networkRecord) bool) []NetworkMetrics {
+	return finished(&r.network, keep, func(e *entry[networkRecord]) NetworkMetrics { return e.rec.metrics(e.taskID) },
+		func(m *NetworkMetrics) time.Time { return m.EndTime })
+}

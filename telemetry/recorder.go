@@ -1,0 +1,382 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// A Recorder records event runs and network operations, answers queries
+// about them, and delivers every finished record to its publishers: one
+// telemetry instance, holding the seed's TelemetryLogger and NetworkTelemetry.
+//
+// Recording (StartEvent, EndEvent, RecordRetry and the [Network] methods)
+// takes constant time whatever the number of records retained, allocates
+// nothing, and never waits for a publisher. A Recorder is safe for
+// concurrent use. Create one with [NewRecorder]; the zero Recorder is not
+// usable.
+type Recorder struct {
+	cfg config
+	net Network
+
+	events  table[eventRecord, eventTotals]
+	network table[networkRecord, networkTotals]
+
+	pubMu   sync.Mutex                // serializes changes of outlets
+	outlets atomic.Pointer[[]*outlet] // read on every record, copied on change
+	closed  atomic.Bool
+}
+
+// eventTotals are exact counts over every event run, retained or not.
+type eventTotals struct {
+	ended, failed uint64
+	retries       uint64         // retries recorded, pending runs included
+	withRetries   uint64         // ended runs that had at least one retry
+	byRetryCount  map[int]uint64 // ended runs by their retry count (> 0)
+}
+
+func (t *eventTotals) init() { t.byRetryCount = make(map[int]uint64) }
+
+// NewRecorder returns a new Recorder configured by opts. It starts a
+// goroutine for each publisher given with [WithPublishers], and none
+// otherwise. Invalid options are reported together in one error.
+func NewRecorder(opts ...Option) (*Recorder, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	r := &Recorder{cfg: cfg}
+	r.net.r = r
+	r.events = newTable[eventRecord](cfg.maxEvents, cfg.maxPending, (*eventTotals).init)
+	r.network = newTable[networkRecord, networkTotals](cfg.maxNetworkOps, cfg.maxPending, nil)
+	r.outlets.Store(new([]*outlet))
+	for _, p := range cfg.publishers {
+		if err := r.AddPublisher(p); err != nil {
+			r.Close(context.Background())
+			return nil, err
+		}
+	}
+	r.cfg.publishers = nil
+	return r, nil
+}
+
+// A StartOption adds optional data to an event run at its start. It is a
+// plain value so that passing one allocates nothing.
+type StartOption struct {
+	processID  int
+	pipelineID string
+	set        uint8
+}
+
+const (
+	setProcessID uint8 = 1 << iota
+	setPipelineID
+)
+
+// WithProcessID records the id of the process that runs the event.
+func WithProcessID(pid int) StartOption { return StartOption{processID: pid, set: setProcessID} }
+
+// WithPipelineID records the id of the pipeline run the event belongs to.
+func WithPipelineID(id string) StartOption { return StartOption{pipelineID: id, set: setPipelineID} }
+
+// StartEvent records the start of a run of the event eventName, identified
+// by taskID. Its record has status pending until [Recorder.EndEvent].
+// A task id may be started again after its previous run ended.
+//
+// It returns a [*TaskError] wrapping [ErrEmptyEventName], [ErrEmptyTaskID],
+// [ErrInvalidProcessID], [ErrAlreadyStarted] (taskID is still pending),
+// [ErrTooManyPending] or [ErrClosed].
+func (r *Recorder) StartEvent(eventName, taskID string, opts ...StartOption) error {
+	const op = "start event"
+	switch {
+	case taskID == "":
+		return taskError(op, taskID, ErrEmptyTaskID)
+	case eventName == "":
+		return taskError(op, taskID, ErrEmptyEventName)
+	}
+	rec := eventRecord{name: eventName}
+	for _, o := range opts {
+		if o.set&setProcessID != 0 {
+			if o.processID < 0 || int64(o.processID) > 1<<31-1 {
+				return taskError(op, taskID, fmt.Errorf("%w: %d", ErrInvalidProcessID, o.processID))
+			}
+			rec.pid = int32(o.processID)
+		}
+		if o.set&setPipelineID != 0 {
+			rec.pipelineID = o.pipelineID
+		}
+	}
+	if r.closed.Load() {
+		return taskError(op, taskID, ErrClosed)
+	}
+	rec.start = time.Now()
+	p := r.events.part(taskID)
+	p.mu.Lock()
+	err := p.s.start(taskID, rec)
+	p.mu.Unlock()
+	if err != nil {
+		return taskError(op, taskID, err)
+	}
+	return nil
+}
+
+// EndEvent records the end of the pending run of taskID: completed if err is
+// nil, else failed with err's text. The finished record is then handed to
+// every publisher.
+//
+// It returns a [*TaskError] wrapping [ErrEmptyTaskID], [ErrNotStarted],
+// [ErrAlreadyEnded] or [ErrClosed].
+func (r *Recorder) EndEvent(taskID string, err error) error {
+	const op = "end event"
+	now := time.Since(epoch)
+	if taskID == "" {
+		return taskError(op, taskID, ErrEmptyTaskID)
+	}
+	status, msg := endStatus(err)
+	if r.closed.Load() {
+		return taskError(op, taskID, ErrClosed)
+	}
+	p := r.events.part(taskID)
+	p.mu.Lock()
+	rec, ferr := p.s.take(taskID)
+	if ferr == nil {
+		rec.dur = sinceStart(now, rec.start)
+		rec.status, rec.err = status, msg
+		p.s.push(taskID, rec)
+		p.totals.add(&rec)
+	}
+	p.mu.Unlock()
+	if ferr != nil {
+		return taskError(op, taskID, ferr)
+	}
+	r.publishEvent(taskID, &rec)
+	return nil
+}
+
+func (t *eventTotals) add(rec *eventRecord) {
+	t.ended++
+	if rec.status == failed {
+		t.failed++
+	}
+	if rec.retries > 0 {
+		t.withRetries++
+		t.byRetryCount[int(rec.retries)]++
+	}
+}
+
+// RecordRetry records one more retry of the pending run of taskID.
+//
+// It returns a [*TaskError] wrapping [ErrEmptyTaskID], [ErrNotStarted],
+// [ErrAlreadyEnded] (the latest run has ended) or [ErrClosed].
+func (r *Recorder) RecordRetry(taskID string) error {
+	const op = "record retry"
+	if taskID == "" {
+		return taskError(op, taskID, ErrEmptyTaskID)
+	}
+	if r.closed.Load() {
+		return taskError(op, taskID, ErrClosed)
+	}
+	p := r.events.part(taskID)
+	p.mu.Lock()
+	rec, err := p.s.pending(taskID)
+	if err == nil {
+		rec.retries++
+		p.totals.retries++
+	}
+	p.mu.Unlock()
+	if err != nil {
+		return taskError(op, taskID, err)
+	}
+	return nil
+}
+
+// Metrics returns the latest run of taskID, pending or finished, and whether
+// there is one. Finished runs are found while they are retained.
+func (r *Recorder) Metrics(taskID string) (EventMetrics, bool) {
+	p := r.events.part(taskID)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e, ok := p.s.lookup(taskID)
+	if !ok {
+		return EventMetrics{}, false
+	}
+	return e.rec.metrics(taskID), true
+}
+
+// Network returns the Network that records network operations into r.
+func (r *Recorder) Network() *Network { return &r.net }
+
+// AddPublisher attaches p: from now on it receives every record that
+// finishes, through a queue and a goroutine of its own (or on the recording
+// path if it is a [SyncPublisher]). A [*CompositePublisher] is attached as
+// its members, so that each has its own queue, retries and stats.
+//
+// It returns an error wrapping [ErrNilPublisher] or [ErrClosed].
+func (r *Recorder) AddPublisher(p Publisher) error {
+	if p == nil {
+		return callError("add publisher", ErrNilPublisher)
+	}
+	if c, ok := p.(*CompositePublisher); ok {
+		var errs []error
+		for _, m := range c.pubs {
+			errs = append(errs, r.AddPublisher(m))
+		}
+		return errors.Join(errs...)
+	}
+	r.pubMu.Lock()
+	defer r.pubMu.Unlock()
+	if r.closed.Load() {
+		return callError("add publisher", ErrClosed)
+	}
+	old := *r.outlets.Load()
+	name := publisherName(p)
+	for n, taken := 2, true; taken; n++ {
+		taken = false
+		for _, o := range old {
+			if o.name == name {
+				taken = true
+				name = publisherName(p) + "#" + strconv.Itoa(n)
+				break
+			}
+		}
+	}
+	outs := append(old[:len(old):len(old)], newOutlet(name, p, &r.cfg))
+	r.outlets.Store(&outs)
+	return nil
+}
+
+func (r *Recorder) publishEvent(taskID string, rec *eventRecord) {
+	for _, o := range *r.outlets.Load() {
+		o.offerEvent(taskID, rec)
+	}
+}
+
+func (r *Recorder) publishNetwork(taskID string, rec *networkRecord) {
+	for _, o := range *r.outlets.Load() {
+		o.offerNetwork(taskID, rec)
+	}
+}
+
+// Flush waits until every record that finished before the call has been
+// delivered to (or dropped by) every publisher, and each publisher that is a
+// [Flusher] has flushed. It returns ctx.Err() if ctx ends first, the
+// publishers' Flush errors joined, or [ErrClosed] after Close.
+func (r *Recorder) Flush(ctx context.Context) error {
+	if r.closed.Load() {
+		return callError("flush", ErrClosed)
+	}
+	return r.flush(ctx)
+}
+
+func (r *Recorder) flush(ctx context.Context) error {
+	outs := *r.outlets.Load()
+	errs := make([]error, len(outs))
+	var wg sync.WaitGroup
+	for i, o := range outs {
+		wg.Go(func() { errs[i] = o.flush(ctx) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Close stops recording, delivers what is buffered, stops the publishers'
+// goroutines and closes every publisher that is a [Closer]. After Close,
+// recording calls, Flush and AddPublisher return [ErrClosed]; queries and
+// the report keep working on what was recorded.
+//
+// If ctx ends first, Close returns ctx.Err(): what is still queued is
+// dropped, counted, and the goroutines exit shortly. A second call returns
+// [ErrClosed]. Close is safe to call from several goroutines.
+func (r *Recorder) Close(ctx context.Context) error {
+	r.pubMu.Lock()
+	first := r.closed.CompareAndSwap(false, true)
+	r.pubMu.Unlock()
+	if !first {
+		return callError("close", ErrClosed)
+	}
+	err := r.flush(ctx)
+	outs := *r.outlets.Load()
+	errs := make([]error, len(outs)+1)
+	errs[0] = err
+	var wg sync.WaitGroup
+	for i, o := range outs {
+		wg.Go(func() { errs[i+1] = o.close(ctx) })
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return errors.Join(errs...)
+}
+
+// Stats are counters of a Recorder: what it retains and evicted, and how
+// delivery to each publisher goes. Ended, evicted and failed counts cover
+// every record since the Recorder was created, retained or not.
+type Stats struct {
+	EventsPending   int    `json:"events_pending"`
+	EventsRetained  int    `json:"events_retained"`
+	EventsEnded     uint64 `json:"events_ended"`
+	EventsFailed    uint64 `json:"events_failed"`
+	EventsEvicted   uint64 `json:"events_evicted"`
+	NetworkPending  int    `json:"network_pending"`
+	NetworkRetained int    `json:"network_retained"`
+	NetworkEnded    uint64 `json:"network_ended"`
+	NetworkFailed   uint64 `json:"network_failed"`
+	NetworkEvicted  uint64 `json:"network_evicted"`
+	// BytesSent and BytesReceived are totals over every network operation.
+	BytesSent     int64 `json:"bytes_sent"`
+	BytesReceived int64 `json:"bytes_received"`
+	// Publishers has the delivery counters of each attached publisher,
+	// in the order they were attached.
+	Publishers []PublisherStats `json:"publishers"`
+}
+
+// Stats returns the current counters of r.
+func (r *Recorder) Stats() Stats {
+	var s Stats
+	r.events.locked(s.addEvents)
+	r.network.locked(s.addNetwork)
+	s.Publishers = r.PublisherStats()
+	return s
+}
+
+// addEvents adds the event counters of locked partitions to s.
+func (s *Stats) addEvents(parts []part[eventRecord, eventTotals]) {
+	for i := range parts {
+		p := &parts[i]
+		s.EventsPending += len(p.s.pendingIdx)
+		s.EventsRetained += p.s.retained()
+		s.EventsEnded += p.totals.ended
+		s.EventsFailed += p.totals.failed
+		s.EventsEvicted += p.s.evicted
+	}
+}
+
+// addNetwork adds the network counters of locked partitions to s.
+func (s *Stats) addNetwork(parts []part[networkRecord, networkTotals]) {
+	for i := range parts {
+		p := &parts[i]
+		s.NetworkPending += len(p.s.pendingIdx)
+		s.NetworkRetained += p.s.retained()
+		s.NetworkEnded += p.totals.ended
+		s.NetworkFailed += p.totals.failed
+		s.NetworkEvicted += p.s.evicted
+		s.BytesSent += p.totals.sent
+		s.BytesReceived += p.totals.received
+	}
+}
+
+// PublisherStats returns the delivery counters of each attached publisher,
+// in the order they were attached.
+func (r *Recorder) PublisherStats() []PublisherStats {
+	outs := *r.outlets.Load()
+	s := make([]PublisherStats, len(outs))
+	for i, o := range outs {
+		s[i] = o.stats()
+	}
+	return s
+}

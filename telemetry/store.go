@@ -1,0 +1,155 @@
+package telemetry
+
+// blockShift sets the size of the blocks the ring is allocated in (1024
+// records). Allocating by block keeps a small Recorder small and a full one
+// free of the slack that doubling a slice would leave.
+const (
+	blockShift = 10
+	blockSize  = 1 << blockShift
+	blockMask  = blockSize - 1
+)
+
+// An entry is a record with its task id.
+type entry[R any] struct {
+	taskID string
+	rec    R
+}
+
+// A store keeps the pending runs and the most recent finished runs of one
+// kind of record. It is not safe for concurrent use: its owner locks it.
+//
+// Every operation on the recording path is O(1): pending runs live in a slab
+// indexed by a map, finished runs in a ring of fixed capacity whose oldest
+// entry is evicted when a new one arrives, and a second map gives the ring
+// sequence number of each task id's latest finished run. Records go in and
+// out by value, so that none escapes to the heap.
+type store[R any] struct {
+	maxPending int
+	pendingIdx map[string]int32 // task id -> slab index
+	slab       []entry[R]       // pending runs; free slots listed in free
+	free       []int32
+
+	capacity int                    // maximum number of finished runs retained
+	blocks   []*[blockSize]entry[R] // the ring, allocated block by block
+	next     int                    // ring slot the next finished run goes to
+	ended    uint64                 // finished runs ever stored; the next sequence number
+	evicted  uint64                 // finished runs evicted to make room
+	latest   map[string]uint64      // task id -> sequence number of its latest finished run
+}
+
+func newStore[R any](capacity, maxPending int) store[R] {
+	return store[R]{
+		maxPending: maxPending,
+		pendingIdx: make(map[string]int32),
+		capacity:   capacity,
+		blocks:     make([]*[blockSize]entry[R], (capacity+blockSize-1)/blockSize),
+		latest:     make(map[string]uint64),
+	}
+}
+
+// start adds a pending run.
+func (s *store[R]) start(taskID string, rec R) error {
+	if _, ok := s.pendingIdx[taskID]; ok {
+		return ErrAlreadyStarted
+	}
+	if len(s.pendingIdx) >= s.maxPending {
+		return ErrTooManyPending
+	}
+	e := entry[R]{taskID: taskID, rec: rec}
+	var i int32
+	if n := len(s.free); n > 0 {
+		i = s.free[n-1]
+		s.free = s.free[:n-1]
+		s.slab[i] = e
+	} else {
+		i = int32(len(s.slab))
+		s.slab = append(s.slab, e)
+	}
+	s.pendingIdx[taskID] = i
+	return nil
+}
+
+// pending returns the pending run of taskID, or why there is none.
+func (s *store[R]) pending(taskID string) (*R, error) {
+	if i, ok := s.pendingIdx[taskID]; ok {
+		return &s.slab[i].rec, nil
+	}
+	if _, ok := s.latest[taskID]; ok {
+		return nil, ErrAlreadyEnded
+	}
+	return nil, ErrNotStarted
+}
+
+// take removes the pending run of taskID and returns it, or why there is none.
+func (s *store[R]) take(taskID string) (R, error) {
+	i, ok := s.pendingIdx[taskID]
+	if !ok {
+		var zero R
+		_, err := s.pending(taskID)
+		return zero, err
+	}
+	rec := s.slab[i].rec
+	s.slab[i] = entry[R]{} // drop the references the slot holds
+	s.free = append(s.free, i)
+	delete(s.pendingIdx, taskID)
+	return rec, nil
+}
+
+// push stores rec as the newest finished run, evicting the oldest if full.
+func (s *store[R]) push(taskID string, rec R) {
+	b := s.blocks[s.next>>blockShift]
+	if b == nil {
+		b = new([blockSize]entry[R])
+		s.blocks[s.next>>blockShift] = b
+	}
+	slot := &b[s.next&blockMask]
+	if s.ended >= uint64(s.capacity) {
+		if s.latest[slot.taskID] == s.ended-uint64(s.capacity) {
+			delete(s.latest, slot.taskID)
+		}
+		s.evicted++
+	}
+	*slot = entry[R]{taskID: taskID, rec: rec}
+	s.latest[taskID] = s.ended
+	s.ended++
+	if s.next++; s.next == s.capacity {
+		s.next = 0
+	}
+}
+
+// retained returns the number of finished runs retained.
+func (s *store[R]) retained() int {
+	return int(min(s.ended, uint64(s.capacity)))
+}
+
+// at returns the finished run with sequence number seq, which must be retained.
+func (s *store[R]) at(seq uint64) *entry[R] {
+	slot := int(seq % uint64(s.capacity))
+	return &s.blocks[slot>>blockShift][slot&blockMask]
+}
+
+// lookup returns the latest run of taskID: the pending one if there is one,
+// else the latest retained finished one.
+func (s *store[R]) lookup(taskID string) (*entry[R], bool) {
+	if i, ok := s.pendingIdx[taskID]; ok {
+		return &s.slab[i], true
+	}
+	if seq, ok := s.latest[taskID]; ok {
+		return s.at(seq), true
+	}
+	return nil, false
+}
+
+// eachFinished calls f on every retained finished run, oldest first.
+func (s *store[R]) eachFinished(f func(*entry[R])) {
+	for seq := s.ended - uint64(s.retained()); seq < s.ended; seq++ {
+		f(s.at(seq))
+	}
+}
+
+// eachPending calls f on every pending run, in no particular order.
+func (s *store[R]) eachPending(f func(*entry[R])) {
+	for _, i := range s.pendingIdx {
+		f(&s.slab[i])
+	}
+}

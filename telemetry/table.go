@@ -1,0 +1,118 @@
+package telemetry
+
+import (
+	"hash/maphash"
+	"slices"
+	"sync"
+	"time"
+)
+
+// maxParts is the most partitions a table is split into, and partSize the
+// fewest records each partition must be able to retain: below 2*partSize
+// records a table has one partition, and evicts strictly oldest first.
+const (
+	maxParts = 16
+	partSize = 2048
+)
+
+// A table holds the records of one kind, partitioned by a hash of the task
+// id so that recording from several goroutines rarely waits on one lock.
+// Each partition evicts its own oldest record first; the capacities of the
+// partitions add up to the limit.
+type table[R any, T any] struct {
+	parts []part[R, T]
+	mask  uint64
+	seed  maphash.Seed
+}
+
+// A part is one partition: a store and its exact totals, under one lock.
+type part[R any, T any] struct {
+	mu     sync.Mutex
+	s      store[R]
+	totals T
+	_      [64]byte // keep partitions on separate cache lines
+}
+
+func newTable[R any, T any](capacity, maxPending int, initTotals func(*T)) table[R, T] {
+	n := 1
+	for n < maxParts && capacity/(2*n) >= partSize {
+		n *= 2
+	}
+	t := table[R, T]{parts: make([]part[R, T], n), mask: uint64(n - 1), seed: maphash.MakeSeed()}
+	for i := range t.parts {
+		c := capacity / n
+		if i < capacity%n {
+			c++
+		}
+		t.parts[i].s = newStore[R](c, (maxPending+n-1)/n)
+		if initTotals != nil {
+			initTotals(&t.parts[i].totals)
+		}
+	}
+	return t
+}
+
+// part returns the partition of taskID.
+func (t *table[R, T]) part(taskID string) *part[R, T] {
+	if t.mask == 0 {
+		return &t.parts[0]
+	}
+	return &t.parts[maphash.String(t.seed, taskID)&t.mask]
+}
+
+// locked calls f with every partition locked at once, so that what f reads
+// is one consistent snapshot.
+func (t *table[R, T]) locked(f func(parts []part[R, T])) {
+	for i := range t.parts {
+		t.parts[i].mu.Lock()
+	}
+	defer func() {
+		for i := range t.parts {
+			t.parts[i].mu.Unlock()
+		}
+	}()
+	f(t.parts)
+}
+
+// finished returns f of every retained finished record for which keep is
+// true, ordered by end time, oldest first.
+func finished[R, T, M any](t *table[R, T], keep func(*R) bool, f func(*entry[R]) M, end func(*M) time.Time) []M {
+	var out []M
+	t.locked(func(parts []part[R, T]) {
+		for i := range parts {
+			parts[i].s.eachFinished(func(e *entry[R]) {
+				if keep(&e.rec) {
+					out = append(out, f(e))
+				}
+			})
+		}
+	})
+	if len(t.parts) > 1 {
+		slices.SortStableFunc(out, func(a, b M) int { return end(&a).Compare(end(&b)) })
+	}
+	return out
+}
+
+// snapshot returns copies of the retained finished records, oldest end
+// first, then of the pending records by start time. It calls also, if not
+// nil, in the same snapshot.
+func snapshot[R, T any](t *table[R, T], start func(*R) time.Time, dur func(*R) time.Duration, also func([]part[R, T])) []entry[R] {
+	var fin, pend []entry[R]
+	t.locked(func(parts []part[R, T]) {
+		for i := range parts {
+			p := &parts[i]
+			p.s.eachFinished(func(e *entry[R]) { fin = append(fin, *e) })
+			p.s.eachPending(func(e *entry[R]) { pend = append(pend, *e) })
+		}
+		if also != nil {
+			also(parts)
+		}
+	})
+	if len(t.parts) > 1 {
+		slices.SortStableFunc(fin, func(a, b entry[R]) int {
+			return start(&a.rec).Add(dur(&a.rec)).Compare(start(&b.rec).Add(dur(&b.rec)))
+		})
+	}
+	slices.SortStableFunc(pend, func(a, b entry[R]) int { return start(&a.rec).Compare(start(&b.rec)) })
+	return append(fin, pend...)
+}
