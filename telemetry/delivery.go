@@ -341,6 +341,13 @@ func (o *outlet) deliver(n int, publish func(context.Context) error) {
 			o.published.Add(uint64(n))
 			return
 		}
+		if de := (*DroppedError)(nil); errors.As(err, &de) {
+			d := min(max(de.Dropped, 0), n)
+			o.published.Add(uint64(n - d))
+			o.droppedFailed.Add(uint64(d))
+			o.logGiveUp(d, attempt, err)
+			return
+		}
 		if IsPermanent(err) || attempt >= p.MaxAttempts || o.ctx.Err() != nil {
 			o.droppedFailed.Add(uint64(n))
 			o.logGiveUp(n, attempt, err)

@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 )
 
@@ -104,6 +105,24 @@ func RetryAfter(err error, d time.Duration) error {
 	}
 	return &retryError{err: err, after: d}
 }
+
+// A DroppedError is returned by a publisher that delivered a batch (or a
+// record) in part and gave up on the rest for good, such as a bulk request
+// in which some documents were rejected by a mapping error. The Recorder
+// counts Dropped records as dropped and the others as published, and does
+// not retry. Err says why; it should name the reason once, not per record.
+type DroppedError struct {
+	Dropped int   // records given up on, at most the number handed over
+	Err     error // why
+}
+
+// Error returns a message with the count and the reason.
+func (e *DroppedError) Error() string {
+	return "telemetry: " + strconv.Itoa(e.Dropped) + " record(s) dropped: " + reason(e.Err)
+}
+
+// Unwrap returns e.Err.
+func (e *DroppedError) Unwrap() error { return e.Err }
 
 // retryError carries how an error should be retried, and unwraps to it.
 type retryError struct {
