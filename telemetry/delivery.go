@@ -14,7 +14,7 @@ import (
 
 // PublisherStats are the delivery counters of one publisher attached to a
 // Recorder. Every record handed to it ends up counted exactly once, in
-// Published or in one of the Dropped counts, except those still queued.
+// Published or in one of the Dropped counts, once it has left the queue.
 type PublisherStats struct {
 	// Name identifies the publisher: its [Namer] name or its type, with a
 	// "#2", "#3"... suffix when several have the same name.
@@ -22,9 +22,11 @@ type PublisherStats struct {
 	// Synchronous reports whether it is called on the recording path
 	// (a [SyncPublisher]) rather than through a queue.
 	Synchronous bool `json:"synchronous"`
-	// Queued is the number of records waiting in its queue.
+	// Queued is the number of records waiting for it: in its queue, or
+	// taken by its worker and not yet delivered or dropped.
 	Queued int `json:"queued"`
-	// QueueCapacity is the size of its queue.
+	// QueueCapacity is the size of its queue: [WithQueueSize] records of
+	// each kind, events and network operations.
 	QueueCapacity int `json:"queue_capacity"`
 	// Published is the number of records it accepted.
 	Published uint64 `json:"published"`
@@ -35,7 +37,7 @@ type PublisherStats struct {
 	// was full (or it was closed with records still queued).
 	DroppedQueueFull uint64 `json:"dropped_queue_full"`
 	// DroppedFailed is the number of records dropped after a permanent
-	// error or the last attempt allowed by the [RetryPolicy].
+	// error, a [DroppedError], or the last attempt its [RetryPolicy] allows.
 	DroppedFailed uint64 `json:"dropped_failed"`
 	// Panics is the number of publish calls that panicked. A panic is
 	// recovered and treated as a permanent error.
@@ -45,41 +47,34 @@ type PublisherStats struct {
 // Dropped returns the number of records the publisher lost, for any reason.
 func (s PublisherStats) Dropped() uint64 { return s.DroppedQueueFull + s.DroppedFailed }
 
-type itemKind uint8
-
-const (
-	itemEvent itemKind = iota
-	itemNetwork
-	itemFlush
-)
-
-// item is one entry of a publisher's queue. It holds records by value so
-// that queueing one allocates nothing.
-type item struct {
-	kind   itemKind
-	taskID string
-	event  eventRecord
-	net    networkRecord
-	flush  *flushRequest
-}
-
-type flushRequest struct {
-	ctx  context.Context
-	done chan error
-}
+// drainInterval is the least time between two rounds of a worker: records
+// that finish in the meantime wait in their buffers, so that a busy Recorder
+// wakes a worker about once per interval rather than once per record.
+const drainInterval = time.Millisecond
 
 // outlet delivers the records of one Recorder to one publisher.
+//
+// A queued publisher's records wait in buffers inside the Recorder's
+// partitions, appended under the partition lock that recording holds anyway,
+// so that queueing costs no extra synchronization; the outlet's worker swaps
+// those buffers for empty ones and delivers what it took.
 type outlet struct {
 	name  string
 	pub   Publisher
 	batch BatchPublisher // nil unless pub batches
 	sync  bool           // called on the recording path
+	slot  int            // index of its buffers in each partition; -1 if sync
+	r     *Recorder
 	cfg   *config
-	queue chan item
-	stop  chan struct{} // closed when the worker should drain and exit
-	done  chan struct{} // closed when the worker has exited
-	ctx   context.Context
-	abort context.CancelFunc // ends attempts and waits at once
+
+	notify  chan struct{}      // a record is waiting; capacity 1
+	urgent  chan struct{}      // a buffer is half full; capacity 1
+	flushes chan *flushRequest // flush requests for the worker
+	stop    chan struct{}      // closed when the worker should drain and exit
+	done    chan struct{}      // closed when the worker has exited
+	ctx     context.Context    // ended by abort
+	abort   context.CancelFunc // ends attempts and waits at once
+	taken   atomic.Int64       // records the worker holds, not yet settled
 
 	published, failedAttempts, droppedFull, droppedFailed, panics atomic.Uint64
 
@@ -89,8 +84,15 @@ type outlet struct {
 	quietGiveUps int       // give-ups not logged since
 }
 
-func newOutlet(name string, p Publisher, cfg *config) *outlet {
-	o := &outlet{name: name, pub: p, cfg: cfg}
+type flushRequest struct {
+	ctx  context.Context
+	done chan error
+}
+
+// newOutlet makes the outlet of p. The caller gives a queued outlet its
+// buffers, then calls start.
+func newOutlet(name string, p Publisher, r *Recorder, slot int) *outlet {
+	o := &outlet{name: name, pub: p, r: r, cfg: &r.cfg, slot: -1}
 	if sp, ok := p.(SyncPublisher); ok && sp.Synchronous() {
 		o.sync = true
 		return o
@@ -98,11 +100,13 @@ func newOutlet(name string, p Publisher, cfg *config) *outlet {
 	if bp, ok := p.(BatchPublisher); ok {
 		o.batch = bp
 	}
-	o.queue = make(chan item, cfg.queueSize)
+	o.slot = slot
+	o.notify = make(chan struct{}, 1)
+	o.urgent = make(chan struct{}, 1)
+	o.flushes = make(chan *flushRequest)
 	o.stop = make(chan struct{})
 	o.done = make(chan struct{})
 	o.ctx, o.abort = context.WithCancel(context.Background())
-	go o.run()
 	return o
 }
 
@@ -126,40 +130,35 @@ func (o *outlet) stats() PublisherStats {
 		DroppedFailed:    o.droppedFailed.Load(),
 		Panics:           o.panics.Load(),
 	}
-	if o.queue != nil {
-		s.Queued, s.QueueCapacity = len(o.queue), cap(o.queue)
+	if !o.sync {
+		s.Queued = o.r.events.queued(o.slot) + o.r.network.queued(o.slot) + int(o.taken.Load())
+		s.QueueCapacity = 2 * o.cfg.queueSize
 	}
 	return s
 }
 
-// offerEvent hands rec to the publisher without blocking. It runs on the
-// recording path.
-func (o *outlet) offerEvent(taskID string, rec *eventRecord) {
-	if o.sync {
-		o.callSync(func(ctx context.Context) error { return o.pub.PublishEventMetrics(ctx, rec.metrics(taskID)) })
-		return
-	}
+// wake tells the worker that records are waiting. It never blocks, and
+// costs no lock when the worker has already been told.
+func (o *outlet) wake() {
 	select {
-	case o.queue <- item{kind: itemEvent, taskID: taskID, event: *rec}:
+	case o.notify <- struct{}{}:
 	default:
-		o.dropFull()
 	}
 }
 
-// offerNetwork is offerEvent for network records.
-func (o *outlet) offerNetwork(taskID string, rec *networkRecord) {
-	if o.sync {
-		o.callSync(func(ctx context.Context) error { return o.pub.PublishNetworkMetrics(ctx, rec.metrics(taskID)) })
-		return
-	}
+// hurry tells the worker that a buffer is half full, cutting its pause
+// between rounds short. It never blocks.
+func (o *outlet) hurry() {
+	o.wake()
 	select {
-	case o.queue <- item{kind: itemNetwork, taskID: taskID, net: *rec}:
+	case o.urgent <- struct{}{}:
 	default:
-		o.dropFull()
 	}
 }
 
-func (o *outlet) callSync(publish func(context.Context) error) {
+// publishSync hands a record to a synchronous publisher on the recording
+// path; its errors and panics are counted, not retried.
+func (o *outlet) publishSync(publish func(context.Context) error) {
 	if err := o.attempt(context.Background(), publish); err != nil {
 		o.droppedFailed.Add(1)
 		o.logGiveUp(1, 1, err)
@@ -173,7 +172,7 @@ func (o *outlet) dropFull() {
 	if !o.warnedFull.Swap(true) {
 		o.logger().LogAttrs(context.Background(), slog.LevelWarn,
 			"telemetry: publisher queue full, dropping records; see PublisherStats for the count",
-			slog.String("publisher", o.name), slog.Int("queue_capacity", cap(o.queue)))
+			slog.String("publisher", o.name), slog.Int("queue_size", o.cfg.queueSize))
 	}
 }
 
@@ -203,43 +202,46 @@ func (o *outlet) logGiveUp(records, attempts int, err error) {
 		slog.Int("give_ups_not_logged", quiet))
 }
 
-// run is the worker: it drains the queue into the publisher until stop is
-// closed and the queue is empty. It takes what is queued in groups of up to
-// MaxBatchSize records: a BatchPublisher gets each group as one batch (after
-// waiting up to BatchTimeout for it to fill), any other publisher gets the
-// records of a group one by one, under one timeout, as soon as they arrive.
+// run is the worker. Each round it takes every record waiting in its
+// buffers and delivers them: a BatchPublisher gets batches of up to
+// MaxBatchSize records, a smaller remainder waiting up to BatchTimeout for
+// more; any other publisher gets the records one by one. It exits when stop
+// is closed and everything taken is settled.
 func (o *outlet) run() {
 	defer close(o.done)
 	var (
 		b       Batch
+		spareEv = make([][]entry[eventRecord], len(o.r.events.parts))
+		spareNw = make([][]entry[networkRecord], len(o.r.network.parts))
 		flushes []*flushRequest
+		stopped bool
 		timer   = time.NewTimer(time.Hour)
-		timeout <-chan time.Time
+		timeout <-chan time.Time // non-nil while a partial batch waits
+		pace    = time.NewTimer(time.Hour)
 	)
 	timer.Stop()
-	add := func(it *item) {
-		switch it.kind {
-		case itemEvent:
-			b.Events = append(b.Events, it.event.metrics(it.taskID))
-		case itemNetwork:
-			b.Network = append(b.Network, it.net.metrics(it.taskID))
-		case itemFlush:
-			flushes = append(flushes, it.flush)
+	pace.Stop()
+	for {
+		select {
+		case <-o.notify:
+		case <-timeout:
+			timeout = nil
+		case f := <-o.flushes:
+			flushes = append(flushes, f)
+		case <-o.stop:
+			stopped = true
 		}
-	}
-	send := func() {
-		if b.Len() > 0 {
-			if o.batch != nil {
-				o.deliver(b.Len(), func(ctx context.Context) error { return o.batch.PublishBatch(ctx, &b) })
-			} else {
-				o.deliverEach(&b)
-			}
-			clear(b.Events) // drop references to strings before reuse
-			clear(b.Network)
-			b.Events, b.Network = b.Events[:0], b.Network[:0]
+		o.take(&b, spareEv, spareNw)
+		all := stopped || len(flushes) > 0 || o.batch == nil
+		o.send(&b, all)
+		switch {
+		case b.Len() == 0:
+			timer.Stop()
+			timeout = nil
+		case timeout == nil:
+			timer.Reset(o.cfg.batchTimeout)
+			timeout = timer.C
 		}
-		timer.Stop()
-		timeout = nil
 		for i, f := range flushes {
 			var err error
 			if fl, ok := o.pub.(Flusher); ok {
@@ -249,116 +251,156 @@ func (o *outlet) run() {
 			flushes[i] = nil
 		}
 		flushes = flushes[:0]
-	}
-	for {
+		if stopped {
+			return
+		}
+		// Let records gather before the next round, unless asked to flush
+		// or stop in the meantime.
+		pace.Reset(drainInterval)
 		select {
-		case it := <-o.queue:
-			add(&it)
-		case <-timeout:
-			send()
-			continue
+		case <-pace.C:
+		case <-o.urgent:
+			pace.Stop()
+		case f := <-o.flushes:
+			flushes = append(flushes, f)
+			pace.Stop()
+			o.wake()
 		case <-o.stop:
-			for {
-				select {
-				case it := <-o.queue:
-					add(&it)
-					if b.Len() >= o.cfg.maxBatchSize {
-						send()
-					}
-				default:
-					send()
-					return
-				}
-			}
-		}
-	drain: // take what is already queued, without waiting
-		for b.Len() < o.cfg.maxBatchSize && len(flushes) == 0 {
-			select {
-			case it := <-o.queue:
-				add(&it)
-			default:
-				break drain
-			}
-		}
-		switch {
-		case o.batch == nil || b.Len() >= o.cfg.maxBatchSize || len(flushes) > 0:
-			send()
-		case timeout == nil && b.Len() > 0:
-			timer.Reset(o.cfg.batchTimeout)
-			timeout = timer.C
+			stopped = true
+			pace.Stop()
+			o.wake()
 		}
 	}
 }
 
+// take moves every record waiting in the outlet's buffers into b.
+func (o *outlet) take(b *Batch, spareEv [][]entry[eventRecord], spareNw [][]entry[networkRecord]) {
+	if o.r.events.swapOut(o.slot, spareEv) > 0 {
+		for i, recs := range spareEv {
+			for j := range recs {
+				b.Events = append(b.Events, recs[j].rec.metrics(recs[j].taskID))
+			}
+			clear(recs) // drop references before the slice is reused
+			spareEv[i] = recs[:0]
+		}
+	}
+	if o.r.network.swapOut(o.slot, spareNw) > 0 {
+		for i, recs := range spareNw {
+			for j := range recs {
+				b.Network = append(b.Network, recs[j].rec.metrics(recs[j].taskID))
+			}
+			clear(recs)
+			spareNw[i] = recs[:0]
+		}
+	}
+	o.taken.Store(int64(b.Len()))
+}
+
+// send delivers the records of b: all of them if all is set, else whole
+// batches only, keeping a remainder smaller than MaxBatchSize in b.
+func (o *outlet) send(b *Batch, all bool) {
+	if o.batch == nil {
+		o.deliverEach(b)
+		b.Events, b.Network = reset(b.Events, len(b.Events)), reset(b.Network, len(b.Network))
+		o.taken.Store(0)
+		return
+	}
+	limit := o.cfg.maxBatchSize
+	for b.Len() >= limit || (all && b.Len() > 0) {
+		ne := min(len(b.Events), limit)
+		nn := min(len(b.Network), limit-ne)
+		chunk := Batch{Events: b.Events[:ne], Network: b.Network[:nn]}
+		o.deliver(chunk.Len(), func(ctx context.Context) error { return o.batch.PublishBatch(ctx, &chunk) })
+		b.Events, b.Network = reset(b.Events, ne), reset(b.Network, nn)
+		o.taken.Store(int64(b.Len()))
+	}
+}
+
+// reset removes the first n elements of s, keeping its array for reuse.
+func reset[T any](s []T, n int) []T {
+	k := copy(s, s[n:])
+	clear(s[k:])
+	return s[:k]
+}
+
 // deliverEach publishes the records of b one by one under one shared
-// timeout; a record whose attempt fails then gets its own retries.
+// timeout; a record whose first attempt fails then gets its own retries.
 func (o *outlet) deliverEach(b *Batch) {
 	ctx, cancel := context.WithTimeout(o.ctx, o.cfg.publishTimeout)
 	defer cancel()
 	for i := range b.Events {
 		m := &b.Events[i]
-		publish := func(ctx context.Context) error { return o.pub.PublishEventMetrics(ctx, *m) }
-		o.deliverFirst(ctx, publish)
+		o.deliverFirst(ctx, func(ctx context.Context) error { return o.pub.PublishEventMetrics(ctx, *m) })
 	}
 	for i := range b.Network {
 		m := &b.Network[i]
-		publish := func(ctx context.Context) error { return o.pub.PublishNetworkMetrics(ctx, *m) }
-		o.deliverFirst(ctx, publish)
+		o.deliverFirst(ctx, func(ctx context.Context) error { return o.pub.PublishNetworkMetrics(ctx, *m) })
 	}
 }
 
-// deliverFirst makes a first attempt under ctx and, if it fails, hands the
-// record to deliver for the retries that remain.
+// deliverFirst makes a first attempt under ctx and, if that calls for a
+// retry, hands the record to deliver for the attempts that remain.
 func (o *outlet) deliverFirst(ctx context.Context, publish func(context.Context) error) {
-	if o.ctx.Err() == nil && ctx.Err() == nil {
-		err := o.attempt(ctx, publish)
-		if err == nil {
-			o.published.Add(1)
-			return
-		}
-		if IsPermanent(err) || o.cfg.retry.MaxAttempts <= 1 {
-			o.droppedFailed.Add(1)
-			o.logGiveUp(1, 1, err)
-			return
-		}
+	if o.ctx.Err() != nil || ctx.Err() != nil {
+		o.deliver(1, publish)
+		return
 	}
-	o.deliver(1, publish)
+	err := o.attempt(ctx, publish)
+	if o.settle(1, 1, err) {
+		return
+	}
+	o.deliverFrom(2, 1, publish, err)
 }
 
 // deliver makes up to MaxAttempts attempts to publish n records, waiting
 // with exponential backoff and jitter between them, and counts the outcome.
 func (o *outlet) deliver(n int, publish func(context.Context) error) {
-	p := o.cfg.retry
-	if o.ctx.Err() != nil { // closing gave up: drop without calling
-		o.droppedFailed.Add(uint64(n))
-		return
-	}
-	for attempt := 1; ; attempt++ {
+	o.deliverFrom(1, n, publish, nil)
+}
+
+// deliverFrom is deliver from attempt number attempt on, the previous one
+// having failed with err.
+func (o *outlet) deliverFrom(attempt, n int, publish func(context.Context) error, err error) {
+	for ; ; attempt++ {
+		if o.ctx.Err() != nil { // closing gave up: drop without calling
+			o.droppedFailed.Add(uint64(n))
+			return
+		}
+		if attempt > 1 && !sleep(o.ctx, backoff(o.cfg.retry, attempt-1, retryAfter(err))) {
+			o.droppedFailed.Add(uint64(n))
+			o.logGiveUp(n, attempt-1, err)
+			return
+		}
 		ctx, cancel := context.WithTimeout(o.ctx, o.cfg.publishTimeout)
-		err := o.attempt(ctx, publish)
+		err = o.attempt(ctx, publish)
 		cancel()
-		if err == nil {
-			o.published.Add(uint64(n))
-			return
-		}
-		if de := (*DroppedError)(nil); errors.As(err, &de) {
-			d := min(max(de.Dropped, 0), n)
-			o.published.Add(uint64(n - d))
-			o.droppedFailed.Add(uint64(d))
-			o.logGiveUp(d, attempt, err)
-			return
-		}
-		if IsPermanent(err) || attempt >= p.MaxAttempts || o.ctx.Err() != nil {
-			o.droppedFailed.Add(uint64(n))
-			o.logGiveUp(n, attempt, err)
-			return
-		}
-		if !sleep(o.ctx, backoff(p, attempt, retryAfter(err))) {
-			o.droppedFailed.Add(uint64(n))
-			o.logGiveUp(n, attempt, err)
+		if o.settle(n, attempt, err) {
 			return
 		}
 	}
+}
+
+// settle counts the outcome of an attempt to publish n records and reports
+// whether delivery is over: a success, a partial success, or a failure that
+// is permanent or the last attempt allowed.
+func (o *outlet) settle(n, attempt int, err error) bool {
+	if err == nil {
+		o.published.Add(uint64(n))
+		return true
+	}
+	if de := (*DroppedError)(nil); errors.As(err, &de) {
+		d := min(max(de.Dropped, 0), n)
+		o.published.Add(uint64(n - d))
+		o.droppedFailed.Add(uint64(d))
+		o.logGiveUp(d, attempt, err)
+		return true
+	}
+	if IsPermanent(err) || attempt >= o.cfg.retry.MaxAttempts || o.ctx.Err() != nil {
+		o.droppedFailed.Add(uint64(n))
+		o.logGiveUp(n, attempt, err)
+		return true
+	}
+	return false
 }
 
 // attempt calls publish once, turning a panic into a permanent error.
@@ -375,15 +417,15 @@ func (o *outlet) attempt(ctx context.Context, publish func(context.Context) erro
 	return publish(ctx)
 }
 
-// backoff returns the wait before retry number attempt (1 for the first):
-// InitialBackoff doubled per attempt, capped at MaxBackoff, less a random
+// backoff returns the wait before retry number retry (1 for the first):
+// InitialBackoff doubled per retry, capped at MaxBackoff, less a random
 // jitter of up to half; or the server's hint, capped at MaxBackoff.
-func backoff(p RetryPolicy, attempt int, hint time.Duration) time.Duration {
+func backoff(p RetryPolicy, retry int, hint time.Duration) time.Duration {
 	if hint > 0 {
 		return min(hint, p.MaxBackoff)
 	}
 	d := p.InitialBackoff
-	for i := 1; i < attempt && d < p.MaxBackoff; i++ {
+	for i := 1; i < retry && d < p.MaxBackoff; i++ {
 		d *= 2
 	}
 	d = min(d, p.MaxBackoff)
@@ -402,38 +444,39 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// flush asks the worker to deliver what was queued before it, then to flush
-// the publisher, and waits for that or for ctx.
+// flush asks the worker to deliver every record queued so far, then to
+// flush the publisher, and waits for that or for ctx.
 func (o *outlet) flush(ctx context.Context) error {
+	var err error
 	if o.sync {
 		if f, ok := o.pub.(Flusher); ok {
-			return f.Flush(ctx)
+			err = f.Flush(ctx)
 		}
-		return nil
-	}
-	req := &flushRequest{ctx: ctx, done: make(chan error, 1)}
-	select {
-	case o.queue <- item{kind: itemFlush, flush: req}:
-	case <-o.done:
-		return nil // the worker has exited: nothing is left to deliver
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case err := <-req.done:
-		if err != nil {
-			return fmt.Errorf("telemetry: flush publisher %s: %w", o.name, err)
+	} else {
+		req := &flushRequest{ctx: ctx, done: make(chan error, 1)}
+		select {
+		case o.flushes <- req:
+		case <-o.done:
+			return nil // the worker has exited: nothing is left to deliver
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+		select {
+		case err = <-req.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
+	if err != nil {
+		return fmt.Errorf("telemetry: flush publisher %s: %w", o.name, err)
+	}
+	return nil
 }
 
-// close stops the worker after it has drained the queue, then closes the
-// publisher. If ctx ends first, attempts in progress are abandoned, the
-// worker drops (and counts) what is still queued and exits shortly, and
-// ctx.Err() is returned.
+// close stops the worker after it has delivered what is queued, then closes
+// the publisher. If ctx ends first, attempts in progress are abandoned, the
+// worker drops (and counts) what it holds and exits shortly, and ctx.Err()
+// is returned.
 func (o *outlet) close(ctx context.Context) error {
 	var err error
 	if !o.sync {
@@ -455,19 +498,11 @@ func (o *outlet) close(ctx context.Context) error {
 	return err
 }
 
-// dropLeftovers counts as dropped the records that racing recorders queued
-// after the worker exited, and answers flush requests queued then.
+// dropLeftovers counts as dropped the records that recorders racing with
+// Close queued after the worker's last round.
 func (o *outlet) dropLeftovers() {
-	for {
-		select {
-		case it := <-o.queue:
-			if it.kind == itemFlush {
-				it.flush.done <- ErrClosed
-			} else {
-				o.droppedFull.Add(1)
-			}
-		default:
-			return
-		}
-	}
+	spareEv := make([][]entry[eventRecord], len(o.r.events.parts))
+	spareNw := make([][]entry[networkRecord], len(o.r.network.parts))
+	n := o.r.events.swapOut(o.slot, spareEv) + o.r.network.swapOut(o.slot, spareNw)
+	o.droppedFull.Add(uint64(n))
 }

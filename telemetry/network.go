@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"context"
 	"fmt"
 	"time"
 )
@@ -133,6 +134,8 @@ func (n *Network) EndOperation(taskID string, bytesSent, bytesReceived int64, er
 	if r.closed.Load() {
 		return taskError(op, taskID, ErrClosed)
 	}
+	outs := *r.outlets.Load()
+	pressure := false
 	p := r.network.part(taskID)
 	p.mu.Lock()
 	rec, ferr := p.s.take(taskID)
@@ -142,12 +145,15 @@ func (n *Network) EndOperation(taskID string, bytesSent, bytesReceived int64, er
 		rec.sent, rec.received = bytesSent, bytesReceived
 		p.s.push(taskID, rec)
 		p.totals.add(&rec)
+		pressure = enqueue(p, outs, taskID, &rec)
 	}
 	p.mu.Unlock()
 	if ferr != nil {
 		return taskError(op, taskID, ferr)
 	}
-	r.publishNetwork(taskID, &rec)
+	handOver(outs, pressure, func(o *outlet) {
+		o.publishSync(func(ctx context.Context) error { return o.pub.PublishNetworkMetrics(ctx, rec.metrics(taskID)) })
+	})
 	return nil
 }
 

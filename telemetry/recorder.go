@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -140,6 +141,8 @@ func (r *Recorder) EndEvent(taskID string, err error) error {
 	if r.closed.Load() {
 		return taskError(op, taskID, ErrClosed)
 	}
+	outs := *r.outlets.Load()
+	pressure := false
 	p := r.events.part(taskID)
 	p.mu.Lock()
 	rec, ferr := p.s.take(taskID)
@@ -148,12 +151,15 @@ func (r *Recorder) EndEvent(taskID string, err error) error {
 		rec.status, rec.err = status, msg
 		p.s.push(taskID, rec)
 		p.totals.add(&rec)
+		pressure = enqueue(p, outs, taskID, &rec)
 	}
 	p.mu.Unlock()
 	if ferr != nil {
 		return taskError(op, taskID, ferr)
 	}
-	r.publishEvent(taskID, &rec)
+	handOver(outs, pressure, func(o *outlet) {
+		o.publishSync(func(ctx context.Context) error { return o.pub.PublishEventMetrics(ctx, rec.metrics(taskID)) })
+	})
 	return nil
 }
 
@@ -233,6 +239,12 @@ func (r *Recorder) AddPublisher(p Publisher) error {
 		return callError("add publisher", ErrClosed)
 	}
 	old := *r.outlets.Load()
+	slot := 0
+	for _, o := range old {
+		if !o.sync {
+			slot++
+		}
+	}
 	name := publisherName(p)
 	for n, taken := 2, true; taken; n++ {
 		taken = false
@@ -244,20 +256,52 @@ func (r *Recorder) AddPublisher(p Publisher) error {
 			}
 		}
 	}
-	outs := append(old[:len(old):len(old)], newOutlet(name, p, &r.cfg))
+	o := newOutlet(name, p, r, slot)
+	if !o.sync {
+		// The buffers exist before any recorder can see the outlet.
+		r.events.addOut(r.cfg.queueSize)
+		r.network.addOut(r.cfg.queueSize)
+		go o.run()
+	}
+	outs := append(old[:len(old):len(old)], o)
 	r.outlets.Store(&outs)
 	return nil
 }
 
-func (r *Recorder) publishEvent(taskID string, rec *eventRecord) {
-	for _, o := range *r.outlets.Load() {
-		o.offerEvent(taskID, rec)
+// enqueue appends a finished record to the buffers of the queued outlets in
+// its partition, whose lock the caller holds. It reports whether a buffer
+// has just become half full.
+func enqueue[R, T any](p *part[R, T], outs []*outlet, taskID string, rec *R) (pressure bool) {
+	for _, o := range outs {
+		if o.sync {
+			continue
+		}
+		ok, half := p.out[o.slot].add(entry[R]{taskID: taskID, rec: *rec})
+		if !ok {
+			o.dropFull()
+		}
+		pressure = pressure || half
 	}
+	return pressure
 }
 
-func (r *Recorder) publishNetwork(taskID string, rec *networkRecord) {
-	for _, o := range *r.outlets.Load() {
-		o.offerNetwork(taskID, rec)
+// handOver delivers a finished record to the synchronous publishers and
+// tells the workers of the others that it is waiting. Under pressure (a
+// buffer half full) it hurries the workers and yields the processor once,
+// so that a worker gets to run before its buffer overflows; it never blocks.
+func handOver(outs []*outlet, pressure bool, publishSync func(*outlet)) {
+	for _, o := range outs {
+		switch {
+		case o.sync:
+			publishSync(o)
+		case pressure:
+			o.hurry()
+		default:
+			o.wake()
+		}
+	}
+	if pressure {
+		runtime.Gosched()
 	}
 }
 

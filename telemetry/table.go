@@ -25,12 +25,69 @@ type table[R any, T any] struct {
 	seed  maphash.Seed
 }
 
-// A part is one partition: a store and its exact totals, under one lock.
+// A part is one partition: a store, its exact totals, and the finished
+// records waiting for each queued publisher, under one lock.
 type part[R any, T any] struct {
 	mu     sync.Mutex
 	s      store[R]
 	totals T
-	_      [64]byte // keep partitions on separate cache lines
+	out    []outBuf[R] // indexed by outlet.slot
+	_      [64]byte    // keep partitions on separate cache lines
+}
+
+// An outBuf holds finished records for one publisher until its worker swaps
+// the slice for an empty one. Its capacity grows up to limit and is reused.
+type outBuf[R any] struct {
+	recs  []entry[R]
+	limit int
+}
+
+// add appends e, or reports false if the buffer is full. It reports half
+// when the buffer has just become half full.
+func (b *outBuf[R]) add(e entry[R]) (ok, half bool) {
+	if len(b.recs) >= b.limit {
+		return false, false
+	}
+	b.recs = append(b.recs, e)
+	return true, len(b.recs) == (b.limit+1)/2
+}
+
+// addOut gives every partition a buffer for one more publisher, able to
+// hold queueSize records in all.
+func (t *table[R, T]) addOut(queueSize int) {
+	limit := max((queueSize+len(t.parts)-1)/len(t.parts), 1)
+	t.locked(func(parts []part[R, T]) {
+		for i := range parts {
+			parts[i].out = append(parts[i].out, outBuf[R]{limit: limit})
+		}
+	})
+}
+
+// swapOut replaces the buffers of the publisher in slot by the slices of
+// spare, emptied, and returns the buffers' slices in spare, so the caller
+// owns what was queued. It returns the number of records taken.
+func (t *table[R, T]) swapOut(slot int, spare [][]entry[R]) int {
+	n := 0
+	for i := range t.parts {
+		p := &t.parts[i]
+		p.mu.Lock()
+		b := &p.out[slot]
+		b.recs, spare[i] = spare[i][:0], b.recs
+		p.mu.Unlock()
+		n += len(spare[i])
+	}
+	return n
+}
+
+// queued returns the number of records waiting in the buffers of slot.
+func (t *table[R, T]) queued(slot int) int {
+	n := 0
+	t.locked(func(parts []part[R, T]) {
+		for i := range parts {
+			n += len(parts[i].out[slot].recs)
+		}
+	})
+	return n
 }
 
 func newTable[R any, T any](capacity, maxPending int, initTotals func(*T)) table[R, T] {
