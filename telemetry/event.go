@@ -95,8 +95,10 @@ type eventRecord struct {
 	status     statusCode
 }
 
-func (r *eventRecord) started() time.Time      { return r.start }
-func (r *eventRecord) duration() time.Duration { return r.dur }
+// startKey and endKey return the start and end of the run as offsets from
+// epoch on the monotonic clock, for ordering.
+func (r *eventRecord) startKey() time.Duration { return r.start.Sub(epoch) }
+func (r *eventRecord) endKey() time.Duration   { return r.start.Sub(epoch) + r.dur }
 
 func (r *eventRecord) metrics(taskID string) EventMetrics {
 	m := EventMetrics{

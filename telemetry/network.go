@@ -51,8 +51,9 @@ type networkRecord struct {
 	status    statusCode
 }
 
-func (r *networkRecord) started() time.Time      { return r.start }
-func (r *networkRecord) duration() time.Duration { return r.dur }
+// startKey and endKey are those of eventRecord.
+func (r *networkRecord) startKey() time.Duration { return r.start.Sub(epoch) }
+func (r *networkRecord) endKey() time.Duration   { return r.start.Sub(epoch) + r.dur }
 
 func (r *networkRecord) metrics(taskID string) NetworkMetrics {
 	m := NetworkMetrics{

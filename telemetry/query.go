@@ -69,13 +69,13 @@ func thresholdError(d time.Duration) error {
 // selectEvents returns the retained finished runs for which keep is true,
 // oldest end first.
 func (r *Recorder) selectEvents(keep func(*eventRecord) bool) []EventMetrics {
-	return finished(&r.events, keep, func(e *entry[eventRecord]) EventMetrics { return e.rec.metrics(e.taskID) },
-		func(m *EventMetrics) time.Time { return m.EndTime })
+	return finished(&r.events, keep, (*eventRecord).endKey,
+		func(e *entry[eventRecord]) EventMetrics { return e.rec.metrics(e.taskID) })
 }
 
 // selectNetwork returns the retained finished operations for which keep is
 // true, oldest end first.
 func (r *Recorder) selectNetwork(keep func(*networkRecord) bool) []NetworkMetrics {
-	return finished(&r.network, keep, func(e *entry[networkRecord]) NetworkMetrics { return e.rec.metrics(e.taskID) },
-		func(m *NetworkMetrics) time.Time { return m.EndTime })
+	return finished(&r.network, keep, (*networkRecord).endKey,
+		func(e *entry[networkRecord]) NetworkMetrics { return e.rec.metrics(e.taskID) })
 }

@@ -44,12 +44,12 @@ func (r *Recorder) Report() Report {
 // with its summary fields of rep in one consistent snapshot.
 func (r *Recorder) snapshot(rep *Report) ([]entry[eventRecord], []entry[networkRecord]) {
 	rep.GeneratedAt = time.Now()
-	evs := snapshot(&r.events, (*eventRecord).started, (*eventRecord).duration,
+	evs := snapshot(&r.events, (*eventRecord).startKey, (*eventRecord).endKey,
 		func(parts []part[eventRecord, eventTotals]) {
 			rep.RetryStats.add(parts)
 			rep.Stats.addEvents(parts)
 		})
-	nets := snapshot(&r.network, (*networkRecord).started, (*networkRecord).duration, rep.Stats.addNetwork)
+	nets := snapshot(&r.network, (*networkRecord).startKey, (*networkRecord).endKey, rep.Stats.addNetwork)
 	rep.Stats.Publishers = r.PublisherStats()
 	return evs, nets
 }

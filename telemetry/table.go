@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"cmp"
 	"hash/maphash"
 	"slices"
 	"sync"
@@ -131,45 +132,83 @@ func (t *table[R, T]) locked(f func(parts []part[R, T])) {
 	f(t.parts)
 }
 
+// merged calls f on every retained finished record of the locked parts,
+// oldest end first. Each part holds its records in end order, so a k-way
+// merge over them replaces a sort.
+func merged[R, T any](parts []part[R, T], end func(*R) time.Duration, f func(*entry[R])) {
+	type cursor struct{ seq, stop uint64 }
+	cur := make([]cursor, len(parts))
+	for i := range parts {
+		s := &parts[i].s
+		cur[i] = cursor{s.ended - uint64(s.retained()), s.ended}
+	}
+	for {
+		best := -1
+		var bestEnd time.Duration
+		for i := range cur {
+			if cur[i].seq == cur[i].stop {
+				continue
+			}
+			if e := end(&parts[i].s.at(cur[i].seq).rec); best < 0 || e < bestEnd {
+				best, bestEnd = i, e
+			}
+		}
+		if best < 0 {
+			return
+		}
+		f(parts[best].s.at(cur[best].seq))
+		cur[best].seq++
+	}
+}
+
 // finished returns f of every retained finished record for which keep is
-// true, ordered by end time, oldest first.
-func finished[R, T, M any](t *table[R, T], keep func(*R) bool, f func(*entry[R]) M, end func(*M) time.Time) []M {
+// true, oldest end first.
+func finished[R, T, M any](t *table[R, T], keep func(*R) bool, end func(*R) time.Duration, f func(*entry[R]) M) []M {
 	var out []M
 	t.locked(func(parts []part[R, T]) {
-		for i := range parts {
-			parts[i].s.eachFinished(func(e *entry[R]) {
-				if keep(&e.rec) {
-					out = append(out, f(e))
-				}
-			})
-		}
+		merged(parts, end, func(e *entry[R]) {
+			if keep(&e.rec) {
+				out = append(out, f(e))
+			}
+		})
 	})
-	if len(t.parts) > 1 {
-		slices.SortStableFunc(out, func(a, b M) int { return end(&a).Compare(end(&b)) })
-	}
 	return out
 }
 
 // snapshot returns copies of the retained finished records, oldest end
 // first, then of the pending records by start time. It calls also, if not
 // nil, in the same snapshot.
-func snapshot[R, T any](t *table[R, T], start func(*R) time.Time, dur func(*R) time.Duration, also func([]part[R, T])) []entry[R] {
-	var fin, pend []entry[R]
+func snapshot[R, T any](t *table[R, T], start, end func(*R) time.Duration, also func([]part[R, T])) []entry[R] {
+	var out []entry[R]
+	var keys []time.Duration
 	t.locked(func(parts []part[R, T]) {
+		n := 0
 		for i := range parts {
-			p := &parts[i]
-			p.s.eachFinished(func(e *entry[R]) { fin = append(fin, *e) })
-			p.s.eachPending(func(e *entry[R]) { pend = append(pend, *e) })
+			n += parts[i].s.retained() + len(parts[i].s.pendingIdx)
+		}
+		out = make([]entry[R], 0, n)
+		merged(parts, end, func(e *entry[R]) { out = append(out, *e) })
+		for i := range parts {
+			parts[i].s.eachPending(func(e *entry[R]) {
+				out = append(out, *e)
+				keys = append(keys, start(&e.rec))
+			})
 		}
 		if also != nil {
 			also(parts)
 		}
 	})
-	if len(t.parts) > 1 {
-		slices.SortStableFunc(fin, func(a, b entry[R]) int {
-			return start(&a.rec).Add(dur(&a.rec)).Compare(start(&b.rec).Add(dur(&b.rec)))
-		})
+	// Order the pending records by start time.
+	pend := out[len(out)-len(keys):]
+	idx := make([]int, len(keys))
+	for i := range idx {
+		idx[i] = i
 	}
-	slices.SortStableFunc(pend, func(a, b entry[R]) int { return start(&a.rec).Compare(start(&b.rec)) })
-	return append(fin, pend...)
+	slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(keys[a], keys[b]) })
+	sorted := make([]entry[R], len(pend))
+	for i, j := range idx {
+		sorted[i] = pend[j]
+	}
+	copy(pend, sorted)
+	return out
 }
