@@ -73,21 +73,13 @@ func (c *CompositePublisher) Close(ctx context.Context) error {
 	})
 }
 
-// each calls f on every member, even after one fails. The joined error is
-// permanent only if every failure is, so that a retry is not given up for a
-// member that could still succeed.
+// each calls f on every member, even after one fails, and joins their
+// errors. By [IsPermanent], the result is permanent only if every failure
+// is, so a retry is not given up for a member that could still succeed.
 func (c *CompositePublisher) each(f func(Publisher) error) error {
 	var errs []error
-	allPermanent := true
 	for _, p := range c.pubs {
-		if err := f(p); err != nil {
-			errs = append(errs, err)
-			allPermanent = allPermanent && IsPermanent(err)
-		}
+		errs = append(errs, f(p))
 	}
-	err := errors.Join(errs...)
-	if err != nil && allPermanent {
-		return Permanent(err)
-	}
-	return err
+	return errors.Join(errs...)
 }

@@ -91,7 +91,11 @@ func WithMaxNetworkOps(n int) Option {
 
 // WithMaxPending sets how many runs of each kind may be pending at once
 // (default [DefaultMaxPending]); starting one more returns
-// [ErrTooManyPending]. n must be positive.
+// [ErrTooManyPending]. n must be positive. A Recorder that retains more than
+// 2*2048 records of a kind splits them into partitions by task id, to record
+// from many goroutines at once; each partition then accepts n/partitions
+// pending runs (rounded up), so the limit holds for the total but one
+// partition may refuse a start a little before it is reached.
 func WithMaxPending(n int) Option {
 	return optionFunc(func(c *config) { positive(c, "max pending", n, &c.maxPending) })
 }
@@ -145,7 +149,15 @@ func WithLogger(l *slog.Logger) Option {
 // WithPublishers attaches publishers at creation, as [Recorder.AddPublisher]
 // does later.
 func WithPublishers(pubs ...Publisher) Option {
-	return optionFunc(func(c *config) { c.publishers = append(c.publishers, pubs...) })
+	return optionFunc(func(c *config) {
+		for _, p := range pubs {
+			if p == nil {
+				c.errs = append(c.errs, callError("with publishers", ErrNilPublisher))
+				return
+			}
+		}
+		c.publishers = append(c.publishers, pubs...)
+	})
 }
 
 // RetryPolicy says how a failed publish attempt is retried. Errors marked

@@ -215,6 +215,7 @@ func (o *outlet) run() {
 		spareNw = make([][]entry[networkRecord], len(o.r.network.parts))
 		flushes []*flushRequest
 		stopped bool
+		expired bool // the partial batch has waited BatchTimeout
 		timer   = time.NewTimer(time.Hour)
 		timeout <-chan time.Time // non-nil while a partial batch waits
 		pace    = time.NewTimer(time.Hour)
@@ -226,14 +227,15 @@ func (o *outlet) run() {
 		case <-o.notify:
 		case <-timeout:
 			timeout = nil
+			expired = true
 		case f := <-o.flushes:
 			flushes = append(flushes, f)
 		case <-o.stop:
 			stopped = true
 		}
 		o.take(&b, spareEv, spareNw)
-		all := stopped || len(flushes) > 0 || o.batch == nil
-		o.send(&b, all)
+		o.send(&b, expired || stopped || len(flushes) > 0)
+		expired = false
 		switch {
 		case b.Len() == 0:
 			timer.Stop()

@@ -91,10 +91,28 @@ func Permanent(err error) error {
 }
 
 // IsPermanent reports whether err, or an error it wraps, was marked with
-// [Permanent].
+// [Permanent]. An error that joins several (see [errors.Join]) is permanent
+// only if each of them is: one transient failure is worth a retry.
 func IsPermanent(err error) bool {
-	var re *retryError
-	return errors.As(err, &re) && re.permanent
+	for err != nil {
+		switch e := err.(type) {
+		case *retryError:
+			return e.permanent
+		case interface{ Unwrap() []error }:
+			errs := e.Unwrap()
+			for _, err := range errs {
+				if !IsPermanent(err) {
+					return false
+				}
+			}
+			return len(errs) > 0
+		case interface{ Unwrap() error }:
+			err = e.Unwrap()
+		default:
+			return false
+		}
+	}
+	return false
 }
 
 // RetryAfter marks err as transient and asks for the next attempt to wait d,

@@ -1,0 +1,352 @@
+package telemetry_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eventpipeline/eventpipeline/telemetry"
+)
+
+func TestEventLifeCycle(t *testing.T) {
+	r := newRecorder(t)
+	before := time.Now()
+	must(t, r.StartEvent("load_orders", "t1", telemetry.WithProcessID(4242), telemetry.WithPipelineID("run-7")))
+
+	m, ok := r.Metrics("t1")
+	if !ok {
+		t.Fatal("Metrics(t1) found nothing after StartEvent")
+	}
+	if m.Status != telemetry.StatusPending || !m.EndTime.IsZero() || m.Duration() != 0 {
+		t.Errorf("pending run: got status %q, end %v, duration %v; want pending, zero, 0", m.Status, m.EndTime, m.Duration())
+	}
+	if m.EventName != "load_orders" || m.TaskID != "t1" || m.ProcessID != 4242 || m.PipelineID != "run-7" {
+		t.Errorf("got %+v, want name load_orders, task t1, pid 4242, pipeline run-7", m)
+	}
+	if m.StartTime.Before(before) || m.StartTime.After(time.Now()) {
+		t.Errorf("start time %v is not between %v and now", m.StartTime, before)
+	}
+
+	must(t, r.RecordRetry("t1"))
+	must(t, r.RecordRetry("t1"))
+	time.Sleep(2 * time.Millisecond)
+	must(t, r.EndEvent("t1", nil))
+
+	m, _ = r.Metrics("t1")
+	if m.Status != telemetry.StatusCompleted || m.Error != "" || m.RetryCount != 2 {
+		t.Errorf("got status %q, error %q, retries %d; want completed, \"\", 2", m.Status, m.Error, m.RetryCount)
+	}
+	if d := m.Duration(); d < 2*time.Millisecond || d != m.EndTime.Sub(m.StartTime) {
+		t.Errorf("got duration %v (end-start %v), want >= 2ms and equal", d, m.EndTime.Sub(m.StartTime))
+	}
+
+	must(t, r.StartEvent("load_orders", "t2"))
+	must(t, r.EndEvent("t2", errors.New("connection refused")))
+	m, _ = r.Metrics("t2")
+	if m.Status != telemetry.StatusFailed || m.Error != "connection refused" {
+		t.Errorf("got status %q, error %q; want failed, \"connection refused\"", m.Status, m.Error)
+	}
+	if m.ProcessID != 0 || m.PipelineID != "" {
+		t.Errorf("options leaked into another run: pid %d, pipeline %q", m.ProcessID, m.PipelineID)
+	}
+
+	if _, ok := r.Metrics("unknown"); ok {
+		t.Error("Metrics(unknown) found a record")
+	}
+}
+
+// emptyError is an error with no text: its run must still count as failed.
+type emptyError struct{}
+
+func (emptyError) Error() string { return "" }
+
+func TestEndEventWithEmptyErrorTextStillFails(t *testing.T) {
+	r := newRecorder(t)
+	runEvent(t, r, "e", "t", 0, emptyError{})
+	m, _ := r.Metrics("t")
+	if m.Status != telemetry.StatusFailed || m.Error == "" {
+		t.Errorf("got status %q, error %q; want failed with a non-empty error", m.Status, m.Error)
+	}
+}
+
+func TestStartAgainAfterEndStartsNewRun(t *testing.T) {
+	r := newRecorder(t)
+	runEvent(t, r, "e", "t", 1, errors.New("first run failed"))
+	must(t, r.StartEvent("e", "t"))
+	m, _ := r.Metrics("t")
+	if m.Status != telemetry.StatusPending || m.RetryCount != 0 {
+		t.Errorf("latest run: got status %q, retries %d; want pending, 0", m.Status, m.RetryCount)
+	}
+	must(t, r.EndEvent("t", nil))
+	m, _ = r.Metrics("t")
+	if m.Status != telemetry.StatusCompleted {
+		t.Errorf("latest run: got status %q, want completed", m.Status)
+	}
+	rep := r.Report()
+	if len(rep.Events) != 2 || rep.Events[0].Status != telemetry.StatusFailed || rep.Events[1].Status != telemetry.StatusCompleted {
+		t.Errorf("report: got %d runs %+v, want the failed run then the completed one", len(rep.Events), rep.Events)
+	}
+}
+
+func TestRecordingErrors(t *testing.T) {
+	// One partition (small retention), so that the pending limit is exact.
+	r := newRecorder(t, telemetry.WithMaxPending(2), telemetry.WithMaxEvents(100))
+	must(t, r.StartEvent("e", "pending"))
+	runEvent(t, r, "e", "ended", 0, nil)
+
+	tests := []struct {
+		name    string
+		call    func() error
+		want    error
+		wantMsg string
+	}{
+		{"empty event name", func() error { return r.StartEvent("", "x") }, telemetry.ErrEmptyEventName, `telemetry: start event "x": empty event name`},
+		{"empty task id on start", func() error { return r.StartEvent("e", "") }, telemetry.ErrEmptyTaskID, `telemetry: start event "": empty task id`},
+		{"start while pending", func() error { return r.StartEvent("e", "pending") }, telemetry.ErrAlreadyStarted, `telemetry: start event "pending": task already started and still pending`},
+		{"negative process id", func() error { return r.StartEvent("e", "x", telemetry.WithProcessID(-1)) }, telemetry.ErrInvalidProcessID, "invalid process id: -1"},
+		{"too many pending", func() error {
+			must(t, r.StartEvent("e", "second"))
+			return r.StartEvent("e", "third")
+		}, telemetry.ErrTooManyPending, "too many pending"},
+		{"end never started", func() error { return r.EndEvent("nope", nil) }, telemetry.ErrNotStarted, `telemetry: end event "nope": task was never started`},
+		{"end twice", func() error { return r.EndEvent("ended", nil) }, telemetry.ErrAlreadyEnded, `telemetry: end event "ended": task already ended`},
+		{"empty task id on end", func() error { return r.EndEvent("", nil) }, telemetry.ErrEmptyTaskID, "empty task id"},
+		{"retry never started", func() error { return r.RecordRetry("nope") }, telemetry.ErrNotStarted, `telemetry: record retry "nope": task was never started`},
+		{"retry after end", func() error { return r.RecordRetry("ended") }, telemetry.ErrAlreadyEnded, "task already ended"},
+		{"empty task id on retry", func() error { return r.RecordRetry("") }, telemetry.ErrEmptyTaskID, "empty task id"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.call()
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want an error wrapping %v", err, tc.want)
+			}
+			var te *telemetry.TaskError
+			if !errors.As(err, &te) {
+				t.Errorf("got %T, want a *TaskError", err)
+			}
+			if !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Errorf("got message %q, want it to contain %q", err.Error(), tc.wantMsg)
+			}
+		})
+	}
+	// Refused calls change nothing.
+	if m, _ := r.Metrics("ended"); m.Status != telemetry.StatusCompleted || m.RetryCount != 0 {
+		t.Errorf("refused calls changed the record: %+v", m)
+	}
+	if s := r.Stats(); s.EventsEnded != 1 || s.EventsPending != 2 {
+		t.Errorf("got %d ended, %d pending; want 1, 2", s.EventsEnded, s.EventsPending)
+	}
+}
+
+func TestNetworkLifeCycle(t *testing.T) {
+	r := newRecorder(t)
+	net := r.Network()
+	must(t, net.StartOperation("op1", "10.0.0.5", 8080, ""))
+	m, ok := net.Metrics("op1")
+	if !ok || m.Status != telemetry.StatusPending || m.Operation != telemetry.DefaultOperation || m.Latency() != 0 {
+		t.Fatalf("pending operation: got %+v, %v; want pending remote_call", m, ok)
+	}
+	time.Sleep(time.Millisecond)
+	must(t, net.EndOperation("op1", 512, 2048, nil))
+	m, _ = net.Metrics("op1")
+	want := telemetry.NetworkMetrics{TaskID: "op1", Operation: "remote_call", Host: "10.0.0.5", Port: 8080,
+		Status: telemetry.StatusCompleted, BytesSent: 512, BytesReceived: 2048}
+	got := m
+	got.StartTime, got.EndTime = time.Time{}, time.Time{}
+	if got != want {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+	if m.Latency() < time.Millisecond || m.Latency() != m.EndTime.Sub(m.StartTime) {
+		t.Errorf("got latency %v, want >= 1ms and end-start", m.Latency())
+	}
+
+	must(t, net.StartOperation("op2", "db", 0, "query"))
+	must(t, net.EndOperation("op2", 0, 0, errors.New("i/o timeout")))
+	m, _ = net.Metrics("op2")
+	if m.Status != telemetry.StatusFailed || m.Error != "i/o timeout" || m.Operation != "query" || m.Port != 0 {
+		t.Errorf("got %+v, want failed query to port 0 with error text", m)
+	}
+	must(t, net.StartOperation("op3", "db", 65535, "query"))
+
+	if s := r.Stats(); s.NetworkEnded != 2 || s.NetworkFailed != 1 || s.NetworkPending != 1 || s.BytesSent != 512 || s.BytesReceived != 2048 {
+		t.Errorf("got stats %+v", s)
+	}
+}
+
+func TestNetworkErrors(t *testing.T) {
+	r := newRecorder(t)
+	net := r.Network()
+	must(t, net.StartOperation("pending", "h", 1, ""))
+	must(t, net.StartOperation("ended", "h", 1, ""))
+	must(t, net.EndOperation("ended", 1, 1, nil))
+	tests := []struct {
+		name    string
+		call    func() error
+		want    error
+		wantMsg string
+	}{
+		{"port below range", func() error { return net.StartOperation("x", "h", -1, "") }, telemetry.ErrInvalidPort, "invalid port: -1 is outside 0-65535"},
+		{"port above range", func() error { return net.StartOperation("x", "h", 65536, "") }, telemetry.ErrInvalidPort, "65536"},
+		{"empty host", func() error { return net.StartOperation("x", "", 80, "") }, telemetry.ErrEmptyHost, "empty host"},
+		{"empty task id", func() error { return net.StartOperation("", "h", 80, "") }, telemetry.ErrEmptyTaskID, "empty task id"},
+		{"start while pending", func() error { return net.StartOperation("pending", "h", 80, "") }, telemetry.ErrAlreadyStarted, "already started"},
+		{"negative bytes sent", func() error { return net.EndOperation("pending", -1, 0, nil) }, telemetry.ErrNegativeBytes, "negative byte count: bytes sent -1"},
+		{"negative bytes received", func() error { return net.EndOperation("pending", 0, -5, nil) }, telemetry.ErrNegativeBytes, "bytes received -5"},
+		{"end never started", func() error { return net.EndOperation("nope", 0, 0, nil) }, telemetry.ErrNotStarted, `end operation "nope"`},
+		{"end twice", func() error { return net.EndOperation("ended", 0, 0, nil) }, telemetry.ErrAlreadyEnded, "already ended"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.call()
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want an error wrapping %v", err, tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Errorf("got message %q, want it to contain %q", err.Error(), tc.wantMsg)
+			}
+		})
+	}
+	if m, _ := net.Metrics("pending"); m.Status != telemetry.StatusPending {
+		t.Errorf("a refused end changed the pending operation: %+v", m)
+	}
+}
+
+func TestNewRecorderRejectsBadOptions(t *testing.T) {
+	_, err := telemetry.NewRecorder(
+		telemetry.WithMaxEvents(0),
+		telemetry.WithQueueSize(-1),
+		telemetry.WithBatchTimeout(0),
+		telemetry.WithRetry(telemetry.RetryPolicy{MaxAttempts: -1}),
+		telemetry.WithPublishers(nil),
+	)
+	if err == nil {
+		t.Fatal("got no error for bad options")
+	}
+	for _, want := range []string{"max events must be positive, got 0", "queue size must be positive, got -1",
+		"batch timeout must be positive, got 0s", "retry policy has a negative field", "nil publisher"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+}
+
+func TestQueries(t *testing.T) {
+	r := newRecorder(t)
+	runEvent(t, r, "fast", "a", 0, nil)
+	runEvent(t, r, "fast", "b", 2, errors.New("boom"))
+	must(t, r.StartEvent("slow", "c"))
+	time.Sleep(30 * time.Millisecond)
+	must(t, r.EndEvent("c", nil))
+	runEvent(t, r, "fast", "d", 1, nil)
+	must(t, r.StartEvent("fast", "pending"))
+	must(t, r.RecordRetry("pending"))
+	must(t, r.RecordRetry("pending"))
+
+	failed := r.FailedEvents()
+	if len(failed) != 1 || failed[0].TaskID != "b" || failed[0].Error != "boom" {
+		t.Errorf("FailedEvents: got %+v, want only b", failed)
+	}
+	slow, err := r.SlowEvents(20 * time.Millisecond)
+	must(t, err)
+	if len(slow) != 1 || slow[0].TaskID != "c" {
+		t.Errorf("SlowEvents(20ms): got %+v, want only c", slow)
+	}
+	all, err := r.SlowEvents(0)
+	must(t, err)
+	if len(all) != 4 {
+		t.Errorf("SlowEvents(0): got %d runs, want the 4 finished ones", len(all))
+	}
+	if _, err := r.SlowEvents(-time.Second); !errors.Is(err, telemetry.ErrNegativeThreshold) ||
+		err.Error() != "telemetry: slow events: negative threshold -1s" {
+		t.Errorf("SlowEvents(-1s): got %v, want ErrNegativeThreshold", err)
+	}
+
+	got := r.RetryStats()
+	want := telemetry.RetrySummary{TotalRetries: 5, EventsWithRetries: 3, ByRetryCount: map[int]uint64{1: 1, 2: 2}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("RetryStats: got %+v, want %+v", got, want)
+	}
+
+	net := r.Network()
+	must(t, net.StartOperation("n1", "h", 80, ""))
+	must(t, net.EndOperation("n1", 1, 1, errors.New("refused")))
+	must(t, net.StartOperation("n2", "h", 80, ""))
+	time.Sleep(30 * time.Millisecond)
+	must(t, net.EndOperation("n2", 1, 1, nil))
+	if f := net.FailedOperations(); len(f) != 1 || f[0].TaskID != "n1" {
+		t.Errorf("FailedOperations: got %+v, want only n1", f)
+	}
+	if s, err := net.SlowOperations(20 * time.Millisecond); err != nil || len(s) != 1 || s[0].TaskID != "n2" {
+		t.Errorf("SlowOperations(20ms): got %+v, %v; want only n2", s, err)
+	}
+	if _, err := net.SlowOperations(-1); !errors.Is(err, telemetry.ErrNegativeThreshold) {
+		t.Errorf("SlowOperations(-1): got %v, want ErrNegativeThreshold", err)
+	}
+}
+
+func TestRetentionEvictsOldestAndKeepsTotalsExact(t *testing.T) {
+	r := newRecorder(t, telemetry.WithMaxEvents(3), telemetry.WithMaxNetworkOps(2))
+	for i := range 5 {
+		runEvent(t, r, "e", fmt.Sprint("t", i), i, nil)
+	}
+	rep := r.Report()
+	var ids []string
+	for _, m := range rep.Events {
+		ids = append(ids, m.TaskID)
+	}
+	if fmt.Sprint(ids) != "[t2 t3 t4]" {
+		t.Errorf("retained %v, want the newest three [t2 t3 t4]", ids)
+	}
+	if _, ok := r.Metrics("t0"); ok {
+		t.Error("Metrics found an evicted run")
+	}
+	s := r.Stats()
+	if s.EventsRetained != 3 || s.EventsEvicted != 2 || s.EventsEnded != 5 {
+		t.Errorf("got retained %d, evicted %d, ended %d; want 3, 2, 5", s.EventsRetained, s.EventsEvicted, s.EventsEnded)
+	}
+	rs := r.RetryStats()
+	if rs.TotalRetries != 0+1+2+3+4 || rs.EventsWithRetries != 4 {
+		t.Errorf("retry totals are not exact after eviction: %+v", rs)
+	}
+	// An evicted task id that runs again is a new run, not "already ended".
+	must(t, r.StartEvent("e", "t0"))
+
+	net := r.Network()
+	for i := range 3 {
+		id := fmt.Sprint("n", i)
+		must(t, net.StartOperation(id, "h", 1, ""))
+		must(t, net.EndOperation(id, 10, 20, nil))
+	}
+	if s := r.Stats(); s.NetworkRetained != 2 || s.NetworkEvicted != 1 || s.BytesSent != 30 || s.BytesReceived != 60 {
+		t.Errorf("network: got %+v", s)
+	}
+}
+
+func TestPartitionedRetentionHoldsExactlyTheLimit(t *testing.T) {
+	const limit, n = 16384, 20000 // large enough to be partitioned
+	r := newRecorder(t, telemetry.WithMaxEvents(limit))
+	for i := range n {
+		runEvent(t, r, "e", fmt.Sprint("t", i), 0, nil)
+	}
+	s := r.Stats()
+	if s.EventsRetained != limit || s.EventsEvicted != n-limit || s.EventsEnded != n {
+		t.Errorf("got retained %d, evicted %d, ended %d; want %d, %d, %d",
+			s.EventsRetained, s.EventsEvicted, s.EventsEnded, limit, n-limit, n)
+	}
+	rep := r.Report()
+	if len(rep.Events) != limit {
+		t.Fatalf("report has %d events, want %d", len(rep.Events), limit)
+	}
+	for i := 1; i < len(rep.Events); i++ {
+		if rep.Events[i].EndTime.Before(rep.Events[i-1].EndTime) {
+			t.Fatalf("report not in end order at %d: %v after %v", i, rep.Events[i].EndTime, rep.Events[i-1].EndTime)
+		}
+	}
+	// The newest run is always retained.
+	if _, ok := r.Metrics(fmt.Sprint("t", n-1)); !ok {
+		t.Error("the newest run was evicted")
+	}
+}
