@@ -140,13 +140,6 @@ func (s *store[R]) lookup(taskID string) (*entry[R], bool) {
 	return nil, false
 }
 
-// eachFinished calls f on every retained finished run, oldest first.
-func (s *store[R]) eachFinished(f func(*entry[R])) {
-	for seq := s.ended - uint64(s.retained()); seq < s.ended; seq++ {
-		f(s.at(seq))
-	}
-}
-
 // eachPending calls f on every pending run, in no particular order.
 func (s *store[R]) eachPending(f func(*entry[R])) {
 	for _, i := range s.pendingIdx {

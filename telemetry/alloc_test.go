@@ -1,0 +1,70 @@
+package telemetry_test
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+
+	"github.com/eventpipeline/eventpipeline/telemetry"
+)
+
+// TestRecordingDoesNotAllocate locks in the zero-allocation recording path,
+// with a queued publisher attached.
+func TestRecordingDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates; run without -race to check allocations")
+	}
+	r := newRecorder(t, telemetry.WithPublishers(&discard{}), telemetry.WithLogger(quiet))
+	net := r.Network()
+	ids := taskIDs(4096)
+	// Warm up: grow maps, ring blocks and buffers to their steady size.
+	for _, id := range ids {
+		runEvent(t, r, "e", id, 1, nil)
+	}
+	flush(t, r)
+	i := 0
+	allocs := testing.AllocsPerRun(2000, func() {
+		id := ids[i%len(ids)]
+		i++
+		r.StartEvent("e", id, telemetry.WithProcessID(1), telemetry.WithPipelineID("p"))
+		r.RecordRetry(id)
+		r.EndEvent(id, errTransient)
+		net.StartOperation(id, "h", 80, "")
+		net.EndOperation(id, 1, 2, nil)
+	})
+	if allocs != 0 {
+		t.Errorf("got %v allocations per event and operation, want 0", allocs)
+	}
+}
+
+// TestRetainedMemoryPerEvent checks the heap kept per finished event
+// record, task id string included, against the 250-byte budget.
+func TestRetainedMemoryPerEvent(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector adds shadow memory; run without -race to measure memory")
+	}
+	const n = 100_000
+	perRecord := retainedBytesPerEvent(n)
+	t.Logf("retained %.1f bytes per finished event record", perRecord)
+	if perRecord > 250 {
+		t.Errorf("got %.1f bytes per retained record, want at most 250", perRecord)
+	}
+}
+
+// retainedBytesPerEvent records n events into a Recorder that retains n and
+// returns the heap growth per record, task ids (16-byte strings) included.
+func retainedBytesPerEvent(n int) float64 {
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	r, _ := telemetry.NewRecorder(telemetry.WithMaxEvents(n))
+	for i := range n {
+		id := fmt.Sprintf("task-%011d", i)
+		r.StartEvent("transform", id)
+		r.EndEvent(id, nil)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(r)
+	return float64(after.HeapAlloc-before.HeapAlloc) / float64(n)
+}
