@@ -1,0 +1,127 @@
+// Command basic runs a small simulated pipeline with telemetry on the core
+// package alone: no server needed. It prints the JSON report and the answers
+// of the seeds' queries, and writes every finished record to a JSON-lines
+// file.
+//
+//	go run ./examples/telemetry/basic [-out telemetry.jsonl]
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"time"
+
+	"github.com/eventpipeline/eventpipeline/telemetry"
+)
+
+func main() {
+	out := flag.String("out", "telemetry.jsonl", "JSON-lines file the records are written to")
+	flag.Parse()
+	if err := run(*out); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(out string) error {
+	f, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sink, err := telemetry.NewJSONLinesPublisher(f)
+	if err != nil {
+		return err
+	}
+	// The seeds' monitor_events: collect metrics and publish them.
+	if err := telemetry.MonitorEvents(sink); err != nil {
+		return err
+	}
+
+	simulatePipeline()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := telemetry.Flush(ctx); err != nil {
+		return err
+	}
+
+	report, err := telemetry.MetricsJSON()
+	if err != nil {
+		return err
+	}
+	var indented bytes.Buffer
+	if err := json.Indent(&indented, report, "", "  "); err != nil {
+		return err
+	}
+	fmt.Printf("== JSON report (get_metrics)\n%s\n\n", indented.Bytes())
+
+	fmt.Println("== failed events (get_failed_events)")
+	for _, m := range telemetry.FailedEvents() {
+		fmt.Printf("  %-10s %-8s error=%q retries=%d\n", m.EventName, m.TaskID, m.Error, m.RetryCount)
+	}
+	slow, err := telemetry.SlowEvents(50 * time.Millisecond)
+	if err != nil {
+		return err
+	}
+	fmt.Println("== slow events over 50ms (get_slow_events)")
+	for _, m := range slow {
+		fmt.Printf("  %-10s %-8s took %v\n", m.EventName, m.TaskID, m.Duration().Round(time.Millisecond))
+	}
+	rs := telemetry.RetryStats()
+	fmt.Printf("== retry statistics (get_retry_stats)\n  total retries %d, events with retries %d, by retry count %v\n",
+		rs.TotalRetries, rs.EventsWithRetries, rs.ByRetryCount)
+	fmt.Println("== failed network operations (get_failed_network_ops)")
+	for _, m := range telemetry.FailedNetworkOps() {
+		fmt.Printf("  %-8s %s:%d error=%q\n", m.TaskID, m.Host, m.Port, m.Error)
+	}
+	slowOps, err := telemetry.SlowNetworkOps(50 * time.Millisecond)
+	if err != nil {
+		return err
+	}
+	fmt.Println("== slow network operations over 50ms (get_slow_network_ops)")
+	for _, m := range slowOps {
+		fmt.Printf("  %-8s %s:%d took %v, sent %d B, received %d B\n", m.TaskID, m.Host, m.Port,
+			m.Latency().Round(time.Millisecond), m.BytesSent, m.BytesReceived)
+	}
+	if err := telemetry.Close(ctx); err != nil {
+		return err
+	}
+	fmt.Printf("== %d records written to %s\n", telemetry.Default().PublisherStats()[0].Published, out)
+	return nil
+}
+
+// simulatePipeline records the runs of a pipeline with fast, slow, failing
+// and retried events, and remote calls.
+func simulatePipeline() {
+	pid := os.Getpid()
+	const pipeline = "demo-run-1"
+	step := func(name, task string, work time.Duration, attempts int, err error) {
+		telemetry.StartEvent(name, task, telemetry.WithProcessID(pid), telemetry.WithPipelineID(pipeline))
+		for range attempts - 1 {
+			time.Sleep(work)
+			telemetry.RecordRetry(task)
+		}
+		time.Sleep(work)
+		telemetry.EndEvent(task, err)
+	}
+	net := telemetry.Default().Network()
+	call := func(task, host string, latency time.Duration, sent, received int64, err error) {
+		net.StartOperation(task, host, 8443, "")
+		time.Sleep(latency)
+		net.EndOperation(task, sent, received, err)
+	}
+
+	step("extract", "task-1", 5*time.Millisecond, 1, nil)
+	step("validate", "task-2", 2*time.Millisecond, 1, errors.New("row 17: missing customer id"))
+	step("transform", "task-3", 80*time.Millisecond, 1, nil)
+	step("enrich", "task-4", 10*time.Millisecond, 3, nil) // succeeded on the third attempt
+	call("task-4", "geo.internal", 60*time.Millisecond, 512, 18_000, nil)
+	step("load", "task-5", 10*time.Millisecond, 2, errors.New("warehouse: connection reset"))
+	call("task-5", "warehouse.internal", 5*time.Millisecond, 4096, 0, errors.New("connection reset by peer"))
+}
