@@ -104,9 +104,9 @@ func (n *Network) StartOperation(taskID, host string, port int, operation string
 		return taskError(op, taskID, ErrClosed)
 	}
 	rec := networkRecord{operation: operation, host: host, port: uint16(port), start: time.Now()}
-	p := r.network.part(taskID)
+	p, h := r.network.part(taskID)
 	p.mu.Lock()
-	err := p.s.start(taskID, rec)
+	err := p.s.start(h, taskID, rec)
 	p.mu.Unlock()
 	if err != nil {
 		return taskError(op, taskID, err)
@@ -137,14 +137,14 @@ func (n *Network) EndOperation(taskID string, bytesSent, bytesReceived int64, er
 	}
 	outs := *r.outlets.Load()
 	pressure := false
-	p := r.network.part(taskID)
+	p, h := r.network.part(taskID)
 	p.mu.Lock()
-	rec, ferr := p.s.take(taskID)
+	rec, ferr := p.s.take(h, taskID)
 	if ferr == nil {
 		rec.dur = sinceStart(now, rec.start)
 		rec.status, rec.err = status, msg
 		rec.sent, rec.received = bytesSent, bytesReceived
-		p.s.push(taskID, rec)
+		p.s.push(h, taskID, rec)
 		p.totals.add(&rec)
 		pressure = enqueue(p, outs, taskID, &rec)
 	}
@@ -163,10 +163,10 @@ func (n *Network) EndOperation(taskID string, bytesSent, bytesReceived int64, er
 // retained.
 func (n *Network) Metrics(taskID string) (NetworkMetrics, bool) {
 	r := n.r
-	p := r.network.part(taskID)
+	p, h := r.network.part(taskID)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	e, ok := p.s.lookup(taskID)
+	e, ok := p.s.lookup(h, taskID)
 	if !ok {
 		return NetworkMetrics{}, false
 	}

@@ -115,9 +115,9 @@ func (r *Recorder) StartEvent(eventName, taskID string, opts ...StartOption) err
 		return taskError(op, taskID, ErrClosed)
 	}
 	rec.start = time.Now()
-	p := r.events.part(taskID)
+	p, h := r.events.part(taskID)
 	p.mu.Lock()
-	err := p.s.start(taskID, rec)
+	err := p.s.start(h, taskID, rec)
 	p.mu.Unlock()
 	if err != nil {
 		return taskError(op, taskID, err)
@@ -143,13 +143,13 @@ func (r *Recorder) EndEvent(taskID string, err error) error {
 	}
 	outs := *r.outlets.Load()
 	pressure := false
-	p := r.events.part(taskID)
+	p, h := r.events.part(taskID)
 	p.mu.Lock()
-	rec, ferr := p.s.take(taskID)
+	rec, ferr := p.s.take(h, taskID)
 	if ferr == nil {
 		rec.dur = sinceStart(now, rec.start)
 		rec.status, rec.err = status, msg
-		p.s.push(taskID, rec)
+		p.s.push(h, taskID, rec)
 		p.totals.add(&rec)
 		pressure = enqueue(p, outs, taskID, &rec)
 	}
@@ -186,9 +186,9 @@ func (r *Recorder) RecordRetry(taskID string) error {
 	if r.closed.Load() {
 		return taskError(op, taskID, ErrClosed)
 	}
-	p := r.events.part(taskID)
+	p, h := r.events.part(taskID)
 	p.mu.Lock()
-	rec, err := p.s.pending(taskID)
+	rec, err := p.s.pending(h, taskID)
 	if err == nil {
 		rec.retries++
 		p.totals.retries++
@@ -203,10 +203,10 @@ func (r *Recorder) RecordRetry(taskID string) error {
 // Metrics returns the latest run of taskID, pending or finished, and whether
 // there is one. Finished runs are found while they are retained.
 func (r *Recorder) Metrics(taskID string) (EventMetrics, bool) {
-	p := r.events.part(taskID)
+	p, h := r.events.part(taskID)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	e, ok := p.s.lookup(taskID)
+	e, ok := p.s.lookup(h, taskID)
 	if !ok {
 		return EventMetrics{}, false
 	}

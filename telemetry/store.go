@@ -9,9 +9,10 @@ const (
 	blockMask  = blockSize - 1
 )
 
-// An entry is a record with its task id.
+// An entry is a record with its task id and the task id's hash.
 type entry[R any] struct {
 	taskID string
+	hash   uint64
 	rec    R
 }
 
@@ -21,8 +22,9 @@ type entry[R any] struct {
 // Every operation on the recording path is O(1): pending runs live in a slab
 // indexed by a map, finished runs in a ring of fixed capacity whose oldest
 // entry is evicted when a new one arrives, and a second map gives the ring
-// sequence number of each task id's latest finished run. Records go in and
-// out by value, so that none escapes to the heap.
+// slot of each task id's latest finished run. Records go in and out by
+// value, so that none escapes to the heap. Every method takes the hash of
+// the task id, computed once by the caller.
 type store[R any] struct {
 	maxPending int
 	pendingIdx map[string]int32 // task id -> slab index
@@ -34,7 +36,7 @@ type store[R any] struct {
 	next     int                    // ring slot the next finished run goes to
 	ended    uint64                 // finished runs ever stored; the next sequence number
 	evicted  uint64                 // finished runs evicted to make room
-	latest   map[string]uint64      // task id -> sequence number of its latest finished run
+	latest   index                  // task id -> ring slot of its latest finished run
 }
 
 func newStore[R any](capacity, maxPending int) store[R] {
@@ -43,19 +45,18 @@ func newStore[R any](capacity, maxPending int) store[R] {
 		pendingIdx: make(map[string]int32),
 		capacity:   capacity,
 		blocks:     make([]*[blockSize]entry[R], (capacity+blockSize-1)/blockSize),
-		latest:     make(map[string]uint64),
 	}
 }
 
 // start adds a pending run.
-func (s *store[R]) start(taskID string, rec R) error {
+func (s *store[R]) start(h uint64, taskID string, rec R) error {
 	if _, ok := s.pendingIdx[taskID]; ok {
 		return ErrAlreadyStarted
 	}
 	if len(s.pendingIdx) >= s.maxPending {
 		return ErrTooManyPending
 	}
-	e := entry[R]{taskID: taskID, rec: rec}
+	e := entry[R]{taskID: taskID, hash: h, rec: rec}
 	var i int32
 	if n := len(s.free); n > 0 {
 		i = s.free[n-1]
@@ -70,22 +71,36 @@ func (s *store[R]) start(taskID string, rec R) error {
 }
 
 // pending returns the pending run of taskID, or why there is none.
-func (s *store[R]) pending(taskID string) (*R, error) {
+func (s *store[R]) pending(h uint64, taskID string) (*R, error) {
 	if i, ok := s.pendingIdx[taskID]; ok {
 		return &s.slab[i].rec, nil
 	}
-	if _, ok := s.latest[taskID]; ok {
+	if _, ok := s.finished(h, taskID); ok {
 		return nil, ErrAlreadyEnded
 	}
 	return nil, ErrNotStarted
 }
 
+// finished returns the latest retained finished run of taskID.
+func (s *store[R]) finished(h uint64, taskID string) (*entry[R], bool) {
+	r, ok := s.latest.get(h, func(r int32) bool { return s.slot(int(r)).taskID == taskID })
+	if !ok {
+		return nil, false
+	}
+	return s.slot(int(r)), true
+}
+
+// slot returns ring slot i.
+func (s *store[R]) slot(i int) *entry[R] {
+	return &s.blocks[i>>blockShift][i&blockMask]
+}
+
 // take removes the pending run of taskID and returns it, or why there is none.
-func (s *store[R]) take(taskID string) (R, error) {
+func (s *store[R]) take(h uint64, taskID string) (R, error) {
 	i, ok := s.pendingIdx[taskID]
 	if !ok {
 		var zero R
-		_, err := s.pending(taskID)
+		_, err := s.pending(h, taskID)
 		return zero, err
 	}
 	rec := s.slab[i].rec
@@ -96,21 +111,20 @@ func (s *store[R]) take(taskID string) (R, error) {
 }
 
 // push stores rec as the newest finished run, evicting the oldest if full.
-func (s *store[R]) push(taskID string, rec R) {
+func (s *store[R]) push(h uint64, taskID string, rec R) {
 	b := s.blocks[s.next>>blockShift]
 	if b == nil {
 		b = new([blockSize]entry[R])
 		s.blocks[s.next>>blockShift] = b
 	}
+	n := int32(s.next)
 	slot := &b[s.next&blockMask]
 	if s.ended >= uint64(s.capacity) {
-		if s.latest[slot.taskID] == s.ended-uint64(s.capacity) {
-			delete(s.latest, slot.taskID)
-		}
+		s.latest.remove(slot.hash, n)
 		s.evicted++
 	}
-	*slot = entry[R]{taskID: taskID, rec: rec}
-	s.latest[taskID] = s.ended
+	*slot = entry[R]{taskID: taskID, hash: h, rec: rec}
+	s.latest.put(h, n, func(r int32) bool { return s.slot(int(r)).taskID == taskID })
 	s.ended++
 	if s.next++; s.next == s.capacity {
 		s.next = 0
@@ -124,20 +138,16 @@ func (s *store[R]) retained() int {
 
 // at returns the finished run with sequence number seq, which must be retained.
 func (s *store[R]) at(seq uint64) *entry[R] {
-	slot := int(seq % uint64(s.capacity))
-	return &s.blocks[slot>>blockShift][slot&blockMask]
+	return s.slot(int(seq % uint64(s.capacity)))
 }
 
 // lookup returns the latest run of taskID: the pending one if there is one,
 // else the latest retained finished one.
-func (s *store[R]) lookup(taskID string) (*entry[R], bool) {
+func (s *store[R]) lookup(h uint64, taskID string) (*entry[R], bool) {
 	if i, ok := s.pendingIdx[taskID]; ok {
 		return &s.slab[i], true
 	}
-	if seq, ok := s.latest[taskID]; ok {
-		return s.at(seq), true
-	}
-	return nil, false
+	return s.finished(h, taskID)
 }
 
 // eachPending calls f on every pending run, in no particular order.

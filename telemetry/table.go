@@ -110,12 +110,11 @@ func newTable[R any, T any](capacity, maxPending int, initTotals func(*T)) table
 	return t
 }
 
-// part returns the partition of taskID.
-func (t *table[R, T]) part(taskID string) *part[R, T] {
-	if t.mask == 0 {
-		return &t.parts[0]
-	}
-	return &t.parts[maphash.String(t.seed, taskID)&t.mask]
+// part returns the partition of taskID and the hash of taskID that the
+// partition's store takes.
+func (t *table[R, T]) part(taskID string) (*part[R, T], uint64) {
+	h := maphash.String(t.seed, taskID)
+	return &t.parts[h&t.mask], h
 }
 
 // locked calls f with every partition locked at once, so that what f reads
