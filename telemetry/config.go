@@ -141,7 +141,8 @@ func WithRetry(p RetryPolicy) Option {
 
 // WithLogger sets the logger of delivery problems (publishers dropping
 // records, giving up, panicking). nil, the default, means [slog.Default] at
-// the time of logging. Recording never logs.
+// the time of logging. Recording logs only once per publisher, when its
+// buffer first overflows; the count of drops is in [PublisherStats].
 func WithLogger(l *slog.Logger) Option {
 	return optionFunc(func(c *config) { c.logger = l })
 }

@@ -99,19 +99,8 @@ func (n *Network) StartOperation(taskID, host string, port int, operation string
 	if operation == "" {
 		operation = DefaultOperation
 	}
-	r := n.r
-	if r.closed.Load() {
-		return taskError(op, taskID, ErrClosed)
-	}
 	rec := networkRecord{operation: operation, host: host, port: uint16(port), start: time.Now()}
-	p, h := r.network.part(taskID)
-	p.mu.Lock()
-	err := p.s.start(h, taskID, rec)
-	p.mu.Unlock()
-	if err != nil {
-		return taskError(op, taskID, err)
-	}
-	return nil
+	return begin(n.r, &n.r.network, op, taskID, rec)
 }
 
 // EndOperation records the end of the pending network operation of taskID,
@@ -131,46 +120,24 @@ func (n *Network) EndOperation(taskID string, bytesSent, bytesReceived int64, er
 		return taskError(op, taskID, fmt.Errorf("%w: bytes received %d", ErrNegativeBytes, bytesReceived))
 	}
 	status, msg := endStatus(err)
-	r := n.r
-	if r.closed.Load() {
-		return taskError(op, taskID, ErrClosed)
-	}
-	outs := *r.outlets.Load()
-	pressure := false
-	p, h := r.network.part(taskID)
-	p.mu.Lock()
-	rec, ferr := p.s.take(h, taskID)
-	if ferr == nil {
-		rec.dur = sinceStart(now, rec.start)
-		rec.status, rec.err = status, msg
-		rec.sent, rec.received = bytesSent, bytesReceived
-		p.s.push(h, taskID, rec)
-		p.totals.add(&rec)
-		pressure = enqueue(p, outs, taskID, &rec)
-	}
-	p.mu.Unlock()
-	if ferr != nil {
-		return taskError(op, taskID, ferr)
-	}
-	handOver(outs, pressure, func(o *outlet) {
-		o.publishSync(func(ctx context.Context) error { return o.pub.PublishNetworkMetrics(ctx, rec.metrics(taskID)) })
-	})
-	return nil
+	return finish(n.r, &n.r.network, op, taskID,
+		func(rec networkRecord) networkRecord {
+			rec.dur = sinceStart(now, rec.start)
+			rec.status, rec.err = status, msg
+			rec.sent, rec.received = bytesSent, bytesReceived
+			return rec
+		},
+		(*networkTotals).add,
+		func(o *outlet, taskID string, rec networkRecord) {
+			o.publishSync(func(ctx context.Context) error { return o.pub.PublishNetworkMetrics(ctx, rec.metrics(taskID)) })
+		})
 }
 
 // Metrics returns the latest run of the operation of taskID, pending or
 // finished, and whether there is one. Finished runs are found while they are
 // retained.
 func (n *Network) Metrics(taskID string) (NetworkMetrics, bool) {
-	r := n.r
-	p, h := r.network.part(taskID)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	e, ok := p.s.lookup(h, taskID)
-	if !ok {
-		return NetworkMetrics{}, false
-	}
-	return e.rec.metrics(taskID), true
+	return latest(&n.r.network, taskID, func(e *entry[networkRecord]) NetworkMetrics { return e.rec.metrics(e.taskID) })
 }
 
 // FailedOperations returns the retained finished operations that failed,
@@ -197,7 +164,7 @@ type networkTotals struct {
 	sent, received int64
 }
 
-func (t *networkTotals) add(rec *networkRecord) {
+func (t *networkTotals) add(rec networkRecord) {
 	t.ended++
 	if rec.status == failed {
 		t.failed++

@@ -111,18 +111,8 @@ func (r *Recorder) StartEvent(eventName, taskID string, opts ...StartOption) err
 			rec.pipelineID = o.pipelineID
 		}
 	}
-	if r.closed.Load() {
-		return taskError(op, taskID, ErrClosed)
-	}
 	rec.start = time.Now()
-	p, h := r.events.part(taskID)
-	p.mu.Lock()
-	err := p.s.start(h, taskID, rec)
-	p.mu.Unlock()
-	if err != nil {
-		return taskError(op, taskID, err)
-	}
-	return nil
+	return begin(r, &r.events, op, taskID, rec)
 }
 
 // EndEvent records the end of the pending run of taskID: completed if err is
@@ -138,32 +128,19 @@ func (r *Recorder) EndEvent(taskID string, err error) error {
 		return taskError(op, taskID, ErrEmptyTaskID)
 	}
 	status, msg := endStatus(err)
-	if r.closed.Load() {
-		return taskError(op, taskID, ErrClosed)
-	}
-	outs := *r.outlets.Load()
-	pressure := false
-	p, h := r.events.part(taskID)
-	p.mu.Lock()
-	rec, ferr := p.s.take(h, taskID)
-	if ferr == nil {
-		rec.dur = sinceStart(now, rec.start)
-		rec.status, rec.err = status, msg
-		p.s.push(h, taskID, rec)
-		p.totals.add(&rec)
-		pressure = enqueue(p, outs, taskID, &rec)
-	}
-	p.mu.Unlock()
-	if ferr != nil {
-		return taskError(op, taskID, ferr)
-	}
-	handOver(outs, pressure, func(o *outlet) {
-		o.publishSync(func(ctx context.Context) error { return o.pub.PublishEventMetrics(ctx, rec.metrics(taskID)) })
-	})
-	return nil
+	return finish(r, &r.events, op, taskID,
+		func(rec eventRecord) eventRecord {
+			rec.dur = sinceStart(now, rec.start)
+			rec.status, rec.err = status, msg
+			return rec
+		},
+		(*eventTotals).add,
+		func(o *outlet, taskID string, rec eventRecord) {
+			o.publishSync(func(ctx context.Context) error { return o.pub.PublishEventMetrics(ctx, rec.metrics(taskID)) })
+		})
 }
 
-func (t *eventTotals) add(rec *eventRecord) {
+func (t *eventTotals) add(rec eventRecord) {
 	t.ended++
 	if rec.status == failed {
 		t.failed++
@@ -203,14 +180,7 @@ func (r *Recorder) RecordRetry(taskID string) error {
 // Metrics returns the latest run of taskID, pending or finished, and whether
 // there is one. Finished runs are found while they are retained.
 func (r *Recorder) Metrics(taskID string) (EventMetrics, bool) {
-	p, h := r.events.part(taskID)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	e, ok := p.s.lookup(h, taskID)
-	if !ok {
-		return EventMetrics{}, false
-	}
-	return e.rec.metrics(taskID), true
+	return latest(&r.events, taskID, func(e *entry[eventRecord]) EventMetrics { return e.rec.metrics(e.taskID) })
 }
 
 // Network returns the Network that records network operations into r.
