@@ -1,6 +1,7 @@
 package telemetry
 
-// An index maps the task ids of finished runs to their ring slots. It is an
+// An index maps task ids to the slots that hold their runs: finished runs in
+// the ring, or pending runs in the slab. It is an
 // open-addressing table with linear probing, kept at most half full, keyed
 // by the 64-bit hash of the task id that the caller has already computed to
 // pick a partition, so a task id is hashed once per call whatever the number
@@ -51,13 +52,8 @@ func (x *index) get(h uint64, same func(r int32) bool) (int32, bool) {
 	return 0, false
 }
 
-// put records that ring slot r holds the latest finished run of the task id
-// with hash h, replacing the entry of an earlier run of it.
-func (x *index) put(h uint64, r int32, same func(r int32) bool) {
-	if i := x.find(h, same); i >= 0 {
-		x.slots[i].ring = r
-		return
-	}
+// insert adds an entry for hash h and slot r, which must not be there yet.
+func (x *index) insert(h uint64, r int32) {
 	if 2*(x.n+1) > len(x.slots) {
 		x.grow()
 	}
@@ -68,6 +64,16 @@ func (x *index) put(h uint64, r int32, same func(r int32) bool) {
 	}
 	x.slots[i] = islot{hash: hk, ring: r}
 	x.n++
+}
+
+// put records that ring slot r holds the latest finished run of the task id
+// with hash h, replacing the entry of an earlier run of it.
+func (x *index) put(h uint64, r int32, same func(r int32) bool) {
+	if i := x.find(h, same); i >= 0 {
+		x.slots[i].ring = r
+		return
+	}
+	x.insert(h, r)
 }
 
 // remove deletes the entry for hash h that points at ring slot r, if there

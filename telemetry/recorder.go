@@ -362,7 +362,7 @@ func (r *Recorder) Stats() Stats {
 func (s *Stats) addEvents(parts []part[eventRecord, eventTotals]) {
 	for i := range parts {
 		p := &parts[i]
-		s.EventsPending += len(p.s.pendingIdx)
+		s.EventsPending += p.s.pendingCount()
 		s.EventsRetained += p.s.retained()
 		s.EventsEnded += p.totals.ended
 		s.EventsFailed += p.totals.failed
@@ -374,7 +374,7 @@ func (s *Stats) addEvents(parts []part[eventRecord, eventTotals]) {
 func (s *Stats) addNetwork(parts []part[networkRecord, networkTotals]) {
 	for i := range parts {
 		p := &parts[i]
-		s.NetworkPending += len(p.s.pendingIdx)
+		s.NetworkPending += p.s.pendingCount()
 		s.NetworkRetained += p.s.retained()
 		s.NetworkEnded += p.totals.ended
 		s.NetworkFailed += p.totals.failed

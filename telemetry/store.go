@@ -27,8 +27,8 @@ type entry[R any] struct {
 // the task id, computed once by the caller.
 type store[R any] struct {
 	maxPending int
-	pendingIdx map[string]int32 // task id -> slab index
-	slab       []entry[R]       // pending runs; free slots listed in free
+	pendingIdx index      // task id -> slab index
+	slab       []entry[R] // pending runs; free slots listed in free
 	free       []int32
 
 	capacity int                    // maximum number of finished runs retained
@@ -42,7 +42,6 @@ type store[R any] struct {
 func newStore[R any](capacity, maxPending int) store[R] {
 	return store[R]{
 		maxPending: maxPending,
-		pendingIdx: make(map[string]int32),
 		capacity:   capacity,
 		blocks:     make([]*[blockSize]entry[R], (capacity+blockSize-1)/blockSize),
 	}
@@ -50,10 +49,10 @@ func newStore[R any](capacity, maxPending int) store[R] {
 
 // start adds a pending run.
 func (s *store[R]) start(h uint64, taskID string, rec R) error {
-	if _, ok := s.pendingIdx[taskID]; ok {
+	if _, ok := s.pendingSlot(h, taskID); ok {
 		return ErrAlreadyStarted
 	}
-	if len(s.pendingIdx) >= s.maxPending {
+	if s.pendingIdx.n >= s.maxPending {
 		return ErrTooManyPending
 	}
 	e := entry[R]{taskID: taskID, hash: h, rec: rec}
@@ -66,13 +65,21 @@ func (s *store[R]) start(h uint64, taskID string, rec R) error {
 		i = int32(len(s.slab))
 		s.slab = append(s.slab, e)
 	}
-	s.pendingIdx[taskID] = i
+	s.pendingIdx.insert(h, i)
 	return nil
 }
 
+// pendingSlot returns the slab index of the pending run of taskID.
+func (s *store[R]) pendingSlot(h uint64, taskID string) (int32, bool) {
+	return s.pendingIdx.get(h, func(i int32) bool { return s.slab[i].taskID == taskID })
+}
+
+// pendingCount returns the number of pending runs.
+func (s *store[R]) pendingCount() int { return s.pendingIdx.n }
+
 // pending returns the pending run of taskID, or why there is none.
 func (s *store[R]) pending(h uint64, taskID string) (*R, error) {
-	if i, ok := s.pendingIdx[taskID]; ok {
+	if i, ok := s.pendingSlot(h, taskID); ok {
 		return &s.slab[i].rec, nil
 	}
 	if _, ok := s.finished(h, taskID); ok {
@@ -97,7 +104,7 @@ func (s *store[R]) slot(i int) *entry[R] {
 
 // take removes the pending run of taskID and returns it, or why there is none.
 func (s *store[R]) take(h uint64, taskID string) (R, error) {
-	i, ok := s.pendingIdx[taskID]
+	i, ok := s.pendingSlot(h, taskID)
 	if !ok {
 		var zero R
 		_, err := s.pending(h, taskID)
@@ -106,7 +113,7 @@ func (s *store[R]) take(h uint64, taskID string) (R, error) {
 	rec := s.slab[i].rec
 	s.slab[i] = entry[R]{} // drop the references the slot holds
 	s.free = append(s.free, i)
-	delete(s.pendingIdx, taskID)
+	s.pendingIdx.remove(h, i)
 	return rec, nil
 }
 
@@ -144,7 +151,7 @@ func (s *store[R]) at(seq uint64) *entry[R] {
 // lookup returns the latest run of taskID: the pending one if there is one,
 // else the latest retained finished one.
 func (s *store[R]) lookup(h uint64, taskID string) (*entry[R], bool) {
-	if i, ok := s.pendingIdx[taskID]; ok {
+	if i, ok := s.pendingSlot(h, taskID); ok {
 		return &s.slab[i], true
 	}
 	return s.finished(h, taskID)
@@ -152,7 +159,9 @@ func (s *store[R]) lookup(h uint64, taskID string) (*entry[R], bool) {
 
 // eachPending calls f on every pending run, in no particular order.
 func (s *store[R]) eachPending(f func(*entry[R])) {
-	for _, i := range s.pendingIdx {
-		f(&s.slab[i])
+	for _, sl := range s.pendingIdx.slots {
+		if sl.hash != 0 {
+			f(&s.slab[sl.ring])
+		}
 	}
 }

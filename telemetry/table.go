@@ -183,7 +183,7 @@ func snapshot[R, T any](t *table[R, T], start, end func(*R) time.Duration, also 
 	t.locked(func(parts []part[R, T]) {
 		n := 0
 		for i := range parts {
-			n += parts[i].s.retained() + len(parts[i].s.pendingIdx)
+			n += parts[i].s.retained() + parts[i].s.pendingCount()
 		}
 		out = make([]entry[R], 0, n)
 		merged(parts, end, func(e *entry[R]) { out = append(out, *e) })
