@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/eventpipeline/eventpipeline/telemetry"
+	"github.com/eventpipeline/eventpipeline/telemetry/telemetrytest"
 )
 
 var (
@@ -280,4 +281,27 @@ func valid(s string) string {
 		i += size
 	}
 	return b.String()
+}
+
+func TestJSONLinesPublisherConforms(t *testing.T) {
+	var buf *bytes.Buffer
+	err := telemetrytest.TestPublisher(func() (telemetry.Publisher, error) {
+		buf = &bytes.Buffer{}
+		return telemetry.NewJSONLinesPublisher(buf)
+	}, func() (events, network []string) {
+		evs, nets, err := telemetry.ReadJSONLines(bytes.NewReader(buf.Bytes()))
+		if err != nil {
+			t.Errorf("reading back: %v", err)
+		}
+		for _, m := range evs {
+			events = append(events, m.TaskID)
+		}
+		for _, m := range nets {
+			network = append(network, m.TaskID)
+		}
+		return events, network
+	})
+	if err != nil {
+		t.Error(err)
+	}
 }
