@@ -289,6 +289,7 @@ func TestDialerCountsBytesOnTheWire(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	srv.Close() // waits for the server's connections, so its counts are final
 	m := onlyOperation(t, r)
 	if m.Status != telemetry.StatusCompleted || m.Operation != nettrace.ConnOperation {
 		t.Fatalf("got %+v, want a completed connection", m)
