@@ -193,7 +193,7 @@ func (NopHooks) RemoteCallEnded(Task, string, int64, int64, error) {}
 // execution is what a running task carries in its context.
 type execution struct {
 	task  Task
-	hooks Hooks // never nil
+	hooks Hooks          // never nil
 	calls *atomic.Uint64 // numbers the remote calls of the task, across attempts
 }
 

@@ -64,7 +64,9 @@ func (h *logHooks) EventRetried(t pipeline.Task, err error, wait time.Duration) 
 	h.mu.Unlock()
 	h.log("retry %s after attempt %d: %v", t.Event, t.Attempt, err)
 }
-func (h *logHooks) EventEnded(t pipeline.Task, err error) { h.log("end %s attempt %d: %v", t.Event, t.Attempt, err) }
+func (h *logHooks) EventEnded(t pipeline.Task, err error) {
+	h.log("end %s attempt %d: %v", t.Event, t.Attempt, err)
+}
 func (h *logHooks) RemoteCallStarted(t pipeline.Task, callID, host string, port int, op string) {
 	h.log("call %s %s", t.Event, op)
 }
