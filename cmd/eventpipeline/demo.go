@@ -338,7 +338,9 @@ func (p *progress) line(format string, args ...any) {
 	fmt.Fprintf(p.w, "  %6.3fs  "+format+"\n", append([]any{time.Since(p.start).Seconds()}, args...)...)
 }
 
-func (p *progress) EventStarted(t pipeline.Task) { p.line("%-8s %-12s task %s", "start", t.Event, t.ID) }
+func (p *progress) EventStarted(t pipeline.Task) {
+	p.line("%-8s %-12s task %s", "start", t.Event, t.ID)
+}
 
 func (p *progress) EventRetried(t pipeline.Task, err error, wait time.Duration) {
 	p.line("%-8s %-12s attempt %d failed (%v); retrying in %v", "retry", t.Event, t.Attempt, err, wait)

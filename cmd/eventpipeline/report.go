@@ -97,4 +97,3 @@ func readRecords(path string) (*records, error) {
 	}
 	return &records{events: events, network: network}, nil
 }
-
