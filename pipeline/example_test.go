@@ -94,3 +94,19 @@ func ExamplePermanent() {
 	// Output:
 	// invalid order false true
 }
+
+// Hooks observe runs; embed NopHooks to implement only what you need, and
+// JoinHooks them with others. The pipeline's telemetry hooks come first.
+func ExampleHooks() {
+	p, _ := pipeline.New(pipeline.Config{NoTelemetry: true, Hooks: printer{}},
+		pipeline.Sequence(pipeline.Func("hello", func(ctx context.Context, in any) (any, error) { return nil, nil })))
+	p.Run(context.Background(), nil)
+	// Output:
+	// hello ended after 1 attempt(s): <nil>
+}
+
+type printer struct{ pipeline.NopHooks }
+
+func (printer) EventEnded(t pipeline.Task, err error) {
+	fmt.Printf("%s ended after %d attempt(s): %v\n", t.Event, t.Attempt, err)
+}

@@ -27,9 +27,10 @@ type RetryPolicy struct {
 	Retryable func(err error) bool
 }
 
-// DefaultRetryPolicy is a policy of 3 attempts, waiting 100ms then 200ms:
-// the pipeline's policy when its [Config.Retry] is zero is a single attempt,
-// so give this one to retry by default.
+// DefaultRetryPolicy makes 3 attempts, waiting 100ms then 200ms, and
+// retries the errors [DefaultRetryable] accepts. A pipeline whose
+// [Config.Retry] is zero makes a single attempt: set Config.Retry to
+// DefaultRetryPolicy to retry every event.
 var DefaultRetryPolicy = RetryPolicy{MaxAttempts: 3, BackoffFactor: 100 * time.Millisecond, MaxBackoff: 10 * time.Second}
 
 // validate returns the problems of p.
