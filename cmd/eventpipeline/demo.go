@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -40,6 +39,7 @@ type demoFlags struct {
 	outDir string
 	slow   time.Duration
 	quiet  bool
+	worker string
 }
 
 // runDemo runs `demo`.
@@ -49,6 +49,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&f.outDir, "out-dir", ".", "directory to write telemetry-report.json and telemetry.jsonl to (created if missing)")
 	fs.DurationVar(&f.slow, "slow", 200*time.Millisecond, "threshold of the summary's slow events and slow network operations")
 	fs.BoolVar(&f.quiet, "quiet", false, "do not show progress on stderr")
+	fs.StringVar(&f.worker, "worker", "", "`HOST:PORT` of a worker started with 'eventpipeline worker' to run the remote events on, instead of one started in this process")
 	openBackends := registerBackends(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), demoUsage)
@@ -66,6 +67,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if f.slow < 0 {
 		return usagef("--slow must not be negative, got %v", f.slow)
+	}
+	if f.worker != "" {
+		if _, port, err := net.SplitHostPort(f.worker); err != nil || port == "" {
+			return usagef("--worker must be HOST:PORT, got %q", f.worker)
+		}
 	}
 
 	if err := os.MkdirAll(f.outDir, 0o755); err != nil {
@@ -97,11 +103,15 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer rec.Close(context.Background()) // after an early return; a no-op error after Close below
 
-	worker, stopWorker, err := startWorker()
-	if err != nil {
-		return fmt.Errorf("starting the worker: %w", err)
+	worker, where := f.worker, "at"
+	if worker == "" {
+		addr, stopWorker, err := startWorker(stderr)
+		if err != nil {
+			return fmt.Errorf("starting the worker: %w", err)
+		}
+		defer stopWorker()
+		worker, where = addr, "listening on"
 	}
-	defer stopWorker()
 	deadPort, err := freePort()
 	if err != nil {
 		return err
@@ -119,7 +129,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(progress, "worker listening on %s; running the sample pipeline (3 stages, 8 events)\n", worker)
+	fmt.Fprintf(progress, "worker %s %s; running the sample pipeline (3 stages, 8 events)\n", where, worker)
 	start := time.Now()
 	_, runErr := p.Run(ctx, nil)
 	if ctx.Err() != nil {
@@ -204,25 +214,14 @@ func writeReportFile(path string, rec *telemetry.Recorder) error {
 
 // startWorker serves the sample worker events on 127.0.0.1, on a free
 // port, and returns its address and a function that stops it.
-func startWorker() (string, func(), error) {
-	w, err := pipeline.NewWorker(workerEvents()...)
-	if err != nil {
-		return "", nil, err
-	}
+func startWorker(errOut io.Writer) (string, func(), error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, err
 	}
-	mux := http.NewServeMux()
-	mux.Handle(pipeline.DefaultPath, w)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	var wg sync.WaitGroup
-	wg.Go(func() { srv.Serve(ln) })
-	stop := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		wg.Wait()
+	stop, err := serveWorker(ln, errOut)
+	if err != nil {
+		return "", nil, err
 	}
 	return ln.Addr().String(), stop, nil
 }

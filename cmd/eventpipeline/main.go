@@ -3,12 +3,15 @@
 //
 //	eventpipeline demo [--out-dir DIR] [--slow 200ms] [--quiet]
 //	eventpipeline report [--failed] [--slow 2s] [--retries] [--failed-network] [--slow-network 1s] [--json] FILE
+//	eventpipeline worker [--addr 127.0.0.1:8700]
 //
 // demo starts a worker on 127.0.0.1, runs a pipeline with fast, slow,
 // failing, retried and remote events, shows progress on stderr, prints a
 // summary on stdout, and writes telemetry-report.json (the JSON report) and
 // telemetry.jsonl (one record per line). report reads such a JSON-lines
-// file and answers the seeds' queries, as tables or as JSON.
+// file and answers the seeds' queries, as tables or as JSON. worker serves
+// the demo's remote events until interrupted, so that demo --worker ADDR
+// runs them in another process.
 //
 // Exit codes: 0 success (the demo's sample failures are expected and still
 // exit 0), 1 a runtime failure (a file that cannot be read or written, a
@@ -39,6 +42,7 @@ const usage = `eventpipeline runs an event pipeline with built-in telemetry and 
 Usage:
   eventpipeline demo [flags]          run the sample pipeline, print a summary, write the records
   eventpipeline report [flags] FILE   answer queries about a JSON-lines telemetry file
+  eventpipeline worker [flags]        serve the demo's remote events, for demo --worker
   eventpipeline help [COMMAND]        show this help, or a command's
 
 Start with:
@@ -74,7 +78,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch cmd {
 	case "-h", "-help", "--help", "help":
-		if len(rest) > 0 && (rest[0] == "demo" || rest[0] == "report") {
+		if len(rest) > 0 && (rest[0] == "demo" || rest[0] == "report" || rest[0] == "worker") {
 			return run(ctx, []string{rest[0], "--help"}, stdout, stderr)
 		}
 		fmt.Fprint(stdout, usage)
@@ -83,6 +87,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runDemo(ctx, rest, stdout, stderr)
 	case "report":
 		err = runReport(rest, stdout)
+	case "worker":
+		err = runWorker(ctx, rest, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "eventpipeline: unknown command %q\nRun 'eventpipeline --help' for usage.\n", cmd)
 		return exitUsage

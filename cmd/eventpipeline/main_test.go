@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -165,6 +166,9 @@ func TestUsageAndErrors(t *testing.T) {
 		{name: "report missing file", args: []string{"report", filepath.Join(dir, "nope.jsonl")}, wantCode: exitFailure, wantStderr: "no such file or directory"},
 		{name: "report malformed file", args: []string{"report", bad}, wantCode: exitFailure, wantStderr: "bad.jsonl: telemetry: read JSON lines: line 2"},
 		{name: "report a directory", args: []string{"report", dir}, wantCode: exitFailure, wantStderr: "is a directory"},
+		{name: "demo bad worker address", args: []string{"demo", "--worker", "localhost"}, wantCode: exitUsage, wantStderr: `--worker must be HOST:PORT, got "localhost"`},
+		{name: "worker bad address", args: []string{"worker", "--addr", "nowhere"}, wantCode: exitUsage, wantStderr: "--addr: address nowhere: missing port"},
+		{name: "worker cannot listen", args: []string{"worker", "--addr", "192.0.2.1:1"}, wantCode: exitFailure, wantStderr: "listen tcp 192.0.2.1:1"},
 		{name: "report empty file", args: []string{"report", empty}, wantCode: exitOK, wantStdout: "0 event runs, 0 network operations"},
 	}
 	for _, tc := range tests {
@@ -176,6 +180,48 @@ func TestUsageAndErrors(t *testing.T) {
 			contains(t, "stdout", stdout, tc.wantStdout)
 			contains(t, "stderr", stderr, tc.wantStderr)
 		})
+	}
+}
+
+// TestWorkerInAnotherProcess runs the remote events of the demo on a worker
+// process.
+func TestWorkerInAnotherProcess(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "worker", "--addr", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "EVENTPIPELINE_RUN_MAIN=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := bufio.NewScanner(out)
+	if !lines.Scan() {
+		t.Fatal("the worker printed nothing")
+	}
+	first := lines.Text()
+	addr, _, ok := strings.Cut(strings.TrimPrefix(first, "worker listening on "), " ")
+	if !ok || !strings.HasPrefix(addr, "127.0.0.1:") {
+		t.Fatalf("got %q, want the worker's address", first)
+	}
+
+	stdout, stderr, code := runCmd(t, "demo", "--worker", addr, "--out-dir", t.TempDir())
+	if code != exitOK {
+		t.Fatalf("got exit code %d; stderr:\n%s", code, stderr)
+	}
+	contains(t, "stderr", stderr, "worker at "+addr, "call     score        call done")
+	contains(t, "stdout", stdout, "remote_call  "+addr, "== network operations (4: 2 completed, 2 failed")
+
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	lines.Scan()
+	if got := lines.Text(); got != "worker stopped" {
+		t.Errorf("got %q after the interrupt, want %q", got, "worker stopped")
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("got %v, want exit code 0 after an interrupt", err)
 	}
 }
 
