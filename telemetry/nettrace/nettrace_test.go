@@ -411,3 +411,56 @@ func TestDialerReadErrorFailsOperation(t *testing.T) {
 		t.Errorf("got %+v, want failed with a timeout", m)
 	}
 }
+
+// BenchmarkTransport measures a loopback round trip with and without a
+// Transport recording it.
+func BenchmarkTransport(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		io.Copy(io.Discard, req.Body)
+		io.WriteString(w, "ok")
+	}))
+	b.Cleanup(srv.Close)
+	r, err := telemetry.NewRecorder(telemetry.WithMaxNetworkOps(10_000))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { r.Close(context.Background()) })
+	base := &http.Transport{MaxIdleConnsPerHost: 64}
+	b.Cleanup(base.CloseIdleConnections)
+	for _, tc := range []struct {
+		name string
+		rt   http.RoundTripper
+	}{
+		{"plain", base},
+		{"traced", &nettrace.Transport{Base: base, Network: r.Network()}},
+	} {
+		client := &http.Client{Transport: tc.rt}
+		do := func() error {
+			resp, err := client.Post(srv.URL, "text/plain", strings.NewReader("ping"))
+			if err != nil {
+				return err
+			}
+			io.Copy(io.Discard, resp.Body)
+			return resp.Body.Close()
+		}
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := do(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(tc.name+"/parallel", func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := do(); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
