@@ -48,7 +48,7 @@ func ExampleNew() {
 	fmt.Println(err)
 	fmt.Println(errors.Is(err, pipeline.ErrNilEvent))
 	// Output:
-	// stage 1, event 1: pipeline: nil event
+	// pipeline: stage 1, event 1: nil event
 	// true
 }
 

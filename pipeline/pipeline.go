@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -107,8 +108,8 @@ func New(cfg Config, stages ...Stage) (*Pipeline, error) {
 	if cfg.ProcessID < 0 {
 		errs = append(errs, fmt.Errorf("pipeline: process id must not be negative, got %d", cfg.ProcessID))
 	}
-	if err := cfg.Retry.validate(); err != nil {
-		errs = append(errs, err)
+	for _, err := range cfg.Retry.validate() {
+		errs = append(errs, at("config", err))
 	}
 	p := &Pipeline{pid: cfg.ProcessID, sleep: sleep}
 	if p.pid == 0 {
@@ -117,23 +118,23 @@ func New(cfg Config, stages ...Stage) (*Pipeline, error) {
 	for i, s := range stages {
 		st := stage{parallel: s.parallel}
 		if len(s.events) == 0 {
-			errs = append(errs, fmt.Errorf("stage %d: %w", i+1, ErrEmptyStage))
+			errs = append(errs, at(fmt.Sprintf("stage %d", i+1), ErrEmptyStage))
 		}
 		for j, ev := range s.events {
 			if ev == nil {
-				errs = append(errs, fmt.Errorf("stage %d, event %d: %w", i+1, j+1, ErrNilEvent))
+				errs = append(errs, at(fmt.Sprintf("stage %d, event %d", i+1, j+1), ErrNilEvent))
 				continue
 			}
 			inner, policy := unwrap(ev)
 			sp := step{ev: inner, name: ev.Name(), policy: cfg.Retry}
 			if policy != nil {
 				sp.policy = *policy
-				if err := policy.validate(); err != nil {
-					errs = append(errs, fmt.Errorf("stage %d, event %q: %w", i+1, sp.name, err))
+				for _, err := range policy.validate() {
+					errs = append(errs, at(fmt.Sprintf("stage %d, event %q", i+1, sp.name), err))
 				}
 			}
 			if sp.name == "" {
-				errs = append(errs, fmt.Errorf("stage %d, event %d: %w", i+1, j+1, ErrEmptyEventName))
+				errs = append(errs, at(fmt.Sprintf("stage %d, event %d", i+1, j+1), ErrEmptyEventName))
 			}
 			st.steps = append(st.steps, sp)
 		}
@@ -159,6 +160,21 @@ func New(cfg Config, stages ...Stage) (*Pipeline, error) {
 	}
 	return p, nil
 }
+
+// at returns err located at where: "pipeline: <where>: <err without its
+// prefix>", matching err with errors.Is.
+func at(where string, err error) error { return &locatedError{where: where, err: err} }
+
+type locatedError struct {
+	where string
+	err   error
+}
+
+func (e *locatedError) Error() string {
+	return "pipeline: " + e.where + ": " + strings.TrimPrefix(e.err.Error(), "pipeline: ")
+}
+
+func (e *locatedError) Unwrap() error { return e.err }
 
 // Telemetry returns the hooks through which p records telemetry, or nil if
 // its telemetry is off. Its Recorder method gives the Recorder to query.

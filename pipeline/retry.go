@@ -33,19 +33,19 @@ type RetryPolicy struct {
 // DefaultRetryPolicy to retry every event.
 var DefaultRetryPolicy = RetryPolicy{MaxAttempts: 3, BackoffFactor: 100 * time.Millisecond, MaxBackoff: 10 * time.Second}
 
-// validate returns the problems of p.
-func (p RetryPolicy) validate() error {
+// validate returns the problems of p, each to be located by the caller.
+func (p RetryPolicy) validate() []error {
 	var errs []error
 	if p.MaxAttempts < 0 {
-		errs = append(errs, fmt.Errorf("pipeline: retry: max attempts must not be negative, got %d", p.MaxAttempts))
+		errs = append(errs, fmt.Errorf("retry: max attempts must not be negative, got %d", p.MaxAttempts))
 	}
 	if p.BackoffFactor < 0 {
-		errs = append(errs, fmt.Errorf("pipeline: retry: backoff factor must not be negative, got %v", p.BackoffFactor))
+		errs = append(errs, fmt.Errorf("retry: backoff factor must not be negative, got %v", p.BackoffFactor))
 	}
 	if p.MaxBackoff < 0 {
-		errs = append(errs, fmt.Errorf("pipeline: retry: max backoff must not be negative, got %v", p.MaxBackoff))
+		errs = append(errs, fmt.Errorf("retry: max backoff must not be negative, got %v", p.MaxBackoff))
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // Backoff returns the wait before retry n (1 for the first retry).

@@ -50,9 +50,9 @@ func NewWorker(events ...Event) (*Worker, error) {
 	for i, ev := range events {
 		switch {
 		case ev == nil:
-			errs = append(errs, fmt.Errorf("worker event %d: %w", i+1, ErrNilEvent))
+			errs = append(errs, at(fmt.Sprintf("worker event %d", i+1), ErrNilEvent))
 		case ev.Name() == "":
-			errs = append(errs, fmt.Errorf("worker event %d: %w", i+1, ErrEmptyEventName))
+			errs = append(errs, at(fmt.Sprintf("worker event %d", i+1), ErrEmptyEventName))
 		case w.events[ev.Name()] != nil:
 			errs = append(errs, fmt.Errorf("%w: %q", ErrDuplicateEvent, ev.Name()))
 		default:

@@ -101,7 +101,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	defer rec.Close(context.Background()) // after an early return; a no-op error after Close below
+	defer func() { // after an early return; after the Close below, it returns ErrClosed
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		rec.Close(ctx)
+	}()
 
 	worker, where := f.worker, "at"
 	if worker == "" {

@@ -139,7 +139,11 @@ func eventTable(w io.Writer, evs []telemetry.EventMetrics, withError bool) {
 		fmt.Fprintln(w, "  (none)")
 		return
 	}
-	fmt.Fprintf(w, "  EVENT\tTASK\tDURATION\tRETRIES\tSTATUS\t%s\n", map[bool]string{true: "ERROR"}[withError])
+	header := "  EVENT\tTASK\tDURATION\tRETRIES\tSTATUS\t"
+	if withError {
+		header += "ERROR"
+	}
+	fmt.Fprintln(w, header)
 	for _, m := range evs {
 		errText := ""
 		if withError {
