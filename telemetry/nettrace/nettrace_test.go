@@ -464,3 +464,42 @@ func BenchmarkTransport(b *testing.B) {
 		})
 	}
 }
+
+func TestTransportKeepsUpgradedBodyWritable(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		buf.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		buf.Flush()
+		p := make([]byte, 4)
+		io.ReadFull(buf, p)
+		conn.Write(p) // echo, then close
+	}))
+	t.Cleanup(srv.Close)
+	r := newRecorder(t)
+	client := &http.Client{Transport: &nettrace.Transport{Network: r.Network()}}
+	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "echo")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rw, ok := resp.Body.(io.ReadWriteCloser)
+	if resp.StatusCode != http.StatusSwitchingProtocols || !ok {
+		t.Fatalf("got %d, writable body %v; want 101 and a writable body", resp.StatusCode, ok)
+	}
+	rw.Write([]byte("ping"))
+	got, _ := io.ReadAll(rw)
+	rw.Close()
+	if string(got) != "ping" {
+		t.Fatalf("got %q, want the echo", got)
+	}
+	if m := onlyOperation(t, r); m.Status != telemetry.StatusCompleted || m.BytesSent != 4 || m.BytesReceived != 4 {
+		t.Errorf("got %+v, want completed with 4 bytes each way", m)
+	}
+}

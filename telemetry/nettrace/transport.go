@@ -12,7 +12,8 @@ import (
 // URL has none), latency until the response body is done, body bytes sent
 // and received, and the error of the round trip or of reading the body.
 // An HTTP error status is a response, not a network error: the operation
-// completes. See the package documentation for what is counted and when an
+// completes. The body of a 101 Switching Protocols response stays an
+// io.ReadWriteCloser, and the bytes written to it count as sent. See the package documentation for what is counted and when an
 // operation ends.
 //
 // Network must be set. A Transport holds no state of its own; its fields
@@ -66,7 +67,14 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		o.end(nil)
 		return resp, nil
 	}
-	resp.Body = &responseBody{ReadCloser: resp.Body, o: o}
+	body := &responseBody{ReadCloser: resp.Body, o: o}
+	if rw, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
+		// An upgraded connection: the body stays writable, and what is
+		// written counts as sent.
+		resp.Body = &upgradedBody{responseBody: body, w: rw}
+		return resp, nil
+	}
+	resp.Body = body
 	return resp, nil
 }
 
@@ -136,4 +144,17 @@ func (b *responseBody) Close() error {
 	err := b.ReadCloser.Close()
 	b.o.end(nil)
 	return err
+}
+
+// upgradedBody is the body of a 101 Switching Protocols response, which
+// net/http makes an io.ReadWriteCloser.
+type upgradedBody struct {
+	*responseBody
+	w io.Writer
+}
+
+func (b *upgradedBody) Write(p []byte) (int, error) {
+	n, err := b.w.Write(p)
+	b.o.sent.Add(int64(n))
+	return n, err
 }
