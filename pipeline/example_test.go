@@ -110,3 +110,28 @@ type printer struct{ pipeline.NopHooks }
 func (printer) EventEnded(t pipeline.Task, err error) {
 	fmt.Printf("%s ended after %d attempt(s): %v\n", t.Event, t.Attempt, err)
 }
+
+// Another runtime can report its tasks the way the pipeline does, through
+// the same hooks.
+func ExampleNewTelemetryHooks() {
+	r, _ := telemetry.NewRecorder()
+	defer r.Close(context.Background())
+	h := pipeline.JoinHooks(pipeline.NewTelemetryHooks(r), printer{})
+
+	t := pipeline.Task{ID: "job-1", Event: "resize", RunID: "batch-7", ProcessID: 42, Attempt: 1}
+	h.EventStarted(t)
+	h.EventRetried(t, errors.New("busy"), time.Second)
+	t.Attempt++
+	h.RemoteCallStarted(t, "job-1/call-1", "img.internal", 8443, "")
+	h.RemoteCallEnded(t, "job-1/call-1", 2048, 512, nil)
+	h.EventEnded(t, nil)
+
+	m, _ := r.Metrics("job-1")
+	fmt.Println(m.EventName, m.Status, m.RetryCount, m.PipelineID, m.ProcessID)
+	op, _ := r.Network().Metrics("job-1/call-1")
+	fmt.Println(op.Operation, op.Host, op.Port, op.BytesSent, op.BytesReceived)
+	// Output:
+	// resize ended after 2 attempt(s): <nil>
+	// resize completed 1 batch-7 42
+	// remote_call img.internal 8443 2048 512
+}
