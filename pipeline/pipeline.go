@@ -143,18 +143,16 @@ func New(cfg Config, stages ...Stage) (*Pipeline, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	var hooks []Hooks
 	if !cfg.NoTelemetry {
 		r := cfg.Recorder
 		if r == nil {
 			r = telemetry.Default()
 		}
 		p.tel = NewTelemetryHooks(r)
+		hooks = append(hooks, p.tel)
 	}
-	var tel Hooks
-	if p.tel != nil {
-		tel = p.tel
-	}
-	p.hooks = JoinHooks(tel, cfg.Hooks)
+	p.hooks = JoinHooks(append(hooks, cfg.Hooks)...)
 	if p.hooks == nil {
 		p.hooks = NopHooks{}
 	}
@@ -183,7 +181,13 @@ func (p *Pipeline) Telemetry() *TelemetryHooks { return p.tel }
 // run is the state of one pipeline run.
 type run struct {
 	id  string
-	seq atomic.Uint64 // numbers the tasks of the run
+	seq uint64 // the number of the last task started; stages run one at a time
+}
+
+// next reserves the numbers of n tasks and returns the first.
+func (r *run) next(n int) uint64 {
+	r.seq += uint64(n)
+	return r.seq - uint64(n) + 1
 }
 
 // newRunID returns 16 random hexadecimal digits.
@@ -219,7 +223,7 @@ func (p *Pipeline) runStage(ctx context.Context, r *run, st *stage, in any) (any
 			if err := ctx.Err(); err != nil {
 				return nil, fmt.Errorf("pipeline: run %s stopped before event %q: %w", r.id, st.steps[i].name, err)
 			}
-			out, err := p.runTask(ctx, r, &st.steps[i], r.seq.Add(1), in)
+			out, err := p.runTask(ctx, r, &st.steps[i], r.next(1), in)
 			if err != nil {
 				return nil, err
 			}
@@ -229,7 +233,7 @@ func (p *Pipeline) runStage(ctx context.Context, r *run, st *stage, in any) (any
 	}
 	outs := make([]any, len(st.steps))
 	errs := make([]error, len(st.steps))
-	first := r.seq.Add(uint64(len(st.steps))) - uint64(len(st.steps)) + 1
+	first := r.next(len(st.steps))
 	var wg sync.WaitGroup
 	for i := range st.steps {
 		wg.Go(func() { outs[i], errs[i] = p.runTask(ctx, r, &st.steps[i], first+uint64(i), in) })
