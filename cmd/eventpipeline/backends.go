@@ -30,7 +30,7 @@ type backend struct {
 // backends are the backends compiled into this program.
 var backends []backend
 
-// enabledBackends registers the flags of every backend on fs and returns a
+// registerBackends registers the flags of every backend on fs and returns a
 // function that opens the backends the parsed flags ask for.
 func registerBackends(fs *flag.FlagSet) func(ctx context.Context, getenv func(string) string) ([]opened, error) {
 	enabled := make([]func() bool, len(backends))
