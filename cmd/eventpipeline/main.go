@@ -1,0 +1,136 @@
+// Command eventpipeline runs a sample event pipeline with telemetry and
+// answers questions about recorded telemetry.
+//
+//	eventpipeline demo [--out-dir DIR] [--slow 200ms] [--quiet]
+//	eventpipeline report [--failed] [--slow 2s] [--retries] [--failed-network] [--slow-network 1s] [--json] FILE
+//	eventpipeline worker [--addr 127.0.0.1:8700]
+//
+// demo starts a worker on 127.0.0.1, runs a pipeline with fast, slow,
+// failing, retried and remote events, shows progress on stderr, prints a
+// summary on stdout, and writes telemetry-report.json (the JSON report) and
+// telemetry.jsonl (one record per line). report reads such a JSON-lines
+// file and answers the seeds' queries, as tables or as JSON. worker serves
+// the demo's remote events until interrupted, so that demo --worker ADDR
+// runs them in another process.
+//
+// Exit codes: 0 success (the demo's sample failures are expected and still
+// exit 0), 1 a runtime failure (a file that cannot be read or written, a
+// malformed JSON-lines file, a backend that cannot start), 2 a usage error
+// (unknown command or flag, bad flag value, missing or extra argument).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+const usage = `eventpipeline runs an event pipeline with built-in telemetry and reports on it.
+
+Usage:
+  eventpipeline demo [flags]          run the sample pipeline, print a summary, write the records
+  eventpipeline report [flags] FILE   answer queries about a JSON-lines telemetry file
+  eventpipeline worker [flags]        serve the demo's remote events, for demo --worker
+  eventpipeline help [COMMAND]        show this help, or a command's
+
+Start with:
+  go run ./cmd/eventpipeline demo
+  go run ./cmd/eventpipeline report telemetry.jsonl --failed
+
+Exit codes: 0 success, 1 runtime failure (unreadable or malformed file,
+unwritable output, backend failure), 2 usage error (bad command, flag or argument).
+Run 'eventpipeline COMMAND --help' for a command's flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// usageError is a mistake in the command line: exit code 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+// run runs the command line args and returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	cmd, rest := args[0], args[1:]
+	var err error
+	switch cmd {
+	case "-h", "-help", "--help", "help":
+		if len(rest) > 0 && (rest[0] == "demo" || rest[0] == "report" || rest[0] == "worker") {
+			return run(ctx, []string{rest[0], "--help"}, stdout, stderr)
+		}
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	case "demo":
+		err = runDemo(ctx, rest, stdout, stderr)
+	case "report":
+		err = runReport(rest, stdout)
+	case "worker":
+		err = runWorker(ctx, rest, stdout, stderr)
+	default:
+		fmt.Fprintf(stderr, "eventpipeline: unknown command %q\nRun 'eventpipeline --help' for usage.\n", cmd)
+		return exitUsage
+	}
+	var ue *usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "eventpipeline %s: %v\nRun 'eventpipeline %s --help' for usage.\n", cmd, err, cmd)
+		return exitUsage
+	default:
+		fmt.Fprintf(stderr, "eventpipeline %s: %v\n", cmd, err)
+		return exitFailure
+	}
+}
+
+// parseFlags parses args with fs, allowing flags after the positional
+// arguments (`report FILE --failed`), and returns the positional ones. With
+// -h or --help it prints the usage to stdout and returns flag.ErrHelp.
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fs.SetOutput(stdout)
+				fs.Usage()
+				return nil, err
+			}
+			return nil, &usageError{err.Error()}
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return positional, nil
+		}
+		if args[0] == "--" {
+			return append(positional, args[1:]...), nil
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
+}

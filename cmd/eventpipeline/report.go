@@ -1,0 +1,99 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/eventpipeline/eventpipeline/telemetry"
+)
+
+const reportUsage = `Usage: eventpipeline report [flags] FILE
+
+Reads FILE, a JSON-lines telemetry file (as written by demo or by
+telemetry.JSONLinesPublisher), and answers the seeds' queries about it.
+With no query flag it prints every section, with slow thresholds of 1s.
+Flags may come before or after FILE.
+
+Queries:
+  --failed             failed events, with their errors (get_failed_events)
+  --slow DURATION      events that took longer than DURATION, e.g. 2s (get_slow_events)
+  --retries            retry statistics (get_retry_stats)
+  --failed-network     failed network operations (get_failed_network_ops)
+  --slow-network DURATION
+                       network operations slower than DURATION (get_slow_network_ops)
+Output:
+  --json               one JSON document instead of tables
+
+Exit codes: 0 success, 1 FILE unreadable or not JSON lines, 2 usage error.
+`
+
+// runReport runs `report`.
+func runReport(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), reportUsage) }
+	failed := fs.Bool("failed", false, "")
+	slow := fs.Duration("slow", 0, "")
+	retries := fs.Bool("retries", false, "")
+	failedNet := fs.Bool("failed-network", false, "")
+	slowNet := fs.Duration("slow-network", 0, "")
+	asJSON := fs.Bool("json", false, "")
+	files, err := parseFlags(fs, args, stdout)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(files) == 0:
+		return usagef("missing FILE, the JSON-lines file to read")
+	case len(files) > 1:
+		return usagef("one FILE expected, got %d: %q", len(files), files)
+	case *slow < 0:
+		return usagef("--slow must not be negative, got %v", *slow)
+	case *slowNet < 0:
+		return usagef("--slow-network must not be negative, got %v", *slowNet)
+	}
+
+	s := sections{slow: -1, slowNetwork: -1}
+	queried := false
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "failed":
+			s.failed, queried = *failed, queried || *failed
+		case "retries":
+			s.retries, queried = *retries, queried || *retries
+		case "failed-network":
+			s.failedNetwork, queried = *failedNet, queried || *failedNet
+		case "slow":
+			s.slow, queried = *slow, true
+		case "slow-network":
+			s.slowNetwork, queried = *slowNet, true
+		}
+	})
+	if !queried {
+		s = allSections(telemetry.DefaultSlowThreshold)
+	}
+
+	rs, err := readRecords(files[0])
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(stdout, rs, s)
+	}
+	fmt.Fprintf(stdout, "%s: %d event runs, %d network operations\n", files[0], len(rs.events), len(rs.network))
+	return writeTable(stdout, rs, s)
+}
+
+func readRecords(path string) (*records, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	events, network, err := telemetry.ReadJSONLines(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &records{events: events, network: network}, nil
+}

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/eventpipeline/eventpipeline/telemetry"
+)
+
+// records are the telemetry records a summary or a report answers about:
+// those a Recorder retains (demo) or those read from a JSON-lines file
+// (report).
+type records struct {
+	events  []telemetry.EventMetrics
+	network []telemetry.NetworkMetrics
+}
+
+// The seeds' queries over records.
+
+func (rs *records) failedEvents() []telemetry.EventMetrics {
+	return filter(rs.events, func(m telemetry.EventMetrics) bool { return m.Status == telemetry.StatusFailed })
+}
+
+func (rs *records) slowEvents(d time.Duration) []telemetry.EventMetrics {
+	return filter(rs.events, func(m telemetry.EventMetrics) bool { return m.Status != telemetry.StatusPending && m.Duration() > d })
+}
+
+func (rs *records) failedNetwork() []telemetry.NetworkMetrics {
+	return filter(rs.network, func(m telemetry.NetworkMetrics) bool { return m.Status == telemetry.StatusFailed })
+}
+
+func (rs *records) slowNetwork(d time.Duration) []telemetry.NetworkMetrics {
+	return filter(rs.network, func(m telemetry.NetworkMetrics) bool { return m.Status != telemetry.StatusPending && m.Latency() > d })
+}
+
+// retryStats computes what telemetry.Recorder.RetryStats does, over the
+// records.
+func (rs *records) retryStats() telemetry.RetrySummary {
+	s := telemetry.RetrySummary{ByRetryCount: map[int]uint64{}}
+	for _, m := range rs.events {
+		if m.RetryCount > 0 {
+			s.TotalRetries += uint64(m.RetryCount)
+			s.EventsWithRetries++
+			s.ByRetryCount[m.RetryCount]++
+		}
+	}
+	return s
+}
+
+func statusCounts[M any](recs []M, status func(M) telemetry.Status) map[telemetry.Status]int {
+	c := map[telemetry.Status]int{telemetry.StatusCompleted: 0, telemetry.StatusFailed: 0, telemetry.StatusPending: 0}
+	for _, m := range recs {
+		c[status(m)]++
+	}
+	return c
+}
+
+func filter[M any](recs []M, keep func(M) bool) []M {
+	var out []M
+	for _, m := range recs {
+		if keep(m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// sections says which parts of a summary to print.
+type sections struct {
+	status, failed, retries, network, failedNetwork bool
+	slow, slowNetwork                               time.Duration // negative: not printed
+}
+
+// allSections prints everything, with slow thresholds d.
+func allSections(d time.Duration) sections {
+	return sections{status: true, failed: true, retries: true, network: true, failedNetwork: true, slow: d, slowNetwork: d}
+}
+
+// writeTable prints the selected sections of rs as readable tables.
+func writeTable(w io.Writer, rs *records, s sections) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	section := func(title string) { fmt.Fprintf(tw, "\n== %s\n", title) }
+	if s.status {
+		section(fmt.Sprintf("events by status (%d runs)", len(rs.events)))
+		c := statusCounts(rs.events, func(m telemetry.EventMetrics) telemetry.Status { return m.Status })
+		for _, st := range []telemetry.Status{telemetry.StatusCompleted, telemetry.StatusFailed, telemetry.StatusPending} {
+			fmt.Fprintf(tw, "  %s\t%d\n", st, c[st])
+		}
+	}
+	if s.failed {
+		evs := rs.failedEvents()
+		section(fmt.Sprintf("failed events (%d)", len(evs)))
+		eventTable(tw, evs, true)
+	}
+	if s.slow >= 0 {
+		evs := rs.slowEvents(s.slow)
+		section(fmt.Sprintf("slow events, over %v (%d)", s.slow, len(evs)))
+		eventTable(tw, evs, false)
+	}
+	if s.retries {
+		st := rs.retryStats()
+		section("retry statistics")
+		fmt.Fprintf(tw, "  total retries\t%d\n  events with retries\t%d\n", st.TotalRetries, st.EventsWithRetries)
+		for _, n := range slices.Sorted(maps.Keys(st.ByRetryCount)) {
+			fmt.Fprintf(tw, "  events with %d %s\t%d\n", n, plural(n, "retry", "retries"), st.ByRetryCount[n])
+		}
+	}
+	if s.network {
+		var sent, received int64
+		for _, m := range rs.network {
+			sent, received = sent+m.BytesSent, received+m.BytesReceived
+		}
+		c := statusCounts(rs.network, func(m telemetry.NetworkMetrics) telemetry.Status { return m.Status })
+		section(fmt.Sprintf("network operations (%d: %d completed, %d failed; %d B sent, %d B received)",
+			len(rs.network), c[telemetry.StatusCompleted], c[telemetry.StatusFailed], sent, received))
+		networkTable(tw, rs.network)
+	}
+	if s.failedNetwork {
+		ops := rs.failedNetwork()
+		section(fmt.Sprintf("failed network operations (%d)", len(ops)))
+		networkTable(tw, ops)
+	}
+	if s.slowNetwork >= 0 {
+		ops := rs.slowNetwork(s.slowNetwork)
+		section(fmt.Sprintf("slow network operations, over %v (%d)", s.slowNetwork, len(ops)))
+		networkTable(tw, ops)
+	}
+	return tw.Flush()
+}
+
+func eventTable(w io.Writer, evs []telemetry.EventMetrics, withError bool) {
+	if len(evs) == 0 {
+		fmt.Fprintln(w, "  (none)")
+		return
+	}
+	header := "  EVENT\tTASK\tDURATION\tRETRIES\tSTATUS\t"
+	if withError {
+		header += "ERROR"
+	}
+	fmt.Fprintln(w, header)
+	for _, m := range evs {
+		errText := ""
+		if withError {
+			errText = m.Error
+		}
+		fmt.Fprintf(w, "  %s\t%s\t%v\t%d\t%s\t%s\n", m.EventName, m.TaskID, round(m.Duration()), m.RetryCount, m.Status, errText)
+	}
+}
+
+func networkTable(w io.Writer, ops []telemetry.NetworkMetrics) {
+	if len(ops) == 0 {
+		fmt.Fprintln(w, "  (none)")
+		return
+	}
+	fmt.Fprintln(w, "  OPERATION\tHOST:PORT\tTASK\tLATENCY\tSENT\tRECEIVED\tSTATUS\tERROR")
+	for _, m := range ops {
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%v\t%d B\t%d B\t%s\t%s\n", m.Operation, m.Host+":"+strconv.Itoa(m.Port), m.TaskID,
+			round(m.Latency()), m.BytesSent, m.BytesReceived, m.Status, m.Error)
+	}
+}
+
+func round(d time.Duration) time.Duration {
+	if d >= time.Millisecond {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(time.Microsecond)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// writeJSON prints the selected sections of rs as one JSON document. Each
+// record is the telemetry document of the JSON-lines file.
+func writeJSON(w io.Writer, rs *records, s sections) error {
+	doc := map[string]any{}
+	if s.status {
+		doc["events_by_status"] = statusCounts(rs.events, func(m telemetry.EventMetrics) telemetry.Status { return m.Status })
+	}
+	if s.failed {
+		doc["failed_events"] = nonNil(rs.failedEvents())
+	}
+	if s.slow >= 0 {
+		doc["slow_events"] = nonNil(rs.slowEvents(s.slow))
+		doc["slow_events_threshold_seconds"] = s.slow.Seconds()
+	}
+	if s.retries {
+		doc["retry_stats"] = rs.retryStats()
+	}
+	if s.network {
+		doc["network_operations"] = nonNil(rs.network)
+	}
+	if s.failedNetwork {
+		doc["failed_network_operations"] = nonNil(rs.failedNetwork())
+	}
+	if s.slowNetwork >= 0 {
+		doc["slow_network_operations"] = nonNil(rs.slowNetwork(s.slowNetwork))
+		doc["slow_network_operations_threshold_seconds"] = s.slowNetwork.Seconds()
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(doc)
+}
+
+// nonNil makes an empty list encode as [] rather than null.
+func nonNil[M any](s []M) []M {
+	if s == nil {
+		return []M{}
+	}
+	return s
+}
+
+// humanBytes is used in progress lines.
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MiB"
+	case n >= 1<<10:
+		return strconv.FormatFloat(float64(n)/(1<<10), 'f', 1, 64) + " KiB"
+	}
+	return strconv.FormatInt(n, 10) + " B"
+}

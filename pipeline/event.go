@@ -1,0 +1,60 @@
+package pipeline
+
+import "context"
+
+// An Event is one step of a pipeline: a named unit of work that turns an
+// input into an output.
+//
+// Process is called once per attempt. It must honour ctx, returning soon
+// after it ends, and may be called again after it fails when the event's
+// [RetryPolicy] allows retries. It must be safe for concurrent use if the
+// event appears in a [Parallel] stage or in pipelines that run at once.
+// Inside Process, [TaskFrom] gives the task being run.
+type Event interface {
+	// Name returns the event's name, recorded as the event name of its runs.
+	// It must not be empty and must not change.
+	Name() string
+	// Process runs the event on in and returns its output or an error.
+	Process(ctx context.Context, in any) (any, error)
+}
+
+// Func returns an Event named name that runs fn.
+func Func(name string, fn func(ctx context.Context, in any) (any, error)) Event {
+	return &funcEvent{name: name, fn: fn}
+}
+
+type funcEvent struct {
+	name string
+	fn   func(ctx context.Context, in any) (any, error)
+}
+
+func (e *funcEvent) Name() string { return e.name }
+
+func (e *funcEvent) Process(ctx context.Context, in any) (any, error) { return e.fn(ctx, in) }
+
+// WithRetry returns an Event that runs e with the retry policy p instead of
+// the pipeline's [Config.Retry]. Its name is that of e.
+func WithRetry(e Event, p RetryPolicy) Event {
+	return &retryEvent{Event: e, policy: p}
+}
+
+type retryEvent struct {
+	Event
+	policy RetryPolicy
+}
+
+// unwrap returns the event inside retry wrappers, and the policy of the
+// outermost wrapper if there is one.
+func unwrap(e Event) (Event, *RetryPolicy) {
+	var p *RetryPolicy
+	for {
+		r, ok := e.(*retryEvent)
+		if !ok {
+			return e, p
+		}
+		if p == nil {
+			p = &r.policy
+		}
+		e = r.Event
+	}
+}

@@ -1,0 +1,328 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/eventpipeline/eventpipeline/telemetry"
+)
+
+// Errors returned by [New] for a pipeline that cannot run, wrapped with the
+// position of the offending stage or event.
+var (
+	// ErrNoStages is returned when a pipeline is given no stage.
+	ErrNoStages = errors.New("pipeline: no stages")
+	// ErrEmptyStage is returned for a stage without events.
+	ErrEmptyStage = errors.New("pipeline: stage has no events")
+	// ErrNilEvent is returned for a nil Event.
+	ErrNilEvent = errors.New("pipeline: nil event")
+	// ErrEmptyEventName is returned for an Event whose Name is empty.
+	ErrEmptyEventName = errors.New("pipeline: empty event name")
+)
+
+// A Stage is a step of a pipeline: events run one after the other
+// ([Sequence]) or all at once ([Parallel]).
+type Stage struct {
+	events   []Event
+	parallel bool
+}
+
+// Sequence returns a stage that runs events one after the other, each
+// getting the output of the one before (the first gets the stage's input).
+// Its output is that of the last event. It stops at the first event that
+// fails, and fails with its [*EventError]; the events after it do not run.
+func Sequence(events ...Event) Stage { return Stage{events: events} }
+
+// Parallel returns a stage that runs events at once, each on the stage's
+// input, which they share and must not modify. Its output is a []any of
+// their outputs, in the order of events. Every event runs to its end, even
+// when another fails (only the cancellation of the run's context stops
+// them); if any failed, the stage fails with their [*EventError]s joined
+// with [errors.Join], in the order of events.
+func Parallel(events ...Event) Stage { return Stage{events: events, parallel: true} }
+
+// Config configures a [Pipeline]. The zero Config records into the default
+// telemetry Recorder and makes a single attempt of each event.
+type Config struct {
+	// Recorder receives the telemetry of every run: each task as an event
+	// run, each remote call as a network operation (see TelemetryHooks).
+	// Nil means telemetry.Default(), so that after
+	// telemetry.MonitorEvents(...) every pipeline is recorded with no more
+	// code; set NoTelemetry to record nothing.
+	Recorder *telemetry.Recorder
+	// NoTelemetry, if true, turns telemetry off: Recorder is ignored and
+	// only Hooks are called.
+	NoTelemetry bool
+	// Hooks, if not nil, are called for every task and remote call, after
+	// the telemetry hooks. Combine several with JoinHooks.
+	Hooks Hooks
+	// Retry is the retry policy of every event not wrapped with WithRetry.
+	// The zero policy makes a single attempt.
+	Retry RetryPolicy
+	// ProcessID is recorded as the process id of every task. Zero means
+	// os.Getpid().
+	ProcessID int
+}
+
+// A Pipeline runs events in stages and reports every task and remote call
+// to its hooks. Create one with [New]; it is safe for concurrent use, and
+// may run many times, each run with a run id of its own.
+type Pipeline struct {
+	stages []stage
+	hooks  Hooks // never nil
+	tel    *TelemetryHooks
+	pid    int
+	sleep  func(context.Context, time.Duration) error // waits between attempts; replaced in tests
+}
+
+type stage struct {
+	steps    []step
+	parallel bool
+}
+
+type step struct {
+	ev     Event // unwrapped from WithRetry
+	name   string
+	policy RetryPolicy
+}
+
+// New returns a new Pipeline running stages in order, configured by cfg.
+// It checks every stage and event and returns all the problems joined in
+// one error: [ErrNoStages], [ErrEmptyStage], [ErrNilEvent],
+// [ErrEmptyEventName], or an invalid retry policy or process id.
+func New(cfg Config, stages ...Stage) (*Pipeline, error) {
+	var errs []error
+	if len(stages) == 0 {
+		errs = append(errs, ErrNoStages)
+	}
+	if cfg.ProcessID < 0 {
+		errs = append(errs, fmt.Errorf("pipeline: process id must not be negative, got %d", cfg.ProcessID))
+	}
+	for _, err := range cfg.Retry.validate() {
+		errs = append(errs, at("config", err))
+	}
+	p := &Pipeline{pid: cfg.ProcessID, sleep: sleep}
+	if p.pid == 0 {
+		p.pid = os.Getpid()
+	}
+	for i, s := range stages {
+		st := stage{parallel: s.parallel}
+		if len(s.events) == 0 {
+			errs = append(errs, at(fmt.Sprintf("stage %d", i+1), ErrEmptyStage))
+		}
+		for j, ev := range s.events {
+			if ev == nil {
+				errs = append(errs, at(fmt.Sprintf("stage %d, event %d", i+1, j+1), ErrNilEvent))
+				continue
+			}
+			inner, policy := unwrap(ev)
+			sp := step{ev: inner, name: ev.Name(), policy: cfg.Retry}
+			if policy != nil {
+				sp.policy = *policy
+				for _, err := range policy.validate() {
+					errs = append(errs, at(fmt.Sprintf("stage %d, event %q", i+1, sp.name), err))
+				}
+			}
+			if sp.name == "" {
+				errs = append(errs, at(fmt.Sprintf("stage %d, event %d", i+1, j+1), ErrEmptyEventName))
+			}
+			st.steps = append(st.steps, sp)
+		}
+		p.stages = append(p.stages, st)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	var hooks []Hooks
+	if !cfg.NoTelemetry {
+		r := cfg.Recorder
+		if r == nil {
+			r = telemetry.Default()
+		}
+		p.tel = NewTelemetryHooks(r)
+		hooks = append(hooks, p.tel)
+	}
+	p.hooks = JoinHooks(append(hooks, cfg.Hooks)...)
+	if p.hooks == nil {
+		p.hooks = NopHooks{}
+	}
+	return p, nil
+}
+
+// at returns err located at where: "pipeline: <where>: <err without its
+// prefix>", matching err with errors.Is.
+func at(where string, err error) error { return &locatedError{where: where, err: err} }
+
+type locatedError struct {
+	where string
+	err   error
+}
+
+func (e *locatedError) Error() string {
+	return "pipeline: " + e.where + ": " + strings.TrimPrefix(e.err.Error(), "pipeline: ")
+}
+
+func (e *locatedError) Unwrap() error { return e.err }
+
+// Telemetry returns the hooks through which p records telemetry, or nil if
+// its telemetry is off. Its Recorder method gives the Recorder to query.
+func (p *Pipeline) Telemetry() *TelemetryHooks { return p.tel }
+
+// run is the state of one pipeline run.
+type run struct {
+	id  string
+	seq uint64 // the number of the last task started; stages run one at a time
+}
+
+// next reserves the numbers of n tasks and returns the first.
+func (r *run) next(n int) uint64 {
+	r.seq += uint64(n)
+	return r.seq - uint64(n) + 1
+}
+
+// newRunID returns 16 random hexadecimal digits.
+func newRunID() string {
+	var b [8]byte
+	rand.Read(b[:]) // never fails (crypto/rand.Read documents it)
+	return hex.EncodeToString(b[:])
+}
+
+// Run runs the pipeline once on in and returns the output of its last
+// stage. It fails with the error of the first stage that fails: an
+// [*EventError], or several joined for a parallel stage. If ctx ends,
+// events see it through their context, no event starts any more, and Run
+// returns an error wrapping ctx.Err().
+func (p *Pipeline) Run(ctx context.Context, in any) (any, error) {
+	r := &run{id: newRunID()}
+	for i := range p.stages {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("pipeline: run %s stopped before stage %d: %w", r.id, i+1, err)
+		}
+		out, err := p.runStage(ctx, r, &p.stages[i], in)
+		if err != nil {
+			return nil, err
+		}
+		in = out
+	}
+	return in, nil
+}
+
+func (p *Pipeline) runStage(ctx context.Context, r *run, st *stage, in any) (any, error) {
+	if !st.parallel {
+		for i := range st.steps {
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("pipeline: run %s stopped before event %q: %w", r.id, st.steps[i].name, err)
+			}
+			out, err := p.runTask(ctx, r, &st.steps[i], r.next(1), in)
+			if err != nil {
+				return nil, err
+			}
+			in = out
+		}
+		return in, nil
+	}
+	outs := make([]any, len(st.steps))
+	errs := make([]error, len(st.steps))
+	first := r.next(len(st.steps))
+	var wg sync.WaitGroup
+	for i := range st.steps {
+		wg.Go(func() { outs[i], errs[i] = p.runTask(ctx, r, &st.steps[i], first+uint64(i), in) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return outs, nil
+}
+
+// runTask runs one execution of an event, with its retries, and reports it
+// to the hooks.
+func (p *Pipeline) runTask(ctx context.Context, r *run, sp *step, n uint64, in any) (any, error) {
+	t := Task{
+		ID:        r.id + "/" + sp.name + "/" + strconv.FormatUint(n, 10),
+		Event:     sp.name,
+		RunID:     r.id,
+		ProcessID: p.pid,
+		Attempt:   1,
+	}
+	h := p.hooks
+	h.EventStarted(t)
+	calls := new(atomic.Uint64)
+	for {
+		ex := &execution{task: t, hooks: h, calls: calls}
+		out, err := process(withExecution(ctx, ex), sp, in)
+		if err == nil {
+			h.EventEnded(t, nil)
+			return out, nil
+		}
+		if t.Attempt < sp.policy.attempts() && ctx.Err() == nil && sp.policy.retryable(err) {
+			wait := sp.policy.Backoff(t.Attempt)
+			h.EventRetried(t, err, wait)
+			if serr := p.sleep(ctx, wait); serr == nil {
+				t.Attempt++
+				continue
+			} else {
+				err = fmt.Errorf("%w while waiting to retry after: %w", serr, err)
+			}
+		}
+		h.EventEnded(t, err)
+		return nil, &EventError{Event: t.Event, TaskID: t.ID, RunID: t.RunID, Attempts: t.Attempt, Err: err}
+	}
+}
+
+// process calls the event, turning a panic into a [*PanicError].
+func process(ctx context.Context, sp *step, in any) (out any, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			out, err = nil, &PanicError{Event: sp.name, Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return sp.ev.Process(ctx, in)
+}
+
+// An EventError reports an event that failed: after its last attempt, or
+// when the run's context ended while it waited to retry. [errors.Is] and
+// [errors.As] see through it to Err.
+type EventError struct {
+	Event    string // name of the event
+	TaskID   string // task id of the execution
+	RunID    string // id of the pipeline run
+	Attempts int    // attempts made
+	Err      error  // the error of the last attempt
+}
+
+// Error returns a message such as
+// `pipeline: event "load" (task 8c1f.../load/3) failed after 2 attempts: warehouse down`.
+func (e *EventError) Error() string {
+	s := "s"
+	if e.Attempts == 1 {
+		s = ""
+	}
+	return fmt.Sprintf("pipeline: event %q (task %s) failed after %d attempt%s: %v", e.Event, e.TaskID, e.Attempts, s, e.Err)
+}
+
+// Unwrap returns e.Err.
+func (e *EventError) Unwrap() error { return e.Err }
+
+// A PanicError is the error of an attempt whose Process panicked. It is
+// not retried by [DefaultRetryable].
+type PanicError struct {
+	Event string // name of the event
+	Value any    // the value passed to panic
+	Stack []byte // the stack of the panicking goroutine
+}
+
+// Error returns `pipeline: event "name" panicked: <value>`.
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("pipeline: event %q panicked: %v", e.Event, e.Value)
+}

@@ -1,0 +1,297 @@
+package pipeline_test
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/eventpipeline/eventpipeline/pipeline"
+	"github.com/eventpipeline/eventpipeline/telemetry"
+)
+
+// bodyCounter counts the body bytes a handler reads and writes.
+type bodyCounter struct {
+	h             http.Handler
+	read, written atomic.Int64
+}
+
+func (c *bodyCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.TeeReader(r.Body, writerFunc(func(p []byte) { c.read.Add(int64(len(p))) })), r.Body}
+	c.h.ServeHTTP(&countingWriter{ResponseWriter: w, n: &c.written}, r)
+}
+
+type writerFunc func([]byte)
+
+func (f writerFunc) Write(p []byte) (int, error) { f(p); return len(p), nil }
+
+type countingWriter struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(p)
+	w.n.Add(int64(n))
+	return n, err
+}
+
+// lastWorkerTask is the task the worker's "double" event last saw.
+var lastWorkerTask atomic.Pointer[pipeline.Task]
+
+var errOutOfStock = errors.New("out of stock")
+
+// workerEvents are the events the test worker runs.
+func workerEvents(t *testing.T) []pipeline.Event {
+	var flaky atomic.Int64
+	return []pipeline.Event{
+		pipeline.Func("double", func(ctx context.Context, in any) (any, error) {
+			task, ok := pipeline.TaskFrom(ctx)
+			if !ok {
+				t.Error("the worker's event got no task")
+			}
+			lastWorkerTask.Store(&task)
+			return map[string]any{"doubled": in.(map[string]any)["n"].(float64) * 2}, nil
+		}),
+		pipeline.Func("reserve", func(context.Context, any) (any, error) { return nil, pipeline.Permanent(errOutOfStock) }),
+		pipeline.Func("flaky", func(context.Context, any) (any, error) {
+			if flaky.Add(1) < 3 {
+				return nil, errors.New("model not loaded yet")
+			}
+			return "ready", nil
+		}),
+		pipeline.Func("sleepy", func(ctx context.Context, in any) (any, error) {
+			select {
+			case <-ctx.Done():
+			case <-time.After(5 * time.Second):
+			}
+			return nil, ctx.Err()
+		}),
+	}
+}
+
+func startWorker(t *testing.T, tlsOn bool) (*httptest.Server, *bodyCounter, string, int) {
+	t.Helper()
+	w, err := pipeline.NewWorker(workerEvents(t)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	bc := &bodyCounter{h: w}
+	mux.Handle(pipeline.DefaultPath, bc)
+	srv := httptest.NewUnstartedServer(mux)
+	if tlsOn {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
+	t.Cleanup(srv.Close)
+	host, p, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	port, _ := strconv.Atoi(p)
+	return srv, bc, host, port
+}
+
+func mustRemote(t *testing.T, name string, cfg pipeline.RemoteConfig) *pipeline.RemoteEvent {
+	t.Helper()
+	e, err := pipeline.Remote(name, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func TestRemoteSuccessRecordsNetworkOperation(t *testing.T) {
+	for _, tlsOn := range []bool{false, true} {
+		t.Run("tls="+strconv.FormatBool(tlsOn), func(t *testing.T) {
+			srv, bc, host, port := startWorker(t, tlsOn)
+			cfg := pipeline.RemoteConfig{Host: host, Port: port, Timeout: 5 * time.Second}
+			if tlsOn {
+				cfg.TLS = srv.Client().Transport.(*http.Transport).TLSClientConfig
+			}
+			r := newRecorder(t)
+			p := mustNew(t, pipeline.Config{Recorder: r}, pipeline.Sequence(mustRemote(t, "double", cfg)))
+			out, err := p.Run(context.Background(), map[string]any{"n": 21})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := out.(map[string]any)["doubled"]; got != 42.0 {
+				t.Errorf("got %v, want 42", got)
+			}
+			ev := eventsByName(r)["double"]
+			ops := r.Report().NetworkOperations
+			if len(ops) != 1 {
+				t.Fatalf("got %d network operations, want 1", len(ops))
+			}
+			m := ops[0]
+			want := telemetry.NetworkMetrics{TaskID: ev.TaskID + "/call-1", Operation: "remote_call", Host: host, Port: port,
+				Status: telemetry.StatusCompleted, BytesSent: bc.read.Load(), BytesReceived: bc.written.Load()}
+			m.StartTime, m.EndTime = time.Time{}, time.Time{}
+			if m != want {
+				t.Errorf("got %+v, want %+v", m, want)
+			}
+			if m.BytesSent == 0 || m.BytesReceived == 0 {
+				t.Error("got zero bytes")
+			}
+			if wt := lastWorkerTask.Load(); wt.ID != ev.TaskID || wt.RunID != ev.PipelineID || wt.Attempt != 1 {
+				t.Errorf("the worker's event got task %+v, want the caller's task %s", wt, ev.TaskID)
+			}
+			if ev.Status != telemetry.StatusCompleted {
+				t.Errorf("got event %+v, want completed", ev)
+			}
+		})
+	}
+}
+
+func TestRemoteFailures(t *testing.T) {
+	_, _, host, port := startWorker(t, false)
+	dead, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadPort := dead.Addr().(*net.TCPAddr).Port
+	dead.Close()
+	retry := pipeline.RetryPolicy{MaxAttempts: 3, BackoffFactor: time.Millisecond}
+
+	tests := []struct {
+		name        string
+		event       string
+		cfg         pipeline.RemoteConfig
+		wantErr     func(error) bool
+		wantStatus  telemetry.Status // of the event run
+		wantRetries int
+		wantOps     int
+		wantOpsErr  string // error of the failed network operations; "" if they completed
+	}{
+		{name: "retried then succeeds", event: "flaky", cfg: pipeline.RemoteConfig{Host: host, Port: port},
+			wantErr: func(err error) bool { return err == nil }, wantStatus: telemetry.StatusCompleted, wantRetries: 2, wantOps: 3},
+		{name: "permanent error on the worker", event: "reserve", cfg: pipeline.RemoteConfig{Host: host, Port: port},
+			wantErr: func(err error) bool {
+				var re *pipeline.RemoteError
+				return errors.As(err, &re) && re.StatusCode == 422 && re.Message == "out of stock" && re.Event == "reserve"
+			}, wantStatus: telemetry.StatusFailed, wantOps: 1},
+		{name: "unknown event", event: "nope", cfg: pipeline.RemoteConfig{Host: host, Port: port},
+			wantErr: func(err error) bool {
+				var re *pipeline.RemoteError
+				return errors.As(err, &re) && re.StatusCode == 404 && strings.Contains(re.Message, `unknown event "nope"`)
+			}, wantStatus: telemetry.StatusFailed, wantOps: 1},
+		{name: "connection refused", event: "double", cfg: pipeline.RemoteConfig{Host: "127.0.0.1", Port: deadPort},
+			wantErr: func(err error) bool {
+				var oe *net.OpError
+				return errors.As(err, &oe) && strings.Contains(err.Error(), "refused")
+			}, wantStatus: telemetry.StatusFailed, wantRetries: 2, wantOps: 3, wantOpsErr: "refused"},
+		{name: "timeout", event: "sleepy", cfg: pipeline.RemoteConfig{Host: host, Port: port, Timeout: 50 * time.Millisecond},
+			wantErr: func(err error) bool {
+				var ne net.Error
+				return errors.As(err, &ne) && ne.Timeout() && errors.Is(err, context.DeadlineExceeded)
+			}, wantStatus: telemetry.StatusFailed, wantOps: 1, wantOpsErr: "deadline exceeded"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRecorder(t)
+			ev := pipeline.WithRetry(mustRemote(t, tc.event, tc.cfg), retry)
+			_, err := mustNew(t, pipeline.Config{Recorder: r}, pipeline.Sequence(ev)).Run(context.Background(), map[string]any{"n": 1})
+			if !tc.wantErr(err) {
+				t.Errorf("got error %v", err)
+			}
+			e := eventsByName(r)[tc.event]
+			if e.Status != tc.wantStatus || e.RetryCount != tc.wantRetries {
+				t.Errorf("got event %s with %d retries, want %s with %d", e.Status, e.RetryCount, tc.wantStatus, tc.wantRetries)
+			}
+			ops := r.Report().NetworkOperations
+			if len(ops) != tc.wantOps {
+				t.Fatalf("got %d network operations, want %d", len(ops), tc.wantOps)
+			}
+			for i, m := range ops {
+				if m.TaskID != e.TaskID+"/call-"+strconv.Itoa(i+1) {
+					t.Errorf("got call id %q, want %s/call-%d", m.TaskID, e.TaskID, i+1)
+				}
+				failed := tc.wantOpsErr != ""
+				if (m.Status == telemetry.StatusFailed) != failed || !strings.Contains(m.Error, tc.wantOpsErr) {
+					t.Errorf("got operation %s %q, want failed=%v with %q", m.Status, m.Error, failed, tc.wantOpsErr)
+				}
+			}
+		})
+	}
+}
+
+func TestWorkerAnswers(t *testing.T) {
+	srv, _, _, _ := startWorker(t, false)
+	url := srv.URL + pipeline.DefaultPath
+	tests := []struct {
+		name       string
+		method     string
+		body       string
+		wantStatus int
+		wantBody   string
+	}{
+		{name: "success", method: "POST", body: `{"event":"double","input":{"n":2}}`, wantStatus: 200, wantBody: `{"output":{"doubled":4}}`},
+		{name: "event error is 422 when permanent", method: "POST", body: `{"event":"reserve"}`, wantStatus: 422, wantBody: `{"error":"out of stock"}`},
+		{name: "wrong method", method: "GET", wantStatus: 405, wantBody: `{"error":"pipeline: worker: method GET not allowed, use POST"}`},
+		{name: "bad JSON", method: "POST", body: `{"event":`, wantStatus: 400, wantBody: `bad request body`},
+		{name: "no event", method: "POST", body: `{"input":1}`, wantStatus: 400, wantBody: `request names no event`},
+		{name: "unknown event", method: "POST", body: `{"event":"nope"}`, wantStatus: 404, wantBody: `unknown event \"nope\"`},
+		{name: "too large", method: "POST", body: `{"event":"double","input":"` + strings.Repeat("x", pipeline.MaxBodyBytes) + `"}`,
+			wantStatus: 413, wantBody: `larger than 8388608 bytes`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, url, strings.NewReader(tc.body))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.wantStatus || !strings.Contains(string(b), tc.wantBody) {
+				t.Errorf("got %d %s, want %d containing %s", resp.StatusCode, b, tc.wantStatus, tc.wantBody)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("got Content-Type %q", ct)
+			}
+			if !json.Valid(b) {
+				t.Errorf("got invalid JSON %s", b)
+			}
+			if tc.wantStatus == 405 && resp.Header.Get("Allow") != "POST" {
+				t.Errorf("got Allow %q, want POST", resp.Header.Get("Allow"))
+			}
+		})
+	}
+}
+
+func TestNewWorkerAndRemoteRejectBadInput(t *testing.T) {
+	a := appendEvent("a")
+	_, err := pipeline.NewWorker(a, nil, pipeline.Func("", nil), appendEvent("a"))
+	for _, want := range []error{pipeline.ErrNilEvent, pipeline.ErrEmptyEventName, pipeline.ErrDuplicateEvent} {
+		if !errors.Is(err, want) {
+			t.Errorf("NewWorker: got %v, want it to wrap %v", err, want)
+		}
+	}
+	_, err = pipeline.Remote("", pipeline.RemoteConfig{Port: 70000, Timeout: -1})
+	for _, want := range []string{"empty event name", "empty host", "port must be 1-65535, got 70000", "timeout must not be negative"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Remote: got %v, want it to say %q", err, want)
+		}
+	}
+	e := mustRemote(t, "x", pipeline.RemoteConfig{Host: "::1", Port: 8443, Path: "run", TLS: &tls.Config{}})
+	if e.URL() != "https://[::1]:8443/run" {
+		t.Errorf("got URL %s", e.URL())
+	}
+}
+
+// A RemoteEvent called outside a pipeline works and records nothing.
+func TestRemoteOutsidePipeline(t *testing.T) {
+	_, _, host, port := startWorker(t, false)
+	out, err := mustRemote(t, "double", pipeline.RemoteConfig{Host: host, Port: port}).Process(context.Background(), map[string]any{"n": 1.5})
+	if err != nil || out.(map[string]any)["doubled"] != 3.0 {
+		t.Errorf("got %v, %v; want doubled 3", out, err)
+	}
+}

@@ -1,0 +1,28 @@
+package pipeline
+
+import "encoding/json"
+
+// The JSON documents a [RemoteEvent] and a [Worker] exchange.
+
+// DefaultPath is the path a RemoteEvent posts to when its Path is empty.
+const DefaultPath = "/events"
+
+// MaxBodyBytes is the largest request body a Worker accepts and the
+// largest response body a RemoteEvent reads: 8 MiB.
+const MaxBodyBytes = 8 << 20
+
+// callRequest is the body of a POST to a worker.
+type callRequest struct {
+	Event   string          `json:"event"`
+	TaskID  string          `json:"task_id,omitempty"`
+	RunID   string          `json:"run_id,omitempty"`
+	Attempt int             `json:"attempt,omitempty"`
+	Input   json.RawMessage `json:"input,omitempty"`
+}
+
+// callResponse is the body of a worker's answer: the output with status
+// 200, else the error.
+type callResponse struct {
+	Output json.RawMessage `json:"output,omitempty"`
+	Error  string          `json:"error,omitempty"`
+}
