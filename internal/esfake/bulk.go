@@ -52,43 +52,19 @@ func (s *Server) bulk(r *http.Request, defIndex string, body []byte) response {
 		n      int
 		errors bool
 	)
+	items = make([]byte, 0, 64+len(lines)*100)
 	items = append(items, '[')
 	for i := 0; i < len(lines); i++ {
 		line := lines[i]
 		if len(bytes.TrimSpace(line)) == 0 {
 			return bad("line [%d]: empty line", i+1)
 		}
-		action, err := decodeObject(line)
-		if err != nil {
-			return bad("Malformed action/metadata line [%d], expected START_OBJECT: %v", i+1, err)
+		op, meta, err := parseAction(line)
+		if err != "" {
+			return bad("Malformed action/metadata line [%d]: %s", i+1, err)
 		}
-		if len(action) != 1 {
-			return bad("Malformed action/metadata line [%d], expected a single action, got %d keys", i+1, len(action))
-		}
-		var (
-			op   string
-			meta map[string]any
-		)
-		for k, v := range action {
-			op = k
-			m, ok := v.(map[string]any)
-			if !ok {
-				return bad("Malformed action/metadata line [%d], expected START_OBJECT after [%s]", i+1, k)
-			}
-			meta = m
-		}
-		switch op {
-		case "index", "create", "update", "delete":
-		default:
-			return bad("Malformed action/metadata line [%d], expected field [create], [delete], [index] or [update] but found [%s]", i+1, op)
-		}
-		for k := range meta {
-			if !actionParams[k] {
-				return bad("Action/metadata line [%d] contains an unknown parameter [%s]", i+1, k)
-			}
-		}
-		idx, _ := meta["_index"].(string)
-		if _, has := meta["_index"]; has && idx == "" {
+		idx := meta.Index
+		if meta.hasIndex && idx == "" {
 			return bad("Action/metadata line [%d]: [_index] must be a non-empty string", i+1)
 		}
 		if idx == "" {
@@ -97,8 +73,8 @@ func (s *Server) bulk(r *http.Request, defIndex string, body []byte) response {
 		if idx == "" {
 			return bad("Action/metadata line [%d]: index is missing", i+1)
 		}
-		id, _ := meta["_id"].(string)
-		if _, has := meta["_id"]; has && id == "" {
+		id := meta.ID
+		if meta.hasID && id == "" {
 			return bad("Action/metadata line [%d]: [_id] must be a non-empty string", i+1)
 		}
 		var src []byte
@@ -167,23 +143,17 @@ func (s *Server) applyItem(op, idx, id string, src []byte) (itemResult, *ItemErr
 	case "update":
 		return itemResult{}, &ItemError{Status: 400, Type: "illegal_argument_exception", Reason: "esfake does not support the update action"}
 	}
-	source, err := decodeObject(src)
-	if err != nil {
-		return itemResult{}, &ItemError{Status: 400, Type: "document_parsing_exception",
-			Reason: "[1:1] failed to parse: " + err.Error(),
-			Cause:  &ItemError{Type: "json_parse_exception", Reason: err.Error()}}
+	if err := checkSource(s.indexProps(idx, ix), src, id); err != nil {
+		return itemResult{}, err
 	}
 	if s.itemFn != nil {
+		source, _ := decodeObject(src)
 		if ierr := s.itemFn(idx, id, source); ierr != nil {
 			return itemResult{}, ierr
 		}
 	}
-	props := s.indexProps(idx, ix)
-	if ierr := checkSource(props, source, id); ierr != nil {
-		return itemResult{}, ierr
-	}
 	if ix == nil {
-		ix = &index{name: idx, docs: make(map[string]*Doc), props: props}
+		ix = &index{name: idx, docs: make(map[string]*Doc), props: s.indexProps(idx, nil)}
 		s.indices[idx] = ix
 	}
 	s.seqNo++
@@ -193,10 +163,10 @@ func (s *Server) applyItem(op, idx, id string, src []byte) (itemResult, *ItemErr
 				Reason: "[" + id + "]: version conflict, document already exists (current version [" + strconv.Itoa(old.Version) + "])"}
 		}
 		old.Version++
-		old.Source, old.Raw = source, append([]byte(nil), src...)
+		old.Raw = append([]byte(nil), src...)
 		return itemResult{version: old.Version, result: "updated", status: 200, seqNo: s.seqNo}, nil
 	}
-	ix.docs[id] = &Doc{Index: idx, ID: id, Version: 1, Source: source, Raw: append([]byte(nil), src...)}
+	ix.docs[id] = &Doc{Index: idx, ID: id, Version: 1, Raw: append([]byte(nil), src...)}
 	ix.order = append(ix.order, id)
 	return itemResult{version: 1, result: "created", status: 201, seqNo: s.seqNo}, nil
 }
@@ -221,87 +191,153 @@ func (s *Server) indexProps(name string, ix *index) map[string]fieldMapping {
 	return best.props
 }
 
-// checkSource checks the values of a document against explicit mappings,
-// as Elasticsearch's mappers do (with their default coercion).
-func checkSource(props map[string]fieldMapping, src map[string]any, id string) *ItemError {
-	for field, v := range src {
-		m, ok := props[field]
-		if !ok || v == nil {
-			continue
+// checkSource checks that src is a JSON object and its values fit the
+// explicit mappings, as Elasticsearch's mappers do (with their default
+// coercion).
+func checkSource(props map[string]fieldMapping, src []byte, id string) *ItemError {
+	var bad *ItemError
+	err := scanObject(src, func(key, raw []byte) error {
+		if len(props) == 0 || string(raw) == "null" {
+			return nil
 		}
-		if !fits(m.typ, v) {
-			return MappingError(field, m.typ, id, v)
+		var m fieldMapping
+		var ok bool
+		if bytes.IndexByte(key, '\\') < 0 {
+			m, ok = props[string(key[1:len(key)-1])] // no allocation
+		} else if field, valid := unquote(key); valid {
+			m, ok = props[field]
 		}
+		if ok && bad == nil && !fits(m.typ, raw) {
+			field, _ := unquote(key)
+			bad = MappingError(field, m.typ, id, string(raw))
+		}
+		return nil
+	})
+	if err != nil {
+		return &ItemError{Status: 400, Type: "document_parsing_exception",
+			Reason: "[1:1] failed to parse: " + err.Error(),
+			Cause:  &ItemError{Type: "json_parse_exception", Reason: err.Error()}}
 	}
-	return nil
+	return bad
 }
 
 // fits reports whether a JSON value can be indexed in a field of type typ.
-func fits(typ string, v any) bool {
-	switch typ {
-	case "keyword", "text", "wildcard", "constant_keyword":
-		switch v.(type) {
-		case string, json.Number, bool:
-			return true
-		}
-		return false
-	case "long", "integer", "short", "byte":
-		var f float64
-		switch x := v.(type) {
-		case json.Number:
-			var err error
-			if f, err = x.Float64(); err != nil {
-				return false
-			}
-		case string:
-			var err error
-			if f, err = strconv.ParseFloat(x, 64); err != nil {
-				return false
-			}
-		default:
+func fits(typ string, raw json.RawMessage) bool {
+	var (
+		str    string
+		isStr  = raw[0] == '"'
+		isNum  = raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9')
+		isBool = string(raw) == "true" || string(raw) == "false"
+	)
+	if isStr {
+		var ok bool
+		if str, ok = unquote(raw); !ok {
 			return false
 		}
+	}
+	number := func() (float64, bool) {
+		switch {
+		case isNum:
+			f, err := strconv.ParseFloat(string(raw), 64)
+			return f, err == nil
+		case isStr:
+			f, err := strconv.ParseFloat(str, 64)
+			return f, err == nil
+		}
+		return 0, false
+	}
+	switch typ {
+	case "keyword", "text", "wildcard", "constant_keyword":
+		return isStr || isNum || isBool
+	case "long", "integer", "short", "byte":
+		f, ok := number()
 		limit := map[string]float64{"long": math.MaxInt64, "integer": math.MaxInt32, "short": math.MaxInt16, "byte": math.MaxInt8}[typ]
-		return f <= limit && f >= -limit-1
+		return ok && f <= limit && f >= -limit-1
 	case "double", "float", "half_float", "scaled_float":
-		switch x := v.(type) {
-		case json.Number:
-			_, err := x.Float64()
-			return err == nil
-		case string:
-			_, err := strconv.ParseFloat(x, 64)
-			return err == nil
-		}
-		return false
-	case "date", "date_nanos":
-		switch x := v.(type) {
-		case json.Number:
-			_, err := x.Int64()
-			return err == nil
-		case string:
-			t, err := time.Parse(time.RFC3339Nano, x)
-			if err != nil {
-				return false
-			}
-			if typ == "date_nanos" && (t.Year() < 1970 || t.Year() > 2262) {
-				return false
-			}
-			return true
-		}
-		return false
-	case "boolean":
-		switch x := v.(type) {
-		case bool:
-			return true
-		case string:
-			return x == "true" || x == "false" || x == ""
-		}
-		return false
-	case "object", "nested", "flattened":
-		_, ok := v.(map[string]any)
+		_, ok := number()
 		return ok
+	case "date", "date_nanos":
+		if isNum {
+			_, err := strconv.ParseInt(string(raw), 10, 64)
+			return err == nil
+		}
+		if !isStr {
+			return false
+		}
+		t, err := time.Parse(time.RFC3339Nano, str)
+		if err != nil {
+			return false
+		}
+		return typ == "date" || (t.Year() >= 1970 && t.Year() <= 2262)
+	case "boolean":
+		return isBool || (isStr && (str == "true" || str == "false" || str == ""))
+	case "object", "nested", "flattened":
+		return raw[0] == '{'
 	}
 	return true
+}
+
+// actionMeta is the metadata of a bulk action line.
+type actionMeta struct {
+	Index, ID       string
+	hasIndex, hasID bool
+}
+
+// parseAction parses an action line strictly: one action among index,
+// create, update and delete, with known parameters only.
+func parseAction(line []byte) (op string, meta actionMeta, problem string) {
+	n := 0
+	var body []byte
+	err := scanObject(line, func(key, raw []byte) error {
+		n++
+		k, _ := unquote(key)
+		op, body = k, raw
+		return nil
+	})
+	if err != nil {
+		return "", meta, "expected START_OBJECT: " + err.Error()
+	}
+	if n != 1 {
+		return "", meta, fmt.Sprintf("expected a single action, got %d keys", n)
+	}
+	switch op {
+	case "index", "create", "update", "delete":
+	default:
+		return "", meta, fmt.Sprintf("expected field [create], [delete], [index] or [update] but found [%s]", op)
+	}
+	if len(body) == 0 || body[0] != '{' {
+		return "", meta, fmt.Sprintf("expected START_OBJECT after [%s]", op)
+	}
+	err = scanObject(body, func(key, raw []byte) error {
+		k, _ := unquote(key)
+		if !actionParams[k] {
+			problem = fmt.Sprintf("contains an unknown parameter [%s]", k)
+			return errSyntax
+		}
+		var ok bool
+		switch k {
+		case "_index":
+			meta.hasIndex = true
+			if meta.Index, ok = unquote(raw); !ok {
+				problem = "[_index] must be a string"
+				return errSyntax
+			}
+		case "_id":
+			meta.hasID = true
+			if meta.ID, ok = unquote(raw); !ok {
+				problem = "[_id] must be a string"
+				return errSyntax
+			}
+		}
+		return nil
+	})
+	if problem != "" {
+		return "", meta, problem
+	}
+	if err != nil {
+		return "", meta, "invalid metadata: " + err.Error()
+	}
+	return op, meta, ""
 }
 
 func appendItemResult(b []byte, op, idx, id string, r itemResult) []byte {

@@ -52,7 +52,7 @@ type Doc struct {
 	Index   string         // index name
 	ID      string         // _id
 	Version int            // _version: 1, then 2 after being overwritten...
-	Source  map[string]any // the source, decoded
+	Source  map[string]any // the source, decoded, with numbers as json.Number
 	Raw     []byte         // the source line as sent
 }
 
@@ -266,7 +266,9 @@ func (s *Server) Docs(name string) []Doc {
 	}
 	out := make([]Doc, 0, len(ix.order))
 	for _, id := range ix.order {
-		out = append(out, *ix.docs[id])
+		d := *ix.docs[id]
+		d.Source, _ = decodeObject(d.Raw) // validated when indexed
+		out = append(out, d)
 	}
 	return out
 }
@@ -384,10 +386,14 @@ func errorResponse(status int, typ, reason string) response {
 }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
+	var buf bytes.Buffer
+	if r.ContentLength > 0 && r.ContentLength < 1<<30 {
+		buf.Grow(int(r.ContentLength) + 1)
+	}
+	if _, err := buf.ReadFrom(r.Body); err != nil {
 		return // the connection broke
 	}
+	body := buf.Bytes()
 	s.mu.Lock()
 	res := s.handle(r, body)
 	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Status: res.status, Header: r.Header.Clone(), Items: res.items})
