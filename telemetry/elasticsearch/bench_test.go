@@ -72,54 +72,76 @@ func BenchmarkPublishBatchThroughput(b *testing.B) {
 }
 
 // BenchmarkRecordingPathCost measures one StartEvent+EndEvent pair on a
-// Recorder without publishers and with this publisher attached (to the
-// stand-in node), serially and in parallel. The difference is the cost
-// the publisher adds to recording: handing the record to its queue.
+// Recorder without publishers ("no_publisher") and with this publisher
+// attached, delivering to the stand-in node in the same process
+// ("elasticsearch"). The difference is what the publisher adds to
+// recording: handing the record to its queue. Three ways:
+//
+//   - hot/serial and hot/parallel record as fast as possible. Recording
+//     (~2M events/s) then outpaces delivery (~50k docs/s): the queue stays
+//     full, most records are dropped (see queue-full-drops/op), and on a
+//     2-core machine the delivery goroutines and the node compete with the
+//     benchmark for CPU, which the ns/op includes.
+//   - interleaved/... alternate one event without and one with the
+//     publisher, timing each, and report added-ns/event, the difference,
+//     under the same machine load: delivering_paced records at most ~32k
+//     events/s, which delivery keeps up with (the case of a pipeline whose
+//     events Elasticsearch absorbs); delivering_hot as fast as possible
+//     (the queue is mostly full); node_down with the node refusing
+//     connections (records queue up, then are dropped and counted).
 func BenchmarkRecordingPathCost(b *testing.B) {
 	ids := make([]string, 1<<16)
 	for i := range ids {
 		ids[i] = "task-" + strconv.Itoa(i)
 	}
-	setup := func(b *testing.B, attach bool) (*telemetry.Recorder, *esfake.Server) {
+	setup := func(b *testing.B, attach, down bool) *telemetry.Recorder {
 		opts := []telemetry.Option{telemetry.WithLogger(slogDiscard())}
-		var srv *esfake.Server
 		if attach {
-			srv = newServer(b, esfake.Options{})
+			srv := newServer(b, esfake.Options{})
+			if down {
+				srv.Down()
+			}
 			opts = append(opts, telemetry.WithPublishers(newPublisher(b, srv, elasticsearch.Config{})))
 		}
 		r, err := telemetry.NewRecorder(opts...)
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Cleanup(func() { r.Close(context.Background()) })
-		return r, srv
+		b.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			r.Close(ctx)
+		})
+		return r
 	}
 	report := func(b *testing.B, r *telemetry.Recorder) {
 		if ps := r.PublisherStats(); len(ps) > 0 {
 			b.ReportMetric(float64(ps[0].DroppedQueueFull)/float64(b.N), "queue-full-drops/op")
 		}
 	}
+	record := func(b *testing.B, r *telemetry.Recorder, id string) {
+		if err := r.StartEvent("transform", id); err != nil {
+			b.Fatal(err)
+		}
+		if err := r.EndEvent(id, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
 	for _, attach := range []bool{false, true} {
 		name := map[bool]string{false: "no_publisher", true: "elasticsearch"}[attach]
-		b.Run(name+"/serial", func(b *testing.B) {
-			r, _ := setup(b, attach)
+		b.Run(name+"/hot/serial", func(b *testing.B) {
+			r := setup(b, attach, false)
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				id := ids[i&(len(ids)-1)]
+				record(b, r, ids[i&(len(ids)-1)])
 				i++
-				if err := r.StartEvent("transform", id); err != nil {
-					b.Fatal(err)
-				}
-				if err := r.EndEvent(id, nil); err != nil {
-					b.Fatal(err)
-				}
 			}
 			b.StopTimer()
 			report(b, r)
 		})
-		b.Run(name+"/parallel", func(b *testing.B) {
-			r, _ := setup(b, attach)
+		b.Run(name+"/hot/parallel", func(b *testing.B) {
+			r := setup(b, attach, false)
 			b.ReportAllocs()
 			var next atomic.Uint64
 			b.RunParallel(func(pb *testing.PB) {
@@ -139,4 +161,35 @@ func BenchmarkRecordingPathCost(b *testing.B) {
 			report(b, r)
 		})
 	}
+	// interleaved records one event on a Recorder without publishers, then
+	// one on a Recorder with this publisher, timing each call, so that both
+	// see the same machine load; added-ns/event is the difference.
+	interleaved := func(b *testing.B, down bool, pace int) {
+		base := setup(b, false, false)
+		with := setup(b, true, down)
+		var tBase, tWith time.Duration
+		i := 0
+		for b.Loop() {
+			id := ids[i&(len(ids)-1)]
+			i++
+			t0 := time.Now()
+			record(b, base, id)
+			t1 := time.Now()
+			record(b, with, id)
+			t2 := time.Now()
+			tBase += t1.Sub(t0)
+			tWith += t2.Sub(t1)
+			if pace > 0 && i%pace == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(tBase.Nanoseconds())/float64(b.N), "base-ns/event")
+		b.ReportMetric(float64(tWith.Nanoseconds())/float64(b.N), "with-es-ns/event")
+		b.ReportMetric(float64((tWith-tBase).Nanoseconds())/float64(b.N), "added-ns/event")
+		report(b, with)
+	}
+	b.Run("interleaved/delivering_paced", func(b *testing.B) { interleaved(b, false, 32) })
+	b.Run("interleaved/delivering_hot", func(b *testing.B) { interleaved(b, false, 0) })
+	b.Run("interleaved/node_down", func(b *testing.B) { interleaved(b, true, 0) })
 }
