@@ -462,8 +462,14 @@ func (s *Server) handle(r *http.Request, body []byte) response {
 			return s.putTemplate(r, parts[1], body)
 		case http.MethodGet:
 			return s.getTemplate(parts[1])
+		case http.MethodDelete:
+			return s.deleteTemplate(parts[1])
 		}
 		return s.noHandler(r)
+	case len(parts) == 2 && parts[1] == "_search" && (r.Method == http.MethodPost || r.Method == http.MethodGet):
+		return s.search(r, parts[0], body)
+	case len(parts) == 1 && parts[0] != "" && !strings.HasPrefix(parts[0], "_") && r.Method == http.MethodDelete:
+		return s.deleteIndices(parts[0])
 	case len(parts) == 2 && parts[1] == "_refresh" && (r.Method == http.MethodPost || r.Method == http.MethodGet):
 		return jsonResponse(200, map[string]any{"_shards": map[string]int{"total": 2, "successful": 1, "failed": 0}})
 	}
