@@ -356,6 +356,8 @@ func (e *IndexPrefixError) Error() string {
 func checkIndexPrefix(p string) error {
 	bad := func(reason string) error { return &IndexPrefixError{Prefix: p, Reason: reason} }
 	switch {
+	case p == "":
+		return bad("empty")
 	case p == "." || p == "..":
 		return bad(`"." and ".." are not index names`)
 	case len(p) > 200:
