@@ -145,11 +145,12 @@ func (p *Publisher) PublishNetworkMetrics(ctx context.Context, m telemetry.Netwo
 // times, with backoff; if some are still not indexed, it returns an error
 // that the Recorder retries later (sending the batch again overwrites the
 // documents already indexed, see [DocumentID]). Documents rejected for good,
-// such as by a mapping error, are not sent again: it then returns a
+// such as by a mapping error, or by a bulk request refused as a whole for a
+// lasting reason (400, 401, 403...), are not sent again: it then returns a
 // [*telemetry.DroppedError] with their count and the reasons, and logs the
-// first rejection of each kind of error. A request refused as a whole for a
-// lasting reason (such as 401) returns an error marked
-// [telemetry.Permanent].
+// first rejection of each kind of error. If the index template cannot be
+// installed, it returns that error, marked [telemetry.Permanent] unless the
+// status was 429 or 5xx or the cluster could not be reached.
 //
 // It honours ctx, and returns an error wrapping [telemetry.ErrClosed] after
 // [Publisher.Close].
