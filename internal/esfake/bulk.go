@@ -34,9 +34,10 @@ func (s *Server) bulk(r *http.Request, defIndex string, body []byte) response {
 		s.violation("bulk: %s", msg)
 		return errorResponse(400, "illegal_argument_exception", msg)
 	}
-	ct := strings.ToLower(r.Header.Get("Content-Type"))
-	if !strings.Contains(ct, "ndjson") {
-		// Elasticsearch accepts JSON too, but a well-behaved client says NDJSON.
+	if media, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); strings.EqualFold(strings.TrimSpace(media), "application/json") {
+		// Elasticsearch accepts it, but the body is NDJSON: a client that
+		// knows it says application/x-ndjson (the vendored compatible-with
+		// forms are what the client sends in compatibility mode).
 		s.violation("bulk: Content-Type %q is not NDJSON", r.Header.Get("Content-Type"))
 	}
 	if len(body) == 0 {

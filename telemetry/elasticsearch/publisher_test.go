@@ -629,3 +629,23 @@ func TestPublishBatchConcurrentSafe(t *testing.T) {
 		t.Errorf("template installations: got %d, want 1", got)
 	}
 }
+
+// TestCompatibilityMode runs the client in its REST compatibility mode
+// (ELASTIC_CLIENT_APIVERSIONING=true), in which it sends vendored media
+// types that Elasticsearch 8 accepts.
+func TestCompatibilityMode(t *testing.T) {
+	t.Setenv("ELASTIC_CLIENT_APIVERSIONING", "true")
+	srv := newServer(t, esfake.Options{})
+	pub := newPublisher(t, srv, elasticsearch.Config{})
+	if err := pub.PublishEventMetrics(context.Background(), eventRecord("t1", at, telemetry.StatusCompleted, "")); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	if got := srv.Count(); got != 1 {
+		t.Errorf("documents: got %d, want 1", got)
+	}
+	for _, r := range srv.Requests() {
+		if ct := r.Header.Get("Content-Type"); !strings.Contains(ct, "compatible-with=8") {
+			t.Errorf("%s %s: Content-Type %q, want a compatible-with=8 media type", r.Method, r.Path, ct)
+		}
+	}
+}
