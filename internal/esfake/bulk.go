@@ -34,6 +34,10 @@ func (s *Server) bulk(r *http.Request, defIndex string, body []byte) response {
 		s.violation("bulk: %s", msg)
 		return errorResponse(400, "illegal_argument_exception", msg)
 	}
+	f, ok := parseFilterPath(r.URL.Query().Get("filter_path"))
+	if !ok {
+		return bad("esfake supports filter_path entries errors, took, items, items.*, items.*.<field> only; got %q", r.URL.Query().Get("filter_path"))
+	}
 	if media, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); strings.EqualFold(strings.TrimSpace(media), "application/json") {
 		// Elasticsearch accepts it, but the body is NDJSON: a client that
 		// knows it says application/x-ndjson (the vendored compatible-with
@@ -97,18 +101,35 @@ func (s *Server) bulk(r *http.Request, defIndex string, body []byte) response {
 		res, ierr := s.applyItem(op, idx, id, src)
 		if ierr != nil {
 			errors = true
-			items = appendItemError(items, op, idx, id, ierr)
+			items = appendItemError(items, f, op, idx, id, ierr)
 		} else {
-			items = appendItemResult(items, op, idx, id, res)
+			items = appendItemResult(items, f, op, idx, id, res)
 		}
 	}
 	items = append(items, ']')
-	out := []byte(`{"errors":`)
-	out = strconv.AppendBool(out, errors)
-	out = append(out, `,"took":`...)
-	out = strconv.AppendInt(out, time.Since(start).Milliseconds(), 10)
-	out = append(out, `,"items":`...)
-	out = append(out, items...)
+	var out []byte
+	sep := byte('{')
+	if f.top("errors") {
+		out = append(out, sep)
+		out = append(out, `"errors":`...)
+		out = strconv.AppendBool(out, errors)
+		sep = ','
+	}
+	if f.top("took") {
+		out = append(out, sep)
+		out = append(out, `"took":`...)
+		out = strconv.AppendInt(out, time.Since(start).Milliseconds(), 10)
+		sep = ','
+	}
+	if f.top("items") && n > 0 {
+		out = append(out, sep)
+		out = append(out, `"items":`...)
+		out = append(out, items...)
+		sep = ','
+	}
+	if sep == '{' {
+		out = append(out, '{')
+	}
 	out = append(out, '}')
 	return response{status: 200, body: out, items: n}
 }
@@ -341,36 +362,116 @@ func parseAction(line []byte) (op string, meta actionMeta, problem string) {
 	return op, meta, ""
 }
 
-func appendItemResult(b []byte, op, idx, id string, r itemResult) []byte {
-	b = append(b, `{"`...)
-	b = append(b, op...)
-	b = append(b, `":{"_index":`...)
-	b = strconv.AppendQuote(b, idx)
-	b = append(b, `,"_id":`...)
-	b = strconv.AppendQuote(b, id)
-	b = append(b, `,"_version":`...)
-	b = strconv.AppendInt(b, int64(r.version), 10)
-	b = append(b, `,"result":"`...)
-	b = append(b, r.result...)
-	b = append(b, `","_shards":{"total":2,"successful":1,"failed":0},"_seq_no":`...)
-	b = strconv.AppendInt(b, r.seqNo, 10)
-	b = append(b, `,"_primary_term":1,"status":`...)
-	b = strconv.AppendInt(b, int64(r.status), 10)
-	return append(b, `}}`...)
+// filterPath is the filter_path of a bulk request, in the forms the
+// stand-in supports: top-level fields, and fields of every item.
+type filterPath struct {
+	all   bool
+	tops  map[string]bool
+	items map[string]bool // nil: every field
 }
 
-func appendItemError(b []byte, op, idx, id string, e *ItemError) []byte {
+func parseFilterPath(v string) (filterPath, bool) {
+	if v == "" {
+		return filterPath{all: true}, true
+	}
+	f := filterPath{tops: map[string]bool{}}
+	for _, p := range strings.Split(v, ",") {
+		switch {
+		case p == "errors" || p == "took":
+			f.tops[p] = true
+		case p == "items" || p == "items.*" || p == "items.*.*":
+			f.tops["items"] = true
+			f.items = nil
+		case strings.HasPrefix(p, "items.*.") && !strings.ContainsAny(p[len("items.*."):], ".*"):
+			if !f.tops["items"] || f.items != nil {
+				if f.items == nil {
+					f.items = map[string]bool{}
+				}
+				f.items[p[len("items.*."):]] = true
+			}
+			f.tops["items"] = true
+		default:
+			return f, false
+		}
+	}
+	return f, true
+}
+
+func (f filterPath) top(name string) bool { return f.all || f.tops[name] }
+
+func (f filterPath) item(name string) bool { return f.all || f.items == nil || f.items[name] }
+
+// itemWriter appends the fields of one item that the filter keeps.
+type itemWriter struct {
+	b     []byte
+	f     filterPath
+	first bool
+}
+
+func (w *itemWriter) field(name string) bool {
+	if !w.f.item(name) {
+		return false
+	}
+	if !w.first {
+		w.b = append(w.b, ',')
+	}
+	w.first = false
+	w.b = append(w.b, '"')
+	w.b = append(w.b, name...)
+	w.b = append(w.b, '"', ':')
+	return true
+}
+
+func appendItemResult(b []byte, f filterPath, op, idx, id string, r itemResult) []byte {
 	b = append(b, `{"`...)
 	b = append(b, op...)
-	b = append(b, `":{"_index":`...)
-	b = strconv.AppendQuote(b, idx)
-	b = append(b, `,"_id":`...)
-	b = strconv.AppendQuote(b, id)
-	b = append(b, `,"status":`...)
-	b = strconv.AppendInt(b, int64(e.Status), 10)
-	b = append(b, `,"error":`...)
-	b = appendError(b, e)
-	return append(b, `}}`...)
+	b = append(b, `":{`...)
+	w := itemWriter{b: b, f: f, first: true}
+	if w.field("_index") {
+		w.b = strconv.AppendQuote(w.b, idx)
+	}
+	if w.field("_id") {
+		w.b = strconv.AppendQuote(w.b, id)
+	}
+	if w.field("_version") {
+		w.b = strconv.AppendInt(w.b, int64(r.version), 10)
+	}
+	if w.field("result") {
+		w.b = strconv.AppendQuote(w.b, r.result)
+	}
+	if w.field("_shards") {
+		w.b = append(w.b, `{"total":2,"successful":1,"failed":0}`...)
+	}
+	if w.field("_seq_no") {
+		w.b = strconv.AppendInt(w.b, r.seqNo, 10)
+	}
+	if w.field("_primary_term") {
+		w.b = append(w.b, '1')
+	}
+	if w.field("status") {
+		w.b = strconv.AppendInt(w.b, int64(r.status), 10)
+	}
+	return append(w.b, `}}`...)
+}
+
+func appendItemError(b []byte, f filterPath, op, idx, id string, e *ItemError) []byte {
+	b = append(b, `{"`...)
+	b = append(b, op...)
+	b = append(b, `":{`...)
+	w := itemWriter{b: b, f: f, first: true}
+	if w.field("_index") {
+		w.b = strconv.AppendQuote(w.b, idx)
+	}
+	if w.field("_id") {
+		w.b = strconv.AppendQuote(w.b, id)
+	}
+	if w.field("status") {
+		w.b = strconv.AppendInt(w.b, int64(e.Status), 10)
+	}
+	if w.field("error") {
+		w.b = appendError(w.b, e)
+	}
+	return append(w.b, `}}`...)
 }
 
 func appendError(b []byte, e *ItemError) []byte {

@@ -175,6 +175,19 @@ func TestAuthAndDownUp(t *testing.T) {
 	}
 }
 
+func TestBulkFilterPath(t *testing.T) {
+	s := newTestServer(t, Options{})
+	body := `{"index":{"_index":"i","_id":"1"}}` + "\n{}\n" + `{"index":{"_index":"Bad","_id":"2"}}` + "\n{}\n"
+	code, _, got := do(t, s, "POST", "/_bulk?filter_path=errors,items.*.status,items.*.error", ndjson, body)
+	want := `{"errors":true,"items":[{"index":{"status":201}},{"index":{"status":400,"error":{"reason":"Invalid index name [Bad], must be lowercase","type":"invalid_index_name_exception"}}}]}`
+	if code != 200 || got != want {
+		t.Errorf("got %d %s\nwant %s", code, got, want)
+	}
+	if code, _, _ := do(t, s, "POST", "/_bulk?filter_path=items.**.status", ndjson, body); code != 400 {
+		t.Errorf("unsupported filter_path: got %d, want 400", code)
+	}
+}
+
 func TestFailNext(t *testing.T) {
 	s := newTestServer(t, Options{})
 	s.FailNext(1, 429, "3")

@@ -37,6 +37,11 @@ type outcome struct {
 	reason string // the error's text
 }
 
+// bulkFilterPath keeps, of a bulk response, whether there were errors and
+// each item's status and error. Every item keeps its status, so the items
+// stay aligned with the documents sent.
+var bulkFilterPath = []string{"errors", "items.*.status", "items.*.error"}
+
 // ndjsonHeader is sent with every bulk request: the body is NDJSON.
 var ndjsonHeader = http.Header{"Content-Type": {"application/x-ndjson"}}
 
@@ -207,6 +212,9 @@ func (p *Publisher) bulk(ctx context.Context, docs []document, idx []int, out []
 		FlushInterval:       time.Hour, // Close flushes
 		QueueSizeMultiplier: 64,
 		Header:              ndjsonHeader,
+		// Only what the item callbacks read: the response shrinks from ~200
+		// to ~30 bytes per document (as Logstash's output asks for).
+		FilterPath: bulkFilterPath,
 	})
 	if err != nil { // not returned by this version; keep the contract anyway
 		return bulkInfo{err: fmt.Errorf("elasticsearch: bulk indexer: %w", err)}
