@@ -231,7 +231,10 @@ func (p *Publisher) putBuf(bp *[]byte) {
 	p.bufs.Put(bp)
 }
 
-// Stats are counters of a Publisher since it was created.
+// Stats are counters of a Publisher since it was created. They count
+// attempts: a document in a batch that the Recorder sends again (after the
+// call failed for other documents) is counted again. The Recorder's
+// [telemetry.PublisherStats] count each record once.
 type Stats struct {
 	// BulkRequests is the number of bulk requests sent, failed ones included.
 	BulkRequests uint64 `json:"bulk_requests"`
