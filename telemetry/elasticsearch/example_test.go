@@ -2,6 +2,7 @@ package elasticsearch_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"log/slog"
@@ -52,4 +53,28 @@ func ExampleNewPublisher() {
 	// pipeline-metrics-event event completed
 	// pipeline-metrics-network network completed
 	// template installed: true
+}
+
+// ExampleSecret shows that credentials in a Config never print.
+func ExampleSecret() {
+	cfg := elasticsearch.Config{Username: "elastic", Password: "changeme"}
+	fmt.Printf("%v\n", cfg.Password)
+	fmt.Printf("%q %x\n", cfg.Password, cfg.Password)
+	fmt.Println(string(cfg.Password) == "changeme") // an explicit conversion reads it
+	// Output:
+	// REDACTED
+	// REDACTED REDACTED
+	// true
+}
+
+// ExampleIndexPrefixError shows the error of an index prefix that cannot
+// start an Elasticsearch index name.
+func ExampleIndexPrefixError() {
+	_, err := elasticsearch.NewPublisher(elasticsearch.Config{IndexPrefix: "Pipeline Metrics"})
+	var pe *elasticsearch.IndexPrefixError
+	if errors.As(err, &pe) {
+		fmt.Println(pe.Reason)
+	}
+	// Output:
+	// must be lower case
 }
