@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -647,5 +648,46 @@ func TestCompatibilityMode(t *testing.T) {
 		if ct := r.Header.Get("Content-Type"); !strings.Contains(ct, "compatible-with=8") {
 			t.Errorf("%s %s: Content-Type %q, want a compatible-with=8 media type", r.Method, r.Path, ct)
 		}
+	}
+}
+
+// TestNoGoroutineLeak checks that a Recorder with this publisher, once
+// closed, leaves no goroutine behind: not the BulkIndexers' workers, nor
+// the transport's connections.
+func TestNoGoroutineLeak(t *testing.T) {
+	before := runtime.NumGoroutine()
+	func() {
+		srv, err := esfake.New(esfake.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer srv.Close()
+		pub, err := elasticsearch.NewPublisher(elasticsearch.Config{Hosts: []string{srv.URL}, Logger: slogDiscard()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, err := telemetry.NewRecorder(telemetry.WithPublishers(pub), telemetry.WithMaxBatchSize(16))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 100 {
+			task := fmt.Sprint("t", i)
+			rec.StartEvent("e", task)
+			rec.EndEvent(task, nil)
+		}
+		if err := rec.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := srv.Count(); got != 100 {
+			t.Errorf("documents: got %d, want 100", got)
+		}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if after := runtime.NumGoroutine(); after > before {
+		buf := make([]byte, 1<<16)
+		t.Errorf("goroutines: %d before, %d after\n%s", before, after, buf[:runtime.Stack(buf, true)])
 	}
 }
