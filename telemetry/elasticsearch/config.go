@@ -1,0 +1,380 @@
+package elasticsearch
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Defaults of the zero fields of [Config].
+const (
+	// DefaultIndexPrefix is the index prefix when Config.IndexPrefix is "".
+	DefaultIndexPrefix = "event-pipeline-metrics"
+	// DefaultHost is the node used when neither Hosts nor CloudID is set.
+	DefaultHost = "http://localhost:9200"
+	// DefaultTimeout limits one HTTP request when Config.Timeout is 0.
+	DefaultTimeout = 10 * time.Second
+	// DefaultFlushBytes is the largest bulk request body when
+	// Config.FlushBytes is 0.
+	DefaultFlushBytes = 5 << 20
+	// DefaultMaxRetries is the number of times documents that Elasticsearch
+	// rejected with 429 or 5xx are sent again within one publish call when
+	// Config.MaxRetries is 0.
+	DefaultMaxRetries = 3
+	// DefaultRetryBackoff is the wait before the first of those retries when
+	// Config.RetryBackoff is 0; it doubles up to DefaultMaxRetryBackoff.
+	DefaultRetryBackoff = 100 * time.Millisecond
+	// DefaultMaxRetryBackoff caps the wait between retries when
+	// Config.MaxRetryBackoff is 0.
+	DefaultMaxRetryBackoff = 2 * time.Second
+)
+
+// Config configures a [Publisher]. The zero Config is valid: it publishes
+// to http://localhost:9200 under [DefaultIndexPrefix], without
+// authentication. Every zero field means its documented default.
+//
+// The credentials are of type [Secret], so printing a Config with any fmt
+// verb, logging it with slog or encoding it to JSON shows REDACTED instead.
+type Config struct {
+	// Hosts are the URLs of the Elasticsearch nodes, such as
+	// "https://es1:9200". A host without a scheme, such as
+	// "localhost:9200", gets "http://". URLs must not hold credentials:
+	// use Username and Password. Empty means [DefaultHost], unless CloudID
+	// is set; Hosts and CloudID cannot both be set.
+	Hosts []string
+
+	// IndexPrefix starts the name of every index written:
+	// <prefix>-event-YYYY.MM.DD and <prefix>-network-YYYY.MM.DD. It must be a
+	// valid part of an index name: lower case, no spaces nor any of
+	// \ / * ? " < > | , # :, not starting with - _ or +, at most 200 bytes.
+	// Empty means [DefaultIndexPrefix].
+	IndexPrefix string
+
+	// Username and Password authenticate with HTTP basic authentication.
+	// Empty means none. Password requires Username.
+	Username string
+	Password Secret
+
+	// APIKey authenticates with an Elasticsearch API key: the base64
+	// "encoded" value that the create API key call returns, sent as
+	// "Authorization: ApiKey <APIKey>". Empty means none. It cannot be
+	// combined with Username.
+	APIKey Secret
+
+	// CloudID is the Cloud ID of an Elastic Cloud deployment; it gives the
+	// host to use. Empty means none.
+	CloudID Secret
+
+	// CACert holds PEM-encoded certificate authorities trusted for
+	// HTTPS, instead of the system pool. nil means the system pool (or
+	// TLSConfig's RootCAs).
+	CACert []byte
+
+	// TLSConfig configures HTTPS: client certificates, server name, minimum
+	// version. nil means Go's defaults. CACert, if set, replaces its RootCAs.
+	TLSConfig *tls.Config
+
+	// Transport sends the HTTP requests, for example one instrumented for
+	// tracing. nil means a clone of [http.DefaultTransport] configured with
+	// TLSConfig and CACert; a Transport of your own cannot be combined with
+	// them: configure TLS on it instead.
+	Transport http.RoundTripper
+
+	// Timeout limits each HTTP request (a bulk request, the template
+	// installation), within the deadline of the caller's context. Zero
+	// means [DefaultTimeout].
+	Timeout time.Duration
+
+	// FlushBytes is the largest body of one bulk request, in bytes: a batch
+	// that encodes to more is sent in several requests. A single document
+	// larger than that is sent alone. Zero means [DefaultFlushBytes].
+	FlushBytes int
+
+	// MaxRetries is how many times documents that Elasticsearch rejected
+	// for a passing reason (429, 5xx, or the whole request failing to reach
+	// it) are sent again within one publish call, with exponential backoff,
+	// before the call returns an error for the [telemetry.Recorder] to retry
+	// later. Zero means [DefaultMaxRetries]; negative means none.
+	MaxRetries int
+
+	// RetryBackoff is the wait before the first of those retries; it
+	// doubles each time, with jitter, up to MaxRetryBackoff. A Retry-After
+	// header from Elasticsearch overrides it. Zero means
+	// [DefaultRetryBackoff].
+	RetryBackoff time.Duration
+
+	// MaxRetryBackoff caps the wait between retries. Zero means
+	// [DefaultMaxRetryBackoff].
+	MaxRetryBackoff time.Duration
+
+	// SkipTemplate, if true, skips installing the index template: use it
+	// when the template is managed elsewhere, or the credentials may not
+	// manage templates. False means the template is installed before the
+	// first bulk request (and by [Publisher.InstallTemplate]).
+	SkipTemplate bool
+
+	// Logger receives the publisher's own log lines: the index template
+	// installed, and the first rejection of each kind of document error.
+	// nil means [slog.Default] at the time of logging.
+	Logger *slog.Logger
+}
+
+// LogValue shows the hosts (without credentials) and the index prefix, and
+// whether each credential is set, never their values.
+func (c Config) LogValue() slog.Value {
+	hosts := make([]string, len(c.Hosts))
+	for i, h := range c.Hosts {
+		hosts[i] = redactHost(h)
+	}
+	return slog.GroupValue(
+		slog.Any("hosts", hosts),
+		slog.String("index_prefix", c.IndexPrefix),
+		slog.Bool("basic_auth", c.Username != ""),
+		slog.Bool("api_key", c.APIKey != ""),
+		slog.Bool("cloud_id", c.CloudID != ""),
+	)
+}
+
+// redactHost returns h with any password replaced, for messages.
+func redactHost(h string) string {
+	u, err := url.Parse(withScheme(h))
+	if err != nil || u.User == nil {
+		if strings.Contains(h, "@") {
+			return "(host with credentials, unparsable)"
+		}
+		return h
+	}
+	u.User = url.User("REDACTED")
+	return u.String()
+}
+
+// withScheme adds "http://" to a host given without a scheme.
+func withScheme(h string) string {
+	if strings.Contains(h, "://") {
+		return h
+	}
+	return "http://" + h
+}
+
+// settings is a validated Config with its defaults applied.
+type settings struct {
+	Config
+	hosts     []string // full URLs
+	transport http.RoundTripper
+}
+
+// validate checks every field of c and returns c with defaults applied, or
+// all the problems found joined in one error.
+func (c Config) validate() (settings, error) {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("elasticsearch: "+format, args...))
+	}
+	s := settings{Config: c}
+
+	if len(c.Hosts) > 0 && c.CloudID != "" {
+		bad("Hosts and CloudID are both set; set one of them")
+	}
+	for i, h := range c.Hosts {
+		u, err := url.Parse(withScheme(strings.TrimSpace(h)))
+		switch {
+		case strings.TrimSpace(h) == "":
+			bad("Hosts[%d] is empty", i)
+			continue
+		case err != nil:
+			bad("Hosts[%d] %q is not a valid URL", i, redactHost(h))
+			continue
+		case u.User != nil:
+			bad("Hosts[%d] %q holds credentials; set Username and Password instead", i, redactHost(h))
+			continue
+		case u.Scheme != "http" && u.Scheme != "https":
+			bad("Hosts[%d] %q: scheme must be http or https", i, h)
+			continue
+		case u.Host == "" || u.Hostname() == "":
+			bad("Hosts[%d] %q has no host", i, h)
+			continue
+		case u.RawQuery != "" || u.Fragment != "":
+			bad("Hosts[%d] %q must not have a query or fragment", i, h)
+			continue
+		}
+		if p := u.Port(); p != "" {
+			if n, err := parsePort(p); err != nil || n == 0 {
+				bad("Hosts[%d] %q: invalid port %q", i, h, p)
+				continue
+			}
+		}
+		s.hosts = append(s.hosts, strings.TrimRight(u.String(), "/"))
+	}
+	if len(c.Hosts) == 0 && c.CloudID == "" {
+		s.hosts = []string{DefaultHost}
+	}
+	if c.CloudID != "" {
+		if err := checkCloudID(string(c.CloudID)); err != nil {
+			bad("CloudID is invalid: %v", err)
+		}
+	}
+
+	if c.IndexPrefix == "" {
+		s.IndexPrefix = DefaultIndexPrefix
+	} else if err := checkIndexPrefix(c.IndexPrefix); err != nil {
+		errs = append(errs, err)
+	}
+
+	if c.Password != "" && c.Username == "" {
+		bad("Password is set without Username")
+	}
+	if c.APIKey != "" && c.Username != "" {
+		bad("APIKey and Username are both set; use one way to authenticate")
+	}
+	if strings.ContainsAny(string(c.APIKey), " \t\r\n") {
+		bad("APIKey must not contain spaces or line breaks (use the base64 \"encoded\" key)")
+	}
+	if strings.Contains(c.Username, ":") {
+		bad("Username must not contain ':'")
+	}
+
+	if c.Transport != nil && (c.TLSConfig != nil || len(c.CACert) > 0) {
+		bad("TLSConfig and CACert configure the default transport; with a Transport of your own, configure TLS on it")
+	}
+	var pool *x509.CertPool
+	if len(c.CACert) > 0 {
+		pool = x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(c.CACert) {
+			bad("CACert holds no PEM certificate")
+		}
+	}
+
+	switch {
+	case c.Timeout < 0:
+		bad("Timeout must not be negative, got %v", c.Timeout)
+	case c.Timeout == 0:
+		s.Timeout = DefaultTimeout
+	}
+	switch {
+	case c.FlushBytes < 0:
+		bad("FlushBytes must not be negative, got %d", c.FlushBytes)
+	case c.FlushBytes == 0:
+		s.FlushBytes = DefaultFlushBytes
+	}
+	switch {
+	case c.MaxRetries < 0:
+		s.MaxRetries = 0
+	case c.MaxRetries == 0:
+		s.MaxRetries = DefaultMaxRetries
+	}
+	switch {
+	case c.RetryBackoff < 0:
+		bad("RetryBackoff must not be negative, got %v", c.RetryBackoff)
+	case c.RetryBackoff == 0:
+		s.RetryBackoff = DefaultRetryBackoff
+	}
+	switch {
+	case c.MaxRetryBackoff < 0:
+		bad("MaxRetryBackoff must not be negative, got %v", c.MaxRetryBackoff)
+	case c.MaxRetryBackoff == 0:
+		s.MaxRetryBackoff = DefaultMaxRetryBackoff
+	}
+	if s.MaxRetryBackoff < s.RetryBackoff && c.MaxRetryBackoff > 0 {
+		bad("MaxRetryBackoff %v is less than RetryBackoff %v", c.MaxRetryBackoff, s.RetryBackoff)
+	}
+	if len(errs) > 0 {
+		return settings{}, errors.Join(errs...)
+	}
+
+	if c.Transport != nil {
+		s.transport = c.Transport
+	} else {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 16
+		if c.TLSConfig != nil {
+			t.TLSClientConfig = c.TLSConfig.Clone()
+		}
+		if pool != nil {
+			if t.TLSClientConfig == nil {
+				t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+			}
+			t.TLSClientConfig.RootCAs = pool
+		}
+		s.transport = t
+	}
+	return s, nil
+}
+
+func parsePort(p string) (int, error) {
+	n := 0
+	for _, c := range p {
+		if c < '0' || c > '9' {
+			return 0, errors.New("not a number")
+		}
+		n = n*10 + int(c-'0')
+		if n > 65535 {
+			return 0, errors.New("out of range")
+		}
+	}
+	return n, nil
+}
+
+// checkCloudID checks the form "<name>:<base64 of host$es-uuid[$kibana-uuid]>"
+// without putting the value in its error.
+func checkCloudID(id string) error {
+	name, enc, ok := strings.Cut(id, ":")
+	if !ok || name == "" || strings.Contains(enc, ":") {
+		return errors.New(`want the form "<name>:<base64 data>"`)
+	}
+	data, err := base64.StdEncoding.DecodeString(enc)
+	if err != nil {
+		return errors.New("its data is not valid base64")
+	}
+	parts := strings.Split(string(data), "$")
+	if len(parts) < 2 || parts[0] == "" || parts[1] == "" {
+		return errors.New("its data does not name a host and a cluster")
+	}
+	return nil
+}
+
+// IndexPrefixError reports an IndexPrefix that cannot start an
+// Elasticsearch index name.
+type IndexPrefixError struct {
+	Prefix string // the prefix given
+	Reason string // what is wrong with it
+}
+
+// Error returns a message naming the prefix and the reason.
+func (e *IndexPrefixError) Error() string {
+	return fmt.Sprintf("elasticsearch: invalid IndexPrefix %q: %s", e.Prefix, e.Reason)
+}
+
+// checkIndexPrefix reports whether p can start an index name, following the
+// rules Elasticsearch applies to index names.
+func checkIndexPrefix(p string) error {
+	bad := func(reason string) error { return &IndexPrefixError{Prefix: p, Reason: reason} }
+	switch {
+	case p == "":
+		return bad("empty")
+	case p == "." || p == "..":
+		return bad(`"." and ".." are not index names`)
+	case len(p) > 200:
+		// Elasticsearch allows 255 bytes; leave room for "-network-YYYY.MM.DD".
+		return bad("longer than 200 bytes")
+	case strings.ToLower(p) != p:
+		return bad("must be lower case")
+	case strings.HasPrefix(p, "-"), strings.HasPrefix(p, "_"), strings.HasPrefix(p, "+"):
+		return bad("must not start with '-', '_' or '+'")
+	}
+	if i := strings.IndexAny(p, "\\/*?\"<>|, #:"); i >= 0 {
+		return bad(fmt.Sprintf("must not contain %q", p[i]))
+	}
+	for _, r := range p {
+		if r < 0x20 || r == 0x7f {
+			return bad("must not contain control characters")
+		}
+	}
+	return nil
+}
