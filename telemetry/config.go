@@ -131,7 +131,7 @@ func WithPublishTimeout(d time.Duration) Option {
 // [DefaultRetryPolicy]). Zero fields of p take their defaults.
 func WithRetry(p RetryPolicy) Option {
 	return optionFunc(func(c *config) {
-		if p.MaxAttempts < 0 || p.InitialBackoff < 0 || p.MaxBackoff < 0 {
+		if p.MaxAttempts < 0 || p.InitialBackoff < 0 || p.MaxBackoff < 0 || p.MaxElapsed < 0 {
 			c.errs = append(c.errs, fmt.Errorf("telemetry: retry policy has a negative field: %+v", p))
 			return
 		}
@@ -165,23 +165,31 @@ func WithPublishers(pubs ...Publisher) Option {
 // with [Permanent] are never retried. Waits grow exponentially from
 // InitialBackoff, doubling each time, up to MaxBackoff, each with random
 // jitter of up to half its length; a [RetryAfter] hint replaces the computed
-// wait (still capped at MaxBackoff).
+// wait (still capped at MaxBackoff). Retries stop at MaxAttempts or
+// MaxElapsed, whichever comes first; then the records are dropped and
+// counted. While a publisher retries, its buffer keeps filling, up to
+// [WithQueueSize], so what was recorded during an outage shorter than
+// MaxElapsed is delivered when the backend comes back.
 type RetryPolicy struct {
-	// MaxAttempts is the number of attempts, the first included, before the
-	// records are dropped. Zero means 5; 1 means no retry.
+	// MaxAttempts is the number of attempts, the first included. Zero
+	// means no limit but MaxElapsed; 1 means no retry.
 	MaxAttempts int
 	// InitialBackoff is the wait before the first retry. Zero means 100ms.
 	InitialBackoff time.Duration
 	// MaxBackoff caps every wait. Zero means 5s.
 	MaxBackoff time.Duration
+	// MaxElapsed is how long after the first attempt retries may go on: a
+	// wait that would end later is not started. Zero means one minute.
+	MaxElapsed time.Duration
 }
 
-// DefaultRetryPolicy is the retry policy of a Recorder given no [WithRetry].
-var DefaultRetryPolicy = RetryPolicy{MaxAttempts: 5, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second}
+// DefaultRetryPolicy is the retry policy of a Recorder given no [WithRetry]:
+// retries for up to a minute, waiting 100ms, then 200ms, and so on up to 5s.
+var DefaultRetryPolicy = RetryPolicy{InitialBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second, MaxElapsed: time.Minute}
 
 func (p RetryPolicy) withDefaults() RetryPolicy {
-	if p.MaxAttempts == 0 {
-		p.MaxAttempts = DefaultRetryPolicy.MaxAttempts
+	if p.MaxElapsed == 0 {
+		p.MaxElapsed = DefaultRetryPolicy.MaxElapsed
 	}
 	if p.InitialBackoff == 0 {
 		p.InitialBackoff = DefaultRetryPolicy.InitialBackoff

@@ -47,10 +47,13 @@ type PublisherStats struct {
 // Dropped returns the number of records the publisher lost, for any reason.
 func (s PublisherStats) Dropped() uint64 { return s.DroppedQueueFull + s.DroppedFailed }
 
-// drainInterval is the least time between two rounds of a worker: records
-// that finish in the meantime wait in their buffers, so that a busy Recorder
-// wakes a worker about once per interval rather than once per record.
-const drainInterval = time.Millisecond
+// A busy worker takes what is waiting every drainInterval, by itself, so
+// that recorders never pay for waking it; after idleRounds rounds that find
+// nothing (50ms), it sleeps until a recorder wakes it.
+const (
+	drainInterval = time.Millisecond
+	idleRounds    = 50
+)
 
 // outlet delivers the records of one Recorder to one publisher.
 //
@@ -207,6 +210,11 @@ func (o *outlet) logGiveUp(records, attempts int, err error) {
 // MaxBatchSize records, a smaller remainder waiting up to BatchTimeout for
 // more; any other publisher gets the records one by one. It exits when stop
 // is closed and everything taken is settled.
+//
+// While records keep coming, the worker polls its buffers every
+// drainInterval on a timer of its own, so that recorders never have to wake
+// it; after idleRounds empty rounds it sleeps until a recorder's wake. A
+// recorder that finds a buffer half full hurries it in either mode.
 func (o *outlet) run() {
 	defer close(o.done)
 	var (
@@ -219,12 +227,23 @@ func (o *outlet) run() {
 		timer   = time.NewTimer(time.Hour)
 		timeout <-chan time.Time // non-nil while a partial batch waits
 		pace    = time.NewTimer(time.Hour)
+		idle    = idleRounds // start asleep
 	)
 	timer.Stop()
 	pace.Stop()
 	for {
+		var wake <-chan struct{}
+		var poll <-chan time.Time
+		if idle >= idleRounds {
+			wake = o.notify
+		} else {
+			pace.Reset(drainInterval)
+			poll = pace.C
+		}
 		select {
-		case <-o.notify:
+		case <-wake:
+		case <-poll:
+		case <-o.urgent:
 		case <-timeout:
 			timeout = nil
 			expired = true
@@ -233,7 +252,12 @@ func (o *outlet) run() {
 		case <-o.stop:
 			stopped = true
 		}
-		o.take(&b, spareEv, spareNw)
+		pace.Stop()
+		if o.take(&b, spareEv, spareNw) > 0 || len(flushes) > 0 {
+			idle = 0
+		} else {
+			idle++
+		}
 		o.send(&b, expired || stopped || len(flushes) > 0)
 		expired = false
 		switch {
@@ -256,27 +280,13 @@ func (o *outlet) run() {
 		if stopped {
 			return
 		}
-		// Let records gather before the next round, unless asked to flush
-		// or stop in the meantime.
-		pace.Reset(drainInterval)
-		select {
-		case <-pace.C:
-		case <-o.urgent:
-			pace.Stop()
-		case f := <-o.flushes:
-			flushes = append(flushes, f)
-			pace.Stop()
-			o.wake()
-		case <-o.stop:
-			stopped = true
-			pace.Stop()
-			o.wake()
-		}
 	}
 }
 
-// take moves every record waiting in the outlet's buffers into b.
-func (o *outlet) take(b *Batch, spareEv [][]entry[eventRecord], spareNw [][]entry[networkRecord]) {
+// take moves every record waiting in the outlet's buffers into b and
+// returns how many it moved.
+func (o *outlet) take(b *Batch, spareEv [][]entry[eventRecord], spareNw [][]entry[networkRecord]) int {
+	before := b.Len()
 	if o.r.events.swapOut(o.slot, spareEv) > 0 {
 		for i, recs := range spareEv {
 			for j := range recs {
@@ -296,6 +306,7 @@ func (o *outlet) take(b *Batch, spareEv [][]entry[eventRecord], spareNw [][]entr
 		}
 	}
 	o.taken.Store(int64(b.Len()))
+	return b.Len() - before
 }
 
 // send delivers the records of b: all of them if all is set, else whole
@@ -354,8 +365,9 @@ func (o *outlet) deliverFirst(ctx context.Context, publish func(context.Context)
 	o.deliverFrom(2, 1, publish, err)
 }
 
-// deliver makes up to MaxAttempts attempts to publish n records, waiting
-// with exponential backoff and jitter between them, and counts the outcome.
+// deliver makes attempts to publish n records, as many as the RetryPolicy
+// allows, waiting with exponential backoff and jitter between them, and
+// counts the outcome.
 func (o *outlet) deliver(n int, publish func(context.Context) error) {
 	o.deliverFrom(1, n, publish, nil)
 }
@@ -363,15 +375,19 @@ func (o *outlet) deliver(n int, publish func(context.Context) error) {
 // deliverFrom is deliver from attempt number attempt on, the previous one
 // having failed with err.
 func (o *outlet) deliverFrom(attempt, n int, publish func(context.Context) error, err error) {
+	first := time.Now()
 	for ; ; attempt++ {
 		if o.ctx.Err() != nil { // closing gave up: drop without calling
 			o.droppedFailed.Add(uint64(n))
 			return
 		}
-		if attempt > 1 && !sleep(o.ctx, backoff(o.cfg.retry, attempt-1, retryAfter(err))) {
-			o.droppedFailed.Add(uint64(n))
-			o.logGiveUp(n, attempt-1, err)
-			return
+		if attempt > 1 {
+			wait := backoff(o.cfg.retry, attempt-1, retryAfter(err))
+			if time.Since(first)+wait > o.cfg.retry.MaxElapsed || !sleep(o.ctx, wait) {
+				o.droppedFailed.Add(uint64(n))
+				o.logGiveUp(n, attempt-1, err)
+				return
+			}
 		}
 		ctx, cancel := context.WithTimeout(o.ctx, o.cfg.publishTimeout)
 		err = o.attempt(ctx, publish)
@@ -397,7 +413,7 @@ func (o *outlet) settle(n, attempt int, err error) bool {
 		o.logGiveUp(d, attempt, err)
 		return true
 	}
-	if IsPermanent(err) || attempt >= o.cfg.retry.MaxAttempts || o.ctx.Err() != nil {
+	if IsPermanent(err) || (o.cfg.retry.MaxAttempts > 0 && attempt >= o.cfg.retry.MaxAttempts) || o.ctx.Err() != nil {
 		o.droppedFailed.Add(uint64(n))
 		o.logGiveUp(n, attempt, err)
 		return true

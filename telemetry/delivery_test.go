@@ -513,3 +513,39 @@ func TestRecorderConcurrentSafe(t *testing.T) {
 		t.Errorf("publisher got %d events and %d network records, want %d each", e, n, total)
 	}
 }
+
+func TestOutageShorterThanMaxElapsedIsBridged(t *testing.T) {
+	// The backend refuses 30 attempts, then comes back: with no attempt
+	// limit, the record is delivered.
+	p := &memPublisher{fail: func(call int) error {
+		if call <= 30 {
+			return errTransient
+		}
+		return nil
+	}}
+	policy := telemetry.RetryPolicy{InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond, MaxElapsed: 10 * time.Second}
+	r := newRecorder(t, telemetry.WithPublishers(p), telemetry.WithRetry(policy), telemetry.WithLogger(quiet))
+	runEvent(t, r, "e", "t", 0, nil)
+	flush(t, r)
+	if s := r.PublisherStats()[0]; s.Published != 1 || s.FailedAttempts != 30 || s.Dropped() != 0 {
+		t.Errorf("got %+v, want delivered after 30 failed attempts", s)
+	}
+}
+
+func TestRetriesStopAtMaxElapsed(t *testing.T) {
+	p := &memPublisher{fail: func(int) error { return errTransient }}
+	policy := telemetry.RetryPolicy{InitialBackoff: 40 * time.Millisecond, MaxBackoff: 40 * time.Millisecond, MaxElapsed: 100 * time.Millisecond}
+	r := newRecorder(t, telemetry.WithPublishers(p), telemetry.WithRetry(policy), telemetry.WithLogger(quiet))
+	runEvent(t, r, "e", "t", 0, nil)
+	flush(t, r)
+	s := r.PublisherStats()[0]
+	// Waits of 20-40ms fit 1 to 3 times in 100ms: 2 to 4 attempts.
+	if s.DroppedFailed != 1 || s.FailedAttempts < 2 || s.FailedAttempts > 4 {
+		t.Errorf("got %+v, want dropped after 2 to 4 attempts within 100ms", s)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if last := p.times[len(p.times)-1].Sub(p.times[0]); last > 100*time.Millisecond {
+		t.Errorf("last attempt %v after the first, want within MaxElapsed (100ms)", last)
+	}
+}
