@@ -87,6 +87,7 @@ var (
 	_ telemetry.SyncPublisher = (*Publisher)(nil)
 	_ telemetry.Closer        = (*Publisher)(nil)
 	_ telemetry.Namer         = (*Publisher)(nil)
+	_ slog.LogValuer          = (*Publisher)(nil)
 )
 
 // NewPublisher returns a new Publisher configured by cfg. It registers the
@@ -206,11 +207,19 @@ func (p *Publisher) listen() error {
 			return fmt.Errorf("prometheus: listen: %w", err)
 		}
 	}
-	mux := http.NewServeMux()
-	mux.Handle(p.cfg.Path, p.handler)
+	// Match the path exactly rather than through a ServeMux, whose
+	// patterns would give meaning to spaces and braces in Config.Path.
+	path, metrics := p.cfg.Path, p.handler
+	serve := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != path {
+			http.NotFound(w, r)
+			return
+		}
+		metrics.ServeHTTP(w, r)
+	})
 	p.ln = ln
 	p.srv = &http.Server{
-		Handler:           mux,
+		Handler:           serve,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          log.New(logWriter{p}, "", 0),
 	}
@@ -359,6 +368,11 @@ func (p *Publisher) Close(ctx context.Context) error {
 		return fmt.Errorf("prometheus: close: %w", err)
 	}
 	return nil
+}
+
+// LogValue shows p in logs as its kind and the URL it serves, if any.
+func (p *Publisher) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("kind", "prometheus"), slog.String("url", p.URL()))
 }
 
 func (p *Publisher) logger() *slog.Logger {

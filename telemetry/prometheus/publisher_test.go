@@ -1,12 +1,14 @@
 package prometheus_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -192,7 +194,11 @@ network_bytes_total{direction="sent",operation="op\ufffd"} 1
 }
 
 func TestCardinalityOverflow(t *testing.T) {
-	p, reg := newPublisher(t, prometheus.Config{MaxLabelValues: 2, EventBuckets: []float64{1}, LatencyBuckets: []float64{1}})
+	var logs bytes.Buffer
+	p, reg := newPublisher(t, prometheus.Config{
+		MaxLabelValues: 2, EventBuckets: []float64{1}, LatencyBuckets: []float64{1},
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	})
 	for i := range 5 {
 		name := "event-" + strconv.Itoa(i)
 		mustPublish(t, p,
@@ -218,6 +224,15 @@ network_bytes_total{direction="sent",operation="op-1"} 10
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "event_retries_total", "network_bytes_total"); err != nil {
 		t.Error(err)
+	}
+	// The first overflow of each label is logged, once.
+	if got := strings.Count(logs.String(), "level=WARN"); got != 2 {
+		t.Errorf("got %d warnings, want 2 (events, operations):\n%s", got, logs.String())
+	}
+	for _, want := range []string{"too many event names", "event_name=event-2", "too many network operations", "operation=op-2"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs.String())
+		}
 	}
 	// 3 event names (2 + overflow) x 2 statuses.
 	if got := seriesCount(t, reg, "event_duration_seconds"); got != 6 {
@@ -463,23 +478,17 @@ func TestUserRegistryServed(t *testing.T) {
 			t.Errorf("scrape of %s lacks %q", p.URL(), want)
 		}
 	}
+	// Other paths are not found.
+	if code, _, err := get(strings.TrimSuffix(p.URL(), "/m") + "/metrics"); err != nil || code != http.StatusNotFound {
+		t.Errorf("GET /metrics when Path is /m: got %d, %v; want 404", code, err)
+	}
 	// The handler serves the same, for a mux of one's own.
-	rec := &responseRecorder{header: http.Header{}}
-	p.Handler().ServeHTTP(rec, &http.Request{Method: http.MethodGet, Header: http.Header{}})
-	if !strings.Contains(rec.body.String(), "app_requests_total 5") {
+	rec := httptest.NewRecorder()
+	p.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/anything", nil))
+	if !strings.Contains(rec.Body.String(), "app_requests_total 5") {
 		t.Errorf("Handler output lacks app_requests_total")
 	}
 }
-
-type responseRecorder struct {
-	header http.Header
-	body   strings.Builder
-	code   int
-}
-
-func (r *responseRecorder) Header() http.Header         { return r.header }
-func (r *responseRecorder) Write(b []byte) (int, error) { return r.body.Write(b) }
-func (r *responseRecorder) WriteHeader(code int)        { r.code = code }
 
 func TestNativeHistograms(t *testing.T) {
 	p, reg := newPublisher(t, prometheus.Config{NativeHistogramBucketFactor: 1.1, EventBuckets: []float64{}})
