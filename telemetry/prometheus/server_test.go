@@ -27,9 +27,10 @@ import (
 // stored through its HTTP API. They skip only when the binary is missing.
 
 const (
-	dashboardFile = "../../examples/telemetry/prometheus_dashboard.json"
-	alertsFile    = "../../examples/telemetry/prometheus_alerts.yml"
-	pollTimeout   = 60 * time.Second // the first scrape can take a while on a busy machine
+	dashboardFile  = "../../examples/telemetry/prometheus_dashboard.json"
+	alertsFile     = "../../examples/telemetry/prometheus_alerts.yml"
+	alertsTestFile = "../../examples/telemetry/prometheus_alerts_test.yml"
+	pollTimeout    = 60 * time.Second // the first scrape can take a while on a busy machine
 )
 
 // runs is the event workload of one phase: n runs of event, each retried
@@ -525,17 +526,31 @@ func TestDashboard(t *testing.T) {
 	}
 }
 
-// TestAlertRules checks the alerting rules with promtool.
+// TestAlertRules checks the alerting rules with promtool: their syntax,
+// and their unit tests (which alerts fire on which series, with which
+// labels and annotations).
 func TestAlertRules(t *testing.T) {
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
 		t.Skipf("skipping: no promtool in $PATH (%v); install it, e.g. apt-get install prometheus", err)
 	}
-	out, err := exec.Command(promtool, "check", "rules", alertsFile).CombinedOutput()
-	if err != nil {
-		t.Fatalf("promtool check rules %s: %v\n%s", alertsFile, err, out)
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"check rules", []string{"check", "rules", alertsFile}, "SUCCESS: 8 rules found"},
+		{"test rules", []string{"test", "rules", alertsTestFile}, "SUCCESS"},
 	}
-	if !strings.Contains(string(out), "SUCCESS: 8 rules found") {
-		t.Errorf("promtool check rules: got %q, want 8 rules", out)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := exec.Command(promtool, tc.args...).CombinedOutput()
+			if err != nil {
+				t.Fatalf("promtool %s: %v\n%s", strings.Join(tc.args, " "), err, out)
+			}
+			if !strings.Contains(string(out), tc.want) {
+				t.Errorf("promtool %s: got %q, want %q", strings.Join(tc.args, " "), out, tc.want)
+			}
+		})
 	}
 }
