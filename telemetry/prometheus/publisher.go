@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -51,8 +53,7 @@ var (
 type Publisher struct {
 	cfg      Config
 	registry prom.Registerer
-	gatherer prom.Gatherer // nil if the registry cannot be gathered
-	handler  http.Handler  // nil if gatherer is nil
+	handler  http.Handler // nil if the registry is not a Gatherer
 
 	duration *prom.HistogramVec
 	retries  *prom.CounterVec
@@ -112,12 +113,15 @@ func NewPublisher(cfg Config) (*Publisher, error) {
 	if cfg.Path == "" {
 		cfg.Path = DefaultPath
 	}
+	// Keep our own copies: the caller may reuse what it passed.
+	cfg.ConstLabels = maps.Clone(cfg.ConstLabels)
+	cfg.EventBuckets = slices.Clone(cfg.EventBuckets)
+	cfg.LatencyBuckets = slices.Clone(cfg.LatencyBuckets)
 	p := &Publisher{cfg: cfg, registry: cfg.Registry}
 	if p.registry == nil {
 		p.registry = prom.NewRegistry()
 	}
 	if g, ok := p.registry.(prom.Gatherer); ok {
-		p.gatherer = g
 		p.handler = promhttp.HandlerFor(g, promhttp.HandlerOpts{
 			ErrorLog:      promLogger{p},
 			ErrorHandling: promhttp.ContinueOnError,
