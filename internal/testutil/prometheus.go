@@ -190,6 +190,10 @@ func (p *Prometheus) stop() {
 	}
 }
 
+// RemoteWriteURL returns the URL of the server's remote-write receiver,
+// which exists only if Flags held "--web.enable-remote-write-receiver".
+func (p *Prometheus) RemoteWriteURL() string { return p.URL + "/api/v1/write" }
+
 // Log returns what the server has written to stdout and stderr.
 func (p *Prometheus) Log() string {
 	b, err := os.ReadFile(p.log)

@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -36,7 +37,16 @@ func TestPrometheusYAML(t *testing.T) {
 }
 
 func TestStartPrometheus(t *testing.T) {
-	p := StartPrometheus(t, PrometheusConfig{})
+	p := StartPrometheus(t, PrometheusConfig{Flags: []string{"--web.enable-remote-write-receiver"}})
+	// The receiver answers (400 for an empty body), so the flag was passed.
+	resp, err := http.Post(p.RemoteWriteURL(), "application/x-protobuf", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		t.Errorf("POST %s: got 404, want the remote-write receiver", p.RemoteWriteURL())
+	}
 	if !strings.HasPrefix(p.URL, "http://127.0.0.1:") {
 		t.Errorf("URL %q, want one on 127.0.0.1", p.URL)
 	}
