@@ -2,6 +2,7 @@ package prometheus_test
 
 import (
 	"context"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -68,12 +69,24 @@ func BenchmarkLifeCycle(b *testing.B) {
 	})
 	b.Run("parallel", func(b *testing.B) {
 		r := benchRecorder(b)
-		ids := benchTaskIDs()
-		var next atomic.Uint64
+		// Each goroutine cycles through task ids of its own, so that one
+		// can never start an id that another has started and not ended.
+		workers := runtime.GOMAXPROCS(0)
+		ids := make([][]string, workers)
+		for w := range ids {
+			ids[w] = make([]string, benchIDs/workers)
+			for i := range ids[w] {
+				ids[w][i] = "w" + strconv.Itoa(w) + "-task-" + strconv.Itoa(i)
+			}
+		}
+		var worker atomic.Int64
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
+			mine := ids[int(worker.Add(1)-1)%workers]
+			i := 0
 			for pb.Next() {
-				id := ids[next.Add(1)&(benchIDs-1)]
+				id := mine[i%len(mine)]
+				i++
 				if err := r.StartEvent("transform", id); err != nil {
 					b.Error(err)
 					return
