@@ -1,0 +1,270 @@
+package prometheus
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"time"
+
+	"github.com/eventpipeline/eventpipeline/telemetry"
+	prom "github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults of [Config].
+const (
+	// DefaultPort is the port the metrics are served on when Config.Port is
+	// zero. It is not 9090, which is the Prometheus server's own port.
+	DefaultPort = 2112
+	// DefaultAddr is the bind address when Config.Addr is empty: loopback
+	// only, so that nothing is exposed unless asked for.
+	DefaultAddr = "127.0.0.1"
+	// DefaultPath is the HTTP path of the metrics when Config.Path is empty.
+	DefaultPath = "/metrics"
+	// DefaultMaxLabelValues is the number of distinct event names (and,
+	// separately, of operations) that get series of their own when
+	// Config.MaxLabelValues is zero.
+	DefaultMaxLabelValues = 1000
+	// DefaultNativeHistogramMaxBuckets is the bucket limit of each native
+	// histogram when native histograms are enabled and
+	// Config.NativeHistogramMaxBuckets is zero.
+	DefaultNativeHistogramMaxBuckets = 160
+)
+
+// OverflowLabelValue is the event_name or operation label value under which
+// records are counted once the number of distinct values has reached
+// Config.MaxLabelValues. Their counts stay exact; only the name is lost.
+const OverflowLabelValue = "_overflow"
+
+// DefaultEventBuckets are the upper bounds, in seconds, of the buckets of
+// event_duration_seconds when Config.EventBuckets is nil: from one
+// millisecond to ten minutes, as pipeline events run.
+var DefaultEventBuckets = []float64{
+	.001, .0025, .005, .01, .025, .05, .1, .25, .5,
+	1, 2.5, 5, 10, 30, 60, 120, 300, 600,
+}
+
+// DefaultLatencyBuckets are the upper bounds, in seconds, of the buckets of
+// network_latency_seconds when Config.LatencyBuckets is nil: from half a
+// millisecond to one minute.
+var DefaultLatencyBuckets = []float64{
+	.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5,
+	1, 2.5, 5, 10, 30, 60,
+}
+
+// Config configures a [Publisher]. The zero Config is valid: it serves a
+// registry of its own on http://127.0.0.1:2112/metrics with the default
+// buckets and no namespace. Each field's doc says what its zero value means.
+type Config struct {
+	// Port is the TCP port the metrics are served on. Zero means
+	// [DefaultPort] (2112). It must be in 0-65535. It is ignored when
+	// Listener is set, and must be zero when nothing is served.
+	Port int
+
+	// Addr is the address of the interface to bind to, such as "0.0.0.0"
+	// to accept scrapes from other hosts. Empty means [DefaultAddr]
+	// ("127.0.0.1", this host only). It is ignored when Listener is set,
+	// and must be empty when nothing is served.
+	Addr string
+
+	// Listener, if set, is where the metrics are served instead of Addr and
+	// Port; the Publisher takes it over and closes it in Close (or at once
+	// if NewPublisher fails). Tests use one bound to "127.0.0.1:0" to get a free port. nil means that the
+	// Publisher listens on Addr:Port itself.
+	Listener net.Listener
+
+	// Path is the HTTP path the metrics are served on. Empty means
+	// [DefaultPath] ("/metrics").
+	Path string
+
+	// Registry is where the metrics are registered. nil means a new
+	// registry of the Publisher's own, which it always serves. A registry
+	// given here is served only if Serve is set (it must then also be a
+	// [prom.Gatherer], as *prom.Registry is), so that the Publisher fits
+	// into an application that already exposes /metrics.
+	Registry prom.Registerer
+
+	// Serve makes the Publisher serve Registry on Addr:Port (or Listener)
+	// although it was given by the user. false means that a given Registry
+	// is not served by the Publisher. It has no effect when Registry is nil.
+	Serve bool
+
+	// Namespace, if not empty, prefixes every metric name with Namespace
+	// and an underscore: "app" gives app_event_duration_seconds. Empty means
+	// no prefix, the names that dashboards and alerts expect.
+	Namespace string
+
+	// ConstLabels are labels with fixed values added to every metric, such
+	// as {"pipeline": "billing"}. nil means none. Their names must be valid
+	// label names other than the metrics' own labels and "le".
+	ConstLabels prom.Labels
+
+	// EventBuckets are the bucket upper bounds, in seconds and strictly
+	// increasing, of event_duration_seconds. nil means
+	// [DefaultEventBuckets]. An empty non-nil slice means no classic
+	// buckets, which is valid only with native histograms.
+	EventBuckets []float64
+
+	// LatencyBuckets are the bucket upper bounds, in seconds and strictly
+	// increasing, of network_latency_seconds. nil means
+	// [DefaultLatencyBuckets]. An empty non-nil slice means no classic
+	// buckets, which is valid only with native histograms.
+	LatencyBuckets []float64
+
+	// NativeHistogramBucketFactor, if greater than one, makes both
+	// histograms native histograms as well (exposed next to the classic
+	// buckets): each bucket is at most this factor wider than the previous
+	// one, so 1.1 gives about 10% resolution. Zero means classic buckets
+	// only. Values in (0, 1] are invalid. The Prometheus server must run
+	// with --enable-feature=native-histograms (before 3.0) to ingest them.
+	NativeHistogramBucketFactor float64
+
+	// NativeHistogramMaxBuckets limits the buckets of each native
+	// histogram; past it the resolution is reduced, and reset after an
+	// hour. Zero means [DefaultNativeHistogramMaxBuckets]. It has no effect
+	// without NativeHistogramBucketFactor.
+	NativeHistogramMaxBuckets uint32
+
+	// MaxLabelValues is the number of distinct event names that get series
+	// of their own, and separately the number of distinct operations.
+	// Records of further names are counted under [OverflowLabelValue], so
+	// that an unbounded set of names cannot use unbounded memory. Zero
+	// means [DefaultMaxLabelValues]; it must not be negative.
+	MaxLabelValues int
+
+	// Recorder, if set, is the telemetry instance whose delivery counters
+	// ([telemetry.Recorder.PublisherStats]) are exported as the
+	// telemetry_publisher_* self-metrics at each scrape, for every
+	// publisher attached to it, this one included. nil means no
+	// self-metrics.
+	Recorder *telemetry.Recorder
+
+	// Logger receives the Publisher's few log lines: serving started and
+	// stopped, HTTP server errors, the first label overflow. nil means
+	// [slog.Default] at the time of logging.
+	Logger *slog.Logger
+}
+
+// reservedLabels are the label names of the metrics of this package, which
+// ConstLabels must not use.
+var reservedLabels = []string{"event_name", "status", "operation", "direction", "publisher", "reason", "le"}
+
+// serves reports whether c asks for an HTTP server.
+func (c *Config) serves() bool { return c.Registry == nil || c.Serve }
+
+// validate returns every problem of c joined in one error, or nil.
+func (c *Config) validate() error {
+	var errs []error
+	add := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("prometheus: "+format, args...))
+	}
+	if c.Port < 0 || c.Port > 65535 {
+		add("port %d is outside 0-65535", c.Port)
+	}
+	if c.serves() {
+		if c.Registry != nil {
+			if _, ok := c.Registry.(prom.Gatherer); !ok {
+				add("Serve is set but Registry (%T) is not a prometheus.Gatherer", c.Registry)
+			}
+		}
+		if c.Path != "" && c.Path[0] != '/' {
+			add("path %q does not start with /", c.Path)
+		}
+	} else if c.Port != 0 || c.Addr != "" || c.Listener != nil || c.Path != "" {
+		add("Port, Addr, Listener or Path set but nothing is served: set Serve, or leave Registry nil")
+	}
+	if c.Namespace != "" && !validMetricName(c.Namespace) {
+		add("invalid namespace %q: use letters, digits, _ and :, not starting with a digit", c.Namespace)
+	}
+	if c.MaxLabelValues < 0 {
+		add("MaxLabelValues %d is negative", c.MaxLabelValues)
+	}
+	native := c.NativeHistogramBucketFactor > 1
+	if f := c.NativeHistogramBucketFactor; f < 0 || (f > 0 && f <= 1) || math.IsNaN(f) || math.IsInf(f, 0) {
+		add("NativeHistogramBucketFactor %v must be zero or a finite number greater than 1", f)
+	}
+	for _, h := range []struct {
+		name    string
+		buckets []float64
+	}{{"EventBuckets", c.EventBuckets}, {"LatencyBuckets", c.LatencyBuckets}} {
+		if h.buckets != nil && len(h.buckets) == 0 && !native {
+			add("%s is empty, which is valid only with native histograms (NativeHistogramBucketFactor > 1)", h.name)
+		}
+		for i, b := range h.buckets {
+			if math.IsNaN(b) {
+				add("%s[%d] is NaN", h.name, i)
+			} else if i > 0 && b <= h.buckets[i-1] {
+				add("%s are not strictly increasing: %v after %v", h.name, b, h.buckets[i-1])
+			}
+		}
+	}
+	for name, value := range c.ConstLabels {
+		for _, r := range reservedLabels {
+			if name == r {
+				add("ConstLabels uses the reserved label name %q", name)
+			}
+		}
+		if !validLabelName(name) {
+			add("ConstLabels has the invalid label name %q", name)
+		}
+		if !validUTF8(value) {
+			add("ConstLabels[%q] is not valid UTF-8", name)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// validLabelName reports whether name is a label name that every Prometheus
+// server accepts: [a-zA-Z_][a-zA-Z0-9_]*, not starting with "__".
+func validLabelName(name string) bool {
+	if name == "" || (len(name) >= 2 && name[:2] == "__") {
+		return false
+	}
+	for i, r := range name {
+		switch {
+		case r == '_', r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z':
+		case r >= '0' && r <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validMetricName reports whether name is a metric name (or prefix) that
+// every Prometheus server accepts: [a-zA-Z_:][a-zA-Z0-9_:]*.
+func validMetricName(name string) bool {
+	for i, r := range name {
+		switch {
+		case r == '_', r == ':', r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z':
+		case r >= '0' && r <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return name != ""
+}
+
+// histogramOpts returns the options of one of the two histograms.
+func (c *Config) histogramOpts(name, help string, buckets, defaults []float64) prom.HistogramOpts {
+	o := prom.HistogramOpts{
+		Namespace:   c.Namespace,
+		Name:        name,
+		Help:        help,
+		ConstLabels: c.ConstLabels,
+		Buckets:     buckets,
+	}
+	if buckets == nil {
+		o.Buckets = defaults
+	}
+	if c.NativeHistogramBucketFactor > 1 {
+		o.NativeHistogramBucketFactor = c.NativeHistogramBucketFactor
+		o.NativeHistogramMaxBucketNumber = c.NativeHistogramMaxBuckets
+		if o.NativeHistogramMaxBucketNumber == 0 {
+			o.NativeHistogramMaxBucketNumber = DefaultNativeHistogramMaxBuckets
+		}
+		o.NativeHistogramMinResetDuration = time.Hour
+	}
+	return o
+}

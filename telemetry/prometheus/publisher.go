@@ -1,0 +1,406 @@
+package prometheus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/eventpipeline/eventpipeline/telemetry"
+	prom "github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Names of the four metrics of the contract, before the namespace prefix.
+// Dashboards and alerts depend on them.
+const (
+	// MetricEventDuration is a histogram of the duration of finished event
+	// runs, labelled event_name and status (completed or failed).
+	MetricEventDuration = "event_duration_seconds"
+	// MetricEventRetries counts the retries of finished event runs,
+	// labelled event_name.
+	MetricEventRetries = "event_retries_total"
+	// MetricNetworkBytes counts the bytes of finished network operations,
+	// labelled operation and direction (sent or received).
+	MetricNetworkBytes = "network_bytes_total"
+	// MetricNetworkLatency is a histogram of the latency of finished
+	// network operations, labelled operation.
+	MetricNetworkLatency = "network_latency_seconds"
+)
+
+// Errors of the publish methods and Close.
+var (
+	errClosed      = fmt.Errorf("prometheus: publisher: %w", telemetry.ErrClosed)
+	errCloseAgain  = fmt.Errorf("prometheus: close: %w", telemetry.ErrClosed)
+	errNotFinished = errors.New("prometheus: record is not finished (status must be completed or failed)")
+)
+
+// A Publisher exposes the records of a [telemetry.Recorder] as Prometheus
+// metrics: the seed's PrometheusPublisher. It is a [telemetry.SyncPublisher]:
+// the Recorder calls it on the recording path, where it updates in-process
+// histograms and counters without blocking or allocating; Prometheus reads
+// them when it scrapes.
+//
+// Create one with [NewPublisher]. A Publisher is safe for concurrent use.
+type Publisher struct {
+	cfg      Config
+	registry prom.Registerer
+	handler  http.Handler // nil if the registry is not a Gatherer
+
+	duration *prom.HistogramVec
+	retries  *prom.CounterVec
+	bytes    *prom.CounterVec
+	latency  *prom.HistogramVec
+	delivery *deliveryCollector // nil without Config.Recorder
+
+	events *seriesCache[eventSeries]
+	ops    *seriesCache[opSeries]
+
+	ln     net.Listener // nil if not serving
+	srv    *http.Server
+	served chan struct{} // closed when Serve has returned
+
+	closed atomic.Bool
+}
+
+// eventSeries are the series of one event name.
+type eventSeries struct {
+	completed, failed prom.Observer
+	retries           prom.Counter
+}
+
+// opSeries are the series of one network operation.
+type opSeries struct {
+	latency        prom.Observer
+	sent, received prom.Counter
+}
+
+var (
+	_ telemetry.Publisher     = (*Publisher)(nil)
+	_ telemetry.SyncPublisher = (*Publisher)(nil)
+	_ telemetry.Closer        = (*Publisher)(nil)
+	_ telemetry.Namer         = (*Publisher)(nil)
+	_ slog.LogValuer          = (*Publisher)(nil)
+)
+
+// NewPublisher returns a new Publisher configured by cfg. It registers the
+// metrics in cfg.Registry (or a registry of its own) and, if it serves
+// them, listens on cfg.Addr:cfg.Port before it returns, serving from a
+// goroutine of its own until [Publisher.Close].
+//
+// It returns an error, and holds nothing, if cfg is invalid (all problems
+// joined), if a metric cannot be registered (for example because another
+// Publisher registered it in the same registry), or if it cannot listen,
+// such as when the port is in use; that error wraps the [net.OpError].
+func NewPublisher(cfg Config) (*Publisher, error) {
+	if err := cfg.validate(); err != nil {
+		if cfg.Listener != nil {
+			cfg.Listener.Close()
+		}
+		return nil, err
+	}
+	if cfg.MaxLabelValues == 0 {
+		cfg.MaxLabelValues = DefaultMaxLabelValues
+	}
+	if cfg.Path == "" {
+		cfg.Path = DefaultPath
+	}
+	// Keep our own copies: the caller may reuse what it passed.
+	cfg.ConstLabels = maps.Clone(cfg.ConstLabels)
+	cfg.EventBuckets = slices.Clone(cfg.EventBuckets)
+	cfg.LatencyBuckets = slices.Clone(cfg.LatencyBuckets)
+	p := &Publisher{cfg: cfg, registry: cfg.Registry}
+	if p.registry == nil {
+		p.registry = prom.NewRegistry()
+	}
+	if g, ok := p.registry.(prom.Gatherer); ok {
+		p.handler = promhttp.HandlerFor(g, promhttp.HandlerOpts{
+			ErrorLog:      promLogger{p},
+			ErrorHandling: promhttp.ContinueOnError,
+		})
+	}
+
+	p.duration = prom.NewHistogramVec(cfg.histogramOpts(MetricEventDuration,
+		"Duration of finished event runs in seconds, by event name and status (completed or failed).",
+		cfg.EventBuckets, DefaultEventBuckets), []string{"event_name", "status"})
+	p.retries = prom.NewCounterVec(prom.CounterOpts{
+		Namespace: cfg.Namespace, Name: MetricEventRetries, ConstLabels: cfg.ConstLabels,
+		Help: "Retries of finished event runs, by event name.",
+	}, []string{"event_name"})
+	p.bytes = prom.NewCounterVec(prom.CounterOpts{
+		Namespace: cfg.Namespace, Name: MetricNetworkBytes, ConstLabels: cfg.ConstLabels,
+		Help: "Bytes of finished network operations, by operation and direction (sent or received).",
+	}, []string{"operation", "direction"})
+	p.latency = prom.NewHistogramVec(cfg.histogramOpts(MetricNetworkLatency,
+		"Latency of finished network operations in seconds, by operation.",
+		cfg.LatencyBuckets, DefaultLatencyBuckets), []string{"operation"})
+	if cfg.Recorder != nil {
+		p.delivery = newDeliveryCollector(cfg.Recorder, cfg.Namespace, cfg.ConstLabels)
+	}
+	p.events = newSeriesCache(cfg.MaxLabelValues, p.bindEvent, func(name string) {
+		p.logger().LogAttrs(context.Background(), slog.LevelWarn,
+			"prometheus: too many event names, counting further ones as "+OverflowLabelValue,
+			slog.Int("max_label_values", cfg.MaxLabelValues), slog.String("event_name", labelValue(name)))
+	})
+	p.ops = newSeriesCache(cfg.MaxLabelValues, p.bindOp, func(name string) {
+		p.logger().LogAttrs(context.Background(), slog.LevelWarn,
+			"prometheus: too many network operations, counting further ones as "+OverflowLabelValue,
+			slog.Int("max_label_values", cfg.MaxLabelValues), slog.String("operation", labelValue(name)))
+	})
+
+	var registered []prom.Collector
+	for _, c := range p.collectors() {
+		if err := p.registry.Register(c); err != nil {
+			for _, r := range registered {
+				p.registry.Unregister(r)
+			}
+			if cfg.Listener != nil {
+				cfg.Listener.Close()
+			}
+			return nil, fmt.Errorf("prometheus: register metrics: %w", err)
+		}
+		registered = append(registered, c)
+	}
+
+	if cfg.serves() {
+		if err := p.listen(); err != nil {
+			p.unregister()
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// collectors returns what p registers.
+func (p *Publisher) collectors() []prom.Collector {
+	cs := []prom.Collector{p.duration, p.retries, p.bytes, p.latency}
+	if p.delivery != nil {
+		cs = append(cs, p.delivery)
+	}
+	return cs
+}
+
+func (p *Publisher) unregister() {
+	for _, c := range p.collectors() {
+		p.registry.Unregister(c)
+	}
+}
+
+// listen binds the listening socket and starts serving.
+func (p *Publisher) listen() error {
+	ln := p.cfg.Listener
+	if ln == nil {
+		addr, port := p.cfg.Addr, p.cfg.Port
+		if addr == "" {
+			addr = DefaultAddr
+		}
+		if port == 0 {
+			port = DefaultPort
+		}
+		var err error
+		ln, err = net.Listen("tcp", net.JoinHostPort(addr, strconv.Itoa(port)))
+		if err != nil {
+			return fmt.Errorf("prometheus: listen: %w", err)
+		}
+	}
+	// Match the path exactly rather than through a ServeMux, whose
+	// patterns would give meaning to spaces and braces in Config.Path.
+	path, metrics := p.cfg.Path, p.handler
+	serve := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != path {
+			http.NotFound(w, r)
+			return
+		}
+		metrics.ServeHTTP(w, r)
+	})
+	p.ln = ln
+	p.srv = &http.Server{
+		Handler:           serve,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          log.New(logWriter{p}, "", 0),
+	}
+	p.served = make(chan struct{})
+	go func() {
+		defer close(p.served)
+		if err := p.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			p.logger().LogAttrs(context.Background(), slog.LevelError, "prometheus: serving metrics stopped",
+				slog.String("error", err.Error()))
+		}
+	}()
+	p.logger().LogAttrs(context.Background(), slog.LevelInfo, "prometheus: serving metrics",
+		slog.String("url", p.URL()))
+	return nil
+}
+
+func (p *Publisher) bindEvent(name string) *eventSeries {
+	return &eventSeries{
+		completed: p.duration.WithLabelValues(name, string(telemetry.StatusCompleted)),
+		failed:    p.duration.WithLabelValues(name, string(telemetry.StatusFailed)),
+		retries:   p.retries.WithLabelValues(name),
+	}
+}
+
+func (p *Publisher) bindOp(op string) *opSeries {
+	return &opSeries{
+		latency:  p.latency.WithLabelValues(op),
+		sent:     p.bytes.WithLabelValues(op, "sent"),
+		received: p.bytes.WithLabelValues(op, "received"),
+	}
+}
+
+// PublishEventMetrics observes the duration of the finished run m in
+// event_duration_seconds{event_name, status} and adds its retries to
+// event_retries_total{event_name}. It never blocks; ctx is not used.
+//
+// It returns an error for a record whose status is neither completed nor
+// failed, and one wrapping [telemetry.ErrClosed] after Close.
+func (p *Publisher) PublishEventMetrics(_ context.Context, m telemetry.EventMetrics) error {
+	if p.closed.Load() {
+		return errClosed
+	}
+	s := p.events.get(m.EventName)
+	switch m.Status {
+	case telemetry.StatusCompleted:
+		s.completed.Observe(m.Duration().Seconds())
+	case telemetry.StatusFailed:
+		s.failed.Observe(m.Duration().Seconds())
+	default:
+		return errNotFinished
+	}
+	if m.RetryCount > 0 {
+		s.retries.Add(float64(m.RetryCount))
+	}
+	return nil
+}
+
+// PublishNetworkMetrics observes the latency of the finished operation m in
+// network_latency_seconds{operation} and adds its bytes to
+// network_bytes_total{operation, direction}. It never blocks; ctx is not
+// used. An empty operation counts as [telemetry.DefaultOperation].
+//
+// It returns an error for a record whose status is neither completed nor
+// failed or whose byte counts are negative, and one wrapping
+// [telemetry.ErrClosed] after Close.
+func (p *Publisher) PublishNetworkMetrics(_ context.Context, m telemetry.NetworkMetrics) error {
+	if p.closed.Load() {
+		return errClosed
+	}
+	if m.Status != telemetry.StatusCompleted && m.Status != telemetry.StatusFailed {
+		return errNotFinished
+	}
+	if m.BytesSent < 0 || m.BytesReceived < 0 {
+		return fmt.Errorf("prometheus: negative byte count: sent %d, received %d", m.BytesSent, m.BytesReceived)
+	}
+	op := m.Operation
+	if op == "" {
+		op = telemetry.DefaultOperation
+	}
+	s := p.ops.get(op)
+	s.latency.Observe(m.Latency().Seconds())
+	if m.BytesSent > 0 {
+		s.sent.Add(float64(m.BytesSent))
+	}
+	if m.BytesReceived > 0 {
+		s.received.Add(float64(m.BytesReceived))
+	}
+	return nil
+}
+
+// Synchronous reports true: the Recorder calls p on the recording path,
+// without a queue, since publishing only updates in-process metrics.
+func (p *Publisher) Synchronous() bool { return true }
+
+// Name returns "prometheus", the publisher label of p's own self-metrics.
+func (p *Publisher) Name() string { return "prometheus" }
+
+// Addr returns the address p serves on, with the port actually bound, or
+// nil if p serves nothing.
+func (p *Publisher) Addr() net.Addr {
+	if p.ln == nil {
+		return nil
+	}
+	return p.ln.Addr()
+}
+
+// URL returns the URL of the metrics p serves, such as
+// "http://127.0.0.1:2112/metrics", or "" if p serves nothing.
+func (p *Publisher) URL() string {
+	if p.ln == nil {
+		return ""
+	}
+	return "http://" + p.ln.Addr().String() + p.cfg.Path
+}
+
+// Handler returns an http.Handler that serves the metrics of p's registry
+// in the Prometheus exposition formats, to mount on a mux of one's own. It
+// returns nil if the registry is not a [prom.Gatherer].
+func (p *Publisher) Handler() http.Handler { return p.handler }
+
+// Close stops serving (waiting for scrapes in progress until ctx ends) and
+// unregisters p's metrics from the registry, so that a new Publisher can
+// register there. Publishing afterwards returns an error wrapping
+// [telemetry.ErrClosed]. A Recorder that p is attached to calls Close from
+// [telemetry.Recorder.Close].
+//
+// It returns ctx.Err() if ctx ends before the scrapes in progress, whose
+// connections are then closed. A second call returns an error wrapping
+// [telemetry.ErrClosed]. Close is safe to call from several goroutines.
+func (p *Publisher) Close(ctx context.Context) error {
+	if !p.closed.CompareAndSwap(false, true) {
+		return errCloseAgain
+	}
+	p.unregister()
+	if p.srv == nil {
+		return nil
+	}
+	err := p.srv.Shutdown(ctx)
+	if err != nil {
+		p.srv.Close()
+	}
+	<-p.served
+	p.logger().LogAttrs(ctx, slog.LevelInfo, "prometheus: stopped serving metrics",
+		slog.String("addr", p.ln.Addr().String()))
+	if err != nil {
+		return fmt.Errorf("prometheus: close: %w", err)
+	}
+	return nil
+}
+
+// LogValue shows p in logs as its kind and the URL it serves, if any.
+func (p *Publisher) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("kind", "prometheus"), slog.String("url", p.URL()))
+}
+
+func (p *Publisher) logger() *slog.Logger {
+	if p.cfg.Logger != nil {
+		return p.cfg.Logger
+	}
+	return slog.Default()
+}
+
+// promLogger passes promhttp's errors to the Publisher's logger.
+type promLogger struct{ p *Publisher }
+
+func (l promLogger) Println(v ...any) {
+	l.p.logger().LogAttrs(context.Background(), slog.LevelError, "prometheus: serving metrics: "+fmt.Sprint(v...))
+}
+
+// logWriter passes the http.Server's errors to the Publisher's logger.
+type logWriter struct{ p *Publisher }
+
+func (w logWriter) Write(b []byte) (int, error) {
+	msg := string(b)
+	if n := len(msg); n > 0 && msg[n-1] == '\n' {
+		msg = msg[:n-1]
+	}
+	w.p.logger().LogAttrs(context.Background(), slog.LevelWarn, "prometheus: http server: "+msg)
+	return len(b), nil
+}

@@ -1,0 +1,732 @@
+package prometheus_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/eventpipeline/eventpipeline/telemetry"
+	"github.com/eventpipeline/eventpipeline/telemetry/prometheus"
+	prom "github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+var (
+	t0    = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	quiet = slog.New(slog.DiscardHandler)
+)
+
+// event returns a finished event record that took d.
+func event(name string, d time.Duration, status telemetry.Status, retries int) telemetry.EventMetrics {
+	return telemetry.EventMetrics{
+		EventName: name, TaskID: "task-" + name, StartTime: t0, EndTime: t0.Add(d),
+		Status: status, RetryCount: retries,
+	}
+}
+
+// netOp returns a finished network record that took d.
+func netOp(op string, d time.Duration, sent, received int64) telemetry.NetworkMetrics {
+	return telemetry.NetworkMetrics{
+		TaskID: "t", Operation: op, Host: "10.0.0.1", Port: 80, StartTime: t0, EndTime: t0.Add(d),
+		Status: telemetry.StatusCompleted, BytesSent: sent, BytesReceived: received,
+	}
+}
+
+// newPublisher returns a Publisher registered in a new registry that it
+// does not serve, closed at the end of the test.
+func newPublisher(t *testing.T, cfg prometheus.Config) (*prometheus.Publisher, *prom.Registry) {
+	t.Helper()
+	reg := prom.NewRegistry()
+	cfg.Registry = reg
+	if cfg.Logger == nil {
+		cfg.Logger = quiet
+	}
+	p, err := prometheus.NewPublisher(cfg)
+	if err != nil {
+		t.Fatalf("NewPublisher: %v", err)
+	}
+	t.Cleanup(func() { p.Close(context.Background()) })
+	return p, reg
+}
+
+func mustPublish(t *testing.T, p *prometheus.Publisher, records ...any) {
+	t.Helper()
+	ctx := context.Background()
+	for _, r := range records {
+		var err error
+		switch r := r.(type) {
+		case telemetry.EventMetrics:
+			err = p.PublishEventMetrics(ctx, r)
+		case telemetry.NetworkMetrics:
+			err = p.PublishNetworkMetrics(ctx, r)
+		}
+		if err != nil {
+			t.Fatalf("publish %+v: %v", r, err)
+		}
+	}
+}
+
+func TestMetricsExposition(t *testing.T) {
+	p, reg := newPublisher(t, prometheus.Config{
+		EventBuckets:   []float64{0.1, 1},
+		LatencyBuckets: []float64{0.01},
+	})
+	mustPublish(t, p,
+		event("load", 50*time.Millisecond, telemetry.StatusCompleted, 0),
+		event("load", 2*time.Second, telemetry.StatusCompleted, 2),
+		event("load", 500*time.Millisecond, telemetry.StatusFailed, 1),
+		event("transform", 10*time.Millisecond, telemetry.StatusCompleted, 0),
+		netOp("remote_call", 5*time.Millisecond, 100, 2000),
+		netOp("", 20*time.Millisecond, 50, 0), // empty operation: remote_call
+		netOp("http_request", 5*time.Millisecond, 0, 7),
+	)
+	const want = `
+# HELP event_duration_seconds Duration of finished event runs in seconds, by event name and status (completed or failed).
+# TYPE event_duration_seconds histogram
+event_duration_seconds_bucket{event_name="load",status="completed",le="0.1"} 1
+event_duration_seconds_bucket{event_name="load",status="completed",le="1"} 1
+event_duration_seconds_bucket{event_name="load",status="completed",le="+Inf"} 2
+event_duration_seconds_sum{event_name="load",status="completed"} 2.05
+event_duration_seconds_count{event_name="load",status="completed"} 2
+event_duration_seconds_bucket{event_name="load",status="failed",le="0.1"} 0
+event_duration_seconds_bucket{event_name="load",status="failed",le="1"} 1
+event_duration_seconds_bucket{event_name="load",status="failed",le="+Inf"} 1
+event_duration_seconds_sum{event_name="load",status="failed"} 0.5
+event_duration_seconds_count{event_name="load",status="failed"} 1
+event_duration_seconds_bucket{event_name="transform",status="completed",le="0.1"} 1
+event_duration_seconds_bucket{event_name="transform",status="completed",le="1"} 1
+event_duration_seconds_bucket{event_name="transform",status="completed",le="+Inf"} 1
+event_duration_seconds_sum{event_name="transform",status="completed"} 0.01
+event_duration_seconds_count{event_name="transform",status="completed"} 1
+event_duration_seconds_bucket{event_name="transform",status="failed",le="0.1"} 0
+event_duration_seconds_bucket{event_name="transform",status="failed",le="1"} 0
+event_duration_seconds_bucket{event_name="transform",status="failed",le="+Inf"} 0
+event_duration_seconds_sum{event_name="transform",status="failed"} 0
+event_duration_seconds_count{event_name="transform",status="failed"} 0
+# HELP event_retries_total Retries of finished event runs, by event name.
+# TYPE event_retries_total counter
+event_retries_total{event_name="load"} 3
+event_retries_total{event_name="transform"} 0
+# HELP network_bytes_total Bytes of finished network operations, by operation and direction (sent or received).
+# TYPE network_bytes_total counter
+network_bytes_total{direction="received",operation="http_request"} 7
+network_bytes_total{direction="received",operation="remote_call"} 2000
+network_bytes_total{direction="sent",operation="http_request"} 0
+network_bytes_total{direction="sent",operation="remote_call"} 150
+# HELP network_latency_seconds Latency of finished network operations in seconds, by operation.
+# TYPE network_latency_seconds histogram
+network_latency_seconds_bucket{operation="http_request",le="0.01"} 1
+network_latency_seconds_bucket{operation="http_request",le="+Inf"} 1
+network_latency_seconds_sum{operation="http_request"} 0.005
+network_latency_seconds_count{operation="http_request"} 1
+network_latency_seconds_bucket{operation="remote_call",le="0.01"} 1
+network_latency_seconds_bucket{operation="remote_call",le="+Inf"} 2
+network_latency_seconds_sum{operation="remote_call"} 0.025
+network_latency_seconds_count{operation="remote_call"} 2
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestNamespaceAndConstLabels(t *testing.T) {
+	p, reg := newPublisher(t, prometheus.Config{
+		Namespace:      "app",
+		ConstLabels:    prom.Labels{"pipeline": "billing"},
+		EventBuckets:   []float64{1},
+		LatencyBuckets: []float64{1},
+	})
+	mustPublish(t, p, event("load", time.Second/2, telemetry.StatusCompleted, 1), netOp("rpc", time.Second/4, 3, 4))
+	const want = `
+# HELP app_event_retries_total Retries of finished event runs, by event name.
+# TYPE app_event_retries_total counter
+app_event_retries_total{event_name="load",pipeline="billing"} 1
+# HELP app_network_latency_seconds Latency of finished network operations in seconds, by operation.
+# TYPE app_network_latency_seconds histogram
+app_network_latency_seconds_bucket{operation="rpc",pipeline="billing",le="1"} 1
+app_network_latency_seconds_bucket{operation="rpc",pipeline="billing",le="+Inf"} 1
+app_network_latency_seconds_sum{operation="rpc",pipeline="billing"} 0.25
+app_network_latency_seconds_count{operation="rpc",pipeline="billing"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
+		"app_event_retries_total", "app_network_latency_seconds"); err != nil {
+		t.Error(err)
+	}
+	if got := seriesCount(t, reg, "event_duration_seconds"); got != 0 {
+		t.Errorf("got %d series without the namespace, want 0", got)
+	}
+	if got := seriesCount(t, reg, "app_event_duration_seconds"); got != 2 {
+		t.Errorf("got %d app_event_duration_seconds series, want 2", got)
+	}
+}
+
+func TestLabelValuesValidUTF8(t *testing.T) {
+	p, reg := newPublisher(t, prometheus.Config{EventBuckets: []float64{1}, LatencyBuckets: []float64{1}})
+	mustPublish(t, p,
+		event("bad\xffname", time.Second/2, telemetry.StatusCompleted, 2),
+		netOp("op\xc3", time.Second/2, 1, 0),
+	)
+	const want = `
+# HELP event_retries_total Retries of finished event runs, by event name.
+# TYPE event_retries_total counter
+event_retries_total{event_name="bad\ufffdname"} 2
+# HELP network_bytes_total Bytes of finished network operations, by operation and direction (sent or received).
+# TYPE network_bytes_total counter
+network_bytes_total{direction="received",operation="op\ufffd"} 0
+network_bytes_total{direction="sent",operation="op\ufffd"} 1
+`
+	// The text format has no \u escape: put the character itself.
+	exposition := strings.ReplaceAll(want, `\ufffd`, "\uFFFD")
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(exposition), "event_retries_total", "network_bytes_total"); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestCardinalityOverflow(t *testing.T) {
+	var logs bytes.Buffer
+	p, reg := newPublisher(t, prometheus.Config{
+		MaxLabelValues: 2, EventBuckets: []float64{1}, LatencyBuckets: []float64{1},
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	for i := range 5 {
+		name := "event-" + strconv.Itoa(i)
+		mustPublish(t, p,
+			event(name, time.Second/2, telemetry.StatusCompleted, 1),
+			event(name, time.Second/2, telemetry.StatusCompleted, 1), // second time: still counted
+			netOp("op-"+strconv.Itoa(i), time.Second/2, 10, 0),
+		)
+	}
+	const want = `
+# HELP event_retries_total Retries of finished event runs, by event name.
+# TYPE event_retries_total counter
+event_retries_total{event_name="_overflow"} 6
+event_retries_total{event_name="event-0"} 2
+event_retries_total{event_name="event-1"} 2
+# HELP network_bytes_total Bytes of finished network operations, by operation and direction (sent or received).
+# TYPE network_bytes_total counter
+network_bytes_total{direction="received",operation="_overflow"} 0
+network_bytes_total{direction="received",operation="op-0"} 0
+network_bytes_total{direction="received",operation="op-1"} 0
+network_bytes_total{direction="sent",operation="_overflow"} 30
+network_bytes_total{direction="sent",operation="op-0"} 10
+network_bytes_total{direction="sent",operation="op-1"} 10
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "event_retries_total", "network_bytes_total"); err != nil {
+		t.Error(err)
+	}
+	// The first overflow of each label is logged, once.
+	if got := strings.Count(logs.String(), "level=WARN"); got != 2 {
+		t.Errorf("got %d warnings, want 2 (events, operations):\n%s", got, logs.String())
+	}
+	for _, want := range []string{"too many event names", "event_name=event-2", "too many network operations", "operation=op-2"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs.String())
+		}
+	}
+	// 3 event names (2 + overflow) x 2 statuses.
+	if got := seriesCount(t, reg, "event_duration_seconds"); got != 6 {
+		t.Errorf("got %d event_duration_seconds series, want 6", got)
+	}
+}
+
+// seriesCount returns the number of series of the metric family name.
+func seriesCount(t *testing.T, g prom.Gatherer, name string) int {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return len(mf.GetMetric())
+		}
+	}
+	return 0
+}
+
+func TestPublishRejectsUnfinished(t *testing.T) {
+	p, _ := newPublisher(t, prometheus.Config{})
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		err  error
+	}{
+		{"pending event", p.PublishEventMetrics(ctx, event("e", 0, telemetry.StatusPending, 0))},
+		{"unknown status", p.PublishEventMetrics(ctx, event("e", 0, "done", 0))},
+		{"pending operation", p.PublishNetworkMetrics(ctx, telemetry.NetworkMetrics{Operation: "op", Status: telemetry.StatusPending})},
+		{"negative bytes", p.PublishNetworkMetrics(ctx, telemetry.NetworkMetrics{Operation: "op", Status: telemetry.StatusCompleted, BytesSent: -1})},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.err == nil || !strings.HasPrefix(tc.err.Error(), "prometheus: ") {
+				t.Errorf("got error %v, want one starting with %q", tc.err, "prometheus: ")
+			}
+		})
+	}
+}
+
+func TestNewPublisherInvalidConfig(t *testing.T) {
+	reg := prom.NewRegistry()
+	tests := []struct {
+		name string
+		cfg  prometheus.Config
+		want string
+	}{
+		{"negative port", prometheus.Config{Port: -1}, "port -1 is outside 0-65535"},
+		{"port too large", prometheus.Config{Port: 70000}, "port 70000 is outside 0-65535"},
+		{"port without serving", prometheus.Config{Registry: reg, Port: 9999}, "nothing is served"},
+		{"serve a non-gatherer", prometheus.Config{Registry: registererOnly{reg}, Serve: true}, "not a prometheus.Gatherer"},
+		{"relative path", prometheus.Config{Path: "metrics"}, `path "metrics" does not start with /`},
+		{"negative max label values", prometheus.Config{MaxLabelValues: -1}, "MaxLabelValues -1 is negative"},
+		{"bucket factor 1", prometheus.Config{NativeHistogramBucketFactor: 1}, "NativeHistogramBucketFactor 1 must be"},
+		{"decreasing buckets", prometheus.Config{EventBuckets: []float64{1, 0.5}}, "EventBuckets are not strictly increasing"},
+		{"repeated bucket", prometheus.Config{LatencyBuckets: []float64{1, 1}}, "LatencyBuckets are not strictly increasing"},
+		{"empty buckets, classic only", prometheus.Config{EventBuckets: []float64{}}, "EventBuckets is empty"},
+		{"const label le", prometheus.Config{ConstLabels: prom.Labels{"le": "1"}}, `reserved label name "le"`},
+		{"const label clash", prometheus.Config{ConstLabels: prom.Labels{"event_name": "x"}}, `reserved label name "event_name"`},
+		{"const label invalid", prometheus.Config{ConstLabels: prom.Labels{"a-b": "x"}}, `invalid label name "a-b"`},
+		{"const label value", prometheus.Config{ConstLabels: prom.Labels{"a": "\xff"}}, `ConstLabels["a"] is not valid UTF-8`},
+		{"invalid namespace", prometheus.Config{Registry: reg, Namespace: "a-b"}, `invalid namespace "a-b"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.Logger = quiet
+			p, err := prometheus.NewPublisher(tc.cfg)
+			if err == nil {
+				p.Close(context.Background())
+				t.Fatalf("got no error, want one containing %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "prometheus: ") {
+				t.Errorf("got error %q, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestNewPublisherJoinsErrors(t *testing.T) {
+	_, err := prometheus.NewPublisher(prometheus.Config{Port: -1, MaxLabelValues: -1})
+	if err == nil || !strings.Contains(err.Error(), "port") || !strings.Contains(err.Error(), "MaxLabelValues") {
+		t.Errorf("got %v, want both problems", err)
+	}
+}
+
+// registererOnly hides the Gatherer side of a registry.
+type registererOnly struct{ prom.Registerer }
+
+func TestNewPublisherPortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	p, err := prometheus.NewPublisher(prometheus.Config{Port: port, Logger: quiet})
+	if err == nil {
+		p.Close(context.Background())
+		t.Fatal("got no error for a port in use")
+	}
+	var opErr *net.OpError
+	if !errors.As(err, &opErr) || !errors.Is(err, syscall.EADDRINUSE) {
+		t.Errorf("got %v, want an error wrapping a *net.OpError and EADDRINUSE", err)
+	}
+	if !strings.HasPrefix(err.Error(), "prometheus: listen: ") {
+		t.Errorf("got %q, want the prefix %q", err, "prometheus: listen: ")
+	}
+	// Nothing stays registered: a second try on a free port works.
+	p, err = prometheus.NewPublisher(prometheus.Config{Listener: listen(t), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Close(context.Background())
+}
+
+// listen returns a listener on a free port of 127.0.0.1.
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+func get(url string) (int, string, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+func TestServeOwnRegistry(t *testing.T) {
+	p, err := prometheus.NewPublisher(prometheus.Config{Listener: listen(t), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(p.URL(), "http://127.0.0.1:") || !strings.HasSuffix(p.URL(), "/metrics") {
+		t.Errorf("got URL %q", p.URL())
+	}
+	mustPublish(t, p, event("load", time.Second, telemetry.StatusFailed, 3))
+	code, body, err := get(p.URL())
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("GET %s: %d, %v", p.URL(), code, err)
+	}
+	for _, want := range []string{
+		`event_duration_seconds_count{event_name="load",status="failed"} 1`,
+		`event_retries_total{event_name="load"} 3`,
+		`# TYPE event_duration_seconds histogram`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("scrape lacks %q:\n%s", want, body)
+		}
+	}
+	ctx := context.Background()
+	if err := p.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if _, _, err := get(p.URL()); err == nil {
+		t.Error("still serving after Close")
+	}
+	if err := p.Close(ctx); !errors.Is(err, telemetry.ErrClosed) {
+		t.Errorf("second Close: got %v, want ErrClosed", err)
+	}
+	if err := p.PublishEventMetrics(ctx, event("load", 1, telemetry.StatusCompleted, 0)); !errors.Is(err, telemetry.ErrClosed) {
+		t.Errorf("PublishEventMetrics after Close: got %v, want ErrClosed", err)
+	}
+	if err := p.PublishNetworkMetrics(ctx, netOp("rpc", 1, 1, 1)); !errors.Is(err, telemetry.ErrClosed) {
+		t.Errorf("PublishNetworkMetrics after Close: got %v, want ErrClosed", err)
+	}
+}
+
+func TestDefaultAddress(t *testing.T) {
+	p, err := prometheus.NewPublisher(prometheus.Config{Logger: quiet})
+	if err != nil {
+		// Another process may hold 2112 on a shared machine.
+		if errors.Is(err, syscall.EADDRINUSE) {
+			t.Skipf("port %d in use: %v", prometheus.DefaultPort, err)
+		}
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	if got, want := p.URL(), "http://127.0.0.1:2112/metrics"; got != want {
+		t.Errorf("got URL %q, want %q", got, want)
+	}
+}
+
+func TestUserRegistry(t *testing.T) {
+	reg := prom.NewRegistry()
+	cfg := prometheus.Config{Registry: reg, Logger: quiet}
+	p, err := prometheus.NewPublisher(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Addr() != nil || p.URL() != "" {
+		t.Errorf("serves %v %q, want nothing", p.Addr(), p.URL())
+	}
+	// A second Publisher cannot register the same metrics.
+	if p2, err := prometheus.NewPublisher(cfg); err == nil {
+		p2.Close(context.Background())
+		t.Error("second Publisher on one registry: got no error")
+	}
+	mustPublish(t, p, event("load", time.Second, telemetry.StatusCompleted, 0))
+	if got := seriesCount(t, reg, "event_duration_seconds"); got != 2 {
+		t.Errorf("got %d series, want 2", got)
+	}
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := seriesCount(t, reg, "event_duration_seconds"); got != 0 {
+		t.Errorf("after Close: got %d series, want 0 (unregistered)", got)
+	}
+	p, err = prometheus.NewPublisher(cfg)
+	if err != nil {
+		t.Fatalf("after Close, a new Publisher on the registry: %v", err)
+	}
+	p.Close(context.Background())
+}
+
+func TestUserRegistryServed(t *testing.T) {
+	reg := prom.NewRegistry()
+	other := prom.NewCounter(prom.CounterOpts{Name: "app_requests_total", Help: "Requests."})
+	reg.MustRegister(other)
+	other.Add(5)
+	p, err := prometheus.NewPublisher(prometheus.Config{Registry: reg, Serve: true, Listener: listen(t), Path: "/m", Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	mustPublish(t, p, netOp("rpc", time.Millisecond, 1, 2))
+	_, body, err := get(p.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"app_requests_total 5", `network_bytes_total{direction="received",operation="rpc"} 2`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("scrape of %s lacks %q", p.URL(), want)
+		}
+	}
+	// Other paths are not found.
+	if code, _, err := get(strings.TrimSuffix(p.URL(), "/m") + "/metrics"); err != nil || code != http.StatusNotFound {
+		t.Errorf("GET /metrics when Path is /m: got %d, %v; want 404", code, err)
+	}
+	// The handler serves the same, for a mux of one's own.
+	rec := httptest.NewRecorder()
+	p.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/anything", nil))
+	if !strings.Contains(rec.Body.String(), "app_requests_total 5") {
+		t.Errorf("Handler output lacks app_requests_total")
+	}
+}
+
+func TestNativeHistograms(t *testing.T) {
+	p, reg := newPublisher(t, prometheus.Config{NativeHistogramBucketFactor: 1.1, EventBuckets: []float64{}})
+	mustPublish(t, p, event("load", 300*time.Millisecond, telemetry.StatusCompleted, 0))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			h := m.GetHistogram()
+			if h == nil {
+				continue
+			}
+			switch mf.GetName() {
+			case "event_duration_seconds":
+				if h.Schema == nil || len(h.GetBucket()) != 0 {
+					t.Errorf("event histogram: schema %v, %d classic buckets; want native only", h.Schema, len(h.GetBucket()))
+				}
+			case "network_latency_seconds":
+				if h.Schema == nil || len(h.GetBucket()) != len(prometheus.DefaultLatencyBuckets) {
+					t.Errorf("latency histogram: schema %v, %d classic buckets; want native and default classic", h.Schema, len(h.GetBucket()))
+				}
+			}
+		}
+	}
+}
+
+// failing is a queued publisher that always fails for good.
+type failing struct{}
+
+func (failing) PublishEventMetrics(context.Context, telemetry.EventMetrics) error {
+	return telemetry.Permanent(errors.New("backend down"))
+}
+func (failing) PublishNetworkMetrics(context.Context, telemetry.NetworkMetrics) error {
+	return telemetry.Permanent(errors.New("backend down"))
+}
+func (failing) Name() string { return "failing" }
+
+func TestDeliverySelfMetrics(t *testing.T) {
+	r, err := telemetry.NewRecorder(telemetry.WithLogger(quiet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	p, reg := newPublisher(t, prometheus.Config{Recorder: r, Namespace: "ns"})
+	for _, pub := range []telemetry.Publisher{p, failing{}} {
+		if err := r.AddPublisher(pub); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		id := strconv.Itoa(i)
+		if err := r.StartEvent("load", id); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.EndEvent(id, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	const want = `
+# HELP ns_telemetry_publisher_failed_attempts_total Publish calls of each telemetry publisher that returned an error or panicked, retried or not.
+# TYPE ns_telemetry_publisher_failed_attempts_total counter
+ns_telemetry_publisher_failed_attempts_total{publisher="failing"} 3
+ns_telemetry_publisher_failed_attempts_total{publisher="prometheus"} 0
+# HELP ns_telemetry_publisher_panics_total Publish calls of each telemetry publisher that panicked.
+# TYPE ns_telemetry_publisher_panics_total counter
+ns_telemetry_publisher_panics_total{publisher="failing"} 0
+ns_telemetry_publisher_panics_total{publisher="prometheus"} 0
+# HELP ns_telemetry_publisher_queue_capacity Size of the queue of each telemetry publisher; 0 for synchronous publishers.
+# TYPE ns_telemetry_publisher_queue_capacity gauge
+ns_telemetry_publisher_queue_capacity{publisher="failing"} 16384
+ns_telemetry_publisher_queue_capacity{publisher="prometheus"} 0
+# HELP ns_telemetry_publisher_queue_length Records waiting in the queue of each telemetry publisher.
+# TYPE ns_telemetry_publisher_queue_length gauge
+ns_telemetry_publisher_queue_length{publisher="failing"} 0
+ns_telemetry_publisher_queue_length{publisher="prometheus"} 0
+# HELP ns_telemetry_publisher_records_dropped_total Records lost by each telemetry publisher, by reason: queue_full or failed.
+# TYPE ns_telemetry_publisher_records_dropped_total counter
+ns_telemetry_publisher_records_dropped_total{publisher="failing",reason="failed"} 3
+ns_telemetry_publisher_records_dropped_total{publisher="failing",reason="queue_full"} 0
+ns_telemetry_publisher_records_dropped_total{publisher="prometheus",reason="failed"} 0
+ns_telemetry_publisher_records_dropped_total{publisher="prometheus",reason="queue_full"} 0
+# HELP ns_telemetry_publisher_records_published_total Records accepted by each telemetry publisher.
+# TYPE ns_telemetry_publisher_records_published_total counter
+ns_telemetry_publisher_records_published_total{publisher="failing"} 0
+ns_telemetry_publisher_records_published_total{publisher="prometheus"} 3
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
+		"ns_telemetry_publisher_failed_attempts_total", "ns_telemetry_publisher_panics_total",
+		"ns_telemetry_publisher_queue_capacity", "ns_telemetry_publisher_queue_length",
+		"ns_telemetry_publisher_records_dropped_total", "ns_telemetry_publisher_records_published_total"); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestRecorderClosesPublisher(t *testing.T) {
+	r, err := telemetry.NewRecorder(telemetry.WithLogger(quiet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := prometheus.NewPublisher(prometheus.Config{Listener: listen(t), Recorder: r, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.AddPublisher(p); err != nil {
+		t.Fatal(err)
+	}
+	net := r.Network()
+	if err := net.StartOperation("t1", "db.internal", 5432, "query"); err != nil {
+		t.Fatal(err)
+	}
+	if err := net.EndOperation("t1", 10, 20, errors.New("timeout")); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.StartEvent("load", "t1"); err != nil {
+		t.Fatal(err)
+	}
+	r.RecordRetry("t1")
+	if err := r.EndEvent("t1", errors.New("boom")); err != nil {
+		t.Fatal(err)
+	}
+	_, body, err := get(p.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`event_duration_seconds_count{event_name="load",status="failed"} 1`,
+		`event_retries_total{event_name="load"} 1`,
+		`network_bytes_total{direction="sent",operation="query"} 10`,
+		`network_latency_seconds_count{operation="query"} 1`,
+		`telemetry_publisher_records_published_total{publisher="prometheus"} 2`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("scrape lacks %q", want)
+		}
+	}
+	for _, never := range []string{"t1", "db.internal", "5432", "boom", "timeout"} {
+		if strings.Contains(body, never) {
+			t.Errorf("scrape contains %q, which must never be a label value", never)
+		}
+	}
+	if err := r.Close(context.Background()); err != nil {
+		t.Fatalf("Recorder.Close: %v", err)
+	}
+	if _, _, err := get(p.URL()); err == nil {
+		t.Error("still serving after Recorder.Close")
+	}
+	if err := p.Close(context.Background()); !errors.Is(err, telemetry.ErrClosed) {
+		t.Errorf("Close after Recorder.Close: got %v, want ErrClosed", err)
+	}
+}
+
+func TestPublisherConcurrentSafe(t *testing.T) {
+	p, reg := newPublisher(t, prometheus.Config{MaxLabelValues: 8})
+	const goroutines, each = 8, 500
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range each {
+				name := "event-" + strconv.Itoa((g*each+i)%16) // 16 names, 8 kept
+				if err := p.PublishEventMetrics(context.Background(), event(name, time.Millisecond, telemetry.StatusCompleted, 1)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Add(1)
+	go func() { // scrapes meanwhile
+		defer wg.Done()
+		for range 20 {
+			if _, err := reg.Gather(); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	wg.Wait()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total float64
+	var names int
+	for _, mf := range mfs {
+		if mf.GetName() == "event_retries_total" {
+			for _, m := range mf.GetMetric() {
+				total += m.GetCounter().GetValue()
+				names++
+			}
+		}
+	}
+	if total != goroutines*each || names != 9 {
+		t.Errorf("got %v retries in %d series, want %d in 9 (8 names + overflow)", total, names, goroutines*each)
+	}
+}
+
+func TestCloseConcurrentSafe(t *testing.T) {
+	p, err := prometheus.NewPublisher(prometheus.Config{Listener: listen(t), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Go(func() { errs[i] = p.Close(context.Background()) })
+	}
+	wg.Wait()
+	var ok int
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, telemetry.ErrClosed):
+			t.Errorf("Close: %v", err)
+		}
+	}
+	if ok != 1 {
+		t.Errorf("%d Close calls succeeded, want 1", ok)
+	}
+}
+
+func TestPublishAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts differ under -race")
+	}
+	p, _ := newPublisher(t, prometheus.Config{})
+	ctx := context.Background()
+	ev := event("load", time.Millisecond, telemetry.StatusCompleted, 2)
+	op := netOp("rpc", time.Millisecond, 10, 20)
+	mustPublish(t, p, ev, op) // binds the series
+	if n := testing.AllocsPerRun(1000, func() { p.PublishEventMetrics(ctx, ev) }); n != 0 {
+		t.Errorf("PublishEventMetrics: %v allocations, want 0", n)
+	}
+	if n := testing.AllocsPerRun(1000, func() { p.PublishNetworkMetrics(ctx, op) }); n != 0 {
+		t.Errorf("PublishNetworkMetrics: %v allocations, want 0", n)
+	}
+}
