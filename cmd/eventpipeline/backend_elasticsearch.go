@@ -23,7 +23,7 @@ func init() {
 			fs.StringVar(&prefix, "elasticsearch-index-prefix", "", "index `prefix` (default event-pipeline-metrics)")
 			return func() bool { return hosts != "" || prefix != "" }
 		},
-		open: func(_ context.Context, getenv func(string) string) (telemetry.Publisher, string, error) {
+		open: func(_ context.Context, _ *telemetry.Recorder, getenv func(string) string) (telemetry.Publisher, string, error) {
 			var list []string
 			for h := range strings.SplitSeq(hosts, ",") {
 				if h = strings.TrimSpace(h); h != "" {

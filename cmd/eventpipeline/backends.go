@@ -20,11 +20,13 @@ type backend struct {
 	// flags registers the backend's flags on fs and returns a function
 	// that reports whether they ask for the backend.
 	flags func(fs *flag.FlagSet) (enabled func() bool)
-	// open returns the backend's publisher. getenv looks up secrets
-	// (API keys, passwords), which are never given as flags. serving, if
-	// not empty, says what the backend serves (such as a /metrics URL): the
-	// demo then keeps running until interrupted.
-	open func(ctx context.Context, getenv func(string) string) (pub telemetry.Publisher, serving string, err error)
+	// open returns the backend's publisher, to be attached to r (which it
+	// may also observe, as the Prometheus backend exports r's delivery
+	// counters). getenv looks up secrets (API keys, passwords), which are
+	// never given as flags. serving, if not empty, says what the backend
+	// serves (such as a /metrics URL): the demo then keeps running until
+	// interrupted.
+	open func(ctx context.Context, r *telemetry.Recorder, getenv func(string) string) (pub telemetry.Publisher, serving string, err error)
 }
 
 // backends are the backends compiled into this program.
@@ -32,18 +34,18 @@ var backends []backend
 
 // registerBackends registers the flags of every backend on fs and returns a
 // function that opens the backends the parsed flags ask for.
-func registerBackends(fs *flag.FlagSet) func(ctx context.Context, getenv func(string) string) ([]opened, error) {
+func registerBackends(fs *flag.FlagSet) func(ctx context.Context, r *telemetry.Recorder, getenv func(string) string) ([]opened, error) {
 	enabled := make([]func() bool, len(backends))
 	for i, b := range backends {
 		enabled[i] = b.flags(fs)
 	}
-	return func(ctx context.Context, getenv func(string) string) ([]opened, error) {
+	return func(ctx context.Context, r *telemetry.Recorder, getenv func(string) string) ([]opened, error) {
 		var open []opened
 		for i, b := range backends {
 			if !enabled[i]() {
 				continue
 			}
-			pub, serving, err := b.open(ctx, getenv)
+			pub, serving, err := b.open(ctx, r, getenv)
 			if err != nil {
 				return open, &backendError{name: b.name, err: err}
 			}

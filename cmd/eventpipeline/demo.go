@@ -88,18 +88,24 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	pubs := []telemetry.Publisher{sink}
-	opened, err := openBackends(ctx, os.Getenv)
+	rec, err := telemetry.NewRecorder(telemetry.WithPublishers(sink))
+	if err != nil {
+		return err
+	}
+	opened, err := openBackends(ctx, rec, os.Getenv)
+	var pubs []telemetry.Publisher
 	for _, o := range opened {
 		pubs = append(pubs, o.pub)
 	}
 	if err != nil {
-		closeAll(pubs[1:])
+		closeAll(pubs)
+		rec.Close(context.Background())
 		return err
 	}
-	rec, err := telemetry.NewRecorder(telemetry.WithPublishers(pubs...))
-	if err != nil {
-		return err
+	for _, p := range pubs {
+		if err := rec.AddPublisher(p); err != nil {
+			return err
+		}
 	}
 	defer func() { // after an early return; after the Close below, it returns ErrClosed
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -272,7 +272,7 @@ func fakeBackend(pub *fakePublisher, serving string, err error) backend {
 			on := fs.Bool("fake", false, "publish to the fake backend")
 			return func() bool { return *on }
 		},
-		open: func(ctx context.Context, getenv func(string) string) (telemetry.Publisher, string, error) {
+		open: func(ctx context.Context, _ *telemetry.Recorder, getenv func(string) string) (telemetry.Publisher, string, error) {
 			if getenv("FAKE_SECRET") != "s3cret" {
 				return nil, "", errors.New("FAKE_SECRET not set")
 			}
