@@ -54,7 +54,13 @@ type Publisher struct {
 	abort context.CancelFunc // ends pushes in progress when Close gives up
 
 	closed atomic.Bool
-	stats  counters
+	// dirty reports whether records were published since the snapshot of
+	// the last successful push. Publishing sets it (reading it first, so
+	// that the cache line stays shared while it is set); a push clears it
+	// and sets it again if it fails. Close skips its last push when it is
+	// clear.
+	dirty atomic.Bool
+	stats counters
 	logMu  sync.Mutex
 	logged map[int]bool // statuses whose permanent rejection was logged
 	quiet  int          // give-ups not logged since the last one logged
@@ -158,6 +164,7 @@ func (p *Publisher) PublishEventMetrics(_ context.Context, m telemetry.EventMetr
 	if m.RetryCount > 0 {
 		s.retries.Add(uint64(m.RetryCount))
 	}
+	p.markDirty()
 	return nil
 }
 
@@ -189,7 +196,14 @@ func (p *Publisher) PublishNetworkMetrics(_ context.Context, m telemetry.Network
 	s.latency.observe(m.Latency().Seconds())
 	s.sent.Add(uint64(m.BytesSent))
 	s.received.Add(uint64(m.BytesReceived))
+	p.markDirty()
 	return nil
+}
+
+func (p *Publisher) markDirty() {
+	if !p.dirty.Load() {
+		p.dirty.Store(true)
+	}
 }
 
 // Synchronous reports true: the Recorder calls p on the recording path,
@@ -326,7 +340,8 @@ func (p *Publisher) pushNow(ctx context.Context) error {
 }
 
 // Close stops the periodic pushes, makes a last push of everything
-// recorded (retrying within one interval) and releases the connections.
+// recorded (retrying within one interval) unless the last push already
+// had it, and releases the connections.
 // Publishing afterwards returns an error wrapping [telemetry.ErrClosed].
 // A Recorder that p is attached to calls Close from
 // [telemetry.Recorder.Close], after its last record.
@@ -343,7 +358,10 @@ func (p *Publisher) Close(ctx context.Context) error {
 	var err error
 	select {
 	case <-p.done:
-		err = p.pushNow(ctx)
+		// Recorder.Close has just called Flush: push only what came after.
+		if p.dirty.Load() || p.stats.pushes.Load() == 0 {
+			err = p.pushNow(ctx)
+		}
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
@@ -392,11 +410,17 @@ func (p *Publisher) takeSnapshot() *snapshot {
 // push sends one snapshot, retrying transient failures with exponential
 // backoff and jitter while ctx lasts and attempts remain. The caller holds
 // sem. It counts and logs the outcome, and returns the last error.
-func (p *Publisher) push(ctx context.Context) error {
+func (p *Publisher) push(ctx context.Context) (err error) {
+	p.dirty.Store(false) // before the snapshot: what comes after is dirty
 	snap := p.takeSnapshot()
 	if len(snap.events) == 0 && len(snap.ops) == 0 {
 		return nil // nothing recorded yet
 	}
+	defer func() {
+		if err != nil {
+			p.dirty.Store(true)
+		}
+	}()
 	p.stats.series.Store(int64(snap.series(len(p.cfg.EventBuckets), len(p.cfg.LatencyBuckets))))
 	attempt, err := p.sender.prepare(snap)
 	if err != nil {
