@@ -62,7 +62,7 @@ func newOTLPSender(c *Config, t target, client *http.Client, start time.Time) (*
 // and monotonic sums with the same names and attributes as the Prometheus
 // series, so that Grafana Cloud shows the same series for either protocol.
 func (s *otlpSender) metrics(snap *snapshot) *metricdata.ResourceMetrics {
-	now := time.UnixMilli(snap.timeMs)
+	now := snap.time
 	var (
 		durations = make([]metricdata.HistogramDataPoint[float64], 0, 2*len(snap.events))
 		retries   = make([]metricdata.DataPoint[int64], 0, len(snap.events))

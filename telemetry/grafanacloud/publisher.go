@@ -59,8 +59,8 @@ type Publisher struct {
 	// that the cache line stays shared while it is set); a push clears it
 	// and sets it again if it fails. Close skips its last push when it is
 	// clear.
-	dirty atomic.Bool
-	stats counters
+	dirty  atomic.Bool
+	stats  counters
 	logMu  sync.Mutex
 	logged map[int]bool // statuses whose permanent rejection was logged
 	quiet  int          // give-ups not logged since the last one logged
@@ -384,7 +384,7 @@ func (p *Publisher) Close(ctx context.Context) error {
 // takeSnapshot reads every series into p.snap. The caller holds sem.
 func (p *Publisher) takeSnapshot() *snapshot {
 	s := &p.snap
-	s.timeMs = time.Now().UnixMilli()
+	s.time = time.Now()
 	events := p.events.list()
 	s.events = s.events[:0]
 	for _, e := range events {

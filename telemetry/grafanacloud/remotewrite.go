@@ -105,6 +105,7 @@ func (w *remoteWriter) request(snap *snapshot) *prompb.WriteRequest {
 			{Type: prompb.MetricMetadata_HISTOGRAM, MetricFamilyName: MetricNetworkLatency, Help: helpNetworkLatency, Unit: "seconds"},
 		},
 	}
+	ms := snap.time.UnixMilli()
 	add := func(name string, v float64, labels ...prompb.Label) {
 		ls := make([]prompb.Label, 0, len(labels)+3)
 		ls = append(ls,
@@ -115,7 +116,7 @@ func (w *remoteWriter) request(snap *snapshot) *prompb.WriteRequest {
 		slices.SortFunc(ls, func(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) })
 		req.Timeseries = append(req.Timeseries, prompb.TimeSeries{
 			Labels:  ls,
-			Samples: []prompb.Sample{{Value: v, Timestamp: snap.timeMs}},
+			Samples: []prompb.Sample{{Value: v, Timestamp: ms}},
 		})
 	}
 	hist := func(name string, le []string, h *histogramPoint, labels ...prompb.Label) {

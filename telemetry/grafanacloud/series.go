@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unicode/utf8"
 )
 
@@ -155,7 +156,7 @@ func labelValue(s string) string {
 
 // snapshot is what one push sends: the state of every series at one time.
 type snapshot struct {
-	timeMs int64 // Unix milliseconds
+	time time.Time // when it was taken
 	events []eventPoint
 	ops    []opPoint
 }
