@@ -156,7 +156,7 @@ func labelValue(s string) string {
 
 // snapshot is what one push sends: the state of every series at one time.
 type snapshot struct {
-	time time.Time // when it was taken
+	time   time.Time // when it was taken
 	events []eventPoint
 	ops    []opPoint
 }
