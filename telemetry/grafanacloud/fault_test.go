@@ -35,7 +35,7 @@ type scriptStep struct {
 	retryAfter string
 }
 
-func newScripted(t *testing.T, steps ...scriptStep) *scripted {
+func newScripted(t testing.TB, steps ...scriptStep) *scripted {
 	t.Helper()
 	s := &scripted{script: steps}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
