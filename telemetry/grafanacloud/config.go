@@ -24,6 +24,8 @@ const (
 	// DefaultInterval is how often the metrics are pushed when
 	// Config.Interval is zero.
 	DefaultInterval = 15 * time.Second
+	// MinInterval is the smallest Config.Interval accepted.
+	MinInterval = 10 * time.Millisecond
 	// DefaultTimeout is the time limit of one HTTP attempt when
 	// Config.Timeout is zero (capped at the interval).
 	DefaultTimeout = 10 * time.Second
@@ -124,7 +126,7 @@ type Config struct {
 
 	// Interval is how often the aggregated metrics are pushed; transient
 	// failures are retried within it. Zero means [DefaultInterval] (15s);
-	// it must not be negative. [Publisher.Flush] and [Publisher.Close]
+	// otherwise it must be at least [MinInterval] (10ms). [Publisher.Flush] and [Publisher.Close]
 	// push at once as well.
 	Interval time.Duration
 
@@ -226,6 +228,8 @@ func (c *Config) resolve() (target, error) {
 	}
 	if c.Interval < 0 {
 		add("Interval %v is negative", c.Interval)
+	} else if c.Interval > 0 && c.Interval < MinInterval {
+		add("Interval %v is below the minimum %v", c.Interval, MinInterval)
 	}
 	if c.Timeout < 0 {
 		add("Timeout %v is negative", c.Timeout)
@@ -295,6 +299,8 @@ func parseEndpoint(s string, allowInsecure bool) (target, error) {
 	path := strings.TrimRight(u.Path, "/")
 	t := target{url: u}
 	switch {
+	case strings.Contains(path, "/loki/") || strings.Contains(path, "/tempo"):
+		return target{}, fmt.Errorf("grafanacloud: Endpoint %q is a logs or traces URL: use the stack's Prometheus remote-write URL (…/api/prom/push) or its OTLP gateway (…/otlp)", u.Redacted())
 	case strings.HasSuffix(path, "/push") || strings.HasSuffix(path, "/api/v1/write"):
 		t.protocol = RemoteWrite
 	case strings.HasSuffix(path, "/v1/metrics"):

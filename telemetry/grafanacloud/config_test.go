@@ -50,6 +50,8 @@ func TestNewPublisherInvalidConfig(t *testing.T) {
 		{"Endpoint http", func(c *Config) { c.Endpoint = "http://prometheus.example.com/api/prom/push" }, []string{"Endpoint", "is not https", "AllowInsecure"}},
 		{"Endpoint with credentials", func(c *Config) { c.Endpoint = "https://123:" + string(testKey) + "@example.com/api/prom/push" }, []string{"Endpoint", "must not contain credentials"}},
 		{"negative Interval", func(c *Config) { c.Interval = -time.Second }, []string{"Interval -1s is negative"}},
+		{"tiny Interval", func(c *Config) { c.Interval = time.Millisecond }, []string{"Interval 1ms is below the minimum 10ms"}},
+		{"Loki Endpoint", func(c *Config) { c.Endpoint = "https://logs-prod-006.grafana.net/loki/api/v1/push" }, []string{"Endpoint", "is a logs or traces URL"}},
 		{"negative Timeout", func(c *Config) { c.Timeout = -time.Second }, []string{"Timeout -1s is negative"}},
 		{"negative Retry", func(c *Config) { c.Retry.MaxAttempts = -1 }, []string{"Retry has a negative field"}},
 		{"invalid Job", func(c *Config) { c.Job = "\xff" }, []string{"Job is not valid UTF-8"}},
