@@ -36,6 +36,14 @@ func newLocalPublisher(t testing.TB, cfg Config) (*Publisher, *scripted) {
 	return p, srv
 }
 
+// lockedSnapshot takes a snapshot of p as a push does, holding the push
+// lock until the test ends, so that no periodic push reuses it meanwhile.
+func lockedSnapshot(t *testing.T, p *Publisher) *snapshot {
+	p.sem <- struct{}{}
+	t.Cleanup(func() { <-p.sem }) // before newLocalPublisher's Close: cleanups run last first
+	return p.takeSnapshot()
+}
+
 func TestHistogram(t *testing.T) {
 	h := newHistogram([]float64{1, 2, 5})
 	for _, v := range []float64{0.5, 1, 1.5, 2, 4, 5, 6, math.Inf(1)} {
@@ -91,7 +99,7 @@ func TestCardinalityOverflow(t *testing.T) {
 		p.PublishEventMetrics(ctx, finishedEvent("event-"+strconv.Itoa(i), telemetry.StatusCompleted, time.Second, 1))
 		p.PublishNetworkMetrics(ctx, finishedOp("op-"+strconv.Itoa(i), time.Second, 1, 2))
 	}
-	snap := p.takeSnapshot()
+	snap := lockedSnapshot(t, p)
 	names := map[string]uint64{}
 	for _, e := range snap.events {
 		names[e.name] = e.completed.count
@@ -139,7 +147,7 @@ func TestPublisherConcurrentSafe(t *testing.T) {
 	}
 	wg.Wait()
 	testutil.Eventually(t, 10*time.Second, func() error { return p.Flush(ctx) })
-	snap := p.takeSnapshot()
+	snap := lockedSnapshot(t, p)
 	var count, retries uint64
 	var sum float64
 	for _, e := range snap.events {

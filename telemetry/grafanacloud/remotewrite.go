@@ -67,7 +67,6 @@ type remoteWriter struct {
 	instance string
 	eventLe  []string // formatted le of each event bucket, "+Inf" last
 	latLe    []string // the same for latency buckets
-	buf      []byte   // snappy output, reused
 }
 
 func newRemoteWriter(c *Config, t target, client *http.Client) *remoteWriter {
@@ -150,8 +149,9 @@ func (w *remoteWriter) prepare(snap *snapshot) (func(context.Context) attemptRes
 	if err != nil {
 		return nil, fmt.Errorf("grafanacloud: encode remote-write request: %w", err)
 	}
-	w.buf = snappy.Encode(w.buf[:cap(w.buf)], data)
-	body := w.buf
+	// A new buffer per push: the transport may still read the body of an
+	// abandoned attempt after Do has returned, so it is never reused.
+	body := snappy.Encode(nil, data)
 	return func(ctx context.Context) attemptResult { return w.post(ctx, body) }, nil
 }
 
