@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -232,4 +233,46 @@ func finishedOp(op string, d time.Duration, sent, received int64) telemetry.Netw
 	start := time.Now()
 	return telemetry.NetworkMetrics{TaskID: "t", Operation: op, Host: "db.internal", Port: 5432, StartTime: start,
 		EndTime: start.Add(d), Status: telemetry.StatusCompleted, BytesSent: sent, BytesReceived: received}
+}
+
+// FuzzParseEndpoint checks that any Endpoint is either rejected, with an
+// error that does not repeat a password it holds, or resolved to an
+// https (or loopback) URL without credentials and one of the two protocols.
+func FuzzParseEndpoint(f *testing.F) {
+	for _, s := range []string{
+		"https://prometheus-prod-13-prod-us-east-0.grafana.net/api/prom/push",
+		"https://otlp-gateway-prod-us-east-0.grafana.net/otlp",
+		"http://127.0.0.1:9090/api/v1/write",
+		"http://[::1]:4318/v1/metrics",
+		"https://123:s3cretpassword@example.com/api/prom/push",
+		"https://123:s3cretpassword@example.com:bad/api/prom/push",
+		"http://example.com/otlp",
+		"ftp://x/push",
+		"https://logs.grafana.net/loki/api/v1/push",
+		"%zz",
+		"",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		tg, err := parseEndpoint(s, false)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "grafanacloud: Endpoint") {
+				t.Errorf("error %q does not name Endpoint", err)
+			}
+			if u, perr := url.Parse(s); perr == nil && u.User != nil {
+				if pw, ok := u.User.Password(); ok && len(pw) >= 6 && !strings.Contains(u.Redacted(), pw) &&
+					strings.Contains(err.Error(), pw) {
+					t.Errorf("error %q reveals the password of %q", err, s)
+				}
+			}
+			return
+		}
+		if tg.protocol != RemoteWrite && tg.protocol != OTLP {
+			t.Errorf("%q: got protocol %q", s, tg.protocol)
+		}
+		if tg.url.User != nil || (tg.url.Scheme != "https" && !isLoopback(tg.url.Hostname())) {
+			t.Errorf("%q: accepted %s", s, tg.url.Redacted())
+		}
+	})
 }

@@ -300,6 +300,11 @@ func TestCloseTwice(t *testing.T) {
 	if err := pub.Close(ctx); err != nil {
 		t.Fatalf("first close: %v", err)
 	}
+	select {
+	case <-pub.done:
+	default:
+		t.Error("the push goroutine is still running after Close")
+	}
 	if err := pub.Close(ctx); !errors.Is(err, telemetry.ErrClosed) {
 		t.Errorf("second close: got %v, want ErrClosed", err)
 	}
