@@ -245,46 +245,70 @@ func TestEndpointDown(t *testing.T) {
 	}
 }
 
-// TestRecordingNotBlockedByHangingEndpoint records while every push hangs
-// until its timeout: recording takes no longer than without a publisher.
+// TestRecordingNotBlockedByHangingEndpoint records while a push hangs:
+// recording goes on, Close gives up at its deadline and ends the push.
 func TestRecordingNotBlockedByHangingEndpoint(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { close(release) })
-	r, err := telemetry.NewRecorder()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := NewPublisher(Config{APIKey: testKey, OrgSlug: "1", Endpoint: srv.URL + "/api/prom/push",
-		Interval: 20 * time.Millisecond, Timeout: time.Hour, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.AddPublisher(pub); err != nil {
-		t.Fatal(err)
-	}
-	runEvents(t, r, "warmup", 1, 0, nil)
-	time.Sleep(50 * time.Millisecond) // a push is now hanging
-	start := time.Now()
-	runEvents(t, r, "load", 5000, 0, nil)
-	if took := time.Since(start); took > 5*time.Second {
-		t.Errorf("recording 5000 events took %v while pushes hang", took)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	start = time.Now()
-	err = r.Close(ctx)
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("got Close error %v, want context.DeadlineExceeded", err)
-	}
-	if took := time.Since(start); took > 2*time.Second {
-		t.Errorf("Close took %v with a 300ms deadline", took)
+	for _, protocol := range []Protocol{RemoteWrite, OTLP} {
+		t.Run(string(protocol), func(t *testing.T) {
+			release := make(chan struct{})
+			hanging := make(chan struct{}, 100)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				select {
+				case hanging <- struct{}{}:
+				default:
+				}
+				select {
+				case <-release:
+				case <-r.Context().Done():
+				}
+			}))
+			t.Cleanup(srv.Close)
+			t.Cleanup(func() { close(release) })
+			r, err := telemetry.NewRecorder()
+			if err != nil {
+				t.Fatal(err)
+			}
+			pub, err := NewPublisher(Config{APIKey: testKey, OrgSlug: "1", Endpoint: srv.URL + paths[protocol],
+				Interval: 10 * time.Second, Timeout: time.Hour, Logger: quiet})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.AddPublisher(pub); err != nil {
+				t.Fatal(err)
+			}
+			runEvents(t, r, "warmup", 1, 0, nil)
+			flushed := make(chan error, 1)
+			go func() { flushed <- pub.Flush(context.Background()) }()
+			<-hanging // the push is hanging now, for up to the 10s interval
+			start := time.Now()
+			runEvents(t, r, "load", 5000, 0, nil)
+			if took := time.Since(start); took > 5*time.Second {
+				t.Errorf("recording 5000 events took %v while pushes hang", took)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			start = time.Now()
+			err = r.Close(ctx)
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("got Close error %v, want context.DeadlineExceeded", err)
+			}
+			if took := time.Since(start); took > 2*time.Second {
+				t.Errorf("Close took %v with a 300ms deadline", took)
+			}
+			select {
+			case err := <-flushed:
+				if err == nil {
+					t.Error("the hanging push succeeded")
+				}
+			case <-time.After(5 * time.Second):
+				t.Error("the hanging push did not end after Close gave up")
+			}
+			select {
+			case <-pub.done:
+			case <-time.After(5 * time.Second):
+				t.Error("the push goroutine did not exit after Close gave up")
+			}
+		})
 	}
 }
 
