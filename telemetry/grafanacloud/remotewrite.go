@@ -95,8 +95,9 @@ func formatBounds(bounds []float64) []string {
 // the job and instance labels; labels are sorted by name, as the protocol
 // requires.
 func (w *remoteWriter) request(snap *snapshot) *prompb.WriteRequest {
+	n := snap.series(len(w.eventLe)-1, len(w.latLe)-1)
 	req := &prompb.WriteRequest{
-		Timeseries: make([]prompb.TimeSeries, 0, snap.series(len(w.eventLe)-1, len(w.latLe)-1)),
+		Timeseries: make([]prompb.TimeSeries, 0, n),
 		Metadata: []prompb.MetricMetadata{
 			{Type: prompb.MetricMetadata_HISTOGRAM, MetricFamilyName: MetricEventDuration, Help: helpEventDuration, Unit: "seconds"},
 			{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: MetricEventRetries, Help: helpEventRetries},
@@ -104,28 +105,39 @@ func (w *remoteWriter) request(snap *snapshot) *prompb.WriteRequest {
 			{Type: prompb.MetricMetadata_HISTOGRAM, MetricFamilyName: MetricNetworkLatency, Help: helpNetworkLatency, Unit: "seconds"},
 		},
 	}
+	// One slab each for the labels and samples of all series: a push
+	// allocates a few large blocks instead of two small ones per series.
+	labelSlab := make([]prompb.Label, 0, 6*n)
+	samples := make([]prompb.Sample, n)
 	ms := snap.time.UnixMilli()
 	add := func(name string, v float64, labels ...prompb.Label) {
-		ls := make([]prompb.Label, 0, len(labels)+3)
-		ls = append(ls,
+		start := len(labelSlab)
+		labelSlab = append(labelSlab,
 			prompb.Label{Name: "__name__", Value: name},
 			prompb.Label{Name: "job", Value: w.job},
 			prompb.Label{Name: "instance", Value: w.instance})
-		ls = append(ls, labels...)
+		labelSlab = append(labelSlab, labels...)
+		ls := labelSlab[start:len(labelSlab):len(labelSlab)]
 		slices.SortFunc(ls, func(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) })
-		req.Timeseries = append(req.Timeseries, prompb.TimeSeries{
-			Labels:  ls,
-			Samples: []prompb.Sample{{Value: v, Timestamp: ms}},
-		})
+		i := len(req.Timeseries)
+		samples[i] = prompb.Sample{Value: v, Timestamp: ms}
+		req.Timeseries = append(req.Timeseries, prompb.TimeSeries{Labels: ls, Samples: samples[i : i+1 : i+1]})
 	}
-	hist := func(name string, le []string, h *histogramPoint, labels ...prompb.Label) {
-		var cum uint64
-		for i, n := range h.counts {
-			cum += n
-			add(name+"_bucket", float64(cum), append(labels, prompb.Label{Name: "le", Value: le[i]})...)
+	hist := func(name string, le []string, h *histogramPoint, l1, l2 prompb.Label) {
+		bucket, sum, count := name+"_bucket", name+"_sum", name+"_count"
+		withLe := [3]prompb.Label{l1, l2}
+		labels := withLe[:2]
+		if l2.Name == "" {
+			labels = withLe[:1]
 		}
-		add(name+"_sum", h.sum, labels...)
-		add(name+"_count", float64(h.count), labels...)
+		var cum uint64
+		for i, c := range h.counts {
+			cum += c
+			withLe[len(labels)] = prompb.Label{Name: "le", Value: le[i]}
+			add(bucket, float64(cum), withLe[:len(labels)+1]...)
+		}
+		add(sum, h.sum, labels...)
+		add(count, float64(h.count), labels...)
 	}
 	for i := range snap.events {
 		e := &snap.events[i]
@@ -137,7 +149,7 @@ func (w *remoteWriter) request(snap *snapshot) *prompb.WriteRequest {
 	for i := range snap.ops {
 		o := &snap.ops[i]
 		op := prompb.Label{Name: "operation", Value: o.name}
-		hist(MetricNetworkLatency, w.latLe, &o.latency, op)
+		hist(MetricNetworkLatency, w.latLe, &o.latency, op, prompb.Label{})
 		add(MetricNetworkBytes, float64(o.sent), op, prompb.Label{Name: "direction", Value: "sent"})
 		add(MetricNetworkBytes, float64(o.received), op, prompb.Label{Name: "direction", Value: "received"})
 	}
