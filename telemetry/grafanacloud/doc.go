@@ -58,7 +58,8 @@
 // not grow with the event rate. [Publisher.Flush] (called by
 // [telemetry.Recorder.Flush]) pushes at once and waits for the outcome;
 // [Publisher.Close] (called by [telemetry.Recorder.Close]) pushes one last
-// time and stops the goroutine. Values are cumulative since the Publisher
+// time, unless the last push already had every record, and stops the
+// goroutine. Values are cumulative since the Publisher
 // was created and are never reset, so a push that is lost loses no counts:
 // the next one carries them.
 //
@@ -77,8 +78,8 @@
 // # Secrets
 //
 // Config.APIKey is a [Secret]: it prints as REDACTED with every fmt verb,
-// in log/slog and in JSON, and it never appears in errors or logs; so does
-// a [Publisher], which prints as its protocol and URL.
+// in log/slog and in JSON, and it never appears in errors or logs. A
+// [Publisher] prints as its protocol and URL only, with every fmt verb.
 //
 // # Concurrency
 //
