@@ -1,0 +1,169 @@
+package grafanacloud
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eventpipeline/eventpipeline/internal/testutil"
+	"github.com/eventpipeline/eventpipeline/telemetry"
+)
+
+// newLocalPublisher returns a Publisher pushing to a local endpoint that
+// accepts everything, once an hour unless flushed.
+func newLocalPublisher(t testing.TB, cfg Config) (*Publisher, *scripted) {
+	t.Helper()
+	srv := newScripted(t)
+	cfg.APIKey, cfg.OrgSlug = testKey, "1"
+	cfg.Endpoint = srv.URL + "/api/prom/push"
+	if cfg.Interval == 0 {
+		cfg.Interval = time.Hour
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = quiet
+	}
+	p, err := NewPublisher(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close(context.Background()) })
+	return p, srv
+}
+
+// lockedSnapshot takes a snapshot of p as a push does, holding the push
+// lock until the test ends, so that no periodic push reuses it meanwhile.
+func lockedSnapshot(t *testing.T, p *Publisher) *snapshot {
+	p.sem <- struct{}{}
+	t.Cleanup(func() { <-p.sem }) // before newLocalPublisher's Close: cleanups run last first
+	return p.takeSnapshot()
+}
+
+func TestHistogram(t *testing.T) {
+	h := newHistogram([]float64{1, 2, 5})
+	for _, v := range []float64{0.5, 1, 1.5, 2, 4, 5, 6, math.Inf(1)} {
+		h.observe(v)
+	}
+	var pt histogramPoint
+	h.read(&pt)
+	if got, want := pt.counts, []uint64{2, 2, 2, 2}; !equal(got, want) {
+		t.Errorf("got bucket counts %v, want %v (le semantics: v <= bound)", got, want)
+	}
+	if pt.count != 8 || !math.IsInf(pt.sum, 1) {
+		t.Errorf("got count %d, sum %v, want 8, +Inf", pt.count, pt.sum)
+	}
+}
+
+func equal(a, b []uint64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestPublishAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts differ under -race")
+	}
+	p, _ := newLocalPublisher(t, Config{})
+	ctx := context.Background()
+	ev := finishedEvent("load", telemetry.StatusCompleted, time.Millisecond, 2)
+	op := finishedOp("rpc", time.Millisecond, 10, 20)
+	p.PublishEventMetrics(ctx, ev) // makes the series
+	p.PublishNetworkMetrics(ctx, op)
+	if n := testing.AllocsPerRun(1000, func() { p.PublishEventMetrics(ctx, ev) }); n != 0 {
+		t.Errorf("PublishEventMetrics: %v allocations, want 0", n)
+	}
+	if n := testing.AllocsPerRun(1000, func() { p.PublishNetworkMetrics(ctx, op) }); n != 0 {
+		t.Errorf("PublishNetworkMetrics: %v allocations, want 0", n)
+	}
+}
+
+// TestCardinalityOverflow checks that names beyond MaxLabelValues are
+// counted under OverflowLabelValue, exactly, and logged once.
+func TestCardinalityOverflow(t *testing.T) {
+	var logs bytes.Buffer
+	p, _ := newLocalPublisher(t, Config{MaxLabelValues: 3, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	ctx := context.Background()
+	for i := range 10 {
+		p.PublishEventMetrics(ctx, finishedEvent("event-"+strconv.Itoa(i), telemetry.StatusCompleted, time.Second, 1))
+		p.PublishNetworkMetrics(ctx, finishedOp("op-"+strconv.Itoa(i), time.Second, 1, 2))
+	}
+	snap := lockedSnapshot(t, p)
+	names := map[string]uint64{}
+	for _, e := range snap.events {
+		names[e.name] = e.completed.count
+	}
+	want := map[string]uint64{"event-0": 1, "event-1": 1, "event-2": 1, OverflowLabelValue: 7}
+	if len(names) != len(want) {
+		t.Errorf("got event series %v, want %v", names, want)
+	}
+	for k, w := range want {
+		if names[k] != w {
+			t.Errorf("event_name %s: got count %d, want %d", k, names[k], w)
+		}
+	}
+	var sent uint64
+	for _, o := range snap.ops {
+		sent += o.sent
+	}
+	if len(snap.ops) != 4 || sent != 10 {
+		t.Errorf("got %d operation series sending %d bytes, want 4 and 10", len(snap.ops), sent)
+	}
+	if n := strings.Count(logs.String(), "too many distinct"); n != 2 {
+		t.Errorf("got %d overflow log lines, want 2 (events and operations once each):\n%s", n, logs.String())
+	}
+}
+
+// TestPublisherConcurrentSafe publishes from many goroutines while pushes
+// run, then checks that every record was counted exactly. Run it with
+// -race -count=20.
+func TestPublisherConcurrentSafe(t *testing.T) {
+	p, _ := newLocalPublisher(t, Config{Interval: 20 * time.Millisecond})
+	ctx := context.Background()
+	const goroutines, per = 8, 500
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range per {
+				name := "event-" + strconv.Itoa((g+i)%5)
+				p.PublishEventMetrics(ctx, finishedEvent(name, telemetry.StatusFailed, time.Millisecond, 1))
+				p.PublishNetworkMetrics(ctx, finishedOp("op", time.Millisecond, 3, 4))
+				if i%100 == 0 {
+					p.Flush(ctx)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	testutil.Eventually(t, 10*time.Second, func() error { return p.Flush(ctx) })
+	snap := lockedSnapshot(t, p)
+	var count, retries uint64
+	var sum float64
+	for _, e := range snap.events {
+		count += e.failed.count
+		retries += e.retries
+		sum += e.failed.sum
+	}
+	if count != goroutines*per || retries != goroutines*per || math.Abs(sum-goroutines*per*0.001) > 1e-6 {
+		t.Errorf("got count %d, retries %d, sum %v; want %d, %d, %v", count, retries, sum, goroutines*per, goroutines*per, goroutines*per*0.001)
+	}
+	if o := snap.ops[0]; o.latency.count != goroutines*per || o.sent != 3*goroutines*per || o.received != 4*goroutines*per {
+		t.Errorf("got operation point %+v, want %d operations", o, goroutines*per)
+	}
+	// A push may time out on a loaded machine (its budget is the 20ms
+	// interval); the last Flush above succeeded.
+	if s := p.Stats(); s.Pushes == 0 {
+		t.Errorf("got stats %+v, want pushes", s)
+	}
+}

@@ -1,0 +1,5 @@
+//go:build race
+
+package grafanacloud
+
+const raceEnabled = true

@@ -1,0 +1,249 @@
+package grafanacloud
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/snappy"
+	"github.com/prometheus/prometheus/prompb"
+)
+
+// Names of the four metrics of the contract (SPEC.md). Dashboards and alerts
+// depend on them; they are the Prometheus publisher's names.
+const (
+	// MetricEventDuration is a histogram of the duration of finished event
+	// runs, labelled event_name and status (completed or failed).
+	MetricEventDuration = "event_duration_seconds"
+	// MetricEventRetries counts the retries of finished event runs,
+	// labelled event_name.
+	MetricEventRetries = "event_retries_total"
+	// MetricNetworkBytes counts the bytes of finished network operations,
+	// labelled operation and direction (sent or received).
+	MetricNetworkBytes = "network_bytes_total"
+	// MetricNetworkLatency is a histogram of the latency of finished
+	// network operations, labelled operation.
+	MetricNetworkLatency = "network_latency_seconds"
+)
+
+// Help texts, sent as metadata.
+const (
+	helpEventDuration  = "Duration of finished event runs in seconds, by event name and status (completed or failed)."
+	helpEventRetries   = "Retries of finished event runs, by event name."
+	helpNetworkBytes   = "Bytes of finished network operations, by operation and direction (sent or received)."
+	helpNetworkLatency = "Latency of finished network operations in seconds, by operation."
+)
+
+// attemptResult is the outcome of one HTTP attempt.
+type attemptResult struct {
+	status     int           // HTTP status, 0 if no response
+	retryAfter time.Duration // from a Retry-After header, 0 if none
+	err        error         // nil on success
+}
+
+// A sender pushes snapshots with one protocol.
+type sender interface {
+	// prepare encodes snap once, for all the attempts of one push.
+	prepare(snap *snapshot) (func(ctx context.Context) attemptResult, error)
+	// close releases the sender's resources.
+	close(ctx context.Context) error
+}
+
+// maxErrorBody is how much of an error response's body goes into the error.
+const maxErrorBody = 512
+
+// remoteWriter pushes with Prometheus remote write 1.0.
+type remoteWriter struct {
+	url      string
+	auth     string // the Authorization header value; never printed
+	client   *http.Client
+	job      string
+	instance string
+	eventLe  []string // formatted le of each event bucket, "+Inf" last
+	latLe    []string // the same for latency buckets
+}
+
+func newRemoteWriter(c *Config, t target, client *http.Client) *remoteWriter {
+	return &remoteWriter{
+		url:      t.url.String(),
+		auth:     basicAuth(c.OrgSlug, c.APIKey),
+		client:   client,
+		job:      c.Job,
+		instance: c.Instance,
+		eventLe:  formatBounds(c.EventBuckets),
+		latLe:    formatBounds(c.LatencyBuckets),
+	}
+}
+
+// formatBounds returns the le label values of bounds and +Inf, formatted
+// as client_golang formats them in the text exposition.
+func formatBounds(bounds []float64) []string {
+	le := make([]string, 0, len(bounds)+1)
+	for _, b := range bounds {
+		le = append(le, strconv.FormatFloat(b, 'g', -1, 64))
+	}
+	return append(le, "+Inf")
+}
+
+// request builds the remote-write request of snap. Every series carries
+// the job and instance labels; labels are sorted by name, as the protocol
+// requires.
+func (w *remoteWriter) request(snap *snapshot) *prompb.WriteRequest {
+	n := snap.series(len(w.eventLe)-1, len(w.latLe)-1)
+	req := &prompb.WriteRequest{
+		Timeseries: make([]prompb.TimeSeries, 0, n),
+		Metadata: []prompb.MetricMetadata{
+			{Type: prompb.MetricMetadata_HISTOGRAM, MetricFamilyName: MetricEventDuration, Help: helpEventDuration, Unit: "seconds"},
+			{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: MetricEventRetries, Help: helpEventRetries},
+			{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: MetricNetworkBytes, Help: helpNetworkBytes, Unit: "bytes"},
+			{Type: prompb.MetricMetadata_HISTOGRAM, MetricFamilyName: MetricNetworkLatency, Help: helpNetworkLatency, Unit: "seconds"},
+		},
+	}
+	// One slab each for the labels and samples of all series: a push
+	// allocates a few large blocks instead of two small ones per series.
+	labelSlab := make([]prompb.Label, 0, 6*n)
+	samples := make([]prompb.Sample, n)
+	ms := snap.time.UnixMilli()
+	add := func(name string, v float64, labels ...prompb.Label) {
+		start := len(labelSlab)
+		labelSlab = append(labelSlab,
+			prompb.Label{Name: "__name__", Value: name},
+			prompb.Label{Name: "job", Value: w.job},
+			prompb.Label{Name: "instance", Value: w.instance})
+		labelSlab = append(labelSlab, labels...)
+		ls := labelSlab[start:len(labelSlab):len(labelSlab)]
+		slices.SortFunc(ls, func(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) })
+		i := len(req.Timeseries)
+		samples[i] = prompb.Sample{Value: v, Timestamp: ms}
+		req.Timeseries = append(req.Timeseries, prompb.TimeSeries{Labels: ls, Samples: samples[i : i+1 : i+1]})
+	}
+	hist := func(name string, le []string, h *histogramPoint, l1, l2 prompb.Label) {
+		bucket, sum, count := name+"_bucket", name+"_sum", name+"_count"
+		withLe := [3]prompb.Label{l1, l2}
+		labels := withLe[:2]
+		if l2.Name == "" {
+			labels = withLe[:1]
+		}
+		var cum uint64
+		for i, c := range h.counts {
+			cum += c
+			withLe[len(labels)] = prompb.Label{Name: "le", Value: le[i]}
+			add(bucket, float64(cum), withLe[:len(labels)+1]...)
+		}
+		add(sum, h.sum, labels...)
+		add(count, float64(h.count), labels...)
+	}
+	for i := range snap.events {
+		e := &snap.events[i]
+		name := prompb.Label{Name: "event_name", Value: e.name}
+		hist(MetricEventDuration, w.eventLe, &e.completed, name, prompb.Label{Name: "status", Value: "completed"})
+		hist(MetricEventDuration, w.eventLe, &e.failed, name, prompb.Label{Name: "status", Value: "failed"})
+		add(MetricEventRetries, float64(e.retries), name)
+	}
+	for i := range snap.ops {
+		o := &snap.ops[i]
+		op := prompb.Label{Name: "operation", Value: o.name}
+		hist(MetricNetworkLatency, w.latLe, &o.latency, op, prompb.Label{})
+		add(MetricNetworkBytes, float64(o.sent), op, prompb.Label{Name: "direction", Value: "sent"})
+		add(MetricNetworkBytes, float64(o.received), op, prompb.Label{Name: "direction", Value: "received"})
+	}
+	return req
+}
+
+func (w *remoteWriter) prepare(snap *snapshot) (func(context.Context) attemptResult, error) {
+	data, err := w.request(snap).Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("grafanacloud: encode remote-write request: %w", err)
+	}
+	// A new buffer per push: the transport may still read the body of an
+	// abandoned attempt after Do has returned, so it is never reused.
+	body := snappy.Encode(nil, data)
+	return func(ctx context.Context) attemptResult { return w.post(ctx, body) }, nil
+}
+
+// post makes one attempt to send the compressed request body.
+func (w *remoteWriter) post(ctx context.Context, body []byte) attemptResult {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(body))
+	if err != nil {
+		return attemptResult{err: fmt.Errorf("grafanacloud: remote write: %w", err)}
+	}
+	req.Header.Set("Authorization", w.auth)
+	req.Header.Set("Content-Encoding", "snappy")
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("User-Agent", userAgent)
+	req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
+	resp, err := w.client.Do(req)
+	if err != nil {
+		return attemptResult{err: fmt.Errorf("grafanacloud: remote write: %w", err)}
+	}
+	return checkResponse(resp, "remote write to "+w.url)
+}
+
+// checkResponse turns resp into an attemptResult, closing its body after
+// draining a bounded amount of it, so that the connection is reused.
+func checkResponse(resp *http.Response, what string) attemptResult {
+	defer resp.Body.Close()
+	if resp.StatusCode/100 == 2 {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		return attemptResult{status: resp.StatusCode}
+	}
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	return attemptResult{
+		status:     resp.StatusCode,
+		retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+		err:        &StatusError{Op: what, Code: resp.StatusCode, Body: strings.TrimSpace(strings.ToValidUTF8(string(msg), "\uFFFD"))},
+	}
+}
+
+// parseRetryAfter returns the wait a Retry-After header value asks for, in
+// seconds or as an HTTP date, or 0 if there is none or it is malformed.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if s <= 0 {
+			return 0
+		}
+		return time.Duration(min(s, int64(24*time.Hour/time.Second))) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// A StatusError is the error of a push that the endpoint answered with an
+// HTTP status other than 2xx. Pushes answered 429 or 5xx are retried; the
+// others are not.
+type StatusError struct {
+	Op   string // what was attempted and where, such as "remote write to https://..."
+	Code int    // the HTTP status code
+	Body string // the start of the response body, for diagnosis
+}
+
+// Error returns a message with the operation, the status and the body.
+func (e *StatusError) Error() string {
+	msg := "grafanacloud: " + e.Op + ": HTTP " + strconv.Itoa(e.Code) + " " + http.StatusText(e.Code)
+	if e.Body != "" {
+		msg += ": " + e.Body
+	}
+	return msg
+}
+
+// Temporary reports whether another attempt may succeed: for 429 and 5xx.
+func (e *StatusError) Temporary() bool { return retryable(e.Code) }
+
+// retryable reports whether a push answered with status may succeed later.
+func retryable(status int) bool {
+	return status == http.StatusTooManyRequests || status/100 == 5
+}
+
+func (w *remoteWriter) close(context.Context) error { return nil }
