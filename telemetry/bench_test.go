@@ -53,7 +53,23 @@ func benchRecorder(b *testing.B) *telemetry.Recorder {
 	return r
 }
 
-const idPool = 1 << 16
+// idPool task ids are made before timing. Each goroutine of a parallel
+// benchmark cycles through a window of its own, so that none can start a
+// task id that another still has pending.
+const (
+	idPool   = 1 << 17
+	idWindow = 1 << 14
+)
+
+// nextID returns a function giving the task ids of one goroutine, cycling
+// through the window of the goroutine's number g.
+func nextID(ids []string, g uint64) func() string {
+	base, i := g*idWindow, uint64(0)
+	return func() string {
+		i++
+		return ids[(base+i%idWindow)&(idPool-1)]
+	}
+}
 
 // reportDelivery flushes r and reports the share of records its publishers
 // dropped, so a benchmark cannot look fast by dropping.
@@ -79,10 +95,11 @@ func BenchmarkEventStartEnd(b *testing.B) {
 	r := benchRecorder(b)
 	ids := taskIDs(idPool)
 	b.ReportAllocs()
-	var next atomic.Uint64
+	var goroutines atomic.Uint64
 	b.RunParallel(func(pb *testing.PB) {
+		next := nextID(ids, goroutines.Add(1)-1)
 		for pb.Next() {
-			id := ids[next.Add(1)&(idPool-1)]
+			id := next()
 			if err := r.StartEvent("transform", id); err != nil {
 				b.Error(err)
 				return
@@ -103,10 +120,11 @@ func BenchmarkNetworkStartEnd(b *testing.B) {
 	net := r.Network()
 	ids := taskIDs(idPool)
 	b.ReportAllocs()
-	var next atomic.Uint64
+	var goroutines atomic.Uint64
 	b.RunParallel(func(pb *testing.PB) {
+		next := nextID(ids, goroutines.Add(1)-1)
 		for pb.Next() {
-			id := ids[next.Add(1)&(idPool-1)]
+			id := next()
 			if err := net.StartOperation(id, "10.0.0.7", 8080, "remote_call"); err != nil {
 				b.Error(err)
 				return
