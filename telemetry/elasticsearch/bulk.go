@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"sort"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	es "github.com/elastic/go-elasticsearch/v8"
 	"github.com/elastic/go-elasticsearch/v8/esutil"
 
+	"github.com/eventpipeline/eventpipeline/internal/retry"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
@@ -162,17 +162,14 @@ func (p *Publisher) noteRejected(ctx context.Context, kinds map[string]*kindCoun
 	}
 }
 
-// backoff returns the wait before retry number attempt (1 for the first).
+// backoff returns the wait before retry number attempt (1 for the first):
+// the server's Retry-After hint if there is one, else exponential backoff
+// with jitter; both capped at MaxRetryBackoff.
 func (p *Publisher) backoff(attempt int, hint time.Duration) time.Duration {
 	if hint > 0 {
 		return min(hint, p.cfg.MaxRetryBackoff)
 	}
-	d := p.cfg.RetryBackoff
-	for i := 1; i < attempt && d < p.cfg.MaxRetryBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, p.cfg.MaxRetryBackoff)
-	return d - rand.N(d/2+1)
+	return retry.Backoff(p.cfg.RetryBackoff, p.cfg.MaxRetryBackoff, attempt)
 }
 
 // wait waits d, or until ctx ends; it reports whether it waited all of d.
@@ -181,14 +178,7 @@ func wait(ctx context.Context, d time.Duration) bool {
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
 		return false
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return retry.Sleep(ctx, d)
 }
 
 // bulkInfo is what one bulk attempt learnt beyond per-document outcomes.
@@ -274,7 +264,7 @@ func (t *callTransport) Perform(req *http.Request) (*http.Response, error) {
 	}
 	t.status = res.StatusCode
 	if res.StatusCode >= 300 {
-		t.retryAfter = max(t.retryAfter, parseRetryAfter(res.Header.Get("Retry-After"), time.Now()))
+		t.retryAfter = max(t.retryAfter, retry.ParseRetryAfter(res.Header.Get("Retry-After"), time.Now()))
 	}
 	res.Body = &cancelBody{ReadCloser: res.Body, cancel: cancel}
 	return res, nil
@@ -304,7 +294,7 @@ func (t *callTransport) classify(res esutil.BulkIndexerResponseItem, err error) 
 		switch {
 		case status == 0 && strings.Contains(msg, productCheckMessage):
 			return outcome{state: rejected, kind: "not elasticsearch", reason: msg}
-		case status == 0 || retryable(status):
+		case status == 0 || retry.RetryableStatus(status):
 			return outcome{state: transient, kind: requestKind(status), reason: msg}
 		case status < 300: // the response could not be decoded
 			return outcome{state: transient, kind: "invalid bulk response", reason: msg}
@@ -320,7 +310,7 @@ func (t *callTransport) classify(res esutil.BulkIndexerResponseItem, err error) 
 	if res.Error.Cause.Type != "" {
 		reason += " (caused by " + res.Error.Cause.Type + ": " + res.Error.Cause.Reason + ")"
 	}
-	if retryable(res.Status) {
+	if retry.RetryableStatus(res.Status) {
 		return outcome{state: transient, kind: kind, reason: reason}
 	}
 	return outcome{state: rejected, kind: kind, reason: reason}

@@ -1,9 +1,7 @@
 package elasticsearch
 
 import (
-	"strconv"
 	"testing"
-	"time"
 
 	"github.com/eventpipeline/eventpipeline/internal/esfake"
 )
@@ -25,47 +23,6 @@ func FuzzIndexPrefix(f *testing.F) {
 			}
 		}
 	})
-}
-
-// FuzzParseRetryAfter checks that any header value gives a wait that is
-// never negative, and that a number of seconds is read back exactly.
-func FuzzParseRetryAfter(f *testing.F) {
-	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	for _, s := range []string{"", "0", "3", " 120 ", "-1", "1.5", "Sun, 01 Mar 2026 12:00:30 GMT", "garbage", "99999999999"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, v string) {
-		d := parseRetryAfter(v, now)
-		if d < 0 {
-			t.Errorf("parseRetryAfter(%q) = %v, want >= 0", v, d)
-		}
-		if n, err := strconv.ParseUint(v, 10, 32); err == nil && d != time.Duration(n)*time.Second {
-			t.Errorf("parseRetryAfter(%q) = %v, want %ds", v, d, n)
-		}
-	})
-}
-
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	tests := []struct {
-		name, in string
-		want     time.Duration
-	}{
-		{"empty", "", 0},
-		{"seconds", "3", 3 * time.Second},
-		{"spaces", " 7 ", 7 * time.Second},
-		{"date", "Sun, 01 Mar 2026 12:00:30 GMT", 30 * time.Second},
-		{"past date", "Sun, 01 Mar 2026 11:00:00 GMT", 0},
-		{"negative", "-1", 0},
-		{"garbage", "soon", 0},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := parseRetryAfter(tc.in, now); got != tc.want {
-				t.Errorf("got %v, want %v", got, tc.want)
-			}
-		})
-	}
 }
 
 func TestErrorSummary(t *testing.T) {

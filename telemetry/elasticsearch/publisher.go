@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +17,7 @@ import (
 	es "github.com/elastic/go-elasticsearch/v8"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 
+	"github.com/eventpipeline/eventpipeline/internal/retry"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
@@ -379,14 +379,11 @@ func requestError(what string, err error) error {
 // (with the server's Retry-After) for 429 and 5xx, else permanent.
 func statusError(what string, code int, h http.Header, body []byte) error {
 	err := fmt.Errorf("elasticsearch: %s: %d %s: %s", what, code, http.StatusText(code), errorSummary(body))
-	if retryable(code) {
-		return telemetry.RetryAfter(err, parseRetryAfter(h.Get("Retry-After"), time.Now()))
+	if retry.RetryableStatus(code) {
+		return telemetry.RetryAfter(err, retry.ParseRetryAfter(h.Get("Retry-After"), time.Now()))
 	}
 	return telemetry.Permanent(err)
 }
-
-// retryable reports whether an HTTP status is worth retrying.
-func retryable(code int) bool { return code == http.StatusTooManyRequests || code >= 500 }
 
 // errorSummary returns "type: reason" of an Elasticsearch error body, or
 // the start of the body.
@@ -419,23 +416,4 @@ func truncate(s string) string {
 		return s
 	}
 	return s[:limit] + "..."
-}
-
-// parseRetryAfter returns the wait a Retry-After header asks for: a number
-// of seconds or an HTTP date (relative to now). It returns 0 for an empty,
-// invalid or past value.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseUint(v, 10, 32); err == nil {
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d
-		}
-	}
-	return 0
 }

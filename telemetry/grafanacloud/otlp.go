@@ -11,6 +11,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/instrumentation"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/resource"
+
+	"github.com/eventpipeline/eventpipeline/internal/retry"
 )
 
 // scopeName is the instrumentation scope of the metrics sent with OTLP.
@@ -167,7 +169,7 @@ func (t captureTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.base.RoundTrip(req)
 	if c, ok := req.Context().Value(captureKey{}).(*capture); ok && resp != nil {
 		c.status = resp.StatusCode
-		c.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		c.retryAfter = retry.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
 	return resp, err
 }

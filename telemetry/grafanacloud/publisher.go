@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/eventpipeline/eventpipeline/internal/retry"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
@@ -443,7 +443,7 @@ func (p *Publisher) push(ctx context.Context) (err error) {
 		}
 		p.stats.failedAttempts.Add(1)
 		p.stats.lastError.Store(time.Now().UnixNano())
-		if res.status != 0 && !retryable(res.status) {
+		if res.status != 0 && !retry.RetryableStatus(res.status) {
 			p.stats.dropped.Add(1)
 			p.stats.permanent.Add(1)
 			p.logPermanent(ctx, res.status, res.err)
@@ -460,7 +460,10 @@ func (p *Publisher) push(ctx context.Context) (err error) {
 			p.logGiveUp(ctx, n, res.status, res.err)
 			return res.err
 		}
-		wait := backoff(policy, n, res.retryAfter)
+		wait := res.retryAfter // the server's hint is not capped, but the interval bounds it
+		if wait <= 0 {
+			wait = retry.Backoff(policy.InitialBackoff, policy.MaxBackoff, n)
+		}
 		if dl, ok := ctx.Deadline(); (ok && time.Until(dl) < wait) || time.Since(first)+wait > policy.MaxElapsed {
 			// The server asks for more time than the interval has left:
 			// the next push will carry these values anyway.
@@ -468,38 +471,11 @@ func (p *Publisher) push(ctx context.Context) (err error) {
 			p.logGiveUp(ctx, n, res.status, res.err)
 			return res.err
 		}
-		if !sleep(ctx, wait) {
+		if !retry.Sleep(ctx, wait) {
 			p.stats.dropped.Add(1)
 			p.logGiveUp(ctx, n, res.status, res.err)
 			return res.err
 		}
-	}
-}
-
-// backoff returns the wait before retry number attempt (1 for the first):
-// InitialBackoff doubled per attempt, capped at MaxBackoff, less a random
-// jitter of up to half; or the server's Retry-After, which is not capped.
-func backoff(p telemetry.RetryPolicy, attempt int, hint time.Duration) time.Duration {
-	if hint > 0 {
-		return hint
-	}
-	d := p.InitialBackoff
-	for i := 1; i < attempt && d < p.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, p.MaxBackoff)
-	return d - rand.N(d/2+1)
-}
-
-// sleep waits d, or until ctx ends; it reports whether it waited all of d.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 
 	"github.com/klauspost/compress/snappy"
 	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/eventpipeline/eventpipeline/internal/retry"
 )
 
 // Names of the four metrics of the contract (SPEC.md). Dashboards and alerts
@@ -197,27 +199,9 @@ func checkResponse(resp *http.Response, what string) attemptResult {
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	return attemptResult{
 		status:     resp.StatusCode,
-		retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+		retryAfter: retry.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
 		err:        &StatusError{Op: what, Code: resp.StatusCode, Body: strings.TrimSpace(strings.ToValidUTF8(string(msg), "\uFFFD"))},
 	}
-}
-
-// parseRetryAfter returns the wait a Retry-After header value asks for, in
-// seconds or as an HTTP date, or 0 if there is none or it is malformed.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if s <= 0 {
-			return 0
-		}
-		return time.Duration(min(s, int64(24*time.Hour/time.Second))) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }
 
 // A StatusError is the error of a push that the endpoint answered with an
@@ -239,11 +223,6 @@ func (e *StatusError) Error() string {
 }
 
 // Temporary reports whether another attempt may succeed: for 429 and 5xx.
-func (e *StatusError) Temporary() bool { return retryable(e.Code) }
-
-// retryable reports whether a push answered with status may succeed later.
-func retryable(status int) bool {
-	return status == http.StatusTooManyRequests || status/100 == 5
-}
+func (e *StatusError) Temporary() bool { return retry.RetryableStatus(e.Code) }
 
 func (w *remoteWriter) close(context.Context) error { return nil }

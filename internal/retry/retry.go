@@ -1,0 +1,72 @@
+// Package retry holds the backoff and retry classification that the
+// backends share: exponential backoff with jitter, a wait that honours a
+// context, the HTTP Retry-After header, and which HTTP statuses are worth
+// another attempt. It depends on the standard library only and is not part
+// of the module's API. (Package telemetry, which must import nothing but the
+// standard library, keeps its own copy of Backoff and Sleep.)
+package retry
+
+import (
+	"context"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// maxRetryAfter caps what a Retry-After header may ask for.
+const maxRetryAfter = 24 * time.Hour
+
+// Backoff returns the wait before retry number n (1 for the first):
+// initial, doubled for each retry after the first, capped at max, less a
+// random jitter of up to half of it.
+func Backoff(initial, max time.Duration, n int) time.Duration {
+	d := initial
+	for i := 1; i < n && d < max; i++ {
+		d *= 2
+	}
+	d = min(d, max)
+	if d <= 0 {
+		return 0
+	}
+	return d - rand.N(d/2+1)
+}
+
+// Sleep waits d, or until ctx ends; it reports whether it waited all of d.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// ParseRetryAfter returns the wait an HTTP Retry-After header value asks
+// for: a whole number of seconds, or an HTTP date relative to now, capped at
+// 24 hours. It returns 0 for an empty, malformed, non-positive or past value.
+func ParseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if s <= 0 {
+			return 0
+		}
+		return time.Duration(min(s, int64(maxRetryAfter/time.Second))) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return min(t.Sub(now), maxRetryAfter)
+	}
+	return 0
+}
+
+// RetryableStatus reports whether a request answered with the HTTP status
+// code may succeed if sent again: 429 Too Many Requests and every 5xx.
+func RetryableStatus(code int) bool {
+	return code == http.StatusTooManyRequests || code/100 == 5
+}

@@ -1,0 +1,87 @@
+package retry
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+)
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name, in string
+		want     time.Duration
+	}{
+		{"empty", "", 0},
+		{"seconds", "3", 3 * time.Second},
+		{"spaces", " 7 ", 7 * time.Second},
+		{"zero", "0", 0},
+		{"negative", "-5", 0},
+		{"huge", "99999999999", 24 * time.Hour},
+		{"date", now.Add(30 * time.Second).Format(http.TimeFormat), 30 * time.Second},
+		{"far date", now.Add(48 * time.Hour).Format(http.TimeFormat), 24 * time.Hour},
+		{"past date", now.Add(-time.Minute).Format(http.TimeFormat), 0},
+		{"fraction", "1.5", 0},
+		{"garbage", "soon", 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := ParseRetryAfter(tc.in, now); got != tc.want {
+				t.Errorf("ParseRetryAfter(%q): got %v, want %v", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+// FuzzParseRetryAfter checks that any header value gives a wait between 0
+// and 24 hours, and that a number of seconds is read back exactly.
+func FuzzParseRetryAfter(f *testing.F) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, s := range []string{"", "0", "3", " 120 ", "-1", "1.5", "Sun, 01 Mar 2026 12:00:30 GMT", "garbage", "99999999999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		d := ParseRetryAfter(v, now)
+		if d < 0 || d > 24*time.Hour {
+			t.Errorf("ParseRetryAfter(%q) = %v, want 0 to 24h", v, d)
+		}
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 && n <= 86400 && d != time.Duration(n)*time.Second {
+			t.Errorf("ParseRetryAfter(%q) = %v, want %ds", v, d, n)
+		}
+	})
+}
+
+func TestBackoff(t *testing.T) {
+	for n, want := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond, 3: 400 * time.Millisecond, 10: time.Second} {
+		for range 100 {
+			if got := Backoff(100*time.Millisecond, time.Second, n); got < want/2 || got > want {
+				t.Fatalf("Backoff(100ms, 1s, %d) = %v, want %v to %v", n, got, want/2, want)
+			}
+		}
+	}
+	if got := Backoff(0, time.Second, 3); got != 0 {
+		t.Errorf("Backoff with no initial wait = %v, want 0", got)
+	}
+}
+
+func TestSleep(t *testing.T) {
+	if !Sleep(context.Background(), time.Millisecond) {
+		t.Error("Sleep(1ms) did not wait")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	start := time.Now()
+	if Sleep(ctx, time.Hour) || time.Since(start) > time.Second {
+		t.Error("Sleep with an ended context waited")
+	}
+}
+
+func TestRetryableStatus(t *testing.T) {
+	for code, want := range map[int]bool{200: false, 400: false, 401: false, 408: false, 429: true, 500: true, 503: true, 599: true} {
+		if got := RetryableStatus(code); got != want {
+			t.Errorf("RetryableStatus(%d) = %v, want %v", code, got, want)
+		}
+	}
+}
