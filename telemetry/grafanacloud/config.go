@@ -16,6 +16,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/eventpipeline/eventpipeline/internal/seriescache"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
@@ -42,7 +43,7 @@ const (
 // records are counted once the number of distinct values has reached
 // Config.MaxLabelValues. Their counts stay exact; only the name is lost.
 // It is the same value as the Prometheus publisher's.
-const OverflowLabelValue = "_overflow"
+const OverflowLabelValue = seriescache.Overflow
 
 // DefaultEventBuckets are the upper bounds, in seconds, of the buckets of
 // event_duration_seconds when Config.EventBuckets is nil: from one

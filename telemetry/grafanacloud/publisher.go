@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/eventpipeline/eventpipeline/internal/retry"
+	"github.com/eventpipeline/eventpipeline/internal/seriescache"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
@@ -43,8 +44,8 @@ type Publisher struct {
 	client   *http.Client
 	ownsConn bool // client is ours: Close releases its connections
 
-	events *seriesCache[eventSeries]
-	ops    *seriesCache[opSeries]
+	events *seriescache.Cache[eventSeries]
+	ops    *seriescache.Cache[opSeries]
 
 	sem   chan struct{} // held by the push in progress: one at a time
 	snap  snapshot      // reused by pushes, guarded by sem
@@ -116,8 +117,8 @@ func NewPublisher(cfg Config) (*Publisher, error) {
 			return nil, err
 		}
 	}
-	p.events = newSeriesCache(cfg.MaxLabelValues, p.bindEvent, func(name string) { p.logOverflow("event_name", name) })
-	p.ops = newSeriesCache(cfg.MaxLabelValues, p.bindOp, func(name string) { p.logOverflow("operation", name) })
+	p.events = seriescache.New(cfg.MaxLabelValues, p.bindEvent, func(name string) { p.logOverflow("event_name", name) })
+	p.ops = seriescache.New(cfg.MaxLabelValues, p.bindOp, func(name string) { p.logOverflow("operation", name) })
 	p.sem = make(chan struct{}, 1)
 	p.stop = make(chan struct{})
 	p.done = make(chan struct{})
@@ -155,7 +156,7 @@ func (p *Publisher) PublishEventMetrics(_ context.Context, m telemetry.EventMetr
 	if m.Status != telemetry.StatusCompleted && m.Status != telemetry.StatusFailed {
 		return errNotFinished
 	}
-	s := p.events.get(m.EventName)
+	s := p.events.Get(m.EventName)
 	h := s.completed
 	if m.Status == telemetry.StatusFailed {
 		h = s.failed
@@ -192,7 +193,7 @@ func (p *Publisher) PublishNetworkMetrics(_ context.Context, m telemetry.Network
 	if op == "" {
 		op = telemetry.DefaultOperation
 	}
-	s := p.ops.get(op)
+	s := p.ops.Get(op)
 	s.latency.observe(m.Latency().Seconds())
 	s.sent.Add(uint64(m.BytesSent))
 	s.received.Add(uint64(m.BytesReceived))
@@ -385,7 +386,7 @@ func (p *Publisher) Close(ctx context.Context) error {
 func (p *Publisher) takeSnapshot() *snapshot {
 	s := &p.snap
 	s.time = time.Now()
-	events := p.events.list()
+	events := p.events.All()
 	s.events = s.events[:0]
 	for _, e := range events {
 		s.events = append(s.events, eventPoint{})
@@ -395,7 +396,7 @@ func (p *Publisher) takeSnapshot() *snapshot {
 		e.failed.read(&pt.failed)
 		pt.retries = e.retries.Load()
 	}
-	ops := p.ops.list()
+	ops := p.ops.All()
 	s.ops = s.ops[:0]
 	for _, o := range ops {
 		s.ops = append(s.ops, opPoint{})
@@ -554,5 +555,5 @@ func (p *Publisher) logRecovered(ctx context.Context, attempts int) {
 func (p *Publisher) logOverflow(label, name string) {
 	p.logger().LogAttrs(context.Background(), slog.LevelWarn,
 		"grafanacloud: too many distinct "+label+" values, counting further ones as "+OverflowLabelValue,
-		slog.Int("max_label_values", p.cfg.MaxLabelValues), slog.String(label, labelValue(name)))
+		slog.Int("max_label_values", p.cfg.MaxLabelValues), slog.String(label, seriescache.LabelValue(name)))
 }

@@ -4,11 +4,8 @@ import (
 	"math"
 	"slices"
 	"sort"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 )
 
 // histogram is a classic histogram updated with atomics only: one counter
@@ -71,87 +68,6 @@ type opSeries struct {
 	name           string // label value, valid UTF-8
 	latency        *histogram
 	sent, received atomic.Uint64
-}
-
-// seriesCache maps a label value (an event name or an operation) to its
-// series, so that the publish path finds them without allocating.
-//
-// Lookups read an immutable map through an atomic pointer: no lock. A miss
-// takes mu, copies the map with the new entry and publishes the copy; names
-// are added once and their number is bounded by max, so the copies cost
-// little in all. Once the map holds max names, further names share the
-// overflow entry. all lists every entry, overflow included, in order of
-// creation, for snapshots.
-type seriesCache[S any] struct {
-	m        atomic.Pointer[map[string]*S]
-	all      atomic.Pointer[[]*S]
-	overflow atomic.Pointer[S]
-	mu       sync.Mutex
-	max      int
-	bind     func(labelValue string) *S
-	onFull   func(name string) // called once, on the first overflow
-}
-
-func newSeriesCache[S any](limit int, bind func(string) *S, onFull func(string)) *seriesCache[S] {
-	c := &seriesCache[S]{max: limit, bind: bind, onFull: onFull}
-	c.m.Store(&map[string]*S{})
-	c.all.Store(&[]*S{})
-	return c
-}
-
-// get returns the series of name, making them on first use.
-func (c *seriesCache[S]) get(name string) *S {
-	if s, ok := (*c.m.Load())[name]; ok {
-		return s
-	}
-	if s := c.overflow.Load(); s != nil {
-		return s // full: a name not in the map cannot be added any more
-	}
-	return c.add(name)
-}
-
-func (c *seriesCache[S]) add(name string) *S {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	old := *c.m.Load()
-	if s, ok := old[name]; ok {
-		return s
-	}
-	if s := c.overflow.Load(); s != nil {
-		return s
-	}
-	var s *S
-	if len(old) >= c.max {
-		s = c.bind(OverflowLabelValue)
-		c.overflow.Store(s)
-		if c.onFull != nil {
-			c.onFull(name)
-		}
-	} else {
-		m := make(map[string]*S, len(old)+1)
-		for k, v := range old {
-			m[k] = v
-		}
-		// Copy the key: the caller's string may point into a buffer it reuses.
-		s = c.bind(labelValue(name))
-		m[strings.Clone(name)] = s
-		c.m.Store(&m)
-	}
-	all := append(slices.Clip(*c.all.Load()), s)
-	c.all.Store(&all)
-	return s
-}
-
-// list returns every series made so far. The slice must not be changed.
-func (c *seriesCache[S]) list() []*S { return *c.all.Load() }
-
-// labelValue returns s as a valid label value: invalid UTF-8 sequences are
-// replaced by U+FFFD, which Prometheus would otherwise reject.
-func labelValue(s string) string {
-	if utf8.ValidString(s) {
-		return strings.Clone(s)
-	}
-	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
 // snapshot is what one push sends: the state of every series at one time.

@@ -1,6 +1,7 @@
 package prometheus
 
 import (
+	"github.com/eventpipeline/eventpipeline/internal/seriescache"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 	prom "github.com/prometheus/client_golang/prometheus"
 )
@@ -68,7 +69,7 @@ func (c *deliveryCollector) Describe(ch chan<- *prom.Desc) {
 // Collect sends the current counters of every publisher of the Recorder.
 func (c *deliveryCollector) Collect(ch chan<- prom.Metric) {
 	for _, s := range c.r.PublisherStats() {
-		name := labelValue(s.Name)
+		name := seriescache.LabelValue(s.Name)
 		counter := func(d *prom.Desc, v uint64, labels ...string) {
 			ch <- prom.MustNewConstMetric(d, prom.CounterValue, float64(v), labels...)
 		}

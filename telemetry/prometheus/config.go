@@ -7,7 +7,9 @@ import (
 	"math"
 	"net"
 	"time"
+	"unicode/utf8"
 
+	"github.com/eventpipeline/eventpipeline/internal/seriescache"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 	prom "github.com/prometheus/client_golang/prometheus"
 )
@@ -35,7 +37,7 @@ const (
 // OverflowLabelValue is the event_name or operation label value under which
 // records are counted once the number of distinct values has reached
 // Config.MaxLabelValues. Their counts stay exact; only the name is lost.
-const OverflowLabelValue = "_overflow"
+const OverflowLabelValue = seriescache.Overflow
 
 // DefaultEventBuckets are the upper bounds, in seconds, of the buckets of
 // event_duration_seconds when Config.EventBuckets is nil: from one
@@ -208,7 +210,7 @@ func (c *Config) validate() error {
 		if !validLabelName(name) {
 			add("ConstLabels has the invalid label name %q", name)
 		}
-		if !validUTF8(value) {
+		if !utf8.ValidString(value) {
 			add("ConstLabels[%q] is not valid UTF-8", name)
 		}
 	}

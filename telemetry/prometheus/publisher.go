@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/eventpipeline/eventpipeline/internal/seriescache"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 	prom "github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -61,8 +62,8 @@ type Publisher struct {
 	latency  *prom.HistogramVec
 	delivery *deliveryCollector // nil without Config.Recorder
 
-	events *seriesCache[eventSeries]
-	ops    *seriesCache[opSeries]
+	events *seriescache.Cache[eventSeries]
+	ops    *seriescache.Cache[opSeries]
 
 	ln     net.Listener // nil if not serving
 	srv    *http.Server
@@ -145,15 +146,15 @@ func NewPublisher(cfg Config) (*Publisher, error) {
 	if cfg.Recorder != nil {
 		p.delivery = newDeliveryCollector(cfg.Recorder, cfg.Namespace, cfg.ConstLabels)
 	}
-	p.events = newSeriesCache(cfg.MaxLabelValues, p.bindEvent, func(name string) {
+	p.events = seriescache.New(cfg.MaxLabelValues, p.bindEvent, func(name string) {
 		p.logger().LogAttrs(context.Background(), slog.LevelWarn,
 			"prometheus: too many event names, counting further ones as "+OverflowLabelValue,
-			slog.Int("max_label_values", cfg.MaxLabelValues), slog.String("event_name", labelValue(name)))
+			slog.Int("max_label_values", cfg.MaxLabelValues), slog.String("event_name", seriescache.LabelValue(name)))
 	})
-	p.ops = newSeriesCache(cfg.MaxLabelValues, p.bindOp, func(name string) {
+	p.ops = seriescache.New(cfg.MaxLabelValues, p.bindOp, func(name string) {
 		p.logger().LogAttrs(context.Background(), slog.LevelWarn,
 			"prometheus: too many network operations, counting further ones as "+OverflowLabelValue,
-			slog.Int("max_label_values", cfg.MaxLabelValues), slog.String("operation", labelValue(name)))
+			slog.Int("max_label_values", cfg.MaxLabelValues), slog.String("operation", seriescache.LabelValue(name)))
 	})
 
 	var registered []prom.Collector
@@ -266,7 +267,7 @@ func (p *Publisher) PublishEventMetrics(_ context.Context, m telemetry.EventMetr
 	if p.closed.Load() {
 		return errClosed
 	}
-	s := p.events.get(m.EventName)
+	s := p.events.Get(m.EventName)
 	switch m.Status {
 	case telemetry.StatusCompleted:
 		s.completed.Observe(m.Duration().Seconds())
@@ -303,7 +304,7 @@ func (p *Publisher) PublishNetworkMetrics(_ context.Context, m telemetry.Network
 	if op == "" {
 		op = telemetry.DefaultOperation
 	}
-	s := p.ops.get(op)
+	s := p.ops.Get(op)
 	s.latency.Observe(m.Latency().Seconds())
 	if m.BytesSent > 0 {
 		s.sent.Add(float64(m.BytesSent))
