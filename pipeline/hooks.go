@@ -92,7 +92,8 @@ func (h *TelemetryHooks) Failures() uint64 { return h.failures.Load() }
 func (h *TelemetryHooks) check(err error) {
 	if err != nil {
 		h.failures.Add(1)
-		h.first.CompareAndSwap(nil, &err)
+		first := err // a copy, so that only a failing call allocates
+		h.first.CompareAndSwap(nil, &first)
 	}
 }
 
