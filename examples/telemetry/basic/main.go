@@ -13,6 +13,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"os"
 	"time"
@@ -23,12 +24,12 @@ import (
 func main() {
 	out := flag.String("out", "telemetry.jsonl", "JSON-lines file the records are written to")
 	flag.Parse()
-	if err := run(*out); err != nil {
+	if err := run(*out, os.Stdout); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(out string) error {
+func run(out string, w io.Writer) error {
 	f, err := os.Create(out)
 	if err != nil {
 		return err
@@ -59,40 +60,40 @@ func run(out string) error {
 	if err := json.Indent(&indented, report, "", "  "); err != nil {
 		return err
 	}
-	fmt.Printf("== JSON report (get_metrics)\n%s\n\n", indented.Bytes())
+	fmt.Fprintf(w, "== JSON report (get_metrics)\n%s\n\n", indented.Bytes())
 
-	fmt.Println("== failed events (get_failed_events)")
+	fmt.Fprintln(w, "== failed events (get_failed_events)")
 	for _, m := range telemetry.FailedEvents() {
-		fmt.Printf("  %-10s %-8s error=%q retries=%d\n", m.EventName, m.TaskID, m.Error, m.RetryCount)
+		fmt.Fprintf(w, "  %-10s %-8s error=%q retries=%d\n", m.EventName, m.TaskID, m.Error, m.RetryCount)
 	}
 	slow, err := telemetry.SlowEvents(50 * time.Millisecond)
 	if err != nil {
 		return err
 	}
-	fmt.Println("== slow events over 50ms (get_slow_events)")
+	fmt.Fprintln(w, "== slow events over 50ms (get_slow_events)")
 	for _, m := range slow {
-		fmt.Printf("  %-10s %-8s took %v\n", m.EventName, m.TaskID, m.Duration().Round(time.Millisecond))
+		fmt.Fprintf(w, "  %-10s %-8s took %v\n", m.EventName, m.TaskID, m.Duration().Round(time.Millisecond))
 	}
 	rs := telemetry.RetryStats()
-	fmt.Printf("== retry statistics (get_retry_stats)\n  total retries %d, events with retries %d, by retry count %v\n",
+	fmt.Fprintf(w, "== retry statistics (get_retry_stats)\n  total retries %d, events with retries %d, by retry count %v\n",
 		rs.TotalRetries, rs.EventsWithRetries, rs.ByRetryCount)
-	fmt.Println("== failed network operations (get_failed_network_ops)")
+	fmt.Fprintln(w, "== failed network operations (get_failed_network_ops)")
 	for _, m := range telemetry.FailedNetworkOps() {
-		fmt.Printf("  %-8s %s:%d error=%q\n", m.TaskID, m.Host, m.Port, m.Error)
+		fmt.Fprintf(w, "  %-8s %s:%d error=%q\n", m.TaskID, m.Host, m.Port, m.Error)
 	}
 	slowOps, err := telemetry.SlowNetworkOps(50 * time.Millisecond)
 	if err != nil {
 		return err
 	}
-	fmt.Println("== slow network operations over 50ms (get_slow_network_ops)")
+	fmt.Fprintln(w, "== slow network operations over 50ms (get_slow_network_ops)")
 	for _, m := range slowOps {
-		fmt.Printf("  %-8s %s:%d took %v, sent %d B, received %d B\n", m.TaskID, m.Host, m.Port,
+		fmt.Fprintf(w, "  %-8s %s:%d took %v, sent %d B, received %d B\n", m.TaskID, m.Host, m.Port,
 			m.Latency().Round(time.Millisecond), m.BytesSent, m.BytesReceived)
 	}
 	if err := telemetry.Close(ctx); err != nil {
 		return err
 	}
-	fmt.Printf("== %d records written to %s\n", telemetry.Default().PublisherStats()[0].Published, out)
+	fmt.Fprintf(w, "== %d records written to %s\n", telemetry.Default().PublisherStats()[0].Published, out)
 	return nil
 }
 

@@ -3,14 +3,25 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
 func TestRunWritesEveryRecord(t *testing.T) {
+	// run uses the default Recorder and closes it: give it one of its own.
+	prev := telemetry.Default()
+	r, err := telemetry.NewRecorder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	telemetry.SetDefault(r)
+	t.Cleanup(func() { telemetry.SetDefault(prev) })
+
 	out := filepath.Join(t.TempDir(), "records.jsonl")
-	if err := run(out); err != nil {
+	var stdout strings.Builder
+	if err := run(out, &stdout); err != nil {
 		t.Fatal(err)
 	}
 	f, err := os.Open(out)
@@ -33,5 +44,12 @@ func TestRunWritesEveryRecord(t *testing.T) {
 	}
 	if failed != 2 {
 		t.Errorf("got %d failed events, want 2", failed)
+	}
+	for _, want := range []string{"== JSON report (get_metrics)", `"event_name": "transform"`,
+		"== failed events (get_failed_events)", "row 17: missing customer id", "transform  task-3   took",
+		"total retries 3, events with retries 2", "warehouse.internal:8443", "== 7 records written to"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
 	}
 }
