@@ -549,3 +549,23 @@ func TestRetriesStopAtMaxElapsed(t *testing.T) {
 		t.Errorf("last attempt %v after the first, want within MaxElapsed (100ms)", last)
 	}
 }
+
+// attacher remembers the Recorder it was attached to.
+type attacher struct {
+	memPublisher
+	attached []*telemetry.Recorder
+}
+
+func (a *attacher) Attach(r *telemetry.Recorder) { a.attached = append(a.attached, r) }
+
+func TestAttacherLearnsItsRecorder(t *testing.T) {
+	direct, member := &attacher{}, &attacher{}
+	c, err := telemetry.NewCompositePublisher(member)
+	must(t, err)
+	r := newRecorder(t, telemetry.WithPublishers(direct, c))
+	for name, a := range map[string]*attacher{"direct": direct, "composite member": member} {
+		if len(a.attached) != 1 || a.attached[0] != r {
+			t.Errorf("%s: attached to %v, want once to the Recorder %p", name, a.attached, r)
+		}
+	}
+}

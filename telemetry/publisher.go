@@ -74,6 +74,15 @@ type Closer interface {
 	Close(ctx context.Context) error
 }
 
+// An Attacher is a Publisher that wants to know the Recorder it is attached
+// to, such as one that exports the Recorder's [Recorder.PublisherStats].
+// [Recorder.AddPublisher] (and so [WithPublishers] and [MonitorEvents])
+// calls Attach once, before the publisher gets any record. Attach must not
+// call the Recorder's recording methods.
+type Attacher interface {
+	Attach(r *Recorder)
+}
+
 // A Namer is a Publisher with a name of its own for [PublisherStats.Name],
 // such as "prometheus". Without one, the name is derived from its type.
 type Namer interface {

@@ -189,7 +189,8 @@ func (r *Recorder) Network() *Network { return &r.net }
 // AddPublisher attaches p: from now on it receives every record that
 // finishes, through a queue and a goroutine of its own (or on the recording
 // path if it is a [SyncPublisher]). A [*CompositePublisher] is attached as
-// its members, so that each has its own queue, retries and stats.
+// its members, so that each has its own queue, retries and stats. If p is an
+// [Attacher], its Attach method is called first.
 //
 // It returns an error wrapping [ErrNilPublisher] or [ErrClosed].
 func (r *Recorder) AddPublisher(p Publisher) error {
@@ -225,6 +226,9 @@ func (r *Recorder) AddPublisher(p Publisher) error {
 				break
 			}
 		}
+	}
+	if a, ok := p.(Attacher); ok {
+		a.Attach(r)
 	}
 	o := newOutlet(name, p, r, slot)
 	if !o.sync {

@@ -1,6 +1,8 @@
 package prometheus
 
 import (
+	"sync/atomic"
+
 	"github.com/eventpipeline/eventpipeline/internal/seriescache"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 	prom "github.com/prometheus/client_golang/prometheus"
@@ -30,9 +32,9 @@ const (
 )
 
 // deliveryCollector exports the PublisherStats of a Recorder, read at
-// scrape time.
+// scrape time. Until it has a Recorder, it collects nothing.
 type deliveryCollector struct {
-	r                                                          *telemetry.Recorder
+	r                                                          atomic.Pointer[telemetry.Recorder]
 	published, failedAttempts, dropped, panics, queued, queCap *prom.Desc
 }
 
@@ -42,8 +44,7 @@ func newDeliveryCollector(r *telemetry.Recorder, namespace string, constLabels p
 	desc := func(name, help string, labels ...string) *prom.Desc {
 		return prom.NewDesc(prom.BuildFQName(namespace, "", name), help, labels, constLabels)
 	}
-	return &deliveryCollector{
-		r: r,
+	c := &deliveryCollector{
 		published: desc(MetricPublished,
 			"Records accepted by each telemetry publisher.", "publisher"),
 		failedAttempts: desc(MetricFailedAttempts,
@@ -57,6 +58,10 @@ func newDeliveryCollector(r *telemetry.Recorder, namespace string, constLabels p
 		queCap: desc(MetricQueueCapacity,
 			"Size of the queue of each telemetry publisher; 0 for synchronous publishers.", "publisher"),
 	}
+	if r != nil {
+		c.r.Store(r)
+	}
+	return c
 }
 
 // Describe sends the descriptors of every self-metric.
@@ -68,7 +73,11 @@ func (c *deliveryCollector) Describe(ch chan<- *prom.Desc) {
 
 // Collect sends the current counters of every publisher of the Recorder.
 func (c *deliveryCollector) Collect(ch chan<- prom.Metric) {
-	for _, s := range c.r.PublisherStats() {
+	r := c.r.Load()
+	if r == nil {
+		return
+	}
+	for _, s := range r.PublisherStats() {
 		name := seriescache.LabelValue(s.Name)
 		counter := func(d *prom.Desc, v uint64, labels ...string) {
 			ch <- prom.MustNewConstMetric(d, prom.CounterValue, float64(v), labels...)

@@ -138,8 +138,9 @@ type Config struct {
 	// Recorder, if set, is the telemetry instance whose delivery counters
 	// ([telemetry.Recorder.PublisherStats]) are exported as the
 	// telemetry_publisher_* self-metrics at each scrape, for every
-	// publisher attached to it, this one included. nil means no
-	// self-metrics.
+	// publisher attached to it, this one included. nil means the Recorder
+	// the Publisher is attached to (see [Publisher.Attach]); until it is
+	// attached, there are no self-metrics.
 	Recorder *telemetry.Recorder
 
 	// Logger receives the Publisher's few log lines: serving started and

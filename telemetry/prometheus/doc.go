@@ -40,8 +40,8 @@
 //
 // # Delivery self-metrics
 //
-// With Config.Recorder set, every scrape also reads the delivery counters
-// of each publisher attached to that Recorder (this one and, say, an
+// Every scrape also reads the delivery counters of each publisher attached
+// to the Recorder this one is attached to (or to Config.Recorder) (this one and, say, an
 // Elasticsearch publisher), so that an operator sees when a backend loses
 // records:
 //

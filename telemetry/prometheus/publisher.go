@@ -60,7 +60,7 @@ type Publisher struct {
 	retries  *prom.CounterVec
 	bytes    *prom.CounterVec
 	latency  *prom.HistogramVec
-	delivery *deliveryCollector // nil without Config.Recorder
+	delivery *deliveryCollector // collects nothing until it has a Recorder
 
 	events *seriescache.Cache[eventSeries]
 	ops    *seriescache.Cache[opSeries]
@@ -89,6 +89,7 @@ var (
 	_ telemetry.SyncPublisher = (*Publisher)(nil)
 	_ telemetry.Closer        = (*Publisher)(nil)
 	_ telemetry.Namer         = (*Publisher)(nil)
+	_ telemetry.Attacher      = (*Publisher)(nil)
 	_ slog.LogValuer          = (*Publisher)(nil)
 )
 
@@ -143,9 +144,7 @@ func NewPublisher(cfg Config) (*Publisher, error) {
 	p.latency = prom.NewHistogramVec(cfg.histogramOpts(MetricNetworkLatency,
 		"Latency of finished network operations in seconds, by operation.",
 		cfg.LatencyBuckets, DefaultLatencyBuckets), []string{"operation"})
-	if cfg.Recorder != nil {
-		p.delivery = newDeliveryCollector(cfg.Recorder, cfg.Namespace, cfg.ConstLabels)
-	}
+	p.delivery = newDeliveryCollector(cfg.Recorder, cfg.Namespace, cfg.ConstLabels)
 	p.events = seriescache.New(cfg.MaxLabelValues, p.bindEvent, func(name string) {
 		p.logger().LogAttrs(context.Background(), slog.LevelWarn,
 			"prometheus: too many event names, counting further ones as "+OverflowLabelValue,
@@ -182,11 +181,7 @@ func NewPublisher(cfg Config) (*Publisher, error) {
 
 // collectors returns what p registers.
 func (p *Publisher) collectors() []prom.Collector {
-	cs := []prom.Collector{p.duration, p.retries, p.bytes, p.latency}
-	if p.delivery != nil {
-		cs = append(cs, p.delivery)
-	}
-	return cs
+	return []prom.Collector{p.duration, p.retries, p.bytes, p.latency, p.delivery}
 }
 
 func (p *Publisher) unregister() {
@@ -373,6 +368,16 @@ func (p *Publisher) Close(ctx context.Context) error {
 		return fmt.Errorf("prometheus: close: %w", err)
 	}
 	return nil
+}
+
+// Attach makes p export the delivery counters of r, the Recorder it is
+// attached to, unless Config.Recorder named one already. [telemetry.Recorder.AddPublisher]
+// (and so [telemetry.WithPublishers]) calls it; there is no need to call it
+// yourself.
+func (p *Publisher) Attach(r *telemetry.Recorder) {
+	if r != nil {
+		p.delivery.r.CompareAndSwap(nil, r)
+	}
 }
 
 // LogValue shows p in logs as its kind and the URL it serves, if any.

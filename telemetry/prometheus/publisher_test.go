@@ -730,3 +730,36 @@ func TestPublishAllocs(t *testing.T) {
 		t.Errorf("PublishNetworkMetrics: %v allocations, want 0", n)
 	}
 }
+
+// TestSelfMetricsOfTheAttachedRecorder checks that a publisher given to
+// telemetry.WithPublishers, with no Config.Recorder, exports the delivery
+// counters of the Recorder it is attached to.
+func TestSelfMetricsOfTheAttachedRecorder(t *testing.T) {
+	reg := prom.NewRegistry()
+	p, err := prometheus.NewPublisher(prometheus.Config{Registry: reg, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := telemetry.NewRecorder(telemetry.WithPublishers(p), telemetry.WithLogger(quiet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(context.Background()) })
+	for i := range 4 {
+		id := strconv.Itoa(i)
+		if err := r.StartEvent("load", id); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.EndEvent(id, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const want = `
+# HELP telemetry_publisher_records_published_total Records accepted by each telemetry publisher.
+# TYPE telemetry_publisher_records_published_total counter
+telemetry_publisher_records_published_total{publisher="prometheus"} 4
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "telemetry_publisher_records_published_total"); err != nil {
+		t.Error(err)
+	}
+}
