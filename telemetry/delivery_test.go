@@ -539,14 +539,17 @@ func TestRetriesStopAtMaxElapsed(t *testing.T) {
 	runEvent(t, r, "e", "t", 0, nil)
 	flush(t, r)
 	s := r.PublisherStats()[0]
-	// Waits of 20-40ms fit 1 to 3 times in 100ms: 2 to 4 attempts.
-	if s.DroppedFailed != 1 || s.FailedAttempts < 2 || s.FailedAttempts > 4 {
-		t.Errorf("got %+v, want dropped after 2 to 4 attempts within 100ms", s)
+	// Waits of 20-40ms fit 2 to 5 times in 100ms: 3 to 6 attempts, or as
+	// few as 2 when a loaded machine fires timers late.
+	if s.DroppedFailed != 1 || s.FailedAttempts < 2 || s.FailedAttempts > 6 {
+		t.Errorf("got %+v, want dropped after 2 to 6 attempts", s)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if last := p.times[len(p.times)-1].Sub(p.times[0]); last > 100*time.Millisecond {
-		t.Errorf("last attempt %v after the first, want within MaxElapsed (100ms)", last)
+	// No wait starts that would end past MaxElapsed; a late timer may
+	// still overshoot a little.
+	if last := p.times[len(p.times)-1].Sub(p.times[0]); last > 250*time.Millisecond {
+		t.Errorf("last attempt %v after the first, want about MaxElapsed (100ms)", last)
 	}
 }
 
