@@ -12,7 +12,7 @@ const (
 	DefaultMaxEvents      = 100_000          // finished event runs retained
 	DefaultMaxNetworkOps  = 100_000          // finished network operations retained
 	DefaultMaxPending     = 100_000          // pending runs of each kind
-	DefaultQueueSize      = 8192             // records buffered per publisher
+	DefaultQueueSize      = 8192             // records of each kind buffered per publisher
 	DefaultMaxBatchSize   = 512              // records per batch for a BatchPublisher
 	DefaultBatchTimeout   = time.Second      // longest a record waits for its batch to fill
 	DefaultPublishTimeout = 10 * time.Second // limit of one publish attempt
@@ -100,9 +100,10 @@ func WithMaxPending(n int) Option {
 	return optionFunc(func(c *config) { positive(c, "max pending", n, &c.maxPending) })
 }
 
-// WithQueueSize sets how many records are buffered for each publisher
-// (default [DefaultQueueSize]). A record that finds the buffer full is
-// dropped and counted in [PublisherStats.DroppedQueueFull]. n must be positive.
+// WithQueueSize sets how many records of each kind (events, network
+// operations) are buffered for each publisher (default [DefaultQueueSize]).
+// A record that finds the buffer full is dropped and counted in
+// [PublisherStats.DroppedQueueFull]. n must be positive.
 func WithQueueSize(n int) Option {
 	return optionFunc(func(c *config) { positive(c, "queue size", n, &c.queueSize) })
 }
