@@ -66,7 +66,9 @@ func ParseRetryAfter(v string, now time.Time) time.Duration {
 }
 
 // RetryableStatus reports whether a request answered with the HTTP status
-// code may succeed if sent again: 429 Too Many Requests and every 5xx.
+// code may succeed if sent again: 408 Request Timeout, 429 Too Many Requests
+// and every 5xx. It is the one decision of the module: the pipeline's remote
+// calls and every backend use it.
 func RetryableStatus(code int) bool {
-	return code == http.StatusTooManyRequests || code/100 == 5
+	return code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code/100 == 5
 }

@@ -79,7 +79,7 @@ func TestSleep(t *testing.T) {
 }
 
 func TestRetryableStatus(t *testing.T) {
-	for code, want := range map[int]bool{200: false, 400: false, 401: false, 408: false, 429: true, 500: true, 503: true, 599: true} {
+	for code, want := range map[int]bool{200: false, 400: false, 401: false, 408: true, 404: false, 429: true, 500: true, 503: true, 599: true} {
 		if got := RetryableStatus(code); got != want {
 			t.Errorf("RetryableStatus(%d) = %v, want %v", code, got, want)
 		}
