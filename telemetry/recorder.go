@@ -13,7 +13,8 @@ import (
 
 // A Recorder records event runs and network operations, answers queries
 // about them, and delivers every finished record to its publishers: one
-// telemetry instance, holding the seed's TelemetryLogger and NetworkTelemetry.
+// telemetry instance, for event runs and, through [Recorder.Network], for
+// network operations.
 //
 // Recording (StartEvent, EndEvent, RecordRetry and the [Network] methods)
 // takes constant time whatever the number of records retained, allocates
@@ -116,8 +117,9 @@ func (r *Recorder) StartEvent(eventName, taskID string, opts ...StartOption) err
 }
 
 // EndEvent records the end of the pending run of taskID: completed if err is
-// nil, else failed with err's text. The finished record is then handed to
-// every publisher.
+// nil, else failed with err's text, truncated if it is longer than
+// [WithMaxErrorLength]. The finished record is then handed to every
+// publisher.
 //
 // It returns a [*TaskError] wrapping [ErrEmptyTaskID], [ErrNotStarted],
 // [ErrAlreadyEnded] or [ErrClosed].
@@ -127,7 +129,7 @@ func (r *Recorder) EndEvent(taskID string, err error) error {
 	if taskID == "" {
 		return taskError(op, taskID, ErrEmptyTaskID)
 	}
-	status, msg := endStatus(err)
+	status, msg := endStatus(err, r.cfg.maxErrorLength)
 	return finish(r, &r.events, op, taskID,
 		func(rec eventRecord) eventRecord {
 			rec.dur = sinceStart(now, rec.start)
