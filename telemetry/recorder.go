@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/eventpipeline/eventpipeline/internal/label"
 )
 
 // A Recorder records event runs and network operations, answers queries
@@ -218,13 +220,14 @@ func (r *Recorder) AddPublisher(p Publisher) error {
 			slot++
 		}
 	}
-	name := publisherName(p)
+	base := publisherName(p)
+	name := base
 	for n, taken := 2, true; taken; n++ {
 		taken = false
 		for _, o := range old {
 			if o.name == name {
 				taken = true
-				name = publisherName(p) + "#" + strconv.Itoa(n)
+				name = label.Value(base + "#" + strconv.Itoa(n))
 				break
 			}
 		}
@@ -308,9 +311,18 @@ func (r *Recorder) flush(ctx context.Context) error {
 // recording calls, Flush and AddPublisher return [ErrClosed]; queries and
 // the report keep working on what was recorded.
 //
-// If ctx ends first, Close returns ctx.Err(): what is still queued is
-// dropped, counted, and the goroutines exit shortly. A second call returns
-// [ErrClosed]. Close is safe to call from several goroutines.
+// If ctx ends first, Close cuts short the publish attempts in progress and
+// the waits between attempts, drops what is still queued, and returns
+// ctx.Err() as soon as each publisher has returned from the call it was in
+// (at once for a publisher that honours its ctx, as a Publisher must).
+// Either way, when Close returns, every record handed to a queued publisher
+// is counted in its [PublisherStats] as published or dropped (Queued is 0),
+// each publisher that dropped records has logged one warning with their
+// number by reason, and the goroutines have exited. A publisher's Close
+// never runs while another of its methods does.
+//
+// A second call returns [ErrClosed]. Close is safe to call from several
+// goroutines.
 func (r *Recorder) Close(ctx context.Context) error {
 	r.pubMu.Lock()
 	first := r.closed.CompareAndSwap(false, true)
