@@ -95,22 +95,21 @@ func ExampleRecorder_SlowEvents() {
 	r, _ := telemetry.NewRecorder()
 	defer r.Close(context.Background())
 
-	r.StartEvent("quick", "a")
+	r.StartEvent("sleepy", "a")
+	time.Sleep(20 * time.Millisecond) // the event's work
 	r.EndEvent("a", nil)
-	r.StartEvent("sleepy", "b")
-	time.Sleep(20 * time.Millisecond)
-	r.EndEvent("b", nil)
+	r.StartEvent("running", "b") // a pending run is not slow yet
 
 	slow, _ := r.SlowEvents(10 * time.Millisecond)
 	for _, m := range slow {
-		fmt.Println(m.EventName)
+		fmt.Println(m.EventName, m.Duration() >= 20*time.Millisecond)
 	}
 	// Output:
-	// sleepy
+	// sleepy true
 }
 
-// CustomPublisher is the seeds' "Custom Publishers" example in Go: a
-// publisher only needs the two publish methods.
+// CustomPublisher is a custom publisher: it only needs the two publish
+// methods.
 type CustomPublisher struct{}
 
 func (CustomPublisher) PublishEventMetrics(ctx context.Context, m telemetry.EventMetrics) error {
@@ -194,7 +193,8 @@ func ExampleFormatMetrics() {
 }
 
 func ExampleMonitorEvents() {
-	// The seeds' monitor_events: publishers for the default Recorder.
+	// Publishers for the default Recorder, which the package-level
+	// functions use.
 	if err := telemetry.MonitorEvents(CustomPublisher{}); err != nil {
 		panic(err)
 	}
