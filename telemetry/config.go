@@ -155,9 +155,13 @@ func WithRetry(p RetryPolicy) Option {
 }
 
 // WithLogger sets the logger of delivery problems (publishers dropping
-// records, giving up, panicking). nil, the default, means [slog.Default] at
-// the time of logging. Recording logs only once per publisher, when its
-// buffer first overflows; the count of drops is in [PublisherStats].
+// records, giving up, panicking), all at level Warn. nil, the default, means
+// [slog.Default] at the time of logging. Recording logs only once per
+// publisher, when its buffer first overflows; give-ups are logged at most
+// once per 10 seconds per publisher; and [Recorder.Close] logs one line per
+// publisher that dropped records, with their number by reason. The exact
+// counts are in [PublisherStats]. Publisher names and error texts in these
+// lines are bounded in length.
 func WithLogger(l *slog.Logger) Option {
 	return optionFunc(func(c *config) { c.logger = l })
 }
