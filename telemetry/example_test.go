@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/eventpipeline/eventpipeline/telemetry"
@@ -106,6 +107,21 @@ func ExampleRecorder_SlowEvents() {
 	}
 	// Output:
 	// sleepy true
+}
+
+// A long error text, such as one that carries a whole response body, is
+// cut when the run ends, with a marker giving its original length.
+func ExampleWithMaxErrorLength() {
+	r, _ := telemetry.NewRecorder(telemetry.WithMaxErrorLength(40))
+	defer r.Close(context.Background())
+
+	r.StartEvent("load", "task-1")
+	r.EndEvent("task-1", errors.New(strings.Repeat("bad row; ", 1000)))
+
+	m, _ := r.Metrics("task-1")
+	fmt.Println(len(m.Error), m.Error)
+	// Output:
+	// 40 bad row; bad … [truncated, 9000 bytes]
 }
 
 // CustomPublisher is a custom publisher: it only needs the two publish
