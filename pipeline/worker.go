@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"log/slog"
 	"net"
@@ -384,7 +385,15 @@ func (w *Worker) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	}
 	var call callRequest
 	dec := json.NewDecoder(http.MaxBytesReader(rw, req.Body, w.cfg.MaxBodyBytes))
-	if err := dec.Decode(&call); err != nil {
+	err := dec.Decode(&call)
+	if err == nil { // the document must be the whole body
+		if err = dec.Decode(&struct{}{}); err == io.EOF {
+			err = nil
+		} else if err == nil {
+			err = errors.New("data after the document")
+		}
+	}
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			answer(rw, http.StatusRequestEntityTooLarge, callResponse{Error: fmt.Sprintf("pipeline: worker: request body larger than %d bytes", tooBig.Limit)})
