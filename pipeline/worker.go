@@ -67,6 +67,10 @@ const (
 // maxHeaderBytes bounds the request header read by [Worker.Serve].
 const maxHeaderBytes = 64 << 10
 
+// maxLoggedErrorBytes bounds the error text of a failed event in the
+// worker's log.
+const maxLoggedErrorBytes = 8 << 10
+
 // authRealm is the realm of the worker's WWW-Authenticate challenge.
 const authRealm = `Bearer realm="eventpipeline-worker"`
 
@@ -137,8 +141,8 @@ type WorkerConfig struct {
 	IdleTimeout time.Duration
 
 	// Logger receives the worker's log: an event's panic, with its value
-	// and stack, at Error; failed events at Debug, with their whole error
-	// text; the server's own errors (such as TLS handshake failures) at
+	// and stack, at Error; failed events at Debug, with their error text
+	// (up to 8 KiB, whatever ErrorText sends); the server's own errors (such as TLS handshake failures) at
 	// Warn. Event names and task ids are bounded with the module's label
 	// rules. Nil means slog.Default(), looked up at each log call.
 	Logger *slog.Logger
@@ -488,7 +492,7 @@ func (w *Worker) answerError(ctx context.Context, rw http.ResponseWriter, call *
 	}
 	w.logger().LogAttrs(ctx, slog.LevelDebug, "pipeline: worker event failed",
 		slog.String("event_name", name), slog.String("task_id", label.Value(call.TaskID)),
-		slog.Bool("permanent", telemetry.IsPermanent(err)), slog.String("error", err.Error()))
+		slog.Bool("permanent", telemetry.IsPermanent(err)), slog.String("error", truncate(err.Error(), maxLoggedErrorBytes)))
 	status := http.StatusInternalServerError
 	if telemetry.IsPermanent(err) {
 		status = http.StatusUnprocessableEntity
