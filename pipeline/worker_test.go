@@ -388,8 +388,15 @@ func TestWorkerCapsRequestsInFlight(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 2 {
 		wg.Go(func() {
-			if status, _, b := post(t, "POST", url, `{"event":"block"}`); status != 200 {
-				t.Errorf("got %d %s, want 200", status, b)
+			resp, err := http.Post(url, "application/json", strings.NewReader(`{"event":"block"}`))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(b) != `{"output":"done"}`+"\n" {
+				t.Errorf("got %d %s, want 200", resp.StatusCode, b)
 			}
 		})
 	}
