@@ -107,8 +107,9 @@ type WorkerConfig struct {
 	// 413. Zero means DefaultMaxBodyBytes (1 MiB).
 	MaxBodyBytes int64
 	// MaxInputValues is the largest number of JSON values an input may
-	// hold (each array element, object member and scalar counts one, the
-	// input itself included), since decoding an input into an any costs
+	// hold: the input itself, and every array element and object member
+	// value at any depth (so [1,[2]] holds 4), since decoding an input
+	// into an any costs
 	// up to about 250 bytes of memory per value whatever their size on
 	// the wire; a request over it gets 413 before the input is decoded.
 	// Zero means DefaultMaxInputValues (10,000).
