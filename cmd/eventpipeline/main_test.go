@@ -258,6 +258,24 @@ func (p *fakePublisher) Close(context.Context) error {
 	return nil
 }
 
+// triggerWriter writes to w and calls fire once what was written contains
+// text.
+type triggerWriter struct {
+	w     *strings.Builder
+	text  string
+	fire  func()
+	fired bool
+}
+
+func (t *triggerWriter) Write(p []byte) (int, error) {
+	n, err := t.w.Write(p)
+	if !t.fired && strings.Contains(t.w.String(), t.text) {
+		t.fired = true
+		t.fire()
+	}
+	return n, err
+}
+
 // withBackend adds a backend for one test.
 func withBackend(t *testing.T, b backend) {
 	saved := backends
@@ -305,13 +323,13 @@ func TestBackendWiring(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			pub := &fakePublisher{}
-			if tc.serving != "" {
-				pub.onFlush = cancel // the "interrupt" comes once the run is over
-			}
 			withBackend(t, fakeBackend(pub, tc.serving, tc.openErr))
-			var stdout, stderr bytes.Buffer
+			var stdout strings.Builder
+			var stderr bytes.Buffer
+			// The "interrupt" comes once the demo says it serves.
+			out := &triggerWriter{w: &stdout, text: "press Ctrl-C to stop", fire: cancel}
 			args := append([]string{"demo", "--quiet", "--out-dir", t.TempDir()}, tc.args...)
-			code := run(ctx, args, &stdout, &stderr)
+			code := run(ctx, args, out, &stderr)
 			if code != tc.wantCode {
 				t.Fatalf("got exit code %d, want %d; stderr:\n%s", code, tc.wantCode, stderr.String())
 			}
