@@ -230,7 +230,6 @@ type fakePublisher struct {
 	mu      sync.Mutex
 	records int
 	closed  bool
-	onFlush func()
 }
 
 func (p *fakePublisher) PublishEventMetrics(context.Context, telemetry.EventMetrics) error {
@@ -244,12 +243,7 @@ func (p *fakePublisher) PublishNetworkMetrics(context.Context, telemetry.Network
 	return p.PublishEventMetrics(context.Background(), telemetry.EventMetrics{})
 }
 
-func (p *fakePublisher) Flush(context.Context) error {
-	if p.onFlush != nil {
-		p.onFlush()
-	}
-	return nil
-}
+func (p *fakePublisher) Flush(context.Context) error { return nil }
 
 func (p *fakePublisher) Close(context.Context) error {
 	p.mu.Lock()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -241,7 +242,8 @@ func plural(n int, one, many string) string {
 }
 
 // writeJSON prints the selected sections of rs as one JSON document. Each
-// record is the telemetry document of the JSON-lines file.
+// record is the telemetry document of the JSON-lines file. Control
+// characters in strings are escaped (see escapeJSON).
 func writeJSON(w io.Writer, rs *records, s sections) error {
 	doc := map[string]any{}
 	if s.status {
@@ -267,9 +269,37 @@ func writeJSON(w io.Writer, rs *records, s sections) error {
 		doc["slow_network_operations"] = nonNil(rs.slowNetwork(s.slowNetwork))
 		doc["slow_network_operations_threshold_seconds"] = s.slowNetwork.Seconds()
 	}
-	enc := json.NewEncoder(w)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
-	return enc.Encode(doc)
+	if err := enc.Encode(doc); err != nil {
+		return err
+	}
+	_, err := w.Write(escapeJSON(buf.Bytes()))
+	return err
+}
+
+// escapeJSON returns the JSON document b with every character that
+// printable escapes and encoding/json leaves raw (the C1 and bidirectional
+// controls) written as a \uXXXX escape, so that the document, decoded, is
+// the same, and shown on a terminal, is inert. Such characters can only
+// occur inside strings, where the escape means the same character.
+func escapeJSON(b []byte) []byte {
+	var out []byte
+	last := 0
+	for i := 0; i < len(b); {
+		r, w := utf8.DecodeRune(b[i:])
+		if r >= 0x80 && unsafeRune(r, w) && !(r == utf8.RuneError && w == 1) {
+			out = append(out, b[last:i]...)
+			out = fmt.Appendf(out, `\u%04x`, r)
+			last = i + w
+		}
+		i += w
+	}
+	if out == nil {
+		return b
+	}
+	return append(out, b[last:]...)
 }
 
 // nonNil makes an empty list encode as [] rather than null.

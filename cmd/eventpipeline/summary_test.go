@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -41,11 +42,12 @@ func TestPrintable(t *testing.T) {
 
 // hostile are texts that would act on a terminal or forge a table row if
 // printed raw.
-var hostile = []string{"\x1b[2J", "\r", "\n  forged\trow\t1ms\t0\tcompleted\t", "\u202e", "\u2066", "\x9b", "\xff"}
+var hostile = []string{"\x1b[2J", "\u0085", "\r", "\n  forged\trow\t1ms\t0\tcompleted\t", "\u202e", "\u2066", "\x9b", "\xff"}
 
 // assertInert checks that out holds no control character but the line
-// ends, no bidi control and no invalid UTF-8, and has wantLines lines.
-func assertInert(t *testing.T, what, out string, wantLines int) {
+// ends, no bidi control and no invalid UTF-8, shows the escapes (those of
+// printable by default), and has wantLines lines.
+func assertInert(t *testing.T, what, out string, wantLines int, escapes ...string) {
 	t.Helper()
 	for i := 0; i < len(out); {
 		r, w := utf8.DecodeRuneInString(out[i:])
@@ -55,9 +57,10 @@ func assertInert(t *testing.T, what, out string, wantLines int) {
 		}
 		i += w
 	}
-	if !strings.Contains(out, `\x1b[2J`) || !strings.Contains(out, `\u202e`) {
-		t.Errorf("%s does not show the escaped texts:\n%s", what, out)
+	if escapes == nil {
+		escapes = []string{`\x1b[2J`, `\u202e`, `\xff`}
 	}
+	contains(t, what, out, escapes...)
 	if got := strings.Count(out, "\n"); got != wantLines {
 		t.Errorf("%s has %d lines, want %d:\n%s", what, got, wantLines, out)
 	}
@@ -109,7 +112,8 @@ func TestReportEscapesControlCharacters(t *testing.T) {
 		t.Fatalf("got exit code %d; stderr:\n%s", code, stderr.String())
 	}
 	// The file line, then per section: a blank line, the title, the header, one row.
-	assertInert(t, "report", stdout.String(), 1+2*4)
+	// The file holds valid UTF-8: U+FFFD replaced the bytes that were not.
+	assertInert(t, "report", stdout.String(), 1+2*4, `\x1b[2J`, `\u0085`, `\u202e`)
 }
 
 // TestErrorMessagesEscaped: an error quoting hostile text is printed on
@@ -142,4 +146,27 @@ func TestProgressEscapesControlCharacters(t *testing.T) {
 	p.EventEnded(task, err)
 	p.EventEnded(task, nil)
 	assertInert(t, "progress", out.String(), 7)
+}
+
+// TestReportJSONEscapesControlCharacters: `report --json` escapes what
+// encoding/json leaves raw (C1 and bidi controls), and decodes to the
+// same texts.
+func TestReportJSONEscapesControlCharacters(t *testing.T) {
+	events, network := hostileRecords()
+	var out bytes.Buffer
+	if err := writeJSON(&out, &records{events: events, network: network}, allSections(0)); err != nil {
+		t.Fatal(err)
+	}
+	assertInert(t, "JSON", out.String(), strings.Count(out.String(), "\n"), `\u001b[2J`, `\u202e`, `\u0085`)
+	var doc struct {
+		Failed []telemetry.EventMetrics `json:"failed_events"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	// encoding/json turns invalid UTF-8 into U+FFFD; the rest is kept.
+	want := strings.ToValidUTF8(events[0].EventName, "\uFFFD")
+	if len(doc.Failed) != 1 || doc.Failed[0].EventName != want {
+		t.Errorf("got %+v, want one failed event named %q", doc.Failed, want)
+	}
 }
