@@ -13,6 +13,12 @@
 // the demo's remote events until interrupted, so that demo --worker ADDR
 // runs them in another process.
 //
+// Exit codes: 0 success (the demo's sample failures are expected and still
+// exit 0), 1 a runtime failure (a file that cannot be read or written, a
+// malformed JSON-lines file, a backend that cannot start, records a backend
+// did not take), 2 a usage error (unknown command or flag, bad flag value,
+// missing or extra argument).
+//
 // The demo writes each file to a temporary file in the output directory and
 // renames it, so a file is complete or absent and a symlink at its name is
 // replaced, never followed. Its summary and files never wait for a backend:
@@ -21,12 +27,6 @@
 // printed with control characters escaped. Ctrl-C stops a demo that serves
 // Prometheus; the wait for the backends that follows has its own
 // --close-timeout, and a second Ctrl-C ends the process.
-//
-// Exit codes: 0 success (the demo's sample failures are expected and still
-// exit 0), 1 a runtime failure (a file that cannot be read or written, a
-// malformed JSON-lines file, a backend that cannot start, records a backend
-// did not take), 2 a usage error (unknown command or flag, bad flag value,
-// missing or extra argument).
 package main
 
 import (
