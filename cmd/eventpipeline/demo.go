@@ -39,8 +39,8 @@ With a backend (--prometheus, --elasticsearch...), the summary and the
 files come first, whatever the backend's state. A backend that serves
 (Prometheus) is served until Ctrl-C. Then the demo waits up to
 --close-timeout for the backends to take the records still queued (Ctrl-C
-again stops the wait) and lists on stderr, per backend, the records it
-could not deliver; it then exits 1, as for any runtime failure.
+stops the wait) and lists on stderr, per backend, the records it could not
+deliver; it then exits 1, as for any runtime failure.
 Text from the records (names, task ids, error texts) is printed with its
 control characters escaped, as \n, \x1b or \u202e.
 

@@ -157,6 +157,7 @@ func TestUsageAndErrors(t *testing.T) {
 		{name: "unknown command", args: []string{"frob"}, wantCode: exitUsage, wantStderr: `unknown command "frob"`},
 		{name: "demo bad flag", args: []string{"demo", "--bogus"}, wantCode: exitUsage, wantStderr: "flag provided but not defined: -bogus"},
 		{name: "demo extra argument", args: []string{"demo", "now"}, wantCode: exitUsage, wantStderr: `unexpected argument "now"`},
+		{name: "demo zero close timeout", args: []string{"demo", "--close-timeout", "0s"}, wantCode: exitUsage, wantStderr: "--close-timeout must be positive, got 0s"},
 		{name: "demo negative slow", args: []string{"demo", "--slow=-1s"}, wantCode: exitUsage, wantStderr: "--slow must not be negative"},
 		{name: "demo unwritable out dir", args: []string{"demo", "--out-dir", aFile}, wantCode: exitFailure, wantStderr: "not a directory"},
 		{name: "report without file", args: []string{"report", "--failed"}, wantCode: exitUsage, wantStderr: "missing FILE"},
