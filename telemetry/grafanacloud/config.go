@@ -16,7 +16,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/eventpipeline/eventpipeline/internal/seriescache"
+	"github.com/eventpipeline/eventpipeline/internal/metricdef"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
@@ -42,25 +42,21 @@ const (
 // OverflowLabelValue is the event_name or operation label value under which
 // records are counted once the number of distinct values has reached
 // Config.MaxLabelValues. Their counts stay exact; only the name is lost.
-// It is the same value as the Prometheus publisher's.
-const OverflowLabelValue = seriescache.Overflow
+// It is the same value as the Prometheus publisher's, and is reserved: a
+// record really named "_overflow" is counted under "_overflow~" and a hash
+// instead, never under this value.
+const OverflowLabelValue = metricdef.Overflow
 
 // DefaultEventBuckets are the upper bounds, in seconds, of the buckets of
 // event_duration_seconds when Config.EventBuckets is nil: from one
 // millisecond to ten minutes. They are the Prometheus publisher's defaults,
 // so that one dashboard fits both.
-var DefaultEventBuckets = []float64{
-	.001, .0025, .005, .01, .025, .05, .1, .25, .5,
-	1, 2.5, 5, 10, 30, 60, 120, 300, 600,
-}
+var DefaultEventBuckets = metricdef.EventBuckets()
 
 // DefaultLatencyBuckets are the upper bounds, in seconds, of the buckets of
 // network_latency_seconds when Config.LatencyBuckets is nil: from half a
 // millisecond to one minute, as in the Prometheus publisher.
-var DefaultLatencyBuckets = []float64{
-	.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5,
-	1, 2.5, 5, 10, 30, 60,
-}
+var DefaultLatencyBuckets = metricdef.LatencyBuckets()
 
 // A Protocol is the ingestion protocol a [Publisher] speaks.
 type Protocol string
@@ -87,15 +83,17 @@ type Config struct {
 	// APIKey is the token of a Grafana Cloud access policy with the
 	// metrics:write scope (the seed's api_key). It is the password of HTTP
 	// basic authentication. Required. It never appears in logs, errors or
-	// fmt output: see [Secret].
-	APIKey Secret
+	// fmt output: see [telemetry.Secret]. Set it with
+	// telemetry.NewSecret(os.Getenv("GRAFANA_CLOUD_API_KEY")), for example.
+	APIKey telemetry.Secret
 
 	// OrgSlug is the seed's org_slug: the numeric instance id of the stack
 	// that authenticates the push, the user of HTTP basic authentication.
 	// It is not the organisation's name: for remote write it is the
 	// "Username / Instance ID" on the stack's Prometheus details page; for
 	// OTLP the "Instance ID" on its OpenTelemetry (OTLP) page. Required; it
-	// must not contain ':' or spaces.
+	// must not contain ':' or spaces. Errors never quote its value, in case
+	// a token was pasted into it: they say what is wrong with it instead.
 	OrgSlug string
 
 	// Region is the stack's region, such as "prod-us-east-0" or
@@ -198,16 +196,20 @@ func (c *Config) resolve() (target, error) {
 	add := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("grafanacloud: "+format, args...))
 	}
-	if c.APIKey == "" {
+	// Neither APIKey nor OrgSlug is ever quoted: a user may have pasted
+	// the token, or "instance:token", into either.
+	if c.APIKey.IsZero() {
 		add("APIKey is required: the token of an access policy with the metrics:write scope")
-	} else if strings.ContainsFunc(string(c.APIKey), func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
-		add("APIKey contains spaces or control characters") // never the value
+	} else if strings.ContainsFunc(c.APIKey.Reveal(), spaceOrControl) {
+		add("APIKey contains spaces or control characters")
 	}
 	switch {
 	case c.OrgSlug == "":
 		add("OrgSlug is required: the stack's numeric instance id, the user of basic authentication")
-	case strings.ContainsRune(c.OrgSlug, ':') || strings.ContainsFunc(c.OrgSlug, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
-		add("OrgSlug %q must not contain ':', spaces or control characters", c.OrgSlug)
+	case strings.ContainsRune(c.OrgSlug, ':'):
+		add("OrgSlug contains ':': it must be the stack's instance id alone; the token goes in APIKey, not \"instance:token\" in OrgSlug")
+	case strings.ContainsFunc(c.OrgSlug, spaceOrControl):
+		add("OrgSlug contains spaces or control characters: it must be the stack's instance id alone")
 	case !utf8.ValidString(c.OrgSlug):
 		add("OrgSlug is not valid UTF-8")
 	}
@@ -268,6 +270,9 @@ func (c *Config) resolve() (target, error) {
 	}
 	return t, nil
 }
+
+// spaceOrControl reports whether r is a space or a control character.
+func spaceOrControl(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }
 
 // parseEndpoint checks a Config.Endpoint and derives the protocol from its
 // path. Its errors show the URL redacted.

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/resource"
 
+	"github.com/eventpipeline/eventpipeline/internal/metricdef"
 	"github.com/eventpipeline/eventpipeline/internal/retry"
 )
 
@@ -39,7 +40,7 @@ func newOTLPSender(c *Config, t target, client *http.Client, start time.Time) (*
 	wrapped.Transport = captureTransport{base: base}
 	exp, err := otlpmetrichttp.New(context.Background(),
 		otlpmetrichttp.WithEndpointURL(t.url.String()),
-		otlpmetrichttp.WithHeaders(map[string]string{"Authorization": basicAuth(c.OrgSlug, c.APIKey), "User-Agent": userAgent}),
+		otlpmetrichttp.WithHeaders(map[string]string{"Authorization": basicAuth(c.OrgSlug, c.APIKey).Reveal(), "User-Agent": userAgent}),
 		otlpmetrichttp.WithHTTPClient(&wrapped),
 		otlpmetrichttp.WithCompression(otlpmetrichttp.GzipCompression),
 		otlpmetrichttp.WithRetry(otlpmetrichttp.RetryConfig{Enabled: false}),
@@ -104,16 +105,16 @@ func (s *otlpSender) metrics(snap *snapshot) *metricdata.ResourceMetrics {
 	var ms []metricdata.Metrics
 	if len(snap.events) > 0 {
 		ms = append(ms,
-			metricdata.Metrics{Name: MetricEventDuration, Description: helpEventDuration, Unit: "s",
+			metricdata.Metrics{Name: MetricEventDuration, Description: metricdef.HelpEventDuration, Unit: "s",
 				Data: metricdata.Histogram[float64]{DataPoints: durations, Temporality: metricdata.CumulativeTemporality}},
-			metricdata.Metrics{Name: MetricEventRetries, Description: helpEventRetries, Unit: "{retry}",
+			metricdata.Metrics{Name: MetricEventRetries, Description: metricdef.HelpEventRetries, Unit: "{retry}",
 				Data: metricdata.Sum[int64]{DataPoints: retries, Temporality: metricdata.CumulativeTemporality, IsMonotonic: true}})
 	}
 	if len(snap.ops) > 0 {
 		ms = append(ms,
-			metricdata.Metrics{Name: MetricNetworkBytes, Description: helpNetworkBytes, Unit: "By",
+			metricdata.Metrics{Name: MetricNetworkBytes, Description: metricdef.HelpNetworkBytes, Unit: "By",
 				Data: metricdata.Sum[int64]{DataPoints: bytes, Temporality: metricdata.CumulativeTemporality, IsMonotonic: true}},
-			metricdata.Metrics{Name: MetricNetworkLatency, Description: helpNetworkLatency, Unit: "s",
+			metricdata.Metrics{Name: MetricNetworkLatency, Description: metricdef.HelpNetworkLatency, Unit: "s",
 				Data: metricdata.Histogram[float64]{DataPoints: latencies, Temporality: metricdata.CumulativeTemporality}})
 	}
 	return &metricdata.ResourceMetrics{

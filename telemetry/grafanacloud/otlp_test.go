@@ -35,11 +35,11 @@ type otlpReceiver struct {
 	headers  []http.Header
 }
 
-func newOTLPReceiver(t *testing.T, user string, key Secret) *otlpReceiver {
+func newOTLPReceiver(t *testing.T, user string, key telemetry.Secret) *otlpReceiver {
 	t.Helper()
 	rc := &otlpReceiver{}
 	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if u, k, ok := r.BasicAuth(); !ok || u != user || k != string(key) {
+		if u, k, ok := r.BasicAuth(); !ok || u != user || k != key.Reveal() {
 			http.Error(w, "invalid credentials", http.StatusUnauthorized)
 			return
 		}
@@ -183,7 +183,7 @@ func TestOTLPReceiver(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("got %d requests, want 1", n)
 	}
-	wantAuth := "Basic " + base64.StdEncoding.EncodeToString([]byte("123456:"+string(testKey)))
+	wantAuth := "Basic " + base64.StdEncoding.EncodeToString([]byte("123456:"+testKey.Reveal()))
 	if got := hdr.Get("Authorization"); got != wantAuth {
 		t.Errorf("got Authorization %q, want %q", got, wantAuth)
 	}
@@ -252,7 +252,7 @@ func TestOTLPEndpoint(t *testing.T) {
 		t.Skip("skipping: set GRAFANACLOUD_OTLP_URL to an OTLP endpoint, e.g. a Prometheus 3 run with --web.enable-otlp-receiver: http://127.0.0.1:9090/api/v1/otlp")
 	}
 	user := cmp.Or(os.Getenv("GRAFANACLOUD_INSTANCE_ID"), "0")
-	key := Secret(cmp.Or(os.Getenv("GRAFANACLOUD_API_KEY"), "none"))
+	key := telemetry.NewSecret(cmp.Or(os.Getenv("GRAFANACLOUD_API_KEY"), "none"))
 	instance := fmt.Sprintf("otlp-test-%d", time.Now().UnixNano())
 	r, err := telemetry.NewRecorder()
 	if err != nil {

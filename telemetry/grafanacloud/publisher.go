@@ -3,7 +3,6 @@ package grafanacloud
 import (
 	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/eventpipeline/eventpipeline/internal/metricdef"
 	"github.com/eventpipeline/eventpipeline/internal/retry"
 	"github.com/eventpipeline/eventpipeline/internal/seriescache"
 	"github.com/eventpipeline/eventpipeline/telemetry"
@@ -22,10 +22,8 @@ const userAgent = "eventpipeline-telemetry-grafanacloud"
 
 // Errors of the publish methods, Flush and Close.
 var (
-	errClosed      = fmt.Errorf("grafanacloud: publisher: %w", telemetry.ErrClosed)
-	errCloseAgain  = fmt.Errorf("grafanacloud: close: %w", telemetry.ErrClosed)
-	errNotFinished = errors.New("grafanacloud: record is not finished (status must be completed or failed)")
-	errEmptyName   = errors.New("grafanacloud: empty event name")
+	errClosed     = fmt.Errorf("grafanacloud: publisher: %w", telemetry.ErrClosed)
+	errCloseAgain = fmt.Errorf("grafanacloud: close: %w", telemetry.ErrClosed)
 )
 
 // A Publisher pushes the records of a [telemetry.Recorder] to Grafana Cloud
@@ -140,8 +138,9 @@ func (p *Publisher) bindOp(name string) *opSeries {
 
 // PublishEventMetrics adds the finished run m to the aggregates pushed
 // next: its duration to event_duration_seconds{event_name, status} and its
-// retries to event_retries_total{event_name}. It never blocks and does no
-// I/O; ctx is not used.
+// retries to event_retries_total{event_name}. The event_name label is the
+// bounded form of m.EventName (see the package doc). It never blocks and
+// does no I/O; ctx is not used.
 //
 // It returns an error for a record with an empty event name or whose status
 // is neither completed nor failed, and one wrapping [telemetry.ErrClosed]
@@ -150,11 +149,8 @@ func (p *Publisher) PublishEventMetrics(_ context.Context, m telemetry.EventMetr
 	if p.closed.Load() {
 		return errClosed
 	}
-	if m.EventName == "" {
-		return errEmptyName
-	}
-	if m.Status != telemetry.StatusCompleted && m.Status != telemetry.StatusFailed {
-		return errNotFinished
+	if err := metricdef.CheckEvent(m.EventName, string(m.Status)); err != nil {
+		return fmt.Errorf("grafanacloud: %w", err)
 	}
 	s := p.events.Get(m.EventName)
 	h := s.completed
@@ -173,8 +169,9 @@ func (p *Publisher) PublishEventMetrics(_ context.Context, m telemetry.EventMetr
 // pushed next: its latency to network_latency_seconds{operation} and its
 // bytes to network_bytes_total{operation, direction}. It never blocks and
 // does no I/O; ctx is not used. An empty operation counts as
-// [telemetry.DefaultOperation]. The host, port, task id and error text are
-// not used: they would make unbounded label values.
+// [telemetry.DefaultOperation]; the operation label is its bounded form.
+// The host, port, task id and error text are not used: they would make
+// unbounded label values.
 //
 // It returns an error for a record whose status is neither completed nor
 // failed or whose byte counts are negative, and one wrapping
@@ -183,11 +180,8 @@ func (p *Publisher) PublishNetworkMetrics(_ context.Context, m telemetry.Network
 	if p.closed.Load() {
 		return errClosed
 	}
-	if m.Status != telemetry.StatusCompleted && m.Status != telemetry.StatusFailed {
-		return errNotFinished
-	}
-	if m.BytesSent < 0 || m.BytesReceived < 0 {
-		return fmt.Errorf("grafanacloud: negative byte count: sent %d, received %d", m.BytesSent, m.BytesReceived)
+	if err := metricdef.CheckNetwork(string(m.Status), m.BytesSent, m.BytesReceived); err != nil {
+		return fmt.Errorf("grafanacloud: %w", err)
 	}
 	op := m.Operation
 	if op == "" {
@@ -480,9 +474,10 @@ func (p *Publisher) push(ctx context.Context) (err error) {
 	}
 }
 
-// basicAuth returns the Authorization header value of user and key.
-func basicAuth(user string, key Secret) string {
-	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+string(key)))
+// basicAuth returns the Authorization header value of user and key, as a
+// Secret: it holds the key.
+func basicAuth(user string, key telemetry.Secret) telemetry.Secret {
+	return telemetry.NewSecret("Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+key.Reveal())))
 }
 
 func (p *Publisher) logger() *slog.Logger {
@@ -551,9 +546,10 @@ func (p *Publisher) logRecovered(ctx context.Context, attempts int) {
 	}
 }
 
-// logOverflow logs the first name counted under OverflowLabelValue.
-func (p *Publisher) logOverflow(label, name string) {
+// logOverflow logs the first name counted under OverflowLabelValue, by its
+// bounded label value.
+func (p *Publisher) logOverflow(label, value string) {
 	p.logger().LogAttrs(context.Background(), slog.LevelWarn,
 		"grafanacloud: too many distinct "+label+" values, counting further ones as "+OverflowLabelValue,
-		slog.Int("max_label_values", p.cfg.MaxLabelValues), slog.String(label, seriescache.LabelValue(name)))
+		slog.Int("max_label_values", p.cfg.MaxLabelValues), slog.String(label, value))
 }

@@ -14,32 +14,26 @@ import (
 	"github.com/klauspost/compress/snappy"
 	"github.com/prometheus/prometheus/prompb"
 
+	"github.com/eventpipeline/eventpipeline/internal/metricdef"
 	"github.com/eventpipeline/eventpipeline/internal/retry"
+	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
-// Names of the four metrics of the contract (SPEC.md). Dashboards and alerts
-// depend on them; they are the Prometheus publisher's names.
+// Names of the four metrics of the contract. Dashboards and alerts depend
+// on them; they are the Prometheus publisher's names.
 const (
 	// MetricEventDuration is a histogram of the duration of finished event
 	// runs, labelled event_name and status (completed or failed).
-	MetricEventDuration = "event_duration_seconds"
+	MetricEventDuration = metricdef.EventDuration
 	// MetricEventRetries counts the retries of finished event runs,
 	// labelled event_name.
-	MetricEventRetries = "event_retries_total"
+	MetricEventRetries = metricdef.EventRetries
 	// MetricNetworkBytes counts the bytes of finished network operations,
 	// labelled operation and direction (sent or received).
-	MetricNetworkBytes = "network_bytes_total"
+	MetricNetworkBytes = metricdef.NetworkBytes
 	// MetricNetworkLatency is a histogram of the latency of finished
 	// network operations, labelled operation.
-	MetricNetworkLatency = "network_latency_seconds"
-)
-
-// Help texts, sent as metadata.
-const (
-	helpEventDuration  = "Duration of finished event runs in seconds, by event name and status (completed or failed)."
-	helpEventRetries   = "Retries of finished event runs, by event name."
-	helpNetworkBytes   = "Bytes of finished network operations, by operation and direction (sent or received)."
-	helpNetworkLatency = "Latency of finished network operations in seconds, by operation."
+	MetricNetworkLatency = metricdef.NetworkLatency
 )
 
 // attemptResult is the outcome of one HTTP attempt.
@@ -63,7 +57,7 @@ const maxErrorBody = 512
 // remoteWriter pushes with Prometheus remote write 1.0.
 type remoteWriter struct {
 	url      string
-	auth     string // the Authorization header value; never printed
+	auth     telemetry.Secret // the Authorization header value
 	client   *http.Client
 	job      string
 	instance string
@@ -101,10 +95,10 @@ func (w *remoteWriter) request(snap *snapshot) *prompb.WriteRequest {
 	req := &prompb.WriteRequest{
 		Timeseries: make([]prompb.TimeSeries, 0, n),
 		Metadata: []prompb.MetricMetadata{
-			{Type: prompb.MetricMetadata_HISTOGRAM, MetricFamilyName: MetricEventDuration, Help: helpEventDuration, Unit: "seconds"},
-			{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: MetricEventRetries, Help: helpEventRetries},
-			{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: MetricNetworkBytes, Help: helpNetworkBytes, Unit: "bytes"},
-			{Type: prompb.MetricMetadata_HISTOGRAM, MetricFamilyName: MetricNetworkLatency, Help: helpNetworkLatency, Unit: "seconds"},
+			{Type: prompb.MetricMetadata_HISTOGRAM, MetricFamilyName: MetricEventDuration, Help: metricdef.HelpEventDuration, Unit: "seconds"},
+			{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: MetricEventRetries, Help: metricdef.HelpEventRetries},
+			{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: MetricNetworkBytes, Help: metricdef.HelpNetworkBytes, Unit: "bytes"},
+			{Type: prompb.MetricMetadata_HISTOGRAM, MetricFamilyName: MetricNetworkLatency, Help: metricdef.HelpNetworkLatency, Unit: "seconds"},
 		},
 	}
 	// One slab each for the labels and samples of all series: a push
@@ -175,7 +169,7 @@ func (w *remoteWriter) post(ctx context.Context, body []byte) attemptResult {
 	if err != nil {
 		return attemptResult{err: fmt.Errorf("grafanacloud: remote write: %w", err)}
 	}
-	req.Header.Set("Authorization", w.auth)
+	req.Header.Set("Authorization", w.auth.Reveal())
 	req.Header.Set("Content-Encoding", "snappy")
 	req.Header.Set("Content-Type", "application/x-protobuf")
 	req.Header.Set("User-Agent", userAgent)
@@ -205,8 +199,8 @@ func checkResponse(resp *http.Response, what string) attemptResult {
 }
 
 // A StatusError is the error of a push that the endpoint answered with an
-// HTTP status other than 2xx. Pushes answered 429 or 5xx are retried; the
-// others are not.
+// HTTP status other than 2xx. Pushes answered 408, 429 or 5xx are retried;
+// the others are not, and their error is marked with [telemetry.Permanent].
 type StatusError struct {
 	Op   string // what was attempted and where, such as "remote write to https://..."
 	Code int    // the HTTP status code
@@ -222,7 +216,8 @@ func (e *StatusError) Error() string {
 	return msg
 }
 
-// Temporary reports whether another attempt may succeed: for 429 and 5xx.
+// Temporary reports whether another attempt may succeed: for 408, 429 and
+// 5xx, the statuses the module retries everywhere.
 func (e *StatusError) Temporary() bool { return retry.RetryableStatus(e.Code) }
 
 func (w *remoteWriter) close(context.Context) error { return nil }

@@ -228,7 +228,7 @@ func TestPrometheusServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close(context.Background()) })
-	pub, err := prometheus.NewPublisher(prometheus.Config{Listener: listen(t), Recorder: r, Logger: quiet})
+	pub, err := prometheus.NewPublisher(prometheus.Config{Listener: listen(t), Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
