@@ -25,7 +25,7 @@ func ExampleNewPublisher() {
 
 	pub, err := grafanacloud.NewPublisher(grafanacloud.Config{
 		APIKey:  telemetry.NewSecret("glc_eyJvIjoiMTIzIn0="), // in practice: telemetry.NewSecret(os.Getenv("GRAFANA_CLOUD_API_KEY"))
-		OrgSlug: "123456",               // the stack's instance id
+		OrgSlug: "123456",                                    // the stack's instance id
 		Region:  "prod-us-east-0",
 		Logger:  slog.New(slog.DiscardHandler),
 	})
