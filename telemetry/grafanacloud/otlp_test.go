@@ -141,6 +141,10 @@ func otlpPoints(t *testing.T, req *colmetricpb.ExportMetricsServiceRequest) (map
 				for _, dp := range d.Sum.GetDataPoints() {
 					got[m.GetName()+"{"+attrs(dp.GetAttributes())+"}"] = dp.GetAsInt()
 				}
+			case *metricpb.Metric_Gauge:
+				for _, dp := range d.Gauge.GetDataPoints() {
+					got[m.GetName()+"{"+attrs(dp.GetAttributes())+"}"] = dp.GetAsInt()
+				}
 			default:
 				t.Errorf("%s: unexpected data %T", m.GetName(), d)
 			}
@@ -205,6 +209,15 @@ func TestOTLPReceiver(t *testing.T) {
 		"network_bytes_total{direction=received,operation=http_request}":          int64(2000),
 		"network_latency_seconds{operation=http_request}_count":                   uint64(2),
 		"network_latency_seconds{operation=http_request}_bounds":                  "[0.5]",
+		// The self-metrics of the Recorder it is attached to: 4 runs and
+		// 2 operations went through it.
+		"telemetry_publisher_records_published_total{publisher=grafanacloud}":                 int64(6),
+		"telemetry_publisher_failed_attempts_total{publisher=grafanacloud}":                   int64(0),
+		"telemetry_publisher_records_dropped_total{publisher=grafanacloud,reason=failed}":     int64(0),
+		"telemetry_publisher_records_dropped_total{publisher=grafanacloud,reason=queue_full}": int64(0),
+		"telemetry_publisher_panics_total{publisher=grafanacloud}":                            int64(0),
+		"telemetry_publisher_queue_length{publisher=grafanacloud}":                            int64(0),
+		"telemetry_publisher_queue_capacity{publisher=grafanacloud}":                          int64(0),
 	}
 	for k, w := range want {
 		if g, ok := got[k]; !ok || g != w {
@@ -224,10 +237,11 @@ func TestOTLPReceiver(t *testing.T) {
 	}
 	got, _ = otlpPoints(t, req)
 	want = map[string]any{
-		"event_duration_seconds{event_name=load,status=completed}_count": uint64(5),
-		"event_retries_total{event_name=load}":                           int64(7),
-		"network_bytes_total{direction=sent,operation=http_request}":     int64(300),
-		"network_latency_seconds{operation=http_request}_count":          uint64(3),
+		"event_duration_seconds{event_name=load,status=completed}_count":      uint64(5),
+		"event_retries_total{event_name=load}":                                int64(7),
+		"network_bytes_total{direction=sent,operation=http_request}":          int64(300),
+		"network_latency_seconds{operation=http_request}_count":               uint64(3),
+		"telemetry_publisher_records_published_total{publisher=grafanacloud}": int64(9),
 	}
 	for k, w := range want {
 		if g, ok := got[k]; !ok || g != w {

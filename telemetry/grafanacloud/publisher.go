@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +46,15 @@ type Publisher struct {
 	events *seriescache.Cache[eventSeries]
 	ops    *seriescache.Cache[opSeries]
 
+	// rec is the Recorder p is attached to (see Attach), whose delivery
+	// counters are pushed as the self-metrics; nil until then.
+	rec atomic.Pointer[telemetry.Recorder]
+	// pushedDelivery is the delivery counters of the last successful
+	// push: Close pushes again if they changed since.
+	pushedDelivery atomic.Pointer[[]telemetry.PublisherStats]
+	// backoff returns the wait before retry n; retry.Backoff but in tests.
+	backoff func(initial, max time.Duration, n int) time.Duration
+
 	sem   chan struct{} // held by the push in progress: one at a time
 	snap  snapshot      // reused by pushes, guarded by sem
 	stop  chan struct{} // closed by Close to stop the pusher
@@ -81,6 +91,7 @@ var (
 	_ telemetry.Flusher       = (*Publisher)(nil)
 	_ telemetry.Closer        = (*Publisher)(nil)
 	_ telemetry.Namer         = (*Publisher)(nil)
+	_ telemetry.Attacher      = (*Publisher)(nil)
 	_ slog.LogValuer          = (*Publisher)(nil)
 	_ fmt.Formatter           = (*Publisher)(nil)
 )
@@ -99,7 +110,7 @@ func NewPublisher(cfg Config) (*Publisher, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	p := &Publisher{cfg: cfg, target: t, client: cfg.HTTPClient, logged: make(map[int]bool)}
+	p := &Publisher{cfg: cfg, target: t, client: cfg.HTTPClient, logged: make(map[int]bool), backoff: retry.Backoff}
 	if p.client == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = 2
@@ -208,6 +219,20 @@ func (p *Publisher) Synchronous() bool { return true }
 // Name returns "grafanacloud", the name of p in the Recorder's
 // [telemetry.PublisherStats].
 func (p *Publisher) Name() string { return "grafanacloud" }
+
+// Attach makes p push the delivery counters of r, the Recorder it is
+// attached to, as the telemetry_publisher_* self-metrics (the ones the
+// Prometheus publisher exports): for every publisher of r, p included.
+// [telemetry.Recorder.AddPublisher] (and so [telemetry.WithPublishers] and
+// [telemetry.MonitorEvents]) calls it; there is no need to call it
+// yourself. If p is attached to several Recorders, the first one's counters
+// are pushed. Once attached, p pushes every interval, even before the
+// first record.
+func (p *Publisher) Attach(r *telemetry.Recorder) {
+	if r != nil {
+		p.rec.CompareAndSwap(nil, r)
+	}
+}
 
 // Protocol returns the protocol p pushes with.
 func (p *Publisher) Protocol() Protocol { return p.target.protocol }
@@ -354,7 +379,7 @@ func (p *Publisher) Close(ctx context.Context) error {
 	select {
 	case <-p.done:
 		// Recorder.Close has just called Flush: push only what came after.
-		if p.dirty.Load() || p.stats.pushes.Load() == 0 {
+		if p.dirty.Load() || p.stats.pushes.Load() == 0 || p.deliveryChanged() {
 			err = p.pushNow(ctx)
 		}
 	case <-ctx.Done():
@@ -376,10 +401,33 @@ func (p *Publisher) Close(ctx context.Context) error {
 	return err
 }
 
+// deliveryChanged reports whether the delivery counters of the Recorder p
+// is attached to changed since the last successful push.
+func (p *Publisher) deliveryChanged() bool {
+	r := p.rec.Load()
+	if r == nil {
+		return false
+	}
+	pushed := p.pushedDelivery.Load()
+	return pushed == nil || !slices.Equal(boundNames(r.PublisherStats()), *pushed)
+}
+
+// boundNames replaces the name of each stats by its label value.
+func boundNames(stats []telemetry.PublisherStats) []telemetry.PublisherStats {
+	for i := range stats {
+		stats[i].Name = metricdef.LabelValue(stats[i].Name)
+	}
+	return stats
+}
+
 // takeSnapshot reads every series into p.snap. The caller holds sem.
 func (p *Publisher) takeSnapshot() *snapshot {
 	s := &p.snap
 	s.time = time.Now()
+	s.delivery = nil
+	if r := p.rec.Load(); r != nil {
+		s.delivery = boundNames(r.PublisherStats())
+	}
 	events := p.events.All()
 	s.events = s.events[:0]
 	for _, e := range events {
@@ -408,8 +456,8 @@ func (p *Publisher) takeSnapshot() *snapshot {
 func (p *Publisher) push(ctx context.Context) (err error) {
 	p.dirty.Store(false) // before the snapshot: what comes after is dirty
 	snap := p.takeSnapshot()
-	if len(snap.events) == 0 && len(snap.ops) == 0 {
-		return nil // nothing recorded yet
+	if len(snap.events) == 0 && len(snap.ops) == 0 && len(snap.delivery) == 0 {
+		return nil // nothing recorded yet, and no Recorder
 	}
 	defer func() {
 		if err != nil {
@@ -431,6 +479,8 @@ func (p *Publisher) push(ctx context.Context) (err error) {
 		cancel()
 		p.stats.lastStatus.Store(int64(res.status))
 		if res.err == nil {
+			pushed := snap.delivery // snap is reused: keep the slice, not a pointer into it
+			p.pushedDelivery.Store(&pushed)
 			p.stats.pushes.Add(1)
 			p.stats.lastPush.Store(time.Now().UnixNano())
 			p.logRecovered(ctx, n)
@@ -457,11 +507,20 @@ func (p *Publisher) push(ctx context.Context) (err error) {
 		}
 		wait := res.retryAfter // the server's hint is not capped, but the interval bounds it
 		if wait <= 0 {
-			wait = retry.Backoff(policy.InitialBackoff, policy.MaxBackoff, n)
+			wait = p.backoff(policy.InitialBackoff, policy.MaxBackoff, n)
 		}
-		if dl, ok := ctx.Deadline(); (ok && time.Until(dl) < wait) || time.Since(first)+wait > policy.MaxElapsed {
-			// The server asks for more time than the interval has left:
-			// the next push will carry these values anyway.
+		// A wait that would end after MaxElapsed is shortened so that the
+		// last attempt comes at MaxElapsed exactly, as the policy promises.
+		left := policy.MaxElapsed - time.Since(first)
+		if left <= 0 {
+			p.stats.dropped.Add(1)
+			p.logGiveUp(ctx, n, res.status, res.err)
+			return res.err
+		}
+		wait = min(wait, left)
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+			// The wait would outlast the interval: give up, the next push
+			// carries these values anyway.
 			p.stats.dropped.Add(1)
 			p.logGiveUp(ctx, n, res.status, res.err)
 			return res.err

@@ -101,6 +101,15 @@ func (w *remoteWriter) request(snap *snapshot) *prompb.WriteRequest {
 			{Type: prompb.MetricMetadata_HISTOGRAM, MetricFamilyName: MetricNetworkLatency, Help: metricdef.HelpNetworkLatency, Unit: "seconds"},
 		},
 	}
+	if len(snap.delivery) > 0 {
+		req.Metadata = append(req.Metadata,
+			prompb.MetricMetadata{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: metricdef.Published, Help: metricdef.HelpPublished},
+			prompb.MetricMetadata{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: metricdef.FailedAttempts, Help: metricdef.HelpFailedAttempts},
+			prompb.MetricMetadata{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: metricdef.Dropped, Help: metricdef.HelpDropped},
+			prompb.MetricMetadata{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: metricdef.Panics, Help: metricdef.HelpPanics},
+			prompb.MetricMetadata{Type: prompb.MetricMetadata_GAUGE, MetricFamilyName: metricdef.QueueLength, Help: metricdef.HelpQueueLength},
+			prompb.MetricMetadata{Type: prompb.MetricMetadata_GAUGE, MetricFamilyName: metricdef.QueueCapacity, Help: metricdef.HelpQueueCapacity})
+	}
 	// One slab each for the labels and samples of all series: a push
 	// allocates a few large blocks instead of two small ones per series.
 	labelSlab := make([]prompb.Label, 0, 6*n)
@@ -129,7 +138,7 @@ func (w *remoteWriter) request(snap *snapshot) *prompb.WriteRequest {
 		var cum uint64
 		for i, c := range h.counts {
 			cum += c
-			withLe[len(labels)] = prompb.Label{Name: "le", Value: le[i]}
+			withLe[len(labels)] = prompb.Label{Name: metricdef.LabelLe, Value: le[i]}
 			add(bucket, float64(cum), withLe[:len(labels)+1]...)
 		}
 		add(sum, h.sum, labels...)
@@ -137,17 +146,28 @@ func (w *remoteWriter) request(snap *snapshot) *prompb.WriteRequest {
 	}
 	for i := range snap.events {
 		e := &snap.events[i]
-		name := prompb.Label{Name: "event_name", Value: e.name}
-		hist(MetricEventDuration, w.eventLe, &e.completed, name, prompb.Label{Name: "status", Value: "completed"})
-		hist(MetricEventDuration, w.eventLe, &e.failed, name, prompb.Label{Name: "status", Value: "failed"})
+		name := prompb.Label{Name: metricdef.LabelEventName, Value: e.name}
+		hist(MetricEventDuration, w.eventLe, &e.completed, name, prompb.Label{Name: metricdef.LabelStatus, Value: metricdef.StatusCompleted})
+		hist(MetricEventDuration, w.eventLe, &e.failed, name, prompb.Label{Name: metricdef.LabelStatus, Value: metricdef.StatusFailed})
 		add(MetricEventRetries, float64(e.retries), name)
 	}
 	for i := range snap.ops {
 		o := &snap.ops[i]
-		op := prompb.Label{Name: "operation", Value: o.name}
+		op := prompb.Label{Name: metricdef.LabelOperation, Value: o.name}
 		hist(MetricNetworkLatency, w.latLe, &o.latency, op, prompb.Label{})
-		add(MetricNetworkBytes, float64(o.sent), op, prompb.Label{Name: "direction", Value: "sent"})
-		add(MetricNetworkBytes, float64(o.received), op, prompb.Label{Name: "direction", Value: "received"})
+		add(MetricNetworkBytes, float64(o.sent), op, prompb.Label{Name: metricdef.LabelDirection, Value: metricdef.DirectionSent})
+		add(MetricNetworkBytes, float64(o.received), op, prompb.Label{Name: metricdef.LabelDirection, Value: metricdef.DirectionReceived})
+	}
+	for i := range snap.delivery {
+		d := &snap.delivery[i]
+		pub := prompb.Label{Name: metricdef.LabelPublisher, Value: d.Name}
+		add(metricdef.Published, float64(d.Published), pub)
+		add(metricdef.FailedAttempts, float64(d.FailedAttempts), pub)
+		add(metricdef.Dropped, float64(d.DroppedQueueFull), pub, prompb.Label{Name: metricdef.LabelReason, Value: metricdef.ReasonQueueFull})
+		add(metricdef.Dropped, float64(d.DroppedFailed), pub, prompb.Label{Name: metricdef.LabelReason, Value: metricdef.ReasonFailed})
+		add(metricdef.Panics, float64(d.Panics), pub)
+		add(metricdef.QueueLength, float64(d.Queued), pub)
+		add(metricdef.QueueCapacity, float64(d.QueueCapacity), pub)
 	}
 	return req
 }
