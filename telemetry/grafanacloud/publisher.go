@@ -52,7 +52,7 @@ type Publisher struct {
 	// pushedDelivery is the delivery counters of the last successful
 	// push: Close pushes again if they changed since.
 	pushedDelivery atomic.Pointer[[]telemetry.PublisherStats]
-	// backoff returns the wait before retry n; retry.Backoff but in tests.
+	// backoff returns the wait before retry n: retry.Backoff, but in tests.
 	backoff func(initial, max time.Duration, n int) time.Duration
 
 	sem   chan struct{} // held by the push in progress: one at a time
@@ -105,12 +105,18 @@ var (
 // setting (APIKey, OrgSlug, Region, Endpoint, ...), joined in one error.
 // The API key is never part of it.
 func NewPublisher(cfg Config) (*Publisher, error) {
+	return newPublisher(cfg, retry.Backoff)
+}
+
+// newPublisher is NewPublisher with the backoff function, which tests
+// replace with one without jitter.
+func newPublisher(cfg Config, backoff func(initial, max time.Duration, n int) time.Duration) (*Publisher, error) {
 	t, err := cfg.resolve()
 	if err != nil {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	p := &Publisher{cfg: cfg, target: t, client: cfg.HTTPClient, logged: make(map[int]bool), backoff: retry.Backoff}
+	p := &Publisher{cfg: cfg, target: t, client: cfg.HTTPClient, logged: make(map[int]bool), backoff: backoff}
 	if p.client == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = 2
