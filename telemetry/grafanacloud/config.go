@@ -74,20 +74,21 @@ const (
 	OTLP Protocol = "otlp"
 )
 
-// Config configures a [Publisher]: the seed's GrafanaCloudPublisher(api_key,
-// org_slug, region / endpoint), plus how often and what to push.
+// Config configures a [Publisher]: the API key, the org slug (the stack's
+// instance id), and the region or endpoint, plus how often and what to
+// push.
 //
 // APIKey and OrgSlug are required, and so is one of Region and Endpoint.
 // Every other zero field means the default given in its doc.
 type Config struct {
 	// APIKey is the token of a Grafana Cloud access policy with the
-	// metrics:write scope (the seed's api_key). It is the password of HTTP
+	// metrics:write scope. It is the password of HTTP
 	// basic authentication. Required. It never appears in logs, errors or
 	// fmt output: see [telemetry.Secret]. Set it with
 	// telemetry.NewSecret(os.Getenv("GRAFANA_CLOUD_API_KEY")), for example.
 	APIKey telemetry.Secret
 
-	// OrgSlug is the seed's org_slug: the numeric instance id of the stack
+	// OrgSlug is the numeric instance id of the stack
 	// that authenticates the push, the user of HTTP basic authentication.
 	// It is not the organisation's name: for remote write it is the
 	// "Username / Instance ID" on the stack's Prometheus details page; for
@@ -133,12 +134,18 @@ type Config struct {
 	// it is capped at Interval and must not be negative.
 	Timeout time.Duration
 
-	// Retry sets how failed pushes are retried: with exponential backoff
-	// and jitter from Retry.InitialBackoff to Retry.MaxBackoff (a
-	// Retry-After header is honoured), up to Retry.MaxAttempts attempts if
-	// set and for at most Retry.MaxElapsed, and always within one Interval.
-	// Zero fields mean those of [telemetry.DefaultRetryPolicy] (no attempt
-	// limit, 100ms to 5s, one minute); none may be negative.
+	// Retry sets how failed pushes are retried, as everywhere in the
+	// module: connection errors, 408, 429 and 5xx are retried, other
+	// statuses are not (the push's error is then marked with
+	// [telemetry.Permanent]). Waits grow exponentially with jitter from
+	// Retry.InitialBackoff to Retry.MaxBackoff, or follow a Retry-After
+	// header; there are at most Retry.MaxAttempts attempts if it is set,
+	// and a wait that would end after Retry.MaxElapsed is shortened so
+	// that the last attempt comes then. Every push also ends within one
+	// Interval: a wait that would outlast it is not started (the next
+	// push carries the same values). Zero fields mean those of
+	// [telemetry.DefaultRetryPolicy] (no attempt limit, 100ms to 5s, one
+	// minute); none may be negative.
 	Retry telemetry.RetryPolicy
 
 	// Job is the value of the job label of every series (for OTLP, the

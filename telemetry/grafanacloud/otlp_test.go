@@ -16,7 +16,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
+	"github.com/eventpipeline/eventpipeline/internal/label"
+	"github.com/eventpipeline/eventpipeline/internal/metricdef"
 	"github.com/eventpipeline/eventpipeline/internal/testutil"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 	colmetricpb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
@@ -301,5 +304,61 @@ func TestOTLPEndpoint(t *testing.T) {
 			`event_retries_total{` + sel + `,event_name="load"}`:                             3,
 			`network_bytes_total{` + sel + `,operation="http_request",direction="sent"}`:     200,
 		})
+	}
+}
+
+// TestOTLPLabelValuesBounded checks that OTLP attributes carry the bounded
+// form of event names and operations: a 256 KiB name, names that differ
+// only in invalid UTF-8 and a name really "_overflow" each get a point of
+// their own, no attribute longer than label.MaxLen.
+func TestOTLPLabelValuesBounded(t *testing.T) {
+	rc := newOTLPReceiver(t, "1", testKey)
+	pub, err := NewPublisher(Config{APIKey: testKey, OrgSlug: "1", Endpoint: rc.URL + "/otlp", Interval: time.Hour, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pub.Close(context.Background()) })
+	long := strings.Repeat("n", 256<<10)
+	names := []string{long, long + "x", "a\xff", "a\xfe", OverflowLabelValue}
+	ctx := context.Background()
+	for i, name := range names {
+		for range i + 1 {
+			pub.PublishEventMetrics(ctx, finishedEvent(name, telemetry.StatusCompleted, time.Second, 0))
+		}
+		pub.PublishNetworkMetrics(ctx, finishedOp(name, time.Second, int64(i+1), 0))
+	}
+	if err := pub.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	req, _, _ := rc.last()
+	for _, rm := range req.GetResourceMetrics() {
+		for _, sm := range rm.GetScopeMetrics() {
+			for _, m := range sm.GetMetrics() {
+				check := func(kvs []*commonpb.KeyValue) {
+					for _, kv := range kvs {
+						if v := kv.GetValue().GetStringValue(); len(v) > label.MaxLen || !utf8.ValidString(v) || v == OverflowLabelValue {
+							t.Errorf("%s: attribute %s=%.40q... (%d bytes), want valid UTF-8 of at most %d bytes, not %s",
+								m.GetName(), kv.GetKey(), v, len(v), label.MaxLen, OverflowLabelValue)
+						}
+					}
+				}
+				for _, dp := range m.GetHistogram().GetDataPoints() {
+					check(dp.GetAttributes())
+				}
+				for _, dp := range m.GetSum().GetDataPoints() {
+					check(dp.GetAttributes())
+				}
+			}
+		}
+	}
+	got, _ := otlpPoints(t, req)
+	for i, name := range names {
+		v := metricdef.LabelValue(name)
+		if c := got["event_duration_seconds{event_name="+v+",status=completed}_count"]; c != uint64(i+1) {
+			t.Errorf("event %.20q: got count %v, want %d", name, c, i+1)
+		}
+		if c := got["network_bytes_total{direction=sent,operation="+v+"}"]; c != int64(i+1) {
+			t.Errorf("operation %.20q: got %v bytes sent, want %d", name, c, i+1)
+		}
 	}
 }

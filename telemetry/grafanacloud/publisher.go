@@ -28,7 +28,9 @@ var (
 )
 
 // A Publisher pushes the records of a [telemetry.Recorder] to Grafana Cloud
-// as metrics: the seed's GrafanaCloudPublisher. It is a
+// as metrics, with the names and labels of the Prometheus publisher, and
+// the delivery self-metrics of the Recorder it is attached to (see
+// [Publisher.Attach]). It is a
 // [telemetry.SyncPublisher]: the Recorder calls it on the recording path,
 // where it only updates in-process histograms and counters, without
 // blocking or allocating. A goroutine of its own pushes them every

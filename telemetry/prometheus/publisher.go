@@ -44,7 +44,8 @@ var (
 )
 
 // A Publisher exposes the records of a [telemetry.Recorder] as Prometheus
-// metrics: the seed's PrometheusPublisher. It is a [telemetry.SyncPublisher]:
+// metrics, and the delivery counters of the Recorder it is attached to as
+// self-metrics (see [Publisher.Attach]). It is a [telemetry.SyncPublisher]:
 // the Recorder calls it on the recording path, where it updates in-process
 // histograms and counters without blocking or allocating; Prometheus reads
 // them when it scrapes.
