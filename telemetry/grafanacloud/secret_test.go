@@ -77,7 +77,10 @@ func TestSecretNeverPrinted(t *testing.T) {
 			printAll()
 			closeErr := p.Close(context.Background())
 			printAll()
-			js, err := json.Marshal(holder)
+			js, err := json.Marshal(struct {
+				APIKey telemetry.Secret
+				Keys   []telemetry.Secret
+			}{cfg.APIKey, []telemetry.Secret{holder.Key, holder.PC.APIKey}})
 			if err != nil {
 				t.Fatal(err)
 			}
