@@ -25,7 +25,7 @@ func init() {
 		},
 		open: func(_ context.Context, _ *telemetry.Recorder, getenv func(string) string) (telemetry.Publisher, string, error) {
 			p, err := grafanacloud.NewPublisher(grafanacloud.Config{
-				APIKey:   grafanacloud.Secret(getenv("GRAFANA_CLOUD_API_KEY")),
+				APIKey:   telemetry.NewSecret(getenv("GRAFANA_CLOUD_API_KEY")),
 				OrgSlug:  instance,
 				Region:   region,
 				Endpoint: endpoint,

@@ -23,7 +23,9 @@ func init() {
 					"and keep running until interrupted")
 			return func() bool { return addr != "" }
 		},
-		open: func(_ context.Context, r *telemetry.Recorder, _ func(string) string) (telemetry.Publisher, string, error) {
+		// The demo attaches the publisher to its Recorder, whose delivery
+		// counters it then exports.
+		open: func(context.Context, *telemetry.Recorder, func(string) string) (telemetry.Publisher, string, error) {
 			if _, _, err := net.SplitHostPort(addr); err != nil {
 				return nil, "", fmt.Errorf("--prometheus %q: want HOST:PORT: %w", addr, err)
 			}
@@ -31,7 +33,7 @@ func init() {
 			if err != nil {
 				return nil, "", err
 			}
-			p, err := prometheus.NewPublisher(prometheus.Config{Listener: ln, Recorder: r})
+			p, err := prometheus.NewPublisher(prometheus.Config{Listener: ln})
 			if err != nil {
 				ln.Close()
 				return nil, "", err

@@ -2,8 +2,12 @@ package seriescache
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
+
+	"github.com/eventpipeline/eventpipeline/internal/label"
+	"github.com/eventpipeline/eventpipeline/internal/metricdef"
 )
 
 type series struct{ label string }
@@ -12,23 +16,33 @@ func TestCacheBindsOnceAndOverflows(t *testing.T) {
 	var full []string
 	binds := map[string]int{}
 	var mu sync.Mutex
-	c := New(2, func(v string) *series {
+	c := New(3, func(v string) *series {
 		mu.Lock()
 		defer mu.Unlock()
 		binds[v]++
 		return &series{label: v}
-	}, func(name string) { full = append(full, name) })
+	}, func(v string) { full = append(full, v) })
 
 	a := c.Get("a")
 	if c.Get("a") != a || a.label != "a" {
 		t.Fatalf("Get(a) twice gave different series or label %q", a.label)
 	}
-	c.Get("b\xff") // invalid UTF-8 becomes U+FFFD
-	o := c.Get("c")
-	if o.label != Overflow || c.Get("d") != o {
-		t.Errorf("past the limit: got label %q, want %q shared by every new name", o.label, Overflow)
+	bad := c.Get("b\xff")
+	if bad.label != metricdef.LabelValue("b\xff") {
+		t.Errorf("Get(b\\xff): got label %q, want %q", bad.label, metricdef.LabelValue("b\xff"))
 	}
-	if c.Get("a") != a {
+	if c.Get("b\xff") != bad || c.Get(bad.label) != bad {
+		t.Error("the same label value gave different series")
+	}
+	real := c.Get(metricdef.Overflow) // a real event named _overflow
+	if real.label == metricdef.Overflow {
+		t.Errorf("a name %q got the reserved overflow label", metricdef.Overflow)
+	}
+	o := c.Get("c")
+	if o.label != metricdef.Overflow || c.Get("d") != o {
+		t.Errorf("past the limit: got label %q, want %q shared by every new name", o.label, metricdef.Overflow)
+	}
+	if c.Get(metricdef.Overflow) != real || c.Get("a") != a {
 		t.Error("a known name lost its series after the overflow")
 	}
 	if fmt.Sprint(full) != "[c]" {
@@ -38,13 +52,37 @@ func TestCacheBindsOnceAndOverflows(t *testing.T) {
 	for _, s := range c.All() {
 		labels = append(labels, s.label)
 	}
-	if fmt.Sprint(labels) != "[a b\uFFFD _overflow]" {
-		t.Errorf("All: got %q", labels)
+	want := []string{"a", metricdef.LabelValue("b\xff"), metricdef.LabelValue(metricdef.Overflow), metricdef.Overflow}
+	if fmt.Sprint(labels) != fmt.Sprint(want) {
+		t.Errorf("All: got %q, want %q", labels, want)
 	}
 	for v, n := range binds {
 		if n != 1 {
 			t.Errorf("%q bound %d times, want once", v, n)
 		}
+	}
+}
+
+// TestCacheKeysByLabelValue checks that series are keyed by the label
+// value as sent: a long name is bound under its bounded value, and the key
+// kept is that value, not the name.
+func TestCacheKeysByLabelValue(t *testing.T) {
+	c := New(10, func(v string) *series { return &series{label: v} }, nil)
+	long := strings.Repeat("n", 256<<10)
+	s := c.Get(long)
+	if len(s.label) > label.MaxLen {
+		t.Errorf("got a label of %d bytes, want at most %d", len(s.label), label.MaxLen)
+	}
+	if c.Get(long) != s || c.Get(s.label) != s {
+		t.Error("the long name and its label value gave different series")
+	}
+	for k := range *c.m.Load() {
+		if len(k) > label.MaxLen {
+			t.Errorf("the cache keeps a key of %d bytes", len(k))
+		}
+	}
+	if c.Get(long+"x") == s {
+		t.Error("two long names that differ past the limit share a series")
 	}
 }
 
@@ -55,7 +93,7 @@ func TestCacheConcurrentSafe(t *testing.T) {
 		wg.Go(func() {
 			for i := range 1000 {
 				name := fmt.Sprint("n", (i*7+g)%100)
-				if s := c.Get(name); s.label != name && s.label != Overflow {
+				if s := c.Get(name); s.label != name && s.label != metricdef.Overflow {
 					t.Errorf("Get(%s) gave the series of %s", name, s.label)
 					return
 				}
@@ -71,7 +109,10 @@ func TestCacheConcurrentSafe(t *testing.T) {
 func TestGetDoesNotAllocate(t *testing.T) {
 	c := New(10, func(v string) *series { return &series{label: v} }, nil)
 	c.Get("known")
-	if n := testing.AllocsPerRun(100, func() { c.Get("known") }); n != 0 {
-		t.Errorf("Get of a known name: %v allocations, want 0", n)
+	c.Get("bad\xff")
+	for _, name := range []string{"known", metricdef.LabelValue("bad\xff")} {
+		if n := testing.AllocsPerRun(100, func() { c.Get(name) }); n != 0 {
+			t.Errorf("Get(%q): %v allocations, want 0", name, n)
+		}
 	}
 }

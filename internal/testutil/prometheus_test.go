@@ -64,3 +64,20 @@ func TestStartPrometheus(t *testing.T) {
 		t.Error("a query that does not parse: got no error")
 	}
 }
+
+func TestBoolComparisons(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"x > 0.5", "x > bool 0.5"},
+		{"x>=1", "x>= bool 1"},
+		{`sum(x{a!="b",c=~"d>e"}) / y < 2`, `sum(x{a!="b",c=~"d>e"}) / y < bool 2`},
+		{"(a / b) > 2 * ((c / d) > 0)", "(a / b) > bool 2 * ((c / d) > bool 0)"},
+		{"a == bool b", "a == bool b"},
+		{"a != b", "a != bool b"},
+		{`label_replace(x, "a", ">", "b", "c")`, `label_replace(x, "a", ">", "b", "c")`},
+	}
+	for _, tc := range tests {
+		if got := BoolComparisons(tc.in); got != tc.want {
+			t.Errorf("BoolComparisons(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

@@ -16,7 +16,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/eventpipeline/eventpipeline/internal/seriescache"
+	"github.com/eventpipeline/eventpipeline/internal/metricdef"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
@@ -42,25 +42,21 @@ const (
 // OverflowLabelValue is the event_name or operation label value under which
 // records are counted once the number of distinct values has reached
 // Config.MaxLabelValues. Their counts stay exact; only the name is lost.
-// It is the same value as the Prometheus publisher's.
-const OverflowLabelValue = seriescache.Overflow
+// It is the same value as the Prometheus publisher's, and is reserved: a
+// record really named "_overflow" is counted under "_overflow~" and a hash
+// instead, never under this value.
+const OverflowLabelValue = metricdef.Overflow
 
 // DefaultEventBuckets are the upper bounds, in seconds, of the buckets of
 // event_duration_seconds when Config.EventBuckets is nil: from one
 // millisecond to ten minutes. They are the Prometheus publisher's defaults,
 // so that one dashboard fits both.
-var DefaultEventBuckets = []float64{
-	.001, .0025, .005, .01, .025, .05, .1, .25, .5,
-	1, 2.5, 5, 10, 30, 60, 120, 300, 600,
-}
+var DefaultEventBuckets = metricdef.EventBuckets()
 
 // DefaultLatencyBuckets are the upper bounds, in seconds, of the buckets of
 // network_latency_seconds when Config.LatencyBuckets is nil: from half a
 // millisecond to one minute, as in the Prometheus publisher.
-var DefaultLatencyBuckets = []float64{
-	.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5,
-	1, 2.5, 5, 10, 30, 60,
-}
+var DefaultLatencyBuckets = metricdef.LatencyBuckets()
 
 // A Protocol is the ingestion protocol a [Publisher] speaks.
 type Protocol string
@@ -78,24 +74,27 @@ const (
 	OTLP Protocol = "otlp"
 )
 
-// Config configures a [Publisher]: the seed's GrafanaCloudPublisher(api_key,
-// org_slug, region / endpoint), plus how often and what to push.
+// Config configures a [Publisher]: the API key, the org slug (the stack's
+// instance id), and the region or endpoint, plus how often and what to
+// push.
 //
 // APIKey and OrgSlug are required, and so is one of Region and Endpoint.
 // Every other zero field means the default given in its doc.
 type Config struct {
 	// APIKey is the token of a Grafana Cloud access policy with the
-	// metrics:write scope (the seed's api_key). It is the password of HTTP
+	// metrics:write scope. It is the password of HTTP
 	// basic authentication. Required. It never appears in logs, errors or
-	// fmt output: see [Secret].
-	APIKey Secret
+	// fmt output: see [telemetry.Secret]. Set it with
+	// telemetry.NewSecret(os.Getenv("GRAFANA_CLOUD_API_KEY")), for example.
+	APIKey telemetry.Secret
 
-	// OrgSlug is the seed's org_slug: the numeric instance id of the stack
+	// OrgSlug is the numeric instance id of the stack
 	// that authenticates the push, the user of HTTP basic authentication.
 	// It is not the organisation's name: for remote write it is the
 	// "Username / Instance ID" on the stack's Prometheus details page; for
 	// OTLP the "Instance ID" on its OpenTelemetry (OTLP) page. Required; it
-	// must not contain ':' or spaces.
+	// must not contain ':' or spaces. Errors never quote its value, in case
+	// a token was pasted into it: they say what is wrong with it instead.
 	OrgSlug string
 
 	// Region is the stack's region, such as "prod-us-east-0" or
@@ -135,12 +134,18 @@ type Config struct {
 	// it is capped at Interval and must not be negative.
 	Timeout time.Duration
 
-	// Retry sets how failed pushes are retried: with exponential backoff
-	// and jitter from Retry.InitialBackoff to Retry.MaxBackoff (a
-	// Retry-After header is honoured), up to Retry.MaxAttempts attempts if
-	// set and for at most Retry.MaxElapsed, and always within one Interval.
-	// Zero fields mean those of [telemetry.DefaultRetryPolicy] (no attempt
-	// limit, 100ms to 5s, one minute); none may be negative.
+	// Retry sets how failed pushes are retried, as everywhere in the
+	// module: connection errors, 408, 429 and 5xx are retried, other
+	// statuses are not (the push's error is then marked with
+	// [telemetry.Permanent]). Waits grow exponentially with jitter from
+	// Retry.InitialBackoff to Retry.MaxBackoff, or follow a Retry-After
+	// header; there are at most Retry.MaxAttempts attempts if it is set,
+	// and a wait that would end after Retry.MaxElapsed is shortened so
+	// that the last attempt comes then. Every push also ends within one
+	// Interval: a wait that would outlast it is not started (the next
+	// push carries the same values). Zero fields mean those of
+	// [telemetry.DefaultRetryPolicy] (no attempt limit, 100ms to 5s, one
+	// minute); none may be negative.
 	Retry telemetry.RetryPolicy
 
 	// Job is the value of the job label of every series (for OTLP, the
@@ -198,16 +203,20 @@ func (c *Config) resolve() (target, error) {
 	add := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("grafanacloud: "+format, args...))
 	}
-	if c.APIKey == "" {
+	// Neither APIKey nor OrgSlug is ever quoted: a user may have pasted
+	// the token, or "instance:token", into either.
+	if c.APIKey.IsZero() {
 		add("APIKey is required: the token of an access policy with the metrics:write scope")
-	} else if strings.ContainsFunc(string(c.APIKey), func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
-		add("APIKey contains spaces or control characters") // never the value
+	} else if strings.ContainsFunc(c.APIKey.Reveal(), spaceOrControl) {
+		add("APIKey contains spaces or control characters")
 	}
 	switch {
 	case c.OrgSlug == "":
 		add("OrgSlug is required: the stack's numeric instance id, the user of basic authentication")
-	case strings.ContainsRune(c.OrgSlug, ':') || strings.ContainsFunc(c.OrgSlug, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
-		add("OrgSlug %q must not contain ':', spaces or control characters", c.OrgSlug)
+	case strings.ContainsRune(c.OrgSlug, ':'):
+		add("OrgSlug contains ':': it must be the stack's instance id alone; the token goes in APIKey, not \"instance:token\" in OrgSlug")
+	case strings.ContainsFunc(c.OrgSlug, spaceOrControl):
+		add("OrgSlug contains spaces or control characters: it must be the stack's instance id alone")
 	case !utf8.ValidString(c.OrgSlug):
 		add("OrgSlug is not valid UTF-8")
 	}
@@ -268,6 +277,9 @@ func (c *Config) resolve() (target, error) {
 	}
 	return t, nil
 }
+
+// spaceOrControl reports whether r is a space or a control character.
+func spaceOrControl(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }
 
 // parseEndpoint checks a Config.Endpoint and derives the protocol from its
 // path. Its errors show the URL redacted.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 
 	"github.com/eventpipeline/eventpipeline/telemetry"
 	"github.com/eventpipeline/eventpipeline/telemetry/grafanacloud"
@@ -23,8 +24,8 @@ func ExampleNewPublisher() {
 	defer r.Close(ctx) // pushes one last time, then closes the publisher
 
 	pub, err := grafanacloud.NewPublisher(grafanacloud.Config{
-		APIKey:  "glc_eyJvIjoiMTIzIn0=", // in practice: grafanacloud.Secret(os.Getenv("GRAFANA_CLOUD_TOKEN"))
-		OrgSlug: "123456",               // the stack's instance id
+		APIKey:  telemetry.NewSecret("glc_eyJvIjoiMTIzIn0="), // in practice: telemetry.NewSecret(os.Getenv("GRAFANA_CLOUD_API_KEY"))
+		OrgSlug: "123456",                                    // the stack's instance id
 		Region:  "prod-us-east-0",
 		Logger:  slog.New(slog.DiscardHandler),
 	})
@@ -37,7 +38,7 @@ func ExampleNewPublisher() {
 	fmt.Println(pub.Protocol(), pub.URL())
 
 	rw, err := grafanacloud.NewPublisher(grafanacloud.Config{
-		APIKey:   "glc_eyJvIjoiMTIzIn0=",
+		APIKey:   telemetry.NewSecret("glc_eyJvIjoiMTIzIn0="),
 		OrgSlug:  "654321",
 		Endpoint: "https://prometheus-prod-13-prod-us-east-0.grafana.net/api/prom/push",
 		Logger:   slog.New(slog.DiscardHandler),
@@ -57,7 +58,7 @@ func ExampleNewPublisher() {
 // Every missing or malformed setting is reported at once, by name.
 func ExampleNewPublisher_invalidConfig() {
 	_, err := grafanacloud.NewPublisher(grafanacloud.Config{
-		APIKey: "glc_eyJvIjoiMTIzIn0=",
+		APIKey: telemetry.NewSecret("glc_eyJvIjoiMTIzIn0="),
 		Region: "us east",
 	})
 	fmt.Println(err)
@@ -66,14 +67,17 @@ func ExampleNewPublisher_invalidConfig() {
 	// grafanacloud: Region "us east" is malformed: want a Grafana Cloud region such as prod-us-east-0
 }
 
-// A Secret prints as REDACTED whatever the verb.
-func ExampleSecret() {
-	cfg := grafanacloud.Config{APIKey: "glc_eyJvIjoiMTIzIn0=", OrgSlug: "123456"}
+// The API key is a telemetry.Secret: it prints as REDACTED whatever the
+// verb, alone or in the Config.
+func ExampleConfig() {
+	cfg := grafanacloud.Config{APIKey: telemetry.NewSecret("glc_eyJvIjoiMTIzIn0="), OrgSlug: "123456"}
 	fmt.Println(cfg.APIKey)
 	fmt.Printf("%q %x %#v\n", cfg.APIKey, cfg.APIKey, cfg.APIKey)
+	fmt.Println(strings.Contains(fmt.Sprintf("%+v", cfg), "glc_"))
 	// Output:
 	// REDACTED
 	// REDACTED REDACTED REDACTED
+	// false
 }
 
 // A push the endpoint rejects with 401 (a wrong instance id or token) is
@@ -84,7 +88,7 @@ func ExampleStatusError() {
 	}))
 	defer srv.Close()
 	pub, err := grafanacloud.NewPublisher(grafanacloud.Config{
-		APIKey:   "wrong",
+		APIKey:   telemetry.NewSecret("wrong"),
 		OrgSlug:  "123456",
 		Endpoint: srv.URL + "/api/prom/push", // http is allowed to loopback only
 		Logger:   slog.New(slog.DiscardHandler),

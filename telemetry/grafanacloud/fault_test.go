@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -14,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eventpipeline/eventpipeline/internal/testutil"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
@@ -63,51 +61,6 @@ func (s *scripted) requests() []time.Time {
 	return append([]time.Time(nil), s.times...)
 }
 
-// fastRetry retries quickly, for tests.
-var fastRetry = telemetry.RetryPolicy{MaxAttempts: 5, InitialBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}
-
-func TestTransientFailuresRetried(t *testing.T) {
-	tests := []struct {
-		name        string
-		steps       []scriptStep
-		wantFailed  uint64
-		wantMinWait time.Duration // between the first and the last request
-	}{
-		{"500 500 then 200", []scriptStep{{status: 500}, {status: 500}}, 2, 0},
-		{"502 503 504 then 200", []scriptStep{{status: 502}, {status: 503}, {status: 504}}, 3, 0},
-		{"429 with Retry-After", []scriptStep{{status: 429, retryAfter: "1"}}, 1, 900 * time.Millisecond},
-		{"429 without Retry-After", []scriptStep{{status: 429}, {status: 429}}, 2, 0},
-	}
-	for _, protocol := range []Protocol{RemoteWrite, OTLP} {
-		for _, tc := range tests {
-			t.Run(string(protocol)+"/"+tc.name, func(t *testing.T) {
-				srv := newScripted(t, tc.steps...)
-				pub, err := NewPublisher(Config{APIKey: testKey, OrgSlug: "1", Endpoint: srv.URL + paths[protocol],
-					Interval: 10 * time.Second, Retry: fastRetry, Logger: quiet})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { pub.Close(context.Background()) })
-				pub.PublishEventMetrics(context.Background(), finishedEvent("load", telemetry.StatusCompleted, time.Second, 0))
-				if err := pub.Flush(context.Background()); err != nil {
-					t.Fatalf("got %v, want the push delivered after retries", err)
-				}
-				s := pub.Stats()
-				if s.Pushes != 1 || s.FailedAttempts != tc.wantFailed || s.DroppedPushes != 0 || s.LastError.IsZero() {
-					t.Errorf("got stats %+v, want 1 push after %d failed attempts", s, tc.wantFailed)
-				}
-				reqs := srv.requests()
-				if uint64(len(reqs)) != tc.wantFailed+1 {
-					t.Fatalf("got %d requests, want %d", len(reqs), tc.wantFailed+1)
-				}
-				if wait := reqs[len(reqs)-1].Sub(reqs[0]); wait < tc.wantMinWait {
-					t.Errorf("got %v between the first and last attempt, want at least %v (Retry-After)", wait, tc.wantMinWait)
-				}
-			})
-		}
-	}
-}
-
 func TestPermanentFailures(t *testing.T) {
 	for _, protocol := range []Protocol{RemoteWrite, OTLP} {
 		for _, status := range []int{400, 401, 403, 404, 413} {
@@ -145,172 +98,6 @@ func TestPermanentFailures(t *testing.T) {
 				}
 			})
 		}
-	}
-}
-
-// TestRetriesWithinInterval checks that a push failing with 503 is retried
-// until its interval runs out, and then given up.
-func TestRetriesWithinInterval(t *testing.T) {
-	for _, protocol := range []Protocol{RemoteWrite, OTLP} {
-		t.Run(string(protocol), func(t *testing.T) {
-			steps := make([]scriptStep, 1000)
-			for i := range steps {
-				steps[i] = scriptStep{status: 503}
-			}
-			srv := newScripted(t, steps...)
-			interval := 500 * time.Millisecond
-			pub, err := NewPublisher(Config{APIKey: testKey, OrgSlug: "1", Endpoint: srv.URL + paths[protocol],
-				Interval: interval, Retry: telemetry.RetryPolicy{MaxAttempts: 1000, InitialBackoff: 20 * time.Millisecond, MaxBackoff: 40 * time.Millisecond},
-				Logger: quiet})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { pub.Close(context.Background()) })
-			pub.PublishEventMetrics(context.Background(), finishedEvent("load", telemetry.StatusCompleted, time.Second, 0))
-			start := time.Now()
-			err = pub.Flush(context.Background())
-			took := time.Since(start)
-			// The last error is a 503, or the end of the interval if it
-			// came during an attempt.
-			var se *StatusError
-			if !(errors.As(err, &se) && se.Code == 503 || errors.Is(err, context.DeadlineExceeded)) || telemetry.IsPermanent(err) {
-				t.Errorf("got %v, want the last 503 or the interval's deadline, not permanent", err)
-			}
-			if took > interval+time.Second {
-				t.Errorf("Flush took %v, want about the interval %v", took, interval)
-			}
-			s := pub.Stats()
-			if s.FailedAttempts < 3 || s.DroppedPushes < 1 || s.PermanentFailures != 0 {
-				t.Errorf("got stats %+v, want several failed attempts, then the push dropped", s)
-			}
-		})
-	}
-}
-
-// TestEndpointDown checks that with nothing listening at the endpoint the
-// Recorder records as usual, pushes are attempted and counted, Flush and
-// Close return errors instead of blocking, and no record is lost from the
-// aggregates.
-func TestEndpointDown(t *testing.T) {
-	for _, protocol := range []Protocol{RemoteWrite, OTLP} {
-		t.Run(string(protocol), func(t *testing.T) {
-			port, err := testutil.FreePort() // free: nothing listens there
-			if err != nil {
-				t.Fatal(err)
-			}
-			endpoint := "http://127.0.0.1:" + strconv.Itoa(port) + paths[protocol]
-			r, err := telemetry.NewRecorder()
-			if err != nil {
-				t.Fatal(err)
-			}
-			pub, err := NewPublisher(Config{APIKey: testKey, OrgSlug: "1", Endpoint: endpoint,
-				Interval: 100 * time.Millisecond, Retry: telemetry.RetryPolicy{MaxAttempts: 2, InitialBackoff: 5 * time.Millisecond},
-				Logger: quiet})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := r.AddPublisher(pub); err != nil {
-				t.Fatal(err)
-			}
-			for i := range 50 {
-				runEvents(t, r, "load", 20, 1, nil)
-				if i%10 == 0 {
-					time.Sleep(20 * time.Millisecond) // let periodic pushes happen meanwhile
-				}
-			}
-			testutil.Eventually(t, 10*time.Second, func() error {
-				if s := pub.Stats(); s.FailedAttempts < 4 || s.DroppedPushes < 2 {
-					return fmt.Errorf("got stats %+v, want failed attempts and dropped pushes counted", s)
-				}
-				return nil
-			})
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := r.Flush(ctx); err == nil || ctx.Err() != nil {
-				t.Errorf("got Flush error %v (ctx %v), want a connection error before the deadline", err, ctx.Err())
-			}
-			if err := r.Close(ctx); err == nil || ctx.Err() != nil {
-				t.Errorf("got Close error %v (ctx %v), want a connection error before the deadline", err, ctx.Err())
-			}
-			s := pub.Stats()
-			if s.Pushes != 0 || s.LastStatus != 0 {
-				t.Errorf("got stats %+v, want no push and no status", s)
-			}
-			ps := r.PublisherStats()
-			if len(ps) != 1 || ps[0].Name != "grafanacloud" || !ps[0].Synchronous || ps[0].Published != 1000 || ps[0].Dropped() != 0 {
-				t.Errorf("got publisher stats %+v, want 1000 records aggregated, none dropped", ps)
-			}
-			if st := r.Stats(); st.EventsEnded != 1000 {
-				t.Errorf("got %d events ended, want 1000", st.EventsEnded)
-			}
-		})
-	}
-}
-
-// TestRecordingNotBlockedByHangingEndpoint records while a push hangs:
-// recording goes on, Close gives up at its deadline and ends the push.
-func TestRecordingNotBlockedByHangingEndpoint(t *testing.T) {
-	for _, protocol := range []Protocol{RemoteWrite, OTLP} {
-		t.Run(string(protocol), func(t *testing.T) {
-			release := make(chan struct{})
-			hanging := make(chan struct{}, 100)
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				select {
-				case hanging <- struct{}{}:
-				default:
-				}
-				select {
-				case <-release:
-				case <-r.Context().Done():
-				}
-			}))
-			t.Cleanup(srv.Close)
-			t.Cleanup(func() { close(release) })
-			r, err := telemetry.NewRecorder()
-			if err != nil {
-				t.Fatal(err)
-			}
-			pub, err := NewPublisher(Config{APIKey: testKey, OrgSlug: "1", Endpoint: srv.URL + paths[protocol],
-				Interval: 10 * time.Second, Timeout: time.Hour, Logger: quiet})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := r.AddPublisher(pub); err != nil {
-				t.Fatal(err)
-			}
-			runEvents(t, r, "warmup", 1, 0, nil)
-			flushed := make(chan error, 1)
-			go func() { flushed <- pub.Flush(context.Background()) }()
-			<-hanging // the push is hanging now, for up to the 10s interval
-			start := time.Now()
-			runEvents(t, r, "load", 5000, 0, nil)
-			if took := time.Since(start); took > 5*time.Second {
-				t.Errorf("recording 5000 events took %v while pushes hang", took)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-			defer cancel()
-			start = time.Now()
-			err = r.Close(ctx)
-			if !errors.Is(err, context.DeadlineExceeded) {
-				t.Errorf("got Close error %v, want context.DeadlineExceeded", err)
-			}
-			if took := time.Since(start); took > 2*time.Second {
-				t.Errorf("Close took %v with a 300ms deadline", took)
-			}
-			select {
-			case err := <-flushed:
-				if err == nil {
-					t.Error("the hanging push succeeded")
-				}
-			case <-time.After(5 * time.Second):
-				t.Error("the hanging push did not end after Close gave up")
-			}
-			select {
-			case <-pub.done:
-			case <-time.After(5 * time.Second):
-				t.Error("the push goroutine did not exit after Close gave up")
-			}
-		})
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/resource"
 
+	"github.com/eventpipeline/eventpipeline/internal/metricdef"
 	"github.com/eventpipeline/eventpipeline/internal/retry"
 )
 
@@ -39,7 +40,7 @@ func newOTLPSender(c *Config, t target, client *http.Client, start time.Time) (*
 	wrapped.Transport = captureTransport{base: base}
 	exp, err := otlpmetrichttp.New(context.Background(),
 		otlpmetrichttp.WithEndpointURL(t.url.String()),
-		otlpmetrichttp.WithHeaders(map[string]string{"Authorization": basicAuth(c.OrgSlug, c.APIKey), "User-Agent": userAgent}),
+		otlpmetrichttp.WithHeaders(map[string]string{"Authorization": basicAuth(c.OrgSlug, c.APIKey).Reveal(), "User-Agent": userAgent}),
 		otlpmetrichttp.WithHTTPClient(&wrapped),
 		otlpmetrichttp.WithCompression(otlpmetrichttp.GzipCompression),
 		otlpmetrichttp.WithRetry(otlpmetrichttp.RetryConfig{Enabled: false}),
@@ -87,38 +88,85 @@ func (s *otlpSender) metrics(snap *snapshot) *metricdata.ResourceMetrics {
 	}
 	for i := range snap.events {
 		e := &snap.events[i]
-		name := attribute.String("event_name", e.name)
+		name := attribute.String(metricdef.LabelEventName, e.name)
 		durations = append(durations,
-			hist(&e.completed, s.eventB, name, attribute.String("status", "completed")),
-			hist(&e.failed, s.eventB, name, attribute.String("status", "failed")))
+			hist(&e.completed, s.eventB, name, attribute.String(metricdef.LabelStatus, metricdef.StatusCompleted)),
+			hist(&e.failed, s.eventB, name, attribute.String(metricdef.LabelStatus, metricdef.StatusFailed)))
 		retries = append(retries, sum(e.retries, name))
 	}
 	for i := range snap.ops {
 		o := &snap.ops[i]
-		op := attribute.String("operation", o.name)
+		op := attribute.String(metricdef.LabelOperation, o.name)
 		latencies = append(latencies, hist(&o.latency, s.latencyB, op))
 		bytes = append(bytes,
-			sum(o.sent, op, attribute.String("direction", "sent")),
-			sum(o.received, op, attribute.String("direction", "received")))
+			sum(o.sent, op, attribute.String(metricdef.LabelDirection, metricdef.DirectionSent)),
+			sum(o.received, op, attribute.String(metricdef.LabelDirection, metricdef.DirectionReceived)))
 	}
 	var ms []metricdata.Metrics
 	if len(snap.events) > 0 {
 		ms = append(ms,
-			metricdata.Metrics{Name: MetricEventDuration, Description: helpEventDuration, Unit: "s",
+			metricdata.Metrics{Name: MetricEventDuration, Description: metricdef.HelpEventDuration, Unit: "s",
 				Data: metricdata.Histogram[float64]{DataPoints: durations, Temporality: metricdata.CumulativeTemporality}},
-			metricdata.Metrics{Name: MetricEventRetries, Description: helpEventRetries, Unit: "{retry}",
+			metricdata.Metrics{Name: MetricEventRetries, Description: metricdef.HelpEventRetries, Unit: "{retry}",
 				Data: metricdata.Sum[int64]{DataPoints: retries, Temporality: metricdata.CumulativeTemporality, IsMonotonic: true}})
 	}
 	if len(snap.ops) > 0 {
 		ms = append(ms,
-			metricdata.Metrics{Name: MetricNetworkBytes, Description: helpNetworkBytes, Unit: "By",
+			metricdata.Metrics{Name: MetricNetworkBytes, Description: metricdef.HelpNetworkBytes, Unit: "By",
 				Data: metricdata.Sum[int64]{DataPoints: bytes, Temporality: metricdata.CumulativeTemporality, IsMonotonic: true}},
-			metricdata.Metrics{Name: MetricNetworkLatency, Description: helpNetworkLatency, Unit: "s",
+			metricdata.Metrics{Name: MetricNetworkLatency, Description: metricdef.HelpNetworkLatency, Unit: "s",
 				Data: metricdata.Histogram[float64]{DataPoints: latencies, Temporality: metricdata.CumulativeTemporality}})
+	}
+	if len(snap.delivery) > 0 {
+		ms = append(ms, s.deliveryMetrics(snap)...)
 	}
 	return &metricdata.ResourceMetrics{
 		Resource:     s.res,
 		ScopeMetrics: []metricdata.ScopeMetrics{{Scope: instrumentation.Scope{Name: scopeName}, Metrics: ms}},
+	}
+}
+
+// deliveryMetrics converts the delivery counters of snap into monotonic
+// sums and gauges with the names and attributes of the self-metrics.
+func (s *otlpSender) deliveryMetrics(snap *snapshot) []metricdata.Metrics {
+	n := len(snap.delivery)
+	var (
+		published = make([]metricdata.DataPoint[int64], 0, n)
+		failed    = make([]metricdata.DataPoint[int64], 0, n)
+		dropped   = make([]metricdata.DataPoint[int64], 0, 2*n)
+		panics    = make([]metricdata.DataPoint[int64], 0, n)
+		queued    = make([]metricdata.DataPoint[int64], 0, n)
+		capacity  = make([]metricdata.DataPoint[int64], 0, n)
+	)
+	point := func(v int64, start time.Time, attrs ...attribute.KeyValue) metricdata.DataPoint[int64] {
+		return metricdata.DataPoint[int64]{Attributes: attribute.NewSet(attrs...), StartTime: start, Time: snap.time, Value: v}
+	}
+	for i := range snap.delivery {
+		d := &snap.delivery[i]
+		pub := attribute.String(metricdef.LabelPublisher, d.Name)
+		published = append(published, point(int64(d.Published), s.start, pub))
+		failed = append(failed, point(int64(d.FailedAttempts), s.start, pub))
+		dropped = append(dropped,
+			point(int64(d.DroppedQueueFull), s.start, pub, attribute.String(metricdef.LabelReason, metricdef.ReasonQueueFull)),
+			point(int64(d.DroppedFailed), s.start, pub, attribute.String(metricdef.LabelReason, metricdef.ReasonFailed)))
+		panics = append(panics, point(int64(d.Panics), s.start, pub))
+		queued = append(queued, point(int64(d.Queued), time.Time{}, pub))
+		capacity = append(capacity, point(int64(d.QueueCapacity), time.Time{}, pub))
+	}
+	sum := func(name, help, unit string, pts []metricdata.DataPoint[int64]) metricdata.Metrics {
+		return metricdata.Metrics{Name: name, Description: help, Unit: unit,
+			Data: metricdata.Sum[int64]{DataPoints: pts, Temporality: metricdata.CumulativeTemporality, IsMonotonic: true}}
+	}
+	gauge := func(name, help, unit string, pts []metricdata.DataPoint[int64]) metricdata.Metrics {
+		return metricdata.Metrics{Name: name, Description: help, Unit: unit, Data: metricdata.Gauge[int64]{DataPoints: pts}}
+	}
+	return []metricdata.Metrics{
+		sum(metricdef.Published, metricdef.HelpPublished, "{record}", published),
+		sum(metricdef.FailedAttempts, metricdef.HelpFailedAttempts, "{attempt}", failed),
+		sum(metricdef.Dropped, metricdef.HelpDropped, "{record}", dropped),
+		sum(metricdef.Panics, metricdef.HelpPanics, "{panic}", panics),
+		gauge(metricdef.QueueLength, metricdef.HelpQueueLength, "{record}", queued),
+		gauge(metricdef.QueueCapacity, metricdef.HelpQueueCapacity, "{record}", capacity),
 	}
 }
 

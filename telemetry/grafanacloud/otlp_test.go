@@ -16,7 +16,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
+	"github.com/eventpipeline/eventpipeline/internal/label"
+	"github.com/eventpipeline/eventpipeline/internal/metricdef"
 	"github.com/eventpipeline/eventpipeline/internal/testutil"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 	colmetricpb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
@@ -35,11 +38,11 @@ type otlpReceiver struct {
 	headers  []http.Header
 }
 
-func newOTLPReceiver(t *testing.T, user string, key Secret) *otlpReceiver {
+func newOTLPReceiver(t *testing.T, user string, key telemetry.Secret) *otlpReceiver {
 	t.Helper()
 	rc := &otlpReceiver{}
 	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if u, k, ok := r.BasicAuth(); !ok || u != user || k != string(key) {
+		if u, k, ok := r.BasicAuth(); !ok || u != user || k != key.Reveal() {
 			http.Error(w, "invalid credentials", http.StatusUnauthorized)
 			return
 		}
@@ -141,6 +144,10 @@ func otlpPoints(t *testing.T, req *colmetricpb.ExportMetricsServiceRequest) (map
 				for _, dp := range d.Sum.GetDataPoints() {
 					got[m.GetName()+"{"+attrs(dp.GetAttributes())+"}"] = dp.GetAsInt()
 				}
+			case *metricpb.Metric_Gauge:
+				for _, dp := range d.Gauge.GetDataPoints() {
+					got[m.GetName()+"{"+attrs(dp.GetAttributes())+"}"] = dp.GetAsInt()
+				}
 			default:
 				t.Errorf("%s: unexpected data %T", m.GetName(), d)
 			}
@@ -183,7 +190,7 @@ func TestOTLPReceiver(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("got %d requests, want 1", n)
 	}
-	wantAuth := "Basic " + base64.StdEncoding.EncodeToString([]byte("123456:"+string(testKey)))
+	wantAuth := "Basic " + base64.StdEncoding.EncodeToString([]byte("123456:"+testKey.Reveal()))
 	if got := hdr.Get("Authorization"); got != wantAuth {
 		t.Errorf("got Authorization %q, want %q", got, wantAuth)
 	}
@@ -205,6 +212,15 @@ func TestOTLPReceiver(t *testing.T) {
 		"network_bytes_total{direction=received,operation=http_request}":          int64(2000),
 		"network_latency_seconds{operation=http_request}_count":                   uint64(2),
 		"network_latency_seconds{operation=http_request}_bounds":                  "[0.5]",
+		// The self-metrics of the Recorder it is attached to: 4 runs and
+		// 2 operations went through it.
+		"telemetry_publisher_records_published_total{publisher=grafanacloud}":                 int64(6),
+		"telemetry_publisher_failed_attempts_total{publisher=grafanacloud}":                   int64(0),
+		"telemetry_publisher_records_dropped_total{publisher=grafanacloud,reason=failed}":     int64(0),
+		"telemetry_publisher_records_dropped_total{publisher=grafanacloud,reason=queue_full}": int64(0),
+		"telemetry_publisher_panics_total{publisher=grafanacloud}":                            int64(0),
+		"telemetry_publisher_queue_length{publisher=grafanacloud}":                            int64(0),
+		"telemetry_publisher_queue_capacity{publisher=grafanacloud}":                          int64(0),
 	}
 	for k, w := range want {
 		if g, ok := got[k]; !ok || g != w {
@@ -224,10 +240,11 @@ func TestOTLPReceiver(t *testing.T) {
 	}
 	got, _ = otlpPoints(t, req)
 	want = map[string]any{
-		"event_duration_seconds{event_name=load,status=completed}_count": uint64(5),
-		"event_retries_total{event_name=load}":                           int64(7),
-		"network_bytes_total{direction=sent,operation=http_request}":     int64(300),
-		"network_latency_seconds{operation=http_request}_count":          uint64(3),
+		"event_duration_seconds{event_name=load,status=completed}_count":      uint64(5),
+		"event_retries_total{event_name=load}":                                int64(7),
+		"network_bytes_total{direction=sent,operation=http_request}":          int64(300),
+		"network_latency_seconds{operation=http_request}_count":               uint64(3),
+		"telemetry_publisher_records_published_total{publisher=grafanacloud}": int64(9),
 	}
 	for k, w := range want {
 		if g, ok := got[k]; !ok || g != w {
@@ -252,7 +269,7 @@ func TestOTLPEndpoint(t *testing.T) {
 		t.Skip("skipping: set GRAFANACLOUD_OTLP_URL to an OTLP endpoint, e.g. a Prometheus 3 run with --web.enable-otlp-receiver: http://127.0.0.1:9090/api/v1/otlp")
 	}
 	user := cmp.Or(os.Getenv("GRAFANACLOUD_INSTANCE_ID"), "0")
-	key := Secret(cmp.Or(os.Getenv("GRAFANACLOUD_API_KEY"), "none"))
+	key := telemetry.NewSecret(cmp.Or(os.Getenv("GRAFANACLOUD_API_KEY"), "none"))
 	instance := fmt.Sprintf("otlp-test-%d", time.Now().UnixNano())
 	r, err := telemetry.NewRecorder()
 	if err != nil {
@@ -287,5 +304,61 @@ func TestOTLPEndpoint(t *testing.T) {
 			`event_retries_total{` + sel + `,event_name="load"}`:                             3,
 			`network_bytes_total{` + sel + `,operation="http_request",direction="sent"}`:     200,
 		})
+	}
+}
+
+// TestOTLPLabelValuesBounded checks that OTLP attributes carry the bounded
+// form of event names and operations: a 256 KiB name, names that differ
+// only in invalid UTF-8 and a name really "_overflow" each get a point of
+// their own, no attribute longer than label.MaxLen.
+func TestOTLPLabelValuesBounded(t *testing.T) {
+	rc := newOTLPReceiver(t, "1", testKey)
+	pub, err := NewPublisher(Config{APIKey: testKey, OrgSlug: "1", Endpoint: rc.URL + "/otlp", Interval: time.Hour, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pub.Close(context.Background()) })
+	long := strings.Repeat("n", 256<<10)
+	names := []string{long, long + "x", "a\xff", "a\xfe", OverflowLabelValue}
+	ctx := context.Background()
+	for i, name := range names {
+		for range i + 1 {
+			pub.PublishEventMetrics(ctx, finishedEvent(name, telemetry.StatusCompleted, time.Second, 0))
+		}
+		pub.PublishNetworkMetrics(ctx, finishedOp(name, time.Second, int64(i+1), 0))
+	}
+	if err := pub.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	req, _, _ := rc.last()
+	for _, rm := range req.GetResourceMetrics() {
+		for _, sm := range rm.GetScopeMetrics() {
+			for _, m := range sm.GetMetrics() {
+				check := func(kvs []*commonpb.KeyValue) {
+					for _, kv := range kvs {
+						if v := kv.GetValue().GetStringValue(); len(v) > label.MaxLen || !utf8.ValidString(v) || v == OverflowLabelValue {
+							t.Errorf("%s: attribute %s=%.40q... (%d bytes), want valid UTF-8 of at most %d bytes, not %s",
+								m.GetName(), kv.GetKey(), v, len(v), label.MaxLen, OverflowLabelValue)
+						}
+					}
+				}
+				for _, dp := range m.GetHistogram().GetDataPoints() {
+					check(dp.GetAttributes())
+				}
+				for _, dp := range m.GetSum().GetDataPoints() {
+					check(dp.GetAttributes())
+				}
+			}
+		}
+	}
+	got, _ := otlpPoints(t, req)
+	for i, name := range names {
+		v := metricdef.LabelValue(name)
+		if c := got["event_duration_seconds{event_name="+v+",status=completed}_count"]; c != uint64(i+1) {
+			t.Errorf("event %.20q: got count %v, want %d", name, c, i+1)
+		}
+		if c := got["network_bytes_total{direction=sent,operation="+v+"}"]; c != int64(i+1) {
+			t.Errorf("operation %.20q: got %v bytes sent, want %d", name, c, i+1)
+		}
 	}
 }

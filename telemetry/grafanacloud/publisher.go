@@ -3,15 +3,16 @@ package grafanacloud
 import (
 	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/eventpipeline/eventpipeline/internal/metricdef"
 	"github.com/eventpipeline/eventpipeline/internal/retry"
 	"github.com/eventpipeline/eventpipeline/internal/seriescache"
 	"github.com/eventpipeline/eventpipeline/telemetry"
@@ -22,14 +23,14 @@ const userAgent = "eventpipeline-telemetry-grafanacloud"
 
 // Errors of the publish methods, Flush and Close.
 var (
-	errClosed      = fmt.Errorf("grafanacloud: publisher: %w", telemetry.ErrClosed)
-	errCloseAgain  = fmt.Errorf("grafanacloud: close: %w", telemetry.ErrClosed)
-	errNotFinished = errors.New("grafanacloud: record is not finished (status must be completed or failed)")
-	errEmptyName   = errors.New("grafanacloud: empty event name")
+	errClosed     = fmt.Errorf("grafanacloud: publisher: %w", telemetry.ErrClosed)
+	errCloseAgain = fmt.Errorf("grafanacloud: close: %w", telemetry.ErrClosed)
 )
 
 // A Publisher pushes the records of a [telemetry.Recorder] to Grafana Cloud
-// as metrics: the seed's GrafanaCloudPublisher. It is a
+// as metrics, with the names and labels of the Prometheus publisher, and
+// the delivery self-metrics of the Recorder it is attached to (see
+// [Publisher.Attach]). It is a
 // [telemetry.SyncPublisher]: the Recorder calls it on the recording path,
 // where it only updates in-process histograms and counters, without
 // blocking or allocating. A goroutine of its own pushes them every
@@ -46,6 +47,15 @@ type Publisher struct {
 
 	events *seriescache.Cache[eventSeries]
 	ops    *seriescache.Cache[opSeries]
+
+	// rec is the Recorder p is attached to (see Attach), whose delivery
+	// counters are pushed as the self-metrics; nil until then.
+	rec atomic.Pointer[telemetry.Recorder]
+	// pushedDelivery is the delivery counters of the last successful
+	// push: Close pushes again if they changed since.
+	pushedDelivery atomic.Pointer[[]telemetry.PublisherStats]
+	// backoff returns the wait before retry n: retry.Backoff, but in tests.
+	backoff func(initial, max time.Duration, n int) time.Duration
 
 	sem   chan struct{} // held by the push in progress: one at a time
 	snap  snapshot      // reused by pushes, guarded by sem
@@ -83,6 +93,7 @@ var (
 	_ telemetry.Flusher       = (*Publisher)(nil)
 	_ telemetry.Closer        = (*Publisher)(nil)
 	_ telemetry.Namer         = (*Publisher)(nil)
+	_ telemetry.Attacher      = (*Publisher)(nil)
 	_ slog.LogValuer          = (*Publisher)(nil)
 	_ fmt.Formatter           = (*Publisher)(nil)
 )
@@ -96,12 +107,18 @@ var (
 // setting (APIKey, OrgSlug, Region, Endpoint, ...), joined in one error.
 // The API key is never part of it.
 func NewPublisher(cfg Config) (*Publisher, error) {
+	return newPublisher(cfg, retry.Backoff)
+}
+
+// newPublisher is NewPublisher with the backoff function, which tests
+// replace with one without jitter.
+func newPublisher(cfg Config, backoff func(initial, max time.Duration, n int) time.Duration) (*Publisher, error) {
 	t, err := cfg.resolve()
 	if err != nil {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	p := &Publisher{cfg: cfg, target: t, client: cfg.HTTPClient, logged: make(map[int]bool)}
+	p := &Publisher{cfg: cfg, target: t, client: cfg.HTTPClient, logged: make(map[int]bool), backoff: backoff}
 	if p.client == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = 2
@@ -140,8 +157,9 @@ func (p *Publisher) bindOp(name string) *opSeries {
 
 // PublishEventMetrics adds the finished run m to the aggregates pushed
 // next: its duration to event_duration_seconds{event_name, status} and its
-// retries to event_retries_total{event_name}. It never blocks and does no
-// I/O; ctx is not used.
+// retries to event_retries_total{event_name}. The event_name label is the
+// bounded form of m.EventName (see the package doc). It never blocks and
+// does no I/O; ctx is not used.
 //
 // It returns an error for a record with an empty event name or whose status
 // is neither completed nor failed, and one wrapping [telemetry.ErrClosed]
@@ -150,11 +168,8 @@ func (p *Publisher) PublishEventMetrics(_ context.Context, m telemetry.EventMetr
 	if p.closed.Load() {
 		return errClosed
 	}
-	if m.EventName == "" {
-		return errEmptyName
-	}
-	if m.Status != telemetry.StatusCompleted && m.Status != telemetry.StatusFailed {
-		return errNotFinished
+	if err := metricdef.CheckEvent(m.EventName, string(m.Status)); err != nil {
+		return fmt.Errorf("grafanacloud: %w", err)
 	}
 	s := p.events.Get(m.EventName)
 	h := s.completed
@@ -173,8 +188,9 @@ func (p *Publisher) PublishEventMetrics(_ context.Context, m telemetry.EventMetr
 // pushed next: its latency to network_latency_seconds{operation} and its
 // bytes to network_bytes_total{operation, direction}. It never blocks and
 // does no I/O; ctx is not used. An empty operation counts as
-// [telemetry.DefaultOperation]. The host, port, task id and error text are
-// not used: they would make unbounded label values.
+// [telemetry.DefaultOperation]; the operation label is its bounded form.
+// The host, port, task id and error text are not used: they would make
+// unbounded label values.
 //
 // It returns an error for a record whose status is neither completed nor
 // failed or whose byte counts are negative, and one wrapping
@@ -183,11 +199,8 @@ func (p *Publisher) PublishNetworkMetrics(_ context.Context, m telemetry.Network
 	if p.closed.Load() {
 		return errClosed
 	}
-	if m.Status != telemetry.StatusCompleted && m.Status != telemetry.StatusFailed {
-		return errNotFinished
-	}
-	if m.BytesSent < 0 || m.BytesReceived < 0 {
-		return fmt.Errorf("grafanacloud: negative byte count: sent %d, received %d", m.BytesSent, m.BytesReceived)
+	if err := metricdef.CheckNetwork(string(m.Status), m.BytesSent, m.BytesReceived); err != nil {
+		return fmt.Errorf("grafanacloud: %w", err)
 	}
 	op := m.Operation
 	if op == "" {
@@ -214,6 +227,20 @@ func (p *Publisher) Synchronous() bool { return true }
 // Name returns "grafanacloud", the name of p in the Recorder's
 // [telemetry.PublisherStats].
 func (p *Publisher) Name() string { return "grafanacloud" }
+
+// Attach makes p push the delivery counters of r, the Recorder it is
+// attached to, as the telemetry_publisher_* self-metrics (the ones the
+// Prometheus publisher exports): for every publisher of r, p included.
+// [telemetry.Recorder.AddPublisher] (and so [telemetry.WithPublishers] and
+// [telemetry.MonitorEvents]) calls it; there is no need to call it
+// yourself. If p is attached to several Recorders, the first one's counters
+// are pushed. Once attached, p pushes every interval, even before the
+// first record.
+func (p *Publisher) Attach(r *telemetry.Recorder) {
+	if r != nil {
+		p.rec.CompareAndSwap(nil, r)
+	}
+}
 
 // Protocol returns the protocol p pushes with.
 func (p *Publisher) Protocol() Protocol { return p.target.protocol }
@@ -360,7 +387,7 @@ func (p *Publisher) Close(ctx context.Context) error {
 	select {
 	case <-p.done:
 		// Recorder.Close has just called Flush: push only what came after.
-		if p.dirty.Load() || p.stats.pushes.Load() == 0 {
+		if p.dirty.Load() || p.stats.pushes.Load() == 0 || p.deliveryChanged() {
 			err = p.pushNow(ctx)
 		}
 	case <-ctx.Done():
@@ -382,10 +409,33 @@ func (p *Publisher) Close(ctx context.Context) error {
 	return err
 }
 
+// deliveryChanged reports whether the delivery counters of the Recorder p
+// is attached to changed since the last successful push.
+func (p *Publisher) deliveryChanged() bool {
+	r := p.rec.Load()
+	if r == nil {
+		return false
+	}
+	pushed := p.pushedDelivery.Load()
+	return pushed == nil || !slices.Equal(boundNames(r.PublisherStats()), *pushed)
+}
+
+// boundNames replaces the name of each stats by its label value.
+func boundNames(stats []telemetry.PublisherStats) []telemetry.PublisherStats {
+	for i := range stats {
+		stats[i].Name = metricdef.LabelValue(stats[i].Name)
+	}
+	return stats
+}
+
 // takeSnapshot reads every series into p.snap. The caller holds sem.
 func (p *Publisher) takeSnapshot() *snapshot {
 	s := &p.snap
 	s.time = time.Now()
+	s.delivery = nil
+	if r := p.rec.Load(); r != nil {
+		s.delivery = boundNames(r.PublisherStats())
+	}
 	events := p.events.All()
 	s.events = s.events[:0]
 	for _, e := range events {
@@ -414,8 +464,8 @@ func (p *Publisher) takeSnapshot() *snapshot {
 func (p *Publisher) push(ctx context.Context) (err error) {
 	p.dirty.Store(false) // before the snapshot: what comes after is dirty
 	snap := p.takeSnapshot()
-	if len(snap.events) == 0 && len(snap.ops) == 0 {
-		return nil // nothing recorded yet
+	if len(snap.events) == 0 && len(snap.ops) == 0 && len(snap.delivery) == 0 {
+		return nil // nothing recorded yet, and no Recorder
 	}
 	defer func() {
 		if err != nil {
@@ -437,6 +487,8 @@ func (p *Publisher) push(ctx context.Context) (err error) {
 		cancel()
 		p.stats.lastStatus.Store(int64(res.status))
 		if res.err == nil {
+			pushed := snap.delivery // snap is reused: keep the slice, not a pointer into it
+			p.pushedDelivery.Store(&pushed)
 			p.stats.pushes.Add(1)
 			p.stats.lastPush.Store(time.Now().UnixNano())
 			p.logRecovered(ctx, n)
@@ -463,11 +515,20 @@ func (p *Publisher) push(ctx context.Context) (err error) {
 		}
 		wait := res.retryAfter // the server's hint is not capped, but the interval bounds it
 		if wait <= 0 {
-			wait = retry.Backoff(policy.InitialBackoff, policy.MaxBackoff, n)
+			wait = p.backoff(policy.InitialBackoff, policy.MaxBackoff, n)
 		}
-		if dl, ok := ctx.Deadline(); (ok && time.Until(dl) < wait) || time.Since(first)+wait > policy.MaxElapsed {
-			// The server asks for more time than the interval has left:
-			// the next push will carry these values anyway.
+		// A wait that would end after MaxElapsed is shortened so that the
+		// last attempt comes at MaxElapsed exactly, as the policy promises.
+		left := policy.MaxElapsed - time.Since(first)
+		if left <= 0 {
+			p.stats.dropped.Add(1)
+			p.logGiveUp(ctx, n, res.status, res.err)
+			return res.err
+		}
+		wait = min(wait, left)
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+			// The wait would outlast the interval: give up, the next push
+			// carries these values anyway.
 			p.stats.dropped.Add(1)
 			p.logGiveUp(ctx, n, res.status, res.err)
 			return res.err
@@ -480,9 +541,10 @@ func (p *Publisher) push(ctx context.Context) (err error) {
 	}
 }
 
-// basicAuth returns the Authorization header value of user and key.
-func basicAuth(user string, key Secret) string {
-	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+string(key)))
+// basicAuth returns the Authorization header value of user and key, as a
+// Secret: it holds the key.
+func basicAuth(user string, key telemetry.Secret) telemetry.Secret {
+	return telemetry.NewSecret("Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+key.Reveal())))
 }
 
 func (p *Publisher) logger() *slog.Logger {
@@ -551,9 +613,10 @@ func (p *Publisher) logRecovered(ctx context.Context, attempts int) {
 	}
 }
 
-// logOverflow logs the first name counted under OverflowLabelValue.
-func (p *Publisher) logOverflow(label, name string) {
+// logOverflow logs the first name counted under OverflowLabelValue, by its
+// bounded label value.
+func (p *Publisher) logOverflow(label, value string) {
 	p.logger().LogAttrs(context.Background(), slog.LevelWarn,
 		"grafanacloud: too many distinct "+label+" values, counting further ones as "+OverflowLabelValue,
-		slog.Int("max_label_values", p.cfg.MaxLabelValues), slog.String(label, seriescache.LabelValue(name)))
+		slog.Int("max_label_values", p.cfg.MaxLabelValues), slog.String(label, value))
 }

@@ -14,32 +14,26 @@ import (
 	"github.com/klauspost/compress/snappy"
 	"github.com/prometheus/prometheus/prompb"
 
+	"github.com/eventpipeline/eventpipeline/internal/metricdef"
 	"github.com/eventpipeline/eventpipeline/internal/retry"
+	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
-// Names of the four metrics of the contract (SPEC.md). Dashboards and alerts
-// depend on them; they are the Prometheus publisher's names.
+// Names of the four metrics of the contract. Dashboards and alerts depend
+// on them; they are the Prometheus publisher's names.
 const (
 	// MetricEventDuration is a histogram of the duration of finished event
 	// runs, labelled event_name and status (completed or failed).
-	MetricEventDuration = "event_duration_seconds"
+	MetricEventDuration = metricdef.EventDuration
 	// MetricEventRetries counts the retries of finished event runs,
 	// labelled event_name.
-	MetricEventRetries = "event_retries_total"
+	MetricEventRetries = metricdef.EventRetries
 	// MetricNetworkBytes counts the bytes of finished network operations,
 	// labelled operation and direction (sent or received).
-	MetricNetworkBytes = "network_bytes_total"
+	MetricNetworkBytes = metricdef.NetworkBytes
 	// MetricNetworkLatency is a histogram of the latency of finished
 	// network operations, labelled operation.
-	MetricNetworkLatency = "network_latency_seconds"
-)
-
-// Help texts, sent as metadata.
-const (
-	helpEventDuration  = "Duration of finished event runs in seconds, by event name and status (completed or failed)."
-	helpEventRetries   = "Retries of finished event runs, by event name."
-	helpNetworkBytes   = "Bytes of finished network operations, by operation and direction (sent or received)."
-	helpNetworkLatency = "Latency of finished network operations in seconds, by operation."
+	MetricNetworkLatency = metricdef.NetworkLatency
 )
 
 // attemptResult is the outcome of one HTTP attempt.
@@ -63,7 +57,7 @@ const maxErrorBody = 512
 // remoteWriter pushes with Prometheus remote write 1.0.
 type remoteWriter struct {
 	url      string
-	auth     string // the Authorization header value; never printed
+	auth     telemetry.Secret // the Authorization header value
 	client   *http.Client
 	job      string
 	instance string
@@ -101,11 +95,20 @@ func (w *remoteWriter) request(snap *snapshot) *prompb.WriteRequest {
 	req := &prompb.WriteRequest{
 		Timeseries: make([]prompb.TimeSeries, 0, n),
 		Metadata: []prompb.MetricMetadata{
-			{Type: prompb.MetricMetadata_HISTOGRAM, MetricFamilyName: MetricEventDuration, Help: helpEventDuration, Unit: "seconds"},
-			{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: MetricEventRetries, Help: helpEventRetries},
-			{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: MetricNetworkBytes, Help: helpNetworkBytes, Unit: "bytes"},
-			{Type: prompb.MetricMetadata_HISTOGRAM, MetricFamilyName: MetricNetworkLatency, Help: helpNetworkLatency, Unit: "seconds"},
+			{Type: prompb.MetricMetadata_HISTOGRAM, MetricFamilyName: MetricEventDuration, Help: metricdef.HelpEventDuration, Unit: "seconds"},
+			{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: MetricEventRetries, Help: metricdef.HelpEventRetries},
+			{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: MetricNetworkBytes, Help: metricdef.HelpNetworkBytes, Unit: "bytes"},
+			{Type: prompb.MetricMetadata_HISTOGRAM, MetricFamilyName: MetricNetworkLatency, Help: metricdef.HelpNetworkLatency, Unit: "seconds"},
 		},
+	}
+	if len(snap.delivery) > 0 {
+		req.Metadata = append(req.Metadata,
+			prompb.MetricMetadata{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: metricdef.Published, Help: metricdef.HelpPublished},
+			prompb.MetricMetadata{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: metricdef.FailedAttempts, Help: metricdef.HelpFailedAttempts},
+			prompb.MetricMetadata{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: metricdef.Dropped, Help: metricdef.HelpDropped},
+			prompb.MetricMetadata{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: metricdef.Panics, Help: metricdef.HelpPanics},
+			prompb.MetricMetadata{Type: prompb.MetricMetadata_GAUGE, MetricFamilyName: metricdef.QueueLength, Help: metricdef.HelpQueueLength},
+			prompb.MetricMetadata{Type: prompb.MetricMetadata_GAUGE, MetricFamilyName: metricdef.QueueCapacity, Help: metricdef.HelpQueueCapacity})
 	}
 	// One slab each for the labels and samples of all series: a push
 	// allocates a few large blocks instead of two small ones per series.
@@ -135,7 +138,7 @@ func (w *remoteWriter) request(snap *snapshot) *prompb.WriteRequest {
 		var cum uint64
 		for i, c := range h.counts {
 			cum += c
-			withLe[len(labels)] = prompb.Label{Name: "le", Value: le[i]}
+			withLe[len(labels)] = prompb.Label{Name: metricdef.LabelLe, Value: le[i]}
 			add(bucket, float64(cum), withLe[:len(labels)+1]...)
 		}
 		add(sum, h.sum, labels...)
@@ -143,17 +146,28 @@ func (w *remoteWriter) request(snap *snapshot) *prompb.WriteRequest {
 	}
 	for i := range snap.events {
 		e := &snap.events[i]
-		name := prompb.Label{Name: "event_name", Value: e.name}
-		hist(MetricEventDuration, w.eventLe, &e.completed, name, prompb.Label{Name: "status", Value: "completed"})
-		hist(MetricEventDuration, w.eventLe, &e.failed, name, prompb.Label{Name: "status", Value: "failed"})
+		name := prompb.Label{Name: metricdef.LabelEventName, Value: e.name}
+		hist(MetricEventDuration, w.eventLe, &e.completed, name, prompb.Label{Name: metricdef.LabelStatus, Value: metricdef.StatusCompleted})
+		hist(MetricEventDuration, w.eventLe, &e.failed, name, prompb.Label{Name: metricdef.LabelStatus, Value: metricdef.StatusFailed})
 		add(MetricEventRetries, float64(e.retries), name)
 	}
 	for i := range snap.ops {
 		o := &snap.ops[i]
-		op := prompb.Label{Name: "operation", Value: o.name}
+		op := prompb.Label{Name: metricdef.LabelOperation, Value: o.name}
 		hist(MetricNetworkLatency, w.latLe, &o.latency, op, prompb.Label{})
-		add(MetricNetworkBytes, float64(o.sent), op, prompb.Label{Name: "direction", Value: "sent"})
-		add(MetricNetworkBytes, float64(o.received), op, prompb.Label{Name: "direction", Value: "received"})
+		add(MetricNetworkBytes, float64(o.sent), op, prompb.Label{Name: metricdef.LabelDirection, Value: metricdef.DirectionSent})
+		add(MetricNetworkBytes, float64(o.received), op, prompb.Label{Name: metricdef.LabelDirection, Value: metricdef.DirectionReceived})
+	}
+	for i := range snap.delivery {
+		d := &snap.delivery[i]
+		pub := prompb.Label{Name: metricdef.LabelPublisher, Value: d.Name}
+		add(metricdef.Published, float64(d.Published), pub)
+		add(metricdef.FailedAttempts, float64(d.FailedAttempts), pub)
+		add(metricdef.Dropped, float64(d.DroppedQueueFull), pub, prompb.Label{Name: metricdef.LabelReason, Value: metricdef.ReasonQueueFull})
+		add(metricdef.Dropped, float64(d.DroppedFailed), pub, prompb.Label{Name: metricdef.LabelReason, Value: metricdef.ReasonFailed})
+		add(metricdef.Panics, float64(d.Panics), pub)
+		add(metricdef.QueueLength, float64(d.Queued), pub)
+		add(metricdef.QueueCapacity, float64(d.QueueCapacity), pub)
 	}
 	return req
 }
@@ -175,7 +189,7 @@ func (w *remoteWriter) post(ctx context.Context, body []byte) attemptResult {
 	if err != nil {
 		return attemptResult{err: fmt.Errorf("grafanacloud: remote write: %w", err)}
 	}
-	req.Header.Set("Authorization", w.auth)
+	req.Header.Set("Authorization", w.auth.Reveal())
 	req.Header.Set("Content-Encoding", "snappy")
 	req.Header.Set("Content-Type", "application/x-protobuf")
 	req.Header.Set("User-Agent", userAgent)
@@ -205,8 +219,8 @@ func checkResponse(resp *http.Response, what string) attemptResult {
 }
 
 // A StatusError is the error of a push that the endpoint answered with an
-// HTTP status other than 2xx. Pushes answered 429 or 5xx are retried; the
-// others are not.
+// HTTP status other than 2xx. Pushes answered 408, 429 or 5xx are retried;
+// the others are not, and their error is marked with [telemetry.Permanent].
 type StatusError struct {
 	Op   string // what was attempted and where, such as "remote write to https://..."
 	Code int    // the HTTP status code
@@ -222,7 +236,8 @@ func (e *StatusError) Error() string {
 	return msg
 }
 
-// Temporary reports whether another attempt may succeed: for 429 and 5xx.
+// Temporary reports whether another attempt may succeed: for 408, 429 and
+// 5xx, the statuses the module retries everywhere.
 func (e *StatusError) Temporary() bool { return retry.RetryableStatus(e.Code) }
 
 func (w *remoteWriter) close(context.Context) error { return nil }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventpipeline/eventpipeline/internal/metricdef"
 	"github.com/eventpipeline/eventpipeline/internal/testutil"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 	"github.com/klauspost/compress/snappy"
@@ -29,7 +30,7 @@ type authProxy struct {
 	forwarded, rejected atomic.Int64
 }
 
-func newAuthProxy(t *testing.T, prometheusURL, user string, key Secret) *authProxy {
+func newAuthProxy(t *testing.T, prometheusURL, user string, key telemetry.Secret) *authProxy {
 	t.Helper()
 	target, err := url.Parse(prometheusURL)
 	if err != nil {
@@ -43,7 +44,7 @@ func newAuthProxy(t *testing.T, prometheusURL, user string, key Secret) *authPro
 	p := &authProxy{}
 	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u, k, ok := r.BasicAuth()
-		if !ok || u != user || k != string(key) {
+		if !ok || u != user || k != key.Reveal() {
 			p.rejected.Add(1)
 			http.Error(w, "authentication error: invalid token", http.StatusUnauthorized)
 			return
@@ -280,9 +281,9 @@ func TestRemoteWriteWrongCredentials(t *testing.T) {
 	proxy := newAuthProxy(t, prom.URL, "123456", testKey)
 	tests := []struct {
 		name, user string
-		key        Secret
+		key        telemetry.Secret
 	}{
-		{"wrong token", "123456", "glc_wrong"},
+		{"wrong token", "123456", telemetry.NewSecret("glc_wrong")},
 		{"wrong instance id", "654321", testKey},
 	}
 	for _, tc := range tests {
@@ -399,6 +400,12 @@ func TestRemoteWriteRequest(t *testing.T) {
 		"__name__=network_bytes_total,direction=sent,instance=i,job=j,operation=remote_call":                  7,
 		"__name__=network_bytes_total,direction=received,instance=i,job=j,operation=remote_call":              9,
 	}
+	// The event name is sent bounded: valid UTF-8, kept distinct by a hash.
+	bounded := map[string]float64{}
+	for k, w := range want {
+		bounded[strings.Replace(k, "event_name=e\uFFFD,", "event_name="+metricdef.LabelValue("e\xff")+",", 1)] = w
+	}
+	want = bounded
 	for k, w := range want {
 		if g, ok := got[k]; !ok || g != w {
 			t.Errorf("series %s: got %v (present %v), want %v", k, g, ok, w)

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"sync/atomic"
 	"time"
+
+	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
 // histogram is a classic histogram updated with atomics only: one counter
@@ -75,7 +77,15 @@ type snapshot struct {
 	time   time.Time // when it was taken
 	events []eventPoint
 	ops    []opPoint
+	// delivery are the delivery counters of the Recorder the Publisher is
+	// attached to, names bounded as label values; nil if not attached.
+	delivery []telemetry.PublisherStats
 }
+
+// deliverySeries is the number of self-metric series of one publisher:
+// published, failed attempts, dropped (two reasons), panics, queue length
+// and capacity.
+const deliverySeries = 7
 
 type eventPoint struct {
 	name              string
@@ -91,5 +101,5 @@ type opPoint struct {
 
 // series returns the number of series s makes in Prometheus terms.
 func (s *snapshot) series(eventBuckets, latencyBuckets int) int {
-	return len(s.events)*(2*(eventBuckets+1+2)+1) + len(s.ops)*(latencyBuckets+1+2+2)
+	return len(s.events)*(2*(eventBuckets+1+2)+1) + len(s.ops)*(latencyBuckets+1+2+2) + len(s.delivery)*deliverySeries
 }

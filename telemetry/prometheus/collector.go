@@ -3,32 +3,33 @@ package prometheus
 import (
 	"sync/atomic"
 
-	"github.com/eventpipeline/eventpipeline/internal/seriescache"
+	"github.com/eventpipeline/eventpipeline/internal/metricdef"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 	prom "github.com/prometheus/client_golang/prometheus"
 )
 
 // Names of the delivery self-metrics, before the namespace prefix. Each has
 // the label publisher, the [telemetry.PublisherStats] name of a publisher
-// attached to Config.Recorder ("prometheus", "elasticsearch", ...).
+// of the Recorder the Publisher is attached to ("prometheus",
+// "elasticsearch", ...), bounded as event names are.
 const (
 	// MetricPublished counts the records a publisher accepted.
-	MetricPublished = "telemetry_publisher_records_published_total"
+	MetricPublished = metricdef.Published
 	// MetricFailedAttempts counts publish calls that returned an error or
 	// panicked, retried or not.
-	MetricFailedAttempts = "telemetry_publisher_failed_attempts_total"
+	MetricFailedAttempts = metricdef.FailedAttempts
 	// MetricDropped counts the records a publisher lost, with the label
 	// reason: "queue_full" (its queue was full, or closed with records in
 	// it) or "failed" (given up after a permanent error or the last retry).
-	MetricDropped = "telemetry_publisher_records_dropped_total"
+	MetricDropped = metricdef.Dropped
 	// MetricPanics counts publish calls that panicked.
-	MetricPanics = "telemetry_publisher_panics_total"
+	MetricPanics = metricdef.Panics
 	// MetricQueueLength is the number of records waiting in a publisher's
 	// queue at scrape time; always 0 for a synchronous publisher.
-	MetricQueueLength = "telemetry_publisher_queue_length"
+	MetricQueueLength = metricdef.QueueLength
 	// MetricQueueCapacity is the size of a publisher's queue; 0 for a
 	// synchronous publisher, which has none.
-	MetricQueueCapacity = "telemetry_publisher_queue_capacity"
+	MetricQueueCapacity = metricdef.QueueCapacity
 )
 
 // deliveryCollector exports the PublisherStats of a Recorder, read at
@@ -40,28 +41,18 @@ type deliveryCollector struct {
 
 var _ prom.Collector = (*deliveryCollector)(nil)
 
-func newDeliveryCollector(r *telemetry.Recorder, namespace string, constLabels prom.Labels) *deliveryCollector {
+func newDeliveryCollector(namespace string, constLabels prom.Labels) *deliveryCollector {
 	desc := func(name, help string, labels ...string) *prom.Desc {
 		return prom.NewDesc(prom.BuildFQName(namespace, "", name), help, labels, constLabels)
 	}
-	c := &deliveryCollector{
-		published: desc(MetricPublished,
-			"Records accepted by each telemetry publisher.", "publisher"),
-		failedAttempts: desc(MetricFailedAttempts,
-			"Publish calls of each telemetry publisher that returned an error or panicked, retried or not.", "publisher"),
-		dropped: desc(MetricDropped,
-			"Records lost by each telemetry publisher, by reason: queue_full or failed.", "publisher", "reason"),
-		panics: desc(MetricPanics,
-			"Publish calls of each telemetry publisher that panicked.", "publisher"),
-		queued: desc(MetricQueueLength,
-			"Records waiting in the queue of each telemetry publisher.", "publisher"),
-		queCap: desc(MetricQueueCapacity,
-			"Size of the queue of each telemetry publisher; 0 for synchronous publishers.", "publisher"),
+	return &deliveryCollector{
+		published:      desc(MetricPublished, metricdef.HelpPublished, metricdef.LabelPublisher),
+		failedAttempts: desc(MetricFailedAttempts, metricdef.HelpFailedAttempts, metricdef.LabelPublisher),
+		dropped:        desc(MetricDropped, metricdef.HelpDropped, metricdef.LabelPublisher, metricdef.LabelReason),
+		panics:         desc(MetricPanics, metricdef.HelpPanics, metricdef.LabelPublisher),
+		queued:         desc(MetricQueueLength, metricdef.HelpQueueLength, metricdef.LabelPublisher),
+		queCap:         desc(MetricQueueCapacity, metricdef.HelpQueueCapacity, metricdef.LabelPublisher),
 	}
-	if r != nil {
-		c.r.Store(r)
-	}
-	return c
 }
 
 // Describe sends the descriptors of every self-metric.
@@ -78,7 +69,7 @@ func (c *deliveryCollector) Collect(ch chan<- prom.Metric) {
 		return
 	}
 	for _, s := range r.PublisherStats() {
-		name := seriescache.LabelValue(s.Name)
+		name := metricdef.LabelValue(s.Name)
 		counter := func(d *prom.Desc, v uint64, labels ...string) {
 			ch <- prom.MustNewConstMetric(d, prom.CounterValue, float64(v), labels...)
 		}
@@ -87,8 +78,8 @@ func (c *deliveryCollector) Collect(ch chan<- prom.Metric) {
 		}
 		counter(c.published, s.Published, name)
 		counter(c.failedAttempts, s.FailedAttempts, name)
-		counter(c.dropped, s.DroppedQueueFull, name, "queue_full")
-		counter(c.dropped, s.DroppedFailed, name, "failed")
+		counter(c.dropped, s.DroppedQueueFull, name, metricdef.ReasonQueueFull)
+		counter(c.dropped, s.DroppedFailed, name, metricdef.ReasonFailed)
 		counter(c.panics, s.Panics, name)
 		gauge(c.queued, s.Queued, name)
 		gauge(c.queCap, s.QueueCapacity, name)

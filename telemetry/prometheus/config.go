@@ -3,14 +3,15 @@ package prometheus
 import (
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"math"
 	"net"
+	"net/http"
 	"time"
 	"unicode/utf8"
 
-	"github.com/eventpipeline/eventpipeline/internal/seriescache"
-	"github.com/eventpipeline/eventpipeline/telemetry"
+	"github.com/eventpipeline/eventpipeline/internal/metricdef"
 	prom "github.com/prometheus/client_golang/prometheus"
 )
 
@@ -32,28 +33,47 @@ const (
 	// histogram when native histograms are enabled and
 	// Config.NativeHistogramMaxBuckets is zero.
 	DefaultNativeHistogramMaxBuckets = 160
+
+	// DefaultReadHeaderTimeout is how long the metrics server waits for
+	// the headers of a request when Config.ReadHeaderTimeout is zero.
+	DefaultReadHeaderTimeout = 10 * time.Second
+	// DefaultReadTimeout is how long the metrics server waits for a whole
+	// request when Config.ReadTimeout is zero.
+	DefaultReadTimeout = 30 * time.Second
+	// DefaultWriteTimeout is how long the metrics server may take to write
+	// a response, from the end of the request headers, when
+	// Config.WriteTimeout is zero.
+	DefaultWriteTimeout = 30 * time.Second
+	// DefaultIdleTimeout is how long the metrics server keeps an idle
+	// keep-alive connection open when Config.IdleTimeout is zero: longer
+	// than the usual scrape intervals, so that a scraper keeps its
+	// connection.
+	DefaultIdleTimeout = 2 * time.Minute
+	// DefaultMaxHeaderBytes is the largest request header the metrics
+	// server reads when Config.MaxHeaderBytes is zero.
+	DefaultMaxHeaderBytes = 16 << 10
+	// DefaultMaxConcurrentScrapes is the number of scrapes served at once
+	// when Config.MaxConcurrentScrapes is zero; further ones are answered
+	// 503 Service Unavailable.
+	DefaultMaxConcurrentScrapes = 8
 )
 
 // OverflowLabelValue is the event_name or operation label value under which
 // records are counted once the number of distinct values has reached
-// Config.MaxLabelValues. Their counts stay exact; only the name is lost.
-const OverflowLabelValue = seriescache.Overflow
+// Config.MaxLabelValues. Their counts stay exact; only the name is lost. It
+// is reserved: a record really named "_overflow" is counted under
+// "_overflow~" and a hash instead, never under this value.
+const OverflowLabelValue = metricdef.Overflow
 
 // DefaultEventBuckets are the upper bounds, in seconds, of the buckets of
 // event_duration_seconds when Config.EventBuckets is nil: from one
 // millisecond to ten minutes, as pipeline events run.
-var DefaultEventBuckets = []float64{
-	.001, .0025, .005, .01, .025, .05, .1, .25, .5,
-	1, 2.5, 5, 10, 30, 60, 120, 300, 600,
-}
+var DefaultEventBuckets = metricdef.EventBuckets()
 
 // DefaultLatencyBuckets are the upper bounds, in seconds, of the buckets of
 // network_latency_seconds when Config.LatencyBuckets is nil: from half a
 // millisecond to one minute.
-var DefaultLatencyBuckets = []float64{
-	.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5,
-	1, 2.5, 5, 10, 30, 60,
-}
+var DefaultLatencyBuckets = metricdef.LatencyBuckets()
 
 // Config configures a [Publisher]. The zero Config is valid: it serves a
 // registry of its own on http://127.0.0.1:2112/metrics with the default
@@ -135,13 +155,38 @@ type Config struct {
 	// means [DefaultMaxLabelValues]; it must not be negative.
 	MaxLabelValues int
 
-	// Recorder, if set, is the telemetry instance whose delivery counters
-	// ([telemetry.Recorder.PublisherStats]) are exported as the
-	// telemetry_publisher_* self-metrics at each scrape, for every
-	// publisher attached to it, this one included. nil means the Recorder
-	// the Publisher is attached to (see [Publisher.Attach]); until it is
-	// attached, there are no self-metrics.
-	Recorder *telemetry.Recorder
+	// ReadHeaderTimeout is how long the server waits for the headers of
+	// a request, so that a client that sends them slowly (or not at all)
+	// cannot hold a connection. Zero means [DefaultReadHeaderTimeout]
+	// (10s); it must not be negative.
+	ReadHeaderTimeout time.Duration
+
+	// ReadTimeout is how long the server waits for a whole request,
+	// headers included. Zero means [DefaultReadTimeout] (30s); it must not
+	// be negative.
+	ReadTimeout time.Duration
+
+	// WriteTimeout is how long the server may take to write a response,
+	// from the end of the request headers, so that a client that reads
+	// slowly cannot hold a scrape. Zero means [DefaultWriteTimeout] (30s);
+	// it must not be negative.
+	WriteTimeout time.Duration
+
+	// IdleTimeout is how long the server keeps an idle keep-alive
+	// connection open between requests. Zero means [DefaultIdleTimeout]
+	// (2m); it must not be negative.
+	IdleTimeout time.Duration
+
+	// MaxHeaderBytes is the largest request header, in bytes, the server
+	// reads; larger ones are answered 431. Zero means
+	// [DefaultMaxHeaderBytes] (16 KiB); it must not be negative.
+	MaxHeaderBytes int
+
+	// MaxConcurrentScrapes is the number of requests for the metrics
+	// served at once, by the server and by [Publisher.Handler]; further
+	// ones are answered 503 Service Unavailable at once. Zero means
+	// [DefaultMaxConcurrentScrapes] (8); it must not be negative.
+	MaxConcurrentScrapes int
 
 	// Logger receives the Publisher's few log lines: serving started and
 	// stopped, HTTP server errors, the first label overflow. nil means
@@ -151,7 +196,7 @@ type Config struct {
 
 // reservedLabels are the label names of the metrics of this package, which
 // ConstLabels must not use.
-var reservedLabels = []string{"event_name", "status", "operation", "direction", "publisher", "reason", "le"}
+var reservedLabels = metricdef.ReservedLabels
 
 // serves reports whether c asks for an HTTP server.
 func (c *Config) serves() bool { return c.Registry == nil || c.Serve }
@@ -182,6 +227,20 @@ func (c *Config) validate() error {
 	}
 	if c.MaxLabelValues < 0 {
 		add("MaxLabelValues %d is negative", c.MaxLabelValues)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"ReadHeaderTimeout", c.ReadHeaderTimeout}, {"ReadTimeout", c.ReadTimeout}, {"WriteTimeout", c.WriteTimeout}, {"IdleTimeout", c.IdleTimeout}} {
+		if d.v < 0 {
+			add("%s %v is negative", d.name, d.v)
+		}
+	}
+	if c.MaxHeaderBytes < 0 {
+		add("MaxHeaderBytes %d is negative", c.MaxHeaderBytes)
+	}
+	if c.MaxConcurrentScrapes < 0 {
+		add("MaxConcurrentScrapes %d is negative", c.MaxConcurrentScrapes)
 	}
 	native := c.NativeHistogramBucketFactor > 1
 	if f := c.NativeHistogramBucketFactor; f < 0 || (f > 0 && f <= 1) || math.IsNaN(f) || math.IsInf(f, 0) {
@@ -216,6 +275,36 @@ func (c *Config) validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// withDefaults returns c with the zero fields that NewPublisher fills in
+// set to their defaults.
+func (c Config) withDefaults() Config {
+	if c.MaxLabelValues == 0 {
+		c.MaxLabelValues = DefaultMaxLabelValues
+	}
+	if c.Path == "" {
+		c.Path = DefaultPath
+	}
+	if c.ReadHeaderTimeout == 0 {
+		c.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = DefaultReadTimeout
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if c.MaxConcurrentScrapes == 0 {
+		c.MaxConcurrentScrapes = DefaultMaxConcurrentScrapes
+	}
+	return c
 }
 
 // validLabelName reports whether name is a label name that every Prometheus
@@ -270,4 +359,18 @@ func (c *Config) histogramOpts(name, help string, buckets, defaults []float64) p
 		o.NativeHistogramMinResetDuration = time.Hour
 	}
 	return o
+}
+
+// server returns the HTTP server of the metrics, with the limits of c
+// (defaults applied).
+func (c *Config) server(h http.Handler, errorLog *log.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: c.ReadHeaderTimeout,
+		ReadTimeout:       c.ReadTimeout,
+		WriteTimeout:      c.WriteTimeout,
+		IdleTimeout:       c.IdleTimeout,
+		MaxHeaderBytes:    c.MaxHeaderBytes,
+		ErrorLog:          errorLog,
+	}
 }

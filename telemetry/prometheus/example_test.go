@@ -25,10 +25,12 @@ func ExampleNewPublisher() {
 	defer r.Close(ctx) // also closes the publisher: unregisters its metrics
 
 	reg := prom.NewRegistry() // the application's registry, served on its /metrics
-	pub, err := prometheus.NewPublisher(prometheus.Config{Registry: reg, Recorder: r})
+	pub, err := prometheus.NewPublisher(prometheus.Config{Registry: reg})
 	if err != nil {
 		panic(err)
 	}
+	// AddPublisher attaches pub to r: pub exports r's delivery counters
+	// as the telemetry_publisher_* self-metrics.
 	if err := r.AddPublisher(pub); err != nil {
 		panic(err)
 	}

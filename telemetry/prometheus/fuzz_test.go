@@ -7,6 +7,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/eventpipeline/eventpipeline/internal/label"
+	"github.com/eventpipeline/eventpipeline/internal/metricdef"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 	"github.com/eventpipeline/eventpipeline/telemetry/prometheus"
 	prom "github.com/prometheus/client_golang/prometheus"
@@ -14,7 +16,8 @@ import (
 
 // FuzzLabelValues publishes records with arbitrary event names and
 // operations and checks that the registry can always be gathered, with
-// each label value the valid-UTF-8 form of the name.
+// each label value the bounded, valid-UTF-8 form of the name, never the
+// reserved overflow value.
 func FuzzLabelValues(f *testing.F) {
 	for _, s := range []string{"load", "", "bad\xffname", "\xc3", "日本語", "a\"b\\c\n", "_overflow", strings.Repeat("x", 300)} {
 		f.Add(s)
@@ -27,8 +30,9 @@ func FuzzLabelValues(f *testing.F) {
 		}
 		defer p.Close(context.Background())
 		ctx := context.Background()
-		if err := p.PublishEventMetrics(ctx, event(name, time.Millisecond, telemetry.StatusFailed, 1)); err != nil {
-			t.Fatal(err)
+		err = p.PublishEventMetrics(ctx, event(name, time.Millisecond, telemetry.StatusFailed, 1))
+		if (err != nil) != (name == "") {
+			t.Fatalf("event name %q: got error %v, want one only for an empty name", name, err)
 		}
 		if err := p.PublishNetworkMetrics(ctx, netOp(name, time.Millisecond, 1, 2)); err != nil {
 			t.Fatal(err)
@@ -37,7 +41,7 @@ func FuzzLabelValues(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Gather: %v", err)
 		}
-		wantEvent := strings.ToValidUTF8(name, "\uFFFD")
+		wantEvent := metricdef.LabelValue(name)
 		wantOp := wantEvent
 		if name == "" {
 			wantOp = telemetry.DefaultOperation
@@ -46,8 +50,9 @@ func FuzzLabelValues(f *testing.F) {
 			for _, m := range mf.GetMetric() {
 				for _, l := range m.GetLabel() {
 					v := l.GetValue()
-					if !utf8.ValidString(v) {
-						t.Errorf("%s: label %s=%q is not valid UTF-8", mf.GetName(), l.GetName(), v)
+					if !utf8.ValidString(v) || len(v) > label.MaxLen || v == prometheus.OverflowLabelValue {
+						t.Errorf("%s: label %s=%q is not valid UTF-8 of at most %d bytes other than %s",
+							mf.GetName(), l.GetName(), v, label.MaxLen, prometheus.OverflowLabelValue)
 					}
 					switch l.GetName() {
 					case "event_name":

@@ -12,8 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"sync/atomic"
-	"time"
 
+	"github.com/eventpipeline/eventpipeline/internal/metricdef"
 	"github.com/eventpipeline/eventpipeline/internal/seriescache"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 	prom "github.com/prometheus/client_golang/prometheus"
@@ -25,27 +25,27 @@ import (
 const (
 	// MetricEventDuration is a histogram of the duration of finished event
 	// runs, labelled event_name and status (completed or failed).
-	MetricEventDuration = "event_duration_seconds"
+	MetricEventDuration = metricdef.EventDuration
 	// MetricEventRetries counts the retries of finished event runs,
 	// labelled event_name.
-	MetricEventRetries = "event_retries_total"
+	MetricEventRetries = metricdef.EventRetries
 	// MetricNetworkBytes counts the bytes of finished network operations,
 	// labelled operation and direction (sent or received).
-	MetricNetworkBytes = "network_bytes_total"
+	MetricNetworkBytes = metricdef.NetworkBytes
 	// MetricNetworkLatency is a histogram of the latency of finished
 	// network operations, labelled operation.
-	MetricNetworkLatency = "network_latency_seconds"
+	MetricNetworkLatency = metricdef.NetworkLatency
 )
 
 // Errors of the publish methods and Close.
 var (
-	errClosed      = fmt.Errorf("prometheus: publisher: %w", telemetry.ErrClosed)
-	errCloseAgain  = fmt.Errorf("prometheus: close: %w", telemetry.ErrClosed)
-	errNotFinished = errors.New("prometheus: record is not finished (status must be completed or failed)")
+	errClosed     = fmt.Errorf("prometheus: publisher: %w", telemetry.ErrClosed)
+	errCloseAgain = fmt.Errorf("prometheus: close: %w", telemetry.ErrClosed)
 )
 
 // A Publisher exposes the records of a [telemetry.Recorder] as Prometheus
-// metrics: the seed's PrometheusPublisher. It is a [telemetry.SyncPublisher]:
+// metrics, and the delivery counters of the Recorder it is attached to as
+// self-metrics (see [Publisher.Attach]). It is a [telemetry.SyncPublisher]:
 // the Recorder calls it on the recording path, where it updates in-process
 // histograms and counters without blocking or allocating; Prometheus reads
 // them when it scrapes.
@@ -109,12 +109,7 @@ func NewPublisher(cfg Config) (*Publisher, error) {
 		}
 		return nil, err
 	}
-	if cfg.MaxLabelValues == 0 {
-		cfg.MaxLabelValues = DefaultMaxLabelValues
-	}
-	if cfg.Path == "" {
-		cfg.Path = DefaultPath
-	}
+	cfg = cfg.withDefaults()
 	// Keep our own copies: the caller may reuse what it passed.
 	cfg.ConstLabels = maps.Clone(cfg.ConstLabels)
 	cfg.EventBuckets = slices.Clone(cfg.EventBuckets)
@@ -125,35 +120,34 @@ func NewPublisher(cfg Config) (*Publisher, error) {
 	}
 	if g, ok := p.registry.(prom.Gatherer); ok {
 		p.handler = promhttp.HandlerFor(g, promhttp.HandlerOpts{
-			ErrorLog:      promLogger{p},
-			ErrorHandling: promhttp.ContinueOnError,
+			ErrorLog:            promLogger{p},
+			ErrorHandling:       promhttp.ContinueOnError,
+			MaxRequestsInFlight: cfg.MaxConcurrentScrapes,
 		})
 	}
 
-	p.duration = prom.NewHistogramVec(cfg.histogramOpts(MetricEventDuration,
-		"Duration of finished event runs in seconds, by event name and status (completed or failed).",
-		cfg.EventBuckets, DefaultEventBuckets), []string{"event_name", "status"})
+	p.duration = prom.NewHistogramVec(cfg.histogramOpts(MetricEventDuration, metricdef.HelpEventDuration,
+		cfg.EventBuckets, DefaultEventBuckets), []string{metricdef.LabelEventName, metricdef.LabelStatus})
 	p.retries = prom.NewCounterVec(prom.CounterOpts{
 		Namespace: cfg.Namespace, Name: MetricEventRetries, ConstLabels: cfg.ConstLabels,
-		Help: "Retries of finished event runs, by event name.",
-	}, []string{"event_name"})
+		Help: metricdef.HelpEventRetries,
+	}, []string{metricdef.LabelEventName})
 	p.bytes = prom.NewCounterVec(prom.CounterOpts{
 		Namespace: cfg.Namespace, Name: MetricNetworkBytes, ConstLabels: cfg.ConstLabels,
-		Help: "Bytes of finished network operations, by operation and direction (sent or received).",
-	}, []string{"operation", "direction"})
-	p.latency = prom.NewHistogramVec(cfg.histogramOpts(MetricNetworkLatency,
-		"Latency of finished network operations in seconds, by operation.",
-		cfg.LatencyBuckets, DefaultLatencyBuckets), []string{"operation"})
-	p.delivery = newDeliveryCollector(cfg.Recorder, cfg.Namespace, cfg.ConstLabels)
-	p.events = seriescache.New(cfg.MaxLabelValues, p.bindEvent, func(name string) {
+		Help: metricdef.HelpNetworkBytes,
+	}, []string{metricdef.LabelOperation, metricdef.LabelDirection})
+	p.latency = prom.NewHistogramVec(cfg.histogramOpts(MetricNetworkLatency, metricdef.HelpNetworkLatency,
+		cfg.LatencyBuckets, DefaultLatencyBuckets), []string{metricdef.LabelOperation})
+	p.delivery = newDeliveryCollector(cfg.Namespace, cfg.ConstLabels)
+	p.events = seriescache.New(cfg.MaxLabelValues, p.bindEvent, func(v string) {
 		p.logger().LogAttrs(context.Background(), slog.LevelWarn,
 			"prometheus: too many event names, counting further ones as "+OverflowLabelValue,
-			slog.Int("max_label_values", cfg.MaxLabelValues), slog.String("event_name", seriescache.LabelValue(name)))
+			slog.Int("max_label_values", cfg.MaxLabelValues), slog.String("event_name", v))
 	})
-	p.ops = seriescache.New(cfg.MaxLabelValues, p.bindOp, func(name string) {
+	p.ops = seriescache.New(cfg.MaxLabelValues, p.bindOp, func(v string) {
 		p.logger().LogAttrs(context.Background(), slog.LevelWarn,
 			"prometheus: too many network operations, counting further ones as "+OverflowLabelValue,
-			slog.Int("max_label_values", cfg.MaxLabelValues), slog.String("operation", seriescache.LabelValue(name)))
+			slog.Int("max_label_values", cfg.MaxLabelValues), slog.String("operation", v))
 	})
 
 	var registered []prom.Collector
@@ -218,11 +212,7 @@ func (p *Publisher) listen() error {
 		metrics.ServeHTTP(w, r)
 	})
 	p.ln = ln
-	p.srv = &http.Server{
-		Handler:           serve,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          log.New(logWriter{p}, "", 0),
-	}
+	p.srv = p.cfg.server(serve, log.New(logWriter{p}, "", 0))
 	p.served = make(chan struct{})
 	go func() {
 		defer close(p.served)
@@ -238,8 +228,8 @@ func (p *Publisher) listen() error {
 
 func (p *Publisher) bindEvent(name string) *eventSeries {
 	return &eventSeries{
-		completed: p.duration.WithLabelValues(name, string(telemetry.StatusCompleted)),
-		failed:    p.duration.WithLabelValues(name, string(telemetry.StatusFailed)),
+		completed: p.duration.WithLabelValues(name, metricdef.StatusCompleted),
+		failed:    p.duration.WithLabelValues(name, metricdef.StatusFailed),
 		retries:   p.retries.WithLabelValues(name),
 	}
 }
@@ -247,29 +237,32 @@ func (p *Publisher) bindEvent(name string) *eventSeries {
 func (p *Publisher) bindOp(op string) *opSeries {
 	return &opSeries{
 		latency:  p.latency.WithLabelValues(op),
-		sent:     p.bytes.WithLabelValues(op, "sent"),
-		received: p.bytes.WithLabelValues(op, "received"),
+		sent:     p.bytes.WithLabelValues(op, metricdef.DirectionSent),
+		received: p.bytes.WithLabelValues(op, metricdef.DirectionReceived),
 	}
 }
 
 // PublishEventMetrics observes the duration of the finished run m in
 // event_duration_seconds{event_name, status} and adds its retries to
-// event_retries_total{event_name}. It never blocks; ctx is not used.
+// event_retries_total{event_name}. The event_name label is the bounded
+// form of m.EventName (see the package doc). It never blocks; ctx is not
+// used.
 //
-// It returns an error for a record whose status is neither completed nor
-// failed, and one wrapping [telemetry.ErrClosed] after Close.
+// It returns an error for a record with an empty event name or whose
+// status is neither completed nor failed, and one wrapping
+// [telemetry.ErrClosed] after Close.
 func (p *Publisher) PublishEventMetrics(_ context.Context, m telemetry.EventMetrics) error {
 	if p.closed.Load() {
 		return errClosed
 	}
+	if err := metricdef.CheckEvent(m.EventName, string(m.Status)); err != nil {
+		return fmt.Errorf("prometheus: %w", err)
+	}
 	s := p.events.Get(m.EventName)
-	switch m.Status {
-	case telemetry.StatusCompleted:
-		s.completed.Observe(m.Duration().Seconds())
-	case telemetry.StatusFailed:
+	if m.Status == telemetry.StatusFailed {
 		s.failed.Observe(m.Duration().Seconds())
-	default:
-		return errNotFinished
+	} else {
+		s.completed.Observe(m.Duration().Seconds())
 	}
 	if m.RetryCount > 0 {
 		s.retries.Add(float64(m.RetryCount))
@@ -280,7 +273,8 @@ func (p *Publisher) PublishEventMetrics(_ context.Context, m telemetry.EventMetr
 // PublishNetworkMetrics observes the latency of the finished operation m in
 // network_latency_seconds{operation} and adds its bytes to
 // network_bytes_total{operation, direction}. It never blocks; ctx is not
-// used. An empty operation counts as [telemetry.DefaultOperation].
+// used. An empty operation counts as [telemetry.DefaultOperation]; the
+// operation label is the bounded form of the operation.
 //
 // It returns an error for a record whose status is neither completed nor
 // failed or whose byte counts are negative, and one wrapping
@@ -289,11 +283,8 @@ func (p *Publisher) PublishNetworkMetrics(_ context.Context, m telemetry.Network
 	if p.closed.Load() {
 		return errClosed
 	}
-	if m.Status != telemetry.StatusCompleted && m.Status != telemetry.StatusFailed {
-		return errNotFinished
-	}
-	if m.BytesSent < 0 || m.BytesReceived < 0 {
-		return fmt.Errorf("prometheus: negative byte count: sent %d, received %d", m.BytesSent, m.BytesReceived)
+	if err := metricdef.CheckNetwork(string(m.Status), m.BytesSent, m.BytesReceived); err != nil {
+		return fmt.Errorf("prometheus: %w", err)
 	}
 	op := m.Operation
 	if op == "" {
@@ -371,9 +362,12 @@ func (p *Publisher) Close(ctx context.Context) error {
 }
 
 // Attach makes p export the delivery counters of r, the Recorder it is
-// attached to, unless Config.Recorder named one already. [telemetry.Recorder.AddPublisher]
-// (and so [telemetry.WithPublishers]) calls it; there is no need to call it
-// yourself.
+// attached to, as the telemetry_publisher_* self-metrics: for every
+// publisher of r, p included. [telemetry.Recorder.AddPublisher] (and so
+// [telemetry.WithPublishers] and [telemetry.MonitorEvents]) calls it; there
+// is no need to call it yourself. If p is attached to several Recorders,
+// the first one's counters are exported. Until p is attached, there are no
+// self-metrics.
 func (p *Publisher) Attach(r *telemetry.Recorder) {
 	if r != nil {
 		p.delivery.r.CompareAndSwap(nil, r)

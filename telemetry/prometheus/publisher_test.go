@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventpipeline/eventpipeline/internal/metricdef"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 	"github.com/eventpipeline/eventpipeline/telemetry/prometheus"
 	prom "github.com/prometheus/client_golang/prometheus"
@@ -171,25 +173,63 @@ app_network_latency_seconds_count{operation="rpc",pipeline="billing"} 1
 	}
 }
 
-func TestLabelValuesValidUTF8(t *testing.T) {
+// TestLabelValuesBounded checks that label values are valid UTF-8 of at
+// most label.MaxLen bytes, kept distinct: names that differ only in
+// invalid bytes, or past the limit, get series of their own.
+func TestLabelValuesBounded(t *testing.T) {
 	p, reg := newPublisher(t, prometheus.Config{EventBuckets: []float64{1}, LatencyBuckets: []float64{1}})
+	long := strings.Repeat("n", 256<<10)
 	mustPublish(t, p,
 		event("bad\xffname", time.Second/2, telemetry.StatusCompleted, 2),
+		event("bad\xfename", time.Second/2, telemetry.StatusCompleted, 3),
+		event(long, time.Second/2, telemetry.StatusCompleted, 4),
+		event(long+"2", time.Second/2, telemetry.StatusCompleted, 5),
 		netOp("op\xc3", time.Second/2, 1, 0),
 	)
-	const want = `
-# HELP event_retries_total Retries of finished event runs, by event name.
-# TYPE event_retries_total counter
-event_retries_total{event_name="bad\ufffdname"} 2
-# HELP network_bytes_total Bytes of finished network operations, by operation and direction (sent or received).
+	var want strings.Builder
+	want.WriteString("# HELP event_retries_total Retries of finished event runs, by event name.\n# TYPE event_retries_total counter\n")
+	for name, n := range map[string]int{"bad\xffname": 2, "bad\xfename": 3, long: 4, long + "2": 5} {
+		fmt.Fprintf(&want, "event_retries_total{event_name=%q} %d\n", metricdef.LabelValue(name), n)
+	}
+	op := metricdef.LabelValue("op\xc3")
+	fmt.Fprintf(&want, `# HELP network_bytes_total Bytes of finished network operations, by operation and direction (sent or received).
 # TYPE network_bytes_total counter
-network_bytes_total{direction="received",operation="op\ufffd"} 0
-network_bytes_total{direction="sent",operation="op\ufffd"} 1
-`
+network_bytes_total{direction="received",operation=%q} 0
+network_bytes_total{direction="sent",operation=%q} 1
+`, op, op)
 	// The text format has no \u escape: put the character itself.
-	exposition := strings.ReplaceAll(want, `\ufffd`, "\uFFFD")
+	exposition := strings.ReplaceAll(want.String(), `\ufffd`, "\uFFFD")
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(exposition), "event_retries_total", "network_bytes_total"); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestLongEventNameScrape checks that a 256 KiB event name does not repeat
+// on every line of a scrape: each line stays short.
+func TestLongEventNameScrape(t *testing.T) {
+	p, err := prometheus.NewPublisher(prometheus.Config{Listener: listen(t), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close(context.Background()) })
+	long := strings.Repeat("e", 256<<10)
+	mustPublish(t, p, event(long, time.Second, telemetry.StatusCompleted, 1), netOp(long, time.Second, 1, 1))
+	_, body, err := get(p.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(body, "\n")
+	var withName int
+	for _, l := range lines {
+		if len(l) > 512 {
+			t.Fatalf("a scrape line has %d bytes: %.200s...", len(l), l)
+		}
+		if strings.Contains(l, `event_name="`+metricdef.LabelValue(long)+`"`) {
+			withName++
+		}
+	}
+	if withName == 0 {
+		t.Errorf("no line carries the bounded event name %q", metricdef.LabelValue(long))
 	}
 }
 
@@ -240,6 +280,26 @@ network_bytes_total{direction="sent",operation="op-1"} 10
 	}
 }
 
+// TestOverflowNameReserved checks that an event really named _overflow
+// neither takes nor joins the overflow series.
+func TestOverflowNameReserved(t *testing.T) {
+	p, reg := newPublisher(t, prometheus.Config{MaxLabelValues: 1, EventBuckets: []float64{1}, LatencyBuckets: []float64{1}})
+	mustPublish(t, p,
+		event(prometheus.OverflowLabelValue, time.Second, telemetry.StatusCompleted, 1), // a real name, kept
+		event("b", time.Second, telemetry.StatusCompleted, 10),                          // beyond the limit
+		event("c", time.Second, telemetry.StatusCompleted, 100),
+	)
+	want := fmt.Sprintf(`
+# HELP event_retries_total Retries of finished event runs, by event name.
+# TYPE event_retries_total counter
+event_retries_total{event_name="_overflow"} 110
+event_retries_total{event_name=%q} 1
+`, metricdef.LabelValue(prometheus.OverflowLabelValue))
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "event_retries_total"); err != nil {
+		t.Error(err)
+	}
+}
+
 // seriesCount returns the number of series of the metric family name.
 func seriesCount(t *testing.T, g prom.Gatherer, name string) int {
 	t.Helper()
@@ -264,6 +324,7 @@ func TestPublishRejectsUnfinished(t *testing.T) {
 	}{
 		{"pending event", p.PublishEventMetrics(ctx, event("e", 0, telemetry.StatusPending, 0))},
 		{"unknown status", p.PublishEventMetrics(ctx, event("e", 0, "done", 0))},
+		{"empty event name", p.PublishEventMetrics(ctx, event("", 0, telemetry.StatusCompleted, 0))},
 		{"pending operation", p.PublishNetworkMetrics(ctx, telemetry.NetworkMetrics{Operation: "op", Status: telemetry.StatusPending})},
 		{"negative bytes", p.PublishNetworkMetrics(ctx, telemetry.NetworkMetrics{Operation: "op", Status: telemetry.StatusCompleted, BytesSent: -1})},
 	}
@@ -534,7 +595,7 @@ func TestDeliverySelfMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close(context.Background())
-	p, reg := newPublisher(t, prometheus.Config{Recorder: r, Namespace: "ns"})
+	p, reg := newPublisher(t, prometheus.Config{Namespace: "ns"})
 	for _, pub := range []telemetry.Publisher{p, failing{}} {
 		if err := r.AddPublisher(pub); err != nil {
 			t.Fatal(err)
@@ -593,7 +654,7 @@ func TestRecorderClosesPublisher(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := prometheus.NewPublisher(prometheus.Config{Listener: listen(t), Recorder: r, Logger: quiet})
+	p, err := prometheus.NewPublisher(prometheus.Config{Listener: listen(t), Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -732,8 +793,8 @@ func TestPublishAllocs(t *testing.T) {
 }
 
 // TestSelfMetricsOfTheAttachedRecorder checks that a publisher given to
-// telemetry.WithPublishers, with no Config.Recorder, exports the delivery
-// counters of the Recorder it is attached to.
+// telemetry.WithPublishers exports the delivery counters of the Recorder it
+// is attached to.
 func TestSelfMetricsOfTheAttachedRecorder(t *testing.T) {
 	reg := prom.NewRegistry()
 	p, err := prometheus.NewPublisher(prometheus.Config{Registry: reg, Logger: quiet})

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -228,7 +227,7 @@ func TestPrometheusServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close(context.Background()) })
-	pub, err := prometheus.NewPublisher(prometheus.Config{Listener: listen(t), Recorder: r, Logger: quiet})
+	pub, err := prometheus.NewPublisher(prometheus.Config{Listener: listen(t), Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,21 +268,10 @@ func TestPrometheusServer(t *testing.T) {
 	})
 
 	t.Run("dashboard", func(t *testing.T) {
-		queries := dashboardQueries(t)
+		queries := testutil.DashboardQueries(t, dashboardFile)
 		for _, q := range queries {
-			t.Run(q.name, func(t *testing.T) {
-				testutil.Eventually(t, pollTimeout, func() error {
-					v, err := srv.Query(context.Background(), q.expr)
-					if err != nil {
-						return err
-					}
-					for _, s := range v {
-						if !math.IsNaN(float64(s.Value)) && !math.IsInf(float64(s.Value), 0) {
-							return nil
-						}
-					}
-					return fmt.Errorf("%s: no data (got %v)", q.expr, v)
-				})
+			t.Run(q.Name, func(t *testing.T) {
+				testutil.Eventually(t, pollTimeout, func() error { return testutil.HasData(context.Background(), srv, q.Expr) })
 			})
 		}
 	})
@@ -318,6 +306,20 @@ func TestPrometheusServer(t *testing.T) {
 		if len(names) != 8 {
 			t.Errorf("got rules %v, want the 8 of %s", names, alertsFile)
 		}
+		// Every alert's expression has data (its comparisons made bool, so
+		// that series below the threshold count too).
+		testutil.Eventually(t, pollTimeout, func() error {
+			qs, err := testutil.AlertQueries(context.Background(), srv)
+			if err != nil {
+				return err
+			}
+			for _, q := range qs {
+				if err := testutil.HasData(context.Background(), srv, q.Expr); err != nil {
+					return fmt.Errorf("alert %s: %w", q.Name, err)
+				}
+			}
+			return nil
+		})
 		// The workload fails 6 of 21 runs, retries "extract" 5 times in 9
 		// runs, and drops telemetry: those alerts become active (pending
 		// until their "for" has passed). Its events and calls are fast.
@@ -379,89 +381,10 @@ func TestPrometheusServerNativeHistograms(t *testing.T) {
 	})
 }
 
-// dashboardQuery is one PromQL expression of the dashboard, with Grafana's
-// variables replaced by values Prometheus accepts.
-type dashboardQuery struct {
-	name string // panel title and refId, or the variable's name
-	expr string
-}
-
-// dashboardQueries returns every query of the dashboard: each panel's
-// targets and each query variable (label_values(m, l) becomes a query of
-// m's l values).
-func dashboardQueries(t *testing.T) []dashboardQuery {
-	t.Helper()
-	d := loadDashboard(t)
-	vars := map[string]string{
-		"__rate_interval": "1m", "__interval": "15s", "__range": "5m",
-		"__range_s": "300", "__interval_ms": "15000",
-	}
-	for _, v := range d.Templating.List {
-		switch v.Type {
-		case "query", "custom", "textbox", "constant":
-			vars[v.Name] = ".*" // "All"
-		}
-	}
-	subst := func(s string) string {
-		// Longest names first, so $__range_s is not taken for $__range.
-		names := slices.SortedFunc(maps.Keys(vars), func(a, b string) int { return len(b) - len(a) })
-		for _, n := range names {
-			s = strings.ReplaceAll(s, "${"+n+"}", vars[n])
-			s = strings.ReplaceAll(s, "[["+n+"]]", vars[n])
-			s = strings.ReplaceAll(s, "$"+n, vars[n])
-		}
-		if strings.Contains(s, "$") {
-			t.Errorf("query %q: variable left after substitution", s)
-		}
-		return s
-	}
-	var qs []dashboardQuery
-	var walk func([]panel)
-	walk = func(ps []panel) {
-		for _, p := range ps {
-			walk(p.Panels)
-			if p.Type == "row" {
-				continue
-			}
-			if len(p.Targets) == 0 {
-				t.Errorf("panel %q has no query", p.Title)
-			}
-			if p.Datasource.UID != "${datasource}" {
-				t.Errorf("panel %q: datasource %+v, want the ${datasource} variable", p.Title, p.Datasource)
-			}
-			for _, tg := range p.Targets {
-				if tg.Expr == "" {
-					t.Errorf("panel %q target %s: empty expr", p.Title, tg.RefID)
-				}
-				qs = append(qs, dashboardQuery{name: p.Title + "/" + tg.RefID, expr: subst(tg.Expr)})
-			}
-		}
-	}
-	walk(d.Panels)
-	for _, v := range d.Templating.List {
-		if v.Type != "query" {
-			continue
-		}
-		def := subst(v.Definition)
-		// label_values(metric{selector}, label)
-		if !strings.HasPrefix(def, "label_values(") || !strings.HasSuffix(def, ")") {
-			t.Errorf("variable %s: query %q is not label_values(metric, label)", v.Name, def)
-			continue
-		}
-		args := strings.TrimSuffix(strings.TrimPrefix(def, "label_values("), ")")
-		i := strings.LastIndex(args, ",")
-		qs = append(qs, dashboardQuery{
-			name: "variable " + v.Name,
-			expr: "count by (" + strings.TrimSpace(args[i+1:]) + ") (" + strings.TrimSpace(args[:i]) + ")",
-		})
-	}
-	return qs
-}
-
 // TestDashboard checks the dashboard's structure, and with promtool (if
 // installed) that every query parses.
 func TestDashboard(t *testing.T) {
-	d := loadDashboard(t)
+	d := testutil.LoadDashboard(t, dashboardFile)
 	if d.SchemaVersion < 36 {
 		t.Errorf("schemaVersion %d, want a current one (>= 36)", d.SchemaVersion)
 	}
@@ -477,10 +400,10 @@ func TestDashboard(t *testing.T) {
 	if !ds {
 		t.Error(`no template variable "datasource" of type datasource for prometheus`)
 	}
-	qs := dashboardQueries(t)
+	qs := testutil.DashboardQueries(t, dashboardFile)
 	var titles []string
-	var walk func([]panel)
-	walk = func(ps []panel) {
+	var walk func([]testutil.Panel)
+	walk = func(ps []testutil.Panel) {
 		for _, p := range ps {
 			titles = append(titles, p.Title)
 			walk(p.Panels)
@@ -496,7 +419,7 @@ func TestDashboard(t *testing.T) {
 	// Every metric of the contract is used.
 	var exprs strings.Builder
 	for _, q := range qs {
-		exprs.WriteString(q.expr + "\n")
+		exprs.WriteString(q.Expr + "\n")
 	}
 	for _, m := range []string{
 		prometheus.MetricEventDuration, prometheus.MetricEventRetries, prometheus.MetricNetworkBytes, prometheus.MetricNetworkLatency,
@@ -515,7 +438,7 @@ func TestDashboard(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("groups:\n  - name: dashboard\n    rules:\n")
 	for i, q := range qs {
-		fmt.Fprintf(&b, "      - record: dashboard:query_%d\n        expr: %s\n", i, strconv.Quote(q.expr))
+		fmt.Fprintf(&b, "      - record: dashboard:query_%d\n        expr: %s\n", i, strconv.Quote(q.Expr))
 	}
 	file := filepath.Join(t.TempDir(), "dashboard_rules.yml")
 	if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {

@@ -45,10 +45,12 @@ func run(addr string, port int) error {
 		return err
 	}
 	defer rec.Close(context.Background())
-	pub, err := prometheus.NewPublisher(prometheus.Config{Addr: addr, Port: port, Recorder: rec})
+	pub, err := prometheus.NewPublisher(prometheus.Config{Addr: addr, Port: port})
 	if err != nil {
 		return err
 	}
+	// Attaching the publisher to rec makes it export rec's delivery
+	// counters (telemetry_publisher_*) as well.
 	if err := rec.AddPublisher(pub); err != nil {
 		return err
 	}
