@@ -50,7 +50,7 @@ const (
 	// panicked, retried or not.
 	FailedAttempts = "telemetry_publisher_failed_attempts_total"
 	// Dropped counts the records a publisher lost, with the label reason:
-	// [ReasonQueueFull] or [ReasonFailed].
+	// [ReasonQueueFull], [ReasonFailed] or [ReasonClosed].
 	Dropped = "telemetry_publisher_records_dropped_total"
 	// Panics counts publish calls that panicked.
 	Panics = "telemetry_publisher_panics_total"
@@ -65,7 +65,7 @@ const (
 const (
 	HelpPublished      = "Records accepted by each telemetry publisher."
 	HelpFailedAttempts = "Publish calls of each telemetry publisher that returned an error or panicked, retried or not."
-	HelpDropped        = "Records lost by each telemetry publisher, by reason: queue_full or failed."
+	HelpDropped        = "Records lost by each telemetry publisher, by reason: queue_full, failed or closed."
 	HelpPanics         = "Publish calls of each telemetry publisher that panicked."
 	HelpQueueLength    = "Records waiting in the queue of each telemetry publisher."
 	HelpQueueCapacity  = "Size of the queue of each telemetry publisher; 0 for synchronous publishers."
@@ -94,6 +94,7 @@ const (
 	DirectionReceived = "received"   // direction of bytes received
 	ReasonQueueFull   = "queue_full" // reason of records dropped from a full (or closed) queue
 	ReasonFailed      = "failed"     // reason of records given up after errors
+	ReasonClosed      = "closed"     // reason of records still queued when Close ran out of time
 )
 
 // Overflow is the event_name or operation label value under which records

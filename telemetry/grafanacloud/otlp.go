@@ -133,7 +133,7 @@ func (s *otlpSender) deliveryMetrics(snap *snapshot) []metricdata.Metrics {
 	var (
 		published = make([]metricdata.DataPoint[int64], 0, n)
 		failed    = make([]metricdata.DataPoint[int64], 0, n)
-		dropped   = make([]metricdata.DataPoint[int64], 0, 2*n)
+		dropped   = make([]metricdata.DataPoint[int64], 0, 3*n)
 		panics    = make([]metricdata.DataPoint[int64], 0, n)
 		queued    = make([]metricdata.DataPoint[int64], 0, n)
 		capacity  = make([]metricdata.DataPoint[int64], 0, n)
@@ -148,7 +148,8 @@ func (s *otlpSender) deliveryMetrics(snap *snapshot) []metricdata.Metrics {
 		failed = append(failed, point(int64(d.FailedAttempts), s.start, pub))
 		dropped = append(dropped,
 			point(int64(d.DroppedQueueFull), s.start, pub, attribute.String(metricdef.LabelReason, metricdef.ReasonQueueFull)),
-			point(int64(d.DroppedFailed), s.start, pub, attribute.String(metricdef.LabelReason, metricdef.ReasonFailed)))
+			point(int64(d.DroppedFailed), s.start, pub, attribute.String(metricdef.LabelReason, metricdef.ReasonFailed)),
+			point(int64(d.DroppedClosed), s.start, pub, attribute.String(metricdef.LabelReason, metricdef.ReasonClosed)))
 		panics = append(panics, point(int64(d.Panics), s.start, pub))
 		queued = append(queued, point(int64(d.Queued), time.Time{}, pub))
 		capacity = append(capacity, point(int64(d.QueueCapacity), time.Time{}, pub))

@@ -165,6 +165,7 @@ func (w *remoteWriter) request(snap *snapshot) *prompb.WriteRequest {
 		add(metricdef.FailedAttempts, float64(d.FailedAttempts), pub)
 		add(metricdef.Dropped, float64(d.DroppedQueueFull), pub, prompb.Label{Name: metricdef.LabelReason, Value: metricdef.ReasonQueueFull})
 		add(metricdef.Dropped, float64(d.DroppedFailed), pub, prompb.Label{Name: metricdef.LabelReason, Value: metricdef.ReasonFailed})
+		add(metricdef.Dropped, float64(d.DroppedClosed), pub, prompb.Label{Name: metricdef.LabelReason, Value: metricdef.ReasonClosed})
 		add(metricdef.Panics, float64(d.Panics), pub)
 		add(metricdef.QueueLength, float64(d.Queued), pub)
 		add(metricdef.QueueCapacity, float64(d.QueueCapacity), pub)

@@ -83,9 +83,9 @@ type snapshot struct {
 }
 
 // deliverySeries is the number of self-metric series of one publisher:
-// published, failed attempts, dropped (two reasons), panics, queue length
+// published, failed attempts, dropped (three reasons), panics, queue length
 // and capacity.
-const deliverySeries = 7
+const deliverySeries = 8
 
 type eventPoint struct {
 	name              string

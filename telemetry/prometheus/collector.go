@@ -19,8 +19,9 @@ const (
 	// panicked, retried or not.
 	MetricFailedAttempts = metricdef.FailedAttempts
 	// MetricDropped counts the records a publisher lost, with the label
-	// reason: "queue_full" (its queue was full, or closed with records in
-	// it) or "failed" (given up after a permanent error or the last retry).
+	// reason: "queue_full" (its queue was full), "failed" (given up after a
+	// permanent error or the last retry) or "closed" (still queued when
+	// Close ran out of time).
 	MetricDropped = metricdef.Dropped
 	// MetricPanics counts publish calls that panicked.
 	MetricPanics = metricdef.Panics
@@ -80,6 +81,7 @@ func (c *deliveryCollector) Collect(ch chan<- prom.Metric) {
 		counter(c.failedAttempts, s.FailedAttempts, name)
 		counter(c.dropped, s.DroppedQueueFull, name, metricdef.ReasonQueueFull)
 		counter(c.dropped, s.DroppedFailed, name, metricdef.ReasonFailed)
+		counter(c.dropped, s.DroppedClosed, name, metricdef.ReasonClosed)
 		counter(c.panics, s.Panics, name)
 		gauge(c.queued, s.Queued, name)
 		gauge(c.queCap, s.QueueCapacity, name)

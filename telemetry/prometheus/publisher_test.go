@@ -630,10 +630,12 @@ ns_telemetry_publisher_queue_capacity{publisher="prometheus"} 0
 # TYPE ns_telemetry_publisher_queue_length gauge
 ns_telemetry_publisher_queue_length{publisher="failing"} 0
 ns_telemetry_publisher_queue_length{publisher="prometheus"} 0
-# HELP ns_telemetry_publisher_records_dropped_total Records lost by each telemetry publisher, by reason: queue_full or failed.
+# HELP ns_telemetry_publisher_records_dropped_total Records lost by each telemetry publisher, by reason: queue_full, failed or closed.
 # TYPE ns_telemetry_publisher_records_dropped_total counter
+ns_telemetry_publisher_records_dropped_total{publisher="failing",reason="closed"} 0
 ns_telemetry_publisher_records_dropped_total{publisher="failing",reason="failed"} 3
 ns_telemetry_publisher_records_dropped_total{publisher="failing",reason="queue_full"} 0
+ns_telemetry_publisher_records_dropped_total{publisher="prometheus",reason="closed"} 0
 ns_telemetry_publisher_records_dropped_total{publisher="prometheus",reason="failed"} 0
 ns_telemetry_publisher_records_dropped_total{publisher="prometheus",reason="queue_full"} 0
 # HELP ns_telemetry_publisher_records_published_total Records accepted by each telemetry publisher.
