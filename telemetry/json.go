@@ -297,10 +297,21 @@ func (j *jsonRecord) network() (NetworkMetrics, error) {
 	return m, nil
 }
 
+// unmarshal decodes data into j. A field of the wrong JSON type is an
+// error wrapping ErrInvalidRecord that names it.
+func (j *jsonRecord) unmarshal(data []byte) error {
+	err := json.Unmarshal(data, j)
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return invalidRecord(te.Field + " is " + te.Value + ", want " + te.Type.String())
+	}
+	return err
+}
+
 // decode decodes data into j and checks that its metric_type, if any, is
 // want.
 func (j *jsonRecord) decode(data []byte, want string) error {
-	if err := json.Unmarshal(data, j); err != nil {
+	if err := j.unmarshal(data); err != nil {
 		return err
 	}
 	if j.MetricType != "" && j.MetricType != want {

@@ -347,30 +347,42 @@ func ReadJSONLines(r io.Reader) ([]EventMetrics, []NetworkMetrics, error) {
 			continue
 		}
 		rec = jsonRecord{}
-		if err = json.Unmarshal(b, &rec); err == nil {
-			switch rec.MetricType {
-			case "event":
-				var m EventMetrics
-				if m, err = rec.event(); err == nil {
-					events = append(events, m)
-				}
-			case "network":
-				var m NetworkMetrics
-				if m, err = rec.network(); err == nil {
-					network = append(network, m)
-				}
-			default:
-				err = invalidRecord("metric_type is " + strconv.Quote(rec.MetricType) + `, want "event" or "network"`)
+		if err = rec.unmarshal(b); err != nil {
+			return events, network, &LineError{Line: line, Err: notRecord(b, newline, err)}
+		}
+		switch rec.MetricType {
+		case "event":
+			var m EventMetrics
+			if m, err = rec.event(); err == nil {
+				events = append(events, m)
 			}
-		} else if !newline && torn(b) {
-			err = fmt.Errorf("%w: %d bytes with no newline after them are not a complete record; ignored", ErrTornLine, len(b))
-		} else {
-			err = fmt.Errorf("%w: not a JSON document: %w", ErrInvalidRecord, err)
+		case "network":
+			var m NetworkMetrics
+			if m, err = rec.network(); err == nil {
+				network = append(network, m)
+			}
+		default:
+			err = invalidRecord("metric_type is " + strconv.Quote(rec.MetricType) + `, want "event" or "network"`)
 		}
 		if err != nil {
 			return events, network, &LineError{Line: line, Err: err}
 		}
 	}
+}
+
+// notRecord returns why the line b, which could not be decoded with the
+// error err, is not a record: a torn last line if it is the start of a
+// JSON document with no newline after it.
+func notRecord(b []byte, newline bool, err error) error {
+	switch {
+	case errors.Is(err, ErrInvalidRecord): // a field of the wrong type
+		return err
+	case !newline && torn(b):
+		return fmt.Errorf("%w: %d bytes with no newline after them are not a complete record; ignored", ErrTornLine, len(b))
+	case b[0] != '{':
+		return invalidRecord("not a JSON object")
+	}
+	return fmt.Errorf("%w: not a JSON document: %w", ErrInvalidRecord, err)
 }
 
 var errLineTooLong = errors.New("line too long")
