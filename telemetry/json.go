@@ -145,21 +145,10 @@ func appendString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// The record contract. Every record document this package writes, and every
-// one it reads, keeps to it: a writer refuses a record that breaks it rather
-// than write something a reader would refuse, and a reader refuses a
-// document that breaks it rather than make up values from it.
-//
-//   - status is "pending", "completed" or "failed";
-//   - start_time, and end_time unless it is null, are RFC 3339 times whose
-//     year, in UTC, is 0000 to 9999; end_time is not before start_time;
-//   - retry_count and process_id are 0 to 2147483647 (process_id null
-//     stands for 0); port is 0 to 65535; bytes_sent and bytes_received are
-//     0 or more;
-//   - strings are valid UTF-8 (a writer replaces each invalid byte with
-//     U+FFFD, as encoding/json does);
-//   - in a JSON-lines file, a line holds one document and is at most
-//     [MaxJSONLineSize] bytes long, not counting its newline.
+// The record contract, documented at [ReadJSONLines], is enforced on both
+// sides by the same checks: checkEvent and checkNetwork below, applied by
+// the JSON-lines writer before it encodes a record and by every decoder
+// after it decodes one, and MaxJSONLineSize.
 
 // MaxJSONLineSize is the longest line, in bytes and not counting its
 // newline, that a [JSONLinesPublisher] writes and [ReadJSONLines] reads.
@@ -315,7 +304,7 @@ func (j *jsonRecord) decode(data []byte, want string) error {
 		return err
 	}
 	if j.MetricType != "" && j.MetricType != want {
-		return fmt.Errorf("metric_type is %q", j.MetricType)
+		return invalidRecord("metric_type is " + strconv.Quote(j.MetricType) + ", want " + strconv.Quote(want))
 	}
 	return nil
 }

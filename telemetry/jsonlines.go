@@ -46,7 +46,8 @@ import (
 //     completes the line that the failed Write cut, so that a torn line is
 //     never followed by another record, and drops the rest. A record of a
 //     batch that a Recorder gave up on may then be in the file whole
-//     although it was counted as dropped.
+//     although it was counted as dropped. Flush also completes the cut
+//     line.
 type JSONLinesPublisher struct {
 	mu  sync.Mutex
 	w   io.Writer
@@ -186,19 +187,17 @@ func (p *JSONLinesPublisher) write(ctx context.Context, encode func([]byte, *ref
 	}
 	if p.failed != nil {
 		if bytes.Equal(buf, p.failed) { // a retry of the failed call
-			if err := p.resume(len(p.failed)); err != nil {
+			if err := p.writeFailed(len(p.failed)); err != nil {
 				return err
 			}
+			p.failed, p.written = nil, 0
 			return refused.err()
 		}
-		// Another call: complete the line the failed Write cut, if any.
-		end := p.written
-		if p.failed[end-1] != '\n' {
-			end += bytes.IndexByte(p.failed[end:], '\n') + 1
-		}
-		if err := p.resume(end); err != nil {
+		// Another call: the rest of the failed one is given up.
+		if err := p.completeLine(); err != nil {
 			return err
 		}
+		p.failed, p.written = nil, 0
 	}
 	if len(buf) > 0 {
 		n, err := p.w.Write(buf)
@@ -215,20 +214,30 @@ func (p *JSONLinesPublisher) write(ctx context.Context, encode func([]byte, *ref
 	return refused.err()
 }
 
-// resume writes the bytes of the failed lines from p.written up to end,
-// and then forgets them.
-func (p *JSONLinesPublisher) resume(end int) error {
-	if p.written < end {
-		n, err := p.w.Write(p.failed[p.written:end])
-		if err == nil && n < end-p.written {
-			err = io.ErrShortWrite
-		}
-		p.written += min(max(n, 0), end-p.written)
-		if err != nil {
-			return fmt.Errorf("telemetry: write JSON lines: %w", err)
-		}
+// completeLine writes the rest of the line that the failed Write cut, if
+// it cut one.
+func (p *JSONLinesPublisher) completeLine() error {
+	end := p.written
+	if p.failed[end-1] != '\n' {
+		end += bytes.IndexByte(p.failed[end:], '\n') + 1
 	}
-	p.failed, p.written = nil, 0
+	return p.writeFailed(end)
+}
+
+// writeFailed writes the bytes of the failed lines from p.written up to
+// end.
+func (p *JSONLinesPublisher) writeFailed(end int) error {
+	if p.written >= end {
+		return nil
+	}
+	n, err := p.w.Write(p.failed[p.written:end])
+	if err == nil && n < end-p.written {
+		err = io.ErrShortWrite
+	}
+	p.written += min(max(n, 0), end-p.written)
+	if err != nil {
+		return fmt.Errorf("telemetry: write JSON lines: %w", err)
+	}
 	return nil
 }
 
@@ -265,13 +274,21 @@ func (p *JSONLinesPublisher) undo(n int) bool {
 	return true
 }
 
-// Flush flushes the writer if it has a Flush or Sync method.
+// Flush completes the line that a failed Write cut, if the writer cannot
+// be cut back (see Failed writes), so that the output ends with whole
+// lines; a later retry of the failed call still writes only what is
+// missing. Then it flushes the writer if it has a Flush or Sync method.
 func (p *JSONLinesPublisher) Flush(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.failed != nil {
+		if err := p.completeLine(); err != nil {
+			return err
+		}
+	}
 	switch w := p.w.(type) {
 	case interface{ Flush() error }:
 		return w.Flush()
@@ -315,9 +332,15 @@ func (e *LineError) Unwrap() error { return e.Err }
 //   - retry_count and process_id (null for none) are 0 to 2147483647, port
 //     is 0 to 65535, bytes_sent and bytes_received are 0 or more.
 //
-// The first line that is not is a [*LineError] naming the line, wrapping
-// [ErrInvalidRecord]; the records of the lines before it are returned with
-// it. A torn last line (see [ErrTornLine]) is not an error in the file's
+// Strings are read as encoding/json reads them; the writer writes them as
+// valid UTF-8, replacing each invalid byte with U+FFFD. So a record that
+// the writer writes, ReadJSONLines reads back equal, but for that
+// replacement and for its times, which come back in UTC without a
+// monotonic clock reading.
+//
+// The first line that breaks the contract stops the reading: the error is
+// a [*LineError] naming the line, wrapping [ErrInvalidRecord], and the
+// records of the lines before it are returned with it. A torn last line (see [ErrTornLine]) is not an error in the file's
 // records, only in its end: ReadJSONLines then returns every record before
 // it and a *LineError wrapping ErrTornLine, which a caller may report as a
 // warning. A complete document on a last line without a newline is read as

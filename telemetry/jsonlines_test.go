@@ -145,29 +145,37 @@ func TestJSONLinesPublisherFailedWrite(t *testing.T) {
 		t.Fatal("lines of the test batch differ in length")
 	}
 	tests := []struct {
-		name    string
-		accept  []int    // bytes each Write takes before failing (-1: all, no error)
-		batches []string // batches published in turn, each until it succeeds: "a" or "b"
+		name   string
+		accept []int // bytes each Write takes before failing (-1: all, no error)
+		// Calls in turn: "a" and "b" publish that batch until it succeeds,
+		// "a once" publishes a once, "flush" calls Flush.
+		calls []string
 		// The file afterwards, as records of a and b.
 		wantPlain     []telemetry.EventMetrics // with an append-only writer
 		wantTruncated []telemetry.EventMetrics // with a writer that can be cut back
 	}{
 		{name: "fails in the middle of a line", accept: []int{3*lineLen + 20},
-			batches: []string{"a"}, wantPlain: a, wantTruncated: a},
+			calls: []string{"a"}, wantPlain: a, wantTruncated: a},
 		{name: "fails at the end of a line", accept: []int{3 * lineLen},
-			batches: []string{"a"}, wantPlain: a, wantTruncated: a},
+			calls: []string{"a"}, wantPlain: a, wantTruncated: a},
 		{name: "fails before any byte", accept: []int{0},
-			batches: []string{"a"}, wantPlain: a, wantTruncated: a},
+			calls: []string{"a"}, wantPlain: a, wantTruncated: a},
 		{name: "fails after every byte", accept: []int{10 * lineLen},
-			batches: []string{"a"}, wantPlain: a, wantTruncated: a},
+			calls: []string{"a"}, wantPlain: a, wantTruncated: a},
 		{name: "the retry fails too", accept: []int{3*lineLen + 20, lineLen, 2*lineLen + 7},
-			batches: []string{"a"}, wantPlain: a, wantTruncated: a},
+			calls: []string{"a"}, wantPlain: a, wantTruncated: a},
 		{name: "another batch after a failure in a line", accept: []int{3*lineLen + 20},
-			batches: []string{"a", "b"}, wantPlain: slices.Concat(a[:4], b), wantTruncated: b},
+			calls: []string{"a once", "b"}, wantPlain: slices.Concat(a[:4], b), wantTruncated: b},
 		{name: "another batch after a failure at the end of a line", accept: []int{3 * lineLen},
-			batches: []string{"a", "b"}, wantPlain: slices.Concat(a[:3], b), wantTruncated: b},
+			calls: []string{"a once", "b"}, wantPlain: slices.Concat(a[:3], b), wantTruncated: b},
 		{name: "completing the cut line fails", accept: []int{3*lineLen + 20, 5},
-			batches: []string{"a", "b"}, wantPlain: slices.Concat(a[:4], b), wantTruncated: b},
+			calls: []string{"a once", "b"}, wantPlain: slices.Concat(a[:4], b), wantTruncated: b},
+		{name: "flush after a failure", accept: []int{3*lineLen + 20},
+			calls: []string{"a once", "flush"}, wantPlain: a[:4], wantTruncated: nil},
+		{name: "flush between a failure and its retry", accept: []int{3*lineLen + 20},
+			calls: []string{"a once", "flush", "a"}, wantPlain: a, wantTruncated: a},
+		{name: "flush, retry, another batch", accept: []int{3*lineLen + 20},
+			calls: []string{"a once", "flush", "flush", "a", "b"}, wantPlain: slices.Concat(a, b), wantTruncated: slices.Concat(a, b)},
 	}
 	writers := []struct {
 		name      string
@@ -196,9 +204,18 @@ func TestJSONLinesPublisherFailedWrite(t *testing.T) {
 				writer, contents := w.open(t, tc.accept)
 				p, err := telemetry.NewJSONLinesPublisher(writer)
 				must(t, err)
-				for _, name := range tc.batches {
+				for _, call := range tc.calls {
 					batch := &telemetry.Batch{Events: a}
-					if name == "b" {
+					switch call {
+					case "flush":
+						must(t, p.Flush(context.Background()))
+						continue
+					case "a once":
+						if err := p.PublishBatch(context.Background(), batch); !errors.Is(err, errDiskFull) {
+							t.Fatalf("%s: got %v, want %v", call, err, errDiskFull)
+						}
+						continue
+					case "b":
 						batch = &telemetry.Batch{Events: b}
 					}
 					for attempt := 1; ; attempt++ {
@@ -207,10 +224,7 @@ func TestJSONLinesPublisherFailedWrite(t *testing.T) {
 							break
 						}
 						if !errors.Is(err, errDiskFull) || attempt > len(tc.accept) {
-							t.Fatalf("batch %s, attempt %d: got %v, want %v", name, attempt, err, errDiskFull)
-						}
-						if name == "a" && tc.batches[len(tc.batches)-1] == "b" {
-							break // give up on a, as a Recorder may
+							t.Fatalf("batch %s, attempt %d: got %v, want %v", call, attempt, err, errDiskFull)
 						}
 					}
 				}
