@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/eventpipeline/eventpipeline/internal/label"
 )
 
 // timeLayout is RFC 3339 with a fixed nine-digit fraction, always in UTC.
@@ -197,7 +199,7 @@ func checkRun(status Status, start, end time.Time) string {
 	switch status {
 	case StatusPending, StatusCompleted, StatusFailed:
 	default:
-		return "status is " + strconv.Quote(string(status)) + `, want "pending", "completed" or "failed"`
+		return "status is " + quote(string(status)) + `, want "pending", "completed" or "failed"`
 	}
 	if y := start.UTC().Year(); y < 0 || y > 9999 {
 		return "start_time is in year " + strconv.Itoa(y) + " (UTC), want 0000 to 9999"
@@ -213,6 +215,10 @@ func checkRun(status Status, start, end time.Time) string {
 	}
 	return ""
 }
+
+// quote quotes a value taken from a record for an error message, bounded
+// in length.
+func quote(s string) string { return strconv.Quote(label.Value(s)) }
 
 // invalidRecord returns the error for a record that breaks the contract
 // for the reason why.
@@ -240,11 +246,11 @@ type jsonRecord struct {
 // times parses the start and end times of j.
 func (j *jsonRecord) times() (start, end time.Time, err error) {
 	if start, err = time.Parse(time.RFC3339Nano, j.StartTime); err != nil {
-		return start, end, invalidRecord("start_time " + strconv.Quote(j.StartTime) + " is not an RFC 3339 time")
+		return start, end, invalidRecord("start_time " + quote(j.StartTime) + " is not an RFC 3339 time")
 	}
 	if j.EndTime != nil {
 		if end, err = time.Parse(time.RFC3339Nano, *j.EndTime); err != nil {
-			return start, end, invalidRecord("end_time " + strconv.Quote(*j.EndTime) + " is not an RFC 3339 time")
+			return start, end, invalidRecord("end_time " + quote(*j.EndTime) + " is not an RFC 3339 time")
 		}
 	}
 	return start, end, nil
@@ -304,7 +310,7 @@ func (j *jsonRecord) decode(data []byte, want string) error {
 		return err
 	}
 	if j.MetricType != "" && j.MetricType != want {
-		return invalidRecord("metric_type is " + strconv.Quote(j.MetricType) + ", want " + strconv.Quote(want))
+		return invalidRecord("metric_type is " + quote(j.MetricType) + ", want " + strconv.Quote(want))
 	}
 	return nil
 }

@@ -10,8 +10,6 @@ import (
 	"io"
 	"strconv"
 	"sync"
-
-	"github.com/eventpipeline/eventpipeline/internal/label"
 )
 
 // A JSONLinesPublisher writes each record as one line of JSON (the document
@@ -112,7 +110,7 @@ type refusals struct {
 
 func (r *refusals) add(kind, taskID, why string) {
 	if r.n == 0 {
-		r.first = kind + " " + strconv.Quote(label.Value(taskID)) + ": " + why
+		r.first = kind + " " + quote(taskID) + ": " + why
 	}
 	r.n++
 }
@@ -385,7 +383,7 @@ func ReadJSONLines(r io.Reader) ([]EventMetrics, []NetworkMetrics, error) {
 				network = append(network, m)
 			}
 		default:
-			err = invalidRecord("metric_type is " + strconv.Quote(rec.MetricType) + `, want "event" or "network"`)
+			err = invalidRecord("metric_type is " + quote(rec.MetricType) + `, want "event" or "network"`)
 		}
 		if err != nil {
 			return events, network, &LineError{Line: line, Err: err}
