@@ -208,8 +208,9 @@ func TestReadJSONLinesErrors(t *testing.T) {
 	}
 	// A value quoted in the message is bounded.
 	huge := strings.Replace(good, `"pending"`, `"`+strings.Repeat("x", 100_000)+`"`, 1)
-	if _, _, err := telemetry.ReadJSONLines(strings.NewReader(huge)); err == nil || len(err.Error()) > 300 ||
-		!strings.HasPrefix(err.Error(), `telemetry: read JSON lines: line 1: invalid record: status is "xxx`) {
+	if _, _, err := telemetry.ReadJSONLines(strings.NewReader(huge)); err == nil {
+		t.Error("a status of 100,000 bytes: got no error")
+	} else if len(err.Error()) > 300 || !strings.HasPrefix(err.Error(), `telemetry: read JSON lines: line 1: invalid record: status is "xxx`) {
 		t.Errorf("got %d bytes of message, want the status quoted in at most 300: %.300s", len(err.Error()), err)
 	}
 	if _, err := telemetry.NewJSONLinesPublisher(nil); err == nil {
