@@ -31,6 +31,13 @@ func finish[R, T any](r *Recorder, t *table[R, T], op, taskID string,
 	pressure := false
 	p, h := t.part(taskID)
 	p.mu.Lock()
+	if r.closed.Load() {
+		// Close began after the check above. Checked again under the lock,
+		// which the publishers' workers take for their last round after
+		// Close began, so that no record is queued after that round.
+		p.mu.Unlock()
+		return taskError(op, taskID, ErrClosed)
+	}
 	rec, err := p.s.take(h, taskID)
 	if err == nil {
 		rec = end(rec)

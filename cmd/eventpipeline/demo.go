@@ -284,7 +284,7 @@ func sampleStages(workerAddr string, deadPort int) ([]pipeline.Stage, error) {
 		return nil, err
 	}
 	remote := func(name string, port int) (pipeline.Event, error) {
-		return pipeline.Remote(name, pipeline.RemoteConfig{Host: host, Port: port, Timeout: 5 * time.Second})
+		return pipeline.Remote(name, pipeline.RemoteConfig{Host: host, Port: port, Timeout: 5 * time.Second, Token: workerToken()})
 	}
 	geocode, err1 := remote("geocode", port)
 	score, err2 := remote("score", port)
@@ -316,14 +316,14 @@ func sampleStages(workerAddr string, deadPort int) ([]pipeline.Stage, error) {
 			return nil, errors.New("rates service: 503 Service Unavailable")
 		}
 		return map[string]float64{"EUR": 1, "USD": 1.08}, nil
-	}), pipeline.RetryPolicy{MaxAttempts: 3, BackoffFactor: 20 * time.Millisecond})
+	}), telemetry.RetryPolicy{MaxAttempts: 3, InitialBackoff: 20 * time.Millisecond})
 	load := pipeline.Func("load", func(ctx context.Context, in any) (any, error) {
 		if err := work(ctx, 10*time.Millisecond); err != nil {
 			return nil, err
 		}
-		return nil, pipeline.Permanent(errors.New("warehouse: disk quota exceeded"))
+		return nil, telemetry.Permanent(errors.New("warehouse: disk quota exceeded"))
 	})
-	notifyRetried := pipeline.WithRetry(notify, pipeline.RetryPolicy{MaxAttempts: 2, BackoffFactor: 20 * time.Millisecond})
+	notifyRetried := pipeline.WithRetry(notify, telemetry.RetryPolicy{MaxAttempts: 2, InitialBackoff: 20 * time.Millisecond})
 
 	return []pipeline.Stage{
 		pipeline.Sequence(extract, validate),

@@ -3,7 +3,7 @@
 //
 //	eventpipeline demo [--out-dir DIR] [--slow 200ms] [--quiet]
 //	eventpipeline report [--failed] [--slow 2s] [--retries] [--failed-network] [--slow-network 1s] [--json] FILE
-//	eventpipeline worker [--addr 127.0.0.1:8700]
+//	eventpipeline worker [--addr 127.0.0.1:8700] [--tls-cert FILE --tls-key FILE] [--client-ca FILE]
 //
 // demo starts a worker on 127.0.0.1, runs a pipeline with fast, slow,
 // failing, retried and remote events, shows progress on stderr, prints a
@@ -11,7 +11,9 @@
 // telemetry.jsonl (one record per line). report reads such a JSON-lines
 // file and answers the seeds' queries, as tables or as JSON. worker serves
 // the demo's remote events until interrupted, so that demo --worker ADDR
-// runs them in another process.
+// runs them in another process; it asks callers for the bearer token of
+// EVENTPIPELINE_WORKER_TOKEN and/or a client certificate, and refuses to
+// listen on a non-loopback address without either (exit code 2).
 //
 // Exit codes: 0 success (the demo's sample failures are expected and still
 // exit 0), 1 a runtime failure (a file that cannot be read or written, a
