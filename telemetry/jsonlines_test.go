@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/eventpipeline/eventpipeline/telemetry"
@@ -242,44 +243,47 @@ func TestJSONLinesPublisherFailedWrite(t *testing.T) {
 
 // TestRecorderRetriesFailedWriteOnce is the case: a write that fails
 // part-way through a batch made the batch be written again, so 10 records
-// became 15 lines.
+// became 15 lines. The Recorder retries with its default policy, in fake
+// time.
 func TestRecorderRetriesFailedWriteOnce(t *testing.T) {
 	lineLen := len(lines(t, events("t", 1)...))
 	for _, truncates := range []bool{false, true} {
 		t.Run(fmt.Sprintf("truncates=%v", truncates), func(t *testing.T) {
-			// Whatever the batches, the write that crosses 5.5 lines fails.
-			sc := script{failOnceAt: 5*lineLen + lineLen/2}
-			fw, mf := &flakyWriter{script: sc}, &memFile{script: sc}
-			var w io.Writer = fw
-			if truncates {
-				w = mf
-			}
-			p, err := telemetry.NewJSONLinesPublisher(w)
-			must(t, err)
-			r := newRecorder(t, telemetry.WithPublishers(p), telemetry.WithRetry(fastRetry), telemetry.WithLogger(quiet))
-			for i := range 10 {
-				runEvent(t, r, "load", "t"+strconv.Itoa(i), 0, nil)
-			}
-			flush(t, r)
-			data := fw.data
-			if truncates {
-				data = mf.data
-			}
-			evs, _, err := telemetry.ReadJSONLines(bytes.NewReader(data))
-			must(t, err)
-			var ids []string
-			for _, m := range evs {
-				ids = append(ids, m.TaskID)
-			}
-			slices.Sort(ids)
-			want := []string{"t0", "t1", "t2", "t3", "t4", "t5", "t6", "t7", "t8", "t9"}
-			if !slices.Equal(ids, want) {
-				t.Errorf("got the records %v in the file, want each of %v once", ids, want)
-			}
-			st := r.PublisherStats()[0]
-			if st.Published != 10 || st.Dropped() != 0 || st.FailedAttempts != 1 {
-				t.Errorf("got %d published, %d dropped, %d failed attempts; want 10, 0, 1", st.Published, st.Dropped(), st.FailedAttempts)
-			}
+			synctest.Test(t, func(t *testing.T) {
+				// Whatever the batches, the write that crosses 5.5 lines fails.
+				sc := script{failOnceAt: 5*lineLen + lineLen/2}
+				fw, mf := &flakyWriter{script: sc}, &memFile{script: sc}
+				var w io.Writer = fw
+				if truncates {
+					w = mf
+				}
+				p, err := telemetry.NewJSONLinesPublisher(w)
+				must(t, err)
+				r := newRecorder(t, telemetry.WithPublishers(p), telemetry.WithLogger(quiet))
+				for i := range 10 {
+					runEvent(t, r, "load", "t"+strconv.Itoa(i), 0, nil)
+				}
+				flush(t, r)
+				data := fw.data
+				if truncates {
+					data = mf.data
+				}
+				evs, _, err := telemetry.ReadJSONLines(bytes.NewReader(data))
+				must(t, err)
+				var ids []string
+				for _, m := range evs {
+					ids = append(ids, m.TaskID)
+				}
+				slices.Sort(ids)
+				want := []string{"t0", "t1", "t2", "t3", "t4", "t5", "t6", "t7", "t8", "t9"}
+				if !slices.Equal(ids, want) {
+					t.Errorf("got the records %v in the file, want each of %v once", ids, want)
+				}
+				st := r.PublisherStats()[0]
+				if st.Published != 10 || st.Dropped() != 0 || st.FailedAttempts != 1 {
+					t.Errorf("got %d published, %d dropped, %d failed attempts; want 10, 0, 1", st.Published, st.Dropped(), st.FailedAttempts)
+				}
+			})
 		})
 	}
 }
