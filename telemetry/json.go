@@ -2,10 +2,13 @@ package telemetry
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/eventpipeline/eventpipeline/internal/label"
 )
 
 // timeLayout is RFC 3339 with a fixed nine-digit fraction, always in UTC.
@@ -144,6 +147,83 @@ func appendString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
+// The record contract, documented at [ReadJSONLines], is enforced on both
+// sides by the same checks: checkEvent and checkNetwork below, applied by
+// the JSON-lines writer before it encodes a record and by every decoder
+// after it decodes one, and MaxJSONLineSize.
+
+// MaxJSONLineSize is the longest line, in bytes and not counting its
+// newline, that a [JSONLinesPublisher] writes and [ReadJSONLines] reads.
+const MaxJSONLineSize = 1 << 20
+
+// ErrInvalidRecord is wrapped by the error for a record that breaks the
+// record contract: one that a [JSONLinesPublisher] refuses to write, or a
+// document that [ReadJSONLines] or UnmarshalJSON refuses to read. The
+// error's text names the field and the rule.
+var ErrInvalidRecord = errors.New("telemetry: invalid record")
+
+const maxInt32 = 1<<31 - 1
+
+// checkEvent returns why m breaks the record contract, or "".
+func checkEvent(m *EventMetrics) string {
+	if why := checkRun(m.Status, m.StartTime, m.EndTime); why != "" {
+		return why
+	}
+	if m.RetryCount < 0 || m.RetryCount > maxInt32 {
+		return "retry_count is " + strconv.Itoa(m.RetryCount) + ", want 0 to 2147483647"
+	}
+	if m.ProcessID < 0 || m.ProcessID > maxInt32 {
+		return "process_id is " + strconv.Itoa(m.ProcessID) + ", want 0 to 2147483647"
+	}
+	return ""
+}
+
+// checkNetwork returns why m breaks the record contract, or "".
+func checkNetwork(m *NetworkMetrics) string {
+	if why := checkRun(m.Status, m.StartTime, m.EndTime); why != "" {
+		return why
+	}
+	switch {
+	case m.Port < 0 || m.Port > 65535:
+		return "port is " + strconv.Itoa(m.Port) + ", want 0 to 65535"
+	case m.BytesSent < 0:
+		return "bytes_sent is " + strconv.FormatInt(m.BytesSent, 10) + ", want 0 or more"
+	case m.BytesReceived < 0:
+		return "bytes_received is " + strconv.FormatInt(m.BytesReceived, 10) + ", want 0 or more"
+	}
+	return ""
+}
+
+// checkRun checks what events and network operations have in common.
+func checkRun(status Status, start, end time.Time) string {
+	switch status {
+	case StatusPending, StatusCompleted, StatusFailed:
+	default:
+		return "status is " + quote(string(status)) + `, want "pending", "completed" or "failed"`
+	}
+	if y := start.UTC().Year(); y < 0 || y > 9999 {
+		return "start_time is in year " + strconv.Itoa(y) + " (UTC), want 0000 to 9999"
+	}
+	if end.IsZero() {
+		return ""
+	}
+	if y := end.UTC().Year(); y < 0 || y > 9999 {
+		return "end_time is in year " + strconv.Itoa(y) + " (UTC), want 0000 to 9999"
+	}
+	if end.Before(start) {
+		return "end_time is before start_time"
+	}
+	return ""
+}
+
+// quote quotes a value taken from a record for an error message, bounded
+// in length.
+func quote(s string) string { return strconv.Quote(label.Value(s)) }
+
+// invalidRecord returns the error for a record that breaks the contract
+// for the reason why.
+func invalidRecord(why string) error { return fmt.Errorf("%w: %s", ErrInvalidRecord, why) }
+
 // jsonRecord is the decoding form of both documents.
 type jsonRecord struct {
 	MetricType    string  `json:"metric_type"`
@@ -163,27 +243,76 @@ type jsonRecord struct {
 	BytesReceived int64   `json:"bytes_received"`
 }
 
-func (j *jsonRecord) decode(data []byte, want string) (start, end time.Time, err error) {
-	if err := json.Unmarshal(data, j); err != nil {
-		return start, end, err
-	}
-	if j.MetricType != "" && j.MetricType != want {
-		return start, end, fmt.Errorf("telemetry: decode %s record: metric_type is %q", want, j.MetricType)
-	}
-	switch j.Status {
-	case StatusPending, StatusCompleted, StatusFailed:
-	default:
-		return start, end, fmt.Errorf("telemetry: decode %s record: unknown status %q", want, j.Status)
-	}
+// times parses the start and end times of j.
+func (j *jsonRecord) times() (start, end time.Time, err error) {
 	if start, err = time.Parse(time.RFC3339Nano, j.StartTime); err != nil {
-		return start, end, fmt.Errorf("telemetry: decode %s record: start_time: %w", want, err)
+		return start, end, invalidRecord("start_time " + quote(j.StartTime) + " is not an RFC 3339 time")
 	}
 	if j.EndTime != nil {
 		if end, err = time.Parse(time.RFC3339Nano, *j.EndTime); err != nil {
-			return start, end, fmt.Errorf("telemetry: decode %s record: end_time: %w", want, err)
+			return start, end, invalidRecord("end_time " + quote(*j.EndTime) + " is not an RFC 3339 time")
 		}
 	}
 	return start, end, nil
+}
+
+// event returns the event record of a decoded document, checked against
+// the record contract.
+func (j *jsonRecord) event() (EventMetrics, error) {
+	start, end, err := j.times()
+	if err != nil {
+		return EventMetrics{}, err
+	}
+	m := EventMetrics{
+		EventName: j.EventName, TaskID: j.TaskID, StartTime: start, EndTime: end,
+		Status: j.Status, Error: deref(j.Error), RetryCount: j.RetryCount,
+		ProcessID: deref(j.ProcessID), PipelineID: deref(j.PipelineID),
+	}
+	if why := checkEvent(&m); why != "" {
+		return EventMetrics{}, invalidRecord(why)
+	}
+	return m, nil
+}
+
+// network returns the network record of a decoded document, checked
+// against the record contract.
+func (j *jsonRecord) network() (NetworkMetrics, error) {
+	start, end, err := j.times()
+	if err != nil {
+		return NetworkMetrics{}, err
+	}
+	m := NetworkMetrics{
+		TaskID: j.TaskID, Operation: j.Operation, Host: j.Host, Port: j.Port,
+		StartTime: start, EndTime: end, Status: j.Status,
+		BytesSent: j.BytesSent, BytesReceived: j.BytesReceived, Error: deref(j.Error),
+	}
+	if why := checkNetwork(&m); why != "" {
+		return NetworkMetrics{}, invalidRecord(why)
+	}
+	return m, nil
+}
+
+// unmarshal decodes data into j. A field of the wrong JSON type is an
+// error wrapping ErrInvalidRecord that names it.
+func (j *jsonRecord) unmarshal(data []byte) error {
+	err := json.Unmarshal(data, j)
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return invalidRecord(te.Field + " is " + te.Value + ", want " + te.Type.String())
+	}
+	return err
+}
+
+// decode decodes data into j and checks that its metric_type, if any, is
+// want.
+func (j *jsonRecord) decode(data []byte, want string) error {
+	if err := j.unmarshal(data); err != nil {
+		return err
+	}
+	if j.MetricType != "" && j.MetricType != want {
+		return invalidRecord("metric_type is " + quote(j.MetricType) + ", want " + strconv.Quote(want))
+	}
+	return nil
 }
 
 func deref[T any](p *T) T {
@@ -195,35 +324,37 @@ func deref[T any](p *T) T {
 }
 
 // UnmarshalJSON decodes the document written by [EventMetrics.MarshalJSON].
-// duration_seconds is ignored: Duration is derived from the times.
+// duration_seconds is ignored: Duration is derived from the times. A
+// document that breaks the record contract (see [ReadJSONLines]) is an
+// error wrapping [ErrInvalidRecord].
 func (m *EventMetrics) UnmarshalJSON(data []byte) error {
 	var j jsonRecord
-	start, end, err := j.decode(data, "event")
-	if err != nil {
-		return err
+	err := j.decode(data, "event")
+	if err == nil {
+		var rec EventMetrics
+		if rec, err = j.event(); err == nil {
+			*m = rec
+			return nil
+		}
 	}
-	*m = EventMetrics{
-		EventName: j.EventName, TaskID: j.TaskID, StartTime: start, EndTime: end,
-		Status: j.Status, Error: deref(j.Error), RetryCount: j.RetryCount,
-		ProcessID: deref(j.ProcessID), PipelineID: deref(j.PipelineID),
-	}
-	return nil
+	return callError("decode event record", err)
 }
 
 // UnmarshalJSON decodes the document written by [NetworkMetrics.MarshalJSON].
-// latency_seconds is ignored: Latency is derived from the times.
+// latency_seconds is ignored: Latency is derived from the times. A
+// document that breaks the record contract (see [ReadJSONLines]) is an
+// error wrapping [ErrInvalidRecord].
 func (m *NetworkMetrics) UnmarshalJSON(data []byte) error {
 	var j jsonRecord
-	start, end, err := j.decode(data, "network")
-	if err != nil {
-		return err
+	err := j.decode(data, "network")
+	if err == nil {
+		var rec NetworkMetrics
+		if rec, err = j.network(); err == nil {
+			*m = rec
+			return nil
+		}
 	}
-	*m = NetworkMetrics{
-		TaskID: j.TaskID, Operation: j.Operation, Host: j.Host, Port: j.Port,
-		StartTime: start, EndTime: end, Status: j.Status,
-		BytesSent: j.BytesSent, BytesReceived: j.BytesReceived, Error: deref(j.Error),
-	}
-	return nil
+	return callError("decode network record", err)
 }
 
 // FormatMetrics returns the standardized document of a record, as a map

@@ -3,6 +3,7 @@ package telemetry_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"maps"
@@ -189,28 +190,41 @@ func TestJSONLinesPublisherRoundTrip(t *testing.T) {
 func TestReadJSONLinesErrors(t *testing.T) {
 	good := `{"metric_type":"event","event_name":"e","task_id":"t","start_time":"2026-01-01T00:00:00Z","end_time":null,"status":"pending"}`
 	tests := []struct{ name, input, want string }{
-		{"not JSON", good + "\n{oops\n", "line 2:"},
-		{"unknown kind", `{"metric_type":"metric"}`, `line 1: metric_type is "metric"`},
-		{"bad record", `{"metric_type":"network","status":"gone"}`, `line 1: decode network record: unknown status "gone"`},
+		{"not JSON", good + "\n{oops\n", "line 2: invalid record: not a JSON document: invalid character 'o' looking for beginning of object key string"},
+		{"unknown kind", `{"metric_type":"metric"}`, `line 1: invalid record: metric_type is "metric", want "event" or "network"`},
+		{"no time", `{"metric_type":"network","status":"completed"}`, `line 1: invalid record: start_time "" is not an RFC 3339 time`},
+		{"bad end time", good + "\n" + strings.Replace(good, "null", `"tomorrow"`, 1), `line 2: invalid record: end_time "tomorrow" is not an RFC 3339 time`},
+		{"wrong type", `{"metric_type":"network","port":"80"}`, `line 1: invalid record: port is string, want int`},
+		{"number too big", `{"metric_type":"event","retry_count":1e30}`, `line 1: invalid record: retry_count is number 1e30, want int`},
+		{"array", good + "\n\n[]", `line 3: invalid record: not a JSON object`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := telemetry.ReadJSONLines(strings.NewReader(tc.input))
-			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "telemetry: read JSON lines: ") {
-				t.Errorf("got %v, want an error containing %q", err, tc.want)
+			if want := "telemetry: read JSON lines: " + tc.want; err == nil || err.Error() != want || !errors.Is(err, telemetry.ErrInvalidRecord) {
+				t.Errorf("got %v, want %q", err, want)
 			}
 		})
+	}
+	// A value quoted in the message is bounded.
+	huge := strings.Replace(good, `"pending"`, `"`+strings.Repeat("x", 100_000)+`"`, 1)
+	if _, _, err := telemetry.ReadJSONLines(strings.NewReader(huge)); err == nil {
+		t.Error("a status of 100,000 bytes: got no error")
+	} else if len(err.Error()) > 300 || !strings.HasPrefix(err.Error(), `telemetry: read JSON lines: line 1: invalid record: status is "xxx`) {
+		t.Errorf("got %d bytes of message, want the status quoted in at most 300: %.300s", len(err.Error()), err)
 	}
 	if _, err := telemetry.NewJSONLinesPublisher(nil); err == nil {
 		t.Error("NewJSONLinesPublisher(nil): got no error")
 	}
 }
 
-// FuzzEventJSONRoundTrip checks that any event record encodes to valid JSON
-// that decodes back to the same record (strings made valid UTF-8).
+// FuzzEventJSONRoundTrip checks that any event record that keeps to the
+// record contract encodes to valid JSON that decodes back to the same record
+// (strings made valid UTF-8), and that decoding refuses any other.
 func FuzzEventJSONRoundTrip(f *testing.F) {
 	f.Add("load", "task-1", "", "", 0, 0, int64(0), int64(1500))
 	f.Add("é\u2028\"\\\x00", "\xff\xfe", "err\nline", "p", 3, 4242, int64(1_700_000_000_123_456_789), int64(-1))
+	f.Add("e", "t", "", "", -2, -1, int64(0), int64(1))
 	f.Fuzz(func(t *testing.T, name, id, errText, pipeline string, retries, pid int, startNanos, durNanos int64) {
 		start := time.Unix(0, startNanos)
 		m := telemetry.EventMetrics{EventName: name, TaskID: id, StartTime: start, Status: telemetry.StatusCompleted,
@@ -231,7 +245,14 @@ func FuzzEventJSONRoundTrip(f *testing.F) {
 			t.Fatalf("invalid JSON: %s", b)
 		}
 		var got telemetry.EventMetrics
-		if err := json.Unmarshal(b, &got); err != nil {
+		err = json.Unmarshal(b, &got)
+		if retries < 0 || retries >= 1<<31 || pid < 0 || pid >= 1<<31 {
+			if !errors.Is(err, telemetry.ErrInvalidRecord) {
+				t.Fatalf("decode %s: got %v, want ErrInvalidRecord", b, err)
+			}
+			return
+		}
+		if err != nil {
 			t.Fatalf("decode %s: %v", b, err)
 		}
 		want := m
@@ -244,29 +265,44 @@ func FuzzEventJSONRoundTrip(f *testing.F) {
 	})
 }
 
-// FuzzReadJSONLines checks that no input makes the reader panic, and that
-// whatever it accepts encodes back to lines it reads the same way.
+// FuzzReadJSONLines checks the record contract from the reader's side: no
+// input makes the reader panic, and whatever records it accepts, the writer
+// writes without refusing any, and the reader reads back the same.
 func FuzzReadJSONLines(f *testing.F) {
 	f.Add(`{"metric_type":"event","event_name":"e","task_id":"t","start_time":"2026-01-01T00:00:00Z","end_time":null,"status":"pending"}`)
 	f.Add(`{"metric_type":"network","task_id":"t","host":"h","port":1,"start_time":"2026-01-01T00:00:00.5Z","end_time":"2026-01-01T00:00:01Z","status":"completed"}`)
+	f.Add(`{"metric_type":"event","start_time":"0000-01-01T00:00:00+00:00","end_time":"9999-12-31T23:59:59.999999999Z","status":"failed","retry_count":3,"process_id":0}` + "\n{\"metric_ty")
 	f.Add("{}\n[]\nnull")
 	f.Fuzz(func(t *testing.T, input string) {
 		events, network, err := telemetry.ReadJSONLines(strings.NewReader(input))
-		if err != nil {
+		if err != nil && !errors.Is(err, telemetry.ErrTornLine) {
 			return
 		}
 		var buf bytes.Buffer
-		for _, m := range events {
-			b, _ := json.Marshal(m)
-			buf.Write(append(b, '\n'))
-		}
-		for _, m := range network {
-			b, _ := json.Marshal(m)
-			buf.Write(append(b, '\n'))
+		p, err := telemetry.NewJSONLinesPublisher(&buf)
+		must(t, err)
+		if err := p.PublishBatch(context.Background(), &telemetry.Batch{Events: events, Network: network}); err != nil {
+			t.Fatalf("the writer refused records the reader accepted: %v", err)
 		}
 		e2, n2, err := telemetry.ReadJSONLines(&buf)
 		if err != nil || len(e2) != len(events) || len(n2) != len(network) {
 			t.Fatalf("re-read of accepted records: %d/%d events, %d/%d network, %v", len(e2), len(events), len(n2), len(network), err)
+		}
+		for i := range events {
+			a, b := events[i], e2[i]
+			if a.EventName != b.EventName || a.TaskID != b.TaskID || a.Error != b.Error || a.PipelineID != b.PipelineID ||
+				a.RetryCount != b.RetryCount || a.ProcessID != b.ProcessID || a.Status != b.Status ||
+				!a.StartTime.Equal(b.StartTime) || !a.EndTime.Equal(b.EndTime) {
+				t.Errorf("event %d: read %+v, re-read %+v", i, a, b)
+			}
+		}
+		for i := range network {
+			a, b := network[i], n2[i]
+			if a.TaskID != b.TaskID || a.Operation != b.Operation || a.Host != b.Host || a.Port != b.Port || a.Error != b.Error ||
+				a.BytesSent != b.BytesSent || a.BytesReceived != b.BytesReceived || a.Status != b.Status ||
+				!a.StartTime.Equal(b.StartTime) || !a.EndTime.Equal(b.EndTime) {
+				t.Errorf("network %d: read %+v, re-read %+v", i, a, b)
+			}
 		}
 	})
 }

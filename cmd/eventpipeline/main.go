@@ -103,7 +103,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "demo":
 		err = runDemo(ctx, rest, stdout, stderr)
 	case "report":
-		err = runReport(rest, stdout)
+		err = runReport(rest, os.Stdin, stdout, stderr)
 	case "worker":
 		err = runWorker(ctx, rest, stdout, stderr)
 	default:

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,9 +13,13 @@ import (
 const reportUsage = `Usage: eventpipeline report [flags] FILE
 
 Reads FILE, a JSON-lines telemetry file (as written by demo or by
-telemetry.JSONLinesPublisher), and answers the seeds' queries about it.
-With no query flag it prints every section, with slow thresholds of 1s.
-Flags may come before or after FILE.
+telemetry.JSONLinesPublisher), or standard input if FILE is -, and answers
+the seeds' queries about it. With no query flag it prints every section,
+with slow thresholds of 1s. Flags may come before or after FILE.
+
+A last line cut short (a process killed while writing) is left out with a
+warning on stderr naming the line; every other line must be a valid record,
+or the report fails naming the first line that is not.
 
 Queries:
   --failed             failed events, with their errors (get_failed_events)
@@ -26,11 +31,12 @@ Queries:
 Output:
   --json               one JSON document instead of tables
 
-Exit codes: 0 success, 1 FILE unreadable or not JSON lines, 2 usage error.
+Exit codes: 0 success (also with a warning), 1 FILE unreadable or with an
+invalid line, 2 usage error.
 `
 
-// runReport runs `report`.
-func runReport(args []string, stdout io.Writer) error {
+// runReport runs `report`, reading stdin for the FILE "-".
+func runReport(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), reportUsage) }
 	failed := fs.Bool("failed", false, "")
@@ -74,26 +80,39 @@ func runReport(args []string, stdout io.Writer) error {
 		s = allSections(telemetry.DefaultSlowThreshold)
 	}
 
-	rs, err := readRecords(files[0])
-	if err != nil {
+	name := files[0]
+	if name == "-" {
+		name = "standard input"
+	}
+	rs, err := readRecords(files[0], name, stdin)
+	if errors.Is(err, telemetry.ErrTornLine) {
+		fmt.Fprintf(stderr, "eventpipeline report: warning: %s\n", printable(err.Error()))
+	} else if err != nil {
 		return err
 	}
 	if *asJSON {
 		return writeJSON(stdout, rs, s)
 	}
-	fmt.Fprintf(stdout, "%s: %d event runs, %d network operations\n", printable(files[0]), len(rs.events), len(rs.network))
+	fmt.Fprintf(stdout, "%s: %d event runs, %d network operations\n", printable(name), len(rs.events), len(rs.network))
 	return writeTable(stdout, rs, s)
 }
 
-func readRecords(path string) (*records, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
+// readRecords reads the JSON-lines file at path, or stdin if path is "-";
+// a read error starts with name. With an error wrapping
+// telemetry.ErrTornLine, it also returns the records of every complete line.
+func readRecords(path, name string, stdin io.Reader) (*records, error) {
+	r := stdin
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
 	}
-	defer f.Close()
-	events, network, err := telemetry.ReadJSONLines(f)
+	events, network, err := telemetry.ReadJSONLines(r)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		err = fmt.Errorf("%s: %w", name, err)
 	}
-	return &records{events: events, network: network}, nil
+	return &records{events: events, network: network}, err
 }
