@@ -43,7 +43,8 @@ func liveConfig(t *testing.T) elasticsearch.Config {
 }
 
 // TestLiveCluster indexes records into a real cluster through a Recorder,
-// then searches them back. It runs only when ES_URL is set.
+// then searches them back. It runs only when ELASTICSEARCH_URL or
+// ELASTICSEARCH_CLOUD_ID is set (see liveConfig).
 func TestLiveCluster(t *testing.T) {
 	cfg := liveConfig(t)
 	cfg.IndexPrefix = fmt.Sprintf("eventpipeline-live-test-%d", time.Now().UnixNano())
