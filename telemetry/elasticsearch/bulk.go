@@ -306,7 +306,7 @@ func (p *Publisher) bulk(ctx context.Context, body []byte, idx []int, out []outc
 			o.state = rejected
 		}
 		all(o)
-		return retry.ParseRetryAfter(res.Header.Get("Retry-After"), now()), err
+		return retry.ParseRetryAfter(res.Header.Get("Retry-After"), time.Now()), err
 	}
 	var r bulkResponse
 	err = json.NewDecoder(res.Body).Decode(&r)

@@ -7,15 +7,10 @@ import (
 	"runtime"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/elastic/elastic-transport-go/v8/elastictransport"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 )
-
-// now is the clock of the package, for Retry-After dates; tests may
-// replace it.
-var now = time.Now
 
 // compatibilityEnv is the environment variable of the official client
 // that turns on its REST compatibility mode: "true" makes the requests ask

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/elastic/elastic-transport-go/v8/elastictransport"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
@@ -418,7 +419,7 @@ func requestError(what string, err error) error {
 func statusError(what string, code int, h http.Header, body []byte) error {
 	err := fmt.Errorf("elasticsearch: %s: %d %s: %s", what, code, http.StatusText(code), errorSummary(body))
 	if retry.RetryableStatus(code) {
-		return telemetry.RetryAfter(err, retry.ParseRetryAfter(h.Get("Retry-After"), now()))
+		return telemetry.RetryAfter(err, retry.ParseRetryAfter(h.Get("Retry-After"), time.Now()))
 	}
 	return telemetry.Permanent(err)
 }
