@@ -52,3 +52,35 @@ func TestDemoElasticsearchBadConfig(t *testing.T) {
 		t.Errorf("got exit code %d, stderr %q; want 1 and an elasticsearch error", code, errOut)
 	}
 }
+
+// TestDemoElasticsearchRefusesCredentialsOverHTTP checks that the demo
+// refuses to send Elasticsearch credentials in clear text to a host other
+// than loopback, names the flag that allows it, and never shows them.
+func TestDemoElasticsearchRefusesCredentialsOverHTTP(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+	}{
+		{"password", map[string]string{"ELASTICSEARCH_USERNAME": "elastic", "ELASTICSEARCH_PASSWORD": "s3cret-pass"}},
+		{"api key", map[string]string{"ELASTICSEARCH_API_KEY": "s3cret-pass"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			_, errOut, code := runCmd(t, "demo", "--quiet", "--out-dir", t.TempDir(), "--elasticsearch", "es.example.invalid:9200")
+			if code != 1 {
+				t.Errorf("exit code: got %d, want 1", code)
+			}
+			for _, want := range []string{"credentials over plain http", "--elasticsearch-allow-insecure"} {
+				if !strings.Contains(errOut, want) {
+					t.Errorf("stderr %q lacks %q", errOut, want)
+				}
+			}
+			if strings.Contains(errOut, "s3cret-pass") {
+				t.Error("the secret appears in the output")
+			}
+		})
+	}
+}

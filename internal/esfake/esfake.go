@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"sort"
 	"strconv"
 	"strings"
@@ -90,7 +91,10 @@ type Server struct {
 	addr string
 	srv  *http.Server
 
+	listeners chan net.Listener // to serve, one after the other
+
 	mu         sync.Mutex
+	closed     bool
 	ln         net.Listener
 	conns      map[net.Conn]struct{}
 	down       bool
@@ -152,8 +156,59 @@ func New(opts Options) (*Server, error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		ConnState:         s.connState,
 	}
-	go s.srv.Serve(ln)
+	s.listeners = make(chan net.Listener, 1)
+	s.listeners <- ln
+	go s.serve()
 	return s, nil
+}
+
+// serve serves each listener given, one after the other: the first, then
+// the one of each [Server.Up]. Up does not start a goroutine, so that it
+// can be called from a testing/synctest bubble.
+func (s *Server) serve() {
+	for ln := range s.listeners {
+		_ = s.srv.Serve(ln)
+	}
+}
+
+// RoundTripper returns an [http.RoundTripper] that has s answer each
+// request in the calling goroutine, without the network, as it would over
+// HTTP (the URL's host is ignored). A test can then run a client of s in a
+// testing/synctest bubble, where waits on real connections do not let the
+// fake clock advance. While s is [Server.Down], it fails every request as
+// a refused connection would.
+func (s *Server) RoundTripper() http.RoundTripper { return roundTripper{s} }
+
+type roundTripper struct{ s *Server }
+
+// errRefused is the error of requests through the RoundTripper while the
+// node is down.
+var errRefused = errors.New("esfake: connection refused: the node is down")
+
+func (rt roundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		defer r.Body.Close()
+	}
+	rt.s.mu.Lock()
+	down := rt.s.down
+	rt.s.mu.Unlock()
+	if down {
+		return nil, errRefused
+	}
+	if err := r.Context().Err(); err != nil {
+		return nil, err
+	}
+	in := r.Clone(r.Context())
+	if in.Body == nil {
+		in.Body = http.NoBody
+	} else {
+		in.Body = r.Body
+	}
+	w := httptest.NewRecorder()
+	rt.s.serveHTTP(w, in)
+	res := w.Result()
+	res.Request = r
+	return res, nil
 }
 
 // Addr returns the host:port the Server listens on, without a scheme.
@@ -161,7 +216,14 @@ func (s *Server) Addr() string { return s.addr }
 
 // Close stops the Server and closes its connections.
 func (s *Server) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.closed = true
 	_ = s.srv.Close()
+	close(s.listeners)
 }
 
 func (s *Server) connState(c net.Conn, st http.ConnState) {
@@ -215,8 +277,12 @@ func (s *Server) Up() error {
 	if err != nil {
 		return err
 	}
+	if s.closed {
+		ln.Close()
+		return errors.New("esfake: Up after Close")
+	}
 	s.ln, s.down = ln, false
-	go s.srv.Serve(ln)
+	s.listeners <- ln // the previous Serve returned when Down closed its listener
 	return nil
 }
 

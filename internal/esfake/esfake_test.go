@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/synctest"
 )
 
 func newTestServer(t *testing.T, opts Options) *Server {
@@ -213,4 +214,46 @@ func FuzzScanObject(f *testing.F) {
 			t.Errorf("scanObject(%q): error %v, but encoding/json says valid=%v (%v)", b, err, valid, jerr)
 		}
 	})
+}
+
+// TestRoundTripperInBubble uses the in-memory RoundTripper from a synctest
+// bubble, Down and Up included: a bubble whose goroutines waited on the
+// network, or which started one that outlives it, would hang or fail.
+func TestRoundTripperInBubble(t *testing.T) {
+	s := newTestServer(t, Options{})
+	synctest.Test(t, func(t *testing.T) {
+		client := &http.Client{Transport: s.RoundTripper()}
+		bulk := func() (*http.Response, error) {
+			body := `{"index":{"_index":"i","_id":"1"}}` + "\n{}\n"
+			return client.Post("http://ignored.invalid/_bulk", ndjson, strings.NewReader(body))
+		}
+		res, err := bulk()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || res.Header.Get("X-Elastic-Product") != "Elasticsearch" || !strings.Contains(string(b), `"errors":false`) {
+			t.Errorf("bulk: got %d %q %s, want 200 from Elasticsearch without errors", res.StatusCode, res.Header, b)
+		}
+		s.Down()
+		if _, err := bulk(); !errors.Is(err, errRefused) {
+			t.Errorf("bulk while down: got %v, want the refusal", err)
+		}
+		if err := s.Up(); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := bulk(); err != nil || res.StatusCode != 200 {
+			t.Errorf("bulk after Up: got %v, %v; want 200", res, err)
+		} else {
+			res.Body.Close()
+		}
+		if got := s.Count(); got != 1 {
+			t.Errorf("documents: got %d, want 1", got)
+		}
+	})
+	// The node still serves over the network after an Up in a bubble.
+	if code, _, _ := do(t, s, "GET", "/", "", ""); code != 200 {
+		t.Errorf("GET / over HTTP: got %d, want 200", code)
+	}
 }

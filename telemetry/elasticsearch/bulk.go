@@ -3,6 +3,7 @@ package elasticsearch
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,27 +11,26 @@ import (
 	"net/http"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
-	es "github.com/elastic/go-elasticsearch/v8"
-	"github.com/elastic/go-elasticsearch/v8/esutil"
+	"github.com/elastic/go-elasticsearch/v8/esapi"
 
 	"github.com/eventpipeline/eventpipeline/internal/retry"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
-// state is what became of one document in one bulk attempt.
+// state is what became of one document in one call.
 type state uint8
 
 const (
-	unsent    state = iota // no answer for it: the request failed, or ctx ended first
-	indexed                // accepted
-	transient              // refused for a passing reason: send again
+	unsent    state = iota // no answer for it: a request failed, or ctx ended first
+	indexed                // accepted in this call
+	earlier                // accepted in an earlier call: not sent again
+	transient              // refused for a passing reason: worth another attempt
 	rejected               // refused for good: drop
 )
 
-// outcome is the result of one document in one bulk attempt.
+// outcome is the result of one document in one call.
 type outcome struct {
 	state  state
 	kind   string // kind of error, such as "mapper_parsing_exception" or "http 401"
@@ -38,58 +38,130 @@ type outcome struct {
 }
 
 // bulkFilterPath keeps, of a bulk response, whether there were errors and
-// each item's status and error. Every item keeps its status, so the items
-// stay aligned with the documents sent.
+// each item's status and error: about 30 bytes per document instead of 200.
+// Every item keeps its status, so the items stay aligned with the documents
+// sent.
 var bulkFilterPath = []string{"errors", "items.*.status", "items.*.error"}
 
-// ndjsonHeader is sent with every bulk request: the body is NDJSON.
-var ndjsonHeader = http.Header{"Content-Type": {"application/x-ndjson"}}
+// bulkResponse is a bulk response cut down by bulkFilterPath. Every action
+// of our requests is "index".
+type bulkResponse struct {
+	Errors bool `json:"errors"`
+	Items  []struct {
+		Index bulkItem `json:"index"`
+	} `json:"items"`
+}
 
-// index sends docs through bulk requests, sending again those refused for a
-// passing reason, and returns nil, a *telemetry.DroppedError, or a
+// bulkItem is the result of one action of a bulk request.
+type bulkItem struct {
+	Status int `json:"status"`
+	Error  struct {
+		Type     string `json:"type"`
+		Reason   string `json:"reason"`
+		CausedBy struct {
+			Type   string `json:"type"`
+			Reason string `json:"reason"`
+		} `json:"caused_by"`
+	} `json:"error"`
+}
+
+// index sends docs through bulk requests of at most Config.FlushBytes, one
+// after the other, and returns nil, a *telemetry.DroppedError, or a
 // transient or permanent error as PublishBatch documents.
 func (p *Publisher) index(ctx context.Context, docs []document) error {
 	out := make([]outcome, len(docs))
-	pending := make([]int, len(docs))
-	for i := range pending {
-		pending[i] = i
-	}
+	p.recall(docs, out)
+
+	bufp := p.getBuf()
+	defer p.putBuf(bufp)
+	buf := (*bufp)[:0]
 	var (
-		dropped  int
-		kinds    = map[string]*kindCount{}
-		lastErr  error         // why the documents still pending are
-		hint     time.Duration // the server's Retry-After
-		attempts int
+		reqErr error         // the last request-level failure
+		hint   time.Duration // the longest Retry-After
+		idx    []int         // documents of the request being built
 	)
-	for attempt := 0; ; attempt++ {
-		attempts++
-		if attempt > 0 {
-			p.retried.Add(uint64(len(pending)))
+	// send sends the items of idx, buf[:n], and keeps the rest of buf for
+	// the next request. It reports whether to go on.
+	send := func(n int) bool {
+		after, err := p.bulk(ctx, buf[:n], idx, out)
+		hint = max(hint, after)
+		buf, idx = buf[:copy(buf, buf[n:])], idx[:0]
+		if err != nil {
+			reqErr = err
+			// Unless the request was refused for a reason of its own,
+			// the cluster is unreachable or busy: the other documents
+			// stay unsent, for the Recorder to retry.
+			return telemetry.IsPermanent(err)
 		}
-		clear(out)
-		info := p.bulk(ctx, docs, pending, out)
-		hint = info.retryAfter
-		next := pending[:0]
-		for _, i := range pending {
-			o := &out[i]
-			switch o.state {
-			case indexed:
-				p.indexed.Add(1)
-			case rejected:
-				dropped++
-				k := kinds[o.kind]
-				if k == nil {
-					k = &kindCount{kind: o.kind, reason: o.reason}
-					kinds[o.kind] = k
-				}
-				k.n++
-			default:
-				next = append(next, i)
+		return true
+	}
+	stopped := false
+	for i := range docs {
+		if out[i].state == earlier {
+			continue
+		}
+		if stopped = ctx.Err() != nil; stopped {
+			break
+		}
+		before := len(buf)
+		buf = appendItem(buf, &docs[i])
+		// A document larger than FlushBytes goes alone.
+		if len(idx) > 0 && len(buf) > p.cfg.FlushBytes {
+			if stopped = !send(before); stopped {
+				break
+			}
+		}
+		idx = append(idx, i)
+	}
+	if !stopped && len(idx) > 0 {
+		send(len(buf))
+	}
+	*bufp = buf
+	return p.settle(ctx, docs, out, reqErr, hint)
+}
+
+// appendItem appends the action and source lines of d to b.
+func appendItem(b []byte, d *document) []byte {
+	b = append(b, `{"index":{"_index":`...)
+	b = append(b, d.index...) // a JSON string already
+	b = append(b, `,"_id":"`...)
+	b = append(b, d.id...) // base64url: nothing to escape
+	b = append(b, "\"}}\n"...)
+	b = append(b, d.body...)
+	return append(b, '\n')
+}
+
+// settle counts the outcomes of a call, remembers them if the call is to
+// be retried, and returns its error.
+func (p *Publisher) settle(ctx context.Context, docs []document, out []outcome, reqErr error, hint time.Duration) error {
+	var (
+		pending, dropped int
+		kinds            = map[string]*kindCount{}
+		lastErr          error // why the pending documents are
+	)
+	for i := range out {
+		o := &out[i]
+		switch o.state {
+		case indexed:
+			p.indexed.Add(1)
+		case earlier:
+		case rejected:
+			dropped++
+			k := kinds[o.kind]
+			if k == nil {
+				k = &kindCount{kind: o.kind, reason: o.reason}
+				kinds[o.kind] = k
+			}
+			k.n++
+		case transient:
+			pending++
+			lastErr = errors.New(o.kind + ": " + o.reason)
+		default: // unsent
+			pending++
+			if lastErr == nil {
 				switch {
-				case o.state == transient:
-					lastErr = errors.New(o.kind + ": " + o.reason)
-				case info.err != nil:
-					lastErr = info.err
+				case reqErr != nil:
+					lastErr = reqErr
 				case ctx.Err() != nil:
 					lastErr = ctx.Err()
 				default:
@@ -97,21 +169,14 @@ func (p *Publisher) index(ctx context.Context, docs []document) error {
 				}
 			}
 		}
-		pending = next
-		if len(pending) == 0 || attempt >= p.cfg.MaxRetries || ctx.Err() != nil {
-			break
-		}
-		if !wait(ctx, p.backoff(attempt+1, hint)) {
-			break
-		}
 	}
 	if dropped > 0 {
 		p.noteRejected(ctx, kinds)
 	}
 	switch {
-	case len(pending) > 0:
-		err := fmt.Errorf("elasticsearch: %d of %d document(s) not indexed after %d attempt(s): %w",
-			len(pending), len(docs), attempts, lastErr)
+	case pending > 0:
+		p.remember(docs, out)
+		err := fmt.Errorf("elasticsearch: %d of %d document(s) not indexed: %w", pending, len(docs), lastErr)
 		if dropped > 0 {
 			err = fmt.Errorf("%w (and %d rejected for good: %s)", err, dropped, kindsText(kinds))
 		}
@@ -123,6 +188,46 @@ func (p *Publisher) index(ctx context.Context, docs []document) error {
 		}
 	}
 	return nil
+}
+
+// recall marks the documents that an earlier call, which failed in part,
+// indexed, and counts those it sends again.
+func (p *Publisher) recall(docs []document, out []outcome) {
+	p.resendMu.Lock()
+	defer p.resendMu.Unlock()
+	if len(p.resend) == 0 {
+		return
+	}
+	for i := range docs {
+		done, ok := p.resend[docs[i].id]
+		if !ok {
+			continue
+		}
+		delete(p.resend, docs[i].id)
+		if done {
+			out[i].state = earlier
+		} else {
+			p.retried.Add(1)
+		}
+	}
+}
+
+// remember notes the documents of a call that failed in part: those
+// indexed (now or earlier) are not sent again when the same records come
+// back; the others are counted as retried then.
+func (p *Publisher) remember(docs []document, out []outcome) {
+	p.resendMu.Lock()
+	defer p.resendMu.Unlock()
+	if len(p.resend)+len(docs) > maxResend {
+		clear(p.resend)
+	}
+	if len(docs) > maxResend {
+		return
+	}
+	for i := range docs {
+		s := out[i].state
+		p.resend[docs[i].id] = s == indexed || s == earlier
+	}
 }
 
 // kindCount counts the documents of a call rejected with one kind of error.
@@ -162,175 +267,81 @@ func (p *Publisher) noteRejected(ctx context.Context, kinds map[string]*kindCoun
 	}
 }
 
-// backoff returns the wait before retry number attempt (1 for the first):
-// the server's Retry-After hint if there is one, else exponential backoff
-// with jitter; both capped at MaxRetryBackoff.
-func (p *Publisher) backoff(attempt int, hint time.Duration) time.Duration {
-	if hint > 0 {
-		return min(hint, p.cfg.MaxRetryBackoff)
-	}
-	return retry.Backoff(p.cfg.RetryBackoff, p.cfg.MaxRetryBackoff, attempt)
-}
-
-// wait waits d, or until ctx ends; it reports whether it waited all of d.
-// It does not start a wait that would outlast ctx's deadline.
-func wait(ctx context.Context, d time.Duration) bool {
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
-		return false
-	}
-	return retry.Sleep(ctx, d)
-}
-
-// bulkInfo is what one bulk attempt learnt beyond per-document outcomes.
-type bulkInfo struct {
-	err        error         // the request-level failure, if any
-	retryAfter time.Duration // the longest Retry-After seen
-}
-
-// bulk sends the documents docs[i] for i in idx through one BulkIndexer,
-// closed before it returns, and records each document's outcome in out[i].
-func (p *Publisher) bulk(ctx context.Context, docs []document, idx []int, out []outcome) bulkInfo {
-	tr := &callTransport{client: p.client, ctx: ctx, timeout: p.cfg.Timeout}
-	size := 0
-	for _, i := range idx {
-		size += len(docs[i].body) + len(docs[i].index) + len(docs[i].id) + 48
-	}
-	bi, err := esutil.NewBulkIndexer(esutil.BulkIndexerConfig{
-		Client:              tr,
-		NumWorkers:          1, // one request at a time, in order
-		FlushBytes:          min(size+1, p.cfg.FlushBytes),
-		FlushInterval:       time.Hour, // Close flushes
-		QueueSizeMultiplier: 64,
-		Header:              ndjsonHeader,
-		// Only what the item callbacks read: the response shrinks from ~200
-		// to ~30 bytes per document (as Logstash's output asks for).
+// bulk sends body, the items of docs[i] for i in idx, in one bulk request,
+// and records each document's outcome in out[i]. It returns the server's
+// Retry-After and the error of the request as a whole, if it failed
+// (permanent if it is not worth another attempt).
+func (p *Publisher) bulk(ctx context.Context, body []byte, idx []int, out []outcome) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+	defer cancel()
+	req := esapi.BulkRequest{
+		Body: bytes.NewReader(body),
+		// A header of its own: the transport adds Authorization to it.
+		Header:     http.Header{"Content-Type": {"application/x-ndjson"}},
 		FilterPath: bulkFilterPath,
-	})
-	if err != nil { // not returned by this version; keep the contract anyway
-		return bulkInfo{err: fmt.Errorf("elasticsearch: bulk indexer: %w", err)}
 	}
-	for _, i := range idx {
-		d := &docs[i]
-		o := &out[i]
-		item := esutil.BulkIndexerItem{
-			Index:      d.index,
-			Action:     "index",
-			DocumentID: d.id,
-			Body:       bytes.NewReader(d.body),
-			OnSuccess: func(context.Context, esutil.BulkIndexerItem, esutil.BulkIndexerResponseItem) {
-				o.state = indexed
-			},
-			OnFailure: func(_ context.Context, _ esutil.BulkIndexerItem, res esutil.BulkIndexerResponseItem, err error) {
-				*o = tr.classify(res, err)
-			},
-		}
-		if bi.Add(ctx, item) != nil {
-			break // ctx ended: the rest stays unsent
+	p.requests.Add(1)
+	all := func(o outcome) {
+		for _, i := range idx {
+			out[i] = o
 		}
 	}
-	// Close flushes and waits for the callbacks. Requests use tr.ctx, so
-	// this returns soon after ctx ends.
-	_ = bi.Close(context.WithoutCancel(ctx))
-	p.requests.Add(uint64(bi.Stats().NumRequests))
-	return tr.info()
-}
-
-// callTransport sends the bulk requests of one call: it gives them the
-// call's context (the BulkIndexer would use a background one) and
-// Config.Timeout, and remembers the last status and Retry-After, which the
-// BulkIndexer does not pass to item callbacks.
-type callTransport struct {
-	client  *es.Client
-	ctx     context.Context
-	timeout time.Duration
-
-	mu         sync.Mutex
-	status     int   // of the last response, 0 if none
-	err        error // of the last request-level failure
-	retryAfter time.Duration
-}
-
-// Perform sends req with the call's context.
-func (t *callTransport) Perform(req *http.Request) (*http.Response, error) {
-	ctx, cancel := context.WithTimeout(t.ctx, t.timeout)
-	res, err := t.client.Perform(req.WithContext(ctx))
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	res, err := req.Do(ctx, p.client)
 	if err != nil {
-		cancel()
-		t.status = 0
-		t.err = requestError("bulk request", err)
-		return nil, err
+		err = requestError("bulk request", err)
+		if telemetry.IsPermanent(err) {
+			all(outcome{state: rejected, kind: "not elasticsearch", reason: err.Error()})
+		} else {
+			all(outcome{state: unsent})
+		}
+		return 0, err
 	}
-	t.status = res.StatusCode
+	defer res.Body.Close()
 	if res.StatusCode >= 300 {
-		t.retryAfter = max(t.retryAfter, retry.ParseRetryAfter(res.Header.Get("Retry-After"), time.Now()))
+		raw, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
+		_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 1<<20))
+		err := statusError("bulk request", res.StatusCode, res.Header, raw)
+		o := outcome{state: transient, kind: fmt.Sprintf("http %d", res.StatusCode), reason: errorSummary(raw)}
+		if telemetry.IsPermanent(err) {
+			o.state = rejected
+		}
+		all(o)
+		return retry.ParseRetryAfter(res.Header.Get("Retry-After"), time.Now()), err
 	}
-	res.Body = &cancelBody{ReadCloser: res.Body, cancel: cancel}
-	return res, nil
+	var r bulkResponse
+	err = json.NewDecoder(res.Body).Decode(&r)
+	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 1<<20))
+	switch {
+	case err != nil:
+		all(outcome{state: transient, kind: "invalid bulk response", reason: err.Error()})
+	case len(r.Items) == len(idx):
+		for n, i := range idx {
+			out[i] = itemOutcome(&r.Items[n].Index)
+		}
+	case !r.Errors:
+		all(outcome{state: indexed})
+	default:
+		all(outcome{state: transient, kind: "invalid bulk response",
+			reason: fmt.Sprintf("%d items for %d documents", len(r.Items), len(idx))})
+	}
+	return 0, nil
 }
 
-func (t *callTransport) info() bulkInfo {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return bulkInfo{err: t.err, retryAfter: t.retryAfter}
-}
-
-// classify returns the outcome of a document the BulkIndexer reported as
-// failed: with err set, the whole request failed; otherwise res is the
-// document's item in the bulk response.
-func (t *callTransport) classify(res esutil.BulkIndexerResponseItem, err error) outcome {
-	if err != nil {
-		t.mu.Lock()
-		status := t.status
-		t.mu.Unlock()
-		msg := strings.TrimPrefix(err.Error(), "flush: ")
-		if status >= 300 {
-			// The BulkIndexer's message is "[<status>] <body>": keep the gist.
-			if _, body, ok := strings.Cut(msg, "] "); ok {
-				msg = errorSummary([]byte(body))
-			}
-		}
-		switch {
-		case status == 0 && strings.Contains(msg, productCheckMessage):
-			return outcome{state: rejected, kind: "not elasticsearch", reason: msg}
-		case status == 0 || retry.RetryableStatus(status):
-			return outcome{state: transient, kind: requestKind(status), reason: msg}
-		case status < 300: // the response could not be decoded
-			return outcome{state: transient, kind: "invalid bulk response", reason: msg}
-		default:
-			return outcome{state: rejected, kind: requestKind(status), reason: msg}
-		}
+// itemOutcome classifies the result of one item of a bulk response.
+func itemOutcome(it *bulkItem) outcome {
+	if it.Status >= 200 && it.Status < 300 {
+		return outcome{state: indexed}
 	}
-	kind := res.Error.Type
+	kind := it.Error.Type
 	if kind == "" {
-		kind = fmt.Sprintf("http %d", res.Status)
+		kind = fmt.Sprintf("http %d", it.Status)
 	}
-	reason := res.Error.Reason
-	if res.Error.Cause.Type != "" {
-		reason += " (caused by " + res.Error.Cause.Type + ": " + res.Error.Cause.Reason + ")"
+	reason := it.Error.Reason
+	if it.Error.CausedBy.Type != "" {
+		reason += " (caused by " + it.Error.CausedBy.Type + ": " + it.Error.CausedBy.Reason + ")"
 	}
-	if retry.RetryableStatus(res.Status) {
+	if it.Status == 0 || retry.RetryableStatus(it.Status) {
 		return outcome{state: transient, kind: kind, reason: reason}
 	}
 	return outcome{state: rejected, kind: kind, reason: reason}
-}
-
-func requestKind(status int) string {
-	if status == 0 {
-		return "request failed"
-	}
-	return fmt.Sprintf("http %d", status)
-}
-
-// cancelBody cancels the request's context when its body is closed.
-type cancelBody struct {
-	io.ReadCloser
-	cancel context.CancelFunc
-}
-
-func (b *cancelBody) Close() error {
-	err := b.ReadCloser.Close()
-	b.cancel()
-	return err
 }

@@ -7,10 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
 // Defaults of the zero fields of [Config].
@@ -24,31 +27,36 @@ const (
 	// DefaultFlushBytes is the largest bulk request body when
 	// Config.FlushBytes is 0.
 	DefaultFlushBytes = 5 << 20
-	// DefaultMaxRetries is the number of times documents that Elasticsearch
-	// rejected with 429 or 5xx are sent again within one publish call when
-	// Config.MaxRetries is 0.
-	DefaultMaxRetries = 3
-	// DefaultRetryBackoff is the wait before the first of those retries when
-	// Config.RetryBackoff is 0; it doubles up to DefaultMaxRetryBackoff.
-	DefaultRetryBackoff = 100 * time.Millisecond
-	// DefaultMaxRetryBackoff caps the wait between retries when
-	// Config.MaxRetryBackoff is 0.
-	DefaultMaxRetryBackoff = 2 * time.Second
 )
+
+// ErrInsecure is wrapped by the error of [NewPublisher] when a Config has
+// credentials (Username, Password or APIKey) and a host reached over plain
+// http:// that is not a loopback address, so the credentials would cross
+// the network in clear text. Use https://, or set Config.AllowInsecure.
+var ErrInsecure = errors.New("elasticsearch: credentials over plain http")
 
 // Config configures a [Publisher]. The zero Config is valid: it publishes
 // to http://localhost:9200 under [DefaultIndexPrefix], without
 // authentication. Every zero field means its documented default.
 //
-// The credentials are of type [Secret], so printing a Config with any fmt
-// verb, logging it with slog or encoding it to JSON shows REDACTED instead.
+// The credentials are of type [telemetry.Secret], so printing a Config with
+// any fmt verb, logging it with slog or encoding it to JSON shows REDACTED
+// instead.
 type Config struct {
 	// Hosts are the URLs of the Elasticsearch nodes, such as
 	// "https://es1:9200". A host without a scheme, such as
 	// "localhost:9200", gets "http://". URLs must not hold credentials:
-	// use Username and Password. Empty means [DefaultHost], unless CloudID
-	// is set; Hosts and CloudID cannot both be set.
+	// use Username and Password. With credentials set, an http:// host must
+	// be a loopback address (127.0.0.0/8, ::1 or localhost) unless
+	// AllowInsecure is set. Empty means [DefaultHost], unless CloudID is
+	// set; Hosts and CloudID cannot both be set.
 	Hosts []string
+
+	// AllowInsecure allows credentials to be sent over plain http:// to a
+	// host other than loopback, where anyone on the network path can read
+	// them. false means that NewPublisher refuses such a Config with an
+	// error wrapping [ErrInsecure]. Without credentials it has no effect.
+	AllowInsecure bool
 
 	// IndexPrefix starts the name of every index written:
 	// <prefix>-event-YYYY.MM.DD and <prefix>-network-YYYY.MM.DD. It must be a
@@ -60,17 +68,17 @@ type Config struct {
 	// Username and Password authenticate with HTTP basic authentication.
 	// Empty means none. Password requires Username.
 	Username string
-	Password Secret
+	Password telemetry.Secret
 
 	// APIKey authenticates with an Elasticsearch API key: the base64
 	// "encoded" value that the create API key call returns, sent as
 	// "Authorization: ApiKey <APIKey>". Empty means none. It cannot be
 	// combined with Username.
-	APIKey Secret
+	APIKey telemetry.Secret
 
 	// CloudID is the Cloud ID of an Elastic Cloud deployment; it gives the
-	// host to use. Empty means none.
-	CloudID Secret
+	// host to use, over https. Empty means none.
+	CloudID telemetry.Secret
 
 	// CACert holds PEM-encoded certificate authorities trusted for
 	// HTTPS, instead of the system pool. nil means the system pool (or
@@ -89,30 +97,14 @@ type Config struct {
 
 	// Timeout limits each HTTP request (a bulk request, the template
 	// installation), within the deadline of the caller's context. Zero
-	// means [DefaultTimeout].
+	// means [DefaultTimeout]. A Publisher makes one attempt per request:
+	// retries are the [telemetry.Recorder]'s (see [telemetry.WithRetry]).
 	Timeout time.Duration
 
 	// FlushBytes is the largest body of one bulk request, in bytes: a batch
 	// that encodes to more is sent in several requests. A single document
 	// larger than that is sent alone. Zero means [DefaultFlushBytes].
 	FlushBytes int
-
-	// MaxRetries is how many times documents that Elasticsearch rejected
-	// for a passing reason (429, 5xx, or the whole request failing to reach
-	// it) are sent again within one publish call, with exponential backoff,
-	// before the call returns an error for the [telemetry.Recorder] to retry
-	// later. Zero means [DefaultMaxRetries]; negative means none.
-	MaxRetries int
-
-	// RetryBackoff is the wait before the first of those retries; it
-	// doubles each time, with jitter, up to MaxRetryBackoff. A Retry-After
-	// header from Elasticsearch overrides it. Zero means
-	// [DefaultRetryBackoff].
-	RetryBackoff time.Duration
-
-	// MaxRetryBackoff caps the wait between retries. Zero means
-	// [DefaultMaxRetryBackoff].
-	MaxRetryBackoff time.Duration
 
 	// SkipTemplate, if true, skips installing the index template: use it
 	// when the template is managed elsewhere, or the credentials may not
@@ -137,8 +129,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Any("hosts", hosts),
 		slog.String("index_prefix", c.IndexPrefix),
 		slog.Bool("basic_auth", c.Username != ""),
-		slog.Bool("api_key", c.APIKey != ""),
-		slog.Bool("cloud_id", c.CloudID != ""),
+		slog.Bool("api_key", !c.APIKey.IsZero()),
+		slog.Bool("cloud_id", !c.CloudID.IsZero()),
 	)
 }
 
@@ -166,20 +158,23 @@ func withScheme(h string) string {
 // settings is a validated Config with its defaults applied.
 type settings struct {
 	Config
-	hosts     []string // full URLs
+	hosts     []string   // the URLs of Hosts, for messages; none with CloudID
+	urls      []*url.URL // the nodes to send requests to
 	transport http.RoundTripper
 }
 
 // validate checks every field of c and returns c with defaults applied, or
-// all the problems found joined in one error.
+// all the problems found joined in one error. Its errors never quote a
+// credential.
 func (c Config) validate() (settings, error) {
 	var errs []error
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("elasticsearch: "+format, args...))
 	}
 	s := settings{Config: c}
+	hasCreds := c.Username != "" || !c.Password.IsZero() || !c.APIKey.IsZero()
 
-	if len(c.Hosts) > 0 && c.CloudID != "" {
+	if len(c.Hosts) > 0 && !c.CloudID.IsZero() {
 		bad("Hosts and CloudID are both set; set one of them")
 	}
 	for i, h := range c.Hosts {
@@ -210,15 +205,26 @@ func (c Config) validate() (settings, error) {
 				continue
 			}
 		}
-		s.hosts = append(s.hosts, strings.TrimRight(u.String(), "/"))
-	}
-	if len(c.Hosts) == 0 && c.CloudID == "" {
-		s.hosts = []string{DefaultHost}
-	}
-	if c.CloudID != "" {
-		if err := checkCloudID(string(c.CloudID)); err != nil {
-			bad("CloudID is invalid: %v", err)
+		u.Path = strings.TrimRight(u.Path, "/")
+		if u.Scheme == "http" && hasCreds && !c.AllowInsecure && !isLoopback(u.Hostname()) {
+			errs = append(errs, fmt.Errorf("%w: Hosts[%d] %q is not https, so the credentials would be sent in clear text; use https://, or set AllowInsecure to allow it",
+				ErrInsecure, i, u.String()))
+			continue
 		}
+		s.hosts = append(s.hosts, u.String())
+		s.urls = append(s.urls, u)
+	}
+	switch {
+	case !c.CloudID.IsZero():
+		u, err := cloudURL(c.CloudID.Reveal())
+		if err != nil {
+			bad("CloudID is invalid: %v", err)
+		} else {
+			s.urls = []*url.URL{u}
+		}
+	case len(c.Hosts) == 0:
+		u, _ := url.Parse(DefaultHost)
+		s.hosts, s.urls = []string{DefaultHost}, []*url.URL{u}
 	}
 
 	if c.IndexPrefix == "" {
@@ -227,13 +233,13 @@ func (c Config) validate() (settings, error) {
 		errs = append(errs, err)
 	}
 
-	if c.Password != "" && c.Username == "" {
+	if !c.Password.IsZero() && c.Username == "" {
 		bad("Password is set without Username")
 	}
-	if c.APIKey != "" && c.Username != "" {
+	if !c.APIKey.IsZero() && c.Username != "" {
 		bad("APIKey and Username are both set; use one way to authenticate")
 	}
-	if strings.ContainsAny(string(c.APIKey), " \t\r\n") {
+	if strings.ContainsAny(c.APIKey.Reveal(), " \t\r\n") {
 		bad("APIKey must not contain spaces or line breaks (use the base64 \"encoded\" key)")
 	}
 	if strings.Contains(c.Username, ":") {
@@ -263,27 +269,6 @@ func (c Config) validate() (settings, error) {
 	case c.FlushBytes == 0:
 		s.FlushBytes = DefaultFlushBytes
 	}
-	switch {
-	case c.MaxRetries < 0:
-		s.MaxRetries = 0
-	case c.MaxRetries == 0:
-		s.MaxRetries = DefaultMaxRetries
-	}
-	switch {
-	case c.RetryBackoff < 0:
-		bad("RetryBackoff must not be negative, got %v", c.RetryBackoff)
-	case c.RetryBackoff == 0:
-		s.RetryBackoff = DefaultRetryBackoff
-	}
-	switch {
-	case c.MaxRetryBackoff < 0:
-		bad("MaxRetryBackoff must not be negative, got %v", c.MaxRetryBackoff)
-	case c.MaxRetryBackoff == 0:
-		s.MaxRetryBackoff = DefaultMaxRetryBackoff
-	}
-	if s.MaxRetryBackoff < s.RetryBackoff && c.MaxRetryBackoff > 0 {
-		bad("MaxRetryBackoff %v is less than RetryBackoff %v", c.MaxRetryBackoff, s.RetryBackoff)
-	}
 	if len(errs) > 0 {
 		return settings{}, errors.Join(errs...)
 	}
@@ -307,6 +292,16 @@ func (c Config) validate() (settings, error) {
 	return s, nil
 }
 
+// isLoopback reports whether host, a URL's host name without port, is
+// localhost or a loopback address (127.0.0.0/8, ::1).
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 func parsePort(p string) (int, error) {
 	n := 0
 	for _, c := range p {
@@ -321,22 +316,27 @@ func parsePort(p string) (int, error) {
 	return n, nil
 }
 
-// checkCloudID checks the form "<name>:<base64 of host$es-uuid[$kibana-uuid]>"
-// without putting the value in its error.
-func checkCloudID(id string) error {
+// cloudURL returns the URL of the Elasticsearch endpoint of a Cloud ID,
+// "<name>:<base64 of host$es-uuid[$kibana-uuid]>": https://<es-uuid>.<host>.
+// Its errors do not quote the value.
+func cloudURL(id string) (*url.URL, error) {
 	name, enc, ok := strings.Cut(id, ":")
 	if !ok || name == "" || strings.Contains(enc, ":") {
-		return errors.New(`want the form "<name>:<base64 data>"`)
+		return nil, errors.New(`want the form "<name>:<base64 data>"`)
 	}
 	data, err := base64.StdEncoding.DecodeString(enc)
 	if err != nil {
-		return errors.New("its data is not valid base64")
+		return nil, errors.New("its data is not valid base64")
 	}
 	parts := strings.Split(string(data), "$")
 	if len(parts) < 2 || parts[0] == "" || parts[1] == "" {
-		return errors.New("its data does not name a host and a cluster")
+		return nil, errors.New("its data does not name a host and a cluster")
 	}
-	return nil
+	u, err := url.Parse("https://" + parts[1] + "." + parts[0])
+	if err != nil || u.Hostname() == "" || u.User != nil || u.Path != "" || u.RawQuery != "" {
+		return nil, errors.New("its host is not valid")
+	}
+	return u, nil
 }
 
 // IndexPrefixError reports an IndexPrefix that cannot start an

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/eventpipeline/eventpipeline/internal/esfake"
 	"github.com/eventpipeline/eventpipeline/telemetry"
@@ -29,29 +28,28 @@ func TestNewPublisherValidation(t *testing.T) {
 		{"zero config", elasticsearch.Config{}, nil},
 		{"seed example", elasticsearch.Config{Hosts: []string{"localhost:9200"}, IndexPrefix: "pipeline-metrics"}, nil},
 		{"https and path", elasticsearch.Config{Hosts: []string{"https://es.example.com:443/proxy/"}}, nil},
-		{"cloud id", elasticsearch.Config{CloudID: elasticsearch.Secret(cloudID), APIKey: "a2V5"}, nil},
+		{"cloud id", elasticsearch.Config{CloudID: telemetry.NewSecret(cloudID), APIKey: telemetry.NewSecret("a2V5")}, nil},
 		{"tls config", elasticsearch.Config{TLSConfig: &tls.Config{MinVersion: tls.VersionTLS13}}, nil},
 		{"empty host", elasticsearch.Config{Hosts: []string{" "}}, []string{"Hosts[0] is empty"}},
 		{"bad scheme", elasticsearch.Config{Hosts: []string{"ftp://es:21"}}, []string{"scheme must be http or https"}},
 		{"bad port", elasticsearch.Config{Hosts: []string{"localhost:99999"}}, []string{"invalid port"}},
 		{"credentials in URL", elasticsearch.Config{Hosts: []string{"https://elastic:hunter2@es:9200"}}, []string{"holds credentials"}},
 		{"query in URL", elasticsearch.Config{Hosts: []string{"http://es:9200/?x=1"}}, []string{"query or fragment"}},
-		{"hosts and cloud id", elasticsearch.Config{Hosts: []string{"es:9200"}, CloudID: elasticsearch.Secret(cloudID)}, []string{"Hosts and CloudID are both set"}},
-		{"bad cloud id", elasticsearch.Config{CloudID: "no-colon"}, []string{"CloudID is invalid"}},
-		{"bad cloud id base64", elasticsearch.Config{CloudID: "name:%%%"}, []string{"not valid base64"}},
+		{"hosts and cloud id", elasticsearch.Config{Hosts: []string{"es:9200"}, CloudID: telemetry.NewSecret(cloudID)}, []string{"Hosts and CloudID are both set"}},
+		{"bad cloud id", elasticsearch.Config{CloudID: telemetry.NewSecret("no-colon")}, []string{"CloudID is invalid"}},
+		{"bad cloud id base64", elasticsearch.Config{CloudID: telemetry.NewSecret("name:%%%")}, []string{"not valid base64"}},
 		{"upper-case prefix", elasticsearch.Config{IndexPrefix: "Pipeline"}, []string{"must be lower case"}},
 		{"prefix with space", elasticsearch.Config{IndexPrefix: "pipe line"}, []string{`must not contain ' '`}},
 		{"prefix with star", elasticsearch.Config{IndexPrefix: "pipe*"}, []string{`must not contain '*'`}},
 		{"prefix starting with _", elasticsearch.Config{IndexPrefix: "_pipe"}, []string{"must not start with"}},
 		{"prefix too long", elasticsearch.Config{IndexPrefix: strings.Repeat("a", 201)}, []string{"longer than 200 bytes"}},
-		{"password without user", elasticsearch.Config{Password: "x"}, []string{"Password is set without Username"}},
-		{"api key and user", elasticsearch.Config{Username: "u", APIKey: "k"}, []string{"APIKey and Username are both set"}},
+		{"password without user", elasticsearch.Config{Password: telemetry.NewSecret("x")}, []string{"Password is set without Username"}},
+		{"api key and user", elasticsearch.Config{Username: "u", APIKey: telemetry.NewSecret("k")}, []string{"APIKey and Username are both set"}},
 		{"transport and tls", elasticsearch.Config{Transport: http.DefaultTransport, TLSConfig: &tls.Config{}}, []string{"configure TLS on it"}},
 		{"bad CA", elasticsearch.Config{CACert: []byte("not a pem")}, []string{"CACert holds no PEM certificate"}},
-		{"negative durations", elasticsearch.Config{Timeout: -1, RetryBackoff: -1, MaxRetryBackoff: -1}, []string{"Timeout must not be negative", "RetryBackoff must not be negative", "MaxRetryBackoff must not be negative"}},
+		{"negative timeout", elasticsearch.Config{Timeout: -1}, []string{"Timeout must not be negative"}},
 		{"negative flush bytes", elasticsearch.Config{FlushBytes: -1}, []string{"FlushBytes must not be negative"}},
-		{"backoff order", elasticsearch.Config{RetryBackoff: time.Second, MaxRetryBackoff: time.Millisecond}, []string{"less than RetryBackoff"}},
-		{"every problem at once", elasticsearch.Config{Hosts: []string{"ftp://x"}, IndexPrefix: "UP", Password: "p"}, []string{"scheme", "lower case", "Password is set"}},
+		{"every problem at once", elasticsearch.Config{Hosts: []string{"ftp://x"}, IndexPrefix: "UP", Password: telemetry.NewSecret("p")}, []string{"scheme", "lower case", "Password is set"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -86,46 +84,141 @@ func TestIndexPrefixErrorAs(t *testing.T) {
 	}
 }
 
+// TestInsecureHosts checks that credentials are never sent over plain
+// http to a host other than loopback, unless AllowInsecure says so.
+func TestInsecureHosts(t *testing.T) {
+	pass := telemetry.NewSecret("pa55")
+	key := telemetry.NewSecret("a2V5")
+	tests := []struct {
+		name     string
+		cfg      elasticsearch.Config
+		insecure bool // want an error wrapping ErrInsecure
+	}{
+		{"password over http", elasticsearch.Config{Hosts: []string{"http://es.example.com:9200"}, Username: "elastic", Password: pass}, true},
+		{"api key over http", elasticsearch.Config{Hosts: []string{"http://10.0.0.7:9200"}, APIKey: key}, true},
+		{"username alone over http", elasticsearch.Config{Hosts: []string{"http://es:9200"}, Username: "elastic"}, true},
+		{"no scheme means http", elasticsearch.Config{Hosts: []string{"es.example.com:9200"}, APIKey: key}, true},
+		{"one of several hosts", elasticsearch.Config{Hosts: []string{"https://es1:9200", "http://es2:9200"}, APIKey: key}, true},
+		{"ipv6 not loopback", elasticsearch.Config{Hosts: []string{"http://[2001:db8::1]:9200"}, APIKey: key}, true},
+		{"looks like localhost", elasticsearch.Config{Hosts: []string{"http://localhost.example.com:9200"}, APIKey: key}, true},
+		{"opt-out", elasticsearch.Config{Hosts: []string{"http://es.example.com:9200"}, Username: "elastic", Password: pass, AllowInsecure: true}, false},
+		{"https", elasticsearch.Config{Hosts: []string{"https://es.example.com:9200"}, Username: "elastic", Password: pass}, false},
+		{"no credentials", elasticsearch.Config{Hosts: []string{"http://es.example.com:9200"}}, false},
+		{"localhost", elasticsearch.Config{Hosts: []string{"http://localhost:9200"}, APIKey: key}, false},
+		{"LOCALHOST without scheme", elasticsearch.Config{Hosts: []string{"LOCALHOST:9200"}, APIKey: key}, false},
+		{"127.0.0.1", elasticsearch.Config{Hosts: []string{"127.0.0.1:9200"}, Username: "elastic", Password: pass}, false},
+		{"127.8.9.10", elasticsearch.Config{Hosts: []string{"http://127.8.9.10:9200"}, APIKey: key}, false},
+		{"::1", elasticsearch.Config{Hosts: []string{"http://[::1]:9200"}, APIKey: key}, false},
+		{"default host", elasticsearch.Config{Username: "elastic", Password: pass}, false},
+		{"cloud id is https", elasticsearch.Config{CloudID: telemetry.NewSecret("d:" + base64.StdEncoding.EncodeToString([]byte("example.com$abc$def"))), APIKey: key}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := elasticsearch.NewPublisher(tc.cfg)
+			if got := errors.Is(err, elasticsearch.ErrInsecure); got != tc.insecure {
+				t.Fatalf("NewPublisher: got error %v, want ErrInsecure %v", err, tc.insecure)
+			}
+			if !tc.insecure {
+				if err != nil {
+					t.Fatalf("NewPublisher: %v", err)
+				}
+				p.Close(context.Background())
+				return
+			}
+			for _, want := range []string{"elasticsearch: credentials over plain http", "is not https", "AllowInsecure"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q lacks %q", err, want)
+				}
+			}
+			if strings.Contains(err.Error(), "pa55") {
+				t.Errorf("error %q leaks the password", err)
+			}
+		})
+	}
+}
+
+// TestSecretsNeverPrinted prints every exported type that holds a
+// credential (Config, *Config, *Publisher, and the Secrets themselves) with
+// every fmt verb, logs them with slog, encodes the Config to JSON and
+// looks for the credentials, in clear or hex, in the output.
 func TestSecretsNeverPrinted(t *testing.T) {
 	const (
 		password = "pa55-PLAIN-word"
 		apiKey   = "QVBJLUtFWS1QTEFJTg=="
-		cloudRaw = "QVBJLUNMT1VELVBMQUlO"
 	)
-	cfg := elasticsearch.Config{
-		Hosts: []string{"es.example.com:9200"}, Username: "elastic",
-		Password: password, APIKey: apiKey, CloudID: "deployment:" + cloudRaw,
+	cloudID := "deployment:" + base64.StdEncoding.EncodeToString([]byte("cloud.example.com$CLOUDUUID$kibana"))
+	basic := elasticsearch.Config{
+		Hosts: []string{"https://es.example.com:9200"}, Username: "elastic", Password: telemetry.NewSecret(password),
 	}
-	secrets := []string{password, apiKey, cloudRaw}
-	var outputs []string
-	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x"} {
-		outputs = append(outputs, fmt.Sprintf(verb, cfg), fmt.Sprintf(verb, &cfg), fmt.Sprintf(verb, cfg.Password))
+	keyed := elasticsearch.Config{Hosts: []string{"https://es.example.com:9200"}, APIKey: telemetry.NewSecret(apiKey)}
+	cloud := elasticsearch.Config{CloudID: telemetry.NewSecret(cloudID), APIKey: telemetry.NewSecret(apiKey)}
+	secrets := []string{password, apiKey, cloudID, "CLOUDUUID"}
+	for _, s := range secrets[:3] {
+		secrets = append(secrets, fmt.Sprintf("%x", s), fmt.Sprintf("%X", s))
 	}
-	// The Config as a whole holds a *tls.Config, which encoding/json cannot
-	// encode; a user's own struct of credentials can be encoded.
-	js, err := json.Marshal(struct{ Password, APIKey, CloudID elasticsearch.Secret }{cfg.Password, cfg.APIKey, cfg.CloudID})
-	if err != nil {
-		t.Fatal(err)
+
+	values := map[string]any{}
+	for name, cfg := range map[string]elasticsearch.Config{"basic": basic, "api key": keyed, "cloud id": cloud} {
+		pub, err := elasticsearch.NewPublisher(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pub.Close(context.Background())
+		values[name+" Config"] = cfg
+		values[name+" *Config"] = &cfg
+		values[name+" *Publisher"] = pub
+		values[name+" Password"] = cfg.Password
+		values[name+" APIKey"] = cfg.APIKey
+		values[name+" CloudID"] = cfg.CloudID
+		values[name+" struct holding a *Publisher"] = struct{ P *elasticsearch.Publisher }{pub}
 	}
-	outputs = append(outputs, string(js))
-	var logs bytes.Buffer
-	l := slog.New(slog.NewTextHandler(&logs, nil))
-	l.Info("config", "cfg", cfg, "password", cfg.Password, "any", any(cfg.APIKey))
-	outputs = append(outputs, logs.String())
-	// Validation errors of a config holding secrets.
-	bad := cfg
-	bad.IndexPrefix = "UPPER"
-	_, err = elasticsearch.NewPublisher(bad)
-	outputs = append(outputs, err.Error())
-	for _, out := range outputs {
+	check := func(what, out string) {
+		t.Helper()
 		for _, s := range secrets {
 			if strings.Contains(out, s) {
-				t.Errorf("output leaks a secret: %s", out)
+				t.Errorf("%s leaks a secret (%q): %s", what, s, out)
 			}
 		}
 	}
-	if !strings.Contains(fmt.Sprint(cfg.Password), "REDACTED") {
-		t.Errorf("Secret prints %q, want REDACTED", fmt.Sprint(cfg.Password))
+	for name, v := range values {
+		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d"} {
+			check(name+" with "+verb, fmt.Sprintf(verb, v))
+		}
+		var text, js bytes.Buffer
+		slog.New(slog.NewTextHandler(&text, nil)).Info("m", "v", v)
+		slog.New(slog.NewJSONHandler(&js, nil)).Info("m", "v", v)
+		check(name+" in slog text", text.String())
+		check(name+" in slog JSON", js.String())
+	}
+	for name, cfg := range map[string]elasticsearch.Config{"basic": basic, "api key": keyed, "cloud id": cloud} {
+		// The Config as a whole holds a *tls.Config, which encoding/json
+		// cannot encode; a user's own struct of credentials can be.
+		js, err := json.Marshal(struct {
+			Username                string
+			Password, APIKey, Cloud telemetry.Secret
+			Creds                   map[string]telemetry.Secret
+		}{cfg.Username, cfg.Password, cfg.APIKey, cfg.CloudID, map[string]telemetry.Secret{"p": cfg.Password}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(name+" credentials as JSON", string(js))
+		// Validation errors of a config holding secrets.
+		bad := cfg
+		bad.IndexPrefix = "UPPER"
+		bad.Hosts = append(bad.Hosts, "http://elastic:"+password+"@es:9200")
+		_, err = elasticsearch.NewPublisher(bad)
+		check(name+" validation error", err.Error())
+	}
+	pub, err := elasticsearch.NewPublisher(basic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close(context.Background())
+	if got, want := fmt.Sprintf("%+v", pub), "elasticsearch.Publisher{hosts: https://es.example.com:9200, index_prefix: event-pipeline-metrics}"; got != want {
+		t.Errorf("%%+v of a Publisher: got %q, want %q", got, want)
+	}
+	if got := fmt.Sprint(basic.Password); got != "REDACTED" {
+		t.Errorf("Password prints %q, want REDACTED", got)
 	}
 }
 
@@ -133,7 +226,7 @@ func TestSecretsNotLoggedWhileRunning(t *testing.T) {
 	const user, pass = "elastic", "run-time-pa55"
 	srv := newServer(t, esfake.Options{Username: user, Password: pass})
 	var logs logBuffer
-	pub := newPublisher(t, srv, elasticsearch.Config{Username: user, Password: "wrong-" + pass, Logger: logs.logger()})
+	pub := newPublisher(t, srv, elasticsearch.Config{Username: user, Password: telemetry.NewSecret("wrong-" + pass), Logger: logs.logger()})
 	rec, err := telemetry.NewRecorder(telemetry.WithPublishers(pub), telemetry.WithLogger(logs.logger()))
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"time"
 
 	"github.com/eventpipeline/eventpipeline/telemetry"
@@ -28,8 +29,9 @@ func NetworkIndex(prefix string, m telemetry.NetworkMetrics) string {
 	return prefix + networkIndexPart + m.StartTime.UTC().Format(indexDateLayout)
 }
 
-// appendIndex appends the index name of a record of kind part started at t,
-// reusing the bytes of a previous call when the day is the same.
+// indexNamer names the index of records, as a JSON string ready for the
+// action line of a bulk request, reusing the name of the previous record of
+// the same kind when the day is the same.
 type indexNamer struct {
 	prefix string
 	cache  [2]struct {
@@ -38,7 +40,10 @@ type indexNamer struct {
 	}
 }
 
-func (n *indexNamer) name(kind int, part string, t time.Time) string {
+// quoted returns the JSON string of the index of a record of kind (0 for
+// events, 1 for network operations) whose index name part is part, started
+// at t.
+func (n *indexNamer) quoted(kind int, part string, t time.Time) string {
 	t = t.UTC()
 	day := t.Unix() / 86400
 	if t.Unix() < 0 && t.Unix()%86400 != 0 {
@@ -48,7 +53,8 @@ func (n *indexNamer) name(kind int, part string, t time.Time) string {
 	if c.name != "" && c.day == day {
 		return c.name
 	}
-	c.day, c.name = day, n.prefix+part+t.Format(indexDateLayout)
+	js, _ := json.Marshal(n.prefix + part + t.Format(indexDateLayout)) // a string: never fails
+	c.day, c.name = day, string(js)
 	return c.name
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"os"
 	"strings"
 
 	"github.com/eventpipeline/eventpipeline/internal/esfake"
@@ -55,16 +56,43 @@ func ExampleNewPublisher() {
 	// template installed: true
 }
 
-// ExampleSecret shows that credentials in a Config never print.
-func ExampleSecret() {
-	cfg := elasticsearch.Config{Username: "elastic", Password: "changeme"}
+// ExampleConfig shows that the credentials of a Config never print: they
+// are [telemetry.Secret]s, read with Reveal.
+func ExampleConfig() {
+	cfg := elasticsearch.Config{
+		Hosts:    []string{"https://es.example.com:9200"},
+		Username: "elastic",
+		Password: telemetry.NewSecret(os.Getenv("ELASTICSEARCH_PASSWORD") + "changeme"),
+	}
 	fmt.Printf("%v\n", cfg.Password)
 	fmt.Printf("%q %x\n", cfg.Password, cfg.Password)
-	fmt.Println(string(cfg.Password) == "changeme") // an explicit conversion reads it
+	fmt.Println(strings.HasSuffix(cfg.Password.Reveal(), "changeme"))
 	// Output:
 	// REDACTED
 	// REDACTED REDACTED
 	// true
+}
+
+// ExampleErrInsecure shows the error of a Config that would send
+// credentials in clear text, and the opt-out.
+func ExampleErrInsecure() {
+	cfg := elasticsearch.Config{
+		Hosts:  []string{"es.internal:9200"}, // no scheme: http://
+		APIKey: telemetry.NewSecret("a2V5"),
+		Logger: slog.New(slog.DiscardHandler),
+	}
+	_, err := elasticsearch.NewPublisher(cfg)
+	fmt.Println(errors.Is(err, elasticsearch.ErrInsecure))
+	fmt.Println(err)
+
+	cfg.AllowInsecure = true // a network you trust, such as a private one
+	pub, err := elasticsearch.NewPublisher(cfg)
+	fmt.Println(err)
+	pub.Close(context.Background())
+	// Output:
+	// true
+	// elasticsearch: credentials over plain http: Hosts[0] "http://es.internal:9200" is not https, so the credentials would be sent in clear text; use https://, or set AllowInsecure to allow it
+	// <nil>
 }
 
 // ExampleIndexPrefixError shows the error of an index prefix that cannot

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -66,18 +67,11 @@ func (l *logBuffer) count(s string) int {
 	return n
 }
 
-// newPublisher returns a publisher to srv with fast retries, closed at the
-// end of the test.
+// newPublisher returns a publisher to srv, closed at the end of the test.
 func newPublisher(t testing.TB, srv *esfake.Server, cfg elasticsearch.Config) *elasticsearch.Publisher {
 	t.Helper()
-	if cfg.Hosts == nil && cfg.CloudID == "" {
+	if cfg.Hosts == nil && cfg.CloudID.IsZero() {
 		cfg.Hosts = []string{srv.URL}
-	}
-	if cfg.RetryBackoff == 0 {
-		cfg.RetryBackoff = 5 * time.Millisecond
-	}
-	if cfg.MaxRetryBackoff == 0 {
-		cfg.MaxRetryBackoff = 20 * time.Millisecond
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -139,3 +133,38 @@ func roundTrip(t testing.TB, v any) map[string]any {
 }
 
 func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// newBubblePublisher returns a publisher to srv that reaches it through
+// srv's in-memory RoundTripper, for tests in a synctest bubble; srv must
+// have been created outside the bubble.
+func newBubblePublisher(t testing.TB, srv *esfake.Server, cfg elasticsearch.Config) *elasticsearch.Publisher {
+	t.Helper()
+	cfg.Transport = srv.RoundTripper()
+	return newPublisher(t, srv, cfg)
+}
+
+// newBubbleRecorder returns a Recorder delivering to pub with the retry
+// policy p, which the test must close.
+func newBubbleRecorder(t testing.TB, pub telemetry.Publisher, p telemetry.RetryPolicy) *telemetry.Recorder {
+	t.Helper()
+	rec, err := telemetry.NewRecorder(telemetry.WithPublishers(pub), telemetry.WithRetry(p),
+		telemetry.WithBatchTimeout(10*time.Millisecond), telemetry.WithLogger(slogDiscard()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+// recordEvents records n completed event runs, task ids t0, t1...
+func recordEvents(t testing.TB, rec *telemetry.Recorder, n int) {
+	t.Helper()
+	for i := range n {
+		task := fmt.Sprint("t", i)
+		if err := rec.StartEvent("transform", task); err != nil {
+			t.Fatal(err)
+		}
+		if err := rec.EndEvent(task, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -4,13 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	es "github.com/elastic/go-elasticsearch/v8"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 
 	"github.com/eventpipeline/eventpipeline/internal/esfake"
@@ -18,33 +16,35 @@ import (
 	"github.com/eventpipeline/eventpipeline/telemetry/elasticsearch"
 )
 
-// liveConfig returns the Config of the real cluster named by ES_URL (such
-// as http://elastic:changeme@localhost:9200), with ES_API_KEY if set, or
-// skips the test.
+// liveConfig returns the Config of the real cluster named by
+// ELASTICSEARCH_URL (comma-separated hosts, such as https://localhost:9200)
+// or ELASTICSEARCH_CLOUD_ID, with the credentials of ELASTICSEARCH_USERNAME
+// and ELASTICSEARCH_PASSWORD, or ELASTICSEARCH_API_KEY: the environment
+// variables of the eventpipeline command. It skips the test if neither
+// ELASTICSEARCH_URL nor ELASTICSEARCH_CLOUD_ID is set.
 func liveConfig(t *testing.T) elasticsearch.Config {
 	t.Helper()
-	raw := os.Getenv("ES_URL")
-	if raw == "" {
-		t.Skip("ES_URL is not set: skipping the test against a real Elasticsearch cluster " +
-			"(set ES_URL=http://user:password@localhost:9200, and ES_API_KEY if needed, to run it)")
+	hosts, cloudID := os.Getenv("ELASTICSEARCH_URL"), os.Getenv("ELASTICSEARCH_CLOUD_ID")
+	if hosts == "" && cloudID == "" {
+		t.Skip("neither ELASTICSEARCH_URL nor ELASTICSEARCH_CLOUD_ID is set: skipping the test against a real Elasticsearch cluster " +
+			"(set ELASTICSEARCH_URL=https://localhost:9200, and ELASTICSEARCH_USERNAME and ELASTICSEARCH_PASSWORD " +
+			"or ELASTICSEARCH_API_KEY, to run it)")
 	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatalf("ES_URL: %v", err)
+	cfg := elasticsearch.Config{
+		Username: os.Getenv("ELASTICSEARCH_USERNAME"),
+		Password: telemetry.NewSecret(os.Getenv("ELASTICSEARCH_PASSWORD")),
+		APIKey:   telemetry.NewSecret(os.Getenv("ELASTICSEARCH_API_KEY")),
+		CloudID:  telemetry.NewSecret(cloudID),
 	}
-	cfg := elasticsearch.Config{APIKey: elasticsearch.Secret(os.Getenv("ES_API_KEY"))}
-	if u.User != nil {
-		cfg.Username = u.User.Username()
-		p, _ := u.User.Password()
-		cfg.Password = elasticsearch.Secret(p)
-		u.User = nil
+	if hosts != "" {
+		cfg.Hosts = strings.Split(hosts, ",")
 	}
-	cfg.Hosts = []string{u.String()}
 	return cfg
 }
 
 // TestLiveCluster indexes records into a real cluster through a Recorder,
-// then searches them back. It runs only when ES_URL is set.
+// then searches them back. It runs only when ELASTICSEARCH_URL or
+// ELASTICSEARCH_CLOUD_ID is set (see liveConfig).
 func TestLiveCluster(t *testing.T) {
 	cfg := liveConfig(t)
 	cfg.IndexPrefix = fmt.Sprintf("eventpipeline-live-test-%d", time.Now().UnixNano())
@@ -55,10 +55,7 @@ func TestLiveCluster(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
-	client, err := es.NewClient(es.Config{Addresses: cfg.Hosts, Username: cfg.Username, Password: string(cfg.Password), APIKey: string(cfg.APIKey)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := elasticsearch.Transport(pub) // the publisher's own, for the checks
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -153,12 +150,15 @@ func TestLiveCluster(t *testing.T) {
 }
 
 // TestLiveClusterAgainstStandIn runs TestLiveCluster against the stand-in,
-// with credentials in ES_URL, so that the live test itself stays correct
-// where no cluster is available.
+// with credentials in the environment, so that the live test itself stays
+// correct where no cluster is available.
 func TestLiveClusterAgainstStandIn(t *testing.T) {
 	srv := newServer(t, esfake.Options{Username: "elastic", Password: "changeme"})
-	t.Setenv("ES_URL", "http://elastic:changeme@"+srv.Addr())
-	t.Setenv("ES_API_KEY", "")
+	t.Setenv("ELASTICSEARCH_URL", srv.Addr())
+	t.Setenv("ELASTICSEARCH_CLOUD_ID", "")
+	t.Setenv("ELASTICSEARCH_USERNAME", "elastic")
+	t.Setenv("ELASTICSEARCH_PASSWORD", "changeme")
+	t.Setenv("ELASTICSEARCH_API_KEY", "")
 	t.Cleanup(func() { // runs after the live test's own clean-up
 		if got := srv.Indices(); len(got) != 0 {
 			t.Errorf("indices left after the live test: %q", got)

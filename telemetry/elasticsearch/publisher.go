@@ -9,12 +9,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	es "github.com/elastic/go-elasticsearch/v8"
+	"github.com/elastic/elastic-transport-go/v8/elastictransport"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 
 	"github.com/eventpipeline/eventpipeline/internal/retry"
@@ -29,12 +31,16 @@ import (
 // Attach it to a [telemetry.Recorder]: the Recorder hands it batches (see
 // [telemetry.WithMaxBatchSize] and [telemetry.WithBatchTimeout]) from a
 // goroutine of its own, so recording never waits for Elasticsearch, and
-// retries a batch that failed as a whole. A Publisher is safe for
-// concurrent use. Create one with [NewPublisher]; the zero Publisher is not
-// usable.
+// retries a batch that failed, with its [telemetry.RetryPolicy]: a
+// Publisher makes one attempt per call and has no retry policy of its own.
+// A Publisher is safe for concurrent use. Create one with [NewPublisher];
+// the zero Publisher is not usable.
+//
+// Printing a Publisher with any fmt verb, or logging it with slog, shows
+// its hosts and index prefix only, never its credentials.
 type Publisher struct {
 	cfg    settings
-	client *es.Client
+	client *client
 	name   string // template name
 
 	tmplSem  chan struct{} // held while the template is being installed
@@ -49,8 +55,20 @@ type Publisher struct {
 	reasonMu sync.Mutex
 	reasons  map[string]uint64 // documents rejected for good, by kind of error
 
+	// resend remembers, by document id, the documents of calls that failed
+	// in part: true for those Elasticsearch indexed, false for the others.
+	// When the Recorder retries such a batch, the documents already indexed
+	// are not sent again. At most maxResend entries.
+	resendMu sync.Mutex
+	resend   map[string]bool
+
 	bufs sync.Pool // *[]byte holding the encoded documents of a call
 }
+
+// maxResend bounds Publisher.resend: 64 batches of the Recorder's default
+// size. Beyond it, the memory is cleared, which costs only documents sent
+// again (their deterministic ids make that harmless).
+const maxResend = 64 * telemetry.DefaultMaxBatchSize
 
 var (
 	_ telemetry.Publisher      = (*Publisher)(nil)
@@ -60,40 +78,44 @@ var (
 )
 
 // NewPublisher returns a new Publisher configured by cfg. It checks cfg and
-// reports every problem found in one error, but it does not contact
-// Elasticsearch: the index template is installed before the first bulk
-// request (call [Publisher.InstallTemplate] to do it, and see any error,
-// at start-up), so an unreachable cluster never makes the constructor fail
-// or block.
+// reports every problem found in one error (wrapping [ErrInsecure] if
+// credentials would be sent over plain http to a host other than
+// loopback), but it does not contact Elasticsearch: the index template is
+// installed before the first bulk request (call [Publisher.InstallTemplate]
+// to do it, and see any error, at start-up), so an unreachable cluster never
+// makes the constructor fail or block.
 func NewPublisher(cfg Config) (*Publisher, error) {
 	s, err := cfg.validate()
 	if err != nil {
 		return nil, err
 	}
-	ecfg := es.Config{
-		Addresses:    s.hosts,
-		Username:     s.Username,
-		Password:     string(s.Password),
-		APIKey:       string(s.APIKey),
-		CloudID:      string(s.CloudID),
-		Transport:    s.transport,
-		DisableRetry: true, // retries, with backoff, are ours and the Recorder's
+	opts := []elastictransport.Option{
+		elastictransport.WithURLs(s.urls...),
+		elastictransport.WithTransport(s.transport),
+		elastictransport.WithUserAgent(userAgent),
+		// One attempt per request: retries, with backoff, are the Recorder's.
+		elastictransport.WithDisableRetry(),
 	}
-	if s.CloudID != "" {
-		ecfg.Addresses = nil
+	switch {
+	case !s.APIKey.IsZero():
+		opts = append(opts, elastictransport.WithAPIKey(s.APIKey.Reveal()))
+	case s.Username != "":
+		opts = append(opts, elastictransport.WithBasicAuth(s.Username, s.Password.Reveal()))
 	}
-	client, err := es.NewClient(ecfg)
+	tp, err := elastictransport.NewClient(opts...)
 	if err != nil {
 		// Config.validate checked what NewClient checks, so this is not
 		// expected; do not wrap err, which may quote a credential.
 		return nil, errors.New("elasticsearch: cannot create the client from this Config")
 	}
+	compat, _ := strconv.ParseBool(os.Getenv(compatibilityEnv))
 	return &Publisher{
 		cfg:     s,
-		client:  client,
+		client:  &client{tp: tp, compat: compat},
 		name:    templateName(s.IndexPrefix),
 		tmplSem: make(chan struct{}, 1),
 		reasons: make(map[string]uint64),
+		resend:  make(map[string]bool),
 	}, nil
 }
 
@@ -104,15 +126,29 @@ func (p *Publisher) Name() string { return "elasticsearch" }
 // IndexPrefix returns the prefix of the indices p writes to.
 func (p *Publisher) IndexPrefix() string { return p.cfg.IndexPrefix }
 
-// LogValue shows the kind of publisher, its hosts and its index prefix,
-// never its credentials.
+// LogValue shows the kind of publisher, its hosts (none with a Cloud ID)
+// and its index prefix, never its credentials.
 func (p *Publisher) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("publisher", p.Name()),
 		slog.Any("hosts", p.cfg.hosts),
+		slog.Bool("cloud_id", !p.cfg.CloudID.IsZero()),
 		slog.String("index_prefix", p.cfg.IndexPrefix),
 	)
 }
+
+// String describes p by its hosts and index prefix, never its credentials.
+func (p *Publisher) String() string {
+	hosts := strings.Join(p.cfg.hosts, ",")
+	if !p.cfg.CloudID.IsZero() {
+		hosts = "(Cloud ID)"
+	}
+	return "elasticsearch.Publisher{hosts: " + hosts + ", index_prefix: " + p.cfg.IndexPrefix + "}"
+}
+
+// Format writes [Publisher.String] whatever the verb, so that %v, %+v, %#v,
+// %x or any other verb never shows the credentials p holds.
+func (p *Publisher) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, p.String()) }
 
 func (p *Publisher) logger() *slog.Logger {
 	if p.cfg.Logger != nil {
@@ -137,20 +173,24 @@ func (p *Publisher) PublishNetworkMetrics(ctx context.Context, m telemetry.Netwo
 }
 
 // PublishBatch indexes every record of b through the bulk API, in as few
-// requests as Config.FlushBytes allows, after installing the index template
-// if that was not done yet. It keeps no reference to b.
+// requests as Config.FlushBytes allows, one request at a time, after
+// installing the index template if that was not done yet. It keeps no
+// reference to b. It makes one attempt: it never retries by itself.
 //
-// Documents that Elasticsearch rejects for a passing reason (429, 5xx, or
-// the request not getting through) are sent again up to Config.MaxRetries
-// times, with backoff; if some are still not indexed, it returns an error
-// that the Recorder retries later (sending the batch again overwrites the
-// documents already indexed, see [DocumentID]). Documents rejected for good,
-// such as by a mapping error, or by a bulk request refused as a whole for a
-// lasting reason (400, 401, 403...), are not sent again: it then returns a
-// [*telemetry.DroppedError] with their count and the reasons, and logs the
-// first rejection of each kind of error. If the index template cannot be
-// installed, it returns that error, marked [telemetry.Permanent] unless the
-// status was 429 or 5xx or the cluster could not be reached.
+// If documents were refused for a passing reason (an item or the whole
+// request answered 408, 429 or 5xx, the request not getting through, ctx
+// ending), it returns a transient error, with the server's Retry-After if
+// any ([telemetry.RetryAfter]), for the Recorder to retry the batch. When
+// the same records come again, the documents this Publisher already indexed
+// are not sent again (and a document sent twice overwrites itself, see
+// [DocumentID]). Documents rejected for good, such as by a mapping error,
+// or by a bulk request refused as a whole for a lasting reason (400, 401,
+// 403...), are not worth another attempt: if every other document was
+// indexed, it returns a [*telemetry.DroppedError] with their count and the
+// reasons, and logs the first rejection of each kind of error. If the index
+// template cannot be installed, it returns that error, marked
+// [telemetry.Permanent] unless the status was 408, 429 or 5xx or the
+// cluster could not be reached.
 //
 // It honours ctx, and returns an error wrapping [telemetry.ErrClosed] after
 // [Publisher.Close].
@@ -180,8 +220,9 @@ func (p *Publisher) PublishBatch(ctx context.Context, b *telemetry.Batch) error 
 
 // document is one encoded record of a call.
 type document struct {
-	index, id string
-	body      []byte
+	index string // the JSON string of the index name
+	id    string // DocumentID of the record
+	body  []byte // the source
 }
 
 // encodeBatch appends the documents of b to buf and returns them.
@@ -196,7 +237,7 @@ func encodeBatch(buf []byte, docs []document, prefix string, b *telemetry.Batch)
 		start := len(buf)
 		buf = appendDocument(buf, m.StartTime, js)
 		spans = append(spans, span{start, len(buf)})
-		docs = append(docs, document{index: names.name(0, eventIndexPart, m.StartTime), id: DocumentID(*m)})
+		docs = append(docs, document{index: names.quoted(0, eventIndexPart, m.StartTime), id: DocumentID(*m)})
 	}
 	for i := range b.Network {
 		m := &b.Network[i]
@@ -204,7 +245,7 @@ func encodeBatch(buf []byte, docs []document, prefix string, b *telemetry.Batch)
 		start := len(buf)
 		buf = appendDocument(buf, m.StartTime, js)
 		spans = append(spans, span{start, len(buf)})
-		docs = append(docs, document{index: names.name(1, networkIndexPart, m.StartTime), id: DocumentID(*m)})
+		docs = append(docs, document{index: names.quoted(1, networkIndexPart, m.StartTime), id: DocumentID(*m)})
 	}
 	// buf may have moved while growing: slice it only now.
 	for i, s := range spans {
@@ -240,8 +281,10 @@ type Stats struct {
 	BulkRequests uint64 `json:"bulk_requests"`
 	// Indexed is the number of documents Elasticsearch accepted.
 	Indexed uint64 `json:"indexed"`
-	// Retried is the number of documents sent again within a publish call
-	// after a passing failure (429, 5xx, request not through).
+	// Retried is the number of documents sent again, in a later call with
+	// the same records, after a passing failure (408, 429, 5xx, request not
+	// through). Documents of such a call that were indexed are not sent
+	// again, and not counted.
 	Retried uint64 `json:"retried"`
 	// Rejected is the number of documents rejected for good, such as by a
 	// mapping error, and so dropped.
@@ -361,15 +404,11 @@ func (p *Publisher) installTemplate(ctx context.Context) error {
 	return nil
 }
 
-// productCheckMessage is part of the error of the client when a server does
-// not say it is Elasticsearch.
-const productCheckMessage = "not Elasticsearch"
-
 // requestError wraps the error of a request that got no response: it is
 // worth retrying, except when the server is not Elasticsearch.
 func requestError(what string, err error) error {
 	e := fmt.Errorf("elasticsearch: %s: %w", what, err)
-	if strings.Contains(err.Error(), productCheckMessage) {
+	if errors.Is(err, errNotElasticsearch) {
 		return telemetry.Permanent(e)
 	}
 	return e

@@ -8,15 +8,17 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
-	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/eventpipeline/eventpipeline/internal/esfake"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 	"github.com/eventpipeline/eventpipeline/telemetry/elasticsearch"
+	"github.com/eventpipeline/eventpipeline/telemetry/telemetrytest"
 )
 
 func TestPublishBatchDocuments(t *testing.T) {
@@ -124,9 +126,9 @@ func TestAuthentication(t *testing.T) {
 		wantErr   bool
 		wantAuthz string // prefix of the Authorization header sent
 	}{
-		{"basic", elasticsearch.Config{Username: user, Password: pass}, false, "Basic "},
-		{"api key", elasticsearch.Config{APIKey: key}, false, "ApiKey " + key},
-		{"wrong password", elasticsearch.Config{Username: user, Password: "wrong-" + pass}, true, "Basic "},
+		{"basic", elasticsearch.Config{Username: user, Password: telemetry.NewSecret(pass)}, false, "Basic "},
+		{"api key", elasticsearch.Config{APIKey: telemetry.NewSecret(key)}, false, "ApiKey " + key},
+		{"wrong password", elasticsearch.Config{Username: user, Password: telemetry.NewSecret("wrong-" + pass)}, true, "Basic "},
 		{"none", elasticsearch.Config{}, true, ""},
 	}
 	for _, tc := range tests {
@@ -226,7 +228,7 @@ func TestTemplateFailure(t *testing.T) {
 	}{
 		{"forbidden is permanent", http.StatusForbidden, false, true, 0},
 		{"unavailable is transient", http.StatusServiceUnavailable, false, false, 0},
-		{"skipped", http.StatusServiceUnavailable, true, false, 1},
+		{"skipped", http.StatusServiceUnavailable, true, false, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -235,9 +237,10 @@ func TestTemplateFailure(t *testing.T) {
 			srv.FailNext(1, tc.status, "")
 			err := pub.PublishEventMetrics(context.Background(), eventRecord("t1", at, telemetry.StatusCompleted, ""))
 			if tc.skip {
-				// The injected failure hit the bulk request instead; it is retried within the call.
-				if err != nil {
-					t.Fatalf("publish with SkipTemplate: %v", err)
+				// The injected failure hit the bulk request instead: a
+				// transient error, for the Recorder to retry.
+				if err == nil || telemetry.IsPermanent(err) || !strings.Contains(err.Error(), "503") {
+					t.Fatalf("publish with SkipTemplate: got %v, want a transient error with the 503", err)
 				}
 				if got := srv.TemplatePuts(); got != 0 {
 					t.Errorf("template installations with SkipTemplate: got %d, want 0", got)
@@ -264,6 +267,9 @@ func TestTemplateFailure(t *testing.T) {
 			if got, want := srv.TemplatePuts(), map[bool]int{true: 0, false: 1}[tc.skip]; got != want {
 				t.Errorf("template installations: got %d, want %d", got, want)
 			}
+			if got, want := srv.Count(), tc.wantDocs+1; got != want {
+				t.Errorf("documents after the second publish: got %d, want %d", got, want)
+			}
 		})
 	}
 }
@@ -278,6 +284,11 @@ func TestInstallTemplateError(t *testing.T) {
 	}
 }
 
+// TestItemsRejectedWith429AreRetried calls PublishBatch with the same batch
+// until it succeeds, as the Recorder does: the publisher makes one attempt
+// per call, returns a transient error while a document is refused with
+// 429, and, when the batch comes again, sends only the documents not
+// indexed yet.
 func TestItemsRejectedWith429AreRetried(t *testing.T) {
 	srv := newServer(t, esfake.Options{})
 	rejections := map[string]int{}
@@ -294,15 +305,29 @@ func TestItemsRejectedWith429AreRetried(t *testing.T) {
 		eventRecord("busy", at, telemetry.StatusCompleted, ""),
 		eventRecord("ok2", at, telemetry.StatusCompleted, ""),
 	}}
+	for attempt := 1; attempt <= 2; attempt++ {
+		err := pub.PublishBatch(context.Background(), b)
+		if err == nil || telemetry.IsPermanent(err) {
+			t.Fatalf("attempt %d: got %v, want a transient error", attempt, err)
+		}
+		var de *telemetry.DroppedError
+		if errors.As(err, &de) {
+			t.Fatalf("attempt %d: got a DroppedError %v; documents refused with 429 must be retried, not dropped", attempt, err)
+		}
+		for _, want := range []string{"1 of 3 document(s) not indexed", "es_rejected_execution_exception"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("attempt %d: error %q lacks %q", attempt, err, want)
+			}
+		}
+	}
 	if err := pub.PublishBatch(context.Background(), b); err != nil {
-		t.Fatalf("PublishBatch: %v", err)
+		t.Fatalf("attempt 3: %v", err)
 	}
 	if got := srv.Count(); got != 3 {
 		t.Errorf("documents: got %d, want 3", got)
 	}
-	st := pub.Stats()
-	if st.Retried != 2 || st.Indexed != 3 || st.BulkRequests != 3 {
-		t.Errorf("stats: got %+v, want 2 retried, 3 indexed, 3 bulk requests", st)
+	if got, want := pub.Stats(), (elasticsearch.Stats{BulkRequests: 3, Indexed: 3, Retried: 2}); !reflect.DeepEqual(got, want) {
+		t.Errorf("stats: got %+v, want %+v", got, want)
 	}
 	// Only the rejected document was sent again.
 	var items []int
@@ -314,6 +339,53 @@ func TestItemsRejectedWith429AreRetried(t *testing.T) {
 	if want := []int{3, 1, 1}; !reflect.DeepEqual(items, want) {
 		t.Errorf("items per bulk request: got %v, want %v", items, want)
 	}
+	for _, d := range srv.AllDocs() {
+		if d.Version != 1 {
+			t.Errorf("%s: version %d, want 1 (indexed once)", d.Source["task_id"], d.Version)
+		}
+	}
+}
+
+// TestMixedRejectionsSettleOnRetry checks a batch with a document refused
+// for good (a mapping error) and one refused for a while (429): the first
+// call is transient and names both, the retry ends with a DroppedError of
+// exactly the one document.
+func TestMixedRejectionsSettleOnRetry(t *testing.T) {
+	srv := newServer(t, esfake.Options{})
+	busy := 0
+	srv.SetItemFunc(func(index, id string, src map[string]any) *esfake.ItemError {
+		switch src["task_id"] {
+		case "bad":
+			return esfake.MappingError("retry_count", "long", id, "many")
+		case "busy":
+			if busy++; busy == 1 {
+				return esfake.Rejected()
+			}
+		}
+		return nil
+	})
+	pub := newPublisher(t, srv, elasticsearch.Config{})
+	b := &telemetry.Batch{Events: []telemetry.EventMetrics{
+		eventRecord("ok", at, telemetry.StatusCompleted, ""),
+		eventRecord("bad", at, telemetry.StatusCompleted, ""),
+		eventRecord("busy", at, telemetry.StatusCompleted, ""),
+	}}
+	err := pub.PublishBatch(context.Background(), b)
+	if err == nil || telemetry.IsPermanent(err) {
+		t.Fatalf("first call: got %v, want a transient error", err)
+	}
+	if want := "1 of 3 document(s) not indexed: es_rejected_execution_exception"; !strings.Contains(err.Error(), want) ||
+		!strings.Contains(err.Error(), "and 1 rejected for good: 1 x mapper_parsing_exception") {
+		t.Errorf("first call: error %q should name the 429 and the mapping error", err)
+	}
+	err = pub.PublishBatch(context.Background(), b)
+	var de *telemetry.DroppedError
+	if !errors.As(err, &de) || de.Dropped != 1 {
+		t.Fatalf("second call: got %v, want a DroppedError of 1 document", err)
+	}
+	if got := srv.Count(); got != 2 {
+		t.Errorf("documents: got %d, want 2", got)
+	}
 }
 
 func TestItemsStillRejectedFailTheCall(t *testing.T) {
@@ -324,7 +396,7 @@ func TestItemsStillRejectedFailTheCall(t *testing.T) {
 		}
 		return nil
 	})
-	pub := newPublisher(t, srv, elasticsearch.Config{MaxRetries: 2})
+	pub := newPublisher(t, srv, elasticsearch.Config{})
 	b := &telemetry.Batch{Events: []telemetry.EventMetrics{
 		eventRecord("ok", at, telemetry.StatusCompleted, ""),
 		eventRecord("busy", at, telemetry.StatusCompleted, ""),
@@ -337,10 +409,11 @@ func TestItemsStillRejectedFailTheCall(t *testing.T) {
 	if errors.As(err, &de) {
 		t.Errorf("got a DroppedError %v; documents refused with 429 must be retried, not dropped", err)
 	}
-	for _, s := range []string{"1 of 2 document(s) not indexed after 3 attempt(s)", "es_rejected_execution_exception"} {
-		if !strings.Contains(err.Error(), s) {
-			t.Errorf("error %q lacks %q", err, s)
-		}
+	if want := "elasticsearch: 1 of 2 document(s) not indexed: es_rejected_execution_exception: rejected execution"; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q lacks %q", err, want)
+	}
+	if got := srv.BulkRequests(); got != 1 {
+		t.Errorf("bulk requests: got %d, want 1 (the publisher does not retry by itself)", got)
 	}
 }
 
@@ -395,32 +468,63 @@ func TestMappingErrorsDroppedCountedLoggedOnce(t *testing.T) {
 	}
 }
 
+// TestWholeRequestFailuresRetried has bulk requests fail as a whole, in a
+// synctest bubble (the publisher reaches the stand-in through its
+// in-memory RoundTripper), and checks that the Recorder retries them with
+// its RetryPolicy, honouring Retry-After capped at MaxBackoff, and that
+// the publisher made one request per attempt.
 func TestWholeRequestFailuresRetried(t *testing.T) {
 	tests := []struct {
 		name       string
 		status     int
 		retryAfter string
+		failures   int
+		wantWait   time.Duration // total wait of the retries; 0: jittered backoff
 	}{
-		{"503", http.StatusServiceUnavailable, ""},
-		{"429 with Retry-After", http.StatusTooManyRequests, "1"},
-		{"502", http.StatusBadGateway, ""},
+		{"503", http.StatusServiceUnavailable, "", 2, 0},
+		{"502", http.StatusBadGateway, "", 2, 0},
+		{"408", http.StatusRequestTimeout, "", 2, 0},
+		{"429 with Retry-After", http.StatusTooManyRequests, "1", 2, 2 * time.Second},
+		{"503 with Retry-After capped", http.StatusServiceUnavailable, "30", 2, 2 * 3 * time.Second},
+		{"429 with Retry-After date", http.StatusTooManyRequests, "date+2s", 1, 2 * time.Second},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := newServer(t, esfake.Options{})
-			pub := newPublisher(t, srv, elasticsearch.Config{SkipTemplate: true})
-			srv.FailNext(2, tc.status, tc.retryAfter)
-			start := time.Now()
-			if err := pub.PublishEventMetrics(context.Background(), eventRecord("t1", at, telemetry.StatusCompleted, "")); err != nil {
-				t.Fatalf("publish: %v", err)
-			}
-			if got := srv.Count(); got != 1 {
-				t.Errorf("documents: got %d, want 1", got)
-			}
-			// Retry-After (1s) is capped by MaxRetryBackoff (20ms in these tests).
-			if d := time.Since(start); d > 2*time.Second {
-				t.Errorf("took %v: Retry-After was not capped", d)
-			}
+			synctest.Test(t, func(t *testing.T) {
+				ra := tc.retryAfter
+				if ra == "date+2s" {
+					ra = time.Now().Add(2 * time.Second).UTC().Format(http.TimeFormat)
+				}
+				srv.FailNext(tc.failures, tc.status, ra)
+				pub := newBubblePublisher(t, srv, elasticsearch.Config{SkipTemplate: true})
+				rec := newBubbleRecorder(t, pub, telemetry.RetryPolicy{InitialBackoff: 100 * time.Millisecond, MaxBackoff: 3 * time.Second})
+				start := time.Now()
+				recordEvents(t, rec, 1)
+				if err := rec.Flush(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				waited := time.Since(start)
+				if tc.wantWait > 0 && waited != tc.wantWait {
+					t.Errorf("waited %v, want exactly %v", waited, tc.wantWait)
+				}
+				// Jittered backoff: 100ms then 200ms, each less up to half.
+				if tc.wantWait == 0 && (waited < 150*time.Millisecond || waited > 300*time.Millisecond) {
+					t.Errorf("waited %v, want 150ms to 300ms", waited)
+				}
+				if got := srv.Count(); got != 1 {
+					t.Errorf("documents: got %d, want 1", got)
+				}
+				if got, want := srv.BulkRequests(), tc.failures+1; got != want {
+					t.Errorf("bulk requests: got %d, want %d", got, want)
+				}
+				if st := rec.PublisherStats()[0]; st.Published != 1 || st.FailedAttempts != uint64(tc.failures) {
+					t.Errorf("publisher stats: got %+v, want 1 published after %d failed attempts", st, tc.failures)
+				}
+				if err := rec.Close(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			})
 		})
 	}
 }
@@ -507,53 +611,46 @@ func TestResendOverwrites(t *testing.T) {
 	}
 }
 
+// TestClusterDownThenBack records while the node is down, in a synctest
+// bubble: recording takes no time at all on the bubble's clock (it never
+// waits for the publisher), nothing is delivered or dropped while the node
+// is down, and everything is delivered once it is back.
 func TestClusterDownThenBack(t *testing.T) {
 	srv := newServer(t, esfake.Options{})
-	pub := newPublisher(t, srv, elasticsearch.Config{MaxRetries: 1, Timeout: time.Second})
-	rec, err := telemetry.NewRecorder(telemetry.WithPublishers(pub),
-		telemetry.WithBatchTimeout(10*time.Millisecond),
-		telemetry.WithRetry(telemetry.RetryPolicy{MaxAttempts: 100, InitialBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}),
-		telemetry.WithLogger(slogDiscard()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rec.Close(context.Background())
+	synctest.Test(t, func(t *testing.T) {
+		pub := newBubblePublisher(t, srv, elasticsearch.Config{Timeout: time.Second})
+		rec := newBubbleRecorder(t, pub, telemetry.RetryPolicy{InitialBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
 
-	srv.Down()
-	start := time.Now()
-	for i := range 50 {
-		task := fmt.Sprint("t", i)
-		if err := rec.StartEvent("transform", task); err != nil {
+		srv.Down()
+		start := time.Now()
+		recordEvents(t, rec, 50)
+		if d := time.Since(start); d != 0 {
+			t.Errorf("recording 50 events while the cluster is down took %v of the bubble's clock; it must not wait", d)
+		}
+		time.Sleep(300 * time.Millisecond) // the bubble's clock: several failed attempts
+		synctest.Wait()
+		if got := srv.Count(); got != 0 {
+			t.Fatalf("documents while down: got %d, want 0", got)
+		}
+		if st := rec.PublisherStats()[0]; st.FailedAttempts < 3 || st.Published != 0 || st.Dropped() != 0 {
+			t.Errorf("publisher stats while down: got %+v, want at least 3 failed attempts, nothing published or dropped", st)
+		}
+		if err := srv.Up(); err != nil {
 			t.Fatal(err)
 		}
-		if err := rec.EndEvent(task, nil); err != nil {
+		if err := rec.Flush(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if d := time.Since(start); d > 500*time.Millisecond {
-		t.Errorf("recording 50 events while the cluster is down took %v; it must not wait", d)
-	}
-	time.Sleep(300 * time.Millisecond) // several failed attempts
-	if got := srv.Count(); got != 0 {
-		t.Fatalf("documents while down: got %d, want 0", got)
-	}
-	if st := rec.PublisherStats()[0]; st.FailedAttempts == 0 {
-		t.Errorf("no failed attempt while the cluster was down: %+v", st)
-	}
-	if err := srv.Up(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := rec.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if got := srv.Count(); got != 50 {
-		t.Errorf("documents after the cluster came back: got %d, want 50", got)
-	}
-	if st := rec.PublisherStats()[0]; st.Published != 50 || st.Dropped() != 0 {
-		t.Errorf("publisher stats: got %+v, want 50 published, none dropped", st)
-	}
+		if got := srv.Count(); got != 50 {
+			t.Errorf("documents after the cluster came back: got %d, want 50", got)
+		}
+		if st := rec.PublisherStats()[0]; st.Published != 50 || st.Dropped() != 0 {
+			t.Errorf("publisher stats: got %+v, want 50 published, none dropped", st)
+		}
+		if err := rec.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 func TestRecorderCloseFlushes(t *testing.T) {
@@ -588,20 +685,77 @@ func TestRecorderCloseFlushes(t *testing.T) {
 	}
 }
 
+// hangingTransport never answers: each request ends when its context does.
+type hangingTransport struct{ calls atomic.Int32 }
+
+func (h *hangingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	h.calls.Add(1)
+	<-r.Context().Done()
+	return nil, r.Context().Err()
+}
+
+// TestContextHonoured checks, on the bubble's clock, that a publish call
+// to a node that never answers returns exactly when its context ends, with
+// a transient error wrapping the context's, and that Config.Timeout limits
+// each request the same way.
 func TestContextHonoured(t *testing.T) {
-	srv := newServer(t, esfake.Options{})
-	pub := newPublisher(t, srv, elasticsearch.Config{MaxRetries: 100, RetryBackoff: 50 * time.Millisecond, MaxRetryBackoff: 50 * time.Millisecond})
-	srv.Down()
-	defer srv.Up()
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	err := pub.PublishEventMetrics(ctx, eventRecord("t1", at, telemetry.StatusCompleted, ""))
-	if err == nil || telemetry.IsPermanent(err) {
-		t.Errorf("publish to a node that is down: got %v, want a transient error", err)
+	tests := []struct {
+		name     string
+		deadline time.Duration // of the caller's context; 0 means none
+		timeout  time.Duration // Config.Timeout
+		want     time.Duration
+	}{
+		{"caller's deadline", 200 * time.Millisecond, time.Minute, 200 * time.Millisecond},
+		{"Config.Timeout", 0, 3 * time.Second, 3 * time.Second},
+		{"DefaultTimeout", 0, 0, elasticsearch.DefaultTimeout},
+		{"the sooner of both", 5 * time.Second, 2 * time.Second, 2 * time.Second},
 	}
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("publish returned after %v, want soon after the 200ms deadline", d)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				tr := &hangingTransport{}
+				pub, err := elasticsearch.NewPublisher(elasticsearch.Config{
+					Hosts: []string{"127.0.0.1:9200"}, Transport: tr, Timeout: tc.timeout, SkipTemplate: true, Logger: slogDiscard(),
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ctx := context.Background()
+				if tc.deadline > 0 {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, tc.deadline)
+					defer cancel()
+				}
+				start := time.Now()
+				err = pub.PublishEventMetrics(ctx, eventRecord("t1", at, telemetry.StatusCompleted, ""))
+				if got := time.Since(start); got != tc.want {
+					t.Errorf("publish returned after %v, want exactly %v", got, tc.want)
+				}
+				if err == nil || telemetry.IsPermanent(err) || !errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("publish: got %v, want a transient error wrapping context.DeadlineExceeded", err)
+				}
+				if got := tr.calls.Load(); got != 1 {
+					t.Errorf("requests: got %d, want 1 (no retry inside the publisher)", got)
+				}
+				pub.Close(context.Background())
+			})
+		})
+	}
+}
+
+// TestEndedContextSendsNothing checks that a publish call with an ended
+// context returns at once without sending anything.
+func TestEndedContextSendsNothing(t *testing.T) {
+	srv := newServer(t, esfake.Options{})
+	pub := newPublisher(t, srv, elasticsearch.Config{SkipTemplate: true})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := pub.PublishEventMetrics(ctx, eventRecord("t1", at, telemetry.StatusCompleted, ""))
+	if !errors.Is(err, context.Canceled) || telemetry.IsPermanent(err) {
+		t.Errorf("publish: got %v, want a transient error wrapping context.Canceled", err)
+	}
+	if got := len(srv.Requests()); got != 0 {
+		t.Errorf("requests: got %d, want 0", got)
 	}
 }
 
@@ -651,43 +805,51 @@ func TestCompatibilityMode(t *testing.T) {
 	}
 }
 
-// TestNoGoroutineLeak checks that a Recorder with this publisher, once
-// closed, leaves no goroutine behind: not the BulkIndexers' workers, nor
-// the transport's connections.
+// TestNoGoroutineLeak runs a Recorder with this publisher in a synctest
+// bubble, which fails the test if any goroutine started in it is still
+// there when it ends: once closed, nothing of the publisher is left.
 func TestNoGoroutineLeak(t *testing.T) {
-	before := runtime.NumGoroutine()
-	func() {
-		srv, err := esfake.New(esfake.Options{})
+	srv := newServer(t, esfake.Options{})
+	synctest.Test(t, func(t *testing.T) {
+		pub := newBubblePublisher(t, srv, elasticsearch.Config{})
+		rec, err := telemetry.NewRecorder(telemetry.WithPublishers(pub), telemetry.WithMaxBatchSize(16),
+			telemetry.WithLogger(slogDiscard()))
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer srv.Close()
-		pub, err := elasticsearch.NewPublisher(elasticsearch.Config{Hosts: []string{srv.URL}, Logger: slogDiscard()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		rec, err := telemetry.NewRecorder(telemetry.WithPublishers(pub), telemetry.WithMaxBatchSize(16))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := range 100 {
-			task := fmt.Sprint("t", i)
-			rec.StartEvent("e", task)
-			rec.EndEvent(task, nil)
-		}
+		recordEvents(t, rec, 100)
 		if err := rec.Close(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		if got := srv.Count(); got != 100 {
 			t.Errorf("documents: got %d, want 100", got)
 		}
-	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	})
+}
+
+// TestConformance runs the conformance kit of package telemetrytest
+// against the publisher and the stand-in node.
+func TestConformance(t *testing.T) {
+	srv := newServer(t, esfake.Options{Username: "elastic", Password: "changeme"})
+	newPub := func() (telemetry.Publisher, error) {
+		srv.Reset()
+		return elasticsearch.NewPublisher(elasticsearch.Config{
+			Hosts: []string{srv.URL}, Username: "elastic", Password: telemetry.NewSecret("changeme"), Logger: slogDiscard(),
+		})
 	}
-	if after := runtime.NumGoroutine(); after > before {
-		buf := make([]byte, 1<<16)
-		t.Errorf("goroutines: %d before, %d after\n%s", before, after, buf[:runtime.Stack(buf, true)])
+	delivered := func() (events, network []string) {
+		for _, d := range srv.AllDocs() {
+			id, _ := d.Source["task_id"].(string)
+			switch d.Source["metric_type"] {
+			case "event":
+				events = append(events, id)
+			case "network":
+				network = append(network, id)
+			}
+		}
+		return events, network
+	}
+	if err := telemetrytest.TestPublisher(newPub, delivered); err != nil {
+		t.Error(err)
 	}
 }

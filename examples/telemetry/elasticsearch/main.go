@@ -2,9 +2,13 @@
 // operations and publishes them to Elasticsearch, to try the publisher and
 // the Kibana dashboard (elasticsearch_dashboard.json).
 //
-//	go run ./examples/telemetry/elasticsearch -hosts localhost:9200 -user elastic
+//	ELASTICSEARCH_PASSWORD=... go run ./examples/telemetry/elasticsearch -hosts https://localhost:9200 -user elastic
 //
-// The password is read from ES_PASSWORD, an API key from ES_API_KEY.
+// The credentials come from the environment variables of the eventpipeline
+// command: ELASTICSEARCH_USERNAME (or -user) and ELASTICSEARCH_PASSWORD, or
+// ELASTICSEARCH_API_KEY; ELASTICSEARCH_CLOUD_ID replaces -hosts for Elastic
+// Cloud. Credentials are refused over plain http:// to a host other than
+// loopback unless -allow-insecure is given.
 package main
 
 import (
@@ -25,23 +29,30 @@ import (
 func main() {
 	hosts := flag.String("hosts", "localhost:9200", "comma-separated Elasticsearch hosts")
 	prefix := flag.String("prefix", elasticsearch.DefaultIndexPrefix, "index prefix")
-	user := flag.String("user", "", "username for basic authentication (password from ES_PASSWORD)")
+	user := flag.String("user", os.Getenv("ELASTICSEARCH_USERNAME"),
+		"username for basic authentication (default $ELASTICSEARCH_USERNAME; password from ELASTICSEARCH_PASSWORD)")
+	insecure := flag.Bool("allow-insecure", false, "allow credentials over plain http:// to a host other than loopback")
 	runs := flag.Int("runs", 200, "event runs to record")
 	flag.Parse()
-	if err := run(*hosts, *prefix, *user, *runs); err != nil {
+	if err := run(*hosts, *prefix, *user, *insecure, *runs); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 }
 
-func run(hosts, prefix, user string, runs int) error {
-	pub, err := elasticsearch.NewPublisher(elasticsearch.Config{
-		Hosts:       strings.Split(hosts, ","),
-		IndexPrefix: prefix,
-		Username:    user,
-		Password:    elasticsearch.Secret(os.Getenv("ES_PASSWORD")),
-		APIKey:      elasticsearch.Secret(os.Getenv("ES_API_KEY")),
-	})
+func run(hosts, prefix, user string, insecure bool, runs int) error {
+	cfg := elasticsearch.Config{
+		IndexPrefix:   prefix,
+		AllowInsecure: insecure,
+		Username:      user,
+		Password:      telemetry.NewSecret(os.Getenv("ELASTICSEARCH_PASSWORD")),
+		APIKey:        telemetry.NewSecret(os.Getenv("ELASTICSEARCH_API_KEY")),
+		CloudID:       telemetry.NewSecret(os.Getenv("ELASTICSEARCH_CLOUD_ID")),
+	}
+	if cfg.CloudID.IsZero() {
+		cfg.Hosts = strings.Split(hosts, ",")
+	}
+	pub, err := elasticsearch.NewPublisher(cfg)
 	if err != nil {
 		return err
 	}
