@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/eventpipeline/eventpipeline/telemetry/internal/store"
 )
 
 // PublisherStats are the delivery counters of one publisher attached to a
@@ -134,7 +136,7 @@ func (o *outlet) stats() PublisherStats {
 		Panics:           o.panics.Load(),
 	}
 	if !o.sync {
-		s.Queued = o.r.events.queued(o.slot) + o.r.network.queued(o.slot) + int(o.taken.Load())
+		s.Queued = o.r.events.Queued(o.slot) + o.r.network.Queued(o.slot) + int(o.taken.Load())
 		s.QueueCapacity = 2 * o.cfg.queueSize
 	}
 	return s
@@ -219,8 +221,8 @@ func (o *outlet) run() {
 	defer close(o.done)
 	var (
 		b       Batch
-		spareEv = make([][]entry[eventRecord], len(o.r.events.parts))
-		spareNw = make([][]entry[networkRecord], len(o.r.network.parts))
+		spareEv = make([][]store.Entry[eventRecord], o.r.events.NumParts())
+		spareNw = make([][]store.Entry[networkRecord], o.r.network.NumParts())
 		flushes []*flushRequest
 		stopped bool
 		expired bool // the partial batch has waited BatchTimeout
@@ -285,21 +287,21 @@ func (o *outlet) run() {
 
 // take moves every record waiting in the outlet's buffers into b and
 // returns how many it moved.
-func (o *outlet) take(b *Batch, spareEv [][]entry[eventRecord], spareNw [][]entry[networkRecord]) int {
+func (o *outlet) take(b *Batch, spareEv [][]store.Entry[eventRecord], spareNw [][]store.Entry[networkRecord]) int {
 	before := b.Len()
-	if o.r.events.swapOut(o.slot, spareEv) > 0 {
+	if o.r.events.SwapOut(o.slot, spareEv) > 0 {
 		for i, recs := range spareEv {
 			for j := range recs {
-				b.Events = append(b.Events, recs[j].rec.metrics(recs[j].taskID))
+				b.Events = append(b.Events, recs[j].Rec.metrics(recs[j].TaskID))
 			}
 			clear(recs) // drop references before the slice is reused
 			spareEv[i] = recs[:0]
 		}
 	}
-	if o.r.network.swapOut(o.slot, spareNw) > 0 {
+	if o.r.network.SwapOut(o.slot, spareNw) > 0 {
 		for i, recs := range spareNw {
 			for j := range recs {
-				b.Network = append(b.Network, recs[j].rec.metrics(recs[j].taskID))
+				b.Network = append(b.Network, recs[j].Rec.metrics(recs[j].TaskID))
 			}
 			clear(recs)
 			spareNw[i] = recs[:0]
@@ -519,8 +521,8 @@ func (o *outlet) close(ctx context.Context) error {
 // dropLeftovers counts as dropped the records that recorders racing with
 // Close queued after the worker's last round.
 func (o *outlet) dropLeftovers() {
-	spareEv := make([][]entry[eventRecord], len(o.r.events.parts))
-	spareNw := make([][]entry[networkRecord], len(o.r.network.parts))
-	n := o.r.events.swapOut(o.slot, spareEv) + o.r.network.swapOut(o.slot, spareNw)
+	spareEv := make([][]store.Entry[eventRecord], o.r.events.NumParts())
+	spareNw := make([][]store.Entry[networkRecord], o.r.network.NumParts())
+	n := o.r.events.SwapOut(o.slot, spareEv) + o.r.network.SwapOut(o.slot, spareNw)
 	o.droppedFull.Add(uint64(n))
 }

@@ -1,4 +1,4 @@
-package telemetry
+package store
 
 // blockShift sets the size of the blocks the ring is allocated in (1024
 // records). Allocating by block keeps a small Recorder small and a full one
@@ -9,53 +9,71 @@ const (
 	blockMask  = blockSize - 1
 )
 
-// An entry is a record with its task id and the task id's hash.
-type entry[R any] struct {
-	taskID string
-	hash   uint64
-	rec    R
+// An Entry is a record with its task id.
+type Entry[R any] struct {
+	TaskID string
+	hash   uint64 // the task id's hash, kept to remove the entry from an index
+	Rec    R
 }
 
-// A store keeps the pending runs and the most recent finished runs of one
-// kind of record. It is not safe for concurrent use: its owner locks it.
+// A Status says why a [Runs] call was refused, or that it was not.
+type Status uint8
+
+// The statuses of [Runs] calls. The telemetry package maps each refusal to
+// its sentinel error of the same name.
+const (
+	OK             Status = iota // done
+	AlreadyStarted               // the task id has a pending run
+	TooManyPending               // the partition holds its limit of pending runs
+	NotStarted                   // the task id has no run, pending or retained
+	AlreadyEnded                 // the task id's latest retained run has ended
+)
+
+// Runs keeps the pending runs and the most recent finished runs of one
+// partition. It is not safe for concurrent use: every call is made with its
+// [Partition] locked. Each method takes the hash of the task id that
+// [Table.Part] returned with the partition.
 //
-// Every operation on the recording path is O(1): pending runs live in a slab
-// indexed by a map, finished runs in a ring of fixed capacity whose oldest
-// entry is evicted when a new one arrives, and a second map gives the ring
-// slot of each task id's latest finished run. Records go in and out by
-// value, so that none escapes to the heap. Every method takes the hash of
-// the task id, computed once by the caller.
-type store[R any] struct {
+// Every operation on the recording path is O(1) and allocates nothing once
+// the structures have grown to their steady size.
+type Runs[R any] struct {
+	// Pending runs live in a slab indexed by pendingIdx. Records go in and
+	// out by value, so that none escapes to the heap.
 	maxPending int
 	pendingIdx index      // task id -> slab index
-	slab       []entry[R] // pending runs; free slots listed in free
+	slab       []Entry[R] // pending runs; free slots listed in free
 	free       []int32
 
+	// Finished runs live in a ring of fixed capacity whose oldest entry is
+	// evicted when a new one arrives; latest gives the ring slot of each
+	// task id's latest finished run.
 	capacity int                    // maximum number of finished runs retained
-	blocks   []*[blockSize]entry[R] // the ring, allocated block by block
+	blocks   []*[blockSize]Entry[R] // the ring, allocated block by block
 	next     int                    // ring slot the next finished run goes to
 	ended    uint64                 // finished runs ever stored; the next sequence number
 	evicted  uint64                 // finished runs evicted to make room
 	latest   index                  // task id -> ring slot of its latest finished run
 }
 
-func newStore[R any](capacity, maxPending int) store[R] {
-	return store[R]{
+func newRuns[R any](capacity, maxPending int) Runs[R] {
+	return Runs[R]{
 		maxPending: maxPending,
 		capacity:   capacity,
-		blocks:     make([]*[blockSize]entry[R], (capacity+blockSize-1)/blockSize),
+		blocks:     make([]*[blockSize]Entry[R], (capacity+blockSize-1)/blockSize),
 	}
 }
 
-// start adds a pending run.
-func (s *store[R]) start(h uint64, taskID string, rec R) error {
+// Start adds rec as the pending run of taskID. It returns [AlreadyStarted]
+// if taskID has a pending run and [TooManyPending] if the partition holds
+// its limit of pending runs.
+func (s *Runs[R]) Start(h uint64, taskID string, rec R) Status {
 	if _, ok := s.pendingSlot(h, taskID); ok {
-		return ErrAlreadyStarted
+		return AlreadyStarted
 	}
 	if s.pendingIdx.n >= s.maxPending {
-		return ErrTooManyPending
+		return TooManyPending
 	}
-	e := entry[R]{taskID: taskID, hash: h, rec: rec}
+	e := Entry[R]{TaskID: taskID, hash: h, Rec: rec}
 	var i int32
 	if n := len(s.free); n > 0 {
 		i = s.free[n-1]
@@ -66,31 +84,33 @@ func (s *store[R]) start(h uint64, taskID string, rec R) error {
 		s.slab = append(s.slab, e)
 	}
 	s.pendingIdx.insert(h, i)
-	return nil
+	return OK
 }
 
 // pendingSlot returns the slab index of the pending run of taskID.
-func (s *store[R]) pendingSlot(h uint64, taskID string) (int32, bool) {
-	return s.pendingIdx.get(h, func(i int32) bool { return s.slab[i].taskID == taskID })
+func (s *Runs[R]) pendingSlot(h uint64, taskID string) (int32, bool) {
+	return s.pendingIdx.get(h, func(i int32) bool { return s.slab[i].TaskID == taskID })
 }
 
-// pendingCount returns the number of pending runs.
-func (s *store[R]) pendingCount() int { return s.pendingIdx.n }
+// NumPending returns the number of pending runs.
+func (s *Runs[R]) NumPending() int { return s.pendingIdx.n }
 
-// pending returns the pending run of taskID, or why there is none.
-func (s *store[R]) pending(h uint64, taskID string) (*R, error) {
+// Pending returns the pending run of taskID, to be changed in place while
+// the partition is locked. Without one it returns [AlreadyEnded] if the
+// latest retained run of taskID has ended, else [NotStarted].
+func (s *Runs[R]) Pending(h uint64, taskID string) (*R, Status) {
 	if i, ok := s.pendingSlot(h, taskID); ok {
-		return &s.slab[i].rec, nil
+		return &s.slab[i].Rec, OK
 	}
 	if _, ok := s.finished(h, taskID); ok {
-		return nil, ErrAlreadyEnded
+		return nil, AlreadyEnded
 	}
-	return nil, ErrNotStarted
+	return nil, NotStarted
 }
 
 // finished returns the latest retained finished run of taskID.
-func (s *store[R]) finished(h uint64, taskID string) (*entry[R], bool) {
-	r, ok := s.latest.get(h, func(r int32) bool { return s.slot(int(r)).taskID == taskID })
+func (s *Runs[R]) finished(h uint64, taskID string) (*Entry[R], bool) {
+	r, ok := s.latest.get(h, func(r int32) bool { return s.slot(int(r)).TaskID == taskID })
 	if !ok {
 		return nil, false
 	}
@@ -98,30 +118,32 @@ func (s *store[R]) finished(h uint64, taskID string) (*entry[R], bool) {
 }
 
 // slot returns ring slot i.
-func (s *store[R]) slot(i int) *entry[R] {
+func (s *Runs[R]) slot(i int) *Entry[R] {
 	return &s.blocks[i>>blockShift][i&blockMask]
 }
 
-// take removes the pending run of taskID and returns it, or why there is none.
-func (s *store[R]) take(h uint64, taskID string) (R, error) {
+// Take removes the pending run of taskID and returns it. Without one it
+// returns the zero R and the status of [Runs.Pending].
+func (s *Runs[R]) Take(h uint64, taskID string) (R, Status) {
 	i, ok := s.pendingSlot(h, taskID)
 	if !ok {
 		var zero R
-		_, err := s.pending(h, taskID)
-		return zero, err
+		_, st := s.Pending(h, taskID)
+		return zero, st
 	}
-	rec := s.slab[i].rec
-	s.slab[i] = entry[R]{} // drop the references the slot holds
+	rec := s.slab[i].Rec
+	s.slab[i] = Entry[R]{} // drop the references the slot holds
 	s.free = append(s.free, i)
 	s.pendingIdx.remove(h, i)
-	return rec, nil
+	return rec, OK
 }
 
-// push stores rec as the newest finished run, evicting the oldest if full.
-func (s *store[R]) push(h uint64, taskID string, rec R) {
+// Push stores rec as the newest finished run of taskID, evicting the
+// partition's oldest finished run if the ring is full.
+func (s *Runs[R]) Push(h uint64, taskID string, rec R) {
 	b := s.blocks[s.next>>blockShift]
 	if b == nil {
-		b = new([blockSize]entry[R])
+		b = new([blockSize]Entry[R])
 		s.blocks[s.next>>blockShift] = b
 	}
 	n := int32(s.next)
@@ -130,35 +152,39 @@ func (s *store[R]) push(h uint64, taskID string, rec R) {
 		s.latest.remove(slot.hash, n)
 		s.evicted++
 	}
-	*slot = entry[R]{taskID: taskID, hash: h, rec: rec}
-	s.latest.put(h, n, func(r int32) bool { return s.slot(int(r)).taskID == taskID })
+	*slot = Entry[R]{TaskID: taskID, hash: h, Rec: rec}
+	s.latest.put(h, n, func(r int32) bool { return s.slot(int(r)).TaskID == taskID })
 	s.ended++
 	if s.next++; s.next == s.capacity {
 		s.next = 0
 	}
 }
 
-// retained returns the number of finished runs retained.
-func (s *store[R]) retained() int {
+// Retained returns the number of finished runs retained.
+func (s *Runs[R]) Retained() int {
 	return int(min(s.ended, uint64(s.capacity)))
 }
 
+// Evicted returns the number of finished runs evicted to make room.
+func (s *Runs[R]) Evicted() uint64 { return s.evicted }
+
 // at returns the finished run with sequence number seq, which must be retained.
-func (s *store[R]) at(seq uint64) *entry[R] {
+func (s *Runs[R]) at(seq uint64) *Entry[R] {
 	return s.slot(int(seq % uint64(s.capacity)))
 }
 
-// lookup returns the latest run of taskID: the pending one if there is one,
-// else the latest retained finished one.
-func (s *store[R]) lookup(h uint64, taskID string) (*entry[R], bool) {
+// Lookup returns the latest run of taskID, to be read while the partition
+// is locked: the pending one if there is one, else the latest retained
+// finished one.
+func (s *Runs[R]) Lookup(h uint64, taskID string) (*Entry[R], bool) {
 	if i, ok := s.pendingSlot(h, taskID); ok {
 		return &s.slab[i], true
 	}
 	return s.finished(h, taskID)
 }
 
-// eachPending calls f on every pending run, in no particular order.
-func (s *store[R]) eachPending(f func(*entry[R])) {
+// EachPending calls f on every pending run, in no particular order.
+func (s *Runs[R]) EachPending(f func(*Entry[R])) {
 	for _, sl := range s.pendingIdx.slots {
 		if sl.hash != 0 {
 			f(&s.slab[sl.ring])

@@ -1,0 +1,68 @@
+// Package store is the storage engine of package telemetry: where a
+// Recorder keeps the pending and recently finished runs of one kind of
+// record (event runs, network operations), the exact totals over them, and
+// the finished records waiting for each queued publisher. It imports the
+// standard library only, and knows nothing of what a record holds: R is the
+// record type, T the totals type, both the caller's.
+//
+// # Partitions
+//
+// A [Table] is split into 1 to 16 partitions (a power of two), chosen by a
+// seeded maphash of the task id: [Table.Part] hashes a task id once and
+// returns its partition with the hash, which every [Runs] method then takes,
+// so no call hashes twice. Each [Partition] has its own mutex, so recorders
+// on different task ids rarely wait for each other. A table has one
+// partition until it retains at least 4,096 records, and doubles the count
+// while each partition would still retain at least 2,048.
+//
+// # Capacity, eviction and the pending limit
+//
+// The capacities of the partitions add up exactly to the table's capacity
+// (the remainder of the division goes one each to the first partitions).
+// Each partition evicts its own oldest finished run when a new one arrives
+// and its ring is full, and counts it ([Runs.Evicted]); with several
+// partitions the table as a whole evicts approximately oldest first, with
+// one partition strictly. The limit of pending runs is split the same way,
+// rounded up, and enforced per partition ([TooManyPending]).
+//
+// Within a partition, pending runs live in a slab and finished runs in a
+// ring allocated in blocks of 1,024; an open-addressing index keyed by the
+// task id's hash finds each (one for pending runs, one for the latest
+// finished run of each task id). Records move by value, so recording
+// allocates nothing once the slab, the index and the ring blocks have grown
+// to their steady size. Queries lock every partition at once
+// ([Table.Locked]) and merge the partitions' rings, each in end order, into
+// one list oldest end first.
+//
+// # Delivery buffers
+//
+// This is the one place where the storage engine and delivery meet.
+// Each partition also holds one buffer per queued publisher (its "slot",
+// given by the order of [Table.AddOut] calls), with room for that
+// publisher's queue size divided by the number of partitions. The coupling
+// is this:
+//
+//   - A recorder that ends a run already holds the partition's lock to move
+//     the run from the slab to the ring and to count it in Totals. Under
+//     that same lock it appends the finished record to every queued
+//     publisher's buffer of that partition with [Partition.Offer]. Handing a
+//     record to delivery thus costs no lock, channel or allocation of its
+//     own; a full buffer refuses the record, and the caller counts the drop.
+//     Offer also reports when a buffer has just become half full, so that
+//     the caller can hurry that publisher's worker.
+//   - A publisher's worker takes its records with [Table.SwapOut]: it locks
+//     one partition at a time and swaps the buffer for an empty slice of its
+//     own (the one it emptied last round), so that it holds each lock only
+//     for a swap and then converts and sends the records with no lock held.
+//     [Table.Queued] counts what waits.
+//
+// So a publisher's queue is not one channel but its buffers in every
+// partition of both tables; its capacity is the sum of theirs, and records
+// of different partitions reach the worker in no particular order.
+//
+// # Concurrency
+//
+// A Table's methods are safe for concurrent use. A Partition's fields and
+// methods, and the Runs in it, are used only while the Partition is locked,
+// either by [Partition.Lock] or inside [Table.Locked].
+package store
