@@ -36,33 +36,37 @@
 //
 // # Delivery buffers
 //
-// This is the one place where the storage engine and delivery meet.
-// Each partition also holds one buffer per queued publisher (its "slot",
-// given by the order of [Table.AddOut] calls), with room for that
-// publisher's queue size divided by the number of partitions. The coupling
-// is this:
+// This is the one place where the storage engine and delivery meet. Each
+// partition also holds one buffer per queued publisher, its "slot" (slots
+// are numbered in the order of the [Table.AddOut] calls). AddOut(q) gives
+// each partition's buffer room for q divided by the number of partitions,
+// rounded up, so a publisher can have about q records of a table waiting.
+// The coupling is this:
 //
 //   - A recorder that ends a run already holds the partition's lock to move
 //     the run from the slab to the ring and to count it in Totals. Under
 //     that same lock it appends the finished record to every queued
 //     publisher's buffer of that partition with [Partition.Offer]. Handing a
 //     record to delivery thus costs no lock, channel or allocation of its
-//     own; a full buffer refuses the record, and the caller counts the drop.
+//     own. A full buffer refuses the record, and the caller counts the drop;
 //     Offer also reports when a buffer has just become half full, so that
 //     the caller can hurry that publisher's worker.
 //   - A publisher's worker takes its records with [Table.SwapOut]: it locks
-//     one partition at a time and swaps the buffer for an empty slice of its
-//     own (the one it emptied last round), so that it holds each lock only
-//     for a swap and then converts and sends the records with no lock held.
-//     [Table.Queued] counts what waits.
+//     one partition at a time only to swap the buffer for an empty slice of
+//     its own (the one it emptied in its previous round), then converts and
+//     sends the records with no lock held. [Table.Queued] counts what waits.
 //
-// So a publisher's queue is not one channel but its buffers in every
-// partition of both tables; its capacity is the sum of theirs, and records
-// of different partitions reach the worker in no particular order.
+// So a publisher's queue is not a channel but its buffers in every
+// partition, and the records of different partitions reach its worker in
+// no particular order. When the worker runs, how often it swaps and how
+// drops are counted are the business of the delivery code in package
+// telemetry; this package only keeps the buffers bounded and the swap cheap.
 //
 // # Concurrency
 //
-// A Table's methods are safe for concurrent use. A Partition's fields and
-// methods, and the Runs in it, are used only while the Partition is locked,
-// either by [Partition.Lock] or inside [Table.Locked].
+// A Table's methods are safe for concurrent use, except that calls to
+// [Table.AddOut] are serialized by the caller and only one goroutine swaps
+// out a slot. A Partition's fields and methods, and the Runs in it, are
+// used only while the Partition is locked, either by [Partition.Lock] or
+// inside [Table.Locked].
 package store

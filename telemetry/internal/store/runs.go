@@ -11,9 +11,13 @@ const (
 
 // An Entry is a record with its task id.
 type Entry[R any] struct {
+	// TaskID is the task id of the run.
 	TaskID string
-	hash   uint64 // the task id's hash, kept to remove the entry from an index
-	Rec    R
+	// hash is the task id's hash, kept to remove the entry from an index;
+	// 0 in the delivery buffers, which have no index.
+	hash uint64
+	// Rec is the record of the run.
+	Rec R
 }
 
 // A Status says why a [Runs] call was refused, or that it was not.

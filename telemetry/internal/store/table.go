@@ -20,9 +20,9 @@ const (
 // task id, with totals of type T kept per partition. Create one with
 // [NewTable]; it must not be copied after first use.
 //
-// A Table is safe for concurrent use through its methods; what they hand
-// out (a [Partition], the partitions passed to [Table.Locked]) is used under
-// the partition locks as their docs say.
+// A Table's methods are safe for concurrent use unless their docs say
+// otherwise; what they hand out (a [Partition], the partitions passed to
+// [Table.Locked]) is used under the partition locks.
 type Table[R any, T any] struct {
 	parts []Partition[R, T]
 	mask  uint64
