@@ -1,13 +1,17 @@
 package pipeline
 
-import "context"
+import (
+	"context"
+
+	"github.com/eventpipeline/eventpipeline/telemetry"
+)
 
 // An Event is one step of a pipeline: a named unit of work that turns an
 // input into an output.
 //
 // Process is called once per attempt. It must honour ctx, returning soon
 // after it ends, and may be called again after it fails when the event's
-// [RetryPolicy] allows retries. It must be safe for concurrent use if the
+// retry policy allows retries. It must be safe for concurrent use if the
 // event appears in a [Parallel] stage or in pipelines that run at once.
 // Inside Process, [TaskFrom] gives the task being run.
 type Event interface {
@@ -33,20 +37,22 @@ func (e *funcEvent) Name() string { return e.name }
 func (e *funcEvent) Process(ctx context.Context, in any) (any, error) { return e.fn(ctx, in) }
 
 // WithRetry returns an Event that runs e with the retry policy p instead of
-// the pipeline's [Config.Retry]. Its name is that of e.
-func WithRetry(e Event, p RetryPolicy) Event {
+// the pipeline's [Config.Retry]; which errors are retried is still decided
+// by [Config.Retryable]. Its name is that of e. The zero fields of p take
+// the values of telemetry.DefaultRetryPolicy; see [Config.Retry].
+func WithRetry(e Event, p telemetry.RetryPolicy) Event {
 	return &retryEvent{Event: e, policy: p}
 }
 
 type retryEvent struct {
 	Event
-	policy RetryPolicy
+	policy telemetry.RetryPolicy
 }
 
 // unwrap returns the event inside retry wrappers, and the policy of the
 // outermost wrapper if there is one.
-func unwrap(e Event) (Event, *RetryPolicy) {
-	var p *RetryPolicy
+func unwrap(e Event) (Event, *telemetry.RetryPolicy) {
+	var p *telemetry.RetryPolicy
 	for {
 		r, ok := e.(*retryEvent)
 		if !ok {

@@ -29,7 +29,7 @@ func Example() {
 		}
 		return in.(string) + "!", nil
 	})
-	p, _ := pipeline.New(pipeline.Config{Recorder: r, Retry: pipeline.RetryPolicy{MaxAttempts: 3, BackoffFactor: time.Millisecond}},
+	p, _ := pipeline.New(pipeline.Config{Recorder: r, Retry: &telemetry.RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Millisecond}},
 		pipeline.Sequence(upper, flaky))
 
 	out, err := p.Run(context.Background(), "hello")
@@ -66,10 +66,10 @@ func ExampleParallel() {
 // A worker runs events for remote callers; a remote event calls it, and the
 // call is recorded as a network operation.
 func ExampleRemote() {
-	w, _ := pipeline.NewWorker(pipeline.Func("greet", func(ctx context.Context, in any) (any, error) {
+	w, _ := pipeline.NewWorker(pipeline.WorkerConfig{}, pipeline.Func("greet", func(ctx context.Context, in any) (any, error) {
 		return "hello, " + in.(string), nil
 	}))
-	srv := httptest.NewServer(w) // a worker process would use http.ListenAndServe
+	srv := httptest.NewServer(w) // a worker process would use w.Serve
 	defer srv.Close()
 	host, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
 	portNum, _ := strconv.Atoi(port)
@@ -88,11 +88,44 @@ func ExampleRemote() {
 	// remote_call 127.0.0.1 completed true true
 }
 
-func ExamplePermanent() {
-	err := pipeline.Permanent(errors.New("invalid order"))
+// Errors marked with telemetry.Permanent are not retried, and a worker's
+// answer is retried only for 408, 429 and 5xx: the module's one retry
+// vocabulary.
+func ExampleDefaultRetryable() {
+	err := telemetry.Permanent(errors.New("invalid order"))
 	fmt.Println(err, pipeline.DefaultRetryable(err), pipeline.DefaultRetryable(errors.New("timeout")))
+	busy := &pipeline.RemoteError{Event: "score", StatusCode: 503, Message: "busy"}
+	denied := &pipeline.RemoteError{Event: "score", StatusCode: 401, Message: "unauthorized"}
+	fmt.Println(pipeline.DefaultRetryable(busy), pipeline.DefaultRetryable(denied))
 	// Output:
 	// invalid order false true
+	// true false
+}
+
+// A worker that asks for a bearer token, served on a loopback port; the
+// remote event sends the token. Outside loopback, serve it over TLS
+// (WorkerConfig.TLS) so that the token is not sent in clear text.
+func ExampleWorker_Serve() {
+	token := telemetry.NewSecret("s3cret-shared-token")
+	w, err := pipeline.NewWorker(pipeline.WorkerConfig{Token: token},
+		pipeline.Func("greet", func(ctx context.Context, in any) (any, error) { return "hello, " + in.(string), nil }))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	go w.Serve(ln)
+	defer w.Shutdown(context.Background())
+	port := ln.Addr().(*net.TCPAddr).Port
+
+	greet, _ := pipeline.Remote("greet", pipeline.RemoteConfig{Host: "127.0.0.1", Port: port, Token: token})
+	fmt.Println(greet.Process(context.Background(), "gopher"))
+	anonymous, _ := pipeline.Remote("greet", pipeline.RemoteConfig{Host: "127.0.0.1", Port: port})
+	_, err = anonymous.Process(context.Background(), "gopher")
+	fmt.Println(err)
+	// Output:
+	// hello, gopher <nil>
+	// pipeline: remote event "greet" failed on the worker (401): pipeline: worker: unauthorized: a bearer token is required
 }
 
 // Hooks observe runs; embed NopHooks to implement only what you need, and

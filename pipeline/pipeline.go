@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/eventpipeline/eventpipeline/internal/retry"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
@@ -66,9 +67,22 @@ type Config struct {
 	// Hooks, if not nil, are called for every task and remote call, after
 	// the telemetry hooks. Combine several with JoinHooks.
 	Hooks Hooks
-	// Retry is the retry policy of every event not wrapped with WithRetry.
-	// The zero policy makes a single attempt.
-	Retry RetryPolicy
+	// Retry, if not nil, is the retry policy of every event not wrapped
+	// with WithRetry: the one policy type of the module, with the same
+	// meaning as for telemetry delivery. MaxAttempts counts attempts, the
+	// first included (zero: no limit but MaxElapsed). The wait before
+	// retry n is InitialBackoff doubled n-1 times, capped at MaxBackoff,
+	// less a random jitter of up to half of it; a worker's Retry-After
+	// (see RemoteError.RetryAfter) replaces it, still capped at
+	// MaxBackoff. MaxElapsed bounds the time from the start of the first
+	// attempt: a wait that would end later is shortened to end at that
+	// time, for a last attempt. Zero InitialBackoff, MaxBackoff and
+	// MaxElapsed take the values of telemetry.DefaultRetryPolicy (100ms,
+	// 5s, one minute). Nil means a single attempt, no retry.
+	Retry *telemetry.RetryPolicy
+	// Retryable reports whether an attempt that failed with err may be
+	// retried, for every event. Nil means DefaultRetryable.
+	Retryable func(err error) bool
 	// ProcessID is recorded as the process id of every task. Zero means
 	// os.Getpid().
 	ProcessID int
@@ -82,7 +96,6 @@ type Pipeline struct {
 	hooks  Hooks // never nil
 	tel    *TelemetryHooks
 	pid    int
-	sleep  func(context.Context, time.Duration) error // waits between attempts; replaced in tests
 }
 
 type stage struct {
@@ -93,7 +106,7 @@ type stage struct {
 type step struct {
 	ev     Event // unwrapped from WithRetry
 	name   string
-	policy RetryPolicy
+	policy policy
 }
 
 // New returns a new Pipeline running stages in order, configured by cfg.
@@ -108,10 +121,10 @@ func New(cfg Config, stages ...Stage) (*Pipeline, error) {
 	if cfg.ProcessID < 0 {
 		errs = append(errs, fmt.Errorf("pipeline: process id must not be negative, got %d", cfg.ProcessID))
 	}
-	for _, err := range cfg.Retry.validate() {
+	for _, err := range validatePolicy(cfg.Retry) {
 		errs = append(errs, at("config", err))
 	}
-	p := &Pipeline{pid: cfg.ProcessID, sleep: sleep}
+	p := &Pipeline{pid: cfg.ProcessID}
 	if p.pid == 0 {
 		p.pid = os.Getpid()
 	}
@@ -126,10 +139,10 @@ func New(cfg Config, stages ...Stage) (*Pipeline, error) {
 				continue
 			}
 			inner, policy := unwrap(ev)
-			sp := step{ev: inner, name: ev.Name(), policy: cfg.Retry}
+			sp := step{ev: inner, name: ev.Name(), policy: newPolicy(cfg.Retry, cfg.Retryable)}
 			if policy != nil {
-				sp.policy = *policy
-				for _, err := range policy.validate() {
+				sp.policy = newPolicy(policy, cfg.Retryable)
+				for _, err := range validatePolicy(policy) {
 					errs = append(errs, at(fmt.Sprintf("stage %d, event %q", i+1, sp.name), err))
 				}
 			}
@@ -258,6 +271,7 @@ func (p *Pipeline) runTask(ctx context.Context, r *run, sp *step, n uint64, in a
 	h := p.hooks
 	h.EventStarted(t)
 	calls := new(atomic.Uint64)
+	first := time.Now()
 	for {
 		ex := &execution{task: t, hooks: h, calls: calls}
 		out, err := process(withExecution(ctx, ex), sp, in)
@@ -265,14 +279,14 @@ func (p *Pipeline) runTask(ctx context.Context, r *run, sp *step, n uint64, in a
 			h.EventEnded(t, nil)
 			return out, nil
 		}
-		if t.Attempt < sp.policy.attempts() && ctx.Err() == nil && sp.policy.retryable(err) {
-			wait := sp.policy.Backoff(t.Attempt)
-			h.EventRetried(t, err, wait)
-			if serr := p.sleep(ctx, wait); serr == nil {
-				t.Attempt++
-				continue
-			} else {
-				err = fmt.Errorf("%w while waiting to retry after: %w", serr, err)
+		if ctx.Err() == nil {
+			if wait, again := sp.policy.next(t.Attempt, first, time.Now(), err); again {
+				h.EventRetried(t, err, wait)
+				if retry.Sleep(ctx, wait) && ctx.Err() == nil {
+					t.Attempt++
+					continue
+				}
+				err = fmt.Errorf("%w while waiting to retry after: %w", ctx.Err(), err)
 			}
 		}
 		h.EventEnded(t, err)

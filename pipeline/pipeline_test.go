@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/eventpipeline/eventpipeline/pipeline"
@@ -131,7 +132,9 @@ func TestRunSequenceOrderAndTelemetry(t *testing.T) {
 	}
 }
 
-func TestRunParallelStage(t *testing.T) {
+func TestRunParallelStage(t *testing.T) { synctest.Test(t, testRunParallelStage) }
+
+func testRunParallelStage(t *testing.T) {
 	r := newRecorder(t)
 	const n = 3
 	var started sync.WaitGroup
@@ -144,7 +147,7 @@ func TestRunParallelStage(t *testing.T) {
 			started.Done()
 			select { // returns only once every event has started: they run at once
 			case <-allStarted:
-			case <-time.After(5 * time.Second):
+			case <-time.After(5 * time.Second): // fake time: fires only if the events deadlock
 				return nil, errors.New("the events did not run at once")
 			}
 			return fmt.Sprintf("%s-%d", in, i), nil
@@ -172,17 +175,25 @@ func TestRunParallelStage(t *testing.T) {
 }
 
 func TestParallelStageRunsEveryEventAndJoinsErrors(t *testing.T) {
+	synctest.Test(t, testParallelStageRunsEveryEventAndJoinsErrors)
+}
+
+func testParallelStageRunsEveryEventAndJoinsErrors(t *testing.T) {
 	r := newRecorder(t)
 	errA, errC := errors.New("a broke"), errors.New("c broke")
 	fail := func(name string, err error) pipeline.Event {
 		return pipeline.Func(name, func(context.Context, any) (any, error) { return nil, err })
 	}
 	slowOK := pipeline.Func("b", func(ctx context.Context, in any) (any, error) {
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // fake time: b ends after a and c failed
 		return "ok", ctx.Err()
 	})
 	p := mustNew(t, pipeline.Config{Recorder: r}, pipeline.Parallel(fail("a", errA), slowOK, fail("c", errC)), pipeline.Sequence(appendEvent("never")))
+	start := time.Now()
 	_, err := p.Run(context.Background(), "")
+	if got := time.Since(start); got != 20*time.Millisecond {
+		t.Errorf("the stage ended after %v, want 20ms: when the slow event ended", got)
+	}
 	if !errors.Is(err, errA) || !errors.Is(err, errC) {
 		t.Fatalf("got %v, want both errors", err)
 	}
@@ -200,108 +211,198 @@ func TestParallelStageRunsEveryEventAndJoinsErrors(t *testing.T) {
 	}
 }
 
+// attemptLog records when each attempt of an event starts, in the fake
+// time of a synctest bubble.
+type attemptLog struct {
+	mu    sync.Mutex
+	times []time.Time
+}
+
+func (l *attemptLog) add() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.times = append(l.times, time.Now())
+	return len(l.times)
+}
+
+// gaps returns the time between consecutive attempts.
+func (l *attemptLog) gaps() []time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var d []time.Duration
+	for i := 1; i < len(l.times); i++ {
+		d = append(d, l.times[i].Sub(l.times[i-1]))
+	}
+	return d
+}
+
 func TestRunRetries(t *testing.T) {
 	errFlaky := errors.New("flaky")
 	tests := []struct {
 		name         string
-		policy       pipeline.RetryPolicy
+		policy       *telemetry.RetryPolicy // nil: no WithRetry
+		retryable    func(error) bool
 		failures     int   // attempts that fail before one succeeds
 		err          error // the error of the failing attempts
 		wantAttempts int
 		wantStatus   telemetry.Status
-		wantWaits    []time.Duration
+		wantBackoffs []time.Duration // the un-jittered waits: each wait is in [d/2, d]
 	}{
-		{name: "succeeds on the third attempt", policy: pipeline.RetryPolicy{MaxAttempts: 3, BackoffFactor: time.Millisecond},
-			failures: 2, err: errFlaky, wantAttempts: 3, wantStatus: telemetry.StatusCompleted, wantWaits: []time.Duration{time.Millisecond, 2 * time.Millisecond}},
-		{name: "gives up after max attempts", policy: pipeline.RetryPolicy{MaxAttempts: 3, BackoffFactor: time.Millisecond, MaxBackoff: time.Millisecond},
-			failures: 5, err: errFlaky, wantAttempts: 3, wantStatus: telemetry.StatusFailed, wantWaits: []time.Duration{time.Millisecond, time.Millisecond}},
-		{name: "zero policy: single attempt", failures: 1, err: errFlaky, wantAttempts: 1, wantStatus: telemetry.StatusFailed},
-		{name: "permanent error is not retried", policy: pipeline.RetryPolicy{MaxAttempts: 5, BackoffFactor: time.Millisecond},
-			failures: 1, err: pipeline.Permanent(errFlaky), wantAttempts: 1, wantStatus: telemetry.StatusFailed},
-		{name: "custom retryable", policy: pipeline.RetryPolicy{MaxAttempts: 5, BackoffFactor: time.Millisecond,
-			Retryable: func(err error) bool { return !errors.Is(err, errFlaky) }},
-			failures: 1, err: errFlaky, wantAttempts: 1, wantStatus: telemetry.StatusFailed},
+		{name: "succeeds on the third attempt", policy: &telemetry.RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Second},
+			failures: 2, err: errFlaky, wantAttempts: 3, wantStatus: telemetry.StatusCompleted, wantBackoffs: []time.Duration{time.Second, 2 * time.Second}},
+		{name: "gives up after max attempts", policy: &telemetry.RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Second, MaxBackoff: time.Second},
+			failures: 5, err: errFlaky, wantAttempts: 3, wantStatus: telemetry.StatusFailed, wantBackoffs: []time.Duration{time.Second, time.Second}},
+		{name: "defaults of telemetry.DefaultRetryPolicy", policy: &telemetry.RetryPolicy{MaxAttempts: 4},
+			failures: 5, err: errFlaky, wantAttempts: 4, wantStatus: telemetry.StatusFailed,
+			wantBackoffs: []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond}},
+		{name: "nil policy: single attempt", failures: 1, err: errFlaky, wantAttempts: 1, wantStatus: telemetry.StatusFailed},
+		{name: "permanent error is not retried", policy: &telemetry.RetryPolicy{MaxAttempts: 5},
+			failures: 1, err: telemetry.Permanent(errFlaky), wantAttempts: 1, wantStatus: telemetry.StatusFailed},
+		{name: "custom retryable", policy: &telemetry.RetryPolicy{MaxAttempts: 5},
+			retryable: func(err error) bool { return !errors.Is(err, errFlaky) },
+			failures:  1, err: errFlaky, wantAttempts: 1, wantStatus: telemetry.StatusFailed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newRecorder(t)
-			h := &logHooks{}
-			attempts := 0
-			ev := pipeline.Func("flaky", func(ctx context.Context, in any) (any, error) {
-				attempts++
-				if task, _ := pipeline.TaskFrom(ctx); task.Attempt != attempts {
-					t.Errorf("got attempt %d in the task, want %d", task.Attempt, attempts)
+			synctest.Test(t, func(t *testing.T) {
+				r := newRecorder(t)
+				h := &logHooks{}
+				var log attemptLog
+				ev := pipeline.Func("flaky", func(ctx context.Context, in any) (any, error) {
+					attempts := log.add()
+					if task, _ := pipeline.TaskFrom(ctx); task.Attempt != attempts {
+						t.Errorf("got attempt %d in the task, want %d", task.Attempt, attempts)
+					}
+					if attempts <= tc.failures {
+						return nil, tc.err
+					}
+					return "done", nil
+				})
+				if tc.policy != nil {
+					ev = pipeline.WithRetry(ev, *tc.policy)
 				}
-				if attempts <= tc.failures {
-					return nil, tc.err
+				p := mustNew(t, pipeline.Config{Recorder: r, Hooks: h, Retryable: tc.retryable}, pipeline.Sequence(ev))
+				_, err := p.Run(context.Background(), nil)
+				if attempts := len(log.times); attempts != tc.wantAttempts {
+					t.Errorf("got %d attempts, want %d", attempts, tc.wantAttempts)
 				}
-				return "done", nil
+				if (err == nil) != (tc.wantStatus == telemetry.StatusCompleted) {
+					t.Errorf("got error %v, want status %s", err, tc.wantStatus)
+				}
+				var ee *pipeline.EventError
+				if err != nil && (!errors.As(err, &ee) || ee.Attempts != tc.wantAttempts || !errors.Is(err, errFlaky)) {
+					t.Errorf("got %v, want an EventError of %d attempts wrapping the error", err, tc.wantAttempts)
+				}
+				m := eventsByName(r)["flaky"]
+				if m.Status != tc.wantStatus || m.RetryCount != tc.wantAttempts-1 {
+					t.Errorf("got %s with %d retries, want %s with %d", m.Status, m.RetryCount, tc.wantStatus, tc.wantAttempts-1)
+				}
+				// The pipeline waits exactly what it tells the hooks, and
+				// each wait is the backoff less a jitter of up to half.
+				if gaps := log.gaps(); !slices.Equal(gaps, h.waits) {
+					t.Errorf("waited %v between attempts, told the hooks %v", gaps, h.waits)
+				}
+				if len(h.waits) != len(tc.wantBackoffs) {
+					t.Fatalf("got waits %v, want %d of them", h.waits, len(tc.wantBackoffs))
+				}
+				for i, d := range tc.wantBackoffs {
+					if w := h.waits[i]; w < d/2 || w > d {
+						t.Errorf("wait %d: got %v, want within [%v, %v]", i+1, w, d/2, d)
+					}
+				}
+				if rs := r.RetryStats(); rs.TotalRetries != uint64(tc.wantAttempts-1) {
+					t.Errorf("got %d total retries, want %d", rs.TotalRetries, tc.wantAttempts-1)
+				}
 			})
-			p := mustNew(t, pipeline.Config{Recorder: r, Hooks: h}, pipeline.Sequence(pipeline.WithRetry(ev, tc.policy)))
-			_, err := p.Run(context.Background(), nil)
-			if attempts != tc.wantAttempts {
-				t.Errorf("got %d attempts, want %d", attempts, tc.wantAttempts)
-			}
-			if (err == nil) != (tc.wantStatus == telemetry.StatusCompleted) {
-				t.Errorf("got error %v, want status %s", err, tc.wantStatus)
-			}
-			var ee *pipeline.EventError
-			if err != nil && (!errors.As(err, &ee) || ee.Attempts != tc.wantAttempts || !errors.Is(err, errFlaky)) {
-				t.Errorf("got %v, want an EventError of %d attempts wrapping the error", err, tc.wantAttempts)
-			}
-			m := eventsByName(r)["flaky"]
-			if m.Status != tc.wantStatus || m.RetryCount != tc.wantAttempts-1 {
-				t.Errorf("got %s with %d retries, want %s with %d", m.Status, m.RetryCount, tc.wantStatus, tc.wantAttempts-1)
-			}
-			if !slices.Equal(h.waits, tc.wantWaits) {
-				t.Errorf("got waits %v, want %v", h.waits, tc.wantWaits)
-			}
-			if rs := r.RetryStats(); rs.TotalRetries != uint64(tc.wantAttempts-1) {
-				t.Errorf("got %d total retries, want %d", rs.TotalRetries, tc.wantAttempts-1)
-			}
 		})
 	}
 }
 
-func TestRetryPolicyBackoff(t *testing.T) {
-	tests := []struct {
-		name   string
-		policy pipeline.RetryPolicy
-		want   []time.Duration // waits before retries 1, 2, ...
-	}{
-		{name: "defaults", want: []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond}},
-		{name: "doubling", policy: pipeline.RetryPolicy{BackoffFactor: 10 * time.Millisecond}, want: []time.Duration{10 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond}},
-		{name: "capped", policy: pipeline.RetryPolicy{BackoffFactor: time.Second, MaxBackoff: 3 * time.Second}, want: []time.Duration{time.Second, 2 * time.Second, 3 * time.Second, 3 * time.Second}},
-		{name: "no overflow", policy: pipeline.RetryPolicy{BackoffFactor: time.Hour, MaxBackoff: 1 << 62}, want: []time.Duration{time.Hour, 2 * time.Hour}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			for i, want := range tc.want {
-				if got := tc.policy.Backoff(i + 1); got != want {
-					t.Errorf("retry %d: got %v, want %v", i+1, got, want)
-				}
-			}
+// TestRetryWaitsDoubleUpToMaxBackoff checks hours of backoff, in fake
+// time: waits double from InitialBackoff up to MaxBackoff.
+func TestRetryWaitsDoubleUpToMaxBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var log attemptLog
+		h := &logHooks{}
+		ev := pipeline.Func("e", func(context.Context, any) (any, error) {
+			log.add()
+			return nil, errors.New("down")
 		})
-	}
-	if got := (pipeline.RetryPolicy{BackoffFactor: time.Second}).Backoff(1000); got != 10*time.Second {
-		t.Errorf("retry 1000: got %v, want the default cap 10s", got)
-	}
+		p := mustNew(t, pipeline.Config{NoTelemetry: true, Hooks: h,
+			Retry: &telemetry.RetryPolicy{MaxAttempts: 5, InitialBackoff: time.Hour, MaxBackoff: 5 * time.Hour, MaxElapsed: 100 * time.Hour}},
+			pipeline.Sequence(ev))
+		start := time.Now()
+		if _, err := p.Run(context.Background(), nil); err == nil {
+			t.Fatal("got no error")
+		}
+		if got, want := time.Since(start), log.times[4].Sub(start); got != want {
+			t.Errorf("the run ended %v after the start, want %v: right after the last attempt", got, want)
+		}
+		gaps := log.gaps()
+		if !slices.Equal(gaps, h.waits) {
+			t.Errorf("waited %v, told the hooks %v", gaps, h.waits)
+		}
+		for i, d := range []time.Duration{time.Hour, 2 * time.Hour, 4 * time.Hour, 5 * time.Hour} {
+			if i >= len(gaps) || gaps[i] < d/2 || gaps[i] > d {
+				t.Errorf("wait %d: got %v, want within [%v, %v]", i+1, gaps, d/2, d)
+			}
+		}
+	})
+}
+
+// TestRetryLastAttemptAtMaxElapsed checks the promise of MaxElapsed: a
+// wait that would end after it is shortened, for a last attempt exactly at
+// MaxElapsed after the first one started. The waits are 5s to 10s (10s
+// less the jitter), so that one of them always reaches past 12s.
+func TestRetryLastAttemptAtMaxElapsed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var log attemptLog
+		h := &logHooks{}
+		ev := pipeline.WithRetry(pipeline.Func("e", func(context.Context, any) (any, error) {
+			log.add()
+			return nil, errors.New("down")
+		}), telemetry.RetryPolicy{InitialBackoff: 10 * time.Second, MaxBackoff: 10 * time.Second, MaxElapsed: 12 * time.Second})
+		p := mustNew(t, pipeline.Config{NoTelemetry: true, Hooks: h}, pipeline.Sequence(ev))
+		start := time.Now()
+		_, err := p.Run(context.Background(), nil)
+		var ee *pipeline.EventError
+		if !errors.As(err, &ee) || ee.Attempts != len(log.times) {
+			t.Fatalf("got %v, want an EventError of %d attempts", err, len(log.times))
+		}
+		last := log.times[len(log.times)-1]
+		if got := last.Sub(start); got != 12*time.Second {
+			t.Errorf("the last attempt started %v after the first, want exactly 12s (gaps %v)", got, log.gaps())
+		}
+		if got := time.Since(start); got != 12*time.Second {
+			t.Errorf("the run ended after %v, want 12s: right after the last attempt", got)
+		}
+		if !slices.Equal(log.gaps(), h.waits) {
+			t.Errorf("got gaps %v, told the hooks %v", log.gaps(), h.waits)
+		}
+		if n := len(log.times); n < 2 || n > 4 { // waits of at least 5s from 0 to 12s
+			t.Errorf("got %d attempts, want 2 to 4", n)
+		}
+	})
 }
 
 func TestRunCancelledWhileWaitingToRetry(t *testing.T) {
+	synctest.Test(t, testRunCancelledWhileWaitingToRetry)
+}
+
+func testRunCancelledWhileWaitingToRetry(t *testing.T) {
 	r := newRecorder(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	errDown := errors.New("down")
 	ev := pipeline.WithRetry(pipeline.Func("e", func(context.Context, any) (any, error) {
 		return nil, errDown
-	}), pipeline.RetryPolicy{MaxAttempts: 3, BackoffFactor: time.Hour})
-	// Cancel when the pipeline is about to wait the 1h backoff.
+	}), telemetry.RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Hour, MaxBackoff: time.Hour})
+	// Cancel when the pipeline is about to wait the backoff of an hour.
 	p := mustNew(t, pipeline.Config{Recorder: r, Hooks: cancelOnRetry{cancel: cancel}}, pipeline.Sequence(ev, appendEvent("next")))
 	start := time.Now()
 	_, err := p.Run(ctx, "")
-	if time.Since(start) > 5*time.Second {
-		t.Fatal("the wait did not end with the context")
+	if got := time.Since(start); got != 0 {
+		t.Errorf("the run ended %v after the cancellation, want at once (fake time 0)", got)
 	}
 	if !errors.Is(err, context.Canceled) || !errors.Is(err, errDown) {
 		t.Errorf("got %v, want both context.Canceled and the attempt's error", err)
@@ -322,7 +423,9 @@ type cancelOnRetry struct {
 
 func (c cancelOnRetry) EventRetried(pipeline.Task, error, time.Duration) { c.cancel() }
 
-func TestRunHonoursDeadline(t *testing.T) {
+func TestRunHonoursDeadline(t *testing.T) { synctest.Test(t, testRunHonoursDeadline) }
+
+func testRunHonoursDeadline(t *testing.T) {
 	r := newRecorder(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 	defer cancel()
@@ -331,9 +434,13 @@ func TestRunHonoursDeadline(t *testing.T) {
 		attempts++
 		<-ctx.Done()
 		return nil, ctx.Err()
-	}), pipeline.DefaultRetryPolicy)
+	}), telemetry.DefaultRetryPolicy)
 	p := mustNew(t, pipeline.Config{Recorder: r}, pipeline.Sequence(ev))
+	start := time.Now()
 	_, err := p.Run(ctx, nil)
+	if got := time.Since(start); got != 30*time.Millisecond {
+		t.Errorf("the run ended after %v, want 30ms: at the deadline", got)
+	}
 	if !errors.Is(err, context.DeadlineExceeded) || attempts != 1 {
 		t.Errorf("got %v after %d attempts, want DeadlineExceeded after 1", err, attempts)
 	}
@@ -354,7 +461,7 @@ func TestRunRecoversPanics(t *testing.T) {
 	ev := pipeline.WithRetry(pipeline.Func("boom", func(context.Context, any) (any, error) {
 		attempts++
 		panic("nil map")
-	}), pipeline.RetryPolicy{MaxAttempts: 3, BackoffFactor: time.Millisecond})
+	}), telemetry.RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Millisecond})
 	_, err := mustNew(t, pipeline.Config{Recorder: r}, pipeline.Sequence(ev)).Run(context.Background(), nil)
 	var pe *pipeline.PanicError
 	if !errors.As(err, &pe) || pe.Value != "nil map" || len(pe.Stack) == 0 || attempts != 1 {
@@ -378,9 +485,11 @@ func TestNewRejectsBadPipelines(t *testing.T) {
 		{name: "empty stage", stages: []pipeline.Stage{pipeline.Sequence(ok), pipeline.Parallel()}, want: []error{pipeline.ErrEmptyStage}, text: "stage 2"},
 		{name: "nil and unnamed events", stages: []pipeline.Stage{pipeline.Sequence(ok, nil, pipeline.Func("", nil))},
 			want: []error{pipeline.ErrNilEvent, pipeline.ErrEmptyEventName}, text: "stage 1, event 3"},
-		{name: "bad policies and pid", cfg: pipeline.Config{ProcessID: -1, Retry: pipeline.RetryPolicy{MaxAttempts: -1}},
-			stages: []pipeline.Stage{pipeline.Sequence(pipeline.WithRetry(ok, pipeline.RetryPolicy{BackoffFactor: -1}))},
-			text:   "max attempts must not be negative"},
+		{name: "bad config policy and pid", cfg: pipeline.Config{ProcessID: -1, Retry: &telemetry.RetryPolicy{MaxAttempts: -1, MaxElapsed: -1}},
+			stages: []pipeline.Stage{pipeline.Sequence(ok)},
+			text:   "pipeline: config: retry: max attempts must not be negative, got -1\npipeline: config: retry: max elapsed must not be negative"},
+		{name: "bad event policy", stages: []pipeline.Stage{pipeline.Sequence(pipeline.WithRetry(ok, telemetry.RetryPolicy{InitialBackoff: -1, MaxBackoff: -2}))},
+			text: "pipeline: stage 1, event \"ok\": retry: initial backoff must not be negative, got -1ns\npipeline: stage 1, event \"ok\": retry: max backoff must not be negative, got -2ns"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

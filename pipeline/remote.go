@@ -10,36 +10,71 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
 
+	"github.com/eventpipeline/eventpipeline/internal/retry"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 	"github.com/eventpipeline/eventpipeline/telemetry/nettrace"
 )
 
-// RemoteConfig says where and how a [RemoteEvent] calls its [Worker].
+// RemoteConfig says where and how a [RemoteEvent] calls its [Worker]. Its
+// zero fields have the defaults their comments give; Host and Port must be
+// set.
 type RemoteConfig struct {
-	// Host is the worker's host name or IP address. It must be set.
+	// Host is the worker's host name or IP address, without brackets,
+	// port, scheme, path or user info: a host containing '/', '?', '#',
+	// '@', '[', ']', a space or a control character is rejected, since
+	// the call would go somewhere else. It must be set.
 	Host string
 	// Port is the worker's port, 1-65535. It must be set.
 	Port int
 	// Path is the path the Worker is served at. Empty means DefaultPath.
 	Path string
-	// TLS, if not nil, makes the calls over HTTPS with this configuration
-	// (used as the TLS configuration of the transport made when Client is
-	// nil). Nil means plain HTTP.
+	// Scheme is "http" or "https". Empty means "https" if TLS is set and
+	// "http" otherwise. Set it to "https" when Client carries the TLS
+	// configuration.
+	Scheme string
+	// TLS, if not nil, makes the calls over HTTPS with this configuration,
+	// as the TLS configuration of the transport made for them: set
+	// RootCAs for a worker with a private certificate authority and
+	// Certificates for a worker that asks for client certificates. TLS
+	// cannot be combined with Client (configure the Client's transport
+	// instead); Remote returns an error if both are set. Nil means plain
+	// HTTP, unless Scheme says "https".
 	TLS *tls.Config
+	// Token, if not zero, is sent with every call as the header
+	// "Authorization: Bearer <token>", for a Worker whose
+	// WorkerConfig.Token is the same. It never appears in errors or logs.
+	// Remote refuses to send it in clear text (plain HTTP) to a host other
+	// than localhost or a loopback address unless AllowInsecure is set.
+	Token telemetry.Secret
+	// AllowInsecure allows sending Token over plain HTTP to a host other
+	// than localhost or a loopback address, where anyone on the path can
+	// read it.
+	AllowInsecure bool
 	// Timeout bounds each call, from sending the request to reading the
 	// answer. Zero means no bound beyond the context's.
 	Timeout time.Duration
 	// Client makes the calls; its Transport is wrapped to record them.
 	// Nil means a client of its own, with a clone of
-	// http.DefaultTransport.
+	// http.DefaultTransport and the TLS configuration of TLS.
 	Client *http.Client
 	// Operation is the operation name of the recorded network operations.
 	// Empty means telemetry.DefaultOperation ("remote_call").
 	Operation string
+	// MaxResponseBytes bounds the answer read from the worker; a larger
+	// one fails the call. Zero means DefaultMaxResponseBytes (8 MiB).
+	MaxResponseBytes int64
 }
+
+// DefaultMaxResponseBytes is the largest answer a [RemoteEvent] reads from
+// its worker when [RemoteConfig.MaxResponseBytes] is zero: 8 MiB.
+const DefaultMaxResponseBytes = 8 << 20
 
 // A RemoteEvent is an Event that runs on a [Worker] over HTTP: its Process
 // posts the input, as JSON, to the worker, which runs the event of the same
@@ -57,6 +92,8 @@ type RemoteEvent struct {
 	client    *http.Client
 	base      http.RoundTripper
 	operation string
+	token     telemetry.Secret
+	maxResp   int64
 }
 
 var _ Event = (*RemoteEvent)(nil)
@@ -68,8 +105,11 @@ func Remote(name string, cfg RemoteConfig) (*RemoteEvent, error) {
 	if name == "" {
 		errs = append(errs, ErrEmptyEventName)
 	}
-	if cfg.Host == "" {
+	switch {
+	case cfg.Host == "":
 		errs = append(errs, errors.New("pipeline: remote: empty host"))
+	case strings.ContainsAny(cfg.Host, "/?#@[] \\") || strings.ContainsFunc(cfg.Host, unicode.IsControl):
+		errs = append(errs, fmt.Errorf("pipeline: remote: host %q must be a host name or IP address only, without brackets, port, scheme, path or user info", cfg.Host))
 	}
 	if cfg.Port < 1 || cfg.Port > 65535 {
 		errs = append(errs, fmt.Errorf("pipeline: remote: port must be 1-65535, got %d", cfg.Port))
@@ -77,12 +117,25 @@ func Remote(name string, cfg RemoteConfig) (*RemoteEvent, error) {
 	if cfg.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("pipeline: remote: timeout must not be negative, got %v", cfg.Timeout))
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+	if cfg.MaxResponseBytes < 0 {
+		errs = append(errs, fmt.Errorf("pipeline: remote: max response bytes must not be negative, got %d", cfg.MaxResponseBytes))
 	}
-	scheme := "http"
-	if cfg.TLS != nil {
+	if cfg.TLS != nil && cfg.Client != nil {
+		errs = append(errs, errors.New("pipeline: remote: TLS and Client are both set: TLS would be ignored; set the TLS configuration in the Client's transport and Scheme to \"https\""))
+	}
+	scheme := cfg.Scheme
+	switch {
+	case scheme == "" && cfg.TLS != nil:
 		scheme = "https"
+	case scheme == "":
+		scheme = "http"
+	case scheme == "http" && cfg.TLS != nil:
+		errs = append(errs, errors.New("pipeline: remote: Scheme is \"http\" but TLS is set"))
+	case scheme != "http" && scheme != "https":
+		errs = append(errs, fmt.Errorf("pipeline: remote: Scheme must be \"http\" or \"https\", got %q", scheme))
+	}
+	if scheme == "http" && !cfg.Token.IsZero() && !cfg.AllowInsecure && !isLoopback(cfg.Host) {
+		errs = append(errs, fmt.Errorf("pipeline: remote: the token would be sent in clear text to %s: use TLS (or set AllowInsecure)", cfg.Host))
 	}
 	path := cfg.Path
 	if path == "" {
@@ -90,12 +143,29 @@ func Remote(name string, cfg RemoteConfig) (*RemoteEvent, error) {
 	} else if path[0] != '/' {
 		path = "/" + path
 	}
+	var u *url.URL
+	if len(errs) == 0 {
+		port := strconv.Itoa(cfg.Port)
+		u = &url.URL{Scheme: scheme, Host: net.JoinHostPort(cfg.Host, port), Path: path}
+		// The URL must name the host and port given, and nothing else.
+		if back, err := url.Parse(u.String()); err != nil || back.Hostname() != cfg.Host || back.Port() != port || back.User != nil {
+			errs = append(errs, fmt.Errorf("pipeline: remote: host %q and port %d do not make a valid URL", cfg.Host, cfg.Port))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
 	e := &RemoteEvent{
 		name:      name,
-		url:       scheme + "://" + net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)) + path,
+		url:       u.String(),
 		timeout:   cfg.Timeout,
 		client:    cfg.Client,
 		operation: cfg.Operation,
+		token:     cfg.Token,
+		maxResp:   cfg.MaxResponseBytes,
+	}
+	if e.maxResp == 0 {
+		e.maxResp = DefaultMaxResponseBytes
 	}
 	if e.operation == "" {
 		e.operation = telemetry.DefaultOperation
@@ -112,6 +182,15 @@ func Remote(name string, cfg RemoteConfig) (*RemoteEvent, error) {
 	return e, nil
 }
 
+// isLoopback reports whether host is localhost or a loopback IP address.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
 // Name returns the name of the event, the one the worker runs.
 func (e *RemoteEvent) Name() string { return e.name }
 
@@ -125,7 +204,7 @@ func (e *RemoteEvent) URL() string { return e.url }
 func (e *RemoteEvent) Process(ctx context.Context, in any) (any, error) {
 	input, err := json.Marshal(in)
 	if err != nil {
-		return nil, Permanent(fmt.Errorf("pipeline: remote event %q: cannot encode input: %w", e.name, err))
+		return nil, telemetry.Permanent(fmt.Errorf("pipeline: remote event %q: cannot encode input: %w", e.name, err))
 	}
 	call := callRequest{Event: e.name, Input: input}
 	client := e.client
@@ -152,20 +231,23 @@ func (e *RemoteEvent) Process(ctx context.Context, in any) (any, error) {
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url, bytes.NewReader(body))
 	if err != nil {
-		return nil, Permanent(fmt.Errorf("pipeline: remote event %q: %w", e.name, err))
+		return nil, telemetry.Permanent(fmt.Errorf("pipeline: remote event %q: %w", e.name, err))
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if !e.token.IsZero() {
+		req.Header.Set("Authorization", "Bearer "+e.token.Reveal())
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: remote event %q: %w", e.name, err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes+1))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, e.maxResp+1))
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: remote event %q: reading the answer: %w", e.name, err)
 	}
-	if len(data) > MaxBodyBytes {
-		return nil, fmt.Errorf("pipeline: remote event %q: answer larger than %d bytes", e.name, MaxBodyBytes)
+	if int64(len(data)) > e.maxResp {
+		return nil, fmt.Errorf("pipeline: remote event %q: answer larger than %d bytes", e.name, e.maxResp)
 	}
 	var answer callResponse
 	jerr := json.Unmarshal(data, &answer)
@@ -174,7 +256,8 @@ func (e *RemoteEvent) Process(ctx context.Context, in any) (any, error) {
 		if jerr != nil || msg == "" {
 			msg = http.StatusText(resp.StatusCode)
 		}
-		return nil, &RemoteError{Event: e.name, StatusCode: resp.StatusCode, Message: msg}
+		return nil, &RemoteError{Event: e.name, StatusCode: resp.StatusCode, Message: msg,
+			RetryAfter: retry.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	}
 	if jerr != nil {
 		return nil, fmt.Errorf("pipeline: remote event %q: bad answer: %w", e.name, jerr)
@@ -189,11 +272,15 @@ func (e *RemoteEvent) Process(ctx context.Context, in any) (any, error) {
 }
 
 // A RemoteError is the error a [Worker] answered a [RemoteEvent] with:
-// the event failed there, or the worker refused the call.
+// the event failed there, or the worker refused the call (401 without
+// valid credentials, 503 when busy, and so on). [DefaultRetryable] retries
+// it when its status is 408, 429 or 5xx. Message comes from the worker:
+// escape it before printing it to a terminal.
 type RemoteError struct {
-	Event      string // name of the event
-	StatusCode int    // HTTP status of the answer
-	Message    string // the worker's error text
+	Event      string        // name of the event
+	StatusCode int           // HTTP status of the answer
+	Message    string        // the worker's error text
+	RetryAfter time.Duration // the wait the answer's Retry-After header asks for; 0 if none
 }
 
 // Error returns a message such as

@@ -65,7 +65,7 @@ func workerEvents(t *testing.T) []pipeline.Event {
 			lastWorkerTask.Store(&task)
 			return map[string]any{"doubled": in.(map[string]any)["n"].(float64) * 2}, nil
 		}),
-		pipeline.Func("reserve", func(context.Context, any) (any, error) { return nil, pipeline.Permanent(errOutOfStock) }),
+		pipeline.Func("reserve", func(context.Context, any) (any, error) { return nil, telemetry.Permanent(errOutOfStock) }),
 		pipeline.Func("flaky", func(context.Context, any) (any, error) {
 			if flaky.Add(1) < 3 {
 				return nil, errors.New("model not loaded yet")
@@ -84,7 +84,7 @@ func workerEvents(t *testing.T) []pipeline.Event {
 
 func startWorker(t *testing.T, tlsOn bool) (*httptest.Server, *bodyCounter, string, int) {
 	t.Helper()
-	w, err := pipeline.NewWorker(workerEvents(t)...)
+	w, err := pipeline.NewWorker(pipeline.WorkerConfig{}, workerEvents(t)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +159,7 @@ func TestRemoteFailures(t *testing.T) {
 	dead, _ := net.Listen("tcp", "127.0.0.1:0")
 	deadPort := dead.Addr().(*net.TCPAddr).Port
 	dead.Close()
-	retry := pipeline.RetryPolicy{MaxAttempts: 3, BackoffFactor: time.Millisecond}
+	retry := telemetry.RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Millisecond}
 
 	tests := []struct {
 		name        string
@@ -239,8 +239,8 @@ func TestWorkerAnswers(t *testing.T) {
 		{name: "bad JSON", method: "POST", body: `{"event":`, wantStatus: 400, wantBody: `bad request body`},
 		{name: "no event", method: "POST", body: `{"input":1}`, wantStatus: 400, wantBody: `request names no event`},
 		{name: "unknown event", method: "POST", body: `{"event":"nope"}`, wantStatus: 404, wantBody: `unknown event \"nope\"`},
-		{name: "too large", method: "POST", body: `{"event":"double","input":"` + strings.Repeat("x", pipeline.MaxBodyBytes) + `"}`,
-			wantStatus: 413, wantBody: `larger than 8388608 bytes`},
+		{name: "too large", method: "POST", body: `{"event":"double","input":"` + strings.Repeat("x", pipeline.DefaultMaxBodyBytes) + `"}`,
+			wantStatus: 413, wantBody: `{"error":"pipeline: worker: request body larger than 1048576 bytes"}`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -267,23 +267,73 @@ func TestWorkerAnswers(t *testing.T) {
 	}
 }
 
-func TestNewWorkerAndRemoteRejectBadInput(t *testing.T) {
+func TestNewWorkerRejectsBadInput(t *testing.T) {
 	a := appendEvent("a")
-	_, err := pipeline.NewWorker(a, nil, pipeline.Func("", nil), appendEvent("a"))
+	_, err := pipeline.NewWorker(pipeline.WorkerConfig{MaxInFlight: -1, EventTimeout: -1, TLS: &tls.Config{}},
+		a, nil, pipeline.Func("", nil), appendEvent("a"))
 	for _, want := range []error{pipeline.ErrNilEvent, pipeline.ErrEmptyEventName, pipeline.ErrDuplicateEvent} {
 		if !errors.Is(err, want) {
 			t.Errorf("NewWorker: got %v, want it to wrap %v", err, want)
 		}
 	}
-	_, err = pipeline.Remote("", pipeline.RemoteConfig{Port: 70000, Timeout: -1})
-	for _, want := range []string{"empty event name", "empty host", "port must be 1-65535, got 70000", "timeout must not be negative"} {
+	for _, want := range []string{"max in flight must not be negative", "event timeout must not be negative", "TLS configuration has no certificate"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("Remote: got %v, want it to say %q", err, want)
+			t.Errorf("NewWorker: got %v, want it to say %q", err, want)
 		}
 	}
-	e := mustRemote(t, "x", pipeline.RemoteConfig{Host: "::1", Port: 8443, Path: "run", TLS: &tls.Config{}})
-	if e.URL() != "https://[::1]:8443/run" {
-		t.Errorf("got URL %s", e.URL())
+}
+
+func TestRemoteConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     pipeline.RemoteConfig
+		wantURL string // "" if Remote must fail
+		wantErr string
+	}{
+		{name: "host and port", cfg: pipeline.RemoteConfig{Host: "worker.internal", Port: 8700}, wantURL: "http://worker.internal:8700/events"},
+		{name: "IPv6 with TLS and a path", cfg: pipeline.RemoteConfig{Host: "::1", Port: 8443, Path: "run", TLS: &tls.Config{}}, wantURL: "https://[::1]:8443/run"},
+		{name: "IPv6 with a zone", cfg: pipeline.RemoteConfig{Host: "fe80::1%eth0", Port: 80}, wantURL: "http://[fe80::1%25eth0]:80/events"},
+		{name: "https through the Client", cfg: pipeline.RemoteConfig{Host: "w", Port: 1, Scheme: "https", Client: &http.Client{}}, wantURL: "https://w:1/events"},
+		{name: "token over https", cfg: pipeline.RemoteConfig{Host: "w", Port: 1, TLS: &tls.Config{}, Token: telemetry.NewSecret("t")}, wantURL: "https://w:1/events"},
+		{name: "token over http to loopback", cfg: pipeline.RemoteConfig{Host: "localhost", Port: 1, Token: telemetry.NewSecret("t")}, wantURL: "http://localhost:1/events"},
+		{name: "token over http allowed", cfg: pipeline.RemoteConfig{Host: "w", Port: 1, Token: telemetry.NewSecret("t"), AllowInsecure: true}, wantURL: "http://w:1/events"},
+
+		{name: "empty everything", cfg: pipeline.RemoteConfig{Port: 70000, Timeout: -1, MaxResponseBytes: -1},
+			wantErr: "empty host\npipeline: remote: port must be 1-65535, got 70000\npipeline: remote: timeout must not be negative, got -1ns\npipeline: remote: max response bytes must not be negative, got -1"},
+		{name: "host with a path", cfg: pipeline.RemoteConfig{Host: "evil.example/x", Port: 80}, wantErr: `host "evil.example/x" must be a host name or IP address only`},
+		{name: "host with a query", cfg: pipeline.RemoteConfig{Host: "w?x=1", Port: 80}, wantErr: `host "w?x=1" must be`},
+		{name: "host with a fragment", cfg: pipeline.RemoteConfig{Host: "w#x", Port: 80}, wantErr: `host "w#x" must be`},
+		{name: "host with user info", cfg: pipeline.RemoteConfig{Host: "user@evil.example", Port: 80}, wantErr: `host "user@evil.example" must be`},
+		{name: "host in brackets", cfg: pipeline.RemoteConfig{Host: "[::1]", Port: 80}, wantErr: `host "[::1]" must be`},
+		{name: "host with a space", cfg: pipeline.RemoteConfig{Host: "w x", Port: 80}, wantErr: `host "w x" must be`},
+		{name: "host with a newline", cfg: pipeline.RemoteConfig{Host: "w\nx", Port: 80}, wantErr: `host "w\nx" must be`},
+		{name: "host with a port", cfg: pipeline.RemoteConfig{Host: "w:80", Port: 80}, wantErr: `host "w:80" and port 80 do not make a valid URL`},
+		{name: "TLS and Client", cfg: pipeline.RemoteConfig{Host: "w", Port: 1, TLS: &tls.Config{}, Client: &http.Client{}},
+			wantErr: "TLS and Client are both set: TLS would be ignored"},
+		{name: "http scheme with TLS", cfg: pipeline.RemoteConfig{Host: "w", Port: 1, Scheme: "http", TLS: &tls.Config{}}, wantErr: `Scheme is "http" but TLS is set`},
+		{name: "unknown scheme", cfg: pipeline.RemoteConfig{Host: "w", Port: 1, Scheme: "ftp"}, wantErr: `Scheme must be "http" or "https", got "ftp"`},
+		{name: "token in clear text", cfg: pipeline.RemoteConfig{Host: "10.0.0.7", Port: 1, Token: telemetry.NewSecret("hunter2")},
+			wantErr: "the token would be sent in clear text to 10.0.0.7: use TLS (or set AllowInsecure)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e, err := pipeline.Remote("x", tc.cfg)
+			if tc.wantURL != "" {
+				if err != nil || e.URL() != tc.wantURL {
+					t.Fatalf("got %v, %v; want URL %s", e, err, tc.wantURL)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("got %v, want an error containing %q", err, tc.wantErr)
+			}
+			if err != nil && strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("the error shows the token: %v", err)
+			}
+		})
+	}
+	if _, err := pipeline.Remote("", pipeline.RemoteConfig{Host: "w", Port: 1}); !errors.Is(err, pipeline.ErrEmptyEventName) {
+		t.Errorf("got %v, want ErrEmptyEventName", err)
 	}
 }
 

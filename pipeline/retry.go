@@ -4,129 +4,100 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"time"
+
+	"github.com/eventpipeline/eventpipeline/internal/retry"
+	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
-// RetryPolicy says how often, and after how long a wait, a failed event is
-// attempted again: the original's max_attempts, backoff_factor,
-// max_backoff and retryable errors. The wait before retry n (1, 2, ...) is
-// BackoffFactor × 2^(n-1), capped at MaxBackoff. The zero RetryPolicy makes
-// a single attempt.
-type RetryPolicy struct {
-	// MaxAttempts is the number of attempts, the first included. Zero (or
-	// 1) means a single attempt, no retry.
-	MaxAttempts int
-	// BackoffFactor is the wait before the first retry; each later wait
-	// doubles it. Zero means 100ms.
-	BackoffFactor time.Duration
-	// MaxBackoff caps every wait. Zero means 10s.
-	MaxBackoff time.Duration
-	// Retryable reports whether an attempt that failed with err may be
-	// retried. Nil means [DefaultRetryable].
-	Retryable func(err error) bool
+// policy is a retry policy of a step: a telemetry.RetryPolicy with its
+// defaults applied, or none (a single attempt).
+type policy struct {
+	retry     bool // false: a single attempt
+	p         telemetry.RetryPolicy
+	retryable func(error) bool // never nil
 }
 
-// DefaultRetryPolicy makes 3 attempts, waiting 100ms then 200ms, and
-// retries the errors [DefaultRetryable] accepts. A pipeline whose
-// [Config.Retry] is zero makes a single attempt: set Config.Retry to
-// DefaultRetryPolicy to retry every event.
-var DefaultRetryPolicy = RetryPolicy{MaxAttempts: 3, BackoffFactor: 100 * time.Millisecond, MaxBackoff: 10 * time.Second}
+// newPolicy returns the policy of p (nil: a single attempt), with the
+// zero fields of p set to those of telemetry.DefaultRetryPolicy.
+func newPolicy(p *telemetry.RetryPolicy, retryable func(error) bool) policy {
+	if retryable == nil {
+		retryable = DefaultRetryable
+	}
+	if p == nil {
+		return policy{retryable: retryable}
+	}
+	q := *p
+	d := telemetry.DefaultRetryPolicy
+	if q.InitialBackoff == 0 {
+		q.InitialBackoff = d.InitialBackoff
+	}
+	if q.MaxBackoff == 0 {
+		q.MaxBackoff = d.MaxBackoff
+	}
+	if q.MaxElapsed == 0 {
+		q.MaxElapsed = d.MaxElapsed
+	}
+	return policy{retry: true, p: q, retryable: retryable}
+}
 
-// validate returns the problems of p, each to be located by the caller.
-func (p RetryPolicy) validate() []error {
+// validatePolicy returns the problems of p, each to be located by the
+// caller.
+func validatePolicy(p *telemetry.RetryPolicy) []error {
+	if p == nil {
+		return nil
+	}
 	var errs []error
 	if p.MaxAttempts < 0 {
 		errs = append(errs, fmt.Errorf("retry: max attempts must not be negative, got %d", p.MaxAttempts))
 	}
-	if p.BackoffFactor < 0 {
-		errs = append(errs, fmt.Errorf("retry: backoff factor must not be negative, got %v", p.BackoffFactor))
+	if p.InitialBackoff < 0 {
+		errs = append(errs, fmt.Errorf("retry: initial backoff must not be negative, got %v", p.InitialBackoff))
 	}
 	if p.MaxBackoff < 0 {
 		errs = append(errs, fmt.Errorf("retry: max backoff must not be negative, got %v", p.MaxBackoff))
 	}
+	if p.MaxElapsed < 0 {
+		errs = append(errs, fmt.Errorf("retry: max elapsed must not be negative, got %v", p.MaxElapsed))
+	}
 	return errs
 }
 
-// Backoff returns the wait before retry n (1 for the first retry).
-func (p RetryPolicy) Backoff(n int) time.Duration {
-	factor, limit := p.BackoffFactor, p.MaxBackoff
-	if factor == 0 {
-		factor = 100 * time.Millisecond
+// next decides what follows attempt n (1 for the first), begun at
+// first, that failed with err at now: retry after wait, or give up.
+func (p *policy) next(n int, first, now time.Time, err error) (wait time.Duration, again bool) {
+	if !p.retry || (p.p.MaxAttempts > 0 && n >= p.p.MaxAttempts) || !p.retryable(err) {
+		return 0, false
 	}
-	if limit == 0 {
-		limit = 10 * time.Second
+	left := first.Add(p.p.MaxElapsed).Sub(now)
+	if left <= 0 {
+		return 0, false
 	}
-	d := factor
-	for i := 1; i < n && d < limit; i++ {
-		d *= 2
+	wait = retry.Backoff(p.p.InitialBackoff, p.p.MaxBackoff, n)
+	var re *RemoteError
+	if errors.As(err, &re) && re.RetryAfter > 0 {
+		wait = min(re.RetryAfter, p.p.MaxBackoff)
 	}
-	return min(d, limit)
-}
-
-func (p RetryPolicy) attempts() int { return max(p.MaxAttempts, 1) }
-
-func (p RetryPolicy) retryable(err error) bool {
-	if p.Retryable != nil {
-		return p.Retryable(err)
-	}
-	return DefaultRetryable(err)
+	return min(wait, left), true
 }
 
 // DefaultRetryable reports whether err is worth retrying: every error
-// except those marked with [Permanent], context cancellation and deadline
-// errors, a [*RemoteError] of a 4xx status other than 408 and 429, and a
-// panic of the event.
+// except those marked with [telemetry.Permanent] (see
+// [telemetry.IsPermanent]), context cancellation and deadline errors, a
+// panic of the event ([*PanicError]), and a [*RemoteError] whose status is
+// not retryable: 408, 429 and 5xx are retried, every other status is not,
+// the same decision as the telemetry backends make.
 func DefaultRetryable(err error) bool {
-	var perm *permanentError
 	var re *RemoteError
 	var pe *PanicError
 	switch {
 	case err == nil:
 		return false
-	case errors.As(err, &perm), errors.As(err, &pe),
+	case telemetry.IsPermanent(err), errors.As(err, &pe),
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return false
 	case errors.As(err, &re):
-		c := re.StatusCode
-		return c >= 500 || c == http.StatusRequestTimeout || c == http.StatusTooManyRequests
+		return retry.RetryableStatus(re.StatusCode)
 	}
 	return true
-}
-
-// Permanent returns an error that wraps err and tells [DefaultRetryable]
-// that it is not worth retrying. Its message is that of err. Permanent(nil)
-// is nil.
-func Permanent(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &permanentError{err}
-}
-
-// IsPermanent reports whether err, or an error it wraps, was marked with
-// [Permanent].
-func IsPermanent(err error) bool {
-	var perm *permanentError
-	return errors.As(err, &perm)
-}
-
-type permanentError struct{ err error }
-
-func (e *permanentError) Error() string { return e.err.Error() }
-func (e *permanentError) Unwrap() error { return e.err }
-
-// sleep waits d, or until ctx ends, when it returns ctx.Err().
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

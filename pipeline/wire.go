@@ -7,10 +7,6 @@ import "encoding/json"
 // DefaultPath is the path a RemoteEvent posts to when its Path is empty.
 const DefaultPath = "/events"
 
-// MaxBodyBytes is the largest request body a Worker accepts and the
-// largest response body a RemoteEvent reads: 8 MiB.
-const MaxBodyBytes = 8 << 20
-
 // callRequest is the body of a POST to a worker.
 type callRequest struct {
 	Event   string          `json:"event"`

@@ -2,49 +2,239 @@ package pipeline
 
 import (
 	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
 	"net/http"
 	"os"
+	"strconv"
+	"strings"
 	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/eventpipeline/eventpipeline/internal/label"
+	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
-// ErrDuplicateEvent is returned by [NewWorker] when two events have the
-// same name.
-var ErrDuplicateEvent = errors.New("pipeline: duplicate event name")
+// Errors of the worker.
+var (
+	// ErrDuplicateEvent is returned by [NewWorker] when two events have
+	// the same name.
+	ErrDuplicateEvent = errors.New("pipeline: duplicate event name")
+	// ErrNoAuthentication is returned by [Worker.Serve] for a listener on
+	// an address other than a loopback one when the worker has no
+	// authentication (neither [WorkerConfig.Token] nor client
+	// certificates) and [WorkerConfig.AllowUnauthenticated] is not set.
+	ErrNoAuthentication = errors.New("pipeline: worker: no authentication configured for a non-loopback address")
+)
+
+// The defaults of [WorkerConfig].
+const (
+	// DefaultMaxBodyBytes is the largest request body a Worker accepts:
+	// 1 MiB.
+	DefaultMaxBodyBytes = 1 << 20
+	// DefaultMaxInputValues is the largest number of JSON values an input
+	// may hold: 10,000.
+	DefaultMaxInputValues = 10_000
+	// DefaultMaxInFlight is the number of requests a Worker handles at
+	// once: 32.
+	DefaultMaxInFlight = 32
+	// DefaultMaxErrorTextBytes bounds the error text the default
+	// [WorkerConfig.ErrorText] sends back: 1 KiB.
+	DefaultMaxErrorTextBytes = 1 << 10
+	// DefaultEventTimeout bounds the run of an event on a Worker: 1 minute.
+	DefaultEventTimeout = time.Minute
+	// DefaultReadHeaderTimeout bounds the reading of a request's header by
+	// [Worker.Serve]: 5 seconds.
+	DefaultReadHeaderTimeout = 5 * time.Second
+	// DefaultReadTimeout bounds the reading of a whole request by
+	// [Worker.Serve]: 30 seconds.
+	DefaultReadTimeout = 30 * time.Second
+	// DefaultIdleTimeout is how long [Worker.Serve] keeps an idle
+	// connection open: 1 minute.
+	DefaultIdleTimeout = time.Minute
+)
+
+// maxHeaderBytes bounds the request header read by [Worker.Serve].
+const maxHeaderBytes = 64 << 10
+
+// maxLoggedErrorBytes bounds the error text of a failed event in the
+// worker's log.
+const maxLoggedErrorBytes = 8 << 10
+
+// authRealm is the realm of the worker's WWW-Authenticate challenge.
+const authRealm = `Bearer realm="eventpipeline-worker"`
+
+// WorkerConfig configures a [Worker]: who may call it, what one call may
+// cost, and how it logs. The zero WorkerConfig gives a worker without
+// authentication, which [Worker.Serve] serves on loopback addresses only,
+// with the limits of the Default constants.
+type WorkerConfig struct {
+	// Token, if not zero, is a shared secret that every request must
+	// carry as "Authorization: Bearer <token>" (see RemoteConfig.Token).
+	// It is compared in constant time. A request without it, or with
+	// another, gets 401 Unauthorized with a WWW-Authenticate: Bearer
+	// challenge. Zero means no token is asked for.
+	Token telemetry.Secret
+	// TLS, if not nil, is the TLS configuration of Worker.Serve, which then
+	// serves HTTPS: it must hold a certificate (Certificates,
+	// GetCertificate or GetConfigForClient). Set ClientCAs to ask for
+	// client certificates signed by one of them: if ClientAuth is then
+	// zero, it becomes tls.RequireAndVerifyClientCert, so that a client
+	// without such a certificate fails the TLS handshake; with
+	// tls.VerifyClientCertIfGiven, a request without a verified client
+	// certificate gets 401. With ClientCAs set, every request must come
+	// over TLS with a verified client certificate, also when the Worker is
+	// mounted in a server of your own. Nil means plain HTTP and no client
+	// certificates. The Worker keeps a clone.
+	TLS *tls.Config
+	// AllowUnauthenticated lets Worker.Serve serve a worker without Token
+	// and without client certificates on an address other than a loopback
+	// one. Without it, Serve refuses with ErrNoAuthentication: anyone who
+	// reaches the port could run any registered event with any input.
+	AllowUnauthenticated bool
+
+	// MaxBodyBytes is the largest request body accepted; a larger one gets
+	// 413. Zero means DefaultMaxBodyBytes (1 MiB).
+	MaxBodyBytes int64
+	// MaxInputValues is the largest number of JSON values an input may
+	// hold: the input itself, and every array element and object member
+	// value at any depth (so [1,[2]] holds 4), since decoding an input
+	// into an any costs
+	// up to about 250 bytes of memory per value whatever their size on
+	// the wire; a request over it gets 413 before the input is decoded.
+	// Zero means DefaultMaxInputValues (10,000).
+	MaxInputValues int
+	// MaxInFlight is the number of requests handled at once; a request
+	// beyond it gets 503 Service Unavailable with "Retry-After: 1" (which
+	// a RemoteEvent honours when it retries). Zero means
+	// DefaultMaxInFlight (32).
+	MaxInFlight int
+	// EventTimeout bounds each run of an event: its context ends after
+	// it, and an event that honours its context then fails with
+	// context.DeadlineExceeded. Zero means DefaultEventTimeout (1 minute).
+	EventTimeout time.Duration
+
+	// ReadHeaderTimeout bounds, in Worker.Serve, the reading of a
+	// request's header, from the start of the request. Zero means
+	// DefaultReadHeaderTimeout (5s).
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds, in Worker.Serve, the reading of a whole request,
+	// body included, from its start: a client that sends slowly is cut
+	// off. Zero means DefaultReadTimeout (30s).
+	ReadTimeout time.Duration
+	// WriteTimeout bounds, in Worker.Serve, a request from the end of its
+	// header to the end of the answer, the event's run included. Zero
+	// means ReadTimeout + EventTimeout + 10s, so that an event that uses
+	// all of EventTimeout still gets its answer written.
+	WriteTimeout time.Duration
+	// IdleTimeout is how long Worker.Serve keeps open a connection that
+	// waits for its next request. Zero means DefaultIdleTimeout (1 minute).
+	IdleTimeout time.Duration
+
+	// Logger receives the worker's log: an event's panic, with its value
+	// and stack, at Error; failed events at Debug, with their error text
+	// (up to 8 KiB, whatever ErrorText sends); the server's own errors (such as TLS handshake failures) at
+	// Warn. Event names and task ids are bounded with the module's label
+	// rules. Nil means slog.Default(), looked up at each log call.
+	Logger *slog.Logger
+	// ErrorText returns the text sent back to the caller, in the "error"
+	// field of a 500 or 422 answer, for an event that failed with err;
+	// use it to keep internal details (host names, SQL, file paths) on the
+	// worker. Its result is sent as it is. Nil means DefaultErrorText. A
+	// panic is never sent back: the caller gets a fixed text, and the
+	// panic is logged.
+	ErrorText func(err error) string
+}
+
+// DefaultErrorText returns the text of err cut to at most
+// [DefaultMaxErrorTextBytes] bytes: longer texts are cut at a UTF-8
+// boundary and end with "...[truncated]". It is the error text a Worker
+// sends back when [WorkerConfig.ErrorText] is nil.
+func DefaultErrorText(err error) string {
+	return truncate(err.Error(), DefaultMaxErrorTextBytes)
+}
+
+// truncate returns s if it has at most limit bytes, else its start, cut at
+// a rune boundary, and a marker, in limit bytes.
+func truncate(s string, limit int) string {
+	const marker = "...[truncated]"
+	if len(s) <= limit {
+		return s
+	}
+	keep := max(limit-len(marker), 0)
+	for keep > 0 && !utf8.RuneStart(s[keep]) {
+		keep--
+	}
+	return s[:keep] + marker
+}
 
 // A Worker is an http.Handler that runs the events it was given for remote
 // callers ([RemoteEvent]): the worker process of remote execution.
+// [Worker.Serve] serves it with the timeouts and TLS configuration of its
+// [WorkerConfig]; mounted in a server of your own, it still checks
+// credentials and applies the limits on bodies, inputs and requests in
+// flight, and the server's timeouts are yours to set.
 //
 // It answers POST requests whose body is the JSON document
 // {"event": name, "input": value, "task_id": id, "run_id": id, "attempt": n}
-// (at most [MaxBodyBytes]) by running the event once on the decoded input,
-// with the request's context, and answers:
+// by running the event once on the decoded input, with the request's
+// context bounded by [WorkerConfig.EventTimeout], and answers, in this
+// order of checks:
 //
+//   - 401 (with a WWW-Authenticate challenge when a token is configured)
+//     for a request without valid credentials;
+//   - 405 for another method (with Allow: POST);
+//   - 503 with Retry-After: 1 when [WorkerConfig.MaxInFlight] requests are
+//     being handled;
+//   - 413 for a body over [WorkerConfig.MaxBodyBytes] or an input of more
+//     than [WorkerConfig.MaxInputValues] JSON values;
+//   - 400 for a body that is not such a document, 404 for an unknown event;
 //   - 200 and {"output": value} when the event succeeds;
-//   - 500 and {"error": text} when it fails (422 if the error is marked
-//     [Permanent] or is a panic, so that callers do not retry it);
-//   - 400 for a body that is not such a document, 404 for an unknown
-//     event, 405 for another method, 413 for a body too large, each with
-//     {"error": text}.
+//   - 422 and {"error": text} when it fails with an error marked with
+//     [telemetry.Permanent], so that callers do not retry it; 500 and
+//     {"error": text} for another error, text being what
+//     [WorkerConfig.ErrorText] makes of it;
+//   - 500 and a fixed text when the event panics: the panic's value and
+//     stack are logged on the worker, never sent.
 //
-// Inputs and outputs cross the wire as JSON: the event gets what
-// encoding/json decodes into an any (map[string]any, []any, float64,
-// string, bool or nil). Inside Process, [TaskFrom] gives the caller's task
-// id, run id and attempt, and the worker's process id. A Worker records no
-// telemetry itself; the caller records the call.
+// Every answer is JSON, {"error": text} for all but 200. Inputs and
+// outputs cross the wire as JSON: the event gets what encoding/json
+// decodes into an any (map[string]any, []any, float64, string, bool or
+// nil). Inside Process, [TaskFrom] gives the caller's task id, run id and
+// attempt, and the worker's process id. A Worker records no telemetry
+// itself; the caller records the call.
 type Worker struct {
-	events map[string]Event
-	pid    int
+	events    map[string]Event
+	pid       int
+	cfg       WorkerConfig // defaults applied
+	tls       *tls.Config  // a clone of cfg.TLS, ClientAuth set
+	wantCert  bool         // every request needs a verified client certificate
+	tokenHash [sha256.Size]byte
+	sem       chan struct{} // one element per request in flight
+	srv       *http.Server
 }
 
 var _ http.Handler = (*Worker)(nil)
 
-// NewWorker returns a Worker that runs events. It returns the problems
-// joined in one error: [ErrNilEvent], [ErrEmptyEventName],
-// [ErrDuplicateEvent].
-func NewWorker(events ...Event) (*Worker, error) {
+// compareTokens compares the hashes of two tokens; a variable so that a
+// test can check that it is used.
+var compareTokens = subtle.ConstantTimeCompare
+
+// NewWorker returns a Worker configured by cfg that runs events. It
+// returns the problems joined in one error: [ErrNilEvent],
+// [ErrEmptyEventName], [ErrDuplicateEvent], a negative limit or timeout, or
+// a TLS configuration without a certificate.
+func NewWorker(cfg WorkerConfig, events ...Event) (*Worker, error) {
 	w := &Worker{events: make(map[string]Event, len(events)), pid: os.Getpid()}
 	var errs []error
 	for i, ev := range events {
@@ -54,33 +244,167 @@ func NewWorker(events ...Event) (*Worker, error) {
 		case ev.Name() == "":
 			errs = append(errs, at(fmt.Sprintf("worker event %d", i+1), ErrEmptyEventName))
 		case w.events[ev.Name()] != nil:
-			errs = append(errs, fmt.Errorf("%w: %q", ErrDuplicateEvent, ev.Name()))
+			errs = append(errs, fmt.Errorf("%w: %q", ErrDuplicateEvent, label.Value(ev.Name())))
 		default:
 			w.events[ev.Name()] = ev
 		}
 	}
+	for _, lim := range []struct {
+		name string
+		v    int64
+	}{
+		{"max body bytes", cfg.MaxBodyBytes}, {"max input values", int64(cfg.MaxInputValues)},
+		{"max in flight", int64(cfg.MaxInFlight)}, {"event timeout", int64(cfg.EventTimeout)},
+		{"read header timeout", int64(cfg.ReadHeaderTimeout)}, {"read timeout", int64(cfg.ReadTimeout)},
+		{"write timeout", int64(cfg.WriteTimeout)}, {"idle timeout", int64(cfg.IdleTimeout)},
+	} {
+		if lim.v < 0 {
+			errs = append(errs, fmt.Errorf("pipeline: worker: %s must not be negative", lim.name))
+		}
+	}
+	if t := cfg.TLS; t != nil {
+		if len(t.Certificates) == 0 && t.GetCertificate == nil && t.GetConfigForClient == nil {
+			errs = append(errs, errors.New("pipeline: worker: TLS configuration has no certificate"))
+		}
+		w.tls = t.Clone()
+		if w.tls.ClientCAs != nil && w.tls.ClientAuth == tls.NoClientCert {
+			w.tls.ClientAuth = tls.RequireAndVerifyClientCert
+		}
+		w.wantCert = w.tls.ClientCAs != nil &&
+			(w.tls.ClientAuth == tls.VerifyClientCertIfGiven || w.tls.ClientAuth == tls.RequireAndVerifyClientCert)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
+	}
+	cfg.TLS = nil // w.tls is the one used
+	setDefault(&cfg.MaxBodyBytes, DefaultMaxBodyBytes)
+	setDefault(&cfg.MaxInputValues, DefaultMaxInputValues)
+	setDefault(&cfg.MaxInFlight, DefaultMaxInFlight)
+	setDefault(&cfg.EventTimeout, DefaultEventTimeout)
+	setDefault(&cfg.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	setDefault(&cfg.ReadTimeout, DefaultReadTimeout)
+	setDefault(&cfg.WriteTimeout, cfg.ReadTimeout+cfg.EventTimeout+10*time.Second)
+	setDefault(&cfg.IdleTimeout, DefaultIdleTimeout)
+	if !cfg.Token.IsZero() {
+		w.tokenHash = sha256.Sum256([]byte(cfg.Token.Reveal()))
+	}
+	w.cfg = cfg
+	w.sem = make(chan struct{}, cfg.MaxInFlight)
+	w.srv = &http.Server{
+		Handler:           w,
+		TLSConfig:         w.tls,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          log.New(serverLog{w}, "", 0),
 	}
 	return w, nil
 }
 
+func setDefault[T int | int64 | time.Duration](v *T, d T) {
+	if *v == 0 {
+		*v = d
+	}
+}
+
+func (w *Worker) logger() *slog.Logger {
+	if w.cfg.Logger != nil {
+		return w.cfg.Logger
+	}
+	return slog.Default()
+}
+
+// serverLog writes the http.Server's error log to the worker's Logger.
+type serverLog struct{ w *Worker }
+
+func (l serverLog) Write(p []byte) (int, error) {
+	l.w.logger().LogAttrs(context.Background(), slog.LevelWarn, "pipeline: worker server error",
+		slog.String("error", truncate(strings.TrimSpace(string(p)), DefaultMaxErrorTextBytes)))
+	return len(p), nil
+}
+
+// authenticated reports whether requests must carry credentials.
+func (w *Worker) authenticated() bool { return !w.cfg.Token.IsZero() || w.wantCert }
+
+// Serve accepts connections on ln and serves the worker on every path,
+// over TLS if [WorkerConfig.TLS] is set, with the timeouts of its
+// WorkerConfig and a request header of at most 64 KiB. It returns when ln
+// fails or after [Worker.Shutdown] or [Worker.Close], then with
+// http.ErrServerClosed, and closes ln. It may be called for several
+// listeners. It refuses (closing ln) a listener on an address other than a
+// loopback one or a Unix socket when the worker asks for no credentials,
+// with an error wrapping [ErrNoAuthentication], unless
+// [WorkerConfig.AllowUnauthenticated] is set.
+func (w *Worker) Serve(ln net.Listener) error {
+	if !w.authenticated() && !w.cfg.AllowUnauthenticated && !isLocalAddr(ln.Addr()) {
+		ln.Close()
+		return fmt.Errorf("%w: %s (set a token or client certificates)", ErrNoAuthentication, ln.Addr())
+	}
+	if w.tls != nil {
+		return w.srv.ServeTLS(ln, "", "")
+	}
+	return w.srv.Serve(ln)
+}
+
+// Shutdown stops [Worker.Serve] gracefully, as http.Server.Shutdown does:
+// it closes the listeners and idle connections, then waits for the
+// requests being handled to end, or for ctx to end, when it returns
+// ctx.Err().
+func (w *Worker) Shutdown(ctx context.Context) error { return w.srv.Shutdown(ctx) }
+
+// Close stops [Worker.Serve] at once, closing its listeners and
+// connections, as http.Server.Close does.
+func (w *Worker) Close() error { return w.srv.Close() }
+
+// isLocalAddr reports whether a is a loopback TCP address or a Unix
+// socket.
+func isLocalAddr(a net.Addr) bool {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		return a.IP.IsLoopback()
+	case *net.UnixAddr:
+		return true
+	}
+	return false
+}
+
 // ServeHTTP runs the event a request names; see [Worker].
 func (w *Worker) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
+	if !w.authorize(rw, req) {
+		return
+	}
 	if req.Method != http.MethodPost {
 		rw.Header().Set("Allow", http.MethodPost)
-		answer(rw, http.StatusMethodNotAllowed, callResponse{Error: "pipeline: worker: method " + req.Method + " not allowed, use POST"})
+		answer(rw, http.StatusMethodNotAllowed, callResponse{Error: "pipeline: worker: method " + label.Value(req.Method) + " not allowed, use POST"})
+		return
+	}
+	select {
+	case w.sem <- struct{}{}:
+		defer func() { <-w.sem }()
+	default:
+		rw.Header().Set("Retry-After", "1")
+		answer(rw, http.StatusServiceUnavailable, callResponse{Error: fmt.Sprintf("pipeline: worker: busy, %d requests in flight", w.cfg.MaxInFlight)})
 		return
 	}
 	var call callRequest
-	dec := json.NewDecoder(http.MaxBytesReader(rw, req.Body, MaxBodyBytes))
-	if err := dec.Decode(&call); err != nil {
+	dec := json.NewDecoder(http.MaxBytesReader(rw, req.Body, w.cfg.MaxBodyBytes))
+	err := dec.Decode(&call)
+	if err == nil { // the document must be the whole body
+		if err = dec.Decode(&struct{}{}); err == io.EOF {
+			err = nil
+		} else if err == nil {
+			err = errors.New("data after the document")
+		}
+	}
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			answer(rw, http.StatusRequestEntityTooLarge, callResponse{Error: fmt.Sprintf("pipeline: worker: request body larger than %d bytes", tooBig.Limit)})
 			return
 		}
-		answer(rw, http.StatusBadRequest, callResponse{Error: "pipeline: worker: bad request body: " + err.Error()})
+		answer(rw, http.StatusBadRequest, callResponse{Error: "pipeline: worker: bad request body: " + truncate(err.Error(), DefaultMaxErrorTextBytes)})
 		return
 	}
 	if call.Event == "" {
@@ -89,43 +413,146 @@ func (w *Worker) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	}
 	ev := w.events[call.Event]
 	if ev == nil {
-		answer(rw, http.StatusNotFound, callResponse{Error: fmt.Sprintf("pipeline: worker: unknown event %q", call.Event)})
+		answer(rw, http.StatusNotFound, callResponse{Error: fmt.Sprintf("pipeline: worker: unknown event %q", label.Value(call.Event))})
 		return
 	}
 	var in any
 	if len(call.Input) > 0 {
-		if err := json.Unmarshal(call.Input, &in); err != nil {
-			answer(rw, http.StatusBadRequest, callResponse{Error: "pipeline: worker: bad input: " + err.Error()})
+		if tooManyValues(call.Input, w.cfg.MaxInputValues) {
+			answer(rw, http.StatusRequestEntityTooLarge, callResponse{Error: fmt.Sprintf("pipeline: worker: input holds more than %d JSON values", w.cfg.MaxInputValues)})
 			return
 		}
+		if err := json.Unmarshal(call.Input, &in); err != nil {
+			answer(rw, http.StatusBadRequest, callResponse{Error: "pipeline: worker: bad input: " + truncate(err.Error(), DefaultMaxErrorTextBytes)})
+			return
+		}
+		call.Input = nil // let it go before the event runs
 	}
+	ctx, cancel := context.WithTimeout(req.Context(), w.cfg.EventTimeout)
+	defer cancel()
 	ex := &execution{
 		task:  Task{ID: call.TaskID, Event: call.Event, RunID: call.RunID, ProcessID: w.pid, Attempt: max(call.Attempt, 1)},
 		hooks: NopHooks{},
 		calls: new(atomic.Uint64),
 	}
-	out, err := process(withExecution(req.Context(), ex), &step{ev: ev, name: call.Event}, in)
+	out, err := process(withExecution(ctx, ex), &step{ev: ev, name: call.Event}, in)
 	if err != nil {
-		status := http.StatusInternalServerError
-		var pe *PanicError
-		if IsPermanent(err) || errors.As(err, &pe) {
-			status = http.StatusUnprocessableEntity
-		}
-		answer(rw, status, callResponse{Error: err.Error()})
+		w.answerError(ctx, rw, &call, err)
 		return
 	}
 	b, err := json.Marshal(out)
 	if err != nil {
-		answer(rw, http.StatusInternalServerError, callResponse{Error: fmt.Sprintf("pipeline: worker: event %q: cannot encode output: %v", call.Event, err)})
+		w.answerError(ctx, rw, &call, fmt.Errorf("pipeline: worker: event %q: cannot encode output: %w", label.Value(call.Event), err))
 		return
 	}
 	answer(rw, http.StatusOK, callResponse{Output: b})
+}
+
+// authorize checks the credentials of req. If they are missing or wrong,
+// it answers 401 and returns false.
+func (w *Worker) authorize(rw http.ResponseWriter, req *http.Request) bool {
+	if w.wantCert && (req.TLS == nil || len(req.TLS.VerifiedChains) == 0) {
+		if !w.cfg.Token.IsZero() {
+			rw.Header().Set("WWW-Authenticate", authRealm)
+		}
+		answer(rw, http.StatusUnauthorized, callResponse{Error: "pipeline: worker: unauthorized: a verified client certificate is required"})
+		return false
+	}
+	if w.cfg.Token.IsZero() {
+		return true
+	}
+	scheme, token, _ := strings.Cut(req.Header.Get("Authorization"), " ")
+	if !strings.EqualFold(scheme, "Bearer") || token == "" {
+		rw.Header().Set("WWW-Authenticate", authRealm)
+		answer(rw, http.StatusUnauthorized, callResponse{Error: "pipeline: worker: unauthorized: a bearer token is required"})
+		return false
+	}
+	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	if compareTokens(got[:], w.tokenHash[:]) != 1 {
+		rw.Header().Set("WWW-Authenticate", authRealm+`, error="invalid_token"`)
+		answer(rw, http.StatusUnauthorized, callResponse{Error: "pipeline: worker: unauthorized: invalid token"})
+		return false
+	}
+	return true
+}
+
+// answerError answers a failed run of call's event: a panic is logged and
+// answered with a fixed text; another error with what ErrorText makes of
+// it.
+func (w *Worker) answerError(ctx context.Context, rw http.ResponseWriter, call *callRequest, err error) {
+	name := label.Value(call.Event)
+	var pe *PanicError
+	if errors.As(err, &pe) {
+		w.logger().LogAttrs(ctx, slog.LevelError, "pipeline: worker event panicked",
+			slog.String("event_name", name), slog.String("task_id", label.Value(call.TaskID)),
+			slog.String("run_id", label.Value(call.RunID)),
+			slog.String("panic", truncate(fmt.Sprint(pe.Value), DefaultMaxErrorTextBytes)),
+			slog.String("stack", string(pe.Stack)))
+		answer(rw, http.StatusInternalServerError, callResponse{Error: fmt.Sprintf("pipeline: worker: event %q panicked (logged on the worker)", name)})
+		return
+	}
+	w.logger().LogAttrs(ctx, slog.LevelDebug, "pipeline: worker event failed",
+		slog.String("event_name", name), slog.String("task_id", label.Value(call.TaskID)),
+		slog.Bool("permanent", telemetry.IsPermanent(err)), slog.String("error", truncate(err.Error(), maxLoggedErrorBytes)))
+	status := http.StatusInternalServerError
+	if telemetry.IsPermanent(err) {
+		status = http.StatusUnprocessableEntity
+	}
+	text := DefaultErrorText
+	if w.cfg.ErrorText != nil {
+		text = w.cfg.ErrorText
+	}
+	answer(rw, status, callResponse{Error: text(err)})
+}
+
+// tooManyValues reports whether the valid JSON document data holds more
+// than limit values: the document itself, and each element of every array
+// and each member of every object, at any depth.
+func tooManyValues(data []byte, limit int) bool {
+	n := 1 // the document
+	inString, escaped, first := false, false, false
+	for _, c := range data {
+		if inString {
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		}
+		if first { // the first thing after '[' or '{'
+			first = false
+			if c != ']' && c != '}' {
+				n++
+			}
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '[', '{':
+			first = true
+		case ',':
+			n++
+		}
+		if n > limit {
+			return true
+		}
+	}
+	return false
 }
 
 func answer(rw http.ResponseWriter, status int, r callResponse) {
 	var buf bytes.Buffer
 	json.NewEncoder(&buf).Encode(r) // cannot fail: a string and raw JSON
 	rw.Header().Set("Content-Type", "application/json")
+	rw.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
 	rw.WriteHeader(status)
 	rw.Write(buf.Bytes())
 }

@@ -95,6 +95,7 @@ func BenchmarkEventStartEnd(b *testing.B) {
 	r := benchRecorder(b)
 	ids := taskIDs(idPool)
 	b.ReportAllocs()
+	b.ResetTimer() // count recording only, not the setup
 	var goroutines atomic.Uint64
 	b.RunParallel(func(pb *testing.PB) {
 		next := nextID(ids, goroutines.Add(1)-1)
@@ -120,6 +121,7 @@ func BenchmarkNetworkStartEnd(b *testing.B) {
 	net := r.Network()
 	ids := taskIDs(idPool)
 	b.ReportAllocs()
+	b.ResetTimer() // count recording only, not the setup
 	var goroutines atomic.Uint64
 	b.RunParallel(func(pb *testing.PB) {
 		next := nextID(ids, goroutines.Add(1)-1)

@@ -5,9 +5,9 @@ import (
 	"errors"
 )
 
-// A CompositePublisher publishes every record to several publishers: the
-// seed's CompositePublisher. One failing does not keep the others from
-// getting the record; their errors are joined.
+// A CompositePublisher publishes every record to several publishers. One
+// failing does not keep the others from getting the record; their errors
+// are joined.
 //
 // Attached to a Recorder (with [Recorder.AddPublisher], [WithPublishers] or
 // [MonitorEvents]), a CompositePublisher is replaced by its members, so each

@@ -16,10 +16,11 @@ const (
 	DefaultMaxBatchSize   = 512              // records per batch for a BatchPublisher
 	DefaultBatchTimeout   = time.Second      // longest a record waits for its batch to fill
 	DefaultPublishTimeout = 10 * time.Second // limit of one publish attempt
+	DefaultMaxErrorLength = 1024             // bytes of an error text kept in a record
 )
 
-// DefaultSlowThreshold is the threshold the seeds use for slow events and
-// slow network operations when none is given.
+// DefaultSlowThreshold is a threshold for [Recorder.SlowEvents] and
+// [Network.SlowOperations] for callers that have none of their own.
 const DefaultSlowThreshold = time.Second
 
 // An Option configures a Recorder. Options are made by the With functions of
@@ -40,7 +41,9 @@ type config struct {
 	maxBatchSize   int
 	batchTimeout   time.Duration
 	publishTimeout time.Duration
+	maxErrorLength int
 	retry          RetryPolicy
+	jitter         func(time.Duration) time.Duration // nil: random; set by tests
 	logger         *slog.Logger
 	publishers     []Publisher
 	errs           []error
@@ -55,6 +58,7 @@ func newConfig(opts []Option) (config, error) {
 		maxBatchSize:   DefaultMaxBatchSize,
 		batchTimeout:   DefaultBatchTimeout,
 		publishTimeout: DefaultPublishTimeout,
+		maxErrorLength: DefaultMaxErrorLength,
 		retry:          DefaultRetryPolicy,
 	}
 	for _, o := range opts {
@@ -128,6 +132,16 @@ func WithPublishTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) { positive(c, "publish timeout", d, &c.publishTimeout) })
 }
 
+// WithMaxErrorLength sets the longest error text, in bytes, that a record
+// keeps (default [DefaultMaxErrorLength]). [Recorder.EndEvent] and
+// [Network.EndOperation] cut a longer text at a UTF-8 character boundary
+// and end it with a marker that gives the original length, such as
+// "… [truncated, 1048576 bytes]"; the marker counts in the n bytes. Texts
+// that fit are kept as they are, at no cost. n must be positive.
+func WithMaxErrorLength(n int) Option {
+	return optionFunc(func(c *config) { positive(c, "max error length", n, &c.maxErrorLength) })
+}
+
 // WithRetry sets how failed publish attempts are retried (default
 // [DefaultRetryPolicy]). Zero fields of p take their defaults.
 func WithRetry(p RetryPolicy) Option {
@@ -141,9 +155,13 @@ func WithRetry(p RetryPolicy) Option {
 }
 
 // WithLogger sets the logger of delivery problems (publishers dropping
-// records, giving up, panicking). nil, the default, means [slog.Default] at
-// the time of logging. Recording logs only once per publisher, when its
-// buffer first overflows; the count of drops is in [PublisherStats].
+// records, giving up, panicking), all at level Warn. nil, the default, means
+// [slog.Default] at the time of logging. Recording logs only once per
+// publisher, when its buffer first overflows; give-ups are logged at most
+// once per 10 seconds per publisher; and [Recorder.Close] logs one line per
+// publisher that dropped records, with their number by reason. The exact
+// counts are in [PublisherStats]. Publisher names and error texts in these
+// lines are bounded in length.
 func WithLogger(l *slog.Logger) Option {
 	return optionFunc(func(c *config) { c.logger = l })
 }
@@ -164,13 +182,16 @@ func WithPublishers(pubs ...Publisher) Option {
 
 // RetryPolicy says how a failed publish attempt is retried. Errors marked
 // with [Permanent] are never retried. Waits grow exponentially from
-// InitialBackoff, doubling each time, up to MaxBackoff, each with random
+// InitialBackoff, doubling each time, up to MaxBackoff, each less a random
 // jitter of up to half its length; a [RetryAfter] hint replaces the computed
-// wait (still capped at MaxBackoff). Retries stop at MaxAttempts or
-// MaxElapsed, whichever comes first; then the records are dropped and
-// counted. While a publisher retries, its buffer keeps filling, up to
-// [WithQueueSize], so what was recorded during an outage shorter than
-// MaxElapsed is delivered when the backend comes back.
+// wait (still capped at MaxBackoff). Retries go on until MaxAttempts
+// attempts were made or MaxElapsed has passed since the first attempt
+// began, whichever comes first; a wait that would end after that deadline
+// is shortened to end at it, so that the last attempt is made at the
+// deadline itself. Then the records are dropped and counted. While a
+// publisher retries, its buffer keeps filling, up to [WithQueueSize], so
+// what was recorded during an outage that ends by the deadline is delivered
+// when the backend comes back.
 type RetryPolicy struct {
 	// MaxAttempts is the number of attempts, the first included. Zero
 	// means no limit but MaxElapsed; 1 means no retry.
@@ -179,8 +200,10 @@ type RetryPolicy struct {
 	InitialBackoff time.Duration
 	// MaxBackoff caps every wait. Zero means 5s.
 	MaxBackoff time.Duration
-	// MaxElapsed is how long after the first attempt retries may go on: a
-	// wait that would end later is not started. Zero means one minute.
+	// MaxElapsed is how long after the start of the first attempt retries
+	// go on: a wait that would end later is cut short, and the last attempt
+	// starts at exactly that deadline (unless MaxAttempts came first). Zero
+	// means one minute.
 	MaxElapsed time.Duration
 }
 

@@ -34,7 +34,7 @@ func SetDefault(r *Recorder) {
 }
 
 // MonitorEvents attaches publishers to the default Recorder, which records
-// from its creation on: the seed's monitor_events. With no publishers it
+// from its creation on. With no publishers it
 // only makes sure the default Recorder exists. It returns an error wrapping
 // [ErrNilPublisher] or [ErrClosed]; the publishers before a nil one are
 // attached.
@@ -59,31 +59,30 @@ func EndEvent(taskID string, err error) error { return Default().EndEvent(taskID
 // RecordRetry calls [Recorder.RecordRetry] on the default Recorder.
 func RecordRetry(taskID string) error { return Default().RecordRetry(taskID) }
 
-// MetricsJSON returns the JSON report of the default Recorder: the seed's
-// get_metrics. See [Recorder.MetricsJSON].
+// MetricsJSON returns the JSON report of the default Recorder. See
+// [Recorder.MetricsJSON].
 func MetricsJSON() ([]byte, error) { return Default().MetricsJSON() }
 
-// FailedEvents returns the failed events of the default Recorder: the seed's
-// get_failed_events. See [Recorder.FailedEvents].
+// FailedEvents returns the failed events of the default Recorder. See
+// [Recorder.FailedEvents].
 func FailedEvents() []EventMetrics { return Default().FailedEvents() }
 
 // SlowEvents returns the events of the default Recorder that took longer
-// than threshold: the seed's get_slow_events. See [Recorder.SlowEvents].
+// than threshold. See [Recorder.SlowEvents].
 func SlowEvents(threshold time.Duration) ([]EventMetrics, error) {
 	return Default().SlowEvents(threshold)
 }
 
-// RetryStats returns the retry statistics of the default Recorder: the
-// seed's get_retry_stats. See [Recorder.RetryStats].
+// RetryStats returns the retry statistics of the default Recorder. See
+// [Recorder.RetryStats].
 func RetryStats() RetrySummary { return Default().RetryStats() }
 
 // FailedNetworkOps returns the failed network operations of the default
-// Recorder: the seed's get_failed_network_ops. See [Network.FailedOperations].
+// Recorder. See [Network.FailedOperations].
 func FailedNetworkOps() []NetworkMetrics { return Default().Network().FailedOperations() }
 
 // SlowNetworkOps returns the network operations of the default Recorder
-// that took longer than threshold: the seed's get_slow_network_ops. See
-// [Network.SlowOperations].
+// that took longer than threshold. See [Network.SlowOperations].
 func SlowNetworkOps(threshold time.Duration) ([]NetworkMetrics, error) {
 	return Default().Network().SlowOperations(threshold)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/eventpipeline/eventpipeline/telemetry"
@@ -22,6 +23,10 @@ func useDefault(t *testing.T) *telemetry.Recorder {
 }
 
 func TestPackageLevelFunctionsUseTheDefault(t *testing.T) {
+	synctest.Test(t, testPackageLevelFunctionsUseTheDefault)
+}
+
+func testPackageLevelFunctionsUseTheDefault(t *testing.T) {
 	r := useDefault(t)
 	if telemetry.Default() != r {
 		t.Fatal("SetDefault did not replace the default Recorder")
@@ -32,7 +37,7 @@ func TestPackageLevelFunctionsUseTheDefault(t *testing.T) {
 	must(t, telemetry.RecordRetry("a"))
 	must(t, telemetry.EndEvent("a", errors.New("failed")))
 	must(t, telemetry.StartEvent("e", "b"))
-	time.Sleep(20 * time.Millisecond)
+	time.Sleep(20 * time.Millisecond) // in the bubble: exactly 20ms
 	must(t, telemetry.EndEvent("b", nil))
 	net := telemetry.Default().Network()
 	must(t, net.StartOperation("n", "h", 1, ""))
@@ -41,7 +46,7 @@ func TestPackageLevelFunctionsUseTheDefault(t *testing.T) {
 	if f := telemetry.FailedEvents(); len(f) != 1 || f[0].TaskID != "a" {
 		t.Errorf("FailedEvents: got %+v", f)
 	}
-	if s, err := telemetry.SlowEvents(10 * time.Millisecond); err != nil || len(s) != 1 || s[0].TaskID != "b" {
+	if s, err := telemetry.SlowEvents(10 * time.Millisecond); err != nil || len(s) != 1 || s[0].TaskID != "b" || s[0].Duration() != 20*time.Millisecond {
 		t.Errorf("SlowEvents: got %+v, %v", s, err)
 	}
 	if rs := telemetry.RetryStats(); rs.TotalRetries != 1 {
@@ -74,7 +79,11 @@ func TestPackageLevelFunctionsUseTheDefault(t *testing.T) {
 }
 
 func TestDefaultIsCreatedOnceAndStartsNothing(t *testing.T) {
-	checkNoLeak(t)
+	// A goroutine left running in the bubble would fail the test.
+	synctest.Test(t, testDefaultIsCreatedOnceAndStartsNothing)
+}
+
+func testDefaultIsCreatedOnceAndStartsNothing(t *testing.T) {
 	a, b := telemetry.Default(), telemetry.Default()
 	if a == nil || a != b {
 		t.Fatalf("Default returned %p then %p", a, b)

@@ -5,27 +5,35 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/eventpipeline/eventpipeline/internal/label"
+	"github.com/eventpipeline/eventpipeline/internal/retry"
 	"github.com/eventpipeline/eventpipeline/telemetry/internal/store"
 )
 
 // PublisherStats are the delivery counters of one publisher attached to a
-// Recorder. Every record handed to it ends up counted exactly once, in
-// Published or in one of the Dropped counts, once it has left the queue.
+// Recorder. Every record handed to it is counted exactly once: in Queued
+// until it is settled, then in Published or in one of the Dropped counts.
+// The counters are read together, so that at every moment Queued +
+// Published + Dropped() is the number of records handed to the publisher
+// so far; after [Recorder.Close] returns, Queued is 0.
 type PublisherStats struct {
 	// Name identifies the publisher: its [Namer] name or its type, with a
-	// "#2", "#3"... suffix when several have the same name.
+	// "#2", "#3"... suffix when several have the same name. It is at most
+	// 128 bytes of valid UTF-8; a longer or invalid name is cut and given a
+	// hash suffix that keeps it distinct.
 	Name string `json:"name"`
 	// Synchronous reports whether it is called on the recording path
 	// (a [SyncPublisher]) rather than through a queue.
 	Synchronous bool `json:"synchronous"`
 	// Queued is the number of records waiting for it: in its queue, or
-	// taken by its worker and not yet delivered or dropped.
+	// taken by its worker and not yet published or dropped. A record leaves
+	// Queued the moment it is counted as published or dropped, even when
+	// the others taken with it are still being delivered.
 	Queued int `json:"queued"`
 	// QueueCapacity is the size of its queue: [WithQueueSize] records of
 	// each kind, events and network operations.
@@ -36,18 +44,25 @@ type PublisherStats struct {
 	// or panicked, retried or not.
 	FailedAttempts uint64 `json:"failed_attempts"`
 	// DroppedQueueFull is the number of records dropped because its queue
-	// was full (or it was closed with records still queued).
+	// was full when they finished.
 	DroppedQueueFull uint64 `json:"dropped_queue_full"`
 	// DroppedFailed is the number of records dropped after a permanent
 	// error, a [DroppedError], or the last attempt its [RetryPolicy] allows.
 	DroppedFailed uint64 `json:"dropped_failed"`
+	// DroppedClosed is the number of records dropped because
+	// [Recorder.Close] ran out of time before they were delivered: still
+	// queued, waiting between attempts, or in an attempt that Close cut
+	// short.
+	DroppedClosed uint64 `json:"dropped_closed"`
 	// Panics is the number of publish calls that panicked. A panic is
 	// recovered and treated as a permanent error.
 	Panics uint64 `json:"panics"`
 }
 
 // Dropped returns the number of records the publisher lost, for any reason.
-func (s PublisherStats) Dropped() uint64 { return s.DroppedQueueFull + s.DroppedFailed }
+func (s PublisherStats) Dropped() uint64 {
+	return s.DroppedQueueFull + s.DroppedFailed + s.DroppedClosed
+}
 
 // A busy worker takes what is waiting every drainInterval, by itself, so
 // that recorders never pay for waking it; after idleRounds rounds that find
@@ -63,6 +78,11 @@ const (
 // partitions, appended under the partition lock that recording holds anyway,
 // so that queueing costs no extra synchronization; the outlet's worker swaps
 // those buffers for empty ones and delivers what it took.
+//
+// The worker is the only goroutine that calls a queued publisher while it
+// runs: Flush included. Close calls the publisher's Close only after the
+// worker has exited, so a publisher is never called concurrently with
+// itself.
 type outlet struct {
 	name  string
 	pub   Publisher
@@ -79,9 +99,14 @@ type outlet struct {
 	done    chan struct{}      // closed when the worker has exited
 	ctx     context.Context    // ended by abort
 	abort   context.CancelFunc // ends attempts and waits at once
-	taken   atomic.Int64       // records the worker holds, not yet settled
 
-	published, failedAttempts, droppedFull, droppedFailed, panics atomic.Uint64
+	// statsMu is held while records move from the buffers to the worker
+	// and from the worker to the counters, so that stats never count a
+	// record twice or not at all.
+	statsMu sync.Mutex
+	taken   int // records the worker holds and has not settled; under statsMu
+
+	published, failedAttempts, droppedFull, droppedFailed, droppedClosed, panics atomic.Uint64
 
 	warnedFull   atomic.Bool // whether the first queue-full drop was logged
 	logMu        sync.Mutex
@@ -95,7 +120,7 @@ type flushRequest struct {
 }
 
 // newOutlet makes the outlet of p. The caller gives a queued outlet its
-// buffers, then calls start.
+// buffers, then starts its worker, run.
 func newOutlet(name string, p Publisher, r *Recorder, slot int) *outlet {
 	o := &outlet{name: name, pub: p, r: r, cfg: &r.cfg, slot: -1}
 	if sp, ok := p.(SyncPublisher); ok && sp.Synchronous() {
@@ -115,17 +140,22 @@ func newOutlet(name string, p Publisher, r *Recorder, slot int) *outlet {
 	return o
 }
 
-// publisherName returns the name of p for its stats.
+// publisherName returns the name of p for its stats, bounded as a label
+// value is.
 func publisherName(p Publisher) string {
 	if n, ok := p.(Namer); ok {
 		if name := n.Name(); name != "" {
-			return name
+			return label.Value(name)
 		}
 	}
-	return strings.TrimPrefix(fmt.Sprintf("%T", p), "*")
+	return label.Value(strings.TrimPrefix(fmt.Sprintf("%T", p), "*"))
 }
 
 func (o *outlet) stats() PublisherStats {
+	if !o.sync {
+		o.statsMu.Lock()
+		defer o.statsMu.Unlock()
+	}
 	s := PublisherStats{
 		Name:             o.name,
 		Synchronous:      o.sync,
@@ -133,10 +163,11 @@ func (o *outlet) stats() PublisherStats {
 		FailedAttempts:   o.failedAttempts.Load(),
 		DroppedQueueFull: o.droppedFull.Load(),
 		DroppedFailed:    o.droppedFailed.Load(),
+		DroppedClosed:    o.droppedClosed.Load(),
 		Panics:           o.panics.Load(),
 	}
 	if !o.sync {
-		s.Queued = o.r.events.Queued(o.slot) + o.r.network.Queued(o.slot) + int(o.taken.Load())
+		s.Queued = o.r.events.Queued(o.slot) + o.r.network.Queued(o.slot) + o.taken
 		s.QueueCapacity = 2 * o.cfg.queueSize
 	}
 	return s
@@ -203,15 +234,29 @@ func (o *outlet) logGiveUp(records, attempts int, err error) {
 	o.logMu.Unlock()
 	o.logger().LogAttrs(context.Background(), slog.LevelWarn, "telemetry: publisher gave up, records dropped",
 		slog.String("publisher", o.name), slog.Int("records", records), slog.Int("attempt", attempts),
-		slog.Bool("permanent", IsPermanent(err)), slog.String("error", err.Error()),
+		slog.Bool("permanent", IsPermanent(err)), slog.String("error", truncate(err.Error(), o.cfg.maxErrorLength)),
 		slog.Int("give_ups_not_logged", quiet))
+}
+
+// logDrops logs, once when the publisher is closed, how many records it
+// dropped in all and why, if it dropped any.
+func (o *outlet) logDrops() {
+	s := o.stats()
+	if s.Dropped() == 0 {
+		return
+	}
+	o.logger().LogAttrs(context.Background(), slog.LevelWarn, "telemetry: publisher closed, records dropped",
+		slog.String("publisher", o.name), slog.Uint64("dropped", s.Dropped()),
+		slog.Uint64("queue_full", s.DroppedQueueFull), slog.Uint64("failed", s.DroppedFailed),
+		slog.Uint64("closed_before_delivery", s.DroppedClosed), slog.Uint64("published", s.Published))
 }
 
 // run is the worker. Each round it takes every record waiting in its
 // buffers and delivers them: a BatchPublisher gets batches of up to
 // MaxBatchSize records, a smaller remainder waiting up to BatchTimeout for
 // more; any other publisher gets the records one by one. It exits when stop
-// is closed and everything taken is settled.
+// is closed and everything taken is settled, or as soon as abort is called:
+// then it drops, and counts, what it still holds or finds queued.
 //
 // While records keep coming, the worker polls its buffers every
 // drainInterval on a timer of its own, so that recorders never have to wake
@@ -233,7 +278,7 @@ func (o *outlet) run() {
 	)
 	timer.Stop()
 	pace.Stop()
-	for {
+	for !stopped && o.ctx.Err() == nil {
 		var wake <-chan struct{}
 		var poll <-chan time.Time
 		if idle >= idleRounds {
@@ -279,17 +324,26 @@ func (o *outlet) run() {
 			flushes[i] = nil
 		}
 		flushes = flushes[:0]
-		if stopped {
-			return
-		}
 	}
+	timer.Stop()
+	// Close has begun, so no record can be queued any more: what is still
+	// held or queued (only after an abort) is dropped before Close returns.
+	o.statsMu.Lock()
+	n := o.r.events.SwapOut(o.slot, spareEv) + o.r.network.SwapOut(o.slot, spareNw)
+	o.droppedClosed.Add(uint64(o.taken + n))
+	o.taken = 0
+	o.statsMu.Unlock()
 }
 
 // take moves every record waiting in the outlet's buffers into b and
 // returns how many it moved.
 func (o *outlet) take(b *Batch, spareEv [][]store.Entry[eventRecord], spareNw [][]store.Entry[networkRecord]) int {
-	before := b.Len()
-	if o.r.events.SwapOut(o.slot, spareEv) > 0 {
+	o.statsMu.Lock()
+	ne := o.r.events.SwapOut(o.slot, spareEv)
+	nn := o.r.network.SwapOut(o.slot, spareNw)
+	o.taken += ne + nn
+	o.statsMu.Unlock()
+	if ne > 0 {
 		for i, recs := range spareEv {
 			for j := range recs {
 				b.Events = append(b.Events, recs[j].Rec.metrics(recs[j].TaskID))
@@ -298,7 +352,7 @@ func (o *outlet) take(b *Batch, spareEv [][]store.Entry[eventRecord], spareNw []
 			spareEv[i] = recs[:0]
 		}
 	}
-	if o.r.network.SwapOut(o.slot, spareNw) > 0 {
+	if nn > 0 {
 		for i, recs := range spareNw {
 			for j := range recs {
 				b.Network = append(b.Network, recs[j].Rec.metrics(recs[j].TaskID))
@@ -307,8 +361,7 @@ func (o *outlet) take(b *Batch, spareEv [][]store.Entry[eventRecord], spareNw []
 			spareNw[i] = recs[:0]
 		}
 	}
-	o.taken.Store(int64(b.Len()))
-	return b.Len() - before
+	return ne + nn
 }
 
 // send delivers the records of b: all of them if all is set, else whole
@@ -317,7 +370,6 @@ func (o *outlet) send(b *Batch, all bool) {
 	if o.batch == nil {
 		o.deliverEach(b)
 		b.Events, b.Network = reset(b.Events, len(b.Events)), reset(b.Network, len(b.Network))
-		o.taken.Store(0)
 		return
 	}
 	limit := o.cfg.maxBatchSize
@@ -327,7 +379,6 @@ func (o *outlet) send(b *Batch, all bool) {
 		chunk := Batch{Events: b.Events[:ne], Network: b.Network[:nn]}
 		o.deliver(chunk.Len(), func(ctx context.Context) error { return o.batch.PublishBatch(ctx, &chunk) })
 		b.Events, b.Network = reset(b.Events, ne), reset(b.Network, nn)
-		o.taken.Store(int64(b.Len()))
 	}
 }
 
@@ -353,43 +404,49 @@ func (o *outlet) deliverEach(b *Batch) {
 	}
 }
 
-// deliverFirst makes a first attempt under ctx and, if that calls for a
-// retry, hands the record to deliver for the attempts that remain.
+// deliverFirst makes a first attempt to publish one record under ctx and,
+// if that calls for a retry, goes on as deliver does.
 func (o *outlet) deliverFirst(ctx context.Context, publish func(context.Context) error) {
 	if o.ctx.Err() != nil || ctx.Err() != nil {
 		o.deliver(1, publish)
 		return
 	}
+	first := time.Now()
 	err := o.attempt(ctx, publish)
 	if o.settle(1, 1, err) {
 		return
 	}
-	o.deliverFrom(2, 1, publish, err)
+	o.retry(first, 2, 1, publish, err)
 }
 
 // deliver makes attempts to publish n records, as many as the RetryPolicy
 // allows, waiting with exponential backoff and jitter between them, and
 // counts the outcome.
 func (o *outlet) deliver(n int, publish func(context.Context) error) {
-	o.deliverFrom(1, n, publish, nil)
+	o.retry(time.Now(), 1, n, publish, nil)
 }
 
-// deliverFrom is deliver from attempt number attempt on, the previous one
-// having failed with err.
-func (o *outlet) deliverFrom(attempt, n int, publish func(context.Context) error, err error) {
-	first := time.Now()
+// retry is deliver from attempt number attempt on, the first attempt having
+// started at first and the previous one, if any, having failed with err.
+// Retries go on until MaxElapsed after first: a wait that would end later
+// is cut to end then, for a last attempt at that deadline.
+func (o *outlet) retry(first time.Time, attempt, n int, publish func(context.Context) error, err error) {
+	deadline := first.Add(o.cfg.retry.MaxElapsed)
 	for ; ; attempt++ {
-		if o.ctx.Err() != nil { // closing gave up: drop without calling
-			o.droppedFailed.Add(uint64(n))
-			return
-		}
 		if attempt > 1 {
-			wait := backoff(o.cfg.retry, attempt-1, retryAfter(err))
-			if time.Since(first)+wait > o.cfg.retry.MaxElapsed || !sleep(o.ctx, wait) {
-				o.droppedFailed.Add(uint64(n))
-				o.logGiveUp(n, attempt-1, err)
+			left := time.Until(deadline)
+			if left <= 0 {
+				o.giveUp(n, attempt-1, err)
 				return
 			}
+			if !retry.Sleep(o.ctx, min(o.backoff(attempt-1, retryAfter(err)), left)) {
+				o.count(0, 0, n) // Close gave up during the wait
+				return
+			}
+		}
+		if o.ctx.Err() != nil { // Close gave up: drop without calling
+			o.count(0, 0, n)
+			return
 		}
 		ctx, cancel := context.WithTimeout(o.ctx, o.cfg.publishTimeout)
 		err = o.attempt(ctx, publish)
@@ -400,27 +457,73 @@ func (o *outlet) deliverFrom(attempt, n int, publish func(context.Context) error
 	}
 }
 
-// settle counts the outcome of an attempt to publish n records and reports
-// whether delivery is over: a success, a partial success, or a failure that
-// is permanent or the last attempt allowed.
+// backoff returns the wait before retry number n (1 for the first): the
+// server's hint if there is one, else the exponential backoff of the
+// RetryPolicy, capped at MaxBackoff either way.
+func (o *outlet) backoff(n int, hint time.Duration) time.Duration {
+	p := o.cfg.retry
+	if hint > 0 {
+		return min(hint, p.MaxBackoff)
+	}
+	if o.cfg.jitter != nil {
+		return retry.BackoffJitter(p.InitialBackoff, p.MaxBackoff, n, o.cfg.jitter)
+	}
+	return retry.Backoff(p.InitialBackoff, p.MaxBackoff, n)
+}
+
+// settle counts the outcome of attempt number attempt to publish n records
+// and reports whether delivery is over: a success, a partial success, an
+// attempt that Close cut short, or a failure that is permanent or the last
+// attempt allowed.
 func (o *outlet) settle(n, attempt int, err error) bool {
 	if err == nil {
-		o.published.Add(uint64(n))
+		o.count(n, 0, 0)
 		return true
 	}
-	if de := (*DroppedError)(nil); errors.As(err, &de) {
-		d := min(max(de.Dropped, 0), n)
-		o.published.Add(uint64(n - d))
-		o.droppedFailed.Add(uint64(d))
-		o.logGiveUp(d, attempt, err)
+	if d, ok := droppedIn(err); ok {
+		d = min(max(d, 0), n)
+		o.count(n-d, d, 0)
+		if d > 0 {
+			o.logGiveUp(d, attempt, err)
+		}
 		return true
 	}
-	if IsPermanent(err) || (o.cfg.retry.MaxAttempts > 0 && attempt >= o.cfg.retry.MaxAttempts) || o.ctx.Err() != nil {
-		o.droppedFailed.Add(uint64(n))
-		o.logGiveUp(n, attempt, err)
-		return true
+	switch {
+	case o.ctx.Err() != nil:
+		o.count(0, 0, n)
+	case IsPermanent(err) || (o.cfg.retry.MaxAttempts > 0 && attempt >= o.cfg.retry.MaxAttempts):
+		o.giveUp(n, attempt, err)
+	default:
+		return false
 	}
-	return false
+	return true
+}
+
+// droppedIn returns the Dropped count of the [DroppedError] in err, if any.
+// (Kept out of settle so that a success costs no allocation.)
+func droppedIn(err error) (int, bool) {
+	var de *DroppedError
+	if errors.As(err, &de) {
+		return de.Dropped, true
+	}
+	return 0, false
+}
+
+// giveUp drops n records after attempts failed attempts, the last with err.
+func (o *outlet) giveUp(n, attempts int, err error) {
+	o.count(0, n, 0)
+	o.logGiveUp(n, attempts, err)
+}
+
+// count settles records the worker holds: published ones, ones dropped
+// after failing, and ones dropped because Close gave up.
+func (o *outlet) count(published, failed, closed int) {
+	o.statsMu.Lock()
+	o.published.Add(uint64(published))
+	o.droppedFailed.Add(uint64(failed))
+	o.droppedClosed.Add(uint64(closed))
+	o.taken -= published + failed + closed
+	o.statsMu.Unlock()
 }
 
 // attempt calls publish once, turning a panic into a permanent error.
@@ -435,33 +538,6 @@ func (o *outlet) attempt(ctx context.Context, publish func(context.Context) erro
 		}
 	}()
 	return publish(ctx)
-}
-
-// backoff returns the wait before retry number retry (1 for the first):
-// InitialBackoff doubled per retry, capped at MaxBackoff, less a random
-// jitter of up to half; or the server's hint, capped at MaxBackoff.
-func backoff(p RetryPolicy, retry int, hint time.Duration) time.Duration {
-	if hint > 0 {
-		return min(hint, p.MaxBackoff)
-	}
-	d := p.InitialBackoff
-	for i := 1; i < retry && d < p.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, p.MaxBackoff)
-	return d - rand.N(d/2+1)
-}
-
-// sleep waits d, or until ctx ends; it reports whether it waited all of d.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // flush asks the worker to deliver every record queued so far, then to
@@ -493,36 +569,32 @@ func (o *outlet) flush(ctx context.Context) error {
 	return nil
 }
 
-// close stops the worker after it has delivered what is queued, then closes
-// the publisher. If ctx ends first, attempts in progress are abandoned, the
-// worker drops (and counts) what it holds and exits shortly, and ctx.Err()
-// is returned.
+// close stops the worker after it has delivered what is queued, logs what
+// the publisher dropped, then closes the publisher. If ctx ends first, the
+// attempt in progress and any wait are cut short, the worker drops (and
+// counts) what it holds, and close returns ctx.Err() once the worker has
+// exited: as soon as the publisher returns from the attempt, which it does
+// at once if it honours its ctx. So when close returns, every record handed
+// to the publisher is published or dropped, and the publisher's Close never
+// runs while one of its other methods does.
 func (o *outlet) close(ctx context.Context) error {
 	var err error
 	if !o.sync {
 		close(o.stop)
 		select {
 		case <-o.done:
-			o.abort()
-			o.dropLeftovers()
 		case <-ctx.Done():
-			o.abort()
 			err = ctx.Err()
+			o.abort()
+			<-o.done
 		}
+		o.abort()
 	}
+	o.logDrops()
 	if c, ok := o.pub.(Closer); ok {
 		if cerr := c.Close(ctx); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("telemetry: close publisher %s: %w", o.name, cerr))
 		}
 	}
 	return err
-}
-
-// dropLeftovers counts as dropped the records that recorders racing with
-// Close queued after the worker's last round.
-func (o *outlet) dropLeftovers() {
-	spareEv := make([][]store.Entry[eventRecord], o.r.events.NumParts())
-	spareNw := make([][]store.Entry[networkRecord], o.r.network.NumParts())
-	n := o.r.events.SwapOut(o.slot, spareEv) + o.r.network.SwapOut(o.slot, spareNw)
-	o.droppedFull.Add(uint64(n))
 }

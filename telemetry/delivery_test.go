@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/eventpipeline/eventpipeline/telemetry"
@@ -38,7 +41,10 @@ func ids(prefix string, n int) []string {
 }
 
 func TestEveryPublisherGetsEveryRecord(t *testing.T) {
-	checkNoLeak(t)
+	synctest.Test(t, testEveryPublisherGetsEveryRecord)
+}
+
+func testEveryPublisherGetsEveryRecord(t *testing.T) {
 	plain, batch, sync := &memPublisher{}, &batchPublisher{}, &syncPublisher{}
 	r := newRecorder(t, telemetry.WithPublishers(plain, batch), telemetry.WithMaxBatchSize(64))
 	must(t, r.AddPublisher(sync))
@@ -88,34 +94,45 @@ func TestSyncPublisherIsCalledBeforeEndReturns(t *testing.T) {
 }
 
 func TestBatchPublisherWaitsForTimeoutWhenBatchIsNotFull(t *testing.T) {
-	p := &batchPublisher{}
-	r := newRecorder(t, telemetry.WithPublishers(p), telemetry.WithMaxBatchSize(100), telemetry.WithBatchTimeout(50*time.Millisecond))
-	start := time.Now()
-	runEvent(t, r, "e", "t", 0, nil)
-	waitFor(t, "the batch", func() bool { n, _, _ := p.counts(); return n == 1 })
-	if d := time.Since(start); d < 40*time.Millisecond {
-		t.Errorf("a partial batch was sent after %v, want it to wait for the 50ms timeout", d)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		p := &batchPublisher{}
+		r := newRecorder(t, telemetry.WithPublishers(p), telemetry.WithMaxBatchSize(100), telemetry.WithBatchTimeout(50*time.Millisecond))
+		start := time.Now()
+		runEvent(t, r, "e", "t", 0, nil)
+		time.Sleep(50*time.Millisecond - time.Nanosecond)
+		synctest.Wait()
+		if n, _, _ := p.counts(); n != 0 {
+			t.Fatalf("a partial batch was sent after %v, want it to wait for the 50ms timeout", time.Since(start))
+		}
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		if n, _, calls := p.counts(); n != 1 || calls != 1 {
+			t.Fatalf("at the 50ms timeout: got %d records in %d calls, want 1 in 1", n, calls)
+		}
+		if got := p.times[0].Sub(start); got != 50*time.Millisecond {
+			t.Errorf("the partial batch was sent after %v, want 50ms", got)
+		}
+	})
 }
 
 func TestBlockedPublisherDoesNotBlockRecording(t *testing.T) {
-	checkNoLeak(t)
+	synctest.Test(t, testBlockedPublisherDoesNotBlockRecording)
+}
+
+func testBlockedPublisherDoesNotBlockRecording(t *testing.T) {
 	p := &memPublisher{block: make(chan struct{})}
 	r := newRecorder(t, telemetry.WithPublishers(p), telemetry.WithQueueSize(100), telemetry.WithLogger(quiet))
 
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := range 5000 {
-			id := fmt.Sprint("t", i)
-			r.StartEvent("e", id)
-			r.EndEvent(id, nil)
-		}
-	}()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("recording blocked on a publisher that does not return")
+	// In the bubble, time moves only when every goroutine waits: recording
+	// that waited for the publisher would take time (or deadlock).
+	start := time.Now()
+	for i := range 5000 {
+		id := fmt.Sprint("t", i)
+		must(t, r.StartEvent("e", id))
+		must(t, r.EndEvent(id, nil))
+	}
+	if d := time.Since(start); d != 0 {
+		t.Errorf("recording waited %v for a publisher that does not return, want 0", d)
 	}
 	s := r.PublisherStats()[0]
 	if s.DroppedQueueFull == 0 {
@@ -133,30 +150,47 @@ func TestBlockedPublisherDoesNotBlockRecording(t *testing.T) {
 }
 
 func TestSlowPublisherDoesNotSlowRecording(t *testing.T) {
-	fast := newRecorder(t)
-	slow := newRecorder(t, telemetry.WithPublishers(&memPublisher{fail: func(int) error {
-		time.Sleep(time.Millisecond)
-		return nil
-	}}), telemetry.WithLogger(quiet))
-	measure := func(r *telemetry.Recorder, prefix string) time.Duration {
+	synctest.Test(t, func(t *testing.T) {
+		// Each call takes 1ms: 2000 records take 2s to deliver.
+		p := &slowPublisher{delay: time.Millisecond}
+		r := newRecorder(t, telemetry.WithPublishers(p), telemetry.WithLogger(quiet))
 		start := time.Now()
 		for i := range 2000 {
-			id := fmt.Sprint(prefix, i)
+			id := fmt.Sprint("t", i)
 			must(t, r.StartEvent("e", id))
 			must(t, r.EndEvent(id, nil))
 		}
-		return time.Since(start)
-	}
-	base := measure(fast, "a")
-	withSlow := measure(slow, "b")
-	// 2000 records through a 1ms publisher take 2s to deliver; recording
-	// them must stay in the same range as without a publisher.
-	if withSlow > 20*base+100*time.Millisecond {
-		t.Errorf("recording took %v with a slow publisher, %v without", withSlow, base)
-	}
+		if d := time.Since(start); d != 0 {
+			t.Errorf("recording waited %v for a slow publisher, want 0", d)
+		}
+		flush(t, r)
+		if d := time.Since(start); d != 2*time.Second {
+			t.Errorf("delivery took %v, want 2000 calls of 1ms", d)
+		}
+		if s := r.PublisherStats()[0]; s.Published != 2000 || s.Dropped() != 0 {
+			t.Errorf("got %+v, want 2000 published", s)
+		}
+	})
+}
+
+// slowPublisher takes delay for each call.
+type slowPublisher struct{ delay time.Duration }
+
+func (p *slowPublisher) PublishEventMetrics(context.Context, telemetry.EventMetrics) error {
+	time.Sleep(p.delay)
+	return nil
+}
+
+func (p *slowPublisher) PublishNetworkMetrics(context.Context, telemetry.NetworkMetrics) error {
+	time.Sleep(p.delay)
+	return nil
 }
 
 func TestFailingPublisherRetriesThenDrops(t *testing.T) {
+	synctest.Test(t, testFailingPublisherRetriesThenDrops)
+}
+
+func testFailingPublisherRetriesThenDrops(t *testing.T) {
 	p := &memPublisher{fail: func(int) error { return errTransient }}
 	var logs strings.Builder
 	r := newRecorder(t, telemetry.WithPublishers(p), telemetry.WithRetry(fastRetry), telemetry.WithLogger(newTextLogger(&logs)))
@@ -175,6 +209,10 @@ func TestFailingPublisherRetriesThenDrops(t *testing.T) {
 }
 
 func TestTransientFailureIsRetriedUntilDelivered(t *testing.T) {
+	synctest.Test(t, testTransientFailureIsRetriedUntilDelivered)
+}
+
+func testTransientFailureIsRetriedUntilDelivered(t *testing.T) {
 	p := &memPublisher{fail: func(call int) error {
 		if call <= 2 {
 			return errTransient
@@ -193,30 +231,45 @@ func TestTransientFailureIsRetriedUntilDelivered(t *testing.T) {
 }
 
 func TestBackoffGrowsAndHonoursRetryAfter(t *testing.T) {
-	p := &memPublisher{fail: func(call int) error {
-		switch call {
-		case 1, 2:
-			return errTransient
-		case 3:
-			return telemetry.RetryAfter(errTransient, 80*time.Millisecond)
-		}
-		return nil
-	}}
-	policy := telemetry.RetryPolicy{MaxAttempts: 5, InitialBackoff: 20 * time.Millisecond, MaxBackoff: time.Second}
-	r := newRecorder(t, telemetry.WithPublishers(p), telemetry.WithRetry(policy), telemetry.WithLogger(quiet))
-	runEvent(t, r, "e", "t", 0, nil)
-	flush(t, r)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.times) != 4 {
-		t.Fatalf("got %d attempts, want 4", len(p.times))
+	tests := []struct {
+		name   string
+		jitter func(time.Duration) time.Duration
+		waits  []time.Duration
+	}{
+		// Waits of 20ms, then 40ms, then the 80ms hint (capped at 100ms).
+		{"no jitter", func(time.Duration) time.Duration { return 0 }, []time.Duration{20, 40, 80}},
+		// Jitter takes up to half of a computed wait, never of a hint.
+		{"most jitter", func(b time.Duration) time.Duration { return b - 1 }, []time.Duration{10, 20, 80}},
 	}
-	// Waits: 20ms and 40ms less up to half of jitter, then the 80ms hint.
-	mins := []time.Duration{10 * time.Millisecond, 20 * time.Millisecond, 80 * time.Millisecond}
-	for i, lo := range mins {
-		if d := p.times[i+1].Sub(p.times[i]); d < lo {
-			t.Errorf("wait before attempt %d: got %v, want at least %v", i+2, d, lo)
-		}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p := &memPublisher{fail: func(call int) error {
+					switch call {
+					case 1, 2:
+						return errTransient
+					case 3:
+						return telemetry.RetryAfter(errTransient, 80*time.Millisecond)
+					}
+					return nil
+				}}
+				policy := telemetry.RetryPolicy{MaxAttempts: 5, InitialBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}
+				r := newRecorder(t, telemetry.WithPublishers(p), telemetry.WithRetry(policy),
+					telemetry.WithJitter(tc.jitter), telemetry.WithLogger(quiet))
+				runEvent(t, r, "e", "t", 0, nil)
+				flush(t, r)
+				p.mu.Lock()
+				defer p.mu.Unlock()
+				if len(p.times) != 4 {
+					t.Fatalf("got %d attempts, want 4", len(p.times))
+				}
+				for i, want := range tc.waits {
+					if d := p.times[i+1].Sub(p.times[i]); d != want*time.Millisecond {
+						t.Errorf("wait before attempt %d: got %v, want %v", i+2, d, want*time.Millisecond)
+					}
+				}
+			})
+		})
 	}
 }
 
@@ -279,15 +332,22 @@ func TestPanickingPublisherIsContained(t *testing.T) {
 }
 
 func TestCloseDeliversEverythingBuffered(t *testing.T) {
-	checkNoLeak(t)
+	synctest.Test(t, testCloseDeliversEverythingBuffered)
+}
+
+func testCloseDeliversEverythingBuffered(t *testing.T) {
 	slow := &memPublisher{fail: func(int) error { time.Sleep(100 * time.Microsecond); return nil }}
 	batch := &batchPublisher{}
 	r, err := telemetry.NewRecorder(telemetry.WithPublishers(slow, batch), telemetry.WithBatchTimeout(time.Hour))
 	must(t, err)
+	start := time.Now()
 	record(t, r, "t", 500)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	must(t, r.Close(ctx))
+	if d := time.Since(start); d != 1000*100*time.Microsecond {
+		t.Errorf("Close returned after %v, want after the 1000 calls of 100µs to the slow publisher", d)
+	}
 	for _, p := range []*memPublisher{slow, &batch.memPublisher} {
 		if e, n, _ := p.counts(); e != 500 || n != 500 {
 			t.Errorf("after Close: got %d events, %d network records; want 500 each", e, n)
@@ -299,7 +359,10 @@ func TestCloseDeliversEverythingBuffered(t *testing.T) {
 }
 
 func TestAfterClose(t *testing.T) {
-	checkNoLeak(t)
+	synctest.Test(t, testAfterClose)
+}
+
+func testAfterClose(t *testing.T) {
 	p := &memPublisher{}
 	r, err := telemetry.NewRecorder(telemetry.WithPublishers(p))
 	must(t, err)
@@ -354,27 +417,31 @@ func TestAfterClose(t *testing.T) {
 }
 
 func TestFlushAndCloseHonourContext(t *testing.T) {
-	checkNoLeak(t)
-	p := &memPublisher{block: make(chan struct{})}
-	r, err := telemetry.NewRecorder(telemetry.WithPublishers(p), telemetry.WithLogger(quiet))
-	must(t, err)
-	record(t, r, "t", 10)
+	synctest.Test(t, func(t *testing.T) {
+		p := &memPublisher{block: make(chan struct{})}
+		r, err := telemetry.NewRecorder(telemetry.WithPublishers(p), telemetry.WithLogger(quiet))
+		must(t, err)
+		record(t, r, "t", 10)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	if err := r.Flush(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Flush with a blocked publisher: got %v, want DeadlineExceeded", err)
-	}
-	ctx2, cancel2 := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel2()
-	if err := r.Close(ctx2); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Close with a blocked publisher: got %v, want DeadlineExceeded", err)
-	}
-	// The worker gives up (the publisher honours its ctx) and exits; what
-	// it held is counted as dropped.
-	waitFor(t, "records to be settled", func() bool {
-		s := r.PublisherStats()[0]
-		return s.Dropped() == 20 && s.Queued == 0
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		if err := r.Flush(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Flush with a blocked publisher: got %v, want DeadlineExceeded", err)
+		}
+		ctx2, cancel2 := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel2()
+		if err := r.Close(ctx2); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Close with a blocked publisher: got %v, want DeadlineExceeded", err)
+		}
+		if d := time.Since(start); d != 100*time.Millisecond {
+			t.Errorf("Flush and Close returned after %v, want their two 50ms deadlines", d)
+		}
+		// The worker gave up (the publisher honours its ctx) and exited
+		// before Close returned: what it held is counted as dropped.
+		if s := r.PublisherStats()[0]; s.DroppedClosed != 20 || s.Dropped() != 20 || s.Queued != 0 || s.Published != 0 {
+			t.Errorf("right after Close: got %+v, want the 20 records dropped as closed before delivery", s)
+		}
 	})
 }
 
@@ -444,7 +511,10 @@ func TestPublisherNames(t *testing.T) {
 }
 
 func TestRecorderConcurrentSafe(t *testing.T) {
-	checkNoLeak(t)
+	synctest.Test(t, testRecorderConcurrentSafe)
+}
+
+func testRecorderConcurrentSafe(t *testing.T) {
 	p := &batchPublisher{}
 	r := newRecorder(t, telemetry.WithPublishers(p), telemetry.WithMaxEvents(5000), telemetry.WithQueueSize(1<<16))
 	const workers, perWorker = 8, 1500
@@ -515,42 +585,86 @@ func TestRecorderConcurrentSafe(t *testing.T) {
 }
 
 func TestOutageShorterThanMaxElapsedIsBridged(t *testing.T) {
-	// The backend refuses 30 attempts, then comes back: with no attempt
-	// limit, the record is delivered.
-	p := &memPublisher{fail: func(call int) error {
-		if call <= 30 {
-			return errTransient
+	synctest.Test(t, func(t *testing.T) {
+		// The backend is down for 950ms of a 1s window. Waits of 100ms,
+		// 200ms and 400ms bring attempts at 0, 100ms, 300ms and 700ms; the
+		// next 400ms wait would end after the window, so it is cut to end
+		// at 1s, where the last attempt succeeds.
+		start := time.Now()
+		p := &memPublisher{fail: func(int) error {
+			if time.Since(start) < 950*time.Millisecond {
+				return errTransient
+			}
+			return nil
+		}}
+		policy := telemetry.RetryPolicy{InitialBackoff: 100 * time.Millisecond, MaxBackoff: 400 * time.Millisecond, MaxElapsed: time.Second}
+		r := newRecorder(t, telemetry.WithPublishers(p), telemetry.WithRetry(policy), noJitter, telemetry.WithLogger(quiet))
+		runEvent(t, r, "e", "t", 0, nil)
+		flush(t, r)
+		if s := r.PublisherStats()[0]; s.Published != 1 || s.FailedAttempts != 4 || s.Dropped() != 0 {
+			t.Errorf("got %+v, want delivered after 4 failed attempts", s)
 		}
-		return nil
-	}}
-	policy := telemetry.RetryPolicy{InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond, MaxElapsed: 10 * time.Second}
-	r := newRecorder(t, telemetry.WithPublishers(p), telemetry.WithRetry(policy), telemetry.WithLogger(quiet))
-	runEvent(t, r, "e", "t", 0, nil)
-	flush(t, r)
-	if s := r.PublisherStats()[0]; s.Published != 1 || s.FailedAttempts != 30 || s.Dropped() != 0 {
-		t.Errorf("got %+v, want delivered after 30 failed attempts", s)
-	}
+		want := []time.Duration{0, 100 * ms, 300 * ms, 700 * ms, 1000 * ms}
+		if got := attemptTimes(p, start); !slices.Equal(got, want) {
+			t.Errorf("attempts at %v, want %v", got, want)
+		}
+	})
 }
 
 func TestRetriesStopAtMaxElapsed(t *testing.T) {
-	p := &memPublisher{fail: func(int) error { return errTransient }}
-	policy := telemetry.RetryPolicy{InitialBackoff: 40 * time.Millisecond, MaxBackoff: 40 * time.Millisecond, MaxElapsed: 100 * time.Millisecond}
-	r := newRecorder(t, telemetry.WithPublishers(p), telemetry.WithRetry(policy), telemetry.WithLogger(quiet))
-	runEvent(t, r, "e", "t", 0, nil)
-	flush(t, r)
-	s := r.PublisherStats()[0]
-	// Waits of 20-40ms fit 2 to 5 times in 100ms: 3 to 6 attempts, or as
-	// few as 2 when a loaded machine fires timers late.
-	if s.DroppedFailed != 1 || s.FailedAttempts < 2 || s.FailedAttempts > 6 {
-		t.Errorf("got %+v, want dropped after 2 to 6 attempts", s)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		p := &memPublisher{fail: func(int) error { return errTransient }}
+		policy := telemetry.RetryPolicy{InitialBackoff: 40 * time.Millisecond, MaxBackoff: 40 * time.Millisecond, MaxElapsed: 100 * time.Millisecond}
+		logs := &logRecorder{}
+		r := newRecorder(t, telemetry.WithPublishers(p), telemetry.WithRetry(policy), noJitter, telemetry.WithLogger(logs.logger()))
+		start := time.Now()
+		runEvent(t, r, "e", "t", 0, nil)
+		flush(t, r)
+		// Waits of 40ms, then one cut to 20ms for a last attempt at the
+		// 100ms deadline; none after it.
+		want := []time.Duration{0, 40 * ms, 80 * ms, 100 * ms}
+		if got := attemptTimes(p, start); !slices.Equal(got, want) {
+			t.Errorf("attempts at %v, want %v", got, want)
+		}
+		if s := r.PublisherStats()[0]; s.DroppedFailed != 1 || s.FailedAttempts != 4 {
+			t.Errorf("got %+v, want dropped after 4 attempts", s)
+		}
+		if d := time.Since(start); d != 100*time.Millisecond {
+			t.Errorf("gave up after %v, want at the 100ms deadline", d)
+		}
+		if l := logs.withMessage("telemetry: publisher gave up, records dropped"); len(l) != 1 || l[0].attrs["attempt"] != "4" {
+			t.Errorf("got give-up log lines %+v, want one after attempt 4", l)
+		}
+	})
+}
+
+func TestRetryAfterHintIsCutAtMaxElapsed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// A server asks for 5s; the window ends at 1s: one last attempt then.
+		p := &memPublisher{fail: func(int) error { return telemetry.RetryAfter(errTransient, 5*time.Second) }}
+		policy := telemetry.RetryPolicy{MaxBackoff: 10 * time.Second, MaxElapsed: time.Second}
+		r := newRecorder(t, telemetry.WithPublishers(p), telemetry.WithRetry(policy), telemetry.WithLogger(quiet))
+		start := time.Now()
+		runEvent(t, r, "e", "t", 0, nil)
+		flush(t, r)
+		want := []time.Duration{0, time.Second}
+		if got := attemptTimes(p, start); !slices.Equal(got, want) {
+			t.Errorf("attempts at %v, want %v", got, want)
+		}
+	})
+}
+
+const ms = time.Millisecond
+
+// attemptTimes returns the times of p's calls, as durations since start.
+func attemptTimes(p *memPublisher, start time.Time) []time.Duration {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	// No wait starts that would end past MaxElapsed; a late timer may
-	// still overshoot a little.
-	if last := p.times[len(p.times)-1].Sub(p.times[0]); last > 250*time.Millisecond {
-		t.Errorf("last attempt %v after the first, want about MaxElapsed (100ms)", last)
+	out := make([]time.Duration, len(p.times))
+	for i, at := range p.times {
+		out[i] = at.Sub(start)
 	}
+	return out
 }
 
 // attacher remembers the Recorder it was attached to.
@@ -570,5 +684,219 @@ func TestAttacherLearnsItsRecorder(t *testing.T) {
 		if len(a.attached) != 1 || a.attached[0] != r {
 			t.Errorf("%s: attached to %v, want once to the Recorder %p", name, a.attached, r)
 		}
+	}
+}
+
+// exclusivePublisher counts the times two of its methods ran at once, which
+// a Recorder must never let happen. Each publish call hangs until its ctx
+// ends, then takes 1ms more to return, as a backend call that honours its
+// ctx does. calls is a plain field, for the race detector to watch too.
+type exclusivePublisher struct {
+	active, overlaps atomic.Int32
+	calls, closes    int
+}
+
+func (p *exclusivePublisher) enter() {
+	if p.active.Add(1) > 1 {
+		p.overlaps.Add(1)
+	}
+	p.calls++
+}
+
+func (p *exclusivePublisher) leave() { p.active.Add(-1) }
+
+func (p *exclusivePublisher) hang(ctx context.Context) error {
+	p.enter()
+	defer p.leave()
+	<-ctx.Done()
+	time.Sleep(time.Millisecond)
+	return ctx.Err()
+}
+
+func (p *exclusivePublisher) PublishEventMetrics(ctx context.Context, _ telemetry.EventMetrics) error {
+	return p.hang(ctx)
+}
+
+func (p *exclusivePublisher) PublishNetworkMetrics(ctx context.Context, _ telemetry.NetworkMetrics) error {
+	return p.hang(ctx)
+}
+
+func (p *exclusivePublisher) Flush(context.Context) error {
+	p.enter()
+	defer p.leave()
+	return nil
+}
+
+func (p *exclusivePublisher) Close(context.Context) error {
+	p.enter()
+	defer p.leave()
+	p.closes++
+	return nil
+}
+
+// exclusiveBatchPublisher is an exclusivePublisher that takes batches.
+type exclusiveBatchPublisher struct{ exclusivePublisher }
+
+func (p *exclusiveBatchPublisher) PublishBatch(ctx context.Context, _ *telemetry.Batch) error {
+	return p.hang(ctx)
+}
+
+func TestCloseNeverOverlapsAPublishCall(t *testing.T) {
+	tests := []struct {
+		name string
+		pub  interface {
+			telemetry.Publisher
+			stats() (overlaps int32, closes int)
+		}
+	}{
+		{"one record per call", &exclusivePublisher{}},
+		{"batches", &exclusiveBatchPublisher{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				r, err := telemetry.NewRecorder(telemetry.WithPublishers(tc.pub), telemetry.WithLogger(quiet))
+				must(t, err)
+				record(t, r, "t", 5)
+				start := time.Now()
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				defer cancel()
+				if err := r.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("Close: got %v, want DeadlineExceeded", err)
+				}
+				// Close cut the call in flight short at its deadline and
+				// returned when that call did, 1ms later.
+				if d := time.Since(start); d != time.Second+time.Millisecond {
+					t.Errorf("Close returned after %v, want 1.001s", d)
+				}
+				if overlaps, closes := tc.pub.stats(); overlaps != 0 || closes != 1 {
+					t.Errorf("got %d overlapping calls and %d Close calls, want 0 and 1", overlaps, closes)
+				}
+			})
+		})
+	}
+}
+
+func (p *exclusivePublisher) stats() (int32, int) { return p.overlaps.Load(), p.closes }
+
+func TestCloseAccountsForEveryRecord(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		logs := &logRecorder{}
+		hanging := &exclusivePublisher{}
+		failing := &namedPublisher{name: "failing"}
+		failing.fail = func(int) error { return telemetry.Permanent(errors.New("HTTP 400")) }
+		delivering := &namedPublisher{name: "delivering"}
+		// One partition, so that a queue holds exactly 4 records.
+		r, err := telemetry.NewRecorder(telemetry.WithPublishers(hanging, failing, delivering),
+			telemetry.WithMaxEvents(1000), telemetry.WithQueueSize(4), telemetry.WithLogger(logs.logger()))
+		must(t, err)
+		// The hanging publisher's worker takes the first record and hangs;
+		// of the next 9, 4 fill its queue and 5 find it full.
+		for i := range 10 {
+			runEvent(t, r, "e", fmt.Sprint("t", i), 0, nil)
+			synctest.Wait()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := r.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Close: got %v, want DeadlineExceeded", err)
+		}
+		// Right after Close, every record is published or dropped, with a
+		// reason.
+		want := map[string]telemetry.PublisherStats{
+			"telemetry_test.exclusivePublisher": {DroppedQueueFull: 5, DroppedClosed: 5, FailedAttempts: 1}, // the call Close cut short
+			"failing":                           {DroppedFailed: 10, FailedAttempts: 10},
+			"delivering":                        {Published: 10},
+		}
+		for _, s := range r.PublisherStats() {
+			w := want[s.Name]
+			w.Name, w.QueueCapacity = s.Name, 8
+			if s != w {
+				t.Errorf("right after Close: got %+v, want %+v", s, w)
+			}
+			if s.Published+s.Dropped() != 10 {
+				t.Errorf("%s: %d published + %d dropped, want the 10 recorded", s.Name, s.Published, s.Dropped())
+			}
+		}
+		// One warning per publisher that dropped records, with the counts.
+		lines := logs.withMessage("telemetry: publisher closed, records dropped")
+		got := make(map[string]map[string]string)
+		for _, l := range lines {
+			if l.level != slog.LevelWarn {
+				t.Errorf("got level %v, want WARN", l.level)
+			}
+			got[l.attrs["publisher"]] = l.attrs
+		}
+		wantLogs := map[string]map[string]string{
+			"telemetry_test.exclusivePublisher": {"publisher": "telemetry_test.exclusivePublisher", "dropped": "10",
+				"queue_full": "5", "failed": "0", "closed_before_delivery": "5", "published": "0"},
+			"failing": {"publisher": "failing", "dropped": "10",
+				"queue_full": "0", "failed": "10", "closed_before_delivery": "0", "published": "0"},
+		}
+		if len(lines) != 2 || fmt.Sprint(got) != fmt.Sprint(wantLogs) {
+			t.Errorf("got %d close warnings %v, want %v", len(lines), got, wantLogs)
+		}
+	})
+}
+
+// gatedPublisher accepts one record per call, but its call number stopAt
+// closes reached, then waits until gate is closed (or its ctx ends).
+type gatedPublisher struct {
+	stopAt  int32
+	reached chan struct{}
+	gate    chan struct{}
+	calls   atomic.Int32
+}
+
+func (p *gatedPublisher) publish(ctx context.Context) error {
+	if p.calls.Add(1) == p.stopAt {
+		close(p.reached)
+		select {
+		case <-p.gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func (p *gatedPublisher) PublishEventMetrics(ctx context.Context, _ telemetry.EventMetrics) error {
+	return p.publish(ctx)
+}
+
+func (p *gatedPublisher) PublishNetworkMetrics(ctx context.Context, _ telemetry.NetworkMetrics) error {
+	return p.publish(ctx)
+}
+
+func TestQueuedIsExactWhileDelivering(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := &gatedPublisher{stopAt: 4, reached: make(chan struct{}), gate: make(chan struct{})}
+		r := newRecorder(t, telemetry.WithPublishers(p))
+		check := func(when string, recorded, published int) {
+			t.Helper()
+			s := r.PublisherStats()[0]
+			if s.Published != uint64(published) || s.Dropped() != 0 || s.Queued != recorded-published {
+				t.Errorf("%s: got %d queued, %d published, %d dropped; want %d queued (%d recorded - %d published)",
+					when, s.Queued, s.Published, s.Dropped(), recorded-published, recorded, published)
+			}
+		}
+		record(t, r, "a", 10) // 10 events, 10 network operations
+		<-p.reached           // the worker is in its 4th call
+		check("blocked on the 4th record", 20, 3)
+		record(t, r, "b", 3)
+		synctest.Wait()
+		check("3 more recorded while blocked", 26, 3)
+		close(p.gate)
+		flush(t, r)
+		check("after Flush", 26, 26)
+	})
+}
+
+func TestLongPublisherNamesAreBounded(t *testing.T) {
+	long := strings.Repeat("n", 300)
+	r := newRecorder(t, telemetry.WithPublishers(&namedPublisher{name: long}, &namedPublisher{name: long}))
+	s := r.PublisherStats()
+	if len(s[0].Name) > 128 || len(s[1].Name) > 128 || s[0].Name == s[1].Name || !strings.HasPrefix(s[0].Name, "nnnn") {
+		t.Errorf("got names %q and %q, want two distinct names of at most 128 bytes", s[0].Name, s[1].Name)
 	}
 }

@@ -1,6 +1,10 @@
 package telemetry
 
-import "time"
+import (
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
 
 // Status is the execution status of an event run or a network operation.
 type Status string
@@ -42,8 +46,9 @@ func sinceStart(now time.Duration, start time.Time) time.Duration {
 	return now - start.Sub(epoch)
 }
 
-// endStatus returns the status of a run that ended with the error text msg.
-func endStatus(err error) (statusCode, string) {
+// endStatus returns the status and error text of a run that ended with
+// err, the text cut to at most maxLen bytes by truncate.
+func endStatus(err error, maxLen int) (statusCode, string) {
 	if err == nil {
 		return completed, ""
 	}
@@ -52,10 +57,39 @@ func endStatus(err error) (statusCode, string) {
 		// A failure must stay visible as one even if its error has no text.
 		msg = "unknown error"
 	}
-	return failed, msg
+	return failed, truncate(msg, maxLen)
 }
 
-// EventMetrics is the record of one run of an event: the seed's EventMetrics.
+// truncate returns s if it has at most maxLen bytes. Otherwise it returns
+// s cut at a UTF-8 character boundary and followed by a marker giving the
+// length of s, "… [truncated, 1048576 bytes]", in maxLen bytes at most;
+// if maxLen cannot hold the marker, the marker alone, cut to maxLen.
+func truncate(s string, maxLen int) string {
+	if len(s) <= maxLen {
+		return s
+	}
+	marker := "… [truncated, " + strconv.Itoa(len(s)) + " bytes]"
+	if maxLen < len(marker) {
+		return cutAtRune(marker, maxLen)
+	}
+	return cutAtRune(s, maxLen-len(marker)) + marker
+}
+
+// cutAtRune returns the longest prefix of s of at most n bytes that ends at
+// a character boundary. Where s is not valid UTF-8, it cuts at n.
+func cutAtRune(s string, n int) string {
+	if n >= len(s) {
+		return s
+	}
+	for i := n; i >= 0 && i > n-utf8.UTFMax; i-- {
+		if i == 0 || utf8.RuneStart(s[i]) {
+			return s[:i]
+		}
+	}
+	return s[:n]
+}
+
+// EventMetrics is the record of one run of an event.
 //
 // A record returned by this package is a copy; changing it changes nothing
 // in the Recorder.
@@ -65,7 +99,7 @@ type EventMetrics struct {
 	StartTime  time.Time // when the run started
 	EndTime    time.Time // when it ended; the zero Time while pending
 	Status     Status    // pending, completed or failed
-	Error      string    // the error text if the run failed, else ""
+	Error      string    // the error text if the run failed, else ""; see [WithMaxErrorLength]
 	RetryCount int       // number of retries recorded for this run
 	ProcessID  int       // id of the process that ran it; 0 if not given
 	PipelineID string    // id of the pipeline run it belongs to; "" if not given

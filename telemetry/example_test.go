@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/eventpipeline/eventpipeline/telemetry"
@@ -95,22 +96,36 @@ func ExampleRecorder_SlowEvents() {
 	r, _ := telemetry.NewRecorder()
 	defer r.Close(context.Background())
 
-	r.StartEvent("quick", "a")
+	r.StartEvent("sleepy", "a")
+	time.Sleep(20 * time.Millisecond) // the event's work
 	r.EndEvent("a", nil)
-	r.StartEvent("sleepy", "b")
-	time.Sleep(20 * time.Millisecond)
-	r.EndEvent("b", nil)
+	r.StartEvent("running", "b") // a pending run is not slow yet
 
 	slow, _ := r.SlowEvents(10 * time.Millisecond)
 	for _, m := range slow {
-		fmt.Println(m.EventName)
+		fmt.Println(m.EventName, m.Duration() >= 20*time.Millisecond)
 	}
 	// Output:
-	// sleepy
+	// sleepy true
 }
 
-// CustomPublisher is the seeds' "Custom Publishers" example in Go: a
-// publisher only needs the two publish methods.
+// A long error text, such as one that carries a whole response body, is
+// cut when the run ends, with a marker giving its original length.
+func ExampleWithMaxErrorLength() {
+	r, _ := telemetry.NewRecorder(telemetry.WithMaxErrorLength(40))
+	defer r.Close(context.Background())
+
+	r.StartEvent("load", "task-1")
+	r.EndEvent("task-1", errors.New(strings.Repeat("bad row; ", 1000)))
+
+	m, _ := r.Metrics("task-1")
+	fmt.Println(len(m.Error), m.Error)
+	// Output:
+	// 40 bad row; bad … [truncated, 9000 bytes]
+}
+
+// CustomPublisher is a custom publisher: it only needs the two publish
+// methods.
 type CustomPublisher struct{}
 
 func (CustomPublisher) PublishEventMetrics(ctx context.Context, m telemetry.EventMetrics) error {
@@ -194,7 +209,8 @@ func ExampleFormatMetrics() {
 }
 
 func ExampleMonitorEvents() {
-	// The seeds' monitor_events: publishers for the default Recorder.
+	// Publishers for the default Recorder, which the package-level
+	// functions use.
 	if err := telemetry.MonitorEvents(CustomPublisher{}); err != nil {
 		panic(err)
 	}

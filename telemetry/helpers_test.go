@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -136,6 +135,10 @@ var quiet = slog.New(slog.DiscardHandler)
 // fastRetry retries quickly, so tests of retries run in milliseconds.
 var fastRetry = telemetry.RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond}
 
+// noJitter makes every retry wait its full backoff, so that attempt times
+// are exact in a synctest bubble.
+var noJitter = telemetry.WithJitter(func(time.Duration) time.Duration { return 0 })
+
 // newRecorder returns a Recorder closed at the end of the test.
 func newRecorder(t testing.TB, opts ...telemetry.Option) *telemetry.Recorder {
 	t.Helper()
@@ -176,35 +179,6 @@ func flush(t testing.TB, r *telemetry.Recorder) {
 	must(t, r.Flush(ctx))
 }
 
-// waitFor polls cond until it holds or 10 seconds pass.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-// checkNoLeak fails the test if goroutines started during it outlive it.
-func checkNoLeak(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<16)
-				t.Errorf("goroutines leaked: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
-				return
-			}
-			time.Sleep(time.Millisecond)
-		}
-	})
-}
-
 // newTextLogger returns a logger that writes text to w, safe for concurrent use.
 func newTextLogger(w *strings.Builder) *slog.Logger {
 	return slog.New(slog.NewTextHandler(&lockedWriter{w: w}, nil))
@@ -219,4 +193,50 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// logRecorder is a slog.Handler that keeps every record, for tests of what
+// is logged.
+type logRecorder struct {
+	mu    sync.Mutex
+	lines []logLine
+}
+
+// logLine is one record kept by a logRecorder, its attributes as text.
+type logLine struct {
+	level slog.Level
+	msg   string
+	attrs map[string]string
+}
+
+func (h *logRecorder) logger() *slog.Logger { return slog.New(h) }
+
+func (h *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	l := logLine{level: r.Level, msg: r.Message, attrs: map[string]string{}}
+	r.Attrs(func(a slog.Attr) bool {
+		l.attrs[a.Key] = a.Value.String()
+		return true
+	})
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.lines = append(h.lines, l)
+	return nil
+}
+
+func (h *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *logRecorder) WithGroup(string) slog.Handler      { return h }
+
+// withMessage returns the lines logged with message msg, in order.
+func (h *logRecorder) withMessage(msg string) []logLine {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []logLine
+	for _, l := range h.lines {
+		if l.msg == msg {
+			out = append(out, l)
+		}
+	}
+	return out
 }

@@ -227,9 +227,9 @@ func (m *NetworkMetrics) UnmarshalJSON(data []byte) error {
 }
 
 // FormatMetrics returns the standardized document of a record, as a map
-// ready for any encoder: the seed's format_metrics. record must be an
-// EventMetrics or a NetworkMetrics (or a non-nil pointer to one); anything
-// else is an error wrapping [ErrUnsupportedRecord].
+// ready for any encoder. record must be an EventMetrics or a NetworkMetrics
+// (or a non-nil pointer to one); anything else is an error wrapping
+// [ErrUnsupportedRecord].
 //
 // The keys are those of the JSON report: metric_type ("event" or
 // "network"), then for events event_name, task_id, start_time, end_time,

@@ -35,6 +35,13 @@ func finish[R, T any](r *Recorder, t *store.Table[R, T], op, taskID string,
 	pressure := false
 	p, h := t.Part(taskID)
 	p.Lock()
+	if r.closed.Load() {
+		// Close began after the check above. Checked again under the lock,
+		// which the publishers' workers take for their last round after
+		// Close began, so that no record is queued after that round.
+		p.Unlock()
+		return taskError(op, taskID, ErrClosed)
+	}
 	rec, st := p.Runs.Take(h, taskID)
 	if st == store.OK {
 		rec = end(rec)

@@ -9,11 +9,10 @@ import (
 )
 
 // DefaultOperation is the operation name StartOperation records when it is
-// given an empty one, as the seed's start_operation does.
+// given an empty one.
 const DefaultOperation = "remote_call"
 
-// NetworkMetrics is the record of one network operation: the seed's
-// NetworkMetrics.
+// NetworkMetrics is the record of one network operation.
 //
 // A record returned by this package is a copy; changing it changes nothing
 // in the Recorder.
@@ -27,7 +26,7 @@ type NetworkMetrics struct {
 	Status        Status    // pending, completed or failed
 	BytesSent     int64     // bytes sent
 	BytesReceived int64     // bytes received
-	Error         string    // the error text if the operation failed, else ""
+	Error         string    // the error text if the operation failed, else ""; see [WithMaxErrorLength]
 }
 
 // Latency returns how long the operation took, measured with the monotonic
@@ -75,7 +74,7 @@ func (r *networkRecord) metrics(taskID string) NetworkMetrics {
 	return m
 }
 
-// Network records network operations: the seed's NetworkTelemetry. Get one
+// Network records network operations, such as remote calls. Get one
 // from [Recorder.Network]; its records are kept, queried, reported and
 // published by that Recorder. The zero Network is not usable.
 type Network struct {
@@ -106,7 +105,8 @@ func (n *Network) StartOperation(taskID, host string, port int, operation string
 }
 
 // EndOperation records the end of the pending network operation of taskID,
-// with the bytes it sent and received and its error (nil for success).
+// with the bytes it sent and received and its error (nil for success). An
+// error text longer than [WithMaxErrorLength] is truncated.
 //
 // It returns a [*TaskError] wrapping [ErrEmptyTaskID], [ErrNegativeBytes],
 // [ErrNotStarted], [ErrAlreadyEnded] or [ErrClosed].
@@ -121,7 +121,7 @@ func (n *Network) EndOperation(taskID string, bytesSent, bytesReceived int64, er
 	case bytesReceived < 0:
 		return taskError(op, taskID, fmt.Errorf("%w: bytes received %d", ErrNegativeBytes, bytesReceived))
 	}
-	status, msg := endStatus(err)
+	status, msg := endStatus(err, n.r.cfg.maxErrorLength)
 	return finish(n.r, &n.r.network, op, taskID,
 		func(rec networkRecord) networkRecord {
 			rec.dur = sinceStart(now, rec.start)
@@ -149,9 +149,8 @@ func (n *Network) FailedOperations() []NetworkMetrics {
 }
 
 // SlowOperations returns the retained finished operations that took longer
-// than threshold, oldest first. The seeds' default threshold is
-// [DefaultSlowThreshold]. A negative threshold is an error wrapping
-// [ErrNegativeThreshold].
+// than threshold, such as [DefaultSlowThreshold], oldest first. A negative
+// threshold is an error wrapping [ErrNegativeThreshold].
 func (n *Network) SlowOperations(threshold time.Duration) ([]NetworkMetrics, error) {
 	if threshold < 0 {
 		return nil, callError("slow operations", thresholdError(threshold))

@@ -7,21 +7,43 @@ import (
 	"time"
 )
 
-// A Publisher sends finished records to a monitoring backend: the seed's
-// MetricsPublisher.
+// A Publisher sends finished records to a monitoring backend.
 //
 // A Recorder delivers to each of its publishers from a goroutine of its own,
 // through a bounded queue, so a slow or failing publisher never slows the
-// code that records. It calls a publisher's methods from one goroutine at a
-// time, but a publisher that is also used directly (or attached to several
-// Recorders) must be safe for concurrent use.
+// code that records. It never calls such a publisher concurrently with
+// itself: its publish methods, Flush and Close are called from one goroutine
+// at a time, and Close only after the last publish call has returned, even
+// when [Recorder.Close] runs out of time. A [SyncPublisher] is the
+// exception: it is called from every goroutine that records, so it must be
+// safe for concurrent use, as must a publisher that is also used directly
+// (or attached to several Recorders).
 //
 // Implementations must:
-//   - honour ctx: return soon after it ends, with an error;
+//   - honour ctx: return soon after it ends, with an error ([Recorder.Close]
+//     waits for a call in progress to return);
 //   - return nil only when the record is delivered, and an error otherwise;
 //     an error is retried with backoff unless it is marked with [Permanent];
 //   - not keep a reference to the record, or to anything it points to,
 //     after returning.
+//
+// # Optional interfaces
+//
+// A publisher may also implement any of these interfaces, which the
+// Recorder finds by type assertion; they are the whole set:
+//   - [BatchPublisher]: PublishBatch is called instead of the per-record
+//     methods, with batches of up to [WithMaxBatchSize] records.
+//   - [SyncPublisher]: if Synchronous reports true, the publish methods are
+//     called on the recording path, with no queue and no worker.
+//   - [Flusher]: Flush is called by [Recorder.Flush] (and Close), after every
+//     record recorded before it was handed over.
+//   - [Closer]: Close is called once by [Recorder.Close], after the last
+//     record was handed over and the publisher's worker has exited.
+//   - [Attacher]: Attach is called once by [Recorder.AddPublisher], before
+//     the first record; it is the way a publisher learns its Recorder, for
+//     example to export [Recorder.PublisherStats].
+//   - [Namer]: Name gives the publisher's name in [PublisherStats] and in log
+//     messages, called once when it is attached.
 type Publisher interface {
 	// PublishEventMetrics sends the record of a finished event run.
 	PublishEventMetrics(ctx context.Context, m EventMetrics) error
@@ -68,8 +90,9 @@ type Flusher interface {
 }
 
 // A Closer is a Publisher that holds resources, such as a listening port or
-// a connection pool. [Recorder.Close] calls Close once, after the last
-// record was handed over.
+// a connection pool. [Recorder.Close] calls Close once, with its own ctx,
+// after the last record was handed over and the last publish call has
+// returned (for a queued publisher), even if that ctx has already ended.
 type Closer interface {
 	Close(ctx context.Context) error
 }

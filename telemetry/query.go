@@ -13,9 +13,8 @@ func (r *Recorder) FailedEvents() []EventMetrics {
 }
 
 // SlowEvents returns the retained finished event runs that took longer than
-// threshold, oldest first. The seeds' default threshold is
-// [DefaultSlowThreshold]. A negative threshold is an error wrapping
-// [ErrNegativeThreshold].
+// threshold, such as [DefaultSlowThreshold], oldest first. A negative
+// threshold is an error wrapping [ErrNegativeThreshold].
 func (r *Recorder) SlowEvents(threshold time.Duration) ([]EventMetrics, error) {
 	if threshold < 0 {
 		return nil, callError("slow events", thresholdError(threshold))
@@ -23,7 +22,7 @@ func (r *Recorder) SlowEvents(threshold time.Duration) ([]EventMetrics, error) {
 	return r.selectEvents(func(rec *eventRecord) bool { return rec.dur > threshold }), nil
 }
 
-// RetrySummary is the answer of RetryStats: the seed's get_retry_stats.
+// RetrySummary is the answer of [Recorder.RetryStats].
 type RetrySummary struct {
 	// TotalRetries is the number of retries recorded, in every run ever
 	// started, ended or pending.

@@ -10,12 +10,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/eventpipeline/eventpipeline/internal/label"
 	"github.com/eventpipeline/eventpipeline/telemetry/internal/store"
 )
 
 // A Recorder records event runs and network operations, answers queries
 // about them, and delivers every finished record to its publishers: one
-// telemetry instance, holding the seed's TelemetryLogger and NetworkTelemetry.
+// telemetry instance, for event runs and, through [Recorder.Network], for
+// network operations.
 //
 // Recording (StartEvent, EndEvent, RecordRetry and the [Network] methods)
 // takes constant time whatever the number of records retained, allocates
@@ -118,8 +120,9 @@ func (r *Recorder) StartEvent(eventName, taskID string, opts ...StartOption) err
 }
 
 // EndEvent records the end of the pending run of taskID: completed if err is
-// nil, else failed with err's text. The finished record is then handed to
-// every publisher.
+// nil, else failed with err's text, truncated if it is longer than
+// [WithMaxErrorLength]. The finished record is then handed to every
+// publisher.
 //
 // It returns a [*TaskError] wrapping [ErrEmptyTaskID], [ErrNotStarted],
 // [ErrAlreadyEnded] or [ErrClosed].
@@ -129,7 +132,7 @@ func (r *Recorder) EndEvent(taskID string, err error) error {
 	if taskID == "" {
 		return taskError(op, taskID, ErrEmptyTaskID)
 	}
-	status, msg := endStatus(err)
+	status, msg := endStatus(err, r.cfg.maxErrorLength)
 	return finish(r, &r.events, op, taskID,
 		func(rec eventRecord) eventRecord {
 			rec.dur = sinceStart(now, rec.start)
@@ -218,13 +221,14 @@ func (r *Recorder) AddPublisher(p Publisher) error {
 			slot++
 		}
 	}
-	name := publisherName(p)
+	base := publisherName(p)
+	name := base
 	for n, taken := 2, true; taken; n++ {
 		taken = false
 		for _, o := range old {
 			if o.name == name {
 				taken = true
-				name = publisherName(p) + "#" + strconv.Itoa(n)
+				name = label.Value(base + "#" + strconv.Itoa(n))
 				break
 			}
 		}
@@ -308,9 +312,18 @@ func (r *Recorder) flush(ctx context.Context) error {
 // recording calls, Flush and AddPublisher return [ErrClosed]; queries and
 // the report keep working on what was recorded.
 //
-// If ctx ends first, Close returns ctx.Err(): what is still queued is
-// dropped, counted, and the goroutines exit shortly. A second call returns
-// [ErrClosed]. Close is safe to call from several goroutines.
+// If ctx ends first, Close cuts short the publish attempts in progress and
+// the waits between attempts, drops what is still queued, and returns
+// ctx.Err() as soon as each publisher has returned from the call it was in
+// (at once for a publisher that honours its ctx, as a Publisher must).
+// Either way, when Close returns, every record handed to a queued publisher
+// is counted in its [PublisherStats] as published or dropped (Queued is 0),
+// each publisher that dropped records has logged one warning with their
+// number by reason, and the goroutines have exited. A publisher's Close
+// never runs while another of its methods does.
+//
+// A second call returns [ErrClosed]. Close is safe to call from several
+// goroutines.
 func (r *Recorder) Close(ctx context.Context) error {
 	r.pubMu.Lock()
 	first := r.closed.CompareAndSwap(false, true)

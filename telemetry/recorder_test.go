@@ -5,12 +5,18 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
+	"unicode/utf8"
 
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
 func TestEventLifeCycle(t *testing.T) {
+	synctest.Test(t, testEventLifeCycle)
+}
+
+func testEventLifeCycle(t *testing.T) {
 	r := newRecorder(t)
 	before := time.Now()
 	must(t, r.StartEvent("load_orders", "t1", telemetry.WithProcessID(4242), telemetry.WithPipelineID("run-7")))
@@ -25,8 +31,8 @@ func TestEventLifeCycle(t *testing.T) {
 	if m.EventName != "load_orders" || m.TaskID != "t1" || m.ProcessID != 4242 || m.PipelineID != "run-7" {
 		t.Errorf("got %+v, want name load_orders, task t1, pid 4242, pipeline run-7", m)
 	}
-	if m.StartTime.Before(before) || m.StartTime.After(time.Now()) {
-		t.Errorf("start time %v is not between %v and now", m.StartTime, before)
+	if !m.StartTime.Equal(before) {
+		t.Errorf("got start time %v, want %v", m.StartTime, before)
 	}
 
 	must(t, r.RecordRetry("t1"))
@@ -38,8 +44,8 @@ func TestEventLifeCycle(t *testing.T) {
 	if m.Status != telemetry.StatusCompleted || m.Error != "" || m.RetryCount != 2 {
 		t.Errorf("got status %q, error %q, retries %d; want completed, \"\", 2", m.Status, m.Error, m.RetryCount)
 	}
-	if d := m.Duration(); d < 2*time.Millisecond || d != m.EndTime.Sub(m.StartTime) {
-		t.Errorf("got duration %v (end-start %v), want >= 2ms and equal", d, m.EndTime.Sub(m.StartTime))
+	if d := m.Duration(); d != 2*time.Millisecond || !m.EndTime.Equal(before.Add(2*time.Millisecond)) {
+		t.Errorf("got duration %v, end %v; want 2ms, %v", d, m.EndTime, before.Add(2*time.Millisecond))
 	}
 
 	must(t, r.StartEvent("load_orders", "t2"))
@@ -142,6 +148,10 @@ func TestRecordingErrors(t *testing.T) {
 }
 
 func TestNetworkLifeCycle(t *testing.T) {
+	synctest.Test(t, testNetworkLifeCycle)
+}
+
+func testNetworkLifeCycle(t *testing.T) {
 	r := newRecorder(t)
 	net := r.Network()
 	must(t, net.StartOperation("op1", "10.0.0.5", 8080, ""))
@@ -159,8 +169,8 @@ func TestNetworkLifeCycle(t *testing.T) {
 	if got != want {
 		t.Errorf("got %+v, want %+v", got, want)
 	}
-	if m.Latency() < time.Millisecond || m.Latency() != m.EndTime.Sub(m.StartTime) {
-		t.Errorf("got latency %v, want >= 1ms and end-start", m.Latency())
+	if m.Latency() != time.Millisecond || m.Latency() != m.EndTime.Sub(m.StartTime) {
+		t.Errorf("got latency %v (end-start %v), want 1ms", m.Latency(), m.EndTime.Sub(m.StartTime))
 	}
 
 	must(t, net.StartOperation("op2", "db", 0, "query"))
@@ -234,6 +244,10 @@ func TestNewRecorderRejectsBadOptions(t *testing.T) {
 }
 
 func TestQueries(t *testing.T) {
+	synctest.Test(t, testQueries)
+}
+
+func testQueries(t *testing.T) {
 	r := newRecorder(t)
 	runEvent(t, r, "fast", "a", 0, nil)
 	runEvent(t, r, "fast", "b", 2, errors.New("boom"))
@@ -251,13 +265,17 @@ func TestQueries(t *testing.T) {
 	}
 	slow, err := r.SlowEvents(20 * time.Millisecond)
 	must(t, err)
-	if len(slow) != 1 || slow[0].TaskID != "c" {
-		t.Errorf("SlowEvents(20ms): got %+v, want only c", slow)
+	if len(slow) != 1 || slow[0].TaskID != "c" || slow[0].Duration() != 30*time.Millisecond {
+		t.Errorf("SlowEvents(20ms): got %+v, want only c, of 30ms", slow)
 	}
+	if edge, _ := r.SlowEvents(30 * time.Millisecond); len(edge) != 0 {
+		t.Errorf("SlowEvents(30ms): got %+v, want none: c took exactly 30ms, not longer", edge)
+	}
+	// In the bubble, runs with nothing between start and end take 0s.
 	all, err := r.SlowEvents(0)
 	must(t, err)
-	if len(all) != 4 {
-		t.Errorf("SlowEvents(0): got %d runs, want the 4 finished ones", len(all))
+	if len(all) != 1 {
+		t.Errorf("SlowEvents(0): got %d runs, want only c, the one that took time", len(all))
 	}
 	if _, err := r.SlowEvents(-time.Second); !errors.Is(err, telemetry.ErrNegativeThreshold) ||
 		err.Error() != "telemetry: slow events: negative threshold -1s" {
@@ -279,7 +297,7 @@ func TestQueries(t *testing.T) {
 	if f := net.FailedOperations(); len(f) != 1 || f[0].TaskID != "n1" {
 		t.Errorf("FailedOperations: got %+v, want only n1", f)
 	}
-	if s, err := net.SlowOperations(20 * time.Millisecond); err != nil || len(s) != 1 || s[0].TaskID != "n2" {
+	if s, err := net.SlowOperations(20 * time.Millisecond); err != nil || len(s) != 1 || s[0].TaskID != "n2" || s[0].Latency() != 30*time.Millisecond {
 		t.Errorf("SlowOperations(20ms): got %+v, %v; want only n2", s, err)
 	}
 	if _, err := net.SlowOperations(-1); !errors.Is(err, telemetry.ErrNegativeThreshold) {
@@ -348,5 +366,50 @@ func TestPartitionedRetentionHoldsExactlyTheLimit(t *testing.T) {
 	// The newest run is always retained.
 	if _, ok := r.Metrics(fmt.Sprint("t", n-1)); !ok {
 		t.Error("the newest run was evicted")
+	}
+}
+
+func TestErrorTextsAreTruncated(t *testing.T) {
+	mib := strings.Repeat("x", 1<<20)
+	tests := []struct {
+		name string
+		opts []telemetry.Option
+		text string
+		want string
+	}{
+		{"short text is kept", nil, "connection refused", "connection refused"},
+		{"text of exactly the default bound is kept", nil, strings.Repeat("y", 1024), strings.Repeat("y", 1024)},
+		{"1 MiB cut to the default 1024 bytes", nil, mib,
+			strings.Repeat("x", 1024-len("… [truncated, 1048576 bytes]")) + "… [truncated, 1048576 bytes]"},
+		// "x" then 2-byte runes: 64 bytes hold the marker (30 bytes) and
+		// 34 bytes of text, which would end inside a rune: cut at 33.
+		{"cut at a rune boundary", []telemetry.Option{telemetry.WithMaxErrorLength(64)}, "x" + strings.Repeat("é", 1<<19),
+			"x" + strings.Repeat("é", 16) + "… [truncated, 1048577 bytes]"},
+		{"bound shorter than the marker", []telemetry.Option{telemetry.WithMaxErrorLength(8)}, mib, "… [tru"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &memPublisher{}
+			r := newRecorder(t, append(tc.opts, telemetry.WithPublishers(p))...)
+			runEvent(t, r, "e", "t", 0, errors.New(tc.text))
+			must(t, r.Network().StartOperation("t", "h", 80, ""))
+			must(t, r.Network().EndOperation("t", 0, 0, errors.New(tc.text)))
+			flush(t, r)
+			ev, _ := r.Metrics("t")
+			op, _ := r.Network().Metrics("t")
+			for name, got := range map[string]string{"event": ev.Error, "network operation": op.Error,
+				"published event": p.events[0].Error, "published network operation": p.network[0].Error} {
+				if got != tc.want {
+					t.Errorf("%s: got error of %d bytes %.40q..., want %d bytes %.40q...", name, len(got), got, len(tc.want), tc.want)
+				}
+				if !utf8.ValidString(got) {
+					t.Errorf("%s: the error text is not valid UTF-8", name)
+				}
+			}
+		})
+	}
+	if _, err := telemetry.NewRecorder(telemetry.WithMaxErrorLength(0)); err == nil ||
+		err.Error() != "telemetry: max error length must be positive, got 0" {
+		t.Errorf("WithMaxErrorLength(0): got %v, want an error", err)
 	}
 }

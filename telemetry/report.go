@@ -9,7 +9,7 @@ import (
 )
 
 // A Report is a snapshot of everything a Recorder retains: the document that
-// [Recorder.MetricsJSON] returns (the seed's get_metrics).
+// [Recorder.MetricsJSON] returns.
 type Report struct {
 	// GeneratedAt is when the snapshot was taken.
 	GeneratedAt time.Time `json:"generated_at"`
@@ -56,9 +56,9 @@ func (r *Recorder) snapshot(rep *Report) ([]store.Entry[eventRecord], []store.En
 	return evs, nets
 }
 
-// MetricsJSON returns the report of r as one JSON document: the seed's
-// get_metrics. Its fields are those of [Report], in snake_case; each record
-// is the document of [FormatMetrics].
+// MetricsJSON returns the report of r as one JSON document. Its fields are
+// those of [Report], in snake_case; each record is the document of
+// [FormatMetrics].
 func (r *Recorder) MetricsJSON() ([]byte, error) {
 	var rep Report
 	evs, nets := r.snapshot(&rep)

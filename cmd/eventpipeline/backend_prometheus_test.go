@@ -41,12 +41,12 @@ func TestDemoServesPrometheus(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	// The sample pipeline: load fails once, fetch_rates retries twice, and
-	// the JSON-lines publisher delivered 12 records.
+	// the Prometheus publisher took 12 records.
 	contains(t, "/metrics", string(body),
 		`event_duration_seconds_count{event_name="load",status="failed"} 1`,
 		`event_retries_total{event_name="fetch_rates"} 2`,
 		`network_bytes_total{direction="sent",operation="remote_call"}`,
-		`telemetry_publisher_records_published_total{publisher="jsonlines"} 12`)
+		`telemetry_publisher_records_published_total{publisher="prometheus"} 12`)
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}

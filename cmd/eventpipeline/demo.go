@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,28 +30,102 @@ failed events with their errors, slow events, retry statistics, network
 operations, failed and slow network operations. Writes the JSON report
 (telemetry-report.json) and every record as JSON lines (telemetry.jsonl) to
 the output directory; read the latter back with 'eventpipeline report'.
-The pipeline's failures are part of the sample: the demo still exits 0.
+Each file is written to a temporary file in that directory, then renamed:
+it is complete or absent, and a symlink at its name is replaced, not
+followed. The pipeline's failures are part of the sample: the demo still
+exits 0.
+
+With a backend (--prometheus, --elasticsearch...), the summary and the
+files come first, whatever the backend's state. A backend that serves
+(Prometheus) is served until Ctrl-C. Then the demo waits up to
+--close-timeout for the backends to take the records still queued (Ctrl-C
+stops the wait) and lists on stderr, per backend, the records it could not
+deliver; it then exits 1, as for any runtime failure.
+Text from the records (names, task ids, error texts) is printed with its
+control characters escaped, as \n, \x1b or \u202e.
+
+Exit codes: 0 success, 1 runtime failure (unwritable output, a backend that
+cannot start, records a backend did not take, interrupted before the end of
+the run), 2 usage error.
 
 Flags:
 `
 
-// demoFlags are the flags of `demo`.
+// defaultCloseTimeout is the default of demo --close-timeout.
+const defaultCloseTimeout = 10 * time.Second
+
+// demoFlags are the parsed flags of `demo`.
 type demoFlags struct {
-	outDir string
-	slow   time.Duration
-	quiet  bool
-	worker string
+	outDir       string
+	slow         time.Duration
+	quiet        bool
+	worker       string
+	closeTimeout time.Duration
+	// openBackends opens the backends the flags ask for.
+	openBackends func(ctx context.Context, r *telemetry.Recorder, getenv func(string) string) ([]opened, error)
 }
 
-// runDemo runs `demo`.
+// runDemo runs `demo`, one step after the other: parse the flags, prepare
+// the output files, open the backends, run the pipeline, print the summary,
+// write the files, then stop: serve until interrupted, close with a timeout
+// of its own, report what was not delivered. Once the backends are open,
+// they are closed and what they did not take is reported, whatever
+// happened.
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f, err := parseDemoFlags(args, stdout)
+	if err != nil {
+		return err
+	}
+	d := &demo{flags: f, stdout: stdout, stderr: stderr, progress: io.Discard}
+	if !f.quiet {
+		d.progress = stderr
+	}
+	out, err := prepareOutput(f.outDir)
+	if err != nil {
+		return err
+	}
+	defer out.discard() // after a failure; a no-op once written
+	if d.rec, d.backends, err = openRecorder(ctx, f); err != nil {
+		return err
+	}
+	err = runAndShow(ctx, f, d.rec, out, stdout, d.progress)
+	return errors.Join(err, d.stop(ctx, err == nil))
+}
+
+// A demo is one run of `demo` once its backends are open.
+type demo struct {
+	flags          demoFlags
+	stdout, stderr io.Writer
+	progress       io.Writer // stderr, or io.Discard with --quiet
+	rec            *telemetry.Recorder
+	backends       []opened // attached to rec
+}
+
+// stop ends the demo: if serve is true, it serves until ctx ends (see
+// serveUntilInterrupted); then it closes the Recorder with a timeout of its
+// own, counted from then (see closeRecorder), and reports on stderr what a
+// backend did not take (see reportDelivery), which it returns as an error.
+func (d *demo) stop(ctx context.Context, serve bool) error {
+	if serve {
+		serveUntilInterrupted(ctx, d.stdout, d.backends)
+	}
+	closeErr := closeRecorder(ctx, d.rec, d.flags.closeTimeout, d.progress)
+	return reportDelivery(d.stderr, d.rec.Stats(), closeErr, d.flags.closeTimeout)
+}
+
+// parseDemoFlags parses the command line of `demo`. It returns a
+// *usageError for a bad flag or argument, and flag.ErrHelp after printing
+// the help to stdout.
+func parseDemoFlags(args []string, stdout io.Writer) (demoFlags, error) {
 	var f demoFlags
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.StringVar(&f.outDir, "out-dir", ".", "directory to write telemetry-report.json and telemetry.jsonl to (created if missing)")
 	fs.DurationVar(&f.slow, "slow", 200*time.Millisecond, "threshold of the summary's slow events and slow network operations")
 	fs.BoolVar(&f.quiet, "quiet", false, "do not show progress on stderr")
 	fs.StringVar(&f.worker, "worker", "", "`HOST:PORT` of a worker started with 'eventpipeline worker' to run the remote events on, instead of one started in this process")
-	openBackends := registerBackends(fs)
+	fs.DurationVar(&f.closeTimeout, "close-timeout", defaultCloseTimeout,
+		"how long to wait at the end, counted from when closing starts, for the backends to take the records still queued")
+	f.openBackends = registerBackends(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), demoUsage)
 		fs.PrintDefaults()
@@ -59,167 +134,360 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	rest, err := parseFlags(fs, args, stdout)
-	if err != nil {
-		return err
-	}
-	if len(rest) > 0 {
-		return usagef("unexpected argument %q", rest[0])
-	}
-	if f.slow < 0 {
-		return usagef("--slow must not be negative, got %v", f.slow)
+	switch {
+	case err != nil:
+		return f, err
+	case len(rest) > 0:
+		return f, usagef("unexpected argument %q", rest[0])
+	case f.slow < 0:
+		return f, usagef("--slow must not be negative, got %v", f.slow)
+	case f.closeTimeout <= 0:
+		return f, usagef("--close-timeout must be positive, got %v", f.closeTimeout)
 	}
 	if f.worker != "" {
 		if _, port, err := net.SplitHostPort(f.worker); err != nil || port == "" {
-			return usagef("--worker must be HOST:PORT, got %q", f.worker)
+			return f, usagef("--worker must be HOST:PORT, got %q", f.worker)
 		}
 	}
+	return f, nil
+}
 
-	if err := os.MkdirAll(f.outDir, 0o755); err != nil {
-		return err
-	}
-	jsonlPath := filepath.Join(f.outDir, "telemetry.jsonl")
-	reportPath := filepath.Join(f.outDir, "telemetry-report.json")
-	jsonl, err := os.Create(jsonlPath)
+// openRecorder returns the Recorder of the run, with the publishers of the
+// backends the flags ask for attached (none by default), and those
+// backends. ctx bounds the backends' start. On error, whatever was opened
+// is closed again, within f.closeTimeout.
+func openRecorder(ctx context.Context, f demoFlags) (*telemetry.Recorder, []opened, error) {
+	rec, err := telemetry.NewRecorder()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer jsonl.Close()
-	sink, err := telemetry.NewJSONLinesPublisher(jsonl)
-	if err != nil {
-		return err
-	}
-	rec, err := telemetry.NewRecorder(telemetry.WithPublishers(sink))
-	if err != nil {
-		return err
-	}
-	opened, err := openBackends(ctx, rec, os.Getenv)
-	var pubs []telemetry.Publisher
-	for _, o := range opened {
-		pubs = append(pubs, o.pub)
-	}
-	if err != nil {
-		closeAll(pubs)
-		rec.Close(context.Background())
-		return err
-	}
-	for _, p := range pubs {
-		if err := rec.AddPublisher(p); err != nil {
-			return err
+	opened, err := f.openBackends(ctx, rec, os.Getenv)
+	for i := 0; err == nil && i < len(opened); i++ {
+		if err = rec.AddPublisher(opened[i].pub); err != nil {
+			opened = opened[i:] // those not attached, for closeAll
 		}
 	}
-	defer func() { // after an early return; after the Close below, it returns ErrClosed
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if err != nil {
+		cctx, cancel := context.WithTimeout(context.Background(), f.closeTimeout)
 		defer cancel()
-		rec.Close(ctx)
-	}()
+		closeAll(cctx, opened)
+		rec.Close(cctx)
+		return nil, nil, err
+	}
+	return rec, opened, nil
+}
 
-	worker, where := f.worker, "at"
-	if worker == "" {
-		addr, stopWorker, err := startWorker(stderr)
+// closeAll closes the publishers of backends that were not attached to a
+// Recorder.
+func closeAll(ctx context.Context, backends []opened) {
+	for _, o := range backends {
+		if c, ok := o.pub.(telemetry.Closer); ok {
+			c.Close(ctx)
+		}
+	}
+}
+
+// runAndShow runs the sample pipeline, prints its summary on stdout and
+// writes the output files. Neither the summary nor the files wait for a
+// backend: both come from what rec retains. ctx interrupts the run (and
+// then nothing is printed or written).
+func runAndShow(ctx context.Context, f demoFlags, rec *telemetry.Recorder, out *output, stdout, progress io.Writer) error {
+	res, err := runSamplePipeline(ctx, f.worker, rec, progress)
+	if err != nil {
+		return err
+	}
+	if err := printSummary(stdout, res, f.slow); err != nil {
+		return err
+	}
+	if err := out.write(res.report); err != nil {
+		return err
+	}
+	n := len(res.report.Events) + len(res.report.NetworkOperations)
+	fmt.Fprintf(stdout, "\nwrote %s (the JSON report) and %s (%d records, one per line)\n",
+		printable(out.report.path), printable(out.jsonl.path), n)
+	fmt.Fprintf(stdout, "next: go run ./cmd/eventpipeline report %s --failed --retries\n", printable(out.jsonl.path))
+	return nil
+}
+
+// runResult is what a run of the sample pipeline leaves.
+type runResult struct {
+	// failedRun is the id of the run if it failed as the sample is meant
+	// to (an event failed), "" if it succeeded.
+	failedRun string
+	// report is the snapshot of rec taken when the run ended.
+	report telemetry.Report
+}
+
+// runSamplePipeline starts a worker (unless workerAddr names one), runs the
+// sample pipeline with rec, printing progress, stops the worker, and
+// returns the report of what rec recorded. It returns an error if ctx ends
+// during the run (an interrupt), if rec refused a recording call, or if the
+// run failed otherwise than by a failing event.
+func runSamplePipeline(ctx context.Context, workerAddr string, rec *telemetry.Recorder, progress io.Writer) (runResult, error) {
+	where := "at"
+	if workerAddr == "" {
+		addr, stopWorker, err := startWorker(progress)
 		if err != nil {
-			return fmt.Errorf("starting the worker: %w", err)
+			return runResult{}, fmt.Errorf("starting the worker: %w", err)
 		}
 		defer stopWorker()
-		worker, where = addr, "listening on"
+		workerAddr, where = addr, "listening on"
 	}
 	deadPort, err := freePort()
 	if err != nil {
-		return err
+		return runResult{}, err
 	}
-
-	progress := io.Discard
-	if !f.quiet {
-		progress = stderr
-	}
-	stages, err := sampleStages(worker, deadPort)
+	stages, err := sampleStages(workerAddr, deadPort)
 	if err != nil {
-		return err
+		return runResult{}, err
 	}
 	p, err := pipeline.New(pipeline.Config{Recorder: rec, Hooks: newProgress(progress)}, stages...)
 	if err != nil {
-		return err
+		return runResult{}, err
 	}
-	fmt.Fprintf(progress, "worker %s %s; running the sample pipeline (3 stages, 8 events)\n", where, worker)
+	fmt.Fprintf(progress, "worker %s %s; running the sample pipeline (3 stages, 8 events)\n", where, printable(workerAddr))
 	start := time.Now()
 	_, runErr := p.Run(ctx, nil)
 	if ctx.Err() != nil {
-		return fmt.Errorf("interrupted: %w", ctx.Err())
+		return runResult{}, fmt.Errorf("interrupted during the run, nothing written: %w", ctx.Err())
 	}
 	fmt.Fprintf(progress, "pipeline run ended after %v\n", time.Since(start).Round(time.Millisecond))
 	if h := p.Telemetry(); h.Failures() > 0 {
-		return fmt.Errorf("recording telemetry: %d calls refused, the first: %w", h.Failures(), h.Err())
+		return runResult{}, fmt.Errorf("recording telemetry: %d calls refused, the first: %w", h.Failures(), h.Err())
 	}
-
-	flushCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := rec.Flush(flushCtx); err != nil {
-		return fmt.Errorf("delivering the records: %w", err)
-	}
-	report := rec.Report()
-	if err := writeReportFile(reportPath, rec); err != nil {
-		return err
-	}
-
+	var res runResult
 	var ee *pipeline.EventError
 	switch {
 	case errors.As(runErr, &ee):
-		fmt.Fprintf(stdout, "Pipeline run %s failed, as the sample is meant to: see the failed events below.\n", ee.RunID)
+		res.failedRun = ee.RunID
 	case runErr != nil:
-		return runErr
-	default:
-		fmt.Fprintln(stdout, "Pipeline run succeeded.")
+		return runResult{}, runErr
 	}
-	rs := &records{events: report.Events, network: report.NetworkOperations}
-	if err := writeTable(stdout, rs, allSections(f.slow)); err != nil {
-		return err
-	}
+	res.report = rec.Report()
+	return res, nil
+}
 
+// printSummary prints on w how the run went and the tables of every
+// section of its report, with slow thresholds slow.
+func printSummary(w io.Writer, res runResult, slow time.Duration) error {
+	if res.failedRun != "" {
+		fmt.Fprintf(w, "Pipeline run %s failed, as the sample is meant to: see the failed events below.\n", printable(res.failedRun))
+	} else {
+		fmt.Fprintln(w, "Pipeline run succeeded.")
+	}
+	rs := &records{events: res.report.Events, network: res.report.NetworkOperations}
+	return writeTable(w, rs, allSections(slow))
+}
+
+// serveUntilInterrupted returns at once unless a backend serves something
+// (the Prometheus /metrics endpoint): then it says what is served on w and
+// waits until ctx ends (Ctrl-C).
+func serveUntilInterrupted(ctx context.Context, w io.Writer, backends []opened) {
 	var serving []string
-	for _, o := range opened {
+	for _, o := range backends {
 		if o.serving != "" {
 			serving = append(serving, o.name+": "+o.serving)
 		}
 	}
-	if len(serving) > 0 {
-		fmt.Fprintln(stdout)
-		for _, s := range serving {
-			fmt.Fprintf(stdout, "serving %s\n", s)
+	if len(serving) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	for _, s := range serving {
+		fmt.Fprintf(w, "serving %s\n", printable(s))
+	}
+	fmt.Fprintln(w, "press Ctrl-C to stop")
+	<-ctx.Done()
+}
+
+// closeRecorder closes rec, giving its publishers up to timeout, counted
+// from this call, to take the records still queued. If ctx (the command's)
+// has not ended yet, its end (an interrupt) cuts the wait short; once it
+// has ended, a second interrupt ends the process (see main). It returns
+// the error of [telemetry.Recorder.Close]: context.DeadlineExceeded when
+// the timeout ran out, context.Canceled after an interrupt.
+func closeRecorder(ctx context.Context, rec *telemetry.Recorder, timeout time.Duration, progress io.Writer) error {
+	cctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if ctx.Err() == nil {
+		defer context.AfterFunc(ctx, cancel)()
+	}
+	st := rec.Stats()
+	var queued uint64
+	for _, p := range st.Publishers {
+		queued += notDelivered(st, p) - min(notDelivered(st, p), p.Dropped())
+	}
+	if queued > 0 {
+		fmt.Fprintf(progress, "delivering the %d records still queued (waiting up to %v; Ctrl-C to stop waiting)\n", queued, timeout)
+	}
+	return rec.Close(cctx)
+}
+
+// reportDelivery prints on w, for each publisher of st that did not take
+// every record, how many it did not deliver and why, and returns an error
+// if a record was not delivered or closing failed (closeErr); nil
+// otherwise. timeout is the close timeout, for the message.
+func reportDelivery(w io.Writer, st telemetry.Stats, closeErr error, timeout time.Duration) error {
+	recorded := st.EventsEnded + st.NetworkEnded
+	var missing uint64
+	var names []string
+	for _, p := range st.Publishers {
+		n := notDelivered(st, p)
+		if n == 0 {
+			continue
 		}
-		fmt.Fprintln(stdout, "press Ctrl-C to stop")
-		<-ctx.Done()
+		missing += n
+		names = append(names, printable(p.Name))
+		fmt.Fprintf(w, "eventpipeline demo: %s: %d of %d records not delivered (%d given up after failing, %d dropped from its queue or left in it at close; %d failed attempts)\n",
+			printable(p.Name), n, recorded, p.DroppedFailed, n-min(n, p.DroppedFailed), p.FailedAttempts)
 	}
-	if err := rec.Close(flushCtx); err != nil {
-		return fmt.Errorf("closing the publishers: %w", err)
+	var errs []error
+	switch {
+	case errors.Is(closeErr, context.DeadlineExceeded):
+		fmt.Fprintf(w, "eventpipeline demo: delivery did not finish within --close-timeout %v\n", timeout)
+	case errors.Is(closeErr, context.Canceled):
+		fmt.Fprintln(w, "eventpipeline demo: delivery stopped by an interrupt")
+	case closeErr != nil:
+		errs = append(errs, fmt.Errorf("closing the backends: %w", closeErr))
 	}
-	if err := jsonl.Close(); err != nil {
+	if missing > 0 {
+		errs = append(errs, fmt.Errorf("%d records not delivered to %s; the summary and the files are complete",
+			missing, strings.Join(names, ", ")))
+	} else if closeErr != nil && len(errs) == 0 {
+		errs = append(errs, fmt.Errorf("closing the backends: %w", closeErr))
+	}
+	return errors.Join(errs...)
+}
+
+// notDelivered returns how many of the records of st publisher p has not
+// published (yet): every publisher of the demo is attached before the first
+// record, so it is handed every record.
+func notDelivered(st telemetry.Stats, p telemetry.PublisherStats) uint64 {
+	recorded := st.EventsEnded + st.NetworkEnded
+	return recorded - min(recorded, p.Published)
+}
+
+// output is the pair of files the demo writes, in one directory.
+type output struct {
+	report, jsonl *pendingFile
+}
+
+// prepareOutput creates dir if missing and a temporary file in it for each
+// output file, so that a directory the demo cannot write to fails before
+// the run.
+func prepareOutput(dir string) (*output, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	report, err := createPending(filepath.Join(dir, "telemetry-report.json"))
+	if err != nil {
+		return nil, err
+	}
+	jsonl, err := createPending(filepath.Join(dir, "telemetry.jsonl"))
+	if err != nil {
+		report.discard()
+		return nil, err
+	}
+	return &output{report: report, jsonl: jsonl}, nil
+}
+
+// write writes the JSON report rep, indented, and its finished records as
+// JSON lines (as [telemetry.JSONLinesPublisher] writes them), each file
+// complete before it takes its final name.
+func (o *output) write(rep telemetry.Report) error {
+	err := o.report.commit(func(w io.Writer) error {
+		b, err := json.Marshal(rep)
+		if err != nil {
+			return err
+		}
+		var out bytes.Buffer
+		if err := json.Indent(&out, b, "", "  "); err != nil {
+			return err
+		}
+		out.WriteByte('\n')
+		_, err = w.Write(out.Bytes())
 		return err
-	}
-	fmt.Fprintf(stdout, "\nwrote %s (the JSON report) and %s (%d records, one per line)\n",
-		reportPath, jsonlPath, len(report.Events)+len(report.NetworkOperations))
-	fmt.Fprintf(stdout, "next: go run ./cmd/eventpipeline report %s --failed --retries\n", jsonlPath)
-	return nil
-}
-
-func closeAll(pubs []telemetry.Publisher) {
-	for _, p := range pubs {
-		if c, ok := p.(telemetry.Closer); ok {
-			c.Close(context.Background())
-		}
-	}
-}
-
-// writeReportFile writes the JSON report of rec, indented, to path.
-func writeReportFile(path string, rec *telemetry.Recorder) error {
-	b, err := rec.MetricsJSON()
+	})
 	if err != nil {
 		return err
 	}
-	var out bytes.Buffer
-	if err := json.Indent(&out, b, "", "  "); err != nil {
-		return err
+	return o.jsonl.commit(func(w io.Writer) error {
+		sink, err := telemetry.NewJSONLinesPublisher(w)
+		if err != nil {
+			return err
+		}
+		notPending := func(s telemetry.Status) bool { return s != telemetry.StatusPending }
+		b := &telemetry.Batch{
+			Events:  filter(rep.Events, func(m telemetry.EventMetrics) bool { return notPending(m.Status) }),
+			Network: filter(rep.NetworkOperations, func(m telemetry.NetworkMetrics) bool { return notPending(m.Status) }),
+		}
+		return sink.PublishBatch(context.Background(), b)
+	})
+}
+
+// discard removes the temporary files not yet renamed.
+func (o *output) discard() {
+	o.report.discard()
+	o.jsonl.discard()
+}
+
+// A pendingFile is a file being written: a temporary file in the directory
+// of path, renamed to path once complete. rename(2) replaces whatever is at
+// path, a symlink included, and never writes through it.
+type pendingFile struct {
+	path string
+	tmp  *os.File // nil once committed or discarded
+}
+
+// createPending creates the temporary file of path, in path's directory.
+func createPending(path string) (*pendingFile, error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
 	}
-	out.WriteByte('\n')
-	return os.WriteFile(path, out.Bytes(), 0o644)
+	tmp, err := os.CreateTemp(dir, "."+base+".*.tmp")
+	if err != nil {
+		return nil, err
+	}
+	return &pendingFile{path: path, tmp: tmp}, nil
+}
+
+// commit writes the file with write, syncs it, makes it readable by all
+// (0644), and renames it to its path. On error the temporary file is
+// removed and path is left as it was.
+func (f *pendingFile) commit(write func(io.Writer) error) error {
+	tmp := f.tmp
+	if tmp == nil {
+		return fmt.Errorf("%s: already written", f.path)
+	}
+	err := write(tmp)
+	if err == nil {
+		err = tmp.Chmod(0o644)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), f.path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("writing %s: %w", f.path, err)
+	}
+	f.tmp = nil
+	return nil
+}
+
+// discard removes the temporary file, unless it was committed.
+func (f *pendingFile) discard() {
+	if f.tmp != nil {
+		f.tmp.Close()
+		os.Remove(f.tmp.Name())
+		f.tmp = nil
+	}
 }
 
 // startWorker serves the sample worker events on 127.0.0.1, on a free
@@ -284,7 +552,7 @@ func sampleStages(workerAddr string, deadPort int) ([]pipeline.Stage, error) {
 		return nil, err
 	}
 	remote := func(name string, port int) (pipeline.Event, error) {
-		return pipeline.Remote(name, pipeline.RemoteConfig{Host: host, Port: port, Timeout: 5 * time.Second})
+		return pipeline.Remote(name, pipeline.RemoteConfig{Host: host, Port: port, Timeout: 5 * time.Second, Token: workerToken()})
 	}
 	geocode, err1 := remote("geocode", port)
 	score, err2 := remote("score", port)
@@ -316,14 +584,14 @@ func sampleStages(workerAddr string, deadPort int) ([]pipeline.Stage, error) {
 			return nil, errors.New("rates service: 503 Service Unavailable")
 		}
 		return map[string]float64{"EUR": 1, "USD": 1.08}, nil
-	}), pipeline.RetryPolicy{MaxAttempts: 3, BackoffFactor: 20 * time.Millisecond})
+	}), telemetry.RetryPolicy{MaxAttempts: 3, InitialBackoff: 20 * time.Millisecond})
 	load := pipeline.Func("load", func(ctx context.Context, in any) (any, error) {
 		if err := work(ctx, 10*time.Millisecond); err != nil {
 			return nil, err
 		}
-		return nil, pipeline.Permanent(errors.New("warehouse: disk quota exceeded"))
+		return nil, telemetry.Permanent(errors.New("warehouse: disk quota exceeded"))
 	})
-	notifyRetried := pipeline.WithRetry(notify, pipeline.RetryPolicy{MaxAttempts: 2, BackoffFactor: 20 * time.Millisecond})
+	notifyRetried := pipeline.WithRetry(notify, telemetry.RetryPolicy{MaxAttempts: 2, InitialBackoff: 20 * time.Millisecond})
 
 	return []pipeline.Stage{
 		pipeline.Sequence(extract, validate),
@@ -332,7 +600,9 @@ func sampleStages(workerAddr string, deadPort int) ([]pipeline.Stage, error) {
 	}, nil
 }
 
-// progress are hooks that print a line for each step of the run.
+// progress are hooks that print a line for each step of the run. Every
+// text that comes from the run (names, task ids, errors, a remote worker's
+// included) goes through printable.
 type progress struct {
 	mu    sync.Mutex
 	w     io.Writer
@@ -348,29 +618,32 @@ func (p *progress) line(format string, args ...any) {
 }
 
 func (p *progress) EventStarted(t pipeline.Task) {
-	p.line("%-8s %-12s task %s", "start", t.Event, t.ID)
+	p.line("%-8s %-12s task %s", "start", printable(t.Event), printable(t.ID))
 }
 
 func (p *progress) EventRetried(t pipeline.Task, err error, wait time.Duration) {
-	p.line("%-8s %-12s attempt %d failed (%v); retrying in %v", "retry", t.Event, t.Attempt, err, wait)
+	p.line("%-8s %-12s attempt %d failed (%s); retrying in %v", "retry", printable(t.Event), t.Attempt, errText(err), wait)
 }
 
 func (p *progress) EventEnded(t pipeline.Task, err error) {
 	if err != nil {
-		p.line("%-8s %-12s %v", "FAILED", t.Event, err)
+		p.line("%-8s %-12s %s", "FAILED", printable(t.Event), errText(err))
 		return
 	}
-	p.line("%-8s %-12s after %d attempt(s)", "done", t.Event, t.Attempt)
+	p.line("%-8s %-12s after %d attempt(s)", "done", printable(t.Event), t.Attempt)
 }
 
 func (p *progress) RemoteCallStarted(t pipeline.Task, callID, host string, port int, op string) {
-	p.line("%-8s %-12s %s to %s", "call", t.Event, op, net.JoinHostPort(host, strconv.Itoa(port)))
+	p.line("%-8s %-12s %s to %s", "call", printable(t.Event), printable(op), printable(net.JoinHostPort(host, strconv.Itoa(port))))
 }
 
 func (p *progress) RemoteCallEnded(t pipeline.Task, callID string, sent, received int64, err error) {
 	if err != nil {
-		p.line("%-8s %-12s call failed: %v", "call", t.Event, err)
+		p.line("%-8s %-12s call failed: %s", "call", printable(t.Event), errText(err))
 		return
 	}
-	p.line("%-8s %-12s call done: %s sent, %s received", "call", t.Event, humanBytes(sent), humanBytes(received))
+	p.line("%-8s %-12s call done: %s sent, %s received", "call", printable(t.Event), humanBytes(sent), humanBytes(received))
 }
+
+// errText returns the text of err, escaped by printable.
+func errText(err error) string { return printable(err.Error()) }

@@ -157,6 +157,7 @@ func TestUsageAndErrors(t *testing.T) {
 		{name: "unknown command", args: []string{"frob"}, wantCode: exitUsage, wantStderr: `unknown command "frob"`},
 		{name: "demo bad flag", args: []string{"demo", "--bogus"}, wantCode: exitUsage, wantStderr: "flag provided but not defined: -bogus"},
 		{name: "demo extra argument", args: []string{"demo", "now"}, wantCode: exitUsage, wantStderr: `unexpected argument "now"`},
+		{name: "demo zero close timeout", args: []string{"demo", "--close-timeout", "0s"}, wantCode: exitUsage, wantStderr: "--close-timeout must be positive, got 0s"},
 		{name: "demo negative slow", args: []string{"demo", "--slow=-1s"}, wantCode: exitUsage, wantStderr: "--slow must not be negative"},
 		{name: "demo unwritable out dir", args: []string{"demo", "--out-dir", aFile}, wantCode: exitFailure, wantStderr: "not a directory"},
 		{name: "report without file", args: []string{"report", "--failed"}, wantCode: exitUsage, wantStderr: "missing FILE"},
@@ -168,7 +169,6 @@ func TestUsageAndErrors(t *testing.T) {
 		{name: "report a directory", args: []string{"report", dir}, wantCode: exitFailure, wantStderr: "is a directory"},
 		{name: "demo bad worker address", args: []string{"demo", "--worker", "localhost"}, wantCode: exitUsage, wantStderr: `--worker must be HOST:PORT, got "localhost"`},
 		{name: "worker bad address", args: []string{"worker", "--addr", "nowhere"}, wantCode: exitUsage, wantStderr: "--addr: address nowhere: missing port"},
-		{name: "worker cannot listen", args: []string{"worker", "--addr", "192.0.2.1:1"}, wantCode: exitFailure, wantStderr: "listen tcp 192.0.2.1:1"},
 		{name: "report empty file", args: []string{"report", empty}, wantCode: exitOK, wantStdout: "0 event runs, 0 network operations"},
 	}
 	for _, tc := range tests {
@@ -230,7 +230,6 @@ type fakePublisher struct {
 	mu      sync.Mutex
 	records int
 	closed  bool
-	onFlush func()
 }
 
 func (p *fakePublisher) PublishEventMetrics(context.Context, telemetry.EventMetrics) error {
@@ -244,18 +243,31 @@ func (p *fakePublisher) PublishNetworkMetrics(context.Context, telemetry.Network
 	return p.PublishEventMetrics(context.Background(), telemetry.EventMetrics{})
 }
 
-func (p *fakePublisher) Flush(context.Context) error {
-	if p.onFlush != nil {
-		p.onFlush()
-	}
-	return nil
-}
+func (p *fakePublisher) Flush(context.Context) error { return nil }
 
 func (p *fakePublisher) Close(context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.closed = true
 	return nil
+}
+
+// triggerWriter writes to w and calls fire once what was written contains
+// text.
+type triggerWriter struct {
+	w     *strings.Builder
+	text  string
+	fire  func()
+	fired bool
+}
+
+func (t *triggerWriter) Write(p []byte) (int, error) {
+	n, err := t.w.Write(p)
+	if !t.fired && strings.Contains(t.w.String(), t.text) {
+		t.fired = true
+		t.fire()
+	}
+	return n, err
 }
 
 // withBackend adds a backend for one test.
@@ -305,13 +317,13 @@ func TestBackendWiring(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			pub := &fakePublisher{}
-			if tc.serving != "" {
-				pub.onFlush = cancel // the "interrupt" comes once the run is over
-			}
 			withBackend(t, fakeBackend(pub, tc.serving, tc.openErr))
-			var stdout, stderr bytes.Buffer
+			var stdout strings.Builder
+			var stderr bytes.Buffer
+			// The "interrupt" comes once the demo says it serves.
+			out := &triggerWriter{w: &stdout, text: "press Ctrl-C to stop", fire: cancel}
 			args := append([]string{"demo", "--quiet", "--out-dir", t.TempDir()}, tc.args...)
-			code := run(ctx, args, &stdout, &stderr)
+			code := run(ctx, args, out, &stderr)
 			if code != tc.wantCode {
 				t.Fatalf("got exit code %d, want %d; stderr:\n%s", code, tc.wantCode, stderr.String())
 			}

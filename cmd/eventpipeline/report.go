@@ -81,7 +81,7 @@ func runReport(args []string, stdout io.Writer) error {
 	if *asJSON {
 		return writeJSON(stdout, rs, s)
 	}
-	fmt.Fprintf(stdout, "%s: %d event runs, %d network operations\n", files[0], len(rs.events), len(rs.network))
+	fmt.Fprintf(stdout, "%s: %d event runs, %d network operations\n", printable(files[0]), len(rs.events), len(rs.network))
 	return writeTable(stdout, rs, s)
 }
 

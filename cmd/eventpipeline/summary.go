@@ -1,14 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
@@ -82,6 +86,62 @@ func allSections(d time.Duration) sections {
 	return sections{status: true, failed: true, retries: true, network: true, failedNetwork: true, slow: d, slowNetwork: d}
 }
 
+// printable returns s with every character that could act on a terminal
+// or on the layout of a table replaced by its Go escape, as strconv.Quote
+// writes it: the C0 controls (newline, carriage return, tab, ESC...), DEL,
+// the C1 controls, the bidirectional controls (U+061C, U+200E, U+200F,
+// U+202A-U+202E, U+2066-U+2069), the line and paragraph separators
+// (U+2028, U+2029), and each byte that is not valid UTF-8 (as \xNN). So a
+// name, a task id or an error text (a remote worker's included) is shown on
+// one line, in its own cell, and cannot clear the screen, move the cursor,
+// forge a row or reverse the text that follows it. Other characters,
+// backslashes included, are kept as they are; s is returned unchanged when
+// it has nothing to escape.
+//
+// Every line the command prints from recorded text (tables, progress lines,
+// delivery problems, error messages) goes through printable.
+func printable(s string) string {
+	i := 0
+	for i < len(s) {
+		r, w := utf8.DecodeRuneInString(s[i:])
+		if unsafeRune(r, w) {
+			break
+		}
+		i += w
+	}
+	if i == len(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	b.WriteString(s[:i])
+	for i < len(s) {
+		r, w := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && w == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unsafeRune(r, w):
+			q := strconv.QuoteRune(r) // such as '\n', '\x1b' or '\u202e'
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteString(s[i : i+w])
+		}
+		i += w
+	}
+	return b.String()
+}
+
+// unsafeRune reports whether printable escapes r, decoded from w bytes.
+func unsafeRune(r rune, w int) bool {
+	switch {
+	case r == utf8.RuneError && w == 1: // a byte that is not UTF-8, such as a lone 0x9b (CSI)
+		return true
+	case r < 0x80:
+		return r < 0x20 || r == 0x7f
+	}
+	return unicode.Is(unicode.Cc, r) || unicode.Is(unicode.Bidi_Control, r) || r == '\u2028' || r == '\u2029'
+}
+
 // writeTable prints the selected sections of rs as readable tables.
 func writeTable(w io.Writer, rs *records, s sections) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -149,7 +209,8 @@ func eventTable(w io.Writer, evs []telemetry.EventMetrics, withError bool) {
 		if withError {
 			errText = m.Error
 		}
-		fmt.Fprintf(w, "  %s\t%s\t%v\t%d\t%s\t%s\n", m.EventName, m.TaskID, round(m.Duration()), m.RetryCount, m.Status, errText)
+		fmt.Fprintf(w, "  %s\t%s\t%v\t%d\t%s\t%s\n", printable(m.EventName), printable(m.TaskID), round(m.Duration()),
+			m.RetryCount, printable(string(m.Status)), printable(errText))
 	}
 }
 
@@ -160,8 +221,9 @@ func networkTable(w io.Writer, ops []telemetry.NetworkMetrics) {
 	}
 	fmt.Fprintln(w, "  OPERATION\tHOST:PORT\tTASK\tLATENCY\tSENT\tRECEIVED\tSTATUS\tERROR")
 	for _, m := range ops {
-		fmt.Fprintf(w, "  %s\t%s\t%s\t%v\t%d B\t%d B\t%s\t%s\n", m.Operation, m.Host+":"+strconv.Itoa(m.Port), m.TaskID,
-			round(m.Latency()), m.BytesSent, m.BytesReceived, m.Status, m.Error)
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%v\t%d B\t%d B\t%s\t%s\n", printable(m.Operation),
+			printable(m.Host)+":"+strconv.Itoa(m.Port), printable(m.TaskID),
+			round(m.Latency()), m.BytesSent, m.BytesReceived, printable(string(m.Status)), printable(m.Error))
 	}
 }
 
@@ -180,7 +242,8 @@ func plural(n int, one, many string) string {
 }
 
 // writeJSON prints the selected sections of rs as one JSON document. Each
-// record is the telemetry document of the JSON-lines file.
+// record is the telemetry document of the JSON-lines file. Control
+// characters in strings are escaped (see escapeJSON).
 func writeJSON(w io.Writer, rs *records, s sections) error {
 	doc := map[string]any{}
 	if s.status {
@@ -206,9 +269,37 @@ func writeJSON(w io.Writer, rs *records, s sections) error {
 		doc["slow_network_operations"] = nonNil(rs.slowNetwork(s.slowNetwork))
 		doc["slow_network_operations_threshold_seconds"] = s.slowNetwork.Seconds()
 	}
-	enc := json.NewEncoder(w)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
-	return enc.Encode(doc)
+	if err := enc.Encode(doc); err != nil {
+		return err
+	}
+	_, err := w.Write(escapeJSON(buf.Bytes()))
+	return err
+}
+
+// escapeJSON returns the JSON document b with every character that
+// printable escapes and encoding/json leaves raw (the C1 and bidirectional
+// controls) written as a \uXXXX escape, so that the document, decoded, is
+// the same, and shown on a terminal, is inert. Such characters can only
+// occur inside strings, where the escape means the same character.
+func escapeJSON(b []byte) []byte {
+	var out []byte
+	last := 0
+	for i := 0; i < len(b); {
+		r, w := utf8.DecodeRune(b[i:])
+		if r >= 0x80 && unsafeRune(r, w) && !(r == utf8.RuneError && w == 1) {
+			out = append(out, b[last:i]...)
+			out = fmt.Appendf(out, `\u%04x`, r)
+			last = i + w
+		}
+		i += w
+	}
+	if out == nil {
+		return b
+	}
+	return append(out, b[last:]...)
 }
 
 // nonNil makes an empty list encode as [] rather than null.

@@ -2,17 +2,29 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/eventpipeline/eventpipeline/pipeline"
+	"github.com/eventpipeline/eventpipeline/telemetry"
 )
+
+// workerTokenEnv is the environment variable holding the worker's bearer
+// token, read by `worker` (which asks callers for it) and by `demo` (which
+// sends it).
+const workerTokenEnv = "EVENTPIPELINE_WORKER_TOKEN"
 
 const workerUsage = `Usage: eventpipeline worker [flags]
 
@@ -20,15 +32,38 @@ Serves the demo's remote events (geocode, score) over HTTP at /events until
 interrupted (Ctrl-C), for 'eventpipeline demo --worker ADDR' run from another
 process or machine. Prints the address it listens on.
 
-Exit codes: 0 after an interrupt, 1 if it cannot listen, 2 usage error.
+Authentication: if the environment variable ` + workerTokenEnv + ` is
+set, every request must carry it as "Authorization: Bearer <token>" (demo
+sends it from the same variable); with --client-ca, every client must
+present a certificate signed by that CA. A request without valid
+credentials gets 401. The worker refuses to listen on an address other than
+localhost or a loopback IP without one of them. Use --tls-cert and
+--tls-key so that the token does not travel in clear text.
+
+Limits: request bodies of at most 1 MiB and inputs of at most 10,000 JSON
+values (413 beyond), 32 requests at once (503 beyond), 1 minute per event;
+a client has 5s to send a request's header and 30s for the whole request,
+and an idle connection is closed after 1 minute. A panic in an event is
+logged on stderr with its stack and answered with a generic 500.
+
+Exit codes: 0 after an interrupt, 1 if it cannot listen or load its
+certificates, 2 usage error (including a non-loopback --addr without
+authentication).
 
 Flags:
 `
+
+// workerToken returns the token of the environment variable
+// EVENTPIPELINE_WORKER_TOKEN; zero if it is unset or empty.
+func workerToken() telemetry.Secret { return telemetry.NewSecret(os.Getenv(workerTokenEnv)) }
 
 // runWorker runs `worker`.
 func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:8700", "address to listen on (port 0: a free port)")
+	certFile := fs.String("tls-cert", "", "serve HTTPS with the certificate (chain) of this PEM `FILE`; needs --tls-key")
+	keyFile := fs.String("tls-key", "", "private key (PEM `FILE`) of --tls-cert")
+	caFile := fs.String("client-ca", "", "ask every client for a certificate signed by a CA of this PEM `FILE`; needs --tls-cert")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), workerUsage)
 		fs.PrintDefaults()
@@ -40,45 +75,118 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if len(rest) > 0 {
 		return usagef("unexpected argument %q", rest[0])
 	}
-	if _, _, err := net.SplitHostPort(*addr); err != nil {
+	host, _, err := net.SplitHostPort(*addr)
+	if err != nil {
 		return usagef("--addr: %v", err)
+	}
+	if (*certFile == "") != (*keyFile == "") {
+		return usagef("--tls-cert and --tls-key go together")
+	}
+	if *caFile != "" && *certFile == "" {
+		return usagef("--client-ca needs --tls-cert and --tls-key: client certificates are asked for in the TLS handshake")
+	}
+	token := workerToken()
+	if token.IsZero() && *caFile == "" && !isLoopbackHost(host) {
+		return usagef("refusing to listen on %s without authentication: anyone who reaches it could run the worker's events; "+
+			"set %s to a shared token (and use --tls-cert/--tls-key), or use --client-ca, or listen on a loopback address", *addr, workerTokenEnv)
+	}
+	cfg := pipeline.WorkerConfig{Token: token, Logger: slog.New(slog.NewTextHandler(stderr, nil))}
+	if *certFile != "" {
+		if cfg.TLS, err = serverTLS(*certFile, *keyFile, *caFile); err != nil {
+			return err
+		}
+	} else if !token.IsZero() && !isLoopbackHost(host) {
+		fmt.Fprintf(stderr, "eventpipeline worker: warning: without --tls-cert, the token of %s travels in clear text\n", workerTokenEnv)
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
 	}
-	stop, err := serveWorker(ln, stderr)
+	stop, err := serveWorkerWith(ln, cfg, stderr)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "worker listening on %s (events: geocode, score); Ctrl-C to stop\n", ln.Addr())
+	scheme, auth := "http", []string{}
+	if cfg.TLS != nil {
+		scheme = "https"
+	}
+	if !token.IsZero() {
+		auth = append(auth, "token")
+	}
+	if *caFile != "" {
+		auth = append(auth, "client certificate")
+	}
+	if len(auth) == 0 {
+		auth = append(auth, "none")
+	}
+	fmt.Fprintf(stdout, "worker listening on %s (%s, authentication: %s; events: geocode, score); Ctrl-C to stop\n",
+		ln.Addr(), scheme, strings.Join(auth, " and "))
 	<-ctx.Done()
 	stop()
 	fmt.Fprintln(stdout, "worker stopped")
 	return nil
 }
 
-// serveWorker serves the sample worker events on ln and returns a function
-// that stops serving. A failure to serve is reported to errOut.
+// serverTLS returns the worker's TLS configuration: its certificate, and
+// client certificates required and verified against the CAs of caFile if
+// it is not empty.
+func serverTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("loading --tls-cert and --tls-key: %w", err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("loading --client-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("loading --client-ca: no PEM certificate in %s", caFile)
+		}
+		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
+}
+
+// isLoopbackHost reports whether host is localhost or a loopback IP
+// address. An empty host (every interface) is not.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// serveWorker serves the sample worker events on ln, without
+// authentication (the demo's own worker, on a loopback address), and
+// returns a function that stops serving. A failure to serve is reported to
+// errOut.
 func serveWorker(ln net.Listener, errOut io.Writer) (stop func(), err error) {
-	w, err := pipeline.NewWorker(workerEvents()...)
+	return serveWorkerWith(ln, pipeline.WorkerConfig{Logger: slog.New(slog.NewTextHandler(errOut, nil))}, errOut)
+}
+
+// serveWorkerWith serves the sample worker events on ln with cfg and
+// returns a function that stops serving. A failure to serve is reported to
+// errOut.
+func serveWorkerWith(ln net.Listener, cfg pipeline.WorkerConfig, errOut io.Writer) (stop func(), err error) {
+	w, err := pipeline.NewWorker(cfg, workerEvents()...)
 	if err != nil {
 		ln.Close()
 		return nil, err
 	}
-	mux := http.NewServeMux()
-	mux.Handle(pipeline.DefaultPath, w)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			fmt.Fprintf(errOut, "worker: %v\n", err)
+		if err := w.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			fmt.Fprintf(errOut, "eventpipeline worker: %v\n", err)
 		}
 	})
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		srv.Shutdown(ctx)
+		w.Shutdown(ctx)
 		wg.Wait()
 	}, nil
 }

@@ -2,8 +2,8 @@
 // backends share: exponential backoff with jitter, a wait that honours a
 // context, the HTTP Retry-After header, and which HTTP statuses are worth
 // another attempt. It depends on the standard library only and is not part
-// of the module's API. (Package telemetry, which must import nothing but the
-// standard library, keeps its own copy of Backoff and Sleep.)
+// of the module's API. Package telemetry, the pipeline and every backend use
+// it, so there is one backoff in the module.
 package retry
 
 import (
@@ -22,15 +22,24 @@ const maxRetryAfter = 24 * time.Hour
 // initial, doubled for each retry after the first, capped at max, less a
 // random jitter of up to half of it.
 func Backoff(initial, max time.Duration, n int) time.Duration {
+	return BackoffJitter(initial, max, n, rand.N[time.Duration])
+}
+
+// BackoffJitter is [Backoff] with the jitter drawn by jitter: given a
+// positive bound b, it must return a value in [0, b), which is taken off
+// the wait. Backoff passes [rand.N]; a test passes a fixed function to make
+// waits exact. A result of jitter outside [0, b) is clamped into it.
+func BackoffJitter(initial, limit time.Duration, n int, jitter func(b time.Duration) time.Duration) time.Duration {
 	d := initial
-	for i := 1; i < n && d < max; i++ {
+	for i := 1; i < n && d < limit; i++ {
 		d *= 2
 	}
-	d = min(d, max)
+	d = min(d, limit)
 	if d <= 0 {
 		return 0
 	}
-	return d - rand.N(d/2+1)
+	b := d/2 + 1
+	return d - min(max(jitter(b), 0), b-1)
 }
 
 // Sleep waits d, or until ctx ends; it reports whether it waited all of d.

@@ -85,3 +85,31 @@ func TestRetryableStatus(t *testing.T) {
 		}
 	}
 }
+
+func TestBackoffJitter(t *testing.T) {
+	none := func(time.Duration) time.Duration { return 0 }
+	most := func(b time.Duration) time.Duration { return b - 1 }
+	wild := func(b time.Duration) time.Duration { return 10 * b }
+	tests := []struct {
+		name   string
+		n      int
+		jitter func(time.Duration) time.Duration
+		want   time.Duration
+	}{
+		{"first retry, no jitter", 1, none, 100 * time.Millisecond},
+		{"second retry doubles", 2, none, 200 * time.Millisecond},
+		{"capped at max", 10, none, time.Second},
+		{"most jitter takes half off", 2, most, 100 * time.Millisecond},
+		{"out-of-range jitter is clamped", 2, wild, 100 * time.Millisecond},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := BackoffJitter(100*time.Millisecond, time.Second, tc.n, tc.jitter); got != tc.want {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if got := BackoffJitter(0, time.Second, 1, none); got != 0 {
+		t.Errorf("zero initial: got %v, want 0", got)
+	}
+}

@@ -3,7 +3,12 @@
 // of the seeds' queries, and writes every finished record to a JSON-lines
 // file.
 //
-//	go run ./examples/telemetry/basic [-out telemetry.jsonl]
+//	go run ./examples/telemetry/basic [-out FILE]
+//
+// By default the file is telemetry.jsonl in a new temporary directory, and
+// the last line printed says where. With -out it is FILE, which must not
+// exist yet: the example never overwrites a file (such as the demo's
+// telemetry.jsonl), nor writes through a symlink.
 package main
 
 import (
@@ -16,21 +21,40 @@ import (
 	"io"
 	"log"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
 func main() {
-	out := flag.String("out", "telemetry.jsonl", "JSON-lines file the records are written to")
+	out := flag.String("out", "", "JSON-lines file to write the records to, which must not exist yet\n(default: telemetry.jsonl in a new temporary directory)")
 	flag.Parse()
 	if err := run(*out, os.Stdout); err != nil {
 		log.Fatal(err)
 	}
 }
 
+// createOut creates the file the records go to: out, which must not exist
+// (not even as a symlink), or, if out is "", telemetry.jsonl in a new
+// temporary directory.
+func createOut(out string) (*os.File, error) {
+	if out == "" {
+		dir, err := os.MkdirTemp("", "eventpipeline-basic-")
+		if err != nil {
+			return nil, err
+		}
+		out = filepath.Join(dir, "telemetry.jsonl")
+	}
+	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("%s already exists: remove it or choose another -out", out)
+	}
+	return f, err
+}
+
 func run(out string, w io.Writer) error {
-	f, err := os.Create(out)
+	f, err := createOut(out)
 	if err != nil {
 		return err
 	}
@@ -93,7 +117,10 @@ func run(out string, w io.Writer) error {
 	if err := telemetry.Close(ctx); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "== %d records written to %s\n", telemetry.Default().PublisherStats()[0].Published, out)
+	if err := f.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "== %d records written to %s\n", telemetry.Default().PublisherStats()[0].Published, f.Name())
 	return nil
 }
 

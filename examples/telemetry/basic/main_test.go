@@ -9,8 +9,9 @@ import (
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
-func TestRunWritesEveryRecord(t *testing.T) {
-	// run uses the default Recorder and closes it: give it one of its own.
+// useOwnDefault gives run, which uses the default Recorder and closes it,
+// a default of its own for the test.
+func useOwnDefault(t *testing.T) {
 	prev := telemetry.Default()
 	r, err := telemetry.NewRecorder()
 	if err != nil {
@@ -18,7 +19,10 @@ func TestRunWritesEveryRecord(t *testing.T) {
 	}
 	telemetry.SetDefault(r)
 	t.Cleanup(func() { telemetry.SetDefault(prev) })
+}
 
+func TestRunWritesEveryRecord(t *testing.T) {
+	useOwnDefault(t)
 	out := filepath.Join(t.TempDir(), "records.jsonl")
 	var stdout strings.Builder
 	if err := run(out, &stdout); err != nil {
@@ -50,6 +54,61 @@ func TestRunWritesEveryRecord(t *testing.T) {
 		"total retries 3, events with retries 2", "warehouse.internal:8443", "== 7 records written to"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
+	}
+}
+
+// TestRunDefaultOutput: with no -out, the records go to a new temporary
+// directory, and the output says where.
+func TestRunDefaultOutput(t *testing.T) {
+	useOwnDefault(t)
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	t.Chdir(t.TempDir()) // where the demo writes its telemetry.jsonl
+	var stdout strings.Builder
+	if err := run("", &stdout); err != nil {
+		t.Fatal(err)
+	}
+	matches, err := filepath.Glob(filepath.Join(tmp, "eventpipeline-basic-*", "telemetry.jsonl"))
+	if err != nil || len(matches) != 1 {
+		t.Fatalf("got %q, %v; want one telemetry.jsonl in a new directory of %s", matches, err, tmp)
+	}
+	if want := "== 7 records written to " + matches[0] + "\n"; !strings.HasSuffix(stdout.String(), want) {
+		t.Errorf("output ends with %q, want %q", stdout.String()[max(0, len(stdout.String())-200):], want)
+	}
+	if _, err := os.Stat("telemetry.jsonl"); !os.IsNotExist(err) {
+		t.Errorf("got %v, want no telemetry.jsonl in the current directory", err)
+	}
+}
+
+// TestRunNeverOverwrites: an existing file, or a symlink, at -out is left
+// alone and is an error.
+func TestRunNeverOverwrites(t *testing.T) {
+	dir := t.TempDir()
+	existing := filepath.Join(dir, "telemetry.jsonl")
+	target := filepath.Join(dir, "target")
+	link := filepath.Join(dir, "link.jsonl")
+	for _, p := range []string{existing, target} {
+		if err := os.WriteFile(p, []byte("the demo's records\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range []string{existing, link} {
+		t.Run(filepath.Base(out), func(t *testing.T) {
+			useOwnDefault(t)
+			var stdout strings.Builder
+			err := run(out, &stdout)
+			if err == nil || !strings.Contains(err.Error(), out+" already exists") {
+				t.Errorf("got %v, want an error saying %s already exists", err, out)
+			}
+		})
+	}
+	for _, p := range []string{existing, target} {
+		if b, err := os.ReadFile(p); err != nil || string(b) != "the demo's records\n" {
+			t.Errorf("%s: got %q, %v; want it untouched", p, b, err)
 		}
 	}
 }

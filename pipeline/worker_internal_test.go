@@ -1,0 +1,52 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/eventpipeline/eventpipeline/telemetry"
+)
+
+// TestTokenComparedInConstantTime checks that every token a request
+// carries is compared with crypto/subtle.ConstantTimeCompare, on hashes of
+// equal length, so that neither the content nor the length of the token
+// leaks through the time of an answer.
+func TestTokenComparedInConstantTime(t *testing.T) {
+	type call struct{ a, b []byte }
+	var calls []call
+	saved := compareTokens
+	t.Cleanup(func() { compareTokens = saved })
+	compareTokens = func(a, b []byte) int {
+		calls = append(calls, call{bytes.Clone(a), bytes.Clone(b)})
+		return subtle.ConstantTimeCompare(a, b)
+	}
+	w, err := NewWorker(WorkerConfig{Token: telemetry.NewSecret("s3cret-token")},
+		Func("e", func(ctx context.Context, in any) (any, error) { return nil, nil }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		token      string
+		wantStatus int
+	}{{"s3cret-token", 200}, {"s3cret-tokeX", 401}, {"s", 401}, {strings.Repeat("x", 1000), 401}} {
+		req := httptest.NewRequest("POST", "/events", strings.NewReader(`{"event":"e"}`))
+		req.Header.Set("Authorization", "Bearer "+tc.token)
+		rec := httptest.NewRecorder()
+		w.ServeHTTP(rec, req)
+		if rec.Code != tc.wantStatus {
+			t.Errorf("token %.10q: got %d, want %d", tc.token, rec.Code, tc.wantStatus)
+		}
+	}
+	if len(calls) != 4 {
+		t.Fatalf("got %d constant-time comparisons, want 4: one per request", len(calls))
+	}
+	for _, c := range calls {
+		if len(c.a) != 32 || len(c.b) != 32 || bytes.Contains(c.b, []byte("s3cret")) {
+			t.Errorf("compared %d and %d bytes, want two SHA-256 sums", len(c.a), len(c.b))
+		}
+	}
+}

@@ -1,0 +1,664 @@
+package pipeline_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/eventpipeline/eventpipeline/internal/testutil"
+	"github.com/eventpipeline/eventpipeline/pipeline"
+	"github.com/eventpipeline/eventpipeline/telemetry"
+)
+
+// echo is an event that returns its input.
+var echo = pipeline.Func("echo", func(ctx context.Context, in any) (any, error) { return in, nil })
+
+// serveWorker serves a worker made of cfg and events with httptest and
+// returns the URL of its events.
+func serveWorker(t *testing.T, cfg pipeline.WorkerConfig, events ...pipeline.Event) string {
+	t.Helper()
+	w, err := pipeline.NewWorker(cfg, events...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(w)
+	t.Cleanup(srv.Close)
+	return srv.URL + pipeline.DefaultPath
+}
+
+// post posts body to url with the headers hdr (name, value, ...) and
+// returns the answer's status, headers and body.
+func post(t *testing.T, method, url, body string, hdr ...string) (int, http.Header, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+func TestWorkerBearerToken(t *testing.T) {
+	var runs atomic.Int64
+	counted := pipeline.Func("echo", func(ctx context.Context, in any) (any, error) { runs.Add(1); return in, nil })
+	url := serveWorker(t, pipeline.WorkerConfig{Token: telemetry.NewSecret("s3cret-token")}, counted)
+	const (
+		challenge = `Bearer realm="eventpipeline-worker"`
+		invalid   = `Bearer realm="eventpipeline-worker", error="invalid_token"`
+		missing   = `{"error":"pipeline: worker: unauthorized: a bearer token is required"}` + "\n"
+		wrong     = `{"error":"pipeline: worker: unauthorized: invalid token"}` + "\n"
+		body      = `{"event":"echo","input":7}`
+	)
+	tests := []struct {
+		name          string
+		method        string
+		authorization string // "" for none
+		wantStatus    int
+		wantChallenge string
+		wantBody      string
+	}{
+		{name: "no credentials", method: "POST", wantStatus: 401, wantChallenge: challenge, wantBody: missing},
+		{name: "no credentials, wrong method", method: "GET", wantStatus: 401, wantChallenge: challenge, wantBody: missing},
+		{name: "basic scheme", method: "POST", authorization: "Basic czNjcmV0LXRva2Vu", wantStatus: 401, wantChallenge: challenge, wantBody: missing},
+		{name: "empty bearer", method: "POST", authorization: "Bearer ", wantStatus: 401, wantChallenge: challenge, wantBody: missing},
+		{name: "wrong token", method: "POST", authorization: "Bearer s3cret-tokeN", wantStatus: 401, wantChallenge: invalid, wantBody: wrong},
+		{name: "prefix of the token", method: "POST", authorization: "Bearer s3cret", wantStatus: 401, wantChallenge: invalid, wantBody: wrong},
+		{name: "token and more", method: "POST", authorization: "Bearer s3cret-token2", wantStatus: 401, wantChallenge: invalid, wantBody: wrong},
+		{name: "right token", method: "POST", authorization: "Bearer s3cret-token", wantStatus: 200, wantBody: `{"output":7}` + "\n"},
+		{name: "scheme is case-insensitive", method: "POST", authorization: "bearer s3cret-token", wantStatus: 200, wantBody: `{"output":7}` + "\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := runs.Load()
+			var hdr []string
+			if tc.authorization != "" {
+				hdr = []string{"Authorization", tc.authorization}
+			}
+			status, h, b := post(t, tc.method, url, body, hdr...)
+			if status != tc.wantStatus || b != tc.wantBody {
+				t.Errorf("got %d %q, want %d %q", status, b, tc.wantStatus, tc.wantBody)
+			}
+			if got := h.Get("WWW-Authenticate"); got != tc.wantChallenge {
+				t.Errorf("got WWW-Authenticate %q, want %q", got, tc.wantChallenge)
+			}
+			wantRuns := int64(0)
+			if tc.wantStatus == 200 {
+				wantRuns = 1
+			}
+			if got := runs.Load() - before; got != wantRuns {
+				t.Errorf("the event ran %d times, want %d", got, wantRuns)
+			}
+		})
+	}
+}
+
+// roundTripFunc is an http.RoundTripper made of a function.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func jsonResponse(status int, body string, hdr ...string) *http.Response {
+	resp := &http.Response{StatusCode: status, Header: http.Header{"Content-Type": {"application/json"}},
+		Body: io.NopCloser(strings.NewReader(body))}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		resp.Header.Set(hdr[i], hdr[i+1])
+	}
+	return resp
+}
+
+// RemoteConfig.Token is sent as a bearer token and never printed.
+func TestRemoteSendsTokenAndNeverPrintsIt(t *testing.T) {
+	const token = "s3cret-token"
+	var got string
+	cfg := pipeline.RemoteConfig{Host: "127.0.0.1", Port: 8700, Token: telemetry.NewSecret(token),
+		Client: &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			got = r.Header.Get("Authorization")
+			return jsonResponse(200, `{"output":1}`), nil
+		})}}
+	e := mustRemote(t, "echo", cfg)
+	if _, err := e.Process(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got != "Bearer "+token {
+		t.Errorf("got Authorization %q, want %q", got, "Bearer "+token)
+	}
+	wcfg := pipeline.WorkerConfig{Token: telemetry.NewSecret(token)}
+	w, err := pipeline.NewWorker(wcfg, echo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x"} {
+		for _, v := range []any{cfg, &cfg, e, wcfg, w} {
+			if s := fmt.Sprintf(verb, v); strings.Contains(s, token) || strings.Contains(s, fmt.Sprintf("%x", token)) {
+				t.Errorf("%s of %T shows the token: %s", verb, v, s)
+			}
+		}
+	}
+}
+
+func TestWorkerTLSAndClientCertificates(t *testing.T) {
+	pki, other := testutil.NewPKI(t), testutil.NewPKI(t)
+	token := telemetry.NewSecret("s3cret-token")
+	serve := func(t *testing.T, tlsCfg *tls.Config) int {
+		w, err := pipeline.NewWorker(pipeline.WorkerConfig{Token: token, TLS: tlsCfg, Logger: slog.New(slog.DiscardHandler)}, echo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- w.Serve(ln) }()
+		t.Cleanup(func() {
+			w.Close()
+			if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+				t.Errorf("Serve returned %v, want http.ErrServerClosed", err)
+			}
+		})
+		return ln.Addr().(*net.TCPAddr).Port
+	}
+	// ClientCAs with a zero ClientAuth: client certificates are required.
+	required := serve(t, &tls.Config{Certificates: []tls.Certificate{pki.Server}, ClientCAs: pki.CAPool})
+	ifGiven := serve(t, &tls.Config{Certificates: []tls.Certificate{pki.Server}, ClientCAs: pki.CAPool, ClientAuth: tls.VerifyClientCertIfGiven})
+	serverOnly := serve(t, &tls.Config{Certificates: []tls.Certificate{pki.Server}})
+
+	tests := []struct {
+		name       string
+		port       int
+		tls        *tls.Config
+		token      telemetry.Secret
+		wantStatus int    // of a RemoteError; 0 for none
+		wantErr    string // in a transport error (whose text depends on the TLS version and timing); "" for success or a RemoteError
+	}{
+		{name: "client certificate and token", port: required, token: token,
+			tls: &tls.Config{RootCAs: pki.CAPool, Certificates: []tls.Certificate{pki.Client}}},
+		{name: "client certificate without token", port: required,
+			tls: &tls.Config{RootCAs: pki.CAPool, Certificates: []tls.Certificate{pki.Client}}, wantStatus: 401},
+		{name: "no client certificate", port: required, token: token,
+			tls: &tls.Config{RootCAs: pki.CAPool}, wantErr: " "},
+		{name: "client certificate of another CA", port: required, token: token, // the error depends on the protocol
+			tls: &tls.Config{RootCAs: pki.CAPool, Certificates: []tls.Certificate{other.Client}}, wantErr: " "},
+		{name: "server not trusted", port: required, token: token,
+			tls: &tls.Config{RootCAs: other.CAPool, Certificates: []tls.Certificate{pki.Client}}, wantErr: "certificate signed by unknown authority"},
+		{name: "if given: none given gets 401", port: ifGiven, token: token,
+			tls: &tls.Config{RootCAs: pki.CAPool}, wantStatus: 401},
+		{name: "if given: given and verified", port: ifGiven, token: token,
+			tls: &tls.Config{RootCAs: pki.CAPool, Certificates: []tls.Certificate{pki.Client}}},
+		{name: "server TLS only, token", port: serverOnly, token: token, tls: &tls.Config{RootCAs: pki.CAPool}},
+		{name: "server TLS only, no token", port: serverOnly, tls: &tls.Config{RootCAs: pki.CAPool}, wantStatus: 401},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := mustRemote(t, "echo", pipeline.RemoteConfig{Host: "127.0.0.1", Port: tc.port, TLS: tc.tls, Token: tc.token})
+			out, err := e.Process(context.Background(), "hi")
+			var re *pipeline.RemoteError
+			switch {
+			case tc.wantStatus != 0:
+				if !errors.As(err, &re) || re.StatusCode != tc.wantStatus {
+					t.Errorf("got %v, want a RemoteError %d", err, tc.wantStatus)
+				}
+			case tc.wantErr != "":
+				if err == nil || errors.As(err, &re) || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Errorf("got %v, want a transport error containing %q", err, tc.wantErr)
+				}
+			default:
+				if err != nil || out != "hi" {
+					t.Errorf("got %v, %v; want hi", out, err)
+				}
+			}
+		})
+	}
+}
+
+// fakeListener is a listener at addr whose connections are made by dial,
+// with net.Pipe, so that a server can run in a synctest bubble.
+type fakeListener struct {
+	addr   net.Addr
+	conns  chan net.Conn
+	done   chan struct{}
+	closed sync.Once
+}
+
+func newFakeListener(ip string) *fakeListener {
+	return &fakeListener{addr: &net.TCPAddr{IP: net.ParseIP(ip), Port: 8700}, conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *fakeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *fakeListener) Close() error {
+	l.closed.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *fakeListener) Addr() net.Addr { return l.addr }
+
+func (l *fakeListener) isClosed() bool {
+	select {
+	case <-l.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (l *fakeListener) dial() net.Conn {
+	client, server := net.Pipe()
+	l.conns <- server
+	return client
+}
+
+func TestWorkerServeRefusesNonLoopbackWithoutAuthentication(t *testing.T) {
+	pki := testutil.NewPKI(t)
+	tests := []struct {
+		name    string
+		ip      string
+		cfg     pipeline.WorkerConfig
+		refused bool
+	}{
+		{name: "non-loopback, no authentication", ip: "192.0.2.1", refused: true},
+		{name: "any address, no authentication", ip: "0.0.0.0", refused: true},
+		{name: "non-loopback, TLS without client certificates", ip: "192.0.2.1", refused: true,
+			cfg: pipeline.WorkerConfig{TLS: &tls.Config{Certificates: []tls.Certificate{pki.Server}}}},
+		{name: "non-loopback, token", ip: "192.0.2.1", cfg: pipeline.WorkerConfig{Token: telemetry.NewSecret("t")}},
+		{name: "non-loopback, client certificates", ip: "192.0.2.1",
+			cfg: pipeline.WorkerConfig{TLS: &tls.Config{Certificates: []tls.Certificate{pki.Server}, ClientCAs: pki.CAPool}}},
+		{name: "non-loopback, allowed", ip: "192.0.2.1", cfg: pipeline.WorkerConfig{AllowUnauthenticated: true}},
+		{name: "loopback v4", ip: "127.0.0.1"},
+		{name: "loopback v6", ip: "::1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.Logger = slog.New(slog.DiscardHandler)
+			w, err := pipeline.NewWorker(tc.cfg, echo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ln := newFakeListener(tc.ip)
+			done := make(chan error, 1)
+			go func() { done <- w.Serve(ln) }()
+			if tc.refused {
+				err := <-done
+				if !errors.Is(err, pipeline.ErrNoAuthentication) || !strings.Contains(err.Error(), tc.ip) {
+					t.Errorf("got %v, want ErrNoAuthentication naming %s", err, tc.ip)
+				}
+				if !ln.isClosed() {
+					t.Error("the refused listener is still open")
+				}
+				return
+			}
+			c := ln.dial() // accepted: Serve serves
+			c.Close()
+			w.Close()
+			if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+				t.Errorf("got %v, want http.ErrServerClosed", err)
+			}
+		})
+	}
+}
+
+func TestWorkerLimitsWhatOneRequestMayCost(t *testing.T) {
+	url := serveWorker(t, pipeline.WorkerConfig{MaxBodyBytes: 64, MaxInputValues: 4}, echo)
+	pad := func(s string, n int) string { // s padded with spaces to n bytes
+		return s + strings.Repeat(" ", n-len(s))
+	}
+	tests := []struct {
+		name       string
+		body       string
+		wantStatus int
+		wantBody   string
+	}{
+		{name: "body at the limit", body: pad(`{"event":"echo","input":1}`, 64), wantStatus: 200, wantBody: `{"output":1}`},
+		{name: "body over the limit", body: pad(`{"event":"echo","input":1}`, 65), wantStatus: 413,
+			wantBody: `{"error":"pipeline: worker: request body larger than 64 bytes"}`},
+		{name: "4 values", body: `{"event":"echo","input":[1,[2]]}`, wantStatus: 200, wantBody: `{"output":[1,[2]]}`},
+		{name: "5 values", body: `{"event":"echo","input":[1,[2],3]}`, wantStatus: 413,
+			wantBody: `{"error":"pipeline: worker: input holds more than 4 JSON values"}`},
+		{name: "empty containers count once", body: `{"event":"echo","input":[{},[],{}]}`, wantStatus: 200, wantBody: `{"output":[{},[],{}]}`},
+		{name: "object members", body: `{"event":"echo","input":{"a":{"b":1,"c":2}}}`, wantStatus: 200, wantBody: `{"output":{"a":{"b":1,"c":2}}}`},
+		{name: "object members over", body: `{"event":"echo","input":{"a":{"b":1,"c":[]},"d":0}}`, wantStatus: 413,
+			wantBody: `{"error":"pipeline: worker: input holds more than 4 JSON values"}`},
+		{name: "commas and brackets in strings", body: `{"event":"echo","input":["[,{,\",]",1]}`, wantStatus: 200, wantBody: `{"output":["[,{,\",]",1]}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			status, _, b := post(t, "POST", url, tc.body)
+			if status != tc.wantStatus || b != tc.wantBody+"\n" {
+				t.Errorf("got %d %s, want %d %s", status, b, tc.wantStatus, tc.wantBody)
+			}
+		})
+	}
+}
+
+func TestWorkerDefaultLimits(t *testing.T) {
+	url := serveWorker(t, pipeline.WorkerConfig{}, echo)
+	list := func(n int) string { return "[" + strings.TrimSuffix(strings.Repeat("{},", n), ",") + "]" }
+	// The list itself and its elements: DefaultMaxInputValues values in all.
+	status, _, _ := post(t, "POST", url, `{"event":"echo","input":`+list(pipeline.DefaultMaxInputValues-1)+`}`)
+	if status != 200 {
+		t.Errorf("input of %d values: got %d, want 200", pipeline.DefaultMaxInputValues, status)
+	}
+	status, _, b := post(t, "POST", url, `{"event":"echo","input":`+list(pipeline.DefaultMaxInputValues)+`}`)
+	if want := `{"error":"pipeline: worker: input holds more than 10000 JSON values"}` + "\n"; status != 413 || b != want {
+		t.Errorf("input of %d values: got %d %s, want 413 %s", pipeline.DefaultMaxInputValues+1, status, b, want)
+	}
+}
+
+func TestWorkerCapsRequestsInFlight(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	blocking := pipeline.Func("block", func(ctx context.Context, in any) (any, error) {
+		entered <- struct{}{}
+		<-release
+		return "done", nil
+	})
+	url := serveWorker(t, pipeline.WorkerConfig{MaxInFlight: 2}, blocking, echo)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			resp, err := http.Post(url, "application/json", strings.NewReader(`{"event":"block"}`))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(b) != `{"output":"done"}`+"\n" {
+				t.Errorf("got %d %s, want 200", resp.StatusCode, b)
+			}
+		})
+	}
+	<-entered
+	<-entered // two requests in flight
+
+	status, h, b := post(t, "POST", url, `{"event":"echo","input":1}`)
+	if want := `{"error":"pipeline: worker: busy, 2 requests in flight"}` + "\n"; status != 503 || b != want || h.Get("Retry-After") != "1" {
+		t.Errorf("got %d %s with Retry-After %q, want 503 %s with Retry-After 1", status, b, h.Get("Retry-After"), want)
+	}
+	// A RemoteEvent sees the 503 as retryable and the Retry-After it asks for.
+	host, port := hostPort(t, url)
+	_, err := mustRemote(t, "echo", pipeline.RemoteConfig{Host: host, Port: port}).Process(context.Background(), 1)
+	var re *pipeline.RemoteError
+	if !errors.As(err, &re) || re.StatusCode != 503 || re.RetryAfter != time.Second || !pipeline.DefaultRetryable(err) {
+		t.Errorf("got %#v, want a retryable RemoteError 503 with RetryAfter 1s", err)
+	}
+
+	close(release)
+	wg.Wait()
+	if status, _, b := post(t, "POST", url, `{"event":"echo","input":1}`); status != 200 {
+		t.Errorf("after the others ended: got %d %s, want 200", status, b)
+	}
+}
+
+func hostPort(t *testing.T, rawURL string) (string, int) {
+	t.Helper()
+	var host string
+	var port int
+	hp := strings.TrimPrefix(strings.TrimSuffix(rawURL, pipeline.DefaultPath), "http://")
+	h, p, err := net.SplitHostPort(hp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host = h
+	if _, err := fmt.Sscan(p, &port); err != nil {
+		t.Fatal(err)
+	}
+	return host, port
+}
+
+func TestWorkerPanicIsLoggedNotSent(t *testing.T) {
+	var logBuf syncBuffer
+	logger := slog.New(slog.NewJSONHandler(&logBuf, nil))
+	boom := pipeline.Func("boom", func(context.Context, any) (any, error) {
+		panic("card 4111-1111-1111-1111 declined")
+	})
+	url := serveWorker(t, pipeline.WorkerConfig{Logger: logger}, boom)
+	status, _, b := post(t, "POST", url, `{"event":"boom","task_id":"run1/boom/1","run_id":"run1"}`)
+	if want := `{"error":"pipeline: worker: event \"boom\" panicked (logged on the worker)"}` + "\n"; status != 500 || b != want {
+		t.Errorf("got %d %s, want 500 %s", status, b, want)
+	}
+	var rec struct {
+		Level, Msg, Panic, Stack string
+		EventName                string `json:"event_name"`
+		TaskID                   string `json:"task_id"`
+		RunID                    string `json:"run_id"`
+	}
+	if err := json.Unmarshal(logBuf.Bytes(), &rec); err != nil {
+		t.Fatalf("got log %q: %v", logBuf.String(), err)
+	}
+	if rec.Level != "ERROR" || rec.Msg != "pipeline: worker event panicked" || rec.EventName != "boom" ||
+		rec.TaskID != "run1/boom/1" || rec.RunID != "run1" || rec.Panic != "card 4111-1111-1111-1111 declined" {
+		t.Errorf("got log record %+v", rec)
+	}
+	if !strings.Contains(rec.Stack, "worker_test.go") {
+		t.Errorf("the logged stack does not show the panicking code:\n%s", rec.Stack)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) Bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.b.Bytes())
+}
+
+func (s *syncBuffer) String() string { return string(s.Bytes()) }
+
+func TestWorkerErrorText(t *testing.T) {
+	long := strings.Repeat("é", 1000) // 2000 bytes
+	fail := func(name string, err error) pipeline.Event {
+		return pipeline.Func(name, func(context.Context, any) (any, error) { return nil, err })
+	}
+	events := []pipeline.Event{
+		fail("db", errors.New("dial tcp 10.1.2.3:5432: password authentication failed for user app")),
+		fail("long", errors.New(long)),
+		fail("stock", telemetry.Permanent(errors.New("out of stock at warehouse 7"))),
+	}
+	wantLong := strings.Repeat("é", (pipeline.DefaultMaxErrorTextBytes-len("...[truncated]"))/2) + "...[truncated]"
+	redact := func(err error) string {
+		if telemetry.IsPermanent(err) {
+			return "rejected"
+		}
+		return "internal error"
+	}
+	tests := []struct {
+		name       string
+		cfg        pipeline.WorkerConfig
+		event      string
+		wantStatus int
+		wantText   string
+	}{
+		{name: "default: the text", event: "db", wantStatus: 500, wantText: "dial tcp 10.1.2.3:5432: password authentication failed for user app"},
+		{name: "default: bounded", event: "long", wantStatus: 500, wantText: wantLong},
+		{name: "default: permanent", event: "stock", wantStatus: 422, wantText: "out of stock at warehouse 7"},
+		{name: "redacted", cfg: pipeline.WorkerConfig{ErrorText: redact}, event: "db", wantStatus: 500, wantText: "internal error"},
+		{name: "redacted permanent", cfg: pipeline.WorkerConfig{ErrorText: redact}, event: "stock", wantStatus: 422, wantText: "rejected"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			url := serveWorker(t, tc.cfg, events...)
+			status, _, b := post(t, "POST", url, `{"event":"`+tc.event+`"}`)
+			var got struct{ Error string }
+			if err := json.Unmarshal([]byte(b), &got); err != nil || status != tc.wantStatus || got.Error != tc.wantText {
+				t.Errorf("got %d %s, want %d with error %q", status, b, tc.wantStatus, tc.wantText)
+			}
+		})
+	}
+	if got := pipeline.DefaultErrorText(errors.New(long)); len(got) != pipeline.DefaultMaxErrorTextBytes || got != wantLong {
+		t.Errorf("DefaultErrorText: got %d bytes %q, want %d bytes", len(got), got, pipeline.DefaultMaxErrorTextBytes)
+	}
+}
+
+// TestWorkerServerTimeouts checks, in fake time, that Serve cuts off a
+// client that dribbles its header or body, and closes idle connections,
+// after exactly the default timeouts.
+func TestWorkerServerTimeouts(t *testing.T) {
+	const request = "POST /events HTTP/1.1\r\nHost: w\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+	tests := []struct {
+		name     string
+		send     func(c net.Conn) // what the client sends before waiting
+		wantWait time.Duration    // until the server answers or closes
+		wantResp string           // the start of the answer; "" if the server just closes
+	}{
+		{name: "header dribbled", wantWait: pipeline.DefaultReadHeaderTimeout,
+			send: func(c net.Conn) { io.WriteString(c, "POST /events HTTP/1.1\r\nHost: w\r\n") }},
+		{name: "body dribbled", wantWait: pipeline.DefaultReadTimeout, wantResp: "HTTP/1.1 400 Bad Request",
+			send: func(c net.Conn) { io.WriteString(c, fmt.Sprintf(request, 100, `{"event":`)) }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				w, ln := serveInBubble(t)
+				c := ln.dial()
+				defer c.Close()
+				start := time.Now()
+				tc.send(c)
+				got, _ := io.ReadAll(c) // until the server closes
+				if wait := time.Since(start); wait != tc.wantWait {
+					t.Errorf("the server answered after %v, want %v", wait, tc.wantWait)
+				}
+				if !strings.HasPrefix(string(got), tc.wantResp) || (tc.wantResp == "" && len(got) > 0) {
+					t.Errorf("got %q, want %q", got, tc.wantResp)
+				}
+				w.Close()
+			})
+		})
+	}
+	t.Run("idle connection", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			w, ln := serveInBubble(t)
+			c := ln.dial()
+			defer c.Close()
+			body := `{"event":"echo","input":1}`
+			io.WriteString(c, fmt.Sprintf(request, len(body), body))
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(b) != `{"output":1}`+"\n" {
+				t.Fatalf("got %d %s", resp.StatusCode, b)
+			}
+			idle := time.Now()
+			if n, err := br.ReadByte(); err != io.EOF {
+				t.Errorf("got %v, %v; want the connection closed", n, err)
+			}
+			if wait := time.Since(idle); wait != pipeline.DefaultIdleTimeout {
+				t.Errorf("an idle connection was closed after %v, want %v", wait, pipeline.DefaultIdleTimeout)
+			}
+			w.Close()
+		})
+	})
+}
+
+// serveInBubble serves a default worker of echo on a fake loopback
+// listener, inside the caller's synctest bubble.
+func serveInBubble(t *testing.T) (*pipeline.Worker, *fakeListener) {
+	w, err := pipeline.NewWorker(pipeline.WorkerConfig{Logger: slog.New(slog.DiscardHandler)}, echo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := newFakeListener("127.0.0.1")
+	go w.Serve(ln)
+	return w, ln
+}
+
+// TestWorkerEventTimeout checks, in fake time, that an event's context
+// ends after EventTimeout.
+func TestWorkerEventTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var ran time.Duration
+		slow := pipeline.Func("slow", func(ctx context.Context, in any) (any, error) {
+			start := time.Now()
+			<-ctx.Done()
+			ran = time.Since(start)
+			return nil, ctx.Err()
+		})
+		w, err := pipeline.NewWorker(pipeline.WorkerConfig{EventTimeout: 3 * time.Second}, slow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		w.ServeHTTP(rec, httptest.NewRequest("POST", "/events", strings.NewReader(`{"event":"slow"}`)))
+		if want := `{"error":"context deadline exceeded"}` + "\n"; rec.Code != 500 || rec.Body.String() != want || ran != 3*time.Second {
+			t.Errorf("got %d %s after %v, want 500 %s after 3s", rec.Code, rec.Body, ran, want)
+		}
+	})
+}
+
+// TestRemoteHonoursRetryAfter checks, in fake time, that the wait before a
+// retry is the worker's Retry-After, capped at MaxBackoff.
+func TestRemoteHonoursRetryAfter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		answers := []*http.Response{
+			jsonResponse(503, `{"error":"busy"}`, "Retry-After", "3"),
+			jsonResponse(429, `{"error":"slow down"}`, "Retry-After", "60"),
+			jsonResponse(200, `{"output":"ok"}`),
+		}
+		var times []time.Time
+		client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			times = append(times, time.Now())
+			resp := answers[0]
+			answers = answers[1:]
+			return resp, nil
+		})}
+		e := mustRemote(t, "score", pipeline.RemoteConfig{Host: "w", Port: 1, Client: client})
+		h := &logHooks{}
+		p := mustNew(t, pipeline.Config{NoTelemetry: true, Hooks: h,
+			Retry: &telemetry.RetryPolicy{MaxAttempts: 5, InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Second}},
+			pipeline.Sequence(e))
+		out, err := p.Run(context.Background(), nil)
+		if err != nil || out != "ok" {
+			t.Fatalf("got %v, %v", out, err)
+		}
+		want := []time.Duration{3 * time.Second, 5 * time.Second}
+		if len(times) != 3 || times[1].Sub(times[0]) != want[0] || times[2].Sub(times[1]) != want[1] || h.waits[0] != want[0] || h.waits[1] != want[1] {
+			t.Errorf("got calls at %v, waits %v; want waits %v", times, h.waits, want)
+		}
+	})
+}
