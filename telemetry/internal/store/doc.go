@@ -55,6 +55,12 @@
 //     one partition at a time only to swap the buffer for an empty slice of
 //     its own (the one it emptied in its previous round), then converts and
 //     sends the records with no lock held. [Table.Queued] counts what waits.
+//   - Because SwapOut takes each partition's lock in turn, every Offer made
+//     under that lock lands either before the swap of its partition or
+//     after it. The telemetry package's Close relies on this: it sets its
+//     closed flag before the worker's last SwapOut, and a recorder checks
+//     the flag again under the partition lock before it offers, so that no
+//     record is left in a buffer after the last swap.
 //
 // So a publisher's queue is not a channel but its buffers in every
 // partition, and the records of different partitions reach its worker in
