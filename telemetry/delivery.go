@@ -12,6 +12,7 @@ import (
 
 	"github.com/eventpipeline/eventpipeline/internal/label"
 	"github.com/eventpipeline/eventpipeline/internal/retry"
+	"github.com/eventpipeline/eventpipeline/telemetry/internal/store"
 )
 
 // PublisherStats are the delivery counters of one publisher attached to a
@@ -166,7 +167,7 @@ func (o *outlet) stats() PublisherStats {
 		Panics:           o.panics.Load(),
 	}
 	if !o.sync {
-		s.Queued = o.r.events.queued(o.slot) + o.r.network.queued(o.slot) + o.taken
+		s.Queued = o.r.events.Queued(o.slot) + o.r.network.Queued(o.slot) + o.taken
 		s.QueueCapacity = 2 * o.cfg.queueSize
 	}
 	return s
@@ -265,8 +266,8 @@ func (o *outlet) run() {
 	defer close(o.done)
 	var (
 		b       Batch
-		spareEv = make([][]entry[eventRecord], len(o.r.events.parts))
-		spareNw = make([][]entry[networkRecord], len(o.r.network.parts))
+		spareEv = make([][]store.Entry[eventRecord], o.r.events.NumParts())
+		spareNw = make([][]store.Entry[networkRecord], o.r.network.NumParts())
 		flushes []*flushRequest
 		stopped bool
 		expired bool // the partial batch has waited BatchTimeout
@@ -328,7 +329,7 @@ func (o *outlet) run() {
 	// Close has begun, so no record can be queued any more: what is still
 	// held or queued (only after an abort) is dropped before Close returns.
 	o.statsMu.Lock()
-	n := o.r.events.swapOut(o.slot, spareEv) + o.r.network.swapOut(o.slot, spareNw)
+	n := o.r.events.SwapOut(o.slot, spareEv) + o.r.network.SwapOut(o.slot, spareNw)
 	o.droppedClosed.Add(uint64(o.taken + n))
 	o.taken = 0
 	o.statsMu.Unlock()
@@ -336,16 +337,16 @@ func (o *outlet) run() {
 
 // take moves every record waiting in the outlet's buffers into b and
 // returns how many it moved.
-func (o *outlet) take(b *Batch, spareEv [][]entry[eventRecord], spareNw [][]entry[networkRecord]) int {
+func (o *outlet) take(b *Batch, spareEv [][]store.Entry[eventRecord], spareNw [][]store.Entry[networkRecord]) int {
 	o.statsMu.Lock()
-	ne := o.r.events.swapOut(o.slot, spareEv)
-	nn := o.r.network.swapOut(o.slot, spareNw)
+	ne := o.r.events.SwapOut(o.slot, spareEv)
+	nn := o.r.network.SwapOut(o.slot, spareNw)
 	o.taken += ne + nn
 	o.statsMu.Unlock()
 	if ne > 0 {
 		for i, recs := range spareEv {
 			for j := range recs {
-				b.Events = append(b.Events, recs[j].rec.metrics(recs[j].taskID))
+				b.Events = append(b.Events, recs[j].Rec.metrics(recs[j].TaskID))
 			}
 			clear(recs) // drop references before the slice is reused
 			spareEv[i] = recs[:0]
@@ -354,7 +355,7 @@ func (o *outlet) take(b *Batch, spareEv [][]entry[eventRecord], spareNw [][]entr
 	if nn > 0 {
 		for i, recs := range spareNw {
 			for j := range recs {
-				b.Network = append(b.Network, recs[j].rec.metrics(recs[j].taskID))
+				b.Network = append(b.Network, recs[j].Rec.metrics(recs[j].TaskID))
 			}
 			clear(recs)
 			spareNw[i] = recs[:0]

@@ -1,19 +1,23 @@
 package telemetry
 
-// The life cycle shared by event runs and network operations. Records pass
-// to the callbacks by value, so that none escapes to the heap.
+import "github.com/eventpipeline/eventpipeline/telemetry/internal/store"
+
+// The life cycle shared by event runs and network operations, on the
+// storage engine of package store (whose doc describes the partitions and
+// the delivery buffers). Records pass to the callbacks by value, so that
+// none escapes to the heap.
 
 // begin adds rec as the pending run of taskID in t.
-func begin[R, T any](r *Recorder, t *table[R, T], op, taskID string, rec R) error {
+func begin[R, T any](r *Recorder, t *store.Table[R, T], op, taskID string, rec R) error {
 	if r.closed.Load() {
 		return taskError(op, taskID, ErrClosed)
 	}
-	p, h := t.part(taskID)
-	p.mu.Lock()
-	err := p.s.start(h, taskID, rec)
-	p.mu.Unlock()
-	if err != nil {
-		return taskError(op, taskID, err)
+	p, h := t.Part(taskID)
+	p.Lock()
+	st := p.Runs.Start(h, taskID, rec)
+	p.Unlock()
+	if st != store.OK {
+		return taskError(op, taskID, runError(st))
 	}
 	return nil
 }
@@ -22,32 +26,32 @@ func begin[R, T any](r *Recorder, t *table[R, T], op, taskID string, rec R) erro
 // count adds it to the partition's totals; then the record goes into the
 // buffers of the queued publishers and, through publishSync, to the
 // synchronous ones.
-func finish[R, T any](r *Recorder, t *table[R, T], op, taskID string,
+func finish[R, T any](r *Recorder, t *store.Table[R, T], op, taskID string,
 	end func(R) R, count func(*T, R), publishSync func(*outlet, string, R)) error {
 	if r.closed.Load() {
 		return taskError(op, taskID, ErrClosed)
 	}
 	outs := *r.outlets.Load()
 	pressure := false
-	p, h := t.part(taskID)
-	p.mu.Lock()
+	p, h := t.Part(taskID)
+	p.Lock()
 	if r.closed.Load() {
 		// Close began after the check above. Checked again under the lock,
 		// which the publishers' workers take for their last round after
 		// Close began, so that no record is queued after that round.
-		p.mu.Unlock()
+		p.Unlock()
 		return taskError(op, taskID, ErrClosed)
 	}
-	rec, err := p.s.take(h, taskID)
-	if err == nil {
+	rec, st := p.Runs.Take(h, taskID)
+	if st == store.OK {
 		rec = end(rec)
-		p.s.push(h, taskID, rec)
-		count(&p.totals, rec)
+		p.Runs.Push(h, taskID, rec)
+		count(&p.Totals, rec)
 		pressure = enqueue(p, outs, taskID, &rec)
 	}
-	p.mu.Unlock()
-	if err != nil {
-		return taskError(op, taskID, err)
+	p.Unlock()
+	if st != store.OK {
+		return taskError(op, taskID, runError(st))
 	}
 	handOver(outs, pressure, func(o *outlet) { publishSync(o, taskID, rec) })
 	return nil
@@ -55,14 +59,32 @@ func finish[R, T any](r *Recorder, t *table[R, T], op, taskID string,
 
 // latest returns the latest run of taskID in t, pending or retained, as
 // metrics makes it.
-func latest[R, T, M any](t *table[R, T], taskID string, metrics func(*entry[R]) M) (M, bool) {
-	p, h := t.part(taskID)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	e, ok := p.s.lookup(h, taskID)
+func latest[R, T, M any](t *store.Table[R, T], taskID string, metrics func(*store.Entry[R]) M) (M, bool) {
+	p, h := t.Part(taskID)
+	p.Lock()
+	defer p.Unlock()
+	e, ok := p.Runs.Lookup(h, taskID)
 	if !ok {
 		var zero M
 		return zero, false
 	}
 	return metrics(e), true
+}
+
+// runError returns the sentinel error of a refused [store.Runs] call, or nil
+// for [store.OK].
+func runError(st store.Status) error {
+	switch st {
+	case store.OK:
+		return nil
+	case store.AlreadyStarted:
+		return ErrAlreadyStarted
+	case store.TooManyPending:
+		return ErrTooManyPending
+	case store.AlreadyEnded:
+		return ErrAlreadyEnded
+	case store.NotStarted:
+		return ErrNotStarted
+	}
+	panic("telemetry: unknown store status")
 }

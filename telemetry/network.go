@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/eventpipeline/eventpipeline/telemetry/internal/store"
 )
 
 // DefaultOperation is the operation name StartOperation records when it is
@@ -137,7 +139,7 @@ func (n *Network) EndOperation(taskID string, bytesSent, bytesReceived int64, er
 // finished, and whether there is one. Finished runs are found while they are
 // retained.
 func (n *Network) Metrics(taskID string) (NetworkMetrics, bool) {
-	return latest(&n.r.network, taskID, func(e *entry[networkRecord]) NetworkMetrics { return e.rec.metrics(e.taskID) })
+	return latest(&n.r.network, taskID, func(e *store.Entry[networkRecord]) NetworkMetrics { return e.Rec.metrics(e.TaskID) })
 }
 
 // FailedOperations returns the retained finished operations that failed,

@@ -1,6 +1,10 @@
 package telemetry
 
-import "time"
+import (
+	"time"
+
+	"github.com/eventpipeline/eventpipeline/telemetry/internal/store"
+)
 
 // FailedEvents returns the retained finished event runs that failed, oldest
 // first.
@@ -36,24 +40,24 @@ type RetrySummary struct {
 // consistent with each other.
 func (r *Recorder) RetryStats() RetrySummary {
 	var s RetrySummary
-	r.events.locked(s.add)
+	r.events.Locked(s.add)
 	return s
 }
 
 // add adds the retries of locked partitions to s.
-func (s *RetrySummary) add(parts []part[eventRecord, eventTotals]) {
+func (s *RetrySummary) add(parts []store.Partition[eventRecord, eventTotals]) {
 	if s.ByRetryCount == nil {
 		s.ByRetryCount = make(map[int]uint64)
 	}
 	for i := range parts {
 		p := &parts[i]
-		s.TotalRetries += p.totals.retries
-		s.EventsWithRetries += p.totals.withRetries
-		for n, c := range p.totals.byRetryCount {
+		s.TotalRetries += p.Totals.retries
+		s.EventsWithRetries += p.Totals.withRetries
+		for n, c := range p.Totals.byRetryCount {
 			s.ByRetryCount[n] += c
 		}
-		p.s.eachPending(func(e *entry[eventRecord]) {
-			if n := e.rec.retries; n > 0 {
+		p.Runs.EachPending(func(e *store.Entry[eventRecord]) {
+			if n := e.Rec.retries; n > 0 {
 				s.EventsWithRetries++
 				s.ByRetryCount[int(n)]++
 			}
@@ -68,13 +72,13 @@ func thresholdError(d time.Duration) error {
 // selectEvents returns the retained finished runs for which keep is true,
 // oldest end first.
 func (r *Recorder) selectEvents(keep func(*eventRecord) bool) []EventMetrics {
-	return finished(&r.events, keep, (*eventRecord).endKey,
-		func(e *entry[eventRecord]) EventMetrics { return e.rec.metrics(e.taskID) })
+	return store.Finished(&r.events, keep, (*eventRecord).endKey,
+		func(e *store.Entry[eventRecord]) EventMetrics { return e.Rec.metrics(e.TaskID) })
 }
 
 // selectNetwork returns the retained finished operations for which keep is
 // true, oldest end first.
 func (r *Recorder) selectNetwork(keep func(*networkRecord) bool) []NetworkMetrics {
-	return finished(&r.network, keep, (*networkRecord).endKey,
-		func(e *entry[networkRecord]) NetworkMetrics { return e.rec.metrics(e.taskID) })
+	return store.Finished(&r.network, keep, (*networkRecord).endKey,
+		func(e *store.Entry[networkRecord]) NetworkMetrics { return e.Rec.metrics(e.TaskID) })
 }

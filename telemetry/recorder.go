@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/eventpipeline/eventpipeline/internal/label"
+	"github.com/eventpipeline/eventpipeline/telemetry/internal/store"
 )
 
 // A Recorder records event runs and network operations, answers queries
@@ -27,8 +28,8 @@ type Recorder struct {
 	cfg config
 	net Network
 
-	events  table[eventRecord, eventTotals]
-	network table[networkRecord, networkTotals]
+	events  store.Table[eventRecord, eventTotals]
+	network store.Table[networkRecord, networkTotals]
 
 	pubMu   sync.Mutex                // serializes changes of outlets
 	outlets atomic.Pointer[[]*outlet] // read on every record, copied on change
@@ -55,8 +56,8 @@ func NewRecorder(opts ...Option) (*Recorder, error) {
 	}
 	r := &Recorder{cfg: cfg}
 	r.net.r = r
-	r.events = newTable[eventRecord](cfg.maxEvents, cfg.maxPending, (*eventTotals).init)
-	r.network = newTable[networkRecord, networkTotals](cfg.maxNetworkOps, cfg.maxPending, nil)
+	r.events = store.NewTable[eventRecord](cfg.maxEvents, cfg.maxPending, (*eventTotals).init)
+	r.network = store.NewTable[networkRecord, networkTotals](cfg.maxNetworkOps, cfg.maxPending, nil)
 	r.outlets.Store(new([]*outlet))
 	for _, p := range cfg.publishers {
 		if err := r.AddPublisher(p); err != nil {
@@ -167,16 +168,16 @@ func (r *Recorder) RecordRetry(taskID string) error {
 	if r.closed.Load() {
 		return taskError(op, taskID, ErrClosed)
 	}
-	p, h := r.events.part(taskID)
-	p.mu.Lock()
-	rec, err := p.s.pending(h, taskID)
-	if err == nil {
+	p, h := r.events.Part(taskID)
+	p.Lock()
+	rec, st := p.Runs.Pending(h, taskID)
+	if st == store.OK {
 		rec.retries++
-		p.totals.retries++
+		p.Totals.retries++
 	}
-	p.mu.Unlock()
-	if err != nil {
-		return taskError(op, taskID, err)
+	p.Unlock()
+	if st != store.OK {
+		return taskError(op, taskID, runError(st))
 	}
 	return nil
 }
@@ -184,7 +185,7 @@ func (r *Recorder) RecordRetry(taskID string) error {
 // Metrics returns the latest run of taskID, pending or finished, and whether
 // there is one. Finished runs are found while they are retained.
 func (r *Recorder) Metrics(taskID string) (EventMetrics, bool) {
-	return latest(&r.events, taskID, func(e *entry[eventRecord]) EventMetrics { return e.rec.metrics(e.taskID) })
+	return latest(&r.events, taskID, func(e *store.Entry[eventRecord]) EventMetrics { return e.Rec.metrics(e.TaskID) })
 }
 
 // Network returns the Network that records network operations into r.
@@ -238,8 +239,8 @@ func (r *Recorder) AddPublisher(p Publisher) error {
 	o := newOutlet(name, p, r, slot)
 	if !o.sync {
 		// The buffers exist before any recorder can see the outlet.
-		r.events.addOut(r.cfg.queueSize)
-		r.network.addOut(r.cfg.queueSize)
+		r.events.AddOut(r.cfg.queueSize)
+		r.network.AddOut(r.cfg.queueSize)
 		go o.run()
 	}
 	outs := append(old[:len(old):len(old)], o)
@@ -250,12 +251,12 @@ func (r *Recorder) AddPublisher(p Publisher) error {
 // enqueue appends a finished record to the buffers of the queued outlets in
 // its partition, whose lock the caller holds. It reports whether a buffer
 // has just become half full.
-func enqueue[R, T any](p *part[R, T], outs []*outlet, taskID string, rec *R) (pressure bool) {
+func enqueue[R, T any](p *store.Partition[R, T], outs []*outlet, taskID string, rec *R) (pressure bool) {
 	for _, o := range outs {
 		if o.sync {
 			continue
 		}
-		ok, half := p.out[o.slot].add(entry[R]{taskID: taskID, rec: *rec})
+		ok, half := p.Offer(o.slot, taskID, rec)
 		if !ok {
 			o.dropFull()
 		}
@@ -370,35 +371,35 @@ type Stats struct {
 // Stats returns the current counters of r.
 func (r *Recorder) Stats() Stats {
 	var s Stats
-	r.events.locked(s.addEvents)
-	r.network.locked(s.addNetwork)
+	r.events.Locked(s.addEvents)
+	r.network.Locked(s.addNetwork)
 	s.Publishers = r.PublisherStats()
 	return s
 }
 
 // addEvents adds the event counters of locked partitions to s.
-func (s *Stats) addEvents(parts []part[eventRecord, eventTotals]) {
+func (s *Stats) addEvents(parts []store.Partition[eventRecord, eventTotals]) {
 	for i := range parts {
 		p := &parts[i]
-		s.EventsPending += p.s.pendingCount()
-		s.EventsRetained += p.s.retained()
-		s.EventsEnded += p.totals.ended
-		s.EventsFailed += p.totals.failed
-		s.EventsEvicted += p.s.evicted
+		s.EventsPending += p.Runs.NumPending()
+		s.EventsRetained += p.Runs.Retained()
+		s.EventsEnded += p.Totals.ended
+		s.EventsFailed += p.Totals.failed
+		s.EventsEvicted += p.Runs.Evicted()
 	}
 }
 
 // addNetwork adds the network counters of locked partitions to s.
-func (s *Stats) addNetwork(parts []part[networkRecord, networkTotals]) {
+func (s *Stats) addNetwork(parts []store.Partition[networkRecord, networkTotals]) {
 	for i := range parts {
 		p := &parts[i]
-		s.NetworkPending += p.s.pendingCount()
-		s.NetworkRetained += p.s.retained()
-		s.NetworkEnded += p.totals.ended
-		s.NetworkFailed += p.totals.failed
-		s.NetworkEvicted += p.s.evicted
-		s.BytesSent += p.totals.sent
-		s.BytesReceived += p.totals.received
+		s.NetworkPending += p.Runs.NumPending()
+		s.NetworkRetained += p.Runs.Retained()
+		s.NetworkEnded += p.Totals.ended
+		s.NetworkFailed += p.Totals.failed
+		s.NetworkEvicted += p.Runs.Evicted()
+		s.BytesSent += p.Totals.sent
+		s.BytesReceived += p.Totals.received
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"io"
 	"time"
+
+	"github.com/eventpipeline/eventpipeline/telemetry/internal/store"
 )
 
 // A Report is a snapshot of everything a Recorder retains: the document that
@@ -31,25 +33,25 @@ func (r *Recorder) Report() Report {
 	evs, nets := r.snapshot(&rep)
 	rep.Events = make([]EventMetrics, len(evs))
 	for i, e := range evs {
-		rep.Events[i] = e.rec.metrics(e.taskID)
+		rep.Events[i] = e.Rec.metrics(e.TaskID)
 	}
 	rep.NetworkOperations = make([]NetworkMetrics, len(nets))
 	for i, e := range nets {
-		rep.NetworkOperations[i] = e.rec.metrics(e.taskID)
+		rep.NetworkOperations[i] = e.Rec.metrics(e.TaskID)
 	}
 	return rep
 }
 
 // snapshot copies the retained records in their compact form, each kind
 // with its summary fields of rep in one consistent snapshot.
-func (r *Recorder) snapshot(rep *Report) ([]entry[eventRecord], []entry[networkRecord]) {
+func (r *Recorder) snapshot(rep *Report) ([]store.Entry[eventRecord], []store.Entry[networkRecord]) {
 	rep.GeneratedAt = time.Now()
-	evs := snapshot(&r.events, (*eventRecord).startKey, (*eventRecord).endKey,
-		func(parts []part[eventRecord, eventTotals]) {
+	evs := r.events.Snapshot((*eventRecord).startKey, (*eventRecord).endKey,
+		func(parts []store.Partition[eventRecord, eventTotals]) {
 			rep.RetryStats.add(parts)
 			rep.Stats.addEvents(parts)
 		})
-	nets := snapshot(&r.network, (*networkRecord).startKey, (*networkRecord).endKey, rep.Stats.addNetwork)
+	nets := r.network.Snapshot((*networkRecord).startKey, (*networkRecord).endKey, rep.Stats.addNetwork)
 	rep.Stats.Publishers = r.PublisherStats()
 	return evs, nets
 }
@@ -87,13 +89,13 @@ func (rep Report) MarshalJSON() ([]byte, error) {
 	})
 }
 
-func appendEventRecord(b []byte, e *entry[eventRecord]) []byte {
-	m := e.rec.metrics(e.taskID)
+func appendEventRecord(b []byte, e *store.Entry[eventRecord]) []byte {
+	m := e.Rec.metrics(e.TaskID)
 	return appendEvent(b, &m)
 }
 
-func appendNetworkRecord(b []byte, e *entry[networkRecord]) []byte {
-	m := e.rec.metrics(e.taskID)
+func appendNetworkRecord(b []byte, e *store.Entry[networkRecord]) []byte {
+	m := e.Rec.metrics(e.TaskID)
 	return appendNetwork(b, &m)
 }
 

@@ -1,4 +1,4 @@
-package telemetry
+package store
 
 // An index maps task ids to the slots that hold their runs: finished runs in
 // the ring, or pending runs in the slab. It is an
