@@ -15,55 +15,6 @@ import (
 	"github.com/eventpipeline/eventpipeline/telemetry/internal/store"
 )
 
-// PublisherStats are the delivery counters of one publisher attached to a
-// Recorder. Every record handed to it is counted exactly once: in Queued
-// until it is settled, then in Published or in one of the Dropped counts.
-// The counters are read together, so that at every moment Queued +
-// Published + Dropped() is the number of records handed to the publisher
-// so far; after [Recorder.Close] returns, Queued is 0.
-type PublisherStats struct {
-	// Name identifies the publisher: its [Namer] name or its type, with a
-	// "#2", "#3"... suffix when several have the same name. It is at most
-	// 128 bytes of valid UTF-8; a longer or invalid name is cut and given a
-	// hash suffix that keeps it distinct.
-	Name string `json:"name"`
-	// Synchronous reports whether it is called on the recording path
-	// (a [SyncPublisher]) rather than through a queue.
-	Synchronous bool `json:"synchronous"`
-	// Queued is the number of records waiting for it: in its queue, or
-	// taken by its worker and not yet published or dropped. A record leaves
-	// Queued the moment it is counted as published or dropped, even when
-	// the others taken with it are still being delivered.
-	Queued int `json:"queued"`
-	// QueueCapacity is the size of its queue: [WithQueueSize] records of
-	// each kind, events and network operations.
-	QueueCapacity int `json:"queue_capacity"`
-	// Published is the number of records it accepted.
-	Published uint64 `json:"published"`
-	// FailedAttempts is the number of publish calls that returned an error
-	// or panicked, retried or not.
-	FailedAttempts uint64 `json:"failed_attempts"`
-	// DroppedQueueFull is the number of records dropped because its queue
-	// was full when they finished.
-	DroppedQueueFull uint64 `json:"dropped_queue_full"`
-	// DroppedFailed is the number of records dropped after a permanent
-	// error, a [DroppedError], or the last attempt its [RetryPolicy] allows.
-	DroppedFailed uint64 `json:"dropped_failed"`
-	// DroppedClosed is the number of records dropped because
-	// [Recorder.Close] ran out of time before they were delivered: still
-	// queued, waiting between attempts, or in an attempt that Close cut
-	// short.
-	DroppedClosed uint64 `json:"dropped_closed"`
-	// Panics is the number of publish calls that panicked. A panic is
-	// recovered and treated as a permanent error.
-	Panics uint64 `json:"panics"`
-}
-
-// Dropped returns the number of records the publisher lost, for any reason.
-func (s PublisherStats) Dropped() uint64 {
-	return s.DroppedQueueFull + s.DroppedFailed + s.DroppedClosed
-}
-
 // A busy worker takes what is waiting every drainInterval, by itself, so
 // that recorders never pay for waking it; after idleRounds rounds that find
 // nothing (50ms), it sleeps until a recorder wakes it.

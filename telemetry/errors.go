@@ -86,6 +86,7 @@ type opError struct {
 }
 
 func (e *opError) Error() string { return "telemetry: " + e.op + ": " + reason(e.err) }
+
 func (e *opError) Unwrap() error { return e.err }
 
 func callError(op string, err error) error { return &opError{op: op, err: err} }
@@ -97,6 +98,25 @@ type valueError struct {
 }
 
 func (e *valueError) Error() string { return e.err.Error() + " " + e.value }
+
 func (e *valueError) Unwrap() error { return e.err }
 
 var errNilWriter = errors.New("telemetry: nil io.Writer")
+
+// A DroppedError is returned by a publisher that delivered a batch (or a
+// record) in part and gave up on the rest for good, such as a bulk request
+// in which some documents were rejected by a mapping error. The Recorder
+// counts Dropped records as dropped and the others as published, and does
+// not retry. Err says why; it should name the reason once, not per record.
+type DroppedError struct {
+	Dropped int   // records given up on, at most the number handed over
+	Err     error // why
+}
+
+// Error returns a message with the count and the reason.
+func (e *DroppedError) Error() string {
+	return "telemetry: " + strconv.Itoa(e.Dropped) + " record(s) dropped: " + reason(e.Err)
+}
+
+// Unwrap returns e.Err.
+func (e *DroppedError) Unwrap() error { return e.Err }

@@ -1,11 +1,6 @@
 package telemetry
 
-import (
-	"context"
-	"errors"
-	"strconv"
-	"time"
-)
+import "context"
 
 // A Publisher sends finished records to a monitoring backend.
 //
@@ -110,85 +105,4 @@ type Attacher interface {
 // such as "prometheus". Without one, the name is derived from its type.
 type Namer interface {
 	Name() string
-}
-
-// Permanent marks err as not worth retrying: the delivery that returned it is
-// dropped at once (and counted). Use it for errors that another attempt
-// cannot fix, such as an HTTP 400 or 401. Permanent(nil) is nil.
-func Permanent(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &retryError{err: err, permanent: true}
-}
-
-// IsPermanent reports whether err, or an error it wraps, was marked with
-// [Permanent]. An error that joins several (see [errors.Join]) is permanent
-// only if each of them is: one transient failure is worth a retry.
-func IsPermanent(err error) bool {
-	for err != nil {
-		switch e := err.(type) {
-		case *retryError:
-			return e.permanent
-		case interface{ Unwrap() []error }:
-			errs := e.Unwrap()
-			for _, err := range errs {
-				if !IsPermanent(err) {
-					return false
-				}
-			}
-			return len(errs) > 0
-		case interface{ Unwrap() error }:
-			err = e.Unwrap()
-		default:
-			return false
-		}
-	}
-	return false
-}
-
-// RetryAfter marks err as transient and asks for the next attempt to wait d,
-// as an HTTP Retry-After header does. RetryAfter(nil, d) is nil.
-func RetryAfter(err error, d time.Duration) error {
-	if err == nil {
-		return nil
-	}
-	return &retryError{err: err, after: d}
-}
-
-// A DroppedError is returned by a publisher that delivered a batch (or a
-// record) in part and gave up on the rest for good, such as a bulk request
-// in which some documents were rejected by a mapping error. The Recorder
-// counts Dropped records as dropped and the others as published, and does
-// not retry. Err says why; it should name the reason once, not per record.
-type DroppedError struct {
-	Dropped int   // records given up on, at most the number handed over
-	Err     error // why
-}
-
-// Error returns a message with the count and the reason.
-func (e *DroppedError) Error() string {
-	return "telemetry: " + strconv.Itoa(e.Dropped) + " record(s) dropped: " + reason(e.Err)
-}
-
-// Unwrap returns e.Err.
-func (e *DroppedError) Unwrap() error { return e.Err }
-
-// retryError carries how an error should be retried, and unwraps to it.
-type retryError struct {
-	err       error
-	permanent bool
-	after     time.Duration
-}
-
-func (e *retryError) Error() string { return e.err.Error() }
-func (e *retryError) Unwrap() error { return e.err }
-
-// retryAfter returns the wait err asks for, or 0.
-func retryAfter(err error) time.Duration {
-	var re *retryError
-	if errors.As(err, &re) {
-		return re.after
-	}
-	return 0
 }

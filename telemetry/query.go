@@ -6,6 +6,22 @@ import (
 	"github.com/eventpipeline/eventpipeline/telemetry/internal/store"
 )
 
+// FailedOperations returns the retained finished operations that failed,
+// oldest first.
+func (n *Network) FailedOperations() []NetworkMetrics {
+	return n.r.selectNetwork(func(rec *networkRecord) bool { return rec.status == failed })
+}
+
+// SlowOperations returns the retained finished operations that took longer
+// than threshold, such as [DefaultSlowThreshold], oldest first. A negative
+// threshold is an error wrapping [ErrNegativeThreshold].
+func (n *Network) SlowOperations(threshold time.Duration) ([]NetworkMetrics, error) {
+	if threshold < 0 {
+		return nil, callError("slow operations", thresholdError(threshold))
+	}
+	return n.r.selectNetwork(func(rec *networkRecord) bool { return rec.dur > threshold }), nil
+}
+
 // FailedEvents returns the retained finished event runs that failed, oldest
 // first.
 func (r *Recorder) FailedEvents() []EventMetrics {

@@ -3,12 +3,9 @@ package telemetry
 import (
 	"context"
 	"errors"
-	"fmt"
-	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/eventpipeline/eventpipeline/internal/label"
 	"github.com/eventpipeline/eventpipeline/telemetry/internal/store"
@@ -36,16 +33,6 @@ type Recorder struct {
 	closed  atomic.Bool
 }
 
-// eventTotals are exact counts over every event run, retained or not.
-type eventTotals struct {
-	ended, failed uint64
-	retries       uint64         // retries recorded, pending runs included
-	withRetries   uint64         // ended runs that had at least one retry
-	byRetryCount  map[int]uint64 // ended runs by their retry count (> 0)
-}
-
-func (t *eventTotals) init() { t.byRetryCount = make(map[int]uint64) }
-
 // NewRecorder returns a new Recorder configured by opts. It starts a
 // goroutine for each publisher given with [WithPublishers], and none
 // otherwise. Invalid options are reported together in one error.
@@ -67,125 +54,6 @@ func NewRecorder(opts ...Option) (*Recorder, error) {
 	}
 	r.cfg.publishers = nil
 	return r, nil
-}
-
-// A StartOption adds optional data to an event run at its start. It is a
-// plain value so that passing one allocates nothing.
-type StartOption struct {
-	processID  int
-	pipelineID string
-	set        uint8
-}
-
-const (
-	setProcessID uint8 = 1 << iota
-	setPipelineID
-)
-
-// WithProcessID records the id of the process that runs the event.
-func WithProcessID(pid int) StartOption { return StartOption{processID: pid, set: setProcessID} }
-
-// WithPipelineID records the id of the pipeline run the event belongs to.
-func WithPipelineID(id string) StartOption { return StartOption{pipelineID: id, set: setPipelineID} }
-
-// StartEvent records the start of a run of the event eventName, identified
-// by taskID. Its record has status pending until [Recorder.EndEvent].
-// A task id may be started again after its previous run ended.
-//
-// It returns a [*TaskError] wrapping [ErrEmptyEventName], [ErrEmptyTaskID],
-// [ErrInvalidProcessID], [ErrAlreadyStarted] (taskID is still pending),
-// [ErrTooManyPending] or [ErrClosed].
-func (r *Recorder) StartEvent(eventName, taskID string, opts ...StartOption) error {
-	const op = "start event"
-	switch {
-	case taskID == "":
-		return taskError(op, taskID, ErrEmptyTaskID)
-	case eventName == "":
-		return taskError(op, taskID, ErrEmptyEventName)
-	}
-	rec := eventRecord{name: eventName}
-	for _, o := range opts {
-		if o.set&setProcessID != 0 {
-			if o.processID < 0 || int64(o.processID) > 1<<31-1 {
-				return taskError(op, taskID, fmt.Errorf("%w: %d", ErrInvalidProcessID, o.processID))
-			}
-			rec.pid = int32(o.processID)
-		}
-		if o.set&setPipelineID != 0 {
-			rec.pipelineID = o.pipelineID
-		}
-	}
-	rec.start = time.Now()
-	return begin(r, &r.events, op, taskID, rec)
-}
-
-// EndEvent records the end of the pending run of taskID: completed if err is
-// nil, else failed with err's text, truncated if it is longer than
-// [WithMaxErrorLength]. The finished record is then handed to every
-// publisher.
-//
-// It returns a [*TaskError] wrapping [ErrEmptyTaskID], [ErrNotStarted],
-// [ErrAlreadyEnded] or [ErrClosed].
-func (r *Recorder) EndEvent(taskID string, err error) error {
-	const op = "end event"
-	now := time.Since(epoch)
-	if taskID == "" {
-		return taskError(op, taskID, ErrEmptyTaskID)
-	}
-	status, msg := endStatus(err, r.cfg.maxErrorLength)
-	return finish(r, &r.events, op, taskID,
-		func(rec eventRecord) eventRecord {
-			rec.dur = sinceStart(now, rec.start)
-			rec.status, rec.err = status, msg
-			return rec
-		},
-		(*eventTotals).add,
-		func(o *outlet, taskID string, rec eventRecord) {
-			o.publishSync(func(ctx context.Context) error { return o.pub.PublishEventMetrics(ctx, rec.metrics(taskID)) })
-		})
-}
-
-func (t *eventTotals) add(rec eventRecord) {
-	t.ended++
-	if rec.status == failed {
-		t.failed++
-	}
-	if rec.retries > 0 {
-		t.withRetries++
-		t.byRetryCount[int(rec.retries)]++
-	}
-}
-
-// RecordRetry records one more retry of the pending run of taskID.
-//
-// It returns a [*TaskError] wrapping [ErrEmptyTaskID], [ErrNotStarted],
-// [ErrAlreadyEnded] (the latest run has ended) or [ErrClosed].
-func (r *Recorder) RecordRetry(taskID string) error {
-	const op = "record retry"
-	if taskID == "" {
-		return taskError(op, taskID, ErrEmptyTaskID)
-	}
-	if r.closed.Load() {
-		return taskError(op, taskID, ErrClosed)
-	}
-	p, h := r.events.Part(taskID)
-	p.Lock()
-	rec, st := p.Runs.Pending(h, taskID)
-	if st == store.OK {
-		rec.retries++
-		p.Totals.retries++
-	}
-	p.Unlock()
-	if st != store.OK {
-		return taskError(op, taskID, runError(st))
-	}
-	return nil
-}
-
-// Metrics returns the latest run of taskID, pending or finished, and whether
-// there is one. Finished runs are found while they are retained.
-func (r *Recorder) Metrics(taskID string) (EventMetrics, bool) {
-	return latest(&r.events, taskID, func(e *store.Entry[eventRecord]) EventMetrics { return e.Rec.metrics(e.TaskID) })
 }
 
 // Network returns the Network that records network operations into r.
@@ -248,43 +116,6 @@ func (r *Recorder) AddPublisher(p Publisher) error {
 	return nil
 }
 
-// enqueue appends a finished record to the buffers of the queued outlets in
-// its partition, whose lock the caller holds. It reports whether a buffer
-// has just become half full.
-func enqueue[R, T any](p *store.Partition[R, T], outs []*outlet, taskID string, rec *R) (pressure bool) {
-	for _, o := range outs {
-		if o.sync {
-			continue
-		}
-		ok, half := p.Offer(o.slot, taskID, rec)
-		if !ok {
-			o.dropFull()
-		}
-		pressure = pressure || half
-	}
-	return pressure
-}
-
-// handOver delivers a finished record to the synchronous publishers and
-// tells the workers of the others that it is waiting. Under pressure (a
-// buffer half full) it hurries the workers and yields the processor once,
-// so that a worker gets to run before its buffer overflows; it never blocks.
-func handOver(outs []*outlet, pressure bool, publishSync func(*outlet)) {
-	for _, o := range outs {
-		switch {
-		case o.sync:
-			publishSync(o)
-		case pressure:
-			o.hurry()
-		default:
-			o.wake()
-		}
-	}
-	if pressure {
-		runtime.Gosched()
-	}
-}
-
 // Flush waits until every record that finished before the call has been
 // delivered to (or dropped by) every publisher, and each publisher that is a
 // [Flusher] has flushed. It returns ctx.Err() if ctx ends first, the
@@ -344,72 +175,4 @@ func (r *Recorder) Close(ctx context.Context) error {
 		return ctx.Err()
 	}
 	return errors.Join(errs...)
-}
-
-// Stats are counters of a Recorder: what it retains and evicted, and how
-// delivery to each publisher goes. Ended, evicted and failed counts cover
-// every record since the Recorder was created, retained or not.
-type Stats struct {
-	EventsPending   int    `json:"events_pending"`
-	EventsRetained  int    `json:"events_retained"`
-	EventsEnded     uint64 `json:"events_ended"`
-	EventsFailed    uint64 `json:"events_failed"`
-	EventsEvicted   uint64 `json:"events_evicted"`
-	NetworkPending  int    `json:"network_pending"`
-	NetworkRetained int    `json:"network_retained"`
-	NetworkEnded    uint64 `json:"network_ended"`
-	NetworkFailed   uint64 `json:"network_failed"`
-	NetworkEvicted  uint64 `json:"network_evicted"`
-	// BytesSent and BytesReceived are totals over every network operation.
-	BytesSent     int64 `json:"bytes_sent"`
-	BytesReceived int64 `json:"bytes_received"`
-	// Publishers has the delivery counters of each attached publisher,
-	// in the order they were attached.
-	Publishers []PublisherStats `json:"publishers"`
-}
-
-// Stats returns the current counters of r.
-func (r *Recorder) Stats() Stats {
-	var s Stats
-	r.events.Locked(s.addEvents)
-	r.network.Locked(s.addNetwork)
-	s.Publishers = r.PublisherStats()
-	return s
-}
-
-// addEvents adds the event counters of locked partitions to s.
-func (s *Stats) addEvents(parts []store.Partition[eventRecord, eventTotals]) {
-	for i := range parts {
-		p := &parts[i]
-		s.EventsPending += p.Runs.NumPending()
-		s.EventsRetained += p.Runs.Retained()
-		s.EventsEnded += p.Totals.ended
-		s.EventsFailed += p.Totals.failed
-		s.EventsEvicted += p.Runs.Evicted()
-	}
-}
-
-// addNetwork adds the network counters of locked partitions to s.
-func (s *Stats) addNetwork(parts []store.Partition[networkRecord, networkTotals]) {
-	for i := range parts {
-		p := &parts[i]
-		s.NetworkPending += p.Runs.NumPending()
-		s.NetworkRetained += p.Runs.Retained()
-		s.NetworkEnded += p.Totals.ended
-		s.NetworkFailed += p.Totals.failed
-		s.NetworkEvicted += p.Runs.Evicted()
-		s.BytesSent += p.Totals.sent
-		s.BytesReceived += p.Totals.received
-	}
-}
-
-// PublisherStats returns the delivery counters of each attached publisher,
-// in the order they were attached.
-func (r *Recorder) PublisherStats() []PublisherStats {
-	outs := *r.outlets.Load()
-	s := make([]PublisherStats, len(outs))
-	for i, o := range outs {
-		s[i] = o.stats()
-	}
-	return s
 }

@@ -1,10 +1,6 @@
 package telemetry
 
-import (
-	"strconv"
-	"time"
-	"unicode/utf8"
-)
+import "time"
 
 // Status is the execution status of an event run or a network operation.
 type Status string
@@ -44,49 +40,6 @@ var epoch = time.Now()
 // now, an offset from epoch.
 func sinceStart(now time.Duration, start time.Time) time.Duration {
 	return now - start.Sub(epoch)
-}
-
-// endStatus returns the status and error text of a run that ended with
-// err, the text cut to at most maxLen bytes by truncate.
-func endStatus(err error, maxLen int) (statusCode, string) {
-	if err == nil {
-		return completed, ""
-	}
-	msg := err.Error()
-	if msg == "" {
-		// A failure must stay visible as one even if its error has no text.
-		msg = "unknown error"
-	}
-	return failed, truncate(msg, maxLen)
-}
-
-// truncate returns s if it has at most maxLen bytes. Otherwise it returns
-// s cut at a UTF-8 character boundary and followed by a marker giving the
-// length of s, "… [truncated, 1048576 bytes]", in maxLen bytes at most;
-// if maxLen cannot hold the marker, the marker alone, cut to maxLen.
-func truncate(s string, maxLen int) string {
-	if len(s) <= maxLen {
-		return s
-	}
-	marker := "… [truncated, " + strconv.Itoa(len(s)) + " bytes]"
-	if maxLen < len(marker) {
-		return cutAtRune(marker, maxLen)
-	}
-	return cutAtRune(s, maxLen-len(marker)) + marker
-}
-
-// cutAtRune returns the longest prefix of s of at most n bytes that ends at
-// a character boundary. Where s is not valid UTF-8, it cuts at n.
-func cutAtRune(s string, n int) string {
-	if n >= len(s) {
-		return s
-	}
-	for i := n; i >= 0 && i > n-utf8.UTFMax; i-- {
-		if i == 0 || utf8.RuneStart(s[i]) {
-			return s[:i]
-		}
-	}
-	return s[:n]
 }
 
 // EventMetrics is the record of one run of an event.
@@ -132,7 +85,8 @@ type eventRecord struct {
 // startKey and endKey return the start and end of the run as offsets from
 // epoch on the monotonic clock, for ordering.
 func (r *eventRecord) startKey() time.Duration { return r.start.Sub(epoch) }
-func (r *eventRecord) endKey() time.Duration   { return r.start.Sub(epoch) + r.dur }
+
+func (r *eventRecord) endKey() time.Duration { return r.start.Sub(epoch) + r.dur }
 
 func (r *eventRecord) metrics(taskID string) EventMetrics {
 	m := EventMetrics{
@@ -144,6 +98,73 @@ func (r *eventRecord) metrics(taskID string) EventMetrics {
 		RetryCount: int(r.retries),
 		ProcessID:  int(r.pid),
 		PipelineID: r.pipelineID,
+	}
+	if r.status != pending {
+		m.EndTime = r.start.Add(r.dur)
+	}
+	return m
+}
+
+// DefaultOperation is the operation name StartOperation records when it is
+// given an empty one.
+const DefaultOperation = "remote_call"
+
+// NetworkMetrics is the record of one network operation.
+//
+// A record returned by this package is a copy; changing it changes nothing
+// in the Recorder.
+type NetworkMetrics struct {
+	TaskID        string    // id of the task that made the call
+	Operation     string    // kind of operation, such as "remote_call" or "http_request"
+	Host          string    // remote host
+	Port          int       // remote port, 0-65535
+	StartTime     time.Time // when the operation started
+	EndTime       time.Time // when it ended; the zero Time while pending
+	Status        Status    // pending, completed or failed
+	BytesSent     int64     // bytes sent
+	BytesReceived int64     // bytes received
+	Error         string    // the error text if the operation failed, else ""; see [WithMaxErrorLength]
+}
+
+// Latency returns how long the operation took, measured with the monotonic
+// clock. It is 0 while the operation is pending.
+func (m NetworkMetrics) Latency() time.Duration {
+	if m.EndTime.IsZero() {
+		return 0
+	}
+	return m.EndTime.Sub(m.StartTime)
+}
+
+// networkRecord is the compact form in which network operations are stored
+// and queued, beside their task id.
+type networkRecord struct {
+	operation string
+	host      string
+	err       string
+	start     time.Time
+	dur       time.Duration
+	sent      int64
+	received  int64
+	port      uint16
+	status    statusCode
+}
+
+// startKey and endKey are those of eventRecord.
+func (r *networkRecord) startKey() time.Duration { return r.start.Sub(epoch) }
+
+func (r *networkRecord) endKey() time.Duration { return r.start.Sub(epoch) + r.dur }
+
+func (r *networkRecord) metrics(taskID string) NetworkMetrics {
+	m := NetworkMetrics{
+		TaskID:        taskID,
+		Operation:     r.operation,
+		Host:          r.host,
+		Port:          int(r.port),
+		StartTime:     r.start,
+		Status:        r.status.status(),
+		BytesSent:     r.sent,
+		BytesReceived: r.received,
+		Error:         r.err,
 	}
 	if r.status != pending {
 		m.EndTime = r.start.Add(r.dur)

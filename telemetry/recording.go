@@ -1,0 +1,387 @@
+package telemetry
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/eventpipeline/eventpipeline/telemetry/internal/store"
+)
+
+// A StartOption adds optional data to an event run at its start. It is a
+// plain value so that passing one allocates nothing.
+type StartOption struct {
+	processID  int
+	pipelineID string
+	set        uint8
+}
+
+const (
+	setProcessID uint8 = 1 << iota
+	setPipelineID
+)
+
+// WithProcessID records the id of the process that runs the event.
+func WithProcessID(pid int) StartOption { return StartOption{processID: pid, set: setProcessID} }
+
+// WithPipelineID records the id of the pipeline run the event belongs to.
+func WithPipelineID(id string) StartOption { return StartOption{pipelineID: id, set: setPipelineID} }
+
+// StartEvent records the start of a run of the event eventName, identified
+// by taskID. Its record has status pending until [Recorder.EndEvent].
+// A task id may be started again after its previous run ended.
+//
+// It returns a [*TaskError] wrapping [ErrEmptyEventName], [ErrEmptyTaskID],
+// [ErrInvalidProcessID], [ErrAlreadyStarted] (taskID is still pending),
+// [ErrTooManyPending] or [ErrClosed].
+func (r *Recorder) StartEvent(eventName, taskID string, opts ...StartOption) error {
+	const op = "start event"
+	switch {
+	case taskID == "":
+		return taskError(op, taskID, ErrEmptyTaskID)
+	case eventName == "":
+		return taskError(op, taskID, ErrEmptyEventName)
+	}
+	rec := eventRecord{name: eventName}
+	for _, o := range opts {
+		if o.set&setProcessID != 0 {
+			if o.processID < 0 || int64(o.processID) > 1<<31-1 {
+				return taskError(op, taskID, fmt.Errorf("%w: %d", ErrInvalidProcessID, o.processID))
+			}
+			rec.pid = int32(o.processID)
+		}
+		if o.set&setPipelineID != 0 {
+			rec.pipelineID = o.pipelineID
+		}
+	}
+	rec.start = time.Now()
+	return begin(r, &r.events, op, taskID, rec)
+}
+
+// EndEvent records the end of the pending run of taskID: completed if err is
+// nil, else failed with err's text, truncated if it is longer than
+// [WithMaxErrorLength]. The finished record is then handed to every
+// publisher.
+//
+// It returns a [*TaskError] wrapping [ErrEmptyTaskID], [ErrNotStarted],
+// [ErrAlreadyEnded] or [ErrClosed].
+func (r *Recorder) EndEvent(taskID string, err error) error {
+	const op = "end event"
+	now := time.Since(epoch)
+	if taskID == "" {
+		return taskError(op, taskID, ErrEmptyTaskID)
+	}
+	status, msg := endStatus(err, r.cfg.maxErrorLength)
+	return finish(r, &r.events, op, taskID,
+		func(rec eventRecord) eventRecord {
+			rec.dur = sinceStart(now, rec.start)
+			rec.status, rec.err = status, msg
+			return rec
+		},
+		(*eventTotals).add,
+		func(o *outlet, taskID string, rec eventRecord) {
+			o.publishSync(func(ctx context.Context) error { return o.pub.PublishEventMetrics(ctx, rec.metrics(taskID)) })
+		})
+}
+
+// RecordRetry records one more retry of the pending run of taskID.
+//
+// It returns a [*TaskError] wrapping [ErrEmptyTaskID], [ErrNotStarted],
+// [ErrAlreadyEnded] (the latest run has ended) or [ErrClosed].
+func (r *Recorder) RecordRetry(taskID string) error {
+	const op = "record retry"
+	if taskID == "" {
+		return taskError(op, taskID, ErrEmptyTaskID)
+	}
+	if r.closed.Load() {
+		return taskError(op, taskID, ErrClosed)
+	}
+	p, h := r.events.Part(taskID)
+	p.Lock()
+	rec, st := p.Runs.Pending(h, taskID)
+	if st == store.OK {
+		rec.retries++
+		p.Totals.retries++
+	}
+	p.Unlock()
+	if st != store.OK {
+		return taskError(op, taskID, runError(st))
+	}
+	return nil
+}
+
+// Metrics returns the latest run of taskID, pending or finished, and whether
+// there is one. Finished runs are found while they are retained.
+func (r *Recorder) Metrics(taskID string) (EventMetrics, bool) {
+	return latest(&r.events, taskID, func(e *store.Entry[eventRecord]) EventMetrics { return e.Rec.metrics(e.TaskID) })
+}
+
+// eventTotals are exact counts over every event run, retained or not.
+type eventTotals struct {
+	ended, failed uint64
+	retries       uint64         // retries recorded, pending runs included
+	withRetries   uint64         // ended runs that had at least one retry
+	byRetryCount  map[int]uint64 // ended runs by their retry count (> 0)
+}
+
+func (t *eventTotals) init() { t.byRetryCount = make(map[int]uint64) }
+
+func (t *eventTotals) add(rec eventRecord) {
+	t.ended++
+	if rec.status == failed {
+		t.failed++
+	}
+	if rec.retries > 0 {
+		t.withRetries++
+		t.byRetryCount[int(rec.retries)]++
+	}
+}
+
+// Network records network operations, such as remote calls. Get one
+// from [Recorder.Network]; its records are kept, queried, reported and
+// published by that Recorder. The zero Network is not usable.
+type Network struct {
+	r *Recorder
+}
+
+// StartOperation records the start of a network operation of the task
+// taskID to host:port. An empty operation means [DefaultOperation].
+//
+// It returns a [*TaskError] wrapping [ErrEmptyTaskID], [ErrEmptyHost],
+// [ErrInvalidPort], [ErrAlreadyStarted] (an operation of taskID is still
+// pending), [ErrTooManyPending] or [ErrClosed].
+func (n *Network) StartOperation(taskID, host string, port int, operation string) error {
+	const op = "start operation"
+	switch {
+	case taskID == "":
+		return taskError(op, taskID, ErrEmptyTaskID)
+	case host == "":
+		return taskError(op, taskID, ErrEmptyHost)
+	case port < 0 || port > 65535:
+		return taskError(op, taskID, fmt.Errorf("%w: %d is outside 0-65535", ErrInvalidPort, port))
+	}
+	if operation == "" {
+		operation = DefaultOperation
+	}
+	rec := networkRecord{operation: operation, host: host, port: uint16(port), start: time.Now()}
+	return begin(n.r, &n.r.network, op, taskID, rec)
+}
+
+// EndOperation records the end of the pending network operation of taskID,
+// with the bytes it sent and received and its error (nil for success). An
+// error text longer than [WithMaxErrorLength] is truncated.
+//
+// It returns a [*TaskError] wrapping [ErrEmptyTaskID], [ErrNegativeBytes],
+// [ErrNotStarted], [ErrAlreadyEnded] or [ErrClosed].
+func (n *Network) EndOperation(taskID string, bytesSent, bytesReceived int64, err error) error {
+	const op = "end operation"
+	now := time.Since(epoch)
+	switch {
+	case taskID == "":
+		return taskError(op, taskID, ErrEmptyTaskID)
+	case bytesSent < 0:
+		return taskError(op, taskID, fmt.Errorf("%w: bytes sent %d", ErrNegativeBytes, bytesSent))
+	case bytesReceived < 0:
+		return taskError(op, taskID, fmt.Errorf("%w: bytes received %d", ErrNegativeBytes, bytesReceived))
+	}
+	status, msg := endStatus(err, n.r.cfg.maxErrorLength)
+	return finish(n.r, &n.r.network, op, taskID,
+		func(rec networkRecord) networkRecord {
+			rec.dur = sinceStart(now, rec.start)
+			rec.status, rec.err = status, msg
+			rec.sent, rec.received = bytesSent, bytesReceived
+			return rec
+		},
+		(*networkTotals).add,
+		func(o *outlet, taskID string, rec networkRecord) {
+			o.publishSync(func(ctx context.Context) error { return o.pub.PublishNetworkMetrics(ctx, rec.metrics(taskID)) })
+		})
+}
+
+// Metrics returns the latest run of the operation of taskID, pending or
+// finished, and whether there is one. Finished runs are found while they are
+// retained.
+func (n *Network) Metrics(taskID string) (NetworkMetrics, bool) {
+	return latest(&n.r.network, taskID, func(e *store.Entry[networkRecord]) NetworkMetrics { return e.Rec.metrics(e.TaskID) })
+}
+
+// networkTotals are exact counts over every network operation that ended,
+// retained or not.
+type networkTotals struct {
+	ended, failed  uint64
+	sent, received int64
+}
+
+func (t *networkTotals) add(rec networkRecord) {
+	t.ended++
+	if rec.status == failed {
+		t.failed++
+	}
+	t.sent += rec.sent
+	t.received += rec.received
+}
+
+// begin adds rec as the pending run of taskID in t.
+func begin[R, T any](r *Recorder, t *store.Table[R, T], op, taskID string, rec R) error {
+	if r.closed.Load() {
+		return taskError(op, taskID, ErrClosed)
+	}
+	p, h := t.Part(taskID)
+	p.Lock()
+	st := p.Runs.Start(h, taskID, rec)
+	p.Unlock()
+	if st != store.OK {
+		return taskError(op, taskID, runError(st))
+	}
+	return nil
+}
+
+// finish ends the pending run of taskID in t: end completes its record and
+// count adds it to the partition's totals; then the record goes into the
+// buffers of the queued publishers and, through publishSync, to the
+// synchronous ones.
+func finish[R, T any](r *Recorder, t *store.Table[R, T], op, taskID string,
+	end func(R) R, count func(*T, R), publishSync func(*outlet, string, R)) error {
+	if r.closed.Load() {
+		return taskError(op, taskID, ErrClosed)
+	}
+	outs := *r.outlets.Load()
+	pressure := false
+	p, h := t.Part(taskID)
+	p.Lock()
+	if r.closed.Load() {
+		// Close began after the check above. Checked again under the lock,
+		// which the publishers' workers take for their last round after
+		// Close began, so that no record is queued after that round.
+		p.Unlock()
+		return taskError(op, taskID, ErrClosed)
+	}
+	rec, st := p.Runs.Take(h, taskID)
+	if st == store.OK {
+		rec = end(rec)
+		p.Runs.Push(h, taskID, rec)
+		count(&p.Totals, rec)
+		pressure = enqueue(p, outs, taskID, &rec)
+	}
+	p.Unlock()
+	if st != store.OK {
+		return taskError(op, taskID, runError(st))
+	}
+	handOver(outs, pressure, func(o *outlet) { publishSync(o, taskID, rec) })
+	return nil
+}
+
+// latest returns the latest run of taskID in t, pending or retained, as
+// metrics makes it.
+func latest[R, T, M any](t *store.Table[R, T], taskID string, metrics func(*store.Entry[R]) M) (M, bool) {
+	p, h := t.Part(taskID)
+	p.Lock()
+	defer p.Unlock()
+	e, ok := p.Runs.Lookup(h, taskID)
+	if !ok {
+		var zero M
+		return zero, false
+	}
+	return metrics(e), true
+}
+
+// runError returns the sentinel error of a refused [store.Runs] call, or nil
+// for [store.OK].
+func runError(st store.Status) error {
+	switch st {
+	case store.OK:
+		return nil
+	case store.AlreadyStarted:
+		return ErrAlreadyStarted
+	case store.TooManyPending:
+		return ErrTooManyPending
+	case store.AlreadyEnded:
+		return ErrAlreadyEnded
+	case store.NotStarted:
+		return ErrNotStarted
+	}
+	panic("telemetry: unknown store status")
+}
+
+// enqueue appends a finished record to the buffers of the queued outlets in
+// its partition, whose lock the caller holds. It reports whether a buffer
+// has just become half full.
+func enqueue[R, T any](p *store.Partition[R, T], outs []*outlet, taskID string, rec *R) (pressure bool) {
+	for _, o := range outs {
+		if o.sync {
+			continue
+		}
+		ok, half := p.Offer(o.slot, taskID, rec)
+		if !ok {
+			o.dropFull()
+		}
+		pressure = pressure || half
+	}
+	return pressure
+}
+
+// handOver delivers a finished record to the synchronous publishers and
+// tells the workers of the others that it is waiting. Under pressure (a
+// buffer half full) it hurries the workers and yields the processor once,
+// so that a worker gets to run before its buffer overflows; it never blocks.
+func handOver(outs []*outlet, pressure bool, publishSync func(*outlet)) {
+	for _, o := range outs {
+		switch {
+		case o.sync:
+			publishSync(o)
+		case pressure:
+			o.hurry()
+		default:
+			o.wake()
+		}
+	}
+	if pressure {
+		runtime.Gosched()
+	}
+}
+
+// endStatus returns the status and error text of a run that ended with
+// err, the text cut to at most maxLen bytes by truncate.
+func endStatus(err error, maxLen int) (statusCode, string) {
+	if err == nil {
+		return completed, ""
+	}
+	msg := err.Error()
+	if msg == "" {
+		// A failure must stay visible as one even if its error has no text.
+		msg = "unknown error"
+	}
+	return failed, truncate(msg, maxLen)
+}
+
+// truncate returns s if it has at most maxLen bytes. Otherwise it returns
+// s cut at a UTF-8 character boundary and followed by a marker giving the
+// length of s, "… [truncated, 1048576 bytes]", in maxLen bytes at most;
+// if maxLen cannot hold the marker, the marker alone, cut to maxLen.
+func truncate(s string, maxLen int) string {
+	if len(s) <= maxLen {
+		return s
+	}
+	marker := "… [truncated, " + strconv.Itoa(len(s)) + " bytes]"
+	if maxLen < len(marker) {
+		return cutAtRune(marker, maxLen)
+	}
+	return cutAtRune(s, maxLen-len(marker)) + marker
+}
+
+// cutAtRune returns the longest prefix of s of at most n bytes that ends at
+// a character boundary. Where s is not valid UTF-8, it cuts at n.
+func cutAtRune(s string, n int) string {
+	if n >= len(s) {
+		return s
+	}
+	for i := n; i >= 0 && i > n-utf8.UTFMax; i-- {
+		if i == 0 || utf8.RuneStart(s[i]) {
+			return s[:i]
+		}
+	}
+	return s[:n]
+}

@@ -1,0 +1,120 @@
+package telemetry
+
+import "github.com/eventpipeline/eventpipeline/telemetry/internal/store"
+
+// Stats are counters of a Recorder: what it retains and evicted, and how
+// delivery to each publisher goes. Ended, evicted and failed counts cover
+// every record since the Recorder was created, retained or not.
+type Stats struct {
+	EventsPending   int    `json:"events_pending"`
+	EventsRetained  int    `json:"events_retained"`
+	EventsEnded     uint64 `json:"events_ended"`
+	EventsFailed    uint64 `json:"events_failed"`
+	EventsEvicted   uint64 `json:"events_evicted"`
+	NetworkPending  int    `json:"network_pending"`
+	NetworkRetained int    `json:"network_retained"`
+	NetworkEnded    uint64 `json:"network_ended"`
+	NetworkFailed   uint64 `json:"network_failed"`
+	NetworkEvicted  uint64 `json:"network_evicted"`
+	// BytesSent and BytesReceived are totals over every network operation.
+	BytesSent     int64 `json:"bytes_sent"`
+	BytesReceived int64 `json:"bytes_received"`
+	// Publishers has the delivery counters of each attached publisher,
+	// in the order they were attached.
+	Publishers []PublisherStats `json:"publishers"`
+}
+
+// addEvents adds the event counters of locked partitions to s.
+func (s *Stats) addEvents(parts []store.Partition[eventRecord, eventTotals]) {
+	for i := range parts {
+		p := &parts[i]
+		s.EventsPending += p.Runs.NumPending()
+		s.EventsRetained += p.Runs.Retained()
+		s.EventsEnded += p.Totals.ended
+		s.EventsFailed += p.Totals.failed
+		s.EventsEvicted += p.Runs.Evicted()
+	}
+}
+
+// addNetwork adds the network counters of locked partitions to s.
+func (s *Stats) addNetwork(parts []store.Partition[networkRecord, networkTotals]) {
+	for i := range parts {
+		p := &parts[i]
+		s.NetworkPending += p.Runs.NumPending()
+		s.NetworkRetained += p.Runs.Retained()
+		s.NetworkEnded += p.Totals.ended
+		s.NetworkFailed += p.Totals.failed
+		s.NetworkEvicted += p.Runs.Evicted()
+		s.BytesSent += p.Totals.sent
+		s.BytesReceived += p.Totals.received
+	}
+}
+
+// Stats returns the current counters of r.
+func (r *Recorder) Stats() Stats {
+	var s Stats
+	r.events.Locked(s.addEvents)
+	r.network.Locked(s.addNetwork)
+	s.Publishers = r.PublisherStats()
+	return s
+}
+
+// PublisherStats are the delivery counters of one publisher attached to a
+// Recorder. Every record handed to it is counted exactly once: in Queued
+// until it is settled, then in Published or in one of the Dropped counts.
+// The counters are read together, so that at every moment Queued +
+// Published + Dropped() is the number of records handed to the publisher
+// so far; after [Recorder.Close] returns, Queued is 0.
+type PublisherStats struct {
+	// Name identifies the publisher: its [Namer] name or its type, with a
+	// "#2", "#3"... suffix when several have the same name. It is at most
+	// 128 bytes of valid UTF-8; a longer or invalid name is cut and given a
+	// hash suffix that keeps it distinct.
+	Name string `json:"name"`
+	// Synchronous reports whether it is called on the recording path
+	// (a [SyncPublisher]) rather than through a queue.
+	Synchronous bool `json:"synchronous"`
+	// Queued is the number of records waiting for it: in its queue, or
+	// taken by its worker and not yet published or dropped. A record leaves
+	// Queued the moment it is counted as published or dropped, even when
+	// the others taken with it are still being delivered.
+	Queued int `json:"queued"`
+	// QueueCapacity is the size of its queue: [WithQueueSize] records of
+	// each kind, events and network operations.
+	QueueCapacity int `json:"queue_capacity"`
+	// Published is the number of records it accepted.
+	Published uint64 `json:"published"`
+	// FailedAttempts is the number of publish calls that returned an error
+	// or panicked, retried or not.
+	FailedAttempts uint64 `json:"failed_attempts"`
+	// DroppedQueueFull is the number of records dropped because its queue
+	// was full when they finished.
+	DroppedQueueFull uint64 `json:"dropped_queue_full"`
+	// DroppedFailed is the number of records dropped after a permanent
+	// error, a [DroppedError], or the last attempt its [RetryPolicy] allows.
+	DroppedFailed uint64 `json:"dropped_failed"`
+	// DroppedClosed is the number of records dropped because
+	// [Recorder.Close] ran out of time before they were delivered: still
+	// queued, waiting between attempts, or in an attempt that Close cut
+	// short.
+	DroppedClosed uint64 `json:"dropped_closed"`
+	// Panics is the number of publish calls that panicked. A panic is
+	// recovered and treated as a permanent error.
+	Panics uint64 `json:"panics"`
+}
+
+// Dropped returns the number of records the publisher lost, for any reason.
+func (s PublisherStats) Dropped() uint64 {
+	return s.DroppedQueueFull + s.DroppedFailed + s.DroppedClosed
+}
+
+// PublisherStats returns the delivery counters of each attached publisher,
+// in the order they were attached.
+func (r *Recorder) PublisherStats() []PublisherStats {
+	outs := *r.outlets.Load()
+	s := make([]PublisherStats, len(outs))
+	for i, o := range outs {
+		s[i] = o.stats()
+	}
+	return s
+}
