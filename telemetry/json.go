@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/eventpipeline/eventpipeline/internal/label"
@@ -134,9 +135,13 @@ func appendString(b []byte, s string) []byte {
 			start = i
 			continue
 		}
-		if r == '\u2028' || r == '\u2029' { // valid JSON, but not JavaScript
+		// U+2028 and U+2029 are valid JSON but not JavaScript; C1 and
+		// bidirectional controls are valid JSON too, but would act on a
+		// terminal that shows the file (cat, less -r) or reorder the text
+		// around them. All of them fit in \uXXXX.
+		if r == '\u2028' || r == '\u2029' || unicode.Is(unicode.Cc, r) || unicode.Is(unicode.Bidi_Control, r) {
 			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			b = append(b, '\\', 'u', hexDigits[r>>12&0xf], hexDigits[r>>8&0xf], hexDigits[r>>4&0xf], hexDigits[r&0xf])
 			i += size
 			start = i
 			continue

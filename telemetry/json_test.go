@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/eventpipeline/eventpipeline/telemetry"
@@ -339,5 +340,36 @@ func TestJSONLinesPublisherConforms(t *testing.T) {
 	})
 	if err != nil {
 		t.Error(err)
+	}
+}
+
+// TestJSONEscapesTerminalControls checks that text from records never
+// reaches a JSON document with a raw control or bidirectional character that
+// a terminal showing the file would act on, and that it decodes back to the
+// same text.
+func TestJSONEscapesTerminalControls(t *testing.T) {
+	name := "evil\x1b[2J\r\nrow\u0085\u009b\u202e\u2066\u061c\u200e\u2028end"
+	m := telemetry.EventMetrics{EventName: name, TaskID: "t1", Status: telemetry.StatusFailed, Error: name,
+		StartTime: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range string(b) {
+		if r < 0x20 || (r >= 0x7f && r <= 0x9f) || unicode.Is(unicode.Bidi_Control, r) || r == '\u2028' {
+			t.Fatalf("JSON holds the raw character %U: %s", r, b)
+		}
+	}
+	for _, want := range []string{`\u001b`, `\r\n`, `\u0085`, `\u009b`, `\u202e`, `\u2066`, `\u061c`, `\u200e`, `\u2028`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("JSON lacks the escape %s: %s", want, b)
+		}
+	}
+	var back telemetry.EventMetrics
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.EventName != name || back.Error != name {
+		t.Errorf("round trip: got %q / %q, want %q", back.EventName, back.Error, name)
 	}
 }
