@@ -204,10 +204,16 @@ func TestGoBlocksCompile(t *testing.T) {
 	t.Logf("checked %d Go blocks", len(pkgs))
 }
 
-var mdLink = regexp.MustCompile(`\]\(([^)\s]+)\)`)
+var (
+	mdLink = regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	// repoPath matches a path of the repository named in the text, such as
+	// examples/telemetry/prometheus_dashboard.json or ./cmd/eventpipeline.
+	repoPath = regexp.MustCompile(`(?:^|[\s` + "`" + `"(])(?:\./)?((?:examples|docs|cmd|telemetry|internal|pipeline|\.ci)/[A-Za-z0-9_./-]*[A-Za-z0-9_])`)
+)
 
-// TestLinksResolve checks that every relative link of the documentation
-// points to a file or directory of the repository.
+// TestLinksResolve checks that every relative link of the documentation,
+// and every path of the repository it names, points to a file or directory
+// of the repository.
 func TestLinksResolve(t *testing.T) {
 	root := root(t)
 	for _, file := range docFiles(t, root) {
@@ -226,6 +232,14 @@ func TestLinksResolve(t *testing.T) {
 				path := filepath.Join(root, filepath.Dir(file), filepath.FromSlash(target))
 				if _, err := os.Stat(path); err != nil {
 					t.Errorf("%s:%d: link to %s, which is not in the repository", file, n+1, m[1])
+				}
+			}
+			for _, m := range repoPath.FindAllStringSubmatch(line, -1) {
+				if m[1] == "docs/s" { // a unit, documents per second
+					continue
+				}
+				if _, err := os.Stat(filepath.Join(root, filepath.FromSlash(m[1]))); err != nil {
+					t.Errorf("%s:%d: names %s, which is not in the repository", file, n+1, m[1])
 				}
 			}
 		}
