@@ -27,6 +27,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -146,6 +147,7 @@ func parseRun(pkg, line string) (run, bool) {
 type series struct {
 	pkg, name string
 	procs     int
+	runs      int
 	values    map[string][]float64
 	units     []string
 }
@@ -161,6 +163,7 @@ func group(runs []run) []*series {
 			byKey[key] = s
 			out = append(out, s)
 		}
+		s.runs++
 		for u, v := range r.values {
 			if _, ok := s.values[u]; !ok {
 				s.units = append(s.units, u)
@@ -209,12 +212,13 @@ func formatValue(unit string, v float64) string {
 			return strconv.FormatFloat(v, 'f', 0, 64) + " ns"
 		}
 	}
+	a := math.Abs(v)
 	switch {
 	case v == 0:
 		return "0"
-	case v >= 100 || v == float64(int64(v)):
+	case a >= 100 || v == float64(int64(v)):
 		return strconv.FormatFloat(v, 'f', 0, 64)
-	case v >= 1:
+	case a >= 1:
 		return strconv.FormatFloat(v, 'f', 1, 64)
 	default:
 		return strconv.FormatFloat(v, 'g', 2, 64)
@@ -273,7 +277,7 @@ func tables(res *results) string {
 		b.WriteString(strings.Repeat(" --- |", len(extra)))
 		b.WriteByte('\n')
 		for _, s := range ss {
-			fmt.Fprintf(&b, "| `%s` | %d | %d | %s | %s | %s |", s.name, s.procs, len(s.values["ns/op"]),
+			fmt.Fprintf(&b, "| `%s` | %d | %d | %s | %s | %s |", s.name, s.procs, s.runs,
 				cell("ns/op", s.values["ns/op"]), cell("B/op", s.values["B/op"]), cell("allocs/op", s.values["allocs/op"]))
 			for _, u := range extra {
 				fmt.Fprintf(&b, " %s |", cell(u, s.values[u]))
@@ -302,7 +306,7 @@ func headline(res *results) string {
 		return fmt.Sprintf("Recording one event run (`StartEvent` + `EndEvent`, with 50,000 records retained and a queued\n"+
 			"publisher attached) takes **%s** (median of %d runs of `%s`) and %s; measured %s on %s,\ncommit %s. "+
 			"Details and the other benchmarks: [docs/performance.md](docs/performance.md).",
-			formatValue("ns/op", median(s.values["ns/op"])), len(s.values["ns/op"]), headlineBench, allocs,
+			formatValue("ns/op", median(s.values["ns/op"])), s.runs, headlineBench, allocs,
 			res.meta["date"], res.meta["machine"], res.meta["commit"])
 	}
 	return "Recording one event run allocates nothing and takes constant time whatever the number of records\n" +

@@ -15,6 +15,7 @@ BenchmarkEventStartEnd     	 1000	       600.0 ns/op	        22 B/op	       0 al
 BenchmarkEventStartEnd     	 1000	       500.0 ns/op	        20 B/op	       0 allocs/op	         0 dropped/record
 BenchmarkEventStartEnd     	 1000	       700.0 ns/op	        24 B/op	       0 allocs/op	         0 dropped/record
 BenchmarkEventStartEnd-2   	 1000	       300.0 ns/op	        15 B/op	       0 allocs/op	    0.0012 dropped/record
+BenchmarkThroughput   	 10	        10 B/op	       1 allocs/op	    -290.5 added-ns	  43275 docs/s
 PASS
 `
 
@@ -23,7 +24,7 @@ func TestTablesAndHeadline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := len(res.runs), 4; got != want {
+	if got, want := len(res.runs), 5; got != want {
 		t.Fatalf("got %d runs, want %d", got, want)
 	}
 	tab := tables(res)
@@ -33,6 +34,7 @@ func TestTablesAndHeadline(t *testing.T) {
 		"| benchmark | -cpu | runs | time/op | B/op | allocs/op | dropped/record |",
 		"| `BenchmarkEventStartEnd` | 1 | 3 | 600 ns (500 ns–700 ns) | 22 | 0 | 0 |",
 		"| `BenchmarkEventStartEnd` | 2 | 1 | 300 ns | 15 | 0 | 0.0012 |",
+		"| `BenchmarkThroughput` | 1 | 1 |  | 10 | 1 |  | -290 | 43275 |",
 	} {
 		if !strings.Contains(tab, want) {
 			t.Errorf("tables lack %q; got:\n%s", want, tab)
