@@ -5,7 +5,7 @@
 # README.md from it (go run ./docs/bench/gen). Figures in the docs are never
 # typed by hand: run this instead.
 #
-#   docs/bench/run.sh                        # defaults below
+#   docs/bench/run.sh                        # defaults below (1s, 3 runs, -cpu 1,2)
 #   BENCHTIME=1s COUNT=6 docs/bench/run.sh   # longer, steadier
 #   NOTE="idle machine" docs/bench/run.sh    # a remark for the header
 #
@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-BENCHTIME=${BENCHTIME:-200ms}
+BENCHTIME=${BENCHTIME:-1s}
 COUNT=${COUNT:-3}
 CPU=${CPU:-1,2}
 out=docs/bench/results.txt
