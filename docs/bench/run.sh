@@ -6,7 +6,7 @@
 # typed by hand: run this instead.
 #
 #   docs/bench/run.sh                        # defaults below (1s, 3 runs, -cpu 1,2)
-#   BENCHTIME=1s COUNT=6 docs/bench/run.sh   # longer, steadier
+#   BENCHTIME=2s COUNT=6 docs/bench/run.sh   # longer, steadier
 #   NOTE="idle machine" docs/bench/run.sh    # a remark for the header
 #
 # Run it on a quiet machine if you can: other load inflates and spreads the
