@@ -304,7 +304,7 @@ func headline(res *results) string {
 			allocs = fmt.Sprintf("makes %s allocations", formatValue("allocs/op", a))
 		}
 		return fmt.Sprintf("Recording one event run (`StartEvent` + `EndEvent`, with 50,000 records retained and a queued\n"+
-			"publisher attached) takes **%s** (median of %d runs of `%s`) and %s; measured %s on %s,\ncommit %s. "+
+			"publisher attached) takes **%s** (median of %d runs of `%s`) and %s;\nmeasured %s on %s, commit %s. "+
 			"Details and the other benchmarks: [docs/performance.md](docs/performance.md).",
 			formatValue("ns/op", median(s.values["ns/op"])), s.runs, headlineBench, allocs,
 			res.meta["date"], res.meta["machine"], res.meta["commit"])
