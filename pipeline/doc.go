@@ -1,63 +1,118 @@
 // Package pipeline is a small event-pipeline runtime with telemetry built
 // in: events run in stages, in sequence or in parallel, are retried by
 // policy, may run on a remote worker over HTTP, and every execution and
-// remote call is recorded, with no code in the events.
+// remote call is recorded, with no telemetry code in the events.
 //
 // A pipeline with telemetry:
 //
-//	r, _ := telemetry.NewRecorder()
-//	p, err := pipeline.New(pipeline.Config{Recorder: r},
+//	rec, err := telemetry.NewRecorder()
+//	...
+//	p, err := pipeline.New(pipeline.Config{Recorder: rec},
 //		pipeline.Sequence(extract, transform),
 //		pipeline.Parallel(load, notify),
 //	)
-//	if err != nil { ... }
+//	if err != nil {
+//		return err // every problem of the stages, each located
+//	}
 //	out, err := p.Run(ctx, input)
-//	failed := r.FailedEvents()
+//	failed := rec.FailedEvents()
 //
-// With a nil [Config.Recorder] the pipeline records into telemetry.Default(),
-// so that the seeds' way works too: call telemetry.MonitorEvents(publishers...),
-// run pipelines, then ask telemetry.FailedEvents(), telemetry.MetricsJSON()
-// and so on. Set [Config.NoTelemetry] to record nothing.
+// With a nil [Config.Recorder] the pipeline records into
+// telemetry.Default(), so that after telemetry.MonitorEvents(publishers...)
+// every pipeline is recorded with no more code, and the package-level
+// queries (telemetry.FailedEvents, telemetry.MetricsJSON...) answer. New is
+// the only place that falls back to the default. Set [Config.NoTelemetry]
+// to record nothing (hooks are still called).
 //
-// # Events and tasks
+// # Events and stages
 //
-// An [Event] has a name and a Process(ctx, input) (output, error) method;
-// [Func] makes one from a function. Each execution of an event in a run is a
-// [Task] with a unique id "<run id>/<event name>/<n>", the process id and
-// the run id; [TaskFrom] gives it to the event. In the telemetry, the task
-// id is the event run's task id and the run id its pipeline id.
+// An [Event] has a Name and a Process(ctx, input) (output, error) method;
+// [Func] makes one from a function. [New] checks every stage at once and
+// returns every problem joined, each located, such as
 //
-// A [Sequence] stage feeds each event the output of the previous one. A
-// [Parallel] stage runs its events at once on the same input and outputs
-// their outputs as a []any, in order; every event runs to its end, and the
-// stage fails with all their errors joined.
+//	pipeline: stage 1, event 3: nil event
+//
+// ([errors.Is] finds [ErrNoStages], [ErrEmptyStage], [ErrNilEvent],
+// [ErrEmptyEventName]). A [Sequence] stage feeds each
+// event the output of the previous one. A [Parallel] stage runs its events
+// at once on the same input (which they must not modify) and outputs their
+// outputs as a []any, in event order. Every event of a parallel stage runs
+// to its end, even when another fails: the stage then fails with all their
+// errors joined, in event order, and no later stage runs. Only the end of
+// the run's context stops events early: complete telemetry for each event
+// is worth more than an early stop.
+//
+// # Runs and tasks
+//
+// Each [Pipeline.Run] gets a run id of 16 random hex digits. Each execution
+// of an event is a [Task] with the id "<run id>/<event name>/<n>", n
+// counting executions in the run from 1 in stage order, so ids are unique;
+// every attempt of an execution keeps its id. [TaskFrom] gives the task to
+// the event: id, event name, run id, process id ([Config.ProcessID], or
+// os.Getpid()) and attempt. In the telemetry, the task id is the event
+// run's task id and the run id its pipeline id.
+//
+// A run fails with an [*EventError] (event, task id, run id, attempts and
+// the event's error; several joined for a parallel stage), which
+// [errors.Is] and [errors.As] see through. A panic in Process becomes a
+// [*PanicError], with the stack; it is not retried.
 //
 // # Retries
 //
-// A [RetryPolicy] (the pipeline's [Config.Retry], or an event's own with
-// [WithRetry]) gives the number of attempts, an exponential backoff
-// (BackoffFactor, doubling, capped at MaxBackoff) and which errors are
-// retryable ([DefaultRetryable]: all but [Permanent] ones, context errors,
-// panics and 4xx answers of a worker). Waits end early when the run's
-// context ends. Each retry is recorded on the task's event run.
+// [Config.Retry] is the retry policy of every event, and [WithRetry] gives
+// one event its own. A policy is a [telemetry.RetryPolicy], the same type the
+// telemetry delivery and the backends use: MaxAttempts, and an exponential
+// backoff with jitter from InitialBackoff to MaxBackoff, for at most
+// MaxElapsed. The zero Config makes a single attempt. Errors are retried
+// unless [DefaultRetryable] says otherwise: errors marked with
+// telemetry.Permanent, context.Canceled and context.DeadlineExceeded,
+// panics, and a [*RemoteError] with a status that is not worth retrying
+// (a 4xx other than 408 and 429) are not. Waits end when the run's context
+// ends; the event then fails with an error wrapping both ctx.Err() and the
+// last attempt's error. Each retry is recorded on the task's event run.
 //
 // # Remote execution
 //
-// A [Worker] is an http.Handler that runs registered events for remote
-// callers; [Remote] returns an Event that calls it with a JSON POST (HTTP or
-// HTTPS, with a timeout). Errors come back as a [*RemoteError], network
-// failures as wrapped net errors. Each call is recorded as a network
-// operation through the instrumentation of package nettrace.
+// A [Worker] (from [NewWorker]) is an [net/http.Handler] that runs
+// registered events for remote callers; [Remote] returns an Event that
+// calls one, configured by a [RemoteConfig] (host, port, path, TLS,
+// timeout, client). The protocol is JSON over HTTP POST at [DefaultPath]
+// ("/events"):
+//
+//	request:  {"event": name, "input": value, "task_id": id, "run_id": id, "attempt": n}
+//	200       {"output": value}
+//	500       {"error": text}    the event failed
+//	422       {"error": text}    the event's error was permanent, or it panicked
+//	400, 404, 405, 413           malformed request, unknown event, not POST,
+//	                             body over MaxBodyBytes (8 MiB)
+//
+// Inputs and outputs cross the wire as JSON: a worker's event gets
+// map[string]any, []any, float64, string, bool or nil. A worker's error
+// comes back as a [*RemoteError] (event, status code, message); a network
+// failure as the [*net/url.Error], wrapped with the event's name. A worker
+// can require a token from its callers and serve TLS; see [Worker] and
+// [RemoteConfig].
+//
+// Each call is recorded as a network operation, through package nettrace,
+// with the call id "<task id>/call-<n>", the operation "remote_call", the
+// worker's host and port, the latency, and the body bytes of the request and
+// the response. An HTTP error status is not a network failure: the
+// operation completes and the event fails with the RemoteError. A worker
+// records no telemetry itself; the caller does.
 //
 // # Hooks
 //
-// The runtime reports through [Hooks]: task started, retried, ended, and
-// remote call started and ended. [TelemetryHooks] records them into a
-// telemetry Recorder; [JoinHooks] adds your own, such as a progress display.
-// Another runtime can report the same way by calling the same hooks.
+// The runtime reports through [Hooks]: EventStarted, EventRetried,
+// EventEnded, RemoteCallStarted and RemoteCallEnded, called in order for
+// each task from the goroutine that runs it. [TelemetryHooks] records them
+// into a telemetry Recorder; [Config.Hooks] adds your own, such as a
+// progress display ([JoinHooks] combines several; embed [NopHooks] to
+// implement only some methods). Another runtime can report the same way by
+// calling the same hooks. Recording errors (a closed Recorder, too many
+// pending tasks) never fail a run; [Pipeline.Telemetry] counts them.
 //
 // # Concurrency
 //
 // Every exported function and method is safe for concurrent use unless its
-// documentation says otherwise.
+// documentation says otherwise. A Pipeline may run many times at once.
 package pipeline

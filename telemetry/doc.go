@@ -1,66 +1,187 @@
 // Package telemetry records how the events of a pipeline run (timing,
 // success or failure, retries) and the network operations they make
-// (latency, bytes, errors), answers questions about them in-process, and
-// delivers every finished record to publishers: Prometheus, Elasticsearch,
-// Grafana Cloud (each in a subpackage of its own), a JSON-lines file, or any
-// [Publisher] of yours. It depends on the standard library only.
+// (latency, bytes, errors), answers questions about them in process, and
+// delivers every finished record to publishers: Prometheus, Elasticsearch
+// and Grafana Cloud (each in a subpackage of its own), a JSON-lines file, or
+// any [Publisher] of yours. It depends on the standard library only.
 //
-// The minimal use:
+// A minimal use:
 //
-//	r, err := telemetry.NewRecorder()
-//	if err != nil { ... }
-//	defer r.Close(ctx)
+//	rec, err := telemetry.NewRecorder(telemetry.WithPublishers(pub))
+//	if err != nil {
+//		return err
+//	}
+//	defer rec.Close(ctx) // delivers what is buffered, then stops
 //
-//	r.StartEvent("extract", taskID)
+//	rec.StartEvent("extract", taskID, telemetry.WithPipelineID(runID))
 //	err = extract(ctx)
-//	r.EndEvent(taskID, err) // completed if err is nil, else failed
+//	rec.EndEvent(taskID, err) // completed if err is nil, else failed
 //
-//	failed := r.FailedEvents()
-//	slow, _ := r.SlowEvents(2 * time.Second)
-//	report, _ := r.MetricsJSON()
+//	failed := rec.FailedEvents()
+//	slow, _ := rec.SlowEvents(2 * time.Second)
+//	report, _ := rec.MetricsJSON()
 //
-// # Records
+// Package pipeline makes these calls for you; package nettrace records the
+// network operations of an [net/http.Client] or a dialer.
 //
-// An [EventMetrics] is one run of an event, identified by its task id: it is
-// pending from [Recorder.StartEvent] until [Recorder.EndEvent], which makes it
-// completed or failed; [Recorder.RecordRetry] counts its retries. A
-// [NetworkMetrics] is one network operation, recorded the same way through
-// [Recorder.Network]. Durations and latencies come from the monotonic clock.
-// Bad calls (an empty name, ending a run twice, a port out of range...)
-// return errors that say what was wrong; see [TaskError].
+// # Recording
 //
-// # Memory
+// An [EventMetrics] is one run of an event, identified by its task id.
+// [Recorder.StartEvent] makes a pending record (options [WithProcessID] and
+// [WithPipelineID]); [Recorder.EndEvent] with a nil error makes it
+// [StatusCompleted], with an error [StatusFailed], keeping the error's text
+// (an error whose text is empty is recorded as "unknown error", so that a
+// failure never looks like success; a very long text is shortened, see
+// [EventMetrics]). [Recorder.RecordRetry] adds one to its retry count. A
+// task id may run again once its run has ended: that starts a new run, and
+// [Recorder.Metrics] returns the latest.
 //
-// A Recorder keeps the pending runs and the most recent finished ones, up to
-// [WithMaxEvents] and [WithMaxNetworkOps] (100,000 each by default), evicting
-// the oldest first and counting evictions in [Stats]. Queries and the JSON
-// report see what is retained; [Recorder.RetryStats] and the totals of
-// [Stats] count every record ever ended.
+// A [NetworkMetrics] is one network operation, recorded the same way through
+// [Recorder.Network]: [Network.StartOperation] (host, port 0-65535,
+// operation, "" meaning [DefaultOperation]) and [Network.EndOperation] (bytes
+// sent and received, error). Durations and latencies come from the monotonic
+// clock; the times in records are wall-clock times.
 //
-// # Publishing
+// Bad calls return a [*TaskError] that names the call and the task id and
+// wraps a sentinel to test with [errors.Is]: [ErrEmptyEventName],
+// [ErrEmptyTaskID], [ErrAlreadyStarted] (the task id is still pending),
+// [ErrNotStarted], [ErrAlreadyEnded] (ending twice, or retrying a run that
+// ended), [ErrInvalidPort], [ErrNegativeBytes], [ErrEmptyHost],
+// [ErrInvalidProcessID], [ErrTooManyPending] and [ErrClosed]; for example
+//
+//	telemetry: end event "t1": task was never started
+//
+// A bad call changes nothing. Recording never panics on bad input and is
+// never cancelled by a context.
+//
+// # Memory and retention
+//
+// A Recorder keeps every pending run, up to [WithMaxPending]
+// ([DefaultMaxPending] of each kind; one more start returns
+// [ErrTooManyPending]), and the most recent finished records, up to
+// [WithMaxEvents] and [WithMaxNetworkOps] ([DefaultMaxEvents] and
+// [DefaultMaxNetworkOps]). When the limit is reached the oldest finished
+// record is evicted and counted in [Stats] (EventsEvicted, NetworkEvicted).
+// With many records the store is split into partitions by task id, so that
+// goroutines rarely share a lock; each partition then evicts its own oldest
+// record first, and their capacities add up to the limit.
+//
+// Queries and the JSON report see what is retained. [Recorder.RetryStats]
+// and the totals of [Recorder.Stats] (ended, failed, evicted, bytes) count
+// every record since the Recorder was created, retained or not, so
+// aggregates stay exact whatever the limits.
+//
+// # Queries
+//
+// [Recorder.FailedEvents], [Recorder.SlowEvents] (a threshold; runs that
+// took longer), [Recorder.RetryStats] (total retries, runs with retries, and
+// runs by retry count), [Network.FailedOperations] and
+// [Network.SlowOperations] answer from what is retained, oldest first.
+// [DefaultSlowThreshold] (one second) is the usual threshold; a negative one
+// returns [ErrNegativeThreshold]. Each query, and the JSON report, reads
+// every partition at one instant, so that answers agree with each other
+// while other goroutines record; a record it returns is a copy.
+//
+// # The JSON report
+//
+// [Recorder.MetricsJSON] (or [Recorder.WriteJSON], or [Recorder.Report] for
+// the Go value) returns one document:
+//
+//	{"generated_at": ..., "events": [...], "network_operations": [...],
+//	 "retry_stats": {"total_retries": 3, "events_with_retries": 2,
+//	                 "retry_distribution": {"1": 1, "2": 1}},
+//	 "stats": {...}}
+//
+// events lists the retained finished runs, oldest end first, then the
+// pending runs by start time; network_operations likewise. Each record is
+// the document of [FormatMetrics]: metric_type ("event" or "network"), then
+// event_name, task_id, start_time, end_time, status, error, retry_count,
+// process_id, pipeline_id and duration_seconds for an event run, or task_id,
+// operation, host, port, start_time, end_time, status, bytes_sent,
+// bytes_received, error and latency_seconds for a network operation. Times
+// are RFC 3339 in UTC with nanoseconds; an absent end time, error, process
+// id or pipeline id is null. The document decodes back into a [Report], and
+// each record into its type; [ReadJSONLines] reads the files that a
+// [JSONLinesPublisher] writes.
+//
+// # Publishing and delivery
 //
 // Each publisher attached with [WithPublishers], [Recorder.AddPublisher] or
-// [MonitorEvents] gets every record that finishes. Recording never waits for
-// a publisher: records are buffered per publisher (see [WithQueueSize]) and
-// delivered by a goroutine of its own, in batches to a [BatchPublisher],
-// retried with exponential backoff and jitter unless the error is
-// [Permanent]. What is dropped (buffer full, retries exhausted, a panic) is
-// counted in [PublisherStats]. [Recorder.Flush] waits for delivery of what
-// was recorded before it; [Recorder.Close] delivers what is buffered and
-// stops everything. A [SyncPublisher], such as the Prometheus one, is called
-// on the recording path instead, without a queue.
+// [MonitorEvents] gets every record that finishes after it was attached.
+// Recording never waits for a publisher: each has a bounded buffer of its
+// own ([WithQueueSize], [DefaultQueueSize] records of each kind) and a
+// goroutine that delivers from it. A record that finds the buffer full is
+// dropped and counted; the code that records is never slowed down.
+//
+// A [BatchPublisher] gets batches of up to [WithMaxBatchSize] records
+// ([DefaultMaxBatchSize]), sent when full or after [WithBatchTimeout]
+// ([DefaultBatchTimeout]); others get one record per call. Each call has its
+// own timeout ([WithPublishTimeout], [DefaultPublishTimeout]). A failed call
+// is retried with exponential backoff and jitter as its [RetryPolicy] says
+// ([WithRetry]; [DefaultRetryPolicy] retries for up to a minute, waiting
+// 100ms, then 200ms and so on up to 5s), so an outage shorter than that loses
+// nothing the buffer could hold. An error marked with [Permanent] is not
+// retried; one made with [RetryAfter] asks for a given wait; a
+// [*DroppedError] reports a batch delivered except for some records. A panic
+// in a publisher is recovered and counted as a permanent failure.
+//
+// [Recorder.PublisherStats] (also in [Recorder.Stats]) gives for each
+// publisher what was published, the failed attempts, the records dropped
+// because its buffer was full and those dropped after failing, the panics,
+// and what is queued; every record handed to a publisher ends up counted
+// exactly once. Drops are logged with log/slog ([WithLogger]): a full
+// buffer once, records given up after failing at most every 10 seconds per
+// publisher, never once per record.
+//
+// [Recorder.Flush] returns when every record recorded before it has been
+// delivered or dropped, or when ctx ends. [Recorder.Close] makes later calls
+// return [ErrClosed], delivers what is buffered (until ctx ends: what is
+// still buffered then is dropped and counted), stops the goroutines, and
+// closes the publishers that have a Close method.
+//
+// # Writing a publisher
+//
+// A [Publisher] has two methods, PublishEventMetrics and
+// PublishNetworkMetrics; its documentation states the rules (honour ctx,
+// return nil only once delivered, keep no reference to the record).
+// Batching, buffering, retries and counting come from the Recorder. A
+// publisher may implement more, and the Recorder discovers it:
+//
+//   - [BatchPublisher]: PublishBatch sends many records in one call;
+//   - [SyncPublisher]: an in-process aggregator (such as Prometheus
+//     histograms), called on the recording path without a queue;
+//   - [Flusher] and [Closer]: called by [Recorder.Flush] and [Recorder.Close];
+//   - [Attacher]: told the Recorder it is attached to, for publishers that
+//     report its [Recorder.PublisherStats];
+//   - [Namer]: its name in [PublisherStats].
+//
+// A [CompositePublisher] attached to a Recorder is replaced by its members,
+// so each gets its own buffer, retries and counters. Package
+// telemetrytest checks that a publisher keeps the contract.
+//
+// # Secrets
+//
+// Backends take passwords, API keys and tokens as a [Secret], made with
+// [NewSecret]: it prints as REDACTED with every fmt verb, in log/slog and in
+// JSON, even inside other structs, so a configuration can be printed or
+// logged. [Secret.Reveal] returns the value, for the code that sends it.
 //
 // # The default Recorder
 //
-// The package-level functions ([MonitorEvents], [MetricsJSON],
-// [FailedEvents], [SlowEvents], [RetryStats], [FailedNetworkOps],
-// [SlowNetworkOps], and [StartEvent], [EndEvent], [RecordRetry]) are the
-// seeds' utility functions; they use [Default]. Libraries should take a
-// *Recorder instead, and tests create their own.
+// The package-level functions are one-line calls on [Default]:
+// [MonitorEvents] attaches publishers; [MetricsJSON] returns the JSON
+// report; [FailedEvents], [SlowEvents], [RetryStats], [FailedNetworkOps] and
+// [SlowNetworkOps] answer the queries; [StartEvent], [EndEvent] and
+// [RecordRetry] record; [Flush] and [Close] deliver. The default Recorder is
+// created on first use with the default options and starts nothing (no
+// goroutine, port or connection) until a publisher is attached.
+// [SetDefault] replaces it. Libraries should take a *Recorder rather than
+// use the default, and tests should create their own.
 //
 // # Concurrency
 //
 // Every exported function and method is safe for concurrent use unless its
-// documentation says otherwise. Recording takes constant time whatever the
-// number of records retained and allocates nothing.
+// documentation says otherwise. Recording (StartEvent, EndEvent, RecordRetry
+// and the [Network] methods) takes constant time whatever the number of
+// records retained and allocates nothing.
 package telemetry

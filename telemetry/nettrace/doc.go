@@ -1,32 +1,48 @@
-// Package nettrace records network operations into network telemetry
+// Package nettrace records network operations into telemetry
 // automatically: an [http.RoundTripper] ([Transport]) that records one
 // operation per HTTP round trip, and a [Dialer] whose connections record one
 // operation per connection. Each operation carries the host and port, the
-// latency, the bytes sent and received and the error, if any; it is the
-// seeds' "network telemetry" for remote calls, without code at each call.
+// latency, the bytes sent and received and the error, if any, with no code
+// at each call.
 //
-// The minimal use, recording every request of a client into a Recorder:
+// The minimal use records every request of a client into a Recorder:
 //
-//	r, _ := telemetry.NewRecorder()
-//	client := &http.Client{Transport: &nettrace.Transport{Network: r.Network()}}
+//	rec, err := telemetry.NewRecorder()
+//	...
+//	client := &http.Client{Transport: &nettrace.Transport{Network: rec.Network()}}
 //	resp, err := client.Get("http://127.0.0.1:8080/health")
 //	...
-//	failed := r.Network().FailedOperations()
+//	failed := rec.Network().FailedOperations()
+//
+// or, one operation per connection:
+//
+//	d := &nettrace.Dialer{Network: rec.Network()}
+//	client := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+//
+// Both record into an [Observer], which [*telemetry.Network] is. A nil
+// Network is an error wrapping [ErrNoNetwork]. Package nettrace depends on
+// package telemetry and the standard library only.
 //
 // # What is counted
 //
-// A [Transport] counts body bytes: the bytes of the request body that the
-// base transport read, and the bytes of the response body that the caller
-// read. Headers, TLS and framing are not counted, so the counts are
-// deterministic and independent of the protocol version. The operation ends
-// when the response body is read to its end, when reading it fails, or when
+// A [Transport] (operation [HTTPOperation], "http_request", by default)
+// counts body bytes: the bytes of the request body that the base transport
+// read, and the bytes of the response body that the caller read. Headers,
+// TLS and framing are not counted, so the counts are deterministic and the
+// same over HTTP/1 and HTTP/2. Host and port come from the request URL (80
+// or 443 by scheme when it has none). The operation ends when the response
+// body is read to its end, when reading it fails (the operation failed, for
+// example with unexpected EOF when the server closes mid-response), or when
 // it is closed, whichever comes first; like any use of [http.Client], close
-// the body, or the operation stays pending.
+// the body, or the operation stays pending. A round-trip error (refused,
+// timeout, cancelled) fails it at once. An HTTP error status is a response,
+// not a network failure: the operation completes.
 //
-// A [Dialer] counts the real bytes on the wire: every byte written to and
-// read from the connection, headers and TLS records included. The operation
-// starts before the dial and ends when the connection is closed (or the dial
-// fails).
+// A [Dialer] (operation [ConnOperation] by default) counts the real bytes on
+// the wire: every byte written to and read from the connection, headers and
+// TLS records included. The operation starts before the dial and ends when
+// the connection is closed; a failed dial, or the first read or write error
+// other than end of file or one caused by Close, fails it.
 //
 // # Task ids
 //

@@ -1,71 +1,97 @@
 // Package prometheus publishes the records of a [telemetry.Recorder] as
-// Prometheus metrics, for a Prometheus server to scrape: the seed's
-// PrometheusPublisher, built on github.com/prometheus/client_golang.
+// Prometheus metrics, for a Prometheus server to scrape. It is built on
+// github.com/prometheus/client_golang (imported as prom).
 //
 // A minimal use serves the metrics on http://127.0.0.1:2112/metrics:
 //
-//	r, err := telemetry.NewRecorder()
-//	...
-//	pub, err := prometheus.NewPublisher(prometheus.Config{Recorder: r})
+//	rec, err := telemetry.NewRecorder()
 //	if err != nil {
-//		return err // invalid config, or the port is in use
+//		return err
 //	}
-//	r.AddPublisher(pub)
-//	defer r.Close(ctx) // closes pub too: stops serving, unregisters
+//	defer rec.Close(ctx) // closes pub too: stops serving, unregisters
+//	pub, err := prometheus.NewPublisher(prometheus.Config{})
+//	if err != nil {
+//		return err // an invalid Config, or the port is in use
+//	}
+//	if err := rec.AddPublisher(pub); err != nil {
+//		return err
+//	}
+//
+// The zero [Config] is valid; each field's documentation says what its zero
+// value means.
 //
 // # Metrics
 //
-// The names, types and labels are a contract that the dashboard and alerts
-// in examples/telemetry rely on:
+// The names, types and labels are a contract that the dashboard and the
+// alerting rules in examples/telemetry rely on:
 //
 //	event_duration_seconds   histogram  event_name, status (completed, failed)
-//	event_retries_total      counter    event_name
+//	event_retries_total      counter    event_name (a run's retries, added when it ends)
 //	network_bytes_total      counter    operation, direction (sent, received)
 //	network_latency_seconds  histogram  operation
 //
 // Config.Namespace prefixes every name ("app" gives
-// app_event_duration_seconds) and Config.ConstLabels adds fixed labels.
-// The histograms' buckets are set by Config.EventBuckets and
-// Config.LatencyBuckets; Config.NativeHistogramBucketFactor adds native
-// histograms. Task ids, hosts, ports and error texts never become label
-// values, since their number is unbounded.
+// app_event_duration_seconds; the dashboard and alerts expect none) and
+// Config.ConstLabels adds fixed labels. The buckets are Config.EventBuckets
+// ([DefaultEventBuckets]: 1ms to 10min) and Config.LatencyBuckets
+// ([DefaultLatencyBuckets]: 0.5ms to 1min); Config.NativeHistogramBucketFactor
+// adds native histograms, which a Prometheus server before 3.0 ingests only
+// with --enable-feature=native-histograms.
 //
 // # Label values
 //
-// Label values are made valid UTF-8 (invalid bytes become U+FFFD). At most
-// Config.MaxLabelValues distinct event names, and as many operations, get
-// series of their own; records of further names are counted under the
-// label value [OverflowLabelValue], and the first overflow is logged. Counts
-// stay exact; memory stays bounded.
+// Task ids, hosts, ports and error texts never become label values: their
+// number is unbounded. Event names and operations do, bounded: a value is
+// made valid UTF-8 and at most 128 bytes long (a longer one is cut and given
+// a short hash suffix, so two long names stay distinct). At most
+// Config.MaxLabelValues distinct event names ([DefaultMaxLabelValues]), and
+// as many operations, get series of their own; records of further names are
+// counted under the label value [OverflowLabelValue], and the first
+// overflow is logged. Counts stay exact and memory stays bounded.
 //
 // # Delivery self-metrics
 //
-// Every scrape also reads the delivery counters of each publisher attached
-// to the Recorder this one is attached to (or to Config.Recorder) (this one and, say, an
-// Elasticsearch publisher), so that an operator sees when a backend loses
-// records:
+// The Publisher is a [telemetry.Attacher]: when it is attached to a Recorder
+// ([telemetry.Recorder.AddPublisher], [telemetry.WithPublishers] or
+// [telemetry.MonitorEvents]) it learns that Recorder, and every scrape then
+// also reads the delivery counters of each publisher attached to it (this
+// one, and say an Elasticsearch publisher), so that an operator sees when a
+// backend loses records:
 //
 //	telemetry_publisher_records_published_total  counter  publisher
 //	telemetry_publisher_failed_attempts_total    counter  publisher
 //	telemetry_publisher_records_dropped_total    counter  publisher, reason (queue_full, failed)
 //	telemetry_publisher_panics_total             counter  publisher
 //	telemetry_publisher_queue_length             gauge    publisher
-//	telemetry_publisher_queue_capacity           gauge    publisher
+//	telemetry_publisher_queue_capacity           gauge    publisher (0 for synchronous publishers)
+//
+// Before it is attached there are no self-metrics.
 //
 // # Serving
 //
 // With no Config.Registry the Publisher registers in a registry of its own
-// and serves it on Config.Addr:Config.Port (default 127.0.0.1:2112; set Addr
-// to "0.0.0.0" to accept scrapes from other hosts). Given the registry of an
-// application that already exposes /metrics, it only registers there,
-// unless Config.Serve is set. [NewPublisher] listens before it returns, so a
-// port in use is an error of NewPublisher. [Publisher.Close] stops serving
-// and unregisters.
+// and serves it on Config.Addr:Config.Port (default 127.0.0.1:2112, this
+// host only; set Addr to "0.0.0.0" to accept scrapes from other hosts), or
+// on Config.Listener. Given the registry of an application that already
+// exposes /metrics, it only registers there, unless Config.Serve is set.
+// [Publisher.Handler] returns the handler for a mux of your own, and
+// [Publisher.URL] the address it serves.
+//
+// [NewPublisher] validates the Config, returning every problem at once, and
+// listens before it returns, so a port in use is its error (wrapping the
+// [*net.OpError]). [Publisher.Close] (called by [telemetry.Recorder.Close])
+// stops serving and unregisters; later publish calls, and a second Close,
+// return an error wrapping [telemetry.ErrClosed].
+//
+// # Cost
+//
+// Publishing updates histograms and counters in process, without I/O, so
+// the Publisher is a [telemetry.SyncPublisher]: the Recorder calls it on the
+// recording path, without a queue. Once the series of an event name or
+// operation exist, a record costs one lock-free lookup and one observation,
+// and allocates nothing.
 //
 // # Concurrency
 //
-// Every exported function and method is safe for concurrent use. Publishing
-// neither blocks nor allocates once the series of an event name or
-// operation exist, so the Publisher is a [telemetry.SyncPublisher] that the
-// Recorder calls on the recording path.
+// Every exported function and method is safe for concurrent use.
 package prometheus

@@ -1,0 +1,14 @@
+// Package doctest holds the test that keeps the documentation honest: every
+// Go code block in README.md, CONTRIBUTING.md and docs/*.md must compile and
+// pass go vet, relative links must point to files in the repository, and
+// the documentation must not depend on anything outside it.
+//
+// A block that is a fragment rather than a whole program is skipped only
+// when the line before its opening fence is a marker that gives a reason:
+//
+//	<!-- doctest:skip the reason, in words -->
+//
+// Run it with
+//
+//	go test ./internal/doctest
+package doctest

@@ -1,0 +1,304 @@
+package doctest
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// A block is one fenced code block of a Markdown file.
+type block struct {
+	file string // relative to the repository root
+	line int    // line of the opening fence, from 1
+	lang string
+	text string
+	skip string // the reason given by a doctest:skip marker, if any
+}
+
+func (b block) String() string { return fmt.Sprintf("%s:%d", b.file, b.line) }
+
+var skipMarker = regexp.MustCompile(`^<!--\s*doctest:skip\s*(.*?)\s*-->$`)
+
+// root returns the repository root: the directory holding go.mod.
+func root(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.Abs(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("no go.mod above the test's directory")
+		}
+		dir = parent
+	}
+}
+
+// docFiles returns the Markdown files whose blocks must compile, relative
+// to the root.
+func docFiles(t *testing.T, root string) []string {
+	t.Helper()
+	files := []string{"README.md", "CONTRIBUTING.md"}
+	more, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range more {
+		rel, _ := filepath.Rel(root, m)
+		files = append(files, rel)
+	}
+	return files
+}
+
+// parseBlocks returns the fenced code blocks of a Markdown text.
+func parseBlocks(file string, src []byte) ([]block, error) {
+	var (
+		blocks []block
+		cur    *block
+		body   strings.Builder
+		prev   string // previous non-blank line outside blocks
+		fence  string
+	)
+	sc := bufio.NewScanner(bytes.NewReader(src))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		trimmed := strings.TrimSpace(line)
+		if cur == nil {
+			if strings.HasPrefix(trimmed, "```") {
+				fence = "```"
+				cur = &block{file: file, line: n, lang: strings.TrimSpace(strings.TrimPrefix(trimmed, "```"))}
+				if m := skipMarker.FindStringSubmatch(prev); m != nil {
+					if m[1] == "" {
+						return nil, fmt.Errorf("%s:%d: doctest:skip marker without a reason", file, n)
+					}
+					cur.skip = m[1]
+				}
+				body.Reset()
+				continue
+			}
+			if trimmed != "" {
+				prev = trimmed
+			}
+			continue
+		}
+		if trimmed == fence {
+			cur.text = body.String()
+			blocks = append(blocks, *cur)
+			cur, prev = nil, ""
+			continue
+		}
+		body.WriteString(line)
+		body.WriteByte('\n')
+	}
+	if cur != nil {
+		return nil, fmt.Errorf("%s:%d: code block never closed", file, cur.line)
+	}
+	return blocks, sc.Err()
+}
+
+func TestParseBlocks(t *testing.T) {
+	src := "text\n```go\npackage main\n```\n<!-- doctest:skip a fragment -->\n\n```go\nx := 1\n```\n```sh\nls\n```\n"
+	got, err := parseBlocks("x.md", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 {
+		t.Fatalf("got %d blocks, want 3", len(got))
+	}
+	want := []block{
+		{file: "x.md", line: 2, lang: "go", text: "package main\n"},
+		{file: "x.md", line: 7, lang: "go", text: "x := 1\n", skip: "a fragment"},
+		{file: "x.md", line: 10, lang: "sh", text: "ls\n"},
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("block %d: got %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	if _, err := parseBlocks("y.md", []byte("<!-- doctest:skip -->\n```go\nx\n```\n")); err == nil {
+		t.Error("got no error for a skip marker without a reason")
+	}
+}
+
+// TestGoBlocksCompile writes every Go block of the documentation as a
+// package of its own inside this module and runs go vet on them, which
+// type-checks them as go build would.
+func TestGoBlocksCompile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the documentation's programs; skipped with -short")
+	}
+	root := root(t)
+	goBin := filepath.Join(os.Getenv("GOROOT"), "bin", "go")
+	if _, err := os.Stat(goBin); err != nil {
+		goBin = "go"
+	}
+	// A directory whose name starts with "_" is ignored by ./... patterns,
+	// so a concurrent go vet ./... never sees the generated programs.
+	tmp, err := os.MkdirTemp(filepath.Join(root, "internal", "doctest"), "_blocks")
+	if errors.Is(err, fs.ErrPermission) {
+		t.Skipf("the source tree is read-only (as in the module cache): %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+
+	var pkgs []string
+	where := map[string]block{}
+	for _, file := range docFiles(t, root) {
+		src, err := os.ReadFile(filepath.Join(root, file))
+		if err != nil {
+			t.Errorf("%s: %v", file, err)
+			continue
+		}
+		blocks, err := parseBlocks(file, src)
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		for _, b := range blocks {
+			if b.lang != "go" {
+				continue
+			}
+			if b.skip != "" {
+				t.Logf("%s: skipped: %s", b, b.skip)
+				continue
+			}
+			if !strings.HasPrefix(strings.TrimSpace(b.text), "package ") {
+				t.Errorf("%s: a Go block must be a whole file starting with a package clause, or be marked <!-- doctest:skip REASON -->", b)
+				continue
+			}
+			name := strings.NewReplacer("/", "_", ".", "_").Replace(b.file) + fmt.Sprintf("_L%d", b.line)
+			dir := filepath.Join(tmp, name)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(b.text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			rel, _ := filepath.Rel(root, dir)
+			pkgs = append(pkgs, "./"+filepath.ToSlash(rel))
+			where[name] = b
+		}
+	}
+	if len(pkgs) == 0 {
+		t.Fatal("found no Go blocks to check")
+	}
+	cmd := exec.Command(goBin, append([]string{"vet"}, pkgs...)...)
+	cmd.Dir = root
+	// The blocks import only this module and its requirements, which go
+	// test has already downloaded: never reach for the network.
+	cmd.Env = append(os.Environ(), "GOPROXY=off", "GOFLAGS=-mod=readonly")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Errorf("go vet of the documentation's Go blocks failed: %v\n%s\n(each directory is named after the Markdown file and the line of the block)", err, out)
+	}
+	t.Logf("checked %d Go blocks", len(pkgs))
+}
+
+var (
+	mdLink = regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	// repoPath matches a path of the repository named in the text, such as
+	// examples/telemetry/prometheus_dashboard.json or ./cmd/eventpipeline.
+	repoPath = regexp.MustCompile(`(?:^|[\s` + "`" + `"(])(?:\./)?((?:examples|docs|cmd|telemetry|internal|pipeline|\.ci)/[A-Za-z0-9_./-]*[A-Za-z0-9_])`)
+)
+
+// TestLinksResolve checks that every relative link of the documentation,
+// and every path of the repository it names, points to a file or directory
+// of the repository.
+func TestLinksResolve(t *testing.T) {
+	root := root(t)
+	for _, file := range docFiles(t, root) {
+		src, err := os.ReadFile(filepath.Join(root, file))
+		if err != nil {
+			t.Errorf("%s: %v", file, err)
+			continue
+		}
+		for n, line := range strings.Split(string(src), "\n") {
+			for _, m := range mdLink.FindAllStringSubmatch(line, -1) {
+				target := m[1]
+				if strings.Contains(target, "://") || strings.HasPrefix(target, "#") || strings.HasPrefix(target, "mailto:") {
+					continue
+				}
+				target, _, _ = strings.Cut(target, "#")
+				path := filepath.Join(root, filepath.Dir(file), filepath.FromSlash(target))
+				if _, err := os.Stat(path); err != nil {
+					t.Errorf("%s:%d: link to %s, which is not in the repository", file, n+1, m[1])
+				}
+			}
+			for _, m := range repoPath.FindAllStringSubmatch(line, -1) {
+				if m[1] == "docs/s" { // a unit, documents per second
+					continue
+				}
+				if _, err := os.Stat(filepath.Join(root, filepath.FromSlash(m[1]))); err != nil {
+					t.Errorf("%s:%d: names %s, which is not in the repository", file, n+1, m[1])
+				}
+			}
+		}
+	}
+}
+
+// TestNoOrigins checks that the documentation speaks of this project: only
+// docs/python-names.md names the Python library it started from, and no
+// document or package doc refers to files outside the repository.
+func TestNoOrigins(t *testing.T) {
+	root := root(t)
+	files := docFiles(t, root)
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") || strings.HasPrefix(d.Name(), "_")) && path != root {
+			return filepath.SkipDir
+		}
+		if d.Name() == "doc.go" {
+			rel, _ := filepath.Rel(root, path)
+			files = append(files, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := regexp.MustCompile(`(?i)\bseeds?\b|seed's|seeds'|shared/|SPEC\.md|STYLE\.md`)
+	for _, file := range files {
+		if filepath.ToSlash(file) == "docs/python-names.md" {
+			continue
+		}
+		src, err := os.ReadFile(filepath.Join(root, file))
+		if err != nil {
+			t.Errorf("%s: %v", file, err)
+			continue
+		}
+		for n, line := range strings.Split(string(src), "\n") {
+			if m := bad.FindString(line); m != "" {
+				t.Errorf("%s:%d: %q refers to the project's origins or to files outside the repository: %s", file, n+1, m, strings.TrimSpace(line))
+			}
+		}
+	}
+}
+
+// TestReadmeIsShort keeps README.md a front door: the manual is in the
+// package docs and docs/.
+func TestReadmeIsShort(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join(root(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(src, []byte("\n")); n > 220 {
+		t.Errorf("README.md has %d lines; keep it under about 200 and move the rest to the package docs or docs/", n)
+	}
+}
