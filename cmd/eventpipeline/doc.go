@@ -4,7 +4,7 @@
 //
 // Usage:
 //
-//	eventpipeline demo [--out-dir DIR] [--slow 200ms] [--quiet] [--worker HOST:PORT] [backend flags]
+//	eventpipeline demo [--out-dir DIR] [--slow 200ms] [--quiet] [--worker HOST:PORT] [--close-timeout 10s] [backend flags]
 //	eventpipeline report [--failed] [--slow DURATION] [--retries] [--failed-network] [--slow-network DURATION] [--json] FILE
 //	eventpipeline worker [--addr 127.0.0.1:8700] [--tls-cert FILE --tls-key FILE] [--client-ca FILE]
 //	eventpipeline help [COMMAND]
@@ -29,11 +29,29 @@
 //
 // The sample's failures are on purpose: demo exits 0 after its summary.
 //
-//	--out-dir DIR       where to write the two files (default ".", created if missing)
-//	--slow DURATION     threshold of the summary's slow events and operations (default 200ms)
-//	--quiet             no progress lines on stderr
-//	--worker HOST:PORT  run the remote events on a worker started with
-//	                    eventpipeline worker, instead of one started in process
+//	--out-dir DIR            where to write the two files (default ".", created if missing)
+//	--slow DURATION          threshold of the summary's slow events and operations (default 200ms)
+//	--quiet                  no progress lines on stderr
+//	--worker HOST:PORT       run the remote events on a worker started with
+//	                         eventpipeline worker, instead of one started in process
+//	--close-timeout DURATION how long to wait for the backends once the
+//	                         demo closes them (default 10s, counted from then)
+//
+// Each file is written to a hidden temporary file in the output directory,
+// synced and renamed, so a file is complete or absent and a symlink at its
+// name is replaced, never followed. A demo interrupted before its summary
+// writes nothing and keeps the earlier files.
+//
+// The summary and the files never wait for a backend: a backend that is down
+// costs only the records it did not take. When closing, demo waits up to
+// --close-timeout, then prints on stderr, for each backend that did not take
+// everything, "NAME: N of M records not delivered (...)", and exits 1.
+//
+// Text from records (event names, task ids, hosts, error texts, a remote
+// worker's answers) is printed with control characters escaped (\n, \x1b,
+// \u202e...): C0 and C1 controls, DEL, bidirectional controls, U+2028 and
+// U+2029, and bytes that are not UTF-8. No name can move the cursor, clear
+// the screen or forge a table row.
 //
 // # Backends
 //
@@ -42,13 +60,18 @@
 //
 //	--prometheus HOST:PORT
 //	    serve /metrics there for Prometheus (port 0 picks a free one; the URL
-//	    is printed) and keep running after the summary until interrupted, so
-//	    that Prometheus can scrape it
+//	    is printed) and keep running after the summary until interrupted
+//	    (Ctrl-C: exit 0, however long it served; a second Ctrl-C ends the
+//	    process at once), so that Prometheus can scrape it
 //	--elasticsearch HOSTS
 //	    index every record in Elasticsearch at these comma-separated hosts
 //	    (such as localhost:9200)
 //	--elasticsearch-index-prefix PREFIX
-//	    index prefix (default event-pipeline-metrics)
+//	    index prefix (default event-pipeline-metrics); also turns the backend
+//	    on for an Elastic Cloud deployment given by ELASTICSEARCH_CLOUD_ID
+//	--elasticsearch-allow-insecure
+//	    allow credentials over plain http to a host that is not loopback
+//	    (refused by default)
 //	--grafana-cloud-instance-id ID
 //	    push to Grafana Cloud as this stack instance id, with
 //	--grafana-cloud-region REGION
@@ -73,7 +96,8 @@
 // # report
 //
 // report FILE reads a JSON-lines file written by demo or by a
-// telemetry.JSONLinesPublisher and answers the queries:
+// telemetry.JSONLinesPublisher (FILE - reads standard input) and answers
+// the queries:
 //
 //	--failed                 failed events, with their errors
 //	--slow DURATION          events that took longer than DURATION
@@ -89,6 +113,11 @@
 // slow_network_operations and slow_network_operations_threshold_seconds),
 // each record in the format of the JSON report.
 //
+// A last line cut short (a process killed while writing) is left out with a
+// warning on stderr naming the line, and report still exits 0 with every
+// complete record. Any other invalid line is an error naming its line
+// (exit 1).
+//
 // # worker
 //
 // worker serves the demo's remote events (geocode and score) at /events
@@ -101,7 +130,14 @@
 //	--client-ca FILE   require client certificates signed by these authorities
 //
 // A worker requires the token of EVENTPIPELINE_WORKER_TOKEN from its callers
-// when it is set.
+// (Authorization: Bearer) when it is set, and a client certificate signed by
+// --client-ca when that is given (--tls-cert and --tls-key go together). It
+// refuses to listen on an address that is not loopback (":port", 0.0.0.0 or
+// a host name other than localhost) without a token or --client-ca: exit 2,
+// saying why. With a token but no TLS on such an address it warns that the
+// token travels in clear text. Its limits (request size, requests in flight,
+// timeouts) are the defaults of pipeline.WorkerConfig; a panic in an event is
+// logged with its stack on stderr and answered with a generic 500.
 //
 // # Exit codes
 //
@@ -109,11 +145,13 @@
 //	   --prometheus stopped by an interrupt
 //	1  runtime failure: an unreadable or missing file, malformed JSON lines
 //	   (the message names the line), an unwritable output directory, a worker
-//	   that cannot listen, a backend that cannot start, a demo interrupted
-//	   before its summary
+//	   that cannot listen or load its certificates, a backend that cannot
+//	   start, records a backend did not take (after the summary and the
+//	   files), a demo interrupted before its summary
 //	2  usage error: unknown command or flag, bad flag value (such as
-//	   --slow soon, a negative duration, --worker without a port), missing or
-//	   extra argument
+//	   --slow soon, a negative duration, --close-timeout 0, --worker without
+//	   a port), missing or extra argument, a worker asked to listen on a
+//	   non-loopback address without authentication
 //
 // Errors go to stderr as "eventpipeline COMMAND: message"; usage errors are
 // followed by a pointer to --help.

@@ -1,34 +1,3 @@
-// Command eventpipeline runs a sample event pipeline with telemetry and
-// answers questions about recorded telemetry.
-//
-//	eventpipeline demo [--out-dir DIR] [--slow 200ms] [--quiet] [--close-timeout 10s]
-//	eventpipeline report [--failed] [--slow 2s] [--retries] [--failed-network] [--slow-network 1s] [--json] FILE
-//	eventpipeline worker [--addr 127.0.0.1:8700] [--tls-cert FILE --tls-key FILE] [--client-ca FILE]
-//
-// demo starts a worker on 127.0.0.1, runs a pipeline with fast, slow,
-// failing, retried and remote events, shows progress on stderr, prints a
-// summary on stdout, and writes telemetry-report.json (the JSON report) and
-// telemetry.jsonl (one record per line). report reads such a JSON-lines
-// file and answers the seeds' queries, as tables or as JSON. worker serves
-// the demo's remote events until interrupted, so that demo --worker ADDR
-// runs them in another process; it asks callers for the bearer token of
-// EVENTPIPELINE_WORKER_TOKEN and/or a client certificate, and refuses to
-// listen on a non-loopback address without either (exit code 2).
-//
-// Exit codes: 0 success (the demo's sample failures are expected and still
-// exit 0), 1 a runtime failure (a file that cannot be read or written, a
-// malformed JSON-lines file, a backend that cannot start, records a backend
-// did not take), 2 a usage error (unknown command or flag, bad flag value,
-// missing or extra argument).
-//
-// The demo writes each file to a temporary file in the output directory and
-// renames it, so a file is complete or absent and a symlink at its name is
-// replaced, never followed. Its summary and files never wait for a backend:
-// a backend that is down costs only the records it did not take, listed on
-// stderr at the end. Text from records (names, task ids, error texts) is
-// printed with control characters escaped. Ctrl-C stops a demo that serves
-// Prometheus; the wait for the backends that follows has its own
-// --close-timeout, and a second Ctrl-C ends the process.
 package main
 
 import (

@@ -14,7 +14,7 @@ const reportUsage = `Usage: eventpipeline report [flags] FILE
 
 Reads FILE, a JSON-lines telemetry file (as written by demo or by
 telemetry.JSONLinesPublisher), or standard input if FILE is -, and answers
-the seeds' queries about it. With no query flag it prints every section,
+the queries about it (failed, slow, retries, network). With no query flag it prints every section,
 with slow thresholds of 1s. Flags may come before or after FILE.
 
 A last line cut short (a process killed while writing) is left out with a

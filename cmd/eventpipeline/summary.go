@@ -25,7 +25,7 @@ type records struct {
 	network []telemetry.NetworkMetrics
 }
 
-// The seeds' queries over records.
+// The queries of the report command, over records read from a file.
 
 func (rs *records) failedEvents() []telemetry.EventMetrics {
 	return filter(rs.events, func(m telemetry.EventMetrics) bool { return m.Status == telemetry.StatusFailed })

@@ -26,7 +26,7 @@ func TestNewPublisherValidation(t *testing.T) {
 		want []string // substrings of the error; none means valid
 	}{
 		{"zero config", elasticsearch.Config{}, nil},
-		{"seed example", elasticsearch.Config{Hosts: []string{"localhost:9200"}, IndexPrefix: "pipeline-metrics"}, nil},
+		{"documented example", elasticsearch.Config{Hosts: []string{"localhost:9200"}, IndexPrefix: "pipeline-metrics"}, nil},
 		{"https and path", elasticsearch.Config{Hosts: []string{"https://es.example.com:443/proxy/"}}, nil},
 		{"cloud id", elasticsearch.Config{CloudID: telemetry.NewSecret(cloudID), APIKey: telemetry.NewSecret("a2V5")}, nil},
 		{"tls config", elasticsearch.Config{TLSConfig: &tls.Config{MinVersion: tls.VersionTLS13}}, nil},

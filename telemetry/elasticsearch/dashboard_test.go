@@ -204,7 +204,7 @@ func TestDashboardFieldsInTemplate(t *testing.T) {
 	if dataViews != 1 || dashboards != 1 {
 		t.Errorf("got %d data views and %d dashboards, want 1 of each", dataViews, dashboards)
 	}
-	// The panels the seeds list, plus retry statistics.
+	// The panels the dashboard promises, plus retry statistics.
 	for _, want := range []string{"Event duration distribution", "Status breakdown", "Network latency by operation",
 		"Network bytes by operation and host", "Error tracking", "Retry statistics"} {
 		if !titles[want] {

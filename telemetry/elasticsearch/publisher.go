@@ -26,7 +26,6 @@ import (
 // A Publisher indexes telemetry records into Elasticsearch through the bulk
 // API: event records into <prefix>-event-YYYY.MM.DD and network records
 // into <prefix>-network-YYYY.MM.DD (the UTC date of the record's start).
-// It is the seed's ElasticsearchPublisher.
 //
 // Attach it to a [telemetry.Recorder]: the Recorder hands it batches (see
 // [telemetry.WithMaxBatchSize] and [telemetry.WithBatchTimeout]) from a

@@ -58,7 +58,7 @@ func TestPublishBatchDocuments(t *testing.T) {
 			t.Errorf("index %s: _id got %q, want %q", w.index, got, want)
 		}
 	}
-	// Spot-check the contract fields of SPEC.md in the raw JSON.
+	// Spot-check the documented contract fields in the raw JSON.
 	raw := string(srv.Docs(want[0].index)[0].Raw)
 	for _, s := range []string{
 		`"@timestamp":"2026-03-01T23:59:58.123456789Z"`, `"metric_type":"event"`, `"event_name":"load_orders"`,

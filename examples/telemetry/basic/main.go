@@ -1,6 +1,6 @@
 // Command basic runs a small simulated pipeline with telemetry on the core
 // package alone: no server needed. It prints the JSON report and the answers
-// of the seeds' queries, and writes every finished record to a JSON-lines
+// of the queries (failed, slow, retries), and writes every finished record to a JSON-lines
 // file.
 //
 //	go run ./examples/telemetry/basic [-out FILE]
@@ -63,7 +63,7 @@ func run(out string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// The seeds' monitor_events: collect metrics and publish them.
+	// Record into the default Recorder and publish every finished record.
 	if err := telemetry.MonitorEvents(sink); err != nil {
 		return err
 	}
