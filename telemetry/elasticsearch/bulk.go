@@ -1,7 +1,6 @@
 package elasticsearch
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,11 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/elastic/go-elasticsearch/v8/esapi"
 
 	"github.com/eventpipeline/eventpipeline/internal/retry"
 	"github.com/eventpipeline/eventpipeline/telemetry"
@@ -274,11 +272,10 @@ func (p *Publisher) noteRejected(ctx context.Context, kinds map[string]*kindCoun
 func (p *Publisher) bulk(ctx context.Context, body []byte, idx []int, out []outcome) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
-	req := esapi.BulkRequest{
-		Body: bytes.NewReader(body),
-		// A header of its own: the transport adds Authorization to it.
-		Header:     http.Header{"Content-Type": {"application/x-ndjson"}},
-		FilterPath: bulkFilterPath,
+	req, err := newRequest(ctx, http.MethodPost, "/_bulk",
+		url.Values{"filter_path": {strings.Join(bulkFilterPath, ",")}}, body, "application/x-ndjson")
+	if err != nil {
+		return 0, telemetry.Permanent(fmt.Errorf("elasticsearch: bulk request: %w", err))
 	}
 	p.requests.Add(1)
 	all := func(o outcome) {
@@ -286,7 +283,7 @@ func (p *Publisher) bulk(ctx context.Context, body []byte, idx []int, out []outc
 			out[i] = o
 		}
 	}
-	res, err := req.Do(ctx, p.client)
+	res, err := p.client.Perform(req)
 	if err != nil {
 		err = requestError("bulk request", err)
 		if telemetry.IsPermanent(err) {

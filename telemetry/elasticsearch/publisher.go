@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -17,7 +18,6 @@ import (
 	"time"
 
 	"github.com/elastic/elastic-transport-go/v8/elastictransport"
-	"github.com/elastic/go-elasticsearch/v8/esapi"
 
 	"github.com/eventpipeline/eventpipeline/internal/retry"
 	"github.com/eventpipeline/eventpipeline/telemetry"
@@ -382,16 +382,17 @@ func (p *Publisher) ensureTemplate(ctx context.Context) error {
 func (p *Publisher) installTemplate(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
-	req := esapi.IndicesPutIndexTemplateRequest{
-		Name: p.name,
-		Body: bytes.NewReader(templateBody(p.cfg.IndexPrefix)),
+	req, err := newRequest(ctx, http.MethodPut, "/_index_template/"+url.PathEscape(p.name), nil,
+		templateBody(p.cfg.IndexPrefix), "application/json")
+	if err != nil {
+		return telemetry.Permanent(fmt.Errorf("elasticsearch: install index template %q: %w", p.name, err))
 	}
-	res, err := req.Do(ctx, p.client)
+	res, err := p.client.Perform(req)
 	if err != nil {
 		return requestError(fmt.Sprintf("install index template %q", p.name), err)
 	}
 	defer res.Body.Close()
-	if res.IsError() {
+	if res.StatusCode > 299 {
 		body, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
 		return statusError(fmt.Sprintf("install index template %q", p.name), res.StatusCode, res.Header, body)
 	}
