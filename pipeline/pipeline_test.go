@@ -487,9 +487,9 @@ func TestNewRejectsBadPipelines(t *testing.T) {
 			want: []error{pipeline.ErrNilEvent, pipeline.ErrEmptyEventName}, text: "stage 1, event 3"},
 		{name: "bad config policy and pid", cfg: pipeline.Config{ProcessID: -1, Retry: &telemetry.RetryPolicy{MaxAttempts: -1, MaxElapsed: -1}},
 			stages: []pipeline.Stage{pipeline.Sequence(ok)},
-			text:   "pipeline: config: retry: max attempts must not be negative, got -1\npipeline: config: retry: max elapsed must not be negative"},
+			text:   "pipeline: config: retry policy: max attempts must not be negative, got -1\npipeline: config: retry policy: max elapsed must not be negative"},
 		{name: "bad event policy", stages: []pipeline.Stage{pipeline.Sequence(pipeline.WithRetry(ok, telemetry.RetryPolicy{InitialBackoff: -1, MaxBackoff: -2}))},
-			text: "pipeline: stage 1, event \"ok\": retry: initial backoff must not be negative, got -1ns\npipeline: stage 1, event \"ok\": retry: max backoff must not be negative, got -2ns"},
+			text: "pipeline: stage 1, event \"ok\": retry policy: initial backoff must not be negative, got -1ns\npipeline: stage 1, event \"ok\": retry policy: max backoff must not be negative, got -2ns"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

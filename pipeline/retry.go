@@ -3,82 +3,62 @@ package pipeline
 import (
 	"context"
 	"errors"
-	"fmt"
+	"strings"
 	"time"
 
 	"github.com/eventpipeline/eventpipeline/internal/retry"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
-// policy is a retry policy of a step: a telemetry.RetryPolicy with its
-// defaults applied, or none (a single attempt).
+// policy is the retry policy of a step: a telemetry.RetryPolicy, or none
+// (a single attempt), and the decision of which errors to retry.
 type policy struct {
-	retry     bool // false: a single attempt
-	p         telemetry.RetryPolicy
-	retryable func(error) bool // never nil
+	p         *telemetry.RetryPolicy // nil: a single attempt
+	retryable func(error) bool       // never nil
 }
 
-// newPolicy returns the policy of p (nil: a single attempt), with the
-// zero fields of p set to those of telemetry.DefaultRetryPolicy.
+// newPolicy returns the policy of p (nil: a single attempt) and retryable
+// (nil: DefaultRetryable).
 func newPolicy(p *telemetry.RetryPolicy, retryable func(error) bool) policy {
 	if retryable == nil {
 		retryable = DefaultRetryable
 	}
-	if p == nil {
-		return policy{retryable: retryable}
-	}
-	q := *p
-	d := telemetry.DefaultRetryPolicy
-	if q.InitialBackoff == 0 {
-		q.InitialBackoff = d.InitialBackoff
-	}
-	if q.MaxBackoff == 0 {
-		q.MaxBackoff = d.MaxBackoff
-	}
-	if q.MaxElapsed == 0 {
-		q.MaxElapsed = d.MaxElapsed
-	}
-	return policy{retry: true, p: q, retryable: retryable}
+	return policy{p: p, retryable: retryable}
 }
 
-// validatePolicy returns the problems of p, each to be located by the
-// caller.
+// validatePolicy returns the problems of p ([telemetry.RetryPolicy.Validate]),
+// one error each, to be located by the caller.
 func validatePolicy(p *telemetry.RetryPolicy) []error {
 	if p == nil {
 		return nil
 	}
-	var errs []error
-	if p.MaxAttempts < 0 {
-		errs = append(errs, fmt.Errorf("retry: max attempts must not be negative, got %d", p.MaxAttempts))
+	err := p.Validate()
+	if err == nil {
+		return nil
 	}
-	if p.InitialBackoff < 0 {
-		errs = append(errs, fmt.Errorf("retry: initial backoff must not be negative, got %v", p.InitialBackoff))
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
 	}
-	if p.MaxBackoff < 0 {
-		errs = append(errs, fmt.Errorf("retry: max backoff must not be negative, got %v", p.MaxBackoff))
-	}
-	if p.MaxElapsed < 0 {
-		errs = append(errs, fmt.Errorf("retry: max elapsed must not be negative, got %v", p.MaxElapsed))
+	for i, e := range errs {
+		errs[i] = errors.New(strings.TrimPrefix(e.Error(), "telemetry: "))
 	}
 	return errs
 }
 
 // next decides what follows attempt n (1 for the first), begun at
-// first, that failed with err at now: retry after wait, or give up.
+// first, that failed with err at now: retry after wait, or give up. The
+// schedule is the policy's own ([telemetry.RetryPolicy.Wait]); a worker's
+// Retry-After is its hint.
 func (p *policy) next(n int, first, now time.Time, err error) (wait time.Duration, again bool) {
-	if !p.retry || (p.p.MaxAttempts > 0 && n >= p.p.MaxAttempts) || !p.retryable(err) {
+	if p.p == nil || !p.retryable(err) {
 		return 0, false
 	}
-	left := first.Add(p.p.MaxElapsed).Sub(now)
-	if left <= 0 {
-		return 0, false
+	var hint time.Duration
+	if re := (*RemoteError)(nil); errors.As(err, &re) {
+		hint = re.RetryAfter
 	}
-	wait = retry.Backoff(p.p.InitialBackoff, p.p.MaxBackoff, n)
-	var re *RemoteError
-	if errors.As(err, &re) && re.RetryAfter > 0 {
-		wait = min(re.RetryAfter, p.p.MaxBackoff)
-	}
-	return min(wait, left), true
+	return p.p.Wait(n, now.Sub(first), hint)
 }
 
 // DefaultRetryable reports whether err is worth retrying: every error

@@ -146,11 +146,11 @@ func WithMaxErrorLength(n int) Option {
 // [DefaultRetryPolicy]). Zero fields of p take their defaults.
 func WithRetry(p RetryPolicy) Option {
 	return optionFunc(func(c *config) {
-		if p.MaxAttempts < 0 || p.InitialBackoff < 0 || p.MaxBackoff < 0 || p.MaxElapsed < 0 {
-			c.errs = append(c.errs, fmt.Errorf("telemetry: retry policy has a negative field: %+v", p))
+		if err := p.Validate(); err != nil {
+			c.errs = append(c.errs, err)
 			return
 		}
-		c.retry = p.withDefaults()
+		c.retry = p
 	})
 }
 

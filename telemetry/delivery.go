@@ -382,15 +382,14 @@ func (o *outlet) deliver(n int, publish func(context.Context) error) {
 // Retries go on until MaxElapsed after first: a wait that would end later
 // is cut to end then, for a last attempt at that deadline.
 func (o *outlet) retry(first time.Time, attempt, n int, publish func(context.Context) error, err error) {
-	deadline := first.Add(o.cfg.retry.MaxElapsed)
 	for ; ; attempt++ {
 		if attempt > 1 {
-			left := time.Until(deadline)
-			if left <= 0 {
+			wait, again := retry.Policy(o.cfg.retry).Next(attempt-1, time.Since(first), retryAfter(err), o.cfg.jitter)
+			if !again {
 				o.giveUp(n, attempt-1, err)
 				return
 			}
-			if !retry.Sleep(o.ctx, min(o.backoff(attempt-1, retryAfter(err)), left)) {
+			if !retry.Sleep(o.ctx, wait) {
 				o.count(0, 0, n) // Close gave up during the wait
 				return
 			}
@@ -406,20 +405,6 @@ func (o *outlet) retry(first time.Time, attempt, n int, publish func(context.Con
 			return
 		}
 	}
-}
-
-// backoff returns the wait before retry number n (1 for the first): the
-// server's hint if there is one, else the exponential backoff of the
-// RetryPolicy, capped at MaxBackoff either way.
-func (o *outlet) backoff(n int, hint time.Duration) time.Duration {
-	p := o.cfg.retry
-	if hint > 0 {
-		return min(hint, p.MaxBackoff)
-	}
-	if o.cfg.jitter != nil {
-		return retry.BackoffJitter(p.InitialBackoff, p.MaxBackoff, n, o.cfg.jitter)
-	}
-	return retry.Backoff(p.InitialBackoff, p.MaxBackoff, n)
 }
 
 // settle counts the outcome of attempt number attempt to publish n records

@@ -236,7 +236,7 @@ func TestNewRecorderRejectsBadOptions(t *testing.T) {
 		t.Fatal("got no error for bad options")
 	}
 	for _, want := range []string{"max events must be positive, got 0", "queue size must be positive, got -1",
-		"batch timeout must be positive, got 0s", "retry policy has a negative field", "nil publisher"} {
+		"batch timeout must be positive, got 0s", "retry policy: max attempts must not be negative, got -1", "nil publisher"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}

@@ -2,7 +2,10 @@ package telemetry
 
 import (
 	"errors"
+	"fmt"
 	"time"
+
+	"github.com/eventpipeline/eventpipeline/internal/retry"
 )
 
 // RetryPolicy says how a failed publish attempt is retried. Errors marked
@@ -32,22 +35,42 @@ type RetryPolicy struct {
 	MaxElapsed time.Duration
 }
 
-func (p RetryPolicy) withDefaults() RetryPolicy {
-	if p.MaxElapsed == 0 {
-		p.MaxElapsed = DefaultRetryPolicy.MaxElapsed
-	}
-	if p.InitialBackoff == 0 {
-		p.InitialBackoff = DefaultRetryPolicy.InitialBackoff
-	}
-	if p.MaxBackoff == 0 {
-		p.MaxBackoff = DefaultRetryPolicy.MaxBackoff
-	}
-	return p
-}
-
 // DefaultRetryPolicy is the retry policy of a Recorder given no [WithRetry]:
 // retries for up to a minute, waiting 100ms, then 200ms, and so on up to 5s.
-var DefaultRetryPolicy = RetryPolicy{InitialBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second, MaxElapsed: time.Minute}
+var DefaultRetryPolicy = RetryPolicy{InitialBackoff: retry.DefaultInitialBackoff, MaxBackoff: retry.DefaultMaxBackoff, MaxElapsed: retry.DefaultMaxElapsed}
+
+// Validate returns an error naming each negative field of p, or nil. Zero
+// fields are valid: they take their defaults.
+func (p RetryPolicy) Validate() error {
+	var errs []error
+	for _, f := range []struct {
+		name string
+		bad  bool
+		v    any
+	}{
+		{"max attempts", p.MaxAttempts < 0, p.MaxAttempts},
+		{"initial backoff", p.InitialBackoff < 0, p.InitialBackoff},
+		{"max backoff", p.MaxBackoff < 0, p.MaxBackoff},
+		{"max elapsed", p.MaxElapsed < 0, p.MaxElapsed},
+	} {
+		if f.bad {
+			errs = append(errs, fmt.Errorf("telemetry: retry policy: %s must not be negative, got %v", f.name, f.v))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Wait is the retry schedule of p, the one the Recorder, the pipeline and
+// the backends follow. Given that attempt number attempt (1 for the first)
+// failed elapsed after the first attempt began, it reports whether another
+// attempt may follow and how long to wait before it: hint (a server's
+// Retry-After) if positive, else the jittered backoff of p; either capped
+// at MaxBackoff and cut to end at the MaxElapsed deadline. It returns false
+// once attempt reaches MaxAttempts (if positive) or elapsed reaches
+// MaxElapsed. Zero fields take their defaults.
+func (p RetryPolicy) Wait(attempt int, elapsed, hint time.Duration) (wait time.Duration, again bool) {
+	return retry.Policy(p).Next(attempt, elapsed, hint, nil)
+}
 
 // Permanent marks err as not worth retrying: the delivery that returned it is
 // dropped at once (and counted). Use it for errors that another attempt

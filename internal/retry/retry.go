@@ -42,6 +42,61 @@ func BackoffJitter(initial, limit time.Duration, n int, jitter func(b time.Durat
 	return d - min(max(jitter(b), 0), b-1)
 }
 
+// Defaults of the zero fields of a [Policy]: the waits of
+// telemetry.DefaultRetryPolicy.
+const (
+	DefaultInitialBackoff = 100 * time.Millisecond
+	DefaultMaxBackoff     = 5 * time.Second
+	DefaultMaxElapsed     = time.Minute
+)
+
+// Policy is telemetry.RetryPolicy, which this package cannot import: the
+// two have the same fields, so one converts to the other. Its zero fields
+// but MaxAttempts take the Default values above.
+type Policy struct {
+	MaxAttempts    int
+	InitialBackoff time.Duration
+	MaxBackoff     time.Duration
+	MaxElapsed     time.Duration
+}
+
+// Next is the one retry schedule of the module: it reports whether attempt
+// n (1 for the first), which failed elapsed after the first attempt began,
+// may be followed by another, and how long to wait before it. The wait is
+// hint, a server's Retry-After, if positive, else the backoff of retry n
+// (see [BackoffJitter]; jitter nil means random); either is capped at
+// MaxBackoff and cut to end when MaxElapsed has passed, so that the last
+// attempt comes at that deadline exactly. Next returns false once n reaches
+// MaxAttempts (if positive) or elapsed reaches MaxElapsed.
+func (p Policy) Next(n int, elapsed, hint time.Duration, jitter func(b time.Duration) time.Duration) (time.Duration, bool) {
+	p = p.withDefaults()
+	left := p.MaxElapsed - elapsed
+	if (p.MaxAttempts > 0 && n >= p.MaxAttempts) || left <= 0 {
+		return 0, false
+	}
+	wait := hint
+	if wait <= 0 {
+		if jitter == nil {
+			jitter = rand.N[time.Duration]
+		}
+		wait = BackoffJitter(p.InitialBackoff, p.MaxBackoff, n, jitter)
+	}
+	return min(wait, p.MaxBackoff, left), true
+}
+
+func (p Policy) withDefaults() Policy {
+	if p.InitialBackoff == 0 {
+		p.InitialBackoff = DefaultInitialBackoff
+	}
+	if p.MaxBackoff == 0 {
+		p.MaxBackoff = DefaultMaxBackoff
+	}
+	if p.MaxElapsed == 0 {
+		p.MaxElapsed = DefaultMaxElapsed
+	}
+	return p
+}
+
 // Sleep waits d, or until ctx ends; it reports whether it waited all of d.
 func Sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)

@@ -113,3 +113,38 @@ func TestBackoffJitter(t *testing.T) {
 		t.Errorf("zero initial: got %v, want 0", got)
 	}
 }
+
+func TestPolicyNext(t *testing.T) {
+	const ms = time.Millisecond
+	none := func(time.Duration) time.Duration { return 0 }
+	p := Policy{InitialBackoff: 10 * ms, MaxBackoff: 50 * ms, MaxElapsed: 100 * ms}
+	tests := []struct {
+		name          string
+		p             Policy
+		n             int
+		elapsed, hint time.Duration
+		want          time.Duration
+		again         bool
+	}{
+		{"first retry", p, 1, 0, 0, 10 * ms, true},
+		{"doubling", p, 3, 30 * ms, 0, 40 * ms, true},
+		{"capped", p, 5, 60 * ms, 0, 40 * ms, true},
+		{"cut at the deadline", p, 4, 90 * ms, 0, 10 * ms, true},
+		{"deadline passed", p, 4, 100 * ms, 0, 0, false},
+		{"hint", p, 1, 0, 30 * ms, 30 * ms, true},
+		{"hint capped", p, 1, 0, time.Second, 50 * ms, true},
+		{"hint cut at the deadline", p, 2, 80 * ms, time.Second, 20 * ms, true},
+		{"max attempts", Policy{MaxAttempts: 2}, 2, 0, 0, 0, false},
+		{"below max attempts", Policy{MaxAttempts: 2}, 1, 0, 0, DefaultInitialBackoff, true},
+		{"defaults", Policy{}, 7, 0, 0, DefaultMaxBackoff, true},
+		{"default window", Policy{}, 1, DefaultMaxElapsed, 0, 0, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, again := tc.p.Next(tc.n, tc.elapsed, tc.hint, none)
+			if got != tc.want || again != tc.again {
+				t.Errorf("Next(%d, %v, %v) = %v, %v; want %v, %v", tc.n, tc.elapsed, tc.hint, got, again, tc.want, tc.again)
+			}
+		})
+	}
+}

@@ -244,8 +244,8 @@ func (c *Config) resolve() (target, error) {
 	if c.Timeout < 0 {
 		add("Timeout %v is negative", c.Timeout)
 	}
-	if c.Retry.MaxAttempts < 0 || c.Retry.InitialBackoff < 0 || c.Retry.MaxBackoff < 0 || c.Retry.MaxElapsed < 0 {
-		add("Retry has a negative field: %+v", c.Retry)
+	if err := c.Retry.Validate(); err != nil {
+		add("Retry: %s", strings.ReplaceAll(err.Error(), "telemetry: retry policy: ", ""))
 	}
 	if !utf8.ValidString(c.Job) {
 		add("Job is not valid UTF-8")
@@ -346,19 +346,6 @@ func (c Config) withDefaults() Config {
 		c.Timeout = DefaultTimeout
 	}
 	c.Timeout = min(c.Timeout, c.Interval)
-	d := telemetry.DefaultRetryPolicy
-	if c.Retry.MaxAttempts == 0 {
-		c.Retry.MaxAttempts = d.MaxAttempts // 0: no limit
-	}
-	if c.Retry.MaxElapsed == 0 {
-		c.Retry.MaxElapsed = d.MaxElapsed
-	}
-	if c.Retry.InitialBackoff == 0 {
-		c.Retry.InitialBackoff = d.InitialBackoff
-	}
-	if c.Retry.MaxBackoff == 0 {
-		c.Retry.MaxBackoff = d.MaxBackoff
-	}
 	if c.Job == "" {
 		c.Job = DefaultJob
 	}

@@ -46,7 +46,7 @@ func TestNewPublisherInvalidConfig(t *testing.T) {
 		{"tiny Interval", func(c *Config) { c.Interval = time.Millisecond }, []string{"Interval 1ms is below the minimum 10ms"}},
 		{"Loki Endpoint", func(c *Config) { c.Endpoint = "https://logs-prod-006.grafana.net/loki/api/v1/push" }, []string{"Endpoint", "is a logs or traces URL"}},
 		{"negative Timeout", func(c *Config) { c.Timeout = -time.Second }, []string{"Timeout -1s is negative"}},
-		{"negative Retry", func(c *Config) { c.Retry.MaxAttempts = -1 }, []string{"Retry has a negative field"}},
+		{"negative Retry", func(c *Config) { c.Retry.MaxAttempts = -1 }, []string{"Retry: max attempts must not be negative, got -1"}},
 		{"invalid Job", func(c *Config) { c.Job = "\xff" }, []string{"Job is not valid UTF-8"}},
 		{"invalid Instance", func(c *Config) { c.Instance = "\xff" }, []string{"Instance is not valid UTF-8"}},
 		{"negative MaxLabelValues", func(c *Config) { c.MaxLabelValues = -1 }, []string{"MaxLabelValues -1 is negative"}},
@@ -124,7 +124,7 @@ func TestEndpointSelectsProtocol(t *testing.T) {
 func TestDefaults(t *testing.T) {
 	c := Config{}.withDefaults()
 	if c.Interval != 15*time.Second || c.Timeout != 10*time.Second || c.Job != "eventpipeline" ||
-		c.MaxLabelValues != 1000 || c.Retry != telemetry.DefaultRetryPolicy {
+		c.MaxLabelValues != 1000 {
 		t.Errorf("got defaults %+v", c)
 	}
 	if !strings.Contains(c.Instance, ":") {

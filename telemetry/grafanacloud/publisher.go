@@ -54,8 +54,9 @@ type Publisher struct {
 	// pushedDelivery is the delivery counters of the last successful
 	// push: Close pushes again if they changed since.
 	pushedDelivery atomic.Pointer[[]telemetry.PublisherStats]
-	// backoff returns the wait before retry n: retry.Backoff, but in tests.
-	backoff func(initial, max time.Duration, n int) time.Duration
+	// jitter draws the jitter of backoff waits (see retry.BackoffJitter):
+	// nil, random, but fixed in tests.
+	jitter func(b time.Duration) time.Duration
 
 	sem   chan struct{} // held by the push in progress: one at a time
 	snap  snapshot      // reused by pushes, guarded by sem
@@ -107,18 +108,18 @@ var (
 // setting (APIKey, OrgSlug, Region, Endpoint, ...), joined in one error.
 // The API key is never part of it.
 func NewPublisher(cfg Config) (*Publisher, error) {
-	return newPublisher(cfg, retry.Backoff)
+	return newPublisher(cfg, nil)
 }
 
 // newPublisher is NewPublisher with the backoff function, which tests
 // replace with one without jitter.
-func newPublisher(cfg Config, backoff func(initial, max time.Duration, n int) time.Duration) (*Publisher, error) {
+func newPublisher(cfg Config, jitter func(b time.Duration) time.Duration) (*Publisher, error) {
 	t, err := cfg.resolve()
 	if err != nil {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	p := &Publisher{cfg: cfg, target: t, client: cfg.HTTPClient, logged: make(map[int]bool), backoff: backoff}
+	p := &Publisher{cfg: cfg, target: t, client: cfg.HTTPClient, logged: make(map[int]bool), jitter: jitter}
 	if p.client == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = 2
@@ -508,24 +509,14 @@ func (p *Publisher) push(ctx context.Context) (err error) {
 			p.logGiveUp(ctx, n, res.status, res.err)
 			return res.err
 		}
-		if policy.MaxAttempts > 0 && n >= policy.MaxAttempts {
+		// The one retry schedule: the server's hint or the backoff, capped
+		// at MaxBackoff, the last attempt at MaxElapsed exactly.
+		wait, again := retry.Policy(policy).Next(n, time.Since(first), res.retryAfter, p.jitter)
+		if !again {
 			p.stats.dropped.Add(1)
 			p.logGiveUp(ctx, n, res.status, res.err)
 			return res.err
 		}
-		wait := res.retryAfter // the server's hint is not capped, but the interval bounds it
-		if wait <= 0 {
-			wait = p.backoff(policy.InitialBackoff, policy.MaxBackoff, n)
-		}
-		// A wait that would end after MaxElapsed is shortened so that the
-		// last attempt comes at MaxElapsed exactly, as the policy promises.
-		left := policy.MaxElapsed - time.Since(first)
-		if left <= 0 {
-			p.stats.dropped.Add(1)
-			p.logGiveUp(ctx, n, res.status, res.err)
-			return res.err
-		}
-		wait = min(wait, left)
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
 			// The wait would outlast the interval: give up, the next push
 			// carries these values anyway.

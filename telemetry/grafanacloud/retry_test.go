@@ -23,15 +23,9 @@ import (
 // fastRetry retries quickly, for tests.
 var fastRetry = telemetry.RetryPolicy{MaxAttempts: 5, InitialBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}
 
-// noJitter is retry.Backoff without its jitter: initial, doubled for each
+// noJitter takes nothing off backoff waits: initial, doubled for each
 // retry after the first, capped at max.
-func noJitter(initial, max time.Duration, n int) time.Duration {
-	d := initial
-	for i := 1; i < n && d < max; i++ {
-		d *= 2
-	}
-	return min(d, max)
-}
+func noJitter(time.Duration) time.Duration { return 0 }
 
 // fakeStep is how the fake endpoint answers one request.
 type fakeStep struct {
@@ -135,7 +129,8 @@ func TestTransientFailuresRetried(t *testing.T) {
 		{"500 500 then 200", []fakeStep{{status: 500}, {status: 500}}, []time.Duration{0, 10 * ms, 30 * ms}},
 		{"502 503 504 then 200", []fakeStep{{status: 502}, {status: 503}, {status: 504}}, []time.Duration{0, 10 * ms, 30 * ms, 70 * ms}},
 		{"408 then 200", []fakeStep{{status: 408}}, []time.Duration{0, 10 * ms}},
-		{"429 with Retry-After", []fakeStep{{status: 429, retryAfter: "1"}}, []time.Duration{0, time.Second}},
+		{"429 with Retry-After", []fakeStep{{status: 429, retryAfter: "1"}}, []time.Duration{0, 50 * ms}}, // capped at MaxBackoff
+		{"429 with Retry-After 0", []fakeStep{{status: 429, retryAfter: "0"}, {status: 503}}, []time.Duration{0, 10 * ms, 30 * ms}},
 		{"429 without Retry-After", []fakeStep{{status: 429}, {status: 429}}, []time.Duration{0, 10 * ms, 30 * ms}},
 		{"connection refused", []fakeStep{{err: &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}}}, []time.Duration{0, 10 * ms}},
 		{"backoff capped at 50ms", []fakeStep{{status: 500}, {status: 500}, {status: 500}, {status: 500}}, []time.Duration{0, 10 * ms, 30 * ms, 70 * ms, 120 * ms}},
