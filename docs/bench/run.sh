@@ -23,10 +23,7 @@ out=docs/bench/results.txt
 benchmarks=(
 	"./telemetry" 'EventStartEnd|NetworkStartEnd|MetricsJSON10k|RetainedBytesPerEvent'
 	"./telemetry/prometheus" 'LifeCycle|BareObserve|PublishEvent|PublishNetwork'
-	# BenchmarkLifeCycle of grafanacloud is left out: each of its runs waits
-	# about a minute in its cleanup (the test server closes before the
-	# Recorder's last push). The core's life cycle is measured above.
-	"./telemetry/grafanacloud" 'PublishEvent|Push'
+	"./telemetry/grafanacloud" 'LifeCycle|PublishEvent|Push'
 	"./telemetry/elasticsearch" 'PublishBatchThroughput|RecordingPathCost'
 	"./telemetry/nettrace" 'Transport'
 	"./pipeline" 'PipelineEvent'
