@@ -5,11 +5,10 @@
 // in the calling goroutine so that a client can run in a testing/synctest
 // bubble. It answers what the official client checks (the
 // X-Elastic-Product header, GET / with an 8.x version), validates _bulk
-// requests line by line (content
-// type, action and source lines, trailing newline, JSON), validates
-// _index_template requests, checks documents against the mappings of the
-// matching template, and records what was indexed so that tests can assert
-// the exact documents and indices.
+// requests line by line (content type, action and source lines, trailing
+// newline, JSON), validates _index_template requests, checks documents
+// against the mappings of the matching template, and records what was
+// indexed so that tests can assert the exact documents and indices.
 //
 // Faults can be injected: per-document rejections (a mapping error, 429),
 // whole requests answered with an error status and a Retry-After
