@@ -131,8 +131,9 @@
 //     not be reached.
 //
 // [telemetry.Recorder.Flush] returns when what was recorded before has been
-// indexed or dropped; [telemetry.Recorder.Close] flushes, then closes the
-// Publisher, after which its publish calls return [telemetry.ErrClosed].
+// indexed or dropped; [telemetry.Recorder.Close] delivers what is queued
+// (what its context leaves no time for is dropped and counted), then closes
+// the Publisher, after which its publish calls return [telemetry.ErrClosed].
 //
 // Setting up Kibana (importing the dashboard in examples/telemetry) is
 // described in docs/backends.md in the repository.

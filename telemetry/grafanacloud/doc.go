@@ -73,6 +73,10 @@
 // ("_overflow"), which is reserved: a record really named "_overflow" is
 // counted under "_overflow~" and a hash.
 //
+// Grafana Cloud bills active series: with the default buckets an event name
+// costs 43 series and an operation 21, times the number of processes.
+// Fewer buckets mean fewer series.
+//
 // # Delivery self-metrics
 //
 // The Publisher is a [telemetry.Attacher]: once attached to a Recorder (the
@@ -89,10 +93,6 @@
 //
 // so the dashboard and every alert in examples/telemetry work through
 // remote write as well as through scraping.
-//
-// Grafana Cloud bills active series: with the default buckets an event name
-// costs 43 series and an operation 21, times the number of processes.
-// Fewer buckets mean fewer series.
 //
 // # Aggregation and pushes
 //
