@@ -63,35 +63,60 @@
 // one event its own. A policy is a [telemetry.RetryPolicy], the same type the
 // telemetry delivery and the backends use: MaxAttempts, and an exponential
 // backoff with jitter from InitialBackoff to MaxBackoff, for at most
-// MaxElapsed. The zero Config makes a single attempt. Errors are retried
-// unless [DefaultRetryable] says otherwise: errors marked with
+// MaxElapsed after the first attempt started (a wait that would end later
+// is shortened, for a last attempt at that time). A nil Config.Retry makes
+// a single attempt. [Config.Retryable] decides which errors are retried;
+// nil means [DefaultRetryable], which retries all but errors marked with
 // telemetry.Permanent, context.Canceled and context.DeadlineExceeded,
-// panics, and a [*RemoteError] with a status that is not worth retrying
-// (a 4xx other than 408 and 429) are not. Waits end when the run's context
+// panics ([*PanicError]), and a [*RemoteError] whose status is not 408, 429
+// or 5xx. A worker's Retry-After ([RemoteError].RetryAfter) replaces the
+// computed wait, capped at MaxBackoff. Waits end when the run's context
 // ends; the event then fails with an error wrapping both ctx.Err() and the
 // last attempt's error. Each retry is recorded on the task's event run.
 //
 // # Remote execution
 //
-// A [Worker] (from [NewWorker]) is an [net/http.Handler] that runs
-// registered events for remote callers; [Remote] returns an Event that
-// calls one, configured by a [RemoteConfig] (host, port, path, TLS,
-// timeout, client). The protocol is JSON over HTTP POST at [DefaultPath]
-// ("/events"):
+// A [Worker] (from NewWorker(cfg, events...)) is an [net/http.Handler]
+// that runs its events for remote callers; [Remote] returns an Event that
+// calls one, configured by a [RemoteConfig]. The protocol is JSON over HTTP
+// POST at [DefaultPath] ("/events"):
 //
 //	request:  {"event": name, "input": value, "task_id": id, "run_id": id, "attempt": n}
 //	200       {"output": value}
-//	500       {"error": text}    the event failed
-//	422       {"error": text}    the event's error was permanent, or it panicked
-//	400, 404, 405, 413           malformed request, unknown event, not POST,
-//	                             body over MaxBodyBytes (8 MiB)
+//	422       {"error": text}    the event's error was marked telemetry.Permanent
+//	500       {"error": text}    another error; for a panic a fixed text (the
+//	                             value and stack are logged at Error, never sent)
+//	401                          no valid credentials (with WWW-Authenticate)
+//	405, 503                     not POST; MaxInFlight requests already running
+//	                             (with Retry-After: 1)
+//	413, 400, 404                body or input too large, malformed request,
+//	                             unknown event
+//
+// [WorkerConfig] sets who may call: Token, a [telemetry.Secret] expected as
+// "Authorization: Bearer <token>" and compared in constant time, and TLS,
+// whose ClientCAs with a zero ClientAuth require verified client
+// certificates. [Worker.Serve] refuses a listener that is neither on a
+// loopback address nor a Unix socket when there is neither, with
+// [ErrNoAuthentication], unless
+// AllowUnauthenticated is set. It also sets what one call may cost:
+// MaxBodyBytes (1 MiB), MaxInputValues (10,000 JSON values), MaxInFlight
+// (32), EventTimeout (1 minute), and for Serve ReadHeaderTimeout (5s),
+// ReadTimeout (30s), WriteTimeout (ReadTimeout + EventTimeout + 10s),
+// IdleTimeout (1 minute) and 64 KiB of headers. ErrorText chooses the text
+// sent back for an error (nil means [DefaultErrorText], the error's text cut
+// to 1 KiB). [Worker.Shutdown] and [Worker.Close] stop what Serve started.
+//
+// [Remote] checks its [RemoteConfig] at once: a Host holding '/', '?', '#',
+// '@', '[', ']', a space, a backslash or a control character is refused, as
+// are TLS together with Client, and a Token sent over plain HTTP to a host
+// that is not a loopback address, unless AllowInsecure is set. An answer
+// larger than MaxResponseBytes ([DefaultMaxResponseBytes], 8 MiB) fails the
+// call.
 //
 // Inputs and outputs cross the wire as JSON: a worker's event gets
 // map[string]any, []any, float64, string, bool or nil. A worker's error
 // comes back as a [*RemoteError] (event, status code, message); a network
-// failure as the [*net/url.Error], wrapped with the event's name. A worker
-// can require a token from its callers and serve TLS; see [Worker] and
-// [RemoteConfig].
+// failure as the [*net/url.Error], wrapped with the event's name.
 //
 // Each call is recorded as a network operation, through package nettrace,
 // with the call id "<task id>/call-<n>", the operation "remote_call", the

@@ -3,7 +3,8 @@
 // (latency, bytes, errors), answers questions about them in process, and
 // delivers every finished record to publishers: Prometheus, Elasticsearch
 // and Grafana Cloud (each in a subpackage of its own), a JSON-lines file, or
-// any [Publisher] of yours. It depends on the standard library only.
+// any [Publisher] of yours. It imports only the standard library and the
+// module's own internal packages, which import only the standard library.
 //
 // A minimal use:
 //
@@ -31,8 +32,10 @@
 // [WithPipelineID]); [Recorder.EndEvent] with a nil error makes it
 // [StatusCompleted], with an error [StatusFailed], keeping the error's text
 // (an error whose text is empty is recorded as "unknown error", so that a
-// failure never looks like success; a very long text is shortened, see
-// [EventMetrics]). [Recorder.RecordRetry] adds one to its retry count. A
+// failure never looks like success; a text longer than [WithMaxErrorLength]
+// bytes, [DefaultMaxErrorLength] by default, is cut at a UTF-8 boundary and
+// ends with a marker such as "… [truncated, 1048576 bytes]" giving its
+// original length). [Recorder.RecordRetry] adds one to its retry count. A
 // task id may run again once its run has ended: that starts a new run, and
 // [Recorder.Metrics] returns the latest.
 //
@@ -101,8 +104,26 @@
 // bytes_received, error and latency_seconds for a network operation. Times
 // are RFC 3339 in UTC with nanoseconds; an absent end time, error, process
 // id or pipeline id is null. The document decodes back into a [Report], and
-// each record into its type; [ReadJSONLines] reads the files that a
-// [JSONLinesPublisher] writes.
+// each record into its type.
+//
+// # JSON lines
+//
+// A [JSONLinesPublisher] writes each record as one line holding that
+// document; [ReadJSONLines] reads such a file back. Both keep to one
+// contract: a line is at most [MaxJSONLineSize] (1 MiB); metric_type is
+// "event" or "network", status "pending", "completed" or "failed";
+// start_time and end_time are RFC 3339 UTC times in years 0000-9999, the end
+// not before the start; retry_count and process_id are 0 to 2147483647, port
+// 0 to 65535, bytes 0 or more; strings are valid UTF-8 (the writer writes an
+// invalid byte as U+FFFD) and JSON strings escape C0 and C1 controls,
+// bidirectional controls and U+2028/U+2029 as \uXXXX. The writer refuses a
+// record that breaks it with a [*DroppedError] wrapping [ErrInvalidRecord]
+// (counted as dropped, not retried), and a failed write never duplicates a
+// record nor leaves a torn line before another. [ReadJSONLines] stops at the
+// first invalid line with a [*LineError] naming it and wrapping
+// [ErrInvalidRecord]; a torn last line, as a killed process leaves, gives
+// every complete record with a [*LineError] wrapping [ErrTornLine], a
+// warning. UnmarshalJSON of a record checks the same contract.
 //
 // # Publishing and delivery
 //
@@ -118,41 +139,57 @@
 // ([DefaultBatchTimeout]); others get one record per call. Each call has its
 // own timeout ([WithPublishTimeout], [DefaultPublishTimeout]). A failed call
 // is retried with exponential backoff and jitter as its [RetryPolicy] says
-// ([WithRetry]; [DefaultRetryPolicy] retries for up to a minute, waiting
-// 100ms, then 200ms and so on up to 5s), so an outage shorter than that loses
-// nothing the buffer could hold. An error marked with [Permanent] is not
-// retried; one made with [RetryAfter] asks for a given wait; a
+// ([WithRetry]; [DefaultRetryPolicy] waits 100ms, then 200ms and so on up to
+// 5s, each wait less a random jitter of up to half of it, for up to a minute
+// after the first attempt started). A wait that would end after that
+// deadline is shortened, so the last attempt is made at the deadline itself;
+// an outage shorter than the window loses nothing the buffer could hold. An
+// error marked with [Permanent] is not retried; one made with [RetryAfter]
+// asks for a given wait (capped at MaxBackoff and cut at the deadline); a
 // [*DroppedError] reports a batch delivered except for some records. A panic
 // in a publisher is recovered and counted as a permanent failure.
 //
 // [Recorder.PublisherStats] (also in [Recorder.Stats]) gives for each
-// publisher what was published, the failed attempts, the records dropped
-// because its buffer was full and those dropped after failing, the panics,
-// and what is queued; every record handed to a publisher ends up counted
-// exactly once. Drops are logged with log/slog ([WithLogger]): a full
-// buffer once, records given up after failing at most every 10 seconds per
-// publisher, never once per record.
+// publisher what was published, the failed attempts, the panics, what is
+// queued, and the records dropped by reason: DroppedQueueFull (its buffer
+// was full), DroppedFailed (a permanent error, a [*DroppedError], or retries
+// exhausted) and DroppedClosed ([Recorder.Close] ran out of time). Every
+// record handed to a publisher is counted exactly once: at every moment
+// Queued + Published + Dropped() is the number handed to it. Publisher names
+// are at most 128 bytes. Drops are logged with log/slog ([WithLogger]): a
+// full buffer once, records given up after failing at most every 10 seconds
+// per publisher, and at Close one line per publisher that dropped records
+// ("telemetry: publisher closed, records dropped", with the counts by
+// reason); never once per record.
 //
 // [Recorder.Flush] returns when every record recorded before it has been
 // delivered or dropped, or when ctx ends. [Recorder.Close] makes later calls
-// return [ErrClosed], delivers what is buffered (until ctx ends: what is
-// still buffered then is dropped and counted), stops the goroutines, and
-// closes the publishers that have a Close method.
+// return [ErrClosed] and delivers what is queued. If ctx ends first, it cuts
+// short the attempts in progress and the waits between them, drops what is
+// left (counted as DroppedClosed), and returns ctx.Err() once each publisher
+// has returned from its current call: at once for a publisher that honours
+// ctx, while one that ignores ctx keeps Close waiting. Either way, when Close
+// returns Queued is 0 for every publisher, the goroutines have exited and
+// the publishers that have a Close method are closed.
 //
 // # Writing a publisher
 //
 // A [Publisher] has two methods, PublishEventMetrics and
 // PublishNetworkMetrics; its documentation states the rules (honour ctx,
 // return nil only once delivered, keep no reference to the record).
-// Batching, buffering, retries and counting come from the Recorder. A
-// publisher may implement more, and the Recorder discovers it:
+// Batching, buffering, retries and counting come from the Recorder, which
+// never calls a publisher concurrently with itself: its publish methods,
+// Flush and Close come from one goroutine at a time, Close after the last
+// publish call returned. A publisher may implement more, and the Recorder
+// discovers it:
 //
 //   - [BatchPublisher]: PublishBatch sends many records in one call;
 //   - [SyncPublisher]: an in-process aggregator (such as Prometheus
-//     histograms), called on the recording path without a queue;
+//     histograms), called on the recording path without a queue, from
+//     every goroutine that records, so it must be safe for concurrent use;
 //   - [Flusher] and [Closer]: called by [Recorder.Flush] and [Recorder.Close];
-//   - [Attacher]: told the Recorder it is attached to, for publishers that
-//     report its [Recorder.PublisherStats];
+//   - [Attacher]: told the Recorder it is attached to; the way a publisher
+//     learns its Recorder, to report its [Recorder.PublisherStats];
 //   - [Namer]: its name in [PublisherStats].
 //
 // A [CompositePublisher] attached to a Recorder is replaced by its members,

@@ -1,7 +1,9 @@
 // Package doctest holds the test that keeps the documentation honest: every
 // Go code block in README.md, CONTRIBUTING.md and docs/*.md must compile and
-// pass go vet, relative links must point to files in the repository, and
-// the documentation must not depend on anything outside it.
+// pass go vet, relative links must point to files in the repository, the
+// documents and the comments of every Go file must speak of this project
+// and not refer to files outside the repository, and README.md must stay
+// under about 200 lines.
 //
 // A block that is a fragment rather than a whole program is skipped only
 // when the line before its opening fence is a marker that gives a reason:

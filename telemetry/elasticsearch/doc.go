@@ -1,7 +1,10 @@
 // Package elasticsearch publishes telemetry records to Elasticsearch, one
 // document per finished event run or network operation, for Kibana
-// dashboards. It uses the official client, github.com/elastic/go-elasticsearch/v8
-// (imported as es), and its bulk API.
+// dashboards, through the bulk API. Requests go through the official
+// transport, github.com/elastic/elastic-transport-go/v8/elastictransport
+// (node selection, authentication; its own retries turned off), with a bulk
+// body that this package builds; it imports neither the go-elasticsearch
+// client nor its request types, so it compiles quickly.
 //
 // A [Publisher] is attached to a [telemetry.Recorder], which hands it
 // batches of finished records from a queue; each batch is indexed with bulk
@@ -29,15 +32,18 @@
 //
 // # Client version
 //
-// The client's major version follows the server's: this package targets
-// Elasticsearch and Kibana 8 with the v8 client, which a 9.x node also
-// accepts when the client runs in REST compatibility mode (environment
-// variable ELASTIC_CLIENT_APIVERSIONING=true).
+// This package targets Elasticsearch and Kibana 8 and speaks the 8.x REST
+// API, which a 9.x node also accepts in REST compatibility mode: set the
+// environment variable ELASTIC_CLIENT_APIVERSIONING=true, as for the
+// official client, and requests use the compatibility media types
+// (compatible-with=8). A reply that does not come from Elasticsearch (no
+// X-Elastic-Product header) is a permanent error.
 //
 // # Connection and credentials
 //
 // Config.Hosts are node URLs; "host:port" without a scheme gets http://.
-// Config.CloudID selects an Elastic Cloud deployment instead. Authenticate
+// Config.CloudID selects an Elastic Cloud deployment instead, always over
+// https. Authenticate
 // with Config.Username and Config.Password (basic authentication) or
 // Config.APIKey (the base64 "encoded" value of an API key), not both.
 // Config.CACert, Config.TLSConfig or a Config.Transport of your own
@@ -46,10 +52,14 @@
 // ELASTICSEARCH_API_KEY and ELASTICSEARCH_CLOUD_ID.
 //
 // Password, APIKey and CloudID are [telemetry.Secret] values: a Config can
-// be printed or logged, and no error or log line contains them. A host URL
-// holding credentials is refused. Credentials are not sent over plain http
-// to a host other than the loopback one unless Config.AllowInsecure says
-// so.
+// be printed or logged, and no error or log line contains them; printing a
+// [Publisher] with any verb, or logging it with slog, shows its hosts and
+// index prefix only. A host URL holding credentials is refused. Credentials
+// are not sent over plain http:// to a host that is not a loopback address:
+// [NewPublisher] refuses such a Config with an error wrapping [ErrInsecure]
+// unless Config.AllowInsecure is set (it has no effect without
+// credentials). The command eventpipeline has the flag
+// --elasticsearch-allow-insecure for it.
 //
 // # Indices and documents
 //
@@ -95,25 +105,35 @@
 //
 // Recording never waits for Elasticsearch: records wait in the Recorder's
 // queue for this publisher ([telemetry.WithQueueSize]) and reach it in
-// batches ([telemetry.WithMaxBatchSize], [telemetry.WithBatchTimeout]).
+// batches ([telemetry.WithMaxBatchSize], [telemetry.WithBatchTimeout]), sent
+// in bulk requests of at most Config.FlushBytes (5 MiB), each limited by
+// Config.Timeout (10s). A Publisher makes one attempt per call and has no
+// retry settings of its own: the Recorder retries ([telemetry.WithRetry]).
 //
-//   - A batch that fails for a passing reason (connection refused, 429,
-//     5xx, or documents refused with 429 or 5xx in the bulk response) is
-//     retried by the Recorder with backoff ([telemetry.WithRetry]),
-//     honouring Retry-After; documents already indexed are overwritten by the
-//     same _id. So what was buffered is delivered once the cluster is back.
+//   - A batch that fails for a passing reason (the cluster unreachable, ctx
+//     ended, 408, 429 or 5xx on the request or on documents of the bulk
+//     response) returns a transient error, with the server's Retry-After if
+//     any, and the Recorder retries it with backoff. A retried batch does not
+//     resend the documents already indexed ([Stats].Retried counts those sent
+//     again); a document sent twice overwrites itself by its _id. So what was
+//     buffered is delivered once the cluster is back.
 //   - Documents refused for good (a mapping error such as
-//     mapper_parsing_exception, a 400 on the whole request, a 401 or 403) are
-//     not retried: the publish call returns a [*telemetry.DroppedError], so
-//     they are counted in [telemetry.PublisherStats] while the rest count as
-//     published, and the first rejection of each kind is logged.
-//     [Publisher.Stats] counts rejections by kind.
+//     mapper_parsing_exception, or a bulk request refused as a whole with
+//     another 4xx, such as 400, 401 or 403) are not retried: the publish call
+//     returns a [*telemetry.DroppedError], so they are counted in
+//     [telemetry.PublisherStats] while the rest count as published, and the
+//     first rejection of each kind is logged. [Publisher.Stats] counts
+//     rejections by kind.
+//   - A server that is not Elasticsearch is a permanent error.
 //   - A failure to install the template is the error of the publish call,
-//     naming the template and the server's status and reason.
+//     naming the template and the server's status and reason; it is
+//     permanent unless the status was 408, 429 or 5xx or the cluster could
+//     not be reached.
 //
 // [telemetry.Recorder.Flush] returns when what was recorded before has been
-// indexed or dropped; [telemetry.Recorder.Close] flushes, then closes the
-// Publisher, after which its publish calls return [telemetry.ErrClosed].
+// indexed or dropped; [telemetry.Recorder.Close] delivers what is queued
+// (what its context leaves no time for is dropped and counted), then closes
+// the Publisher, after which its publish calls return [telemetry.ErrClosed].
 //
 // Setting up Kibana (importing the dashboard in examples/telemetry) is
 // described in docs/backends.md in the repository.

@@ -65,12 +65,34 @@
 // cumulative, and job and instance travel as the resource attributes
 // service.name and service.instance.id, which Grafana Cloud turns into
 // those labels. Task ids, hosts, ports and error texts are never label
-// values; event names and operations are bounded as in package prometheus,
-// further names being counted under [OverflowLabelValue].
+// values. Event names, operations and publisher names are bounded as in
+// package prometheus: valid UTF-8 of at most 128 bytes, a longer or invalid
+// one cut and suffixed with "~" and 16 hex digits of a hash, so names stay
+// distinct; series are keyed by the values as sent. Names beyond
+// Config.MaxLabelValues are counted under [OverflowLabelValue]
+// ("_overflow"), which is reserved: a record really named "_overflow" is
+// counted under "_overflow~" and a hash.
 //
 // Grafana Cloud bills active series: with the default buckets an event name
 // costs 43 series and an operation 21, times the number of processes.
 // Fewer buckets mean fewer series.
+//
+// # Delivery self-metrics
+//
+// The Publisher is a [telemetry.Attacher]: once attached to a Recorder (the
+// first one, if several) it also pushes, every interval from attachment and
+// by both protocols, the delivery counters of each publisher of that
+// Recorder, itself included, under the names package prometheus exports:
+//
+//	telemetry_publisher_records_published_total  counter  publisher
+//	telemetry_publisher_failed_attempts_total    counter  publisher
+//	telemetry_publisher_records_dropped_total    counter  publisher, reason (queue_full, failed, closed)
+//	telemetry_publisher_panics_total             counter  publisher
+//	telemetry_publisher_queue_length             gauge    publisher
+//	telemetry_publisher_queue_capacity           gauge    publisher
+//
+// so the dashboard and every alert in examples/telemetry work through
+// remote write as well as through scraping.
 //
 // # Aggregation and pushes
 //
@@ -89,11 +111,14 @@
 //
 // # Failures
 //
-// Connection errors, HTTP 429 and 5xx are retried with exponential backoff
-// and jitter (Config.Retry), honouring Retry-After, within one interval;
-// then the push is dropped and counted. Other 4xx, such as 401 for a wrong
-// instance id or token, are permanent: not retried, counted, and logged
-// once per status code with a hint. Nothing ever blocks the code that
+// Connection errors, HTTP 408, 429 and 5xx are retried with exponential
+// backoff and jitter, or after the server's Retry-After, as Config.Retry (a
+// [telemetry.RetryPolicy]) says: the last attempt comes at Retry.MaxElapsed
+// at the latest, and a wait that would outlast the Interval is not started,
+// since the next push carries the same values. Then the push is dropped and
+// counted. Other 4xx, such as 401 for a wrong instance id or token, are
+// permanent: not retried, counted, and logged once per status code with a
+// hint. Nothing ever blocks the code that
 // records. [Publisher.Stats] gives the pushes, failed attempts, dropped
 // pushes, permanent failures, the time of the last push, the last error and
 // status, and the number of series; the error of
@@ -103,8 +128,9 @@
 // # Secrets
 //
 // Config.APIKey is a [telemetry.Secret]: it prints as REDACTED with every
-// fmt verb, in log/slog and in JSON, and never appears in errors or logs. A
-// [Publisher] prints as its protocol and URL only.
+// fmt verb, in log/slog and in JSON, and never appears in errors or logs.
+// Errors never quote Config.OrgSlug either, in case a token was pasted into
+// it. A [Publisher] prints as its protocol and URL only.
 //
 // # Concurrency
 //

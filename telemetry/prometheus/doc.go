@@ -41,26 +41,31 @@
 // # Label values
 //
 // Task ids, hosts, ports and error texts never become label values: their
-// number is unbounded. Event names and operations do, bounded: a value is
-// made valid UTF-8 and at most 128 bytes long (a longer one is cut and given
-// a short hash suffix, so two long names stay distinct). At most
-// Config.MaxLabelValues distinct event names ([DefaultMaxLabelValues]), and
-// as many operations, get series of their own; records of further names are
-// counted under the label value [OverflowLabelValue], and the first
-// overflow is logged. Counts stay exact and memory stays bounded.
+// number is unbounded. Event names, operations and publisher names do,
+// bounded: a value that is valid UTF-8 of at most 128 bytes is kept as it
+// is; any other is cut (invalid bytes replaced by U+FFFD) and suffixed with
+// "~" and 16 hex digits of a hash of the original, so two long names stay
+// distinct. At most Config.MaxLabelValues distinct event names
+// ([DefaultMaxLabelValues]), and as many operations, get series of their
+// own; records of further names are counted under the label value
+// [OverflowLabelValue] ("_overflow"), and the first overflow is logged.
+// That value is reserved: a record really named "_overflow" is counted under
+// "_overflow~" and a hash. Counts stay exact and memory stays bounded. A
+// record with an empty event name is refused with an error.
 //
 // # Delivery self-metrics
 //
 // The Publisher is a [telemetry.Attacher]: when it is attached to a Recorder
 // ([telemetry.Recorder.AddPublisher], [telemetry.WithPublishers] or
-// [telemetry.MonitorEvents]) it learns that Recorder, and every scrape then
+// [telemetry.MonitorEvents]) it learns that Recorder (the first one, if it
+// is attached to several), and every scrape then
 // also reads the delivery counters of each publisher attached to it (this
 // one, and say an Elasticsearch publisher), so that an operator sees when a
 // backend loses records:
 //
 //	telemetry_publisher_records_published_total  counter  publisher
 //	telemetry_publisher_failed_attempts_total    counter  publisher
-//	telemetry_publisher_records_dropped_total    counter  publisher, reason (queue_full, failed)
+//	telemetry_publisher_records_dropped_total    counter  publisher, reason (queue_full, failed, closed)
 //	telemetry_publisher_panics_total             counter  publisher
 //	telemetry_publisher_queue_length             gauge    publisher
 //	telemetry_publisher_queue_capacity           gauge    publisher (0 for synchronous publishers)
@@ -76,6 +81,12 @@
 // exposes /metrics, it only registers there, unless Config.Serve is set.
 // [Publisher.Handler] returns the handler for a mux of your own, and
 // [Publisher.URL] the address it serves.
+//
+// The server it runs is bounded against slow or greedy clients:
+// Config.ReadHeaderTimeout (10s), ReadTimeout (30s), WriteTimeout (30s),
+// IdleTimeout (2m), MaxHeaderBytes (16 KiB; larger headers get 431) and
+// MaxConcurrentScrapes (8 at once, by the server and by Handler; more get
+// 503 at once). Zero means the default; a negative value is invalid.
 //
 // [NewPublisher] validates the Config, returning every problem at once, and
 // listens before it returns, so a port in use is its error (wrapping the
