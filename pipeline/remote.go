@@ -28,7 +28,7 @@ import (
 type RemoteConfig struct {
 	// Host is the worker's host name or IP address, without brackets,
 	// port, scheme, path or user info: a host containing '/', '?', '#',
-	// '@', '[', ']', a space or a control character is rejected, since
+	// '@', '[', ']', a backslash, a space or a control character is rejected, since
 	// the call would go somewhere else. It must be set.
 	Host string
 	// Port is the worker's port, 1-65535. It must be set.

@@ -257,19 +257,19 @@ func TestOTLPReceiver(t *testing.T) {
 }
 
 // TestOTLPEndpoint pushes to the OTLP endpoint named by the environment
-// variable GRAFANACLOUD_OTLP_URL, such as a Prometheus 3 started with
+// variable GRAFANA_CLOUD_OTLP_URL, such as a Prometheus 3 started with
 // --web.enable-otlp-receiver (http://127.0.0.1:9090/api/v1/otlp) or a Grafana
-// Cloud gateway, with the credentials in GRAFANACLOUD_INSTANCE_ID and
-// GRAFANACLOUD_API_KEY (any, if the endpoint does not check them). With
-// GRAFANACLOUD_PROMETHEUS_URL set as well, it then queries that Prometheus
+// Cloud gateway, with the credentials in GRAFANA_CLOUD_INSTANCE_ID and
+// GRAFANA_CLOUD_API_KEY (any, if the endpoint does not check them). With
+// GRAFANA_CLOUD_PROMETHEUS_URL set as well, it then queries that Prometheus
 // for the values.
 func TestOTLPEndpoint(t *testing.T) {
-	endpoint := os.Getenv("GRAFANACLOUD_OTLP_URL")
+	endpoint := os.Getenv("GRAFANA_CLOUD_OTLP_URL")
 	if endpoint == "" {
-		t.Skip("skipping: set GRAFANACLOUD_OTLP_URL to an OTLP endpoint, e.g. a Prometheus 3 run with --web.enable-otlp-receiver: http://127.0.0.1:9090/api/v1/otlp")
+		t.Skip("skipping: set GRAFANA_CLOUD_OTLP_URL to an OTLP endpoint, e.g. a Prometheus 3 run with --web.enable-otlp-receiver: http://127.0.0.1:9090/api/v1/otlp")
 	}
-	user := cmp.Or(os.Getenv("GRAFANACLOUD_INSTANCE_ID"), "0")
-	key := telemetry.NewSecret(cmp.Or(os.Getenv("GRAFANACLOUD_API_KEY"), "none"))
+	user := cmp.Or(os.Getenv("GRAFANA_CLOUD_INSTANCE_ID"), "0")
+	key := telemetry.NewSecret(cmp.Or(os.Getenv("GRAFANA_CLOUD_API_KEY"), "none"))
 	instance := fmt.Sprintf("otlp-test-%d", time.Now().UnixNano())
 	r, err := telemetry.NewRecorder()
 	if err != nil {
@@ -281,7 +281,7 @@ func TestOTLPEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	if pub.Protocol() != OTLP {
-		t.Fatalf("GRAFANACLOUD_OTLP_URL %s selects %s, want OTLP", endpoint, pub.Protocol())
+		t.Fatalf("GRAFANA_CLOUD_OTLP_URL %s selects %s, want OTLP", endpoint, pub.Protocol())
 	}
 	if err := r.AddPublisher(pub); err != nil {
 		t.Fatal(err)
@@ -296,7 +296,7 @@ func TestOTLPEndpoint(t *testing.T) {
 	if s := pub.Stats(); s.Pushes != 1 {
 		t.Errorf("got stats %+v, want 1 push", s)
 	}
-	if promURL := os.Getenv("GRAFANACLOUD_PROMETHEUS_URL"); promURL != "" {
+	if promURL := os.Getenv("GRAFANA_CLOUD_PROMETHEUS_URL"); promURL != "" {
 		prom := testutil.ConnectPrometheus(t, promURL)
 		sel := `instance="` + instance + `"`
 		wantValues(t, prom, map[string]float64{
