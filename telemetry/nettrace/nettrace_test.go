@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/eventpipeline/eventpipeline/telemetry"
@@ -133,27 +134,37 @@ func TestTransportRefusedConnection(t *testing.T) {
 	}
 }
 
+// hangingTransport answers no request: each round trip waits for its
+// context to end.
+type hangingTransport struct{}
+
+func (hangingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	<-req.Context().Done()
+	return nil, req.Context().Err()
+}
+
+// TestTransportTimeout runs in a synctest bubble, so that the client's
+// timeout and the recorded latency are on the same fake clock: the
+// operation fails after exactly the 50ms timeout.
 func TestTransportTimeout(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		select {
-		case <-req.Context().Done():
-		case <-time.After(5 * time.Second):
+	synctest.Test(t, func(t *testing.T) {
+		r, err := telemetry.NewRecorder()
+		if err != nil {
+			t.Fatal(err)
 		}
-	}))
-	t.Cleanup(srv.Close)
-	r := newRecorder(t)
-	client := &http.Client{Timeout: 50 * time.Millisecond, Transport: &nettrace.Transport{Network: r.Network()}}
-	_, err := client.Get(srv.URL)
-	if err == nil {
-		t.Fatal("got no error, want a timeout")
-	}
-	m := onlyOperation(t, r)
-	if m.Status != telemetry.StatusFailed || m.Error == "" {
-		t.Fatalf("got %+v, want a failed operation", m)
-	}
-	if m.Latency() < 50*time.Millisecond {
-		t.Errorf("got latency %v, want at least the 50ms timeout", m.Latency())
-	}
+		defer r.Close(context.Background())
+		client := &http.Client{Timeout: 50 * time.Millisecond, Transport: &nettrace.Transport{Base: hangingTransport{}, Network: r.Network()}}
+		if _, err := client.Get("http://api.example.com:8080/slow"); err == nil {
+			t.Fatal("got no error, want a timeout")
+		}
+		m := onlyOperation(t, r)
+		if m.Status != telemetry.StatusFailed || m.Error == "" || m.Host != "api.example.com" || m.Port != 8080 {
+			t.Fatalf("got %+v, want a failed operation to api.example.com:8080", m)
+		}
+		if got, want := m.Latency(), 50*time.Millisecond; got != want {
+			t.Errorf("got latency %v, want exactly the %v timeout", got, want)
+		}
+	})
 }
 
 func TestTransportServerClosesMidResponse(t *testing.T) {
@@ -282,12 +293,11 @@ func TestDialerCountsBytesOnTheWire(t *testing.T) {
 	}
 	tr.CloseIdleConnections()
 
-	deadline := time.Now().Add(5 * time.Second)
+	// The client closes the connection in the background: wait for the
+	// record to end (a connection never recorded as ended fails the test
+	// at go test's own timeout, not at a wall-clock limit of ours).
 	for len(r.Report().NetworkOperations) == 0 || r.Report().NetworkOperations[0].Status == telemetry.StatusPending {
-		if time.Now().After(deadline) {
-			t.Fatal("the connection was not recorded as ended")
-		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(time.Millisecond)
 	}
 	srv.Close() // waits for the server's connections, so its counts are final
 	m := onlyOperation(t, r)
