@@ -72,7 +72,10 @@ type BatchPublisher interface {
 // Recorder calls its publish methods from the goroutine that ends the run,
 // with [context.Background], before EndEvent or EndOperation returns; they
 // must then be fast, never block, and be safe for concurrent use. Their
-// errors and panics are counted but not retried.
+// errors and panics are counted but not retried. A run that ends while
+// [Recorder.Close] runs may still be handed to a SyncPublisher after its
+// Close was called: its publish methods must then return an error (such as
+// [ErrClosed]), which is counted, rather than fail in another way.
 type SyncPublisher interface {
 	Publisher
 	Synchronous() bool
