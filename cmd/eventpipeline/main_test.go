@@ -28,23 +28,11 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// runCmd runs the command with args as a subprocess.
+// runCmd runs the command with args as a subprocess, with empty standard
+// input (see runCmdInput).
 func runCmd(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "EVENTPIPELINE_RUN_MAIN=1")
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	default:
-		t.Fatal(err)
-	}
-	return out.String(), errOut.String(), code
+	return runCmdInput(t, "", args...)
 }
 
 func contains(t *testing.T, what, s string, wants ...string) {
