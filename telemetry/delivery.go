@@ -217,8 +217,8 @@ func (o *outlet) run() {
 	defer close(o.done)
 	var (
 		b       Batch
-		spareEv = make([][]store.Entry[eventRecord], o.r.events.NumParts())
-		spareNw = make([][]store.Entry[networkRecord], o.r.network.NumParts())
+		spareEv = make([][]store.Entry[eventRecord], o.r.events.NumShards())
+		spareNw = make([][]store.Entry[networkRecord], o.r.network.NumShards())
 		flushes []*flushRequest
 		stopped bool
 		expired bool // the partial batch has waited BatchTimeout
@@ -297,7 +297,7 @@ func (o *outlet) take(b *Batch, spareEv [][]store.Entry[eventRecord], spareNw []
 	if ne > 0 {
 		for i, recs := range spareEv {
 			for j := range recs {
-				b.Events = append(b.Events, recs[j].Rec.metrics(recs[j].TaskID))
+				b.Events = append(b.Events, recs[j].Rec.metrics(o.r.clock, recs[j].TaskID))
 			}
 			clear(recs) // drop references before the slice is reused
 			spareEv[i] = recs[:0]
@@ -306,7 +306,7 @@ func (o *outlet) take(b *Batch, spareEv [][]store.Entry[eventRecord], spareNw []
 	if nn > 0 {
 		for i, recs := range spareNw {
 			for j := range recs {
-				b.Network = append(b.Network, recs[j].Rec.metrics(recs[j].TaskID))
+				b.Network = append(b.Network, recs[j].Rec.metrics(o.r.clock, recs[j].TaskID))
 			}
 			clear(recs)
 			spareNw[i] = recs[:0]
