@@ -57,6 +57,7 @@ type second struct {
 
 // nameStats are the runs of one event name that the view has seen.
 type nameStats struct {
+	name              string // its copy of the name, shared by the records kept
 	completed, failed uint64
 	durs              ring[time.Duration]
 }
@@ -87,8 +88,8 @@ func (c *collector) Name() string { return "webview" }
 // fails.
 func (c *collector) PublishEventMetrics(_ context.Context, m telemetry.EventMetrics) error {
 	// The record's strings are copied and cut: the view keeps no reference
-	// into the record (the Publisher contract), and a bounded size.
-	m.EventName = clip(m.EventName, maxName)
+	// into the record (the Publisher contract), and a bounded size. The
+	// event name is the copy kept by its nameStats.
 	m.TaskID = clip(m.TaskID, maxName)
 	m.PipelineID = clip(m.PipelineID, maxName)
 	m.Error = clip(m.Error, maxErrorText)
@@ -96,6 +97,21 @@ func (c *collector) PublishEventMetrics(_ context.Context, m telemetry.EventMetr
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	ns := c.names[m.EventName]
+	switch {
+	case ns != nil:
+		m.EventName = ns.name
+	case len(c.names) < c.maxNames:
+		m.EventName = clip(m.EventName, maxName)
+		ns = &nameStats{name: m.EventName, durs: newRing[time.Duration](durSamples)}
+		c.names[m.EventName] = ns
+	default:
+		m.EventName = clip(m.EventName, maxName)
+		if ns = c.names[otherNames]; ns == nil {
+			ns = &nameStats{name: otherNames, durs: newRing[time.Duration](durSamples)}
+			c.names[otherNames] = ns
+		}
+	}
 	c.recent.add(m)
 	s := c.second(now)
 	if m.Status == telemetry.StatusFailed {
@@ -103,17 +119,6 @@ func (c *collector) PublishEventMetrics(_ context.Context, m telemetry.EventMetr
 		s.failed++
 	} else {
 		s.completed++
-	}
-	ns := c.names[m.EventName]
-	if ns == nil {
-		key := m.EventName
-		if len(c.names) >= c.maxNames {
-			key = otherNames
-		}
-		if ns = c.names[key]; ns == nil {
-			ns = &nameStats{durs: newRing[time.Duration](durSamples)}
-			c.names[key] = ns
-		}
 	}
 	if m.Status == telemetry.StatusFailed {
 		ns.failed++

@@ -314,7 +314,11 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 			SameSite: http.SameSiteStrictMode,
 		})
 	}
-	http.Redirect(w, r, "./", http.StatusSeeOther)
+	// A relative Location, resolved by the browser against the URL it
+	// used: http.Redirect would resolve it against r.URL, which lacks the
+	// prefix of a view mounted with http.StripPrefix.
+	w.Header().Set("Location", "./")
+	w.WriteHeader(http.StatusSeeOther)
 }
 
 // loopbackHost reports whether the host of a Host header is localhost or a
@@ -349,15 +353,14 @@ type pendingCache struct {
 	total int
 }
 
-// chartCache holds the last drawing of each chart, drawn again when a
-// record has arrived or a second has passed.
+// chartCache holds the last drawing of each chart, drawn again once a
+// second has passed.
 type chartCache struct {
 	mu    sync.Mutex
 	byKey map[string]cachedChart
 }
 
 type cachedChart struct {
-	version uint64
-	second  int64
-	svg     []byte
+	second int64 // Unix second of the drawing
+	svg    []byte
 }
