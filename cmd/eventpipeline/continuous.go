@@ -24,13 +24,13 @@ import (
 // incident first (so that a short run shows one), then calm; the worker is
 // slow at other times.
 const (
-	incidentEvery  = 90 * time.Second // an incident starts every incidentEvery...
-	incidentFor    = 30 * time.Second // ...and lasts incidentFor: notify's service is down, loads fail more often
-	slowEvery      = 60 * time.Second // the worker is slow from slowFrom to slowUntil of every slowEvery
-	slowFrom       = 40 * time.Second
-	slowUntil      = 55 * time.Second
-	summaryRows    = 10 // rows of each list in the summary of a continuous demo
-	maxPause       = 300 * time.Millisecond // between two runs
+	incidentEvery = 90 * time.Second // an incident starts every incidentEvery...
+	incidentFor   = 30 * time.Second // ...and lasts incidentFor: notify's service is down, loads fail more often
+	slowEvery     = 60 * time.Second // the worker is slow from slowFrom to slowUntil of every slowEvery
+	slowFrom      = 40 * time.Second
+	slowUntil     = 55 * time.Second
+	summaryRows   = 10                     // rows of each list in the summary of a continuous demo
+	maxPause      = 300 * time.Millisecond // between two runs
 )
 
 // A variation gives the continuous demo's events their latencies and
@@ -222,8 +222,8 @@ func (f *failedEvents) names() []string {
 	return f.failed
 }
 
-func (*failedEvents) EventStarted(pipeline.Task)                                    {}
-func (*failedEvents) EventRetried(pipeline.Task, error, time.Duration)              {}
+func (*failedEvents) EventStarted(pipeline.Task)                                   {}
+func (*failedEvents) EventRetried(pipeline.Task, error, time.Duration)             {}
 func (*failedEvents) RemoteCallStarted(pipeline.Task, string, string, int, string) {}
 func (*failedEvents) RemoteCallEnded(pipeline.Task, string, int64, int64, error)   {}
 
