@@ -57,6 +57,25 @@ func TestVariationPhases(t *testing.T) {
 	})
 }
 
+func TestUIFlag(t *testing.T) {
+	t.Setenv(uiTokenEnv, "")
+	for _, tc := range []struct{ arg, want string }{
+		{"8080", "127.0.0.1:8080"},
+		{"127.0.0.1:0", "127.0.0.1:0"},
+		{"localhost:9000", "localhost:9000"},
+		{"[::1]:80", "[::1]:80"},
+	} {
+		f, err := parseDemoFlags([]string{"--ui", tc.arg}, io.Discard)
+		if err != nil || f.ui != tc.want || !f.continuous() {
+			t.Errorf("--ui %s: got %q, %v (continuous %v); want %s", tc.arg, f.ui, err, f.continuous(), tc.want)
+		}
+	}
+	t.Setenv(uiTokenEnv, "tok")
+	if f, err := parseDemoFlags([]string{"--ui", "0.0.0.0:8080"}, io.Discard); err != nil || f.uiToken.Reveal() != "tok" {
+		t.Errorf("--ui 0.0.0.0:8080 with a token: got %v, token set %v", err, !f.uiToken.IsZero())
+	}
+}
+
 // TestDemoDuration runs the demo that keeps running for a short while: it
 // ends by itself, with the summary and the files, and exit code 0.
 func TestDemoDuration(t *testing.T) {

@@ -160,7 +160,8 @@ func parseDemoFlags(args []string, stdout io.Writer) (demoFlags, error) {
 	fs.StringVar(&f.worker, "worker", "", "`HOST:PORT` of a worker started with 'eventpipeline worker' to run the remote events on, instead of one started in this process")
 	fs.DurationVar(&f.closeTimeout, "close-timeout", defaultCloseTimeout,
 		"how long to wait at the end, counted from when closing starts, for the backends to take the records still queued")
-	fs.StringVar(&f.ui, "ui", "", "serve the live web view of the telemetry at `HOST:PORT` (such as 127.0.0.1:8080; port 0 picks a free one)\n"+
+	fs.StringVar(&f.ui, "ui", "", "serve the live web view of the telemetry at `HOST:PORT` (such as 127.0.0.1:8080; a bare PORT means 127.0.0.1:PORT;\n"+
+		"port 0 picks a free one)\n"+
 		"and run the sample again and again until Ctrl-C or --duration")
 	fs.DurationVar(&f.duration, "duration", 0, "run the sample again and again, with varying latencies and failures, for this long\n"+
 		"(0 with --ui: until Ctrl-C)")
@@ -186,6 +187,9 @@ func parseDemoFlags(args []string, stdout io.Writer) (demoFlags, error) {
 		return f, usagef("--duration must not be negative, got %v", f.duration)
 	}
 	if f.ui != "" {
+		if _, err := strconv.ParseUint(f.ui, 10, 16); err == nil {
+			f.ui = net.JoinHostPort("127.0.0.1", f.ui) // a bare port: this host only
+		}
 		host, port, err := net.SplitHostPort(f.ui)
 		if err != nil || port == "" {
 			return f, usagef("--ui must be HOST:PORT, got %q", f.ui)

@@ -78,8 +78,8 @@
 // each list, writes the two files and exits 0. With --ui and no
 // --duration it runs until Ctrl-C.
 //
-// --ui serves the web view on HOST:PORT (port 0 picks a free one; the URL
-// is printed): runs by status, throughput and failure rate charts,
+// --ui serves the web view on HOST:PORT (a bare PORT means 127.0.0.1:PORT;
+// port 0 picks a free one; the URL is printed): runs by status, throughput and failure rate charts,
 // percentiles, retries, publisher health, runs in flight, failed and slow
 // runs, network operations and each run, updated live. When
 // EVENTPIPELINE_UI_TOKEN is set, the view asks for it (the header

@@ -157,7 +157,7 @@ func TestUsageAndErrors(t *testing.T) {
 		{name: "report malformed file", args: []string{"report", bad}, wantCode: exitFailure, wantStderr: "bad.jsonl: telemetry: read JSON lines: line 2"},
 		{name: "report a directory", args: []string{"report", dir}, wantCode: exitFailure, wantStderr: "is a directory"},
 		{name: "demo negative duration", args: []string{"demo", "--duration=-1s"}, wantCode: exitUsage, wantStderr: "--duration must not be negative"},
-		{name: "demo bad ui address", args: []string{"demo", "--ui", "8080"}, wantCode: exitUsage, wantStderr: `--ui must be HOST:PORT, got "8080"`},
+		{name: "demo bad ui address", args: []string{"demo", "--ui", "nowhere"}, wantCode: exitUsage, wantStderr: `--ui must be HOST:PORT, got "nowhere"`},
 		{name: "demo ui on every interface without token", args: []string{"demo", "--ui", ":8080"}, wantCode: exitUsage,
 			wantStderr: "refusing to serve the web view on :8080 without a token"},
 		{name: "demo ui on a public address without token", args: []string{"demo", "--ui", "0.0.0.0:0"}, wantCode: exitUsage,

@@ -167,9 +167,11 @@ func TestReadOnly(t *testing.T) {
 			}
 		}
 	}
-	req, _ := http.NewRequest(http.MethodHead, f.srv.URL+"/", nil)
-	if resp, _ := do(t, req); resp.StatusCode != 200 {
-		t.Errorf("HEAD /: got %d, want 200", resp.StatusCode)
+	for _, path := range []string{"/", "/events"} {
+		req, _ := http.NewRequest(http.MethodHead, f.srv.URL+path, nil)
+		if resp, _ := do(t, req); resp.StatusCode != 200 {
+			t.Errorf("HEAD %s: got %d, want 200", path, resp.StatusCode)
+		}
 	}
 }
 

@@ -16,6 +16,10 @@ const streamWriteTimeout = 10 * time.Second
 // (at most one per throttle) and at least every tick, so that ages and
 // charts move. The pages' script fetches the page again on each.
 func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodHead {
+		w.Header().Set("Content-Type", "text/event-stream")
+		return
+	}
 	if h.closed.Load() {
 		w.WriteHeader(http.StatusNoContent) // tells EventSource not to reconnect
 		return
