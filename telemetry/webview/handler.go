@@ -181,7 +181,8 @@ func newHandler(rec *telemetry.Recorder, cfg Config, now func() time.Time) *Hand
 // Close ends the live-update streams that are open, so that an
 // [net/http.Server] can shut down (its Shutdown waits for them otherwise;
 // register Close with its RegisterOnShutdown), and refuses new ones; the
-// pages are still served. A second call returns [ErrClosed].
+// pages are still served, and the view's publisher stays attached until
+// the Recorder closes. A second call returns [ErrClosed].
 func (h *Handler) Close() error {
 	if !h.closed.CompareAndSwap(false, true) {
 		return ErrClosed
