@@ -107,9 +107,9 @@
 // each, one count per second of [Config.Window], and 256 durations for each
 // of at most [Config.MaxEventNames] event names. They call
 // [telemetry.Recorder.Stats] and RetryStats (counters), Metrics (one run),
-// and, for the page of runs in flight only, [telemetry.Recorder.Report],
-// which copies every retained record: at most once per
-// [Config.PendingInterval], and only when a run is pending. A chart is
+// and, for the page of runs in flight only,
+// [telemetry.Recorder.PendingEvents], which reads the pending runs only: at
+// most once per [Config.PendingInterval]. A chart is
 // drawn at most once a second, whatever the number of viewers.
 // BenchmarkRecording compares recording with and without the view, and
 // with a page open and refreshing; BenchmarkServe measures a page and a

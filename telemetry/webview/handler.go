@@ -65,8 +65,8 @@ type Config struct {
 	// DefaultMaxStreams.
 	MaxStreams int
 	// PendingInterval is how often, at most, the list of runs in flight is
-	// taken from the Recorder (with [telemetry.Recorder.Report], which
-	// copies what it retains). Zero means DefaultPendingInterval.
+	// taken from the Recorder (with [telemetry.Recorder.PendingEvents], which
+	// reads the pending runs only). Zero means DefaultPendingInterval.
 	PendingInterval time.Duration
 	// Logger receives the view's problems (a page or chart that could not
 	// be drawn), at level Warn; never a token. Nil means slog.Default() at

@@ -164,22 +164,13 @@ func (h *Handler) inFlight() ([]telemetry.EventMetrics, int, time.Time) {
 	if !c.at.IsZero() && now.Sub(c.at) < h.cfg.PendingInterval {
 		return c.runs, c.total, c.at
 	}
-	c.runs, c.total, c.at = nil, 0, now
-	if h.rec.Stats().EventsPending == 0 {
-		return nil, 0, now // nothing in flight: skip the copy
-	}
-	// Report copies every retained record: the price of listing the
-	// pending ones through the Recorder's API, paid at most once per
-	// PendingInterval, and only while a page of runs in flight is open.
-	rep := h.rec.Report()
-	for i := range rep.Events {
-		if m := rep.Events[i]; m.Status == telemetry.StatusPending {
-			c.total++
-			if len(c.runs) < maxInFlight {
-				m.EventName, m.TaskID, m.PipelineID = clip(m.EventName, maxName), clip(m.TaskID, maxName), clip(m.PipelineID, maxName)
-				c.runs = append(c.runs, m)
-			}
-		}
+	// PendingEvents reads the pending runs only, whatever the number of
+	// records retained.
+	c.runs, c.total = h.rec.PendingEvents(maxInFlight)
+	c.at = now
+	for i := range c.runs {
+		m := &c.runs[i]
+		m.EventName, m.TaskID, m.PipelineID = clip(m.EventName, maxName), clip(m.TaskID, maxName), clip(m.PipelineID, maxName)
 	}
 	return c.runs, c.total, c.at
 }

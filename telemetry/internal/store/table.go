@@ -337,6 +337,26 @@ func (v *View[R, T]) EachPending(f func(taskID string, retries int32, rec *R)) {
 	}
 }
 
+// Pending returns copies of at most limit pending runs, oldest start
+// first, each given to pending with its retries, and the number of pending
+// runs. It costs O(pending), whatever the number of records retained.
+func (v *View[R, T]) Pending(limit int, pending func(rec *R, retries int32)) ([]Entry[R], int) {
+	n := v.NumPending()
+	if limit <= 0 {
+		return nil, n
+	}
+	all := make([]Entry[R], 0, n)
+	v.EachPending(func(taskID string, retries int32, rec *R) {
+		all = append(all, Entry[R]{TaskID: taskID, Rec: *rec})
+		if pending != nil {
+			pending(&all[len(all)-1].Rec, retries)
+		}
+	})
+	start := v.t.fn.Start
+	slices.SortStableFunc(all, func(a, b Entry[R]) int { return cmp.Compare(start(&a.Rec), start(&b.Rec)) })
+	return all[:min(limit, len(all)):min(limit, len(all))], n
+}
+
 // Latest returns a copy of the latest run of taskID, the pending one if
 // there is one, and whether there is one. A pending record is given to
 // pending, if not nil, with its retries.
