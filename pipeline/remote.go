@@ -292,7 +292,7 @@ func (e *RemoteError) Error() string {
 // hookObserver reports the operations of nettrace to a task's hooks.
 type hookObserver struct{ ex *execution }
 
-func (o hookObserver) StartOperation(callID, host string, port int, operation string) error {
+func (o hookObserver) StartOperation(callID, host string, port int, operation string, _ ...telemetry.StartOption) error {
 	o.ex.hooks.RemoteCallStarted(o.ex.task, callID, host, port, operation)
 	return nil
 }

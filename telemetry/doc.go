@@ -28,8 +28,8 @@
 // # Recording
 //
 // An [EventMetrics] is one run of an event, identified by its task id.
-// [Recorder.StartEvent] makes a pending record (options [WithProcessID] and
-// [WithPipelineID]); [Recorder.EndEvent] with a nil error makes it
+// [Recorder.StartEvent] makes a pending record (options [WithProcessID],
+// [WithPipelineID], [WithEnqueueTime] and [WithSpanContext]); [Recorder.EndEvent] with a nil error makes it
 // [StatusCompleted], with an error [StatusFailed], keeping the error's text
 // (an error whose text is empty is recorded as "unknown error", so that a
 // failure never looks like success; a text longer than [WithMaxErrorLength]
@@ -43,14 +43,26 @@
 // [Recorder.Network]: [Network.StartOperation] (host, port 0-65535,
 // operation, "" meaning [DefaultOperation]) and [Network.EndOperation] (bytes
 // sent and received, error). Durations and latencies come from the monotonic
-// clock; the times in records are wall-clock times.
+// clock; the times in records are wall-clock times, read once at the
+// Recorder's creation and carried forward on the monotonic clock (a later
+// step of the system clock does not move them).
+//
+// Two options link a run to the systems around it. [WithEnqueueTime] gives
+// the time a job queue enqueued the run's task: the record then tells how
+// long the run waited ([EventMetrics.WaitTime], [Recorder.WaitedEvents]),
+// and a wait that clock skew between machines would make negative counts as
+// none and is counted ([Stats].EventsWaitClamped). [WithSpanContext] gives
+// the span that traces the run or the operation: its trace and span ids go
+// into the record, the JSON report and the publishers (the Prometheus
+// publisher attaches them to its observations as exemplars).
 //
 // Bad calls return a [*TaskError] that names the call and the task id and
 // wraps a sentinel to test with [errors.Is]: [ErrEmptyEventName],
 // [ErrEmptyTaskID], [ErrAlreadyStarted] (the task id is still pending),
 // [ErrNotStarted], [ErrAlreadyEnded] (ending twice, or retrying a run that
 // ended), [ErrInvalidPort], [ErrNegativeBytes], [ErrEmptyHost],
-// [ErrInvalidProcessID], [ErrTooManyPending] and [ErrClosed]; for example
+// [ErrInvalidProcessID], [ErrInvalidOption], [ErrTooManyPending] and
+// [ErrClosed]; for example
 //
 //	telemetry: end event "t1": task was never started
 //
@@ -106,8 +118,10 @@
 // operation, host, port, start_time, end_time, status, bytes_sent,
 // bytes_received, error and latency_seconds for a network operation. Times
 // are RFC 3339 in UTC with nanoseconds; an absent end time, error, process
-// id or pipeline id is null. The document decodes back into a [Report], and
-// each record into its type.
+// id or pipeline id is null. A record given [WithEnqueueTime] also has
+// enqueue_time and wait_seconds, and one given [WithSpanContext] trace_id,
+// span_id and trace_sampled; others do not have these keys. The document
+// decodes back into a [Report], and each record into its type.
 //
 // # JSON lines
 //

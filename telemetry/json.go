@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,7 +52,28 @@ func appendEvent(b []byte, m *EventMetrics) []byte {
 	b = appendOptString(b, m.PipelineID)
 	b = append(b, `,"duration_seconds":`...)
 	b = strconv.AppendFloat(b, m.Duration().Seconds(), 'f', -1, 64)
+	if !m.EnqueueTime.IsZero() {
+		b = append(b, `,"enqueue_time":"`...)
+		b = appendTime(b, m.EnqueueTime)
+		b = append(b, `","wait_seconds":`...)
+		b = strconv.AppendFloat(b, m.WaitTime().Seconds(), 'f', -1, 64)
+	}
+	b = appendSpan(b, m.Span)
 	return append(b, '}')
+}
+
+// appendSpan appends the trace fields of a traced record; a record that is
+// not traced has none.
+func appendSpan(b []byte, s SpanContext) []byte {
+	if !s.IsValid() {
+		return b
+	}
+	b = append(b, `,"trace_id":"`...)
+	b = hex.AppendEncode(b, s.TraceID[:])
+	b = append(b, `","span_id":"`...)
+	b = hex.AppendEncode(b, s.SpanID[:])
+	b = append(b, `","trace_sampled":`...)
+	return strconv.AppendBool(b, s.Sampled)
 }
 
 func appendNetwork(b []byte, m *NetworkMetrics) []byte {
@@ -74,6 +96,7 @@ func appendNetwork(b []byte, m *NetworkMetrics) []byte {
 	b = appendOptString(b, m.Error)
 	b = append(b, `,"latency_seconds":`...)
 	b = strconv.AppendFloat(b, m.Latency().Seconds(), 'f', -1, 64)
+	b = appendSpan(b, m.Span)
 	return append(b, '}')
 }
 
@@ -245,7 +268,12 @@ func checkEvent(m *EventMetrics) string {
 	if m.ProcessID < 0 || m.ProcessID > maxInt32 {
 		return "process_id is " + strconv.Itoa(m.ProcessID) + ", want 0 to 2147483647"
 	}
-	return ""
+	if !m.EnqueueTime.IsZero() {
+		if y := m.EnqueueTime.UTC().Year(); y < 0 || y > 9999 {
+			return "enqueue_time is in year " + strconv.Itoa(y) + " (UTC), want 0000 to 9999"
+		}
+	}
+	return checkSpan(m.Span)
 }
 
 // checkNetwork returns why m breaks the record contract, or "".
@@ -261,7 +289,7 @@ func checkNetwork(m *NetworkMetrics) string {
 	case m.BytesReceived < 0:
 		return "bytes_received is " + strconv.FormatInt(m.BytesReceived, 10) + ", want 0 or more"
 	}
-	return ""
+	return checkSpan(m.Span)
 }
 
 // checkRun checks what events and network operations have in common.
@@ -311,6 +339,27 @@ type jsonRecord struct {
 	PipelineID    *string `json:"pipeline_id"`
 	BytesSent     int64   `json:"bytes_sent"`
 	BytesReceived int64   `json:"bytes_received"`
+	EnqueueTime   *string `json:"enqueue_time"`
+	TraceID       *string `json:"trace_id"`
+	SpanID        *string `json:"span_id"`
+	TraceSampled  bool    `json:"trace_sampled"`
+}
+
+// span returns the span context of j, which has both ids or neither.
+func (j *jsonRecord) span() (SpanContext, error) {
+	var s SpanContext
+	switch {
+	case j.TraceID == nil && j.SpanID == nil:
+		return s, nil
+	case j.TraceID == nil || j.SpanID == nil:
+		return s, invalidRecord("trace_id and span_id must be given together")
+	case !parseID(s.TraceID[:], *j.TraceID):
+		return s, invalidRecord("trace_id " + quote(*j.TraceID) + " is not 32 lowercase hexadecimal digits, not all zero")
+	case !parseID(s.SpanID[:], *j.SpanID):
+		return s, invalidRecord("span_id " + quote(*j.SpanID) + " is not 16 lowercase hexadecimal digits, not all zero")
+	}
+	s.Sampled = j.TraceSampled
+	return s, nil
 }
 
 // times parses the start and end times of j.
@@ -338,6 +387,14 @@ func (j *jsonRecord) event() (EventMetrics, error) {
 		Status: j.Status, Error: deref(j.Error), RetryCount: j.RetryCount,
 		ProcessID: deref(j.ProcessID), PipelineID: deref(j.PipelineID),
 	}
+	if j.EnqueueTime != nil {
+		if m.EnqueueTime, err = time.Parse(time.RFC3339Nano, *j.EnqueueTime); err != nil {
+			return EventMetrics{}, invalidRecord("enqueue_time " + quote(*j.EnqueueTime) + " is not an RFC 3339 time")
+		}
+	}
+	if m.Span, err = j.span(); err != nil {
+		return EventMetrics{}, err
+	}
 	if why := checkEvent(&m); why != "" {
 		return EventMetrics{}, invalidRecord(why)
 	}
@@ -355,6 +412,9 @@ func (j *jsonRecord) network() (NetworkMetrics, error) {
 		TaskID: j.TaskID, Operation: j.Operation, Host: j.Host, Port: j.Port,
 		StartTime: start, EndTime: end, Status: j.Status,
 		BytesSent: j.BytesSent, BytesReceived: j.BytesReceived, Error: deref(j.Error),
+	}
+	if m.Span, err = j.span(); err != nil {
+		return NetworkMetrics{}, err
 	}
 	if why := checkNetwork(&m); why != "" {
 		return NetworkMetrics{}, invalidRecord(why)
@@ -437,7 +497,11 @@ func (m *NetworkMetrics) UnmarshalJSON(data []byte) error {
 // status, error, retry_count, process_id, pipeline_id and duration_seconds,
 // and for network operations task_id, operation, host, port, start_time,
 // end_time, status, bytes_sent, bytes_received, error and latency_seconds.
-// Times are RFC 3339 strings in UTC; absent values are nil.
+// Times are RFC 3339 strings in UTC; absent values are nil. Two groups of
+// keys are present only when the record has them: enqueue_time and
+// wait_seconds for an event run given [WithEnqueueTime], and trace_id,
+// span_id (lowercase hexadecimal) and trace_sampled for a record given
+// [WithSpanContext].
 func FormatMetrics(record any) (map[string]any, error) {
 	switch m := record.(type) {
 	case EventMetrics:
@@ -473,11 +537,23 @@ func formatEvent(m *EventMetrics) map[string]any {
 	if m.ProcessID != 0 {
 		doc["process_id"] = m.ProcessID
 	}
+	if !m.EnqueueTime.IsZero() {
+		doc["enqueue_time"] = formatTime(m.EnqueueTime)
+		doc["wait_seconds"] = m.WaitTime().Seconds()
+	}
+	formatSpan(doc, m.Span)
 	return doc
 }
 
+// formatSpan adds the trace fields of a traced record to doc.
+func formatSpan(doc map[string]any, s SpanContext) {
+	if s.IsValid() {
+		doc["trace_id"], doc["span_id"], doc["trace_sampled"] = s.TraceIDString(), s.SpanIDString(), s.Sampled
+	}
+}
+
 func formatNetwork(m *NetworkMetrics) map[string]any {
-	return map[string]any{
+	doc := map[string]any{
 		"metric_type":     "network",
 		"task_id":         m.TaskID,
 		"operation":       m.Operation,
@@ -491,6 +567,8 @@ func formatNetwork(m *NetworkMetrics) map[string]any {
 		"error":           optString(m.Error),
 		"latency_seconds": m.Latency().Seconds(),
 	}
+	formatSpan(doc, m.Span)
+	return doc
 }
 
 func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }

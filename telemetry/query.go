@@ -91,6 +91,24 @@ func (n *Network) PendingOperations(limit int) ([]NetworkMetrics, int) {
 	return out, total
 }
 
+// WaitedEvents returns the retained finished event runs that waited in a
+// queue longer than threshold before they started ([WithEnqueueTime]),
+// oldest first. A negative threshold is an error wrapping
+// [ErrNegativeThreshold].
+func (r *Recorder) WaitedEvents(threshold time.Duration) ([]EventMetrics, error) {
+	if threshold < 0 {
+		return nil, callError("waited events", thresholdError(threshold))
+	}
+	var out []EventMetrics
+	r.events.Locked(func(v *store.View[eventRecord, eventTotals]) {
+		out = store.Finished(v, func(rec *eventRecord) bool {
+			w, ok := rec.wait()
+			return ok && w > threshold
+		}, r.eventMetrics)
+	})
+	return out, nil
+}
+
 // RetrySummary is the answer of [Recorder.RetryStats].
 type RetrySummary struct {
 	// TotalRetries is the number of retries recorded, in every run ever

@@ -5,22 +5,27 @@ import (
 	"fmt"
 	"runtime"
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/eventpipeline/eventpipeline/telemetry/internal/store"
 )
 
-// A StartOption adds optional data to an event run at its start. It is a
-// plain value so that passing one allocates nothing.
+// A StartOption adds optional data to a run at its start. It is a plain
+// value so that passing one allocates nothing.
 type StartOption struct {
 	processID  int
 	pipelineID string
+	enqueued   time.Time
+	span       SpanContext
 	set        uint8
 }
 
 const (
 	setProcessID uint8 = 1 << iota
 	setPipelineID
+	setEnqueued
+	setSpan
 )
 
 // WithProcessID records the id of the process that runs the event.
@@ -29,13 +34,27 @@ func WithProcessID(pid int) StartOption { return StartOption{processID: pid, set
 // WithPipelineID records the id of the pipeline run the event belongs to.
 func WithPipelineID(id string) StartOption { return StartOption{pipelineID: id, set: setPipelineID} }
 
+// WithEnqueueTime records when the event run's task was put in a queue,
+// such as the enqueue time of a job queue's task, so that its record
+// tells how long it waited ([EventMetrics.WaitTime]). t must not be the
+// zero Time. An enqueue time after the start, which clocks of different
+// machines can produce, is kept as given and counts as no wait.
+func WithEnqueueTime(t time.Time) StartOption { return StartOption{enqueued: t, set: setEnqueued} }
+
+// WithSpanContext records the span that traces the run (an event run or a
+// network operation): its ids go into the record, to the JSON report, and
+// to publishers, such as the Prometheus publisher's exemplars. The zero
+// SpanContext means not traced; one with only one of its ids set is an
+// error.
+func WithSpanContext(s SpanContext) StartOption { return StartOption{span: s, set: setSpan} }
+
 // StartEvent records the start of a run of the event eventName, identified
 // by taskID. Its record has status pending until [Recorder.EndEvent].
 // A task id may be started again after its previous run ended.
 //
 // It returns a [*TaskError] wrapping [ErrEmptyEventName], [ErrEmptyTaskID],
-// [ErrInvalidProcessID], [ErrAlreadyStarted] (taskID is still pending),
-// [ErrTooManyPending] or [ErrClosed].
+// [ErrInvalidProcessID], [ErrInvalidOption], [ErrAlreadyStarted] (taskID
+// is still pending), [ErrTooManyPending] or [ErrClosed].
 func (r *Recorder) StartEvent(eventName, taskID string, opts ...StartOption) error {
 	const op = "start event"
 	switch {
@@ -54,6 +73,18 @@ func (r *Recorder) StartEvent(eventName, taskID string, opts ...StartOption) err
 		}
 		if o.set&setPipelineID != 0 {
 			rec.pipelineID = o.pipelineID
+		}
+		if o.set&setEnqueued != 0 {
+			if o.enqueued.IsZero() {
+				return taskError(op, taskID, fmt.Errorf("%w: the enqueue time is the zero Time", ErrInvalidOption))
+			}
+			rec.enq, rec.hasEnq = o.enqueued.Sub(r.clock.epoch), true
+		}
+		if o.set&setSpan != 0 {
+			if why := checkSpan(o.span); why != "" {
+				return taskError(op, taskID, fmt.Errorf("%w: %s", ErrInvalidOption, why))
+			}
+			rec.span = o.span
 		}
 	}
 	rec.start = r.clock.now()
@@ -114,6 +145,7 @@ func (r *Recorder) Metrics(taskID string) (EventMetrics, bool) {
 // eventTotals are exact counts over every event run, retained or not.
 type eventTotals struct {
 	ended, failed uint64
+	waitClamped   uint64         // ended runs enqueued after they started
 	withRetries   uint64         // ended runs that had at least one retry
 	byRetryCount  map[int]uint64 // ended runs by their retry count (> 0)
 }
@@ -122,6 +154,9 @@ func (t *eventTotals) init() { t.byRetryCount = make(map[int]uint64) }
 
 func (t *eventTotals) add(rec *eventRecord) {
 	t.ended++
+	if rec.hasEnq && rec.enq > rec.start {
+		t.waitClamped++
+	}
 	if rec.status == failed {
 		t.failed++
 	}
@@ -139,12 +174,13 @@ type Network struct {
 }
 
 // StartOperation records the start of a network operation of the task
-// taskID to host:port. An empty operation means [DefaultOperation].
+// taskID to host:port. An empty operation means [DefaultOperation]. Of the
+// options, only [WithSpanContext] applies to network operations.
 //
 // It returns a [*TaskError] wrapping [ErrEmptyTaskID], [ErrEmptyHost],
-// [ErrInvalidPort], [ErrAlreadyStarted] (an operation of taskID is still
-// pending), [ErrTooManyPending] or [ErrClosed].
-func (n *Network) StartOperation(taskID, host string, port int, operation string) error {
+// [ErrInvalidPort], [ErrInvalidOption], [ErrAlreadyStarted] (an operation
+// of taskID is still pending), [ErrTooManyPending] or [ErrClosed].
+func (n *Network) StartOperation(taskID, host string, port int, operation string, opts ...StartOption) error {
 	const op = "start operation"
 	switch {
 	case taskID == "":
@@ -157,7 +193,17 @@ func (n *Network) StartOperation(taskID, host string, port int, operation string
 	if operation == "" {
 		operation = DefaultOperation
 	}
-	rec := networkRecord{operation: operation, host: host, port: uint16(port), start: n.r.clock.now()}
+	rec := networkRecord{operation: operation, host: host, port: uint16(port)}
+	for _, o := range opts {
+		if o.set&^setSpan != 0 {
+			return taskError(op, taskID, fmt.Errorf("%w: only WithSpanContext applies to a network operation", ErrInvalidOption))
+		}
+		if why := checkSpan(o.span); why != "" {
+			return taskError(op, taskID, fmt.Errorf("%w: %s", ErrInvalidOption, why))
+		}
+		rec.span = o.span
+	}
+	rec.start = n.r.clock.now()
 	return begin(n.r, n.r.network, op, taskID, rec)
 }
 

@@ -67,6 +67,23 @@ type EventMetrics struct {
 	RetryCount int       // number of retries recorded for this run
 	ProcessID  int       // id of the process that ran it; 0 if not given
 	PipelineID string    // id of the pipeline run it belongs to; "" if not given
+	// EnqueueTime is when the run's task was put in a queue, if the code
+	// that started it knew ([WithEnqueueTime]); the zero Time otherwise.
+	EnqueueTime time.Time
+	// Span identifies the span that traces the run ([WithSpanContext]);
+	// the zero SpanContext if the run is not traced.
+	Span SpanContext
+}
+
+// WaitTime returns how long the run waited in a queue before it started:
+// StartTime minus EnqueueTime. It is 0 if the enqueue time is not known,
+// and if it is after the start, as clocks of different machines can make
+// it (such runs are counted in [Stats].EventsWaitClamped).
+func (m EventMetrics) WaitTime() time.Duration {
+	if m.EnqueueTime.IsZero() || m.EnqueueTime.After(m.StartTime) {
+		return 0
+	}
+	return m.StartTime.Sub(m.EnqueueTime)
 }
 
 // Duration returns how long the run took. It is measured with the monotonic
@@ -88,9 +105,21 @@ type eventRecord struct {
 	err        string
 	start      time.Duration // offset from the Recorder's epoch; see clock
 	dur        time.Duration
+	enq        time.Duration // enqueue time, offset from the epoch, if hasEnq
+	span       SpanContext
 	pid        int32
 	retries    int32
 	status     statusCode
+	hasEnq     bool
+}
+
+// wait returns how long the run waited in a queue, and whether that is
+// known; an enqueue time after the start counts as no wait.
+func (r *eventRecord) wait() (time.Duration, bool) {
+	if !r.hasEnq {
+		return 0, false
+	}
+	return max(r.start-r.enq, 0), true
 }
 
 // setRetries sets the retries of a pending record, which the store keeps
@@ -129,6 +158,10 @@ func (r *eventRecord) metrics(c clock, taskID string) EventMetrics {
 		RetryCount: int(r.retries),
 		ProcessID:  int(r.pid),
 		PipelineID: r.pipelineID,
+		Span:       r.span,
+	}
+	if r.hasEnq {
+		m.EnqueueTime = c.time(r.enq)
 	}
 	if r.status != pending {
 		m.EndTime = c.time(r.start + r.dur)
@@ -155,6 +188,9 @@ type NetworkMetrics struct {
 	BytesSent     int64     // bytes sent
 	BytesReceived int64     // bytes received
 	Error         string    // the error text if the operation failed, else ""; see [WithMaxErrorLength]
+	// Span identifies the client span that traces the operation
+	// ([WithSpanContext]); the zero SpanContext if it is not traced.
+	Span SpanContext
 }
 
 // Latency returns how long the operation took, measured with the monotonic
@@ -174,6 +210,7 @@ type networkRecord struct {
 	err       string
 	start     time.Duration // offset from the Recorder's epoch; see clock
 	dur       time.Duration
+	span      SpanContext
 	sent      int64
 	received  int64
 	port      uint16
@@ -196,6 +233,7 @@ func (r *networkRecord) metrics(c clock, taskID string) NetworkMetrics {
 		BytesSent:     r.sent,
 		BytesReceived: r.received,
 		Error:         r.err,
+		Span:          r.span,
 	}
 	if r.status != pending {
 		m.EndTime = c.time(r.start + r.dur)

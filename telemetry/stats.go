@@ -6,16 +6,20 @@ import "github.com/eventpipeline/eventpipeline/telemetry/internal/store"
 // delivery to each publisher goes. Ended, evicted and failed counts cover
 // every record since the Recorder was created, retained or not.
 type Stats struct {
-	EventsPending   int    `json:"events_pending"`
-	EventsRetained  int    `json:"events_retained"`
-	EventsEnded     uint64 `json:"events_ended"`
-	EventsFailed    uint64 `json:"events_failed"`
-	EventsEvicted   uint64 `json:"events_evicted"`
-	NetworkPending  int    `json:"network_pending"`
-	NetworkRetained int    `json:"network_retained"`
-	NetworkEnded    uint64 `json:"network_ended"`
-	NetworkFailed   uint64 `json:"network_failed"`
-	NetworkEvicted  uint64 `json:"network_evicted"`
+	EventsPending  int    `json:"events_pending"`
+	EventsRetained int    `json:"events_retained"`
+	EventsEnded    uint64 `json:"events_ended"`
+	EventsFailed   uint64 `json:"events_failed"`
+	EventsEvicted  uint64 `json:"events_evicted"`
+	// EventsWaitClamped counts the ended runs whose enqueue time
+	// ([WithEnqueueTime]) was after their start, as clocks of different
+	// machines can make it; their wait counts as 0.
+	EventsWaitClamped uint64 `json:"events_wait_clamped,omitempty"`
+	NetworkPending    int    `json:"network_pending"`
+	NetworkRetained   int    `json:"network_retained"`
+	NetworkEnded      uint64 `json:"network_ended"`
+	NetworkFailed     uint64 `json:"network_failed"`
+	NetworkEvicted    uint64 `json:"network_evicted"`
 	// BytesSent and BytesReceived are totals over every network operation.
 	BytesSent     int64 `json:"bytes_sent"`
 	BytesReceived int64 `json:"bytes_received"`
@@ -32,6 +36,7 @@ func (s *Stats) addEvents(v *store.View[eventRecord, eventTotals]) {
 	v.EachTotals(func(t *eventTotals) {
 		s.EventsEnded += t.ended
 		s.EventsFailed += t.failed
+		s.EventsWaitClamped += t.waitClamped
 	})
 }
 

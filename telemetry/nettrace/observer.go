@@ -27,8 +27,10 @@ var ErrNoNetwork = errors.New("nettrace: nil Network")
 // Implementations must be safe for concurrent use and must not block.
 type Observer interface {
 	// StartOperation records the start of an operation of taskID to
-	// host:port. An error means the operation is not recorded.
-	StartOperation(taskID, host string, port int, operation string) error
+	// host:port; opts may carry the span that traces it
+	// ([telemetry.WithSpanContext]). An error means the operation is not
+	// recorded.
+	StartOperation(taskID, host string, port int, operation string, opts ...telemetry.StartOption) error
 	// EndOperation records the end of the pending operation of taskID.
 	EndOperation(taskID string, bytesSent, bytesReceived int64, err error) error
 }

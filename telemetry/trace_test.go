@@ -1,0 +1,146 @@
+package telemetry_test
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/eventpipeline/eventpipeline/telemetry"
+)
+
+var testSpan = telemetry.SpanContext{
+	TraceID: [16]byte{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36},
+	SpanID:  [8]byte{0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7},
+	Sampled: true,
+}
+
+func TestEnqueueTimeGivesTheWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRecorder(t)
+		enq := time.Now()
+		time.Sleep(3 * time.Second)
+		must(t, r.StartEvent("load", "t1", telemetry.WithEnqueueTime(enq)))
+		time.Sleep(time.Second)
+		must(t, r.EndEvent("t1", nil))
+		m, _ := r.Metrics("t1")
+		if !m.EnqueueTime.Equal(enq) || m.WaitTime() != 3*time.Second || m.Duration() != time.Second {
+			t.Errorf("got enqueue %v, wait %v, duration %v; want %v, 3s, 1s", m.EnqueueTime, m.WaitTime(), m.Duration(), enq)
+		}
+		// A run enqueued "after" it started (clock skew) waited 0, and is counted.
+		must(t, r.StartEvent("load", "t2", telemetry.WithEnqueueTime(time.Now().Add(time.Minute))))
+		must(t, r.EndEvent("t2", nil))
+		runEvent(t, r, "load", "t3", 0, nil) // enqueue time unknown
+		if m, _ := r.Metrics("t2"); m.WaitTime() != 0 {
+			t.Errorf("skewed run: got wait %v, want 0", m.WaitTime())
+		}
+		if s := r.Stats(); s.EventsWaitClamped != 1 {
+			t.Errorf("got %d clamped waits, want 1", s.EventsWaitClamped)
+		}
+		for _, tc := range []struct {
+			threshold time.Duration
+			want      string
+		}{{2 * time.Second, "t1"}, {3 * time.Second, ""}, {0, "t1"}} {
+			got, err := r.WaitedEvents(tc.threshold)
+			var ids []string
+			for _, m := range got {
+				ids = append(ids, m.TaskID)
+			}
+			if err != nil || strings.Join(ids, ",") != tc.want {
+				t.Errorf("WaitedEvents(%v): got %v, %v; want %q", tc.threshold, ids, err, tc.want)
+			}
+		}
+		if _, err := r.WaitedEvents(-time.Second); !errors.Is(err, telemetry.ErrNegativeThreshold) {
+			t.Errorf("negative threshold: got %v", err)
+		}
+		err := r.StartEvent("load", "t4", telemetry.WithEnqueueTime(time.Time{}))
+		if !errors.Is(err, telemetry.ErrInvalidOption) || !strings.Contains(err.Error(), "zero Time") {
+			t.Errorf("zero enqueue time: got %v", err)
+		}
+		// The JSON document shows the enqueue time and the wait, and reads back.
+		b, _ := json.Marshal(m)
+		if !strings.Contains(string(b), `"enqueue_time":"2000-01-01T00:00:00.000000000Z","wait_seconds":3`) {
+			t.Errorf("document %s lacks the enqueue time and wait", b)
+		}
+		var back telemetry.EventMetrics
+		if err := json.Unmarshal(b, &back); err != nil || !back.EnqueueTime.Equal(enq) || back.WaitTime() != 3*time.Second {
+			t.Errorf("read back: %+v, %v", back, err)
+		}
+		b, _ = json.Marshal(mustMetrics(t, r, "t3"))
+		if strings.Contains(string(b), "enqueue_time") || strings.Contains(string(b), "trace_id") {
+			t.Errorf("a run without enqueue time or span has their fields: %s", b)
+		}
+	})
+}
+
+func mustMetrics(t *testing.T, r *telemetry.Recorder, id string) telemetry.EventMetrics {
+	t.Helper()
+	m, ok := r.Metrics(id)
+	if !ok {
+		t.Fatalf("no run %s", id)
+	}
+	return m
+}
+
+func TestSpanContextIsRecorded(t *testing.T) {
+	r := newRecorder(t)
+	must(t, r.StartEvent("load", "t1", telemetry.WithSpanContext(testSpan)))
+	must(t, r.EndEvent("t1", nil))
+	net := r.Network()
+	must(t, net.StartOperation("c1", "h", 80, "", telemetry.WithSpanContext(testSpan)))
+	must(t, net.EndOperation("c1", 1, 2, nil))
+	ev, _ := r.Metrics("t1")
+	op, _ := net.Metrics("c1")
+	if ev.Span != testSpan || op.Span != testSpan {
+		t.Fatalf("got spans %+v and %+v, want %+v", ev.Span, op.Span, testSpan)
+	}
+	want := `"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902b7","trace_sampled":true`
+	for name, rec := range map[string]any{"event": ev, "operation": op} {
+		b, _ := json.Marshal(rec)
+		if !strings.Contains(string(b), want) {
+			t.Errorf("%s document %s lacks %s", name, b, want)
+		}
+		doc, _ := telemetry.FormatMetrics(rec)
+		if doc["trace_id"] != testSpan.TraceIDString() || doc["span_id"] != testSpan.SpanIDString() || doc["trace_sampled"] != true {
+			t.Errorf("%s: FormatMetrics gives %v", name, doc)
+		}
+	}
+	var back telemetry.NetworkMetrics
+	b, _ := json.Marshal(op)
+	if err := json.Unmarshal(b, &back); err != nil || back.Span != testSpan {
+		t.Errorf("read back: %+v, %v", back.Span, err)
+	}
+	// Invalid options are refused and change nothing.
+	half := telemetry.SpanContext{TraceID: testSpan.TraceID}
+	for name, err := range map[string]error{
+		"span id missing":       r.StartEvent("load", "t2", telemetry.WithSpanContext(half)),
+		"trace id missing":      net.StartOperation("c2", "h", 80, "", telemetry.WithSpanContext(telemetry.SpanContext{SpanID: testSpan.SpanID})),
+		"event option on an op": net.StartOperation("c3", "h", 80, "", telemetry.WithProcessID(1)),
+		"enqueue time on an op": net.StartOperation("c4", "h", 80, "", telemetry.WithEnqueueTime(time.Now())),
+	} {
+		if !errors.Is(err, telemetry.ErrInvalidOption) {
+			t.Errorf("%s: got %v, want ErrInvalidOption", name, err)
+		}
+	}
+	if s := r.Stats(); s.EventsPending != 0 || s.NetworkPending != 0 {
+		t.Errorf("refused starts left runs pending: %+v", s)
+	}
+	// The zero SpanContext means not traced.
+	must(t, r.StartEvent("load", "t5", telemetry.WithSpanContext(telemetry.SpanContext{})))
+	// Documents with bad trace fields are refused.
+	for _, doc := range []string{
+		`"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"`,
+		`"trace_id":"4BF92F3577B34DA6A3CE929D0E0E4736","span_id":"00f067aa0ba902b7"`,
+		`"trace_id":"00000000000000000000000000000000","span_id":"00f067aa0ba902b7"`,
+		`"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902"`,
+	} {
+		b, _ := json.Marshal(ev)
+		bad := strings.Replace(string(b), want, doc, 1)
+		var m telemetry.EventMetrics
+		if err := json.Unmarshal([]byte(bad), &m); !errors.Is(err, telemetry.ErrInvalidRecord) {
+			t.Errorf("%s: got %v, want ErrInvalidRecord", doc, err)
+		}
+	}
+}
