@@ -86,7 +86,7 @@ var goals = []goal{
 		kind: ratio, refs: []ref{vs("serial/recorder+prometheus", 2), vs("serial/observe", 2)}, atMost: true, bound: 1.3},
 	{what: "throughput at -cpu 2 over -cpu 1, one shared Recorder, tight loop (`Observe` for reference)",
 		kind: scaling, refs: []ref{vs("parallel/recorder", 0), vs("parallel/observe", 0)}, atMost: false, bound: 1.8},
-	{what: "the same with about 1µs of work per event",
+	{what: "the same with about 1 µs of work per event",
 		kind: scaling, refs: []ref{vs("work/parallel/recorder", 0), vs("work/parallel/observe", 0)}, atMost: false, bound: 1.8},
 	{what: "start+end with 1M records retained vs 10k retained, -cpu 1",
 		kind: ratio, refs: []ref{{promPkg, retBench + "1M", 1}, {promPkg, retBench + "10k", 1}},
