@@ -71,6 +71,8 @@ var goals = []goal{
 		kind: ratio, refs: []ref{vs("serial/recorder", 1), vs("serial/observe", 1)}, atMost: true, bound: 1.0},
 	{what: "the same, -cpu 2",
 		kind: ratio, refs: []ref{vs("serial/recorder", 2), vs("serial/observe", 2)}, atMost: true, bound: 1.0},
+	{what: "the same with about 1 µs of work between start and end (and between the clock reads), -cpu 1",
+		kind: ratio, refs: []ref{vs("work/serial/recorder", 1), vs("work/serial/observe", 1)}, atMost: true, bound: 1.0},
 	{what: "allocations on the recording path: every start+end benchmark, at every -cpu",
 		kind: allocations, refs: []ref{
 			{promPkg, vsBench + "serial/recorder", 0}, {promPkg, vsBench + "serial/recorder+prometheus", 0},
