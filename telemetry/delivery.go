@@ -26,7 +26,7 @@ const (
 // outlet delivers the records of one Recorder to one publisher.
 //
 // A queued publisher's records wait in buffers inside the Recorder's
-// partitions, appended under the partition lock that recording holds anyway,
+// shards, appended under the shard lock that recording holds anyway,
 // so that queueing costs no extra synchronization; the outlet's worker swaps
 // those buffers for empty ones and delivers what it took.
 //
@@ -39,7 +39,7 @@ type outlet struct {
 	pub   Publisher
 	batch BatchPublisher // nil unless pub batches
 	sync  bool           // called on the recording path
-	slot  int            // index of its buffers in each partition; -1 if sync
+	slot  int            // index of its buffers in each shard; -1 if sync
 	r     *Recorder
 	cfg   *config
 

@@ -54,6 +54,43 @@ func (r *Recorder) SlowEvents(threshold time.Duration) ([]EventMetrics, error) {
 	return out, nil
 }
 
+// PendingEvents returns the oldest pending event runs, at most limit of
+// them, oldest start first, and the number of runs pending. It reads the
+// pending runs only, whatever the number of records retained, so that a
+// live view can poll it. A limit of 0 or less returns none, only the count.
+func (r *Recorder) PendingEvents(limit int) ([]EventMetrics, int) {
+	var (
+		out   []EventMetrics
+		total int
+	)
+	r.events.Locked(func(v *store.View[eventRecord, eventTotals]) {
+		var es []store.Entry[eventRecord]
+		es, total = v.Pending(limit, (*eventRecord).setRetries)
+		for i := range es {
+			out = append(out, r.eventMetrics(&es[i]))
+		}
+	})
+	return out, total
+}
+
+// PendingOperations returns the oldest pending network operations, at
+// most limit of them, oldest start first, and the number pending, as
+// [Recorder.PendingEvents] does for event runs.
+func (n *Network) PendingOperations(limit int) ([]NetworkMetrics, int) {
+	var (
+		out   []NetworkMetrics
+		total int
+	)
+	n.r.network.Locked(func(v *store.View[networkRecord, networkTotals]) {
+		var es []store.Entry[networkRecord]
+		es, total = v.Pending(limit, nil)
+		for i := range es {
+			out = append(out, n.r.networkMetrics(&es[i]))
+		}
+	})
+	return out, total
+}
+
 // RetrySummary is the answer of [Recorder.RetryStats].
 type RetrySummary struct {
 	// TotalRetries is the number of retries recorded, in every run ever

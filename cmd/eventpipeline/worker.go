@@ -102,7 +102,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	stop, err := serveWorkerWith(ln, cfg, stderr)
+	stop, err := serveWorkerWith(ln, cfg, nil, stderr)
 	if err != nil {
 		return err
 	}
@@ -160,19 +160,11 @@ func isLoopbackHost(host string) bool {
 	return err == nil && ip.IsLoopback()
 }
 
-// serveWorker serves the sample worker events on ln, without
-// authentication (the demo's own worker, on a loopback address), and
-// returns a function that stops serving. A failure to serve is reported to
-// errOut.
-func serveWorker(ln net.Listener, errOut io.Writer) (stop func(), err error) {
-	return serveWorkerWith(ln, pipeline.WorkerConfig{Logger: slog.New(slog.NewTextHandler(errOut, nil))}, errOut)
-}
-
-// serveWorkerWith serves the sample worker events on ln with cfg and
-// returns a function that stops serving. A failure to serve is reported to
-// errOut.
-func serveWorkerWith(ln net.Listener, cfg pipeline.WorkerConfig, errOut io.Writer) (stop func(), err error) {
-	w, err := pipeline.NewWorker(cfg, workerEvents()...)
+// serveWorkerWith serves the sample worker events on ln with cfg and the
+// latencies of v (nil: fixed ones), and returns a function that stops
+// serving. A failure to serve is reported to errOut.
+func serveWorkerWith(ln net.Listener, cfg pipeline.WorkerConfig, v *variation, errOut io.Writer) (stop func(), err error) {
+	w, err := pipeline.NewWorker(cfg, workerEvents(v)...)
 	if err != nil {
 		ln.Close()
 		return nil, err

@@ -55,6 +55,7 @@ type Table[R any, T any] struct {
 	smask      uint64
 	maxPending int // per stripe
 	shards     []Shard[R, T]
+	oneLock    bool          // one shard, whose lock also guards the stripes
 	pool       sync.Pool     // a shard per P, as a hint; see Acquire
 	rr         atomic.Uint32 // hands out shards to the pool round-robin
 	fn         Funcs[R]
@@ -119,6 +120,7 @@ func NewTable[R any, T any](capacity, maxPending int, fn Funcs[R], initTotals fu
 			initTotals(&s.Totals)
 		}
 	}
+	t.oneLock = len(t.shards) == 1
 	t.pool.New = func() any { return &t.shards[int(t.rr.Add(1)-1)%len(t.shards)] }
 	return t
 }
@@ -158,14 +160,25 @@ func (t *Table[R, T]) Release(s *Shard[R, T]) {
 	}
 }
 
+// stripeLock returns the lock that guards st: its own, or with one shard
+// that shard's, so that ending a run in a table of one shard takes one lock
+// instead of two.
+func (t *Table[R, T]) stripeLock(st *stripe[R]) *sync.Mutex {
+	if t.oneLock {
+		return &t.shards[0].mu
+	}
+	return &st.mu
+}
+
 // Start adds rec as the pending run of taskID. It returns
 // [AlreadyStarted] if taskID has a pending run and [TooManyPending] if its
 // stripe holds its limit of pending runs.
 func (t *Table[R, T]) Start(taskID string, rec *R) Status {
 	h := maphash.String(t.seed, taskID)
 	st := &t.stripes[h&t.smask]
-	st.mu.Lock()
-	defer st.mu.Unlock()
+	mu := t.stripeLock(st)
+	mu.Lock()
+	defer mu.Unlock()
 	if st.idx.find(h, taskID) >= 0 {
 		return AlreadyStarted
 	}
@@ -185,17 +198,18 @@ func (t *Table[R, T]) Start(taskID string, rec *R) Status {
 func (t *Table[R, T]) End(s *Shard[R, T], taskID string) (*Entry[R], int32, Status) {
 	h := maphash.String(t.seed, taskID)
 	st := &t.stripes[h&t.smask]
-	st.mu.Lock()
+	if !t.oneLock { // else s's lock, held, guards st
+		st.mu.Lock()
+		defer st.mu.Unlock()
+	}
 	i := st.idx.find(h, taskID)
 	if i < 0 {
-		st.mu.Unlock()
 		return nil, 0, NotPending
 	}
 	p := &st.idx.slots[i]
 	s.stage = append(s.stage, Entry[R]{TaskID: p.id, hash: h, Rec: p.rec})
 	retries := p.retries
 	st.idx.removeAt(i)
-	st.mu.Unlock()
 	return &s.stage[len(s.stage)-1], retries, OK
 }
 
@@ -226,8 +240,9 @@ func (t *Table[R, T]) moveStage(s *Shard[R, T]) {
 func (t *Table[R, T]) Retry(taskID string) Status {
 	h := maphash.String(t.seed, taskID)
 	st := &t.stripes[h&t.smask]
-	st.mu.Lock()
-	defer st.mu.Unlock()
+	mu := t.stripeLock(st)
+	mu.Lock()
+	defer mu.Unlock()
 	i := st.idx.find(h, taskID)
 	if i < 0 {
 		return NotPending
@@ -320,6 +335,26 @@ func (v *View[R, T]) EachPending(f func(taskID string, retries int32, rec *R)) {
 			}
 		}
 	}
+}
+
+// Pending returns copies of at most limit pending runs, oldest start
+// first, each given to pending with its retries, and the number of pending
+// runs. It costs O(pending), whatever the number of records retained.
+func (v *View[R, T]) Pending(limit int, pending func(rec *R, retries int32)) ([]Entry[R], int) {
+	n := v.NumPending()
+	if limit <= 0 {
+		return nil, n
+	}
+	all := make([]Entry[R], 0, n)
+	v.EachPending(func(taskID string, retries int32, rec *R) {
+		all = append(all, Entry[R]{TaskID: taskID, Rec: *rec})
+		if pending != nil {
+			pending(&all[len(all)-1].Rec, retries)
+		}
+	})
+	start := v.t.fn.Start
+	slices.SortStableFunc(all, func(a, b Entry[R]) int { return cmp.Compare(start(&a.Rec), start(&b.Rec)) })
+	return all[:min(limit, len(all)):min(limit, len(all))], n
 }
 
 // Latest returns a copy of the latest run of taskID, the pending one if

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 )
@@ -175,6 +176,7 @@ func TestTableMatchesModel(t *testing.T) {
 			for i := range tb.shards {
 				tb.shards[i].id = int32(i)
 			}
+			tb.oneLock = tc.shards == 1
 			m := &model{capacity: tc.capacity, stage: make([][]Entry[rec], tc.shards),
 				pending: map[string]rec{}, retries: map[string]int32{}, started: map[string]bool{}}
 			now := time.Duration(0)
@@ -361,4 +363,59 @@ func TestLatestIndexRebuilds(t *testing.T) {
 			t.Errorf("the index holds %d entries for a capacity of 100", n)
 		}
 	})
+}
+
+// TestConcurrentRecording records from several goroutines into tables of
+// one shard (whose lock guards the stripes) and of several, through
+// Acquire as the telemetry package does, with queries running beside;
+// under the race detector it checks the locking, and after it the counts.
+func TestConcurrentRecording(t *testing.T) {
+	for _, capacity := range []int{100, 1 << 15} {
+		t.Run(fmt.Sprint("capacity ", capacity), func(t *testing.T) {
+			tb := NewTable[rec, totals](capacity, 1<<20, recFuncs, nil)
+			const workers, per = 4, 3000
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for i := range 50 {
+					tb.Locked(func(v *View[rec, totals]) {
+						Failed(v, func(e *Entry[rec]) string { return e.TaskID })
+						v.Latest(fmt.Sprint("w0-", i%per), nil)
+					})
+				}
+			}()
+			var wg sync.WaitGroup
+			for w := range workers {
+				wg.Go(func() {
+					for i := range per {
+						id := fmt.Sprint("w", w, "-", i)
+						if st := tb.Start(id, &rec{start: time.Duration(i)}); st != OK {
+							t.Errorf("start %s: %v", id, st)
+							return
+						}
+						tb.Retry(id)
+						s := tb.Acquire()
+						e, retries, st := tb.End(s, id)
+						if st != OK || retries != 1 {
+							t.Errorf("end %s: %v, %d retries", id, st, retries)
+						} else {
+							e.Rec.dur, e.Rec.failed = 1, i%3 == 0
+							s.Totals.ended++
+							tb.Ended(s)
+						}
+						tb.Release(s)
+					}
+				})
+			}
+			wg.Wait()
+			<-done
+			tb.Locked(func(v *View[rec, totals]) {
+				ended := 0
+				v.EachTotals(func(tt *totals) { ended += tt.ended })
+				if ended != workers*per || v.Retained() != min(capacity, workers*per) || v.NumPending() != 0 || v.Retries() != workers*per {
+					t.Errorf("got ended %d, retained %d, pending %d, retries %d", ended, v.Retained(), v.NumPending(), v.Retries())
+				}
+			})
+		})
+	}
 }
