@@ -2,10 +2,15 @@ package telemetry_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"runtime"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
@@ -167,6 +172,146 @@ func BenchmarkMetricsJSON10k(b *testing.B) {
 		size = len(out)
 	}
 	b.ReportMetric(float64(size), "bytes/report")
+}
+
+// Each query of BenchmarkQueries reads a Recorder holding queryRecords
+// finished event runs and as many network operations, of which 1 in 20
+// failed and another 1 in 20 took longer than queryThreshold.
+const (
+	queryRecords   = 10_000
+	queryThreshold = 25 * time.Millisecond
+)
+
+// BenchmarkQueries measures the four queries that find failed and slow
+// records: failed-events (FailedEvents), slow-events (SlowEvents),
+// failed-network (FailedOperations) and slow-network (SlowOperations),
+// each returning 500 of the 10,000 records retained. results is the number
+// of records a query returned.
+func BenchmarkQueries(b *testing.B) {
+	for _, q := range []struct {
+		name string
+		run  func(*telemetry.Recorder) (int, error)
+	}{
+		{"failed-events", func(r *telemetry.Recorder) (int, error) { return len(r.FailedEvents()), nil }},
+		{"slow-events", func(r *telemetry.Recorder) (int, error) {
+			s, err := r.SlowEvents(queryThreshold)
+			return len(s), err
+		}},
+		{"failed-network", func(r *telemetry.Recorder) (int, error) { return len(r.Network().FailedOperations()), nil }},
+		{"slow-network", func(r *telemetry.Recorder) (int, error) {
+			s, err := r.Network().SlowOperations(queryThreshold)
+			return len(s), err
+		}},
+	} {
+		b.Run(q.name, func(b *testing.B) {
+			r := queryRecorder(b)
+			b.ReportAllocs()
+			var n int
+			for b.Loop() {
+				var err error
+				if n, err = q.run(r); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if n != queryRecords/20 {
+				b.Fatalf("got %d records, want %d", n, queryRecords/20)
+			}
+			b.ReportMetric(float64(n), "results")
+		})
+	}
+}
+
+// queryRecorder returns the Recorder that BenchmarkQueries reads.
+//
+// The slow records need exact durations, which the public API cannot set,
+// and testing/synctest, whose fake clock would give them, needs a
+// *testing.T that a benchmark does not have. So the records are made in
+// real time: the slow runs are started first, then left to age for twice
+// the threshold, then ended among the others, which are started and ended
+// at once. A run that is not meant to be slow could still take longer than
+// the threshold if its goroutine were descheduled for that long between
+// start and end; queryRecorder checks the counts of failed and slow
+// records and builds the Recorder again if that happened.
+func queryRecorder(b *testing.B) *telemetry.Recorder {
+	b.Helper()
+	const attempts = 5
+	for range attempts {
+		r := fillQueryRecorder(b)
+		if b.Failed() {
+			b.FailNow()
+		}
+		st := r.Stats()
+		if st.EventsRetained != queryRecords || st.NetworkRetained != queryRecords || st.EventsEvicted+st.NetworkEvicted != 0 {
+			b.Fatalf("got %d event runs and %d network operations retained, %d and %d evicted; want %d of each, none evicted",
+				st.EventsRetained, st.NetworkRetained, st.EventsEvicted, st.NetworkEvicted, queryRecords)
+		}
+		want := queryRecords / 20
+		failedEvents, failedOps := len(r.FailedEvents()), len(r.Network().FailedOperations())
+		if failedEvents != want || failedOps != want {
+			b.Fatalf("got %d failed event runs and %d failed network operations, want %d of each", failedEvents, failedOps, want)
+		}
+		slowEvents, err := r.SlowEvents(queryThreshold)
+		if err != nil {
+			b.Fatal(err)
+		}
+		slowOps, err := r.Network().SlowOperations(queryThreshold)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(slowEvents) == want && len(slowOps) == want {
+			runtime.GC()
+			return r
+		}
+		// Some run meant to be fast was descheduled past the threshold.
+		r.Close(context.Background())
+	}
+	b.Fatalf("a run meant to be fast took longer than %v in each of %d attempts", queryThreshold, attempts)
+	return nil
+}
+
+// fillQueryRecorder records the runs of queryRecorder from GOMAXPROCS
+// goroutines: run i failed if i%20 == 0 and was slow if i%20 == 10.
+func fillQueryRecorder(b *testing.B) *telemetry.Recorder {
+	b.Helper()
+	r := newRecorder(b, telemetry.WithMaxEvents(queryRecords), telemetry.WithMaxNetworkOps(queryRecords),
+		telemetry.WithLogger(quiet))
+	net := r.Network()
+	ids := make([]string, queryRecords)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("task-%08d", i)
+	}
+	for i := 10; i < queryRecords; i += 20 {
+		must(b, r.StartEvent("transform", ids[i]))
+		must(b, net.StartOperation(ids[i], "10.0.0.7", 8080, ""))
+	}
+	time.Sleep(2 * queryThreshold) // the runs started above become slow
+	var wg sync.WaitGroup
+	workers := runtime.GOMAXPROCS(0)
+	for g := range workers {
+		wg.Go(func() {
+			for i := g; i < queryRecords; i += workers {
+				id := ids[i]
+				var err error
+				switch i % 20 {
+				case 0:
+					err = errBench
+				case 10: // started before the sleep
+					if err := errors.Join(r.EndEvent(id, nil), net.EndOperation(id, 512, 2048, nil)); err != nil {
+						b.Error(err)
+						return
+					}
+					continue
+				}
+				if err := errors.Join(r.StartEvent("transform", id), r.EndEvent(id, err),
+					net.StartOperation(id, "10.0.0.7", 8080, ""), net.EndOperation(id, 512, 2048, err)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return r
 }
 
 var errBench = &benchError{}

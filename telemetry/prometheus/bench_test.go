@@ -2,8 +2,10 @@ package prometheus_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"runtime"
-	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,107 +15,85 @@ import (
 	prom "github.com/prometheus/client_golang/prometheus"
 )
 
-// The benchmarks compare a whole event life cycle through a Recorder with
-// this Publisher attached (BenchmarkLifeCycle) against what an application
-// would do with client_golang alone (BenchmarkBareObserve): time the work,
-// then observe the duration in a HistogramVec. Run them in one go:
+// BenchmarkVsObserve and BenchmarkRetention put the cost of recording one
+// event run through a Recorder beside what code instrumented with
+// client_golang alone pays for the same measurement. Each comparison is one
+// benchmark function whose sub-benchmarks run in the same process, so that
+// a ratio of their medians comes from one run on one load:
 //
-//	go test -run XXX -bench . -benchmem -cpu 1,2 ./telemetry/prometheus
+//	go test -run '^$' -bench 'VsObserve|Retention' -benchmem -cpu 1,2 ./telemetry/prometheus
+//
+// docs/bench/run.sh runs them in interleaved rounds, and docs/bench/gen
+// turns the medians into the ratios of docs/performance.md.
 
-const benchIDs = 1 << 16 // distinct task ids, reused round-robin
+const (
+	// vsRetained is how many finished records the Recorders of
+	// BenchmarkVsObserve retain, and hold before timing starts.
+	vsRetained = 50_000
+	// vsIDs is how many distinct task ids BenchmarkVsObserve cycles
+	// through: more than it retains, so that a task id comes back only
+	// after its previous record was evicted.
+	vsIDs = 1 << 17
+)
 
-func benchTaskIDs() []string {
-	ids := make([]string, benchIDs)
+// taskIDs returns n distinct task ids of one length, made before timing
+// so that a benchmark measures recording, not string formatting.
+func taskIDs(n int) []string {
+	ids := make([]string, n)
 	for i := range ids {
-		ids[i] = "task-" + strconv.Itoa(i)
+		ids[i] = fmt.Sprintf("task-%08d", i)
 	}
 	return ids
 }
 
-// benchRecorder returns a Recorder with only a Publisher attached.
-func benchRecorder(b *testing.B) *telemetry.Recorder {
+// vsTaskIDs are the task ids of BenchmarkVsObserve, made once per process.
+var vsTaskIDs = sync.OnceValue(func() []string { return taskIDs(vsIDs) })
+
+// workBuf is the input of work.
+var workBuf [1024]byte
+
+// work stands for what an event does between its start and its end: a
+// SHA-256 of 1 KiB, about 1µs. Its result goes to sink, so that the
+// compiler cannot drop it.
+func work() byte {
+	s := sha256.Sum256(workBuf[:])
+	return s[0]
+}
+
+// sink takes the results of work, once per goroutine.
+var sink atomic.Uint32
+
+// newVec returns the HistogramVec that instrumented code would observe
+// into: event_duration_seconds with the labels event_name and status.
+func newVec() *prom.HistogramVec {
+	v := prom.NewHistogramVec(prom.HistogramOpts{
+		Name: "event_duration_seconds", Help: "Duration.", Buckets: prometheus.DefaultEventBuckets,
+	}, []string{"event_name", "status"})
+	prom.NewRegistry().MustRegister(v)
+	return v
+}
+
+// newRecorder returns a Recorder retaining up to retain finished event
+// runs, already holding that many (task ids ids[:retain]), with the
+// Prometheus Publisher attached if withProm. Its garbage is collected
+// before it is returned, so that timing does not pay for the setup.
+func newRecorder(b *testing.B, retain int, ids []string, withProm bool) *telemetry.Recorder {
 	b.Helper()
-	r, err := telemetry.NewRecorder(telemetry.WithLogger(quiet))
-	if err != nil {
-		b.Fatal(err)
-	}
-	p, err := prometheus.NewPublisher(prometheus.Config{Registry: prom.NewRegistry(), Logger: quiet})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := r.AddPublisher(p); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { r.Close(context.Background()) })
-	return r
-}
-
-// BenchmarkLifeCycle measures StartEvent + EndEvent of one run, with the
-// Publisher observing its duration on the recording path.
-func BenchmarkLifeCycle(b *testing.B) {
-	b.Run("serial", func(b *testing.B) {
-		r := benchRecorder(b)
-		ids := benchTaskIDs()
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			id := ids[i&(benchIDs-1)]
-			i++
-			if err := r.StartEvent("transform", id); err != nil {
-				b.Fatal(err)
-			}
-			if err := r.EndEvent(id, nil); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("parallel", func(b *testing.B) {
-		r := benchRecorder(b)
-		// Each goroutine cycles through task ids of its own, so that one
-		// can never start an id that another has started and not ended.
-		workers := runtime.GOMAXPROCS(0)
-		ids := make([][]string, workers)
-		for w := range ids {
-			ids[w] = make([]string, benchIDs/workers)
-			for i := range ids[w] {
-				ids[w][i] = "w" + strconv.Itoa(w) + "-task-" + strconv.Itoa(i)
-			}
-		}
-		var worker atomic.Int64
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			mine := ids[int(worker.Add(1)-1)%workers]
-			i := 0
-			for pb.Next() {
-				id := mine[i%len(mine)]
-				i++
-				if err := r.StartEvent("transform", id); err != nil {
-					b.Error(err)
-					return
-				}
-				if err := r.EndEvent(id, nil); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	})
-}
-
-// BenchmarkLifeCycleCoreOnly is BenchmarkLifeCycle with no publisher
-// attached: the share of the telemetry core in the life cycle.
-func BenchmarkLifeCycleCoreOnly(b *testing.B) {
-	r, err := telemetry.NewRecorder(telemetry.WithLogger(quiet))
+	r, err := telemetry.NewRecorder(telemetry.WithMaxEvents(retain), telemetry.WithLogger(quiet))
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { r.Close(context.Background()) })
-	ids := benchTaskIDs()
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		id := ids[i&(benchIDs-1)]
-		i++
+	if withProm {
+		p, err := prometheus.NewPublisher(prometheus.Config{Registry: prom.NewRegistry(), Logger: quiet})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := r.AddPublisher(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, id := range ids[:retain] {
 		if err := r.StartEvent("transform", id); err != nil {
 			b.Fatal(err)
 		}
@@ -121,38 +101,180 @@ func BenchmarkLifeCycleCoreOnly(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	if got := r.Stats().EventsRetained; got != retain {
+		b.Fatalf("got %d records retained after filling, want %d", got, retain)
+	}
+	runtime.GC()
+	return r
 }
 
-// BenchmarkBareObserve is the baseline: measuring a duration and observing
-// it with client_golang alone, as code without telemetry would.
-func BenchmarkBareObserve(b *testing.B) {
-	newVec := func() *prom.HistogramVec {
-		v := prom.NewHistogramVec(prom.HistogramOpts{
-			Name: "event_duration_seconds", Help: "Duration.", Buckets: prometheus.DefaultEventBuckets,
-		}, []string{"event_name", "status"})
-		prom.NewRegistry().MustRegister(v)
-		return v
+// recordSerial records event runs on r in a b.Loop, cycling through ids
+// from ids[from], with work between start and end if withWork.
+func recordSerial(b *testing.B, r *telemetry.Recorder, ids []string, from int, withWork bool) {
+	var acc byte
+	i := from % len(ids)
+	for b.Loop() {
+		id := ids[i]
+		if i++; i == len(ids) {
+			i = 0
+		}
+		if err := r.StartEvent("transform", id); err != nil {
+			b.Fatal(err)
+		}
+		if withWork {
+			acc ^= work()
+		}
+		if err := r.EndEvent(id, nil); err != nil {
+			b.Fatal(err)
+		}
 	}
-	b.Run("serial", func(b *testing.B) {
-		vec := newVec()
-		b.ReportAllocs()
-		for b.Loop() {
-			start := time.Now()
-			d := time.Since(start)
+	sink.Add(uint32(acc))
+}
+
+// recordParallel records event runs on r from b.RunParallel's goroutines.
+// Each cycles through a window of ids of its own, so that none can start
+// a task id that another has pending.
+func recordParallel(b *testing.B, r *telemetry.Recorder, ids []string, withWork bool) {
+	windows := runtime.GOMAXPROCS(0) // RunParallel's goroutines at parallelism 1
+	size := len(ids) / windows
+	var next atomic.Int64
+	b.ResetTimer() // count recording only, not the setup
+	b.RunParallel(func(pb *testing.PB) {
+		g := int(next.Add(1) - 1)
+		if g >= windows {
+			b.Error("more goroutines than windows of task ids")
+			return
+		}
+		mine := ids[g*size : (g+1)*size]
+		var acc byte
+		i := 0
+		for pb.Next() {
+			id := mine[i]
+			if i++; i == len(mine) {
+				i = 0
+			}
+			if err := r.StartEvent("transform", id); err != nil {
+				b.Error(err)
+				return
+			}
+			if withWork {
+				acc ^= work()
+			}
+			if err := r.EndEvent(id, nil); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+		sink.Add(uint32(acc))
+	})
+}
+
+// observeSerial times each run with two clock reads and observes its
+// duration in vec, as code instrumented with client_golang alone does.
+func observeSerial(b *testing.B, vec *prom.HistogramVec, withWork bool) {
+	var acc byte
+	for b.Loop() {
+		t0 := time.Now()
+		if withWork {
+			acc ^= work()
+		}
+		d := time.Since(t0)
+		vec.WithLabelValues("transform", "completed").Observe(d.Seconds())
+	}
+	sink.Add(uint32(acc))
+}
+
+// observeParallel is observeSerial from b.RunParallel's goroutines.
+func observeParallel(b *testing.B, vec *prom.HistogramVec, withWork bool) {
+	b.RunParallel(func(pb *testing.PB) {
+		var acc byte
+		for pb.Next() {
+			t0 := time.Now()
+			if withWork {
+				acc ^= work()
+			}
+			d := time.Since(t0)
 			vec.WithLabelValues("transform", "completed").Observe(d.Seconds())
 		}
+		sink.Add(uint32(acc))
 	})
-	b.Run("parallel", func(b *testing.B) {
-		vec := newVec()
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				start := time.Now()
-				d := time.Since(start)
-				vec.WithLabelValues("transform", "completed").Observe(d.Seconds())
+}
+
+// BenchmarkVsObserve measures one event run three ways, in one process:
+//
+//   - observe: client_golang alone, two clock reads and
+//     HistogramVec.WithLabelValues (2 labels).Observe;
+//   - recorder: StartEvent + EndEvent on a Recorder with no publisher,
+//     retaining 50,000 records and holding that many before timing;
+//   - recorder+prometheus: the same with the Prometheus Publisher attached,
+//     which observes the duration on the recording path.
+//
+// serial/ runs them in a loop, parallel/ from b.RunParallel's goroutines
+// (one shared Recorder or HistogramVec; run with -cpu 1,2 for the
+// scaling). work/ does the same with about 1µs of real work (a SHA-256 of
+// 1 KiB) between start and end, or between the two clock reads, since a
+// tight loop keeps in cache what real work would evict.
+func BenchmarkVsObserve(b *testing.B) {
+	for _, mode := range []struct {
+		prefix   string
+		withWork bool
+	}{{"", false}, {"work/", true}} {
+		for _, parallel := range []bool{false, true} {
+			name := mode.prefix + "serial/"
+			if parallel {
+				name = mode.prefix + "parallel/"
+			}
+			withWork := mode.withWork
+			b.Run(name+"observe", func(b *testing.B) {
+				vec := newVec()
+				b.ReportAllocs()
+				if parallel {
+					observeParallel(b, vec, withWork)
+				} else {
+					observeSerial(b, vec, withWork)
+				}
+			})
+			for _, withProm := range []bool{false, true} {
+				sub := "recorder"
+				if withProm {
+					sub = "recorder+prometheus"
+				}
+				b.Run(name+sub, func(b *testing.B) {
+					ids := vsTaskIDs()
+					r := newRecorder(b, vsRetained, ids, withProm)
+					b.ReportAllocs()
+					if parallel {
+						recordParallel(b, r, ids, withWork)
+					} else {
+						recordSerial(b, r, ids, vsRetained, withWork)
+					}
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkRetention measures StartEvent + EndEvent on a Recorder with no
+// publisher that retains 10k, 100k or 1M records and holds that many
+// before timing, so that the cost can be compared across retention in one
+// run. It cycles through a quarter more task ids than it retains, all made
+// before timing, so every run evicts the oldest record and a task id comes
+// back only after its previous record was evicted.
+func BenchmarkRetention(b *testing.B) {
+	for _, size := range []struct {
+		name string
+		n    int
+	}{{"10k", 10_000}, {"100k", 100_000}, {"1M", 1_000_000}} {
+		b.Run(size.name, func(b *testing.B) {
+			ids := taskIDs(size.n + size.n/4)
+			r := newRecorder(b, size.n, ids, false)
+			b.ReportAllocs()
+			recordSerial(b, r, ids, size.n, false)
+			if got := r.Stats().EventsEvicted; got == 0 {
+				b.Errorf("got no evictions after %d runs on a full Recorder", b.N)
 			}
 		})
-	})
+	}
 }
 
 // BenchmarkPublishEvent measures the Publisher alone: one
