@@ -17,6 +17,7 @@ type StartOption struct {
 	processID  int
 	pipelineID string
 	enqueued   time.Time
+	started    time.Time
 	span       SpanContext
 	set        uint8
 }
@@ -26,6 +27,7 @@ const (
 	setPipelineID
 	setEnqueued
 	setSpan
+	setStarted
 )
 
 // WithProcessID records the id of the process that runs the event.
@@ -40,6 +42,14 @@ func WithPipelineID(id string) StartOption { return StartOption{pipelineID: id, 
 // zero Time. An enqueue time after the start, which clocks of different
 // machines can produce, is kept as given and counts as no wait.
 func WithEnqueueTime(t time.Time) StartOption { return StartOption{enqueued: t, set: setEnqueued} }
+
+// WithStartTime gives the time the run started, for code that knows it
+// better than the moment of the call: a job queue's attempt time, or the
+// start of the span that traces the run, so that the record and the span
+// agree. t must not be the zero Time nor later than the call; a t read
+// with time.Now in this process keeps the run's duration on the monotonic
+// clock. It applies to event runs and network operations.
+func WithStartTime(t time.Time) StartOption { return StartOption{started: t, set: setStarted} }
 
 // WithSpanContext records the span that traces the run (an event run or a
 // network operation): its ids go into the record, to the JSON report, and
@@ -87,7 +97,12 @@ func (r *Recorder) StartEvent(eventName, taskID string, opts ...StartOption) err
 			rec.span = o.span
 		}
 	}
-	rec.start = r.clock.now()
+	now := r.clock.now()
+	start, err := startTime(r.clock, now, opts)
+	if err != nil {
+		return taskError(op, taskID, err)
+	}
+	rec.start = start
 	return begin(r, r.events, op, taskID, rec)
 }
 
@@ -195,15 +210,21 @@ func (n *Network) StartOperation(taskID, host string, port int, operation string
 	}
 	rec := networkRecord{operation: operation, host: host, port: uint16(port)}
 	for _, o := range opts {
-		if o.set&^setSpan != 0 {
-			return taskError(op, taskID, fmt.Errorf("%w: only WithSpanContext applies to a network operation", ErrInvalidOption))
+		if o.set&^(setSpan|setStarted) != 0 {
+			return taskError(op, taskID, fmt.Errorf("%w: only WithSpanContext and WithStartTime apply to a network operation", ErrInvalidOption))
 		}
 		if why := checkSpan(o.span); why != "" {
 			return taskError(op, taskID, fmt.Errorf("%w: %s", ErrInvalidOption, why))
 		}
-		rec.span = o.span
+		if o.set&setSpan != 0 {
+			rec.span = o.span
+		}
 	}
-	rec.start = n.r.clock.now()
+	start, err := startTime(n.r.clock, n.r.clock.now(), opts)
+	if err != nil {
+		return taskError(op, taskID, err)
+	}
+	rec.start = start
 	return begin(n.r, n.r.network, op, taskID, rec)
 }
 
@@ -261,6 +282,24 @@ func (t *networkTotals) add(rec *networkRecord) {
 	}
 	t.sent += rec.sent
 	t.received += rec.received
+}
+
+// startTime returns the start of a run as an offset from c's epoch: the
+// time of a WithStartTime option in opts, else now.
+func startTime(c clock, now time.Duration, opts []StartOption) (time.Duration, error) {
+	start := now
+	for _, o := range opts {
+		if o.set&setStarted == 0 {
+			continue
+		}
+		if o.started.IsZero() {
+			return 0, fmt.Errorf("%w: the start time is the zero Time", ErrInvalidOption)
+		}
+		if start = o.started.Sub(c.epoch); start > now {
+			return 0, fmt.Errorf("%w: the start time %v is later than now", ErrInvalidOption, o.started)
+		}
+	}
+	return start, nil
 }
 
 // begin adds rec as the pending run of taskID in t.
