@@ -36,9 +36,12 @@ type Sender interface {
 // Options configure a [Pusher]. Every field must be set, defaults applied,
 // except Hint, Jitter, Logger and LogAttrs.
 type Options struct {
-	// Name is the publisher's name in telemetry.PublisherStats and the
-	// prefix of its errors and log messages, such as "otlp".
+	// Name is the publisher's name in telemetry.PublisherStats, such as
+	// "otlp".
 	Name string
+	// Prefix starts its errors and log messages: the package's name, such
+	// as "otlp".
+	Prefix string
 	// Protocol names the protocol in logs, such as "remote_write".
 	Protocol string
 	// URL is where the Sender pushes; logged redacted.
@@ -123,9 +126,9 @@ type counters struct {
 // pushes every o.Interval. It does no network I/O.
 func New(o Options) *Pusher {
 	p := &Pusher{o: o, logged: make(map[int]bool)}
-	p.errClosed = fmt.Errorf("%s: publisher: %w", o.Name, telemetry.ErrClosed)
-	p.errCloseAgain = fmt.Errorf("%s: close: %w", o.Name, telemetry.ErrClosed)
-	p.errFlushClosed = fmt.Errorf("%s: flush: %w", o.Name, telemetry.ErrClosed)
+	p.errClosed = fmt.Errorf("%s: publisher: %w", o.Prefix, telemetry.ErrClosed)
+	p.errCloseAgain = fmt.Errorf("%s: close: %w", o.Prefix, telemetry.ErrClosed)
+	p.errFlushClosed = fmt.Errorf("%s: flush: %w", o.Prefix, telemetry.ErrClosed)
 	p.events = seriescache.New(o.MaxLabelValues, p.bindEvent, func(name string) { p.logOverflow(metricdef.LabelEventName, name) })
 	p.ops = seriescache.New(o.MaxLabelValues, p.bindOp, func(name string) { p.logOverflow(metricdef.LabelOperation, name) })
 	p.sem = make(chan struct{}, 1)
@@ -133,9 +136,9 @@ func New(o Options) *Pusher {
 	p.done = make(chan struct{})
 	p.ctx, p.abort = context.WithCancel(context.Background())
 	go p.run()
-	attrs := append([]slog.Attr{slog.String("protocol", o.Protocol), slog.String("url", o.URL.Redacted()),
+	attrs := append([]slog.Attr{slog.String("publisher", o.Name), slog.String("protocol", o.Protocol), slog.String("url", o.URL.Redacted()),
 		slog.Duration("interval", o.Interval)}, o.LogAttrs...)
-	p.logger().LogAttrs(context.Background(), slog.LevelInfo, o.Name+": pushing metrics", attrs...)
+	p.logger().LogAttrs(context.Background(), slog.LevelInfo, o.Prefix+": pushing metrics", attrs...)
 	return p
 }
 
@@ -153,7 +156,7 @@ func (p *Pusher) PublishEventMetrics(_ context.Context, m telemetry.EventMetrics
 		return p.errClosed
 	}
 	if err := metricdef.CheckEvent(m.EventName, string(m.Status)); err != nil {
-		return fmt.Errorf("%s: %w", p.o.Name, err)
+		return fmt.Errorf("%s: %w", p.o.Prefix, err)
 	}
 	s := p.events.Get(m.EventName)
 	h := s.completed
@@ -174,7 +177,7 @@ func (p *Pusher) PublishNetworkMetrics(_ context.Context, m telemetry.NetworkMet
 		return p.errClosed
 	}
 	if err := metricdef.CheckNetwork(string(m.Status), m.BytesSent, m.BytesReceived); err != nil {
-		return fmt.Errorf("%s: %w", p.o.Name, err)
+		return fmt.Errorf("%s: %w", p.o.Prefix, err)
 	}
 	op := m.Operation
 	if op == "" {
@@ -323,7 +326,7 @@ func (p *Pusher) Close(ctx context.Context) error {
 	if p.o.OwnsClient {
 		p.o.Client.CloseIdleConnections()
 	}
-	p.logger().LogAttrs(context.Background(), slog.LevelInfo, p.o.Name+": stopped pushing metrics",
+	p.logger().LogAttrs(context.Background(), slog.LevelInfo, p.o.Prefix+": stopped pushing metrics",
 		slog.String("url", p.o.URL.Redacted()), slog.Uint64("pushes", p.stats.pushes.Load()),
 		slog.Uint64("dropped_pushes", p.stats.dropped.Load()))
 	if ctx.Err() != nil {
@@ -476,7 +479,7 @@ func (p *Pusher) logPermanent(ctx context.Context, status int, err error) {
 			attrs = append(attrs, slog.String("hint", p.o.Hint(status)))
 		}
 		p.logger().LogAttrs(ctx, slog.LevelError,
-			p.o.Name+": push rejected, not retrying; further rejections with this status are only counted in Stats", attrs...)
+			p.o.Prefix+": push rejected, not retrying; further rejections with this status are only counted in Stats", attrs...)
 	}
 }
 
@@ -495,7 +498,7 @@ func (p *Pusher) logGiveUp(ctx context.Context, attempts, status int, err error)
 	p.lastGU, p.quiet = now, 0
 	p.logMu.Unlock()
 	p.logger().LogAttrs(context.WithoutCancel(ctx), slog.LevelWarn,
-		p.o.Name+": push given up; the next push carries its values",
+		p.o.Prefix+": push given up; the next push carries its values",
 		slog.String("url", p.o.URL.Redacted()), slog.Int("attempt", attempts), slog.Int("status_code", status),
 		slog.String("error", err.Error()), slog.Int("give_ups_not_logged", quiet))
 }
@@ -507,7 +510,7 @@ func (p *Pusher) logRecovered(ctx context.Context, attempts int) {
 	p.failed = false
 	p.logMu.Unlock()
 	if was {
-		p.logger().LogAttrs(ctx, slog.LevelInfo, p.o.Name+": push succeeded again",
+		p.logger().LogAttrs(ctx, slog.LevelInfo, p.o.Prefix+": push succeeded again",
 			slog.String("url", p.o.URL.Redacted()), slog.Int("attempt", attempts))
 	}
 }
@@ -516,6 +519,6 @@ func (p *Pusher) logRecovered(ctx context.Context, attempts int) {
 // bounded label value.
 func (p *Pusher) logOverflow(label, value string) {
 	p.logger().LogAttrs(context.Background(), slog.LevelWarn,
-		p.o.Name+": too many distinct "+label+" values, counting further ones as "+metricdef.Overflow,
+		p.o.Prefix+": too many distinct "+label+" values, counting further ones as "+metricdef.Overflow,
 		slog.Int("max_label_values", p.o.MaxLabelValues), slog.String(label, value))
 }
