@@ -392,9 +392,9 @@ type (
 			ScopeMetrics []struct {
 				Scope   otlpScope `json:"scope"`
 				Metrics []struct {
-					Name  string `json:"name"`
-					Unit  string `json:"unit"`
-					Sum   *struct {
+					Name string `json:"name"`
+					Unit string `json:"unit"`
+					Sum  *struct {
 						DataPoints             []otlpNumberPoint `json:"dataPoints"`
 						AggregationTemporality int               `json:"aggregationTemporality"`
 						IsMonotonic            bool              `json:"isMonotonic"`
@@ -459,7 +459,7 @@ type (
 		AsDouble          *float64       `json:"asDouble"`
 	}
 	otlpKeyValue struct {
-		Key   string        `json:"key"`
+		Key   string       `json:"key"`
 		Value otlpAnyValue `json:"value"`
 	}
 	otlpAnyValue struct {

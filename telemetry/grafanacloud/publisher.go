@@ -96,7 +96,7 @@ func newPublisher(cfg Config, jitter func(b time.Duration) time.Duration) (*Publ
 	}
 	cfg = cfg.withDefaults()
 	o := metricpush.Options{
-		Name: "grafanacloud", Protocol: string(t.protocol), URL: t.url,
+		Name: "grafanacloud", Prefix: "grafanacloud", Protocol: string(t.protocol), URL: t.url,
 		Client: cfg.HTTPClient, Interval: cfg.Interval, Timeout: cfg.Timeout, Retry: cfg.Retry,
 		EventBuckets: cfg.EventBuckets, LatencyBuckets: cfg.LatencyBuckets, MaxLabelValues: cfg.MaxLabelValues,
 		Logger:   cfg.Logger,

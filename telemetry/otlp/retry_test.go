@@ -91,7 +91,7 @@ func TestRetries(t *testing.T) {
 				p, err := newPublisher(Config{Endpoint: "https://collector.example.com", HTTPClient: &http.Client{Transport: ep},
 					Headers:  map[string]telemetry.Secret{"Authorization": testToken},
 					Interval: 10 * time.Second, Logger: quiet,
-					Retry:    telemetry.RetryPolicy{MaxAttempts: 5, InitialBackoff: 10 * ms, MaxBackoff: 50 * ms}}, noJitter)
+					Retry: telemetry.RetryPolicy{MaxAttempts: 5, InitialBackoff: 10 * ms, MaxBackoff: 50 * ms}}, noJitter)
 				if err != nil {
 					t.Fatal(err)
 				}
