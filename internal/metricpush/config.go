@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -13,25 +12,6 @@ import (
 	"strconv"
 	"strings"
 )
-
-// CheckBuckets returns a message for each problem of the bucket bounds b
-// of the setting name: empty but not nil, not finite, not strictly
-// increasing.
-func CheckBuckets(name string, b []float64) []string {
-	var bad []string
-	if b != nil && len(b) == 0 {
-		bad = append(bad, name+" is empty: leave it nil for the defaults")
-	}
-	for i, v := range b {
-		switch {
-		case math.IsNaN(v) || math.IsInf(v, 0):
-			bad = append(bad, fmt.Sprintf("%s[%d] is %v: bounds must be finite", name, i, v))
-		case i > 0 && v <= b[i-1]:
-			bad = append(bad, fmt.Sprintf("%s are not strictly increasing: %v after %v", name, v, b[i-1]))
-		}
-	}
-	return bad
-}
 
 // IsLoopback reports whether host is localhost or a loopback IP address.
 func IsLoopback(host string) bool {
