@@ -239,7 +239,7 @@ func (c *Config) resolve() (*url.URL, error) {
 	if c.MaxLabelValues < 0 {
 		add("MaxLabelValues %d is negative", c.MaxLabelValues)
 	}
-	for _, msg := range append(metricpush.CheckBuckets("EventBuckets", c.EventBuckets), metricpush.CheckBuckets("LatencyBuckets", c.LatencyBuckets)...) {
+	for _, msg := range append(metricdef.CheckBuckets("EventBuckets", c.EventBuckets), metricdef.CheckBuckets("LatencyBuckets", c.LatencyBuckets)...) {
 		add("%s", msg)
 	}
 	if err := errors.Join(errs...); err != nil {
