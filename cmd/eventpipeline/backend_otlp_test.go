@@ -117,3 +117,28 @@ func TestOTLPFlagRefusesHeadersOverPlainHTTP(t *testing.T) {
 		t.Errorf("got exit code %d, stderr %q; want a failure pointing to --otlp-allow-insecure, without the token", code, errOut)
 	}
 }
+
+// FuzzParseOTLPHeaders checks that any value of OTEL_EXPORTER_OTLP_HEADERS
+// is either parsed into non-empty keys or rejected with an error that
+// quotes no value.
+func FuzzParseOTLPHeaders(f *testing.F) {
+	for _, s := range []string{"Authorization=Bearer%20t0ken", "a=1,b=2", "k=%zz-s3cret", "novalue", "=x", "", " , "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		h, err := parseOTLPHeaders(s)
+		if err != nil {
+			for pair := range strings.SplitSeq(s, ",") {
+				if _, v, ok := strings.Cut(pair, "="); ok && len(v) >= 8 && strings.Contains(err.Error(), v) {
+					t.Errorf("error %q quotes the value %q", err, v)
+				}
+			}
+			return
+		}
+		for k := range h {
+			if k == "" || strings.TrimSpace(k) != k {
+				t.Errorf("%q: got key %q", s, k)
+			}
+		}
+	})
+}
