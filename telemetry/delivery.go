@@ -26,7 +26,7 @@ const (
 // outlet delivers the records of one Recorder to one publisher.
 //
 // A queued publisher's records wait in buffers inside the Recorder's
-// partitions, appended under the partition lock that recording holds anyway,
+// shards, appended under the shard lock that recording holds anyway,
 // so that queueing costs no extra synchronization; the outlet's worker swaps
 // those buffers for empty ones and delivers what it took.
 //
@@ -39,7 +39,7 @@ type outlet struct {
 	pub   Publisher
 	batch BatchPublisher // nil unless pub batches
 	sync  bool           // called on the recording path
-	slot  int            // index of its buffers in each partition; -1 if sync
+	slot  int            // index of its buffers in each shard; -1 if sync
 	r     *Recorder
 	cfg   *config
 
@@ -217,8 +217,8 @@ func (o *outlet) run() {
 	defer close(o.done)
 	var (
 		b       Batch
-		spareEv = make([][]store.Entry[eventRecord], o.r.events.NumParts())
-		spareNw = make([][]store.Entry[networkRecord], o.r.network.NumParts())
+		spareEv = make([][]store.Entry[eventRecord], o.r.events.NumShards())
+		spareNw = make([][]store.Entry[networkRecord], o.r.network.NumShards())
 		flushes []*flushRequest
 		stopped bool
 		expired bool // the partial batch has waited BatchTimeout
@@ -297,7 +297,7 @@ func (o *outlet) take(b *Batch, spareEv [][]store.Entry[eventRecord], spareNw []
 	if ne > 0 {
 		for i, recs := range spareEv {
 			for j := range recs {
-				b.Events = append(b.Events, recs[j].Rec.metrics(recs[j].TaskID))
+				b.Events = append(b.Events, recs[j].Rec.metrics(o.r.clock, recs[j].TaskID))
 			}
 			clear(recs) // drop references before the slice is reused
 			spareEv[i] = recs[:0]
@@ -306,7 +306,7 @@ func (o *outlet) take(b *Batch, spareEv [][]store.Entry[eventRecord], spareNw []
 	if nn > 0 {
 		for i, recs := range spareNw {
 			for j := range recs {
-				b.Network = append(b.Network, recs[j].Rec.metrics(recs[j].TaskID))
+				b.Network = append(b.Network, recs[j].Rec.metrics(o.r.clock, recs[j].TaskID))
 			}
 			clear(recs)
 			spareNw[i] = recs[:0]

@@ -65,9 +65,10 @@
 // [WithMaxEvents] and [WithMaxNetworkOps] ([DefaultMaxEvents] and
 // [DefaultMaxNetworkOps]). When the limit is reached the oldest finished
 // record is evicted and counted in [Stats] (EventsEvicted, NetworkEvicted).
-// With many records the store is split into partitions by task id, so that
-// goroutines rarely share a lock; each partition then evicts its own oldest
-// record first, and their capacities add up to the limit.
+// The Recorder retains exactly that many. With one processor recording, or
+// fewer than 4,096 records retained, the oldest is evicted first; with
+// several processors recording, each gathers what it finishes in batches of
+// 64, and eviction is oldest first within a batch's span.
 //
 // Queries and the JSON report see what is retained. [Recorder.RetryStats]
 // and the totals of [Recorder.Stats] (ended, failed, evicted, bytes) count
@@ -82,8 +83,10 @@
 // [Network.SlowOperations] answer from what is retained, oldest first.
 // [DefaultSlowThreshold] (one second) is the usual threshold; a negative one
 // returns [ErrNegativeThreshold]. Each query, and the JSON report, reads
-// every partition at one instant, so that answers agree with each other
-// while other goroutines record; a record it returns is a copy.
+// the Recorder at one instant, so that answers agree with each other while
+// other goroutines record; a record it returns is a copy. Failed records
+// are found without reading the others, slow ones by scanning durations
+// only, so these queries cost little more than the records they return.
 //
 // # The JSON report
 //

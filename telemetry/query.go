@@ -9,7 +9,11 @@ import (
 // FailedOperations returns the retained finished operations that failed,
 // oldest first.
 func (n *Network) FailedOperations() []NetworkMetrics {
-	return n.r.selectNetwork(func(rec *networkRecord) bool { return rec.status == failed })
+	var out []NetworkMetrics
+	n.r.network.Locked(func(v *store.View[networkRecord, networkTotals]) {
+		out = store.Failed(v, n.r.networkMetrics)
+	})
+	return out
 }
 
 // SlowOperations returns the retained finished operations that took longer
@@ -19,13 +23,21 @@ func (n *Network) SlowOperations(threshold time.Duration) ([]NetworkMetrics, err
 	if threshold < 0 {
 		return nil, callError("slow operations", thresholdError(threshold))
 	}
-	return n.r.selectNetwork(func(rec *networkRecord) bool { return rec.dur > threshold }), nil
+	var out []NetworkMetrics
+	n.r.network.Locked(func(v *store.View[networkRecord, networkTotals]) {
+		out = store.Slower(v, threshold, n.r.networkMetrics)
+	})
+	return out, nil
 }
 
 // FailedEvents returns the retained finished event runs that failed, oldest
 // first.
 func (r *Recorder) FailedEvents() []EventMetrics {
-	return r.selectEvents(func(rec *eventRecord) bool { return rec.status == failed })
+	var out []EventMetrics
+	r.events.Locked(func(v *store.View[eventRecord, eventTotals]) {
+		out = store.Failed(v, r.eventMetrics)
+	})
+	return out
 }
 
 // SlowEvents returns the retained finished event runs that took longer than
@@ -35,7 +47,48 @@ func (r *Recorder) SlowEvents(threshold time.Duration) ([]EventMetrics, error) {
 	if threshold < 0 {
 		return nil, callError("slow events", thresholdError(threshold))
 	}
-	return r.selectEvents(func(rec *eventRecord) bool { return rec.dur > threshold }), nil
+	var out []EventMetrics
+	r.events.Locked(func(v *store.View[eventRecord, eventTotals]) {
+		out = store.Slower(v, threshold, r.eventMetrics)
+	})
+	return out, nil
+}
+
+// PendingEvents returns the oldest pending event runs, at most limit of
+// them, oldest start first, and the number of runs pending. It reads the
+// pending runs only, whatever the number of records retained, so that a
+// live view can poll it. A limit of 0 or less returns none, only the count.
+func (r *Recorder) PendingEvents(limit int) ([]EventMetrics, int) {
+	var (
+		out   []EventMetrics
+		total int
+	)
+	r.events.Locked(func(v *store.View[eventRecord, eventTotals]) {
+		var es []store.Entry[eventRecord]
+		es, total = v.Pending(limit, (*eventRecord).setRetries)
+		for i := range es {
+			out = append(out, r.eventMetrics(&es[i]))
+		}
+	})
+	return out, total
+}
+
+// PendingOperations returns the oldest pending network operations, at
+// most limit of them, oldest start first, and the number pending, as
+// [Recorder.PendingEvents] does for event runs.
+func (n *Network) PendingOperations(limit int) ([]NetworkMetrics, int) {
+	var (
+		out   []NetworkMetrics
+		total int
+	)
+	n.r.network.Locked(func(v *store.View[networkRecord, networkTotals]) {
+		var es []store.Entry[networkRecord]
+		es, total = v.Pending(limit, nil)
+		for i := range es {
+			out = append(out, n.r.networkMetrics(&es[i]))
+		}
+	})
+	return out, total
 }
 
 // RetrySummary is the answer of [Recorder.RetryStats].
@@ -60,41 +113,35 @@ func (r *Recorder) RetryStats() RetrySummary {
 	return s
 }
 
-// add adds the retries of locked partitions to s.
-func (s *RetrySummary) add(parts []store.Partition[eventRecord, eventTotals]) {
+// add adds the retries of a view of the event table to s.
+func (s *RetrySummary) add(v *store.View[eventRecord, eventTotals]) {
 	if s.ByRetryCount == nil {
 		s.ByRetryCount = make(map[int]uint64)
 	}
-	for i := range parts {
-		p := &parts[i]
-		s.TotalRetries += p.Totals.retries
-		s.EventsWithRetries += p.Totals.withRetries
-		for n, c := range p.Totals.byRetryCount {
+	s.TotalRetries += v.Retries()
+	v.EachTotals(func(t *eventTotals) {
+		s.EventsWithRetries += t.withRetries
+		for n, c := range t.byRetryCount {
 			s.ByRetryCount[n] += c
 		}
-		p.Runs.EachPending(func(e *store.Entry[eventRecord]) {
-			if n := e.Rec.retries; n > 0 {
-				s.EventsWithRetries++
-				s.ByRetryCount[int(n)]++
-			}
-		})
-	}
+	})
+	v.EachPending(func(_ string, retries int32, _ *eventRecord) {
+		if retries > 0 {
+			s.EventsWithRetries++
+			s.ByRetryCount[int(retries)]++
+		}
+	})
 }
 
 func thresholdError(d time.Duration) error {
 	return &valueError{err: ErrNegativeThreshold, value: d.String()}
 }
 
-// selectEvents returns the retained finished runs for which keep is true,
-// oldest end first.
-func (r *Recorder) selectEvents(keep func(*eventRecord) bool) []EventMetrics {
-	return store.Finished(&r.events, keep, (*eventRecord).endKey,
-		func(e *store.Entry[eventRecord]) EventMetrics { return e.Rec.metrics(e.TaskID) })
+// eventMetrics and networkMetrics make the records that queries return.
+func (r *Recorder) eventMetrics(e *store.Entry[eventRecord]) EventMetrics {
+	return e.Rec.metrics(r.clock, e.TaskID)
 }
 
-// selectNetwork returns the retained finished operations for which keep is
-// true, oldest end first.
-func (r *Recorder) selectNetwork(keep func(*networkRecord) bool) []NetworkMetrics {
-	return store.Finished(&r.network, keep, (*networkRecord).endKey,
-		func(e *store.Entry[networkRecord]) NetworkMetrics { return e.Rec.metrics(e.TaskID) })
+func (r *Recorder) networkMetrics(e *store.Entry[networkRecord]) NetworkMetrics {
+	return e.Rec.metrics(r.clock, e.TaskID)
 }

@@ -22,11 +22,12 @@ import (
 // concurrent use. Create one with [NewRecorder]; the zero Recorder is not
 // usable.
 type Recorder struct {
-	cfg config
-	net Network
+	cfg   config
+	net   Network
+	clock clock
 
-	events  store.Table[eventRecord, eventTotals]
-	network store.Table[networkRecord, networkTotals]
+	events  *store.Table[eventRecord, eventTotals]
+	network *store.Table[networkRecord, networkTotals]
 
 	pubMu   sync.Mutex                // serializes changes of outlets
 	outlets atomic.Pointer[[]*outlet] // read on every record, copied on change
@@ -41,10 +42,10 @@ func NewRecorder(opts ...Option) (*Recorder, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Recorder{cfg: cfg}
+	r := &Recorder{cfg: cfg, clock: newClock()}
 	r.net.r = r
-	r.events = store.NewTable[eventRecord](cfg.maxEvents, cfg.maxPending, (*eventTotals).init)
-	r.network = store.NewTable[networkRecord, networkTotals](cfg.maxNetworkOps, cfg.maxPending, nil)
+	r.events = store.NewTable(cfg.maxEvents, cfg.maxPending, eventFuncs, (*eventTotals).init)
+	r.network = store.NewTable[networkRecord, networkTotals](cfg.maxNetworkOps, cfg.maxPending, networkFuncs, nil)
 	r.outlets.Store(new([]*outlet))
 	for _, p := range cfg.publishers {
 		if err := r.AddPublisher(p); err != nil {

@@ -413,3 +413,37 @@ func TestErrorTextsAreTruncated(t *testing.T) {
 		t.Errorf("WithMaxErrorLength(0): got %v, want an error", err)
 	}
 }
+
+func TestPendingEventsAndOperations(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRecorder(t)
+		net := r.Network()
+		for i := range 5 {
+			id := fmt.Sprint("p", i)
+			must(t, r.StartEvent("e", id))
+			must(t, net.StartOperation(id, "h", 80, ""))
+			time.Sleep(time.Second) // distinct start times
+		}
+		must(t, r.RecordRetry("p1"))
+		runEvent(t, r, "e", "done", 0, nil) // finished runs are not listed
+		runs, total := r.PendingEvents(3)
+		if total != 5 || len(runs) != 3 {
+			t.Fatalf("got %d runs of %d, want 3 of 5", len(runs), total)
+		}
+		for i, m := range runs {
+			if m.TaskID != fmt.Sprint("p", i) || m.Status != telemetry.StatusPending {
+				t.Errorf("run %d: got %s %s, want p%d pending, oldest first", i, m.TaskID, m.Status, i)
+			}
+		}
+		if runs[1].RetryCount != 1 {
+			t.Errorf("p1: got %d retries, want 1", runs[1].RetryCount)
+		}
+		if runs, total := r.PendingEvents(0); runs != nil || total != 5 {
+			t.Errorf("limit 0: got %v, %d; want none and 5", runs, total)
+		}
+		ops, n := net.PendingOperations(10)
+		if n != 5 || len(ops) != 5 || ops[4].TaskID != "p4" || ops[0].Host != "h" {
+			t.Errorf("operations: got %d of %d (%+v), want all 5 oldest first", len(ops), n, ops)
+		}
+	})
+}

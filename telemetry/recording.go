@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"runtime"
 	"strconv"
-	"time"
 	"unicode/utf8"
 
 	"github.com/eventpipeline/eventpipeline/telemetry/internal/store"
@@ -57,8 +56,8 @@ func (r *Recorder) StartEvent(eventName, taskID string, opts ...StartOption) err
 			rec.pipelineID = o.pipelineID
 		}
 	}
-	rec.start = time.Now()
-	return begin(r, &r.events, op, taskID, rec)
+	rec.start = r.clock.now()
+	return begin(r, r.events, op, taskID, rec)
 }
 
 // EndEvent records the end of the pending run of taskID: completed if err is
@@ -70,20 +69,20 @@ func (r *Recorder) StartEvent(eventName, taskID string, opts ...StartOption) err
 // [ErrAlreadyEnded] or [ErrClosed].
 func (r *Recorder) EndEvent(taskID string, err error) error {
 	const op = "end event"
-	now := time.Since(epoch)
+	now := r.clock.now()
 	if taskID == "" {
 		return taskError(op, taskID, ErrEmptyTaskID)
 	}
 	status, msg := endStatus(err, r.cfg.maxErrorLength)
-	return finish(r, &r.events, op, taskID,
-		func(rec eventRecord) eventRecord {
-			rec.dur = sinceStart(now, rec.start)
+	return finish(r, r.events, op, taskID,
+		func(rec *eventRecord, retries int32) {
+			rec.dur = now - rec.start
 			rec.status, rec.err = status, msg
-			return rec
+			rec.retries = retries
 		},
 		(*eventTotals).add,
 		func(o *outlet, taskID string, rec eventRecord) {
-			o.publishSync(func(ctx context.Context) error { return o.pub.PublishEventMetrics(ctx, rec.metrics(taskID)) })
+			o.publishSync(func(ctx context.Context) error { return o.pub.PublishEventMetrics(ctx, rec.metrics(r.clock, taskID)) })
 		})
 }
 
@@ -99,16 +98,8 @@ func (r *Recorder) RecordRetry(taskID string) error {
 	if r.closed.Load() {
 		return taskError(op, taskID, ErrClosed)
 	}
-	p, h := r.events.Part(taskID)
-	p.Lock()
-	rec, st := p.Runs.Pending(h, taskID)
-	if st == store.OK {
-		rec.retries++
-		p.Totals.retries++
-	}
-	p.Unlock()
-	if st != store.OK {
-		return taskError(op, taskID, runError(st))
+	if r.events.Retry(taskID) != store.OK {
+		return taskError(op, taskID, runError(r.events.Why(taskID)))
 	}
 	return nil
 }
@@ -116,20 +107,20 @@ func (r *Recorder) RecordRetry(taskID string) error {
 // Metrics returns the latest run of taskID, pending or finished, and whether
 // there is one. Finished runs are found while they are retained.
 func (r *Recorder) Metrics(taskID string) (EventMetrics, bool) {
-	return latest(&r.events, taskID, func(e *store.Entry[eventRecord]) EventMetrics { return e.Rec.metrics(e.TaskID) })
+	return latest(r.events, taskID, (*eventRecord).setRetries,
+		r.eventMetrics)
 }
 
 // eventTotals are exact counts over every event run, retained or not.
 type eventTotals struct {
 	ended, failed uint64
-	retries       uint64         // retries recorded, pending runs included
 	withRetries   uint64         // ended runs that had at least one retry
 	byRetryCount  map[int]uint64 // ended runs by their retry count (> 0)
 }
 
 func (t *eventTotals) init() { t.byRetryCount = make(map[int]uint64) }
 
-func (t *eventTotals) add(rec eventRecord) {
+func (t *eventTotals) add(rec *eventRecord) {
 	t.ended++
 	if rec.status == failed {
 		t.failed++
@@ -166,8 +157,8 @@ func (n *Network) StartOperation(taskID, host string, port int, operation string
 	if operation == "" {
 		operation = DefaultOperation
 	}
-	rec := networkRecord{operation: operation, host: host, port: uint16(port), start: time.Now()}
-	return begin(n.r, &n.r.network, op, taskID, rec)
+	rec := networkRecord{operation: operation, host: host, port: uint16(port), start: n.r.clock.now()}
+	return begin(n.r, n.r.network, op, taskID, rec)
 }
 
 // EndOperation records the end of the pending network operation of taskID,
@@ -178,7 +169,7 @@ func (n *Network) StartOperation(taskID, host string, port int, operation string
 // [ErrNotStarted], [ErrAlreadyEnded] or [ErrClosed].
 func (n *Network) EndOperation(taskID string, bytesSent, bytesReceived int64, err error) error {
 	const op = "end operation"
-	now := time.Since(epoch)
+	now := n.r.clock.now()
 	switch {
 	case taskID == "":
 		return taskError(op, taskID, ErrEmptyTaskID)
@@ -188,16 +179,17 @@ func (n *Network) EndOperation(taskID string, bytesSent, bytesReceived int64, er
 		return taskError(op, taskID, fmt.Errorf("%w: bytes received %d", ErrNegativeBytes, bytesReceived))
 	}
 	status, msg := endStatus(err, n.r.cfg.maxErrorLength)
-	return finish(n.r, &n.r.network, op, taskID,
-		func(rec networkRecord) networkRecord {
-			rec.dur = sinceStart(now, rec.start)
+	return finish(n.r, n.r.network, op, taskID,
+		func(rec *networkRecord, _ int32) {
+			rec.dur = now - rec.start
 			rec.status, rec.err = status, msg
 			rec.sent, rec.received = bytesSent, bytesReceived
-			return rec
 		},
 		(*networkTotals).add,
 		func(o *outlet, taskID string, rec networkRecord) {
-			o.publishSync(func(ctx context.Context) error { return o.pub.PublishNetworkMetrics(ctx, rec.metrics(taskID)) })
+			o.publishSync(func(ctx context.Context) error {
+				return o.pub.PublishNetworkMetrics(ctx, rec.metrics(n.r.clock, taskID))
+			})
 		})
 }
 
@@ -205,7 +197,8 @@ func (n *Network) EndOperation(taskID string, bytesSent, bytesReceived int64, er
 // finished, and whether there is one. Finished runs are found while they are
 // retained.
 func (n *Network) Metrics(taskID string) (NetworkMetrics, bool) {
-	return latest(&n.r.network, taskID, func(e *store.Entry[networkRecord]) NetworkMetrics { return e.Rec.metrics(e.TaskID) })
+	return latest(n.r.network, taskID, nil,
+		n.r.networkMetrics)
 }
 
 // networkTotals are exact counts over every network operation that ended,
@@ -215,7 +208,7 @@ type networkTotals struct {
 	sent, received int64
 }
 
-func (t *networkTotals) add(rec networkRecord) {
+func (t *networkTotals) add(rec *networkRecord) {
 	t.ended++
 	if rec.status == failed {
 		t.failed++
@@ -229,63 +222,60 @@ func begin[R, T any](r *Recorder, t *store.Table[R, T], op, taskID string, rec R
 	if r.closed.Load() {
 		return taskError(op, taskID, ErrClosed)
 	}
-	p, h := t.Part(taskID)
-	p.Lock()
-	st := p.Runs.Start(h, taskID, rec)
-	p.Unlock()
-	if st != store.OK {
+	if st := t.Start(taskID, &rec); st != store.OK {
 		return taskError(op, taskID, runError(st))
 	}
 	return nil
 }
 
-// finish ends the pending run of taskID in t: end completes its record and
-// count adds it to the partition's totals; then the record goes into the
+// finish ends the pending run of taskID in t: end completes its record
+// and count adds it to the shard's totals; then the record goes into the
 // buffers of the queued publishers and, through publishSync, to the
 // synchronous ones.
 func finish[R, T any](r *Recorder, t *store.Table[R, T], op, taskID string,
-	end func(R) R, count func(*T, R), publishSync func(*outlet, string, R)) error {
-	if r.closed.Load() {
-		return taskError(op, taskID, ErrClosed)
-	}
+	end func(*R, int32), count func(*T, *R), publishSync func(*outlet, string, R)) error {
 	outs := *r.outlets.Load()
-	pressure := false
-	p, h := t.Part(taskID)
-	p.Lock()
+	s := t.Acquire()
 	if r.closed.Load() {
-		// Close began after the check above. Checked again under the lock,
-		// which the publishers' workers take for their last round after
-		// Close began, so that no record is queued after that round.
-		p.Unlock()
+		// Checked under the shard's lock, which the publishers' workers
+		// take for their last round after Close began, so that no record
+		// is queued after that round.
+		t.Release(s)
 		return taskError(op, taskID, ErrClosed)
 	}
-	rec, st := p.Runs.Take(h, taskID)
-	if st == store.OK {
-		rec = end(rec)
-		p.Runs.Push(h, taskID, rec)
-		count(&p.Totals, rec)
-		pressure = enqueue(p, outs, taskID, &rec)
-	}
-	p.Unlock()
+	e, retries, st := t.End(s, taskID)
 	if st != store.OK {
-		return taskError(op, taskID, runError(st))
+		t.Release(s)
+		return taskError(op, taskID, runError(t.Why(taskID)))
 	}
+	end(&e.Rec, retries)
+	count(&s.Totals, &e.Rec)
+	pressure := enqueue(s, outs, e.TaskID, &e.Rec)
+	var rec R
+	if len(outs) > 0 {
+		rec = e.Rec // e is reused once s is released
+	}
+	t.Ended(s)
+	t.Release(s)
 	handOver(outs, pressure, func(o *outlet) { publishSync(o, taskID, rec) })
 	return nil
 }
 
 // latest returns the latest run of taskID in t, pending or retained, as
-// metrics makes it.
-func latest[R, T, M any](t *store.Table[R, T], taskID string, metrics func(*store.Entry[R]) M) (M, bool) {
-	p, h := t.Part(taskID)
-	p.Lock()
-	defer p.Unlock()
-	e, ok := p.Runs.Lookup(h, taskID)
-	if !ok {
-		var zero M
-		return zero, false
-	}
-	return metrics(e), true
+// metrics makes it; pending, if not nil, gives a pending record the
+// retries recorded for it.
+func latest[R, T, M any](t *store.Table[R, T], taskID string, pending func(*R, int32), metrics func(*store.Entry[R]) M) (M, bool) {
+	var (
+		m  M
+		ok bool
+	)
+	t.Locked(func(v *store.View[R, T]) {
+		var e store.Entry[R]
+		if e, ok = v.Latest(taskID, pending); ok {
+			m = metrics(&e)
+		}
+	})
+	return m, ok
 }
 
 // runError returns the sentinel error of a refused [store.Runs] call, or nil
@@ -307,9 +297,9 @@ func runError(st store.Status) error {
 }
 
 // enqueue appends a finished record to the buffers of the queued outlets in
-// its partition, whose lock the caller holds. It reports whether a buffer
+// its shard, which the caller has acquired. It reports whether a buffer
 // has just become half full.
-func enqueue[R, T any](p *store.Partition[R, T], outs []*outlet, taskID string, rec *R) (pressure bool) {
+func enqueue[R, T any](p *store.Shard[R, T], outs []*outlet, taskID string, rec *R) (pressure bool) {
 	for _, o := range outs {
 		if o.sync {
 			continue

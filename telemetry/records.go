@@ -1,6 +1,10 @@
 package telemetry
 
-import "time"
+import (
+	"time"
+
+	"github.com/eventpipeline/eventpipeline/telemetry/internal/store"
+)
 
 // Status is the execution status of an event run or a network operation.
 type Status string
@@ -32,15 +36,22 @@ func (c statusCode) status() Status {
 	return StatusPending
 }
 
-// epoch is the origin of monotonic offsets: time.Since(epoch) reads only the
-// monotonic clock, half the cost of time.Now, which the end of a run needs.
-var epoch = time.Now()
+// A clock reads the time of a Recorder as an offset from its epoch, a
+// time.Now reading taken when the Recorder was created. time.Since(epoch)
+// reads only the monotonic clock, at half the cost of time.Now, and an
+// offset takes 8 bytes where a time.Time takes 24; epoch.Add(offset) gives
+// back a time.Time with both a wall clock and a monotonic reading. So the
+// wall clock times of records follow the epoch's wall clock and the
+// monotonic clock since, not later steps of the wall clock.
+type clock struct{ epoch time.Time }
 
-// sinceStart returns how long ago start (a time.Now reading) was, given
-// now, an offset from epoch.
-func sinceStart(now time.Duration, start time.Time) time.Duration {
-	return now - start.Sub(epoch)
-}
+func newClock() clock { return clock{epoch: time.Now()} }
+
+// now returns the current time as an offset from the epoch.
+func (c clock) now() time.Duration { return time.Since(c.epoch) }
+
+// time returns the time at offset d.
+func (c clock) time(d time.Duration) time.Time { return c.epoch.Add(d) }
 
 // EventMetrics is the record of one run of an event.
 //
@@ -75,24 +86,44 @@ type eventRecord struct {
 	name       string
 	pipelineID string
 	err        string
-	start      time.Time // carries the monotonic reading taken at start
+	start      time.Duration // offset from the Recorder's epoch; see clock
 	dur        time.Duration
 	pid        int32
 	retries    int32
 	status     statusCode
 }
 
+// setRetries sets the retries of a pending record, which the store keeps
+// beside it.
+func (r *eventRecord) setRetries(n int32) { r.retries = n }
+
+// eventFuncs tell the store what it needs to know of an event record.
+var eventFuncs = store.Funcs[eventRecord]{
+	Start:  (*eventRecord).startKey,
+	End:    (*eventRecord).endKey,
+	Dur:    func(r *eventRecord) time.Duration { return r.dur },
+	Failed: func(r *eventRecord) bool { return r.status == failed },
+}
+
+// networkFuncs are eventFuncs for network records.
+var networkFuncs = store.Funcs[networkRecord]{
+	Start:  (*networkRecord).startKey,
+	End:    (*networkRecord).endKey,
+	Dur:    func(r *networkRecord) time.Duration { return r.dur },
+	Failed: func(r *networkRecord) bool { return r.status == failed },
+}
+
 // startKey and endKey return the start and end of the run as offsets from
 // epoch on the monotonic clock, for ordering.
-func (r *eventRecord) startKey() time.Duration { return r.start.Sub(epoch) }
+func (r *eventRecord) startKey() time.Duration { return r.start }
 
-func (r *eventRecord) endKey() time.Duration { return r.start.Sub(epoch) + r.dur }
+func (r *eventRecord) endKey() time.Duration { return r.start + r.dur }
 
-func (r *eventRecord) metrics(taskID string) EventMetrics {
+func (r *eventRecord) metrics(c clock, taskID string) EventMetrics {
 	m := EventMetrics{
 		EventName:  r.name,
 		TaskID:     taskID,
-		StartTime:  r.start,
+		StartTime:  c.time(r.start),
 		Status:     r.status.status(),
 		Error:      r.err,
 		RetryCount: int(r.retries),
@@ -100,7 +131,7 @@ func (r *eventRecord) metrics(taskID string) EventMetrics {
 		PipelineID: r.pipelineID,
 	}
 	if r.status != pending {
-		m.EndTime = r.start.Add(r.dur)
+		m.EndTime = c.time(r.start + r.dur)
 	}
 	return m
 }
@@ -141,7 +172,7 @@ type networkRecord struct {
 	operation string
 	host      string
 	err       string
-	start     time.Time
+	start     time.Duration // offset from the Recorder's epoch; see clock
 	dur       time.Duration
 	sent      int64
 	received  int64
@@ -150,24 +181,24 @@ type networkRecord struct {
 }
 
 // startKey and endKey are those of eventRecord.
-func (r *networkRecord) startKey() time.Duration { return r.start.Sub(epoch) }
+func (r *networkRecord) startKey() time.Duration { return r.start }
 
-func (r *networkRecord) endKey() time.Duration { return r.start.Sub(epoch) + r.dur }
+func (r *networkRecord) endKey() time.Duration { return r.start + r.dur }
 
-func (r *networkRecord) metrics(taskID string) NetworkMetrics {
+func (r *networkRecord) metrics(c clock, taskID string) NetworkMetrics {
 	m := NetworkMetrics{
 		TaskID:        taskID,
 		Operation:     r.operation,
 		Host:          r.host,
 		Port:          int(r.port),
-		StartTime:     r.start,
+		StartTime:     c.time(r.start),
 		Status:        r.status.status(),
 		BytesSent:     r.sent,
 		BytesReceived: r.received,
 		Error:         r.err,
 	}
 	if r.status != pending {
-		m.EndTime = r.start.Add(r.dur)
+		m.EndTime = c.time(r.start + r.dur)
 	}
 	return m
 }

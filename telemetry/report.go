@@ -33,11 +33,11 @@ func (r *Recorder) Report() Report {
 	evs, nets := r.snapshot(&rep)
 	rep.Events = make([]EventMetrics, len(evs))
 	for i, e := range evs {
-		rep.Events[i] = e.Rec.metrics(e.TaskID)
+		rep.Events[i] = e.Rec.metrics(r.clock, e.TaskID)
 	}
 	rep.NetworkOperations = make([]NetworkMetrics, len(nets))
 	for i, e := range nets {
-		rep.NetworkOperations[i] = e.Rec.metrics(e.TaskID)
+		rep.NetworkOperations[i] = e.Rec.metrics(r.clock, e.TaskID)
 	}
 	return rep
 }
@@ -46,12 +46,17 @@ func (r *Recorder) Report() Report {
 // with its summary fields of rep in one consistent snapshot.
 func (r *Recorder) snapshot(rep *Report) ([]store.Entry[eventRecord], []store.Entry[networkRecord]) {
 	rep.GeneratedAt = time.Now()
-	evs := r.events.Snapshot((*eventRecord).startKey, (*eventRecord).endKey,
-		func(parts []store.Partition[eventRecord, eventTotals]) {
-			rep.RetryStats.add(parts)
-			rep.Stats.addEvents(parts)
-		})
-	nets := r.network.Snapshot((*networkRecord).startKey, (*networkRecord).endKey, rep.Stats.addNetwork)
+	var evs []store.Entry[eventRecord]
+	var nets []store.Entry[networkRecord]
+	r.events.Locked(func(v *store.View[eventRecord, eventTotals]) {
+		evs = v.Snapshot((*eventRecord).setRetries)
+		rep.RetryStats.add(v)
+		rep.Stats.addEvents(v)
+	})
+	r.network.Locked(func(v *store.View[networkRecord, networkTotals]) {
+		nets = v.Snapshot(nil)
+		rep.Stats.addNetwork(v)
+	})
 	rep.Stats.Publishers = r.PublisherStats()
 	return evs, nets
 }
@@ -64,9 +69,15 @@ func (r *Recorder) MetricsJSON() ([]byte, error) {
 	evs, nets := r.snapshot(&rep)
 	b := make([]byte, 0, 320*(len(evs)+len(nets)+1))
 	return appendReport(b, &rep, func(b []byte) []byte {
-		return appendList(b, evs, appendEventRecord)
+		return appendList(b, evs, func(b []byte, e *store.Entry[eventRecord]) []byte {
+			m := e.Rec.metrics(r.clock, e.TaskID)
+			return appendEvent(b, &m)
+		})
 	}, func(b []byte) []byte {
-		return appendList(b, nets, appendNetworkRecord)
+		return appendList(b, nets, func(b []byte, e *store.Entry[networkRecord]) []byte {
+			m := e.Rec.metrics(r.clock, e.TaskID)
+			return appendNetwork(b, &m)
+		})
 	})
 }
 
@@ -87,16 +98,6 @@ func (rep Report) MarshalJSON() ([]byte, error) {
 	}, func(b []byte) []byte {
 		return appendList(b, rep.NetworkOperations, appendNetwork)
 	})
-}
-
-func appendEventRecord(b []byte, e *store.Entry[eventRecord]) []byte {
-	m := e.Rec.metrics(e.TaskID)
-	return appendEvent(b, &m)
-}
-
-func appendNetworkRecord(b []byte, e *store.Entry[networkRecord]) []byte {
-	m := e.Rec.metrics(e.TaskID)
-	return appendNetwork(b, &m)
 }
 
 // appendList appends the items as the elements of a JSON array, without

@@ -24,30 +24,28 @@ type Stats struct {
 	Publishers []PublisherStats `json:"publishers"`
 }
 
-// addEvents adds the event counters of locked partitions to s.
-func (s *Stats) addEvents(parts []store.Partition[eventRecord, eventTotals]) {
-	for i := range parts {
-		p := &parts[i]
-		s.EventsPending += p.Runs.NumPending()
-		s.EventsRetained += p.Runs.Retained()
-		s.EventsEnded += p.Totals.ended
-		s.EventsFailed += p.Totals.failed
-		s.EventsEvicted += p.Runs.Evicted()
-	}
+// addEvents adds the event counters of a view of the event table to s.
+func (s *Stats) addEvents(v *store.View[eventRecord, eventTotals]) {
+	s.EventsPending += v.NumPending()
+	s.EventsRetained += v.Retained()
+	s.EventsEvicted += v.Evicted()
+	v.EachTotals(func(t *eventTotals) {
+		s.EventsEnded += t.ended
+		s.EventsFailed += t.failed
+	})
 }
 
-// addNetwork adds the network counters of locked partitions to s.
-func (s *Stats) addNetwork(parts []store.Partition[networkRecord, networkTotals]) {
-	for i := range parts {
-		p := &parts[i]
-		s.NetworkPending += p.Runs.NumPending()
-		s.NetworkRetained += p.Runs.Retained()
-		s.NetworkEnded += p.Totals.ended
-		s.NetworkFailed += p.Totals.failed
-		s.NetworkEvicted += p.Runs.Evicted()
-		s.BytesSent += p.Totals.sent
-		s.BytesReceived += p.Totals.received
-	}
+// addNetwork adds the network counters of a view of the network table to s.
+func (s *Stats) addNetwork(v *store.View[networkRecord, networkTotals]) {
+	s.NetworkPending += v.NumPending()
+	s.NetworkRetained += v.Retained()
+	s.NetworkEvicted += v.Evicted()
+	v.EachTotals(func(t *networkTotals) {
+		s.NetworkEnded += t.ended
+		s.NetworkFailed += t.failed
+		s.BytesSent += t.sent
+		s.BytesReceived += t.received
+	})
 }
 
 // Stats returns the current counters of r.

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -44,6 +45,17 @@ deliver; it then exits 1, as for any runtime failure.
 Text from the records (names, task ids, error texts) is printed with its
 control characters escaped, as \n, \x1b or \u202e.
 
+With --ui HOST:PORT or --duration D, the demo keeps running: it runs the
+sample pipeline again and again, with latencies that vary, failures that
+come and go (an incident in the first 30s of every 90s: the notify service
+goes down and loads fail more often) and a worker that is sometimes slow,
+so that the web view (--ui), the Prometheus dashboard and the alerting
+rules have live data. It stops after D (then, if something is served,
+keeps serving until Ctrl-C), or at Ctrl-C; either way it prints the summary
+(the last rows of each list), writes the files and exits 0. The web view
+asks for the token of EVENTPIPELINE_UI_TOKEN when it is set, and refuses a
+non-loopback address without one.
+
 Exit codes: 0 success, 1 runtime failure (unwritable output, a backend that
 cannot start, records a backend did not take, interrupted before the end of
 the run), 2 usage error.
@@ -61,6 +73,13 @@ type demoFlags struct {
 	quiet        bool
 	worker       string
 	closeTimeout time.Duration
+	// ui is the address of the web view (--ui); "" for none.
+	ui string
+	// uiToken is the token the web view asks for (EVENTPIPELINE_UI_TOKEN).
+	uiToken telemetry.Secret
+	// duration is how long the sample runs again and again (--duration);
+	// zero with --ui means until interrupted.
+	duration time.Duration
 	// openBackends opens the backends the flags ask for.
 	openBackends func(ctx context.Context, r *telemetry.Recorder, getenv func(string) string) ([]opened, error)
 }
@@ -88,9 +107,21 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if d.rec, d.backends, err = openRecorder(ctx, f); err != nil {
 		return err
 	}
-	err = runAndShow(ctx, f, d.rec, out, stdout, d.progress)
+	if f.ui != "" {
+		if d.ui, err = startUI(f.ui, d.rec, f.uiToken, stderr); err != nil {
+			return errors.Join(fmt.Errorf("--ui: %w", err), d.stop(ctx, false))
+		}
+	}
+	if f.continuous() {
+		err = d.runContinuously(ctx, out)
+	} else {
+		err = runAndShow(ctx, f, d.rec, out, stdout, d.progress)
+	}
 	return errors.Join(err, d.stop(ctx, err == nil))
 }
+
+// continuous reports whether the demo runs the sample again and again.
+func (f demoFlags) continuous() bool { return f.ui != "" || f.duration > 0 }
 
 // A demo is one run of `demo` once its backends are open.
 type demo struct {
@@ -98,7 +129,8 @@ type demo struct {
 	stdout, stderr io.Writer
 	progress       io.Writer // stderr, or io.Discard with --quiet
 	rec            *telemetry.Recorder
-	backends       []opened // attached to rec
+	backends       []opened  // attached to rec
+	ui             *uiServer // the web view of rec, if served
 }
 
 // stop ends the demo: if serve is true, it serves until ctx ends (see
@@ -107,7 +139,10 @@ type demo struct {
 // backend did not take (see reportDelivery), which it returns as an error.
 func (d *demo) stop(ctx context.Context, serve bool) error {
 	if serve {
-		serveUntilInterrupted(ctx, d.stdout, d.backends)
+		serveUntilInterrupted(ctx, d.stdout, d.serving())
+	}
+	if d.ui != nil {
+		d.ui.stop()
 	}
 	closeErr := closeRecorder(ctx, d.rec, d.flags.closeTimeout, d.progress)
 	return reportDelivery(d.stderr, d.rec.Stats(), closeErr, d.flags.closeTimeout)
@@ -125,6 +160,11 @@ func parseDemoFlags(args []string, stdout io.Writer) (demoFlags, error) {
 	fs.StringVar(&f.worker, "worker", "", "`HOST:PORT` of a worker started with 'eventpipeline worker' to run the remote events on, instead of one started in this process")
 	fs.DurationVar(&f.closeTimeout, "close-timeout", defaultCloseTimeout,
 		"how long to wait at the end, counted from when closing starts, for the backends to take the records still queued")
+	fs.StringVar(&f.ui, "ui", "", "serve the live web view of the telemetry at `HOST:PORT` (such as 127.0.0.1:8080; a bare PORT means 127.0.0.1:PORT;\n"+
+		"port 0 picks a free one)\n"+
+		"and run the sample again and again until Ctrl-C or --duration")
+	fs.DurationVar(&f.duration, "duration", 0, "run the sample again and again, with varying latencies and failures, for this long\n"+
+		"(0 with --ui: until Ctrl-C)")
 	f.openBackends = registerBackends(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), demoUsage)
@@ -143,6 +183,22 @@ func parseDemoFlags(args []string, stdout io.Writer) (demoFlags, error) {
 		return f, usagef("--slow must not be negative, got %v", f.slow)
 	case f.closeTimeout <= 0:
 		return f, usagef("--close-timeout must be positive, got %v", f.closeTimeout)
+	case f.duration < 0:
+		return f, usagef("--duration must not be negative, got %v", f.duration)
+	}
+	if f.ui != "" {
+		if _, err := strconv.ParseUint(f.ui, 10, 16); err == nil {
+			f.ui = net.JoinHostPort("127.0.0.1", f.ui) // a bare port: this host only
+		}
+		host, port, err := net.SplitHostPort(f.ui)
+		if err != nil || port == "" {
+			return f, usagef("--ui must be HOST:PORT, got %q", f.ui)
+		}
+		f.uiToken = uiToken()
+		if f.uiToken.IsZero() && !isLoopbackHost(host) {
+			return f, usagef("refusing to serve the web view on %s without a token: anyone who reaches it could read the records; "+
+				"set %s, or serve it on a loopback address such as 127.0.0.1", f.ui, uiTokenEnv)
+		}
 	}
 	if f.worker != "" {
 		if _, port, err := net.SplitHostPort(f.worker); err != nil || port == "" {
@@ -226,7 +282,7 @@ type runResult struct {
 func runSamplePipeline(ctx context.Context, workerAddr string, rec *telemetry.Recorder, progress io.Writer) (runResult, error) {
 	where := "at"
 	if workerAddr == "" {
-		addr, stopWorker, err := startWorker(progress)
+		addr, stopWorker, err := startWorker(progress, nil)
 		if err != nil {
 			return runResult{}, fmt.Errorf("starting the worker: %w", err)
 		}
@@ -237,7 +293,7 @@ func runSamplePipeline(ctx context.Context, workerAddr string, rec *telemetry.Re
 	if err != nil {
 		return runResult{}, err
 	}
-	stages, err := sampleStages(workerAddr, deadPort)
+	stages, err := sampleStages(workerAddr, deadPort, nil)
 	if err != nil {
 		return runResult{}, err
 	}
@@ -279,17 +335,26 @@ func printSummary(w io.Writer, res runResult, slow time.Duration) error {
 	return writeTable(w, rs, allSections(slow))
 }
 
-// serveUntilInterrupted returns at once unless a backend serves something
-// (the Prometheus /metrics endpoint): then it says what is served on w and
-// waits until ctx ends (Ctrl-C).
-func serveUntilInterrupted(ctx context.Context, w io.Writer, backends []opened) {
+// serving returns what the demo serves, as "NAME: URL": the backends that
+// serve (the Prometheus /metrics endpoint) and the web view.
+func (d *demo) serving() []string {
 	var serving []string
-	for _, o := range backends {
+	for _, o := range d.backends {
 		if o.serving != "" {
 			serving = append(serving, o.name+": "+o.serving)
 		}
 	}
-	if len(serving) == 0 {
+	if d.ui != nil {
+		serving = append(serving, "web view: "+d.ui.url)
+	}
+	return serving
+}
+
+// serveUntilInterrupted returns at once if nothing is served or ctx has
+// ended; otherwise it says what is served on w and waits until ctx ends
+// (Ctrl-C).
+func serveUntilInterrupted(ctx context.Context, w io.Writer, serving []string) {
+	if len(serving) == 0 || ctx.Err() != nil {
 		return
 	}
 	fmt.Fprintln(w)
@@ -491,13 +556,14 @@ func (f *pendingFile) discard() {
 }
 
 // startWorker serves the sample worker events on 127.0.0.1, on a free
-// port, and returns its address and a function that stops it.
-func startWorker(errOut io.Writer) (string, func(), error) {
+// port, with the variation v (nil: none), and returns its address and a
+// function that stops it.
+func startWorker(errOut io.Writer, v *variation) (string, func(), error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, err
 	}
-	stop, err := serveWorker(ln, errOut)
+	stop, err := serveWorkerWith(ln, pipeline.WorkerConfig{Logger: slog.New(slog.NewTextHandler(errOut, nil))}, workerEvents(v), errOut)
 	if err != nil {
 		return "", nil, err
 	}
@@ -527,22 +593,30 @@ func work(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// workerEvents are the events the demo's worker runs for remote callers.
-func workerEvents() []pipeline.Event {
+// workerEvents are the events the demo's worker runs for remote callers,
+// with the latencies of v (nil: fixed ones).
+func workerEvents(v *variation) []pipeline.Event {
 	return []pipeline.Event{
 		pipeline.Func("geocode", func(ctx context.Context, in any) (any, error) {
-			return map[string]any{"Lyon": []float64{45.76, 4.84}, "Porto": []float64{41.15, -8.61}}, work(ctx, 20*time.Millisecond)
+			return map[string]any{"Lyon": []float64{45.76, 4.84}, "Porto": []float64{41.15, -8.61}}, work(ctx, v.latency(20*time.Millisecond))
 		}),
 		pipeline.Func("score", func(ctx context.Context, in any) (any, error) {
-			return map[string]any{"risk": 0.12}, work(ctx, 250*time.Millisecond)
+			d := v.latency(250 * time.Millisecond)
+			if v.slowWorker() {
+				d = v.between(time.Second, 2500*time.Millisecond)
+			}
+			return map[string]any{"risk": 0.12}, work(ctx, d)
 		}),
 	}
 }
 
 // sampleStages returns the demo's pipeline: fast, slow, failing,
 // retried-then-succeeding and remote events; the worker listens on
-// workerAddr, and nothing on deadPort.
-func sampleStages(workerAddr string, deadPort int) ([]pipeline.Stage, error) {
+// workerAddr, and the notify event calls notifyPort. With a nil v it is
+// the one-shot sample: fixed latencies, and the same failures every time
+// (nothing listens on notifyPort). With v, latencies vary and events fail
+// as v's phases say.
+func sampleStages(workerAddr string, notifyPort int, v *variation) ([]pipeline.Stage, error) {
 	host, portStr, err := net.SplitHostPort(workerAddr)
 	if err != nil {
 		return nil, err
@@ -551,12 +625,12 @@ func sampleStages(workerAddr string, deadPort int) ([]pipeline.Stage, error) {
 	if err != nil {
 		return nil, err
 	}
-	remote := func(name string, port int) (pipeline.Event, error) {
+	remote := func(name, host string, port int) (pipeline.Event, error) {
 		return pipeline.Remote(name, pipeline.RemoteConfig{Host: host, Port: port, Timeout: 5 * time.Second, Token: workerToken()})
 	}
-	geocode, err1 := remote("geocode", port)
-	score, err2 := remote("score", port)
-	notify, err3 := remote("notify", deadPort) // its worker is down
+	geocode, err1 := remote("geocode", host, port)
+	score, err2 := remote("score", host, port)
+	notify, err3 := remote("notify", "127.0.0.1", notifyPort) // its service is down, or comes and goes
 	if err := errors.Join(err1, err2, err3); err != nil {
 		return nil, err
 	}
@@ -567,29 +641,42 @@ func sampleStages(workerAddr string, deadPort int) ([]pipeline.Stage, error) {
 		map[string]any{"id": 3, "city": "Lyon", "amount": 42.00},
 	}
 	extract := pipeline.Func("extract", func(ctx context.Context, _ any) (any, error) {
-		return orders, work(ctx, 5*time.Millisecond)
+		return orders, work(ctx, v.latency(5*time.Millisecond))
 	})
 	validate := pipeline.Func("validate", func(ctx context.Context, in any) (any, error) {
-		return in, work(ctx, 2*time.Millisecond)
+		if err := work(ctx, v.latency(2*time.Millisecond)); err != nil {
+			return nil, err
+		}
+		if v.chance(0.01, 0.01) {
+			return nil, telemetry.Permanent(errors.New("order 2: amount is negative"))
+		}
+		return in, nil
 	})
 	transform := pipeline.Func("transform", func(ctx context.Context, in any) (any, error) {
-		return in, work(ctx, 300*time.Millisecond) // the slow one
+		return in, work(ctx, v.latency(300*time.Millisecond)) // the slow one
 	})
 	var rateAttempts atomic.Int32
 	fetchRates := pipeline.WithRetry(pipeline.Func("fetch_rates", func(ctx context.Context, in any) (any, error) {
-		if err := work(ctx, 5*time.Millisecond); err != nil {
+		if err := work(ctx, v.latency(5*time.Millisecond)); err != nil {
 			return nil, err
 		}
-		if rateAttempts.Add(1) < 3 {
+		failed := rateAttempts.Add(1) < 3 // the one-shot sample: twice, then it succeeds
+		if v != nil {
+			failed = v.chance(0.15, 0.6)
+		}
+		if failed {
 			return nil, errors.New("rates service: 503 Service Unavailable")
 		}
 		return map[string]float64{"EUR": 1, "USD": 1.08}, nil
 	}), telemetry.RetryPolicy{MaxAttempts: 3, InitialBackoff: 20 * time.Millisecond})
 	load := pipeline.Func("load", func(ctx context.Context, in any) (any, error) {
-		if err := work(ctx, 10*time.Millisecond); err != nil {
+		if err := work(ctx, v.latency(10*time.Millisecond)); err != nil {
 			return nil, err
 		}
-		return nil, telemetry.Permanent(errors.New("warehouse: disk quota exceeded"))
+		if v == nil || v.chance(0.03, 0.5) {
+			return nil, telemetry.Permanent(errors.New("warehouse: disk quota exceeded"))
+		}
+		return nil, nil
 	})
 	notifyRetried := pipeline.WithRetry(notify, telemetry.RetryPolicy{MaxAttempts: 2, InitialBackoff: 20 * time.Millisecond})
 

@@ -4,7 +4,8 @@
 //
 // Usage:
 //
-//	eventpipeline demo [--out-dir DIR] [--slow 200ms] [--quiet] [--worker HOST:PORT] [--close-timeout 10s] [backend flags]
+//	eventpipeline demo [--out-dir DIR] [--slow 200ms] [--quiet] [--worker HOST:PORT] [--close-timeout 10s]
+//	                   [--ui HOST:PORT] [--duration D] [backend flags]
 //	eventpipeline report [--failed] [--slow DURATION] [--retries] [--failed-network] [--slow-network DURATION] [--json] FILE
 //	eventpipeline worker [--addr 127.0.0.1:8700] [--tls-cert FILE --tls-key FILE] [--client-ca FILE] [--otlp URL]
 //	eventpipeline help [COMMAND]
@@ -36,6 +37,9 @@
 //	                         eventpipeline worker, instead of one started in process
 //	--close-timeout DURATION how long to wait for the backends once the
 //	                         demo closes them (default 10s, counted from then)
+//	--ui HOST:PORT           serve the live web view (package
+//	                         telemetry/webview) there, and keep running
+//	--duration D             keep running for D
 //
 // Each file is written to a hidden temporary file in the output directory,
 // synced and renamed, so a file is complete or absent and a symlink at its
@@ -52,6 +56,36 @@
 // \u202e...): C0 and C1 controls, DEL, bidirectional controls, U+2028 and
 // U+2029, and bytes that are not UTF-8. No name can move the cursor, clear
 // the screen or forge a table row.
+//
+// # A demo that keeps running
+//
+// With --ui or --duration, demo runs the sample pipeline again and again
+// instead of once, so that the web view, a Prometheus dashboard and the
+// alerting rules have live data. Each run varies: latencies between 0.6
+// and 1.4 times the sample's, with one in twenty three times longer; an
+// incident in the first 30 seconds of every 90 (from the start), when the
+// notify service (which demo serves on a loopback port of its own) is
+// down and half of the loads and 60% of the rate fetches fail, against 3%
+// and 15% otherwise (and 1% of the validations); and a worker (the one
+// demo starts, unless --worker is given) that takes 1 to 2.5 seconds to
+// score from the 40th to the 55th second of every minute. A progress line per run goes to stderr.
+// Runs follow each other after a pause of up to 300ms.
+//
+// demo stops after --duration (the run in progress ends first; then, if
+// something is served, it keeps serving until Ctrl-C), or at Ctrl-C (which
+// cuts the run in progress short: its events fail with "context
+// canceled"). Either way it prints the summary, with the last 10 rows of
+// each list, writes the two files and exits 0. With --ui and no
+// --duration it runs until Ctrl-C.
+//
+// --ui serves the web view on HOST:PORT (a bare PORT means 127.0.0.1:PORT;
+// port 0 picks a free one; the URL is printed): runs by status, throughput and failure rate charts,
+// percentiles, retries, publisher health, runs in flight, failed and slow
+// runs, network operations and each run, updated live. When
+// EVENTPIPELINE_UI_TOKEN is set, the view asks for it (the header
+// "Authorization: Bearer TOKEN", or once on its login page in a browser).
+// demo refuses to serve it on an address that is not loopback without a
+// token (exit 2), and warns that the token travels in clear text there.
 //
 // # Backends
 //
@@ -106,6 +140,8 @@
 //	EVENTPIPELINE_WORKER_TOKEN
 //	    the token a worker requires from its callers, and that demo --worker
 //	    sends
+//	EVENTPIPELINE_UI_TOKEN
+//	    the token the web view of demo --ui asks for
 //
 // # report
 //
@@ -161,7 +197,7 @@
 // # Exit codes
 //
 //	0  success, including the demo's intended failures, and worker or demo
-//	   --prometheus stopped by an interrupt
+//	   --prometheus, --ui or --duration stopped by an interrupt
 //	1  runtime failure: an unreadable or missing file, malformed JSON lines
 //	   (the message names the line), an unwritable output directory, a worker
 //	   that cannot listen or load its certificates, a backend that cannot
@@ -169,8 +205,8 @@
 //	   files), a demo interrupted before its summary
 //	2  usage error: unknown command or flag, bad flag value (such as
 //	   --slow soon, a negative duration, --close-timeout 0, --worker without
-//	   a port), missing or extra argument, a worker asked to listen on a
-//	   non-loopback address without authentication
+//	   a port), missing or extra argument, a worker or the web view asked to
+//	   listen on a non-loopback address without authentication
 //
 // Errors go to stderr as "eventpipeline COMMAND: message"; usage errors are
 // followed by a pointer to --help.

@@ -123,6 +123,7 @@ func TestDemo(t *testing.T) {
 }
 
 func TestUsageAndErrors(t *testing.T) {
+	t.Setenv(uiTokenEnv, "")
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.jsonl")
 	os.WriteFile(bad, []byte(`{"metric_type":"event","event_name":"a","task_id":"t","start_time":"2026-01-01T00:00:00Z","status":"completed"}`+"\nnot json\n"), 0o644)
@@ -155,6 +156,12 @@ func TestUsageAndErrors(t *testing.T) {
 		{name: "report missing file", args: []string{"report", filepath.Join(dir, "nope.jsonl")}, wantCode: exitFailure, wantStderr: "no such file or directory"},
 		{name: "report malformed file", args: []string{"report", bad}, wantCode: exitFailure, wantStderr: "bad.jsonl: telemetry: read JSON lines: line 2"},
 		{name: "report a directory", args: []string{"report", dir}, wantCode: exitFailure, wantStderr: "is a directory"},
+		{name: "demo negative duration", args: []string{"demo", "--duration=-1s"}, wantCode: exitUsage, wantStderr: "--duration must not be negative"},
+		{name: "demo bad ui address", args: []string{"demo", "--ui", "nowhere"}, wantCode: exitUsage, wantStderr: `--ui must be HOST:PORT, got "nowhere"`},
+		{name: "demo ui on every interface without token", args: []string{"demo", "--ui", ":8080"}, wantCode: exitUsage,
+			wantStderr: "refusing to serve the web view on :8080 without a token"},
+		{name: "demo ui on a public address without token", args: []string{"demo", "--ui", "0.0.0.0:0"}, wantCode: exitUsage,
+			wantStderr: "set EVENTPIPELINE_UI_TOKEN"},
 		{name: "demo bad worker address", args: []string{"demo", "--worker", "localhost"}, wantCode: exitUsage, wantStderr: `--worker must be HOST:PORT, got "localhost"`},
 		{name: "worker bad address", args: []string{"worker", "--addr", "nowhere"}, wantCode: exitUsage, wantStderr: "--addr: address nowhere: missing port"},
 		{name: "report empty file", args: []string{"report", empty}, wantCode: exitOK, wantStdout: "0 event runs, 0 network operations"},

@@ -79,6 +79,7 @@ func filter[M any](recs []M, keep func(M) bool) []M {
 type sections struct {
 	status, failed, retries, network, failedNetwork bool
 	slow, slowNetwork                               time.Duration // negative: not printed
+	limit                                           int           // rows of each list, the last ones; 0: all
 }
 
 // allSections prints everything, with slow thresholds d.
@@ -156,12 +157,12 @@ func writeTable(w io.Writer, rs *records, s sections) error {
 	if s.failed {
 		evs := rs.failedEvents()
 		section(fmt.Sprintf("failed events (%d)", len(evs)))
-		eventTable(tw, evs, true)
+		eventTable(tw, last(tw, evs, s.limit), true)
 	}
 	if s.slow >= 0 {
 		evs := rs.slowEvents(s.slow)
 		section(fmt.Sprintf("slow events, over %v (%d)", s.slow, len(evs)))
-		eventTable(tw, evs, false)
+		eventTable(tw, last(tw, evs, s.limit), false)
 	}
 	if s.retries {
 		st := rs.retryStats()
@@ -179,19 +180,29 @@ func writeTable(w io.Writer, rs *records, s sections) error {
 		c := statusCounts(rs.network, func(m telemetry.NetworkMetrics) telemetry.Status { return m.Status })
 		section(fmt.Sprintf("network operations (%d: %d completed, %d failed; %d B sent, %d B received)",
 			len(rs.network), c[telemetry.StatusCompleted], c[telemetry.StatusFailed], sent, received))
-		networkTable(tw, rs.network)
+		networkTable(tw, last(tw, rs.network, s.limit))
 	}
 	if s.failedNetwork {
 		ops := rs.failedNetwork()
 		section(fmt.Sprintf("failed network operations (%d)", len(ops)))
-		networkTable(tw, ops)
+		networkTable(tw, last(tw, ops, s.limit))
 	}
 	if s.slowNetwork >= 0 {
 		ops := rs.slowNetwork(s.slowNetwork)
 		section(fmt.Sprintf("slow network operations, over %v (%d)", s.slowNetwork, len(ops)))
-		networkTable(tw, ops)
+		networkTable(tw, last(tw, ops, s.limit))
 	}
 	return tw.Flush()
+}
+
+// last returns the last limit records of recs (all if limit is 0), after
+// writing on w how many earlier ones it leaves out.
+func last[M any](w io.Writer, recs []M, limit int) []M {
+	if limit <= 0 || len(recs) <= limit {
+		return recs
+	}
+	fmt.Fprintf(w, "  (the last %d; %d earlier ones are in the files)\n", limit, len(recs)-limit)
+	return recs[len(recs)-limit:]
 }
 
 func eventTable(w io.Writer, evs []telemetry.EventMetrics, withError bool) {

@@ -110,7 +110,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return usagef("--otlp: %v", err)
 	}
-	events := workerEvents()
+	events := workerEvents(nil)
 	var rec *telemetry.Recorder
 	if pub != nil {
 		if rec, err = telemetry.NewRecorder(telemetry.WithPublishers(pub)); err != nil {
@@ -220,14 +220,6 @@ func isLoopbackHost(host string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.IsLoopback()
-}
-
-// serveWorker serves the sample worker events on ln, without
-// authentication (the demo's own worker, on a loopback address), and
-// returns a function that stops serving. A failure to serve is reported to
-// errOut.
-func serveWorker(ln net.Listener, errOut io.Writer) (stop func(), err error) {
-	return serveWorkerWith(ln, pipeline.WorkerConfig{Logger: slog.New(slog.NewTextHandler(errOut, nil))}, workerEvents(), errOut)
 }
 
 // serveWorkerWith serves events on ln with cfg and returns a function that

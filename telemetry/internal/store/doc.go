@@ -3,76 +3,93 @@
 // record (event runs, network operations), the exact totals over them, and
 // the finished records waiting for each queued publisher. It imports the
 // standard library only, and knows nothing of what a record holds: R is the
-// record type, T the totals type, both the caller's.
+// record type, T the totals type, both the caller's, and [Funcs] tell it a
+// record's start, end, duration and failure.
 //
-// # Partitions
+// # Layout
 //
-// A [Table] is split into 1 to 16 partitions (a power of two), chosen by a
-// seeded maphash of the task id: [Table.Part] hashes a task id once and
-// returns its partition with the hash, which every [Runs] method then takes,
-// so no call hashes twice. Each [Partition] has its own mutex, so recorders
-// on different task ids rarely wait for each other. A table has one
-// partition until it retains at least 4,096 records, and doubles the count
-// while each partition would still retain at least 2,048.
+// A [Table] has three parts, each under locks of its own:
 //
-// # Capacity, eviction and the pending limit
+//   - Stripes hold the pending runs. A task id's hash picks its stripe; the
+//     stripe's open-addressing index holds the pending record itself in
+//     the slot of the task id, with its retries. Starting a run takes one
+//     stripe lock and writes one slot; ending it takes the same lock and
+//     reads that slot, which the start left in the cache. A table has one
+//     stripe until it retains 4,096 records, and up to 16 above; each
+//     stripe holds the limit of pending runs divided by their number,
+//     rounded up ([TooManyPending]).
+//   - Shards take the runs that end. A goroutine acquires the shard of the
+//     processor it runs on ([Table.Acquire] gets it from a sync.Pool, which
+//     keeps one item per processor without locking; the pool is only a
+//     hint, every shard stays in the table and is locked for use). The
+//     shard gathers finished records in a batch of 64, counts them in its
+//     Totals, and holds the delivery buffers described below, so that the
+//     memory a processor writes on the recording path stays in its own
+//     caches and two processors rarely touch the same lock. A table with
+//     one stripe has one shard; otherwise as many as GOMAXPROCS, rounded up
+//     to a power of two, at most the number of stripes.
+//   - The ring holds the retained finished records. A shard moves its batch
+//     into it, under the table's lock, when the batch is full or a query
+//     comes. When the ring is full, each new record evicts the oldest, so
+//     the table holds exactly its capacity however many shards record; with
+//     one shard records enter in end order and eviction is strictly oldest
+//     first, with several in batches, so oldest first within a batch's
+//     span. Beside the records the ring keeps their durations in a dense
+//     array (slow records are found by scanning 8 bytes a record), the
+//     sequence numbers of the failed ones (found without reading the
+//     others), and an index of the latest run of each task id that only
+//     queries bring up to date (recording never pays for it).
 //
-// The capacities of the partitions add up exactly to the table's capacity
-// (the remainder of the division goes one each to the first partitions).
-// Each partition evicts its own oldest finished run when a new one arrives
-// and its ring is full, and counts it ([Runs.Evicted]); with several
-// partitions the table as a whole evicts approximately oldest first, with
-// one partition strictly. The limit of pending runs is split the same way,
-// rounded up, and enforced per partition ([TooManyPending]).
+// Recording allocates nothing once the stripes' indexes, the ring's blocks
+// (allocated 1,024 records at a time) and the buffers have grown to their
+// steady size. A task id is hashed once per call.
 //
-// Within a partition, pending runs live in a slab and finished runs in a
-// ring allocated in blocks of 1,024; an open-addressing index keyed by the
-// task id's hash finds each (one for pending runs, one for the latest
-// finished run of each task id). Records move by value, so recording
-// allocates nothing once the slab, the index and the ring blocks have grown
-// to their steady size. Queries lock every partition at once
-// ([Table.Locked]) and merge the partitions' rings, each in end order, into
-// one list oldest end first.
+// # Queries
+//
+// [Table.Locked] locks every shard, every stripe and the ring, in that
+// order (the order recording takes them in), moves every batch into the
+// ring, and hands a [View] to its caller: one consistent snapshot, in which
+// a run is pending or finished, never neither. Results come oldest end
+// first: the ring holds each shard's records in end order, and a query
+// sorts what it selected only when several shards' batches interleave.
 //
 // # Delivery buffers
 //
 // This is the one place where the storage engine and delivery meet. Each
-// partition also holds one buffer per queued publisher, its "slot" (slots
-// are numbered in the order of the [Table.AddOut] calls). AddOut(q) gives
-// each partition's buffer room for q divided by the number of partitions,
-// rounded up, so a publisher can have about q records of a table waiting.
+// shard also holds one buffer per queued publisher, its "slot" (slots are
+// numbered in the order of the [Table.AddOut] calls). AddOut(q) gives each
+// shard's buffer room for q divided by the number of shards, rounded up.
 // The coupling is this:
 //
-//   - A recorder that ends a run already holds the partition's lock to move
-//     the run from the slab to the ring and to count it in Totals. Under
-//     that same lock it appends the finished record to every queued
-//     publisher's buffer of that partition with [Partition.Offer]. Handing a
-//     record to delivery thus costs no lock, channel or allocation of its
-//     own. A full buffer refuses the record, and the caller counts the drop;
-//     Offer also reports when a buffer has just become half full, so that
-//     the caller can hurry that publisher's worker.
+//   - A recorder that ends a run already holds its shard's lock to finish
+//     the run and count it. Under that same lock it appends the finished
+//     record to every queued publisher's buffer of that shard with
+//     [Shard.Offer]. Handing a record to delivery thus costs no lock,
+//     channel or allocation of its own. A full buffer refuses the record,
+//     and the caller counts the drop; Offer also reports when a buffer has
+//     become half full, and every 256 records after that, so that the
+//     caller can hurry that publisher's worker.
 //   - A publisher's worker takes its records with [Table.SwapOut]: it locks
-//     one partition at a time only to swap the buffer for an empty slice of
-//     its own (the one it emptied in its previous round), then converts and
+//     one shard at a time only to swap the buffer for an empty slice of its
+//     own (the one it emptied in its previous round), then converts and
 //     sends the records with no lock held. [Table.Queued] counts what waits.
-//   - Because SwapOut takes each partition's lock in turn, every Offer made
-//     under that lock lands either before the swap of its partition or
-//     after it. The telemetry package's Close relies on this: it sets its
-//     closed flag before the worker's last SwapOut, and a recorder checks
-//     the flag again under the partition lock before it offers, so that no
-//     record is left in a buffer after the last swap.
+//   - Because SwapOut takes each shard's lock in turn, every Offer made
+//     under that lock lands either before the swap of its shard or after
+//     it. The telemetry package's Close relies on this: it sets its closed
+//     flag before the worker's last SwapOut, and a recorder checks the flag
+//     again under the shard lock before it offers, so that no record is
+//     left in a buffer after the last swap.
 //
-// So a publisher's queue is not a channel but its buffers in every
-// partition, and the records of different partitions reach its worker in
-// no particular order. When the worker runs, how often it swaps and how
-// drops are counted are the business of the delivery code in package
-// telemetry; this package only keeps the buffers bounded and the swap cheap.
+// So a publisher's queue is not a channel but its buffers in every shard,
+// and the records of different shards reach its worker in no particular
+// order. When the worker runs, how often it swaps and how drops are counted
+// are the business of the delivery code in package telemetry; this package
+// only keeps the buffers bounded and the swap cheap.
 //
 // # Concurrency
 //
 // A Table's methods are safe for concurrent use, except that calls to
 // [Table.AddOut] are serialized by the caller and only one goroutine swaps
-// out a slot. A Partition's fields and methods, and the Runs in it, are
-// used only while the Partition is locked, either by [Partition.Lock] or
-// inside [Table.Locked].
+// out a slot. A Shard's fields and methods are used only while it is
+// locked (by [Table.Acquire], or inside [Table.Locked]).
 package store

@@ -1,14 +1,13 @@
 package store
 
-// An index maps task ids to the slots that hold their runs: finished runs in
-// the ring, or pending runs in the slab. It is an
-// open-addressing table with linear probing, kept at most half full, keyed
-// by the 64-bit hash of the task id that the caller has already computed to
-// pick a partition, so a task id is hashed once per call whatever the number
-// of lookups. A slot holds only the hash and the ring slot: the task id
-// itself is compared in the ring, and only when the hashes match. Deletion
-// shifts later entries back, so no tombstones build up under the constant
-// insert-and-evict churn of a full ring.
+// An index maps task ids to the ring slots that hold their latest finished
+// runs. It is an open-addressing table with linear probing, kept at most
+// half full, keyed by the 64-bit hash of the task id kept with each record,
+// so building it hashes nothing. A slot holds only the hash and the ring
+// slot: the task id itself is compared in the ring, and only when the
+// hashes match, so an entry whose ring slot has been overwritten by another
+// task id is simply not found (see ring.catchUp). Deletion shifts later
+// entries back, so no tombstones build up.
 type index struct {
 	slots []islot // length a power of two, or 0 before the first insert
 	n     int     // slots in use
@@ -23,7 +22,7 @@ type islot struct {
 func key(h uint64) uint64 { return h | 1 }
 
 // home returns the slot a hash would occupy in an empty table. It uses bits
-// above those that pick the partition.
+// above those that pick the stripe.
 func (x *index) home(hk uint64) int { return int(hk>>8) & (len(x.slots) - 1) }
 
 // find returns the position of the entry for hash h whose ring slot holds a

@@ -3,179 +3,450 @@ package store
 import (
 	"cmp"
 	"hash/maphash"
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// maxParts is the most partitions a table is split into, and partSize the
-// fewest records each partition must be able to retain: below 2*partSize
-// records a table has one partition, and evicts strictly oldest first.
+// maxParts is the most stripes and shards a table is split into, and
+// partSize the fewest records each stripe must stand for: below 2*partSize
+// records a table has one stripe and one shard, and evicts strictly oldest
+// first. stageSize is how many finished records a shard gathers before it
+// moves them into the ring.
 const (
-	maxParts = 16
-	partSize = 2048
+	maxParts  = 16
+	partSize  = 2048
+	stageSize = 64
 )
 
-// A Table holds the records of one kind (R), partitioned by a hash of the
-// task id, with totals of type T kept per partition. Create one with
-// [NewTable]; it must not be copied after first use.
-//
-// A Table's methods are safe for concurrent use unless their docs say
-// otherwise; what they hand out (a [Partition], the partitions passed to
-// [Table.Locked]) is used under the partition locks.
+// A Status says why a recording call was refused, or that it was not.
+type Status uint8
+
+// The statuses of recording calls. The telemetry package maps each refusal
+// to its sentinel error of the same name.
+const (
+	OK             Status = iota // done
+	AlreadyStarted               // the task id has a pending run
+	TooManyPending               // the stripe holds its limit of pending runs
+	NotStarted                   // the task id has no run, pending or retained
+	AlreadyEnded                 // the task id's latest retained run has ended
+	NotPending                   // the task id has no pending run (see [Table.Why])
+)
+
+// Funcs tell a [Table] what it needs to know of a record.
+type Funcs[R any] struct {
+	// Start and End return when the run started and ended, as offsets on
+	// one monotonic clock; they order the records of queries.
+	Start, End func(*R) time.Duration
+	// Dur returns how long the run took, and Failed whether it failed.
+	Dur    func(*R) time.Duration
+	Failed func(*R) bool
+}
+
+// A Table holds the runs of one kind (R), with totals of type T kept per
+// shard. Create one with [NewTable]; it must not be copied after first use.
+// See the package doc for its layout. Its methods are safe for concurrent
+// use unless their docs say otherwise.
 type Table[R any, T any] struct {
-	parts []Partition[R, T]
-	mask  uint64
-	seed  maphash.Seed
+	seed       maphash.Seed
+	stripes    []stripe[R]
+	smask      uint64
+	maxPending int // per stripe
+	shards     []Shard[R, T]
+	oneLock    bool          // one shard, whose lock also guards the stripes
+	pool       sync.Pool     // a shard per P, as a hint; see Acquire
+	rr         atomic.Uint32 // hands out shards to the pool round-robin
+	fn         Funcs[R]
+
+	mu   sync.Mutex // guards ring; taken after any shard and stripe
+	ring ring[R]
 }
 
-// A Partition is one partition of a [Table]: its runs, its totals and the
-// finished records waiting for each queued publisher, under one lock.
-// Lock it around every use of Runs, Totals and [Partition.Offer].
-type Partition[R any, T any] struct {
+// A stripe holds the pending runs of the task ids whose hash selects it.
+type stripe[R any] struct {
+	mu      sync.Mutex
+	idx     pindex[R]
+	retries uint64   // retries recorded in this stripe, ever
+	_       [64]byte // keep stripes on separate cache lines
+}
+
+// A Shard is where the goroutines running on one processor (as far as
+// [Table.Acquire] can tell) gather the records they finish before these
+// move to the ring, count them in Totals, and hand them to delivery. Lock
+// it (Acquire does) around every use.
+type Shard[R any, T any] struct {
 	mu sync.Mutex
-	// Runs holds the partition's pending and retained finished runs.
-	Runs Runs[R]
-	// Totals are the caller's exact counts over the partition's records,
-	// retained or not; the Table never reads them.
+	id int32
+	// Totals are the caller's exact counts over the records finished in
+	// this shard, retained or not; the Table never reads them.
 	Totals T
+	stage  []Entry[R]  // finished, not moved to the ring yet
 	out    []outBuf[R] // indexed by publisher slot; see out.go
-	_      [64]byte    // keep partitions on separate cache lines
+	_      [64]byte    // keep shards on separate cache lines
 }
-
-// Lock locks p.
-func (p *Partition[R, T]) Lock() { p.mu.Lock() }
-
-// Unlock unlocks p.
-func (p *Partition[R, T]) Unlock() { p.mu.Unlock() }
 
 // NewTable returns a Table that retains up to capacity finished records and
-// holds up to about maxPending pending ones (each partition holds
-// maxPending divided by the number of partitions, rounded up). If
-// initTotals is not nil, it is called on the Totals of every partition.
-// capacity and maxPending must be positive.
-func NewTable[R any, T any](capacity, maxPending int, initTotals func(*T)) Table[R, T] {
+// holds up to about maxPending pending ones (each stripe holds maxPending
+// divided by the number of stripes, rounded up). If initTotals is not nil,
+// it is called on the Totals of every shard. capacity and maxPending must
+// be positive.
+func NewTable[R any, T any](capacity, maxPending int, fn Funcs[R], initTotals func(*T)) *Table[R, T] {
 	n := 1
 	for n < maxParts && capacity/(2*n) >= partSize {
 		n *= 2
 	}
-	t := Table[R, T]{parts: make([]Partition[R, T], n), mask: uint64(n - 1), seed: maphash.MakeSeed()}
-	for i := range t.parts {
-		c := capacity / n
-		if i < capacity%n {
-			c++
-		}
-		t.parts[i].Runs = newRuns[R](c, (maxPending+n-1)/n)
-		if initTotals != nil {
-			initTotals(&t.parts[i].Totals)
+	shards := 1
+	if n > 1 {
+		for shards < min(n, runtime.GOMAXPROCS(0)) {
+			shards *= 2
 		}
 	}
+	t := &Table[R, T]{
+		seed:       maphash.MakeSeed(),
+		stripes:    make([]stripe[R], n),
+		smask:      uint64(n - 1),
+		maxPending: (maxPending + n - 1) / n,
+		shards:     make([]Shard[R, T], shards),
+		fn:         fn,
+		ring:       newRing[R](capacity),
+	}
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.id = int32(i)
+		s.stage = make([]Entry[R], 0, stageSize)
+		if initTotals != nil {
+			initTotals(&s.Totals)
+		}
+	}
+	t.oneLock = len(t.shards) == 1
+	t.pool.New = func() any { return &t.shards[int(t.rr.Add(1)-1)%len(t.shards)] }
 	return t
 }
 
-// NumParts returns the number of partitions of t, which never changes.
-func (t *Table[R, T]) NumParts() int { return len(t.parts) }
+// NumShards returns the number of shards of t, which never changes.
+func (t *Table[R, T]) NumShards() int { return len(t.shards) }
 
-// Part returns the partition of taskID, unlocked, and the hash of taskID
-// that the partition's [Runs] methods take.
-func (t *Table[R, T]) Part(taskID string) (*Partition[R, T], uint64) {
-	h := maphash.String(t.seed, taskID)
-	return &t.parts[h&t.mask], h
+// NumStripes returns the number of stripes of t, which never changes.
+func (t *Table[R, T]) NumStripes() int { return len(t.stripes) }
+
+// MaxPending returns the limit of pending runs of each stripe.
+func (t *Table[R, T]) MaxPending() int { return t.maxPending }
+
+// Acquire returns a shard of t, locked: the one the calling goroutine's
+// processor used last, so that what a processor records stays in its own
+// caches and two processors rarely share a lock. The shard travels through
+// a sync.Pool, which keeps one item per processor without locking; the pool
+// only hints, since every shard stays in the table and is locked for use.
+// Give it back with [Table.Release].
+func (t *Table[R, T]) Acquire() *Shard[R, T] {
+	var s *Shard[R, T]
+	if len(t.shards) == 1 {
+		s = &t.shards[0]
+	} else {
+		s = t.pool.Get().(*Shard[R, T])
+	}
+	s.mu.Lock()
+	return s
 }
 
-// Locked calls f with every partition locked at once, so that what f reads
-// is one consistent snapshot. f must not keep parts, nor lock them.
-func (t *Table[R, T]) Locked(f func(parts []Partition[R, T])) {
-	for i := range t.parts {
-		t.parts[i].mu.Lock()
+// Release unlocks s and gives it back for the next [Table.Acquire] on this
+// processor.
+func (t *Table[R, T]) Release(s *Shard[R, T]) {
+	s.mu.Unlock()
+	if len(t.shards) > 1 {
+		t.pool.Put(s)
 	}
+}
+
+// stripeLock returns the lock that guards st: its own, or with one shard
+// that shard's, so that ending a run in a table of one shard takes one lock
+// instead of two.
+func (t *Table[R, T]) stripeLock(st *stripe[R]) *sync.Mutex {
+	if t.oneLock {
+		return &t.shards[0].mu
+	}
+	return &st.mu
+}
+
+// Start adds rec as the pending run of taskID. It returns
+// [AlreadyStarted] if taskID has a pending run and [TooManyPending] if its
+// stripe holds its limit of pending runs.
+func (t *Table[R, T]) Start(taskID string, rec *R) Status {
+	h := maphash.String(t.seed, taskID)
+	st := &t.stripes[h&t.smask]
+	mu := t.stripeLock(st)
+	mu.Lock()
+	defer mu.Unlock()
+	if st.idx.find(h, taskID) >= 0 {
+		return AlreadyStarted
+	}
+	if st.idx.n >= t.maxPending {
+		return TooManyPending
+	}
+	st.idx.insert(h, taskID, rec)
+	return OK
+}
+
+// End moves the pending run of taskID into s, which the caller has
+// acquired, as its newest finished record, and returns it to be completed
+// in place while s stays locked, with the retries recorded for it. Without
+// a pending run it returns [NotPending]; [Table.Ended] then tells whether
+// the task id has ended or never started. Call [Table.Ended] after the
+// caller has completed the record.
+func (t *Table[R, T]) End(s *Shard[R, T], taskID string) (*Entry[R], int32, Status) {
+	h := maphash.String(t.seed, taskID)
+	st := &t.stripes[h&t.smask]
+	if !t.oneLock { // else s's lock, held, guards st
+		st.mu.Lock()
+		defer st.mu.Unlock()
+	}
+	i := st.idx.find(h, taskID)
+	if i < 0 {
+		return nil, 0, NotPending
+	}
+	p := &st.idx.slots[i]
+	s.stage = append(s.stage, Entry[R]{TaskID: p.id, hash: h, Rec: p.rec})
+	retries := p.retries
+	st.idx.removeAt(i)
+	return &s.stage[len(s.stage)-1], retries, OK
+}
+
+// Ended moves the finished records gathered in s into the ring once there
+// are stageSize of them. The caller has acquired s and completed the
+// record that [Table.End] returned; the queries move the rest.
+func (t *Table[R, T]) Ended(s *Shard[R, T]) {
+	if len(s.stage) >= stageSize {
+		t.mu.Lock()
+		t.moveStage(s)
+		t.mu.Unlock()
+	}
+}
+
+// moveStage moves the finished records gathered in s into the ring. s and
+// t.mu are locked.
+func (t *Table[R, T]) moveStage(s *Shard[R, T]) {
+	for i := range s.stage {
+		e := &s.stage[i]
+		t.ring.push(e, t.fn.Dur(&e.Rec), t.fn.Failed(&e.Rec))
+	}
+	clear(s.stage)
+	s.stage = s.stage[:0]
+}
+
+// Retry adds one to the retries of the pending run of taskID. Without one
+// it returns [NotPending].
+func (t *Table[R, T]) Retry(taskID string) Status {
+	h := maphash.String(t.seed, taskID)
+	st := &t.stripes[h&t.smask]
+	mu := t.stripeLock(st)
+	mu.Lock()
+	defer mu.Unlock()
+	i := st.idx.find(h, taskID)
+	if i < 0 {
+		return NotPending
+	}
+	st.idx.slots[i].retries++
+	st.retries++
+	return OK
+}
+
+// Why tells why taskID has no pending run: [AlreadyEnded] if its latest
+// retained run has ended, else [NotStarted]. Call it with no shard acquired.
+func (t *Table[R, T]) Why(taskID string) Status {
+	st := NotStarted
+	t.Locked(func(v *View[R, T]) {
+		if _, ok := v.Latest(taskID, nil); ok {
+			st = AlreadyEnded
+		}
+	})
+	return st
+}
+
+// Locked calls f with everything in t locked, every shard's finished
+// records moved to the ring, so that what f reads through v is one
+// consistent snapshot. f must not keep v. Locks are taken shards first,
+// then stripes, then the ring, the order recording takes them in.
+func (t *Table[R, T]) Locked(f func(v *View[R, T])) {
+	for i := range t.shards {
+		t.shards[i].mu.Lock()
+	}
+	for i := range t.stripes {
+		t.stripes[i].mu.Lock()
+	}
+	t.mu.Lock()
 	defer func() {
-		for i := range t.parts {
-			t.parts[i].mu.Unlock()
+		t.mu.Unlock()
+		for i := range t.stripes {
+			t.stripes[i].mu.Unlock()
+		}
+		for i := range t.shards {
+			t.shards[i].mu.Unlock()
 		}
 	}()
-	f(t.parts)
+	for i := range t.shards {
+		t.moveStage(&t.shards[i])
+	}
+	f(&View[R, T]{t: t})
 }
 
-// merged calls f on every retained finished record of the locked parts,
-// oldest end first. Each part holds its records in end order, so a k-way
-// merge over them replaces a sort.
-func merged[R, T any](parts []Partition[R, T], end func(*R) time.Duration, f func(*Entry[R])) {
-	type cursor struct{ seq, stop uint64 }
-	cur := make([]cursor, len(parts))
-	for i := range parts {
-		s := &parts[i].Runs
-		cur[i] = cursor{s.ended - uint64(s.Retained()), s.ended}
-	}
-	for {
-		best := -1
-		var bestEnd time.Duration
-		for i := range cur {
-			if cur[i].seq == cur[i].stop {
-				continue
-			}
-			if e := end(&parts[i].Runs.at(cur[i].seq).Rec); best < 0 || e < bestEnd {
-				best, bestEnd = i, e
-			}
-		}
-		if best < 0 {
-			return
-		}
-		f(parts[best].Runs.at(cur[best].seq))
-		cur[best].seq++
+// A View reads a [Table] inside [Table.Locked].
+type View[R any, T any] struct{ t *Table[R, T] }
+
+// EachTotals calls f on the Totals of every shard.
+func (v *View[R, T]) EachTotals(f func(*T)) {
+	for i := range v.t.shards {
+		f(&v.t.shards[i].Totals)
 	}
 }
 
-// Finished returns f of every retained finished record of t for which keep
-// is true, oldest end first, as end orders them. The records of each
-// partition must be pushed in end order. keep and f run with every
-// partition locked; f must not keep the entry it is given.
-func Finished[R, T, M any](t *Table[R, T], keep func(*R) bool, end func(*R) time.Duration, f func(*Entry[R]) M) []M {
-	var out []M
-	t.Locked(func(parts []Partition[R, T]) {
-		merged(parts, end, func(e *Entry[R]) {
-			if keep(&e.Rec) {
-				out = append(out, f(e))
+// NumPending returns the number of pending runs.
+func (v *View[R, T]) NumPending() int {
+	n := 0
+	for i := range v.t.stripes {
+		n += v.t.stripes[i].idx.n
+	}
+	return n
+}
+
+// Retries returns the number of retries ever recorded.
+func (v *View[R, T]) Retries() uint64 {
+	var n uint64
+	for i := range v.t.stripes {
+		n += v.t.stripes[i].retries
+	}
+	return n
+}
+
+// Retained returns the number of finished runs retained.
+func (v *View[R, T]) Retained() int { return v.t.ring.retained() }
+
+// Evicted returns the number of finished runs evicted to make room.
+func (v *View[R, T]) Evicted() uint64 { return v.t.ring.evicted }
+
+// EachPending calls f on every pending run, in no particular order, with
+// its task id and retries.
+func (v *View[R, T]) EachPending(f func(taskID string, retries int32, rec *R)) {
+	for i := range v.t.stripes {
+		for j := range v.t.stripes[i].idx.slots {
+			if e := &v.t.stripes[i].idx.slots[j]; e.hash != 0 {
+				f(e.id, e.retries, &e.rec)
 			}
-		})
+		}
+	}
+}
+
+// Pending returns copies of at most limit pending runs, oldest start
+// first, each given to pending with its retries, and the number of pending
+// runs. It costs O(pending), whatever the number of records retained.
+func (v *View[R, T]) Pending(limit int, pending func(rec *R, retries int32)) ([]Entry[R], int) {
+	n := v.NumPending()
+	if limit <= 0 {
+		return nil, n
+	}
+	all := make([]Entry[R], 0, n)
+	v.EachPending(func(taskID string, retries int32, rec *R) {
+		all = append(all, Entry[R]{TaskID: taskID, Rec: *rec})
+		if pending != nil {
+			pending(&all[len(all)-1].Rec, retries)
+		}
 	})
+	start := v.t.fn.Start
+	slices.SortStableFunc(all, func(a, b Entry[R]) int { return cmp.Compare(start(&a.Rec), start(&b.Rec)) })
+	return all[:min(limit, len(all)):min(limit, len(all))], n
+}
+
+// Latest returns a copy of the latest run of taskID, the pending one if
+// there is one, and whether there is one. A pending record is given to
+// pending, if not nil, with its retries.
+func (v *View[R, T]) Latest(taskID string, pending func(rec *R, retries int32)) (Entry[R], bool) {
+	t := v.t
+	h := maphash.String(t.seed, taskID)
+	st := &t.stripes[h&t.smask]
+	if i := st.idx.find(h, taskID); i >= 0 {
+		e := &st.idx.slots[i]
+		out := Entry[R]{TaskID: e.id, Rec: e.rec}
+		if pending != nil {
+			pending(&out.Rec, e.retries)
+		}
+		return out, true
+	}
+	if e, ok := t.ring.lookup(h, taskID); ok {
+		return *e, true
+	}
+	return Entry[R]{}, false
+}
+
+// Finished returns f of every retained finished record for which keep is
+// true (all of them if keep is nil), oldest end first.
+func Finished[R, T, M any](v *View[R, T], keep func(*R) bool, f func(*Entry[R]) M) []M {
+	var sel []*Entry[R]
+	v.t.ring.each(func(e *Entry[R]) {
+		if keep == nil || keep(&e.Rec) {
+			sel = append(sel, e)
+		}
+	})
+	return collect(v, sel, f)
+}
+
+// Failed returns f of every retained finished record that failed, oldest
+// end first. It reads only the failed records.
+func Failed[R, T, M any](v *View[R, T], f func(*Entry[R]) M) []M {
+	var sel []*Entry[R]
+	v.t.ring.eachFailed(func(e *Entry[R]) { sel = append(sel, e) })
+	return collect(v, sel, f)
+}
+
+// Slower returns f of every retained finished record that took longer than
+// d, oldest end first. It reads only the durations of the others.
+func Slower[R, T, M any](v *View[R, T], d time.Duration, f func(*Entry[R]) M) []M {
+	var sel []*Entry[R]
+	v.t.ring.eachSlower(d, func(e *Entry[R]) { sel = append(sel, e) })
+	return collect(v, sel, f)
+}
+
+// collect returns f of the entries of sel, ordered by end. The ring holds
+// each shard's records in end order, and the shards' batches one after the
+// other, so sel is sorted already unless several shards recorded.
+func (v *View[R, T]) sorted(sel []*Entry[R]) []*Entry[R] {
+	end := v.t.fn.End
+	byEnd := func(a, b *Entry[R]) int { return cmp.Compare(end(&a.Rec), end(&b.Rec)) }
+	if !slices.IsSortedFunc(sel, byEnd) {
+		slices.SortStableFunc(sel, byEnd)
+	}
+	return sel
+}
+
+func collect[R, T, M any](v *View[R, T], sel []*Entry[R], f func(*Entry[R]) M) []M {
+	if len(sel) == 0 {
+		return nil
+	}
+	out := make([]M, len(sel))
+	for i, e := range v.sorted(sel) {
+		out[i] = f(e)
+	}
 	return out
 }
 
-// Snapshot returns copies of the retained finished records of t, oldest end
-// first, then of the pending records by start time. If also is not nil, it
-// is called with every partition locked, in the same snapshot.
-func (t *Table[R, T]) Snapshot(start, end func(*R) time.Duration, also func([]Partition[R, T])) []Entry[R] {
-	var out []Entry[R]
-	var keys []time.Duration
-	t.Locked(func(parts []Partition[R, T]) {
-		n := 0
-		for i := range parts {
-			n += parts[i].Runs.Retained() + parts[i].Runs.NumPending()
-		}
-		out = make([]Entry[R], 0, n)
-		merged(parts, end, func(e *Entry[R]) { out = append(out, *e) })
-		for i := range parts {
-			parts[i].Runs.EachPending(func(e *Entry[R]) {
-				out = append(out, *e)
-				keys = append(keys, start(&e.Rec))
-			})
-		}
-		if also != nil {
-			also(parts)
+// Snapshot returns copies of the retained finished records, oldest end
+// first, then of the pending records by start time, each given to pending
+// with its retries first.
+func (v *View[R, T]) Snapshot(pending func(rec *R, retries int32)) []Entry[R] {
+	sel := make([]*Entry[R], 0, v.Retained())
+	v.t.ring.each(func(e *Entry[R]) { sel = append(sel, e) })
+	out := make([]Entry[R], 0, len(sel)+v.NumPending())
+	for _, e := range v.sorted(sel) {
+		out = append(out, *e)
+	}
+	n := len(out)
+	v.EachPending(func(taskID string, retries int32, rec *R) {
+		out = append(out, Entry[R]{TaskID: taskID, Rec: *rec})
+		if pending != nil {
+			pending(&out[len(out)-1].Rec, retries)
 		}
 	})
-	// Order the pending records by start time.
-	pend := out[len(out)-len(keys):]
-	idx := make([]int, len(keys))
-	for i := range idx {
-		idx[i] = i
-	}
-	slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(keys[a], keys[b]) })
-	sorted := make([]Entry[R], len(pend))
-	for i, j := range idx {
-		sorted[i] = pend[j]
-	}
-	copy(pend, sorted)
+	start := v.t.fn.Start
+	slices.SortStableFunc(out[n:], func(a, b Entry[R]) int { return cmp.Compare(start(&a.Rec), start(&b.Rec)) })
 	return out
 }

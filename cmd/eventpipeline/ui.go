@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/eventpipeline/eventpipeline/telemetry"
+	"github.com/eventpipeline/eventpipeline/telemetry/webview"
+)
+
+// uiTokenEnv is the environment variable holding the token the web view
+// (demo --ui) asks for.
+const uiTokenEnv = "EVENTPIPELINE_UI_TOKEN"
+
+// uiToken returns the token of EVENTPIPELINE_UI_TOKEN; zero if it is unset
+// or empty.
+func uiToken() telemetry.Secret { return telemetry.NewSecret(os.Getenv(uiTokenEnv)) }
+
+// A uiServer serves the web view of the demo's Recorder.
+type uiServer struct {
+	url  string // such as http://127.0.0.1:8080/
+	srv  *http.Server
+	done chan struct{} // closed when Serve has returned
+}
+
+// startUI attaches a web view to rec and serves it on addr, asking for
+// token if it is not zero. Problems of the server go to errOut.
+func startUI(addr string, rec *telemetry.Recorder, token telemetry.Secret, errOut io.Writer) (*uiServer, error) {
+	logger := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	view, err := webview.New(rec, webview.Config{Token: token, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		view.Close()
+		return nil, err
+	}
+	if host, _, _ := net.SplitHostPort(addr); !token.IsZero() && !isLoopbackHost(host) {
+		fmt.Fprintf(errOut, "eventpipeline demo: warning: the web view is served over plain HTTP: the token of %s travels in clear text\n", uiTokenEnv)
+	}
+	srv := &http.Server{
+		Handler:           view,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          log.New(io.Discard, "", 0), // client disconnects, TLS probes: noise
+	}
+	srv.RegisterOnShutdown(func() { view.Close() }) // ends the live-update streams
+	u := &uiServer{url: "http://" + ln.Addr().String() + "/", srv: srv, done: make(chan struct{})}
+	go func() {
+		defer close(u.done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			fmt.Fprintf(errOut, "eventpipeline demo: web view: %v\n", err)
+		}
+	}()
+	return u, nil
+}
+
+// stop stops serving, giving requests in progress up to 5 seconds.
+func (u *uiServer) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if u.srv.Shutdown(ctx) != nil {
+		u.srv.Close()
+	}
+	<-u.done
+}

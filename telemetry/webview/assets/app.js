@@ -1,0 +1,27 @@
+// Live updates of the eventpipeline web view. The server sends an "update"
+// event (server-sent events) when records have arrived; the page is then
+// fetched again and its live part swapped in, without a reload. The HTML
+// comes from the server, where every text from the records was escaped.
+"use strict";
+(function () {
+  const status = document.getElementById("live-status");
+  if (document.body.dataset.live !== "on" || !window.EventSource) return;
+  let busy = false, again = false;
+  function refresh() {
+    if (busy) { again = true; return; }
+    busy = true;
+    fetch(location.href, { credentials: "same-origin", cache: "no-store" })
+      .then((r) => (r.ok || r.status === 400 || r.status === 404 ? r.text() : Promise.reject(new Error(r.status))))
+      .then((html) => {
+        const fresh = new DOMParser().parseFromString(html, "text/html").getElementById("live");
+        const live = document.getElementById("live");
+        if (fresh && live) live.replaceWith(document.adoptNode(fresh));
+      })
+      .catch(() => { status.textContent = "update failed"; status.className = "off"; })
+      .finally(() => { busy = false; if (again) { again = false; refresh(); } });
+  }
+  const events = new EventSource("events");
+  events.addEventListener("update", refresh);
+  events.onopen = () => { status.textContent = "live"; status.className = "on"; };
+  events.onerror = () => { status.textContent = "reconnecting"; status.className = "off"; };
+})();

@@ -1,0 +1,121 @@
+// Package webview serves a live web view of a [telemetry.Recorder]: what is
+// running, what failed and why, what is slow, and how delivery to the
+// publishers goes, updated in the browser as records arrive.
+//
+// A minimal use, beside a program's other handlers:
+//
+//	view, err := webview.New(rec, webview.Config{})
+//	if err != nil {
+//		return err
+//	}
+//	defer view.Close()
+//	mux.Handle("/telemetry/", http.StripPrefix("/telemetry", view))
+//
+// The command serves it with eventpipeline demo --ui 127.0.0.1:8080.
+//
+// # What it shows
+//
+// The pages are rendered on the server with html/template; the charts are
+// SVG documents drawn on the server with gonum.org/v1/plot. Nothing is
+// fetched from another site, and there is no build step.
+//
+//   - Overview (/): runs by status (completed, failed, in flight, since the
+//     Recorder started), event runs per second and the share that failed
+//     over the last [Config.Window] (charts), duration percentiles (p50,
+//     p90, p99, max) per event name over its last 256 runs (a table and a
+//     chart), retry statistics ([telemetry.Recorder.RetryStats]) and the
+//     health of each publisher ([telemetry.Recorder.PublisherStats]:
+//     queued, published, failed attempts, dropped by reason, panics).
+//   - In flight (/inflight): the runs still pending, the oldest first, with
+//     their age.
+//   - Failed (/failed): the recent failed runs with their error texts,
+//     newest first.
+//   - Slow (/slow?threshold=250ms): the recent runs that took longer than a
+//     threshold set on the page ([Config.SlowThreshold] by default).
+//   - Network (/network?threshold=1s): operations, failures and bytes
+//     since the Recorder started; the recent failed and slow operations.
+//   - A run (/run?id=TASK): one run by task id ([telemetry.Recorder.Metrics])
+//     and the network operations it made (task ids "TASK/call-N", as
+//     package pipeline names them).
+//
+// Task ids link to their run's page. Every text that comes from a record
+// (event names, task ids, error texts, hosts, publisher names) is escaped,
+// in the pages and in the charts' labels, with control, bidirectional and
+// invalid characters shown as escapes such as \x1b or \u202e.
+//
+// The view learns of records through a publisher of its own, attached by
+// [New] (its name in [telemetry.PublisherStats] is "webview"): what
+// finished before New is counted in the Recorder's totals but not in the
+// lists, charts and percentiles.
+//
+// # Mounting it
+//
+// A [Handler] is an [net/http.Handler]. Its links are relative, so it can be
+// mounted under any path that ends with a slash, with [net/http.StripPrefix]
+// as above. It answers GET and HEAD (and POST for the login form, below);
+// every other method gets 405. It changes nothing in the Recorder.
+//
+// A server that serves it should set ReadHeaderTimeout and IdleTimeout, and
+// call [Handler.Close] on shutdown (with RegisterOnShutdown), which ends
+// the live-update streams that Shutdown would otherwise wait for. A server
+// WriteTimeout is not needed for the streams: each write to one has its own
+// deadline of 10 seconds.
+//
+// # Security
+//
+// Every response carries a Content-Security-Policy that allows only the
+// view's own script, style sheet and images and nothing inline ("default-src
+// 'none'; script-src 'self'; style-src 'self'; ..."; the charts may only
+// style their shapes), X-Content-Type-Options: nosniff, X-Frame-Options:
+// DENY, Referrer-Policy: no-referrer and Cache-Control: no-store. So even
+// text that escaped the escaping could not run a script.
+//
+// Without a token ([Config.Token] zero) the view answers only requests
+// whose Host is localhost or a loopback address, so that another web site
+// cannot read it through a DNS name pointed at 127.0.0.1 (DNS rebinding);
+// serve it on a loopback address. With a token, every request but those of
+// the login page and the static files must carry it, either as the header
+// "Authorization: Bearer TOKEN" (for scripts and curl) or as the session
+// cookie that the login page (login, a form that POSTs the token) sets. The
+// browser's live-update stream (EventSource) cannot send a header, so it
+// relies on the cookie, which is HttpOnly, SameSite=Strict, Secure over
+// TLS, scoped to the view's path, and holds a value derived from the token
+// (an HMAC), not the token itself. Tokens are compared in constant time; a
+// request without a valid one gets 401. The token never appears in a page,
+// a log line or an error. The view does not serve TLS: over a network,
+// put it behind a server that does.
+//
+// # Live updates
+//
+// Each page opens a stream of server-sent events (/events). The server
+// sends an "update" event when records have arrived (at most one every 250
+// milliseconds per stream) and at least every 5 seconds; the page's script
+// (static/app.js, a few lines) then fetches the same page again and swaps
+// its live part, without a reload, so that a run that finishes appears
+// within a second. At most [Config.MaxStreams] streams are open at once;
+// the browser retries a refused one.
+//
+// # Cost
+//
+// The view never slows down the code that records. Its publisher is a
+// queued one: recording hands it each finished record with one
+// non-blocking send on its bounded queue (a record that finds the queue
+// full is dropped from the view, and counted in PublisherStats), and the
+// Recorder's delivery goroutine adds it to the view's aggregates. Pages and
+// charts read those aggregates, all bounded: [Config.RecentRuns] recent
+// runs and network operations, [Config.RecentFailures] recent failures of
+// each, one count per second of [Config.Window], and 256 durations for each
+// of at most [Config.MaxEventNames] event names. They call
+// [telemetry.Recorder.Stats] and RetryStats (counters), Metrics (one run),
+// and, for the page of runs in flight only,
+// [telemetry.Recorder.PendingEvents], which reads the pending runs only: at
+// most once per [Config.PendingInterval]. A chart is
+// drawn at most once a second, whatever the number of viewers.
+// BenchmarkRecording compares recording with and without the view, and
+// with a page open and refreshing; BenchmarkServe measures a page and a
+// chart (well under a millisecond each).
+//
+// # Concurrency
+//
+// A Handler is safe for concurrent use.
+package webview

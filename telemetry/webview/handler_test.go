@@ -1,0 +1,431 @@
+package webview
+
+import (
+	"bufio"
+	"context"
+	"encoding/xml"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eventpipeline/eventpipeline/telemetry"
+)
+
+func TestConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     Config
+		wantErr []string
+	}{
+		{name: "zero"},
+		{name: "set", cfg: Config{RecentRuns: 5, RecentFailures: 2, Window: 2 * time.Minute, SlowThreshold: time.Millisecond, MaxEventNames: 1, MaxStreams: 1, PendingInterval: time.Second}},
+		{name: "negative", cfg: Config{RecentRuns: -1, RecentFailures: -1, MaxEventNames: -1, MaxStreams: -1, SlowThreshold: -1, PendingInterval: -1},
+			wantErr: []string{"RecentRuns", "RecentFailures", "MaxEventNames", "MaxStreams", "SlowThreshold", "PendingInterval"}},
+		{name: "window too short", cfg: Config{Window: 30 * time.Second}, wantErr: []string{"Window"}},
+		{name: "window too long", cfg: Config{Window: 2 * time.Hour}, wantErr: []string{"Window"}},
+		{name: "window not in minutes", cfg: Config{Window: 90 * time.Second}, wantErr: []string{"Window"}},
+	}
+	rec, err := telemetry.NewRecorder(telemetry.WithLogger(quiet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rec.Close(context.Background()) })
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h, err := New(rec, tc.cfg)
+			if len(tc.wantErr) == 0 {
+				if err != nil {
+					t.Fatalf("got %v, want nil", err)
+				}
+				h.Close()
+				return
+			}
+			if err == nil {
+				t.Fatal("got nil, want an error")
+			}
+			for _, w := range tc.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not name %s", err, w)
+				}
+			}
+		})
+	}
+	t.Run("closed recorder", func(t *testing.T) {
+		r, _ := telemetry.NewRecorder()
+		r.Close(context.Background())
+		if _, err := New(r, Config{}); !errors.Is(err, telemetry.ErrClosed) {
+			t.Errorf("got %v, want an error wrapping telemetry.ErrClosed", err)
+		}
+	})
+	t.Run("nil recorder", func(t *testing.T) {
+		if _, err := New(nil, Config{}); err == nil {
+			t.Error("got nil, want an error")
+		}
+	})
+}
+
+func TestAttachedAsPublisher(t *testing.T) {
+	rec, err := telemetry.NewRecorder(telemetry.WithLogger(quiet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close(context.Background())
+	h, err := New(rec, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	rec.StartEvent("extract", "t1")
+	rec.EndEvent("t1", nil)
+	if err := rec.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ps := rec.PublisherStats()
+	if len(ps) != 1 || ps[0].Name != "webview" || ps[0].Synchronous || ps[0].Published != 1 {
+		t.Errorf("got publishers %+v, want webview, queued, 1 published", ps)
+	}
+	if h.Close() != nil || !errors.Is(h.Close(), ErrClosed) {
+		t.Error("a second Close did not return ErrClosed")
+	}
+}
+
+func TestPages(t *testing.T) {
+	f := newFixture(t, Config{}, nil)
+	f.run(t, "extract", "run-1/extract/1", 0, 2, nil)
+	f.run(t, "load", "run-1/load/2", 30*time.Millisecond, 0, errors.New("warehouse: disk quota exceeded"))
+	f.op(t, "run-1/load/2/call-1", "db.internal", 5432, 100, 4096, errors.New("connection reset"))
+	if err := f.rec.StartEvent("transform", "run-1/transform/3"); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		path       string
+		wantStatus int
+		want       []string
+		notWant    []string
+	}{
+		{"/", 200, []string{"Overview", "extract", "load", "webview", `chart/throughput.svg?v=`, "retried 2×"}, nil},
+		{"/inflight", 200, []string{"1 runs in flight", "run-1/transform/3", "transform"}, nil},
+		{"/failed", 200, []string{"warehouse: disk quota exceeded", "run-1/load/2"}, []string{"run-1/extract/1"}},
+		{"/slow", 200, []string{"0 of the last 1000", `value="1s"`}, nil},
+		{"/slow?threshold=10ms", 200, []string{"1 of the last 1000", "run-1/load/2"}, []string{"run-1/extract/1"}},
+		{"/slow?threshold=soon", 400, []string{"is not a duration"}, nil},
+		{"/network?threshold=0s", 200, []string{"db.internal:5432", "connection reset", "4.0 KiB"}, nil},
+		{"/run?id=run-1/load/2", 200, []string{"disk quota exceeded", "db.internal:5432", "run-1/load/2/call-1"}, nil},
+		{"/run?id=run-1/transform/3", 200, []string{"running for", "pending"}, nil},
+		{"/run?id=nothing", 404, []string{"No run with this task id"}, nil},
+		{"/run", 400, []string{"Give a task id"}, nil},
+		{"/login", 200, []string{"needs no token"}, nil},
+		{"/nothing", 404, nil, nil},
+		{"/static/app.js", 200, []string{"EventSource"}, nil},
+		{"/static/style.css", 200, []string{"body"}, nil},
+		{"/static/nothing.js", 404, nil, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.path, func(t *testing.T) {
+			resp, body := f.get(t, tc.path)
+			if resp.StatusCode != tc.wantStatus {
+				t.Fatalf("got status %d, want %d:\n%s", resp.StatusCode, tc.wantStatus, body)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(body, w) {
+					t.Errorf("the page does not contain %q:\n%s", w, body)
+				}
+			}
+			for _, w := range tc.notWant {
+				if strings.Contains(body, w) {
+					t.Errorf("the page contains %q", w)
+				}
+			}
+			h := resp.Header
+			if h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Content-Security-Policy") == "" {
+				t.Errorf("security headers missing: %v", h)
+			}
+			if tc.wantStatus == 200 && strings.HasPrefix(tc.path, "/") && !strings.HasPrefix(tc.path, "/static") {
+				if got := h.Get("Content-Security-Policy"); got != pageCSP {
+					t.Errorf("got CSP %q, want %q", got, pageCSP)
+				}
+				if strings.Contains(body, "<script>") || strings.Contains(body, " style=") || strings.Contains(body, " on") && strings.Contains(body, "onerror") {
+					t.Errorf("the page has inline script or style:\n%s", body)
+				}
+			}
+		})
+	}
+}
+
+func TestReadOnly(t *testing.T) {
+	f := newFixture(t, Config{}, nil)
+	for _, method := range []string{http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch} {
+		for _, path := range []string{"/", "/failed", "/events", "/chart/throughput.svg"} {
+			req, _ := http.NewRequest(method, f.srv.URL+path, strings.NewReader("x"))
+			resp, _ := do(t, req)
+			if resp.StatusCode != http.StatusMethodNotAllowed {
+				t.Errorf("%s %s: got %d, want 405", method, path, resp.StatusCode)
+			}
+		}
+	}
+	for _, path := range []string{"/", "/events"} {
+		req, _ := http.NewRequest(http.MethodHead, f.srv.URL+path, nil)
+		if resp, _ := do(t, req); resp.StatusCode != 200 {
+			t.Errorf("HEAD %s: got %d, want 200", path, resp.StatusCode)
+		}
+	}
+}
+
+// TestHTMLEscapes checks the HTML the view sends for hostile record text:
+// escaped, and with controls made visible.
+func TestHTMLEscapes(t *testing.T) {
+	f := newFixture(t, Config{}, nil)
+	const name = `<img src=x onerror=alert(1)>`
+	f.run(t, name, "t\u202e1\x1b[2J", 0, 0, errors.New("</script><script>alert(2)</script>\nline 2"))
+	for _, path := range []string{"/", "/failed", "/slow?threshold=0s"} {
+		_, body := f.get(t, path)
+		for _, bad := range []string{"<img src=x", "</script><script>", "\u202e", "\x1b"} {
+			if strings.Contains(body, bad) {
+				t.Errorf("%s: the page contains %q", path, bad)
+			}
+		}
+		if !strings.Contains(body, "&lt;img src=x onerror=alert(1)&gt;") {
+			t.Errorf("%s: the page does not show the escaped event name", path)
+		}
+		if path != "/" && !strings.Contains(body, `t\u202e1\x1b[2J`) {
+			t.Errorf("%s: the task id's controls are not shown as escapes", path)
+		}
+	}
+}
+
+func TestCharts(t *testing.T) {
+	c := newClock()
+	f := newFixture(t, Config{}, c)
+	names := []string{`<img src=x onerror=alert(1)>`, "a]]>b", "tab\there", "bad\xffutf8", strings.Repeat("long", 40)}
+	for i, n := range names {
+		f.run(t, n, "t"+string(rune('a'+i)), time.Millisecond, 0, nil)
+		c.advance(3 * time.Second)
+	}
+	f.run(t, "load", "failed-1", 0, 0, errors.New("x"))
+	for _, chart := range []string{"throughput.svg", "failures.svg", "durations.svg"} {
+		t.Run(chart, func(t *testing.T) {
+			resp, body := f.get(t, "/chart/"+chart+"?v=1")
+			if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/svg+xml" || resp.Header.Get("Content-Security-Policy") != chartCSP {
+				t.Fatalf("got %d %v", resp.StatusCode, resp.Header)
+			}
+			texts := svgTexts(t, body)
+			if chart == "durations.svg" {
+				for _, want := range []string{`<img src=x onerror=alert(1)>`, "a]]>b", `tab\there`, `bad\xffutf8`, "longlonglonglonglonglongl…"} {
+					if !contains(texts, want) {
+						t.Errorf("no label %q in %q", want, texts)
+					}
+				}
+			}
+		})
+	}
+	if resp, _ := f.get(t, "/chart/other.svg"); resp.StatusCode != 404 {
+		t.Errorf("an unknown chart: got %d, want 404", resp.StatusCode)
+	}
+}
+
+// svgTexts parses the SVG document doc as XML and returns its texts.
+func svgTexts(t *testing.T, doc string) []string {
+	t.Helper()
+	d := xml.NewDecoder(strings.NewReader(doc))
+	var texts []string
+	var in bool
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("the chart is not valid XML: %v\n%s", err, doc)
+		}
+		switch tok := tok.(type) {
+		case xml.StartElement:
+			if tok.Name.Local == "script" || tok.Name.Local == "foreignObject" {
+				t.Errorf("the chart has a %s element", tok.Name.Local)
+			}
+			for _, a := range tok.Attr {
+				if strings.HasPrefix(a.Name.Local, "on") || strings.Contains(a.Value, "javascript:") {
+					t.Errorf("the chart has the attribute %s=%q", a.Name.Local, a.Value)
+				}
+			}
+			in = tok.Name.Local == "text"
+		case xml.CharData:
+			if in {
+				texts = append(texts, string(tok))
+			}
+		case xml.EndElement:
+			in = false
+		}
+	}
+	return texts
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func TestToken(t *testing.T) {
+	const token = "let-me-in"
+	f := newFixture(t, Config{Token: telemetry.NewSecret(token)}, nil)
+	f.run(t, "extract", "secret-task", 0, 0, nil)
+
+	tests := []struct {
+		name   string
+		path   string
+		header []string
+		want   int
+	}{
+		{"page without token", "/", nil, 401},
+		{"stream without token", "/events", nil, 401},
+		{"chart without token", "/chart/throughput.svg", nil, 401},
+		{"run without token", "/run?id=secret-task", nil, 401},
+		{"wrong token", "/", []string{"Authorization", "Bearer nope"}, 401},
+		{"token as basic auth", "/", []string{"Authorization", "Basic bGV0LW1lLWlu"}, 401},
+		{"wrong cookie", "/", []string{"Cookie", sessionCookie + "=" + token}, 401},
+		{"bearer token", "/run?id=secret-task", []string{"Authorization", "Bearer " + token}, 200},
+		{"login page", "/login", nil, 200},
+		{"static files", "/static/app.js", nil, 200},
+		{"any host with a token", "/", []string{"Authorization", "Bearer " + token, "Host", "view.example"}, 200},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodGet, f.srv.URL+tc.path, nil)
+			for i := 0; i+1 < len(tc.header); i += 2 {
+				if tc.header[i] == "Host" {
+					req.Host = tc.header[i+1]
+				} else {
+					req.Header.Set(tc.header[i], tc.header[i+1])
+				}
+			}
+			resp, body := do(t, req)
+			if resp.StatusCode != tc.want {
+				t.Fatalf("got %d, want %d", resp.StatusCode, tc.want)
+			}
+			if tc.want == 401 {
+				if strings.Contains(body, "secret-task") || resp.Header.Get("WWW-Authenticate") == "" {
+					t.Errorf("a 401 with records or without WWW-Authenticate: %v\n%s", resp.Header, body)
+				}
+			}
+			if strings.Contains(body, token) {
+				t.Errorf("the response shows the token")
+			}
+		})
+	}
+
+	t.Run("login", func(t *testing.T) {
+		post := func(tok string) *http.Response {
+			req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/login", strings.NewReader(url.Values{"token": {tok}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			resp, body := do(t, req)
+			if strings.Contains(body, tok) {
+				t.Errorf("the login answer shows the token")
+			}
+			return resp
+		}
+		if resp := post("wrong"); resp.StatusCode != 401 || len(resp.Cookies()) != 0 {
+			t.Errorf("a wrong token: got %d and cookies %v, want 401 and none", resp.StatusCode, resp.Cookies())
+		}
+		resp := post(token)
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "./" {
+			t.Fatalf("got %d to %q, want 303 to ./", resp.StatusCode, resp.Header.Get("Location"))
+		}
+		cs := resp.Cookies()
+		if len(cs) != 1 || !cs[0].HttpOnly || cs[0].SameSite != http.SameSiteStrictMode || cs[0].Value == token || cs[0].Path != "" {
+			t.Fatalf("got cookies %+v, want one HttpOnly, SameSite=Strict cookie without a path that is not the token", cs)
+		}
+		if r, _ := f.get(t, "/failed", "Cookie", cs[0].String()); r.StatusCode != 200 {
+			t.Errorf("with the session cookie: got %d, want 200", r.StatusCode)
+		}
+	})
+}
+
+// TestLoopbackOnlyWithoutToken: without a token the view answers only
+// requests that name a loopback host, against DNS rebinding.
+func TestLoopbackOnlyWithoutToken(t *testing.T) {
+	f := newFixture(t, Config{}, nil)
+	for _, tc := range []struct {
+		host string
+		want int
+	}{
+		{"localhost:8080", 200}, {"127.0.0.1", 200}, {"[::1]:80", 200}, {"app.localhost", 200}, {"127.1.2.3:9", 200},
+		{"evil.example", 403}, {"evil.example:80", 403}, {"10.0.0.1", 403}, {"localhost.evil.example", 403},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, f.srv.URL+"/", nil)
+		req.Host = tc.host
+		if resp, _ := do(t, req); resp.StatusCode != tc.want {
+			t.Errorf("Host %q: got %d, want %d", tc.host, resp.StatusCode, tc.want)
+		}
+	}
+}
+
+// TestStream checks the live updates: an update after a record, the limit
+// of streams, and Close ending them.
+func TestStream(t *testing.T) {
+	f := newFixture(t, Config{MaxStreams: 1}, nil)
+	f.h.tick = time.Hour // only records make updates
+	resp, err := http.Get(f.srv.URL + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("got %d %v", resp.StatusCode, resp.Header)
+	}
+	lines := bufio.NewScanner(resp.Body)
+	next := func() string {
+		if !lines.Scan() {
+			t.Fatalf("the stream ended: %v", lines.Err())
+		}
+		return lines.Text()
+	}
+	if got := next(); got != "retry: 2000" {
+		t.Errorf("got %q first, want the retry delay", got)
+	}
+	next()
+	if r, _ := f.get(t, "/events"); r.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("a second stream over MaxStreams 1: got %d, want 503", r.StatusCode)
+	}
+	f.run(t, "extract", "t1", 0, 0, nil)
+	if got := next(); got != "event: update" {
+		t.Errorf("got %q, want an update event", got)
+	}
+	if got := next(); got != "data: 1" {
+		t.Errorf("got %q, want data: 1 (one record)", got)
+	}
+	if err := f.h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	next() // the blank line ending the event
+	if lines.Scan() {
+		t.Errorf("after Close the stream goes on: %q", lines.Text())
+	}
+	if r, _ := f.get(t, "/events"); r.StatusCode != http.StatusNoContent {
+		t.Errorf("a stream after Close: got %d, want 204", r.StatusCode)
+	}
+}
+
+// TestInFlightTakenAtMostEveryInterval checks that the runs in flight are
+// taken from the Recorder at most once per PendingInterval.
+func TestInFlightTakenAtMostEveryInterval(t *testing.T) {
+	c := newClock()
+	f := newFixture(t, Config{PendingInterval: 2 * time.Second}, c)
+	if _, body := f.get(t, "/inflight"); !strings.Contains(body, "Nothing is running") {
+		t.Errorf("got:\n%s", body)
+	}
+	f.rec.StartEvent("transform", "t1")
+	if _, body := f.get(t, "/inflight"); !strings.Contains(body, "Nothing is running") {
+		t.Errorf("within the interval: got a fresh list:\n%s", body)
+	}
+	c.advance(2 * time.Second)
+	if _, body := f.get(t, "/inflight"); !strings.Contains(body, "1 runs in flight") || !strings.Contains(body, "t1") {
+		t.Errorf("after the interval: got:\n%s", body)
+	}
+}

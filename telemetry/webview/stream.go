@@ -1,0 +1,76 @@
+package webview
+
+import (
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// streamWriteTimeout bounds each write to a live-update stream, so that a
+// client that stopped reading does not hold its stream forever.
+const streamWriteTimeout = 10 * time.Second
+
+// stream serves the live updates: server-sent events named "update", each
+// with the number of records taken so far, sent when a record has arrived
+// (at most one per throttle) and at least every tick, so that ages and
+// charts move. The pages' script fetches the page again on each.
+func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodHead {
+		w.Header().Set("Content-Type", "text/event-stream")
+		return
+	}
+	if h.closed.Load() {
+		w.WriteHeader(http.StatusNoContent) // tells EventSource not to reconnect
+		return
+	}
+	if h.streams.Add(1) > int64(h.cfg.MaxStreams) {
+		h.streams.Add(-1)
+		http.Error(w, "webview: too many live-update streams", http.StatusServiceUnavailable)
+		return
+	}
+	defer h.streams.Add(-1)
+
+	rc := http.NewResponseController(w)
+	send := func(s string) bool {
+		rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout)) // an error: the server has no deadlines
+		if _, err := io.WriteString(w, s); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.WriteHeader(http.StatusOK)
+	if !send("retry: 2000\n\n") {
+		return
+	}
+	tick := time.NewTicker(h.tick)
+	defer tick.Stop()
+	_, changed := h.col.version()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-h.done:
+			return
+		case <-changed:
+		case <-tick.C:
+		}
+		// After a tick without news too: the ages and charts move.
+		var v uint64
+		v, changed = h.col.version()
+		if !send("event: update\ndata: " + strconv.FormatUint(v, 10) + "\n\n") {
+			return
+		}
+		t := time.NewTimer(h.throttle)
+		select {
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		case <-h.done:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
