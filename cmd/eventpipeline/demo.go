@@ -563,7 +563,7 @@ func startWorker(errOut io.Writer, v *variation) (string, func(), error) {
 	if err != nil {
 		return "", nil, err
 	}
-	stop, err := serveWorkerWith(ln, pipeline.WorkerConfig{Logger: slog.New(slog.NewTextHandler(errOut, nil))}, v, errOut)
+	stop, err := serveWorkerWith(ln, pipeline.WorkerConfig{Logger: slog.New(slog.NewTextHandler(errOut, nil))}, workerEvents(v), errOut)
 	if err != nil {
 		return "", nil, err
 	}

@@ -7,7 +7,7 @@
 //	eventpipeline demo [--out-dir DIR] [--slow 200ms] [--quiet] [--worker HOST:PORT] [--close-timeout 10s]
 //	                   [--ui HOST:PORT] [--duration D] [backend flags]
 //	eventpipeline report [--failed] [--slow DURATION] [--retries] [--failed-network] [--slow-network DURATION] [--json] FILE
-//	eventpipeline worker [--addr 127.0.0.1:8700] [--tls-cert FILE --tls-key FILE] [--client-ca FILE]
+//	eventpipeline worker [--addr 127.0.0.1:8700] [--tls-cert FILE --tls-key FILE] [--client-ca FILE] [--otlp URL]
 //	eventpipeline help [COMMAND]
 //
 // From a clone, go run ./cmd/eventpipeline demo runs the demo with nothing
@@ -112,6 +112,16 @@
 //	    the region, such as prod-us-east-0 (OTLP to the region's gateway), or
 //	--grafana-cloud-endpoint URL
 //	    a remote-write URL (.../api/prom/push) or an OTLP URL (.../otlp)
+//	--otlp URL
+//	    push the metrics over OTLP/HTTP to an OpenTelemetry Collector (or
+//	    any OTLP receiver) at this base URL, such as http://127.0.0.1:4318
+//	    (metrics go to URL/v1/metrics), as service.name eventpipeline;
+//	    headers, such as credentials, from OTEL_EXPORTER_OTLP_HEADERS
+//	--otlp-allow-insecure
+//	    allow those headers over plain http to a host other than loopback
+//	    (refused by default)
+//
+// Traces are planned for --otlp too; today it sends metrics.
 //
 // # Environment
 //
@@ -123,6 +133,10 @@
 //	    the Cloud ID of an Elastic Cloud deployment (instead of hosts)
 //	GRAFANA_CLOUD_API_KEY
 //	    the Grafana Cloud access-policy token (metrics:write scope)
+//	OTEL_EXPORTER_OTLP_HEADERS
+//	    headers sent with --otlp, in the OpenTelemetry SDKs' format:
+//	    key=value pairs separated by commas, values URL-encoded, such as
+//	    Authorization=Bearer%20TOKEN
 //	EVENTPIPELINE_WORKER_TOKEN
 //	    the token a worker requires from its callers, and that demo --worker
 //	    sends
@@ -164,6 +178,11 @@
 //	--tls-cert FILE    serve HTTPS with this certificate...
 //	--tls-key FILE     ...and this key
 //	--client-ca FILE   require client certificates signed by these authorities
+//	--otlp URL         record each event the worker runs and push the metrics
+//	                   over OTLP/HTTP to the collector at this base URL, as
+//	                   service.name eventpipeline-worker (headers from
+//	                   OTEL_EXPORTER_OTLP_HEADERS; --otlp-allow-insecure as
+//	                   for demo); the last values are pushed when it stops
 //
 // A worker requires the token of EVENTPIPELINE_WORKER_TOKEN from its callers
 // (Authorization: Bearer) when it is set, and a client certificate signed by

@@ -13,8 +13,10 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/eventpipeline/eventpipeline/pipeline"
@@ -46,6 +48,10 @@ a client has 5s to send a request's header and 30s for the whole request,
 and an idle connection is closed after 1 minute. A panic in an event is
 logged on stderr with its stack and answered with a generic 500.
 
+Telemetry: with --otlp URL, the worker records each event it runs and
+pushes the metrics over OTLP/HTTP to the collector at that base URL
+(headers from ` + envOTLPHeaders + `), one last time when it stops.
+
 Exit codes: 0 after an interrupt, 1 if it cannot listen or load its
 certificates, 2 usage error (including a non-loopback --addr without
 authentication).
@@ -64,6 +70,8 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	certFile := fs.String("tls-cert", "", "serve HTTPS with the certificate (chain) of this PEM `FILE`; needs --tls-key")
 	keyFile := fs.String("tls-key", "", "private key (PEM `FILE`) of --tls-cert")
 	caFile := fs.String("client-ca", "", "ask every client for a certificate signed by a CA of this PEM `FILE`; needs --tls-cert")
+	var otlpF otlpFlags
+	otlpF.register(fs, "the worker's")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), workerUsage)
 		fs.PrintDefaults()
@@ -98,12 +106,27 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	} else if !token.IsZero() && !isLoopbackHost(host) {
 		fmt.Fprintf(stderr, "eventpipeline worker: warning: without --tls-cert, the token of %s travels in clear text\n", workerTokenEnv)
 	}
+	pub, err := otlpF.publisher("eventpipeline-worker", os.Getenv)
+	if err != nil {
+		return usagef("--otlp: %v", err)
+	}
+	events := workerEvents(nil)
+	var rec *telemetry.Recorder
+	if pub != nil {
+		if rec, err = telemetry.NewRecorder(telemetry.WithPublishers(pub)); err != nil {
+			pub.Close(context.Background())
+			return err
+		}
+		events = recordedEvents(rec, events)
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
+		closeWorkerRecorder(rec, stderr)
 		return err
 	}
-	stop, err := serveWorkerWith(ln, cfg, nil, stderr)
+	stop, err := serveWorkerWith(ln, cfg, events, stderr)
 	if err != nil {
+		closeWorkerRecorder(rec, stderr)
 		return err
 	}
 	scheme, auth := "http", []string{}
@@ -121,10 +144,49 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fmt.Fprintf(stdout, "worker listening on %s (%s, authentication: %s; events: geocode, score); Ctrl-C to stop\n",
 		ln.Addr(), scheme, strings.Join(auth, " and "))
+	if pub != nil {
+		fmt.Fprintf(stdout, "worker pushing its metrics over OTLP to %s\n", pub.URL())
+	}
 	<-ctx.Done()
 	stop()
+	closeWorkerRecorder(rec, stderr)
 	fmt.Fprintln(stdout, "worker stopped")
 	return nil
+}
+
+// closeWorkerRecorder closes rec, if not nil, giving its publisher 10
+// seconds for its last push; a failure is reported on errOut.
+func closeWorkerRecorder(rec *telemetry.Recorder, errOut io.Writer) {
+	if rec == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := rec.Close(ctx); err != nil {
+		fmt.Fprintf(errOut, "eventpipeline worker: last push of the metrics: %v\n", err)
+	}
+}
+
+// recordedEvents returns events, each recording its runs into rec: the
+// worker's own telemetry, with a task id of its own per run.
+//
+// TODO(issue 12): pipeline.Worker is to record the events it runs itself,
+// as children of the caller's trace; this wrapper then goes.
+func recordedEvents(rec *telemetry.Recorder, events []pipeline.Event) []pipeline.Event {
+	var runs atomic.Uint64
+	out := make([]pipeline.Event, len(events))
+	for i, e := range events {
+		out[i] = pipeline.Func(e.Name(), func(ctx context.Context, in any) (any, error) {
+			id := "worker/" + e.Name() + "/" + strconv.FormatUint(runs.Add(1), 10)
+			if err := rec.StartEvent(e.Name(), id, telemetry.WithProcessID(os.Getpid())); err != nil {
+				return e.Process(ctx, in) // recording never keeps an event from running
+			}
+			v, err := e.Process(ctx, in)
+			rec.EndEvent(id, err)
+			return v, err
+		})
+	}
+	return out
 }
 
 // serverTLS returns the worker's TLS configuration: its certificate, and
@@ -160,11 +222,10 @@ func isLoopbackHost(host string) bool {
 	return err == nil && ip.IsLoopback()
 }
 
-// serveWorkerWith serves the sample worker events on ln with cfg and the
-// latencies of v (nil: fixed ones), and returns a function that stops
-// serving. A failure to serve is reported to errOut.
-func serveWorkerWith(ln net.Listener, cfg pipeline.WorkerConfig, v *variation, errOut io.Writer) (stop func(), err error) {
-	w, err := pipeline.NewWorker(cfg, workerEvents(v)...)
+// serveWorkerWith serves events on ln with cfg and returns a function that
+// stops serving. A failure to serve is reported to errOut.
+func serveWorkerWith(ln net.Listener, cfg pipeline.WorkerConfig, events []pipeline.Event, errOut io.Writer) (stop func(), err error) {
+	w, err := pipeline.NewWorker(cfg, events...)
 	if err != nil {
 		ln.Close()
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"strconv"
 
 	"github.com/eventpipeline/eventpipeline/internal/label"
@@ -189,4 +190,23 @@ func checkStatus(status string) error {
 		return ErrNotFinished
 	}
 	return nil
+}
+
+// CheckBuckets returns a message for each problem of the bucket bounds b
+// of the setting name: empty but not nil, not finite, not strictly
+// increasing.
+func CheckBuckets(name string, b []float64) []string {
+	var bad []string
+	if b != nil && len(b) == 0 {
+		bad = append(bad, name+" is empty: leave it nil for the defaults")
+	}
+	for i, v := range b {
+		switch {
+		case math.IsNaN(v) || math.IsInf(v, 0):
+			bad = append(bad, fmt.Sprintf("%s[%d] is %v: bounds must be finite", name, i, v))
+		case i > 0 && v <= b[i-1]:
+			bad = append(bad, fmt.Sprintf("%s are not strictly increasing: %v after %v", name, v, b[i-1]))
+		}
+	}
+	return bad
 }

@@ -1,5 +1,6 @@
 // Package testutil holds helpers that only this module's own tests use,
-// such as a launcher for a real Prometheus server.
+// such as launchers for a real Prometheus server and a real OpenTelemetry
+// Collector.
 package testutil
 
 import (

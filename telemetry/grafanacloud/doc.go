@@ -22,6 +22,11 @@
 //	}
 //	defer rec.Close(ctx) // pushes one last time, then stops
 //
+// The Publisher is a preset of packages otlp and remotewrite, which push
+// to any OTLP receiver and any remote-write receiver: the same engine,
+// aggregation, retries and encodings, with the URL and the basic-auth
+// credentials derived from the stack's settings here.
+//
 // Setting Config.Endpoint to the stack's remote-write URL, such as
 // https://prometheus-prod-13-prod-us-east-0.grafana.net/api/prom/push,
 // pushes with remote write instead; see [Config.Endpoint] for the rules.

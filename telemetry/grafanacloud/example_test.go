@@ -17,12 +17,6 @@ import (
 // and a remote-write URL selects Prometheus remote write.
 func ExampleNewPublisher() {
 	ctx := context.Background()
-	r, err := telemetry.NewRecorder()
-	if err != nil {
-		panic(err)
-	}
-	defer r.Close(ctx) // pushes one last time, then closes the publisher
-
 	pub, err := grafanacloud.NewPublisher(grafanacloud.Config{
 		APIKey:  telemetry.NewSecret("glc_eyJvIjoiMTIzIn0="), // in practice: telemetry.NewSecret(os.Getenv("GRAFANA_CLOUD_API_KEY"))
 		OrgSlug: "123456",                                    // the stack's instance id
@@ -32,9 +26,10 @@ func ExampleNewPublisher() {
 	if err != nil {
 		panic(err)
 	}
-	if err := r.AddPublisher(pub); err != nil {
-		panic(err)
-	}
+	// In a program: telemetry.NewRecorder(telemetry.WithPublishers(pub)),
+	// and the Recorder's Close pushes one last time and closes pub. Here
+	// nothing is recorded, so Close pushes nothing: no request leaves.
+	defer pub.Close(ctx)
 	fmt.Println(pub.Protocol(), pub.URL())
 
 	rw, err := grafanacloud.NewPublisher(grafanacloud.Config{

@@ -114,7 +114,7 @@ func TestCloseTwice(t *testing.T) {
 		t.Fatalf("first close: %v", err)
 	}
 	select {
-	case <-pub.done:
+	case <-pub.eng.Done():
 	default:
 		t.Error("the push goroutine is still running after Close")
 	}

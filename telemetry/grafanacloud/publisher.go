@@ -7,24 +7,41 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"slices"
-	"sync"
-	"sync/atomic"
+	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/resource"
+
 	"github.com/eventpipeline/eventpipeline/internal/metricdef"
+	"github.com/eventpipeline/eventpipeline/internal/metricpush"
+	"github.com/eventpipeline/eventpipeline/internal/metricpush/otlpsend"
+	"github.com/eventpipeline/eventpipeline/internal/metricpush/rwsend"
 	"github.com/eventpipeline/eventpipeline/internal/retry"
-	"github.com/eventpipeline/eventpipeline/internal/seriescache"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
 // userAgent is sent with every push.
 const userAgent = "eventpipeline-telemetry-grafanacloud"
 
-// Errors of the publish methods, Flush and Close.
-var (
-	errClosed     = fmt.Errorf("grafanacloud: publisher: %w", telemetry.ErrClosed)
-	errCloseAgain = fmt.Errorf("grafanacloud: close: %w", telemetry.ErrClosed)
+// scopeName is the instrumentation scope of the metrics sent with OTLP.
+const scopeName = "github.com/eventpipeline/eventpipeline/telemetry/grafanacloud"
+
+// Names of the four metrics of the contract. Dashboards and alerts depend
+// on them; they are the Prometheus publisher's names.
+const (
+	// MetricEventDuration is a histogram of the duration of finished event
+	// runs, labelled event_name and status (completed or failed).
+	MetricEventDuration = metricdef.EventDuration
+	// MetricEventRetries counts the retries of finished event runs,
+	// labelled event_name.
+	MetricEventRetries = metricdef.EventRetries
+	// MetricNetworkBytes counts the bytes of finished network operations,
+	// labelled operation and direction (sent or received).
+	MetricNetworkBytes = metricdef.NetworkBytes
+	// MetricNetworkLatency is a histogram of the latency of finished
+	// network operations, labelled operation.
+	MetricNetworkLatency = metricdef.NetworkLatency
 )
 
 // A Publisher pushes the records of a [telemetry.Recorder] to Grafana Cloud
@@ -37,55 +54,14 @@ var (
 // Config.Interval with Prometheus remote write or OTLP, and
 // [Publisher.Flush] and [Publisher.Close] push at once.
 //
+// It is a preset of the publishers of packages otlp and remotewrite: the
+// same aggregation, pushes and retries, with the URL and credentials
+// derived from a Grafana Cloud stack's settings.
+//
 // Create one with [NewPublisher]. A Publisher is safe for concurrent use.
 type Publisher struct {
-	cfg      Config // with defaults applied
-	target   target
-	sender   sender
-	client   *http.Client
-	ownsConn bool // client is ours: Close releases its connections
-
-	events *seriescache.Cache[eventSeries]
-	ops    *seriescache.Cache[opSeries]
-
-	// rec is the Recorder p is attached to (see Attach), whose delivery
-	// counters are pushed as the self-metrics; nil until then.
-	rec atomic.Pointer[telemetry.Recorder]
-	// pushedDelivery is the delivery counters of the last successful
-	// push: Close pushes again if they changed since.
-	pushedDelivery atomic.Pointer[[]telemetry.PublisherStats]
-	// jitter draws the jitter of backoff waits (see retry.BackoffJitter):
-	// nil, random, but fixed in tests.
-	jitter func(b time.Duration) time.Duration
-
-	sem   chan struct{} // held by the push in progress: one at a time
-	snap  snapshot      // reused by pushes, guarded by sem
-	stop  chan struct{} // closed by Close to stop the pusher
-	done  chan struct{} // closed when the pusher has exited
-	ctx   context.Context
-	abort context.CancelFunc // ends pushes in progress when Close gives up
-
-	closed atomic.Bool
-	// dirty reports whether records were published since the snapshot of
-	// the last successful push. Publishing sets it (reading it first, so
-	// that the cache line stays shared while it is set); a push clears it
-	// and sets it again if it fails. Close skips its last push when it is
-	// clear.
-	dirty  atomic.Bool
-	stats  counters
-	logMu  sync.Mutex
-	logged map[int]bool // statuses whose permanent rejection was logged
-	quiet  int          // give-ups not logged since the last one logged
-	lastGU time.Time    // when a give-up was last logged
-	failed bool         // the last push failed: log the next success
-}
-
-// counters are the values of [Stats], updated with atomics.
-type counters struct {
-	pushes, failedAttempts, dropped, permanent atomic.Uint64
-	lastPush, lastError                        atomic.Int64 // Unix nanoseconds, 0 for never
-	lastStatus                                 atomic.Int64
-	series                                     atomic.Int64
+	target target
+	eng    *metricpush.Pusher
 }
 
 var (
@@ -119,41 +95,54 @@ func newPublisher(cfg Config, jitter func(b time.Duration) time.Duration) (*Publ
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	p := &Publisher{cfg: cfg, target: t, client: cfg.HTTPClient, logged: make(map[int]bool), jitter: jitter}
-	if p.client == nil {
+	o := metricpush.Options{
+		Name: "grafanacloud", Prefix: "grafanacloud", Protocol: string(t.protocol), URL: t.url,
+		Client: cfg.HTTPClient, Interval: cfg.Interval, Timeout: cfg.Timeout, Retry: cfg.Retry,
+		EventBuckets: cfg.EventBuckets, LatencyBuckets: cfg.LatencyBuckets, MaxLabelValues: cfg.MaxLabelValues,
+		Logger:   cfg.Logger,
+		LogAttrs: []slog.Attr{slog.String("job", cfg.Job), slog.String("instance", cfg.Instance)},
+		Hint:     hint, Jitter: jitter,
+	}
+	if o.Client == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = 2
-		p.client = &http.Client{Transport: tr}
-		p.ownsConn = true
+		o.Client = &http.Client{Transport: tr}
+		o.OwnsClient = true
 	}
-	start := time.Now()
+	auth := basicAuth(cfg.OrgSlug, cfg.APIKey)
 	switch t.protocol {
 	case RemoteWrite:
-		p.sender = newRemoteWriter(&cfg, t, p.client)
+		o.Sender = rwsend.New(rwsend.Config{
+			URL:            t.url.String(),
+			Headers:        map[string]telemetry.Secret{"Authorization": auth, "User-Agent": telemetry.NewSecret(userAgent)},
+			Client:         o.Client,
+			Labels:         map[string]string{"job": cfg.Job, "instance": cfg.Instance},
+			EventBuckets:   cfg.EventBuckets,
+			LatencyBuckets: cfg.LatencyBuckets,
+			Prefix:         "grafanacloud",
+			StatusError:    statusError,
+		})
 	case OTLP:
-		if p.sender, err = newOTLPSender(&cfg, t, p.client, start); err != nil {
+		if o.Sender, err = otlpsend.New(otlpsend.Config{
+			URL:     t.url.String(),
+			Headers: map[string]string{"Authorization": auth.Reveal(), "User-Agent": userAgent},
+			Client:  o.Client,
+			Gzip:    true,
+			Resource: resource.NewSchemaless(
+				attribute.String("service.name", cfg.Job),
+				attribute.String("service.instance.id", cfg.Instance),
+			),
+			Scope:          scopeName,
+			Start:          time.Now(),
+			EventBuckets:   cfg.EventBuckets,
+			LatencyBuckets: cfg.LatencyBuckets,
+			Prefix:         "grafanacloud",
+			StatusError:    statusError,
+		}); err != nil {
 			return nil, err
 		}
 	}
-	p.events = seriescache.New(cfg.MaxLabelValues, p.bindEvent, func(name string) { p.logOverflow("event_name", name) })
-	p.ops = seriescache.New(cfg.MaxLabelValues, p.bindOp, func(name string) { p.logOverflow("operation", name) })
-	p.sem = make(chan struct{}, 1)
-	p.stop = make(chan struct{})
-	p.done = make(chan struct{})
-	p.ctx, p.abort = context.WithCancel(context.Background())
-	go p.run()
-	p.logger().LogAttrs(context.Background(), slog.LevelInfo, "grafanacloud: pushing metrics",
-		slog.String("protocol", string(t.protocol)), slog.String("url", t.url.Redacted()),
-		slog.Duration("interval", cfg.Interval), slog.String("job", cfg.Job), slog.String("instance", cfg.Instance))
-	return p, nil
-}
-
-func (p *Publisher) bindEvent(name string) *eventSeries {
-	return &eventSeries{name: name, completed: newHistogram(p.cfg.EventBuckets), failed: newHistogram(p.cfg.EventBuckets)}
-}
-
-func (p *Publisher) bindOp(name string) *opSeries {
-	return &opSeries{name: name, latency: newHistogram(p.cfg.LatencyBuckets)}
+	return &Publisher{target: t, eng: metricpush.New(o)}, nil
 }
 
 // PublishEventMetrics adds the finished run m to the aggregates pushed
@@ -165,24 +154,8 @@ func (p *Publisher) bindOp(name string) *opSeries {
 // It returns an error for a record with an empty event name or whose status
 // is neither completed nor failed, and one wrapping [telemetry.ErrClosed]
 // after Close.
-func (p *Publisher) PublishEventMetrics(_ context.Context, m telemetry.EventMetrics) error {
-	if p.closed.Load() {
-		return errClosed
-	}
-	if err := metricdef.CheckEvent(m.EventName, string(m.Status)); err != nil {
-		return fmt.Errorf("grafanacloud: %w", err)
-	}
-	s := p.events.Get(m.EventName)
-	h := s.completed
-	if m.Status == telemetry.StatusFailed {
-		h = s.failed
-	}
-	h.observe(m.Duration().Seconds())
-	if m.RetryCount > 0 {
-		s.retries.Add(uint64(m.RetryCount))
-	}
-	p.markDirty()
-	return nil
+func (p *Publisher) PublishEventMetrics(ctx context.Context, m telemetry.EventMetrics) error {
+	return p.eng.PublishEventMetrics(ctx, m)
 }
 
 // PublishNetworkMetrics adds the finished operation m to the aggregates
@@ -196,29 +169,8 @@ func (p *Publisher) PublishEventMetrics(_ context.Context, m telemetry.EventMetr
 // It returns an error for a record whose status is neither completed nor
 // failed or whose byte counts are negative, and one wrapping
 // [telemetry.ErrClosed] after Close.
-func (p *Publisher) PublishNetworkMetrics(_ context.Context, m telemetry.NetworkMetrics) error {
-	if p.closed.Load() {
-		return errClosed
-	}
-	if err := metricdef.CheckNetwork(string(m.Status), m.BytesSent, m.BytesReceived); err != nil {
-		return fmt.Errorf("grafanacloud: %w", err)
-	}
-	op := m.Operation
-	if op == "" {
-		op = telemetry.DefaultOperation
-	}
-	s := p.ops.Get(op)
-	s.latency.observe(m.Latency().Seconds())
-	s.sent.Add(uint64(m.BytesSent))
-	s.received.Add(uint64(m.BytesReceived))
-	p.markDirty()
-	return nil
-}
-
-func (p *Publisher) markDirty() {
-	if !p.dirty.Load() {
-		p.dirty.Store(true)
-	}
+func (p *Publisher) PublishNetworkMetrics(ctx context.Context, m telemetry.NetworkMetrics) error {
+	return p.eng.PublishNetworkMetrics(ctx, m)
 }
 
 // Synchronous reports true: the Recorder calls p on the recording path,
@@ -237,11 +189,7 @@ func (p *Publisher) Name() string { return "grafanacloud" }
 // yourself. If p is attached to several Recorders, the first one's counters
 // are pushed. Once attached, p pushes every interval, even before the
 // first record.
-func (p *Publisher) Attach(r *telemetry.Recorder) {
-	if r != nil {
-		p.rec.CompareAndSwap(nil, r)
-	}
-}
+func (p *Publisher) Attach(r *telemetry.Recorder) { p.eng.Attach(r) }
 
 // Protocol returns the protocol p pushes with.
 func (p *Publisher) Protocol() Protocol { return p.target.protocol }
@@ -295,48 +243,7 @@ type Stats struct {
 }
 
 // Stats returns the current push counters of p. It reads atomics only.
-func (p *Publisher) Stats() Stats {
-	c := &p.stats
-	s := Stats{
-		Pushes:            c.pushes.Load(),
-		FailedAttempts:    c.failedAttempts.Load(),
-		DroppedPushes:     c.dropped.Load(),
-		PermanentFailures: c.permanent.Load(),
-		LastStatus:        int(c.lastStatus.Load()),
-		Series:            int(c.series.Load()),
-	}
-	if t := c.lastPush.Load(); t != 0 {
-		s.LastPush = time.Unix(0, t)
-	}
-	if t := c.lastError.Load(); t != 0 {
-		s.LastError = time.Unix(0, t)
-	}
-	return s
-}
-
-// run is the pusher: it pushes every interval until stop is closed. A tick
-// that finds a push in progress (a Flush) skips its turn.
-func (p *Publisher) run() {
-	defer close(p.done)
-	t := time.NewTicker(p.cfg.Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			select {
-			case p.sem <- struct{}{}:
-			default:
-				continue
-			}
-			ctx, cancel := context.WithTimeout(p.ctx, p.cfg.Interval)
-			p.push(ctx)
-			cancel()
-			<-p.sem
-		case <-p.stop:
-			return
-		}
-	}
-}
+func (p *Publisher) Stats() Stats { return Stats(p.eng.Stats()) }
 
 // Flush pushes the current aggregates now, retrying transient failures
 // within one Config.Interval, and waits for the outcome. The Recorder calls
@@ -346,27 +253,7 @@ func (p *Publisher) run() {
 // recorded yet), the push's last error if it was given up (a
 // [*StatusError] for an HTTP status), ctx.Err() if ctx ends first, and an
 // error wrapping [telemetry.ErrClosed] after Close.
-func (p *Publisher) Flush(ctx context.Context) error {
-	if p.closed.Load() {
-		return fmt.Errorf("grafanacloud: flush: %w", telemetry.ErrClosed)
-	}
-	return p.pushNow(ctx)
-}
-
-// pushNow waits for its turn and pushes under ctx, within one interval.
-func (p *Publisher) pushNow(ctx context.Context) error {
-	select {
-	case p.sem <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	defer func() { <-p.sem }()
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.Interval)
-	defer cancel()
-	stop := context.AfterFunc(p.ctx, cancel) // Close gave up: end at once
-	defer stop()
-	return p.push(ctx)
-}
+func (p *Publisher) Flush(ctx context.Context) error { return p.eng.Flush(ctx) }
 
 // Close stops the periodic pushes, makes a last push of everything
 // recorded (retrying within one interval) unless the last push already
@@ -379,186 +266,12 @@ func (p *Publisher) pushNow(ctx context.Context) error {
 // first; the goroutine then still exits shortly. A second call returns an
 // error wrapping [telemetry.ErrClosed]. Close is safe to call from several
 // goroutines.
-func (p *Publisher) Close(ctx context.Context) error {
-	if !p.closed.CompareAndSwap(false, true) {
-		return errCloseAgain
-	}
-	close(p.stop)
-	var err error
-	select {
-	case <-p.done:
-		// Recorder.Close has just called Flush: push only what came after.
-		if p.dirty.Load() || p.stats.pushes.Load() == 0 || p.deliveryChanged() {
-			err = p.pushNow(ctx)
-		}
-	case <-ctx.Done():
-		err = ctx.Err()
-	}
-	p.abort()
-	if cerr := p.sender.close(ctx); cerr != nil && err == nil {
-		err = cerr
-	}
-	if p.ownsConn {
-		p.client.CloseIdleConnections()
-	}
-	p.logger().LogAttrs(context.Background(), slog.LevelInfo, "grafanacloud: stopped pushing metrics",
-		slog.String("url", p.target.url.Redacted()), slog.Uint64("pushes", p.stats.pushes.Load()),
-		slog.Uint64("dropped_pushes", p.stats.dropped.Load()))
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	return err
-}
-
-// deliveryChanged reports whether the delivery counters of the Recorder p
-// is attached to changed since the last successful push.
-func (p *Publisher) deliveryChanged() bool {
-	r := p.rec.Load()
-	if r == nil {
-		return false
-	}
-	pushed := p.pushedDelivery.Load()
-	return pushed == nil || !slices.Equal(boundNames(r.PublisherStats()), *pushed)
-}
-
-// boundNames replaces the name of each stats by its label value.
-func boundNames(stats []telemetry.PublisherStats) []telemetry.PublisherStats {
-	for i := range stats {
-		stats[i].Name = metricdef.LabelValue(stats[i].Name)
-	}
-	return stats
-}
-
-// takeSnapshot reads every series into p.snap. The caller holds sem.
-func (p *Publisher) takeSnapshot() *snapshot {
-	s := &p.snap
-	s.time = time.Now()
-	s.delivery = nil
-	if r := p.rec.Load(); r != nil {
-		s.delivery = boundNames(r.PublisherStats())
-	}
-	events := p.events.All()
-	s.events = s.events[:0]
-	for _, e := range events {
-		s.events = append(s.events, eventPoint{})
-		pt := &s.events[len(s.events)-1]
-		pt.name = e.name
-		e.completed.read(&pt.completed)
-		e.failed.read(&pt.failed)
-		pt.retries = e.retries.Load()
-	}
-	ops := p.ops.All()
-	s.ops = s.ops[:0]
-	for _, o := range ops {
-		s.ops = append(s.ops, opPoint{})
-		pt := &s.ops[len(s.ops)-1]
-		pt.name = o.name
-		o.latency.read(&pt.latency)
-		pt.sent, pt.received = o.sent.Load(), o.received.Load()
-	}
-	return s
-}
-
-// push sends one snapshot, retrying transient failures with exponential
-// backoff and jitter while ctx lasts and attempts remain. The caller holds
-// sem. It counts and logs the outcome, and returns the last error.
-func (p *Publisher) push(ctx context.Context) (err error) {
-	p.dirty.Store(false) // before the snapshot: what comes after is dirty
-	snap := p.takeSnapshot()
-	if len(snap.events) == 0 && len(snap.ops) == 0 && len(snap.delivery) == 0 {
-		return nil // nothing recorded yet, and no Recorder
-	}
-	defer func() {
-		if err != nil {
-			p.dirty.Store(true)
-		}
-	}()
-	p.stats.series.Store(int64(snap.series(len(p.cfg.EventBuckets), len(p.cfg.LatencyBuckets))))
-	attempt, err := p.sender.prepare(snap)
-	if err != nil {
-		p.stats.dropped.Add(1)
-		p.logGiveUp(ctx, 0, 0, err)
-		return err
-	}
-	policy := p.cfg.Retry
-	first := time.Now()
-	for n := 1; ; n++ {
-		actx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
-		res := attempt(actx)
-		cancel()
-		p.stats.lastStatus.Store(int64(res.status))
-		if res.err == nil {
-			pushed := snap.delivery // snap is reused: keep the slice, not a pointer into it
-			p.pushedDelivery.Store(&pushed)
-			p.stats.pushes.Add(1)
-			p.stats.lastPush.Store(time.Now().UnixNano())
-			p.logRecovered(ctx, n)
-			return nil
-		}
-		p.stats.failedAttempts.Add(1)
-		p.stats.lastError.Store(time.Now().UnixNano())
-		if res.status != 0 && !retry.RetryableStatus(res.status) {
-			p.stats.dropped.Add(1)
-			p.stats.permanent.Add(1)
-			p.logPermanent(ctx, res.status, res.err)
-			return telemetry.Permanent(res.err)
-		}
-		if ctx.Err() != nil {
-			// The interval (or the caller's ctx) ran out during the attempt.
-			p.stats.dropped.Add(1)
-			p.logGiveUp(ctx, n, res.status, res.err)
-			return res.err
-		}
-		// The one retry schedule: the server's hint or the backoff, capped
-		// at MaxBackoff, the last attempt at MaxElapsed exactly.
-		wait, again := retry.Policy(policy).Next(n, time.Since(first), res.retryAfter, p.jitter)
-		if !again {
-			p.stats.dropped.Add(1)
-			p.logGiveUp(ctx, n, res.status, res.err)
-			return res.err
-		}
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-			// The wait would outlast the interval: give up, the next push
-			// carries these values anyway.
-			p.stats.dropped.Add(1)
-			p.logGiveUp(ctx, n, res.status, res.err)
-			return res.err
-		}
-		if !retry.Sleep(ctx, wait) {
-			p.stats.dropped.Add(1)
-			p.logGiveUp(ctx, n, res.status, res.err)
-			return res.err
-		}
-	}
-}
+func (p *Publisher) Close(ctx context.Context) error { return p.eng.Close(ctx) }
 
 // basicAuth returns the Authorization header value of user and key, as a
 // Secret: it holds the key.
 func basicAuth(user string, key telemetry.Secret) telemetry.Secret {
 	return telemetry.NewSecret("Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+key.Reveal())))
-}
-
-func (p *Publisher) logger() *slog.Logger {
-	if p.cfg.Logger != nil {
-		return p.cfg.Logger
-	}
-	return slog.Default()
-}
-
-// logPermanent logs the first rejection with each HTTP status; later ones
-// are only counted.
-func (p *Publisher) logPermanent(ctx context.Context, status int, err error) {
-	p.logMu.Lock()
-	first := !p.logged[status]
-	p.logged[status] = true
-	p.failed = true
-	p.logMu.Unlock()
-	if first {
-		p.logger().LogAttrs(ctx, slog.LevelError,
-			"grafanacloud: push rejected, not retrying; further rejections with this status are only counted in Stats",
-			slog.String("url", p.target.url.Redacted()), slog.Int("status_code", status),
-			slog.String("error", err.Error()), slog.String("hint", hint(status)))
-	}
 }
 
 // hint returns advice for a permanent HTTP status.
@@ -572,42 +285,28 @@ func hint(status int) string {
 	return "see the error"
 }
 
-// logGiveUp logs a push given up after transient failures, at most once a
-// minute, with the number of give-ups not logged since.
-func (p *Publisher) logGiveUp(ctx context.Context, attempts, status int, err error) {
-	p.logMu.Lock()
-	p.failed = true
-	now := time.Now()
-	if !p.lastGU.IsZero() && now.Sub(p.lastGU) < time.Minute {
-		p.quiet++
-		p.logMu.Unlock()
-		return
-	}
-	quiet := p.quiet
-	p.lastGU, p.quiet = now, 0
-	p.logMu.Unlock()
-	p.logger().LogAttrs(context.WithoutCancel(ctx), slog.LevelWarn,
-		"grafanacloud: push given up; the next push carries its values",
-		slog.String("url", p.target.url.Redacted()), slog.Int("attempt", attempts), slog.Int("status_code", status),
-		slog.String("error", err.Error()), slog.Int("give_ups_not_logged", quiet))
+// A StatusError is the error of a push that the endpoint answered with an
+// HTTP status other than 2xx. Pushes answered 408, 429 or 5xx are retried;
+// the others are not, and their error is marked with [telemetry.Permanent].
+type StatusError struct {
+	Op   string // what was attempted and where, such as "remote write to https://..."
+	Code int    // the HTTP status code
+	Body string // the start of the response body, for diagnosis
 }
 
-// logRecovered logs the first success after failures.
-func (p *Publisher) logRecovered(ctx context.Context, attempts int) {
-	p.logMu.Lock()
-	was := p.failed
-	p.failed = false
-	p.logMu.Unlock()
-	if was {
-		p.logger().LogAttrs(ctx, slog.LevelInfo, "grafanacloud: push succeeded again",
-			slog.String("url", p.target.url.Redacted()), slog.Int("attempt", attempts))
-	}
+func statusError(op string, code int, body string) error {
+	return &StatusError{Op: op, Code: code, Body: body}
 }
 
-// logOverflow logs the first name counted under OverflowLabelValue, by its
-// bounded label value.
-func (p *Publisher) logOverflow(label, value string) {
-	p.logger().LogAttrs(context.Background(), slog.LevelWarn,
-		"grafanacloud: too many distinct "+label+" values, counting further ones as "+OverflowLabelValue,
-		slog.Int("max_label_values", p.cfg.MaxLabelValues), slog.String(label, value))
+// Error returns a message with the operation, the status and the body.
+func (e *StatusError) Error() string {
+	msg := "grafanacloud: " + e.Op + ": HTTP " + strconv.Itoa(e.Code) + " " + http.StatusText(e.Code)
+	if e.Body != "" {
+		msg += ": " + e.Body
+	}
+	return msg
 }
+
+// Temporary reports whether another attempt may succeed: for 408, 429 and
+// 5xx, the statuses the module retries everywhere.
+func (e *StatusError) Temporary() bool { return retry.RetryableStatus(e.Code) }

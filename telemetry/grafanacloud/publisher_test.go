@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventpipeline/eventpipeline/internal/metricpush"
 	"github.com/eventpipeline/eventpipeline/internal/testutil"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
@@ -38,37 +39,10 @@ func newLocalPublisher(t testing.TB, cfg Config) (*Publisher, *scripted) {
 
 // lockedSnapshot takes a snapshot of p as a push does, holding the push
 // lock until the test ends, so that no periodic push reuses it meanwhile.
-func lockedSnapshot(t *testing.T, p *Publisher) *snapshot {
-	p.sem <- struct{}{}
-	t.Cleanup(func() { <-p.sem }) // before newLocalPublisher's Close: cleanups run last first
-	return p.takeSnapshot()
-}
-
-func TestHistogram(t *testing.T) {
-	h := newHistogram([]float64{1, 2, 5})
-	for _, v := range []float64{0.5, 1, 1.5, 2, 4, 5, 6, math.Inf(1)} {
-		h.observe(v)
-	}
-	var pt histogramPoint
-	h.read(&pt)
-	if got, want := pt.counts, []uint64{2, 2, 2, 2}; !equal(got, want) {
-		t.Errorf("got bucket counts %v, want %v (le semantics: v <= bound)", got, want)
-	}
-	if pt.count != 8 || !math.IsInf(pt.sum, 1) {
-		t.Errorf("got count %d, sum %v, want 8, +Inf", pt.count, pt.sum)
-	}
-}
-
-func equal(a, b []uint64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+func lockedSnapshot(t *testing.T, p *Publisher) *metricpush.Snapshot {
+	snap, release := p.eng.LockedSnapshot()
+	t.Cleanup(release) // before newLocalPublisher's Close: cleanups run last first
+	return snap
 }
 
 func TestPublishAllocs(t *testing.T) {
@@ -101,8 +75,8 @@ func TestCardinalityOverflow(t *testing.T) {
 	}
 	snap := lockedSnapshot(t, p)
 	names := map[string]uint64{}
-	for _, e := range snap.events {
-		names[e.name] = e.completed.count
+	for _, e := range snap.Events {
+		names[e.Name] = e.Completed.Count
 	}
 	want := map[string]uint64{"event-0": 1, "event-1": 1, "event-2": 1, OverflowLabelValue: 7}
 	if len(names) != len(want) {
@@ -114,11 +88,11 @@ func TestCardinalityOverflow(t *testing.T) {
 		}
 	}
 	var sent uint64
-	for _, o := range snap.ops {
-		sent += o.sent
+	for _, o := range snap.Ops {
+		sent += o.Sent
 	}
-	if len(snap.ops) != 4 || sent != 10 {
-		t.Errorf("got %d operation series sending %d bytes, want 4 and 10", len(snap.ops), sent)
+	if len(snap.Ops) != 4 || sent != 10 {
+		t.Errorf("got %d operation series sending %d bytes, want 4 and 10", len(snap.Ops), sent)
 	}
 	if n := strings.Count(logs.String(), "too many distinct"); n != 2 {
 		t.Errorf("got %d overflow log lines, want 2 (events and operations once each):\n%s", n, logs.String())
@@ -150,15 +124,15 @@ func TestPublisherConcurrentSafe(t *testing.T) {
 	snap := lockedSnapshot(t, p)
 	var count, retries uint64
 	var sum float64
-	for _, e := range snap.events {
-		count += e.failed.count
-		retries += e.retries
-		sum += e.failed.sum
+	for _, e := range snap.Events {
+		count += e.Failed.Count
+		retries += e.Retries
+		sum += e.Failed.Sum
 	}
 	if count != goroutines*per || retries != goroutines*per || math.Abs(sum-goroutines*per*0.001) > 1e-6 {
 		t.Errorf("got count %d, retries %d, sum %v; want %d, %d, %v", count, retries, sum, goroutines*per, goroutines*per, goroutines*per*0.001)
 	}
-	if o := snap.ops[0]; o.latency.count != goroutines*per || o.sent != 3*goroutines*per || o.received != 4*goroutines*per {
+	if o := snap.Ops[0]; o.Latency.Count != goroutines*per || o.Sent != 3*goroutines*per || o.Received != 4*goroutines*per {
 		t.Errorf("got operation point %+v, want %d operations", o, goroutines*per)
 	}
 	// A push may time out on a loaded machine (its budget is the 20ms

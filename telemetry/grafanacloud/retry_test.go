@@ -321,7 +321,7 @@ func TestRecordingNotBlockedByHangingEndpoint(t *testing.T) {
 					t.Error("the hanging push did not end after Close gave up")
 				}
 				select {
-				case <-pub.done:
+				case <-pub.eng.Done():
 				default:
 					t.Error("the push goroutine did not exit after Close gave up")
 				}

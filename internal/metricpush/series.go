@@ -1,4 +1,4 @@
-package grafanacloud
+package metricpush
 
 import (
 	"math"
@@ -39,23 +39,23 @@ func (h *histogram) observe(v float64) {
 	}
 }
 
-// histogramPoint is a snapshot of a histogram.
-type histogramPoint struct {
-	counts []uint64 // per bucket, not cumulative; len(bounds)+1
-	count  uint64
-	sum    float64
+// A HistogramPoint is a snapshot of a histogram.
+type HistogramPoint struct {
+	Counts []uint64 // per bucket, not cumulative; len(bounds)+1, +Inf last
+	Count  uint64   // the sum of Counts
+	Sum    float64  // the sum of the observations, in seconds
 }
 
 // read copies h into pt, reusing pt's slice.
-func (h *histogram) read(pt *histogramPoint) {
-	pt.counts = slices.Grow(pt.counts[:0], len(h.counts))[:len(h.counts)]
-	pt.count = 0
+func (h *histogram) read(pt *HistogramPoint) {
+	pt.Counts = slices.Grow(pt.Counts[:0], len(h.counts))[:len(h.counts)]
+	pt.Count = 0
 	for i := range h.counts {
 		n := h.counts[i].Load()
-		pt.counts[i] = n
-		pt.count += n
+		pt.Counts[i] = n
+		pt.Count += n
 	}
-	pt.sum = math.Float64frombits(h.sumBits.Load())
+	pt.Sum = math.Float64frombits(h.sumBits.Load())
 }
 
 // eventSeries are the series of one event name.
@@ -72,34 +72,38 @@ type opSeries struct {
 	sent, received atomic.Uint64
 }
 
-// snapshot is what one push sends: the state of every series at one time.
-type snapshot struct {
-	time   time.Time // when it was taken
-	events []eventPoint
-	ops    []opPoint
-	// delivery are the delivery counters of the Recorder the Publisher is
+// A Snapshot is what one push sends: the state of every series at one
+// time. Values are cumulative since the Pusher was created.
+type Snapshot struct {
+	Time   time.Time // when it was taken
+	Events []EventPoint
+	Ops    []OpPoint
+	// Delivery are the delivery counters of the Recorder the Pusher is
 	// attached to, names bounded as label values; nil if not attached.
-	delivery []telemetry.PublisherStats
+	Delivery []telemetry.PublisherStats
 }
 
-// deliverySeries is the number of self-metric series of one publisher:
+// DeliverySeries is the number of self-metric series of one publisher:
 // published, failed attempts, dropped (three reasons), panics, queue length
 // and capacity.
-const deliverySeries = 8
+const DeliverySeries = 8
 
-type eventPoint struct {
-	name              string
-	completed, failed histogramPoint
-	retries           uint64
+// An EventPoint holds the series of one event name.
+type EventPoint struct {
+	Name              string // the event_name label value
+	Completed, Failed HistogramPoint
+	Retries           uint64
 }
 
-type opPoint struct {
-	name           string
-	latency        histogramPoint
-	sent, received uint64
+// An OpPoint holds the series of one network operation.
+type OpPoint struct {
+	Name           string // the operation label value
+	Latency        HistogramPoint
+	Sent, Received uint64
 }
 
-// series returns the number of series s makes in Prometheus terms.
-func (s *snapshot) series(eventBuckets, latencyBuckets int) int {
-	return len(s.events)*(2*(eventBuckets+1+2)+1) + len(s.ops)*(latencyBuckets+1+2+2) + len(s.delivery)*deliverySeries
+// Series returns the number of series s makes in Prometheus terms, with
+// eventBuckets and latencyBuckets bounds (+Inf not included).
+func (s *Snapshot) Series(eventBuckets, latencyBuckets int) int {
+	return len(s.Events)*(2*(eventBuckets+1+2)+1) + len(s.Ops)*(latencyBuckets+1+2+2) + len(s.Delivery)*DeliverySeries
 }

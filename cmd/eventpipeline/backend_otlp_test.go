@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eventpipeline/eventpipeline/internal/metricdef"
+	"github.com/eventpipeline/eventpipeline/internal/testutil"
+)
+
+// TestDemoAndWorkerPushOverOTLP runs a worker as a process of its own and
+// the demo against it, both with --otlp to a real OpenTelemetry Collector,
+// and checks that the collector received the metrics of each: the demo's
+// events under service.name eventpipeline, the events the worker ran under
+// eventpipeline-worker. A header from OTEL_EXPORTER_OTLP_HEADERS goes along
+// (plain http is fine to loopback).
+func TestDemoAndWorkerPushOverOTLP(t *testing.T) {
+	c := testutil.StartCollector(t)
+	t.Setenv(envOTLPHeaders, "X-Test=a%20b")
+	worker := exec.Command(os.Args[0], "worker", "--addr", "127.0.0.1:0", "--otlp", c.Endpoint)
+	worker.Env = append(os.Environ(), "EVENTPIPELINE_RUN_MAIN=1")
+	out, err := worker.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	worker.Stderr = &stderr
+	if err := worker.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { worker.Process.Kill(); worker.Wait() })
+	lines := bufio.NewScanner(out)
+	var addr string
+	for lines.Scan() {
+		line := lines.Text()
+		if rest, ok := strings.CutPrefix(line, "worker listening on "); ok {
+			addr, _, _ = strings.Cut(rest, " ")
+		}
+		if strings.HasPrefix(line, "worker pushing its metrics over OTLP to "+c.Endpoint+"/v1/metrics") {
+			break
+		}
+	}
+	if addr == "" {
+		t.Fatalf("the worker did not say where it listens and pushes; stderr:\n%s", stderr.String())
+	}
+
+	stdout, errOut, code := runCmd(t, "demo", "--quiet", "--worker", addr, "--out-dir", t.TempDir(), "--otlp", c.Endpoint)
+	if code != exitOK {
+		t.Fatalf("demo: exit code %d\nstdout:\n%s\nstderr:\n%s", code, stdout, errOut)
+	}
+	// The worker pushes its last values when it stops.
+	if err := worker.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		for lines.Scan() {
+		}
+		done <- worker.Wait()
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("worker: %v; stderr:\n%s", err, stderr.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the worker did not stop after an interrupt")
+	}
+
+	testutil.Eventually(t, 30*time.Second, func() error {
+		points, err := c.LatestMetrics()
+		if err != nil {
+			return err
+		}
+		runs := map[string]uint64{} // service/event_name: runs
+		for _, p := range points {
+			if p.Name == metricdef.EventDuration {
+				runs[p.Resource["service.name"]+"/"+p.Attributes[metricdef.LabelEventName]] += p.Count
+			}
+		}
+		var errs []error
+		// geocode and score run on the worker.
+		for _, k := range []string{"eventpipeline-worker/geocode", "eventpipeline-worker/score", "eventpipeline/extract", "eventpipeline/load"} {
+			if runs[k] == 0 {
+				errs = append(errs, fmt.Errorf("no run of %s", k))
+			}
+		}
+		if len(errs) > 0 {
+			errs = append(errs, fmt.Errorf("got runs %v", runs))
+		}
+		return errors.Join(errs...)
+	})
+}
+
+func TestParseOTLPHeaders(t *testing.T) {
+	h, err := parseOTLPHeaders("Authorization=Bearer%20t0ken, X-Scope-OrgID = tenant-1")
+	if err != nil || len(h) != 2 || h["Authorization"].Reveal() != "Bearer t0ken" || h["X-Scope-OrgID"].Reveal() != "tenant-1" {
+		t.Errorf("got %v, %v", h, err)
+	}
+	for _, bad := range []string{"novalue", "=x", "k=%zz-s3cret"} {
+		if _, err := parseOTLPHeaders(bad); err == nil || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%q: got %v, want an error that quotes no value", bad, err)
+		}
+	}
+}
+
+func TestOTLPFlagRefusesHeadersOverPlainHTTP(t *testing.T) {
+	t.Setenv(envOTLPHeaders, "Authorization=Bearer%20t0ken")
+	_, errOut, code := runCmd(t, "demo", "--quiet", "--out-dir", t.TempDir(), "--otlp", "http://collector.example.com:4318")
+	if code == exitOK || !strings.Contains(errOut, "--otlp-allow-insecure") || strings.Contains(errOut, "t0ken") {
+		t.Errorf("got exit code %d, stderr %q; want a failure pointing to --otlp-allow-insecure, without the token", code, errOut)
+	}
+}
+
+// FuzzParseOTLPHeaders checks that any value of OTEL_EXPORTER_OTLP_HEADERS
+// is either parsed into non-empty keys or rejected with an error that
+// quotes no value.
+func FuzzParseOTLPHeaders(f *testing.F) {
+	for _, s := range []string{"Authorization=Bearer%20t0ken", "a=1,b=2", "k=%zz-s3cret", "novalue", "=x", "", " , "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		h, err := parseOTLPHeaders(s)
+		if err != nil {
+			for pair := range strings.SplitSeq(s, ",") {
+				if _, v, ok := strings.Cut(pair, "="); ok && len(v) >= 8 && strings.Contains(err.Error(), v) {
+					t.Errorf("error %q quotes the value %q", err, v)
+				}
+			}
+			return
+		}
+		for k := range h {
+			if k == "" || strings.TrimSpace(k) != k {
+				t.Errorf("%q: got key %q", s, k)
+			}
+		}
+	})
+}

@@ -1,0 +1,100 @@
+package metricpush
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// IsLoopback reports whether host is localhost or a loopback IP address.
+func IsLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// ParseURL parses the URL of the setting name, which must be http or
+// https with a host, no credentials and no fragment. Its errors show the
+// URL redacted, never a password it holds.
+func ParseURL(name, s string) (*url.URL, error) {
+	if s == "" {
+		return nil, fmt.Errorf("%s is required", name)
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		// url.Error repeats the input, which may hold credentials: say
+		// only what is wrong.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("%s is not a valid URL: %v", name, err)
+	}
+	switch {
+	case u.User != nil:
+		return nil, fmt.Errorf("%s %q must not contain credentials", name, u.Redacted())
+	case u.Scheme != "https" && u.Scheme != "http":
+		return nil, fmt.Errorf("%s %q must be an http(s) URL", name, u.Redacted())
+	case u.Host == "":
+		return nil, fmt.Errorf("%s %q has no host", name, u.Redacted())
+	case u.Fragment != "":
+		return nil, fmt.Errorf("%s %q must not have a #fragment", name, u.Redacted())
+	}
+	return u, nil
+}
+
+// DefaultInstance returns "<hostname>:<pid>", unique per process.
+func DefaultInstance() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown"
+	}
+	return strings.ToValidUTF8(host, "\uFFFD") + ":" + strconv.Itoa(os.Getpid())
+}
+
+// CheckHeader returns a message if name is not a valid HTTP header name or
+// value holds a line break or another control character. The value is
+// never quoted: it may be a credential.
+func CheckHeader(setting, name, value string) string {
+	if name == "" || strings.ContainsFunc(name, func(r rune) bool {
+		return r <= ' ' || r >= 0x7f || strings.ContainsRune("\"(),/:;<=>?@[\\]{}", r)
+	}) {
+		return fmt.Sprintf("%s: %q is not a valid header name", setting, name)
+	}
+	if strings.ContainsFunc(value, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) {
+		return fmt.Sprintf("%s[%q] holds a control character", setting, name)
+	}
+	return ""
+}
+
+// NewClient returns an HTTP client of its own for pushes, with the TLS
+// configuration tlsConfig (cloned; nil means Go's defaults, verification
+// on) and, if caPEM is not empty, its certificate authorities as the only
+// trusted roots. It returns an error if caPEM holds no certificate.
+func NewClient(tlsConfig *tls.Config, caPEM []byte) (*http.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 2
+	if tlsConfig != nil {
+		tr.TLSClientConfig = tlsConfig.Clone()
+	}
+	if len(caPEM) > 0 {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(caPEM) {
+			return nil, errors.New("CACert holds no PEM certificate")
+		}
+		if tr.TLSClientConfig == nil {
+			tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		tr.TLSClientConfig.RootCAs = pool
+	}
+	return &http.Client{Transport: tr}, nil
+}

@@ -1,0 +1,5 @@
+//go:build race
+
+package otelmetric
+
+const raceEnabled = true

@@ -1,0 +1,35 @@
+package otlp
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/eventpipeline/eventpipeline/telemetry"
+)
+
+func TestPublishAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts differ under -race")
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer srv.Close()
+	p, err := NewPublisher(Config{Endpoint: srv.URL, Interval: time.Hour, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	ctx := context.Background()
+	ev := finishedEvent("load", telemetry.StatusCompleted, time.Millisecond, 2)
+	op := finishedOp("rpc", time.Millisecond, 10, 20)
+	p.PublishEventMetrics(ctx, ev) // makes the series
+	p.PublishNetworkMetrics(ctx, op)
+	if n := testing.AllocsPerRun(1000, func() { p.PublishEventMetrics(ctx, ev) }); n != 0 {
+		t.Errorf("PublishEventMetrics: %v allocations, want 0", n)
+	}
+	if n := testing.AllocsPerRun(1000, func() { p.PublishNetworkMetrics(ctx, op) }); n != 0 {
+		t.Errorf("PublishNetworkMetrics: %v allocations, want 0", n)
+	}
+}

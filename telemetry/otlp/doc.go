@@ -1,0 +1,124 @@
+// Package otlp pushes the records of a [telemetry.Recorder] as OpenTelemetry
+// metrics, over OTLP/HTTP (protobuf, with the official OpenTelemetry
+// exporter), to any OpenTelemetry Collector or OTLP receiver: a collector
+// of your own, Prometheus 3's OTLP receiver, Mimir, or a vendor's gateway.
+// No account or credentials are required; headers carry them when a
+// receiver asks for some.
+//
+// A minimal use pushes to a collector on this machine:
+//
+//	pub, err := otlp.NewPublisher(otlp.Config{Endpoint: "http://127.0.0.1:4318"})
+//	if err != nil {
+//		return err // every missing or malformed setting, by field name
+//	}
+//	rec, err := telemetry.NewRecorder(telemetry.WithPublishers(pub))
+//	if err != nil {
+//		return err
+//	}
+//	defer rec.Close(ctx) // pushes one last time, then stops
+//
+// To record into a MeterProvider of your own instead, and export with
+// whatever exporter it has, use package otelmetric.
+//
+// # Configuration
+//
+// [Config] is taken by value. Endpoint is required, the base URL of an
+// OTLP/HTTP receiver (metrics go to Endpoint/v1/metrics); every other zero
+// field means its default:
+//
+//	Headers            none; values are telemetry.Secret, such as an Authorization header
+//	TLSConfig, CACert  Go's defaults: the server's certificate is verified against the system's roots
+//	AllowInsecure      false: no Headers over plain http to a host other than loopback, no InsecureSkipVerify
+//	Compression        gzip
+//	Interval           push period, 15s ([DefaultInterval]); at least [MinInterval]
+//	Timeout            limit of one HTTP attempt, 10s, capped at Interval
+//	Retry              a telemetry.RetryPolicy; zero fields: telemetry.DefaultRetryPolicy, within one Interval
+//	ServiceName        service.name, "eventpipeline"; becomes the job label in Prometheus
+//	ServiceInstanceID  service.instance.id, "<hostname>:<pid>"; becomes the instance label
+//	ResourceAttributes none
+//	EventBuckets       1ms to 10min, as package prometheus
+//	LatencyBuckets     0.5ms to 1min, as package prometheus
+//	MaxLabelValues     1000 event names, and 1000 operations, with series of their own
+//	HTTPClient         a client of its own
+//	Name               "otlp", the publisher label of the self-metrics
+//	Logger             slog.Default() at the time of logging
+//
+// [NewPublisher] does no network I/O; it returns every missing or malformed
+// setting at once, each naming its field.
+//
+// # Metrics
+//
+// The metrics are cumulative explicit-bucket histograms (in seconds) and
+// monotonic sums, named as the Prometheus series of package prometheus,
+// with units, so that an OTLP-to-Prometheus translation (Prometheus 3's
+// OTLP receiver, with or without its UTF-8 escaping; Mimir; the Grafana
+// Cloud gateway) gives exactly the names and labels that the dashboards
+// and alerts in examples/telemetry use:
+//
+//	event_duration_seconds   histogram, unit s    event_name, status (completed, failed)
+//	event_retries_total      sum, unit {retry}    event_name
+//	network_bytes_total      sum, unit By         operation, direction (sent, received)
+//	network_latency_seconds  histogram, unit s    operation
+//
+// service.name and service.instance.id become the job and instance labels.
+// Task ids, hosts, ports and error texts are never attribute values. Event
+// names and operations are bounded as in package prometheus: valid UTF-8
+// of at most 128 bytes, a longer or invalid one cut and suffixed with "~"
+// and a hash; names beyond Config.MaxLabelValues are counted under
+// [OverflowLabelValue].
+//
+// # Delivery self-metrics
+//
+// Once attached to a Recorder, the Publisher also pushes the delivery
+// counters of each of that Recorder's publishers, itself included, as the
+// sums telemetry_publisher_records_published_total,
+// telemetry_publisher_failed_attempts_total,
+// telemetry_publisher_records_dropped_total (with reason) and
+// telemetry_publisher_panics_total, and the gauges
+// telemetry_publisher_queue_length and telemetry_publisher_queue_capacity,
+// all with the attribute publisher: the names package prometheus exports,
+// so that the delivery alerts work on this path too.
+//
+// # Aggregation, pushes and failures
+//
+// The Publisher is a [telemetry.SyncPublisher]: the Recorder calls it on
+// the recording path, where it only updates in-process histograms and
+// counters with atomic operations, without locks (once a name's series
+// exist), allocations or I/O. A goroutine of its own pushes a snapshot
+// every Config.Interval; [Publisher.Flush] (called by
+// [telemetry.Recorder.Flush]) pushes at once and waits for the outcome;
+// [Publisher.Close] pushes one last time and stops. Values are cumulative
+// since the Publisher was created, so a lost push loses no counts: the next
+// one carries them.
+//
+// A push that fails is retried by the module's one retry schedule, the
+// [telemetry.RetryPolicy] of Config.Retry: connection errors, HTTP 408, 429
+// and 5xx are retried with exponential backoff and jitter, or after the
+// server's Retry-After, within one Interval; other statuses, such as 401,
+// are permanent, and the error of Flush is then marked with
+// [telemetry.Permanent] (test it with [telemetry.IsPermanent]). Nothing
+// ever blocks the code that records. [Publisher.Stats] gives the pushes,
+// failed attempts, dropped pushes and the last status; the error of a push
+// the receiver answered is a [*StatusError].
+//
+// # Secrets
+//
+// Header values are [telemetry.Secret]s: they print as REDACTED with every
+// fmt verb, in log/slog and in JSON, and never appear in errors or logs. A
+// [Publisher] prints as its URL only. Headers are refused over plain http
+// to a host other than loopback unless Config.AllowInsecure is set.
+//
+// # Traces
+//
+// This version sends metrics. Traces (one span per event run and network
+// operation, carrying the trace context of the run) will be sent by this
+// package too, to Endpoint/v1/traces with the same connection settings
+// (Headers, TLSConfig, CACert, Compression, HTTPClient, Retry): that is why
+// Endpoint is a base URL. They will come as a queued publisher (spans are
+// records, retried by the Recorder's delivery), next to this synchronous
+// one; a [telemetry.CompositePublisher] of both attaches as two.
+//
+// # Concurrency
+//
+// Every exported function and method is safe for concurrent use.
+package otlp

@@ -1,0 +1,291 @@
+package otlp
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/resource"
+
+	"github.com/eventpipeline/eventpipeline/internal/metricpush"
+	"github.com/eventpipeline/eventpipeline/internal/metricpush/otlpsend"
+	"github.com/eventpipeline/eventpipeline/internal/retry"
+	"github.com/eventpipeline/eventpipeline/telemetry"
+)
+
+// userAgent is sent with every push.
+const userAgent = "eventpipeline-telemetry-otlp"
+
+// ScopeName is the instrumentation scope of the metrics the Publisher
+// sends.
+const ScopeName = "github.com/eventpipeline/eventpipeline/telemetry/otlp"
+
+// A Publisher pushes the records of a [telemetry.Recorder] as OTLP metrics
+// over HTTP to any OpenTelemetry Collector or OTLP receiver, with the
+// names, units and attributes that an OTLP-to-Prometheus translation turns
+// into the series of the Prometheus publisher, and the delivery
+// self-metrics of the Recorder it is attached to (see [Publisher.Attach]).
+//
+// It is a [telemetry.SyncPublisher]: the Recorder calls it on the recording
+// path, where it only updates in-process histograms and counters, without
+// blocking or allocating. A goroutine of its own pushes them every
+// Config.Interval, and [Publisher.Flush] and [Publisher.Close] push at once.
+//
+// Create one with [NewPublisher]. A Publisher is safe for concurrent use.
+type Publisher struct {
+	url *url.URL // of the metrics signal
+	eng *metricpush.Pusher
+
+	// Traces are planned as a second, queued publisher of this package
+	// that shares the connection settings of Config (Endpoint, Headers,
+	// TLS, Compression; see newClient and the /v1/traces URL of Endpoint):
+	// see the package doc, # Traces.
+}
+
+var (
+	_ telemetry.Publisher     = (*Publisher)(nil)
+	_ telemetry.SyncPublisher = (*Publisher)(nil)
+	_ telemetry.Flusher       = (*Publisher)(nil)
+	_ telemetry.Closer        = (*Publisher)(nil)
+	_ telemetry.Namer         = (*Publisher)(nil)
+	_ telemetry.Attacher      = (*Publisher)(nil)
+	_ slog.LogValuer          = (*Publisher)(nil)
+	_ fmt.Formatter           = (*Publisher)(nil)
+)
+
+// NewPublisher returns a new Publisher configured by cfg, and starts the
+// goroutine that pushes every cfg.Interval. It does no network I/O: an
+// unreachable collector or a rejected header shows at the first push, in
+// [Publisher.Stats], the log, and the error of [Publisher.Flush].
+//
+// It returns an error if cfg is invalid: every problem, each naming its
+// setting, joined in one error. No header value is ever part of it.
+func NewPublisher(cfg Config) (*Publisher, error) {
+	return newPublisher(cfg, nil)
+}
+
+// newPublisher is NewPublisher with the backoff jitter, which tests
+// replace with none.
+func newPublisher(cfg Config, jitter func(time.Duration) time.Duration) (*Publisher, error) {
+	u, err := cfg.resolve()
+	if err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	client, owns, err := newClient(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	headers := map[string]string{"User-Agent": userAgent}
+	for k, v := range cfg.Headers {
+		headers[k] = v.Reveal()
+	}
+	attrs := []attribute.KeyValue{
+		attribute.String("service.name", cfg.ServiceName),
+		attribute.String("service.instance.id", cfg.ServiceInstanceID),
+	}
+	for _, k := range slices.Sorted(maps.Keys(cfg.ResourceAttributes)) {
+		attrs = append(attrs, attribute.String(k, cfg.ResourceAttributes[k]))
+	}
+	sender, err := otlpsend.New(otlpsend.Config{
+		URL:            u.String(),
+		Headers:        headers,
+		Client:         client,
+		Gzip:           cfg.Compression == Gzip,
+		Resource:       resource.NewSchemaless(attrs...),
+		Scope:          ScopeName,
+		Start:          time.Now(),
+		EventBuckets:   cfg.EventBuckets,
+		LatencyBuckets: cfg.LatencyBuckets,
+		Prefix:         "otlp",
+		StatusError:    statusError,
+	})
+	if err != nil {
+		return nil, err
+	}
+	eng := metricpush.New(metricpush.Options{
+		Name: cfg.Name, Prefix: "otlp", Protocol: "otlp", URL: u, Sender: sender,
+		Client: client, OwnsClient: owns,
+		Interval: cfg.Interval, Timeout: cfg.Timeout, Retry: cfg.Retry,
+		EventBuckets: cfg.EventBuckets, LatencyBuckets: cfg.LatencyBuckets, MaxLabelValues: cfg.MaxLabelValues,
+		Logger: cfg.Logger,
+		LogAttrs: []slog.Attr{slog.String("service_name", cfg.ServiceName),
+			slog.String("service_instance_id", cfg.ServiceInstanceID)},
+		Hint:   hint,
+		Jitter: jitter,
+	})
+	return &Publisher{url: u, eng: eng}, nil
+}
+
+// newClient returns cfg.HTTPClient, or a client of the Publisher's own
+// configured by cfg.TLSConfig and cfg.CACert (owns is then true). The
+// trace exporter, when it comes, shares it.
+func newClient(cfg *Config) (client *http.Client, owns bool, err error) {
+	if cfg.HTTPClient != nil {
+		return cfg.HTTPClient, false, nil
+	}
+	client, err = metricpush.NewClient(cfg.TLSConfig, cfg.CACert)
+	if err != nil {
+		return nil, false, fmt.Errorf("otlp: %w", err)
+	}
+	return client, true, nil
+}
+
+// PublishEventMetrics adds the finished run m to the aggregates pushed
+// next: its duration to event_duration_seconds{event_name, status} and its
+// retries to event_retries_total{event_name}. The event_name attribute is
+// the bounded form of m.EventName (see the package doc). It never blocks
+// and does no I/O; ctx is not used.
+//
+// It returns an error for a record with an empty event name or whose status
+// is neither completed nor failed, and one wrapping [telemetry.ErrClosed]
+// after Close.
+func (p *Publisher) PublishEventMetrics(ctx context.Context, m telemetry.EventMetrics) error {
+	return p.eng.PublishEventMetrics(ctx, m)
+}
+
+// PublishNetworkMetrics adds the finished operation m to the aggregates
+// pushed next: its latency to network_latency_seconds{operation} and its
+// bytes to network_bytes_total{operation, direction}. It never blocks and
+// does no I/O; ctx is not used. An empty operation counts as
+// [telemetry.DefaultOperation]. The host, port, task id and error text are
+// not used: they would make unbounded attribute values.
+//
+// It returns an error for a record whose status is neither completed nor
+// failed or whose byte counts are negative, and one wrapping
+// [telemetry.ErrClosed] after Close.
+func (p *Publisher) PublishNetworkMetrics(ctx context.Context, m telemetry.NetworkMetrics) error {
+	return p.eng.PublishNetworkMetrics(ctx, m)
+}
+
+// Synchronous reports true: the Recorder calls p on the recording path,
+// without a queue, since publishing only updates in-process aggregates.
+func (p *Publisher) Synchronous() bool { return true }
+
+// Name returns Config.Name ("otlp" by default), the name of p in the
+// Recorder's [telemetry.PublisherStats].
+func (p *Publisher) Name() string { return p.eng.Name() }
+
+// Attach makes p push the delivery counters of r, the Recorder it is
+// attached to, as the telemetry_publisher_* self-metrics: for every
+// publisher of r, p included. [telemetry.Recorder.AddPublisher] (and so
+// [telemetry.WithPublishers] and [telemetry.MonitorEvents]) calls it. If p
+// is attached to several Recorders, the first one's counters are pushed.
+// Once attached, p pushes every interval, even before the first record.
+func (p *Publisher) Attach(r *telemetry.Recorder) { p.eng.Attach(r) }
+
+// URL returns the URL p posts metrics to, such as
+// "http://127.0.0.1:4318/v1/metrics".
+func (p *Publisher) URL() string { return p.url.String() }
+
+// String describes p by its URL, never its headers.
+func (p *Publisher) String() string { return "otlp.Publisher(" + p.url.Redacted() + ")" }
+
+// Format writes [Publisher.String] whatever the verb, so that %v, %+v and
+// %#v never print the fields, which hold the headers.
+func (p *Publisher) Format(f fmt.State, _ rune) { io.WriteString(f, p.String()) }
+
+// LogValue shows p in logs by its name and URL.
+func (p *Publisher) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("publisher", p.Name()), slog.String("url", p.url.Redacted()))
+}
+
+// Stats are the push counters of a [Publisher].
+type Stats struct {
+	// Pushes is the number of pushes the endpoint accepted.
+	Pushes uint64 `json:"pushes"`
+	// FailedAttempts is the number of HTTP attempts that failed, retried
+	// or not.
+	FailedAttempts uint64 `json:"failed_attempts"`
+	// DroppedPushes is the number of pushes given up: after a permanent
+	// error, or when the attempts or the interval ran out. Since the
+	// values are cumulative, the next push that succeeds carries what a
+	// dropped one had: only resolution in time is lost.
+	DroppedPushes uint64 `json:"dropped_pushes"`
+	// PermanentFailures is the number of dropped pushes that the endpoint
+	// rejected with a status not worth retrying (4xx other than 408 and
+	// 429), such as 401 for a missing or wrong credential header.
+	PermanentFailures uint64 `json:"permanent_failures"`
+	// LastPush is when a push last succeeded; the zero Time if never.
+	LastPush time.Time `json:"last_push"`
+	// LastError is when an attempt last failed; the zero Time if never.
+	LastError time.Time `json:"last_error"`
+	// LastStatus is the HTTP status of the last attempt; 0 if it got no
+	// response or there was none.
+	LastStatus int `json:"last_status"`
+	// Series is the number of series (in Prometheus terms) of the last push.
+	Series int `json:"series"`
+}
+
+// Stats returns the current push counters of p. It reads atomics only.
+func (p *Publisher) Stats() Stats { return Stats(p.eng.Stats()) }
+
+// Flush pushes the current aggregates now, retrying transient failures
+// within one Config.Interval, and waits for the outcome. The Recorder calls
+// it from [telemetry.Recorder.Flush].
+//
+// It returns nil once the endpoint has accepted the push (or if nothing was
+// recorded yet), the push's last error if it was given up (a
+// [*StatusError] for an HTTP status, marked with [telemetry.Permanent] if
+// not worth retrying), ctx.Err() if ctx ends first, and an error wrapping
+// [telemetry.ErrClosed] after Close.
+func (p *Publisher) Flush(ctx context.Context) error { return p.eng.Flush(ctx) }
+
+// Close stops the periodic pushes, makes a last push of everything
+// recorded (retrying within one interval) unless the last push already
+// had it, and releases the connections. Publishing afterwards returns an
+// error wrapping [telemetry.ErrClosed]. A Recorder that p is attached to
+// calls Close from [telemetry.Recorder.Close], after its last record.
+//
+// It returns the last push's error if it failed, or ctx.Err() if ctx ends
+// first; the goroutine then still exits shortly. A second call returns an
+// error wrapping [telemetry.ErrClosed]. Close is safe to call from several
+// goroutines.
+func (p *Publisher) Close(ctx context.Context) error { return p.eng.Close(ctx) }
+
+// hint returns advice for a permanent HTTP status.
+func hint(status int) string {
+	switch status {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return "check the credentials in Config.Headers"
+	case http.StatusNotFound:
+		return "check Config.Endpoint: the base URL of an OTLP/HTTP receiver, such as http://127.0.0.1:4318"
+	case http.StatusUnsupportedMediaType:
+		return "the endpoint does not take OTLP protobuf over HTTP: is it an OTLP/gRPC port (4317)?"
+	}
+	return "see the error"
+}
+
+// A StatusError is the error of a push that the endpoint answered with an
+// HTTP status other than 2xx. Pushes answered 408, 429 or 5xx are retried;
+// the others are not, and their error is marked with [telemetry.Permanent].
+type StatusError struct {
+	Op   string // what was attempted and where, such as "OTLP export to http://..."
+	Code int    // the HTTP status code
+	Body string // the start of the response body, for diagnosis
+}
+
+func statusError(op string, code int, body string) error {
+	return &StatusError{Op: op, Code: code, Body: body}
+}
+
+// Error returns a message with the operation, the status and the body.
+func (e *StatusError) Error() string {
+	msg := "otlp: " + e.Op + ": HTTP " + strconv.Itoa(e.Code) + " " + http.StatusText(e.Code)
+	if e.Body != "" {
+		msg += ": " + e.Body
+	}
+	return msg
+}
+
+// Temporary reports whether another attempt may succeed: for 408, 429 and
+// 5xx, the statuses the module retries everywhere.
+func (e *StatusError) Temporary() bool { return retry.RetryableStatus(e.Code) }
