@@ -12,9 +12,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,6 +30,35 @@ const CollectorEnv = "EVENTPIPELINE_OTELCOL"
 // collectorHelp says how to get a collector binary.
 const collectorHelp = "build it with: export " + CollectorEnv + "=$(.ci/otelcol)   (from the repository's root; " +
 	"the first build takes a minute or two, later ones are cached), or run .ci/run"
+
+var (
+	buildOnce sync.Once
+	built     string
+	buildErr  error
+)
+
+// buildCollector runs .ci/otelcol, found from this file's path, once per
+// process and returns the path of the binary it prints.
+func buildCollector() (string, error) {
+	buildOnce.Do(func() {
+		_, file, _, ok := runtime.Caller(0)
+		if !ok {
+			buildErr = errors.New("cannot locate the repository")
+			return
+		}
+		script := filepath.Join(filepath.Dir(file), "..", "..", ".ci", "otelcol")
+		cmd := exec.Command("bash", script)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			buildErr = fmt.Errorf("%s: %w: %s", script, err, stderr.Bytes())
+			return
+		}
+		built = strings.TrimSpace(string(out))
+	})
+	return built, buildErr
+}
 
 // A Collector is an OpenTelemetry Collector started by [StartCollector]
 // for one test: an OTLP/HTTP receiver on 127.0.0.1 and a free port, and a
@@ -48,16 +79,22 @@ type Collector struct {
 }
 
 // StartCollector starts the collector named by the environment variable
-// EVENTPIPELINE_OTELCOL and waits until its receiver answers. It fails the
-// test, saying how to build the collector, if the variable is unset or
-// names no executable file: tests that need a collector never skip. The
+// EVENTPIPELINE_OTELCOL and waits until its receiver answers. Without the
+// variable it builds the collector first with .ci/otelcol (once per test
+// process; the build is cached, and concurrent test processes wait for one
+// another's), so that a plain go test works from a fresh clone. It fails
+// the test, saying how to build the collector, if that fails or the binary
+// is not an executable file: tests that need a collector never skip. The
 // collector is stopped by t.Cleanup, and its log is shown if the test
 // failed.
 func StartCollector(t testing.TB) *Collector {
 	t.Helper()
 	bin := os.Getenv(CollectorEnv)
 	if bin == "" {
-		t.Fatalf("this test needs the OpenTelemetry Collector of internal/testutil/otelcol, and %s is not set: %s", CollectorEnv, collectorHelp)
+		var err error
+		if bin, err = buildCollector(); err != nil {
+			t.Fatalf("this test needs the OpenTelemetry Collector of internal/testutil/otelcol, %s is not set, and building it failed: %v; %s", CollectorEnv, err, collectorHelp)
+		}
 	}
 	if fi, err := os.Stat(bin); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
 		t.Fatalf("%s=%s is not an executable file (%v): %s", CollectorEnv, bin, err, collectorHelp)
