@@ -14,12 +14,19 @@ import (
 // A StartOption adds optional data to a run at its start. It is a plain
 // value so that passing one allocates nothing.
 type StartOption struct {
-	processID  int
-	pipelineID string
-	enqueued   time.Time
-	started    time.Time
-	span       SpanContext
-	set        uint8
+	set        uint8        // which option this is: one bit
+	processID  int          // WithProcessID
+	pipelineID string       // WithPipelineID
+	t          time.Time    // WithEnqueueTime, WithStartTime
+	span       *SpanContext // WithSpanContext (rare: a pointer keeps the option small)
+}
+
+// spanContext returns the span context of o, or the zero one.
+func (o *StartOption) spanContext() SpanContext {
+	if o.span == nil {
+		return SpanContext{}
+	}
+	return *o.span
 }
 
 const (
@@ -41,7 +48,7 @@ func WithPipelineID(id string) StartOption { return StartOption{pipelineID: id, 
 // tells how long it waited ([EventMetrics.WaitTime]). t must not be the
 // zero Time. An enqueue time after the start, which clocks of different
 // machines can produce, is kept as given and counts as no wait.
-func WithEnqueueTime(t time.Time) StartOption { return StartOption{enqueued: t, set: setEnqueued} }
+func WithEnqueueTime(t time.Time) StartOption { return StartOption{t: t, set: setEnqueued} }
 
 // WithStartTime gives the time the run started, for code that knows it
 // better than the moment of the call: a job queue's attempt time, or the
@@ -49,14 +56,14 @@ func WithEnqueueTime(t time.Time) StartOption { return StartOption{enqueued: t, 
 // agree. t must not be the zero Time nor later than the call; a t read
 // with time.Now in this process keeps the run's duration on the monotonic
 // clock. It applies to event runs and network operations.
-func WithStartTime(t time.Time) StartOption { return StartOption{started: t, set: setStarted} }
+func WithStartTime(t time.Time) StartOption { return StartOption{t: t, set: setStarted} }
 
 // WithSpanContext records the span that traces the run (an event run or a
 // network operation): its ids go into the record, to the JSON report, and
 // to publishers, such as the Prometheus publisher's exemplars. The zero
 // SpanContext means not traced; one with only one of its ids set is an
 // error.
-func WithSpanContext(s SpanContext) StartOption { return StartOption{span: s, set: setSpan} }
+func WithSpanContext(s SpanContext) StartOption { return StartOption{span: &s, set: setSpan} }
 
 // StartEvent records the start of a run of the event eventName, identified
 // by taskID. Its record has status pending until [Recorder.EndEvent].
@@ -85,16 +92,16 @@ func (r *Recorder) StartEvent(eventName, taskID string, opts ...StartOption) err
 			rec.pipelineID = o.pipelineID
 		}
 		if o.set&setEnqueued != 0 {
-			if o.enqueued.IsZero() {
+			if o.t.IsZero() {
 				return taskError(op, taskID, fmt.Errorf("%w: the enqueue time is the zero Time", ErrInvalidOption))
 			}
-			rec.enq, rec.hasEnq = o.enqueued.Sub(r.clock.epoch), true
+			rec.enq, rec.hasEnq = o.t.Sub(r.clock.epoch), true
 		}
 		if o.set&setSpan != 0 {
-			if why := checkSpan(o.span); why != "" {
+			if why := checkSpan(o.spanContext()); why != "" {
 				return taskError(op, taskID, fmt.Errorf("%w: %s", ErrInvalidOption, why))
 			}
-			rec.span = o.span
+			rec.span = o.spanContext()
 		}
 	}
 	now := r.clock.now()
@@ -213,11 +220,11 @@ func (n *Network) StartOperation(taskID, host string, port int, operation string
 		if o.set&^(setSpan|setStarted) != 0 {
 			return taskError(op, taskID, fmt.Errorf("%w: only WithSpanContext and WithStartTime apply to a network operation", ErrInvalidOption))
 		}
-		if why := checkSpan(o.span); why != "" {
+		if why := checkSpan(o.spanContext()); why != "" {
 			return taskError(op, taskID, fmt.Errorf("%w: %s", ErrInvalidOption, why))
 		}
 		if o.set&setSpan != 0 {
-			rec.span = o.span
+			rec.span = o.spanContext()
 		}
 	}
 	start, err := startTime(n.r.clock, n.r.clock.now(), opts)
@@ -292,11 +299,11 @@ func startTime(c clock, now time.Duration, opts []StartOption) (time.Duration, e
 		if o.set&setStarted == 0 {
 			continue
 		}
-		if o.started.IsZero() {
+		if o.t.IsZero() {
 			return 0, fmt.Errorf("%w: the start time is the zero Time", ErrInvalidOption)
 		}
-		if start = o.started.Sub(c.epoch); start > now {
-			return 0, fmt.Errorf("%w: the start time %v is later than now", ErrInvalidOption, o.started)
+		if start = o.t.Sub(c.epoch); start > now {
+			return 0, fmt.Errorf("%w: the start time %v is later than now", ErrInvalidOption, o.t)
 		}
 	}
 	return start, nil
