@@ -409,7 +409,7 @@ func Finished[R, T, M any](v *View[R, T], keep func(*R) bool, f func(*Entry[R]) 
 // Failed returns f of every retained finished record that failed, oldest
 // end first. It reads only the failed records.
 func Failed[R, T, M any](v *View[R, T], f func(*Entry[R]) M) []M {
-	var sel []*Entry[R]
+	sel := make([]*Entry[R], 0, len(v.t.ring.failed)-v.t.ring.failedHead)
 	v.t.ring.eachFailed(func(e *Entry[R]) { sel = append(sel, e) })
 	return collect(v, sel, f)
 }
@@ -422,9 +422,10 @@ func Slower[R, T, M any](v *View[R, T], d time.Duration, f func(*Entry[R]) M) []
 	return collect(v, sel, f)
 }
 
-// collect returns f of the entries of sel, ordered by end. The ring holds
-// each shard's records in end order, and the shards' batches one after the
-// other, so sel is sorted already unless several shards recorded.
+// sorted returns sel ordered by end. The ring holds each shard's records
+// in about end order (two goroutines may take a shard's lock in the other
+// order than they read the clock) and the shards' batches one after the
+// other, so sel is mostly sorted already, and checking costs one pass.
 func (v *View[R, T]) sorted(sel []*Entry[R]) []*Entry[R] {
 	end := v.t.fn.End
 	byEnd := func(a, b *Entry[R]) int { return cmp.Compare(end(&a.Rec), end(&b.Rec)) }
