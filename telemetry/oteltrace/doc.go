@@ -45,8 +45,14 @@
 //
 // # How the times agree
 //
-// StartEvent reads the clock once, starts the span at that time and
-// records the run with [telemetry.WithStartTime] of the same time. The
+// StartEvent reads the clock once, records the run with
+// [telemetry.WithStartTime] of that reading and starts the span at the
+// instant the Recorder records for it. (The Recorder keeps times on the
+// monotonic clock, from its creation; the wall clock reading of a
+// time.Now differs from that by the few nanoseconds between its two clock
+// reads. The Tracer learns the Recorder's mapping from the first run it
+// starts, so that run's span may start those few nanoseconds off its
+// record; every later one starts exactly at its record's start.) The
 // Tracer is attached to the Recorder as a synchronous publisher (Name
 // "oteltrace"): when the record ends, the Recorder hands it over before
 // EndEvent returns, and the Tracer ends the span at the record's EndTime.

@@ -3,8 +3,14 @@ package oteltrace_test
 import (
 	"net"
 	"strings"
+	"time"
 )
 
 func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }
 
 func splitHostPort(a string) (string, string, error) { return net.SplitHostPort(a) }
+
+// wallEqual reports whether a and b are the same instant on the wall
+// clock, as exported spans carry it (Equal compares monotonic readings
+// when both have one).
+func wallEqual(a, b time.Time) bool { return a.Round(0).Equal(b.Round(0)) }

@@ -24,12 +24,18 @@ func (t *Tracer) StartOperation(ctx context.Context, taskID, host string, port i
 	if operation == "" {
 		operation = telemetry.DefaultOperation
 	}
-	start := time.Now()
-	ctx, span := t.tracer.Start(ctx, operation, trace.WithTimestamp(start), trace.WithSpanKind(trace.SpanKindClient),
+	start, spanStart := t.now()
+	ctx, span := t.tracer.Start(ctx, operation, trace.WithTimestamp(spanStart), trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(ServerAddressKey.String(host), ServerPortKey.Int(port),
 			OperationKey.String(operation), TaskIDKey.String(taskID)))
 	err := t.rec.Network().StartOperation(taskID, host, port, operation, t.startOptions(span, start, nil)...)
 	t.started(span, err)
+	if err == nil {
+		t.calibrate(start, func() (time.Time, bool) {
+			m, ok := t.rec.Network().Metrics(taskID)
+			return m.StartTime, ok
+		})
+	}
 	return ctx, err
 }
 

@@ -55,6 +55,37 @@ type Tracer struct {
 
 	closed atomic.Bool
 	net    Network
+	// anchor maps a time.Now reading to the Recorder's time for it, once a
+	// first run has told it; see now.
+	anchor atomic.Pointer[anchor]
+}
+
+// An anchor is a time.Now reading given to the Recorder as a start time
+// and the start time the Recorder recorded for it. The Recorder keeps times
+// as monotonic offsets from its creation, so the time it records for t is
+// rec.Add(t.Sub(mono)) exactly, while t's own wall clock reading may differ
+// from it by the nanoseconds between the two clock reads of time.Now.
+type anchor struct{ mono, rec time.Time }
+
+// now returns the start of a run: the time for the Recorder, and the same
+// instant as the Recorder will record it, for the span.
+func (t *Tracer) now() (start, spanStart time.Time) {
+	start = time.Now()
+	if a := t.anchor.Load(); a != nil {
+		return start, a.rec.Add(start.Sub(a.mono))
+	}
+	return start, start
+}
+
+// calibrate sets the anchor from the first run started, whose record's
+// start time recorded tells it.
+func (t *Tracer) calibrate(start time.Time, recorded func() (time.Time, bool)) {
+	if t.anchor.Load() != nil {
+		return
+	}
+	if r, ok := recorded(); ok {
+		t.anchor.CompareAndSwap(nil, &anchor{mono: start, rec: r})
+	}
 }
 
 // A liveSpan is a recording span whose record has not ended yet.
@@ -122,11 +153,17 @@ func (t *Tracer) Propagator() propagation.TextMapPropagator { return t.prop }
 // then ended at once with status Error, and the returned ctx still carries
 // it, so that the run's own spans have a parent.
 func (t *Tracer) StartEvent(ctx context.Context, eventName, taskID string, opts ...telemetry.StartOption) (context.Context, error) {
-	start := time.Now()
-	ctx, span := t.tracer.Start(ctx, eventName, trace.WithTimestamp(start), trace.WithSpanKind(trace.SpanKindInternal),
+	start, spanStart := t.now()
+	ctx, span := t.tracer.Start(ctx, eventName, trace.WithTimestamp(spanStart), trace.WithSpanKind(trace.SpanKindInternal),
 		trace.WithAttributes(TaskIDKey.String(taskID)))
 	err := t.rec.StartEvent(eventName, taskID, t.startOptions(span, start, opts)...)
 	t.started(span, err)
+	if err == nil {
+		t.calibrate(start, func() (time.Time, bool) {
+			m, ok := t.rec.Metrics(taskID)
+			return m.StartTime, ok
+		})
+	}
 	return ctx, err
 }
 

@@ -39,6 +39,14 @@ func setup(t *testing.T, opts ...sdktrace.TracerProviderOption) (*telemetry.Reco
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The Tracer learns the Recorder's clock from its first run (package
+	// doc, How the times agree); a network operation teaches it too.
+	ctx, err := tr.StartOperation(context.Background(), "warm-up", "h", 1, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.EndOperation(ctx, "warm-up", 0, 0, nil)
+	sr.Reset()
 	return rec, tr, sr
 }
 
@@ -85,7 +93,7 @@ func TestEventSpanMatchesRecord(t *testing.T) {
 			if !ok {
 				t.Fatal("no record")
 			}
-			if !s.StartTime().Equal(m.StartTime) || !s.EndTime().Equal(m.EndTime) {
+			if !wallEqual(s.StartTime(), m.StartTime) || !wallEqual(s.EndTime(), m.EndTime) {
 				t.Errorf("span %v-%v, record %v-%v: want equal", s.StartTime(), s.EndTime(), m.StartTime, m.EndTime)
 			}
 			sc := s.SpanContext()
@@ -281,7 +289,7 @@ func TestTransportClientSpan(t *testing.T) {
 	if !ok {
 		t.Fatal("no network record")
 	}
-	if !client0.StartTime().Equal(m.StartTime) || !client0.EndTime().Equal(m.EndTime) {
+	if !wallEqual(client0.StartTime(), m.StartTime) || !wallEqual(client0.EndTime(), m.EndTime) {
 		t.Errorf("span %v-%v, record %v-%v: want equal", client0.StartTime(), client0.EndTime(), m.StartTime, m.EndTime)
 	}
 	a := attrs(client0.Attributes())
