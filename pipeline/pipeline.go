@@ -107,9 +107,17 @@ type Config struct {
 	// worker. It needs telemetry (ignored with NoTelemetry, which makes no
 	// spans). nil means no spans.
 	TracerProvider trace.TracerProvider
+	// Tracer, if not nil, traces as TracerProvider does, with this
+	// Tracer and its provider; its Recorder is the pipeline's (Recorder
+	// must be nil or the same). New attaches a new Tracer to the Recorder
+	// for a TracerProvider, and a Tracer stays attached as long as the
+	// Recorder: a program that makes many pipelines on one Recorder makes
+	// one Tracer (oteltrace.New) and gives it to each. nil means
+	// TracerProvider decides.
+	Tracer *oteltrace.Tracer
 	// Propagator injects the trace context (and baggage) into the requests
-	// of remote events. nil means otel.GetTextMapPropagator(), looked up
-	// by New.
+	// of remote events. nil means the Tracer's, else
+	// otel.GetTextMapPropagator(), looked up by New.
 	Propagator propagation.TextMapPropagator
 }
 
@@ -184,16 +192,25 @@ func New(cfg Config, stages ...Stage) (*Pipeline, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	if cfg.Tracer != nil && cfg.Recorder != nil && cfg.Recorder != cfg.Tracer.Recorder() {
+		return nil, errors.New("pipeline: Config.Tracer records into another Recorder than Config.Recorder")
+	}
 	var hooks []Hooks
 	if !cfg.NoTelemetry {
 		r := cfg.Recorder
+		if cfg.Tracer != nil {
+			r = cfg.Tracer.Recorder()
+		}
 		if r == nil {
 			r = telemetry.Default()
 		}
 		p.tel = NewTelemetryHooks(r)
-		if cfg.TracerProvider == nil {
+		switch {
+		case cfg.Tracer != nil:
+			p.tracer, p.runs = cfg.Tracer, cfg.Tracer.TracerProvider().Tracer(ScopeName)
+		case cfg.TracerProvider == nil:
 			hooks = append(hooks, p.tel)
-		} else {
+		default:
 			tr, err := oteltrace.New(r, oteltrace.Config{TracerProvider: cfg.TracerProvider, Propagator: cfg.Propagator})
 			if err != nil {
 				return nil, fmt.Errorf("pipeline: %w", err)
@@ -202,7 +219,11 @@ func New(cfg Config, stages ...Stage) (*Pipeline, error) {
 		}
 	}
 	p.prop = cfg.Propagator
-	if p.prop == nil {
+	switch {
+	case p.prop != nil:
+	case cfg.Tracer != nil:
+		p.prop = cfg.Tracer.Propagator()
+	default:
 		p.prop = otel.GetTextMapPropagator()
 	}
 	p.hooks = JoinHooks(append(hooks, cfg.Hooks)...)

@@ -42,6 +42,7 @@ const RetryEventName = "retry"
 // start and end are the record's. Make one with [New].
 type Tracer struct {
 	rec    *telemetry.Recorder
+	tp     trace.TracerProvider
 	tracer trace.Tracer
 	prop   propagation.TextMapPropagator
 	name   string
@@ -119,6 +120,7 @@ func New(rec *telemetry.Recorder, cfg Config) (*Tracer, error) {
 	}
 	t := &Tracer{
 		rec:    rec,
+		tp:     cfg.TracerProvider,
 		tracer: cfg.TracerProvider.Tracer(ScopeName),
 		prop:   cfg.Propagator,
 		name:   cfg.Name,
@@ -139,6 +141,9 @@ func New(rec *telemetry.Recorder, cfg Config) (*Tracer, error) {
 
 // Recorder returns the Recorder t records into.
 func (t *Tracer) Recorder() *telemetry.Recorder { return t.rec }
+
+// TracerProvider returns the provider t traces with.
+func (t *Tracer) TracerProvider() trace.TracerProvider { return t.tp }
 
 // Propagator returns the propagator t injects with.
 func (t *Tracer) Propagator() propagation.TextMapPropagator { return t.prop }
