@@ -3,6 +3,7 @@ package oteltrace_test
 import (
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -14,3 +15,8 @@ func splitHostPort(a string) (string, string, error) { return net.SplitHostPort(
 // clock, as exported spans carry it (Equal compares monotonic readings
 // when both have one).
 func wallEqual(a, b time.Time) bool { return a.Round(0).Equal(b.Round(0)) }
+
+// atomicInt numbers goroutines.
+type atomicInt struct{ v atomic.Int64 }
+
+func (a *atomicInt) next() int { return int(a.v.Add(1)) }
