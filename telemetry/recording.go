@@ -37,6 +37,14 @@ const (
 	setStarted
 )
 
+// ProcessID returns the process id that o gives, if it is a
+// [WithProcessID] option.
+func (o StartOption) ProcessID() (int, bool) { return o.processID, o.set == setProcessID }
+
+// PipelineID returns the pipeline id that o gives, if it is a
+// [WithPipelineID] option.
+func (o StartOption) PipelineID() (string, bool) { return o.pipelineID, o.set == setPipelineID }
+
 // WithProcessID records the id of the process that runs the event.
 func WithProcessID(pid int) StartOption { return StartOption{processID: pid, set: setProcessID} }
 

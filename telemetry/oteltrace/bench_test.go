@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventpipeline/eventpipeline/telemetry"
 	"github.com/eventpipeline/eventpipeline/telemetry/oteltrace"
@@ -20,10 +21,16 @@ func (discard) OnEnd(sdktrace.ReadOnlySpan)                     {}
 func (discard) Shutdown(context.Context) error                  { return nil }
 func (discard) ForceFlush(context.Context) error                { return nil }
 
-// BenchmarkEventSpan compares, in one run, an event run recorded and
-// traced by a Tracer with a bare SDK span start and end (sampled), an
-// unsampled traced run with an untraced one: the two cost ratios
-// are sampled/bare and unsampled/off.
+// BenchmarkEventSpan gives, in one run, the two cost ratios of tracing:
+//
+//   - sampled/bare: an event run recorded and traced by a Tracer (its span
+//     sampled) against a bare SDK span start and end carrying the same task
+//     id attribute, what hand-written tracing of the run would cost;
+//   - unsampled/off: an event run under a pipeline run whose span is not
+//     sampled against the same run recorded without a Tracer.
+//
+// unsampled-root is a run with no parent whose new span the sampler drops:
+// the SDK's sampling decision is then part of its cost.
 func BenchmarkEventSpan(b *testing.B) {
 	ids := make([]string, 1024)
 	for i := range ids {
@@ -40,20 +47,12 @@ func BenchmarkEventSpan(b *testing.B) {
 	sampled := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(discard{}))
 	unsampled := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))
 	ctx := context.Background()
-	b.Run("bare", func(b *testing.B) {
-		tr := sampled.Tracer("bench")
-		b.ReportAllocs()
-		for b.Loop() {
-			_, s := tr.Start(ctx, "load")
-			s.End()
-		}
-	})
-	for _, c := range []struct {
-		name string
-		tp   *sdktrace.TracerProvider
-	}{{"sampled", sampled}, {"unsampled", unsampled}} {
-		b.Run(c.name, func(b *testing.B) {
-			tr, err := oteltrace.New(newRec(b), oteltrace.Config{TracerProvider: c.tp})
+	// The span of a pipeline run that the sampler dropped.
+	_, runSpan := unsampled.Tracer("bench").Start(ctx, "pipeline.run")
+	unsampledRun := trace.ContextWithSpan(ctx, runSpan)
+	traced := func(tp *sdktrace.TracerProvider, parent context.Context) func(*testing.B) {
+		return func(b *testing.B) {
+			tr, err := oteltrace.New(newRec(b), oteltrace.Config{TracerProvider: tp})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -62,11 +61,25 @@ func BenchmarkEventSpan(b *testing.B) {
 			for b.Loop() {
 				id := ids[i&1023]
 				i++
-				sctx, _ := tr.StartEvent(ctx, "load", id)
+				sctx, _ := tr.StartEvent(parent, "load", id)
 				tr.EndEvent(sctx, id, nil)
 			}
-		})
+		}
 	}
+	b.Run("bare", func(b *testing.B) {
+		tr := sampled.Tracer("bench")
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			id := ids[i&1023]
+			i++
+			_, s := tr.Start(ctx, "load", trace.WithAttributes(oteltrace.TaskIDKey.String(id)))
+			s.End()
+		}
+	})
+	b.Run("sampled", traced(sampled, ctx))
+	b.Run("unsampled", traced(unsampled, unsampledRun))
+	b.Run("unsampled-root", traced(unsampled, ctx))
 	b.Run("off", func(b *testing.B) {
 		rec := newRec(b)
 		b.ReportAllocs()

@@ -31,7 +31,7 @@
 //	eventpipeline.task.id                both        the task id of the record
 //	eventpipeline.pipeline.run_id        event       the pipeline run (telemetry.WithPipelineID), if given
 //	process.pid                          event       the process id (telemetry.WithProcessID), if given
-//	eventpipeline.event.retry_count      event       the retries of the run
+//	eventpipeline.event.retry_count      event       the retries of the run, if any (each is also a span event)
 //	server.address, server.port          operation   the host and port of the operation
 //	eventpipeline.network.operation      operation   the operation, as recorded
 //	eventpipeline.network.bytes_sent     operation   bytes sent

@@ -12,6 +12,9 @@ import (
 	"github.com/eventpipeline/eventpipeline/telemetry/nettrace"
 )
 
+// clientKind is the option of client spans, made once.
+var clientKind = trace.WithSpanKind(trace.SpanKindClient)
+
 // StartOperation starts a client span named operation ([telemetry.DefaultOperation]
 // if empty), a child of the span in ctx, and records the start of the
 // network operation of taskID to host:port into the Recorder's Network,
@@ -24,11 +27,15 @@ func (t *Tracer) StartOperation(ctx context.Context, taskID, host string, port i
 	if operation == "" {
 		operation = telemetry.DefaultOperation
 	}
+	if unsampledParent(ctx) {
+		return ctx, t.rec.Network().StartOperation(taskID, host, port, operation)
+	}
 	start, spanStart := t.now()
-	ctx, span := t.tracer.Start(ctx, operation, trace.WithTimestamp(spanStart), trace.WithSpanKind(trace.SpanKindClient),
+	ctx, span := t.tracer.Start(ctx, operation, trace.WithTimestamp(spanStart), clientKind,
 		trace.WithAttributes(ServerAddressKey.String(host), ServerPortKey.Int(port),
 			OperationKey.String(operation), TaskIDKey.String(taskID)))
-	err := t.rec.Network().StartOperation(taskID, host, port, operation, t.startOptions(span, start, nil)...)
+	var buf [2]telemetry.StartOption
+	err := t.rec.Network().StartOperation(taskID, host, port, operation, startOptions(buf[:0], span, start, nil)...)
 	t.started(span, err)
 	if err == nil {
 		t.calibrate(start, func() (time.Time, bool) {

@@ -52,7 +52,7 @@ type Tracer struct {
 	// bound of its own: the Recorder bounds its pending runs
 	// (telemetry.WithMaxPending), and a span is removed when its record
 	// ends or when the Recorder closes.
-	live map[trace.SpanID]*liveSpan
+	live map[trace.SpanID]liveSpan
 
 	closed atomic.Bool
 	net    Network
@@ -89,16 +89,17 @@ func (t *Tracer) calibrate(start time.Time, recorded func() (time.Time, bool)) {
 	}
 }
 
-// A liveSpan is a recording span whose record has not ended yet.
+// A liveSpan is a recording span whose record has not ended yet, and the
+// number of retries added to it as span events.
 type liveSpan struct {
 	span    trace.Span
-	retries atomic.Int64
+	retries int64
 }
 
 var (
-	_ telemetry.SyncPublisher = (*Tracer)(nil)
-	_ telemetry.Namer         = (*Tracer)(nil)
-	_ telemetry.Closer        = (*Tracer)(nil)
+	_ telemetry.SampledPublisher = (*Tracer)(nil)
+	_ telemetry.Namer            = (*Tracer)(nil)
+	_ telemetry.Closer           = (*Tracer)(nil)
 )
 
 // New returns a new Tracer that records into rec and traces with
@@ -124,7 +125,7 @@ func New(rec *telemetry.Recorder, cfg Config) (*Tracer, error) {
 		tracer: cfg.TracerProvider.Tracer(ScopeName),
 		prop:   cfg.Propagator,
 		name:   cfg.Name,
-		live:   make(map[trace.SpanID]*liveSpan),
+		live:   make(map[trace.SpanID]liveSpan),
 	}
 	if t.prop == nil {
 		t.prop = otel.GetTextMapPropagator()
@@ -154,14 +155,34 @@ func (t *Tracer) Propagator() propagation.TextMapPropagator { return t.prop }
 // time and span context added to opts. It returns ctx with the span, to
 // pass to the run's code, to [Tracer.RecordRetry] and [Tracer.EndEvent].
 //
+// A run whose parent span in ctx is not sampled gets no span (the
+// decision of OpenTelemetry's default, parent-based sampler, taken here
+// without asking the sampler): it is only recorded, at the cost of an
+// untraced run, and ctx is returned as it is. A run whose new span the
+// sampler does not sample is recorded without a span context.
+//
 // It returns the errors of [telemetry.Recorder.StartEvent]; the span is
 // then ended at once with status Error, and the returned ctx still carries
 // it, so that the run's own spans have a parent.
 func (t *Tracer) StartEvent(ctx context.Context, eventName, taskID string, opts ...telemetry.StartOption) (context.Context, error) {
+	if unsampledParent(ctx) {
+		return ctx, t.rec.StartEvent(eventName, taskID, opts...)
+	}
 	start, spanStart := t.now()
-	ctx, span := t.tracer.Start(ctx, eventName, trace.WithTimestamp(spanStart), trace.WithSpanKind(trace.SpanKindInternal),
-		trace.WithAttributes(TaskIDKey.String(taskID)))
-	err := t.rec.StartEvent(eventName, taskID, t.startOptions(span, start, opts)...)
+	// The span's attributes, known at the start so that samplers see them.
+	var abuf [3]attribute.KeyValue
+	attrs := append(abuf[:0], TaskIDKey.String(taskID))
+	for _, o := range opts {
+		if pid, ok := o.ProcessID(); ok {
+			attrs = append(attrs, ProcessPIDKey.Int(pid))
+		}
+		if id, ok := o.PipelineID(); ok && len(attrs) < cap(abuf) {
+			attrs = append(attrs, PipelineRunIDKey.String(id))
+		}
+	}
+	ctx, span := t.tracer.Start(ctx, eventName, trace.WithTimestamp(spanStart), trace.WithAttributes(attrs...))
+	var buf [8]telemetry.StartOption
+	err := t.rec.StartEvent(eventName, taskID, startOptions(buf[:0], span, start, opts)...)
 	t.started(span, err)
 	if err == nil {
 		t.calibrate(start, func() (time.Time, bool) {
@@ -172,12 +193,19 @@ func (t *Tracer) StartEvent(ctx context.Context, eventName, taskID string, opts 
 	return ctx, err
 }
 
-// startOptions returns opts with the start time and the span's context.
-func (t *Tracer) startOptions(span trace.Span, start time.Time, opts []telemetry.StartOption) []telemetry.StartOption {
-	all := make([]telemetry.StartOption, 0, len(opts)+2)
+// unsampledParent reports whether the span in ctx belongs to a trace that
+// is not sampled.
+func unsampledParent(ctx context.Context) bool {
+	sc := trace.SpanContextFromContext(ctx)
+	return sc.IsValid() && !sc.IsSampled()
+}
+
+// startOptions appends to all opts, the start time and, if the span is
+// sampled, its context.
+func startOptions(all []telemetry.StartOption, span trace.Span, start time.Time, opts []telemetry.StartOption) []telemetry.StartOption {
 	all = append(all, opts...)
 	all = append(all, telemetry.WithStartTime(start))
-	if sc := span.SpanContext(); sc.IsValid() {
+	if sc := span.SpanContext(); sc.IsValid() && sc.IsSampled() {
 		all = append(all, telemetry.WithSpanContext(telemetry.SpanContext{
 			TraceID: sc.TraceID(), SpanID: sc.SpanID(), Sampled: sc.IsSampled(),
 		}))
@@ -197,19 +225,19 @@ func (t *Tracer) started(span trace.Span, err error) {
 		return // nothing to record: ended by EndEvent or EndOperation
 	}
 	t.mu.Lock()
-	t.live[span.SpanContext().SpanID()] = &liveSpan{span: span}
+	t.live[span.SpanContext().SpanID()] = liveSpan{span: span}
 	t.mu.Unlock()
 }
 
-// take removes and returns the live span of id, or nil.
-func (t *Tracer) take(id trace.SpanID) *liveSpan {
+// take removes and returns the live span of id, and whether there was one.
+func (t *Tracer) take(id trace.SpanID) (liveSpan, bool) {
 	t.mu.Lock()
-	l := t.live[id]
-	if l != nil {
+	l, ok := t.live[id]
+	if ok {
 		delete(t.live, id)
 	}
 	t.mu.Unlock()
-	return l
+	return l, ok
 }
 
 // RecordRetry records one more retry of the pending run of taskID, and
@@ -223,9 +251,12 @@ func (t *Tracer) RecordRetry(ctx context.Context, taskID string, err error) erro
 		return rerr
 	}
 	n := int64(1)
+	id := span.SpanContext().SpanID()
 	t.mu.Lock()
-	if l := t.live[span.SpanContext().SpanID()]; l != nil {
-		n = l.retries.Add(1)
+	if l, ok := t.live[id]; ok {
+		l.retries++
+		n = l.retries
+		t.live[id] = l
 	}
 	t.mu.Unlock()
 	attrs := []attribute.KeyValue{RetryAttemptKey.Int64(n)}
@@ -257,7 +288,7 @@ func (t *Tracer) endRefused(ctx context.Context, refused error) {
 	if !span.IsRecording() {
 		return
 	}
-	if l := t.take(span.SpanContext().SpanID()); l != nil {
+	if l, ok := t.take(span.SpanContext().SpanID()); ok {
 		l.span.SetStatus(codes.Error, refused.Error())
 		l.span.End()
 	}
@@ -269,19 +300,13 @@ func (t *Tracer) PublishEventMetrics(_ context.Context, m telemetry.EventMetrics
 	if !m.Span.IsValid() {
 		return nil
 	}
-	l := t.take(m.Span.SpanID)
-	if l == nil {
+	l, ok := t.take(m.Span.SpanID)
+	if !ok {
 		return nil
 	}
-	attrs := make([]attribute.KeyValue, 1, 3)
-	attrs[0] = RetryCountKey.Int(m.RetryCount)
-	if m.ProcessID != 0 {
-		attrs = append(attrs, ProcessPIDKey.Int(m.ProcessID))
+	if m.RetryCount > 0 {
+		l.span.SetAttributes(RetryCountKey.Int(m.RetryCount))
 	}
-	if m.PipelineID != "" {
-		attrs = append(attrs, PipelineRunIDKey.String(m.PipelineID))
-	}
-	l.span.SetAttributes(attrs...)
 	if m.Status == telemetry.StatusFailed {
 		l.span.SetStatus(codes.Error, m.Error)
 	}
@@ -299,8 +324,8 @@ func (t *Tracer) PublishNetworkMetrics(_ context.Context, m telemetry.NetworkMet
 	if !m.Span.IsValid() {
 		return nil
 	}
-	l := t.take(m.Span.SpanID)
-	if l == nil {
+	l, ok := t.take(m.Span.SpanID)
+	if !ok {
 		return nil
 	}
 	l.span.SetAttributes(BytesSentKey.Int64(m.BytesSent), BytesReceivedKey.Int64(m.BytesReceived))
@@ -317,6 +342,11 @@ func (t *Tracer) PublishNetworkMetrics(_ context.Context, m telemetry.NetworkMet
 // Synchronous reports true: t is called on the recording path.
 func (t *Tracer) Synchronous() bool { return true }
 
+// SampledOnly reports true: the Recorder hands t the records of sampled
+// traced runs only, the ones whose spans it ends, so that other runs cost
+// it nothing.
+func (t *Tracer) SampledOnly() bool { return true }
+
 // Name returns the Tracer's name as a publisher ([Config.Name]).
 func (t *Tracer) Name() string { return t.name }
 
@@ -328,7 +358,7 @@ func (t *Tracer) Close(context.Context) error {
 	t.closed.Store(true)
 	t.mu.Lock()
 	live := t.live
-	t.live = make(map[trace.SpanID]*liveSpan)
+	t.live = make(map[trace.SpanID]liveSpan)
 	t.mu.Unlock()
 	for _, l := range live {
 		l.span.SetStatus(codes.Error, "oteltrace: the Recorder closed before the run ended")

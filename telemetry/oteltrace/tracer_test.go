@@ -112,6 +112,9 @@ func TestEventSpanMatchesRecord(t *testing.T) {
 			a := attrs(s.Attributes())
 			want := map[string]string{"eventpipeline.task.id": "run-1/load", "eventpipeline.pipeline.run_id": "run-1",
 				"process.pid": "42", "eventpipeline.event.retry_count": strconv.Itoa(tc.retries)}
+			if tc.retries == 0 {
+				want["eventpipeline.event.retry_count"] = "" // set only if there were retries
+			}
 			for k, v := range want {
 				if a[k] != v {
 					t.Errorf("attribute %s: got %q, want %q", k, a[k], v)
@@ -186,14 +189,32 @@ func TestUnsampled(t *testing.T) {
 		t.Fatal(err)
 	}
 	m, _ := rec.Metrics("t1")
-	if !m.Span.IsValid() || m.Span.Sampled {
-		t.Errorf("got record span %+v, want valid and not sampled", m.Span)
+	if m.Span.IsValid() {
+		t.Errorf("got record span %+v, want none for a span that is not sampled", m.Span)
 	}
 	if n := len(sr.Ended()); n != 0 {
 		t.Errorf("got %d spans, want 0", n)
 	}
 	if tr.Live() != 0 {
 		t.Errorf("got %d live spans, want 0", tr.Live())
+	}
+	// A run under a parent that is not sampled gets no span at all, and
+	// keeps the parent in its context for what it calls.
+	parent := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2},
+	}))
+	cctx, err := tr.StartEvent(parent, "load", "t2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !trace.SpanContextFromContext(cctx).Equal(trace.SpanContextFromContext(parent)) {
+		t.Error("the run under an unsampled parent got a span of its own")
+	}
+	if err := tr.EndEvent(cctx, "t2", nil); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := rec.Metrics("t2"); m.Span.IsValid() || m.Status != telemetry.StatusCompleted {
+		t.Errorf("got %+v, want a completed run without span", m)
 	}
 }
 
