@@ -14,20 +14,15 @@ import (
 // A StartOption adds optional data to a run at its start. It is a plain
 // value so that passing one allocates nothing.
 type StartOption struct {
-	set        uint8        // which option this is: one bit
-	processID  int          // WithProcessID
-	pipelineID string       // WithPipelineID
-	t          time.Time    // WithEnqueueTime, WithStartTime
-	span       *SpanContext // WithSpanContext (rare: a pointer keeps the option small)
+	set        uint8       // which option this is: one bit
+	processID  int         // WithProcessID
+	pipelineID string      // WithPipelineID
+	t          time.Time   // WithEnqueueTime, WithStartTime
+	span       SpanContext // WithSpanContext (by value: a pointer would escape with the options)
 }
 
 // spanContext returns the span context of o, or the zero one.
-func (o *StartOption) spanContext() SpanContext {
-	if o.span == nil {
-		return SpanContext{}
-	}
-	return *o.span
-}
+func (o *StartOption) spanContext() SpanContext { return o.span }
 
 const (
 	setProcessID uint8 = 1 << iota
@@ -71,7 +66,7 @@ func WithStartTime(t time.Time) StartOption { return StartOption{t: t, set: setS
 // to publishers, such as the Prometheus publisher's exemplars. The zero
 // SpanContext means not traced; one with only one of its ids set is an
 // error.
-func WithSpanContext(s SpanContext) StartOption { return StartOption{span: &s, set: setSpan} }
+func WithSpanContext(s SpanContext) StartOption { return StartOption{span: s, set: setSpan} }
 
 // StartEvent records the start of a run of the event eventName, identified
 // by taskID. Its record has status pending until [Recorder.EndEvent].
@@ -129,15 +124,43 @@ func (r *Recorder) StartEvent(eventName, taskID string, opts ...StartOption) err
 // It returns a [*TaskError] wrapping [ErrEmptyTaskID], [ErrNotStarted],
 // [ErrAlreadyEnded] or [ErrClosed].
 func (r *Recorder) EndEvent(taskID string, err error) error {
+	return r.endEvent("end event", taskID, err, r.clock.now())
+}
+
+// EndEventAt is EndEvent for code that knows when the run ended better
+// than the moment of the call: a job queue's finish time, or the end of
+// the span that traces the run, so that the record and the span agree.
+// end must not be the zero Time; an end before the run's start counts as
+// an end at the start. A time from [Recorder.Now] gives the record exactly
+// that end.
+//
+// It returns the errors of EndEvent, and one wrapping [ErrInvalidOption]
+// for the zero Time.
+func (r *Recorder) EndEventAt(taskID string, err error, end time.Time) error {
 	const op = "end event"
-	now := r.clock.now()
+	if end.IsZero() {
+		return taskError(op, taskID, fmt.Errorf("%w: the end time is the zero Time", ErrInvalidOption))
+	}
+	return r.endEvent(op, taskID, err, end.Sub(r.clock.epoch))
+}
+
+// Now returns the current time as the Recorder records it: its epoch's
+// wall clock plus the monotonic time since. Given to [WithStartTime],
+// [Recorder.EndEventAt] or [Network.EndOperationAt], it becomes the
+// record's time exactly, so that code that also times a run (a tracer)
+// can give it and the record the same times. It reads only the monotonic
+// clock, at about half the cost of time.Now.
+func (r *Recorder) Now() time.Time { return r.clock.time(r.clock.now()) }
+
+// endEvent ends the pending run of taskID at now, an offset from the epoch.
+func (r *Recorder) endEvent(op, taskID string, err error, now time.Duration) error {
 	if taskID == "" {
 		return taskError(op, taskID, ErrEmptyTaskID)
 	}
 	status, msg := endStatus(err, r.cfg.maxErrorLength)
 	return finish(r, r.events, op, taskID,
 		func(rec *eventRecord, retries int32) {
-			rec.dur = now - rec.start
+			rec.dur = max(now-rec.start, 0)
 			rec.status, rec.err = status, msg
 			rec.retries = retries
 		},
@@ -251,8 +274,22 @@ func (n *Network) StartOperation(taskID, host string, port int, operation string
 // It returns a [*TaskError] wrapping [ErrEmptyTaskID], [ErrNegativeBytes],
 // [ErrNotStarted], [ErrAlreadyEnded] or [ErrClosed].
 func (n *Network) EndOperation(taskID string, bytesSent, bytesReceived int64, err error) error {
+	return n.endOperation("end operation", taskID, bytesSent, bytesReceived, err, n.r.clock.now())
+}
+
+// EndOperationAt is EndOperation with the time the operation ended, as
+// [Recorder.EndEventAt] is for event runs.
+func (n *Network) EndOperationAt(taskID string, bytesSent, bytesReceived int64, err error, end time.Time) error {
 	const op = "end operation"
-	now := n.r.clock.now()
+	if end.IsZero() {
+		return taskError(op, taskID, fmt.Errorf("%w: the end time is the zero Time", ErrInvalidOption))
+	}
+	return n.endOperation(op, taskID, bytesSent, bytesReceived, err, end.Sub(n.r.clock.epoch))
+}
+
+// endOperation ends the pending operation of taskID at now, an offset from
+// the epoch.
+func (n *Network) endOperation(op, taskID string, bytesSent, bytesReceived int64, err error, now time.Duration) error {
 	switch {
 	case taskID == "":
 		return taskError(op, taskID, ErrEmptyTaskID)
@@ -264,7 +301,7 @@ func (n *Network) EndOperation(taskID string, bytesSent, bytesReceived int64, er
 	status, msg := endStatus(err, n.r.cfg.maxErrorLength)
 	return finish(n.r, n.r.network, op, taskID,
 		func(rec *networkRecord, _ int32) {
-			rec.dur = now - rec.start
+			rec.dur = max(now-rec.start, 0)
 			rec.status, rec.err = status, msg
 			rec.sent, rec.received = bytesSent, bytesReceived
 		},

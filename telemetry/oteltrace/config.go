@@ -7,9 +7,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// DefaultName is the default of [Config.Name].
-const DefaultName = "oteltrace"
-
 // ScopeName is the instrumentation scope of the spans a [Tracer] starts.
 const ScopeName = "github.com/eventpipeline/eventpipeline/telemetry/oteltrace"
 
@@ -24,10 +21,7 @@ type Config struct {
 	// is never used implicitly (pass otel.GetTracerProvider() for it).
 	TracerProvider trace.TracerProvider
 	// Propagator injects the trace context into the requests that
-	// [Tracer.StartRequest] traces. nil means otel.GetTextMapPropagator(),
+	// [Network.StartRequest] traces. nil means otel.GetTextMapPropagator(),
 	// looked up when New runs.
 	Propagator propagation.TextMapPropagator
-	// Name is the Tracer's name as a publisher of its Recorder (in
-	// [telemetry.PublisherStats] and logs). Empty means [DefaultName].
-	Name string
 }

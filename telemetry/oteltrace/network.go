@@ -3,7 +3,6 @@ package oteltrace
 import (
 	"context"
 	"net/http"
-	"time"
 
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -19,7 +18,8 @@ var clientKind = trace.WithSpanKind(trace.SpanKindClient)
 // if empty), a child of the span in ctx, and records the start of the
 // network operation of taskID to host:port into the Recorder's Network,
 // with the span's start time and span context. It returns ctx with the
-// span, for [Tracer.EndOperation].
+// span, for [Tracer.EndOperation]. Under a parent span that is not
+// sampled, as in StartEvent, the operation gets no span.
 //
 // It returns the errors of [telemetry.Network.StartOperation]; the span is
 // then ended at once with status Error.
@@ -30,34 +30,37 @@ func (t *Tracer) StartOperation(ctx context.Context, taskID, host string, port i
 	if unsampledParent(ctx) {
 		return ctx, t.rec.Network().StartOperation(taskID, host, port, operation)
 	}
-	start, spanStart := t.now()
-	ctx, span := t.tracer.Start(ctx, operation, trace.WithTimestamp(spanStart), clientKind,
+	start := t.rec.Now()
+	ctx, span := t.tracer.Start(ctx, operation, trace.WithTimestamp(start), clientKind,
 		trace.WithAttributes(ServerAddressKey.String(host), ServerPortKey.Int(port),
 			OperationKey.String(operation), TaskIDKey.String(taskID)))
-	var buf [2]telemetry.StartOption
-	err := t.rec.Network().StartOperation(taskID, host, port, operation, startOptions(buf[:0], span, start, nil)...)
-	t.started(span, err)
-	if err == nil {
-		t.calibrate(start, func() (time.Time, bool) {
-			m, ok := t.rec.Network().Metrics(taskID)
-			return m.StartTime, ok
-		})
+	all := [2]telemetry.StartOption{telemetry.WithStartTime(start)}
+	n := 1
+	if sc := span.SpanContext(); sc.IsSampled() && sc.IsValid() {
+		all[1], n = telemetry.WithSpanContext(spanContext(sc)), 2
 	}
-	return ctx, err
+	err := t.rec.Network().StartOperation(taskID, host, port, operation, all[:n]...)
+	return started(ctx, span, operationSpanKey{}, err), err
 }
 
 // EndOperation records the end of the pending network operation of taskID
-// with the bytes it sent and received (failed if err is not nil); its
-// span, the one in ctx, ends at the record's end time with the bytes as
-// attributes, and status Error with the error text if it failed. If the
-// Recorder refuses the end, the span of ctx, if t started it, ends now with
-// status Error, and EndOperation returns the errors of
-// [telemetry.Network.EndOperation].
+// with the bytes it sent and received (failed if err is not nil), and ends
+// its span, the one StartOperation put in ctx, at the same instant, with
+// the bytes as attributes and status Error with err's text if it failed.
+// If the Recorder refuses the end, the span ends with status Error.
+//
+// It returns the errors of [telemetry.Network.EndOperation].
 func (t *Tracer) EndOperation(ctx context.Context, taskID string, bytesSent, bytesReceived int64, err error) error {
-	eerr := t.rec.Network().EndOperation(taskID, bytesSent, bytesReceived, err)
-	if eerr != nil {
-		t.endRefused(ctx, eerr)
+	span := spanOf(ctx, operationSpanKey{})
+	if span == nil {
+		return t.rec.Network().EndOperation(taskID, bytesSent, bytesReceived, err)
 	}
+	end := t.rec.Now()
+	eerr := t.rec.Network().EndOperationAt(taskID, bytesSent, bytesReceived, err, end)
+	if eerr == nil {
+		span.SetAttributes(BytesSentKey.Int64(bytesSent), BytesReceivedKey.Int64(bytesReceived))
+	}
+	endSpan(span, end, err, eerr)
 	return eerr
 }
 
@@ -86,8 +89,7 @@ func (n *Network) StartOperation(taskID, host string, port int, operation string
 }
 
 // EndOperation records the end of an operation, as
-// [telemetry.Network.EndOperation] does; its span, if it has one, ends at
-// the record's end.
+// [telemetry.Network.EndOperation] does.
 func (n *Network) EndOperation(taskID string, bytesSent, bytesReceived int64, err error) error {
 	return n.t.rec.Network().EndOperation(taskID, bytesSent, bytesReceived, err)
 }

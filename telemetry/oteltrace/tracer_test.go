@@ -136,9 +136,6 @@ func TestEventSpanMatchesRecord(t *testing.T) {
 					t.Errorf("event %d: got %s %v", i, ev.Name, a)
 				}
 			}
-			if tr.Live() != 0 {
-				t.Errorf("got %d live spans, want 0", tr.Live())
-			}
 		})
 	}
 }
@@ -156,8 +153,10 @@ func TestRefusedStartEndsSpan(t *testing.T) {
 	if len(spans) != 1 || spans[0].Status().Code != codes.Error {
 		t.Fatalf("got %d spans (%v), want 1 ended with status Error", len(spans), spans)
 	}
-	if tr.Live() != 0 {
-		t.Errorf("got %d live spans, want 0", tr.Live())
+	// Ending with that ctx ends no span a second time.
+	tr.EndEvent(ctx, "", nil)
+	if n := len(sr.Ended()); n != 1 {
+		t.Errorf("got %d ended spans, want 1", n)
 	}
 }
 
@@ -194,9 +193,6 @@ func TestUnsampled(t *testing.T) {
 	}
 	if n := len(sr.Ended()); n != 0 {
 		t.Errorf("got %d spans, want 0", n)
-	}
-	if tr.Live() != 0 {
-		t.Errorf("got %d live spans, want 0", tr.Live())
 	}
 	// A run under a parent that is not sampled gets no span at all, and
 	// keeps the parent in its context for what it calls.
@@ -249,21 +245,36 @@ func TestNewErrors(t *testing.T) {
 		t.Errorf("got %v, want ErrNoTracerProvider", err)
 	}
 	rec.Close(context.Background())
-	if _, err := oteltrace.New(rec, oteltrace.Config{TracerProvider: noop.NewTracerProvider()}); !errors.Is(err, telemetry.ErrClosed) {
-		t.Errorf("got %v, want ErrClosed", err)
-	}
 }
 
-func TestCloseEndsPendingSpans(t *testing.T) {
+// TestEndEndsOnlyItsOwnSpan checks that a ctx whose span the Tracer did not
+// start (the caller's) has no span ended by EndEvent, and that an
+// operation's ctx ends no event span.
+func TestEndEndsOnlyItsOwnSpan(t *testing.T) {
 	rec, tr, sr := setup(t)
-	if _, err := tr.StartEvent(context.Background(), "load", "t1"); err != nil {
-		t.Fatal(err)
+	tp := sdktrace.NewTracerProvider()
+	ctx, caller := tp.Tracer("caller").Start(context.Background(), "caller")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := rec.Close(context.Background()); err != nil {
-		t.Fatal(err)
+	must(rec.StartEvent("load", "t1"))
+	must(tr.EndEvent(ctx, "t1", nil)) // recorded, no span of the Tracer in ctx
+	if !caller.IsRecording() {
+		t.Error("EndEvent ended the caller's span")
 	}
-	if n := len(sr.Ended()); n != 1 || tr.Live() != 0 {
-		t.Errorf("got %d ended and %d live spans, want 1 and 0", n, tr.Live())
+	octx, err := tr.StartOperation(ctx, "c1", "h", 80, "")
+	must(err)
+	must(rec.StartEvent("load", "t2"))
+	must(tr.EndEvent(octx, "t2", nil))
+	if n := len(sr.Ended()); n != 0 {
+		t.Errorf("EndEvent ended %d spans, want none", n)
+	}
+	must(tr.EndOperation(octx, "c1", 1, 2, nil))
+	if n := len(sr.Ended()); n != 1 {
+		t.Errorf("got %d ended spans, want the operation's", n)
 	}
 }
 
@@ -360,8 +371,8 @@ func TestTracerConcurrentSafe(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := len(sr.Ended()); n != 1600 || tr.Live() != 0 {
-		t.Errorf("got %d ended and %d live spans, want 1600 and 0", n, tr.Live())
+	if n := len(sr.Ended()); n != 1600 {
+		t.Errorf("got %d ended spans, want 1600", n)
 	}
 	if s := rec.Stats(); s.EventsEnded != 800 {
 		t.Errorf("got %d events, want 800", s.EventsEnded)
