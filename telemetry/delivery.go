@@ -39,9 +39,6 @@ type outlet struct {
 	pub   Publisher
 	batch BatchPublisher // nil unless pub batches
 	sync  bool           // called on the recording path
-	// sampledOnly is set for a SampledPublisher: it is called for the
-	// records of sampled traced runs only.
-	sampledOnly bool
 	slot  int            // index of its buffers in each shard; -1 if sync
 	r     *Recorder
 	cfg   *config
@@ -79,9 +76,6 @@ func newOutlet(name string, p Publisher, r *Recorder, slot int) *outlet {
 	o := &outlet{name: name, pub: p, r: r, cfg: &r.cfg, slot: -1}
 	if sp, ok := p.(SyncPublisher); ok && sp.Synchronous() {
 		o.sync = true
-		if s, ok := p.(SampledPublisher); ok && s.SampledOnly() {
-			o.sampledOnly = true
-		}
 		return o
 	}
 	if bp, ok := p.(BatchPublisher); ok {

@@ -30,8 +30,6 @@ import "context"
 //     methods, with batches of up to [WithMaxBatchSize] records.
 //   - [SyncPublisher]: if Synchronous reports true, the publish methods are
 //     called on the recording path, with no queue and no worker.
-//   - [SampledPublisher]: a SyncPublisher that gets the records of sampled
-//     traced runs only.
 //   - [Flusher]: Flush is called by [Recorder.Flush] (and Close), after every
 //     record recorded before it was handed over.
 //   - [Closer]: Close is called once by [Recorder.Close], after the last
@@ -81,17 +79,6 @@ type BatchPublisher interface {
 type SyncPublisher interface {
 	Publisher
 	Synchronous() bool
-}
-
-// A SampledPublisher is a [SyncPublisher] that wants only the records of
-// sampled traced runs: those given [WithSpanContext] with a sampled span.
-// If SampledOnly reports true (and Synchronous too), the Recorder does not
-// call it for the other records, so that a run that is not traced, or not
-// sampled, costs it nothing. Package telemetry/oteltrace's Tracer, which
-// ends each span at its record's end, is one.
-type SampledPublisher interface {
-	SyncPublisher
-	SampledOnly() bool
 }
 
 // A Flusher is a Publisher with buffers of its own. [Recorder.Flush] calls

@@ -165,7 +165,6 @@ func (r *Recorder) endEvent(op, taskID string, err error, now time.Duration) err
 			rec.retries = retries
 		},
 		(*eventTotals).add,
-		func(rec *eventRecord) bool { return rec.span.Sampled && rec.span.IsValid() },
 		func(o *outlet, taskID string, rec eventRecord) {
 			o.publishSync(func(ctx context.Context) error { return o.pub.PublishEventMetrics(ctx, rec.metrics(r.clock, taskID)) })
 		})
@@ -306,7 +305,6 @@ func (n *Network) endOperation(op, taskID string, bytesSent, bytesReceived int64
 			rec.sent, rec.received = bytesSent, bytesReceived
 		},
 		(*networkTotals).add,
-		func(rec *networkRecord) bool { return rec.span.Sampled && rec.span.IsValid() },
 		func(o *outlet, taskID string, rec networkRecord) {
 			o.publishSync(func(ctx context.Context) error {
 				return o.pub.PublishNetworkMetrics(ctx, rec.metrics(n.r.clock, taskID))
@@ -372,7 +370,7 @@ func begin[R, T any](r *Recorder, t *store.Table[R, T], op, taskID string, rec R
 // buffers of the queued publishers and, through publishSync, to the
 // synchronous ones.
 func finish[R, T any](r *Recorder, t *store.Table[R, T], op, taskID string,
-	end func(*R, int32), count func(*T, *R), sampled func(*R) bool, publishSync func(*outlet, string, R)) error {
+	end func(*R, int32), count func(*T, *R), publishSync func(*outlet, string, R)) error {
 	outs := *r.outlets.Load()
 	s := t.Acquire()
 	if r.closed.Load() {
@@ -391,14 +389,12 @@ func finish[R, T any](r *Recorder, t *store.Table[R, T], op, taskID string,
 	count(&s.Totals, &e.Rec)
 	pressure := enqueue(s, outs, e.TaskID, &e.Rec)
 	var rec R
-	smp := false
 	if len(outs) > 0 {
 		rec = e.Rec // e is reused once s is released
-		smp = sampled(&e.Rec)
 	}
 	t.Ended(s)
 	t.Release(s)
-	handOver(outs, pressure, smp, func(o *outlet) { publishSync(o, taskID, rec) })
+	handOver(outs, pressure, func(o *outlet) { publishSync(o, taskID, rec) })
 	return nil
 }
 
@@ -454,18 +450,15 @@ func enqueue[R, T any](p *store.Shard[R, T], outs []*outlet, taskID string, rec 
 	return pressure
 }
 
-// handOver delivers a finished record to the synchronous publishers (to a
-// SampledPublisher only if the record's run is traced and sampled) and
+// handOver delivers a finished record to the synchronous publishers and
 // tells the workers of the others that it is waiting. Under pressure (a
 // buffer half full) it hurries the workers and yields the processor once,
 // so that a worker gets to run before its buffer overflows; it never blocks.
-func handOver(outs []*outlet, pressure, sampled bool, publishSync func(*outlet)) {
+func handOver(outs []*outlet, pressure bool, publishSync func(*outlet)) {
 	for _, o := range outs {
 		switch {
 		case o.sync:
-			if sampled || !o.sampledOnly {
-				publishSync(o)
-			}
+			publishSync(o)
 		case pressure:
 			o.hurry()
 		default:

@@ -1,7 +1,6 @@
 package telemetry_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -143,45 +142,6 @@ func TestSpanContextIsRecorded(t *testing.T) {
 		if err := json.Unmarshal([]byte(bad), &m); !errors.Is(err, telemetry.ErrInvalidRecord) {
 			t.Errorf("%s: got %v, want ErrInvalidRecord", doc, err)
 		}
-	}
-}
-
-// sampledOnly is a SampledPublisher that counts what it gets.
-type sampledOnly struct{ events, ops []string }
-
-func (p *sampledOnly) PublishEventMetrics(_ context.Context, m telemetry.EventMetrics) error {
-	p.events = append(p.events, m.TaskID)
-	return nil
-}
-
-func (p *sampledOnly) PublishNetworkMetrics(_ context.Context, m telemetry.NetworkMetrics) error {
-	p.ops = append(p.ops, m.TaskID)
-	return nil
-}
-
-func (*sampledOnly) Synchronous() bool { return true }
-func (*sampledOnly) SampledOnly() bool { return true }
-
-func TestSampledPublisherGetsSampledRunsOnly(t *testing.T) {
-	p := &sampledOnly{}
-	r := newRecorder(t, telemetry.WithPublishers(p))
-	unsampled := testSpan
-	unsampled.Sampled = false
-	for id, opts := range map[string][]telemetry.StartOption{
-		"sampled":   {telemetry.WithSpanContext(testSpan)},
-		"unsampled": {telemetry.WithSpanContext(unsampled)},
-		"untraced":  nil,
-	} {
-		must(t, r.StartEvent("e", id, opts...))
-		must(t, r.EndEvent(id, nil))
-		must(t, r.Network().StartOperation(id, "h", 1, "", opts...))
-		must(t, r.Network().EndOperation(id, 0, 0, nil))
-	}
-	if strings.Join(p.events, ",") != "sampled" || strings.Join(p.ops, ",") != "sampled" {
-		t.Errorf("got events %v and operations %v, want the sampled run only", p.events, p.ops)
-	}
-	if s := r.PublisherStats()[0]; !s.Synchronous || s.Published != 2 {
-		t.Errorf("got stats %+v, want 2 published, synchronous", s)
 	}
 }
 
