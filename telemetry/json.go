@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -150,7 +151,7 @@ func appendTime(b []byte, t time.Time) []byte {
 	if sod < 0 {
 		days, sod = days-1, sod+secsPerDay
 	}
-	y, m, d := civil(days)
+	y, m, d := civilCached(days)
 	if y < 0 || y > 9999 {
 		return t.UTC().AppendFormat(b, timeLayout)
 	}
@@ -178,6 +179,22 @@ func put2(b []byte, v int) {
 		"40414243444546474849505152535455565758596061626364656667686970717273747576777879" +
 		"8081828384858687888990919293949596979899"
 	b[0], b[1] = digits[2*v], digits[2*v+1]
+}
+
+// lastDay is the last day civilCached converted: the records of a report
+// or a file mostly share their day.
+var lastDay atomic.Pointer[civilDay]
+
+type civilDay struct{ days, year, month, day int64 }
+
+// civilCached is civil, remembering its last answer.
+func civilCached(days int64) (year, month, day int64) {
+	if c := lastDay.Load(); c != nil && c.days == days {
+		return c.year, c.month, c.day
+	}
+	year, month, day = civil(days)
+	lastDay.Store(&civilDay{days, year, month, day})
+	return year, month, day
 }
 
 // civil returns the proleptic Gregorian date of the day that is days after
