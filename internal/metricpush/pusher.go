@@ -167,6 +167,9 @@ func (p *Pusher) PublishEventMetrics(_ context.Context, m telemetry.EventMetrics
 	if m.RetryCount > 0 {
 		s.retries.Add(uint64(m.RetryCount))
 	}
+	if !m.EnqueueTime.IsZero() {
+		s.waitHistogram().observe(m.WaitTime().Seconds())
+	}
 	p.markDirty()
 	return nil
 }
@@ -371,6 +374,10 @@ func (p *Pusher) takeSnapshot() *Snapshot {
 		e.completed.read(&pt.Completed)
 		e.failed.read(&pt.Failed)
 		pt.Retries = e.retries.Load()
+		if w := e.wait.Load(); w != nil {
+			pt.Waited = true
+			w.read(&pt.Wait)
+		}
 	}
 	ops := p.ops.All()
 	s.Ops = s.Ops[:0]

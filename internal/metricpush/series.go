@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/eventpipeline/eventpipeline/internal/metricdef"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
@@ -58,11 +59,32 @@ func (h *histogram) read(pt *HistogramPoint) {
 	pt.Sum = math.Float64frombits(h.sumBits.Load())
 }
 
+// waitBounds are the bucket bounds of event_wait_seconds, shared read
+// only: metricdef's defaults.
+var waitBounds = metricdef.WaitBuckets()
+
+// WaitBounds returns the bucket bounds of event_wait_seconds, +Inf not
+// included; the caller must not change them.
+func WaitBounds() []float64 { return waitBounds }
+
 // eventSeries are the series of one event name.
 type eventSeries struct {
 	name              string // label value, valid UTF-8
 	completed, failed *histogram
 	retries           atomic.Uint64
+	// wait is bound on the first run with an enqueue time, so that event
+	// names that never wait in a queue have no event_wait_seconds series.
+	wait atomic.Pointer[histogram]
+}
+
+// waitHistogram returns the event_wait_seconds histogram of s, binding it
+// on the first call.
+func (s *eventSeries) waitHistogram() *histogram {
+	if h := s.wait.Load(); h != nil {
+		return h
+	}
+	s.wait.CompareAndSwap(nil, newHistogram(waitBounds))
+	return s.wait.Load()
 }
 
 // opSeries are the series of one network operation.
@@ -93,6 +115,10 @@ type EventPoint struct {
 	Name              string // the event_name label value
 	Completed, Failed HistogramPoint
 	Retries           uint64
+	// Waited reports whether a run of the name had an enqueue time; Wait
+	// is then its event_wait_seconds histogram, with WaitBounds.
+	Waited bool
+	Wait   HistogramPoint
 }
 
 // An OpPoint holds the series of one network operation.
@@ -105,5 +131,11 @@ type OpPoint struct {
 // Series returns the number of series s makes in Prometheus terms, with
 // eventBuckets and latencyBuckets bounds (+Inf not included).
 func (s *Snapshot) Series(eventBuckets, latencyBuckets int) int {
-	return len(s.Events)*(2*(eventBuckets+1+2)+1) + len(s.Ops)*(latencyBuckets+1+2+2) + len(s.Delivery)*DeliverySeries
+	n := len(s.Events)*(2*(eventBuckets+1+2)+1) + len(s.Ops)*(latencyBuckets+1+2+2) + len(s.Delivery)*DeliverySeries
+	for i := range s.Events {
+		if s.Events[i].Waited {
+			n += len(waitBounds) + 1 + 2
+		}
+	}
+	return n
 }

@@ -53,6 +53,7 @@ type Publisher struct {
 	retries  metric.Int64Counter
 	bytes    metric.Int64Counter
 	latency  metric.Float64Histogram
+	wait     metric.Float64Histogram
 	reg      metric.Registration // of the self-metrics' callback
 
 	events *seriescache.Cache[eventSeries]
@@ -67,6 +68,7 @@ type Publisher struct {
 type eventSeries struct {
 	completed, failed []metric.RecordOption // event_name, status
 	retries           []metric.AddOption    // event_name
+	wait              []metric.RecordOption // event_name
 }
 
 // opSeries holds the options of one operation.
@@ -114,6 +116,9 @@ func NewPublisher(cfg Config) (*Publisher, error) {
 	p.latency, err = m.Float64Histogram(metricdef.NetworkLatency, metric.WithUnit(unitSeconds),
 		metric.WithDescription(metricdef.HelpNetworkLatency), metric.WithExplicitBucketBoundaries(cfg.LatencyBuckets...))
 	keep(err)
+	p.wait, err = m.Float64Histogram(metricdef.EventWait, metric.WithUnit(unitSeconds),
+		metric.WithDescription(metricdef.HelpEventWait), metric.WithExplicitBucketBoundaries(metricdef.WaitBuckets()...))
+	keep(err)
 	keep(p.registerSelfMetrics(m))
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("otelmetric: create instruments: %w", err)
@@ -129,6 +134,7 @@ func bindEvent(name string) *eventSeries {
 		completed: []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(n, attribute.String(metricdef.LabelStatus, metricdef.StatusCompleted)))},
 		failed:    []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(n, attribute.String(metricdef.LabelStatus, metricdef.StatusFailed)))},
 		retries:   []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(n))},
+		wait:      []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(n))},
 	}
 }
 
@@ -216,6 +222,9 @@ func (p *Publisher) PublishEventMetrics(ctx context.Context, m telemetry.EventMe
 	p.duration.Record(ctx, m.Duration().Seconds(), opts...)
 	if m.RetryCount > 0 {
 		p.retries.Add(ctx, int64(m.RetryCount), s.retries...)
+	}
+	if !m.EnqueueTime.IsZero() {
+		p.wait.Record(ctx, m.WaitTime().Seconds(), s.wait...)
 	}
 	return nil
 }

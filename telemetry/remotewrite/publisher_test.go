@@ -141,13 +141,14 @@ func wantValues(t *testing.T, prom *testutil.Prometheus, want map[string]float64
 	})
 }
 
-// runEvents records n runs of event through r, each with retries retries,
-// failing with err if it is not nil.
+// runEvents records n runs of event through r, each with retries retries
+// and a wait of 2s in a queue, failing with err if it is not nil.
 func runEvents(t *testing.T, r *telemetry.Recorder, event string, n, retries int, err error) {
 	t.Helper()
 	for i := range n {
 		id := fmt.Sprintf("%s-%d-%d", event, time.Now().UnixNano(), i)
-		if e := r.StartEvent(event, id); e != nil {
+		// Every run waited 2s in a queue, for event_wait_seconds.
+		if e := r.StartEvent(event, id, telemetry.WithEnqueueTime(time.Now().Add(-2*time.Second))); e != nil {
 			t.Fatal(e)
 		}
 		for range retries {

@@ -92,6 +92,7 @@ func (s *Sender) Metrics(snap *metricpush.Snapshot) *metricdata.ResourceMetrics 
 	var (
 		durations = make([]metricdata.HistogramDataPoint[float64], 0, 2*len(snap.Events))
 		retries   = make([]metricdata.DataPoint[int64], 0, len(snap.Events))
+		waits     []metricdata.HistogramDataPoint[float64]
 		latencies = make([]metricdata.HistogramDataPoint[float64], 0, len(snap.Ops))
 		bytes     = make([]metricdata.DataPoint[int64], 0, 2*len(snap.Ops))
 	)
@@ -116,6 +117,9 @@ func (s *Sender) Metrics(snap *metricpush.Snapshot) *metricdata.ResourceMetrics 
 			hist(&e.Completed, s.c.EventBuckets, name, attribute.String(metricdef.LabelStatus, metricdef.StatusCompleted)),
 			hist(&e.Failed, s.c.EventBuckets, name, attribute.String(metricdef.LabelStatus, metricdef.StatusFailed)))
 		retries = append(retries, sum(e.Retries, name))
+		if e.Waited {
+			waits = append(waits, hist(&e.Wait, metricpush.WaitBounds(), name))
+		}
 	}
 	for i := range snap.Ops {
 		o := &snap.Ops[i]
@@ -132,6 +136,10 @@ func (s *Sender) Metrics(snap *metricpush.Snapshot) *metricdata.ResourceMetrics 
 				Data: metricdata.Histogram[float64]{DataPoints: durations, Temporality: metricdata.CumulativeTemporality}},
 			metricdata.Metrics{Name: metricdef.EventRetries, Description: metricdef.HelpEventRetries, Unit: "{retry}",
 				Data: metricdata.Sum[int64]{DataPoints: retries, Temporality: metricdata.CumulativeTemporality, IsMonotonic: true}})
+	}
+	if len(waits) > 0 {
+		ms = append(ms, metricdata.Metrics{Name: metricdef.EventWait, Description: metricdef.HelpEventWait, Unit: "s",
+			Data: metricdata.Histogram[float64]{DataPoints: waits, Temporality: metricdata.CumulativeTemporality}})
 	}
 	if len(snap.Ops) > 0 {
 		ms = append(ms,

@@ -56,13 +56,15 @@ type Sender struct {
 	labels  []prompb.Label // Labels, sorted by name
 	eventLe []string       // formatted le of each event bucket, "+Inf" last
 	latLe   []string       // the same for latency buckets
+	waitLe  []string       // the same for wait buckets
 }
 
 var _ metricpush.Sender = (*Sender)(nil)
 
 // New returns a Sender configured by c. It does no network I/O.
 func New(c Config) *Sender {
-	s := &Sender{c: c, eventLe: formatBounds(c.EventBuckets), latLe: formatBounds(c.LatencyBuckets)}
+	s := &Sender{c: c, eventLe: formatBounds(c.EventBuckets), latLe: formatBounds(c.LatencyBuckets),
+		waitLe: formatBounds(metricpush.WaitBounds())}
 	for name, v := range c.Labels {
 		s.labels = append(s.labels, prompb.Label{Name: name, Value: v})
 	}
@@ -93,6 +95,13 @@ func (s *Sender) Request(snap *metricpush.Snapshot) *prompb.WriteRequest {
 			{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: metricdef.NetworkBytes, Help: metricdef.HelpNetworkBytes, Unit: "bytes"},
 			{Type: prompb.MetricMetadata_HISTOGRAM, MetricFamilyName: metricdef.NetworkLatency, Help: metricdef.HelpNetworkLatency, Unit: "seconds"},
 		},
+	}
+	for i := range snap.Events {
+		if snap.Events[i].Waited { // event_wait_seconds exists only once a run had an enqueue time
+			req.Metadata = append(req.Metadata, prompb.MetricMetadata{Type: prompb.MetricMetadata_HISTOGRAM,
+				MetricFamilyName: metricdef.EventWait, Help: metricdef.HelpEventWait, Unit: "seconds"})
+			break
+		}
 	}
 	if len(snap.Delivery) > 0 {
 		req.Metadata = append(req.Metadata,
@@ -142,6 +151,9 @@ func (s *Sender) Request(snap *metricpush.Snapshot) *prompb.WriteRequest {
 		hist(metricdef.EventDuration, s.eventLe, &e.Completed, name, prompb.Label{Name: metricdef.LabelStatus, Value: metricdef.StatusCompleted})
 		hist(metricdef.EventDuration, s.eventLe, &e.Failed, name, prompb.Label{Name: metricdef.LabelStatus, Value: metricdef.StatusFailed})
 		add(metricdef.EventRetries, float64(e.Retries), name)
+		if e.Waited {
+			hist(metricdef.EventWait, s.waitLe, &e.Wait, name, prompb.Label{})
+		}
 	}
 	for i := range snap.Ops {
 		o := &snap.Ops[i]
