@@ -175,10 +175,10 @@ func (g *ring[R]) segments(f func(lo, hi int)) {
 	}
 }
 
-// lookup returns the latest retained run of taskID, bringing the index of
-// latest runs up to date first.
-func (g *ring[R]) lookup(h uint64, taskID string) (*Entry[R], bool) {
-	g.catchUp()
+// lookup returns the latest retained run of taskID, the one that ended
+// last by end, bringing the index of latest runs up to date first.
+func (g *ring[R]) lookup(h uint64, taskID string, end func(*R) time.Duration) (*Entry[R], bool) {
+	g.catchUp(end)
 	r, ok := g.latest.get(h, func(r int32) bool { return g.slot(int(r)).TaskID == taskID })
 	if !ok {
 		return nil, false
@@ -191,8 +191,11 @@ func (g *ring[R]) lookup(h uint64, taskID string) (*Entry[R], bool) {
 // the index, it rebuilds the index from the retained records instead; so
 // the index never holds more than about twice the capacity, and its upkeep
 // costs O(1) per record, paid by the queries that need it rather than by
-// recording.
-func (g *ring[R]) catchUp() {
+// recording. A run replaces the entry of its task id only if it ended no
+// earlier than the run the entry holds: with several shards, the batches
+// of two shards may reach the ring in the other order than their runs of
+// one task id ended.
+func (g *ring[R]) catchUp(end func(*R) time.Duration) {
 	from := g.indexed
 	if g.ended-from > uint64(g.capacity) || g.latest.n > 2*g.capacity {
 		clear(g.latest.slots)
@@ -202,7 +205,13 @@ func (g *ring[R]) catchUp() {
 	for seq := from; seq < g.ended; seq++ {
 		r := int32(seq % uint64(g.capacity))
 		e := g.slot(int(r))
-		g.latest.put(e.hash, r, func(o int32) bool { return g.slot(int(o)).TaskID == e.TaskID })
+		i := g.latest.find(e.hash, func(o int32) bool { return g.slot(int(o)).TaskID == e.TaskID })
+		switch {
+		case i < 0:
+			g.latest.insert(e.hash, r)
+		case end(&g.slot(int(g.latest.slots[i].ring)).Rec) <= end(&e.Rec):
+			g.latest.slots[i].ring = r
+		}
 	}
 	g.indexed = g.ended
 }

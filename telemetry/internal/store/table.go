@@ -388,7 +388,7 @@ func (v *View[R, T]) Latest(taskID string, pending func(rec *R, retries int32)) 
 		}
 		return out, true
 	}
-	if e, ok := t.ring.lookup(h, taskID); ok {
+	if e, ok := t.ring.lookup(h, taskID, t.fn.End); ok {
 		return *e, true
 	}
 	return Entry[R]{}, false

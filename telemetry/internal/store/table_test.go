@@ -279,9 +279,13 @@ func check(t *testing.T, round int, tb *Table[rec, totals], m *model, rng *rand.
 			}
 		}
 		// The latest run of every task id.
+		// The latest run of a task id is the one that ended last (the
+		// ring's order when several ended at once).
 		latest := map[string]Entry[rec]{}
 		for _, e := range kept {
-			latest[e.TaskID] = e
+			if l, ok := latest[e.TaskID]; !ok || l.Rec.start+l.Rec.dur <= e.Rec.start+e.Rec.dur {
+				latest[e.TaskID] = e
+			}
 		}
 		for tid := range m.started {
 			e, ok := v.Latest(tid, nil)
@@ -418,4 +422,31 @@ func TestConcurrentRecording(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestLatestAcrossShards ends two runs of one task id in two shards whose
+// batches reach the ring in the other order: the later run must be the
+// latest.
+func TestLatestAcrossShards(t *testing.T) {
+	tb := NewTable[rec, totals](1000, 1000, recFuncs, nil)
+	tb.shards = make([]Shard[rec, totals], 2)
+	for i := range tb.shards {
+		tb.shards[i].id = int32(i)
+	}
+	tb.oneLock = false
+	tb.Start("x", &rec{start: 1})
+	end(tb, &tb.shards[0], "x", rec{dur: 1}) // ends at 2, stays in shard 0's batch
+	tb.Start("x", &rec{start: 5})
+	end(tb, &tb.shards[1], "x", rec{dur: 1}) // ends at 6
+	for i := range stageSize - 1 {           // fill shard 1's batch: it moves first
+		id := fmt.Sprint("f", i)
+		tb.Start(id, &rec{start: 7})
+		end(tb, &tb.shards[1], id, rec{dur: 1})
+	}
+	tb.Locked(func(v *View[rec, totals]) {
+		e, ok := v.Latest("x", nil)
+		if !ok || e.Rec.start != 5 {
+			t.Errorf("got %+v, %v; want the run that started at 5", e, ok)
+		}
+	})
 }
