@@ -31,6 +31,10 @@ const (
 	// NetworkLatency is a histogram of the latency of finished network
 	// operations, labelled operation.
 	NetworkLatency = "network_latency_seconds"
+	// EventWait is a histogram of the time finished event runs waited in a
+	// queue before they started, labelled event_name: only runs whose
+	// enqueue time is known (telemetry.WithEnqueueTime) are observed.
+	EventWait = "event_wait_seconds"
 )
 
 // Help texts of the metrics of the contract.
@@ -39,6 +43,7 @@ const (
 	HelpEventRetries   = "Retries of finished event runs, by event name."
 	HelpNetworkBytes   = "Bytes of finished network operations, by operation and direction (sent or received)."
 	HelpNetworkLatency = "Latency of finished network operations in seconds, by operation."
+	HelpEventWait      = "Time finished event runs waited in a queue before they started, in seconds, by event name; only runs whose enqueue time is known."
 )
 
 // Names of the delivery self-metrics, before any namespace prefix. Each has
@@ -146,6 +151,16 @@ func LatencyBuckets() []float64 {
 	return []float64{
 		.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5,
 		1, 2.5, 5, 10, 30, 60,
+	}
+}
+
+// WaitBuckets returns a new copy of the default bucket upper bounds, in
+// seconds, of event_wait_seconds: from five milliseconds to one hour, as
+// tasks wait in job queues.
+func WaitBuckets() []float64 {
+	return []float64{
+		.005, .01, .025, .05, .1, .25, .5,
+		1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600,
 	}
 }
 

@@ -77,7 +77,7 @@ func TestBuckets(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		get  func() []float64
-	}{{"event", metricdef.EventBuckets}, {"latency", metricdef.LatencyBuckets}} {
+	}{{"event", metricdef.EventBuckets}, {"latency", metricdef.LatencyBuckets}, {"wait", metricdef.WaitBuckets}} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := tc.get()
 			if len(b) == 0 || !slices.IsSorted(b) || slices.Compact(slices.Clone(b)) == nil || len(slices.Compact(slices.Clone(b))) != len(b) {

@@ -6,8 +6,12 @@ import (
 	"encoding/json"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
 const dashboardFile = "../../examples/telemetry/elasticsearch_dashboard.json"
@@ -220,4 +224,66 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestEveryDocumentFieldMapped checks that every field of the documents
+// of both kinds, with every optional field present (enqueue time, span
+// context, error, process and pipeline ids), has an explicit mapping whose
+// type fits the value.
+func TestEveryDocumentFieldMapped(t *testing.T) {
+	start := time.Date(2026, 3, 4, 5, 6, 7, 890, time.UTC)
+	span := telemetry.SpanContext{TraceID: [16]byte{1, 2, 3}, SpanID: [8]byte{4, 5}, Sampled: true}
+	ev := telemetry.EventMetrics{
+		EventName: "resize", TaskID: "t1", StartTime: start, EndTime: start.Add(time.Second),
+		Status: telemetry.StatusFailed, Error: "boom", RetryCount: 1, ProcessID: 7, PipelineID: "run-1",
+		EnqueueTime: start.Add(-3 * time.Second), Span: span,
+	}
+	op := telemetry.NetworkMetrics{
+		TaskID: "t1", Operation: "asynq_enqueue", Host: "127.0.0.1", Port: 6379, StartTime: start,
+		EndTime: start.Add(time.Millisecond), Status: telemetry.StatusCompleted, BytesSent: 10, Span: span,
+	}
+	wantType := func(v any) []string {
+		switch v.(type) {
+		case string:
+			return []string{"keyword", "text", "date", "date_nanos"}
+		case float64:
+			return []string{"long", "double"}
+		case bool:
+			return []string{"boolean"}
+		}
+		return nil
+	}
+	for _, rec := range []interface{ MarshalJSON() ([]byte, error) }{ev, op} {
+		js, err := rec.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc map[string]any
+		if err := json.Unmarshal(appendDocument(nil, start, js), &doc); err != nil {
+			t.Fatal(err)
+		}
+		for _, key := range []string{"enqueue_time", "wait_seconds", "trace_id", "span_id", "trace_sampled"} {
+			if _, ok := doc[key]; !ok && rec == any(ev) {
+				t.Errorf("event document has no %s: %s", key, js)
+			}
+		}
+		for key, v := range doc {
+			if v == nil {
+				continue
+			}
+			m, ok := lookupField(key)
+			if !ok {
+				t.Errorf("document field %s has no mapping in the index template", key)
+				continue
+			}
+			if !slices.Contains(wantType(v), m.Type) {
+				t.Errorf("document field %s = %v is mapped as %s, want one of %v", key, v, m.Type, wantType(v))
+			}
+		}
+	}
+	for _, key := range []string{"enqueue_time", "start_time", "end_time", "@timestamp"} {
+		if m, _ := lookupField(key); m.Type != "date_nanos" {
+			t.Errorf("%s: mapped as %q, want date_nanos", key, m.Type)
+		}
+	}
 }

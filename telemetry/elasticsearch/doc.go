@@ -88,9 +88,11 @@
 // templates such as metrics-*-*), with explicit mappings:
 //
 //	metric_type, event_name, task_id, pipeline_id, status, operation, host  keyword
-//	@timestamp, start_time, end_time                                         date_nanos
+//	trace_id, span_id                                                        keyword
+//	@timestamp, start_time, end_time, enqueue_time                           date_nanos
 //	retry_count, process_id, port, bytes_sent, bytes_received               long
-//	duration_seconds, latency_seconds                                        double
+//	duration_seconds, latency_seconds, wait_seconds                          double
+//	trace_sampled                                                            boolean
 //	error                                                                    text, with an error.keyword sub-field
 //
 // so Kibana can aggregate without further setup. Keyword values longer than

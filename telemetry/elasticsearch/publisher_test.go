@@ -200,6 +200,8 @@ func TestTemplateInstalledOnce(t *testing.T) {
 		"end_time": "date_nanos", "retry_count": "long", "process_id": "long", "port": "long",
 		"bytes_sent": "long", "bytes_received": "long", "duration_seconds": "double",
 		"latency_seconds": "double", "error": "text", "pipeline_id": "keyword",
+		"enqueue_time": "date_nanos", "wait_seconds": "double", "trace_id": "keyword", "span_id": "keyword",
+		"trace_sampled": "boolean",
 	}
 	for f, want := range wantTypes {
 		if got := tmpl.Template.Mappings.Properties[f].Type; got != want {

@@ -5,8 +5,9 @@ import (
 )
 
 // TemplateVersion is the version of the index template this package
-// installs, stored in the template's "version" field.
-const TemplateVersion = 1
+// installs, stored in the template's "version" field. Version 2 added
+// enqueue_time, wait_seconds, trace_id, span_id and trace_sampled.
+const TemplateVersion = 2
 
 // templatePriority is above the priority (100) of the templates built into
 // Elasticsearch, such as metrics-*-*, so that a prefix matching one of their
@@ -21,9 +22,10 @@ type mapping struct {
 }
 
 // fieldMappings are the explicit mappings of every document field: keyword
-// for names, ids, statuses, hosts and operations; date_nanos for the times
-// (they carry nanoseconds); long and double for numbers; the error text as
-// text for full-text search with a keyword sub-field for aggregations.
+// for names, ids (trace and span ids included), statuses, hosts and
+// operations; date_nanos for the times (they carry nanoseconds); long and
+// double for numbers; boolean for trace_sampled; the error text as text for
+// full-text search with a keyword sub-field for aggregations.
 var fieldMappings = map[string]mapping{
 	"@timestamp":       {Type: "date_nanos"},
 	"metric_type":      {Type: "keyword"},
@@ -42,6 +44,11 @@ var fieldMappings = map[string]mapping{
 	"bytes_sent":       {Type: "long"},
 	"bytes_received":   {Type: "long"},
 	"latency_seconds":  {Type: "double"},
+	"enqueue_time":     {Type: "date_nanos"},
+	"wait_seconds":     {Type: "double"},
+	"trace_id":         {Type: "keyword", IgnoreAbove: 64},
+	"span_id":          {Type: "keyword", IgnoreAbove: 64},
+	"trace_sampled":    {Type: "boolean"},
 	"error": {Type: "text", Fields: map[string]mapping{
 		"keyword": {Type: "keyword", IgnoreAbove: 1024},
 	}},

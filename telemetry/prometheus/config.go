@@ -75,6 +75,11 @@ var DefaultEventBuckets = metricdef.EventBuckets()
 // millisecond to one minute.
 var DefaultLatencyBuckets = metricdef.LatencyBuckets()
 
+// DefaultWaitBuckets are the upper bounds, in seconds, of the buckets of
+// event_wait_seconds when Config.WaitBuckets is nil: from five
+// milliseconds to one hour, as tasks wait in job queues.
+var DefaultWaitBuckets = metricdef.WaitBuckets()
+
 // Config configures a [Publisher]. The zero Config is valid: it serves a
 // registry of its own on http://127.0.0.1:2112/metrics with the default
 // buckets and no namespace. Each field's doc says what its zero value means.
@@ -134,7 +139,13 @@ type Config struct {
 	// buckets, which is valid only with native histograms.
 	LatencyBuckets []float64
 
-	// NativeHistogramBucketFactor, if greater than one, makes both
+	// WaitBuckets are the bucket upper bounds, in seconds and strictly
+	// increasing, of event_wait_seconds. nil means [DefaultWaitBuckets].
+	// An empty non-nil slice means no classic buckets, which is valid only
+	// with native histograms.
+	WaitBuckets []float64
+
+	// NativeHistogramBucketFactor, if greater than one, makes the three
 	// histograms native histograms as well (exposed next to the classic
 	// buckets): each bucket is at most this factor wider than the previous
 	// one, so 1.1 gives about 10% resolution. Zero means classic buckets
@@ -249,7 +260,7 @@ func (c *Config) validate() error {
 	for _, h := range []struct {
 		name    string
 		buckets []float64
-	}{{"EventBuckets", c.EventBuckets}, {"LatencyBuckets", c.LatencyBuckets}} {
+	}{{"EventBuckets", c.EventBuckets}, {"LatencyBuckets", c.LatencyBuckets}, {"WaitBuckets", c.WaitBuckets}} {
 		if h.buckets != nil && len(h.buckets) == 0 && !native {
 			add("%s is empty, which is valid only with native histograms (NativeHistogramBucketFactor > 1)", h.name)
 		}
@@ -338,7 +349,7 @@ func validMetricName(name string) bool {
 	return name != ""
 }
 
-// histogramOpts returns the options of one of the two histograms.
+// histogramOpts returns the options of one of the histograms.
 func (c *Config) histogramOpts(name, help string, buckets, defaults []float64) prom.HistogramOpts {
 	o := prom.HistogramOpts{
 		Namespace:   c.Namespace,

@@ -29,12 +29,18 @@
 //	event_retries_total      counter    event_name (a run's retries, added when it ends)
 //	network_bytes_total      counter    operation, direction (sent, received)
 //	network_latency_seconds  histogram  operation
+//	event_wait_seconds       histogram  event_name (time in a queue before the run started)
+//
+// event_wait_seconds observes only the runs whose enqueue time is known
+// ([telemetry.WithEnqueueTime], which the job-queue adapters give), so an
+// event name has that series only once one of its runs waited in a queue.
 //
 // Config.Namespace prefixes every name ("app" gives
 // app_event_duration_seconds; the dashboard and alerts expect none) and
 // Config.ConstLabels adds fixed labels. The buckets are Config.EventBuckets
-// ([DefaultEventBuckets]: 1ms to 10min) and Config.LatencyBuckets
-// ([DefaultLatencyBuckets]: 0.5ms to 1min); Config.NativeHistogramBucketFactor
+// ([DefaultEventBuckets]: 1ms to 10min), Config.LatencyBuckets
+// ([DefaultLatencyBuckets]: 0.5ms to 1min) and Config.WaitBuckets
+// ([DefaultWaitBuckets]: 5ms to 1h); Config.NativeHistogramBucketFactor
 // adds native histograms, which a Prometheus server before 3.0 ingests only
 // with --enable-feature=native-histograms.
 //

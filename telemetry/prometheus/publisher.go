@@ -35,6 +35,12 @@ const (
 	// MetricNetworkLatency is a histogram of the latency of finished
 	// network operations, labelled operation.
 	MetricNetworkLatency = metricdef.NetworkLatency
+	// MetricEventWait is a histogram of the time finished event runs
+	// waited in a queue before they started, labelled event_name: only
+	// runs whose enqueue time is known ([telemetry.WithEnqueueTime]) are
+	// observed, so an event name has this series only once one of its runs
+	// had an enqueue time.
+	MetricEventWait = metricdef.EventWait
 )
 
 // Errors of the publish methods and Close.
@@ -60,6 +66,7 @@ type Publisher struct {
 	retries  *prom.CounterVec
 	bytes    *prom.CounterVec
 	latency  *prom.HistogramVec
+	wait     *prom.HistogramVec
 	delivery *deliveryCollector // collects nothing until it has a Recorder
 
 	events *seriescache.Cache[eventSeries]
@@ -76,6 +83,11 @@ type Publisher struct {
 type eventSeries struct {
 	completed, failed prom.Observer
 	retries           prom.Counter
+	// wait is bound on the first run with an enqueue time, so that event
+	// names that never wait in a queue have no event_wait_seconds series.
+	// Binding twice gives the same child of the HistogramVec.
+	wait  atomic.Pointer[prom.Observer]
+	label string // the event_name label value
 }
 
 // opSeries are the series of one network operation.
@@ -114,6 +126,7 @@ func NewPublisher(cfg Config) (*Publisher, error) {
 	cfg.ConstLabels = maps.Clone(cfg.ConstLabels)
 	cfg.EventBuckets = slices.Clone(cfg.EventBuckets)
 	cfg.LatencyBuckets = slices.Clone(cfg.LatencyBuckets)
+	cfg.WaitBuckets = slices.Clone(cfg.WaitBuckets)
 	p := &Publisher{cfg: cfg, registry: cfg.Registry}
 	if p.registry == nil {
 		p.registry = prom.NewRegistry()
@@ -138,6 +151,8 @@ func NewPublisher(cfg Config) (*Publisher, error) {
 	}, []string{metricdef.LabelOperation, metricdef.LabelDirection})
 	p.latency = prom.NewHistogramVec(cfg.histogramOpts(MetricNetworkLatency, metricdef.HelpNetworkLatency,
 		cfg.LatencyBuckets, DefaultLatencyBuckets), []string{metricdef.LabelOperation})
+	p.wait = prom.NewHistogramVec(cfg.histogramOpts(MetricEventWait, metricdef.HelpEventWait,
+		cfg.WaitBuckets, DefaultWaitBuckets), []string{metricdef.LabelEventName})
 	p.delivery = newDeliveryCollector(cfg.Namespace, cfg.ConstLabels)
 	p.events = seriescache.New(cfg.MaxLabelValues, p.bindEvent, func(v string) {
 		p.logger().LogAttrs(context.Background(), slog.LevelWarn,
@@ -175,7 +190,7 @@ func NewPublisher(cfg Config) (*Publisher, error) {
 
 // collectors returns what p registers.
 func (p *Publisher) collectors() []prom.Collector {
-	return []prom.Collector{p.duration, p.retries, p.bytes, p.latency, p.delivery}
+	return []prom.Collector{p.duration, p.retries, p.bytes, p.latency, p.wait, p.delivery}
 }
 
 func (p *Publisher) unregister() {
@@ -231,7 +246,19 @@ func (p *Publisher) bindEvent(name string) *eventSeries {
 		completed: p.duration.WithLabelValues(name, metricdef.StatusCompleted),
 		failed:    p.duration.WithLabelValues(name, metricdef.StatusFailed),
 		retries:   p.retries.WithLabelValues(name),
+		label:     name,
 	}
+}
+
+// waitObserver returns the event_wait_seconds series of s, binding it on
+// first use.
+func (p *Publisher) waitObserver(s *eventSeries) prom.Observer {
+	if o := s.wait.Load(); o != nil {
+		return *o
+	}
+	o := p.wait.WithLabelValues(s.label)
+	s.wait.Store(&o)
+	return o
 }
 
 func (p *Publisher) bindOp(op string) *opSeries {
@@ -243,8 +270,10 @@ func (p *Publisher) bindOp(op string) *opSeries {
 }
 
 // PublishEventMetrics observes the duration of the finished run m in
-// event_duration_seconds{event_name, status} and adds its retries to
-// event_retries_total{event_name}. The event_name label is the bounded
+// event_duration_seconds{event_name, status}, adds its retries to
+// event_retries_total{event_name}, and, if m has an enqueue time, observes
+// its wait ([telemetry.EventMetrics.WaitTime]) in
+// event_wait_seconds{event_name}. The event_name label is the bounded
 // form of m.EventName (see the package doc). It never blocks; ctx is not
 // used.
 //
@@ -266,6 +295,9 @@ func (p *Publisher) PublishEventMetrics(_ context.Context, m telemetry.EventMetr
 	}
 	if m.RetryCount > 0 {
 		s.retries.Add(float64(m.RetryCount))
+	}
+	if !m.EnqueueTime.IsZero() {
+		p.waitObserver(s).Observe(m.WaitTime().Seconds())
 	}
 	return nil
 }

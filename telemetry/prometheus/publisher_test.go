@@ -142,6 +142,82 @@ network_latency_seconds_count{operation="remote_call"} 2
 	}
 }
 
+// waited returns a finished event record that waited w in a queue before
+// it started, and took a millisecond.
+func waited(name string, w time.Duration, status telemetry.Status) telemetry.EventMetrics {
+	m := event(name, time.Millisecond, status, 0)
+	m.EnqueueTime = t0.Add(-w)
+	return m
+}
+
+// TestWaitExposition checks event_wait_seconds: observed for the runs
+// with an enqueue time, whatever their status; a wait that clock skew made
+// negative counts as zero; event names whose runs never had an enqueue
+// time have no series.
+func TestWaitExposition(t *testing.T) {
+	p, reg := newPublisher(t, prometheus.Config{WaitBuckets: []float64{0.1, 1}})
+	skewed := event("load", time.Millisecond, telemetry.StatusCompleted, 0)
+	skewed.EnqueueTime = t0.Add(time.Second) // "enqueued" after it started
+	mustPublish(t, p,
+		waited("load", 50*time.Millisecond, telemetry.StatusCompleted),
+		waited("load", 3*time.Second, telemetry.StatusFailed),
+		skewed,
+		waited("transform", 500*time.Millisecond, telemetry.StatusCompleted),
+		event("transform", time.Millisecond, telemetry.StatusCompleted, 0), // no enqueue time: not observed
+		event("extract", time.Millisecond, telemetry.StatusCompleted, 0),   // never waits: no series
+	)
+	const want = `
+# HELP event_wait_seconds Time finished event runs waited in a queue before they started, in seconds, by event name; only runs whose enqueue time is known.
+# TYPE event_wait_seconds histogram
+event_wait_seconds_bucket{event_name="load",le="0.1"} 2
+event_wait_seconds_bucket{event_name="load",le="1"} 2
+event_wait_seconds_bucket{event_name="load",le="+Inf"} 3
+event_wait_seconds_sum{event_name="load"} 3.05
+event_wait_seconds_count{event_name="load"} 3
+event_wait_seconds_bucket{event_name="transform",le="0.1"} 0
+event_wait_seconds_bucket{event_name="transform",le="1"} 1
+event_wait_seconds_bucket{event_name="transform",le="+Inf"} 1
+event_wait_seconds_sum{event_name="transform"} 0.5
+event_wait_seconds_count{event_name="transform"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "event_wait_seconds"); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestWaitFromRecorder checks the path from the Recorder: a run started
+// with telemetry.WithEnqueueTime is observed with its wait.
+func TestWaitFromRecorder(t *testing.T) {
+	p, reg := newPublisher(t, prometheus.Config{WaitBuckets: []float64{1, 10}})
+	r, err := telemetry.NewRecorder(telemetry.WithLogger(quiet), telemetry.WithPublishers(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(context.Background()) })
+	if err := r.StartEvent("resize", "t1", telemetry.WithEnqueueTime(time.Now().Add(-5*time.Second))); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.EndEvent("t1", nil); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := r.Metrics("t1")
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "event_wait_seconds" {
+			continue
+		}
+		h := mf.GetMetric()[0].GetHistogram()
+		if h.GetSampleCount() != 1 || h.GetSampleSum() != m.WaitTime().Seconds() || h.GetBucket()[0].GetCumulativeCount() != 0 || h.GetBucket()[1].GetCumulativeCount() != 1 {
+			t.Errorf("got count %d, sum %v, buckets %v; want 1 run that waited %v (5s to 10s)", h.GetSampleCount(), h.GetSampleSum(), h.GetBucket(), m.WaitTime())
+		}
+		return
+	}
+	t.Error("no event_wait_seconds in the registry")
+}
+
 func TestNamespaceAndConstLabels(t *testing.T) {
 	p, reg := newPublisher(t, prometheus.Config{
 		Namespace:      "app",
@@ -354,6 +430,8 @@ func TestNewPublisherInvalidConfig(t *testing.T) {
 		{"decreasing buckets", prometheus.Config{EventBuckets: []float64{1, 0.5}}, "EventBuckets are not strictly increasing"},
 		{"repeated bucket", prometheus.Config{LatencyBuckets: []float64{1, 1}}, "LatencyBuckets are not strictly increasing"},
 		{"empty buckets, classic only", prometheus.Config{EventBuckets: []float64{}}, "EventBuckets is empty"},
+		{"decreasing wait buckets", prometheus.Config{WaitBuckets: []float64{2, 1}}, "WaitBuckets are not strictly increasing"},
+		{"empty wait buckets, classic only", prometheus.Config{WaitBuckets: []float64{}}, "WaitBuckets is empty"},
 		{"const label le", prometheus.Config{ConstLabels: prom.Labels{"le": "1"}}, `reserved label name "le"`},
 		{"const label clash", prometheus.Config{ConstLabels: prom.Labels{"event_name": "x"}}, `reserved label name "event_name"`},
 		{"const label invalid", prometheus.Config{ConstLabels: prom.Labels{"a-b": "x"}}, `invalid label name "a-b"`},
@@ -791,6 +869,48 @@ func TestPublishAllocs(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(1000, func() { p.PublishNetworkMetrics(ctx, op) }); n != 0 {
 		t.Errorf("PublishNetworkMetrics: %v allocations, want 0", n)
+	}
+	w := waited("load", time.Second, telemetry.StatusCompleted)
+	mustPublish(t, p, w) // binds the wait series
+	if n := testing.AllocsPerRun(1000, func() { p.PublishEventMetrics(ctx, w) }); n != 0 {
+		t.Errorf("PublishEventMetrics of a run that waited: %v allocations, want 0", n)
+	}
+}
+
+// TestWaitSeriesConcurrentSafe binds the wait series of the same names
+// from many goroutines at once: every observation lands in one series per
+// name.
+func TestWaitSeriesConcurrentSafe(t *testing.T) {
+	p, reg := newPublisher(t, prometheus.Config{})
+	const goroutines, each = 8, 200
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range each {
+				if err := p.PublishEventMetrics(context.Background(), waited("e"+strconv.Itoa((g+i)%4), time.Second, telemetry.StatusCompleted)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var count uint64
+	var series int
+	for _, mf := range mfs {
+		if mf.GetName() == "event_wait_seconds" {
+			for _, m := range mf.GetMetric() {
+				count += m.GetHistogram().GetSampleCount()
+				series++
+			}
+		}
+	}
+	if count != goroutines*each || series != 4 {
+		t.Errorf("got %d observations in %d series, want %d in 4", count, series, goroutines*each)
 	}
 }
 

@@ -33,20 +33,24 @@ const (
 )
 
 // runs is the event workload of one phase: n runs of event, each retried
-// retries times, failed or not.
+// retries times, failed or not, and enqueued wait before its start if wait
+// is not zero (as a run taken from a job queue).
 var runs = []struct {
 	event   string
 	failed  bool
 	retries int
 	n       int
+	wait    time.Duration
 }{
-	{"extract", false, 0, 5},
-	{"extract", false, 1, 3},
-	{"extract", true, 2, 1},
-	{"transform", false, 0, 4},
-	{"transform", true, 1, 2},
-	{"load", false, 0, 3},
-	{"load", true, 0, 3},
+	{"extract", false, 0, 5, 0},
+	{"extract", false, 1, 3, 0},
+	{"extract", true, 2, 1, 0},
+	{"transform", false, 0, 4, 0},
+	{"transform", true, 1, 2, 0},
+	{"load", false, 0, 3, 0},
+	{"load", true, 0, 3, 0},
+	{"resize", false, 0, 4, 2 * time.Second},
+	{"resize", true, 0, 1, 30 * time.Second},
 }
 
 // ops is the network workload of one phase.
@@ -66,13 +70,15 @@ var ops = []struct {
 type expected struct {
 	counts  map[string]float64 // event_name/status: runs
 	retries map[string]float64 // event_name: retries
+	waited  map[string]float64 // event_name: runs with an enqueue time
 	bytes   map[string]float64 // operation/direction: bytes
 	opCount map[string]float64 // operation: operations
 	records float64            // records handed to each publisher
 }
 
 func expect(phases int) expected {
-	e := expected{counts: map[string]float64{}, retries: map[string]float64{}, bytes: map[string]float64{}, opCount: map[string]float64{}}
+	e := expected{counts: map[string]float64{}, retries: map[string]float64{}, waited: map[string]float64{},
+		bytes: map[string]float64{}, opCount: map[string]float64{}}
 	f := float64(phases)
 	for _, r := range runs {
 		status := "completed"
@@ -81,6 +87,9 @@ func expect(phases int) expected {
 		}
 		e.counts[r.event+"/"+status] += f * float64(r.n)
 		e.retries[r.event] += f * float64(r.n*r.retries)
+		if r.wait > 0 {
+			e.waited[r.event] += f * float64(r.n)
+		}
 		e.records += f * float64(r.n)
 	}
 	for _, o := range ops {
@@ -100,7 +109,11 @@ func record(t *testing.T, r *telemetry.Recorder, phase int) {
 	for _, w := range runs {
 		for range w.n {
 			task := next()
-			if err := r.StartEvent(w.event, task); err != nil {
+			var opts []telemetry.StartOption
+			if w.wait > 0 {
+				opts = append(opts, telemetry.WithEnqueueTime(time.Now().Add(-w.wait)))
+			}
+			if err := r.StartEvent(w.event, task, opts...); err != nil {
 				t.Fatal(err)
 			}
 			for range w.retries {
@@ -189,6 +202,8 @@ func matches(t *testing.T, srv *testutil.Prometheus, want expected) {
 		{`sum by (event_name, status) (event_duration_seconds_count)`, []string{"event_name", "status"}, want.counts},
 		{`sum by (event_name, status) (event_duration_seconds_bucket{le="+Inf"})`, []string{"event_name", "status"}, want.counts},
 		{`sum by (event_name) (event_retries_total)`, []string{"event_name"}, want.retries},
+		{`sum by (event_name) (event_wait_seconds_count)`, []string{"event_name"}, want.waited},
+		{`sum by (event_name) (event_wait_seconds_bucket{le="1"})`, []string{"event_name"}, map[string]float64{"resize": 0}},
 		{`sum by (operation, direction) (network_bytes_total)`, []string{"operation", "direction"}, want.bytes},
 		{`sum by (operation) (network_latency_seconds_count)`, []string{"operation"}, want.opCount},
 		{`sum by (publisher) (telemetry_publisher_records_published_total{publisher="prometheus"})`, []string{"publisher"},
@@ -320,7 +335,7 @@ func TestPrometheusServer(t *testing.T) {
 			}
 			return nil
 		})
-		// The workload fails 6 of 21 runs, retries "extract" 5 times in 9
+		// The workload fails 7 of 26 runs, retries "extract" 5 times in 9
 		// runs, and drops telemetry: those alerts become active (pending
 		// until their "for" has passed). Its events and calls are fast.
 		testutil.Eventually(t, pollTimeout, func() error {
@@ -411,7 +426,7 @@ func TestDashboard(t *testing.T) {
 	}
 	walk(d.Panels)
 	all := strings.Join(titles, "\n")
-	for _, want := range []string{"p50 / p95 / p99", "throughput", "failure rate", "Retries", "Network throughput", "Network latency", "dropped", "queue"} {
+	for _, want := range []string{"p50 / p95 / p99", "throughput", "failure rate", "Queue wait", "Retries", "Network throughput", "Network latency", "dropped", "queue"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("no panel title mentions %q", want)
 		}
@@ -423,6 +438,7 @@ func TestDashboard(t *testing.T) {
 	}
 	for _, m := range []string{
 		prometheus.MetricEventDuration, prometheus.MetricEventRetries, prometheus.MetricNetworkBytes, prometheus.MetricNetworkLatency,
+		prometheus.MetricEventWait,
 		prometheus.MetricPublished, prometheus.MetricFailedAttempts, prometheus.MetricDropped, prometheus.MetricQueueLength,
 	} {
 		if !strings.Contains(exprs.String(), m) {
