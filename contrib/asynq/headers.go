@@ -45,14 +45,25 @@ func DefaultEventName(_ /* queue */, taskType string) string {
 // formatTime returns t as decimal Unix nanoseconds.
 func formatTime(t time.Time) string { return strconv.FormatInt(t.UnixNano(), 10) }
 
-// parseTime parses decimal Unix nanoseconds; it reports false for an
-// empty, malformed or non-positive value.
+// maxInt64 is the largest int64 in decimal.
+const maxInt64 = "9223372036854775807"
+
+// parseTime parses decimal Unix nanoseconds, digits only; it reports
+// false for an empty, malformed, too large or zero value. It is
+// strconv.ParseInt without its generality, on the path of every task run.
 func parseTime(s string) (time.Time, bool) {
-	if s == "" {
+	if len(s) == 0 || len(s) > len(maxInt64) || (len(s) == len(maxInt64) && s > maxInt64) {
 		return time.Time{}, false
 	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n <= 0 {
+	var n int64
+	for i := 0; i < len(s); i++ {
+		d := s[i] - '0'
+		if d > 9 {
+			return time.Time{}, false
+		}
+		n = n*10 + int64(d)
+	}
+	if n == 0 {
 		return time.Time{}, false
 	}
 	return time.Unix(0, n), true

@@ -77,6 +77,7 @@ type Middleware struct {
 	prop      propagation.TextMapPropagator // nil: the global one, at each use
 	tracer    trace.Tracer                  // nil: no spans
 	eventName func(queue, taskType string) string
+	needQueue bool // eventName or the spans use the queue
 	pid       int
 }
 
@@ -92,6 +93,7 @@ func NewMiddleware(cfg Config) *Middleware {
 	if m.eventName == nil {
 		m.eventName = DefaultEventName
 	}
+	m.needQueue = cfg.EventName != nil || m.tracer != nil
 	return m
 }
 
@@ -112,7 +114,10 @@ func (m *Middleware) Wrap(next asynqlib.Handler) asynqlib.Handler {
 
 func (m *Middleware) run(ctx context.Context, id string, t *asynqlib.Task, next asynqlib.Handler) (err error) {
 	retried, _ := asynqlib.GetRetryCount(ctx)
-	queue, _ := asynqlib.GetQueueName(ctx)
+	var queue string
+	if m.needQueue { // DefaultEventName does not use it
+		queue, _ = asynqlib.GetQueueName(ctx)
+	}
 	h := t.Headers()
 	ctx = propagator(m.prop).Extract(ctx, propagation.MapCarrier(h))
 

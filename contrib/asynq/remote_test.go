@@ -34,6 +34,10 @@ const (
 	workerOutEnv   = "EPASYNQ_TEST_WORKER_OUT"
 )
 
+// redisAddr is the address of the Redis server that TestMain starts for
+// the examples.
+var redisAddr string
+
 func TestMain(m *testing.M) {
 	if addr := os.Getenv(workerRedisEnv); addr != "" {
 		if err := runWorker(addr, os.Getenv(workerOutEnv)); err != nil {
@@ -42,7 +46,16 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	// The tests start Redis servers of their own; the examples share one.
+	r, stop, err := testutil.StartRedisMain()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "the examples need a Redis server:", err)
+		os.Exit(1)
+	}
+	redisAddr = r.Addr
+	code := m.Run()
+	stop()
+	os.Exit(code)
 }
 
 // workerEvents are the events of the test worker.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -34,21 +35,57 @@ type Redis struct {
 // server is stopped by t.Cleanup.
 func StartRedis(t testing.TB) *Redis {
 	t.Helper()
-	bin := lookBinary(t, "redis-server", "apt-get install redis-server")
-	dir := t.TempDir()
+	bin := lookBinary(t, "redis-server", redisInstall)
+	r, err := startRedisIn(bin, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		r.Stop()
+		if t.Failed() {
+			t.Logf("redis-server log:\n%s", r.Log())
+		}
+	})
+	return r
+}
+
+const redisInstall = "apt-get install redis-server"
+
+// StartRedisMain is [StartRedis] for a TestMain, which has no testing.TB:
+// it returns the server and a function that stops it and removes its
+// directory, or an error (saying how to install redis-server if it is
+// missing).
+func StartRedisMain() (r *Redis, stop func(), err error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, nil, fmt.Errorf("no redis-server binary in $PATH; install it: %s", redisInstall)
+	}
+	dir, err := os.MkdirTemp("", "eventpipeline-redis-")
+	if err != nil {
+		return nil, nil, err
+	}
+	if r, err = startRedisIn(bin, dir); err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return r, func() { r.Stop(); os.RemoveAll(dir) }, nil
+}
+
+// startRedisIn starts the server bin with its files in dir, trying again
+// on other ports if it does not start.
+func startRedisIn(bin, dir string) (*Redis, error) {
 	var lastErr error
 	for range 3 { // the free port may be taken before the server binds it
-		r, err := startRedis(t, bin, dir)
+		r, err := startRedis(bin, dir)
 		if err == nil {
-			return r
+			return r, nil
 		}
 		lastErr = err
 	}
-	t.Fatalf("redis-server did not start: %v", lastErr)
-	return nil
+	return nil, fmt.Errorf("redis-server did not start: %w", lastErr)
 }
 
-func startRedis(t testing.TB, bin, dir string) (*Redis, error) {
+func startRedis(bin, dir string) (*Redis, error) {
 	port, err := FreePort()
 	if err != nil {
 		return nil, err
@@ -67,12 +104,6 @@ func startRedis(t testing.TB, bin, dir string) (*Redis, error) {
 		p.stop(syscall.SIGTERM)
 		return nil, fmt.Errorf("%w; its log:\n%s", err, p.Log())
 	}
-	t.Cleanup(func() {
-		r.Stop()
-		if t.Failed() {
-			t.Logf("redis-server log:\n%s", r.Log())
-		}
-	})
 	return r, nil
 }
 
