@@ -330,7 +330,7 @@ func (e *RemoteEvent) await(ctx context.Context, id string) (*asynqlib.TaskInfo,
 // abandon cancels task id if a worker runs it, and deletes it if not:
 // the caller has stopped waiting.
 func (e *RemoteEvent) abandon(id string) {
-	e.insp.CancelProcessing(id)     // tells the workers; harmless if none runs it
+	e.insp.CancelProcessing(id)    // tells the workers; harmless if none runs it
 	e.insp.DeleteTask(e.queue, id) // fails for a task still active: it ends cancelled
 }
 
