@@ -51,21 +51,54 @@ var postgresGlobs = []string{"/usr/lib/postgresql/*/bin"}
 // t.Cleanup stops it (a fast shutdown, SIGINT) and removes its directory.
 func StartPostgres(t testing.TB) *Postgres {
 	t.Helper()
-	const install = "apt-get install postgresql"
-	initdb := lookBinary(t, "initdb", install, postgresGlobs...)
-	server := lookBinary(t, "postgres", install, filepath.Dir(initdb))
-	dir, err := os.MkdirTemp("", "eventpipeline-postgres-")
+	initdb := lookBinary(t, "initdb", postgresInstall, postgresGlobs...)
+	server := lookBinary(t, "postgres", postgresInstall, filepath.Dir(initdb))
+	pg, stop, err := startPostgresIn(initdb, server)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("postgres log:\n%s", pg.Log())
+		}
+		stop()
+	})
+	return pg
+}
+
+const postgresInstall = "apt-get install postgresql"
+
+// StartPostgresMain is [StartPostgres] for a TestMain, which has no
+// testing.TB: it returns the server and a function that stops it and
+// removes its directory, or an error (saying how to install PostgreSQL if
+// it is missing).
+func StartPostgresMain() (pg *Postgres, stop func(), err error) {
+	initdb, err := lookPath("initdb", postgresGlobs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w; install it: %s", err, postgresInstall)
+	}
+	return startPostgresIn(initdb, filepath.Join(filepath.Dir(initdb), "postgres"))
+}
+
+// startPostgresIn makes a cluster with initdb in a new directory and
+// starts server on it.
+func startPostgresIn(initdb, server string) (pg *Postgres, stop func(), err error) {
+	dir, err := os.MkdirTemp("", "eventpipeline-postgres-")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(dir)
+		}
+	}()
 	cred, err := postgresCredential()
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	if cred != nil {
 		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
-			t.Fatalf("giving %s to the postgres user: %v", dir, err)
+			return nil, nil, fmt.Errorf("giving %s to the postgres user: %w", dir, err)
 		}
 	}
 	data := filepath.Join(dir, "data")
@@ -74,18 +107,15 @@ func StartPostgres(t testing.TB) *Postgres {
 	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Credential: cred}
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("initdb: %v\n%s", err, out)
+		return nil, nil, fmt.Errorf("initdb: %w\n%s", err, out)
 	}
 	var lastErr error
 	for range 3 { // the free port may be taken before the server binds it
-		pg, err := startPostgres(t, server, dir, data, cred)
-		if err == nil {
-			return pg
+		if pg, lastErr = startPostgres(server, dir, data, cred); lastErr == nil {
+			return pg, func() { pg.Stop(); os.RemoveAll(dir) }, nil
 		}
-		lastErr = err
 	}
-	t.Fatalf("postgres did not start: %v", lastErr)
-	return nil
+	return nil, nil, fmt.Errorf("postgres did not start: %w", lastErr)
 }
 
 // postgresCredential returns the user and group the PostgreSQL programs
@@ -107,7 +137,7 @@ func postgresCredential() (*syscall.Credential, error) {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
 
-func startPostgres(t testing.TB, bin, dir, data string, cred *syscall.Credential) (*Postgres, error) {
+func startPostgres(bin, dir, data string, cred *syscall.Credential) (*Postgres, error) {
 	port, err := FreePort()
 	if err != nil {
 		return nil, err
@@ -130,12 +160,6 @@ func startPostgres(t testing.TB, bin, dir, data string, cred *syscall.Credential
 		p.stop(syscall.SIGINT)
 		return nil, fmt.Errorf("%w; its log:\n%s", err, p.Log())
 	}
-	t.Cleanup(func() {
-		pg.Stop()
-		if t.Failed() {
-			t.Logf("postgres log:\n%s", pg.Log())
-		}
-	})
 	return pg, nil
 }
 

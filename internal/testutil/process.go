@@ -102,23 +102,33 @@ func (p *process) waitFor(timeout time.Duration, ready func() error) error {
 // install, the command that installs it.
 func lookBinary(t testing.TB, name, install string, globs ...string) string {
 	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
+	p, err := lookPath(name, globs)
+	if err == nil {
 		return p
 	}
-	for _, g := range globs {
-		matches, _ := filepath.Glob(filepath.Join(g, name))
-		for i := len(matches) - 1; i >= 0; i-- {
-			if fi, err := os.Stat(matches[i]); err == nil && fi.Mode()&0o111 != 0 {
-				return matches[i]
-			}
-		}
-	}
-	msg := fmt.Sprintf("no %s binary in $PATH%s; install it: %s", name, strings.Join(append([]string{""}, globs...), " or "), install)
+	msg := fmt.Sprintf("%v; install it: %s", err, install)
 	if os.Getenv("CI") == "true" {
 		t.Fatal(msg)
 	}
 	t.Skip("skipping: " + msg)
 	return ""
+}
+
+// lookPath finds the program name in $PATH or in one of the directories
+// matching the glob patterns, the last match first.
+func lookPath(name string, globs []string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	for _, g := range globs {
+		matches, _ := filepath.Glob(filepath.Join(g, name))
+		for i := len(matches) - 1; i >= 0; i-- {
+			if fi, err := os.Stat(matches[i]); err == nil && fi.Mode()&0o111 != 0 {
+				return matches[i], nil
+			}
+		}
+	}
+	return "", fmt.Errorf("no %s binary in $PATH%s", name, strings.Join(append([]string{""}, globs...), " or "))
 }
 
 // errNotReady is the error of a readiness check that found the server not
