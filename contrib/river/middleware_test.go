@@ -334,7 +334,7 @@ func TestJobAttempts(t *testing.T) {
 // hasAttr reports whether attrs hold key with the value value.
 func hasAttr(attrs []attribute.KeyValue, key, value string) bool {
 	for _, a := range attrs {
-		if string(a.Key) == key && a.Value.Emit() == value {
+		if string(a.Key) == key && a.Value.String() == value {
 			return true
 		}
 	}
