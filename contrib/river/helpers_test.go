@@ -53,7 +53,9 @@ func startDatabase(t testing.TB) *pgxpool.Pool {
 // fastRetry retries a failed job 100ms after its attempt.
 type fastRetry struct{}
 
-func (fastRetry) NextRetry(*rivertype.JobRow) time.Time { return time.Now().Add(100 * time.Millisecond) }
+func (fastRetry) NextRetry(*rivertype.JobRow) time.Time {
+	return time.Now().Add(100 * time.Millisecond)
+}
 
 // newClient returns a River client on pool with workers (nil for an
 // insert-only client) and the Middleware, polling often; started is true
