@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -168,5 +169,30 @@ func TestMiddlewareAllocs(t *testing.T) {
 	}
 	if m, _ := rec.Metrics(caps[0].task.ResultWriter().TaskID()); m.EnqueueTime.IsZero() {
 		t.Errorf("the benchmarked run has no enqueue time: %+v", m)
+	}
+}
+
+// TestMiddlewareConcurrentSafe runs tasks of their own through one
+// Middleware from many goroutines at once: every run is recorded, once.
+func TestMiddlewareConcurrentSafe(t *testing.T) {
+	const goroutines, each = 8, 200
+	caps := captureTasks(t, goroutines)
+	rec := newRecorder(t)
+	mw := epasynq.NewMiddleware(epasynq.Config{Recorder: rec})
+	wrapped := mw.Wrap(nop)
+	var wg sync.WaitGroup
+	for _, c := range caps {
+		wg.Go(func() {
+			for range each {
+				if err := wrapped.ProcessTask(c.ctx, c.task); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got := rec.Stats().EventsEnded; got != goroutines*each || mw.Failures() != 0 {
+		t.Errorf("got %d runs ended and %d recording failures (%v), want %d and 0", got, mw.Failures(), mw.Err(), goroutines*each)
 	}
 }

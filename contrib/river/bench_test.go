@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -125,5 +126,30 @@ func TestMiddlewareAllocs(t *testing.T) {
 	runs := runsOf(rec, 42)
 	if len(runs) == 0 || runs[0].WaitTime() != 3*time.Millisecond {
 		t.Errorf("runs %+v, want a wait of 3ms", runs)
+	}
+}
+
+// TestMiddlewareConcurrentSafe works jobs of their own from many
+// goroutines at once: every attempt is recorded, once.
+func TestMiddlewareConcurrentSafe(t *testing.T) {
+	ctx := context.Background()
+	rec := newRecorder(t)
+	mw := epriver.NewMiddleware(epriver.Config{Recorder: rec})
+	const goroutines, each = 8, 200
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			job := benchJob(int64(g + 1))
+			for range each {
+				if err := mw.Work(ctx, job, work); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got := rec.Stats().EventsEnded; got != goroutines*each || mw.Failures() != 0 {
+		t.Errorf("got %d runs ended and %d recording failures (%v), want %d and 0", got, mw.Failures(), mw.Err(), goroutines*each)
 	}
 }

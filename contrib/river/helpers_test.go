@@ -58,8 +58,8 @@ func (fastRetry) NextRetry(*rivertype.JobRow) time.Time {
 }
 
 // newClient returns a River client on pool with workers (nil for an
-// insert-only client) and the Middleware, polling often; started is true
-// if it works jobs, which it stops doing when the test ends.
+// insert-only client) and the Middleware, polling often and retrying
+// after 100ms; start makes it work jobs.
 func newClient(t testing.TB, pool *pgxpool.Pool, workers *river.Workers, mw *epriver.Middleware) *river.Client[pgx.Tx] {
 	t.Helper()
 	cfg := &river.Config{
