@@ -125,6 +125,26 @@
 // operation completes and the event fails with the RemoteError. A worker
 // records no telemetry itself; the caller does.
 //
+// # Traces
+//
+// With [Config.TracerProvider] (or a shared telemetry/oteltrace Tracer in
+// [Config.Tracer]), every run is a span named [RunSpanName] (a child of the
+// span in Run's ctx, or a root span) with its run id
+// (eventpipeline.pipeline.run_id); every event run a child span named after
+// the event, with the record's exact times, its retries as span events and
+// status Error when it failed; every remote call a client span under its
+// event. The event's ctx carries its span, so the spans your events make
+// are its children. A remote call injects the client span's context into
+// its request with [Config.Propagator] (W3C traceparent, tracestate and
+// baggage with the composite of propagation.TraceContext and
+// propagation.Baggage). A [Worker] with [WorkerConfig.Recorder] and
+// [WorkerConfig.TracerProvider] extracts it with [WorkerConfig.Propagator]
+// and records the event it runs as a child of that client span, under the
+// caller's call id (the task id of the caller's network operation), so
+// one pipeline run is one trace across processes. Without a Recorder the
+// worker records nothing; with a Recorder but no TracerProvider it records
+// without spans. See package telemetry/oteltrace for the attributes.
+//
 // # Hooks
 //
 // The runtime reports through [Hooks]: EventStarted, EventRetried,

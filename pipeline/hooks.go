@@ -5,7 +5,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/eventpipeline/eventpipeline/telemetry"
+	"github.com/eventpipeline/eventpipeline/telemetry/oteltrace"
 )
 
 // A Task is one execution of an event in a pipeline run. Its ID is unique
@@ -196,6 +199,20 @@ type execution struct {
 	task  Task
 	hooks Hooks          // never nil
 	calls *atomic.Uint64 // numbers the remote calls of the task, across attempts
+	// tracer records and traces the remote calls when the pipeline is
+	// traced (hooks then lack the telemetry hooks); nil otherwise.
+	tracer *oteltrace.Tracer
+	// prop injects the trace context into remote calls; nil: none.
+	prop propagation.TextMapPropagator
+	// tel counts the recording errors of the tracer; nil if not traced.
+	tel *TelemetryHooks
+}
+
+// telemetryFailed counts a recording error of the tracer.
+func (e *execution) telemetryFailed(err error) {
+	if e.tel != nil {
+		e.tel.check(err)
+	}
 }
 
 type executionKey struct{}

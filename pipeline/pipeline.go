@@ -14,9 +14,22 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/eventpipeline/eventpipeline/internal/retry"
 	"github.com/eventpipeline/eventpipeline/telemetry"
+	"github.com/eventpipeline/eventpipeline/telemetry/oteltrace"
 )
+
+// ScopeName is the instrumentation scope of the spans of pipeline runs.
+const ScopeName = "github.com/eventpipeline/eventpipeline/pipeline"
+
+// RunSpanName is the name of the span of a pipeline run, when traced
+// ([Config.TracerProvider]).
+const RunSpanName = "pipeline.run"
 
 // Errors returned by [New] for a pipeline that cannot run, wrapped with the
 // position of the offending stage or event.
@@ -86,6 +99,26 @@ type Config struct {
 	// ProcessID is recorded as the process id of every task. Zero means
 	// os.Getpid().
 	ProcessID int
+	// TracerProvider, if not nil, traces every run: the run is a span
+	// named [RunSpanName] (a child of the span in Run's ctx, if any, else a
+	// root span), each event run a child span recorded through a
+	// telemetry/oteltrace Tracer (retries as span events), and each remote
+	// call a client span under its event whose context travels to the
+	// worker. It needs telemetry (ignored with NoTelemetry, which makes no
+	// spans). nil means no spans.
+	TracerProvider trace.TracerProvider
+	// Tracer, if not nil, traces as TracerProvider does, with this
+	// Tracer and its provider; its Recorder is the pipeline's (Recorder
+	// must be nil or the same). New attaches a new Tracer to the Recorder
+	// for a TracerProvider, and a Tracer stays attached as long as the
+	// Recorder: a program that makes many pipelines on one Recorder makes
+	// one Tracer (oteltrace.New) and gives it to each. nil means
+	// TracerProvider decides.
+	Tracer *oteltrace.Tracer
+	// Propagator injects the trace context (and baggage) into the requests
+	// of remote events. nil means the Tracer's, else
+	// otel.GetTextMapPropagator(), looked up by New.
+	Propagator propagation.TextMapPropagator
 }
 
 // A Pipeline runs events in stages and reports every task and remote call
@@ -93,9 +126,12 @@ type Config struct {
 // may run many times, each run with a run id of its own.
 type Pipeline struct {
 	stages []stage
-	hooks  Hooks // never nil
+	hooks  Hooks // never nil; without the telemetry hooks when traced
 	tel    *TelemetryHooks
 	pid    int
+	tracer *oteltrace.Tracer // nil unless Config.TracerProvider
+	runs   trace.Tracer      // makes the runs' spans; nil unless traced
+	prop   propagation.TextMapPropagator
 }
 
 type stage struct {
@@ -156,14 +192,39 @@ func New(cfg Config, stages ...Stage) (*Pipeline, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	if cfg.Tracer != nil && cfg.Recorder != nil && cfg.Recorder != cfg.Tracer.Recorder() {
+		return nil, errors.New("pipeline: Config.Tracer records into another Recorder than Config.Recorder")
+	}
 	var hooks []Hooks
 	if !cfg.NoTelemetry {
 		r := cfg.Recorder
+		if cfg.Tracer != nil {
+			r = cfg.Tracer.Recorder()
+		}
 		if r == nil {
 			r = telemetry.Default()
 		}
 		p.tel = NewTelemetryHooks(r)
-		hooks = append(hooks, p.tel)
+		switch {
+		case cfg.Tracer != nil:
+			p.tracer, p.runs = cfg.Tracer, cfg.Tracer.TracerProvider().Tracer(ScopeName)
+		case cfg.TracerProvider == nil:
+			hooks = append(hooks, p.tel)
+		default:
+			tr, err := oteltrace.New(r, oteltrace.Config{TracerProvider: cfg.TracerProvider, Propagator: cfg.Propagator})
+			if err != nil {
+				return nil, fmt.Errorf("pipeline: %w", err)
+			}
+			p.tracer, p.runs = tr, cfg.TracerProvider.Tracer(ScopeName)
+		}
+	}
+	p.prop = cfg.Propagator
+	switch {
+	case p.prop != nil:
+	case cfg.Tracer != nil:
+		p.prop = cfg.Tracer.Propagator()
+	default:
+		p.prop = otel.GetTextMapPropagator()
 	}
 	p.hooks = JoinHooks(append(hooks, cfg.Hooks)...)
 	if p.hooks == nil {
@@ -215,8 +276,18 @@ func newRunID() string {
 // [*EventError], or several joined for a parallel stage. If ctx ends,
 // events see it through their context, no event starts any more, and Run
 // returns an error wrapping ctx.Err().
-func (p *Pipeline) Run(ctx context.Context, in any) (any, error) {
+func (p *Pipeline) Run(ctx context.Context, in any) (out any, err error) {
 	r := &run{id: newRunID()}
+	if p.runs != nil {
+		var span trace.Span
+		ctx, span = p.runs.Start(ctx, RunSpanName, trace.WithAttributes(oteltrace.PipelineRunIDKey.String(r.id)))
+		defer func() {
+			if err != nil {
+				span.SetStatus(codes.Error, err.Error())
+			}
+			span.End()
+		}()
+	}
 	for i := range p.stages {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("pipeline: run %s stopped before stage %d: %w", r.id, i+1, err)
@@ -269,18 +340,27 @@ func (p *Pipeline) runTask(ctx context.Context, r *run, sp *step, n uint64, in a
 		Attempt:   1,
 	}
 	h := p.hooks
+	runCtx := ctx // carries the event's span when traced
+	if p.tracer != nil {
+		var err error
+		runCtx, err = p.tracer.StartEvent(ctx, t.Event, t.ID, telemetry.WithProcessID(t.ProcessID), telemetry.WithPipelineID(t.RunID))
+		p.tel.check(err)
+	}
 	h.EventStarted(t)
 	calls := new(atomic.Uint64)
 	first := time.Now()
 	for {
-		ex := &execution{task: t, hooks: h, calls: calls}
-		out, err := process(withExecution(ctx, ex), sp, in)
+		ex := &execution{task: t, hooks: h, calls: calls, tracer: p.tracer, prop: p.prop, tel: p.tel}
+		out, err := process(withExecution(runCtx, ex), sp, in)
 		if err == nil {
-			h.EventEnded(t, nil)
+			p.ended(runCtx, t, nil)
 			return out, nil
 		}
 		if ctx.Err() == nil {
 			if wait, again := sp.policy.next(t.Attempt, first, time.Now(), err); again {
+				if p.tracer != nil {
+					p.tel.check(p.tracer.RecordRetry(runCtx, t.ID, err))
+				}
 				h.EventRetried(t, err, wait)
 				if retry.Sleep(ctx, wait) && ctx.Err() == nil {
 					t.Attempt++
@@ -289,12 +369,20 @@ func (p *Pipeline) runTask(ctx context.Context, r *run, sp *step, n uint64, in a
 				err = fmt.Errorf("%w while waiting to retry after: %w", ctx.Err(), err)
 			}
 		}
-		h.EventEnded(t, err)
+		p.ended(runCtx, t, err)
 		return nil, &EventError{Event: t.Event, TaskID: t.ID, RunID: t.RunID, Attempts: t.Attempt, Err: err}
 	}
 }
 
 // process calls the event, turning a panic into a [*PanicError].
+// ended records the end of t's run, through the tracer when traced.
+func (p *Pipeline) ended(ctx context.Context, t Task, err error) {
+	if p.tracer != nil {
+		p.tel.check(p.tracer.EndEvent(ctx, t.ID, err))
+	}
+	p.hooks.EventEnded(t, err)
+}
+
 func process(ctx context.Context, sp *step, in any) (out any, err error) {
 	defer func() {
 		if v := recover(); v != nil {

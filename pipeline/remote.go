@@ -17,6 +17,8 @@ import (
 	"time"
 	"unicode"
 
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/eventpipeline/eventpipeline/internal/retry"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 	"github.com/eventpipeline/eventpipeline/telemetry/nettrace"
@@ -211,10 +213,15 @@ func (e *RemoteEvent) Process(ctx context.Context, in any) (any, error) {
 	if ex := executionFrom(ctx); ex != nil {
 		call.TaskID, call.RunID, call.Attempt = ex.task.ID, ex.task.RunID, ex.task.Attempt
 		callID := ex.task.ID + "/call-" + strconv.FormatUint(ex.calls.Add(1), 10)
+		call.CallID = callID
 		c := *e.client
+		var obs nettrace.Observer = hookObserver{ex}
+		if ex.tracer != nil {
+			obs = tracedObserver{hookObserver{ex}}
+		}
 		c.Transport = &nettrace.Transport{
 			Base:      e.base,
-			Network:   hookObserver{ex},
+			Network:   obs,
 			Operation: e.operation,
 			TaskID:    func(*http.Request) string { return callID },
 		}
@@ -234,6 +241,11 @@ func (e *RemoteEvent) Process(ctx context.Context, in any) (any, error) {
 		return nil, telemetry.Permanent(fmt.Errorf("pipeline: remote event %q: %w", e.name, err))
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if ex := executionFrom(ctx); ex != nil && ex.prop != nil && ex.tracer == nil {
+		// Untraced here, but the caller's span (if any) and baggage still
+		// go to the worker. Traced, the transport injects its client span.
+		ex.prop.Inject(ctx, propagation.HeaderCarrier(req.Header))
+	}
 	if !e.token.IsZero() {
 		req.Header.Set("Authorization", "Bearer "+e.token.Reveal())
 	}
@@ -300,4 +312,27 @@ func (o hookObserver) StartOperation(callID, host string, port int, operation st
 func (o hookObserver) EndOperation(callID string, sent, received int64, err error) error {
 	o.ex.hooks.RemoteCallEnded(o.ex.task, callID, sent, received, err)
 	return nil
+}
+
+// tracedObserver records the remote calls of a traced pipeline: each is
+// recorded and traced by the pipeline's Tracer as a client span, with the
+// span's context injected into the request, and the user's hooks are
+// called as usual.
+type tracedObserver struct{ hookObserver }
+
+var _ nettrace.RequestTracer = tracedObserver{}
+
+func (o tracedObserver) StartRequest(req *http.Request, callID, host string, port int, operation string) (*http.Request, func(int64, int64, error) error, error) {
+	out, end, err := o.ex.tracer.Network().StartRequest(req, callID, host, port, operation)
+	o.ex.hooks.RemoteCallStarted(o.ex.task, callID, host, port, operation)
+	if err != nil {
+		o.ex.telemetryFailed(err)
+	}
+	return out, func(sent, received int64, err error) error {
+		if end != nil {
+			o.ex.telemetryFailed(end(sent, received, err))
+		}
+		o.ex.hooks.RemoteCallEnded(o.ex.task, callID, sent, received, err)
+		return nil
+	}, nil
 }

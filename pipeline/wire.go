@@ -11,6 +11,7 @@ const DefaultPath = "/events"
 type callRequest struct {
 	Event   string          `json:"event"`
 	TaskID  string          `json:"task_id,omitempty"`
+	CallID  string          `json:"call_id,omitempty"` // the caller's network operation; the worker's task id
 	RunID   string          `json:"run_id,omitempty"`
 	Attempt int             `json:"attempt,omitempty"`
 	Input   json.RawMessage `json:"input,omitempty"`

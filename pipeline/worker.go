@@ -21,8 +21,13 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/eventpipeline/eventpipeline/internal/label"
 	"github.com/eventpipeline/eventpipeline/telemetry"
+	"github.com/eventpipeline/eventpipeline/telemetry/oteltrace"
 )
 
 // Errors of the worker.
@@ -154,6 +159,27 @@ type WorkerConfig struct {
 	// panic is never sent back: the caller gets a fixed text, and the
 	// panic is logged.
 	ErrorText func(err error) string
+
+	// Recorder, if not nil, records every event run the worker serves, with
+	// every publisher attached to it, and the remote calls those events
+	// make. The task id of a run is the caller's call id (the caller's
+	// task id followed by "/call-N", which is also the task id of the
+	// caller's network operation), or, from a caller that sends none, its
+	// task id, else "worker/EVENT/N"; its pipeline id is the caller's run
+	// id and its process id the worker's. Nil means the worker records
+	// nothing.
+	Recorder *telemetry.Recorder
+	// TracerProvider, if not nil, traces every event run as a span, a
+	// child of the caller's span (extracted from the request with
+	// Propagator), so that a pipeline run is one trace across processes.
+	// It needs a Recorder: the runs are recorded through a
+	// telemetry/oteltrace Tracer on it. Nil means no spans.
+	TracerProvider trace.TracerProvider
+	// Propagator extracts the caller's trace context and baggage from the
+	// request's headers (and injects them into the remote calls of the
+	// worker's events). Nil means otel.GetTextMapPropagator(), looked up
+	// by NewWorker.
+	Propagator propagation.TextMapPropagator
 }
 
 // DefaultErrorText returns the text of err cut to at most
@@ -222,6 +248,10 @@ type Worker struct {
 	tokenHash [sha256.Size]byte
 	sem       chan struct{} // one element per request in flight
 	srv       *http.Server
+	prop      propagation.TextMapPropagator
+	tel       *TelemetryHooks   // nil without a Recorder
+	tracer    *oteltrace.Tracer // nil without a TracerProvider
+	runs      atomic.Uint64     // numbers the runs of callers without ids
 }
 
 var _ http.Handler = (*Worker)(nil)
@@ -273,8 +303,25 @@ func NewWorker(cfg WorkerConfig, events ...Event) (*Worker, error) {
 		w.wantCert = w.tls.ClientCAs != nil &&
 			(w.tls.ClientAuth == tls.VerifyClientCertIfGiven || w.tls.ClientAuth == tls.RequireAndVerifyClientCert)
 	}
+	if cfg.TracerProvider != nil && cfg.Recorder == nil {
+		errs = append(errs, errors.New("pipeline: worker: a TracerProvider needs a Recorder"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
+	}
+	w.prop = cfg.Propagator
+	if w.prop == nil {
+		w.prop = otel.GetTextMapPropagator()
+	}
+	if cfg.Recorder != nil {
+		w.tel = NewTelemetryHooks(cfg.Recorder)
+	}
+	if cfg.TracerProvider != nil {
+		tr, err := oteltrace.New(cfg.Recorder, oteltrace.Config{TracerProvider: cfg.TracerProvider, Propagator: w.prop})
+		if err != nil {
+			return nil, fmt.Errorf("pipeline: worker: %w", err)
+		}
+		w.tracer = tr
 	}
 	cfg.TLS = nil // w.tls is the one used
 	setDefault(&cfg.MaxBodyBytes, DefaultMaxBodyBytes)
@@ -430,12 +477,18 @@ func (w *Worker) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(req.Context(), w.cfg.EventTimeout)
 	defer cancel()
+	ctx = w.prop.Extract(ctx, propagation.HeaderCarrier(req.Header))
 	ex := &execution{
-		task:  Task{ID: call.TaskID, Event: call.Event, RunID: call.RunID, ProcessID: w.pid, Attempt: max(call.Attempt, 1)},
-		hooks: NopHooks{},
-		calls: new(atomic.Uint64),
+		task:   Task{ID: call.TaskID, Event: call.Event, RunID: call.RunID, ProcessID: w.pid, Attempt: max(call.Attempt, 1)},
+		hooks:  NopHooks{},
+		calls:  new(atomic.Uint64),
+		tracer: w.tracer,
+		prop:   w.prop,
+		tel:    w.tel,
 	}
+	ctx, end := w.record(ctx, ex, &call)
 	out, err := process(withExecution(ctx, ex), &step{ev: ev, name: call.Event}, in)
+	end(err)
 	if err != nil {
 		w.answerError(ctx, rw, &call, err)
 		return
@@ -450,6 +503,42 @@ func (w *Worker) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 
 // authorize checks the credentials of req. If they are missing or wrong,
 // it answers 401 and returns false.
+// record starts the record (and span) of the run of call, if the worker
+// records, and returns the ctx to run it with and the func that ends it.
+// ex's task id becomes the run's task id, so that the remote calls of the
+// event are numbered under it.
+func (w *Worker) record(ctx context.Context, ex *execution, call *callRequest) (context.Context, func(error)) {
+	if w.tel == nil {
+		return ctx, func(error) {}
+	}
+	id := call.CallID
+	if id == "" {
+		id = call.TaskID
+	}
+	if id == "" {
+		id = "worker/" + call.Event + "/" + strconv.FormatUint(w.runs.Add(1), 10)
+	}
+	ex.task.ID = id
+	opts := []telemetry.StartOption{telemetry.WithProcessID(w.pid)}
+	if call.RunID != "" {
+		opts = append(opts, telemetry.WithPipelineID(call.RunID))
+	}
+	if w.tracer != nil {
+		ctx, err := w.tracer.StartEvent(ctx, call.Event, id, opts...)
+		w.tel.check(err)
+		return ctx, func(err error) { w.tel.check(w.tracer.EndEvent(ctx, id, err)) }
+	}
+	ex.hooks = w.tel // records the event's remote calls
+	rec := w.tel.Recorder()
+	w.tel.check(rec.StartEvent(call.Event, id, opts...))
+	return ctx, func(err error) { w.tel.check(rec.EndEvent(id, err)) }
+}
+
+// Telemetry returns the hooks through which the worker records, with the
+// count and first of its recording errors; nil without
+// [WorkerConfig.Recorder].
+func (w *Worker) Telemetry() *TelemetryHooks { return w.tel }
+
 func (w *Worker) authorize(rw http.ResponseWriter, req *http.Request) bool {
 	if w.wantCert && (req.TLS == nil || len(req.TLS.VerifiedChains) == 0) {
 		if !w.cfg.Token.IsZero() {

@@ -1,8 +1,10 @@
 // Package telemetry records how the events of a pipeline run (timing,
 // success or failure, retries) and the network operations they make
 // (latency, bytes, errors), answers questions about them in process, and
-// delivers every finished record to publishers: Prometheus, Elasticsearch
-// and Grafana Cloud (each in a subpackage of its own), a JSON-lines file, or
+// delivers every finished record to publishers: Prometheus, Elasticsearch,
+// Grafana Cloud, any OpenTelemetry Collector (otlp) or MeterProvider
+// (otelmetric), any Prometheus remote-write receiver (remotewrite), a live
+// web view (webview), each in a subpackage of its own, a JSON-lines file, or
 // any [Publisher] of yours. It imports only the standard library and the
 // module's own internal packages, which import only the standard library.
 //

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -51,15 +52,42 @@ func appendEvent(b []byte, m *EventMetrics) []byte {
 	b = append(b, `,"pipeline_id":`...)
 	b = appendOptString(b, m.PipelineID)
 	b = append(b, `,"duration_seconds":`...)
-	b = strconv.AppendFloat(b, m.Duration().Seconds(), 'f', -1, 64)
+	b = appendSeconds(b, m.Duration())
 	if !m.EnqueueTime.IsZero() {
 		b = append(b, `,"enqueue_time":"`...)
 		b = appendTime(b, m.EnqueueTime)
 		b = append(b, `","wait_seconds":`...)
-		b = strconv.AppendFloat(b, m.WaitTime().Seconds(), 'f', -1, 64)
+		b = appendSeconds(b, m.WaitTime())
 	}
 	b = appendSpan(b, m.Span)
 	return append(b, '}')
+}
+
+// appendSeconds appends d in seconds as strconv.AppendFloat(b,
+// d.Seconds(), 'f', -1, 64) does, byte for byte, but from the integer
+// nanoseconds where it can: when d.Seconds() is the correctly rounded
+// quotient and d has at most 15 digits, the shortest decimal that reads
+// back as that float is d's exact decimal (two decimals of at most 15
+// significant digits are further apart than a float's precision).
+func appendSeconds(b []byte, d time.Duration) []byte {
+	if d < 0 || d >= 1e15 || d.Seconds() != float64(d)/1e9 {
+		return strconv.AppendFloat(b, d.Seconds(), 'f', -1, 64)
+	}
+	b = strconv.AppendInt(b, int64(d/time.Second), 10)
+	ns := int(d % time.Second)
+	if ns == 0 {
+		return b
+	}
+	buf := [10]byte{'.'}
+	for i := 9; i > 0; i-- {
+		buf[i] = byte('0' + ns%10)
+		ns /= 10
+	}
+	n := 10
+	for buf[n-1] == '0' {
+		n--
+	}
+	return append(b, buf[:n]...)
 }
 
 // appendSpan appends the trace fields of a traced record; a record that is
@@ -95,7 +123,7 @@ func appendNetwork(b []byte, m *NetworkMetrics) []byte {
 	b = append(b, `,"error":`...)
 	b = appendOptString(b, m.Error)
 	b = append(b, `,"latency_seconds":`...)
-	b = strconv.AppendFloat(b, m.Latency().Seconds(), 'f', -1, 64)
+	b = appendSeconds(b, m.Latency())
 	b = appendSpan(b, m.Span)
 	return append(b, '}')
 }
@@ -123,7 +151,7 @@ func appendTime(b []byte, t time.Time) []byte {
 	if sod < 0 {
 		days, sod = days-1, sod+secsPerDay
 	}
-	y, m, d := civil(days)
+	y, m, d := civilCached(days)
 	if y < 0 || y > 9999 {
 		return t.UTC().AppendFormat(b, timeLayout)
 	}
@@ -151,6 +179,22 @@ func put2(b []byte, v int) {
 		"40414243444546474849505152535455565758596061626364656667686970717273747576777879" +
 		"8081828384858687888990919293949596979899"
 	b[0], b[1] = digits[2*v], digits[2*v+1]
+}
+
+// lastDay is the last day civilCached converted: the records of a report
+// or a file mostly share their day.
+var lastDay atomic.Pointer[civilDay]
+
+type civilDay struct{ days, year, month, day int64 }
+
+// civilCached is civil, remembering its last answer.
+func civilCached(days int64) (year, month, day int64) {
+	if c := lastDay.Load(); c != nil && c.days == days {
+		return c.year, c.month, c.day
+	}
+	year, month, day = civil(days)
+	lastDay.Store(&civilDay{days, year, month, day})
+	return year, month, day
 }
 
 // civil returns the proleptic Gregorian date of the day that is days after

@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"math/rand/v2"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -29,5 +30,29 @@ func TestAppendTimeMatchesAppendFormat(t *testing.T) {
 		if got != want {
 			t.Fatalf("appendTime(%v) = %s, want %s", tm, got, want)
 		}
+	}
+}
+
+// TestAppendSecondsMatchesAppendFloat checks the fast formatting of
+// durations against strconv.AppendFloat, which it must equal byte for byte.
+func TestAppendSecondsMatchesAppendFloat(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	ds := []time.Duration{0, 1, 999, time.Second, 1500 * time.Millisecond, 1e15 - 1, 1e15, 1<<53 + 1, 1<<63 - 1, -1, -time.Second}
+	for range 200_000 {
+		ds = append(ds, time.Duration(rng.Int64N(1e12)), time.Duration(rng.Int64N(1e15)), time.Duration(rng.Int64N(1e6)))
+	}
+	fast := 0
+	for _, d := range ds {
+		got := string(appendSeconds(nil, d))
+		want := strconv.FormatFloat(d.Seconds(), 'f', -1, 64)
+		if got != want {
+			t.Fatalf("appendSeconds(%d) = %s, want %s", int64(d), got, want)
+		}
+		if d >= 0 && d < 1e15 && d.Seconds() == float64(d)/1e9 {
+			fast++
+		}
+	}
+	if fast < len(ds)*9/10 {
+		t.Errorf("only %d of %d durations took the fast path", fast, len(ds))
 	}
 }

@@ -14,13 +14,15 @@ import (
 // A StartOption adds optional data to a run at its start. It is a plain
 // value so that passing one allocates nothing.
 type StartOption struct {
-	processID  int
-	pipelineID string
-	enqueued   time.Time
-	started    time.Time
-	span       SpanContext
-	set        uint8
+	set        uint8       // which option this is: one bit
+	processID  int         // WithProcessID
+	pipelineID string      // WithPipelineID
+	t          time.Time   // WithEnqueueTime, WithStartTime
+	span       SpanContext // WithSpanContext (by value: a pointer would escape with the options)
 }
+
+// spanContext returns the span context of o, or the zero one.
+func (o *StartOption) spanContext() SpanContext { return o.span }
 
 const (
 	setProcessID uint8 = 1 << iota
@@ -29,6 +31,14 @@ const (
 	setSpan
 	setStarted
 )
+
+// ProcessID returns the process id that o gives, if it is a
+// [WithProcessID] option.
+func (o StartOption) ProcessID() (int, bool) { return o.processID, o.set == setProcessID }
+
+// PipelineID returns the pipeline id that o gives, if it is a
+// [WithPipelineID] option.
+func (o StartOption) PipelineID() (string, bool) { return o.pipelineID, o.set == setPipelineID }
 
 // WithProcessID records the id of the process that runs the event.
 func WithProcessID(pid int) StartOption { return StartOption{processID: pid, set: setProcessID} }
@@ -41,7 +51,7 @@ func WithPipelineID(id string) StartOption { return StartOption{pipelineID: id, 
 // tells how long it waited ([EventMetrics.WaitTime]). t must not be the
 // zero Time. An enqueue time after the start, which clocks of different
 // machines can produce, is kept as given and counts as no wait.
-func WithEnqueueTime(t time.Time) StartOption { return StartOption{enqueued: t, set: setEnqueued} }
+func WithEnqueueTime(t time.Time) StartOption { return StartOption{t: t, set: setEnqueued} }
 
 // WithStartTime gives the time the run started, for code that knows it
 // better than the moment of the call: a job queue's attempt time, or the
@@ -49,7 +59,7 @@ func WithEnqueueTime(t time.Time) StartOption { return StartOption{enqueued: t, 
 // agree. t must not be the zero Time nor later than the call; a t read
 // with time.Now in this process keeps the run's duration on the monotonic
 // clock. It applies to event runs and network operations.
-func WithStartTime(t time.Time) StartOption { return StartOption{started: t, set: setStarted} }
+func WithStartTime(t time.Time) StartOption { return StartOption{t: t, set: setStarted} }
 
 // WithSpanContext records the span that traces the run (an event run or a
 // network operation): its ids go into the record, to the JSON report, and
@@ -85,16 +95,16 @@ func (r *Recorder) StartEvent(eventName, taskID string, opts ...StartOption) err
 			rec.pipelineID = o.pipelineID
 		}
 		if o.set&setEnqueued != 0 {
-			if o.enqueued.IsZero() {
+			if o.t.IsZero() {
 				return taskError(op, taskID, fmt.Errorf("%w: the enqueue time is the zero Time", ErrInvalidOption))
 			}
-			rec.enq, rec.hasEnq = o.enqueued.Sub(r.clock.epoch), true
+			rec.enq, rec.hasEnq = o.t.Sub(r.clock.epoch), true
 		}
 		if o.set&setSpan != 0 {
-			if why := checkSpan(o.span); why != "" {
+			if why := checkSpan(o.spanContext()); why != "" {
 				return taskError(op, taskID, fmt.Errorf("%w: %s", ErrInvalidOption, why))
 			}
-			rec.span = o.span
+			rec.span = o.spanContext()
 		}
 	}
 	now := r.clock.now()
@@ -114,15 +124,43 @@ func (r *Recorder) StartEvent(eventName, taskID string, opts ...StartOption) err
 // It returns a [*TaskError] wrapping [ErrEmptyTaskID], [ErrNotStarted],
 // [ErrAlreadyEnded] or [ErrClosed].
 func (r *Recorder) EndEvent(taskID string, err error) error {
+	return r.endEvent("end event", taskID, err, r.clock.now())
+}
+
+// EndEventAt is EndEvent for code that knows when the run ended better
+// than the moment of the call: a job queue's finish time, or the end of
+// the span that traces the run, so that the record and the span agree.
+// end must not be the zero Time; an end before the run's start counts as
+// an end at the start. A time from [Recorder.Now] gives the record exactly
+// that end.
+//
+// It returns the errors of EndEvent, and one wrapping [ErrInvalidOption]
+// for the zero Time.
+func (r *Recorder) EndEventAt(taskID string, err error, end time.Time) error {
 	const op = "end event"
-	now := r.clock.now()
+	if end.IsZero() {
+		return taskError(op, taskID, fmt.Errorf("%w: the end time is the zero Time", ErrInvalidOption))
+	}
+	return r.endEvent(op, taskID, err, end.Sub(r.clock.epoch))
+}
+
+// Now returns the current time as the Recorder records it: its epoch's
+// wall clock plus the monotonic time since. Given to [WithStartTime],
+// [Recorder.EndEventAt] or [Network.EndOperationAt], it becomes the
+// record's time exactly, so that code that also times a run (a tracer)
+// can give it and the record the same times. It reads only the monotonic
+// clock, at about half the cost of time.Now.
+func (r *Recorder) Now() time.Time { return r.clock.time(r.clock.now()) }
+
+// endEvent ends the pending run of taskID at now, an offset from the epoch.
+func (r *Recorder) endEvent(op, taskID string, err error, now time.Duration) error {
 	if taskID == "" {
 		return taskError(op, taskID, ErrEmptyTaskID)
 	}
 	status, msg := endStatus(err, r.cfg.maxErrorLength)
 	return finish(r, r.events, op, taskID,
 		func(rec *eventRecord, retries int32) {
-			rec.dur = now - rec.start
+			rec.dur = max(now-rec.start, 0)
 			rec.status, rec.err = status, msg
 			rec.retries = retries
 		},
@@ -213,11 +251,11 @@ func (n *Network) StartOperation(taskID, host string, port int, operation string
 		if o.set&^(setSpan|setStarted) != 0 {
 			return taskError(op, taskID, fmt.Errorf("%w: only WithSpanContext and WithStartTime apply to a network operation", ErrInvalidOption))
 		}
-		if why := checkSpan(o.span); why != "" {
+		if why := checkSpan(o.spanContext()); why != "" {
 			return taskError(op, taskID, fmt.Errorf("%w: %s", ErrInvalidOption, why))
 		}
 		if o.set&setSpan != 0 {
-			rec.span = o.span
+			rec.span = o.spanContext()
 		}
 	}
 	start, err := startTime(n.r.clock, n.r.clock.now(), opts)
@@ -235,8 +273,22 @@ func (n *Network) StartOperation(taskID, host string, port int, operation string
 // It returns a [*TaskError] wrapping [ErrEmptyTaskID], [ErrNegativeBytes],
 // [ErrNotStarted], [ErrAlreadyEnded] or [ErrClosed].
 func (n *Network) EndOperation(taskID string, bytesSent, bytesReceived int64, err error) error {
+	return n.endOperation("end operation", taskID, bytesSent, bytesReceived, err, n.r.clock.now())
+}
+
+// EndOperationAt is EndOperation with the time the operation ended, as
+// [Recorder.EndEventAt] is for event runs.
+func (n *Network) EndOperationAt(taskID string, bytesSent, bytesReceived int64, err error, end time.Time) error {
 	const op = "end operation"
-	now := n.r.clock.now()
+	if end.IsZero() {
+		return taskError(op, taskID, fmt.Errorf("%w: the end time is the zero Time", ErrInvalidOption))
+	}
+	return n.endOperation(op, taskID, bytesSent, bytesReceived, err, end.Sub(n.r.clock.epoch))
+}
+
+// endOperation ends the pending operation of taskID at now, an offset from
+// the epoch.
+func (n *Network) endOperation(op, taskID string, bytesSent, bytesReceived int64, err error, now time.Duration) error {
 	switch {
 	case taskID == "":
 		return taskError(op, taskID, ErrEmptyTaskID)
@@ -248,7 +300,7 @@ func (n *Network) EndOperation(taskID string, bytesSent, bytesReceived int64, er
 	status, msg := endStatus(err, n.r.cfg.maxErrorLength)
 	return finish(n.r, n.r.network, op, taskID,
 		func(rec *networkRecord, _ int32) {
-			rec.dur = now - rec.start
+			rec.dur = max(now-rec.start, 0)
 			rec.status, rec.err = status, msg
 			rec.sent, rec.received = bytesSent, bytesReceived
 		},
@@ -292,11 +344,11 @@ func startTime(c clock, now time.Duration, opts []StartOption) (time.Duration, e
 		if o.set&setStarted == 0 {
 			continue
 		}
-		if o.started.IsZero() {
+		if o.t.IsZero() {
 			return 0, fmt.Errorf("%w: the start time is the zero Time", ErrInvalidOption)
 		}
-		if start = o.started.Sub(c.epoch); start > now {
-			return 0, fmt.Errorf("%w: the start time %v is later than now", ErrInvalidOption, o.started)
+		if start = o.t.Sub(c.epoch); start > now {
+			return 0, fmt.Errorf("%w: the start time %v is later than now", ErrInvalidOption, o.t)
 		}
 	}
 	return start, nil

@@ -144,3 +144,40 @@ func TestSpanContextIsRecorded(t *testing.T) {
 		}
 	}
 }
+
+func TestRecorderTimesGivenByTheCaller(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRecorder(t)
+		start := r.Now()
+		time.Sleep(time.Second)
+		must(t, r.StartEvent("e", "t1", telemetry.WithStartTime(start)))
+		time.Sleep(time.Second)
+		end := r.Now()
+		time.Sleep(time.Second)
+		must(t, r.EndEventAt("t1", nil, end))
+		m, _ := r.Metrics("t1")
+		if !m.StartTime.Equal(start) || !m.EndTime.Equal(end) || m.Duration() != 2*time.Second {
+			t.Errorf("got %v to %v (%v), want %v to %v", m.StartTime, m.EndTime, m.Duration(), start, end)
+		}
+		// The same for a network operation; an end before the start
+		// counts as an end at the start.
+		net := r.Network()
+		opStart := r.Now()
+		must(t, net.StartOperation("c1", "h", 1, "", telemetry.WithStartTime(opStart)))
+		must(t, net.EndOperationAt("c1", 1, 2, nil, opStart.Add(-time.Minute)))
+		op, _ := net.Metrics("c1")
+		if !op.StartTime.Equal(opStart) || op.Latency() != 0 {
+			t.Errorf("got %v, latency %v; want %v, 0", op.StartTime, op.Latency(), opStart)
+		}
+		for name, err := range map[string]error{
+			"zero end":        r.EndEventAt("t1", nil, time.Time{}),
+			"zero op end":     net.EndOperationAt("c1", 0, 0, nil, time.Time{}),
+			"zero start":      r.StartEvent("e", "t2", telemetry.WithStartTime(time.Time{})),
+			"start in future": r.StartEvent("e", "t3", telemetry.WithStartTime(r.Now().Add(time.Hour))),
+		} {
+			if !errors.Is(err, telemetry.ErrInvalidOption) {
+				t.Errorf("%s: got %v, want ErrInvalidOption", name, err)
+			}
+		}
+	})
+}

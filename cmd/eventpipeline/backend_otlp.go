@@ -2,10 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/url"
 	"strings"
+
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventpipeline/eventpipeline/telemetry"
 	"github.com/eventpipeline/eventpipeline/telemetry/otlp"
@@ -27,8 +32,8 @@ type otlpFlags struct {
 // for the help text.
 func (f *otlpFlags) register(fs *flag.FlagSet, what string) {
 	fs.StringVar(&f.endpoint, "otlp", "",
-		"also push "+what+" metrics over OTLP/HTTP to the collector at this base `URL` (such as http://127.0.0.1:4318;\n"+
-			"metrics go to URL/v1/metrics); headers, such as credentials, from "+envOTLPHeaders)
+		"also push "+what+" metrics and traces over OTLP/HTTP to the collector at this base `URL` (such as http://127.0.0.1:4318;\n"+
+			"metrics go to URL/v1/metrics, spans to URL/v1/traces); headers, such as credentials, from "+envOTLPHeaders)
 	fs.BoolVar(&f.allowInsecure, "otlp-allow-insecure", false,
 		"allow "+envOTLPHeaders+" over plain http:// to a host other than loopback (they cross the network in clear text)")
 }
@@ -53,6 +58,45 @@ func (f *otlpFlags) publisher(serviceName string, getenv func(string) string) (*
 		err = fmt.Errorf("%w (pass --otlp-allow-insecure to allow it)", err)
 	}
 	return p, err
+}
+
+// tracerProvider returns the TracerProvider the flags ask for: spans
+// exported over OTLP/HTTP to URL/v1/traces, with the service name given;
+// nil if --otlp was not given.
+func (f *otlpFlags) tracerProvider(ctx context.Context, serviceName string, getenv func(string) string) (*sdktrace.TracerProvider, error) {
+	if f.endpoint == "" {
+		return nil, nil
+	}
+	headers, err := parseOTLPHeaders(getenv(envOTLPHeaders))
+	if err != nil {
+		return nil, err
+	}
+	return otlp.NewTracerProvider(ctx, otlp.Config{
+		Endpoint:      f.endpoint,
+		Headers:       headers,
+		AllowInsecure: f.allowInsecure,
+		ServiceName:   serviceName,
+	})
+}
+
+// tracePropagator is the propagator of the demo and the worker: W3C trace
+// context and baggage.
+var tracePropagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+
+// tracedOTLP is the demo's OTLP backend: the metrics publisher, and the
+// TracerProvider whose spans go to the same collector. Close flushes and
+// shuts down both.
+type tracedOTLP struct {
+	*otlp.Publisher
+	tp *sdktrace.TracerProvider
+}
+
+// tracerProvider returns the provider the pipeline traces with.
+func (t *tracedOTLP) tracerProvider() trace.TracerProvider { return t.tp }
+
+// Close closes the publisher, then exports the spans still buffered.
+func (t *tracedOTLP) Close(ctx context.Context) error {
+	return errors.Join(t.Publisher.Close(ctx), t.tp.Shutdown(ctx))
 }
 
 // parseOTLPHeaders parses the value of OTEL_EXPORTER_OTLP_HEADERS. Its
@@ -86,12 +130,17 @@ func init() {
 			f.register(fs, "the demo's")
 			return func() bool { return f.endpoint != "" }
 		},
-		open: func(_ context.Context, _ *telemetry.Recorder, getenv func(string) string) (telemetry.Publisher, string, error) {
+		open: func(ctx context.Context, _ *telemetry.Recorder, getenv func(string) string) (telemetry.Publisher, string, error) {
 			p, err := f.publisher("eventpipeline", getenv)
 			if err != nil {
 				return nil, "", err
 			}
-			return p, "", nil
+			tp, err := f.tracerProvider(ctx, "eventpipeline", getenv)
+			if err != nil {
+				p.Close(ctx)
+				return nil, "", err
+			}
+			return &tracedOTLP{Publisher: p, tp: tp}, "", nil
 		},
 	})
 }

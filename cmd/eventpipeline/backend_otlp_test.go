@@ -12,6 +12,7 @@ import (
 
 	"github.com/eventpipeline/eventpipeline/internal/metricdef"
 	"github.com/eventpipeline/eventpipeline/internal/testutil"
+	"github.com/eventpipeline/eventpipeline/pipeline"
 )
 
 // TestDemoAndWorkerPushOverOTLP runs a worker as a process of its own and
@@ -19,7 +20,9 @@ import (
 // and checks that the collector received the metrics of each: the demo's
 // events under service.name eventpipeline, the events the worker ran under
 // eventpipeline-worker. A header from OTEL_EXPORTER_OTLP_HEADERS goes along
-// (plain http is fine to loopback).
+// (plain http is fine to loopback). Then it checks the traces: the demo's
+// run is one trace across the two processes, the worker's event spans
+// children of the demo's remote-call client spans.
 func TestDemoAndWorkerPushOverOTLP(t *testing.T) {
 	c := testutil.StartCollector(t)
 	t.Setenv(envOTLPHeaders, "X-Test=a%20b")
@@ -42,7 +45,7 @@ func TestDemoAndWorkerPushOverOTLP(t *testing.T) {
 		if rest, ok := strings.CutPrefix(line, "worker listening on "); ok {
 			addr, _, _ = strings.Cut(rest, " ")
 		}
-		if strings.HasPrefix(line, "worker pushing its metrics over OTLP to "+c.Endpoint+"/v1/metrics") {
+		if strings.HasPrefix(line, "worker pushing its metrics and traces over OTLP to "+c.Endpoint+"/v1/metrics") {
 			break
 		}
 	}
@@ -96,6 +99,59 @@ func TestDemoAndWorkerPushOverOTLP(t *testing.T) {
 		}
 		return errors.Join(errs...)
 	})
+	var spans []testutil.Span
+	testutil.Eventually(t, 30*time.Second, func() error {
+		var err error
+		if spans, err = c.Spans(); err != nil {
+			return err
+		}
+		n := 0
+		for _, s := range spans {
+			if s.Resource["service.name"] == "eventpipeline-worker" {
+				n++
+			}
+		}
+		if n == 0 {
+			return fmt.Errorf("no span of the worker among %d", len(spans))
+		}
+		return nil
+	})
+	byID := map[string]testutil.Span{}
+	var runs []testutil.Span
+	for _, s := range spans {
+		byID[s.SpanID] = s
+		if s.Name == pipeline.RunSpanName {
+			runs = append(runs, s)
+		}
+	}
+	if len(runs) != 1 || runs[0].ParentSpanID != "" || runs[0].Resource["service.name"] != "eventpipeline" {
+		t.Fatalf("got run spans %+v, want one root span of the demo", runs)
+	}
+	run := runs[0]
+	workerSpans := 0
+	for _, s := range spans {
+		if s.TraceID != run.TraceID {
+			t.Errorf("span %s (%s) is in trace %s, want the run's %s", s.Name, s.Resource["service.name"], s.TraceID, run.TraceID)
+		}
+		if s.Resource["service.name"] != "eventpipeline-worker" || s.Kind != 1 {
+			continue
+		}
+		workerSpans++
+		call, ok := byID[s.ParentSpanID]
+		if !ok || call.Kind != 3 || call.Resource["service.name"] != "eventpipeline" {
+			t.Errorf("worker span %s: parent %+v, want a client span of the demo", s.Name, call)
+			continue
+		}
+		if s.Attributes["eventpipeline.task.id"] != call.Attributes["eventpipeline.task.id"] {
+			t.Errorf("worker span %s has task id %q, want its call's %q", s.Name, s.Attributes["eventpipeline.task.id"], call.Attributes["eventpipeline.task.id"])
+		}
+		if event, ok := byID[call.ParentSpanID]; !ok || event.Name != s.Name || byID[event.ParentSpanID].SpanID != run.SpanID {
+			t.Errorf("call of worker span %s: parent %+v, want the demo's %s span under the run", s.Name, event, s.Name)
+		}
+	}
+	if workerSpans < 2 { // geocode and score
+		t.Errorf("got %d event spans of the worker, want at least 2", workerSpans)
+	}
 }
 
 func TestParseOTLPHeaders(t *testing.T) {

@@ -180,7 +180,7 @@ func (d *demo) runOnce(ctx context.Context, workerAddr string, notifyPort int, v
 		return nil, err
 	}
 	var failures failedEvents
-	p, err := pipeline.New(pipeline.Config{Recorder: d.rec, Hooks: &failures}, stages...)
+	p, err := pipeline.New(pipeline.Config{Recorder: d.rec, Tracer: d.tracer, Hooks: &failures}, stages...)
 	if err != nil {
 		return nil, err
 	}

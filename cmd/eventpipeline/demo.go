@@ -18,8 +18,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/eventpipeline/eventpipeline/pipeline"
 	"github.com/eventpipeline/eventpipeline/telemetry"
+	"github.com/eventpipeline/eventpipeline/telemetry/oteltrace"
 )
 
 const demoUsage = `Usage: eventpipeline demo [flags]
@@ -107,6 +110,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if d.rec, d.backends, err = openRecorder(ctx, f); err != nil {
 		return err
 	}
+	if d.tracer, err = openTracer(d.rec, d.backends); err != nil {
+		return errors.Join(err, d.stop(ctx, false))
+	}
 	if f.ui != "" {
 		if d.ui, err = startUI(f.ui, d.rec, f.uiToken, stderr); err != nil {
 			return errors.Join(fmt.Errorf("--ui: %w", err), d.stop(ctx, false))
@@ -115,9 +121,20 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if f.continuous() {
 		err = d.runContinuously(ctx, out)
 	} else {
-		err = runAndShow(ctx, f, d.rec, out, stdout, d.progress)
+		err = runAndShow(ctx, f, d.rec, d.tracer, out, stdout, d.progress)
 	}
 	return errors.Join(err, d.stop(ctx, err == nil))
+}
+
+// openTracer returns a Tracer on rec if one of the backends traces (the
+// OTLP backend), else nil.
+func openTracer(rec *telemetry.Recorder, backends []opened) (*oteltrace.Tracer, error) {
+	for _, b := range backends {
+		if t, ok := b.pub.(interface{ tracerProvider() trace.TracerProvider }); ok {
+			return oteltrace.New(rec, oteltrace.Config{TracerProvider: t.tracerProvider(), Propagator: tracePropagator})
+		}
+	}
+	return nil, nil
 }
 
 // continuous reports whether the demo runs the sample again and again.
@@ -129,8 +146,9 @@ type demo struct {
 	stdout, stderr io.Writer
 	progress       io.Writer // stderr, or io.Discard with --quiet
 	rec            *telemetry.Recorder
-	backends       []opened  // attached to rec
-	ui             *uiServer // the web view of rec, if served
+	backends       []opened          // attached to rec
+	tracer         *oteltrace.Tracer // traces the runs with --otlp; nil otherwise
+	ui             *uiServer         // the web view of rec, if served
 }
 
 // stop ends the demo: if serve is true, it serves until ctx ends (see
@@ -247,8 +265,8 @@ func closeAll(ctx context.Context, backends []opened) {
 // writes the output files. Neither the summary nor the files wait for a
 // backend: both come from what rec retains. ctx interrupts the run (and
 // then nothing is printed or written).
-func runAndShow(ctx context.Context, f demoFlags, rec *telemetry.Recorder, out *output, stdout, progress io.Writer) error {
-	res, err := runSamplePipeline(ctx, f.worker, rec, progress)
+func runAndShow(ctx context.Context, f demoFlags, rec *telemetry.Recorder, tracer *oteltrace.Tracer, out *output, stdout, progress io.Writer) error {
+	res, err := runSamplePipeline(ctx, f.worker, rec, tracer, progress)
 	if err != nil {
 		return err
 	}
@@ -279,7 +297,7 @@ type runResult struct {
 // returns the report of what rec recorded. It returns an error if ctx ends
 // during the run (an interrupt), if rec refused a recording call, or if the
 // run failed otherwise than by a failing event.
-func runSamplePipeline(ctx context.Context, workerAddr string, rec *telemetry.Recorder, progress io.Writer) (runResult, error) {
+func runSamplePipeline(ctx context.Context, workerAddr string, rec *telemetry.Recorder, tracer *oteltrace.Tracer, progress io.Writer) (runResult, error) {
 	where := "at"
 	if workerAddr == "" {
 		addr, stopWorker, err := startWorker(progress, nil)
@@ -297,7 +315,7 @@ func runSamplePipeline(ctx context.Context, workerAddr string, rec *telemetry.Re
 	if err != nil {
 		return runResult{}, err
 	}
-	p, err := pipeline.New(pipeline.Config{Recorder: rec, Hooks: newProgress(progress)}, stages...)
+	p, err := pipeline.New(pipeline.Config{Recorder: rec, Tracer: tracer, Hooks: newProgress(progress)}, stages...)
 	if err != nil {
 		return runResult{}, err
 	}

@@ -113,15 +113,20 @@
 //	--grafana-cloud-endpoint URL
 //	    a remote-write URL (.../api/prom/push) or an OTLP URL (.../otlp)
 //	--otlp URL
-//	    push the metrics over OTLP/HTTP to an OpenTelemetry Collector (or
-//	    any OTLP receiver) at this base URL, such as http://127.0.0.1:4318
-//	    (metrics go to URL/v1/metrics), as service.name eventpipeline;
-//	    headers, such as credentials, from OTEL_EXPORTER_OTLP_HEADERS
+//	    push the metrics and the traces over OTLP/HTTP to an OpenTelemetry
+//	    Collector (or any OTLP receiver) at this base URL, such as
+//	    http://127.0.0.1:4318 (metrics go to URL/v1/metrics, spans to
+//	    URL/v1/traces), as service.name eventpipeline; headers, such as
+//	    credentials, from OTEL_EXPORTER_OTLP_HEADERS
 //	--otlp-allow-insecure
 //	    allow those headers over plain http to a host other than loopback
 //	    (refused by default)
 //
-// Traces are planned for --otlp too; today it sends metrics.
+// With --otlp, each pipeline run is a trace: a pipeline.run span, a span per
+// event run, a client span per remote call, whose W3C trace context goes
+// to the worker. A worker started with --otlp to the same collector adds
+// its event runs as children of those client spans, so the run is one
+// trace across the two processes.
 //
 // # Environment
 //
@@ -178,7 +183,8 @@
 //	--tls-cert FILE    serve HTTPS with this certificate...
 //	--tls-key FILE     ...and this key
 //	--client-ca FILE   require client certificates signed by these authorities
-//	--otlp URL         record each event the worker runs and push the metrics
+//	--otlp URL         record and trace each event the worker runs (a child of
+//	                   the caller's span) and push the metrics and spans
 //	                   over OTLP/HTTP to the collector at this base URL, as
 //	                   service.name eventpipeline-worker (headers from
 //	                   OTEL_EXPORTER_OTLP_HEADERS; --otlp-allow-insecure as

@@ -8,12 +8,11 @@ import (
 	"maps"
 	"slices"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
+	"github.com/eventpipeline/eventpipeline/internal/safetext"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
@@ -101,47 +100,7 @@ func allSections(d time.Duration) sections {
 //
 // Every line the command prints from recorded text (tables, progress lines,
 // delivery problems, error messages) goes through printable.
-func printable(s string) string {
-	i := 0
-	for i < len(s) {
-		r, w := utf8.DecodeRuneInString(s[i:])
-		if unsafeRune(r, w) {
-			break
-		}
-		i += w
-	}
-	if i == len(s) {
-		return s
-	}
-	var b strings.Builder
-	b.Grow(len(s) + 8)
-	b.WriteString(s[:i])
-	for i < len(s) {
-		r, w := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && w == 1:
-			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case unsafeRune(r, w):
-			q := strconv.QuoteRune(r) // such as '\n', '\x1b' or '\u202e'
-			b.WriteString(q[1 : len(q)-1])
-		default:
-			b.WriteString(s[i : i+w])
-		}
-		i += w
-	}
-	return b.String()
-}
-
-// unsafeRune reports whether printable escapes r, decoded from w bytes.
-func unsafeRune(r rune, w int) bool {
-	switch {
-	case r == utf8.RuneError && w == 1: // a byte that is not UTF-8, such as a lone 0x9b (CSI)
-		return true
-	case r < 0x80:
-		return r < 0x20 || r == 0x7f
-	}
-	return unicode.Is(unicode.Cc, r) || unicode.Is(unicode.Bidi_Control, r) || r == '\u2028' || r == '\u2029'
-}
+func printable(s string) string { return safetext.Visible(s, false) }
 
 // writeTable prints the selected sections of rs as readable tables.
 func writeTable(w io.Writer, rs *records, s sections) error {
@@ -300,7 +259,7 @@ func escapeJSON(b []byte) []byte {
 	last := 0
 	for i := 0; i < len(b); {
 		r, w := utf8.DecodeRune(b[i:])
-		if r >= 0x80 && unsafeRune(r, w) && !(r == utf8.RuneError && w == 1) {
+		if r >= 0x80 && safetext.Hidden(r, w, false) && !(r == utf8.RuneError && w == 1) {
 			out = append(out, b[last:i]...)
 			out = fmt.Appendf(out, `\u%04x`, r)
 			last = i + w

@@ -13,10 +13,8 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/eventpipeline/eventpipeline/pipeline"
@@ -49,8 +47,11 @@ and an idle connection is closed after 1 minute. A panic in an event is
 logged on stderr with its stack and answered with a generic 500.
 
 Telemetry: with --otlp URL, the worker records each event it runs and
-pushes the metrics over OTLP/HTTP to the collector at that base URL
-(headers from ` + envOTLPHeaders + `), one last time when it stops.
+pushes the metrics and the traces over OTLP/HTTP to the collector at that
+base URL (headers from ` + envOTLPHeaders + `), one last time when it
+stops. Each run's span is a child of the caller's remote-call span (W3C
+traceparent), so that a demo run with --otlp to the same collector is one
+trace across both processes.
 
 Exit codes: 0 after an interrupt, 1 if it cannot listen or load its
 certificates, 2 usage error (including a non-loopback --addr without
@@ -113,11 +114,17 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	events := workerEvents(nil)
 	var rec *telemetry.Recorder
 	if pub != nil {
-		if rec, err = telemetry.NewRecorder(telemetry.WithPublishers(pub)); err != nil {
+		tp, err := otlpF.tracerProvider(ctx, "eventpipeline-worker", os.Getenv)
+		if err != nil {
 			pub.Close(context.Background())
+			return usagef("--otlp: %v", err)
+		}
+		traced := &tracedOTLP{Publisher: pub, tp: tp}
+		if rec, err = telemetry.NewRecorder(telemetry.WithPublishers(traced)); err != nil {
+			traced.Close(context.Background())
 			return err
 		}
-		events = recordedEvents(rec, events)
+		cfg.Recorder, cfg.TracerProvider, cfg.Propagator = rec, tp, tracePropagator
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -145,7 +152,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fmt.Fprintf(stdout, "worker listening on %s (%s, authentication: %s; events: geocode, score); Ctrl-C to stop\n",
 		ln.Addr(), scheme, strings.Join(auth, " and "))
 	if pub != nil {
-		fmt.Fprintf(stdout, "worker pushing its metrics over OTLP to %s\n", pub.URL())
+		fmt.Fprintf(stdout, "worker pushing its metrics and traces over OTLP to %s\n", pub.URL())
 	}
 	<-ctx.Done()
 	stop()
@@ -167,31 +174,6 @@ func closeWorkerRecorder(rec *telemetry.Recorder, errOut io.Writer) {
 	}
 }
 
-// recordedEvents returns events, each recording its runs into rec: the
-// worker's own telemetry, with a task id of its own per run.
-//
-// TODO(issue 12): pipeline.Worker is to record the events it runs itself,
-// as children of the caller's trace; this wrapper then goes.
-func recordedEvents(rec *telemetry.Recorder, events []pipeline.Event) []pipeline.Event {
-	var runs atomic.Uint64
-	out := make([]pipeline.Event, len(events))
-	for i, e := range events {
-		out[i] = pipeline.Func(e.Name(), func(ctx context.Context, in any) (any, error) {
-			id := "worker/" + e.Name() + "/" + strconv.FormatUint(runs.Add(1), 10)
-			if err := rec.StartEvent(e.Name(), id, telemetry.WithProcessID(os.Getpid())); err != nil {
-				return e.Process(ctx, in) // recording never keeps an event from running
-			}
-			v, err := e.Process(ctx, in)
-			rec.EndEvent(id, err)
-			return v, err
-		})
-	}
-	return out
-}
-
-// serverTLS returns the worker's TLS configuration: its certificate, and
-// client certificates required and verified against the CAs of caFile if
-// it is not empty.
 func serverTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {

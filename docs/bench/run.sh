@@ -34,6 +34,7 @@ benchmarks=(
 	"./telemetry/elasticsearch" 'PublishBatchThroughput|RecordingPathCost'
 	"./telemetry/nettrace" 'Transport'
 	"./pipeline" 'PipelineEvent'
+	"./telemetry/oteltrace" 'EventSpan'
 )
 
 model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -37,6 +38,25 @@ type Observer interface {
 
 var _ Observer = (*telemetry.Network)(nil)
 
+// A RequestTracer is an [Observer] that also traces HTTP requests, such as
+// the Network of a telemetry/oteltrace Tracer: when a [Transport]'s Network
+// implements it, the Transport starts and ends each round trip's operation
+// through it instead of StartOperation and EndOperation, and sends the
+// request it returns.
+//
+// Implementations must be safe for concurrent use, and StartRequest must:
+//   - not modify req, and return the request to send in its place: req, or
+//     a copy (with [http.Request.WithContext] and cloned headers), such as
+//     one whose headers carry the trace context;
+//   - record the start of the operation of taskID to host:port as
+//     StartOperation does, and return a nil error and an end func that
+//     records its end as EndOperation does, and that the Transport calls
+//     once; or, if the start is refused, return its error and a nil end.
+type RequestTracer interface {
+	Observer
+	StartRequest(req *http.Request, taskID, host string, port int, operation string) (out *http.Request, end func(bytesSent, bytesReceived int64, err error) error, err error)
+}
+
 type taskIDKey struct{}
 
 // WithTaskID returns a copy of ctx carrying taskID, the id under which a
@@ -66,6 +86,7 @@ type operation struct {
 	net      Observer
 	id       string
 	started  bool
+	endFn    func(bytesSent, bytesReceived int64, err error) error // of a RequestTracer, else nil
 	sent     atomic.Int64
 	received atomic.Int64
 	ended    atomic.Bool
@@ -99,6 +120,10 @@ func (o *operation) end(err error) {
 		o.mu.Lock()
 		err = o.err
 		o.mu.Unlock()
+	}
+	if o.endFn != nil {
+		o.endFn(o.sent.Load(), o.received.Load(), err)
+		return
 	}
 	o.net.EndOperation(o.id, o.sent.Load(), o.received.Load(), err)
 }

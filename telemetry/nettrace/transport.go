@@ -22,8 +22,11 @@ type Transport struct {
 	// Base performs the round trips. Nil means http.DefaultTransport.
 	Base http.RoundTripper
 	// Network receives the operations, usually the Network of a
-	// *telemetry.Recorder (r.Network()). RoundTrip returns an error
-	// wrapping ErrNoNetwork if it is nil.
+	// *telemetry.Recorder (r.Network()). If it is a [RequestTracer], such
+	// as the Network of a telemetry/oteltrace Tracer, each round trip is
+	// started through it and sends the request it returns (with trace
+	// headers). RoundTrip returns an error wrapping ErrNoNetwork if it is
+	// nil.
 	Network Observer
 	// Operation is the operation name recorded. Empty means HTTPOperation.
 	Operation string
@@ -48,7 +51,16 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if op == "" {
 		op = HTTPOperation
 	}
-	o := start(t.Network, t.taskID(req), host, port, op)
+	var o *operation
+	if rt, ok := t.Network.(RequestTracer); ok {
+		id := t.taskID(req)
+		o = &operation{net: t.Network, id: id}
+		var end func(int64, int64, error) error
+		req, end, _ = rt.StartRequest(req, id, host, port, op)
+		o.endFn, o.started = end, end != nil
+	} else {
+		o = start(t.Network, t.taskID(req), host, port, op)
+	}
 	if req.Body != nil && req.Body != http.NoBody {
 		r2 := *req // a shallow copy, so that req is not modified
 		r2.Body = &requestBody{ReadCloser: req.Body, o: o}

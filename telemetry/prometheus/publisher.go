@@ -136,6 +136,7 @@ func NewPublisher(cfg Config) (*Publisher, error) {
 			ErrorLog:            promLogger{p},
 			ErrorHandling:       promhttp.ContinueOnError,
 			MaxRequestsInFlight: cfg.MaxConcurrentScrapes,
+			EnableOpenMetrics:   true, // exemplars travel only in OpenMetrics
 		})
 	}
 
@@ -289,9 +290,9 @@ func (p *Publisher) PublishEventMetrics(_ context.Context, m telemetry.EventMetr
 	}
 	s := p.events.Get(m.EventName)
 	if m.Status == telemetry.StatusFailed {
-		s.failed.Observe(m.Duration().Seconds())
+		observe(s.failed, m.Duration().Seconds(), m.Span)
 	} else {
-		s.completed.Observe(m.Duration().Seconds())
+		observe(s.completed, m.Duration().Seconds(), m.Span)
 	}
 	if m.RetryCount > 0 {
 		s.retries.Add(float64(m.RetryCount))
@@ -323,7 +324,7 @@ func (p *Publisher) PublishNetworkMetrics(_ context.Context, m telemetry.Network
 		op = telemetry.DefaultOperation
 	}
 	s := p.ops.Get(op)
-	s.latency.Observe(m.Latency().Seconds())
+	observe(s.latency, m.Latency().Seconds(), m.Span)
 	if m.BytesSent > 0 {
 		s.sent.Add(float64(m.BytesSent))
 	}
@@ -417,6 +418,25 @@ func (p *Publisher) logger() *slog.Logger {
 	}
 	return slog.Default()
 }
+
+// observe observes v in o, with the trace id and span id of sc as an
+// exemplar if sc is a sampled span; an untraced record allocates nothing.
+func observe(o prom.Observer, v float64, sc telemetry.SpanContext) {
+	if sc.Sampled && sc.IsValid() {
+		if eo, ok := o.(prom.ExemplarObserver); ok {
+			eo.ObserveWithExemplar(v, prom.Labels{ExemplarTraceID: sc.TraceIDString(), ExemplarSpanID: sc.SpanIDString()})
+			return
+		}
+	}
+	o.Observe(v)
+}
+
+// The labels of the exemplars of the histograms: a sampled run's trace id
+// and span id, 32 and 16 lowercase hexadecimal digits.
+const (
+	ExemplarTraceID = "trace_id"
+	ExemplarSpanID  = "span_id"
+)
 
 // promLogger passes promhttp's errors to the Publisher's logger.
 type promLogger struct{ p *Publisher }

@@ -203,7 +203,8 @@ func matches(t *testing.T, srv *testutil.Prometheus, want expected) {
 		{`sum by (event_name, status) (event_duration_seconds_bucket{le="+Inf"})`, []string{"event_name", "status"}, want.counts},
 		{`sum by (event_name) (event_retries_total)`, []string{"event_name"}, want.retries},
 		{`sum by (event_name) (event_wait_seconds_count)`, []string{"event_name"}, want.waited},
-		{`sum by (event_name) (event_wait_seconds_bucket{le="1"})`, []string{"event_name"}, map[string]float64{"resize": 0}},
+		// le is "1.0" in the OpenMetrics exposition, "1" in the text format.
+		{`sum by (event_name) (event_wait_seconds_bucket{le=~"1|1.0"})`, []string{"event_name"}, map[string]float64{"resize": 0}},
 		{`sum by (operation, direction) (network_bytes_total)`, []string{"operation", "direction"}, want.bytes},
 		{`sum by (operation) (network_latency_seconds_count)`, []string{"operation"}, want.opCount},
 		{`sum by (publisher) (telemetry_publisher_records_published_total{publisher="prometheus"})`, []string{"publisher"},

@@ -59,6 +59,8 @@ const (
 	promPkg  = "telemetry/prometheus"
 	corePkg  = "telemetry"
 	pipePkg  = "pipeline"
+	tracePkg = "telemetry/oteltrace"
+	spanB    = "BenchmarkEventSpan/"
 	vsBench  = "BenchmarkVsObserve/"
 	qBench   = "BenchmarkQueries/"
 	retBench = "BenchmarkRetention/"
@@ -113,6 +115,10 @@ var goals = []goal{
 		kind: absolute, refs: []ref{{corePkg, "BenchmarkMetricsJSON10k", 1}}, atMost: true, bound: 2.9e6},
 	{what: "retained bytes per event record",
 		kind: absolute, refs: []ref{{corePkg, "BenchmarkRetainedBytesPerEvent", 1}}, unit: "B/record", atMost: true, bound: 200},
+	{what: "tracing: an event run with its sampled span (oteltrace) vs a bare OpenTelemetry span start+end with the task id, -cpu 1",
+		kind: ratio, refs: []ref{{tracePkg, spanB + "sampled", 1}, {tracePkg, spanB + "bare", 1}}, atMost: true, bound: 1.2},
+	{what: "tracing: an event run under an unsampled pipeline run vs the run untraced, -cpu 1",
+		kind: ratio, refs: []ref{{tracePkg, spanB + "unsampled", 1}, {tracePkg, spanB + "off", 1}}, atMost: true, bound: 1.1},
 }
 
 // seriesIndex finds the series of a results file by package, name and

@@ -76,16 +76,29 @@ func (g *ring[R]) at(seq uint64) *Entry[R] { return g.slot(int(seq % uint64(g.ca
 // push stores e as the newest record, evicting the oldest if the ring is
 // full. dur is its duration and failed whether it failed.
 func (g *ring[R]) push(e *Entry[R], dur time.Duration, failed bool) {
+	*g.reserve() = *e
+	g.commit(dur, failed)
+}
+
+// reserve returns the slot the next record goes to, to be written before
+// [ring.commit] makes it the newest record; until then the slot may still
+// hold the oldest record, which commit counts as evicted.
+func (g *ring[R]) reserve() *Entry[R] {
 	b := g.next >> blockShift
 	if g.blocks[b] == nil {
 		g.blocks[b] = new([blockSize]Entry[R])
 		g.durs[b] = new([blockSize]time.Duration)
 	}
+	return &g.blocks[b][g.next&blockMask]
+}
+
+// commit makes the record written in the reserved slot the newest one,
+// with its duration and whether it failed.
+func (g *ring[R]) commit(dur time.Duration, failed bool) {
 	if g.ended >= uint64(g.capacity) {
 		g.evicted++
 	}
-	g.blocks[b][g.next&blockMask] = *e
-	g.durs[b][g.next&blockMask] = dur
+	g.durs[g.next>>blockShift][g.next&blockMask] = dur
 	if failed {
 		g.addFailed(g.ended)
 	}

@@ -60,7 +60,7 @@ type Table[R any, T any] struct {
 	rr         atomic.Uint32 // hands out shards to the pool round-robin
 	fn         Funcs[R]
 
-	mu   sync.Mutex // guards ring; taken after any shard and stripe
+	mu   sync.Mutex // guards ring (with one shard, its lock does); taken last
 	ring ring[R]
 }
 
@@ -207,16 +207,32 @@ func (t *Table[R, T]) End(s *Shard[R, T], taskID string) (*Entry[R], int32, Stat
 		return nil, 0, NotPending
 	}
 	p := &st.idx.slots[i]
-	s.stage = append(s.stage, Entry[R]{TaskID: p.id, hash: h, Rec: p.rec})
+	var e *Entry[R]
+	if t.oneLock {
+		// The one shard's lock guards the ring too: write the record
+		// where it stays, and let Ended commit it.
+		e = t.ring.reserve()
+	} else {
+		s.stage = append(s.stage, Entry[R]{})
+		e = &s.stage[len(s.stage)-1]
+	}
+	e.TaskID, e.hash, e.Rec = p.id, h, p.rec
 	retries := p.retries
 	st.idx.removeAt(i)
-	return &s.stage[len(s.stage)-1], retries, OK
+	return e, retries, OK
 }
 
-// Ended moves the finished records gathered in s into the ring once there
-// are stageSize of them. The caller has acquired s and completed the
-// record that [Table.End] returned; the queries move the rest.
+// Ended finishes what [Table.End] began, once the caller has completed the
+// record, with s still acquired: in a table of one shard it makes the
+// record the ring's newest; otherwise it moves the finished records
+// gathered in s into the ring once there are stageSize of them (the
+// queries move the rest).
 func (t *Table[R, T]) Ended(s *Shard[R, T]) {
+	if t.oneLock {
+		e := t.ring.slot(t.ring.next)
+		t.ring.commit(t.fn.Dur(&e.Rec), t.fn.Failed(&e.Rec))
+		return
+	}
 	if len(s.stage) >= stageSize {
 		t.mu.Lock()
 		t.moveStage(s)
@@ -393,7 +409,7 @@ func Finished[R, T, M any](v *View[R, T], keep func(*R) bool, f func(*Entry[R]) 
 // Failed returns f of every retained finished record that failed, oldest
 // end first. It reads only the failed records.
 func Failed[R, T, M any](v *View[R, T], f func(*Entry[R]) M) []M {
-	var sel []*Entry[R]
+	sel := make([]*Entry[R], 0, len(v.t.ring.failed)-v.t.ring.failedHead)
 	v.t.ring.eachFailed(func(e *Entry[R]) { sel = append(sel, e) })
 	return collect(v, sel, f)
 }
@@ -406,9 +422,10 @@ func Slower[R, T, M any](v *View[R, T], d time.Duration, f func(*Entry[R]) M) []
 	return collect(v, sel, f)
 }
 
-// collect returns f of the entries of sel, ordered by end. The ring holds
-// each shard's records in end order, and the shards' batches one after the
-// other, so sel is sorted already unless several shards recorded.
+// sorted returns sel ordered by end. The ring holds each shard's records
+// in about end order (two goroutines may take a shard's lock in the other
+// order than they read the clock) and the shards' batches one after the
+// other, so sel is mostly sorted already, and checking costs one pass.
 func (v *View[R, T]) sorted(sel []*Entry[R]) []*Entry[R] {
 	end := v.t.fn.End
 	byEnd := func(a, b *Entry[R]) int { return cmp.Compare(end(&a.Rec), end(&b.Rec)) }

@@ -1,0 +1,147 @@
+package pipeline_test
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/eventpipeline/eventpipeline/pipeline"
+	"github.com/eventpipeline/eventpipeline/telemetry"
+)
+
+// TestTracedRunAcrossWorker runs a traced pipeline whose remote event runs
+// on a traced worker (its own Recorder, the same SDK provider) and checks
+// that the run is one trace: run → event → client call → worker's event.
+func TestTracedRunAcrossWorker(t *testing.T) {
+	sr := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
+	t.Cleanup(func() { tp.Shutdown(context.Background()) })
+	prop := propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+
+	workerRec := newRecorder(t)
+	var gotRunID atomic.Value
+	addr := serveWorker(t, pipeline.WorkerConfig{Recorder: workerRec, TracerProvider: tp, Propagator: prop},
+		pipeline.Func("score", func(ctx context.Context, in any) (any, error) {
+			if task, ok := pipeline.TaskFrom(ctx); ok {
+				gotRunID.Store(task.RunID)
+			}
+			if !trace.SpanFromContext(ctx).SpanContext().IsValid() {
+				return nil, errors.New("no span in the worker's ctx")
+			}
+			return 7, nil
+		}))
+	u, err := url.Parse(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, _ := strconv.Atoi(u.Port())
+	remote, err := pipeline.Remote("score", pipeline.RemoteConfig{Host: u.Hostname(), Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	attempts := 0
+	flaky := pipeline.WithRetry(pipeline.Func("flaky", func(context.Context, any) (any, error) {
+		if attempts++; attempts == 1 {
+			return nil, errors.New("first try fails")
+		}
+		return 1, nil
+	}), telemetry.RetryPolicy{MaxAttempts: 2, InitialBackoff: time.Millisecond})
+	rec := newRecorder(t)
+	p, err := pipeline.New(pipeline.Config{Recorder: rec, TracerProvider: tp, Propagator: prop},
+		pipeline.Sequence(flaky, remote))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Run(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Telemetry().Err(); err != nil {
+		t.Fatalf("recording error: %v", err)
+	}
+	byName := map[string]sdktrace.ReadOnlySpan{}
+	for _, s := range sr.Ended() {
+		byName[s.Name()+"/"+s.SpanKind().String()] = s
+	}
+	run, flakySpan := byName["pipeline.run/internal"], byName["flaky/internal"]
+	call := byName["remote_call/client"]
+	// Both runs of "score" are internal spans: the worker's is the one
+	// that is not a child of the run.
+	var event, worker sdktrace.ReadOnlySpan
+	for _, s := range sr.Ended() {
+		switch {
+		case s.Name() != "score":
+		case s.Parent().SpanID() == run.SpanContext().SpanID():
+			event = s
+		default:
+			worker = s
+		}
+	}
+	for name, s := range map[string]sdktrace.ReadOnlySpan{"run": run, "flaky": flakySpan, "event": event, "call": call, "worker": worker} {
+		if s == nil {
+			t.Fatalf("no %s span among %d", name, len(sr.Ended()))
+		}
+		if s.SpanContext().TraceID() != run.SpanContext().TraceID() {
+			t.Errorf("%s span in trace %v, want %v", name, s.SpanContext().TraceID(), run.SpanContext().TraceID())
+		}
+	}
+	if run.Parent().IsValid() {
+		t.Error("the run span has a parent")
+	}
+	for _, c := range []struct {
+		name          string
+		child, parent sdktrace.ReadOnlySpan
+	}{{"flaky", flakySpan, run}, {"event", event, run}, {"call", call, event}, {"worker", worker, call}} {
+		if c.child.Parent().SpanID() != c.parent.SpanContext().SpanID() {
+			t.Errorf("%s span: got parent %v, want %v", c.name, c.child.Parent().SpanID(), c.parent.SpanContext().SpanID())
+		}
+	}
+	if n := len(flakySpan.Events()); n != 1 {
+		t.Errorf("flaky span has %d events, want 1 retry", n)
+	}
+	// The worker recorded the run under the caller's call id, with the
+	// span, the run id and its span's times.
+	callID := gotRunID.Load().(string) + "/score/2/call-1"
+	if m, ok := rec.Network().Metrics(callID); !ok || m.Span.SpanID != call.SpanContext().SpanID() {
+		t.Errorf("caller's operation %q: got %+v (found %v), want the client span's id", callID, m, ok)
+	}
+	wm, ok := workerRec.Metrics(callID)
+	if !ok {
+		t.Fatalf("the worker has no record of %q", callID)
+	}
+	if wm.Span.SpanID != worker.SpanContext().SpanID() || wm.PipelineID != gotRunID.Load() || wm.Status != telemetry.StatusCompleted {
+		t.Errorf("worker record %+v, want span %v and run %v", wm, worker.SpanContext().SpanID(), gotRunID.Load())
+	}
+	if !wm.StartTime.Equal(worker.StartTime()) || !wm.EndTime.Equal(worker.EndTime()) {
+		t.Errorf("worker record %v-%v, span %v-%v: want equal", wm.StartTime, wm.EndTime, worker.StartTime(), worker.EndTime())
+	}
+}
+
+func TestWorkerTracerNeedsRecorder(t *testing.T) {
+	tp := sdktrace.NewTracerProvider()
+	if _, err := pipeline.NewWorker(pipeline.WorkerConfig{TracerProvider: tp}); err == nil {
+		t.Error("got nil, want an error for a TracerProvider without a Recorder")
+	}
+}
+
+func TestWorkerRecordsUntraced(t *testing.T) {
+	rec := newRecorder(t)
+	addr := serveWorker(t, pipeline.WorkerConfig{Recorder: rec},
+		pipeline.Func("score", func(context.Context, any) (any, error) { return nil, errors.New("bad") }))
+	code, _, _ := post(t, "POST", addr+"/events", `{"event":"score","task_id":"r/score/1","run_id":"r"}`)
+	if code != 500 {
+		t.Fatalf("got %d, want 500", code)
+	}
+	m, ok := rec.Metrics("r/score/1")
+	if !ok || m.Status != telemetry.StatusFailed || m.Error != "bad" || m.PipelineID != "r" {
+		t.Errorf("got %+v (found %v), want a failed record of run r", m, ok)
+	}
+}

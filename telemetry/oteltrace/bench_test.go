@@ -1,0 +1,112 @@
+package oteltrace_test
+
+import (
+	"context"
+	"strconv"
+	"testing"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/eventpipeline/eventpipeline/telemetry"
+	"github.com/eventpipeline/eventpipeline/telemetry/oteltrace"
+)
+
+// discard is a span processor that keeps nothing, so that the benchmarks
+// measure the spans, not an exporter.
+type discard struct{}
+
+func (discard) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
+func (discard) OnEnd(sdktrace.ReadOnlySpan)                     {}
+func (discard) Shutdown(context.Context) error                  { return nil }
+func (discard) ForceFlush(context.Context) error                { return nil }
+
+// BenchmarkEventSpan gives, in one run, the two cost ratios of tracing:
+//
+//   - sampled/bare: an event run recorded and traced by a Tracer (its span
+//     sampled) against a bare SDK span start and end carrying the same task
+//     id attribute, what hand-written tracing of the run would cost;
+//   - unsampled/off: an event run under a pipeline run whose span is not
+//     sampled against the same run recorded without a Tracer.
+//
+// unsampled-root is a run with no parent whose new span the sampler drops:
+// the SDK's sampling decision is then part of its cost.
+func BenchmarkEventSpan(b *testing.B) {
+	ids := make([]string, 1024)
+	for i := range ids {
+		ids[i] = "task-" + strconv.Itoa(i)
+	}
+	newRec := func(b *testing.B) *telemetry.Recorder {
+		rec, err := telemetry.NewRecorder()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { rec.Close(context.Background()) })
+		return rec
+	}
+	sampled := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(discard{}))
+	unsampled := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))
+	ctx := context.Background()
+	// The span of a pipeline run that the sampler dropped.
+	_, runSpan := unsampled.Tracer("bench").Start(ctx, "pipeline.run")
+	unsampledRun := trace.ContextWithSpan(ctx, runSpan)
+	traced := func(tp *sdktrace.TracerProvider, parent context.Context) func(*testing.B) {
+		return func(b *testing.B) {
+			tr, err := oteltrace.New(newRec(b), oteltrace.Config{TracerProvider: tp})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				id := ids[i&1023]
+				i++
+				sctx, _ := tr.StartEvent(parent, "load", id)
+				tr.EndEvent(sctx, id, nil)
+			}
+		}
+	}
+	b.Run("bare", func(b *testing.B) {
+		tr := sampled.Tracer("bench")
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			id := ids[i&1023]
+			i++
+			_, s := tr.Start(ctx, "load", trace.WithAttributes(oteltrace.TaskIDKey.String(id)))
+			s.End()
+		}
+	})
+	b.Run("sampled", traced(sampled, ctx))
+	b.Run("unsampled", traced(unsampled, unsampledRun))
+	b.Run("unsampled-root", traced(unsampled, ctx))
+	b.Run("off", func(b *testing.B) {
+		rec := newRec(b)
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			id := ids[i&1023]
+			i++
+			rec.StartEvent("load", id)
+			rec.EndEvent(id, nil)
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		tr, err := oteltrace.New(newRec(b), oteltrace.Config{TracerProvider: sampled})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		var n atomicInt
+		b.RunParallel(func(pb *testing.PB) {
+			g := strconv.Itoa(n.next())
+			i := 0
+			for pb.Next() {
+				id := g + "/" + ids[i&1023]
+				i++
+				sctx, _ := tr.StartEvent(ctx, "load", id)
+				tr.EndEvent(sctx, id, nil)
+			}
+		})
+	})
+}

@@ -1,0 +1,223 @@
+package oteltrace
+
+import (
+	"context"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/eventpipeline/eventpipeline/telemetry"
+)
+
+// Attribute keys of the spans, beside the semantic conventions'
+// server.address, server.port and process.pid. The package doc lists which
+// span carries which.
+const (
+	TaskIDKey        = attribute.Key("eventpipeline.task.id")
+	PipelineRunIDKey = attribute.Key("eventpipeline.pipeline.run_id")
+	RetryCountKey    = attribute.Key("eventpipeline.event.retry_count")
+	OperationKey     = attribute.Key("eventpipeline.network.operation")
+	BytesSentKey     = attribute.Key("eventpipeline.network.bytes_sent")
+	BytesReceivedKey = attribute.Key("eventpipeline.network.bytes_received")
+	RetryAttemptKey  = attribute.Key("eventpipeline.retry.attempt")
+	RetryErrorKey    = attribute.Key("eventpipeline.retry.error")
+	ProcessPIDKey    = attribute.Key("process.pid")
+	ServerAddressKey = attribute.Key("server.address")
+	ServerPortKey    = attribute.Key("server.port")
+)
+
+// RetryEventName is the name of the span event that [Tracer.RecordRetry]
+// adds.
+const RetryEventName = "retry"
+
+// A Tracer records event runs and network operations into a
+// [telemetry.Recorder] and traces each with an OpenTelemetry span whose
+// start and end are the record's. Make one with [New].
+type Tracer struct {
+	rec    *telemetry.Recorder
+	tp     trace.TracerProvider
+	tracer trace.Tracer
+	prop   propagation.TextMapPropagator
+	net    Network
+}
+
+// The keys under which StartEvent and StartOperation put the spans they
+// started in the contexts they return, so that EndEvent and EndOperation
+// end only spans a Tracer started, and of their kind.
+type (
+	eventSpanKey     struct{}
+	operationSpanKey struct{}
+)
+
+// New returns a new Tracer that records into rec and traces with
+// cfg.TracerProvider. Recording through rec directly still works; such
+// runs are not traced.
+//
+// It returns an error wrapping [ErrNoTracerProvider] if cfg has no
+// TracerProvider. A nil rec is a programmer error: New panics.
+func New(rec *telemetry.Recorder, cfg Config) (*Tracer, error) {
+	if rec == nil {
+		panic("oteltrace: New(nil, ...)")
+	}
+	if cfg.TracerProvider == nil {
+		return nil, ErrNoTracerProvider
+	}
+	t := &Tracer{
+		rec:    rec,
+		tp:     cfg.TracerProvider,
+		tracer: cfg.TracerProvider.Tracer(ScopeName),
+		prop:   cfg.Propagator,
+	}
+	if t.prop == nil {
+		t.prop = otel.GetTextMapPropagator()
+	}
+	t.net.t = t
+	return t, nil
+}
+
+// Recorder returns the Recorder t records into.
+func (t *Tracer) Recorder() *telemetry.Recorder { return t.rec }
+
+// TracerProvider returns the provider t traces with.
+func (t *Tracer) TracerProvider() trace.TracerProvider { return t.tp }
+
+// Propagator returns the propagator t injects with.
+func (t *Tracer) Propagator() propagation.TextMapPropagator { return t.prop }
+
+// StartEvent starts a span named eventName, a child of the span in ctx (a
+// root span if there is none), and records the start of the run of
+// eventName identified by taskID into the Recorder, with the span's start
+// time and span context added to opts. It returns ctx with the span, to
+// pass to the run's code, to [Tracer.RecordRetry] and [Tracer.EndEvent].
+// The span's attributes include the task id and, if opts give them, the
+// pipeline run id and the process id.
+//
+// A run whose parent span in ctx is not sampled gets no span (the
+// decision of OpenTelemetry's default, parent-based sampler, taken here
+// without asking the sampler): it is only recorded, at the cost of an
+// untraced run, and ctx is returned as it is. A run whose new span the
+// sampler does not sample is recorded without a span context.
+//
+// It returns the errors of [telemetry.Recorder.StartEvent]; the span is
+// then ended at once with status Error, and the returned ctx still carries
+// it, so that the run's own spans have a parent.
+func (t *Tracer) StartEvent(ctx context.Context, eventName, taskID string, opts ...telemetry.StartOption) (context.Context, error) {
+	if unsampledParent(ctx) {
+		return ctx, t.rec.StartEvent(eventName, taskID, opts...)
+	}
+	start := t.rec.Now()
+	var abuf [3]attribute.KeyValue
+	attrs := append(abuf[:0], TaskIDKey.String(taskID))
+	for _, o := range opts {
+		if pid, ok := o.ProcessID(); ok && len(attrs) < cap(abuf) {
+			attrs = append(attrs, ProcessPIDKey.Int(pid))
+		}
+		if id, ok := o.PipelineID(); ok && len(attrs) < cap(abuf) {
+			attrs = append(attrs, PipelineRunIDKey.String(id))
+		}
+	}
+	ctx, span := t.tracer.Start(ctx, eventName, trace.WithTimestamp(start), trace.WithAttributes(attrs...))
+	// The options are built here, not by a helper returning them, so that
+	// the span context's option stays on the stack.
+	var buf [8]telemetry.StartOption
+	all := append(append(buf[:0], opts...), telemetry.WithStartTime(start))
+	if sc := span.SpanContext(); sc.IsSampled() && sc.IsValid() {
+		all = append(all, telemetry.WithSpanContext(spanContext(sc)))
+	}
+	err := t.rec.StartEvent(eventName, taskID, all...)
+	return started(ctx, span, eventSpanKey{}, err), err
+}
+
+// unsampledParent reports whether the span in ctx belongs to a trace that
+// is not sampled.
+func unsampledParent(ctx context.Context) bool {
+	sc := trace.SpanContextFromContext(ctx)
+	return sc.IsValid() && !sc.IsSampled()
+}
+
+// spanContext returns the record's form of a sampled span's context.
+func spanContext(sc trace.SpanContext) telemetry.SpanContext {
+	return telemetry.SpanContext{TraceID: sc.TraceID(), SpanID: sc.SpanID(), Sampled: true}
+}
+
+// started returns ctx, which carries span, marked under key as a span to
+// end with its record; or, if the start was refused, ends span now with
+// status Error and returns ctx unmarked.
+func started(ctx context.Context, span trace.Span, key any, err error) context.Context {
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+		span.End()
+		return ctx
+	}
+	if !span.IsRecording() {
+		return ctx // nothing to end: the span records nothing
+	}
+	return context.WithValue(ctx, key, span)
+}
+
+// spanOf returns the span that a start of t put in ctx under key, or nil.
+func spanOf(ctx context.Context, key any) trace.Span {
+	s, _ := ctx.Value(key).(trace.Span)
+	return s
+}
+
+// RecordRetry records one more retry of the pending run of taskID, and
+// adds a span event [RetryEventName] to the run's span in ctx, with the
+// retry's number ([RetryAttemptKey]) and err's text ([RetryErrorKey];
+// omitted if err is nil), and sets [RetryCountKey] on the span. It returns
+// the errors of [telemetry.Recorder.RecordRetry].
+func (t *Tracer) RecordRetry(ctx context.Context, taskID string, err error) error {
+	rerr := t.rec.RecordRetry(taskID)
+	span := spanOf(ctx, eventSpanKey{})
+	if rerr != nil || span == nil || !span.IsRecording() {
+		return rerr
+	}
+	n := int64(1)
+	if m, ok := t.rec.Metrics(taskID); ok { // a retry is rare: a lookup is fine
+		n = int64(m.RetryCount)
+	}
+	attrs := []attribute.KeyValue{RetryAttemptKey.Int64(n)}
+	if err != nil {
+		attrs = append(attrs, RetryErrorKey.String(err.Error()))
+	}
+	span.AddEvent(RetryEventName, trace.WithAttributes(attrs...))
+	span.SetAttributes(RetryCountKey.Int64(n))
+	return nil
+}
+
+// EndEvent records the end of the pending run of taskID (failed if err is
+// not nil) and ends its span, the one StartEvent put in ctx, at the same
+// instant ([telemetry.Recorder.EndEventAt] with [telemetry.Recorder.Now]),
+// with status Error and err's text if it failed. If the Recorder refuses
+// the end, the span ends with status Error and the refusal's text. A ctx
+// without a span that StartEvent started ends no span.
+//
+// It returns the errors of [telemetry.Recorder.EndEvent].
+func (t *Tracer) EndEvent(ctx context.Context, taskID string, err error) error {
+	span := spanOf(ctx, eventSpanKey{})
+	if span == nil {
+		return t.rec.EndEvent(taskID, err)
+	}
+	end := t.rec.Now()
+	eerr := t.rec.EndEventAt(taskID, err, end)
+	endSpan(span, end, err, eerr)
+	return eerr
+}
+
+// endSpan ends span at end, with status Error and the text of err, or of
+// refused if the Recorder refused the end (the span then ends now).
+func endSpan(span trace.Span, end time.Time, err, refused error) {
+	if refused != nil {
+		span.SetStatus(codes.Error, refused.Error())
+		span.End()
+		return
+	}
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End(trace.WithTimestamp(end))
+}

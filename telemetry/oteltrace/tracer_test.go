@@ -1,0 +1,380 @@
+package oteltrace_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"testing"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/eventpipeline/eventpipeline/telemetry"
+	"github.com/eventpipeline/eventpipeline/telemetry/nettrace"
+	"github.com/eventpipeline/eventpipeline/telemetry/oteltrace"
+)
+
+// setup returns a Recorder, a Tracer on it and the recorder of the spans
+// its SDK provider ended.
+func setup(t *testing.T, opts ...sdktrace.TracerProviderOption) (*telemetry.Recorder, *oteltrace.Tracer, *tracetest.SpanRecorder) {
+	t.Helper()
+	rec, err := telemetry.NewRecorder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rec.Close(context.Background()) })
+	sr := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(append([]sdktrace.TracerProviderOption{sdktrace.WithSpanProcessor(sr)}, opts...)...)
+	t.Cleanup(func() { tp.Shutdown(context.Background()) })
+	tr, err := oteltrace.New(rec, oteltrace.Config{TracerProvider: tp, Propagator: propagation.TraceContext{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The Tracer learns the Recorder's clock from its first run (package
+	// doc, How the times agree); a network operation teaches it too.
+	ctx, err := tr.StartOperation(context.Background(), "warm-up", "h", 1, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.EndOperation(ctx, "warm-up", 0, 0, nil)
+	sr.Reset()
+	return rec, tr, sr
+}
+
+func attrs(kvs []attribute.KeyValue) map[string]string {
+	m := map[string]string{}
+	for _, kv := range kvs {
+		m[string(kv.Key)] = kv.Value.String()
+	}
+	return m
+}
+
+func TestEventSpanMatchesRecord(t *testing.T) {
+	tests := []struct {
+		name    string
+		err     error
+		retries int
+	}{
+		{name: "completed"},
+		{name: "failed", err: errors.New("disk full")},
+		{name: "retried then completed", retries: 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rec, tr, sr := setup(t)
+			parentCtx, parent := sdktrace.NewTracerProvider().Tracer("test").Start(context.Background(), "caller")
+			ctx, err := tr.StartEvent(parentCtx, "load", "run-1/load", telemetry.WithProcessID(42), telemetry.WithPipelineID("run-1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range tc.retries {
+				if err := tr.RecordRetry(ctx, "run-1/load", errors.New("try "+strconv.Itoa(i+1))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := tr.EndEvent(ctx, "run-1/load", tc.err); err != nil {
+				t.Fatal(err)
+			}
+			spans := sr.Ended()
+			if len(spans) != 1 {
+				t.Fatalf("got %d ended spans, want 1", len(spans))
+			}
+			s := spans[0]
+			m, ok := rec.Metrics("run-1/load")
+			if !ok {
+				t.Fatal("no record")
+			}
+			if !wallEqual(s.StartTime(), m.StartTime) || !wallEqual(s.EndTime(), m.EndTime) {
+				t.Errorf("span %v-%v, record %v-%v: want equal", s.StartTime(), s.EndTime(), m.StartTime, m.EndTime)
+			}
+			sc := s.SpanContext()
+			if m.Span.TraceID != sc.TraceID() || m.Span.SpanID != sc.SpanID() || !m.Span.Sampled {
+				t.Errorf("record span %+v, want the span's %v", m.Span, sc)
+			}
+			if got, want := s.Parent().SpanID(), parent.SpanContext().SpanID(); got != want {
+				t.Errorf("got parent %v, want %v", got, want)
+			}
+			if s.Parent().TraceID() != sc.TraceID() {
+				t.Error("the span is not in its parent's trace")
+			}
+			if s.Name() != "load" || s.SpanKind() != trace.SpanKindInternal {
+				t.Errorf("got name %q kind %v, want load internal", s.Name(), s.SpanKind())
+			}
+			a := attrs(s.Attributes())
+			want := map[string]string{"eventpipeline.task.id": "run-1/load", "eventpipeline.pipeline.run_id": "run-1",
+				"process.pid": "42", "eventpipeline.event.retry_count": strconv.Itoa(tc.retries)}
+			if tc.retries == 0 {
+				want["eventpipeline.event.retry_count"] = "" // set only if there were retries
+			}
+			for k, v := range want {
+				if a[k] != v {
+					t.Errorf("attribute %s: got %q, want %q", k, a[k], v)
+				}
+			}
+			if tc.err != nil {
+				if s.Status().Code != codes.Error || s.Status().Description != tc.err.Error() {
+					t.Errorf("got status %+v, want Error %q", s.Status(), tc.err)
+				}
+			} else if s.Status().Code != codes.Unset {
+				t.Errorf("got status %+v, want Unset", s.Status())
+			}
+			if len(s.Events()) != tc.retries {
+				t.Fatalf("got %d span events, want %d", len(s.Events()), tc.retries)
+			}
+			for i, ev := range s.Events() {
+				a := attrs(ev.Attributes)
+				if ev.Name != "retry" || a["eventpipeline.retry.attempt"] != strconv.Itoa(i+1) || a["eventpipeline.retry.error"] != "try "+strconv.Itoa(i+1) {
+					t.Errorf("event %d: got %s %v", i, ev.Name, a)
+				}
+			}
+		})
+	}
+}
+
+func TestRefusedStartEndsSpan(t *testing.T) {
+	_, tr, sr := setup(t)
+	ctx, err := tr.StartEvent(context.Background(), "load", "")
+	if !errors.Is(err, telemetry.ErrEmptyTaskID) {
+		t.Fatalf("got %v, want ErrEmptyTaskID", err)
+	}
+	if !trace.SpanFromContext(ctx).SpanContext().IsValid() {
+		t.Error("the returned ctx has no span")
+	}
+	spans := sr.Ended()
+	if len(spans) != 1 || spans[0].Status().Code != codes.Error {
+		t.Fatalf("got %d spans (%v), want 1 ended with status Error", len(spans), spans)
+	}
+	// Ending with that ctx ends no span a second time.
+	tr.EndEvent(ctx, "", nil)
+	if n := len(sr.Ended()); n != 1 {
+		t.Errorf("got %d ended spans, want 1", n)
+	}
+}
+
+func TestRefusedEndEndsSpan(t *testing.T) {
+	rec, tr, sr := setup(t)
+	ctx, err := tr.StartEvent(context.Background(), "load", "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.EndEvent(ctx, "t1", nil); !errors.Is(err, telemetry.ErrClosed) {
+		t.Fatalf("got %v, want ErrClosed", err)
+	}
+	spans := sr.Ended()
+	if len(spans) != 1 || spans[0].Status().Code != codes.Error {
+		t.Fatalf("got %d spans, want 1 ended with status Error", len(spans))
+	}
+}
+
+func TestUnsampled(t *testing.T) {
+	rec, tr, sr := setup(t, sdktrace.WithSampler(sdktrace.NeverSample()))
+	ctx, err := tr.StartEvent(context.Background(), "load", "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.EndEvent(ctx, "t1", nil); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := rec.Metrics("t1")
+	if m.Span.IsValid() {
+		t.Errorf("got record span %+v, want none for a span that is not sampled", m.Span)
+	}
+	if n := len(sr.Ended()); n != 0 {
+		t.Errorf("got %d spans, want 0", n)
+	}
+	// A run under a parent that is not sampled gets no span at all, and
+	// keeps the parent in its context for what it calls.
+	parent := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2},
+	}))
+	cctx, err := tr.StartEvent(parent, "load", "t2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !trace.SpanContextFromContext(cctx).Equal(trace.SpanContextFromContext(parent)) {
+		t.Error("the run under an unsampled parent got a span of its own")
+	}
+	if err := tr.EndEvent(cctx, "t2", nil); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := rec.Metrics("t2"); m.Span.IsValid() || m.Status != telemetry.StatusCompleted {
+		t.Errorf("got %+v, want a completed run without span", m)
+	}
+}
+
+func TestNoopProvider(t *testing.T) {
+	rec, err := telemetry.NewRecorder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close(context.Background())
+	tr, err := oteltrace.New(rec, oteltrace.Config{TracerProvider: noop.NewTracerProvider()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, err := tr.StartEvent(context.Background(), "load", "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.EndEvent(ctx, "t1", nil); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := rec.Metrics("t1"); m.Span.IsValid() || m.Status != telemetry.StatusCompleted {
+		t.Errorf("got %+v, want a completed record without span", m)
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	rec, err := telemetry.NewRecorder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := oteltrace.New(rec, oteltrace.Config{}); !errors.Is(err, oteltrace.ErrNoTracerProvider) {
+		t.Errorf("got %v, want ErrNoTracerProvider", err)
+	}
+	rec.Close(context.Background())
+}
+
+// TestEndEndsOnlyItsOwnSpan checks that a ctx whose span the Tracer did not
+// start (the caller's) has no span ended by EndEvent, and that an
+// operation's ctx ends no event span.
+func TestEndEndsOnlyItsOwnSpan(t *testing.T) {
+	rec, tr, sr := setup(t)
+	tp := sdktrace.NewTracerProvider()
+	ctx, caller := tp.Tracer("caller").Start(context.Background(), "caller")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(rec.StartEvent("load", "t1"))
+	must(tr.EndEvent(ctx, "t1", nil)) // recorded, no span of the Tracer in ctx
+	if !caller.IsRecording() {
+		t.Error("EndEvent ended the caller's span")
+	}
+	octx, err := tr.StartOperation(ctx, "c1", "h", 80, "")
+	must(err)
+	must(rec.StartEvent("load", "t2"))
+	must(tr.EndEvent(octx, "t2", nil))
+	if n := len(sr.Ended()); n != 0 {
+		t.Errorf("EndEvent ended %d spans, want none", n)
+	}
+	must(tr.EndOperation(octx, "c1", 1, 2, nil))
+	if n := len(sr.Ended()); n != 1 {
+		t.Errorf("got %d ended spans, want the operation's", n)
+	}
+}
+
+func TestTransportClientSpan(t *testing.T) {
+	var gotParent string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotParent = r.Header.Get("traceparent")
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, "hello")
+	}))
+	t.Cleanup(srv.Close)
+	rec, tr, sr := setup(t)
+	ctx, err := tr.StartEvent(context.Background(), "fetch", "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Transport: &nettrace.Transport{Network: tr.Network()}}
+	req, _ := http.NewRequestWithContext(nettrace.WithTaskID(ctx, "t1/call-1"), http.MethodPost, srv.URL, stringsReader("abc"))
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if req.Header.Get("traceparent") != "" {
+		t.Error("the caller's request was modified")
+	}
+	if err := tr.EndEvent(ctx, "t1", nil); err != nil {
+		t.Fatal(err)
+	}
+	spans := sr.Ended()
+	if len(spans) != 2 {
+		t.Fatalf("got %d spans, want 2", len(spans))
+	}
+	client0, event := spans[0], spans[1]
+	if client0.SpanKind() != trace.SpanKindClient || client0.Parent().SpanID() != event.SpanContext().SpanID() {
+		t.Errorf("got kind %v parent %v, want a client child of %v", client0.SpanKind(), client0.Parent().SpanID(), event.SpanContext().SpanID())
+	}
+	want := "00-" + client0.SpanContext().TraceID().String() + "-" + client0.SpanContext().SpanID().String() + "-01"
+	if gotParent != want {
+		t.Errorf("server got traceparent %q, want %q", gotParent, want)
+	}
+	m, ok := rec.Network().Metrics("t1/call-1")
+	if !ok {
+		t.Fatal("no network record")
+	}
+	if !wallEqual(client0.StartTime(), m.StartTime) || !wallEqual(client0.EndTime(), m.EndTime) {
+		t.Errorf("span %v-%v, record %v-%v: want equal", client0.StartTime(), client0.EndTime(), m.StartTime, m.EndTime)
+	}
+	a := attrs(client0.Attributes())
+	u := srv.Listener.Addr().String()
+	_, port, _ := splitHostPort(u)
+	for k, v := range map[string]string{"server.address": "127.0.0.1", "server.port": port,
+		"eventpipeline.network.bytes_sent": "3", "eventpipeline.network.bytes_received": "5",
+		"eventpipeline.network.operation": "http_request", "eventpipeline.task.id": "t1/call-1"} {
+		if a[k] != v {
+			t.Errorf("attribute %s: got %q, want %q", k, a[k], v)
+		}
+	}
+}
+
+func TestOperationFailed(t *testing.T) {
+	_, tr, sr := setup(t)
+	ctx, err := tr.StartOperation(context.Background(), "t1", "db.internal", 5432, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.EndOperation(ctx, "t1", 1, 2, errors.New("reset")); err != nil {
+		t.Fatal(err)
+	}
+	s := sr.Ended()
+	if len(s) != 1 || s[0].Name() != telemetry.DefaultOperation || s[0].Status().Code != codes.Error || s[0].Status().Description != "reset" {
+		t.Fatalf("got %v, want one failed span %q", s, telemetry.DefaultOperation)
+	}
+}
+
+func TestTracerConcurrentSafe(t *testing.T) {
+	rec, tr, sr := setup(t)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 100 {
+				id := strconv.Itoa(g) + "/" + strconv.Itoa(i)
+				ctx, err := tr.StartEvent(context.Background(), "e", id)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				tr.RecordRetry(ctx, id, nil)
+				octx, _ := tr.StartOperation(ctx, id, "h", 1, "")
+				tr.EndOperation(octx, id, 0, 0, nil)
+				tr.EndEvent(ctx, id, nil)
+			}
+		})
+	}
+	wg.Wait()
+	if n := len(sr.Ended()); n != 1600 {
+		t.Errorf("got %d ended spans, want 1600", n)
+	}
+	if s := rec.Stats(); s.EventsEnded != 800 {
+		t.Errorf("got %d events, want 800", s.EventsEnded)
+	}
+}
