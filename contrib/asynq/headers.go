@@ -35,7 +35,7 @@ func TaskType(event string) string { return TaskTypePrefix + event }
 // under when [Config.EventName] is nil: the task type, or for the task of
 // a remote event ([TaskType]) the event's name, so that the worker's runs
 // and the caller's carry the same name. The queue is not part of it.
-func DefaultEventName(_ /* queue */, taskType string) string {
+func DefaultEventName(queue, taskType string) string {
 	if name, ok := strings.CutPrefix(taskType, TaskTypePrefix); ok && name != "" {
 		return name
 	}
