@@ -153,7 +153,11 @@
 // into a telemetry Recorder; [Config.Hooks] adds your own, such as a
 // progress display ([JoinHooks] combines several; embed [NopHooks] to
 // implement only some methods). Another runtime can report the same way by
-// calling the same hooks. Recording errors (a closed Recorder, too many
+// calling the same hooks. An Event that runs its work elsewhere by other
+// means than a RemoteEvent, such as the asynq remote event of the module
+// github.com/eventpipeline/eventpipeline/contrib/asynq, reports its calls
+// with [StartRemoteCall]; a worker of such a runtime runs events with
+// [ContextWithTask], so that [TaskFrom] gives them the caller's task. Recording errors (a closed Recorder, too many
 // pending tasks) never fail a run; [Pipeline.Telemetry] counts them.
 //
 // # Concurrency

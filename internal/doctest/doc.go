@@ -5,6 +5,9 @@
 // and not refer to files outside the repository, and README.md must stay
 // under about 200 lines.
 //
+// A block that imports a module of contrib/ is built in that module, which
+// has its dependencies; the others in this one.
+//
 // A block that is a fragment rather than a whole program is skipped only
 // when the line before its opening fence is a marker that gives a reason:
 //

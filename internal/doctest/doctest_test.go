@@ -156,8 +156,12 @@ func TestGoBlocksCompile(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(tmp) })
 
-	var pkgs []string
+	// A block that imports a module of contrib/ is built in that module,
+	// whose go.mod has its dependencies; the others in this one.
+	pkgs := map[string][]string{} // module directory, relative to root: packages
 	where := map[string]block{}
+	dirs := map[string]string{root: tmp} // module directory: directory of its blocks
+	count := 0
 	for _, file := range docFiles(t, root) {
 		src, err := os.ReadFile(filepath.Join(root, file))
 		if err != nil {
@@ -181,39 +185,62 @@ func TestGoBlocksCompile(t *testing.T) {
 				t.Errorf("%s: a Go block must be a whole file starting with a package clause, or be marked <!-- doctest:skip REASON -->", b)
 				continue
 			}
+			modDir := root
+			if m := contribImport.FindStringSubmatch(b.text); m != nil {
+				modDir = filepath.Join(root, "contrib", m[1])
+				if _, err := os.Stat(filepath.Join(modDir, "go.mod")); err != nil {
+					t.Errorf("%s: imports the module contrib/%s, which is not in the repository", b, m[1])
+					continue
+				}
+				if dirs[modDir] == "" {
+					d, err := os.MkdirTemp(modDir, "_doctest_blocks")
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Cleanup(func() { os.RemoveAll(d) })
+					dirs[modDir] = d
+				}
+			}
 			name := strings.NewReplacer("/", "_", ".", "_").Replace(b.file) + fmt.Sprintf("_L%d", b.line)
-			dir := filepath.Join(tmp, name)
+			dir := filepath.Join(dirs[modDir], name)
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				t.Fatal(err)
 			}
 			if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(b.text), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			rel, _ := filepath.Rel(root, dir)
-			pkgs = append(pkgs, "./"+filepath.ToSlash(rel))
+			rel, _ := filepath.Rel(modDir, dir)
+			pkgs[modDir] = append(pkgs[modDir], "./"+filepath.ToSlash(rel))
 			where[name] = b
+			count++
 		}
 	}
-	if len(pkgs) == 0 {
+	if count == 0 {
 		t.Fatal("found no Go blocks to check")
 	}
-	cmd := exec.Command(goBin, append([]string{"vet"}, pkgs...)...)
-	cmd.Dir = root
-	// The blocks import only this module and its requirements, which go
-	// test has already downloaded: never reach for the network.
-	cmd.Env = append(os.Environ(), "GOPROXY=off", "GOFLAGS=-mod=readonly")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Errorf("go vet of the documentation's Go blocks failed: %v\n%s\n(each directory is named after the Markdown file and the line of the block)", err, out)
+	for modDir, list := range pkgs {
+		cmd := exec.Command(goBin, append([]string{"vet"}, list...)...)
+		cmd.Dir = modDir
+		// The blocks import only the module and its requirements, which go
+		// test (or .ci/run) has already downloaded: never reach for the
+		// network.
+		cmd.Env = append(os.Environ(), "GOPROXY=off", "GOFLAGS=-mod=readonly")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Errorf("go vet of the documentation's Go blocks in %s failed: %v\n%s\n(each directory is named after the Markdown file and the line of the block)", modDir, err, out)
+		}
 	}
-	t.Logf("checked %d Go blocks", len(pkgs))
+	t.Logf("checked %d Go blocks", count)
 }
+
+// contribImport finds the import of a module of contrib/ in a Go block.
+var contribImport = regexp.MustCompile(`"github.com/eventpipeline/eventpipeline/contrib/([a-z0-9]+)"`)
 
 var (
 	mdLink = regexp.MustCompile(`\]\(([^)\s]+)\)`)
 	// repoPath matches a path of the repository named in the text, such as
 	// examples/telemetry/prometheus_dashboard.json or ./cmd/eventpipeline.
-	repoPath = regexp.MustCompile(`(?:^|[\s` + "`" + `"(])(?:\./)?((?:examples|docs|cmd|telemetry|internal|pipeline|\.ci)/[A-Za-z0-9_./-]*[A-Za-z0-9_])`)
+	repoPath = regexp.MustCompile(`(?:^|[\s` + "`" + `"(])(?:\./)?((?:examples|docs|cmd|telemetry|internal|pipeline|contrib|\.ci)/[A-Za-z0-9_./-]*[A-Za-z0-9_])`)
 )
 
 // TestLinksResolve checks that every relative link of the documentation,

@@ -274,7 +274,8 @@ func (p *Publisher) bindOp(op string) *opSeries {
 // event_duration_seconds{event_name, status}, adds its retries to
 // event_retries_total{event_name}, and, if m has an enqueue time, observes
 // its wait ([telemetry.EventMetrics.WaitTime]) in
-// event_wait_seconds{event_name}. The event_name label is the bounded
+// event_wait_seconds{event_name}; both histograms get the run's trace and
+// span ids as an exemplar when it was traced and sampled. The event_name label is the bounded
 // form of m.EventName (see the package doc). It never blocks; ctx is not
 // used.
 //
@@ -298,7 +299,7 @@ func (p *Publisher) PublishEventMetrics(_ context.Context, m telemetry.EventMetr
 		s.retries.Add(float64(m.RetryCount))
 	}
 	if !m.EnqueueTime.IsZero() {
-		p.waitObserver(s).Observe(m.WaitTime().Seconds())
+		observe(p.waitObserver(s), m.WaitTime().Seconds(), m.Span)
 	}
 	return nil
 }

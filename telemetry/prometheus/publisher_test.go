@@ -946,3 +946,34 @@ telemetry_publisher_records_published_total{publisher="prometheus"} 4
 		t.Error(err)
 	}
 }
+
+// TestWaitExemplar checks that the wait of a traced, sampled run carries
+// its trace and span ids as an exemplar, as its duration does.
+func TestWaitExemplar(t *testing.T) {
+	p, reg := newPublisher(t, prometheus.Config{WaitBuckets: []float64{1, 10}})
+	m := waited("resize", 5*time.Second, telemetry.StatusCompleted)
+	m.Span = telemetry.SpanContext{TraceID: [16]byte{0xab}, SpanID: [8]byte{0xcd}, Sampled: true}
+	mustPublish(t, p, m)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != prometheus.MetricEventWait {
+			continue
+		}
+		for _, b := range mf.GetMetric()[0].GetHistogram().GetBucket() {
+			if ex := b.GetExemplar(); ex != nil {
+				labels := map[string]string{}
+				for _, l := range ex.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				if b.GetUpperBound() != 10 || labels[prometheus.ExemplarTraceID] != m.Span.TraceIDString() || labels[prometheus.ExemplarSpanID] != m.Span.SpanIDString() {
+					t.Errorf("exemplar %v in bucket %v, want the run's ids in bucket 10", labels, b.GetUpperBound())
+				}
+				return
+			}
+		}
+	}
+	t.Error("no exemplar on event_wait_seconds")
+}

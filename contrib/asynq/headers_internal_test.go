@@ -1,0 +1,59 @@
+package asynq
+
+import (
+	"strconv"
+	"testing"
+)
+
+func TestParseTime(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64 // 0: refused
+	}{
+		{"1", 1},
+		{"1764079200123456789", 1764079200123456789},
+		{maxInt64, 1<<63 - 1},
+		{"9223372036854775808", 0}, // one over
+		{"09223372036854775807", 0},
+		{"", 0},
+		{"0", 0},
+		{"-5", 0},
+		{"+5", 0},
+		{"12a", 0},
+		{" 12", 0},
+	}
+	for _, tc := range tests {
+		got, ok := parseTime(tc.in)
+		if tc.want == 0 {
+			if ok {
+				t.Errorf("parseTime(%q): got %v, want refused", tc.in, got)
+			}
+			continue
+		}
+		if !ok || got.UnixNano() != tc.want {
+			t.Errorf("parseTime(%q): got %v, %v; want %d", tc.in, got.UnixNano(), ok, tc.want)
+		}
+	}
+}
+
+// FuzzParseTime checks parseTime against strconv.ParseInt, and the round
+// trip of formatTime.
+func FuzzParseTime(f *testing.F) {
+	for _, s := range []string{"1", "1764079200123456789", maxInt64, "9223372036854775808", "", "0", "-1", "1e9", "00012"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := parseTime(s)
+		n, err := strconv.ParseInt(s, 10, 64)
+		digitsOnly := s != "" && s[0] != '+' && s[0] != '-'
+		want := err == nil && n > 0 && digitsOnly && len(s) <= len(maxInt64)
+		if ok != want || (ok && got.UnixNano() != n) {
+			t.Fatalf("parseTime(%q) = %v, %v; strconv says %d, %v", s, got.UnixNano(), ok, n, err)
+		}
+		if ok {
+			if back, _ := parseTime(formatTime(got)); !back.Equal(got) {
+				t.Fatalf("round trip of %q: got %v", s, back)
+			}
+		}
+	})
+}

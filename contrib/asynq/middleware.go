@@ -1,0 +1,190 @@
+package asynq
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	asynqlib "github.com/hibiken/asynq"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/eventpipeline/eventpipeline/telemetry"
+)
+
+// Span attributes of this package that OpenTelemetry's semantic
+// conventions do not define.
+const (
+	// AttrRetryCount is the attribute of a consumer span that holds the
+	// task's retry count, asynq.GetRetryCount.
+	AttrRetryCount = attribute.Key("asynq.task.retry_count")
+	// AttrMaxRetry holds the task's asynq.GetMaxRetry.
+	AttrMaxRetry = attribute.Key("asynq.task.max_retry")
+	// AttrTaskType holds the task type.
+	AttrTaskType = attribute.Key("asynq.task.type")
+)
+
+// systemAsynq is the messaging.system of the spans.
+var systemAsynq = semconv.MessagingSystemKey.String("asynq")
+
+// A Middleware records every task run of an asynq server as an event run
+// of a telemetry Recorder. Install it on the server's mux:
+//
+//	mux.Use(asynq.NewMiddleware(cfg).Wrap)
+//
+// Each call of the handler is one run (one attempt of the task), recorded
+// with:
+//
+//   - event name: [Config.EventName] of the task's queue and type, by
+//     default the type ([DefaultEventName]);
+//   - task id: asynq's task id (the same for every attempt of the task);
+//   - retry count: asynq's retry count of the task at this attempt
+//     (asynq.GetRetryCount: 0 on the first attempt, 1 on the first
+//     retry, and so on), so the attempt is the retry count plus one;
+//   - process id: the worker's;
+//   - pipeline id: the run id of the pipeline that enqueued the task
+//     ([HeaderPipelineID]), if a pipeline event enqueued it;
+//   - enqueue time: on a first attempt, the time the task became ready
+//     to run ([HeaderEnqueueTime], written by [Client.Enqueue] and
+//     [RemoteEvent]), so that the record tells how long it waited;
+//   - status: completed if the handler returned nil, else failed with the
+//     error's text (asynq.SkipRetry and asynq.RevokeTask included). A
+//     handler that panics is recorded as failed before the panic goes on
+//     to asynq, which recovers it.
+//
+// The trace context in the task's headers is extracted through
+// [Config.Propagator] into the handler's context. With a
+// [Config.TracerProvider], each run is a consumer span, a child of that
+// context, named "process " and the task type, with the messaging
+// attributes of the OpenTelemetry semantic conventions (system "asynq",
+// the queue as destination, the task id as message id, the payload size)
+// and [AttrTaskType], [AttrRetryCount] and [AttrMaxRetry]; it ends with
+// an error status when the handler fails, and its ids go into the record.
+//
+// The queue is not part of the record, which has no such field: it is an
+// attribute of the span, and Config.EventName can put it into the name.
+//
+// Recording never fails a task: errors of the Recorder (a closed
+// Recorder, a task id already pending) are counted ([Middleware.Failures],
+// [Middleware.Err]) and the task runs as usual. A Middleware is safe for
+// concurrent use.
+type Middleware struct {
+	failures
+	rec       *telemetry.Recorder
+	prop      propagation.TextMapPropagator // nil: the global one, at each use
+	tracer    trace.Tracer                  // nil: no spans
+	eventName func(queue, taskType string) string
+	needQueue bool // eventName or the spans use the queue
+	pid       int
+}
+
+// NewMiddleware returns a Middleware configured by cfg.
+func NewMiddleware(cfg Config) *Middleware {
+	m := &Middleware{
+		rec:       recorderOrDefault(cfg.Recorder),
+		prop:      cfg.Propagator,
+		tracer:    tracer(cfg.TracerProvider),
+		eventName: cfg.EventName,
+		pid:       os.Getpid(),
+	}
+	if m.eventName == nil {
+		m.eventName = DefaultEventName
+	}
+	m.needQueue = cfg.EventName != nil || m.tracer != nil
+	return m
+}
+
+// Wrap returns a handler that records each call of next, as the
+// Middleware's doc says: an asynq.MiddlewareFunc, for
+// asynq.ServeMux.Use. A task without an asynq task id in its context
+// (a handler called outside an asynq server) is passed to next
+// unrecorded.
+func (m *Middleware) Wrap(next asynqlib.Handler) asynqlib.Handler {
+	return asynqlib.HandlerFunc(func(ctx context.Context, t *asynqlib.Task) error {
+		id, ok := asynqlib.GetTaskID(ctx)
+		if !ok || id == "" {
+			return next.ProcessTask(ctx, t)
+		}
+		return m.run(ctx, id, t, next)
+	})
+}
+
+func (m *Middleware) run(ctx context.Context, id string, t *asynqlib.Task, next asynqlib.Handler) (err error) {
+	retried, _ := asynqlib.GetRetryCount(ctx)
+	var queue string
+	if m.needQueue { // DefaultEventName does not use it
+		queue, _ = asynqlib.GetQueueName(ctx)
+	}
+	h := t.Headers()
+	ctx = propagator(m.prop).Extract(ctx, propagation.MapCarrier(h))
+
+	var opts [4]telemetry.StartOption
+	n := 0
+	opts[n] = telemetry.WithProcessID(m.pid)
+	n++
+	if pipelineID := h[HeaderPipelineID]; pipelineID != "" {
+		opts[n] = telemetry.WithPipelineID(pipelineID)
+		n++
+	}
+	if retried == 0 {
+		// A retry's wait is not known: asynq keeps no time of its
+		// return to the queue.
+		if enq, ok := parseTime(h[HeaderEnqueueTime]); ok {
+			opts[n] = telemetry.WithEnqueueTime(enq)
+			n++
+		}
+	}
+	var span trace.Span
+	if m.tracer != nil {
+		maxRetry, _ := asynqlib.GetMaxRetry(ctx)
+		ctx, span = m.tracer.Start(ctx, "process "+t.Type(),
+			trace.WithSpanKind(trace.SpanKindConsumer),
+			trace.WithAttributes(
+				systemAsynq,
+				semconv.MessagingOperationTypeProcess,
+				semconv.MessagingOperationName("process"),
+				semconv.MessagingDestinationName(queue),
+				semconv.MessagingMessageID(id),
+				semconv.MessagingMessageBodySize(len(t.Payload())),
+				AttrTaskType.String(t.Type()),
+				AttrRetryCount.Int(retried),
+				AttrMaxRetry.Int(maxRetry),
+			))
+		opts[n] = telemetry.WithSpanContext(spanContext(span.SpanContext()))
+		n++
+	}
+
+	startErr := m.rec.StartEvent(m.eventName(queue, t.Type()), id, opts[:n]...)
+	m.check(startErr)
+	if startErr == nil {
+		for range retried {
+			m.check(m.rec.RecordRetry(id))
+		}
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			m.end(id, startErr, span, fmt.Errorf("asynq: task handler panicked: %v", v))
+			panic(v) // asynq recovers it and fails the attempt
+		}
+		m.end(id, startErr, span, err)
+	}()
+	return next.ProcessTask(ctx, t)
+}
+
+// end records the end of a run started with the error startErr, and ends
+// its span.
+func (m *Middleware) end(id string, startErr error, span trace.Span, err error) {
+	if startErr == nil {
+		m.check(m.rec.EndEvent(id, err))
+	}
+	if span != nil {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}
+}

@@ -1,0 +1,205 @@
+package asynq_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	epasynq "github.com/eventpipeline/eventpipeline/contrib/asynq"
+	"github.com/eventpipeline/eventpipeline/internal/testutil"
+	"github.com/eventpipeline/eventpipeline/pipeline"
+	"github.com/eventpipeline/eventpipeline/telemetry"
+)
+
+func TestRemoteConfigErrors(t *testing.T) {
+	redis := asynq.RedisClientOpt{Addr: "127.0.0.1:6379"}
+	tests := []struct {
+		name string
+		cfg  epasynq.RemoteConfig
+		want string
+	}{
+		{"no redis", epasynq.RemoteConfig{}, "Redis is not set"},
+		{"bad address", epasynq.RemoteConfig{Redis: asynq.RedisClientOpt{Addr: "nowhere"}}, "not host:port"},
+		{"negative timeout", epasynq.RemoteConfig{Redis: redis, Timeout: -1}, "Timeout must not be negative"},
+		{"negative retention", epasynq.RemoteConfig{Redis: redis, Retention: -1}, "Retention must not be negative"},
+		{"negative retries", epasynq.RemoteConfig{Redis: redis, MaxRetry: -1}, "MaxRetry must not be negative"},
+		{"negative result bound", epasynq.RemoteConfig{Redis: redis, MaxResultBytes: -1}, "MaxResultBytes must not be negative"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := epasynq.Remote("score", tc.cfg)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := epasynq.Remote("", epasynq.RemoteConfig{Redis: redis, Timeout: -1}); !errors.Is(err, pipeline.ErrEmptyEventName) || !strings.Contains(err.Error(), "Timeout") {
+		t.Errorf("two problems: got %v, want both joined", err)
+	}
+}
+
+func TestNewWorkerErrors(t *testing.T) {
+	ev := pipeline.Func("a", func(context.Context, any) (any, error) { return nil, nil })
+	_, err := epasynq.NewWorker(epasynq.WorkerConfig{MaxPayloadBytes: -1}, ev, ev, nil, pipeline.Func("", nil))
+	for _, want := range []error{epasynq.ErrDuplicateEvent, pipeline.ErrNilEvent, pipeline.ErrEmptyEventName} {
+		if !errors.Is(err, want) {
+			t.Errorf("got %v, want it to wrap %v", err, want)
+		}
+	}
+	if err == nil || !strings.Contains(err.Error(), "MaxPayloadBytes") {
+		t.Errorf("got %v, want the negative MaxPayloadBytes too", err)
+	}
+}
+
+// inProcess starts a worker with events in this process, on a fresh
+// Redis, recording into its own Recorder, and returns the Redis and the
+// worker's Recorder.
+func inProcess(t *testing.T, events ...pipeline.Event) (*testutil.Redis, *telemetry.Recorder) {
+	t.Helper()
+	redis := testutil.StartRedis(t)
+	rec := newRecorder(t)
+	w, err := epasynq.NewWorker(epasynq.WorkerConfig{Logger: quiet}, events...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := asynq.NewServeMux()
+	mux.Use(epasynq.NewMiddleware(epasynq.Config{Recorder: rec}).Wrap)
+	w.Register(mux)
+	startServer(t, redis.Addr, mux)
+	return redis, rec
+}
+
+// TestRemoteTimeout checks a call that outlasts RemoteConfig.Timeout: it
+// fails with context.DeadlineExceeded, its network operation fails, and
+// the task is cancelled on the worker.
+func TestRemoteTimeout(t *testing.T) {
+	started := make(chan struct{}, 1)
+	redis, workerRec := inProcess(t, pipeline.Func("hang", func(ctx context.Context, _ any) (any, error) {
+		started <- struct{}{}
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}))
+	e, err := epasynq.Remote("hang", epasynq.RemoteConfig{Redis: asynq.RedisClientOpt{Addr: redis.Addr}, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	rec := newRecorder(t)
+	p, err := pipeline.New(pipeline.Config{Recorder: rec}, pipeline.Sequence(e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.Run(context.Background(), nil)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want context.DeadlineExceeded", err)
+	}
+	select {
+	case <-started:
+	default:
+		t.Fatal("the event never started on the worker")
+	}
+	ops := rec.Network().FailedOperations()
+	if len(ops) != 1 || !strings.Contains(ops[0].Error, "deadline exceeded") {
+		t.Errorf("failed calls: %+v, want the call, with the deadline", ops)
+	}
+	// The worker's run was cancelled: it ends failed, with the context's error.
+	testutil.Eventually(t, pollTimeout, func() error {
+		for _, m := range workerRec.FailedEvents() {
+			if m.TaskID == ops[0].TaskID && strings.Contains(m.Error, "context canceled") {
+				return nil
+			}
+		}
+		return errors.New("no cancelled run on the worker")
+	})
+}
+
+// TestRemoteNoWorker checks a call to a queue no worker serves: it times
+// out and its task is deleted.
+func TestRemoteNoWorker(t *testing.T) {
+	redis := testutil.StartRedis(t)
+	e, err := epasynq.Remote("score", epasynq.RemoteConfig{Redis: asynq.RedisClientOpt{Addr: redis.Addr}, Queue: "nobody", Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if _, err := e.Process(context.Background(), 1); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want context.DeadlineExceeded", err)
+	}
+	insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: redis.Addr})
+	defer insp.Close()
+	tasks, err := insp.ListPendingTasks("nobody")
+	if err != nil || len(tasks) != 0 {
+		t.Errorf("pending tasks after the timeout: %v, %v; want none", tasks, err)
+	}
+}
+
+// TestRemoteOutsidePipeline calls a RemoteEvent directly: it works, and
+// the worker's event sees no caller's task but its own.
+func TestRemoteOutsidePipeline(t *testing.T) {
+	redis, _ := inProcess(t, pipeline.Func("echo", func(ctx context.Context, in any) (any, error) {
+		task, _ := pipeline.TaskFrom(ctx)
+		return map[string]any{"in": in, "task": task.ID, "attempt": task.Attempt}, nil
+	}))
+	e, err := epasynq.Remote("echo", epasynq.RemoteConfig{Redis: asynq.RedisClientOpt{Addr: redis.Addr}, Timeout: pollTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	out, err := e.Process(context.Background(), []any{"a", 1.0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := out.(map[string]any)
+	if in, _ := m["in"].([]any); len(in) != 2 || in[0] != "a" || len(m["task"].(string)) != 32 || m["attempt"] != 1.0 {
+		t.Errorf("got %v, want the input back, a random task id and attempt 1", out)
+	}
+}
+
+// TestRemoteNoHandler checks a task that no worker has an event for: asynq
+// archives it without a result, and the call fails with its error.
+func TestRemoteNoHandler(t *testing.T) {
+	redis, _ := inProcess(t, pipeline.Func("known", func(context.Context, any) (any, error) { return nil, nil }))
+	e, err := epasynq.Remote("unknown", epasynq.RemoteConfig{Redis: asynq.RedisClientOpt{Addr: redis.Addr}, Timeout: pollTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	_, err = e.Process(context.Background(), nil)
+	var re *epasynq.RemoteError
+	if !errors.As(err, &re) || !strings.Contains(re.Message, "handler not found") {
+		t.Errorf("got %v, want a RemoteError with asynq's error", err)
+	}
+}
+
+// TestWorkerRejectsBadPayload checks that a task of a remote event's type
+// with a malformed payload fails at once, with the reason as its result.
+func TestWorkerRejectsBadPayload(t *testing.T) {
+	redis, rec := inProcess(t, pipeline.Func("double", func(context.Context, any) (any, error) { return nil, nil }))
+	c := asynq.NewClient(asynq.RedisClientOpt{Addr: redis.Addr})
+	defer c.Close()
+	info, err := c.Enqueue(asynq.NewTask(epasynq.TaskType("double"), []byte(`{"event":"double","input":[1,`)), asynq.MaxRetry(3), asynq.Retention(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitRuns(t, rec, map[string]int{info.ID: 1}) // not retried
+	m, _ := rec.Metrics(info.ID)
+	if m.Status != telemetry.StatusFailed || !strings.Contains(m.Error, "bad payload") || m.EventName != "double" {
+		t.Errorf("got %+v, want a failed run of double with the reason", m)
+	}
+	insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: redis.Addr})
+	defer insp.Close()
+	testutil.Eventually(t, pollTimeout, func() error {
+		ti, err := insp.GetTaskInfo("default", info.ID)
+		if err != nil {
+			return err
+		}
+		if ti.State != asynq.TaskStateArchived || !strings.Contains(string(ti.Result), `"permanent":true`) {
+			return errors.New("task " + ti.State.String() + ", result " + string(ti.Result))
+		}
+		return nil
+	})
+}

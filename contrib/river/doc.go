@@ -1,0 +1,82 @@
+// Package river records the jobs of River (github.com/riverqueue/river,
+// a PostgreSQL-backed job queue) in a telemetry Recorder, and carries
+// trace context from the code that inserts a job to the worker that works
+// it, in the job's metadata. It is the module
+// github.com/eventpipeline/eventpipeline/contrib/river, apart from the
+// core module so that the core's users never download a PostgreSQL
+// driver.
+//
+// Its name is that of the upstream package; import one of them under
+// another name:
+//
+//	import (
+//		"github.com/riverqueue/river"
+//		"github.com/riverqueue/river/rivertype"
+//		epriver "github.com/eventpipeline/eventpipeline/contrib/river"
+//	)
+//
+//	mw := epriver.NewMiddleware(epriver.Config{Recorder: rec})
+//	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+//		Queues:     map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 10}},
+//		Workers:    workers,
+//		Middleware: []rivertype.Middleware{mw},
+//	})
+//
+// The same [Middleware] records on the workers and writes the trace
+// context on the inserting side: a client that only inserts needs it too,
+// for the trace to join.
+//
+// # Job attempts
+//
+// Each attempt of a job is one event run: the kind is the event name
+// ([Config.EventName] changes that), the job id the task id, the
+// attempts before this one the retry count, the worker's process id the
+// process id. A job that fails twice and then succeeds leaves three runs
+// of its id: failed with retry count 0, failed with 1, completed with 2.
+// Since every run adds its retry count, event_retries_total and
+// RetryStats.TotalRetries grow by 0+1+2 for it; RetryStats.EventsWithRetries
+// counts the retried attempts themselves. A snoozed attempt
+// (river.JobSnooze) counts as completed, a cancelled one (river.JobCancel)
+// as failed.
+//
+// # Wait in the queue
+//
+// The wait of an attempt is River's: from the job's scheduled_at (when it
+// became available: its insert, its scheduled time, or the time of its
+// retry) to its attempted_at, both taken by the database. The record's
+// start is the moment the worker started it, on the worker's clock (so its
+// duration is measured on the monotonic clock), and its enqueue time that
+// start minus the wait, so that the wait is River's exactly whatever the
+// offset between the clocks. The Prometheus publisher observes it in
+// event_wait_seconds. A job inserted with a scheduled time given by the
+// inserting machine's clock can show a wait that clock skew makes
+// negative: it counts as none, and is counted
+// (telemetry.Stats.EventsWaitClamped).
+//
+// # Trace context
+//
+// At insert, the Middleware writes into each job's metadata, under
+// [MetadataKey], the trace context of the insert's ctx through
+// [Config.Propagator] (by default OpenTelemetry's global propagator),
+// and the run id of the pipeline that inserted it, if a pipeline event
+// did. At work, it extracts the context into the worker's ctx. With a
+// [Config.TracerProvider], each insert is a producer span and each
+// attempt a consumer span, a child of it, with the messaging attributes
+// of the OpenTelemetry semantic conventions (system "river", the queue as
+// destination, the job id as message id) and [AttrJobKind] and
+// [AttrJobAttempt]; the records carry the consumer span's ids. Without
+// one, no span is made and no span ids are recorded.
+//
+// # Cost
+//
+// Without a TracerProvider, and for a job without the Middleware's
+// metadata, the Middleware adds the recording of one event run to an
+// attempt, and one allocation (the job id in decimal), measured by
+// BenchmarkMiddleware against the same worker function called directly.
+// Metadata with trace context costs its JSON decoding.
+//
+// # Concurrency
+//
+// Every exported function and method is safe for concurrent use unless
+// its documentation says otherwise.
+package river
