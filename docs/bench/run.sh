@@ -35,6 +35,8 @@ benchmarks=(
 	"./telemetry/nettrace" 'Transport'
 	"./pipeline" 'PipelineEvent'
 	"./telemetry/oteltrace" 'EventSpan'
+	"./contrib/asynq" 'Middleware'
+	"./contrib/river" 'Middleware'
 )
 
 model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
@@ -45,7 +47,9 @@ trap 'rm -rf "$tmp" "$bin"' EXIT
 # Build first, so that every round runs the same code and no round pays
 # for compiling.
 for ((i = 0; i < ${#benchmarks[@]}; i += 2)); do
-	go test -c -o "$bin/$i.test" "${benchmarks[i]}"
+	# In the package's directory, so that the modules under contrib/ build
+	# in their own module.
+	(cd "${benchmarks[i]}" && go test -c -o "$bin/$i.test" .)
 done
 
 {
