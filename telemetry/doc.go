@@ -101,6 +101,17 @@
 // other goroutines record; a record it returns is a copy. Failed records
 // are found without reading the others, slow ones by scanning durations
 // only, so these queries cost little more than the records they return.
+// [Recorder.WaitedEvents] finds the runs that waited in a queue longer than
+// a threshold; [Recorder.PendingEvents] and [Network.PendingOperations]
+// list the oldest runs in flight, reading only those, for a live view.
+//
+// # Times given by the caller
+//
+// Code that times a run itself, a tracer or a job queue's middleware, can
+// give the Recorder its times: [WithStartTime] at the start,
+// [Recorder.EndEventAt] and [Network.EndOperationAt] at the end. A time
+// from [Recorder.Now], the Recorder's own clock, becomes the record's time
+// exactly, so that a span and its record agree to the nanosecond.
 //
 // # The JSON report
 //
