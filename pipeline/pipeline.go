@@ -109,11 +109,9 @@ type Config struct {
 	TracerProvider trace.TracerProvider
 	// Tracer, if not nil, traces as TracerProvider does, with this
 	// Tracer and its provider; its Recorder is the pipeline's (Recorder
-	// must be nil or the same). New attaches a new Tracer to the Recorder
-	// for a TracerProvider, and a Tracer stays attached as long as the
-	// Recorder: a program that makes many pipelines on one Recorder makes
-	// one Tracer (oteltrace.New) and gives it to each. nil means
-	// TracerProvider decides.
+	// must be nil or the same). It lets pipelines share one Tracer
+	// (oteltrace.New), which keeps no state per run; with a TracerProvider
+	// alone, New makes one. nil means TracerProvider decides.
 	Tracer *oteltrace.Tracer
 	// Propagator injects the trace context (and baggage) into the requests
 	// of remote events. nil means the Tracer's, else
