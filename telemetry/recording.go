@@ -389,8 +389,11 @@ func finish[R, T any](r *Recorder, t *store.Table[R, T], op, taskID string,
 	count(&s.Totals, &e.Rec)
 	pressure := enqueue(s, outs, e.TaskID, &e.Rec)
 	var rec R
-	if len(outs) > 0 {
-		rec = e.Rec // e is reused once s is released
+	for _, o := range outs {
+		if o.sync {
+			rec = e.Rec // for the synchronous publishers: e is reused once s is released
+			break
+		}
 	}
 	t.Ended(s)
 	t.Release(s)

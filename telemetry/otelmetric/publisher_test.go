@@ -369,3 +369,34 @@ func conformanceIDs(n int) []string {
 	}
 	return ids
 }
+
+// TestWaitHistogram checks event_wait_seconds: the wait of a run given an
+// enqueue time, in seconds, by event name, with the wait buckets; a run
+// without one is not observed.
+func TestWaitHistogram(t *testing.T) {
+	p, reader := newManual(t, Config{})
+	ctx := context.Background()
+	m := finishedEvent("resize", telemetry.StatusCompleted, time.Second, 0)
+	p.PublishEventMetrics(ctx, m) // no enqueue time
+	m.EnqueueTime = m.StartTime.Add(-3 * time.Second)
+	p.PublishEventMetrics(ctx, m)
+	var found bool
+	for _, metric := range collect(t, reader) {
+		if metric.Name != metricdef.EventWait {
+			continue
+		}
+		found = true
+		h, ok := metric.Data.(metricdata.Histogram[float64])
+		if !ok || len(h.DataPoints) != 1 || metric.Unit != "s" {
+			t.Fatalf("got %+v, want one histogram point in seconds", metric)
+		}
+		pt := h.DataPoints[0]
+		name, _ := pt.Attributes.Value(metricdef.LabelEventName)
+		if pt.Count != 1 || pt.Sum != 3 || name.AsString() != "resize" || !slices.Equal(pt.Bounds, metricdef.WaitBuckets()) {
+			t.Errorf("got count %d sum %v event %q bounds %v; want 1, 3, resize and the wait buckets", pt.Count, pt.Sum, name.AsString(), pt.Bounds)
+		}
+	}
+	if !found {
+		t.Errorf("no %s metric", metricdef.EventWait)
+	}
+}
