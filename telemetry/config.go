@@ -96,10 +96,10 @@ func WithMaxNetworkOps(n int) Option {
 // WithMaxPending sets how many runs of each kind may be pending at once
 // (default [DefaultMaxPending]); starting one more returns
 // [ErrTooManyPending]. n must be positive. A Recorder that retains more than
-// 2*2048 records of a kind splits its pending runs into up to 16 stripes by
-// task id, to record from many goroutines at once; each stripe then accepts
-// n/stripes pending runs (rounded up), so the limit holds for the total but
-// one stripe may refuse a start a little before it is reached.
+// 2*2048 records of a kind splits its runs into up to 16 shards by task
+// id, to record from many goroutines at once; each shard then accepts
+// n/shards pending runs (rounded up), so the limit holds for the total but
+// one shard may refuse a start a little before it is reached.
 func WithMaxPending(n int) Option {
 	return optionFunc(func(c *config) { positive(c, "max pending", n, &c.maxPending) })
 }

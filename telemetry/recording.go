@@ -372,7 +372,7 @@ func begin[R, T any](r *Recorder, t *store.Table[R, T], op, taskID string, rec R
 func finish[R, T any](r *Recorder, t *store.Table[R, T], op, taskID string,
 	end func(*R, int32), count func(*T, *R), publishSync func(*outlet, string, R)) error {
 	outs := *r.outlets.Load()
-	s := t.Acquire()
+	s, h := t.Acquire(taskID)
 	if r.closed.Load() {
 		// Checked under the shard's lock, which the publishers' workers
 		// take for their last round after Close began, so that no record
@@ -380,7 +380,7 @@ func finish[R, T any](r *Recorder, t *store.Table[R, T], op, taskID string,
 		t.Release(s)
 		return taskError(op, taskID, ErrClosed)
 	}
-	e, retries, st := t.End(s, taskID)
+	e, retries, st := t.End(s, h, taskID)
 	if st != store.OK {
 		t.Release(s)
 		return taskError(op, taskID, runError(t.Why(taskID)))

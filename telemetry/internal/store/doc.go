@@ -8,46 +8,43 @@
 //
 // # Layout
 //
-// A [Table] has three parts, each under locks of its own:
+// A [Table] has two parts, each under locks of its own:
 //
-//   - Stripes hold the pending runs. A task id's hash picks its stripe; the
-//     stripe's open-addressing index holds the pending record itself in
-//     the slot of the task id, with its retries. Starting a run takes one
-//     stripe lock and writes one slot; ending it takes the same lock and
-//     reads that slot, which the start left in the cache. A table has one
-//     stripe until it retains 4,096 records, and up to 16 above; each
-//     stripe holds the limit of pending runs divided by their number,
-//     rounded up ([TooManyPending]).
-//   - Shards take the runs that end. A goroutine acquires the shard of the
-//     processor it runs on ([Table.Acquire] gets it from a sync.Pool, which
-//     keeps one item per processor without locking; the pool is only a
-//     hint, every shard stays in the table and is locked for use). The
-//     shard gathers finished records in a batch of 64, counts them in its
-//     Totals, and holds the delivery buffers described below, so that the
-//     memory a processor writes on the recording path stays in its own
-//     caches and two processors rarely touch the same lock. A table with
-//     one stripe has one shard; otherwise as many as GOMAXPROCS, rounded up
-//     to a power of two, at most the number of stripes.
+//   - Shards hold the runs of the task ids whose hash picks them. A
+//     shard's open-addressing index holds each pending record itself in
+//     the slot of its task id, with its retries; starting a run takes the
+//     shard's lock and writes one slot. Ending it takes the same lock,
+//     reads that slot, which the start left in the cache, and appends the
+//     finished record to the shard's batch of up to 64, counts it in the
+//     shard's Totals and hands it to the delivery buffers described below,
+//     all under that one lock. A table has one shard until it retains
+//     4,096 records, and up to 16 above; each shard holds the limit of
+//     pending runs divided by their number, rounded up ([TooManyPending]).
+//     A run thus costs two locks, its start's and its end's, whatever the
+//     number of shards, and two goroutines share a lock only when their
+//     task ids fall in the same shard.
 //   - The ring holds the retained finished records. A shard moves its batch
 //     into it, under the table's lock, when the batch is full or a query
-//     comes. When the ring is full, each new record evicts the oldest, so
-//     the table holds exactly its capacity however many shards record; with
-//     one shard records enter in end order and eviction is strictly oldest
-//     first, with several in batches, so oldest first within a batch's
-//     span. Beside the records the ring keeps their durations in a dense
-//     array (slow records are found by scanning 8 bytes a record), the
-//     sequence numbers of the failed ones (found without reading the
-//     others), and an index of the latest run of each task id that only
-//     queries bring up to date (recording never pays for it).
+//     comes; a table of one shard writes each record straight into the
+//     ring, under the shard's lock, which then guards the ring. When the
+//     ring is full, each new record evicts the oldest, so the table holds
+//     exactly its capacity however many shards record; with one shard
+//     records enter in end order and eviction is strictly oldest first,
+//     with several in batches, so oldest first within a batch's span.
+//     Beside the records the ring keeps their durations in a dense array
+//     (slow records are found by scanning 8 bytes a record), the sequence
+//     numbers of the failed ones (found without reading the others), and an
+//     index of the latest run of each task id that only queries bring up to
+//     date (recording never pays for it).
 //
-// Recording allocates nothing once the stripes' indexes, the ring's blocks
+// Recording allocates nothing once the shards' indexes, the ring's blocks
 // (allocated 1,024 records at a time) and the buffers have grown to their
 // steady size. A task id is hashed once per call.
 //
 // # Queries
 //
-// [Table.Locked] locks every shard, every stripe and the ring, in that
-// order (the order recording takes them in), moves every batch into the
+// [Table.Locked] locks every shard and the ring, in that order (the order
+// recording takes them in), moves every batch into the
 // ring, and hands a [View] to its caller: one consistent snapshot, in which
 // a run is pending or finished, never neither. Results come oldest end
 // first: the ring holds each shard's records in end order, and a query

@@ -22,7 +22,7 @@ type islot struct {
 func key(h uint64) uint64 { return h | 1 }
 
 // home returns the slot a hash would occupy in an empty table. It uses bits
-// above those that pick the stripe.
+// above those that pick the shard.
 func (x *index) home(hk uint64) int { return int(hk>>8) & (len(x.slots) - 1) }
 
 // find returns the position of the entry for hash h whose ring slot holds a

@@ -1,12 +1,12 @@
 package store
 
-// A pindex holds the pending runs of one stripe: an open-addressing table
+// A pindex holds the pending runs of one shard: an open-addressing table
 // with linear probing, kept at most half full, whose slots hold the pending
 // runs themselves, so that starting or ending a run touches only the
-// stripe's lock and one slot. A slot holds the task id, the record, and the
+// shard's lock and one slot. A slot holds the task id, the record, and the
 // retries recorded for the run (so that recording one takes only the
-// stripe's lock). Deletion shifts later entries back, so no tombstones
-// build up. It is used only with its stripe locked.
+// shard's lock). Deletion shifts later entries back, so no tombstones
+// build up. It is used only with its shard locked.
 type pindex[R any] struct {
 	slots []pslot[R] // length a power of two, or 0 before the first insert
 	n     int        // slots in use
@@ -20,7 +20,7 @@ type pslot[R any] struct {
 }
 
 // home returns the slot a hash would occupy in an empty table. It uses bits
-// above those that pick the stripe.
+// above those that pick the shard.
 func (x *pindex[R]) home(hk uint64) int { return int(hk>>8) & (len(x.slots) - 1) }
 
 // find returns the position of the entry of taskID, or -1.

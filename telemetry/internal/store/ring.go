@@ -192,9 +192,9 @@ func (g *ring[R]) lookup(h uint64, taskID string, end func(*R) time.Duration) (*
 // the index never holds more than about twice the capacity, and its upkeep
 // costs O(1) per record, paid by the queries that need it rather than by
 // recording. A run replaces the entry of its task id only if it ended no
-// earlier than the run the entry holds: with several shards, the batches
-// of two shards may reach the ring in the other order than their runs of
-// one task id ended.
+// earlier than the run the entry holds. The runs of a task id all end in
+// its shard, so they reach the ring in end order; the check keeps the
+// index right even for records that would not.
 func (g *ring[R]) catchUp(end func(*R) time.Duration) {
 	from := g.indexed
 	if g.ended-from > uint64(g.capacity) || g.latest.n > 2*g.capacity {

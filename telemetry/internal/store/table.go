@@ -3,18 +3,16 @@ package store
 import (
 	"cmp"
 	"hash/maphash"
-	"runtime"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
-// maxParts is the most stripes and shards a table is split into, and
-// partSize the fewest records each stripe must stand for: below 2*partSize
-// records a table has one stripe and one shard, and evicts strictly oldest
-// first. stageSize is how many finished records a shard gathers before it
-// moves them into the ring.
+// maxParts is the most shards a table is split into, and partSize the
+// fewest records each shard must stand for: below 2*partSize records a
+// table has one shard, and evicts strictly oldest first. stageSize is how
+// many finished records a shard gathers before it moves them into the
+// ring.
 const (
 	maxParts  = 16
 	partSize  = 2048
@@ -29,7 +27,7 @@ type Status uint8
 const (
 	OK             Status = iota // done
 	AlreadyStarted               // the task id has a pending run
-	TooManyPending               // the stripe holds its limit of pending runs
+	TooManyPending               // the shard holds its limit of pending runs
 	NotStarted                   // the task id has no run, pending or retained
 	AlreadyEnded                 // the task id's latest retained run has ended
 	NotPending                   // the task id has no pending run (see [Table.Why])
@@ -51,34 +49,24 @@ type Funcs[R any] struct {
 // use unless their docs say otherwise.
 type Table[R any, T any] struct {
 	seed       maphash.Seed
-	stripes    []stripe[R]
-	smask      uint64
-	maxPending int // per stripe
 	shards     []Shard[R, T]
-	oneLock    bool          // one shard, whose lock also guards the stripes
-	pool       sync.Pool     // a shard per P, as a hint; see Acquire
-	rr         atomic.Uint32 // hands out shards to the pool round-robin
+	mask       uint64 // picks a task id's shard from its hash
+	maxPending int    // per shard
 	fn         Funcs[R]
 
 	mu   sync.Mutex // guards ring (with one shard, its lock does); taken last
 	ring ring[R]
 }
 
-// A stripe holds the pending runs of the task ids whose hash selects it.
-type stripe[R any] struct {
+// A Shard holds the runs of the task ids whose hash selects it: the
+// pending ones, in an index whose slots hold the records themselves; the
+// finished ones not moved to the ring yet; the caller's totals over those
+// that ended in it; and its part of the delivery buffers. Lock it
+// ([Table.Acquire] does) around every use.
+type Shard[R any, T any] struct {
 	mu      sync.Mutex
 	idx     pindex[R]
-	retries uint64   // retries recorded in this stripe, ever
-	_       [64]byte // keep stripes on separate cache lines
-}
-
-// A Shard is where the goroutines running on one processor (as far as
-// [Table.Acquire] can tell) gather the records they finish before these
-// move to the ring, count them in Totals, and hand them to delivery. Lock
-// it (Acquire does) around every use.
-type Shard[R any, T any] struct {
-	mu sync.Mutex
-	id int32
+	retries uint64 // retries recorded in this shard, ever
 	// Totals are the caller's exact counts over the records finished in
 	// this shard, retained or not; the Table never reads them.
 	Totals T
@@ -88,8 +76,8 @@ type Shard[R any, T any] struct {
 }
 
 // NewTable returns a Table that retains up to capacity finished records and
-// holds up to about maxPending pending ones (each stripe holds maxPending
-// divided by the number of stripes, rounded up). If initTotals is not nil,
+// holds up to about maxPending pending ones (each shard holds maxPending
+// divided by the number of shards, rounded up). If initTotals is not nil,
 // it is called on the Totals of every shard. capacity and maxPending must
 // be positive.
 func NewTable[R any, T any](capacity, maxPending int, fn Funcs[R], initTotals func(*T)) *Table[R, T] {
@@ -97,118 +85,80 @@ func NewTable[R any, T any](capacity, maxPending int, fn Funcs[R], initTotals fu
 	for n < maxParts && capacity/(2*n) >= partSize {
 		n *= 2
 	}
-	shards := 1
-	if n > 1 {
-		for shards < min(n, runtime.GOMAXPROCS(0)) {
-			shards *= 2
-		}
-	}
 	t := &Table[R, T]{
 		seed:       maphash.MakeSeed(),
-		stripes:    make([]stripe[R], n),
-		smask:      uint64(n - 1),
+		shards:     make([]Shard[R, T], n),
+		mask:       uint64(n - 1),
 		maxPending: (maxPending + n - 1) / n,
-		shards:     make([]Shard[R, T], shards),
 		fn:         fn,
 		ring:       newRing[R](capacity),
 	}
 	for i := range t.shards {
 		s := &t.shards[i]
-		s.id = int32(i)
 		s.stage = make([]Entry[R], 0, stageSize)
 		if initTotals != nil {
 			initTotals(&s.Totals)
 		}
 	}
-	t.oneLock = len(t.shards) == 1
-	t.pool.New = func() any { return &t.shards[int(t.rr.Add(1)-1)%len(t.shards)] }
 	return t
 }
 
 // NumShards returns the number of shards of t, which never changes.
 func (t *Table[R, T]) NumShards() int { return len(t.shards) }
 
-// NumStripes returns the number of stripes of t, which never changes.
-func (t *Table[R, T]) NumStripes() int { return len(t.stripes) }
-
-// MaxPending returns the limit of pending runs of each stripe.
+// MaxPending returns the limit of pending runs of each shard.
 func (t *Table[R, T]) MaxPending() int { return t.maxPending }
 
-// Acquire returns a shard of t, locked: the one the calling goroutine's
-// processor used last, so that what a processor records stays in its own
-// caches and two processors rarely share a lock. The shard travels through
-// a sync.Pool, which keeps one item per processor without locking; the pool
-// only hints, since every shard stays in the table and is locked for use.
-// Give it back with [Table.Release].
-func (t *Table[R, T]) Acquire() *Shard[R, T] {
-	var s *Shard[R, T]
-	if len(t.shards) == 1 {
-		s = &t.shards[0]
-	} else {
-		s = t.pool.Get().(*Shard[R, T])
-	}
+// shard returns the shard of the task id whose hash is h.
+func (t *Table[R, T]) shard(h uint64) *Shard[R, T] { return &t.shards[h&t.mask] }
+
+// Acquire returns the shard of taskID, locked, and the task id's hash, to
+// give to [Table.End]. Give the shard back with [Table.Release].
+func (t *Table[R, T]) Acquire(taskID string) (*Shard[R, T], uint64) {
+	h := maphash.String(t.seed, taskID)
+	s := t.shard(h)
 	s.mu.Lock()
-	return s
+	return s, h
 }
 
-// Release unlocks s and gives it back for the next [Table.Acquire] on this
-// processor.
-func (t *Table[R, T]) Release(s *Shard[R, T]) {
-	s.mu.Unlock()
-	if len(t.shards) > 1 {
-		t.pool.Put(s)
-	}
-}
-
-// stripeLock returns the lock that guards st: its own, or with one shard
-// that shard's, so that ending a run in a table of one shard takes one lock
-// instead of two.
-func (t *Table[R, T]) stripeLock(st *stripe[R]) *sync.Mutex {
-	if t.oneLock {
-		return &t.shards[0].mu
-	}
-	return &st.mu
-}
+// Release unlocks s.
+func (t *Table[R, T]) Release(s *Shard[R, T]) { s.mu.Unlock() }
 
 // Start adds rec as the pending run of taskID. It returns
 // [AlreadyStarted] if taskID has a pending run and [TooManyPending] if its
-// stripe holds its limit of pending runs.
+// shard holds its limit of pending runs.
 func (t *Table[R, T]) Start(taskID string, rec *R) Status {
 	h := maphash.String(t.seed, taskID)
-	st := &t.stripes[h&t.smask]
-	mu := t.stripeLock(st)
-	mu.Lock()
-	defer mu.Unlock()
-	if st.idx.find(h, taskID) >= 0 {
-		return AlreadyStarted
+	s := t.shard(h)
+	s.mu.Lock()
+	st := OK
+	switch {
+	case s.idx.find(h, taskID) >= 0:
+		st = AlreadyStarted
+	case s.idx.n >= t.maxPending:
+		st = TooManyPending
+	default:
+		s.idx.insert(h, taskID, rec)
 	}
-	if st.idx.n >= t.maxPending {
-		return TooManyPending
-	}
-	st.idx.insert(h, taskID, rec)
-	return OK
+	s.mu.Unlock()
+	return st
 }
 
-// End moves the pending run of taskID into s, which the caller has
-// acquired, as its newest finished record, and returns it to be completed
-// in place while s stays locked, with the retries recorded for it. Without
-// a pending run it returns [NotPending]; [Table.Ended] then tells whether
-// the task id has ended or never started. Call [Table.Ended] after the
-// caller has completed the record.
-func (t *Table[R, T]) End(s *Shard[R, T], taskID string) (*Entry[R], int32, Status) {
-	h := maphash.String(t.seed, taskID)
-	st := &t.stripes[h&t.smask]
-	if !t.oneLock { // else s's lock, held, guards st
-		st.mu.Lock()
-		defer st.mu.Unlock()
-	}
-	i := st.idx.find(h, taskID)
+// End moves the pending run of taskID, whose hash h and shard s
+// [Table.Acquire] returned, out of the pending index, as s's newest
+// finished record, and returns it to be completed in place while s stays
+// locked, with the retries recorded for it. Without a pending run it
+// returns [NotPending]; [Table.Why] then tells whether the task id has
+// ended or never started. Call [Table.Ended] after the caller has
+// completed the record.
+func (t *Table[R, T]) End(s *Shard[R, T], h uint64, taskID string) (*Entry[R], int32, Status) {
+	i := s.idx.find(h, taskID)
 	if i < 0 {
 		return nil, 0, NotPending
 	}
-	p := &st.idx.slots[i]
+	p := &s.idx.slots[i]
 	var e *Entry[R]
-	if t.oneLock {
+	if len(t.shards) == 1 {
 		// The one shard's lock guards the ring too: write the record
 		// where it stays, and let Ended commit it.
 		e = t.ring.reserve()
@@ -218,7 +168,7 @@ func (t *Table[R, T]) End(s *Shard[R, T], taskID string) (*Entry[R], int32, Stat
 	}
 	e.TaskID, e.hash, e.Rec = p.id, h, p.rec
 	retries := p.retries
-	st.idx.removeAt(i)
+	s.idx.removeAt(i)
 	return e, retries, OK
 }
 
@@ -228,7 +178,7 @@ func (t *Table[R, T]) End(s *Shard[R, T], taskID string) (*Entry[R], int32, Stat
 // gathered in s into the ring once there are stageSize of them (the
 // queries move the rest).
 func (t *Table[R, T]) Ended(s *Shard[R, T]) {
-	if t.oneLock {
+	if len(t.shards) == 1 {
 		e := t.ring.slot(t.ring.next)
 		t.ring.commit(t.fn.Dur(&e.Rec), t.fn.Failed(&e.Rec))
 		return
@@ -255,16 +205,15 @@ func (t *Table[R, T]) moveStage(s *Shard[R, T]) {
 // it returns [NotPending].
 func (t *Table[R, T]) Retry(taskID string) Status {
 	h := maphash.String(t.seed, taskID)
-	st := &t.stripes[h&t.smask]
-	mu := t.stripeLock(st)
-	mu.Lock()
-	defer mu.Unlock()
-	i := st.idx.find(h, taskID)
+	s := t.shard(h)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := s.idx.find(h, taskID)
 	if i < 0 {
 		return NotPending
 	}
-	st.idx.slots[i].retries++
-	st.retries++
+	s.idx.slots[i].retries++
+	s.retries++
 	return OK
 }
 
@@ -283,20 +232,14 @@ func (t *Table[R, T]) Why(taskID string) Status {
 // Locked calls f with everything in t locked, every shard's finished
 // records moved to the ring, so that what f reads through v is one
 // consistent snapshot. f must not keep v. Locks are taken shards first,
-// then stripes, then the ring, the order recording takes them in.
+// then the ring, the order recording takes them in.
 func (t *Table[R, T]) Locked(f func(v *View[R, T])) {
 	for i := range t.shards {
 		t.shards[i].mu.Lock()
 	}
-	for i := range t.stripes {
-		t.stripes[i].mu.Lock()
-	}
 	t.mu.Lock()
 	defer func() {
 		t.mu.Unlock()
-		for i := range t.stripes {
-			t.stripes[i].mu.Unlock()
-		}
 		for i := range t.shards {
 			t.shards[i].mu.Unlock()
 		}
@@ -320,8 +263,8 @@ func (v *View[R, T]) EachTotals(f func(*T)) {
 // NumPending returns the number of pending runs.
 func (v *View[R, T]) NumPending() int {
 	n := 0
-	for i := range v.t.stripes {
-		n += v.t.stripes[i].idx.n
+	for i := range v.t.shards {
+		n += v.t.shards[i].idx.n
 	}
 	return n
 }
@@ -329,8 +272,8 @@ func (v *View[R, T]) NumPending() int {
 // Retries returns the number of retries ever recorded.
 func (v *View[R, T]) Retries() uint64 {
 	var n uint64
-	for i := range v.t.stripes {
-		n += v.t.stripes[i].retries
+	for i := range v.t.shards {
+		n += v.t.shards[i].retries
 	}
 	return n
 }
@@ -344,9 +287,9 @@ func (v *View[R, T]) Evicted() uint64 { return v.t.ring.evicted }
 // EachPending calls f on every pending run, in no particular order, with
 // its task id and retries.
 func (v *View[R, T]) EachPending(f func(taskID string, retries int32, rec *R)) {
-	for i := range v.t.stripes {
-		for j := range v.t.stripes[i].idx.slots {
-			if e := &v.t.stripes[i].idx.slots[j]; e.hash != 0 {
+	for i := range v.t.shards {
+		for j := range v.t.shards[i].idx.slots {
+			if e := &v.t.shards[i].idx.slots[j]; e.hash != 0 {
 				f(e.id, e.retries, &e.rec)
 			}
 		}
@@ -379,9 +322,9 @@ func (v *View[R, T]) Pending(limit int, pending func(rec *R, retries int32)) ([]
 func (v *View[R, T]) Latest(taskID string, pending func(rec *R, retries int32)) (Entry[R], bool) {
 	t := v.t
 	h := maphash.String(t.seed, taskID)
-	st := &t.stripes[h&t.smask]
-	if i := st.idx.find(h, taskID); i >= 0 {
-		e := &st.idx.slots[i]
+	s := t.shard(h)
+	if i := s.idx.find(h, taskID); i >= 0 {
+		e := &s.idx.slots[i]
 		out := Entry[R]{TaskID: e.id, Rec: e.rec}
 		if pending != nil {
 			pending(&out.Rec, e.retries)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"hash/maphash"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -26,31 +27,28 @@ var recFuncs = Funcs[rec]{
 // totals counts the records finished in a shard.
 type totals struct{ ended int }
 
-func TestNewTableSplitsStripes(t *testing.T) {
+func TestNewTableSplitsShards(t *testing.T) {
 	tests := []struct {
-		name                 string
-		capacity, pending    int
-		wantStripes          int
-		wantPendingPerStripe int
+		name                string
+		capacity, pending   int
+		wantShards          int
+		wantPendingPerShard int
 	}{
-		{name: "one record", capacity: 1, pending: 1, wantStripes: 1, wantPendingPerStripe: 1},
-		{name: "just under two stripes", capacity: 4095, pending: 10, wantStripes: 1, wantPendingPerStripe: 10},
-		{name: "two stripes", capacity: 4096, pending: 3, wantStripes: 2, wantPendingPerStripe: 2},
-		{name: "uneven", capacity: 10_001, pending: 10_001, wantStripes: 4, wantPendingPerStripe: 2501},
-		{name: "default", capacity: 100_000, pending: 100_000, wantStripes: 16, wantPendingPerStripe: 6250},
-		{name: "at most 16 stripes", capacity: 1 << 22, pending: 1, wantStripes: 16, wantPendingPerStripe: 1},
+		{name: "one record", capacity: 1, pending: 1, wantShards: 1, wantPendingPerShard: 1},
+		{name: "just under two shards", capacity: 4095, pending: 10, wantShards: 1, wantPendingPerShard: 10},
+		{name: "two shards", capacity: 4096, pending: 3, wantShards: 2, wantPendingPerShard: 2},
+		{name: "uneven", capacity: 10_001, pending: 10_001, wantShards: 4, wantPendingPerShard: 2501},
+		{name: "default", capacity: 100_000, pending: 100_000, wantShards: 16, wantPendingPerShard: 6250},
+		{name: "at most 16 shards", capacity: 1 << 22, pending: 1, wantShards: 16, wantPendingPerShard: 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tb := NewTable[rec, totals](tc.capacity, tc.pending, recFuncs, nil)
-			if got := tb.NumStripes(); got != tc.wantStripes {
-				t.Errorf("got %d stripes, want %d", got, tc.wantStripes)
+			if got := tb.NumShards(); got != tc.wantShards {
+				t.Errorf("got %d shards, want %d", got, tc.wantShards)
 			}
-			if got := tb.MaxPending(); got != tc.wantPendingPerStripe {
-				t.Errorf("got pending limit %d per stripe, want %d", got, tc.wantPendingPerStripe)
-			}
-			if n := tb.NumShards(); n < 1 || n > tc.wantStripes || n&(n-1) != 0 {
-				t.Errorf("got %d shards, want a power of two from 1 to %d", n, tc.wantStripes)
+			if got := tb.MaxPending(); got != tc.wantPendingPerShard {
+				t.Errorf("got pending limit %d per shard, want %d", got, tc.wantPendingPerShard)
 			}
 		})
 	}
@@ -72,12 +70,12 @@ func TestNewTableInitializesTotals(t *testing.T) {
 	}
 }
 
-// end ends the pending run of id in shard s of tb with r, as the telemetry
-// package does, and returns the status.
-func end(tb *Table[rec, totals], s *Shard[rec, totals], id string, r rec) Status {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, _, st := tb.End(s, id)
+// end ends the pending run of id in tb with r, as the telemetry package
+// does, and returns the status.
+func end(tb *Table[rec, totals], id string, r rec) Status {
+	s, h := tb.Acquire(id)
+	defer tb.Release(s)
+	e, _, st := tb.End(s, h, id)
 	if st != OK {
 		return st
 	}
@@ -91,7 +89,6 @@ func end(tb *Table[rec, totals], s *Shard[rec, totals], id string, r rec) Status
 
 func TestStatuses(t *testing.T) {
 	tb := NewTable[rec, totals](10, 2, recFuncs, nil)
-	s := &tb.shards[0]
 	if st := tb.Start("a", &rec{start: 1}); st != OK {
 		t.Fatalf("start a: got %v, want OK", st)
 	}
@@ -107,11 +104,11 @@ func TestStatuses(t *testing.T) {
 	if st := tb.Retry("a"); st != OK {
 		t.Errorf("retry a: got %v, want OK", st)
 	}
-	if st := end(tb, s, "a", rec{dur: 5}); st != OK {
+	if st := end(tb, "a", rec{dur: 5}); st != OK {
 		t.Fatalf("end a: got %v, want OK", st)
 	}
 	for _, id := range []string{"a", "zz"} {
-		if st := end(tb, s, id, rec{}); st != NotPending {
+		if st := end(tb, id, rec{}); st != NotPending {
 			t.Errorf("end %s: got %v, want NotPending", id, st)
 		}
 		if st := tb.Retry(id); st != NotPending {
@@ -160,23 +157,19 @@ func (m *model) retained() []Entry[rec] {
 }
 
 // TestTableMatchesModel drives tables of one and of several shards with
-// random starts, retries and ends, ended in random shards, and checks every
+// random starts, retries and ends, and checks every
 // query against a model after each batch of operations: retained and
 // evicted counts, the latest run of task ids (pending, retained, evicted
 // or never seen), failed and slow records, and the snapshot order.
 func TestTableMatchesModel(t *testing.T) {
 	for _, tc := range []struct {
 		capacity, shards int
-	}{{1, 1}, {7, 1}, {1500, 1}, {7, 2}, {300, 4}, {2500, 3}} {
+	}{{1, 1}, {7, 1}, {1500, 1}, {7, 2}, {300, 4}, {2500, 2}} {
 		t.Run(fmt.Sprintf("capacity %d, %d shards", tc.capacity, tc.shards), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(tc.capacity), uint64(tc.shards)))
 			tb := NewTable[rec, totals](tc.capacity, 1<<20, recFuncs, nil)
 			// Give the table the shards of the test case.
-			tb.shards = make([]Shard[rec, totals], tc.shards)
-			for i := range tb.shards {
-				tb.shards[i].id = int32(i)
-			}
-			tb.oneLock = tc.shards == 1
+			tb.shards, tb.mask = make([]Shard[rec, totals], tc.shards), uint64(tc.shards-1)
 			m := &model{capacity: tc.capacity, stage: make([][]Entry[rec], tc.shards),
 				pending: map[string]rec{}, retries: map[string]int32{}, started: map[string]bool{}}
 			now := time.Duration(0)
@@ -204,9 +197,9 @@ func TestTableMatchesModel(t *testing.T) {
 							m.retries[id]++
 						}
 					default:
-						sh := rng.IntN(tc.shards)
+						sh := int(maphash.String(tb.seed, id) & tb.mask)
 						r := rec{dur: now - m.pending[id].start, failed: rng.IntN(4) == 0}
-						st := end(tb, &tb.shards[sh], id, r)
+						st := end(tb, id, r)
 						p, ok := m.pending[id]
 						if ok != (st == OK) {
 							t.Fatalf("end %s: got %v, pending in the model: %v", id, st, ok)
@@ -346,11 +339,10 @@ func TestOfferAndSwapOut(t *testing.T) {
 // up: queries between ends and none at all must give the same answers.
 func TestLatestIndexRebuilds(t *testing.T) {
 	tb := NewTable[rec, totals](100, 1000, recFuncs, nil)
-	s := &tb.shards[0]
 	for i := range 10_000 {
 		id := fmt.Sprint("t", i)
 		tb.Start(id, &rec{start: time.Duration(i)})
-		end(tb, s, id, rec{dur: 1})
+		end(tb, id, rec{dur: 1})
 		if i%37 == 0 || i > 9_950 {
 			tb.Locked(func(v *View[rec, totals]) {
 				if _, ok := v.Latest(id, nil); !ok {
@@ -370,7 +362,7 @@ func TestLatestIndexRebuilds(t *testing.T) {
 }
 
 // TestConcurrentRecording records from several goroutines into tables of
-// one shard (whose lock guards the stripes) and of several, through
+// one shard (whose lock guards the ring) and of several, through
 // Acquire as the telemetry package does, with queries running beside;
 // under the race detector it checks the locking, and after it the counts.
 func TestConcurrentRecording(t *testing.T) {
@@ -398,8 +390,8 @@ func TestConcurrentRecording(t *testing.T) {
 							return
 						}
 						tb.Retry(id)
-						s := tb.Acquire()
-						e, retries, st := tb.End(s, id)
+						s, h := tb.Acquire(id)
+						e, retries, st := tb.End(s, h, id)
 						if st != OK || retries != 1 {
 							t.Errorf("end %s: %v, %d retries", id, st, retries)
 						} else {
@@ -422,31 +414,4 @@ func TestConcurrentRecording(t *testing.T) {
 			})
 		})
 	}
-}
-
-// TestLatestAcrossShards ends two runs of one task id in two shards whose
-// batches reach the ring in the other order: the later run must be the
-// latest.
-func TestLatestAcrossShards(t *testing.T) {
-	tb := NewTable[rec, totals](1000, 1000, recFuncs, nil)
-	tb.shards = make([]Shard[rec, totals], 2)
-	for i := range tb.shards {
-		tb.shards[i].id = int32(i)
-	}
-	tb.oneLock = false
-	tb.Start("x", &rec{start: 1})
-	end(tb, &tb.shards[0], "x", rec{dur: 1}) // ends at 2, stays in shard 0's batch
-	tb.Start("x", &rec{start: 5})
-	end(tb, &tb.shards[1], "x", rec{dur: 1}) // ends at 6
-	for i := range stageSize - 1 {           // fill shard 1's batch: it moves first
-		id := fmt.Sprint("f", i)
-		tb.Start(id, &rec{start: 7})
-		end(tb, &tb.shards[1], id, rec{dur: 1})
-	}
-	tb.Locked(func(v *View[rec, totals]) {
-		e, ok := v.Latest("x", nil)
-		if !ok || e.Rec.start != 5 {
-			t.Errorf("got %+v, %v; want the run that started at 5", e, ok)
-		}
-	})
 }
