@@ -31,7 +31,8 @@
 //
 // An [EventMetrics] is one run of an event, identified by its task id.
 // [Recorder.StartEvent] makes a pending record (options [WithProcessID],
-// [WithPipelineID], [WithEnqueueTime] and [WithSpanContext]); [Recorder.EndEvent] with a nil error makes it
+// [WithPipelineID], [WithEnqueueTime] or [WithWait], [WithStartTime] and [WithSpanContext]);
+// [Recorder.EndEvent] with a nil error makes it
 // [StatusCompleted], with an error [StatusFailed], keeping the error's text
 // (an error whose text is empty is recorded as "unknown error", so that a
 // failure never looks like success; a text longer than [WithMaxErrorLength]
@@ -50,7 +51,8 @@
 // step of the system clock does not move them).
 //
 // Two options link a run to the systems around it. [WithEnqueueTime] gives
-// the time a job queue enqueued the run's task: the record then tells how
+// the time a job queue enqueued the run's task (or [WithWait] the time it
+// waited, for queues that give that instead): the record then tells how
 // long the run waited ([EventMetrics.WaitTime], [Recorder.WaitedEvents]),
 // and a wait that clock skew between machines would make negative counts as
 // none and is counted ([Stats].EventsWaitClamped). [WithSpanContext] gives

@@ -14,15 +14,12 @@ import (
 // A StartOption adds optional data to a run at its start. It is a plain
 // value so that passing one allocates nothing.
 type StartOption struct {
-	set        uint8       // which option this is: one bit
-	processID  int         // WithProcessID
-	pipelineID string      // WithPipelineID
-	t          time.Time   // WithEnqueueTime, WithStartTime
-	span       SpanContext // WithSpanContext (by value: a pointer would escape with the options)
+	set  uint8       // which option this is: one bit
+	n    int64       // WithProcessID's process id, WithWait's duration
+	s    string      // WithPipelineID
+	t    time.Time   // WithEnqueueTime, WithStartTime
+	span SpanContext // WithSpanContext (by value: a pointer would escape with the options)
 }
-
-// spanContext returns the span context of o, or the zero one.
-func (o *StartOption) spanContext() SpanContext { return o.span }
 
 const (
 	setProcessID uint8 = 1 << iota
@@ -30,28 +27,39 @@ const (
 	setEnqueued
 	setSpan
 	setStarted
+	setWait
 )
 
 // ProcessID returns the process id that o gives, if it is a
 // [WithProcessID] option.
-func (o StartOption) ProcessID() (int, bool) { return o.processID, o.set == setProcessID }
+func (o StartOption) ProcessID() (int, bool) { return int(o.n), o.set == setProcessID }
 
 // PipelineID returns the pipeline id that o gives, if it is a
 // [WithPipelineID] option.
-func (o StartOption) PipelineID() (string, bool) { return o.pipelineID, o.set == setPipelineID }
+func (o StartOption) PipelineID() (string, bool) { return o.s, o.set == setPipelineID }
 
 // WithProcessID records the id of the process that runs the event.
-func WithProcessID(pid int) StartOption { return StartOption{processID: pid, set: setProcessID} }
+func WithProcessID(pid int) StartOption { return StartOption{n: int64(pid), set: setProcessID} }
 
 // WithPipelineID records the id of the pipeline run the event belongs to.
-func WithPipelineID(id string) StartOption { return StartOption{pipelineID: id, set: setPipelineID} }
+func WithPipelineID(id string) StartOption { return StartOption{s: id, set: setPipelineID} }
 
 // WithEnqueueTime records when the event run's task was put in a queue,
 // such as the enqueue time of a job queue's task, so that its record
 // tells how long it waited ([EventMetrics.WaitTime]). t must not be the
 // zero Time. An enqueue time after the start, which clocks of different
-// machines can produce, is kept as given and counts as no wait.
+// machines can produce, is kept as given and counts as no wait. Of
+// WithEnqueueTime and [WithWait], the last one given applies.
 func WithEnqueueTime(t time.Time) StartOption { return StartOption{t: t, set: setEnqueued} }
+
+// WithWait records that the event run's task waited d in a queue before
+// the run started, for job queues that give the wait rather than the
+// enqueue time (such as the time between a job's scheduled time and its
+// attempt, both on the database's clock): the record's enqueue time is
+// its start minus d, so its [EventMetrics.WaitTime] is exactly d. d must
+// not be negative. Of [WithEnqueueTime] and WithWait, the last one given
+// applies.
+func WithWait(d time.Duration) StartOption { return StartOption{n: int64(d), set: setWait} }
 
 // WithStartTime gives the time the run started, for code that knows it
 // better than the moment of the call: a job queue's attempt time, or the
@@ -84,33 +92,45 @@ func (r *Recorder) StartEvent(eventName, taskID string, opts ...StartOption) err
 		return taskError(op, taskID, ErrEmptyEventName)
 	}
 	rec := eventRecord{name: eventName}
-	for _, o := range opts {
-		if o.set&setProcessID != 0 {
-			if o.processID < 0 || int64(o.processID) > 1<<31-1 {
-				return taskError(op, taskID, fmt.Errorf("%w: %d", ErrInvalidProcessID, o.processID))
+	var at *time.Time // WithStartTime's
+	var wait time.Duration
+	hasWait := false
+	for i := range opts {
+		o := &opts[i] // not copied: an option is large
+		switch o.set {
+		case setProcessID:
+			if o.n < 0 || o.n > 1<<31-1 {
+				return taskError(op, taskID, fmt.Errorf("%w: %d", ErrInvalidProcessID, o.n))
 			}
-			rec.pid = int32(o.processID)
-		}
-		if o.set&setPipelineID != 0 {
-			rec.pipelineID = o.pipelineID
-		}
-		if o.set&setEnqueued != 0 {
+			rec.pid = int32(o.n)
+		case setPipelineID:
+			rec.pipelineID = o.s
+		case setEnqueued:
 			if o.t.IsZero() {
 				return taskError(op, taskID, fmt.Errorf("%w: the enqueue time is the zero Time", ErrInvalidOption))
 			}
 			rec.enq, rec.hasEnq = o.t.Sub(r.clock.epoch), true
-		}
-		if o.set&setSpan != 0 {
-			if why := checkSpan(o.spanContext()); why != "" {
+			hasWait = false
+		case setWait:
+			if o.n < 0 {
+				return taskError(op, taskID, fmt.Errorf("%w: the wait %v is negative", ErrInvalidOption, time.Duration(o.n)))
+			}
+			wait, hasWait = time.Duration(o.n), true
+		case setSpan:
+			if why := checkSpan(o.span); why != "" {
 				return taskError(op, taskID, fmt.Errorf("%w: %s", ErrInvalidOption, why))
 			}
-			rec.span = o.spanContext()
+			rec.span = o.span
+		case setStarted:
+			at = &o.t
 		}
 	}
-	now := r.clock.now()
-	start, err := startTime(r.clock, now, opts)
+	start, err := r.clock.start(at)
 	if err != nil {
 		return taskError(op, taskID, err)
+	}
+	if hasWait {
+		rec.enq, rec.hasEnq = start-wait, true
 	}
 	rec.start = start
 	return begin(r, r.events, op, taskID, rec)
@@ -247,18 +267,23 @@ func (n *Network) StartOperation(taskID, host string, port int, operation string
 		operation = DefaultOperation
 	}
 	rec := networkRecord{operation: operation, host: host, port: uint16(port)}
-	for _, o := range opts {
-		if o.set&^(setSpan|setStarted) != 0 {
+	var at *time.Time // WithStartTime's
+	for i := range opts {
+		o := &opts[i]
+		switch o.set {
+		case setSpan:
+			if why := checkSpan(o.span); why != "" {
+				return taskError(op, taskID, fmt.Errorf("%w: %s", ErrInvalidOption, why))
+			}
+			rec.span = o.span
+		case setStarted:
+			at = &o.t
+		case 0: // the zero StartOption adds nothing
+		default:
 			return taskError(op, taskID, fmt.Errorf("%w: only WithSpanContext and WithStartTime apply to a network operation", ErrInvalidOption))
 		}
-		if why := checkSpan(o.spanContext()); why != "" {
-			return taskError(op, taskID, fmt.Errorf("%w: %s", ErrInvalidOption, why))
-		}
-		if o.set&setSpan != 0 {
-			rec.span = o.spanContext()
-		}
 	}
-	start, err := startTime(n.r.clock, n.r.clock.now(), opts)
+	start, err := n.r.clock.start(at)
 	if err != nil {
 		return taskError(op, taskID, err)
 	}
@@ -336,20 +361,19 @@ func (t *networkTotals) add(rec *networkRecord) {
 	t.received += rec.received
 }
 
-// startTime returns the start of a run as an offset from c's epoch: the
-// time of a WithStartTime option in opts, else now.
-func startTime(c clock, now time.Duration, opts []StartOption) (time.Duration, error) {
-	start := now
-	for _, o := range opts {
-		if o.set&setStarted == 0 {
-			continue
-		}
-		if o.t.IsZero() {
-			return 0, fmt.Errorf("%w: the start time is the zero Time", ErrInvalidOption)
-		}
-		if start = o.t.Sub(c.epoch); start > now {
-			return 0, fmt.Errorf("%w: the start time %v is later than now", ErrInvalidOption, o.t)
-		}
+// start returns the start of a run as an offset from c's epoch: the time
+// at points to (a WithStartTime option's), or now if at is nil.
+func (c clock) start(at *time.Time) (time.Duration, error) {
+	now := c.now()
+	if at == nil {
+		return now, nil
+	}
+	if at.IsZero() {
+		return 0, fmt.Errorf("%w: the start time is the zero Time", ErrInvalidOption)
+	}
+	start := at.Sub(c.epoch)
+	if start > now {
+		return 0, fmt.Errorf("%w: the start time %v is later than now", ErrInvalidOption, *at)
 	}
 	return start, nil
 }

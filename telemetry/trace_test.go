@@ -17,6 +17,36 @@ var testSpan = telemetry.SpanContext{
 	Sampled: true,
 }
 
+func TestWaitGivesTheEnqueueTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRecorder(t)
+		start := time.Now()
+		time.Sleep(time.Second)
+		must(t, r.StartEvent("load", "w1", telemetry.WithStartTime(start), telemetry.WithWait(1500*time.Millisecond)))
+		must(t, r.StartEvent("load", "w2", telemetry.WithWait(2*time.Second)))
+		// Of WithEnqueueTime and WithWait, the last one given applies.
+		must(t, r.StartEvent("load", "w3", telemetry.WithWait(time.Hour), telemetry.WithEnqueueTime(start)))
+		must(t, r.StartEvent("load", "w4", telemetry.WithEnqueueTime(start), telemetry.WithWait(time.Minute)))
+		for _, tc := range []struct {
+			id        string
+			wait      time.Duration
+			wantStart time.Time
+		}{{"w1", 1500 * time.Millisecond, start}, {"w2", 2 * time.Second, time.Now()}, {"w3", time.Second, time.Now()}, {"w4", time.Minute, time.Now()}} {
+			m, _ := r.Metrics(tc.id)
+			if !m.StartTime.Equal(tc.wantStart) || m.WaitTime() != tc.wait || !m.EnqueueTime.Equal(tc.wantStart.Add(-tc.wait)) {
+				t.Errorf("%s: got start %v, enqueue %v, wait %v; want start %v, wait %v", tc.id, m.StartTime, m.EnqueueTime, m.WaitTime(), tc.wantStart, tc.wait)
+			}
+		}
+		err := r.StartEvent("load", "w5", telemetry.WithWait(-time.Nanosecond))
+		if !errors.Is(err, telemetry.ErrInvalidOption) || !strings.Contains(err.Error(), "negative") {
+			t.Errorf("negative wait: got %v", err)
+		}
+		if s := r.Stats(); s.EventsWaitClamped != 0 || s.EventsPending != 4 {
+			t.Errorf("got %d clamped waits and %d pending, want 0 and 4", s.EventsWaitClamped, s.EventsPending)
+		}
+	})
+}
+
 func TestEnqueueTimeGivesTheWait(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRecorder(t)
@@ -119,6 +149,7 @@ func TestSpanContextIsRecorded(t *testing.T) {
 		"trace id missing":      net.StartOperation("c2", "h", 80, "", telemetry.WithSpanContext(telemetry.SpanContext{SpanID: testSpan.SpanID})),
 		"event option on an op": net.StartOperation("c3", "h", 80, "", telemetry.WithProcessID(1)),
 		"enqueue time on an op": net.StartOperation("c4", "h", 80, "", telemetry.WithEnqueueTime(time.Now())),
+		"wait on an op":         net.StartOperation("c5", "h", 80, "", telemetry.WithWait(time.Second)),
 	} {
 		if !errors.Is(err, telemetry.ErrInvalidOption) {
 			t.Errorf("%s: got %v, want ErrInvalidOption", name, err)
