@@ -190,23 +190,39 @@ func carrier(metadata []byte) propagation.MapCarrier {
 // Work records the attempt of job around doInner, as the type's doc
 // says. It returns doInner's error.
 func (m *Middleware) Work(ctx context.Context, job *rivertype.JobRow, doInner func(context.Context) error) (err error) {
-	start := m.now()
+	var start time.Time // read only when a span or a skewed wait needs it
+	if m.tracer != nil {
+		start = m.now()
+	}
 	c := carrier(job.Metadata)
 	if c != nil {
 		ctx = m.propagator().Extract(ctx, c)
 	}
 	var opts [5]telemetry.StartOption
-	opts[0], opts[1] = telemetry.WithStartTime(start), telemetry.WithProcessID(m.pid)
-	n := 2
+	opts[0] = telemetry.WithProcessID(m.pid)
+	n := 1
 	if id := c[metadataPipelineID]; id != "" {
 		opts[n] = telemetry.WithPipelineID(id)
 		n++
 	}
 	if job.AttemptedAt != nil && !job.ScheduledAt.IsZero() {
-		// start - (attempted_at - scheduled_at): a wait of exactly the
-		// job's, whatever the offset between this clock and the
-		// database's. A wait the core would find negative is counted.
-		opts[n] = telemetry.WithEnqueueTime(start.Add(-job.AttemptedAt.Sub(job.ScheduledAt)))
+		// attempted_at - scheduled_at: a wait of exactly the job's,
+		// whatever the offset between this clock and the database's.
+		if wait := job.AttemptedAt.Sub(job.ScheduledAt); wait >= 0 {
+			opts[n] = telemetry.WithWait(wait)
+		} else {
+			// Attempted before its scheduled time, as clocks that
+			// disagree can make it: an enqueue time after the start,
+			// which the core counts as a clamped wait.
+			if start.IsZero() {
+				start = m.now()
+			}
+			opts[n] = telemetry.WithEnqueueTime(start.Add(-wait))
+		}
+		n++
+	}
+	if !start.IsZero() {
+		opts[n] = telemetry.WithStartTime(start)
 		n++
 	}
 	var span trace.Span
