@@ -14,11 +14,11 @@ import (
 // A StartOption adds optional data to a run at its start. It is a plain
 // value so that passing one allocates nothing.
 type StartOption struct {
-	set  uint8       // which option this is: one bit
 	n    int64       // WithProcessID's process id, WithWait's duration
 	s    string      // WithPipelineID
 	t    time.Time   // WithEnqueueTime, WithStartTime
 	span SpanContext // WithSpanContext (by value: a pointer would escape with the options)
+	set  uint8       // which option this is: one bit (last, to pack with span)
 }
 
 const (
@@ -133,7 +133,7 @@ func (r *Recorder) StartEvent(eventName, taskID string, opts ...StartOption) err
 		rec.enq, rec.hasEnq = start-wait, true
 	}
 	rec.start = start
-	return begin(r, r.events, op, taskID, rec)
+	return begin(r, r.events, op, taskID, &rec)
 }
 
 // EndEvent records the end of the pending run of taskID: completed if err is
@@ -288,7 +288,7 @@ func (n *Network) StartOperation(taskID, host string, port int, operation string
 		return taskError(op, taskID, err)
 	}
 	rec.start = start
-	return begin(n.r, n.r.network, op, taskID, rec)
+	return begin(n.r, n.r.network, op, taskID, &rec)
 }
 
 // EndOperation records the end of the pending network operation of taskID,
@@ -379,11 +379,11 @@ func (c clock) start(at *time.Time) (time.Duration, error) {
 }
 
 // begin adds rec as the pending run of taskID in t.
-func begin[R, T any](r *Recorder, t *store.Table[R, T], op, taskID string, rec R) error {
+func begin[R, T any](r *Recorder, t *store.Table[R, T], op, taskID string, rec *R) error {
 	if r.closed.Load() {
 		return taskError(op, taskID, ErrClosed)
 	}
-	if st := t.Start(taskID, &rec); st != store.OK {
+	if st := t.Start(taskID, rec); st != store.OK {
 		return taskError(op, taskID, runError(st))
 	}
 	return nil

@@ -50,7 +50,8 @@ func (x *pindex[R]) insert(h uint64, taskID string, rec *R) {
 	for x.slots[i].hash != 0 {
 		i = (i + 1) & mask
 	}
-	x.slots[i] = pslot[R]{hash: hk, id: taskID, rec: *rec}
+	p := &x.slots[i] // empty: only the fields that are not zero are set
+	p.hash, p.id, p.rec = hk, taskID, *rec
 	x.n++
 }
 
