@@ -119,23 +119,31 @@ func (m *Middleware) run(ctx context.Context, id string, t *asynqlib.Task, next 
 		queue, _ = asynqlib.GetQueueName(ctx)
 	}
 	h := t.Headers()
-	ctx = propagator(m.prop).Extract(ctx, propagation.MapCarrier(h))
-
 	var opts [4]telemetry.StartOption
 	n := 0
 	opts[n] = telemetry.WithProcessID(m.pid)
 	n++
-	if pipelineID := h[HeaderPipelineID]; pipelineID != "" {
-		opts[n] = telemetry.WithPipelineID(pipelineID)
-		n++
+	ours := 0 // headers of this package in h
+	if pipelineID, ok := h[HeaderPipelineID]; ok {
+		ours++
+		if pipelineID != "" {
+			opts[n] = telemetry.WithPipelineID(pipelineID)
+			n++
+		}
 	}
-	if retried == 0 {
+	if v, ok := h[HeaderEnqueueTime]; ok {
+		ours++
 		// A retry's wait is not known: asynq keeps no time of its
 		// return to the queue.
-		if enq, ok := parseTime(h[HeaderEnqueueTime]); ok {
+		if enq, ok := parseTime(v); retried == 0 && ok {
 			opts[n] = telemetry.WithEnqueueTime(enq)
 			n++
 		}
+	}
+	if len(h) > ours {
+		// Only other headers can carry a trace context: a task with none
+		// spares the propagator's work (the global one takes a lock).
+		ctx = propagator(m.prop).Extract(ctx, propagation.MapCarrier(h))
 	}
 	var span trace.Span
 	if m.tracer != nil {
