@@ -411,6 +411,11 @@ func finish[R, T any](r *Recorder, t *store.Table[R, T], op, taskID string,
 	}
 	end(&e.Rec, retries)
 	count(&s.Totals, &e.Rec)
+	if len(outs) == 0 { // no publisher: nothing to hand over
+		t.Ended(s)
+		t.Release(s)
+		return nil
+	}
 	pressure := enqueue(s, outs, e.TaskID, &e.Rec)
 	var rec R
 	for _, o := range outs {
