@@ -99,17 +99,30 @@ func NewMiddleware(cfg Config) *Middleware {
 
 // Wrap returns a handler that records each call of next, as the
 // Middleware's doc says: an asynq.MiddlewareFunc, for
-// asynq.ServeMux.Use. A task without an asynq task id in its context
-// (a handler called outside an asynq server) is passed to next
-// unrecorded.
+// asynq.ServeMux.Use. A task without an asynq task id (a handler called
+// outside an asynq server, with a task of its own and a context without
+// asynq's data) is passed to next unrecorded.
 func (m *Middleware) Wrap(next asynqlib.Handler) asynqlib.Handler {
 	return asynqlib.HandlerFunc(func(ctx context.Context, t *asynqlib.Task) error {
-		id, ok := asynqlib.GetTaskID(ctx)
-		if !ok || id == "" {
+		id := taskID(ctx, t)
+		if id == "" {
 			return next.ProcessTask(ctx, t)
 		}
 		return m.run(ctx, id, t, next)
 	})
+}
+
+// taskID returns the asynq task id of t: its result writer's, which an
+// asynq server gives every task it runs and which costs no search of
+// ctx, else the one in ctx; "" if neither has one.
+func taskID(ctx context.Context, t *asynqlib.Task) string {
+	if t != nil {
+		if w := t.ResultWriter(); w != nil && w.TaskID() != "" {
+			return w.TaskID()
+		}
+	}
+	id, _ := asynqlib.GetTaskID(ctx)
+	return id
 }
 
 func (m *Middleware) run(ctx context.Context, id string, t *asynqlib.Task, next asynqlib.Handler) (err error) {
