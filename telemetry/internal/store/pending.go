@@ -40,19 +40,23 @@ func (x *pindex[R]) find(h uint64, taskID string) int {
 	}
 }
 
-// insert adds the run of taskID, which must not be there yet.
-func (x *pindex[R]) insert(h uint64, taskID string, rec *R) {
+// insert adds the run of taskID unless it is there already, in one probe,
+// and reports whether it added it.
+func (x *pindex[R]) insert(h uint64, taskID string, rec *R) bool {
 	if 2*(x.n+1) > len(x.slots) {
 		x.grow()
 	}
 	hk, mask := key(h), len(x.slots)-1
 	i := x.home(hk)
-	for x.slots[i].hash != 0 {
-		i = (i + 1) & mask
+	for ; x.slots[i].hash != 0; i = (i + 1) & mask {
+		if s := &x.slots[i]; s.hash == hk && s.id == taskID {
+			return false
+		}
 	}
 	p := &x.slots[i] // empty: only the fields that are not zero are set
 	p.hash, p.id, p.rec = hk, taskID, *rec
 	x.n++
+	return true
 }
 
 // removeAt deletes the entry at position i.

@@ -133,12 +133,14 @@ func (t *Table[R, T]) Start(taskID string, rec *R) Status {
 	s.mu.Lock()
 	st := OK
 	switch {
+	case s.idx.n < t.maxPending:
+		if !s.idx.insert(h, taskID, rec) {
+			st = AlreadyStarted
+		}
 	case s.idx.find(h, taskID) >= 0:
 		st = AlreadyStarted
-	case s.idx.n >= t.maxPending:
-		st = TooManyPending
 	default:
-		s.idx.insert(h, taskID, rec)
+		st = TooManyPending
 	}
 	s.mu.Unlock()
 	return st
