@@ -165,7 +165,11 @@ func (t *Table[R, T]) End(s *Shard[R, T], h uint64, taskID string) (*Entry[R], i
 		// where it stays, and let Ended commit it.
 		e = t.ring.reserve()
 	} else {
-		s.stage = append(s.stage, Entry[R]{})
+		if n := len(s.stage); n < cap(s.stage) {
+			s.stage = s.stage[:n+1] // every field is written below: no zeroing
+		} else {
+			s.stage = append(s.stage, Entry[R]{})
+		}
 		e = &s.stage[len(s.stage)-1]
 	}
 	e.TaskID, e.hash, e.Rec = p.id, h, p.rec
