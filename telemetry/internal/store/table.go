@@ -223,23 +223,31 @@ func (t *Table[R, T]) Ended(s *Shard[R, T]) {
 // finds them sorted.
 func (t *Table[R, T]) moveStages(batch []*Shard[R, T]) {
 	end := t.fn.End
-	var at [maxParts]int // the next record of each shard's stage
+	var (
+		at   [maxParts]int           // the next record of each shard's stage
+		head [maxParts]time.Duration // its end
+	)
+	for i, s := range batch {
+		if len(s.stage) > 0 {
+			head[i] = end(&s.stage[0].Rec)
+		}
+	}
 	for {
 		best := -1
-		var bestEnd time.Duration
 		for i, s := range batch {
-			if at[i] < len(s.stage) {
-				if e := end(&s.stage[at[i]].Rec); best < 0 || e < bestEnd {
-					best, bestEnd = i, e
-				}
+			if at[i] < len(s.stage) && (best < 0 || head[i] < head[best]) {
+				best = i
 			}
 		}
 		if best < 0 {
 			break
 		}
-		e := &batch[best].stage[at[best]]
+		s := batch[best]
+		e := &s.stage[at[best]]
 		t.ring.push(e, t.fn.Dur(&e.Rec), t.fn.Failed(&e.Rec))
-		at[best]++
+		if at[best]++; at[best] < len(s.stage) {
+			head[best] = end(&s.stage[at[best]].Rec)
+		}
 	}
 	for _, s := range batch {
 		clear(s.stage)
