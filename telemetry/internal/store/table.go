@@ -223,31 +223,23 @@ func (t *Table[R, T]) Ended(s *Shard[R, T]) {
 // finds them sorted.
 func (t *Table[R, T]) moveStages(batch []*Shard[R, T]) {
 	end := t.fn.End
-	var (
-		at   [maxParts]int           // the next record of each shard's stage
-		head [maxParts]time.Duration // its end
-	)
-	for i, s := range batch {
-		if len(s.stage) > 0 {
-			head[i] = end(&s.stage[0].Rec)
-		}
-	}
+	var at [maxParts]int // the next record of each shard's stage
 	for {
 		best := -1
+		var bestEnd time.Duration
 		for i, s := range batch {
-			if at[i] < len(s.stage) && (best < 0 || head[i] < head[best]) {
-				best = i
+			if at[i] < len(s.stage) {
+				if e := end(&s.stage[at[i]].Rec); best < 0 || e < bestEnd {
+					best, bestEnd = i, e
+				}
 			}
 		}
 		if best < 0 {
 			break
 		}
-		s := batch[best]
-		e := &s.stage[at[best]]
+		e := &batch[best].stage[at[best]]
 		t.ring.push(e, t.fn.Dur(&e.Rec), t.fn.Failed(&e.Rec))
-		if at[best]++; at[best] < len(s.stage) {
-			head[best] = end(&s.stage[at[best]].Rec)
-		}
+		at[best]++
 	}
 	for _, s := range batch {
 		clear(s.stage)
