@@ -180,71 +180,31 @@ func (t *Table[R, T]) End(s *Shard[R, T], h uint64, taskID string) (*Entry[R], i
 
 // Ended finishes what [Table.End] began, once the caller has completed the
 // record, with s still acquired: in a table of one shard it makes the
-// record the ring's newest; otherwise, once s has gathered stageSize
-// finished records, it moves them into the ring, with those of every other
-// shard it can lock without waiting (the queries move the rest).
+// record the ring's newest; otherwise it moves the finished records
+// gathered in s into the ring once there are stageSize of them (the
+// queries move the rest).
 func (t *Table[R, T]) Ended(s *Shard[R, T]) {
 	if len(t.shards) == 1 {
 		e := t.ring.slot(t.ring.next)
 		t.ring.commit(t.fn.Dur(&e.Rec), t.fn.Failed(&e.Rec))
 		return
 	}
-	if len(s.stage) < stageSize {
-		return
-	}
-	var batch [maxParts]*Shard[R, T]
-	n := 0
-	batch[n] = s
-	n++
-	t.mu.Lock()
-	for i := range t.shards {
-		// Taking another shard's lock while holding the table's is safe
-		// only because TryLock never waits.
-		if o := &t.shards[i]; o != s && o.mu.TryLock() {
-			if len(o.stage) == 0 {
-				o.mu.Unlock()
-				continue
-			}
-			batch[n] = o
-			n++
-		}
-	}
-	t.moveStages(batch[:n])
-	t.mu.Unlock()
-	for _, o := range batch[1:n] {
-		o.mu.Unlock()
+	if len(s.stage) >= stageSize {
+		t.mu.Lock()
+		t.moveStage(s)
+		t.mu.Unlock()
 	}
 }
 
-// moveStages moves the finished records gathered in the shards of batch,
-// which are locked, with t.mu, into the ring, merged by end: each shard
-// holds its records in about end order, so that the ring holds them in
-// about end order too, and a query over records recorded by one goroutine
-// finds them sorted.
-func (t *Table[R, T]) moveStages(batch []*Shard[R, T]) {
-	end := t.fn.End
-	var at [maxParts]int // the next record of each shard's stage
-	for {
-		best := -1
-		var bestEnd time.Duration
-		for i, s := range batch {
-			if at[i] < len(s.stage) {
-				if e := end(&s.stage[at[i]].Rec); best < 0 || e < bestEnd {
-					best, bestEnd = i, e
-				}
-			}
-		}
-		if best < 0 {
-			break
-		}
-		e := &batch[best].stage[at[best]]
+// moveStage moves the finished records gathered in s into the ring. s and
+// t.mu are locked.
+func (t *Table[R, T]) moveStage(s *Shard[R, T]) {
+	for i := range s.stage {
+		e := &s.stage[i]
 		t.ring.push(e, t.fn.Dur(&e.Rec), t.fn.Failed(&e.Rec))
-		at[best]++
 	}
-	for _, s := range batch {
-		clear(s.stage)
-		s.stage = s.stage[:0]
-	}
+	clear(s.stage)
+	s.stage = s.stage[:0]
 }
 
 // Retry adds one to the retries of the pending run of taskID. Without one
@@ -290,11 +250,9 @@ func (t *Table[R, T]) Locked(f func(v *View[R, T])) {
 			t.shards[i].mu.Unlock()
 		}
 	}()
-	var batch [maxParts]*Shard[R, T]
 	for i := range t.shards {
-		batch[i] = &t.shards[i]
+		t.moveStage(&t.shards[i])
 	}
-	t.moveStages(batch[:len(t.shards)])
 	f(&View[R, T]{t: t})
 }
 
@@ -413,19 +371,17 @@ func Slower[R, T, M any](v *View[R, T], d time.Duration, f func(*Entry[R]) M) []
 	return collect(v, sel, f)
 }
 
-// sorted returns the order of sel by end: the positions of its records,
-// the one that ended first first, records of equal end in the order of
-// sel. The ring holds each shard's records in about end order (two
-// goroutines may take a shard's lock in the other order than they read the
-// clock) and the shards' batches one after the other, so sel is a few
-// sorted runs per batch, which sortRuns merges.
-func (v *View[R, T]) sorted(sel []*Entry[R]) []int32 {
+// sorted returns sel ordered by end. The ring holds each shard's records
+// in about end order (two goroutines may take a shard's lock in the other
+// order than they read the clock) and the shards' batches one after the
+// other, so sel is mostly sorted already, and checking costs one pass.
+func (v *View[R, T]) sorted(sel []*Entry[R]) []*Entry[R] {
 	end := v.t.fn.End
-	keys := make([]time.Duration, len(sel))
-	for i, e := range sel {
-		keys[i] = end(&e.Rec)
+	byEnd := func(a, b *Entry[R]) int { return cmp.Compare(end(&a.Rec), end(&b.Rec)) }
+	if !slices.IsSortedFunc(sel, byEnd) {
+		slices.SortStableFunc(sel, byEnd)
 	}
-	return sortRuns(keys)
+	return sel
 }
 
 func collect[R, T, M any](v *View[R, T], sel []*Entry[R], f func(*Entry[R]) M) []M {
@@ -433,8 +389,8 @@ func collect[R, T, M any](v *View[R, T], sel []*Entry[R], f func(*Entry[R]) M) [
 		return nil
 	}
 	out := make([]M, len(sel))
-	for i, j := range v.sorted(sel) {
-		out[i] = f(sel[j])
+	for i, e := range v.sorted(sel) {
+		out[i] = f(e)
 	}
 	return out
 }
@@ -446,8 +402,8 @@ func (v *View[R, T]) Snapshot(pending func(rec *R, retries int32)) []Entry[R] {
 	sel := make([]*Entry[R], 0, v.Retained())
 	v.t.ring.each(func(e *Entry[R]) { sel = append(sel, e) })
 	out := make([]Entry[R], 0, len(sel)+v.NumPending())
-	for _, j := range v.sorted(sel) {
-		out = append(out, *sel[j])
+	for _, e := range v.sorted(sel) {
+		out = append(out, *e)
 	}
 	n := len(out)
 	v.EachPending(func(taskID string, retries int32, rec *R) {

@@ -147,36 +147,9 @@ type model struct {
 	started  map[string]bool  // ever started
 }
 
-// move moves the stages of the shards in order into the ring, merged by
-// end, the earlier shard in order first for equal ends, as
-// Table.moveStages does.
-func (m *model) move(order ...int) {
-	for {
-		best := -1
-		for _, s := range order {
-			if len(m.stage[s]) > 0 && (best < 0 || recFuncs.End(&m.stage[s][0].Rec) < recFuncs.End(&m.stage[best][0].Rec)) {
-				best = s
-			}
-		}
-		if best < 0 {
-			return
-		}
-		m.ring = append(m.ring, m.stage[best][0])
-		m.stage[best] = m.stage[best][1:]
-	}
-}
-
-// flush is what Ended does when shard s has gathered a full batch: it
-// moves the stages of s and of every other shard, none of which another
-// goroutine holds here.
-func (m *model) flush(s int) {
-	order := []int{s}
-	for o := range m.stage {
-		if o != s {
-			order = append(order, o)
-		}
-	}
-	m.move(order...)
+func (m *model) move(s int) {
+	m.ring = append(m.ring, m.stage[s]...)
+	m.stage[s] = m.stage[s][:0]
 }
 
 func (m *model) retained() []Entry[rec] {
@@ -235,17 +208,15 @@ func TestTableMatchesModel(t *testing.T) {
 							r.start = p.start
 							m.stage[sh] = append(m.stage[sh], Entry[rec]{TaskID: id, Rec: r})
 							if len(m.stage[sh]) == stageSize {
-								m.flush(sh)
+								m.move(sh)
 							}
 							delete(m.pending, id)
 						}
 					}
 				}
-				all := make([]int, len(m.stage))
-				for s := range all {
-					all[s] = s
+				for s := range m.stage {
+					m.move(s) // what Locked does
 				}
-				m.move(all...) // what Locked does
 				check(t, round, tb, m, rng)
 			}
 		})
