@@ -371,17 +371,40 @@ func Slower[R, T, M any](v *View[R, T], d time.Duration, f func(*Entry[R]) M) []
 	return collect(v, sel, f)
 }
 
-// sorted returns sel ordered by end. The ring holds each shard's records
-// in about end order (two goroutines may take a shard's lock in the other
-// order than they read the clock) and the shards' batches one after the
-// other, so sel is mostly sorted already, and checking costs one pass.
-func (v *View[R, T]) sorted(sel []*Entry[R]) []*Entry[R] {
-	end := v.t.fn.End
-	byEnd := func(a, b *Entry[R]) int { return cmp.Compare(end(&a.Rec), end(&b.Rec)) }
-	if !slices.IsSortedFunc(sel, byEnd) {
-		slices.SortStableFunc(sel, byEnd)
+// sorted returns the order of sel by end: the positions of its records,
+// the one that ended first first, records of equal end in the order of
+// sel. The ring holds the shards' batches one after the other, and each
+// shard's records in about end order (two goroutines may take a shard's
+// lock in the other order than they read the clock): so a large selection
+// is first grouped by shard, keeping its order within each, which leaves
+// about one sorted run per shard for sortRuns to merge.
+func (v *View[R, T]) sorted(sel []*Entry[R]) []int32 {
+	n, k := len(sel), len(v.t.shards)
+	order := make([]int32, n)
+	if k > 1 && n > stageSize {
+		var next [maxParts + 1]int // where the next position of each shard goes
+		for _, e := range sel {
+			next[e.hash&v.t.mask+1]++
+		}
+		for s := 1; s <= k; s++ {
+			next[s] += next[s-1]
+		}
+		for i, e := range sel {
+			s := e.hash & v.t.mask
+			order[next[s]] = int32(i)
+			next[s]++
+		}
+	} else {
+		for i := range order {
+			order[i] = int32(i)
+		}
 	}
-	return sel
+	end := v.t.fn.End
+	keys := make([]time.Duration, n)
+	for i, p := range order {
+		keys[i] = end(&sel[p].Rec)
+	}
+	return sortRuns(keys, order)
 }
 
 func collect[R, T, M any](v *View[R, T], sel []*Entry[R], f func(*Entry[R]) M) []M {
@@ -389,8 +412,8 @@ func collect[R, T, M any](v *View[R, T], sel []*Entry[R], f func(*Entry[R]) M) [
 		return nil
 	}
 	out := make([]M, len(sel))
-	for i, e := range v.sorted(sel) {
-		out[i] = f(e)
+	for i, j := range v.sorted(sel) {
+		out[i] = f(sel[j])
 	}
 	return out
 }
@@ -402,8 +425,8 @@ func (v *View[R, T]) Snapshot(pending func(rec *R, retries int32)) []Entry[R] {
 	sel := make([]*Entry[R], 0, v.Retained())
 	v.t.ring.each(func(e *Entry[R]) { sel = append(sel, e) })
 	out := make([]Entry[R], 0, len(sel)+v.NumPending())
-	for _, e := range v.sorted(sel) {
-		out = append(out, *e)
+	for _, j := range v.sorted(sel) {
+		out = append(out, *sel[j])
 	}
 	n := len(out)
 	v.EachPending(func(taskID string, retries int32, rec *R) {
