@@ -23,18 +23,14 @@
 //     A run thus costs two locks, its start's and its end's, whatever the
 //     number of shards, and two goroutines share a lock only when their
 //     task ids fall in the same shard.
-//   - The ring holds the retained finished records. When a shard's batch is
-//     full, it moves into the ring under the table's lock, together with
-//     the batches of the other shards whose locks it can take without
-//     waiting, merged by end, so that the ring holds records in about end
-//     order (in end order when one goroutine records); a query moves the
-//     batches left. A table of one shard writes each record straight into the
+//   - The ring holds the retained finished records. A shard moves its batch
+//     into it, under the table's lock, when the batch is full or a query
+//     comes; a table of one shard writes each record straight into the
 //     ring, under the shard's lock, which then guards the ring. When the
 //     ring is full, each new record evicts the oldest, so the table holds
 //     exactly its capacity however many shards record; with one shard
 //     records enter in end order and eviction is strictly oldest first,
-//     with several oldest first within the span of the batches moved
-//     together.
+//     with several in batches, so oldest first within a batch's span.
 //     Beside the records the ring keeps their durations in a dense array
 //     (slow records are found by scanning 8 bytes a record), the sequence
 //     numbers of the failed ones (found without reading the others), and an
@@ -51,9 +47,10 @@
 // recording takes them in), moves every batch into the
 // ring, and hands a [View] to its caller: one consistent snapshot, in which
 // a run is pending or finished, never neither. Results come oldest end
-// first: the ring holds records in about end order, so a query's
-// selection is a few sorted runs, which it merges (a sorted one costs one
-// pass).
+// first: the ring holds each shard's records in about end order, so a
+// query groups what it selected by shard and merges the sorted runs that
+// leaves, moving positions and keys, not records (a sorted selection costs
+// one pass).
 //
 // # Delivery buffers
 //
