@@ -1,6 +1,9 @@
 package asynq
 
 import (
+	"bytes"
+	"encoding/binary"
+	"slices"
 	"strconv"
 	"testing"
 )
@@ -56,4 +59,22 @@ func FuzzParseTime(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestParseEight checks parseEight against strconv on every byte value at
+// every position of an eight-digit word.
+func TestParseEight(t *testing.T) {
+	base := []byte("31415926")
+	for pos := range 8 {
+		for c := range 256 {
+			b := slices.Clone(base)
+			b[pos] = byte(c)
+			got, ok := parseEight(binary.LittleEndian.Uint64(b))
+			want, err := strconv.ParseUint(string(b), 10, 64)
+			isDigits := !bytes.ContainsFunc(b, func(r rune) bool { return r < '0' || r > '9' })
+			if ok != isDigits || (ok && (err != nil || got != want)) {
+				t.Fatalf("parseEight(%q) = %d, %v; want %d, %v", b, got, ok, want, isDigits)
+			}
+		}
+	}
 }
