@@ -61,8 +61,13 @@ func BenchmarkEventSpan(b *testing.B) {
 			for b.Loop() {
 				id := ids[i&1023]
 				i++
-				sctx, _ := tr.StartEvent(parent, "load", id)
-				tr.EndEvent(sctx, id, nil)
+				sctx, err := tr.StartEvent(parent, "load", id)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := tr.EndEvent(sctx, id, nil); err != nil {
+					b.Fatal(err)
+				}
 			}
 		}
 	}
@@ -87,8 +92,12 @@ func BenchmarkEventSpan(b *testing.B) {
 		for b.Loop() {
 			id := ids[i&1023]
 			i++
-			rec.StartEvent("load", id)
-			rec.EndEvent(id, nil)
+			if err := rec.StartEvent("load", id); err != nil {
+				b.Fatal(err)
+			}
+			if err := rec.EndEvent(id, nil); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 	b.Run("parallel", func(b *testing.B) {
@@ -104,8 +113,15 @@ func BenchmarkEventSpan(b *testing.B) {
 			for pb.Next() {
 				id := g + "/" + ids[i&1023]
 				i++
-				sctx, _ := tr.StartEvent(ctx, "load", id)
-				tr.EndEvent(sctx, id, nil)
+				sctx, err := tr.StartEvent(ctx, "load", id)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				if err := tr.EndEvent(sctx, id, nil); err != nil {
+					b.Error(err)
+					return
+				}
 			}
 		})
 	})

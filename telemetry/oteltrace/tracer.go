@@ -99,6 +99,13 @@ func (t *Tracer) StartEvent(ctx context.Context, eventName, taskID string, opts 
 	if unsampledParent(ctx) {
 		return ctx, t.rec.StartEvent(eventName, taskID, opts...)
 	}
+	// The span gets the Recorder's time, boxed by WithTimestamp, rather
+	// than taking its own to give to the record: a record's time is the
+	// Recorder's epoch plus the monotonic clock since, while the SDK's
+	// time.Now reading carries the wall clock, and the two differ by
+	// nanoseconds (more after a step of the wall clock), so they would not
+	// agree exactly. The end is given likewise, because the span's status
+	// depends on whether the Recorder accepts the end (EndEvent).
 	start := t.rec.Now()
 	rc, ctx, span := startSpan(t.tracer, ctx, eventName, trace.WithTimestamp(start), trace.WithAttributes(eventAttrs(taskID, opts)...))
 	sc := span.SpanContext()
@@ -192,7 +199,8 @@ func (t *Tracer) RecordRetry(ctx context.Context, taskID string, err error) erro
 // instant ([telemetry.Recorder.EndEventAt] with [telemetry.Recorder.Now]),
 // with status Error and err's text if it failed. If the Recorder refuses
 // the end, the span ends with status Error and the refusal's text. A ctx
-// without a span that StartEvent started ends no span.
+// without a span that StartEvent started ends no span, nor does one whose
+// span an earlier EndEvent ended.
 //
 // It returns the errors of [telemetry.Recorder.EndEvent].
 func (t *Tracer) EndEvent(ctx context.Context, taskID string, err error) error {
