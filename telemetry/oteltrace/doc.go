@@ -49,13 +49,14 @@
 // Recorder's own clock, starts the span at it and records the run with
 // [telemetry.WithStartTime] of it; EndEvent takes the end the same way,
 // records it with [telemetry.Recorder.EndEventAt] and ends the span at it.
-// So a span's start and end are its record's, to the nanosecond. The span
-// travels in the context StartEvent returns, under a key of this package:
-// EndEvent ends only a span that StartEvent started (never the caller's,
-// if given the wrong context), and the Tracer keeps no state per run. If
-// the Recorder refuses a start, the span ends at once with status Error;
-// if it refuses an end, the span ends then, with status Error. A run that
-// never ends leaves its span unended, and not exported.
+// So a span's start and end are its record's, to the nanosecond, whatever
+// the TracerProvider. The span travels in the context StartEvent returns,
+// under a key of this package: EndEvent ends only a span that StartEvent
+// started (never the caller's, if given the wrong context), and only once,
+// and the Tracer keeps no state per run. If the Recorder refuses a start,
+// the span ends at once with status Error; if it refuses an end, the span
+// ends then, with status Error. A run that never ends leaves its span
+// unended, and not exported.
 //
 // # Propagation
 //
@@ -78,13 +79,24 @@
 //
 // # Cost
 //
-// A sampled run costs its span's start and end, the record, and one
-// context value. A run under a span that is not sampled costs a look at
-// that span's context plus the record: no span is started, so it costs
-// about what an untraced run does. A root run whose new span the sampler
-// drops costs the sampler's decision plus the record. Without a Tracer, the
-// recording path is unchanged. BenchmarkEventSpan compares these in one
-// run with a bare span start and end, and with recording alone.
+// A sampled run costs its span's start and end, the record, and two
+// allocations more than a bare start and end of the same span: the span's
+// start and end times, which OpenTelemetry's trace.WithTimestamp boxes.
+// The context that StartEvent returns is one allocation, in place of the
+// list of start options that a bare start allocates: it holds the span and
+// the option lists of its start and end. A network operation costs the
+// same beyond its span.
+//
+// A run under a span that is not sampled gets no span: it costs the record
+// plus two context lookups, StartEvent's for the parent's span context and
+// EndEvent's for a span of its own, and allocates nothing. A root run whose
+// new span the sampler drops costs the sampler's decision plus the record.
+// Without a Tracer, the recording path is unchanged.
+//
+// Allocations also cost collections, whose work grows with the live heap:
+// the records a Recorder retains ([telemetry.WithMaxEvents]) are part of
+// it. BenchmarkEventSpan compares these costs in one run with a bare span
+// start and end, and with recording alone.
 //
 // # Concurrency
 //

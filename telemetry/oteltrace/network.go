@@ -31,16 +31,11 @@ func (t *Tracer) StartOperation(ctx context.Context, taskID, host string, port i
 		return ctx, t.rec.Network().StartOperation(taskID, host, port, operation)
 	}
 	start := t.rec.Now()
-	ctx, span := t.tracer.Start(ctx, operation, trace.WithTimestamp(start), clientKind,
-		trace.WithAttributes(ServerAddressKey.String(host), ServerPortKey.Int(port),
-			OperationKey.String(operation), TaskIDKey.String(taskID)))
-	all := [2]telemetry.StartOption{telemetry.WithStartTime(start)}
-	n := 1
-	if sc := span.SpanContext(); sc.IsSampled() && sc.IsValid() {
-		all[1], n = telemetry.WithSpanContext(spanContext(sc)), 2
-	}
-	err := t.rec.Network().StartOperation(taskID, host, port, operation, all[:n]...)
-	return started(ctx, span, operationSpanKey{}, err), err
+	rc, ctx, span := startSpan(t.tracer, ctx, operation, trace.WithTimestamp(start), clientKind, trace.WithAttributes(
+		ServerAddressKey.String(host), ServerPortKey.Int(port), OperationKey.String(operation), TaskIDKey.String(taskID)))
+	sc := span.SpanContext()
+	err := t.rec.Network().StartOperation(taskID, host, port, operation, telemetry.WithStartTime(start), recordSpan(sc))
+	return started(rc, ctx, span, sc, operationSpanKey, err), err
 }
 
 // EndOperation records the end of the pending network operation of taskID
@@ -51,16 +46,16 @@ func (t *Tracer) StartOperation(ctx context.Context, taskID, host string, port i
 //
 // It returns the errors of [telemetry.Network.EndOperation].
 func (t *Tracer) EndOperation(ctx context.Context, taskID string, bytesSent, bytesReceived int64, err error) error {
-	span := spanOf(ctx, operationSpanKey{})
-	if span == nil {
+	rc := claim(ctx, operationSpanKey)
+	if rc == nil {
 		return t.rec.Network().EndOperation(taskID, bytesSent, bytesReceived, err)
 	}
 	end := t.rec.Now()
 	eerr := t.rec.Network().EndOperationAt(taskID, bytesSent, bytesReceived, err, end)
 	if eerr == nil {
-		span.SetAttributes(BytesSentKey.Int64(bytesSent), BytesReceivedKey.Int64(bytesReceived))
+		rc.span.SetAttributes(BytesSentKey.Int64(bytesSent), BytesReceivedKey.Int64(bytesReceived))
 	}
-	endSpan(span, end, err, eerr)
+	rc.endSpan(end, err, eerr)
 	return eerr
 }
 

@@ -2,11 +2,9 @@ package oteltrace
 
 import (
 	"context"
-	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
@@ -44,14 +42,6 @@ type Tracer struct {
 	prop   propagation.TextMapPropagator
 	net    Network
 }
-
-// The keys under which StartEvent and StartOperation put the spans they
-// started in the contexts they return, so that EndEvent and EndOperation
-// end only spans a Tracer started, and of their kind.
-type (
-	eventSpanKey     struct{}
-	operationSpanKey struct{}
-)
 
 // New returns a new Tracer that records into rec and traces with
 // cfg.TracerProvider. Recording through rec directly still works; such
@@ -109,27 +99,68 @@ func (t *Tracer) StartEvent(ctx context.Context, eventName, taskID string, opts 
 	if unsampledParent(ctx) {
 		return ctx, t.rec.StartEvent(eventName, taskID, opts...)
 	}
+	// The span gets the Recorder's time, boxed by WithTimestamp, rather
+	// than taking its own to give to the record: a record's time is the
+	// Recorder's epoch plus the monotonic clock since, while the SDK's
+	// time.Now reading carries the wall clock, and the two differ by
+	// nanoseconds (more after a step of the wall clock), so they would not
+	// agree exactly. The end is given likewise, because the span's status
+	// depends on whether the Recorder accepts the end (EndEvent).
 	start := t.rec.Now()
-	var abuf [3]attribute.KeyValue
-	attrs := append(abuf[:0], TaskIDKey.String(taskID))
+	rc, ctx, span := startSpan(t.tracer, ctx, eventName, trace.WithTimestamp(start), trace.WithAttributes(eventAttrs(taskID, opts)...))
+	sc := span.SpanContext()
+	err := t.recordStart(eventName, taskID, opts, telemetry.WithStartTime(start), recordSpan(sc))
+	return started(rc, ctx, span, sc, eventSpanKey, err), err
+}
+
+// eventAttrs returns the attributes of the span of a run of taskID started
+// with opts, in a slice of their exact size.
+func eventAttrs(taskID string, opts []telemetry.StartOption) []attribute.KeyValue {
+	n := 1
 	for _, o := range opts {
-		if pid, ok := o.ProcessID(); ok && len(attrs) < cap(abuf) {
+		if _, ok := o.ProcessID(); ok {
+			n++
+		}
+		if _, ok := o.PipelineID(); ok {
+			n++
+		}
+	}
+	attrs := make([]attribute.KeyValue, 1, n)
+	attrs[0] = TaskIDKey.String(taskID)
+	for _, o := range opts {
+		if pid, ok := o.ProcessID(); ok {
 			attrs = append(attrs, ProcessPIDKey.Int(pid))
 		}
-		if id, ok := o.PipelineID(); ok && len(attrs) < cap(abuf) {
+		if id, ok := o.PipelineID(); ok {
 			attrs = append(attrs, PipelineRunIDKey.String(id))
 		}
 	}
-	ctx, span := t.tracer.Start(ctx, eventName, trace.WithTimestamp(start), trace.WithAttributes(attrs...))
-	// The options are built here, not by a helper returning them, so that
-	// the span context's option stays on the stack.
-	var buf [8]telemetry.StartOption
-	all := append(append(buf[:0], opts...), telemetry.WithStartTime(start))
-	if sc := span.SpanContext(); sc.IsSampled() && sc.IsValid() {
-		all = append(all, telemetry.WithSpanContext(spanContext(sc)))
+	return attrs
+}
+
+// recordSpan returns the option that gives a record the span context sc
+// if it is sampled, else the zero SpanContext: not traced.
+func recordSpan(sc trace.SpanContext) telemetry.StartOption {
+	var s telemetry.SpanContext
+	if sc.IsSampled() && sc.IsValid() {
+		s = telemetry.SpanContext{TraceID: sc.TraceID(), SpanID: sc.SpanID(), Sampled: true}
 	}
-	err := t.rec.StartEvent(eventName, taskID, all...)
-	return started(ctx, span, eventSpanKey{}, err), err
+	return telemetry.WithSpanContext(s)
+}
+
+// recordStart records the start of a run with opts followed by the
+// Tracer's own options, which win over the caller's. The common lengths of
+// opts are spelled out so that the options are not copied into a buffer.
+func (t *Tracer) recordStart(eventName, taskID string, opts []telemetry.StartOption, start, span telemetry.StartOption) error {
+	switch len(opts) {
+	case 0:
+		return t.rec.StartEvent(eventName, taskID, start, span)
+	case 1:
+		return t.rec.StartEvent(eventName, taskID, opts[0], start, span)
+	case 2:
+		return t.rec.StartEvent(eventName, taskID, opts[0], opts[1], start, span)
+	}
+	return t.rec.StartEvent(eventName, taskID, append(opts[:len(opts):len(opts)], start, span)...)
 }
 
 // unsampledParent reports whether the span in ctx belongs to a trace that
@@ -139,32 +170,6 @@ func unsampledParent(ctx context.Context) bool {
 	return sc.IsValid() && !sc.IsSampled()
 }
 
-// spanContext returns the record's form of a sampled span's context.
-func spanContext(sc trace.SpanContext) telemetry.SpanContext {
-	return telemetry.SpanContext{TraceID: sc.TraceID(), SpanID: sc.SpanID(), Sampled: true}
-}
-
-// started returns ctx, which carries span, marked under key as a span to
-// end with its record; or, if the start was refused, ends span now with
-// status Error and returns ctx unmarked.
-func started(ctx context.Context, span trace.Span, key any, err error) context.Context {
-	if err != nil {
-		span.SetStatus(codes.Error, err.Error())
-		span.End()
-		return ctx
-	}
-	if !span.IsRecording() {
-		return ctx // nothing to end: the span records nothing
-	}
-	return context.WithValue(ctx, key, span)
-}
-
-// spanOf returns the span that a start of t put in ctx under key, or nil.
-func spanOf(ctx context.Context, key any) trace.Span {
-	s, _ := ctx.Value(key).(trace.Span)
-	return s
-}
-
 // RecordRetry records one more retry of the pending run of taskID, and
 // adds a span event [RetryEventName] to the run's span in ctx, with the
 // retry's number ([RetryAttemptKey]) and err's text ([RetryErrorKey];
@@ -172,7 +177,7 @@ func spanOf(ctx context.Context, key any) trace.Span {
 // the errors of [telemetry.Recorder.RecordRetry].
 func (t *Tracer) RecordRetry(ctx context.Context, taskID string, err error) error {
 	rerr := t.rec.RecordRetry(taskID)
-	span := spanOf(ctx, eventSpanKey{})
+	span := spanOf(ctx, eventSpanKey)
 	if rerr != nil || span == nil || !span.IsRecording() {
 		return rerr
 	}
@@ -194,30 +199,17 @@ func (t *Tracer) RecordRetry(ctx context.Context, taskID string, err error) erro
 // instant ([telemetry.Recorder.EndEventAt] with [telemetry.Recorder.Now]),
 // with status Error and err's text if it failed. If the Recorder refuses
 // the end, the span ends with status Error and the refusal's text. A ctx
-// without a span that StartEvent started ends no span.
+// without a span that StartEvent started ends no span, nor does one whose
+// span an earlier EndEvent ended.
 //
 // It returns the errors of [telemetry.Recorder.EndEvent].
 func (t *Tracer) EndEvent(ctx context.Context, taskID string, err error) error {
-	span := spanOf(ctx, eventSpanKey{})
-	if span == nil {
+	rc := claim(ctx, eventSpanKey)
+	if rc == nil {
 		return t.rec.EndEvent(taskID, err)
 	}
 	end := t.rec.Now()
 	eerr := t.rec.EndEventAt(taskID, err, end)
-	endSpan(span, end, err, eerr)
+	rc.endSpan(end, err, eerr)
 	return eerr
-}
-
-// endSpan ends span at end, with status Error and the text of err, or of
-// refused if the Recorder refused the end (the span then ends now).
-func endSpan(span trace.Span, end time.Time, err, refused error) {
-	if refused != nil {
-		span.SetStatus(codes.Error, refused.Error())
-		span.End()
-		return
-	}
-	if err != nil {
-		span.SetStatus(codes.Error, err.Error())
-	}
-	span.End(trace.WithTimestamp(end))
 }

@@ -39,14 +39,6 @@ func setup(t *testing.T, opts ...sdktrace.TracerProviderOption) (*telemetry.Reco
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The Tracer learns the Recorder's clock from its first run (package
-	// doc, How the times agree); a network operation teaches it too.
-	ctx, err := tr.StartOperation(context.Background(), "warm-up", "h", 1, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr.EndOperation(ctx, "warm-up", 0, 0, nil)
-	sr.Reset()
 	return rec, tr, sr
 }
 
@@ -376,5 +368,87 @@ func TestTracerConcurrentSafe(t *testing.T) {
 	}
 	if s := rec.Stats(); s.EventsEnded != 800 {
 		t.Errorf("got %d events, want 800", s.EventsEnded)
+	}
+}
+
+// TestEndTwice checks that a run's context ends its span once: of two
+// EndEvent calls, after each other or at the same time, the Recorder
+// refuses one, and the span ends once. After each other, the second leaves
+// the span as the first ended it; at the same time, the one that ends the
+// span may be the one the Recorder refuses, which the span's status then
+// says.
+func TestEndTwice(t *testing.T) {
+	for _, concurrent := range []bool{false, true} {
+		t.Run("concurrent="+strconv.FormatBool(concurrent), func(t *testing.T) {
+			_, tr, sr := setup(t)
+			ctx, err := tr.StartEvent(context.Background(), "load", "t1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			errs := make([]error, 2)
+			if concurrent {
+				var wg sync.WaitGroup
+				for i := range errs {
+					wg.Go(func() { errs[i] = tr.EndEvent(ctx, "t1", nil) })
+				}
+				wg.Wait()
+			} else {
+				for i := range errs {
+					errs[i] = tr.EndEvent(ctx, "t1", nil)
+				}
+			}
+			refused := 0
+			for _, err := range errs {
+				switch {
+				case errors.Is(err, telemetry.ErrAlreadyEnded):
+					refused++
+				case err != nil:
+					t.Errorf("got %v, want nil or ErrAlreadyEnded", err)
+				}
+			}
+			if refused != 1 {
+				t.Errorf("got %d ends refused (%v), want 1", refused, errs)
+			}
+			spans := sr.Ended()
+			if len(spans) != 1 {
+				t.Fatalf("got %d ended spans, want 1", len(spans))
+			}
+			if st := spans[0].Status(); st.Code != codes.Unset && (!concurrent || st.Code != codes.Error) {
+				t.Errorf("got status %+v, want Unset", st)
+			}
+		})
+	}
+}
+
+// TestEndThroughDerivedContext checks that a context derived from the one
+// StartEvent returned, with values and cancellation of its own, still
+// ends the run's span, and that the run's context behaves as its parent.
+func TestEndThroughDerivedContext(t *testing.T) {
+	rec, tr, sr := setup(t)
+	type key struct{}
+	parent, cancel := context.WithCancel(context.WithValue(context.Background(), key{}, "parent value"))
+	ctx, err := tr.StartEvent(parent, "load", "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ctx.Value(key{}); got != "parent value" {
+		t.Errorf("got value %v, want the parent's", got)
+	}
+	child, stop := context.WithCancel(context.WithValue(ctx, key{}, "child value"))
+	defer stop()
+	cancel()
+	<-child.Done() // the parent's cancellation reaches through the run's context
+	if !errors.Is(child.Err(), context.Canceled) {
+		t.Errorf("got %v, want context.Canceled", child.Err())
+	}
+	if err := tr.EndEvent(child, "t1", nil); err != nil {
+		t.Fatal(err)
+	}
+	spans := sr.Ended()
+	if len(spans) != 1 || spans[0].Name() != "load" {
+		t.Fatalf("got %v, want the run's span ended", spans)
+	}
+	if m, _ := rec.Metrics("t1"); !wallEqual(m.EndTime, spans[0].EndTime()) {
+		t.Errorf("record ends at %v, span at %v", m.EndTime, spans[0].EndTime())
 	}
 }

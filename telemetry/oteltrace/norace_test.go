@@ -1,0 +1,5 @@
+//go:build !race
+
+package oteltrace_test
+
+const raceEnabled = false

@@ -1,0 +1,125 @@
+package oteltrace
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// The keys under which StartEvent and StartOperation put the spans they
+// started in the contexts they return, so that EndEvent and EndOperation
+// end only spans a Tracer started, and of their kind.
+var (
+	eventSpanKey     = &ctxKey{"event span"}
+	operationSpanKey = &ctxKey{"operation span"}
+)
+
+// A ctxKey is a key of a context value of this package. Keys are pointers,
+// so that finding one compares two words.
+type ctxKey struct{ name string }
+
+// A runCtx is the context that StartEvent and StartOperation return for a
+// span they are to end: the context the span was started in, which
+// carries it, plus the span under key, as context.WithValue would put it.
+//
+// It also holds the options of the span's start and of its end, so that
+// passing them to the span allocates nothing besides the runCtx: the
+// variadic slices of Start and End would each be an allocation of their
+// own. The start's options stay referenced until the runCtx is
+// collected; the end's slot is written once, by the end that claims the
+// span (ended), so that ends through copies of the context never race.
+type runCtx struct {
+	context.Context
+	key   *ctxKey
+	span  trace.Span
+	ended atomic.Bool
+	start [3]trace.SpanStartOption
+	end   [1]trace.SpanEndOption
+}
+
+// Value returns c itself for c's key, and the parent's value of any other
+// key.
+func (c *runCtx) Value(key any) any {
+	if key == any(c.key) {
+		return c
+	}
+	return c.Context.Value(key)
+}
+
+// String names c as context.WithValue's contexts name themselves.
+func (c *runCtx) String() string {
+	parent := "context"
+	if s, ok := c.Context.(interface{ String() string }); ok {
+		parent = s.String()
+	}
+	return parent + ".WithValue(oteltrace " + c.key.name + ")"
+}
+
+// startSpan starts a span named name with tr and opts (at most as many
+// as runCtx.start holds) and returns the runCtx to return for it, not yet
+// filled in, with the context and the span that Start returned.
+func startSpan(tr trace.Tracer, ctx context.Context, name string, opts ...trace.SpanStartOption) (*runCtx, context.Context, trace.Span) {
+	rc := new(runCtx)
+	n := copy(rc.start[:], opts)
+	ctx, span := tr.Start(ctx, name, rc.start[:n]...)
+	return rc, ctx, span
+}
+
+// started returns the context to return for span, started in ctx (which
+// carries it), whose context is sc: rc, filled in with ctx and span under
+// key, if span is to be ended with its record; ctx if span records
+// nothing; and ctx, after ending span with status Error, if the Recorder
+// refused the start (err).
+func started(rc *runCtx, ctx context.Context, span trace.Span, sc trace.SpanContext, key *ctxKey, err error) context.Context {
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+		span.End()
+		return ctx
+	}
+	// A sampled span records (the SDK's IsRecording would take the span's
+	// lock to say so); of the others, one that does not record has
+	// nothing to end.
+	if !sc.IsSampled() && !span.IsRecording() {
+		return ctx
+	}
+	rc.Context, rc.key, rc.span = ctx, key, span
+	return rc
+}
+
+// spanOf returns the span that a start put in ctx under key, or nil.
+func spanOf(ctx context.Context, key *ctxKey) trace.Span {
+	if rc, _ := ctx.Value(key).(*runCtx); rc != nil {
+		return rc.span
+	}
+	return nil
+}
+
+// claim returns the runCtx that a start put in ctx under key, for the
+// caller to end its span, or nil if there is none or an earlier end
+// claimed it.
+func claim(ctx context.Context, key *ctxKey) *runCtx {
+	rc, _ := ctx.Value(key).(*runCtx)
+	if rc == nil || !rc.ended.CompareAndSwap(false, true) {
+		return nil
+	}
+	return rc
+}
+
+// endSpan ends the span of rc, which the caller claimed, at end, with
+// status Error and the text of err, or of refused if the Recorder refused
+// the end (the span then ends now).
+func (rc *runCtx) endSpan(end time.Time, err, refused error) {
+	if refused != nil {
+		rc.span.SetStatus(codes.Error, refused.Error())
+		rc.span.End()
+		return
+	}
+	if err != nil {
+		rc.span.SetStatus(codes.Error, err.Error())
+	}
+	rc.end[0] = trace.WithTimestamp(end)
+	rc.span.End(rc.end[:]...)
+}
