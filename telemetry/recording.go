@@ -30,6 +30,15 @@ const (
 	setWait
 )
 
+// checkSpan returns an error wrapping [ErrInvalidOption] if the span
+// context of o, a [WithSpanContext] option, has only one of its ids.
+func (o *StartOption) checkSpan() error {
+	if why := checkSpan(o.span); why != "" {
+		return fmt.Errorf("%w: %s", ErrInvalidOption, why)
+	}
+	return nil
+}
+
 // ProcessID returns the process id that o gives, if it is a
 // [WithProcessID] option.
 func (o StartOption) ProcessID() (int, bool) { return int(o.n), o.set == setProcessID }
@@ -117,8 +126,8 @@ func (r *Recorder) StartEvent(eventName, taskID string, opts ...StartOption) err
 			}
 			wait, hasWait = time.Duration(o.n), true
 		case setSpan:
-			if why := checkSpan(o.span); why != "" {
-				return taskError(op, taskID, fmt.Errorf("%w: %s", ErrInvalidOption, why))
+			if err := o.checkSpan(); err != nil {
+				return taskError(op, taskID, err)
 			}
 			rec.span = o.span
 		case setStarted:
@@ -272,8 +281,8 @@ func (n *Network) StartOperation(taskID, host string, port int, operation string
 		o := &opts[i]
 		switch o.set {
 		case setSpan:
-			if why := checkSpan(o.span); why != "" {
-				return taskError(op, taskID, fmt.Errorf("%w: %s", ErrInvalidOption, why))
+			if err := o.checkSpan(); err != nil {
+				return taskError(op, taskID, err)
 			}
 			rec.span = o.span
 		case setStarted:
