@@ -107,7 +107,11 @@ func WithMaxPending(n int) Option {
 // WithQueueSize sets how many records of each kind (events, network
 // operations) are buffered for each publisher (default [DefaultQueueSize]).
 // A record that finds the buffer full is dropped and counted in
-// [PublisherStats.DroppedQueueFull]. n must be positive.
+// [PublisherStats.DroppedQueueFull]. n must be positive. The buffer is
+// split evenly between the shards of the Recorder (see [WithMaxPending]),
+// each holding n/shards records (rounded up), so a burst of records whose
+// task ids fall in one shard can find its part full a little before the
+// whole buffer is.
 func WithQueueSize(n int) Option {
 	return optionFunc(func(c *config) { positive(c, "queue size", n, &c.queueSize) })
 }
