@@ -270,9 +270,13 @@ func (m *Middleware) Work(ctx context.Context, job *rivertype.JobRow, doInner fu
 // end records the end of an attempt started with the error startErr, and
 // ends its span. A snooze is not a failure.
 func (m *Middleware) end(id string, startErr error, span trace.Span, err error) {
-	var snooze *rivertype.JobSnoozeError
-	if errors.As(err, &snooze) {
-		err = nil
+	if err != nil {
+		// Only here: errors.As's target escapes, an allocation that a
+		// job that succeeded would pay for nothing.
+		var snooze *rivertype.JobSnoozeError
+		if errors.As(err, &snooze) {
+			err = nil
+		}
 	}
 	if startErr == nil {
 		m.check(m.rec.EndEvent(id, err))
