@@ -71,7 +71,8 @@
 //
 // Without a TracerProvider, and for a job without the Middleware's
 // metadata, the Middleware adds the recording of one event run to an
-// attempt, and one allocation (the job id in decimal), measured by
+// attempt, and for a job id of 100 or more one allocation (the id in
+// decimal), measured by
 // BenchmarkMiddleware against the same worker function called directly.
 // Metadata with trace context costs its JSON decoding.
 //
