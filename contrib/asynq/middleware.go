@@ -137,13 +137,6 @@ func (m *Middleware) run(ctx context.Context, id string, t *asynqlib.Task, next 
 	opts[n] = telemetry.WithProcessID(m.pid)
 	n++
 	ours := 0 // headers of this package in h
-	if pipelineID, ok := h[HeaderPipelineID]; ok {
-		ours++
-		if pipelineID != "" {
-			opts[n] = telemetry.WithPipelineID(pipelineID)
-			n++
-		}
-	}
 	if v, ok := h[HeaderEnqueueTime]; ok {
 		ours++
 		// A retry's wait is not known: asynq keeps no time of its
@@ -151,6 +144,17 @@ func (m *Middleware) run(ctx context.Context, id string, t *asynqlib.Task, next 
 		if enq, ok := parseTime(v); retried == 0 && ok {
 			opts[n] = telemetry.WithEnqueueTime(enq)
 			n++
+		}
+	}
+	// Each lookup costs: the pipeline id and the trace context are looked
+	// for only if h has headers besides those already found.
+	if len(h) > ours {
+		if pipelineID, ok := h[HeaderPipelineID]; ok {
+			ours++
+			if pipelineID != "" {
+				opts[n] = telemetry.WithPipelineID(pipelineID)
+				n++
+			}
 		}
 	}
 	if len(h) > ours {
