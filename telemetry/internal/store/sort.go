@@ -9,37 +9,40 @@ import "time"
 // r runs, moving positions and keys only (no pointers, so no write
 // barriers), so that keys in a few sorted runs cost little and sorted
 // keys a single pass. keys is reordered too.
+//
+// order must have a capacity of at least 3*len(order)+1 and keys of
+// 2*len(keys): the merges use the room beyond their lengths, so that a
+// sort allocates nothing of its own.
 func sortRuns(keys []time.Duration, order []int32) []int32 {
 	n := len(keys)
-	var starts []int // the start of every ascending run
+	starts := order[2*n : 2*n : cap(order)] // the start of every ascending run
 	for i := 1; i < n; i++ {
 		if keys[i] < keys[i-1] {
-			if starts == nil {
+			if len(starts) == 0 {
 				starts = append(starts, 0)
 			}
-			starts = append(starts, i)
+			starts = append(starts, int32(i))
 		}
 	}
-	if starts == nil {
+	if len(starts) == 0 {
 		return order // one run: sorted already
 	}
-	src, dst := order, make([]int32, n)
-	skeys, dkeys := keys, make([]time.Duration, n)
-	next := make([]int, 0, (len(starts)+1)/2)
+	src, dst := order, order[n:2*n]
+	skeys, dkeys := keys, keys[n:2*n]
 	for len(starts) > 1 {
-		next = next[:0]
+		merged := starts[:0] // the merged runs' starts, written over the read ones
 		for r := 0; r < len(starts); r += 2 {
-			lo, mid, hi := starts[r], n, n
+			lo, mid, hi := int(starts[r]), n, n
 			if r+1 < len(starts) {
-				mid = starts[r+1]
+				mid = int(starts[r+1])
 			}
 			if r+2 < len(starts) {
-				hi = starts[r+2]
+				hi = int(starts[r+2])
 			}
 			mergeRun(dst[lo:hi], dkeys[lo:hi], src[lo:mid], skeys[lo:mid], src[mid:hi], skeys[mid:hi])
-			next = append(next, lo)
+			merged = append(merged, int32(lo))
 		}
-		starts, next = next, starts
+		starts = merged
 		src, dst, skeys, dkeys = dst, src, dkeys, skeys
 	}
 	if &skeys[0] != &keys[0] {

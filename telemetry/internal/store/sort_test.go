@@ -13,7 +13,7 @@ func TestSortRunsMatchesStableSort(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for round := range 300 {
 		n := rng.IntN(300)
-		keys := make([]time.Duration, n)
+		keys := make([]time.Duration, n, 2*n)
 		runLen := 1 + rng.IntN(70)
 		for i := range keys {
 			keys[i] = time.Duration(rng.IntN(40))
@@ -27,7 +27,7 @@ func TestSortRunsMatchesStableSort(t *testing.T) {
 		}
 		orig := slices.Clone(keys)
 		slices.SortStableFunc(want, func(a, b int32) int { return int(orig[a] - orig[b]) })
-		order := make([]int32, n)
+		order := make([]int32, n, 3*n+1)
 		for i := range order {
 			order[i] = int32(i)
 		}

@@ -380,7 +380,7 @@ func Slower[R, T, M any](v *View[R, T], d time.Duration, f func(*Entry[R]) M) []
 // about one sorted run per shard for sortRuns to merge.
 func (v *View[R, T]) sorted(sel []*Entry[R]) []int32 {
 	n, k := len(sel), len(v.t.shards)
-	order := make([]int32, n)
+	order := make([]int32, n, 3*n+1) // with the room sortRuns needs
 	if k > 1 && n > stageSize {
 		var next [maxParts + 1]int // where the next position of each shard goes
 		for _, e := range sel {
@@ -400,7 +400,7 @@ func (v *View[R, T]) sorted(sel []*Entry[R]) []int32 {
 		}
 	}
 	end := v.t.fn.End
-	keys := make([]time.Duration, n)
+	keys := make([]time.Duration, n, 2*n)
 	for i, p := range order {
 		keys[i] = end(&sel[p].Rec)
 	}
