@@ -118,7 +118,7 @@ func (r *Recorder) StartEvent(eventName, taskID string, opts ...StartOption) err
 			if o.t.IsZero() {
 				return taskError(op, taskID, fmt.Errorf("%w: the enqueue time is the zero Time", ErrInvalidOption))
 			}
-			rec.enq, rec.hasEnq = o.t.Sub(r.clock.epoch), true
+			rec.enq, rec.hasEnq = r.clock.offset(o.t), true
 			hasWait = false
 		case setWait:
 			if o.n < 0 {
@@ -170,7 +170,7 @@ func (r *Recorder) EndEventAt(taskID string, err error, end time.Time) error {
 	if end.IsZero() {
 		return taskError(op, taskID, fmt.Errorf("%w: the end time is the zero Time", ErrInvalidOption))
 	}
-	return r.endEvent(op, taskID, err, end.Sub(r.clock.epoch))
+	return r.endEvent(op, taskID, err, r.clock.offset(end))
 }
 
 // Now returns the current time as the Recorder records it: its epoch's
@@ -317,7 +317,7 @@ func (n *Network) EndOperationAt(taskID string, bytesSent, bytesReceived int64, 
 	if end.IsZero() {
 		return taskError(op, taskID, fmt.Errorf("%w: the end time is the zero Time", ErrInvalidOption))
 	}
-	return n.endOperation(op, taskID, bytesSent, bytesReceived, err, end.Sub(n.r.clock.epoch))
+	return n.endOperation(op, taskID, bytesSent, bytesReceived, err, n.r.clock.offset(end))
 }
 
 // endOperation ends the pending operation of taskID at now, an offset from
@@ -380,7 +380,7 @@ func (c clock) start(at *time.Time) (time.Duration, error) {
 	if at.IsZero() {
 		return 0, fmt.Errorf("%w: the start time is the zero Time", ErrInvalidOption)
 	}
-	start := at.Sub(c.epoch)
+	start := c.offset(*at)
 	if start > now {
 		return 0, fmt.Errorf("%w: the start time %v is later than now", ErrInvalidOption, *at)
 	}
