@@ -140,10 +140,12 @@ func (m *Middleware) run(ctx context.Context, id string, t *asynqlib.Task, next 
 	if v, ok := h[HeaderEnqueueTime]; ok {
 		ours++
 		// A retry's wait is not known: asynq keeps no time of its
-		// return to the queue.
-		if enq, ok := parseTime(v); retried == 0 && ok {
-			opts[n] = telemetry.WithEnqueueTime(enq)
-			n++
+		// return to the queue, so a retry does not parse the header.
+		if retried == 0 {
+			if enq, ok := parseTime(v); ok {
+				opts[n] = telemetry.WithEnqueueTime(enq)
+				n++
+			}
 		}
 	}
 	// Each lookup costs: the pipeline id and the trace context are looked
