@@ -95,8 +95,8 @@ func WithMaxNetworkOps(n int) Option {
 
 // WithMaxPending sets how many runs of each kind may be pending at once
 // (default [DefaultMaxPending]); starting one more returns
-// [ErrTooManyPending]. n must be positive. A Recorder that retains more than
-// 2*2048 records of a kind splits its runs into up to 16 shards by task
+// [ErrTooManyPending]. n must be positive. A Recorder that retains 4,096
+// or more records of a kind splits its runs into up to 16 shards by task
 // id, to record from many goroutines at once; each shard then accepts
 // n/shards pending runs (rounded up), so the limit holds for the total but
 // one shard may refuse a start a little before it is reached.

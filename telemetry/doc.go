@@ -25,7 +25,7 @@
 //	report, _ := rec.MetricsJSON()
 //
 // Package pipeline makes these calls for you; package nettrace records the
-// network operations of an [net/http.Client] or a dialer.
+// network operations of a [net/http.Client] or a dialer.
 //
 // # Recording
 //
@@ -81,10 +81,10 @@
 // [WithMaxEvents] and [WithMaxNetworkOps] ([DefaultMaxEvents] and
 // [DefaultMaxNetworkOps]). When the limit is reached the oldest finished
 // record is evicted and counted in [Stats] (EventsEvicted, NetworkEvicted).
-// The Recorder retains exactly that many. With one processor recording, or
-// fewer than 4,096 records retained, the oldest is evicted first; with
-// several processors recording, each gathers what it finishes in batches of
-// 64, and eviction is oldest first within a batch's span.
+// The Recorder retains exactly that many. With a limit below 4,096, the
+// oldest is evicted first; with a larger one, the runs are split by task id
+// into up to 16 shards, each gathering what it finishes in batches of 64,
+// and eviction is oldest first within a batch's span.
 //
 // Queries and the JSON report see what is retained. [Recorder.RetryStats]
 // and the totals of [Recorder.Stats] (ended, failed, evicted, bytes) count
@@ -133,8 +133,8 @@
 // operation, host, port, start_time, end_time, status, bytes_sent,
 // bytes_received, error and latency_seconds for a network operation. Times
 // are RFC 3339 in UTC with nanoseconds; an absent end time, error, process
-// id or pipeline id is null. A record given [WithEnqueueTime] also has
-// enqueue_time and wait_seconds, and one given [WithSpanContext] trace_id,
+// id or pipeline id is null. A record given [WithEnqueueTime] or [WithWait]
+// also has enqueue_time and wait_seconds, and one given [WithSpanContext] trace_id,
 // span_id and trace_sampled; others do not have these keys. The document
 // decodes back into a [Report], and each record into its type.
 //

@@ -92,8 +92,8 @@ func (n *Network) PendingOperations(limit int) ([]NetworkMetrics, int) {
 }
 
 // WaitedEvents returns the retained finished event runs that waited in a
-// queue longer than threshold before they started ([WithEnqueueTime]),
-// oldest first. A negative threshold is an error wrapping
+// queue longer than threshold before they started ([WithEnqueueTime] or
+// [WithWait]), oldest first. A negative threshold is an error wrapping
 // [ErrNegativeThreshold].
 func (r *Recorder) WaitedEvents(threshold time.Duration) ([]EventMetrics, error) {
 	if threshold < 0 {

@@ -257,7 +257,8 @@ type Network struct {
 
 // StartOperation records the start of a network operation of the task
 // taskID to host:port. An empty operation means [DefaultOperation]. Of the
-// options, only [WithSpanContext] applies to network operations.
+// options, only [WithSpanContext] and [WithStartTime] apply to network
+// operations.
 //
 // It returns a [*TaskError] wrapping [ErrEmptyTaskID], [ErrEmptyHost],
 // [ErrInvalidPort], [ErrInvalidOption], [ErrAlreadyStarted] (an operation
@@ -456,7 +457,7 @@ func latest[R, T, M any](t *store.Table[R, T], taskID string, pending func(*R, i
 	return m, ok
 }
 
-// runError returns the sentinel error of a refused [store.Runs] call, or nil
+// runError returns the sentinel error of a refused [store.Table] call, or nil
 // for [store.OK].
 func runError(st store.Status) error {
 	switch st {

@@ -86,7 +86,8 @@ type EventMetrics struct {
 	ProcessID  int       // id of the process that ran it; 0 if not given
 	PipelineID string    // id of the pipeline run it belongs to; "" if not given
 	// EnqueueTime is when the run's task was put in a queue, if the code
-	// that started it knew ([WithEnqueueTime]); the zero Time otherwise.
+	// that started it knew ([WithEnqueueTime], or its start minus
+	// [WithWait]); the zero Time otherwise.
 	EnqueueTime time.Time
 	// Span identifies the span that traces the run ([WithSpanContext]);
 	// the zero SpanContext if the run is not traced.

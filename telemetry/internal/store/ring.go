@@ -29,7 +29,8 @@ type Entry[R any] struct {
 // array (slow records are found by scanning 8 bytes per record), the
 // sequence numbers of the failed ones, and the index of the latest finished
 // run of each task id, brought up to date only when a query needs it. It is
-// used only under its table's lock.
+// used only under its table's lock or, in a table of one shard, that
+// shard's.
 type ring[R any] struct {
 	capacity int
 	blocks   []*[blockSize]Entry[R]
