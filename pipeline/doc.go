@@ -76,7 +76,7 @@
 //
 // # Remote execution
 //
-// A [Worker] (from NewWorker(cfg, events...)) is an [net/http.Handler]
+// A [Worker] (from NewWorker(cfg, events...)) is a [net/http.Handler]
 // that runs its events for remote callers; [Remote] returns an Event that
 // calls one, configured by a [RemoteConfig]. The protocol is JSON over HTTP
 // POST at [DefaultPath] ("/events"):
@@ -123,7 +123,8 @@
 // worker's host and port, the latency, and the body bytes of the request and
 // the response. An HTTP error status is not a network failure: the
 // operation completes and the event fails with the RemoteError. A worker
-// records no telemetry itself; the caller does.
+// records the runs it serves only with a [WorkerConfig.Recorder] (see
+// Traces); the caller records the call either way.
 //
 // # Traces
 //

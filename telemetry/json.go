@@ -543,9 +543,9 @@ func (m *NetworkMetrics) UnmarshalJSON(data []byte) error {
 // end_time, status, bytes_sent, bytes_received, error and latency_seconds.
 // Times are RFC 3339 strings in UTC; absent values are nil. Two groups of
 // keys are present only when the record has them: enqueue_time and
-// wait_seconds for an event run given [WithEnqueueTime], and trace_id,
-// span_id (lowercase hexadecimal) and trace_sampled for a record given
-// [WithSpanContext].
+// wait_seconds for an event run given [WithEnqueueTime] or [WithWait],
+// and trace_id, span_id (lowercase hexadecimal) and trace_sampled for a
+// record given [WithSpanContext].
 func FormatMetrics(record any) (map[string]any, error) {
 	switch m := record.(type) {
 	case EventMetrics:

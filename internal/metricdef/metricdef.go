@@ -33,7 +33,8 @@ const (
 	NetworkLatency = "network_latency_seconds"
 	// EventWait is a histogram of the time finished event runs waited in a
 	// queue before they started, labelled event_name: only runs whose
-	// enqueue time is known (telemetry.WithEnqueueTime) are observed.
+	// enqueue time is known (telemetry.WithEnqueueTime or WithWait) are
+	// observed.
 	EventWait = "event_wait_seconds"
 )
 
@@ -98,9 +99,9 @@ const (
 	StatusFailed      = "failed"     // status of a run or operation that failed
 	DirectionSent     = "sent"       // direction of bytes sent
 	DirectionReceived = "received"   // direction of bytes received
-	ReasonQueueFull   = "queue_full" // reason of records dropped from a full (or closed) queue
+	ReasonQueueFull   = "queue_full" // reason of records dropped from a full queue
 	ReasonFailed      = "failed"     // reason of records given up after errors
-	ReasonClosed      = "closed"     // reason of records still queued when Close ran out of time
+	ReasonClosed      = "closed"     // reason of records not delivered when Close ran out of time
 )
 
 // Overflow is the event_name or operation label value under which records

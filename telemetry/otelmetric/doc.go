@@ -31,7 +31,7 @@
 //
 //	event_duration_seconds   Float64Histogram, unit s    event_name, status (completed, failed)
 //	event_retries_total      Int64Counter, unit {retry}  event_name
-//	event_wait_seconds       Float64Histogram, unit s    event_name (runs given telemetry.WithEnqueueTime)
+//	event_wait_seconds       Float64Histogram, unit s    event_name (runs given telemetry.WithEnqueueTime or WithWait)
 //	network_bytes_total      Int64Counter, unit By       operation, direction (sent, received)
 //	network_latency_seconds  Float64Histogram, unit s    operation
 //

@@ -57,7 +57,7 @@
 //
 //	event_duration_seconds   histogram, unit s    event_name, status (completed, failed)
 //	event_retries_total      sum, unit {retry}    event_name
-//	event_wait_seconds       histogram, unit s    event_name (runs given telemetry.WithEnqueueTime)
+//	event_wait_seconds       histogram, unit s    event_name (runs given telemetry.WithEnqueueTime or WithWait)
 //	network_bytes_total      sum, unit By         operation, direction (sent, received)
 //	network_latency_seconds  histogram, unit s    operation
 //

@@ -32,8 +32,9 @@
 //	event_wait_seconds       histogram  event_name (time in a queue before the run started)
 //
 // event_wait_seconds observes only the runs whose enqueue time is known
-// ([telemetry.WithEnqueueTime], which the job-queue adapters give), so an
-// event name has that series only once one of its runs waited in a queue.
+// ([telemetry.WithEnqueueTime] or [telemetry.WithWait], which the job-queue
+// adapters give), so an event name has that series only once one of its
+// runs waited in a queue.
 //
 // Config.Namespace prefixes every name ("app" gives
 // app_event_duration_seconds; the dashboard and alerts expect none) and

@@ -37,9 +37,9 @@ const (
 	MetricNetworkLatency = metricdef.NetworkLatency
 	// MetricEventWait is a histogram of the time finished event runs
 	// waited in a queue before they started, labelled event_name: only
-	// runs whose enqueue time is known ([telemetry.WithEnqueueTime]) are
-	// observed, so an event name has this series only once one of its runs
-	// had an enqueue time.
+	// runs whose enqueue time is known ([telemetry.WithEnqueueTime] or
+	// [telemetry.WithWait]) are observed, so an event name has this series
+	// only once one of its runs had an enqueue time.
 	MetricEventWait = metricdef.EventWait
 )
 

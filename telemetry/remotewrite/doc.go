@@ -50,7 +50,7 @@
 //
 //	event_duration_seconds   histogram  event_name, status (completed, failed)
 //	event_retries_total      counter    event_name
-//	event_wait_seconds       histogram  event_name (runs given telemetry.WithEnqueueTime)
+//	event_wait_seconds       histogram  event_name (runs given telemetry.WithEnqueueTime or WithWait)
 //	network_bytes_total      counter    operation, direction (sent, received)
 //	network_latency_seconds  histogram  operation
 //

@@ -98,10 +98,11 @@
 // # Cost
 //
 // The view never slows down the code that records. Its publisher is a
-// queued one: recording hands it each finished record with one
-// non-blocking send on its bounded queue (a record that finds the queue
-// full is dropped from the view, and counted in PublisherStats), and the
-// Recorder's delivery goroutine adds it to the view's aggregates. Pages and
+// queued one: recording appends each finished record to the view's
+// bounded buffer in the Recorder, under the lock it already holds (a
+// record that finds the buffer full is dropped from the view, and counted
+// in PublisherStats), and the Recorder's delivery goroutine adds it to
+// the view's aggregates. Pages and
 // charts read those aggregates, all bounded: [Config.RecentRuns] recent
 // runs and network operations, [Config.RecentFailures] recent failures of
 // each, one count per second of [Config.Window], and 256 durations for each
@@ -113,7 +114,7 @@
 // drawn at most once a second, whatever the number of viewers.
 // BenchmarkRecording compares recording with and without the view, and
 // with a page open and refreshing; BenchmarkServe measures a page and a
-// chart (well under a millisecond each).
+// chart.
 //
 // # Concurrency
 //
