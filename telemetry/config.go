@@ -131,7 +131,9 @@ func WithBatchTimeout(d time.Duration) Option {
 
 // WithPublishTimeout sets the limit of one publish attempt (default
 // [DefaultPublishTimeout]); an attempt that runs over counts as a failed
-// attempt and is retried. d must be positive.
+// attempt and is retried. For a publisher that takes one record per call,
+// the first attempts for records taken from its buffer together share one
+// such limit; each retry has its own. d must be positive.
 func WithPublishTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) { positive(c, "publish timeout", d, &c.publishTimeout) })
 }

@@ -168,9 +168,10 @@
 //
 // A [BatchPublisher] gets batches of up to [WithMaxBatchSize] records
 // ([DefaultMaxBatchSize]), sent when full or after [WithBatchTimeout]
-// ([DefaultBatchTimeout]); others get one record per call. Each call has its
-// own timeout ([WithPublishTimeout], [DefaultPublishTimeout]). A failed call
-// is retried with exponential backoff and jitter as its [RetryPolicy] says
+// ([DefaultBatchTimeout]); others get one record per call. Each call has a
+// timeout ([WithPublishTimeout], [DefaultPublishTimeout]; the first calls
+// for records taken from the buffer together share one). A failed call is
+// retried with exponential backoff and jitter as its [RetryPolicy] says
 // ([WithRetry]; [DefaultRetryPolicy] waits 100ms, then 200ms and so on up to
 // 5s, each wait less a random jitter of up to half of it, for up to a minute
 // after the first attempt started). A wait that would end after that
