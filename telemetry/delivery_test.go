@@ -786,7 +786,7 @@ func TestCloseAccountsForEveryRecord(t *testing.T) {
 		failing := &namedPublisher{name: "failing"}
 		failing.fail = func(int) error { return telemetry.Permanent(errors.New("HTTP 400")) }
 		delivering := &namedPublisher{name: "delivering"}
-		// One partition, so that a queue holds exactly 4 records.
+		// One shard, so that a queue holds exactly 4 records.
 		r, err := telemetry.NewRecorder(telemetry.WithPublishers(hanging, failing, delivering),
 			telemetry.WithMaxEvents(1000), telemetry.WithQueueSize(4), telemetry.WithLogger(logs.logger()))
 		must(t, err)

@@ -97,7 +97,7 @@ func TestStartAgainAfterEndStartsNewRun(t *testing.T) {
 }
 
 func TestRecordingErrors(t *testing.T) {
-	// One partition (small retention), so that the pending limit is exact.
+	// One shard (small retention), so that the pending limit is exact.
 	r := newRecorder(t, telemetry.WithMaxPending(2), telemetry.WithMaxEvents(100))
 	must(t, r.StartEvent("e", "pending"))
 	runEvent(t, r, "e", "ended", 0, nil)
@@ -344,7 +344,7 @@ func TestRetentionEvictsOldestAndKeepsTotalsExact(t *testing.T) {
 }
 
 func TestPartitionedRetentionHoldsExactlyTheLimit(t *testing.T) {
-	const limit, n = 16384, 20000 // large enough to be partitioned
+	const limit, n = 16384, 20000 // large enough to be split into shards
 	r := newRecorder(t, telemetry.WithMaxEvents(limit))
 	for i := range n {
 		runEvent(t, r, "e", fmt.Sprint("t", i), 0, nil)
