@@ -82,9 +82,9 @@
 // [DefaultMaxNetworkOps]). When the limit is reached the oldest finished
 // record is evicted and counted in [Stats] (EventsEvicted, NetworkEvicted).
 // The Recorder retains exactly that many. With a limit below 4,096, the
-// oldest is evicted first; with a larger one, the runs are split by task id
-// into up to 16 shards, each gathering what it finishes in batches of 64,
-// and eviction is oldest first within a batch's span.
+// oldest is evicted first; with one of 4,096 or more, the runs are split by
+// task id into up to 16 shards, each gathering what it finishes in batches
+// of 64, and eviction is oldest first within a batch's span.
 //
 // Queries and the JSON report see what is retained. [Recorder.RetryStats]
 // and the totals of [Recorder.Stats] (ended, failed, evicted, bytes) count

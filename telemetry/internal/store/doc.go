@@ -18,8 +18,8 @@
 //     finished record to the shard's batch of up to 64, counts it in the
 //     shard's Totals and hands it to the delivery buffers described below,
 //     all under that one lock. A table whose capacity is below 4,096
-//     records has one shard; a larger one has up to 16, at least 2,048
-//     records of capacity each. Each shard holds the limit of pending runs
+//     records has one shard; one of 4,096 or more has up to 16, each
+//     standing for at least 2,048 records of capacity. Each shard holds the limit of pending runs
 //     divided by their number, rounded up ([TooManyPending]).
 //     A run thus costs two locks, its start's and its end's, whatever the
 //     number of shards, and two goroutines share a lock only when their
