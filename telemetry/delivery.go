@@ -362,7 +362,7 @@ func (o *outlet) deliverFirst(ctx context.Context, publish func(context.Context)
 		o.deliver(1, publish)
 		return
 	}
-	first := o.r.clock.now() // the monotonic clock alone, half the cost of time.Now
+	first := o.r.clock.now() // the monotonic clock alone, cheaper than time.Now
 	err := o.attempt(ctx, publish)
 	if o.settle(1, 1, err) {
 		return

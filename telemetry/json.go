@@ -141,7 +141,7 @@ func appendTimes(b []byte, start, end time.Time) []byte {
 }
 
 // appendTime appends t in UTC as timeLayout formats it. It computes the
-// fields itself, which is several times faster than AppendFormat and makes
+// fields itself, which is faster than AppendFormat and makes
 // reports of many records mostly string copying; outside years 0 to 9999
 // it leaves the work to AppendFormat.
 func appendTime(b []byte, t time.Time) []byte {

@@ -178,7 +178,7 @@ func (r *Recorder) EndEventAt(taskID string, err error, end time.Time) error {
 // [Recorder.EndEventAt] or [Network.EndOperationAt], it becomes the
 // record's time exactly, so that code that also times a run (a tracer)
 // can give it and the record the same times. It reads only the monotonic
-// clock, at about half the cost of time.Now.
+// clock, which costs less than time.Now.
 func (r *Recorder) Now() time.Time { return r.clock.time(r.clock.now()) }
 
 // endEvent ends the pending run of taskID at now, an offset from the epoch.

@@ -38,7 +38,7 @@ func (c statusCode) status() Status {
 
 // A clock reads the time of a Recorder as an offset from its epoch, a
 // time.Now reading taken when the Recorder was created. time.Since(epoch)
-// reads only the monotonic clock, at half the cost of time.Now, and an
+// reads only the monotonic clock, which costs less than time.Now, and an
 // offset takes 8 bytes where a time.Time takes 24; epoch.Add(offset) gives
 // back a time.Time with both a wall clock and a monotonic reading. So the
 // wall clock times of records follow the epoch's wall clock and the
@@ -57,7 +57,7 @@ func newClock() clock {
 // monotonic clock reading, such as one parsed or sent by another machine,
 // is measured by its wall clock, as t.Sub does, from Unix nanoseconds when
 // t is within 136 years of 1970 (so that the difference cannot overflow),
-// which costs a fifth of t.Sub.
+// which costs less than t.Sub.
 func (c clock) offset(t time.Time) time.Duration {
 	if s := t.Unix(); s > -1<<32 && s < 1<<32 && t == t.Round(0) {
 		return time.Duration(t.UnixNano() - c.epochNano)
