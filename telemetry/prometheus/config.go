@@ -149,8 +149,9 @@ type Config struct {
 	// histograms native histograms as well (exposed next to the classic
 	// buckets): each bucket is at most this factor wider than the previous
 	// one, so 1.1 gives about 10% resolution. Zero means classic buckets
-	// only. Values in (0, 1] are invalid. The Prometheus server must run
-	// with --enable-feature=native-histograms (before 3.0) to ingest them.
+	// only. Values in (0, 1] are invalid. To ingest them, the Prometheus
+	// server needs --enable-feature=native-histograms (before 3.8) or the
+	// scrape_native_histograms setting (from 3.8 on; required from 3.9).
 	NativeHistogramBucketFactor float64
 
 	// NativeHistogramMaxBuckets limits the buckets of each native

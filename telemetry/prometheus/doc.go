@@ -42,8 +42,9 @@
 // ([DefaultEventBuckets]: 1ms to 10min), Config.LatencyBuckets
 // ([DefaultLatencyBuckets]: 0.5ms to 1min) and Config.WaitBuckets
 // ([DefaultWaitBuckets]: 5ms to 1h); Config.NativeHistogramBucketFactor
-// adds native histograms, which a Prometheus server before 3.0 ingests only
-// with --enable-feature=native-histograms.
+// adds native histograms, which a Prometheus server ingests only with
+// --enable-feature=native-histograms (before 3.8) or the
+// scrape_native_histograms setting (from 3.8 on; required from 3.9).
 //
 // # Label values
 //
