@@ -61,7 +61,7 @@
 // # Trace context
 //
 // The Client injects the trace context of the enqueue's ctx into the
-// task's headers (asynq has headers since v0.25) through
+// task's headers (asynq has headers since v0.26) through
 // [Config.Propagator], by default OpenTelemetry's global propagator, and
 // the Middleware extracts it into the handler's ctx. With a
 // [Config.TracerProvider], the Client makes a producer span per enqueue
