@@ -1,6 +1,12 @@
 package store
 
-import "time"
+import (
+	"fmt"
+	"math"
+	"reflect"
+	"time"
+	"unsafe"
+)
 
 // blockShift sets the size of the blocks the ring is allocated in (1024
 // records). Allocating by block keeps a small Recorder small and a full one
@@ -10,6 +16,9 @@ const (
 	blockSize  = 1 << blockShift
 	blockMask  = blockSize - 1
 )
+
+// maxStrings is the most string fields a record may have.
+const maxStrings = 3
 
 // An Entry is a record with its task id.
 type Entry[R any] struct {
@@ -22,22 +31,173 @@ type Entry[R any] struct {
 	Rec R
 }
 
+// A layout tells how the ring keeps a record of type R without pointers.
+// R must begin with its string fields, at most maxStrings of them, and
+// hold no other pointer: the ring copies the strings' bytes into byte
+// slabs and the rest of the record, its plain part from plainOff on, as
+// bytes.
+type layout struct {
+	nstr      int
+	plainOff  uintptr
+	plainSize uintptr
+	stride    uintptr // the bytes of a record in a block: slot and plain part
+}
+
+// layoutOf returns the layout of R. It panics if R is not a struct that
+// begins with at most maxStrings string fields and holds no other pointer:
+// that is a mistake of the package that defines R, found when it creates
+// its first table.
+func layoutOf[R any]() layout {
+	t := reflect.TypeFor[R]()
+	if t.Kind() != reflect.Struct {
+		panic(fmt.Sprintf("store: record type %v is not a struct", t))
+	}
+	n := 0
+	for n < t.NumField() && t.Field(n).Type.Kind() == reflect.String {
+		n++
+	}
+	if n > maxStrings {
+		panic(fmt.Sprintf("store: record type %v has %d string fields, more than %d", t, n, maxStrings))
+	}
+	for i := n; i < t.NumField(); i++ {
+		if f := t.Field(i); hasPointers(f.Type) {
+			panic(fmt.Sprintf("store: field %s of record type %v holds pointers: only its leading string fields may", f.Name, t))
+		}
+	}
+	off := uintptr(n) * unsafe.Sizeof("")
+	return layout{nstr: n, plainOff: off, plainSize: t.Size() - off, stride: slotSize + (t.Size()-off+7)&^7}
+}
+
+// hasPointers reports whether a value of type t holds pointers.
+func hasPointers(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64, reflect.Complex64, reflect.Complex128:
+		return false
+	case reflect.Array:
+		return t.Len() > 0 && hasPointers(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if hasPointers(t.Field(i).Type) {
+				return true
+			}
+		}
+		return false
+	default:
+		return true
+	}
+}
+
+// strings returns the string fields of r.
+func (l *layout) strings(r unsafe.Pointer) []string {
+	return unsafe.Slice((*string)(r), l.nstr)
+}
+
+// plain returns the bytes of the plain part of r.
+func (l *layout) plain(r unsafe.Pointer) []byte {
+	if l.plainSize == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Add(r, l.plainOff)), l.plainSize)
+}
+
+// A strRef locates a string in a block's slab: n bytes from off. The
+// empty string has n == 0.
+type strRef struct{ off, n uint32 }
+
+// A slot is what the ring keeps of a record besides its plain bytes,
+// which follow it in the block's memory. It holds no pointer.
+type slot struct {
+	hash uint64
+	end  time.Duration
+	task strRef
+	strs [maxStrings]strRef
+	gen  uint8 // the slab of its block that holds its strings
+}
+
+// slotSize is the size of a slot, rounded up so that the plain bytes that
+// follow it, and the next slot, stay 8-byte aligned.
+const slotSize = (unsafe.Sizeof(slot{}) + 7) &^ 7
+
+// A block holds blockSize records of the ring, in memory that the garbage
+// collector does not scan: each record's slot followed by its plain part,
+// stride bytes a record (so that writing a record touches few cache
+// lines), their durations in a dense array, and their strings' bytes in
+// two slabs. The records written in the ring's
+// current pass over the block keep their strings in slabs[gen], those of
+// the pass before in the other slab; when the ring comes back to the
+// block's first slot, every record of the pass before last has been
+// overwritten, so that slab is emptied and takes the new pass's strings.
+type block struct {
+	recs  []byte // blockSize records of stride bytes
+	durs  *[blockSize]time.Duration
+	slabs [2][]byte
+	gen   uint8
+}
+
+// at returns the slot of record j of the block, 0 <= j < blockSize, and
+// its plain bytes.
+func (b *block) at(j int, lay *layout) (*slot, []byte) {
+	p := unsafe.Add(unsafe.Pointer(unsafe.SliceData(b.recs)), uintptr(j)*lay.stride)
+	return (*slot)(p), unsafe.Slice((*byte)(unsafe.Add(p, slotSize)), lay.stride-slotSize)
+}
+
+// put copies s into the block's current slab and returns where it is.
+// The slab's offsets are 32 bits: a string that would take the slab past
+// 4 GiB, which would take 1,024 records of 4 MiB of strings each, is cut
+// to what fits.
+func (b *block) put(s string) strRef {
+	if s == "" {
+		return strRef{}
+	}
+	sl := b.slabs[b.gen]
+	if room := math.MaxUint32 - len(sl); len(s) > room {
+		s = s[:room]
+	}
+	b.slabs[b.gen] = append(sl, s...)
+	return strRef{off: uint32(len(sl)), n: uint32(len(s))}
+}
+
+// view returns the string ref locates in slab gen, a view of the slab's
+// bytes: valid while the table stays locked.
+func (b *block) view(gen uint8, ref strRef) string {
+	if ref.n == 0 {
+		return ""
+	}
+	sl := b.slabs[gen]
+	_ = sl[ref.off+ref.n-1] // in bounds, checked once
+	return unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(sl)), ref.off)), ref.n)
+}
+
 // A ring holds the retained finished records of a table, in the order they
 // were flushed from the shards, and evicts the oldest when a new one
-// arrives and it is full. Beside the records it keeps what lets queries
-// answer without reading them all: the duration of each record in a dense
-// array (slow records are found by scanning 8 bytes per record), the
-// sequence numbers of the failed ones, and the index of the latest finished
-// run of each task id, brought up to date only when a query needs it. It is
-// used only under its table's lock or, in a table of one shard, that
-// shard's.
+// arrives and it is full. It keeps them without pointers (see [block]), so
+// that the garbage collector does not mark them: a program that retains
+// many records does not pay for them in every collection. Beside the
+// records it keeps what lets queries answer without reading them all: the
+// duration of each record in a dense array (slow records are found by
+// scanning 8 bytes per record), the sequence numbers of the failed ones,
+// and the index of the latest finished run of each task id, brought up to
+// date only when a query needs it. It is used only under its table's lock
+// or, in a table of one shard, that shard's.
 type ring[R any] struct {
+	lay      layout
 	capacity int
-	blocks   []*[blockSize]Entry[R]
-	durs     []*[blockSize]time.Duration
+	blocks   []*block
 	next     int    // slot the next record goes to
 	ended    uint64 // records ever stored; the next sequence number
 	evicted  uint64 // records evicted to make room
+
+	// last holds, for each string field, the last string stored in the
+	// current slab of the block being written, and where: a record with
+	// the same string (an event name, a pipeline id) refers to those
+	// bytes instead of copying them again. It is emptied when the ring
+	// starts a pass over a block.
+	last [maxStrings]struct {
+		s   string
+		ref strRef
+	}
 
 	// failed holds the sequence numbers of failed records, oldest first,
 	// from failed[failedHead]; those below the oldest retained one are
@@ -56,9 +216,9 @@ type ring[R any] struct {
 func newRing[R any](capacity int) ring[R] {
 	nb := (capacity + blockSize - 1) / blockSize
 	return ring[R]{
+		lay:      layoutOf[R](),
 		capacity: capacity,
-		blocks:   make([]*[blockSize]Entry[R], nb),
-		durs:     make([]*[blockSize]time.Duration, nb),
+		blocks:   make([]*block, nb),
 	}
 }
 
@@ -68,38 +228,49 @@ func (g *ring[R]) retained() int { return int(min(g.ended, uint64(g.capacity))) 
 // oldest returns the sequence number of the oldest retained record.
 func (g *ring[R]) oldest() uint64 { return g.ended - uint64(g.retained()) }
 
-// slot returns ring slot i.
-func (g *ring[R]) slot(i int) *Entry[R] { return &g.blocks[i>>blockShift][i&blockMask] }
-
-// at returns the record with sequence number seq, which must be retained.
-func (g *ring[R]) at(seq uint64) *Entry[R] { return g.slot(int(seq % uint64(g.capacity))) }
+// slot returns the slot of ring position i and its block.
+func (g *ring[R]) slot(i int) (*block, *slot) {
+	b := g.blocks[i>>blockShift]
+	s, _ := b.at(i&blockMask, &g.lay)
+	return b, s
+}
 
 // push stores e as the newest record, evicting the oldest if the ring is
-// full. dur is its duration and failed whether it failed.
-func (g *ring[R]) push(e *Entry[R], dur time.Duration, failed bool) {
-	*g.reserve() = *e
-	g.commit(dur, failed)
-}
-
-// reserve returns the slot the next record goes to, to be written before
-// [ring.commit] makes it the newest record; until then the slot may still
-// hold the oldest record, which commit counts as evicted.
-func (g *ring[R]) reserve() *Entry[R] {
-	b := g.next >> blockShift
-	if g.blocks[b] == nil {
-		g.blocks[b] = new([blockSize]Entry[R])
-		g.durs[b] = new([blockSize]time.Duration)
+// full. end is its end, dur its duration and failed whether it failed.
+func (g *ring[R]) push(e *Entry[R], end, dur time.Duration, failed bool) {
+	i := g.next
+	b, j := g.blocks[i>>blockShift], i&blockMask
+	if b == nil {
+		b = &block{
+			recs: make([]byte, blockSize*g.lay.stride),
+			durs: new([blockSize]time.Duration),
+		}
+		g.blocks[i>>blockShift] = b
 	}
-	return &g.blocks[b][g.next&blockMask]
-}
-
-// commit makes the record written in the reserved slot the newest one,
-// with its duration and whether it failed.
-func (g *ring[R]) commit(dur time.Duration, failed bool) {
+	if j == 0 {
+		b.gen ^= 1
+		b.slabs[b.gen] = b.slabs[b.gen][:0]
+		clear(g.last[:])
+	}
+	s, plain := b.at(j, &g.lay)
+	s.hash, s.end, s.gen = e.hash, end, b.gen
+	s.task = b.put(e.TaskID)
+	for k, v := range g.lay.strings(unsafe.Pointer(&e.Rec)) {
+		switch last := &g.last[k]; {
+		case v == "":
+			s.strs[k] = strRef{}
+		case v == last.s:
+			s.strs[k] = last.ref
+		default:
+			s.strs[k] = b.put(v)
+			last.s, last.ref = v, s.strs[k]
+		}
+	}
+	copy(plain, g.lay.plain(unsafe.Pointer(&e.Rec)))
+	b.durs[j] = dur
 	if g.ended >= uint64(g.capacity) {
 		g.evicted++
 	}
-	g.durs[g.next>>blockShift][g.next&blockMask] = dur
 	if failed {
 		g.addFailed(g.ended)
 	}
@@ -107,6 +278,45 @@ func (g *ring[R]) commit(dur time.Duration, failed bool) {
 	if g.next++; g.next == g.capacity {
 		g.next = 0
 	}
+}
+
+// record returns the record at ring position i, which must hold one. Its
+// strings are copies in a; with a nil arena they are views of the ring's
+// memory instead, valid only until the table is unlocked, for a caller
+// that keeps none of them.
+func (g *ring[R]) record(i int, a *arena) Entry[R] {
+	b := g.blocks[i>>blockShift]
+	s, plain := b.at(i&blockMask, &g.lay)
+	var e Entry[R]
+	e.hash = s.hash
+	copy(g.lay.plain(unsafe.Pointer(&e.Rec)), plain)
+	e.TaskID = a.string(b.view(s.gen, s.task), -1)
+	strs := g.lay.strings(unsafe.Pointer(&e.Rec))
+	for k := range strs {
+		strs[k] = a.string(b.view(s.gen, s.strs[k]), k)
+	}
+	return e
+}
+
+// end returns the end of the record at ring position i.
+func (g *ring[R]) end(i int) time.Duration {
+	_, s := g.slot(i)
+	return s.end
+}
+
+// hasTask reports whether the record at ring position i is a run of
+// taskID.
+func (g *ring[R]) hasTask(i int, taskID string) bool {
+	b, s := g.slot(i)
+	return int(s.task.n) == len(taskID) && b.view(s.gen, s.task) == taskID
+}
+
+// sameTask reports whether the records at ring positions i and j are runs
+// of the same task id.
+func (g *ring[R]) sameTask(i, j int) bool {
+	bi, si := g.slot(i)
+	bj, sj := g.slot(j)
+	return bi.view(si.gen, si.task) == bj.view(sj.gen, sj.task)
 }
 
 // addFailed appends seq to the failed list, first trimming the evicted
@@ -125,35 +335,35 @@ func (g *ring[R]) addFailed(seq uint64) {
 	g.failed = append(g.failed, seq)
 }
 
-// eachFailed calls f on every retained failed record, oldest first.
-func (g *ring[R]) eachFailed(f func(*Entry[R])) {
+// eachFailed calls f with the position of every retained failed record,
+// oldest first.
+func (g *ring[R]) eachFailed(f func(i int)) {
 	low := g.oldest()
 	for _, seq := range g.failed[g.failedHead:] {
 		if seq >= low {
-			f(g.at(seq))
+			f(int(seq % uint64(g.capacity)))
 		}
 	}
 }
 
-// eachSlower calls f on every retained record that took longer than d,
-// oldest first, reading only the durations of the others.
-func (g *ring[R]) eachSlower(d time.Duration, f func(*Entry[R])) {
+// eachSlower calls f with the position of every retained record that took
+// longer than d, oldest first, reading only the durations of the others.
+func (g *ring[R]) eachSlower(d time.Duration, f func(i int)) {
 	g.segments(func(lo, hi int) {
-		blk, durs := g.blocks[lo>>blockShift], g.durs[lo>>blockShift]
-		for j := lo & blockMask; j <= (hi-1)&blockMask; j++ {
-			if durs[j] > d {
-				f(&blk[j])
+		durs := g.blocks[lo>>blockShift].durs
+		for i := lo; i < hi; i++ {
+			if durs[i&blockMask] > d {
+				f(i)
 			}
 		}
 	})
 }
 
-// each calls f on every retained record, oldest first.
-func (g *ring[R]) each(f func(*Entry[R])) {
+// each calls f with the position of every retained record, oldest first.
+func (g *ring[R]) each(f func(i int)) {
 	g.segments(func(lo, hi int) {
-		blk := g.blocks[lo>>blockShift]
-		for j := lo & blockMask; j <= (hi-1)&blockMask; j++ {
-			f(&blk[j])
+		for i := lo; i < hi; i++ {
+			f(i)
 		}
 	})
 }
@@ -176,15 +386,13 @@ func (g *ring[R]) segments(f func(lo, hi int)) {
 	}
 }
 
-// lookup returns the latest retained run of taskID, the one that ended
-// last by end, bringing the index of latest runs up to date first.
-func (g *ring[R]) lookup(h uint64, taskID string, end func(*R) time.Duration) (*Entry[R], bool) {
-	g.catchUp(end)
-	r, ok := g.latest.get(h, func(r int32) bool { return g.slot(int(r)).TaskID == taskID })
-	if !ok {
-		return nil, false
-	}
-	return g.slot(int(r)), true
+// lookup returns the position of the latest retained run of taskID, the
+// one that ended last, bringing the index of latest runs up to date
+// first.
+func (g *ring[R]) lookup(h uint64, taskID string) (int, bool) {
+	g.catchUp()
+	r, ok := g.latest.get(h, func(r int32) bool { return g.hasTask(int(r), taskID) })
+	return int(r), ok
 }
 
 // catchUp indexes the records stored since the last call. When more than
@@ -196,7 +404,7 @@ func (g *ring[R]) lookup(h uint64, taskID string, end func(*R) time.Duration) (*
 // earlier than the run the entry holds. The runs of a task id all end in
 // its shard, so they reach the ring in end order; the check keeps the
 // index right even for records that would not.
-func (g *ring[R]) catchUp(end func(*R) time.Duration) {
+func (g *ring[R]) catchUp() {
 	from := g.indexed
 	if g.ended-from > uint64(g.capacity) || g.latest.n > 2*g.capacity {
 		clear(g.latest.slots)
@@ -205,14 +413,80 @@ func (g *ring[R]) catchUp(end func(*R) time.Duration) {
 	}
 	for seq := from; seq < g.ended; seq++ {
 		r := int32(seq % uint64(g.capacity))
-		e := g.slot(int(r))
-		i := g.latest.find(e.hash, func(o int32) bool { return g.slot(int(o)).TaskID == e.TaskID })
+		_, s := g.slot(int(r))
+		i := g.latest.find(s.hash, func(o int32) bool { return g.sameTask(int(o), int(r)) })
 		switch {
 		case i < 0:
-			g.latest.insert(e.hash, r)
-		case end(&g.slot(int(g.latest.slots[i].ring)).Rec) <= end(&e.Rec):
+			g.latest.insert(s.hash, r)
+		case g.end(int(g.latest.slots[i].ring)) <= g.end(int(r)):
 			g.latest.slots[i].ring = r
 		}
 	}
 	g.indexed = g.ended
+}
+
+// An arena holds copies of the strings of records read from a ring, in
+// chunks shared by many strings, so that a query copies them with a few
+// allocations rather than one per string. A string keeps its whole chunk
+// alive. The zero arena is ready to use; a nil *arena makes views instead
+// of copies (see [ring.record]).
+type arena struct {
+	buf []byte
+	// last holds, for each string field, the last string copied and the
+	// view it was copied from, so that a field repeated from record to
+	// record (an event name) is copied once.
+	last [maxStrings]struct {
+		from *byte
+		s    string
+	}
+}
+
+// arenaChunk is the size of the chunks of an arena, unless [arena.grow]
+// asks for one of another size.
+const arenaChunk = 16 << 10
+
+// grow makes room for n more bytes in the current chunk.
+func (a *arena) grow(n int) {
+	if a != nil && cap(a.buf)-len(a.buf) < n {
+		a.buf = make([]byte, 0, n)
+	}
+}
+
+// string returns v, a view of a ring's memory: a copy in a, or v itself if
+// a is nil. field is the string field v is read from (for the copies of
+// repeated fields), or -1 for the task id.
+func (a *arena) string(v string, field int) string {
+	if a == nil || v == "" {
+		return v
+	}
+	from := unsafe.StringData(v)
+	if field >= 0 {
+		if l := &a.last[field]; l.from == from && len(l.s) == len(v) {
+			return l.s
+		}
+	}
+	if cap(a.buf)-len(a.buf) < len(v) {
+		a.buf = make([]byte, 0, max(len(v), arenaChunk))
+	}
+	n := len(a.buf)
+	a.buf = append(a.buf, v...)
+	s := unsafe.String(&a.buf[n], len(v))
+	if field >= 0 {
+		a.last[field].from, a.last[field].s = from, s
+	}
+	return s
+}
+
+// size returns the bytes of the strings of the records at the ring
+// positions sel, an upper bound of what copying them takes in an arena.
+func (g *ring[R]) size(sel []int32) int {
+	n := 0
+	for _, i := range sel {
+		_, s := g.slot(int(i))
+		n += int(s.task.n)
+		for _, r := range s.strs {
+			n += int(r.n)
+		}
+	}
+	return n
 }

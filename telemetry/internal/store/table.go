@@ -159,19 +159,12 @@ func (t *Table[R, T]) End(s *Shard[R, T], h uint64, taskID string) (*Entry[R], i
 		return nil, 0, NotPending
 	}
 	p := &s.idx.slots[i]
-	var e *Entry[R]
-	if len(t.shards) == 1 {
-		// The one shard's lock guards the ring too: write the record
-		// where it stays, and let Ended commit it.
-		e = t.ring.reserve()
+	if n := len(s.stage); n < cap(s.stage) {
+		s.stage = s.stage[:n+1] // every field is written below: no zeroing
 	} else {
-		if n := len(s.stage); n < cap(s.stage) {
-			s.stage = s.stage[:n+1] // every field is written below: no zeroing
-		} else {
-			s.stage = append(s.stage, Entry[R]{})
-		}
-		e = &s.stage[len(s.stage)-1]
+		s.stage = append(s.stage, Entry[R]{})
 	}
+	e := &s.stage[len(s.stage)-1]
 	e.TaskID, e.hash, e.Rec = p.id, h, p.rec
 	retries := p.retries
 	s.idx.removeAt(i)
@@ -184,12 +177,10 @@ func (t *Table[R, T]) End(s *Shard[R, T], h uint64, taskID string) (*Entry[R], i
 // gathered in s into the ring once there are stageSize of them (the
 // queries move the rest).
 func (t *Table[R, T]) Ended(s *Shard[R, T]) {
-	if len(t.shards) == 1 {
-		e := t.ring.slot(t.ring.next)
-		t.ring.commit(t.fn.Dur(&e.Rec), t.fn.Failed(&e.Rec))
-		return
-	}
-	if len(s.stage) >= stageSize {
+	switch {
+	case len(t.shards) == 1:
+		t.moveStage(s) // the one shard's lock guards the ring too
+	case len(s.stage) >= stageSize:
 		t.mu.Lock()
 		t.moveStage(s)
 		t.mu.Unlock()
@@ -201,7 +192,7 @@ func (t *Table[R, T]) Ended(s *Shard[R, T]) {
 func (t *Table[R, T]) moveStage(s *Shard[R, T]) {
 	for i := range s.stage {
 		e := &s.stage[i]
-		t.ring.push(e, t.fn.Dur(&e.Rec), t.fn.Failed(&e.Rec))
+		t.ring.push(e, t.fn.End(&e.Rec), t.fn.Dur(&e.Rec), t.fn.Failed(&e.Rec))
 	}
 	clear(s.stage)
 	s.stage = s.stage[:0]
@@ -337,19 +328,24 @@ func (v *View[R, T]) Latest(taskID string, pending func(rec *R, retries int32)) 
 		}
 		return out, true
 	}
-	if e, ok := t.ring.lookup(h, taskID, t.fn.End); ok {
-		return *e, true
+	if i, ok := t.ring.lookup(h, taskID); ok {
+		var a arena
+		return t.ring.record(i, &a), true
 	}
 	return Entry[R]{}, false
 }
 
 // Finished returns f of every retained finished record for which keep is
-// true (all of them if keep is nil), oldest end first.
-func Finished[R, T, M any](v *View[R, T], keep func(*R) bool, f func(*Entry[R]) M) []M {
-	var sel []*Entry[R]
-	v.t.ring.each(func(e *Entry[R]) {
-		if keep == nil || keep(&e.Rec) {
-			sel = append(sel, e)
+// true (all of them if keep is nil), oldest end first. keep must not keep
+// the record it is given: its strings are views of the ring's memory.
+// Records are passed by value: a copy on the stack costs less than one on
+// the heap, which a pointer given to a function value would need.
+func Finished[R, T, M any](v *View[R, T], keep func(R) bool, f func(Entry[R]) M) []M {
+	g := &v.t.ring
+	var sel []int32
+	g.each(func(i int) {
+		if keep == nil || keep(g.record(i, nil).Rec) {
+			sel = append(sel, int32(i))
 		}
 	})
 	return collect(v, sel, f)
@@ -357,63 +353,66 @@ func Finished[R, T, M any](v *View[R, T], keep func(*R) bool, f func(*Entry[R]) 
 
 // Failed returns f of every retained finished record that failed, oldest
 // end first. It reads only the failed records.
-func Failed[R, T, M any](v *View[R, T], f func(*Entry[R]) M) []M {
-	sel := make([]*Entry[R], 0, len(v.t.ring.failed)-v.t.ring.failedHead)
-	v.t.ring.eachFailed(func(e *Entry[R]) { sel = append(sel, e) })
+func Failed[R, T, M any](v *View[R, T], f func(Entry[R]) M) []M {
+	sel := make([]int32, 0, len(v.t.ring.failed)-v.t.ring.failedHead)
+	v.t.ring.eachFailed(func(i int) { sel = append(sel, int32(i)) })
 	return collect(v, sel, f)
 }
 
 // Slower returns f of every retained finished record that took longer than
 // d, oldest end first. It reads only the durations of the others.
-func Slower[R, T, M any](v *View[R, T], d time.Duration, f func(*Entry[R]) M) []M {
-	var sel []*Entry[R]
-	v.t.ring.eachSlower(d, func(e *Entry[R]) { sel = append(sel, e) })
+func Slower[R, T, M any](v *View[R, T], d time.Duration, f func(Entry[R]) M) []M {
+	var sel []int32
+	v.t.ring.eachSlower(d, func(i int) { sel = append(sel, int32(i)) })
 	return collect(v, sel, f)
 }
 
-// sorted returns the order of sel by end: the positions of its records,
-// the one that ended first first, records of equal end in the order of
-// sel. The ring holds the shards' batches one after the other, and each
-// shard's records in about end order (two goroutines may take a shard's
-// lock in the other order than they read the clock): so a large selection
-// is first grouped by shard, keeping its order within each, which leaves
-// about one sorted run per shard for sortRuns to merge.
-func (v *View[R, T]) sorted(sel []*Entry[R]) []int32 {
+// sorted returns the order of sel, ring positions, by end: the indexes in
+// sel of its records, the one that ended first first, records of equal end
+// in the order of sel. The ring holds the shards' batches one after the
+// other, and each shard's records in about end order (two goroutines may
+// take a shard's lock in the other order than they read the clock): so a
+// large selection is first grouped by shard, keeping its order within
+// each, which leaves about one sorted run per shard for sortRuns to merge.
+func (v *View[R, T]) sorted(sel []int32) []int32 {
+	g := &v.t.ring
 	n, k := len(sel), len(v.t.shards)
 	order := make([]int32, n, 3*n+1) // with the room sortRuns needs
 	if k > 1 && n > stageSize {
-		var next [maxParts + 1]int // where the next position of each shard goes
-		for _, e := range sel {
-			next[e.hash&v.t.mask+1]++
+		var next [maxParts + 1]int // where the next index of each shard goes
+		for _, i := range sel {
+			_, s := g.slot(int(i))
+			next[s.hash&v.t.mask+1]++
 		}
 		for s := 1; s <= k; s++ {
 			next[s] += next[s-1]
 		}
-		for i, e := range sel {
-			s := e.hash & v.t.mask
-			order[next[s]] = int32(i)
-			next[s]++
+		for p, i := range sel {
+			_, s := g.slot(int(i))
+			order[next[s.hash&v.t.mask]] = int32(p)
+			next[s.hash&v.t.mask]++
 		}
 	} else {
-		for i := range order {
-			order[i] = int32(i)
+		for p := range order {
+			order[p] = int32(p)
 		}
 	}
-	end := v.t.fn.End
 	keys := make([]time.Duration, n, 2*n)
-	for i, p := range order {
-		keys[i] = end(&sel[p].Rec)
+	for p, q := range order {
+		keys[p] = g.end(int(sel[q]))
 	}
 	return sortRuns(keys, order)
 }
 
-func collect[R, T, M any](v *View[R, T], sel []*Entry[R], f func(*Entry[R]) M) []M {
+func collect[R, T, M any](v *View[R, T], sel []int32, f func(Entry[R]) M) []M {
 	if len(sel) == 0 {
 		return nil
 	}
+	var a arena
+	a.grow(v.t.ring.size(sel))
 	out := make([]M, len(sel))
-	for i, j := range v.sorted(sel) {
-		out[i] = f(sel[j])
+	for i, p := range v.sorted(sel) {
+		out[i] = f(v.t.ring.record(int(sel[p]), &a))
 	}
 	return out
 }
@@ -422,11 +421,14 @@ func collect[R, T, M any](v *View[R, T], sel []*Entry[R], f func(*Entry[R]) M) [
 // first, then of the pending records by start time, each given to pending
 // with its retries first.
 func (v *View[R, T]) Snapshot(pending func(rec *R, retries int32)) []Entry[R] {
-	sel := make([]*Entry[R], 0, v.Retained())
-	v.t.ring.each(func(e *Entry[R]) { sel = append(sel, e) })
+	g := &v.t.ring
+	sel := make([]int32, 0, v.Retained())
+	g.each(func(i int) { sel = append(sel, int32(i)) })
 	out := make([]Entry[R], 0, len(sel)+v.NumPending())
-	for _, j := range v.sorted(sel) {
-		out = append(out, *sel[j])
+	var a arena
+	a.grow(g.size(sel))
+	for _, p := range v.sorted(sel) {
+		out = append(out, g.record(int(sel[p]), &a))
 	}
 	n := len(out)
 	v.EachPending(func(taskID string, retries int32, rec *R) {
