@@ -1,0 +1,194 @@
+package store
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// srec is a test record with strings, which the ring keeps in its slabs.
+type srec struct {
+	name, pipeline, err string
+	start, dur          time.Duration
+	failed              bool
+}
+
+var srecFuncs = Funcs[srec]{
+	Start:  func(r *srec) time.Duration { return r.start },
+	End:    func(r *srec) time.Duration { return r.start + r.dur },
+	Dur:    func(r *srec) time.Duration { return r.dur },
+	Failed: func(r *srec) bool { return r.failed },
+}
+
+// TestRingKeepsStrings records many passes over the ring's blocks, with
+// strings of every length, repeated and not, and checks after each batch
+// that every query returns the strings each record was given: a record
+// whose slab was reused for a later pass would show another's bytes. It
+// also keeps an early result and checks that it is unchanged after the
+// ring has reused the memory it was read from.
+func TestRingKeepsStrings(t *testing.T) {
+	for _, capacity := range []int{1, 5, 1000, 1024, 2500, 5000} {
+		t.Run(fmt.Sprint("capacity ", capacity), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(uint64(capacity), 7))
+			tb := NewTable[srec, totals](capacity, 1<<20, srecFuncs, nil)
+			word := func() string {
+				switch rng.IntN(6) {
+				case 0:
+					return ""
+				case 1:
+					return strings.Repeat("x", rng.IntN(300)) + fmt.Sprint(rng.Uint64())
+				default:
+					return []string{"load", "transform", "save"}[rng.IntN(3)]
+				}
+			}
+			var all []Entry[srec] // every record ended, in end order
+			byID := map[string]Entry[srec]{}
+			var early []Entry[srec]
+			var earlyWant []Entry[srec]
+			n := 5*capacity + 37
+			for i := range n {
+				id := fmt.Sprintf("task-%d-%s", i, strings.Repeat("i", rng.IntN(40)))
+				r := srec{name: word(), pipeline: word(), start: time.Duration(2 * i)}
+				if st := tb.Start(id, &r); st != OK {
+					t.Fatalf("start %s: %v", id, st)
+				}
+				r.dur, r.failed = 1, rng.IntN(3) == 0
+				if r.failed {
+					r.err = word()
+				}
+				if st := endS(tb, id, r); st != OK {
+					t.Fatalf("end %s: %v", id, st)
+				}
+				all = append(all, Entry[srec]{TaskID: id, Rec: r})
+				byID[id] = all[len(all)-1]
+				if i%max(capacity/3, 1) != 0 && i != n-1 {
+					continue
+				}
+				tb.Locked(func(v *View[srec, totals]) {
+					// With several shards the ring evicts by batches, not
+					// strictly the oldest: what it retains is checked
+					// against what was recorded under each task id.
+					snap := v.Snapshot(nil)
+					if len(snap) != min(len(all), capacity) || !recorded(snap, byID) {
+						t.Fatalf("after %d records: the snapshot of %d records differs from what was recorded", i+1, len(snap))
+					}
+					var failed []Entry[srec]
+					for _, e := range snap {
+						if e.Rec.failed {
+							failed = append(failed, e)
+						}
+					}
+					if got := Failed(v, func(e Entry[srec]) Entry[srec] { return e }); !sameEntries(got, failed) {
+						t.Fatalf("after %d records: the failed records differ from what was recorded", i+1)
+					}
+					if got := Finished(v, func(r srec) bool { return r.name == "load" }, func(e Entry[srec]) string { return e.TaskID }); len(got) != count(snap, "load") {
+						t.Fatalf("after %d records: got %d records named load, want %d", i+1, len(got), count(snap, "load"))
+					}
+					for range 5 {
+						want := snap[rng.IntN(len(snap))]
+						if got, ok := v.Latest(want.TaskID, nil); !ok || got.TaskID != want.TaskID || got.Rec != want.Rec {
+							t.Fatalf("after %d records: latest %s: got %+v, %v; want %+v", i+1, want.TaskID, got, ok, want)
+						}
+					}
+					if early == nil && i >= capacity {
+						early, earlyWant = snap, deepCopy(snap)
+					}
+				})
+				runtime.GC()
+			}
+			if early != nil && !sameEntries(early, earlyWant) {
+				t.Fatal("a snapshot changed after the ring reused the memory it was read from")
+			}
+		})
+	}
+}
+
+// endS ends the pending run of id with the record r, as end does for rec.
+func endS(tb *Table[srec, totals], id string, r srec) Status {
+	s, h := tb.Acquire(id)
+	defer tb.Release(s)
+	e, _, st := tb.End(s, h, id)
+	if st != OK {
+		return st
+	}
+	e.Rec = r
+	tb.Ended(s)
+	return OK
+}
+
+// recorded reports whether es are records in end order, each as it was
+// recorded under its task id.
+func recorded(es []Entry[srec], byID map[string]Entry[srec]) bool {
+	for i, e := range es {
+		want, ok := byID[e.TaskID]
+		if !ok || want.Rec != e.Rec || (i > 0 && e.Rec.start < es[i-1].Rec.start) {
+			return false
+		}
+	}
+	return true
+}
+
+// deepCopy returns a copy of es whose strings share no memory with es.
+func deepCopy(es []Entry[srec]) []Entry[srec] {
+	out := make([]Entry[srec], len(es))
+	for i, e := range es {
+		out[i] = Entry[srec]{TaskID: strings.Clone(e.TaskID), Rec: e.Rec}
+		out[i].Rec.name, out[i].Rec.pipeline, out[i].Rec.err = strings.Clone(e.Rec.name), strings.Clone(e.Rec.pipeline), strings.Clone(e.Rec.err)
+	}
+	return out
+}
+
+func sameEntries(got, want []Entry[srec]) bool {
+	return slices.EqualFunc(got, want, func(a, b Entry[srec]) bool { return a.TaskID == b.TaskID && a.Rec == b.Rec })
+}
+
+func count(es []Entry[srec], name string) int {
+	n := 0
+	for _, e := range es {
+		if e.Rec.name == name {
+			n++
+		}
+	}
+	return n
+}
+
+// TestLayoutRejectsPointers checks that a table refuses a record type it
+// could not keep without pointers.
+func TestLayoutRejectsPointers(t *testing.T) {
+	type late struct {
+		start time.Duration
+		name  string
+	}
+	type many struct{ a, b, c, d string }
+	type slice struct {
+		name string
+		ids  []int
+	}
+	type nested struct {
+		name string
+		in   struct{ p *int }
+	}
+	for name, f := range map[string]func(){
+		"string after a plain field": func() { layoutOf[late]() },
+		"four strings":               func() { layoutOf[many]() },
+		"a slice":                    func() { layoutOf[slice]() },
+		"a pointer in a struct":      func() { layoutOf[nested]() },
+		"not a struct":               func() { layoutOf[string]() },
+	} {
+		t.Run(name, func(t *testing.T) {
+			defer func() {
+				if recover() == nil {
+					t.Error("layoutOf did not panic")
+				}
+			}()
+			f()
+		})
+	}
+	if l := layoutOf[srec](); l.nstr != 3 || l.plainOff != 48 || l.plainSize != 24 {
+		t.Errorf("layout of srec: got %+v, want 3 strings and 24 plain bytes from 48", l)
+	}
+}
