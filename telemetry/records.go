@@ -116,8 +116,9 @@ func (m EventMetrics) Duration() time.Duration {
 }
 
 // eventRecord is the compact form in which events are stored and queued,
-// beside their task id.
-// Keeping it small keeps the retained memory per event low.
+// beside their task id. Keeping it small keeps the retained memory per
+// event low. The store requires its string fields first and no other
+// pointer (see package store, Memory).
 type eventRecord struct {
 	name       string
 	pipelineID string
@@ -222,7 +223,7 @@ func (m NetworkMetrics) Latency() time.Duration {
 }
 
 // networkRecord is the compact form in which network operations are stored
-// and queued, beside their task id.
+// and queued, beside their task id, laid out as eventRecord is.
 type networkRecord struct {
 	operation string
 	host      string

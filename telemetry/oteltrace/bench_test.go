@@ -91,9 +91,10 @@ func BenchmarkEventSpan(b *testing.B) {
 	b.Run("bare", bare)
 	b.Run("bare-retained", func(b *testing.B) {
 		// The bare span in a process whose Recorder retains as many
-		// records as a traced run's Recorder does: collections then mark
-		// the same live heap, which every allocation of the program brings
-		// nearer, traced or not.
+		// records as a traced run's Recorder does: what retaining them
+		// adds to every allocation of the program, traced or not. The
+		// Recorder keeps them without pointers, so that collections do
+		// not mark them: this should cost what bare does.
 		rec := newRec(b)
 		for i := range telemetry.DefaultMaxEvents {
 			id := "filler-" + strconv.Itoa(i)

@@ -2,9 +2,12 @@
 // Recorder keeps the pending and recently finished runs of one kind of
 // record (event runs, network operations), the exact totals over them, and
 // the finished records waiting for each queued publisher. It imports the
-// standard library only, and knows nothing of what a record holds: R is the
+// standard library only, and knows little of what a record holds: R is the
 // record type, T the totals type, both the caller's, and [Funcs] tell it a
-// record's start, end, duration and failure.
+// record's start, end, duration and failure. R must begin with its string
+// fields, at most three, and hold no other pointer; [NewTable] panics
+// otherwise. That lets the ring keep records where the garbage collector
+// does not look (see Memory below).
 //
 // # Layout
 //
@@ -26,8 +29,8 @@
 //     task ids fall in the same shard.
 //   - The ring holds the retained finished records. A shard moves its batch
 //     into it, under the table's lock, when the batch is full or a query
-//     comes; a table of one shard writes each record straight into the
-//     ring, under the shard's lock, which then guards the ring. When the
+//     comes; a table of one shard moves each record into the ring as soon
+//     as it ends, under the shard's lock, which then guards the ring. When the
 //     ring is full, each new record evicts the oldest, so the table holds
 //     exactly its capacity however many shards record; with one shard
 //     records enter in end order and eviction is strictly oldest first,
@@ -39,8 +42,30 @@
 //     date (recording never pays for it).
 //
 // Recording allocates nothing once the shards' indexes, the ring's blocks
-// (allocated 1,024 records at a time) and the buffers have grown to their
-// steady size. A task id is hashed once per call.
+// (allocated 1,024 records at a time, with their slabs) and the buffers
+// have grown to their steady size. A task id is hashed once per call.
+//
+// # Memory
+//
+// The ring holds no pointers, so that the garbage collector neither marks
+// its records nor follows their strings: a program whose Recorder retains
+// 100,000 records would otherwise pay for marking them in every
+// collection, whatever it allocates. A block of the ring is one byte array
+// holding, for each record, a fixed slot (the task id's hash, the end, and
+// where each string is) followed by the record's plain fields, copied as
+// bytes; the durations in a dense array; and two byte slabs for the
+// strings. A record moved into the ring has its task id and strings copied
+// into the block's current slab, except a string equal to the one the
+// previous record of the block had in the same field (an event name, a
+// pipeline id), which is shared. When the ring comes back to a block's
+// first slot, every record that used the other slab has been overwritten,
+// so that slab is emptied and takes the strings of the new pass.
+//
+// Reading a record back copies its strings out of the slabs: a query copies
+// those of the records it returns into one allocation of its own, so that
+// what it returns never shares memory that the ring reuses. The pending
+// runs, the batches and the delivery buffers hold records as they are,
+// pointers included: they are few.
 //
 // # Queries
 //

@@ -33,7 +33,9 @@ const (
 	NotPending                   // the task id has no pending run (see [Table.Why])
 )
 
-// Funcs tell a [Table] what it needs to know of a record.
+// Funcs tell a [Table] what it needs to know of a record. The table calls
+// them on records it holds as they are (pending, or moving into the ring),
+// never on one read back from the ring.
 type Funcs[R any] struct {
 	// Start and End return when the run started and ended, as offsets on
 	// one monotonic clock; they order the records of queries.
@@ -79,7 +81,9 @@ type Shard[R any, T any] struct {
 // holds up to about maxPending pending ones (each shard holds maxPending
 // divided by the number of shards, rounded up). If initTotals is not nil,
 // it is called on the Totals of every shard. capacity and maxPending must
-// be positive.
+// be positive. R must be a struct that begins with its string fields, at
+// most three, and holds no other pointer (see the package doc, Memory):
+// NewTable panics otherwise.
 func NewTable[R any, T any](capacity, maxPending int, fn Funcs[R], initTotals func(*T)) *Table[R, T] {
 	n := 1
 	for n < maxParts && capacity/(2*n) >= partSize {
