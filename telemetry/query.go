@@ -67,7 +67,7 @@ func (r *Recorder) PendingEvents(limit int) ([]EventMetrics, int) {
 		var es []store.Entry[eventRecord]
 		es, total = v.Pending(limit, (*eventRecord).setRetries)
 		for i := range es {
-			out = append(out, r.eventMetrics(es[i]))
+			out = append(out, r.eventMetrics(&es[i]))
 		}
 	})
 	return out, total
@@ -85,7 +85,7 @@ func (n *Network) PendingOperations(limit int) ([]NetworkMetrics, int) {
 		var es []store.Entry[networkRecord]
 		es, total = v.Pending(limit, nil)
 		for i := range es {
-			out = append(out, n.r.networkMetrics(es[i]))
+			out = append(out, n.r.networkMetrics(&es[i]))
 		}
 	})
 	return out, total
@@ -101,7 +101,7 @@ func (r *Recorder) WaitedEvents(threshold time.Duration) ([]EventMetrics, error)
 	}
 	var out []EventMetrics
 	r.events.Locked(func(v *store.View[eventRecord, eventTotals]) {
-		out = store.Finished(v, func(rec eventRecord) bool {
+		out = store.Finished(v, func(rec *eventRecord) bool {
 			w, ok := rec.wait()
 			return ok && w > threshold
 		}, r.eventMetrics)
@@ -156,10 +156,10 @@ func thresholdError(d time.Duration) error {
 }
 
 // eventMetrics and networkMetrics make the records that queries return.
-func (r *Recorder) eventMetrics(e store.Entry[eventRecord]) EventMetrics {
+func (r *Recorder) eventMetrics(e *store.Entry[eventRecord]) EventMetrics {
 	return e.Rec.metrics(r.clock, e.TaskID)
 }
 
-func (r *Recorder) networkMetrics(e store.Entry[networkRecord]) NetworkMetrics {
+func (r *Recorder) networkMetrics(e *store.Entry[networkRecord]) NetworkMetrics {
 	return e.Rec.metrics(r.clock, e.TaskID)
 }

@@ -443,7 +443,7 @@ func finish[R, T any](r *Recorder, t *store.Table[R, T], op, taskID string,
 // latest returns the latest run of taskID in t, pending or retained, as
 // metrics makes it; pending, if not nil, gives a pending record the
 // retries recorded for it.
-func latest[R, T, M any](t *store.Table[R, T], taskID string, pending func(*R, int32), metrics func(store.Entry[R]) M) (M, bool) {
+func latest[R, T, M any](t *store.Table[R, T], taskID string, pending func(*R, int32), metrics func(*store.Entry[R]) M) (M, bool) {
 	var (
 		m  M
 		ok bool
@@ -451,7 +451,7 @@ func latest[R, T, M any](t *store.Table[R, T], taskID string, pending func(*R, i
 	t.Locked(func(v *store.View[R, T]) {
 		var e store.Entry[R]
 		if e, ok = v.Latest(taskID, pending); ok {
-			m = metrics(e)
+			m = metrics(&e)
 		}
 	})
 	return m, ok

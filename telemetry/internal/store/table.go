@@ -333,31 +333,33 @@ func (v *View[R, T]) Latest(taskID string, pending func(rec *R, retries int32)) 
 		return out, true
 	}
 	if i, ok := t.ring.lookup(h, taskID); ok {
-		var a arena
-		return t.ring.record(i, &a), true
+		var e Entry[R]
+		t.ring.read(i, &e)
+		return e, true
 	}
 	return Entry[R]{}, false
 }
 
 // Finished returns f of every retained finished record for which keep is
-// true (all of them if keep is nil), oldest end first. keep must not keep
-// the record it is given: its strings are views of the ring's memory.
-// Records are passed by value: a copy on the stack costs less than one on
-// the heap, which a pointer given to a function value would need.
-func Finished[R, T, M any](v *View[R, T], keep func(R) bool, f func(Entry[R]) M) []M {
+// true (all of them if keep is nil), oldest end first.
+func Finished[R, T, M any](v *View[R, T], keep func(*R) bool, f func(*Entry[R]) M) []M {
 	g := &v.t.ring
 	var sel []int32
+	e := new(Entry[R]) // one for all: a pointer given to keep escapes
 	g.each(func(i int) {
-		if keep == nil || keep(g.record(i, nil).Rec) {
-			sel = append(sel, int32(i))
+		if keep != nil {
+			if g.read(i, e); !keep(&e.Rec) {
+				return
+			}
 		}
+		sel = append(sel, int32(i))
 	})
 	return collect(v, sel, f)
 }
 
 // Failed returns f of every retained finished record that failed, oldest
 // end first. It reads only the failed records.
-func Failed[R, T, M any](v *View[R, T], f func(Entry[R]) M) []M {
+func Failed[R, T, M any](v *View[R, T], f func(*Entry[R]) M) []M {
 	sel := make([]int32, 0, len(v.t.ring.failed)-v.t.ring.failedHead)
 	v.t.ring.eachFailed(func(i int) { sel = append(sel, int32(i)) })
 	return collect(v, sel, f)
@@ -365,7 +367,7 @@ func Failed[R, T, M any](v *View[R, T], f func(Entry[R]) M) []M {
 
 // Slower returns f of every retained finished record that took longer than
 // d, oldest end first. It reads only the durations of the others.
-func Slower[R, T, M any](v *View[R, T], d time.Duration, f func(Entry[R]) M) []M {
+func Slower[R, T, M any](v *View[R, T], d time.Duration, f func(*Entry[R]) M) []M {
 	var sel []int32
 	v.t.ring.eachSlower(d, func(i int) { sel = append(sel, int32(i)) })
 	return collect(v, sel, f)
@@ -408,15 +410,15 @@ func (v *View[R, T]) sorted(sel []int32) []int32 {
 	return sortRuns(keys, order)
 }
 
-func collect[R, T, M any](v *View[R, T], sel []int32, f func(Entry[R]) M) []M {
+func collect[R, T, M any](v *View[R, T], sel []int32, f func(*Entry[R]) M) []M {
 	if len(sel) == 0 {
 		return nil
 	}
-	var a arena
-	a.grow(v.t.ring.size(sel))
 	out := make([]M, len(sel))
+	e := new(Entry[R]) // one for all: a pointer given to f escapes
 	for i, p := range v.sorted(sel) {
-		out[i] = f(v.t.ring.record(int(sel[p]), &a))
+		v.t.ring.read(int(sel[p]), e)
+		out[i] = f(e)
 	}
 	return out
 }
@@ -429,10 +431,9 @@ func (v *View[R, T]) Snapshot(pending func(rec *R, retries int32)) []Entry[R] {
 	sel := make([]int32, 0, v.Retained())
 	g.each(func(i int) { sel = append(sel, int32(i)) })
 	out := make([]Entry[R], 0, len(sel)+v.NumPending())
-	var a arena
-	a.grow(g.size(sel))
 	for _, p := range v.sorted(sel) {
-		out = append(out, g.record(int(sel[p]), &a))
+		out = out[:len(out)+1]
+		g.read(int(sel[p]), &out[len(out)-1])
 	}
 	n := len(out)
 	v.EachPending(func(taskID string, retries int32, rec *R) {
