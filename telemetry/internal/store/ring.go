@@ -132,7 +132,8 @@ const slotSize = (unsafe.Sizeof(slot{}) + 7) &^ 7
 type block struct {
 	recs  []byte // blockSize records of stride bytes
 	durs  *[blockSize]time.Duration
-	slabs [2][]byte
+	slabs [2][]byte // each to its capacity; used says how much holds strings
+	used  [2]int
 	gen   uint8
 }
 
@@ -148,19 +149,22 @@ func (b *block) at(j int, lay *layout) (*slot, []byte) {
 // 4 GiB, which would take 1,024 records of 4 MiB of strings each, is cut
 // to what fits.
 func (b *block) put(s string) strRef {
-	if s == "" {
-		return strRef{}
+	sl, n := b.slabs[b.gen], b.used[b.gen]
+	if len(s) > math.MaxUint32-n {
+		s = s[:math.MaxUint32-n]
 	}
-	sl := b.slabs[b.gen]
-	if room := math.MaxUint32 - len(sl); len(s) > room {
-		s = s[:room]
+	if len(sl)-n >= len(s) {
+		copy(sl[n:], s)
+	} else {
+		sl = append(sl[:n], s...)
+		b.slabs[b.gen] = sl[:cap(sl)]
 	}
-	b.slabs[b.gen] = append(sl, s...)
-	return strRef{off: uint32(len(sl)), n: uint32(len(s))}
+	b.used[b.gen] = n + len(s)
+	return strRef{off: uint32(n), n: uint32(len(s))}
 }
 
 // view returns the string ref locates in slab gen, a view of the slab's
-// bytes, which never change.
+// bytes: valid while the table stays locked, as the slab is reused.
 func (b *block) view(gen uint8, ref strRef) string {
 	if ref.n == 0 {
 		return ""
@@ -248,18 +252,21 @@ func (g *ring[R]) push(e *Entry[R], end, dur time.Duration, failed bool) {
 		g.blocks[i>>blockShift] = b
 	}
 	if j == 0 {
-		// A new pass over the block: its records take a new slab, the
-		// size of the last pass's. The slab of the pass before last is
-		// dropped, not reused: strings that queries returned may still
-		// point into it.
+		// A new pass over the block: every record that used the other
+		// slab has been overwritten since, so its memory takes the new
+		// pass's strings. (Allocating a new slab for each pass instead,
+		// so that queries could return views of the slabs, costs
+		// recording more than the copies cost queries.)
 		b.gen ^= 1
-		b.slabs[b.gen] = make([]byte, 0, len(b.slabs[b.gen^1]))
+		b.used[b.gen] = 0
 		clear(g.last[:])
 	}
 	s, plain := b.at(j, &g.lay)
 	s.hash, s.end, s.gen = e.hash, end, b.gen
 	s.task = b.put(e.TaskID)
-	for k, v := range g.lay.strings(unsafe.Pointer(&e.Rec)) {
+	strs := unsafe.Pointer(&e.Rec)
+	for k := range g.lay.nstr {
+		v := *(*string)(unsafe.Add(strs, uintptr(k)*unsafe.Sizeof("")))
 		switch last := &g.last[k]; {
 		case v == "":
 			s.strs[k] = strRef{}
@@ -285,18 +292,18 @@ func (g *ring[R]) push(e *Entry[R], end, dur time.Duration, failed bool) {
 }
 
 // read writes the record at ring position i, which must hold one, into
-// e. Its strings are views of the block's slab, whose bytes never change
-// (see [block]): e may be kept after the table is unlocked, and keeps that
-// slab's memory alive.
-func (g *ring[R]) read(i int, e *Entry[R]) {
+// e. Its strings are copies in a; with a nil arena they are views of the
+// ring's memory instead, valid only until the table is unlocked, for a
+// caller that keeps none of them.
+func (g *ring[R]) read(i int, a *arena, e *Entry[R]) {
 	b := g.blocks[i>>blockShift]
 	s, plain := b.at(i&blockMask, &g.lay)
 	e.hash = s.hash
 	copy(g.lay.plain(unsafe.Pointer(&e.Rec)), plain)
-	e.TaskID = b.view(s.gen, s.task)
+	e.TaskID = a.string(b.view(s.gen, s.task), -1)
 	strs := g.lay.strings(unsafe.Pointer(&e.Rec))
 	for k := range strs {
-		strs[k] = b.view(s.gen, s.strs[k])
+		strs[k] = a.string(b.view(s.gen, s.strs[k]), k)
 	}
 }
 
@@ -425,4 +432,70 @@ func (g *ring[R]) catchUp() {
 		}
 	}
 	g.indexed = g.ended
+}
+
+// An arena holds copies of the strings of records read from a ring, in
+// chunks shared by many strings, so that a query copies them with a few
+// allocations rather than one per string. A string keeps its whole chunk
+// alive. The zero arena is ready to use; a nil *arena makes views instead
+// of copies (see [ring.read]).
+type arena struct {
+	buf []byte
+	// last holds, for each string field, the last string copied and the
+	// view it was copied from, so that a field repeated from record to
+	// record (an event name) is copied once.
+	last [maxStrings]struct {
+		from *byte
+		s    string
+	}
+}
+
+// arenaChunk is the size of the chunks of an arena, unless [arena.grow]
+// asks for one of another size.
+const arenaChunk = 16 << 10
+
+// grow makes room for n more bytes in the current chunk.
+func (a *arena) grow(n int) {
+	if a != nil && cap(a.buf)-len(a.buf) < n {
+		a.buf = make([]byte, 0, n)
+	}
+}
+
+// string returns v, a view of a ring's memory: a copy in a, or v itself if
+// a is nil. field is the string field v is read from (for the copies of
+// repeated fields), or -1 for the task id.
+func (a *arena) string(v string, field int) string {
+	if a == nil || v == "" {
+		return v
+	}
+	from := unsafe.StringData(v)
+	if field >= 0 {
+		if l := &a.last[field]; l.from == from && len(l.s) == len(v) {
+			return l.s
+		}
+	}
+	if cap(a.buf)-len(a.buf) < len(v) {
+		a.buf = make([]byte, 0, max(len(v), arenaChunk))
+	}
+	n := len(a.buf)
+	a.buf = append(a.buf, v...)
+	s := unsafe.String(&a.buf[n], len(v))
+	if field >= 0 {
+		a.last[field].from, a.last[field].s = from, s
+	}
+	return s
+}
+
+// size returns the bytes of the strings of the records at the ring
+// positions sel, an upper bound of what copying them takes in an arena.
+func (g *ring[R]) size(sel []int32) int {
+	n := 0
+	for _, i := range sel {
+		_, s := g.slot(int(i))
+		n += int(s.task.n)
+		for _, r := range s.strs {
+			n += int(r.n)
+		}
+	}
+	return n
 }

@@ -333,22 +333,26 @@ func (v *View[R, T]) Latest(taskID string, pending func(rec *R, retries int32)) 
 		return out, true
 	}
 	if i, ok := t.ring.lookup(h, taskID); ok {
-		var e Entry[R]
-		t.ring.read(i, &e)
+		var (
+			a arena
+			e Entry[R]
+		)
+		t.ring.read(i, &a, &e)
 		return e, true
 	}
 	return Entry[R]{}, false
 }
 
 // Finished returns f of every retained finished record for which keep is
-// true (all of them if keep is nil), oldest end first.
+// true (all of them if keep is nil), oldest end first. keep must not keep
+// the record it is given: its strings are views of the ring's memory.
 func Finished[R, T, M any](v *View[R, T], keep func(*R) bool, f func(*Entry[R]) M) []M {
 	g := &v.t.ring
 	var sel []int32
 	e := new(Entry[R]) // one for all: a pointer given to keep escapes
 	g.each(func(i int) {
 		if keep != nil {
-			if g.read(i, e); !keep(&e.Rec) {
+			if g.read(i, nil, e); !keep(&e.Rec) {
 				return
 			}
 		}
@@ -414,10 +418,12 @@ func collect[R, T, M any](v *View[R, T], sel []int32, f func(*Entry[R]) M) []M {
 	if len(sel) == 0 {
 		return nil
 	}
+	var a arena
+	a.grow(v.t.ring.size(sel))
 	out := make([]M, len(sel))
 	e := new(Entry[R]) // one for all: a pointer given to f escapes
 	for i, p := range v.sorted(sel) {
-		v.t.ring.read(int(sel[p]), e)
+		v.t.ring.read(int(sel[p]), &a, e)
 		out[i] = f(e)
 	}
 	return out
@@ -431,9 +437,11 @@ func (v *View[R, T]) Snapshot(pending func(rec *R, retries int32)) []Entry[R] {
 	sel := make([]int32, 0, v.Retained())
 	g.each(func(i int) { sel = append(sel, int32(i)) })
 	out := make([]Entry[R], 0, len(sel)+v.NumPending())
+	var a arena
+	a.grow(g.size(sel))
 	for _, p := range v.sorted(sel) {
 		out = out[:len(out)+1]
-		g.read(int(sel[p]), &out[len(out)-1])
+		g.read(int(sel[p]), &a, &out[len(out)-1])
 	}
 	n := len(out)
 	v.EachPending(func(taskID string, retries int32, rec *R) {
