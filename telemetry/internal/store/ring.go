@@ -124,11 +124,12 @@ const slotSize = (unsafe.Sizeof(slot{}) + 7) &^ 7
 // collector does not scan: each record's slot followed by its plain part,
 // stride bytes a record (so that writing a record touches few cache
 // lines), their durations in a dense array, and their strings' bytes in
-// two slabs. The records written in the ring's
-// current pass over the block keep their strings in slabs[gen], those of
-// the pass before in the other slab; when the ring comes back to the
-// block's first slot, every record of the pass before last has been
-// overwritten, so that slab is emptied and takes the new pass's strings.
+// two slabs. The records written in the ring's current pass over the
+// block keep their strings in slabs[gen], those of the pass before in the
+// other slab; when the ring comes back to the block's first slot, every
+// record of the pass before last has been overwritten, so that slab is
+// emptied and takes the new pass's strings. A slab grows as a pass needs
+// and keeps its memory for the next ones.
 type block struct {
 	recs  []byte // blockSize records of stride bytes
 	durs  *[blockSize]time.Duration
