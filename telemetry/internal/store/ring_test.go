@@ -159,18 +159,19 @@ func count(es []Entry[srec], name string) int {
 // TestLayoutRejectsPointers checks that a table refuses a record type it
 // could not keep without pointers.
 func TestLayoutRejectsPointers(t *testing.T) {
+	// Exported fields: the test only gives the types to layoutOf.
 	type late struct {
-		start time.Duration
-		name  string
+		Start time.Duration
+		Name  string
 	}
-	type many struct{ a, b, c, d string }
+	type many struct{ A, B, C, D string }
 	type slice struct {
-		name string
-		ids  []int
+		Name string
+		IDs  []int
 	}
 	type nested struct {
-		name string
-		in   struct{ p *int }
+		Name string
+		In   struct{ P *int }
 	}
 	for name, f := range map[string]func(){
 		"string after a plain field": func() { layoutOf[late]() },

@@ -345,7 +345,9 @@ func (v *View[R, T]) Latest(taskID string, pending func(rec *R, retries int32)) 
 
 // Finished returns f of every retained finished record for which keep is
 // true (all of them if keep is nil), oldest end first. keep must not keep
-// the record it is given: its strings are views of the ring's memory.
+// the record it is given: its strings are views of the ring's memory. f,
+// here and in [Failed] and [Slower], is given each record in turn in the
+// same variable, with strings of its own: it must not keep the pointer.
 func Finished[R, T, M any](v *View[R, T], keep func(*R) bool, f func(*Entry[R]) M) []M {
 	g := &v.t.ring
 	var sel []int32
