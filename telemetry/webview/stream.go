@@ -39,6 +39,10 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
 		}
 		return rc.Flush() == nil
 	}
+	// Watch for records before the first write: a record that arrives
+	// once the client has read it must bring an update, not wait for the
+	// next tick.
+	_, changed := h.col.version()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.WriteHeader(http.StatusOK)
 	if !send("retry: 2000\n\n") {
@@ -46,7 +50,6 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
 	}
 	tick := time.NewTicker(h.tick)
 	defer tick.Stop()
-	_, changed := h.col.version()
 	for {
 		select {
 		case <-r.Context().Done():
