@@ -265,9 +265,7 @@ func (g *ring[R]) push(e *Entry[R], end, dur time.Duration, failed bool) {
 	s, plain := b.at(j, &g.lay)
 	s.hash, s.end, s.gen = e.hash, end, b.gen
 	s.task = b.put(e.TaskID)
-	strs := unsafe.Pointer(&e.Rec)
-	for k := range g.lay.nstr {
-		v := *(*string)(unsafe.Add(strs, uintptr(k)*unsafe.Sizeof("")))
+	for k, v := range g.lay.strings(unsafe.Pointer(&e.Rec)) {
 		switch last := &g.last[k]; {
 		case v == "":
 			s.strs[k] = strRef{}
