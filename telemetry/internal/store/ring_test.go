@@ -193,3 +193,32 @@ func TestLayoutRejectsPointers(t *testing.T) {
 		t.Errorf("layout of srec: got %+v, want 3 strings and 24 plain bytes from 48", l)
 	}
 }
+
+// TestLatestCopiesOnlyItsStrings checks that looking up one finished record
+// allocates room for its strings alone, not a chunk meant for many.
+func TestLatestCopiesOnlyItsStrings(t *testing.T) {
+	tb := NewTable[srec, totals](100, 100, srecFuncs, nil)
+	r := srec{name: "load", start: 1}
+	if st := tb.Start("task-1", &r); st != OK {
+		t.Fatal(st)
+	}
+	r.dur = 1
+	if st := endS(tb, "task-1", r); st != OK {
+		t.Fatal(st)
+	}
+	var got Entry[srec]
+	var ms runtime.MemStats
+	tb.Locked(func(v *View[srec, totals]) {
+		v.Latest("task-1", nil) // builds the index of latest runs
+		runtime.ReadMemStats(&ms)
+		before := ms.TotalAlloc
+		got, _ = v.Latest("task-1", nil)
+		runtime.ReadMemStats(&ms)
+		if n := ms.TotalAlloc - before; n > 256 {
+			t.Errorf("looking up one record allocated %d bytes, want at most 256", n)
+		}
+	})
+	if got.TaskID != "task-1" || got.Rec.name != "load" {
+		t.Errorf("got %+v", got)
+	}
+}

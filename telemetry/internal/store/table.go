@@ -337,6 +337,8 @@ func (v *View[R, T]) Latest(taskID string, pending func(rec *R, retries int32)) 
 			a arena
 			e Entry[R]
 		)
+		one := [1]int32{int32(i)}
+		a.grow(t.ring.size(one[:])) // one record's strings, not a whole chunk
 		t.ring.read(i, &a, &e)
 		return e, true
 	}
