@@ -343,7 +343,7 @@ func TestRetentionEvictsOldestAndKeepsTotalsExact(t *testing.T) {
 	}
 }
 
-func TestPartitionedRetentionHoldsExactlyTheLimit(t *testing.T) {
+func TestShardedRetentionHoldsExactlyTheLimit(t *testing.T) {
 	const limit, n = 16384, 20000 // large enough to be split into shards
 	r := newRecorder(t, telemetry.WithMaxEvents(limit))
 	for i := range n {

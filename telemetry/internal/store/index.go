@@ -65,51 +65,6 @@ func (x *index) insert(h uint64, r int32) {
 	x.n++
 }
 
-// put records that ring slot r holds the latest finished run of the task id
-// with hash h, replacing the entry of an earlier run of it.
-func (x *index) put(h uint64, r int32, same func(r int32) bool) {
-	if i := x.find(h, same); i >= 0 {
-		x.slots[i].ring = r
-		return
-	}
-	x.insert(h, r)
-}
-
-// remove deletes the entry for hash h that points at ring slot r, if there
-// is one (there is none if a later run of the same task id replaced it).
-func (x *index) remove(h uint64, r int32) {
-	if len(x.slots) == 0 {
-		return
-	}
-	hk, mask := key(h), len(x.slots)-1
-	i := x.home(hk)
-	for {
-		s := x.slots[i]
-		if s.hash == 0 {
-			return
-		}
-		if s.hash == hk && s.ring == r {
-			break
-		}
-		i = (i + 1) & mask
-	}
-	// Shift back the entries after i that may not stay past the hole.
-	for j := i; ; {
-		j = (j + 1) & mask
-		s := x.slots[j]
-		if s.hash == 0 {
-			break
-		}
-		// Move s into the hole at i unless its home lies cyclically in (i, j].
-		if k := x.home(s.hash); (j-k)&mask >= (j-i)&mask {
-			x.slots[i] = s
-			i = j
-		}
-	}
-	x.slots[i] = islot{}
-	x.n--
-}
-
 // grow doubles the table (64 slots at first) and reinserts every entry.
 func (x *index) grow() {
 	old := x.slots

@@ -6,9 +6,14 @@ import (
 	"testing"
 )
 
-// TestIndexMatchesMap drives an index and a map with the same random puts
-// and removes, with hashes drawn from a small set so that collisions, long
-// probe runs and wrap-around are common, and checks they always agree.
+// TestIndexMatchesMap drives an index as ring.catchUp does, and a map with
+// the same random runs, and checks that they always agree. Each run of a
+// task id lands in the next ring slot, overwriting the oldest run: the
+// index then points the task id's entry at that slot, or adds one if it
+// finds none (an entry whose slot was overwritten is stale and not found),
+// and is rebuilt from the latest runs when stale entries make it too
+// large. Hashes are drawn from a small set, so that collisions, long probe
+// runs and wrap-around are common.
 func TestIndexMatchesMap(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	const ringSize = 512
@@ -16,7 +21,7 @@ func TestIndexMatchesMap(t *testing.T) {
 		x      index
 		ring   [ringSize]string // what each ring slot holds
 		hashes = map[string]uint64{}
-		want   = map[string]int32{} // task id -> ring slot of its entry
+		want   = map[string]int32{} // task id -> ring slot of its latest run
 	)
 	hashOf := func(id string) uint64 {
 		if h, ok := hashes[id]; ok {
@@ -30,29 +35,30 @@ func TestIndexMatchesMap(t *testing.T) {
 		return h
 	}
 	same := func(id string) func(r int32) bool { return func(r int32) bool { return ring[r] == id } }
-	// evict empties ring slot r as the store does when the ring wraps.
-	evict := func(r int32) {
-		if old := ring[r]; old != "" {
-			x.remove(hashOf(old), r)
-			if want[old] == r {
-				delete(want, old)
-			}
-			ring[r] = ""
+	index := func(id string, r int32) {
+		if i := x.find(hashOf(id), same(id)); i >= 0 {
+			x.slots[i].ring = r
+		} else {
+			x.insert(hashOf(id), r)
 		}
 	}
+	rebuilt := 0
 	for op := range 200_000 {
-		r := int32(rng.IntN(ringSize))
-		if rng.IntN(3) == 0 {
-			evict(r)
-		} else { // a run of id ends and lands in slot r
-			id := fmt.Sprint("t", rng.IntN(300))
-			evict(r)
-			ring[r] = id
-			x.put(hashOf(id), r, same(id))
-			want[id] = r
+		r := int32(op % ringSize) // the ring overwrites its oldest run
+		id := fmt.Sprint("t", rng.IntN(300))
+		if old := ring[r]; old != "" && want[old] == r {
+			delete(want, old) // its latest run is overwritten: none retained
 		}
-		if x.n != len(want) {
-			t.Fatalf("op %d: index holds %d entries, want %d", op, x.n, len(want))
+		ring[r] = id
+		index(id, r)
+		want[id] = r
+		if x.n > 2*ringSize {
+			clear(x.slots)
+			x.n = 0
+			for id, r := range want {
+				index(id, r)
+			}
+			rebuilt++
 		}
 		if op%97 == 0 {
 			for id, r := range want {
@@ -60,6 +66,16 @@ func TestIndexMatchesMap(t *testing.T) {
 					t.Fatalf("op %d: get(%s) = %d, %v; want %d", op, id, got, ok, r)
 				}
 			}
+			for id := range hashes {
+				if _, ok := want[id]; !ok {
+					if got, ok := x.get(hashOf(id), same(id)); ok {
+						t.Fatalf("op %d: get(%s) = %d, want none (no run retained)", op, id, got)
+					}
+				}
+			}
 		}
+	}
+	if rebuilt == 0 {
+		t.Error("the index was never rebuilt: the test misses that path")
 	}
 }
