@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
@@ -27,12 +28,14 @@ func (t *Tracer) StartOperation(ctx context.Context, taskID, host string, port i
 	if operation == "" {
 		operation = telemetry.DefaultOperation
 	}
-	if unsampledParent(ctx) {
+	if t.isUntraced(ctx) || t.untraced(ctx) {
 		return ctx, t.rec.Network().StartOperation(taskID, host, port, operation)
 	}
 	start := t.rec.Now()
-	rc, ctx, span := startSpan(t.tracer, ctx, operation, trace.WithTimestamp(start), clientKind, trace.WithAttributes(
-		ServerAddressKey.String(host), ServerPortKey.Int(port), OperationKey.String(operation), TaskIDKey.String(taskID)))
+	rc := new(runCtx)
+	rc.attrs = [...]attribute.KeyValue{ServerAddressKey.String(host), ServerPortKey.Int(port), OperationKey.String(operation), TaskIDKey.String(taskID)}
+	rc.start = [...]trace.SpanStartOption{trace.WithTimestamp(start), clientKind, trace.WithAttributes(rc.attrs[:]...)}
+	ctx, span := rc.startSpan(t.tracer, ctx, operation, 3)
 	sc := span.SpanContext()
 	err := t.rec.Network().StartOperation(taskID, host, port, operation, telemetry.WithStartTime(start), recordSpan(sc))
 	return started(rc, ctx, span, sc, operationSpanKey, err), err
@@ -46,6 +49,9 @@ func (t *Tracer) StartOperation(ctx context.Context, taskID, host string, port i
 //
 // It returns the errors of [telemetry.Network.EndOperation].
 func (t *Tracer) EndOperation(ctx context.Context, taskID string, bytesSent, bytesReceived int64, err error) error {
+	if t.isUntraced(ctx) {
+		return t.rec.Network().EndOperation(taskID, bytesSent, bytesReceived, err)
+	}
 	rc := claim(ctx, operationSpanKey)
 	if rc == nil {
 		return t.rec.Network().EndOperation(taskID, bytesSent, bytesReceived, err)

@@ -2,9 +2,11 @@ package oteltrace
 
 import (
 	"context"
+	"reflect"
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -25,19 +27,23 @@ type ctxKey struct{ name string }
 // span they are to end: the context the span was started in, which
 // carries it, plus the span under key, as context.WithValue would put it.
 //
-// It also holds the options of the span's start and of its end, so that
-// passing them to the span allocates nothing besides the runCtx: the
-// variadic slices of Start and End would each be an allocation of their
-// own. The start's options stay referenced until the runCtx is
-// collected; the end's slot is written once, by the end that claims the
-// span (ended), so that ends through copies of the context never race.
+// It also holds the options of the span's start and of its end, and the
+// attributes of its start, so that passing them to the span allocates
+// nothing besides the runCtx: the variadic slices of Start and End, and
+// the attribute list, would each be an allocation of their own (the SDK
+// copies the attributes; it keeps neither list). The start's options stay
+// referenced until the runCtx is collected; the end's slot is written
+// once, by the end that claims the span (ended), so that ends through
+// copies of the context never race.
 type runCtx struct {
 	context.Context
-	key   *ctxKey
-	span  trace.Span
-	ended atomic.Bool
-	start [3]trace.SpanStartOption
-	end   [1]trace.SpanEndOption
+	key     *ctxKey
+	span    trace.Span
+	ended   atomic.Bool
+	sampled bool // span's context is sampled
+	start   [3]trace.SpanStartOption
+	end     [1]trace.SpanEndOption
+	attrs   [4]attribute.KeyValue
 }
 
 // Value returns c itself for c's key, and the parent's value of any other
@@ -58,14 +64,10 @@ func (c *runCtx) String() string {
 	return parent + ".WithValue(oteltrace " + c.key.name + ")"
 }
 
-// startSpan starts a span named name with tr and opts (at most as many
-// as runCtx.start holds) and returns the runCtx to return for it, not yet
-// filled in, with the context and the span that Start returned.
-func startSpan(tr trace.Tracer, ctx context.Context, name string, opts ...trace.SpanStartOption) (*runCtx, context.Context, trace.Span) {
-	rc := new(runCtx)
-	n := copy(rc.start[:], opts)
-	ctx, span := tr.Start(ctx, name, rc.start[:n]...)
-	return rc, ctx, span
+// startSpan starts a span named name with tr, with rc's first n start
+// options, and returns the context and the span that Start returned.
+func (rc *runCtx) startSpan(tr trace.Tracer, ctx context.Context, name string, n int) (context.Context, trace.Span) {
+	return tr.Start(ctx, name, rc.start[:n]...)
 }
 
 // started returns the context to return for span, started in ctx (which
@@ -85,7 +87,7 @@ func started(rc *runCtx, ctx context.Context, span trace.Span, sc trace.SpanCont
 	if !sc.IsSampled() && !span.IsRecording() {
 		return ctx
 	}
-	rc.Context, rc.key, rc.span = ctx, key, span
+	rc.Context, rc.key, rc.span, rc.sampled = ctx, key, span, sc.IsSampled()
 	return rc
 }
 
@@ -101,7 +103,10 @@ func spanOf(ctx context.Context, key *ctxKey) trace.Span {
 // caller to end its span, or nil if there is none or an earlier end
 // claimed it.
 func claim(ctx context.Context, key *ctxKey) *runCtx {
-	rc, _ := ctx.Value(key).(*runCtx)
+	rc, _ := ctx.(*runCtx) // the context a start returned, most often
+	if rc == nil || rc.key != key {
+		rc, _ = ctx.Value(key).(*runCtx)
+	}
 	if rc == nil || !rc.ended.CompareAndSwap(false, true) {
 		return nil
 	}
@@ -122,4 +127,53 @@ func (rc *runCtx) endSpan(end time.Time, err, refused error) {
 	}
 	rc.end[0] = trace.WithTimestamp(end)
 	rc.span.End(rc.end[:]...)
+}
+
+// noSpan is the span that trace.SpanFromContext returns for a context
+// without one.
+var noSpan = trace.SpanFromContext(context.Background())
+
+// unsampledParent reports whether the span in ctx belongs to a trace that
+// is not sampled. A runCtx knows its span's; a context without a span is
+// told apart without copying a span context.
+func unsampledParent(ctx context.Context) bool {
+	if rc, ok := ctx.(*runCtx); ok {
+		return !rc.sampled
+	}
+	span := trace.SpanFromContext(ctx)
+	if span == noSpan {
+		return false
+	}
+	sc := span.SpanContext()
+	return !sc.IsSampled() && sc.IsValid()
+}
+
+// An untracedCtx is a context in which runs get no span: its span is not
+// sampled, and it carries no span that a Tracer started. Only contexts of
+// pointer types are kept, so that comparing one with another context
+// compares pointers (never panics on an incomparable type).
+type untracedCtx struct{ ctx context.Context }
+
+// untraced reports whether runs started in ctx get no span, because the
+// span in ctx is not sampled, for a ctx other than the last one it found
+// (isUntraced tells that one). It remembers the last such context, in
+// which the runs of a pipeline run that the sampler dropped all start, so
+// that those runs cost a comparison instead of a context lookup; the
+// context stays referenced until another takes its place.
+func (t *Tracer) untraced(ctx context.Context) bool {
+	if !unsampledParent(ctx) {
+		return false
+	}
+	if ctx.Value(eventSpanKey) == nil && ctx.Value(operationSpanKey) == nil && reflect.TypeOf(ctx).Kind() == reflect.Pointer {
+		t.lastUntraced.Store(&untracedCtx{ctx})
+	}
+	return true
+}
+
+// isUntraced reports whether ctx is the context that untraced last found
+// to get no span: one that carries no span a Tracer started, for an end
+// to claim.
+func (t *Tracer) isUntraced(ctx context.Context) bool {
+	u := t.lastUntraced.Load()
+	return u != nil && u.ctx == ctx
 }

@@ -2,6 +2,7 @@ package oteltrace
 
 import (
 	"context"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -41,6 +42,10 @@ type Tracer struct {
 	tracer trace.Tracer
 	prop   propagation.TextMapPropagator
 	net    Network
+
+	// lastUntraced is the last context found to carry a span that is
+	// not sampled and no span of a Tracer (untraced).
+	lastUntraced atomic.Pointer[untracedCtx]
 }
 
 // New returns a new Tracer that records into rec and traces with
@@ -96,7 +101,7 @@ func (t *Tracer) Propagator() propagation.TextMapPropagator { return t.prop }
 // then ended at once with status Error, and the returned ctx still carries
 // it, so that the run's own spans have a parent.
 func (t *Tracer) StartEvent(ctx context.Context, eventName, taskID string, opts ...telemetry.StartOption) (context.Context, error) {
-	if unsampledParent(ctx) {
+	if t.isUntraced(ctx) || t.untraced(ctx) {
 		return ctx, t.rec.StartEvent(eventName, taskID, opts...)
 	}
 	// The span gets the Recorder's time, boxed by WithTimestamp, rather
@@ -107,26 +112,21 @@ func (t *Tracer) StartEvent(ctx context.Context, eventName, taskID string, opts 
 	// agree exactly. The end is given likewise, because the span's status
 	// depends on whether the Recorder accepts the end (EndEvent).
 	start := t.rec.Now()
-	rc, ctx, span := startSpan(t.tracer, ctx, eventName, trace.WithTimestamp(start), trace.WithAttributes(eventAttrs(taskID, opts)...))
+	rc := new(runCtx)
+	rc.start[0] = trace.WithTimestamp(start)
+	rc.start[1] = trace.WithAttributes(rc.eventAttrs(taskID, opts)...)
+	ctx, span := rc.startSpan(t.tracer, ctx, eventName, 2)
 	sc := span.SpanContext()
 	err := t.recordStart(eventName, taskID, opts, telemetry.WithStartTime(start), recordSpan(sc))
 	return started(rc, ctx, span, sc, eventSpanKey, err), err
 }
 
 // eventAttrs returns the attributes of the span of a run of taskID started
-// with opts, in a slice of their exact size.
-func eventAttrs(taskID string, opts []telemetry.StartOption) []attribute.KeyValue {
-	n := 1
-	for _, o := range opts {
-		if _, ok := o.ProcessID(); ok {
-			n++
-		}
-		if _, ok := o.PipelineID(); ok {
-			n++
-		}
-	}
-	attrs := make([]attribute.KeyValue, 1, n)
-	attrs[0] = TaskIDKey.String(taskID)
+// with opts, in rc's room for them (a process id and a pipeline run id fit
+// beside the task id; more options that give them, a rare mistake, append
+// beyond it).
+func (rc *runCtx) eventAttrs(taskID string, opts []telemetry.StartOption) []attribute.KeyValue {
+	attrs := append(rc.attrs[:0], TaskIDKey.String(taskID))
 	for _, o := range opts {
 		if pid, ok := o.ProcessID(); ok {
 			attrs = append(attrs, ProcessPIDKey.Int(pid))
@@ -163,13 +163,6 @@ func (t *Tracer) recordStart(eventName, taskID string, opts []telemetry.StartOpt
 	return t.rec.StartEvent(eventName, taskID, append(opts[:len(opts):len(opts)], start, span)...)
 }
 
-// unsampledParent reports whether the span in ctx belongs to a trace that
-// is not sampled.
-func unsampledParent(ctx context.Context) bool {
-	sc := trace.SpanContextFromContext(ctx)
-	return sc.IsValid() && !sc.IsSampled()
-}
-
 // RecordRetry records one more retry of the pending run of taskID, and
 // adds a span event [RetryEventName] to the run's span in ctx, with the
 // retry's number ([RetryAttemptKey]) and err's text ([RetryErrorKey];
@@ -204,6 +197,9 @@ func (t *Tracer) RecordRetry(ctx context.Context, taskID string, err error) erro
 //
 // It returns the errors of [telemetry.Recorder.EndEvent].
 func (t *Tracer) EndEvent(ctx context.Context, taskID string, err error) error {
+	if t.isUntraced(ctx) {
+		return t.rec.EndEvent(taskID, err)
+	}
 	rc := claim(ctx, eventSpanKey)
 	if rc == nil {
 		return t.rec.EndEvent(taskID, err)

@@ -452,3 +452,52 @@ func TestEndThroughDerivedContext(t *testing.T) {
 		t.Errorf("record ends at %v, span at %v", m.EndTime, spans[0].EndTime())
 	}
 }
+
+// sliceCtx is a context of a type that == cannot compare (it panics).
+type sliceCtx struct {
+	context.Context
+	s []int
+}
+
+// TestUnsampledParentsInTurn checks that runs under parents that are not
+// sampled, in turn with runs under a sampled one and with each other, each
+// get no span and keep their parent, however often the same parent comes
+// back, and that the runs under the sampled parent are traced; a parent of
+// a type that == cannot compare is no trouble.
+func TestUnsampledParentsInTurn(t *testing.T) {
+	rec, tr, sr := setup(t)
+	withSpan := func(span byte, flags trace.TraceFlags) context.Context {
+		return trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+			TraceID: trace.TraceID{span}, SpanID: trace.SpanID{span}, TraceFlags: flags,
+		}))
+	}
+	a, b, sampled := withSpan(1, 0), withSpan(2, 0), withSpan(3, trace.FlagsSampled)
+	parents := []context.Context{a, a, b, sampled, sliceCtx{a, []int{1}}, sliceCtx{a, []int{2}}, a, sampled, b, b}
+	wantSpans := 0
+	for i, parent := range append(parents, parents...) {
+		id := "t" + strconv.Itoa(i)
+		ctx, err := tr.StartEvent(parent, "load", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		psc, sc := trace.SpanContextFromContext(parent), trace.SpanContextFromContext(ctx)
+		if psc.IsSampled() {
+			wantSpans++
+			if sc.TraceID() != psc.TraceID() || sc.SpanID() == psc.SpanID() {
+				t.Errorf("run %d: got span context %v under the sampled parent %v, want a child", i, sc, psc)
+			}
+		} else if !sc.Equal(psc) {
+			t.Errorf("run %d: got span context %v under the unsampled parent %v, want the parent's", i, sc, psc)
+		}
+		if err := tr.EndEvent(ctx, id, nil); err != nil {
+			t.Fatal(err)
+		}
+		m, _ := rec.Metrics(id)
+		if m.Status != telemetry.StatusCompleted || m.Span.IsValid() != psc.IsSampled() {
+			t.Errorf("run %d: got %+v, want a completed run, traced only under the sampled parent", i, m)
+		}
+		if n := len(sr.Ended()); n != wantSpans {
+			t.Fatalf("run %d: got %d ended spans, want %d", i, n, wantSpans)
+		}
+	}
+}
