@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
@@ -32,9 +31,9 @@ func (t *Tracer) StartOperation(ctx context.Context, taskID, host string, port i
 		return ctx, t.rec.Network().StartOperation(taskID, host, port, operation)
 	}
 	start := t.rec.Now()
-	rc := new(runCtx)
-	rc.attrs = [...]attribute.KeyValue{ServerAddressKey.String(host), ServerPortKey.Int(port), OperationKey.String(operation), TaskIDKey.String(taskID)}
-	rc.start = [...]trace.SpanStartOption{trace.WithTimestamp(start), clientKind, trace.WithAttributes(rc.attrs[:]...)}
+	rc, attrs := newRunCtx(4)
+	attrs = append(attrs, ServerAddressKey.String(host), ServerPortKey.Int(port), OperationKey.String(operation), TaskIDKey.String(taskID))
+	rc.start = [...]trace.SpanStartOption{trace.WithTimestamp(start), clientKind, trace.WithAttributes(attrs...)}
 	ctx, span := rc.startSpan(t.tracer, ctx, operation, 3)
 	sc := span.SpanContext()
 	err := t.rec.Network().StartOperation(taskID, host, port, operation, telemetry.WithStartTime(start), recordSpan(sc))

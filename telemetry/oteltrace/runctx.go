@@ -27,14 +27,15 @@ type ctxKey struct{ name string }
 // span they are to end: the context the span was started in, which
 // carries it, plus the span under key, as context.WithValue would put it.
 //
-// It also holds the options of the span's start and of its end, and the
-// attributes of its start, so that passing them to the span allocates
-// nothing besides the runCtx: the variadic slices of Start and End, and
-// the attribute list, would each be an allocation of their own (the SDK
-// copies the attributes; it keeps neither list). The start's options stay
-// referenced until the runCtx is collected; the end's slot is written
-// once, by the end that claims the span (ended), so that ends through
-// copies of the context never race.
+// It also holds the options of the span's start and of its end, so that
+// passing them to the span allocates nothing besides the runCtx: the
+// variadic slices of Start and End would each be an allocation of their
+// own. The start's options stay referenced until the runCtx is
+// collected; the end's slot is written once, by the end that claims the
+// span (ended), so that ends through copies of the context never race.
+//
+// newRunCtx allocates it together with the attributes of the span's
+// start.
 type runCtx struct {
 	context.Context
 	key     *ctxKey
@@ -43,7 +44,36 @@ type runCtx struct {
 	sampled bool // span's context is sampled
 	start   [3]trace.SpanStartOption
 	end     [1]trace.SpanEndOption
-	attrs   [4]attribute.KeyValue
+}
+
+// newRunCtx returns a new runCtx and an empty slice with room for n
+// attributes of the span's start, allocated together when n is that of
+// an event run (1 to 3: the task id, the process id, the pipeline run id)
+// or of a network operation (4), so that the attributes are not an
+// allocation of their own. (The SDK copies the attributes; it keeps no
+// reference to the slice.)
+func newRunCtx(n int) (*runCtx, []attribute.KeyValue) {
+	switch {
+	case n <= 1:
+		c := new(struct {
+			runCtx
+			attrs [1]attribute.KeyValue
+		})
+		return &c.runCtx, c.attrs[:0]
+	case n <= 3:
+		c := new(struct {
+			runCtx
+			attrs [3]attribute.KeyValue
+		})
+		return &c.runCtx, c.attrs[:0]
+	case n == 4:
+		c := new(struct {
+			runCtx
+			attrs [4]attribute.KeyValue
+		})
+		return &c.runCtx, c.attrs[:0]
+	}
+	return new(runCtx), make([]attribute.KeyValue, 0, n)
 }
 
 // Value returns c itself for c's key, and the parent's value of any other

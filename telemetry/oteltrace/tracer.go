@@ -112,21 +112,33 @@ func (t *Tracer) StartEvent(ctx context.Context, eventName, taskID string, opts 
 	// agree exactly. The end is given likewise, because the span's status
 	// depends on whether the Recorder accepts the end (EndEvent).
 	start := t.rec.Now()
-	rc := new(runCtx)
+	rc, attrs := newRunCtx(numEventAttrs(opts))
 	rc.start[0] = trace.WithTimestamp(start)
-	rc.start[1] = trace.WithAttributes(rc.eventAttrs(taskID, opts)...)
+	rc.start[1] = trace.WithAttributes(eventAttrs(attrs, taskID, opts)...)
 	ctx, span := rc.startSpan(t.tracer, ctx, eventName, 2)
 	sc := span.SpanContext()
 	err := t.recordStart(eventName, taskID, opts, telemetry.WithStartTime(start), recordSpan(sc))
 	return started(rc, ctx, span, sc, eventSpanKey, err), err
 }
 
-// eventAttrs returns the attributes of the span of a run of taskID started
-// with opts, in rc's room for them (a process id and a pipeline run id fit
-// beside the task id; more options that give them, a rare mistake, append
-// beyond it).
-func (rc *runCtx) eventAttrs(taskID string, opts []telemetry.StartOption) []attribute.KeyValue {
-	attrs := append(rc.attrs[:0], TaskIDKey.String(taskID))
+// numEventAttrs returns the number of attributes of the span of a run
+// started with opts.
+func numEventAttrs(opts []telemetry.StartOption) int {
+	n := 1
+	for _, o := range opts {
+		_, pid := o.ProcessID()
+		_, run := o.PipelineID()
+		if pid || run {
+			n++
+		}
+	}
+	return n
+}
+
+// eventAttrs appends to attrs the attributes of the span of a run of
+// taskID started with opts, and returns the result.
+func eventAttrs(attrs []attribute.KeyValue, taskID string, opts []telemetry.StartOption) []attribute.KeyValue {
+	attrs = append(attrs, TaskIDKey.String(taskID))
 	for _, o := range opts {
 		if pid, ok := o.ProcessID(); ok {
 			attrs = append(attrs, ProcessPIDKey.Int(pid))
