@@ -159,20 +159,49 @@ func (rc *runCtx) endSpan(end time.Time, err, refused error) {
 	rc.span.End(rc.end[:]...)
 }
 
-// noSpan is the span that trace.SpanFromContext returns for a context
-// without one.
-var noSpan = trace.SpanFromContext(context.Background())
+// spanKey is the key under which trace.ContextWithSpan puts a span in a
+// context, learnt by asking trace.SpanFromContext, which looks it up; nil
+// if what it asked for does not find the span that ContextWithSpan put
+// (the API changed), and then unsampledParent asks SpanFromContext.
+var spanKey = func() any {
+	var p keyProbe
+	trace.SpanFromContext(&p)
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{1}})
+	ctx := trace.ContextWithSpanContext(context.Background(), sc)
+	if p.key == nil || !reflect.TypeOf(p.key).Comparable() {
+		return nil
+	}
+	if span, ok := ctx.Value(p.key).(trace.Span); !ok || !span.SpanContext().Equal(sc) {
+		return nil
+	}
+	return p.key
+}()
+
+// A keyProbe is a context that keeps the last key asked of it.
+type keyProbe struct {
+	context.Context // nil: only Value is called
+	key             any
+}
+
+func (p *keyProbe) Value(key any) any {
+	p.key = key
+	return nil
+}
 
 // unsampledParent reports whether the span in ctx belongs to a trace that
 // is not sampled. A runCtx knows its span's; a context without a span is
-// told apart without copying a span context.
+// told by one lookup of spanKey, without a span context to copy.
 func unsampledParent(ctx context.Context) bool {
 	if rc, ok := ctx.(*runCtx); ok {
 		return !rc.sampled
 	}
-	span := trace.SpanFromContext(ctx)
-	if span == noSpan {
-		return false
+	var span trace.Span
+	if spanKey != nil && ctx != nil {
+		if span, _ = ctx.Value(spanKey).(trace.Span); span == nil {
+			return false // as SpanFromContext's noop span, invalid
+		}
+	} else {
+		span = trace.SpanFromContext(ctx)
 	}
 	sc := span.SpanContext()
 	return !sc.IsSampled() && sc.IsValid()
