@@ -88,14 +88,13 @@
 // start and end. A network operation costs the same beyond its span.
 //
 // A run under a span that is not sampled gets no span: it costs the record
-// plus two comparisons and allocates nothing, when its context is the one
-// in which the Tracer last found such a span (as for the runs of a
-// pipeline run that the sampler dropped). The Tracer remembers that
+// plus two comparisons and allocates nothing, when its parent context is
+// the one in which the Tracer last started such a run (as for the runs of
+// a pipeline run that the sampler dropped). The Tracer remembers that
 // context, and keeps it referenced until another takes its place. In
 // another context, StartEvent looks up the parent's span context, and
-// remembers the context with one allocation, and EndEvent looks for a span
-// of its own. A root run whose new span the sampler drops costs the
-// sampler's decision plus the record.
+// remembers the context with one allocation. A root run whose new span the
+// sampler drops costs the sampler's decision plus the record.
 // Without a Tracer, the recording path is unchanged.
 //
 // Allocations also cost collections, whose work grows with the live heap:

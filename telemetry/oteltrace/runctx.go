@@ -192,8 +192,11 @@ func (p *keyProbe) Value(key any) any {
 // is not sampled. A runCtx knows its span's; a context without a span is
 // told by one lookup of spanKey, without a span context to copy.
 func unsampledParent(ctx context.Context) bool {
-	if rc, ok := ctx.(*runCtx); ok {
-		return !rc.sampled
+	switch c := ctx.(type) {
+	case *runCtx:
+		return !c.sampled
+	case *untracedCtx:
+		return true
 	}
 	var span trace.Span
 	if spanKey != nil && ctx != nil {
@@ -207,32 +210,42 @@ func unsampledParent(ctx context.Context) bool {
 	return !sc.IsSampled() && sc.IsValid()
 }
 
-// An untracedCtx is a context in which runs get no span: its span is not
-// sampled, and it carries no span that a Tracer started. Only contexts of
-// pointer types are kept, so that comparing one with another context
-// compares pointers (never panics on an incomparable type).
-type untracedCtx struct{ ctx context.Context }
+// An untracedCtx is the context that StartEvent and StartOperation return
+// for runs that get no span because the span in their parent, its
+// Context, is not sampled, when the parent carries no span that a Tracer
+// started (for an end to claim) and is of a pointer type (so that
+// comparing it with another context compares pointers, and never panics
+// on an incomparable type). It behaves as its parent. An end given one
+// knows at once that it has no span to end.
+type untracedCtx struct{ context.Context }
 
-// untraced reports whether runs started in ctx get no span, because the
-// span in ctx is not sampled, for a ctx other than the last one it found
-// (isUntraced tells that one). It remembers the last such context, in
-// which the runs of a pipeline run that the sampler dropped all start, so
-// that those runs cost a comparison instead of a context lookup; the
-// context stays referenced until another takes its place.
-func (t *Tracer) untraced(ctx context.Context) bool {
-	if !unsampledParent(ctx) {
-		return false
+// String names c as its parent names itself.
+func (c *untracedCtx) String() string {
+	if s, ok := c.Context.(interface{ String() string }); ok {
+		return s.String()
 	}
-	if ctx.Value(eventSpanKey) == nil && ctx.Value(operationSpanKey) == nil && reflect.TypeOf(ctx).Kind() == reflect.Pointer {
-		t.lastUntraced.Store(&untracedCtx{ctx})
-	}
-	return true
+	return "context"
 }
 
-// isUntraced reports whether ctx is the context that untraced last found
-// to get no span: one that carries no span a Tracer started, for an end
-// to claim.
-func (t *Tracer) isUntraced(ctx context.Context) bool {
-	u := t.lastUntraced.Load()
-	return u != nil && u.ctx == ctx
+// newUntraced returns the context to return for a run started in ctx that
+// gets no span because the span in ctx is not sampled, or nil if the run
+// is traced. It remembers the last untracedCtx it made in the Tracer,
+// which StartEvent and StartOperation return, before asking newUntraced,
+// for runs started in the same parent, such as those of a pipeline run
+// that the sampler dropped: they then cost a comparison instead of a
+// context lookup, and allocate nothing. The parent stays referenced until
+// another takes its place.
+func (t *Tracer) newUntraced(ctx context.Context) context.Context {
+	if u, ok := ctx.(*untracedCtx); ok {
+		return u
+	}
+	if !unsampledParent(ctx) {
+		return nil
+	}
+	if ctx.Value(eventSpanKey) != nil || ctx.Value(operationSpanKey) != nil || reflect.TypeOf(ctx).Kind() != reflect.Pointer {
+		return ctx
+	}
+	u := &untracedCtx{ctx}
+	t.lastUntraced.Store(u)
+	return u
 }
