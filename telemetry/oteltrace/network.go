@@ -40,8 +40,8 @@ func (t *Tracer) StartOperation(ctx context.Context, taskID, host string, port i
 	rc.start = [...]trace.SpanStartOption{trace.WithTimestamp(start), clientKind, trace.WithAttributes(attrs...)}
 	ctx, span := rc.startSpan(t.tracer, ctx, operation, 3)
 	sc := span.SpanContext()
-	err := t.rec.Network().StartOperation(taskID, host, port, operation, telemetry.WithStartTime(start), recordSpan(sc))
-	return started(rc, ctx, span, sc, operationSpanKey, err), err
+	err := t.rec.Network().StartOperation(taskID, host, port, operation, telemetry.WithStartTime(start), telemetry.WithSpanContext(recordSpan(sc)))
+	return started(rc, ctx, span, sc.IsSampled(), operationSpanKey, err), err
 }
 
 // EndOperation records the end of the pending network operation of taskID

@@ -101,11 +101,11 @@ func (rc *runCtx) startSpan(tr trace.Tracer, ctx context.Context, name string, n
 }
 
 // started returns the context to return for span, started in ctx (which
-// carries it), whose context is sc: rc, filled in with ctx and span under
+// carries it), sampled or not: rc, filled in with ctx and span under
 // key, if span is to be ended with its record; ctx if span records
 // nothing; and ctx, after ending span with status Error, if the Recorder
 // refused the start (err).
-func started(rc *runCtx, ctx context.Context, span trace.Span, sc trace.SpanContext, key *ctxKey, err error) context.Context {
+func started(rc *runCtx, ctx context.Context, span trace.Span, sampled bool, key *ctxKey, err error) context.Context {
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		span.End()
@@ -114,10 +114,10 @@ func started(rc *runCtx, ctx context.Context, span trace.Span, sc trace.SpanCont
 	// A sampled span records (the SDK's IsRecording would take the span's
 	// lock to say so); of the others, one that does not record has
 	// nothing to end.
-	if !sc.IsSampled() && !span.IsRecording() {
+	if !sampled && !span.IsRecording() {
 		return ctx
 	}
-	rc.Context, rc.key, rc.span, rc.sampled = ctx, key, span, sc.IsSampled()
+	rc.Context, rc.key, rc.span, rc.sampled = ctx, key, span, sampled
 	return rc
 }
 
