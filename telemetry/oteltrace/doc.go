@@ -87,14 +87,12 @@
 // allocates: it holds the span, its attributes and the option lists of its
 // start and end. A network operation costs the same beyond its span.
 //
-// A run under a span that is not sampled gets no span: it costs the record
-// plus two comparisons and allocates nothing, when its parent context is
-// the one in which the Tracer last started such a run (as for the runs of
-// a pipeline run that the sampler dropped). The Tracer remembers that
-// context, and keeps it referenced until another takes its place. In
-// another context, StartEvent looks up the parent's span context, and
-// remembers the context with one allocation. A root run whose new span the
-// sampler drops costs the sampler's decision plus the record.
+// A run under a span that is not sampled gets no span: it costs the record,
+// StartEvent's lookup of the parent's span context (a context that a Tracer
+// returned knows whether its span is sampled, without a lookup) and
+// EndEvent's lookup of a span of its own, and allocates nothing. A root run
+// whose new span the sampler drops costs the sampler's decision plus the
+// record.
 // Without a Tracer, the recording path is unchanged.
 //
 // Allocations also cost collections, whose work grows with the live heap:

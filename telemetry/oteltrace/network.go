@@ -27,12 +27,8 @@ func (t *Tracer) StartOperation(ctx context.Context, taskID, host string, port i
 	if operation == "" {
 		operation = telemetry.DefaultOperation
 	}
-	// The runs of one parent after the first (newUntraced).
-	if u := t.lastUntraced.Load(); u != nil && u.Context == ctx {
-		return u, t.rec.Network().StartOperation(taskID, host, port, operation)
-	}
-	if u := t.newUntraced(ctx); u != nil {
-		return u, t.rec.Network().StartOperation(taskID, host, port, operation)
+	if unsampledParent(ctx) {
+		return ctx, t.rec.Network().StartOperation(taskID, host, port, operation)
 	}
 	start := t.rec.Now()
 	rc, attrs := newRunCtx(4)
@@ -52,9 +48,6 @@ func (t *Tracer) StartOperation(ctx context.Context, taskID, host string, port i
 //
 // It returns the errors of [telemetry.Network.EndOperation].
 func (t *Tracer) EndOperation(ctx context.Context, taskID string, bytesSent, bytesReceived int64, err error) error {
-	if _, ok := ctx.(*untracedCtx); ok {
-		return t.rec.Network().EndOperation(taskID, bytesSent, bytesReceived, err)
-	}
 	rc := claim(ctx, operationSpanKey)
 	if rc == nil {
 		return t.rec.Network().EndOperation(taskID, bytesSent, bytesReceived, err)

@@ -2,7 +2,6 @@ package oteltrace
 
 import (
 	"context"
-	"reflect"
 	"sync/atomic"
 	"time"
 
@@ -159,93 +158,12 @@ func (rc *runCtx) endSpan(end time.Time, err, refused error) {
 	rc.span.End(rc.end[:]...)
 }
 
-// spanKey is the key under which trace.ContextWithSpan puts a span in a
-// context, learnt by asking trace.SpanFromContext, which looks it up; nil
-// if what it asked for does not find the span that ContextWithSpan put
-// (the API changed), and then unsampledParent asks SpanFromContext.
-var spanKey = func() any {
-	var p keyProbe
-	trace.SpanFromContext(&p)
-	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{1}})
-	ctx := trace.ContextWithSpanContext(context.Background(), sc)
-	if p.key == nil || !reflect.TypeOf(p.key).Comparable() {
-		return nil
-	}
-	if span, ok := ctx.Value(p.key).(trace.Span); !ok || !span.SpanContext().Equal(sc) {
-		return nil
-	}
-	return p.key
-}()
-
-// A keyProbe is a context that keeps the last key asked of it.
-type keyProbe struct {
-	context.Context // nil: only Value is called
-	key             any
-}
-
-func (p *keyProbe) Value(key any) any {
-	p.key = key
-	return nil
-}
-
 // unsampledParent reports whether the span in ctx belongs to a trace that
-// is not sampled. A runCtx knows its span's; a context without a span is
-// told by one lookup of spanKey, without a span context to copy.
+// is not sampled. A runCtx knows its span's.
 func unsampledParent(ctx context.Context) bool {
-	switch c := ctx.(type) {
-	case *runCtx:
-		return !c.sampled
-	case *untracedCtx:
-		return true
+	if rc, ok := ctx.(*runCtx); ok {
+		return !rc.sampled
 	}
-	var span trace.Span
-	if spanKey != nil && ctx != nil {
-		if span, _ = ctx.Value(spanKey).(trace.Span); span == nil {
-			return false // as SpanFromContext's noop span, invalid
-		}
-	} else {
-		span = trace.SpanFromContext(ctx)
-	}
-	sc := span.SpanContext()
-	return !sc.IsSampled() && sc.IsValid()
-}
-
-// An untracedCtx is the context that StartEvent and StartOperation return
-// for runs that get no span because the span in their parent, its
-// Context, is not sampled, when the parent carries no span that a Tracer
-// started (for an end to claim) and is of a pointer type (so that
-// comparing it with another context compares pointers, and never panics
-// on an incomparable type). It behaves as its parent. An end given one
-// knows at once that it has no span to end.
-type untracedCtx struct{ context.Context }
-
-// String names c as its parent names itself.
-func (c *untracedCtx) String() string {
-	if s, ok := c.Context.(interface{ String() string }); ok {
-		return s.String()
-	}
-	return "context"
-}
-
-// newUntraced returns the context to return for a run started in ctx that
-// gets no span because the span in ctx is not sampled, or nil if the run
-// is traced. It remembers the last untracedCtx it made in the Tracer,
-// which StartEvent and StartOperation return, before asking newUntraced,
-// for runs started in the same parent, such as those of a pipeline run
-// that the sampler dropped: they then cost a comparison instead of a
-// context lookup, and allocate nothing. The parent stays referenced until
-// another takes its place.
-func (t *Tracer) newUntraced(ctx context.Context) context.Context {
-	if u, ok := ctx.(*untracedCtx); ok {
-		return u
-	}
-	if !unsampledParent(ctx) {
-		return nil
-	}
-	if ctx.Value(eventSpanKey) != nil || ctx.Value(operationSpanKey) != nil || reflect.TypeOf(ctx).Kind() != reflect.Pointer {
-		return ctx
-	}
-	u := &untracedCtx{ctx}
-	t.lastUntraced.Store(u)
-	return u
+	sc := trace.SpanContextFromContext(ctx)
+	return sc.IsValid() && !sc.IsSampled()
 }

@@ -2,7 +2,6 @@ package oteltrace
 
 import (
 	"context"
-	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -43,10 +42,6 @@ type Tracer struct {
 	tracer trace.Tracer
 	prop   propagation.TextMapPropagator
 	net    Network
-
-	// lastUntraced is the last context returned for runs without a
-	// span, in a parent whose span is not sampled (untraced).
-	lastUntraced atomic.Pointer[untracedCtx]
 }
 
 // New returns a new Tracer that records into rec and traces with
@@ -95,21 +90,15 @@ func (t *Tracer) Propagator() propagation.TextMapPropagator { return t.prop }
 // A run whose parent span in ctx is not sampled gets no span (the
 // decision of OpenTelemetry's default, parent-based sampler, taken here
 // without asking the sampler): it is only recorded, at the cost of an
-// untraced run, and the returned context is ctx or one that behaves as
-// ctx (its values, span, deadline and cancellation), which tells
-// EndEvent that there is no span to end. A run whose new span the sampler
-// does not sample is recorded without a span context.
+// untraced run, and ctx is returned as it is. A run whose new span the
+// sampler does not sample is recorded without a span context.
 //
 // It returns the errors of [telemetry.Recorder.StartEvent]; the span is
 // then ended at once with status Error, and the returned ctx still carries
 // it, so that the run's own spans have a parent.
 func (t *Tracer) StartEvent(ctx context.Context, eventName, taskID string, opts ...telemetry.StartOption) (context.Context, error) {
-	// The runs of one parent after the first (newUntraced).
-	if u := t.lastUntraced.Load(); u != nil && u.Context == ctx {
-		return u, t.rec.StartEvent(eventName, taskID, opts...)
-	}
-	if u := t.newUntraced(ctx); u != nil {
-		return u, t.rec.StartEvent(eventName, taskID, opts...)
+	if unsampledParent(ctx) {
+		return ctx, t.rec.StartEvent(eventName, taskID, opts...)
 	}
 	// The span gets the Recorder's time, boxed by WithTimestamp, rather
 	// than taking its own to give to the record: a record's time is the
@@ -217,9 +206,6 @@ func (t *Tracer) RecordRetry(ctx context.Context, taskID string, err error) erro
 //
 // It returns the errors of [telemetry.Recorder.EndEvent].
 func (t *Tracer) EndEvent(ctx context.Context, taskID string, err error) error {
-	if _, ok := ctx.(*untracedCtx); ok {
-		return t.rec.EndEvent(taskID, err)
-	}
 	rc := claim(ctx, eventSpanKey)
 	if rc == nil {
 		return t.rec.EndEvent(taskID, err)

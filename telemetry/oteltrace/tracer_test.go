@@ -521,7 +521,7 @@ func TestUnsampledRunContext(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for round := range 2 { // the second round starts in the remembered parent
+	for round := range 2 { // the same parent twice
 		id := strconv.Itoa(round)
 		ctx, err := tr.StartEvent(parent, "load", "run"+id)
 		must(err)
