@@ -254,6 +254,9 @@ func (p *Pipeline) Telemetry() *TelemetryHooks { return p.tel }
 type run struct {
 	id  string
 	seq uint64 // the number of the last task started; stages run one at a time
+	// untraced: the run's span is not sampled, so its events get no span
+	// and are recorded through the telemetry hooks, as the tracer would.
+	untraced bool
 }
 
 // next reserves the numbers of n tasks and returns the first.
@@ -279,6 +282,8 @@ func (p *Pipeline) Run(ctx context.Context, in any) (out any, err error) {
 	if p.runs != nil {
 		var span trace.Span
 		ctx, span = p.runs.Start(ctx, RunSpanName, trace.WithAttributes(oteltrace.PipelineRunIDKey.String(r.id)))
+		sc := span.SpanContext()
+		r.untraced = sc.IsValid() && !sc.IsSampled()
 		defer func() {
 			if err != nil {
 				span.SetStatus(codes.Error, err.Error())
@@ -338,10 +343,15 @@ func (p *Pipeline) runTask(ctx context.Context, r *run, sp *step, n uint64, in a
 		Attempt:   1,
 	}
 	h := p.hooks
-	runCtx := ctx // carries the event's span when traced
-	if p.tracer != nil {
+	tr := p.tracer // nil if the run is untraced: the tracer would only record
+	runCtx := ctx  // carries the event's span when traced
+	switch {
+	case tr != nil && r.untraced:
+		tr = nil
+		p.tel.EventStarted(t)
+	case tr != nil:
 		var err error
-		runCtx, err = p.tracer.StartEvent(ctx, t.Event, t.ID, telemetry.WithProcessID(t.ProcessID), telemetry.WithPipelineID(t.RunID))
+		runCtx, err = tr.StartEvent(ctx, t.Event, t.ID, telemetry.WithProcessID(t.ProcessID), telemetry.WithPipelineID(t.RunID))
 		p.tel.check(err)
 	}
 	h.EventStarted(t)
@@ -351,13 +361,16 @@ func (p *Pipeline) runTask(ctx context.Context, r *run, sp *step, n uint64, in a
 		ex := &execution{task: t, hooks: h, calls: calls, tracer: p.tracer, prop: p.prop, tel: p.tel}
 		out, err := process(withExecution(runCtx, ex), sp, in)
 		if err == nil {
-			p.ended(runCtx, t, nil)
+			p.ended(runCtx, tr, r, t, nil)
 			return out, nil
 		}
 		if ctx.Err() == nil {
 			if wait, again := sp.policy.next(t.Attempt, first, time.Now(), err); again {
-				if p.tracer != nil {
-					p.tel.check(p.tracer.RecordRetry(runCtx, t.ID, err))
+				switch {
+				case tr != nil:
+					p.tel.check(tr.RecordRetry(runCtx, t.ID, err))
+				case r.untraced:
+					p.tel.EventRetried(t, err, wait)
 				}
 				h.EventRetried(t, err, wait)
 				if retry.Sleep(ctx, wait) && ctx.Err() == nil {
@@ -367,20 +380,23 @@ func (p *Pipeline) runTask(ctx context.Context, r *run, sp *step, n uint64, in a
 				err = fmt.Errorf("%w while waiting to retry after: %w", ctx.Err(), err)
 			}
 		}
-		p.ended(runCtx, t, err)
+		p.ended(runCtx, tr, r, t, err)
 		return nil, &EventError{Event: t.Event, TaskID: t.ID, RunID: t.RunID, Attempts: t.Attempt, Err: err}
 	}
 }
 
-// process calls the event, turning a panic into a [*PanicError].
-// ended records the end of t's run, through the tracer when traced.
-func (p *Pipeline) ended(ctx context.Context, t Task, err error) {
-	if p.tracer != nil {
-		p.tel.check(p.tracer.EndEvent(ctx, t.ID, err))
+// ended records the end of t's run of r, through tr when traced.
+func (p *Pipeline) ended(ctx context.Context, tr *oteltrace.Tracer, r *run, t Task, err error) {
+	switch {
+	case tr != nil:
+		p.tel.check(tr.EndEvent(ctx, t.ID, err))
+	case r.untraced:
+		p.tel.EventEnded(t, err)
 	}
 	p.hooks.EventEnded(t, err)
 }
 
+// process calls the event, turning a panic into a [*PanicError].
 func process(ctx context.Context, sp *step, in any) (out any, err error) {
 	defer func() {
 		if v := recover(); v != nil {

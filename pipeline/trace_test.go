@@ -145,3 +145,80 @@ func TestWorkerRecordsUntraced(t *testing.T) {
 		t.Errorf("got %+v (found %v), want a failed record of run r", m, ok)
 	}
 }
+
+// TestUnsampledRunRecordedUntraced runs a traced pipeline whose run the
+// sampler drops, with a retried event, a failing one and a remote one on
+// a traced worker, and checks that no span is ended anywhere while every
+// run is recorded as an untraced pipeline records it: retries, errors,
+// run id and process id, and no span context.
+func TestUnsampledRunRecordedUntraced(t *testing.T) {
+	sr := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr), sdktrace.WithSampler(sdktrace.NeverSample()))
+	t.Cleanup(func() { tp.Shutdown(context.Background()) })
+	prop := propagation.TraceContext{}
+
+	workerRec := newRecorder(t)
+	addr := serveWorker(t, pipeline.WorkerConfig{Recorder: workerRec, TracerProvider: tp, Propagator: prop},
+		pipeline.Func("score", func(context.Context, any) (any, error) { return 7, nil }))
+	u, err := url.Parse(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, _ := strconv.Atoi(u.Port())
+	remote, err := pipeline.Remote("score", pipeline.RemoteConfig{Host: u.Hostname(), Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var runID atomic.Value
+	attempts := 0
+	flaky := pipeline.WithRetry(pipeline.Func("flaky", func(ctx context.Context, _ any) (any, error) {
+		if task, ok := pipeline.TaskFrom(ctx); ok {
+			runID.Store(task.RunID)
+		}
+		if attempts++; attempts == 1 {
+			return nil, errors.New("first try fails")
+		}
+		return 1, nil
+	}), telemetry.RetryPolicy{MaxAttempts: 2, InitialBackoff: time.Millisecond})
+	failing := pipeline.Func("failing", func(context.Context, any) (any, error) { return nil, errors.New("broken") })
+	rec := newRecorder(t)
+	p, err := pipeline.New(pipeline.Config{Recorder: rec, TracerProvider: tp, Propagator: prop, ProcessID: 42},
+		pipeline.Sequence(flaky, remote, failing))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Run(context.Background(), 1); err == nil {
+		t.Fatal("got nil, want the failing event's error")
+	}
+	if err := p.Telemetry().Err(); err != nil {
+		t.Fatalf("recording error: %v", err)
+	}
+	if n := len(sr.Ended()); n != 0 {
+		t.Errorf("got %d ended spans, want none in a run the sampler dropped", n)
+	}
+	id, _ := runID.Load().(string)
+	for _, c := range []struct {
+		task    string
+		status  telemetry.Status
+		retries int
+		errText string
+	}{
+		{id + "/flaky/1", telemetry.StatusCompleted, 1, ""},
+		{id + "/score/2", telemetry.StatusCompleted, 0, ""},
+		{id + "/failing/3", telemetry.StatusFailed, 0, "broken"},
+	} {
+		m, ok := rec.Metrics(c.task)
+		if !ok || m.Status != c.status || m.RetryCount != c.retries || m.Error != c.errText ||
+			m.PipelineID != id || m.ProcessID != 42 || m.Span.IsValid() {
+			t.Errorf("%s: got %+v (found %v), want status %v, %d retries, error %q, run %s, process 42, no span",
+				c.task, m, ok, c.status, c.retries, c.errText, id)
+		}
+	}
+	callID := id + "/score/2/call-1"
+	if m, ok := rec.Network().Metrics(callID); !ok || m.Status != telemetry.StatusCompleted || m.Span.IsValid() {
+		t.Errorf("caller's operation %q: got %+v (found %v), want a completed one without span", callID, m, ok)
+	}
+	if m, ok := workerRec.Metrics(callID); !ok || m.Status != telemetry.StatusCompleted || m.PipelineID != id || m.Span.IsValid() {
+		t.Errorf("worker record %q: got %+v (found %v), want a completed run of %s without span", callID, m, ok, id)
+	}
+}

@@ -79,18 +79,20 @@
 //
 // # Cost
 //
-// A sampled run costs its span's start and end, the record, and two
-// allocations more than a bare start and end of the same span: the span's
-// start and end times, which OpenTelemetry's trace.WithTimestamp boxes.
-// The context that StartEvent returns is one allocation, in place of the
-// list of start options that a bare start allocates: it holds the span and
-// the option lists of its start and end. A network operation costs the
-// same beyond its span.
+// A sampled run costs its span's start and end, the record, and one
+// allocation more than a bare start and end of the same span: the span's
+// start and end times, which OpenTelemetry's trace.WithTimestamp boxes,
+// are two. The context that StartEvent returns is one allocation, in place
+// of the list of start options and the attribute array that a bare start
+// allocates: it holds the span, its attributes and the option lists of its
+// start and end. A network operation costs the same beyond its span.
 //
-// A run under a span that is not sampled gets no span: it costs the record
-// plus two context lookups, StartEvent's for the parent's span context and
-// EndEvent's for a span of its own, and allocates nothing. A root run whose
-// new span the sampler drops costs the sampler's decision plus the record.
+// A run under a span that is not sampled gets no span: it costs the record,
+// StartEvent's lookup of the parent's span context (a context that a Tracer
+// returned knows whether its span is sampled, without a lookup) and
+// EndEvent's lookup of a span of its own, and allocates nothing. A root run
+// whose new span the sampler drops costs the sampler's decision plus the
+// record.
 // Without a Tracer, the recording path is unchanged.
 //
 // Allocations also cost collections, whose work grows with the live heap:

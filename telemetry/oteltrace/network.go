@@ -31,11 +31,13 @@ func (t *Tracer) StartOperation(ctx context.Context, taskID, host string, port i
 		return ctx, t.rec.Network().StartOperation(taskID, host, port, operation)
 	}
 	start := t.rec.Now()
-	rc, ctx, span := startSpan(t.tracer, ctx, operation, trace.WithTimestamp(start), clientKind, trace.WithAttributes(
-		ServerAddressKey.String(host), ServerPortKey.Int(port), OperationKey.String(operation), TaskIDKey.String(taskID)))
+	rc, attrs := newRunCtx(4)
+	attrs = append(attrs, ServerAddressKey.String(host), ServerPortKey.Int(port), OperationKey.String(operation), TaskIDKey.String(taskID))
+	rc.start = [...]trace.SpanStartOption{trace.WithTimestamp(start), clientKind, trace.WithAttributes(attrs...)}
+	ctx, span := rc.startSpan(t.tracer, ctx, operation, 3)
 	sc := span.SpanContext()
-	err := t.rec.Network().StartOperation(taskID, host, port, operation, telemetry.WithStartTime(start), recordSpan(sc))
-	return started(rc, ctx, span, sc, operationSpanKey, err), err
+	err := t.rec.Network().StartOperation(taskID, host, port, operation, telemetry.WithStartTime(start), telemetry.WithSpanContext(recordSpan(sc)))
+	return started(rc, ctx, span, sc.IsSampled(), operationSpanKey, err), err
 }
 
 // EndOperation records the end of the pending network operation of taskID

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -31,13 +32,47 @@ type ctxKey struct{ name string }
 // own. The start's options stay referenced until the runCtx is
 // collected; the end's slot is written once, by the end that claims the
 // span (ended), so that ends through copies of the context never race.
+//
+// newRunCtx allocates it together with the attributes of the span's
+// start.
 type runCtx struct {
 	context.Context
-	key   *ctxKey
-	span  trace.Span
-	ended atomic.Bool
-	start [3]trace.SpanStartOption
-	end   [1]trace.SpanEndOption
+	key     *ctxKey
+	span    trace.Span
+	ended   atomic.Bool
+	sampled bool // span's context is sampled
+	start   [3]trace.SpanStartOption
+	end     [1]trace.SpanEndOption
+}
+
+// newRunCtx returns a new runCtx and an empty slice with room for n
+// attributes of the span's start, allocated together when n is that of
+// an event run (1 to 3: the task id, the process id, the pipeline run id)
+// or of a network operation (4), so that the attributes are not an
+// allocation of their own. (The SDK copies the attributes; it keeps no
+// reference to the slice.)
+func newRunCtx(n int) (*runCtx, []attribute.KeyValue) {
+	switch {
+	case n <= 1:
+		c := new(struct {
+			runCtx
+			attrs [1]attribute.KeyValue
+		})
+		return &c.runCtx, c.attrs[:0]
+	case n <= 3:
+		c := new(struct {
+			runCtx
+			attrs [3]attribute.KeyValue
+		})
+		return &c.runCtx, c.attrs[:0]
+	case n == 4:
+		c := new(struct {
+			runCtx
+			attrs [4]attribute.KeyValue
+		})
+		return &c.runCtx, c.attrs[:0]
+	}
+	return new(runCtx), make([]attribute.KeyValue, 0, n)
 }
 
 // Value returns c itself for c's key, and the parent's value of any other
@@ -58,22 +93,18 @@ func (c *runCtx) String() string {
 	return parent + ".WithValue(oteltrace " + c.key.name + ")"
 }
 
-// startSpan starts a span named name with tr and opts (at most as many
-// as runCtx.start holds) and returns the runCtx to return for it, not yet
-// filled in, with the context and the span that Start returned.
-func startSpan(tr trace.Tracer, ctx context.Context, name string, opts ...trace.SpanStartOption) (*runCtx, context.Context, trace.Span) {
-	rc := new(runCtx)
-	n := copy(rc.start[:], opts)
-	ctx, span := tr.Start(ctx, name, rc.start[:n]...)
-	return rc, ctx, span
+// startSpan starts a span named name with tr, with rc's first n start
+// options, and returns the context and the span that Start returned.
+func (rc *runCtx) startSpan(tr trace.Tracer, ctx context.Context, name string, n int) (context.Context, trace.Span) {
+	return tr.Start(ctx, name, rc.start[:n]...)
 }
 
 // started returns the context to return for span, started in ctx (which
-// carries it), whose context is sc: rc, filled in with ctx and span under
+// carries it), sampled or not: rc, filled in with ctx and span under
 // key, if span is to be ended with its record; ctx if span records
 // nothing; and ctx, after ending span with status Error, if the Recorder
 // refused the start (err).
-func started(rc *runCtx, ctx context.Context, span trace.Span, sc trace.SpanContext, key *ctxKey, err error) context.Context {
+func started(rc *runCtx, ctx context.Context, span trace.Span, sampled bool, key *ctxKey, err error) context.Context {
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		span.End()
@@ -82,10 +113,10 @@ func started(rc *runCtx, ctx context.Context, span trace.Span, sc trace.SpanCont
 	// A sampled span records (the SDK's IsRecording would take the span's
 	// lock to say so); of the others, one that does not record has
 	// nothing to end.
-	if !sc.IsSampled() && !span.IsRecording() {
+	if !sampled && !span.IsRecording() {
 		return ctx
 	}
-	rc.Context, rc.key, rc.span = ctx, key, span
+	rc.Context, rc.key, rc.span, rc.sampled = ctx, key, span, sampled
 	return rc
 }
 
@@ -101,7 +132,10 @@ func spanOf(ctx context.Context, key *ctxKey) trace.Span {
 // caller to end its span, or nil if there is none or an earlier end
 // claimed it.
 func claim(ctx context.Context, key *ctxKey) *runCtx {
-	rc, _ := ctx.Value(key).(*runCtx)
+	rc, _ := ctx.(*runCtx) // the context a start returned, most often
+	if rc == nil || rc.key != key {
+		rc, _ = ctx.Value(key).(*runCtx)
+	}
 	if rc == nil || !rc.ended.CompareAndSwap(false, true) {
 		return nil
 	}
@@ -122,4 +156,14 @@ func (rc *runCtx) endSpan(end time.Time, err, refused error) {
 	}
 	rc.end[0] = trace.WithTimestamp(end)
 	rc.span.End(rc.end[:]...)
+}
+
+// unsampledParent reports whether the span in ctx belongs to a trace that
+// is not sampled. A runCtx knows its span's.
+func unsampledParent(ctx context.Context) bool {
+	if rc, ok := ctx.(*runCtx); ok {
+		return !rc.sampled
+	}
+	sc := trace.SpanContextFromContext(ctx)
+	return sc.IsValid() && !sc.IsSampled()
 }

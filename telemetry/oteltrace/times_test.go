@@ -108,10 +108,11 @@ func TestTimesAgreeExactly(t *testing.T) {
 
 // TestTracedRunAllocs locks in what a traced run allocates beyond a bare
 // span of the same SDK with the same attributes: the two time.Time values
-// boxed by trace.WithTimestamp (the span's start and end), and nothing
-// else. The context that StartEvent returns holds the span and the option
-// slices of its start and end, so it takes the place of the bare span's
-// option slice; the record allocates nothing.
+// boxed by trace.WithTimestamp (the span's start and end), less one. The
+// context that StartEvent returns holds the span, the option slices of its
+// start and end and its attributes, so that it takes the place of both the
+// bare span's option slice and its attribute array; the record allocates
+// nothing.
 func TestTracedRunAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates")
@@ -129,7 +130,7 @@ func TestTracedRunAllocs(t *testing.T) {
 	ctx, bare := context.Background(), tp.Tracer("bare")
 	client := trace.WithSpanKind(trace.SpanKindClient) // made once, as the Tracer does
 
-	const extra = 2 // the boxed start and end times
+	const extra = 2 - 1 // the boxed start and end times, less the bare span's attribute array
 	tests := []struct {
 		name        string
 		bare, trace func()
@@ -180,5 +181,50 @@ func TestTracedRunAllocs(t *testing.T) {
 				t.Errorf("a traced run allocates %v times, a bare span %v: want %d more", traced, b, extra)
 			}
 		})
+	}
+}
+
+// TestUnsampledRunAllocs checks that runs under a parent span that is not
+// sampled allocate what runs recorded without a Tracer do: nothing, once
+// the Tracer has seen the parent.
+func TestUnsampledRunAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	rec, err := telemetry.NewRecorder(telemetry.WithMaxEvents(16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close(context.Background())
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(discard{}))
+	tr, err := oteltrace.New(rec, oteltrace.Config{TracerProvider: tp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2},
+	}))
+	off := func() {
+		if err := rec.StartEvent("load", "t1"); err != nil {
+			t.Fatal(err)
+		}
+		if err := rec.EndEvent("t1", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unsampled := func() {
+		ctx, err := tr.StartEvent(parent, "load", "t1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tr.EndEvent(ctx, "t1", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 64 { // fill the Recorder's buffers first
+		unsampled()
+	}
+	if o, u := testing.AllocsPerRun(100, off), testing.AllocsPerRun(100, unsampled); u != o {
+		t.Errorf("a run under an unsampled parent allocates %v times, an untraced run %v", u, o)
 	}
 }

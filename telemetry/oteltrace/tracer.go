@@ -2,6 +2,7 @@ package oteltrace
 
 import (
 	"context"
+	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -107,26 +108,33 @@ func (t *Tracer) StartEvent(ctx context.Context, eventName, taskID string, opts 
 	// agree exactly. The end is given likewise, because the span's status
 	// depends on whether the Recorder accepts the end (EndEvent).
 	start := t.rec.Now()
-	rc, ctx, span := startSpan(t.tracer, ctx, eventName, trace.WithTimestamp(start), trace.WithAttributes(eventAttrs(taskID, opts)...))
+	rc, attrs := newRunCtx(numEventAttrs(opts))
+	rc.start[0] = trace.WithTimestamp(start)
+	rc.start[1] = trace.WithAttributes(eventAttrs(attrs, taskID, opts)...)
+	ctx, span := rc.startSpan(t.tracer, ctx, eventName, 2)
 	sc := span.SpanContext()
-	err := t.recordStart(eventName, taskID, opts, telemetry.WithStartTime(start), recordSpan(sc))
-	return started(rc, ctx, span, sc, eventSpanKey, err), err
+	err := t.recordStart(eventName, taskID, opts, start, recordSpan(sc))
+	return started(rc, ctx, span, sc.IsSampled(), eventSpanKey, err), err
 }
 
-// eventAttrs returns the attributes of the span of a run of taskID started
-// with opts, in a slice of their exact size.
-func eventAttrs(taskID string, opts []telemetry.StartOption) []attribute.KeyValue {
+// numEventAttrs returns the number of attributes of the span of a run
+// started with opts.
+func numEventAttrs(opts []telemetry.StartOption) int {
 	n := 1
 	for _, o := range opts {
-		if _, ok := o.ProcessID(); ok {
-			n++
-		}
-		if _, ok := o.PipelineID(); ok {
+		_, pid := o.ProcessID()
+		_, run := o.PipelineID()
+		if pid || run {
 			n++
 		}
 	}
-	attrs := make([]attribute.KeyValue, 1, n)
-	attrs[0] = TaskIDKey.String(taskID)
+	return n
+}
+
+// eventAttrs appends to attrs the attributes of the span of a run of
+// taskID started with opts, and returns the result.
+func eventAttrs(attrs []attribute.KeyValue, taskID string, opts []telemetry.StartOption) []attribute.KeyValue {
+	attrs = append(attrs, TaskIDKey.String(taskID))
 	for _, o := range opts {
 		if pid, ok := o.ProcessID(); ok {
 			attrs = append(attrs, ProcessPIDKey.Int(pid))
@@ -138,36 +146,30 @@ func eventAttrs(taskID string, opts []telemetry.StartOption) []attribute.KeyValu
 	return attrs
 }
 
-// recordSpan returns the option that gives a record the span context sc
-// if it is sampled, else the zero SpanContext: not traced.
-func recordSpan(sc trace.SpanContext) telemetry.StartOption {
-	var s telemetry.SpanContext
+// recordSpan returns the span context of a record traced by a span whose
+// context is sc: sc's ids if it is sampled, else the zero SpanContext
+// (not traced).
+func recordSpan(sc trace.SpanContext) telemetry.SpanContext {
 	if sc.IsSampled() && sc.IsValid() {
-		s = telemetry.SpanContext{TraceID: sc.TraceID(), SpanID: sc.SpanID(), Sampled: true}
+		return telemetry.SpanContext{TraceID: sc.TraceID(), SpanID: sc.SpanID(), Sampled: true}
 	}
-	return telemetry.WithSpanContext(s)
+	return telemetry.SpanContext{}
 }
 
-// recordStart records the start of a run with opts followed by the
-// Tracer's own options, which win over the caller's. The common lengths of
-// opts are spelled out so that the options are not copied into a buffer.
-func (t *Tracer) recordStart(eventName, taskID string, opts []telemetry.StartOption, start, span telemetry.StartOption) error {
+// recordStart records the start of a run at start, traced by span, with
+// opts followed by the Tracer's own options, which win over the caller's.
+// The options are made in the call, not passed in, and the common lengths
+// of opts are spelled out, so that the options are not copied again.
+func (t *Tracer) recordStart(eventName, taskID string, opts []telemetry.StartOption, start time.Time, span telemetry.SpanContext) error {
 	switch len(opts) {
 	case 0:
-		return t.rec.StartEvent(eventName, taskID, start, span)
+		return t.rec.StartEvent(eventName, taskID, telemetry.WithStartTime(start), telemetry.WithSpanContext(span))
 	case 1:
-		return t.rec.StartEvent(eventName, taskID, opts[0], start, span)
+		return t.rec.StartEvent(eventName, taskID, opts[0], telemetry.WithStartTime(start), telemetry.WithSpanContext(span))
 	case 2:
-		return t.rec.StartEvent(eventName, taskID, opts[0], opts[1], start, span)
+		return t.rec.StartEvent(eventName, taskID, opts[0], opts[1], telemetry.WithStartTime(start), telemetry.WithSpanContext(span))
 	}
-	return t.rec.StartEvent(eventName, taskID, append(opts[:len(opts):len(opts)], start, span)...)
-}
-
-// unsampledParent reports whether the span in ctx belongs to a trace that
-// is not sampled.
-func unsampledParent(ctx context.Context) bool {
-	sc := trace.SpanContextFromContext(ctx)
-	return sc.IsValid() && !sc.IsSampled()
+	return t.rec.StartEvent(eventName, taskID, append(opts[:len(opts):len(opts)], telemetry.WithStartTime(start), telemetry.WithSpanContext(span))...)
 }
 
 // RecordRetry records one more retry of the pending run of taskID, and

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -451,4 +452,112 @@ func TestEndThroughDerivedContext(t *testing.T) {
 	if m, _ := rec.Metrics("t1"); !wallEqual(m.EndTime, spans[0].EndTime()) {
 		t.Errorf("record ends at %v, span at %v", m.EndTime, spans[0].EndTime())
 	}
+}
+
+// sliceCtx is a context of a type that == cannot compare (it panics).
+type sliceCtx struct {
+	context.Context
+	s []int
+}
+
+// TestUnsampledParentsInTurn checks that runs under parents that are not
+// sampled, in turn with runs under a sampled one and with each other, each
+// get no span and keep their parent, however often the same parent comes
+// back, and that the runs under the sampled parent are traced; a parent of
+// a type that == cannot compare is no trouble.
+func TestUnsampledParentsInTurn(t *testing.T) {
+	rec, tr, sr := setup(t)
+	withSpan := func(span byte, flags trace.TraceFlags) context.Context {
+		return trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+			TraceID: trace.TraceID{span}, SpanID: trace.SpanID{span}, TraceFlags: flags,
+		}))
+	}
+	a, b, sampled := withSpan(1, 0), withSpan(2, 0), withSpan(3, trace.FlagsSampled)
+	parents := []context.Context{a, a, b, sampled, sliceCtx{a, []int{1}}, sliceCtx{a, []int{2}}, a, sampled, b, b}
+	wantSpans := 0
+	for i, parent := range append(parents, parents...) {
+		id := "t" + strconv.Itoa(i)
+		ctx, err := tr.StartEvent(parent, "load", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		psc, sc := trace.SpanContextFromContext(parent), trace.SpanContextFromContext(ctx)
+		if psc.IsSampled() {
+			wantSpans++
+			if sc.TraceID() != psc.TraceID() || sc.SpanID() == psc.SpanID() {
+				t.Errorf("run %d: got span context %v under the sampled parent %v, want a child", i, sc, psc)
+			}
+		} else if !sc.Equal(psc) {
+			t.Errorf("run %d: got span context %v under the unsampled parent %v, want the parent's", i, sc, psc)
+		}
+		if err := tr.EndEvent(ctx, id, nil); err != nil {
+			t.Fatal(err)
+		}
+		m, _ := rec.Metrics(id)
+		if m.Status != telemetry.StatusCompleted || m.Span.IsValid() != psc.IsSampled() {
+			t.Errorf("run %d: got %+v, want a completed run, traced only under the sampled parent", i, m)
+		}
+		if n := len(sr.Ended()); n != wantSpans {
+			t.Fatalf("run %d: got %d ended spans, want %d", i, n, wantSpans)
+		}
+	}
+}
+
+// TestUnsampledRunContext checks that the context StartEvent returns for a
+// run under an unsampled parent behaves as the parent (values, span,
+// deadline, cancellation), and that the run's operations and nested runs,
+// started in it or in a context derived from it, get no span either, and
+// end, as the run does, through it or a derived context.
+func TestUnsampledRunContext(t *testing.T) {
+	rec, tr, sr := setup(t)
+	type key struct{}
+	psc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}})
+	parent, cancel := context.WithDeadline(
+		trace.ContextWithSpanContext(context.WithValue(context.Background(), key{}, "v"), psc),
+		time.Now().Add(time.Hour))
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for round := range 2 { // the same parent twice
+		id := strconv.Itoa(round)
+		ctx, err := tr.StartEvent(parent, "load", "run"+id)
+		must(err)
+		if ctx.Value(key{}) != "v" || !trace.SpanContextFromContext(ctx).Equal(psc) {
+			t.Errorf("round %d: the run's context lacks the parent's value or span", round)
+		}
+		d, ok := ctx.Deadline()
+		if pd, _ := parent.Deadline(); !ok || !d.Equal(pd) {
+			t.Errorf("round %d: got deadline %v, want the parent's %v", round, d, pd)
+		}
+		derived := context.WithValue(ctx, key{}, "derived")
+		octx, err := tr.StartOperation(derived, "call"+id, "h", 80, "")
+		must(err)
+		nctx, err := tr.StartEvent(ctx, "nested", "nested"+id)
+		must(err)
+		must(tr.EndEvent(nctx, "nested"+id, nil))
+		must(tr.EndOperation(octx, "call"+id, 1, 2, nil))
+		must(tr.EndEvent(derived, "run"+id, errors.New("failed")))
+		for _, task := range []string{"run" + id, "nested" + id} {
+			if m, _ := rec.Metrics(task); m.Span.IsValid() || m.Status == telemetry.StatusPending {
+				t.Errorf("round %d: got %+v, want an ended run without span", round, m)
+			}
+		}
+		if m, _ := rec.Network().Metrics("call" + id); m.Span.IsValid() || m.Status != telemetry.StatusCompleted {
+			t.Errorf("round %d: got %+v, want a completed operation without span", round, m)
+		}
+	}
+	if n := len(sr.Ended()); n != 0 {
+		t.Errorf("got %d ended spans, want none", n)
+	}
+	ctx, err := tr.StartEvent(parent, "load", "last")
+	must(err)
+	cancel()
+	<-ctx.Done() // the parent's cancellation reaches the run's context
+	if !errors.Is(ctx.Err(), context.Canceled) {
+		t.Errorf("got %v, want context.Canceled", ctx.Err())
+	}
+	must(tr.EndEvent(ctx, "last", nil))
 }
