@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -73,16 +74,21 @@ func appendSeconds(b []byte, d time.Duration) []byte {
 	if d < 0 || d >= 1e15 || d.Seconds() != float64(d)/1e9 {
 		return strconv.AppendFloat(b, d.Seconds(), 'f', -1, 64)
 	}
-	b = strconv.AppendInt(b, int64(d/time.Second), 10)
+	if sec := d / time.Second; sec < 10 {
+		b = append(b, byte('0'+sec))
+	} else {
+		b = strconv.AppendInt(b, int64(sec), 10)
+	}
 	ns := int(d % time.Second)
 	if ns == 0 {
 		return b
 	}
-	buf := [10]byte{'.'}
-	for i := 9; i > 0; i-- {
-		buf[i] = byte('0' + ns%10)
-		ns /= 10
-	}
+	var buf [10]byte
+	buf[0], buf[1] = '.', byte('0'+ns/100_000_000)
+	put2(buf[2:], ns/1_000_000%100)
+	put2(buf[4:], ns/10_000%100)
+	put2(buf[6:], ns/100%100)
+	put2(buf[8:], ns%100)
 	n := 10
 	for buf[n-1] == '0' {
 		n--
@@ -125,6 +131,187 @@ func appendNetwork(b []byte, m *NetworkMetrics) []byte {
 	b = append(b, `,"latency_seconds":`...)
 	b = appendSeconds(b, m.Latency())
 	b = appendSpan(b, m.Span)
+	return append(b, '}')
+}
+
+// A recordWriter appends the documents of a Recorder's records straight
+// from their stored form, byte for byte as appendEvent and appendNetwork
+// append those of the records' metrics, without making the EventMetrics or
+// NetworkMetrics (and their time.Time values) first. It formats a time
+// from the epoch's Unix nanoseconds plus the record's offset, reusing the
+// date and minute of the time before (the records of a report mostly share
+// them). A record with an offset too far from the epoch for that sum, or
+// with a status code it does not know, is left to the general encoders.
+type recordWriter struct {
+	c    clock
+	fast bool // the epoch is near enough to 1970 for epochNano + offset
+	// head is the time text of minute: "2006-01-02T15:04:" then the
+	// seconds of the time before; minute is math.MinInt64 while head is
+	// unset.
+	minute int64
+	head   [timeLen]byte
+}
+
+// timeLen is the length of a time in timeLayout in years 0 to 9999.
+const timeLen = len("2006-01-02T15:04:05.000000000Z")
+
+// maxOffset bounds the offsets recordWriter formats itself: with the epoch
+// within 2^32 seconds of 1970, epochNano plus an offset cannot overflow,
+// and the times are within years 0 to 9999.
+const maxOffset = 1 << 61
+
+func newRecordWriter(c clock) recordWriter {
+	s := c.epoch.Unix()
+	return recordWriter{c: c, fast: s > -1<<32 && s < 1<<32, minute: math.MinInt64}
+}
+
+// near reports whether the time at offset d is one w formats itself.
+func (w *recordWriter) near(d time.Duration) bool {
+	return w.fast && d > -maxOffset && d < maxOffset
+}
+
+// nearRun reports whether w formats the start and end of a record itself:
+// then Sub and After on their times give the exact differences of the
+// offsets, and the end is not the zero Time.
+func (w *recordWriter) nearRun(start, dur time.Duration, status statusCode) bool {
+	return w.near(start) && dur >= 0 && dur < maxOffset && w.near(start+dur) && status <= failed
+}
+
+// appendTime appends the time at offset d, which must be near, as
+// appendTime(b, w.c.time(d)) does.
+func (w *recordWriter) appendTime(b []byte, d time.Duration) []byte {
+	u := w.c.epochNano + int64(d)
+	sec, ns := u/1e9, u%1e9
+	if ns < 0 {
+		sec, ns = sec-1, ns+1e9
+	}
+	minute, s := sec/60, sec%60
+	if s < 0 {
+		minute, s = minute-1, s+60
+	}
+	if minute != w.minute {
+		w.setMinute(minute)
+	}
+	buf := w.head
+	put2(buf[17:], int(s))
+	n := int(ns)
+	buf[20] = byte('0' + n/100_000_000)
+	put2(buf[21:], n/1_000_000%100)
+	put2(buf[23:], n/10_000%100)
+	put2(buf[25:], n/100%100)
+	put2(buf[27:], n%100)
+	return append(b, buf[:]...)
+}
+
+// setMinute sets the head to the text of minute, minutes since 1970 UTC.
+func (w *recordWriter) setMinute(minute int64) {
+	const minsPerDay = 24 * 60
+	days, mod := minute/minsPerDay, minute%minsPerDay
+	if mod < 0 {
+		days, mod = days-1, mod+minsPerDay
+	}
+	y, m, d := civil(days)
+	h := &w.head
+	put2(h[0:], int(y/100))
+	put2(h[2:], int(y%100))
+	h[4], h[7], h[10], h[13], h[16], h[19], h[29] = '-', '-', 'T', ':', ':', '.', 'Z'
+	put2(h[5:], int(m))
+	put2(h[8:], int(d))
+	put2(h[11:], int(mod/60))
+	put2(h[14:], int(mod%60))
+	w.minute = minute
+}
+
+// appendEnd appends, after the start time's digits, the rest of the start
+// time, the end time and the status of a record whose start and duration
+// are near.
+func (w *recordWriter) appendEnd(b []byte, start, dur time.Duration, status statusCode) []byte {
+	switch status {
+	case completed:
+		b = append(b, `","end_time":"`...)
+		b = w.appendTime(b, start+dur)
+		return append(b, `","status":"completed"`...)
+	case failed:
+		b = append(b, `","end_time":"`...)
+		b = w.appendTime(b, start+dur)
+		return append(b, `","status":"failed"`...)
+	}
+	return append(b, `","end_time":null,"status":"pending"`...)
+}
+
+// appendEvent appends the document of the event record r of taskID, as
+// appendEvent(b, r.metrics(w.c, taskID)) does.
+func (w *recordWriter) appendEvent(b []byte, taskID string, r *eventRecord) []byte {
+	if !w.nearRun(r.start, r.dur, r.status) || r.hasEnq && !w.near(r.enq) {
+		m := r.metrics(w.c, taskID)
+		return appendEvent(b, &m)
+	}
+	b = append(b, `{"metric_type":"event","event_name":`...)
+	b = appendString(b, r.name)
+	b = append(b, `,"task_id":`...)
+	b = appendString(b, taskID)
+	b = append(b, `,"start_time":"`...)
+	b = w.appendTime(b, r.start)
+	b = w.appendEnd(b, r.start, r.dur, r.status)
+	b = append(b, `,"error":`...)
+	b = appendOptString(b, r.err)
+	b = append(b, `,"retry_count":`...)
+	b = strconv.AppendInt(b, int64(r.retries), 10)
+	b = append(b, `,"process_id":`...)
+	if r.pid == 0 {
+		b = append(b, "null"...)
+	} else {
+		b = strconv.AppendInt(b, int64(r.pid), 10)
+	}
+	b = append(b, `,"pipeline_id":`...)
+	b = appendOptString(b, r.pipelineID)
+	b = append(b, `,"duration_seconds":`...)
+	if r.status == pending {
+		b = append(b, '0')
+	} else {
+		b = appendSeconds(b, r.dur)
+	}
+	if r.hasEnq {
+		b = append(b, `,"enqueue_time":"`...)
+		b = w.appendTime(b, r.enq)
+		b = append(b, `","wait_seconds":`...)
+		b = appendSeconds(b, max(r.start-r.enq, 0))
+	}
+	b = appendSpan(b, r.span)
+	return append(b, '}')
+}
+
+// appendNetwork appends the document of the network record r of taskID,
+// as appendNetwork(b, r.metrics(w.c, taskID)) does.
+func (w *recordWriter) appendNetwork(b []byte, taskID string, r *networkRecord) []byte {
+	if !w.nearRun(r.start, r.dur, r.status) {
+		m := r.metrics(w.c, taskID)
+		return appendNetwork(b, &m)
+	}
+	b = append(b, `{"metric_type":"network","task_id":`...)
+	b = appendString(b, taskID)
+	b = append(b, `,"operation":`...)
+	b = appendString(b, r.operation)
+	b = append(b, `,"host":`...)
+	b = appendString(b, r.host)
+	b = append(b, `,"port":`...)
+	b = strconv.AppendUint(b, uint64(r.port), 10)
+	b = append(b, `,"start_time":"`...)
+	b = w.appendTime(b, r.start)
+	b = w.appendEnd(b, r.start, r.dur, r.status)
+	b = append(b, `,"bytes_sent":`...)
+	b = strconv.AppendInt(b, r.sent, 10)
+	b = append(b, `,"bytes_received":`...)
+	b = strconv.AppendInt(b, r.received, 10)
+	b = append(b, `,"error":`...)
+	b = appendOptString(b, r.err)
+	b = append(b, `,"latency_seconds":`...)
+	if r.status == pending {
+		b = append(b, '0')
+	} else {
+		b = appendSeconds(b, r.dur)
+	}
+	b = appendSpan(b, r.span)
 	return append(b, '}')
 }
 
@@ -230,15 +417,39 @@ func appendOptString(b []byte, s string) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// jsonPlain marks the bytes that appendString copies as they are: the
+// ASCII characters from the space up, but the quote and the backslash.
+var jsonPlain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
 // encoding/json does, so the output is always valid JSON.
 func appendString(b []byte, s string) []byte {
+	i := 0
+	for i < len(s) && jsonPlain[s[i]] {
+		i++
+	}
 	b = append(b, '"')
+	if i == len(s) { // nothing to escape: the common case
+		b = append(b, s...)
+		return append(b, '"')
+	}
+	return appendEscaped(b, s, i)
+}
+
+// appendEscaped appends the rest of the JSON string s and its closing
+// quote, from s[i], the first byte that is not jsonPlain; the opening
+// quote is in b already.
+func appendEscaped(b []byte, s string, i int) []byte {
 	start := 0
-	for i := 0; i < len(s); {
+	for i < len(s) {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
+			if jsonPlain[c] {
 				i++
 				continue
 			}

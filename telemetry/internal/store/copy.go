@@ -1,0 +1,122 @@
+package store
+
+import (
+	"cmp"
+	"slices"
+	"unsafe"
+)
+
+// A Copy holds copies of every record of a table as of one [View]: the
+// retained finished records, oldest end first, then the pending runs by
+// start time. The finished records are kept as the ring keeps them,
+// without pointers: their slots and plain bytes copied in a few large
+// moves, and the string slabs of their blocks copied whole, so that taking
+// the copy under the table's lock costs about one pass over memory and
+// the garbage collector does not scan it. A Copy is never modified: the
+// strings [Copy.At] returns share its memory, and nothing overwrites them.
+type Copy[R any] struct {
+	lay layout
+	// recs holds the finished records in ring order, oldest first,
+	// lay.stride bytes each; in a record's slot, hash is replaced by the
+	// index of the block it was read from.
+	recs  []byte
+	order []int32    // indexes into recs, oldest end first
+	slabs [][]byte   // the copied slabs of block k at 2k and 2k+1
+	pend  []Entry[R] // the pending runs, by start time
+	strs  int        // bytes of the strings of the records, task ids included
+}
+
+// Copy returns a copy of every record of the table, finished and pending,
+// each pending record given to pending (if not nil) with its retries
+// first, as [View.Snapshot] orders them.
+func (v *View[R, T]) Copy(pending func(rec *R, retries int32)) *Copy[R] {
+	g := &v.t.ring
+	c := &Copy[R]{lay: g.lay}
+	n := g.retained()
+	sel := make([]int32, 0, n)
+	g.each(func(i int) { sel = append(sel, int32(i)) })
+	c.order = v.sorted(sel) // indexes into sel, which is in the order recs is
+	c.recs = make([]byte, uintptr(n)*g.lay.stride)
+	c.slabs = make([][]byte, 2*len(g.blocks))
+	slabBytes, k := 0, 0
+	g.segments(func(lo, hi int) {
+		bi := lo >> blockShift
+		b := g.blocks[bi]
+		if c.slabs[2*bi] == nil {
+			slabBytes += b.used[0] + b.used[1]
+			c.slabs[2*bi] = []byte{} // marks the block as read
+		}
+		stride := g.lay.stride
+		copy(c.recs[uintptr(k)*stride:], b.recs[uintptr(lo&blockMask)*stride:uintptr((hi-1)&blockMask+1)*stride])
+		for j := k; j < k+hi-lo; j++ {
+			s := (*slot)(unsafe.Pointer(&c.recs[uintptr(j)*stride]))
+			s.hash = uint64(bi)
+			c.strs += int(s.task.n)
+			for _, r := range s.strs {
+				c.strs += int(r.n)
+			}
+		}
+		k += hi - lo
+	})
+	all := make([]byte, slabBytes)
+	for bi := range g.blocks {
+		if c.slabs[2*bi] == nil {
+			continue
+		}
+		b := g.blocks[bi]
+		for gen := range 2 {
+			m := copy(all, b.slabs[gen][:b.used[gen]])
+			c.slabs[2*bi+gen], all = all[:m:m], all[m:]
+		}
+	}
+	c.pend = make([]Entry[R], 0, v.NumPending())
+	v.EachPending(func(taskID string, retries int32, rec *R) {
+		c.pend = append(c.pend, Entry[R]{TaskID: taskID, Rec: *rec})
+		if pending != nil {
+			pending(&c.pend[len(c.pend)-1].Rec, retries)
+		}
+		c.strs += len(taskID)
+		for _, s := range g.lay.strings(unsafe.Pointer(rec)) {
+			c.strs += len(s)
+		}
+	})
+	start := v.t.fn.Start
+	slices.SortStableFunc(c.pend, func(a, b Entry[R]) int { return cmp.Compare(start(&a.Rec), start(&b.Rec)) })
+	return c
+}
+
+// Len returns the number of records in c, finished and pending.
+func (c *Copy[R]) Len() int { return len(c.order) + len(c.pend) }
+
+// StringBytes returns the bytes of the strings of the records in c, task
+// ids included.
+func (c *Copy[R]) StringBytes() int { return c.strs }
+
+// At sets e to record k of c, 0 <= k < c.Len(): the finished records
+// first, oldest end first, then the pending ones by start time. Its
+// strings share c's memory.
+func (c *Copy[R]) At(k int, e *Entry[R]) {
+	if k >= len(c.order) {
+		*e = c.pend[k-len(c.order)]
+		return
+	}
+	p := unsafe.Pointer(&c.recs[uintptr(c.order[k])*c.lay.stride])
+	s := (*slot)(p)
+	sl := c.slabs[2*s.hash+uint64(s.gen&1)]
+	e.hash = 0
+	copy(c.lay.plain(unsafe.Pointer(&e.Rec)), unsafe.Slice((*byte)(unsafe.Add(p, slotSize)), c.lay.plainSize))
+	e.TaskID = slabString(sl, s.task)
+	strs := c.lay.strings(unsafe.Pointer(&e.Rec))
+	for i := range strs {
+		strs[i] = slabString(sl, s.strs[i])
+	}
+}
+
+// slabString returns the string ref locates in sl.
+func slabString(sl []byte, ref strRef) string {
+	if ref.n == 0 {
+		return ""
+	}
+	b := sl[ref.off : ref.off+ref.n]
+	return unsafe.String(&b[0], len(b))
+}
