@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -74,26 +75,27 @@ func appendSeconds(b []byte, d time.Duration) []byte {
 	if d < 0 || d >= 1e15 || d.Seconds() != float64(d)/1e9 {
 		return strconv.AppendFloat(b, d.Seconds(), 'f', -1, 64)
 	}
-	if sec := d / time.Second; sec < 10 {
-		b = append(b, byte('0'+sec))
-	} else {
-		b = strconv.AppendInt(b, int64(sec), 10)
-	}
-	ns := int(d % time.Second)
+	b = appendInt(b, int64(d/time.Second))
+	ns := uint32(d % time.Second)
 	if ns == 0 {
 		return b
 	}
-	var buf [10]byte
-	buf[0], buf[1] = '.', byte('0'+ns/100_000_000)
-	put2(buf[2:], ns/1_000_000%100)
-	put2(buf[4:], ns/10_000%100)
-	put2(buf[6:], ns/100%100)
-	put2(buf[8:], ns%100)
-	n := 10
-	for buf[n-1] == '0' {
-		n--
+	n := len(b)
+	if cap(b)-n < 10 {
+		b = slices.Grow(b, 10)
 	}
-	return append(b, buf[:n]...)
+	t := (*[10]byte)(b[n : n+10])
+	t[0], t[1] = '.', byte('0'+ns/100_000_000)
+	hi, lo := ns/10_000%10_000, ns%10_000
+	t[2], t[3] = twoDigits[2*(hi/100)], twoDigits[2*(hi/100)+1]
+	t[4], t[5] = twoDigits[2*(hi%100)], twoDigits[2*(hi%100)+1]
+	t[6], t[7] = twoDigits[2*(lo/100)], twoDigits[2*(lo/100)+1]
+	t[8], t[9] = twoDigits[2*(lo%100)], twoDigits[2*(lo%100)+1]
+	k := 10
+	for t[k-1] == '0' {
+		k--
+	}
+	return b[:n+k]
 }
 
 // appendSpan appends the trace fields of a traced record; a record that is
@@ -145,10 +147,11 @@ func appendNetwork(b []byte, m *NetworkMetrics) []byte {
 type recordWriter struct {
 	c    clock
 	fast bool // the epoch is near enough to 1970 for epochNano + offset
-	// head is the time text of minute: "2006-01-02T15:04:" then the
-	// seconds of the time before; minute is math.MinInt64 while head is
-	// unset.
-	minute int64
+	// head is the text of the time before, whose second since 1970 is
+	// sec (or head is unset, and sec is math.MaxUint64), and minute its
+	// minute.
+	sec    uint64
+	minute uint64
 	head   [timeLen]byte
 }
 
@@ -162,7 +165,7 @@ const maxOffset = 1 << 61
 
 func newRecordWriter(c clock) recordWriter {
 	s := c.epoch.Unix()
-	return recordWriter{c: c, fast: s > -1<<32 && s < 1<<32, minute: math.MinInt64}
+	return recordWriter{c: c, fast: s > -1<<32 && s < 1<<32, sec: math.MaxUint64, minute: math.MaxUint64}
 }
 
 // near reports whether the time at offset d is one w formats itself.
@@ -178,48 +181,53 @@ func (w *recordWriter) nearRun(start, dur time.Duration, status statusCode) bool
 }
 
 // appendTime appends the time at offset d, which must be near, as
-// appendTime(b, w.c.time(d)) does.
+// appendTime(b, w.c.time(d)) does: into b's spare room, from the text of
+// the time before, of which a time in the same second needs only its
+// nanoseconds written.
 func (w *recordWriter) appendTime(b []byte, d time.Duration) []byte {
 	u := w.c.epochNano + int64(d)
-	sec, ns := u/1e9, u%1e9
-	if ns < 0 {
-		sec, ns = sec-1, ns+1e9
+	if u < 0 { // before 1970: rare enough to leave to the general code
+		return appendTime(b, w.c.time(d))
 	}
-	minute, s := sec/60, sec%60
-	if s < 0 {
-		minute, s = minute-1, s+60
+	sec := uint64(u) / 1e9
+	ns := uint32(uint64(u) - sec*1e9)
+	if sec != w.sec {
+		w.setSecond(sec)
 	}
-	if minute != w.minute {
-		w.setMinute(minute)
+	n := len(b)
+	if cap(b)-n < timeLen {
+		b = slices.Grow(b, timeLen)
 	}
-	buf := w.head
-	put2(buf[17:], int(s))
-	n := int(ns)
-	buf[20] = byte('0' + n/100_000_000)
-	put2(buf[21:], n/1_000_000%100)
-	put2(buf[23:], n/10_000%100)
-	put2(buf[25:], n/100%100)
-	put2(buf[27:], n%100)
-	return append(b, buf[:]...)
+	b = b[:n+timeLen]
+	t := (*[timeLen]byte)(b[n:])
+	*t = w.head
+	t[20] = byte('0' + ns/100_000_000)
+	hi, lo := ns/10_000%10_000, ns%10_000
+	t[21], t[22] = twoDigits[2*(hi/100)], twoDigits[2*(hi/100)+1]
+	t[23], t[24] = twoDigits[2*(hi%100)], twoDigits[2*(hi%100)+1]
+	t[25], t[26] = twoDigits[2*(lo/100)], twoDigits[2*(lo/100)+1]
+	t[27], t[28] = twoDigits[2*(lo%100)], twoDigits[2*(lo%100)+1]
+	return b
 }
 
-// setMinute sets the head to the text of minute, minutes since 1970 UTC.
-func (w *recordWriter) setMinute(minute int64) {
-	const minsPerDay = 24 * 60
-	days, mod := minute/minsPerDay, minute%minsPerDay
-	if mod < 0 {
-		days, mod = days-1, mod+minsPerDay
-	}
-	y, m, d := civil(days)
+// setSecond sets the head to the text of sec, seconds since 1970 UTC.
+func (w *recordWriter) setSecond(sec uint64) {
+	const secsPerDay = 24 * 60 * 60
 	h := &w.head
-	put2(h[0:], int(y/100))
-	put2(h[2:], int(y%100))
-	h[4], h[7], h[10], h[13], h[16], h[19], h[29] = '-', '-', 'T', ':', ':', '.', 'Z'
-	put2(h[5:], int(m))
-	put2(h[8:], int(d))
-	put2(h[11:], int(mod/60))
-	put2(h[14:], int(mod%60))
-	w.minute = minute
+	if minute := sec / 60; minute != w.minute {
+		days, sod := sec/secsPerDay, sec%secsPerDay
+		y, m, d := civil(int64(days))
+		put2(h[0:], int(y/100))
+		put2(h[2:], int(y%100))
+		h[4], h[7], h[10], h[13], h[16], h[19], h[29] = '-', '-', 'T', ':', ':', '.', 'Z'
+		put2(h[5:], int(m))
+		put2(h[8:], int(d))
+		put2(h[11:], int(sod/3600))
+		put2(h[14:], int(sod/60%60))
+		w.minute = minute
+	}
+	put2(h[17:], int(sec%60))
+	w.sec = sec
 }
 
 // appendEnd appends, after the start time's digits, the rest of the start
@@ -256,12 +264,12 @@ func (w *recordWriter) appendEvent(b []byte, taskID string, r *eventRecord) []by
 	b = append(b, `,"error":`...)
 	b = appendOptString(b, r.err)
 	b = append(b, `,"retry_count":`...)
-	b = strconv.AppendInt(b, int64(r.retries), 10)
+	b = appendInt(b, int64(r.retries))
 	b = append(b, `,"process_id":`...)
 	if r.pid == 0 {
 		b = append(b, "null"...)
 	} else {
-		b = strconv.AppendInt(b, int64(r.pid), 10)
+		b = appendInt(b, int64(r.pid))
 	}
 	b = append(b, `,"pipeline_id":`...)
 	b = appendOptString(b, r.pipelineID)
@@ -295,14 +303,14 @@ func (w *recordWriter) appendNetwork(b []byte, taskID string, r *networkRecord) 
 	b = append(b, `,"host":`...)
 	b = appendString(b, r.host)
 	b = append(b, `,"port":`...)
-	b = strconv.AppendUint(b, uint64(r.port), 10)
+	b = appendInt(b, int64(r.port))
 	b = append(b, `,"start_time":"`...)
 	b = w.appendTime(b, r.start)
 	b = w.appendEnd(b, r.start, r.dur, r.status)
 	b = append(b, `,"bytes_sent":`...)
-	b = strconv.AppendInt(b, r.sent, 10)
+	b = appendInt(b, r.sent)
 	b = append(b, `,"bytes_received":`...)
-	b = strconv.AppendInt(b, r.received, 10)
+	b = appendInt(b, r.received)
 	b = append(b, `,"error":`...)
 	b = appendOptString(b, r.err)
 	b = append(b, `,"latency_seconds":`...)
@@ -360,12 +368,25 @@ func appendTime(b []byte, t time.Time) []byte {
 	return append(b, buf[:]...)
 }
 
+// twoDigits holds the numbers 0 to 99 as two decimal digits each.
+const twoDigits = "00010203040506070809101112131415161718192021222324252627282930313233343536373839" +
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879" +
+	"8081828384858687888990919293949596979899"
+
 // put2 writes v, 0 to 99, as two decimal digits.
 func put2(b []byte, v int) {
-	const digits = "00010203040506070809101112131415161718192021222324252627282930313233343536373839" +
-		"40414243444546474849505152535455565758596061626364656667686970717273747576777879" +
-		"8081828384858687888990919293949596979899"
-	b[0], b[1] = digits[2*v], digits[2*v+1]
+	b[0], b[1] = twoDigits[2*v], twoDigits[2*v+1]
+}
+
+// appendInt appends v in decimal, as strconv.AppendInt(b, v, 10) does.
+func appendInt(b []byte, v int64) []byte {
+	switch {
+	case v >= 0 && v < 10:
+		return append(b, byte('0'+v))
+	case v >= 10 && v < 100:
+		return append(b, twoDigits[2*v], twoDigits[2*v+1])
+	}
+	return strconv.AppendInt(b, v, 10)
 }
 
 // lastDay is the last day civilCached converted: the records of a report
@@ -429,16 +450,45 @@ var jsonPlain = func() (t [256]bool) {
 // appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
 // encoding/json does, so the output is always valid JSON.
 func appendString(b []byte, s string) []byte {
+	i := plainPrefix(s)
+	if i == len(s) { // nothing to escape: the common case
+		n := len(b)
+		if cap(b)-n < len(s)+2 {
+			b = slices.Grow(b, len(s)+2)
+		}
+		b = b[:n+len(s)+2]
+		b[n] = '"'
+		copy(b[n+1:], s)
+		b[n+1+len(s)] = '"'
+		return b
+	}
+	return appendEscaped(append(b, '"'), s, i)
+}
+
+// plainPrefix returns the length of the longest prefix of s whose bytes
+// are all jsonPlain. It tests 8 bytes at a time: a word x holds a byte
+// that is not jsonPlain if one has its high bit set, or is below 0x20
+// (x - 0x20 in that byte borrows), or is a quote or a backslash (x xor
+// the byte repeated has a zero byte); each test is exact for the word as
+// a whole.
+func plainPrefix(s string) int {
+	const (
+		ones = 0x0101010101010101
+		high = 0x8080808080808080
+	)
 	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		q, bs := x^('"'*ones), x^('\\'*ones)
+		if (x|(x-0x20*ones)&^x|(q-ones)&^q|(bs-ones)&^bs)&high != 0 {
+			break
+		}
+	}
 	for i < len(s) && jsonPlain[s[i]] {
 		i++
 	}
-	b = append(b, '"')
-	if i == len(s) { // nothing to escape: the common case
-		b = append(b, s...)
-		return append(b, '"')
-	}
-	return appendEscaped(b, s, i)
+	return i
 }
 
 // appendEscaped appends the rest of the JSON string s and its closing

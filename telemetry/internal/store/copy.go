@@ -3,6 +3,7 @@ package store
 import (
 	"cmp"
 	"slices"
+	"time"
 	"unsafe"
 )
 
@@ -11,19 +12,24 @@ import (
 // start time. The finished records are kept as the ring keeps them,
 // without pointers: their slots and plain bytes copied in a few large
 // moves, and the string slabs of their blocks copied whole, so that taking
-// the copy under the table's lock costs about one pass over memory and
-// the garbage collector does not scan it. A Copy is never modified: the
-// strings [Copy.At] returns share its memory, and nothing overwrites them.
+// the copy under the table's lock costs little more than one pass over
+// memory, and the garbage collector does not scan it. The finished
+// records are put in end order at the first [Copy.At], after the lock is
+// released. A Copy is not safe for concurrent use; the strings At returns
+// share its memory, which nothing overwrites.
 type Copy[R any] struct {
 	lay layout
 	// recs holds the finished records in ring order, oldest first,
 	// lay.stride bytes each; in a record's slot, hash is replaced by the
 	// index of the block it was read from.
-	recs  []byte
-	order []int32    // indexes into recs, oldest end first
-	slabs [][]byte   // the copied slabs of block k at 2k and 2k+1
-	pend  []Entry[R] // the pending runs, by start time
-	strs  int        // bytes of the strings of the records, task ids included
+	recs   []byte
+	n      int             // the number of finished records
+	order  []int32         // indexes into recs, oldest end first; nil until At sorts
+	keys   []time.Duration // the ends of the records in recs, for the sort
+	shards []uint8         // their shards, if the sort groups them by shard
+	slabs  [][]byte        // the copied slabs of block k at 2k and 2k+1
+	pend   []Entry[R]      // the pending runs, by start time
+	strs   int             // bytes of the strings of the records, task ids included
 }
 
 // Copy returns a copy of every record of the table, finished and pending,
@@ -31,11 +37,11 @@ type Copy[R any] struct {
 // first, as [View.Snapshot] orders them.
 func (v *View[R, T]) Copy(pending func(rec *R, retries int32)) *Copy[R] {
 	g := &v.t.ring
-	c := &Copy[R]{lay: g.lay}
 	n := g.retained()
-	sel := make([]int32, 0, n)
-	g.each(func(i int) { sel = append(sel, int32(i)) })
-	c.order = v.sorted(sel) // indexes into sel, which is in the order recs is
+	c := &Copy[R]{lay: g.lay, n: n, keys: make([]time.Duration, n, 2*n)}
+	if len(v.t.shards) > 1 && n > stageSize { // as View.sorted groups them
+		c.shards = make([]uint8, n)
+	}
 	c.recs = make([]byte, uintptr(n)*g.lay.stride)
 	c.slabs = make([][]byte, 2*len(g.blocks))
 	slabBytes, k := 0, 0
@@ -50,6 +56,10 @@ func (v *View[R, T]) Copy(pending func(rec *R, retries int32)) *Copy[R] {
 		copy(c.recs[uintptr(k)*stride:], b.recs[uintptr(lo&blockMask)*stride:uintptr((hi-1)&blockMask+1)*stride])
 		for j := k; j < k+hi-lo; j++ {
 			s := (*slot)(unsafe.Pointer(&c.recs[uintptr(j)*stride]))
+			c.keys[j] = s.end
+			if c.shards != nil {
+				c.shards[j] = uint8(s.hash & v.t.mask)
+			}
 			s.hash = uint64(bi)
 			c.strs += int(s.task.n)
 			for _, r := range s.strs {
@@ -86,7 +96,7 @@ func (v *View[R, T]) Copy(pending func(rec *R, retries int32)) *Copy[R] {
 }
 
 // Len returns the number of records in c, finished and pending.
-func (c *Copy[R]) Len() int { return len(c.order) + len(c.pend) }
+func (c *Copy[R]) Len() int { return c.n + len(c.pend) }
 
 // StringBytes returns the bytes of the strings of the records in c, task
 // ids included.
@@ -96,9 +106,12 @@ func (c *Copy[R]) StringBytes() int { return c.strs }
 // first, oldest end first, then the pending ones by start time. Its
 // strings share c's memory.
 func (c *Copy[R]) At(k int, e *Entry[R]) {
-	if k >= len(c.order) {
-		*e = c.pend[k-len(c.order)]
+	if k >= c.n {
+		*e = c.pend[k-c.n]
 		return
+	}
+	if c.order == nil {
+		c.sort()
 	}
 	p := unsafe.Pointer(&c.recs[uintptr(c.order[k])*c.lay.stride])
 	s := (*slot)(p)
@@ -110,6 +123,13 @@ func (c *Copy[R]) At(k int, e *Entry[R]) {
 	for i := range strs {
 		strs[i] = slabString(sl, s.strs[i])
 	}
+}
+
+// sort puts the finished records of c in end order, as [View.sorted]
+// would have in the table.
+func (c *Copy[R]) sort() {
+	c.order = orderByEnd(c.keys, c.shards, maxParts)
+	c.keys, c.shards = nil, nil
 }
 
 // slabString returns the string ref locates in sl.

@@ -42,3 +42,53 @@ func TestSortRunsMatchesStableSort(t *testing.T) {
 		}
 	}
 }
+
+// TestOrderByEndMatchesStableSort orders selections in order already,
+// nearly in order, in batches and at random, with and without shards and
+// many equal ends, of sizes on both sides of maxInsert, and compares with
+// slices.SortStableFunc by end, then shard for a grouped selection.
+func TestOrderByEndMatchesStableSort(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for round := range 600 {
+		n := rng.IntN(300)
+		if round%10 == 0 {
+			n = maxInsert - 50 + rng.IntN(100)
+		}
+		keys := make([]time.Duration, n, 2*n)
+		var shards []uint8
+		k := 1 + rng.IntN(maxParts)
+		if round%2 == 0 {
+			shards = make([]uint8, n)
+			for p := range shards {
+				shards[p] = uint8(rng.IntN(k))
+			}
+		}
+		spread := 1 + rng.IntN(2*n+1)
+		for p := range keys {
+			switch round % 5 {
+			case 0: // in order, with equal ends
+				keys[p] = time.Duration(p / (1 + round%3))
+			case 1: // nearly in order
+				keys[p] = time.Duration(p + rng.IntN(1+round%7))
+			case 2: // batches of ascending ends
+				keys[p] = time.Duration(p%(1+round%70) + rng.IntN(3))
+			default:
+				keys[p] = time.Duration(rng.IntN(spread))
+			}
+		}
+		want := make([]int32, n)
+		for p := range want {
+			want[p] = int32(p)
+		}
+		orig := slices.Clone(keys)
+		slices.SortStableFunc(want, func(a, b int32) int {
+			if c := int(orig[a] - orig[b]); c != 0 || shards == nil {
+				return c
+			}
+			return int(shards[a]) - int(shards[b])
+		})
+		if got := orderByEnd(keys, shards, k); !slices.Equal(got, want) {
+			t.Fatalf("round %d (n %d, shards %v): got order %v, want %v", round, n, shards != nil, got, want)
+		}
+	}
+}

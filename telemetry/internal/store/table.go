@@ -382,40 +382,31 @@ func Slower[R, T, M any](v *View[R, T], d time.Duration, f func(*Entry[R]) M) []
 }
 
 // sorted returns the order of sel, ring positions, by end: the indexes in
-// sel of its records, the one that ended first first, records of equal end
-// in the order of sel. The ring holds the shards' batches one after the
-// other, and each shard's records in about end order (two goroutines may
-// take a shard's lock in the other order than they read the clock): so a
-// large selection is first grouped by shard, keeping its order within
-// each, which leaves about one sorted run per shard for sortRuns to merge.
+// sel of its records, the one that ended first first (see [orderByEnd]
+// for the order of equal ends). The ring holds the shards' batches one
+// after the other, and each shard's records in about end order (two
+// goroutines may take a shard's lock in the other order than they read
+// the clock): so a large selection that is not in order already is
+// grouped by shard, keeping its order within each, which leaves about one
+// sorted run per shard to merge.
 func (v *View[R, T]) sorted(sel []int32) []int32 {
 	g := &v.t.ring
-	n, k := len(sel), len(v.t.shards)
-	order := make([]int32, n, 3*n+1) // with the room sortRuns needs
-	if k > 1 && n > stageSize {
-		var next [maxParts + 1]int // where the next index of each shard goes
-		for _, i := range sel {
-			_, s := g.slot(int(i))
-			next[s.hash&v.t.mask+1]++
-		}
-		for s := 1; s <= k; s++ {
-			next[s] += next[s-1]
-		}
+	n := len(sel)
+	keys := make([]time.Duration, n, 2*n)
+	var shards []uint8
+	if len(v.t.shards) > 1 && n > stageSize {
+		shards = make([]uint8, n)
 		for p, i := range sel {
 			_, s := g.slot(int(i))
-			order[next[s.hash&v.t.mask]] = int32(p)
-			next[s.hash&v.t.mask]++
+			keys[p], shards[p] = s.end, uint8(s.hash&v.t.mask)
 		}
 	} else {
-		for p := range order {
-			order[p] = int32(p)
+		for p, i := range sel {
+			_, s := g.slot(int(i))
+			keys[p] = s.end
 		}
 	}
-	keys := make([]time.Duration, n, 2*n)
-	for p, q := range order {
-		keys[p] = g.end(int(sel[q]))
-	}
-	return sortRuns(keys, order)
+	return orderByEnd(keys, shards, len(v.t.shards))
 }
 
 func collect[R, T, M any](v *View[R, T], sel []int32, f func(*Entry[R]) M) []M {
