@@ -378,15 +378,34 @@ func put2(b []byte, v int) {
 	b[0], b[1] = twoDigits[2*v], twoDigits[2*v+1]
 }
 
-// appendInt appends v in decimal, as strconv.AppendInt(b, v, 10) does.
+// appendInt appends v in decimal, as strconv.AppendInt(b, v, 10) does,
+// writing the values from 0 to 99,999,999 itself, two digits at a time.
 func appendInt(b []byte, v int64) []byte {
 	switch {
 	case v >= 0 && v < 10:
 		return append(b, byte('0'+v))
 	case v >= 10 && v < 100:
 		return append(b, twoDigits[2*v], twoDigits[2*v+1])
+	case v < 0 || v >= 100_000_000:
+		return strconv.AppendInt(b, v, 10)
 	}
-	return strconv.AppendInt(b, v, 10)
+	var buf [8]byte
+	i, u := len(buf), uint32(v)
+	for u >= 100 {
+		q := u / 100
+		r := u - q*100
+		i -= 2
+		buf[i], buf[i+1] = twoDigits[2*r], twoDigits[2*r+1]
+		u = q
+	}
+	if u >= 10 {
+		i -= 2
+		buf[i], buf[i+1] = twoDigits[2*u], twoDigits[2*u+1]
+	} else {
+		i--
+		buf[i] = byte('0' + u)
+	}
+	return append(b, buf[i:]...)
 }
 
 // lastDay is the last day civilCached converted: the records of a report
@@ -476,19 +495,46 @@ func plainPrefix(s string) int {
 		ones = 0x0101010101010101
 		high = 0x8080808080808080
 	)
+	special := func(x uint64) bool {
+		q, bs := x^('"'*ones), x^('\\'*ones)
+		return (x|(x-0x20*ones)&^x|(q-ones)&^q|(bs-ones)&^bs)&high != 0
+	}
 	i := 0
 	for ; i+8 <= len(s); i += 8 {
-		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-		q, bs := x^('"'*ones), x^('\\'*ones)
-		if (x|(x-0x20*ones)&^x|(q-ones)&^q|(bs-ones)&^bs)&high != 0 {
+		if special(word(s, i)) {
 			break
+		}
+	}
+	if i < len(s) && i+8 > len(s) {
+		switch {
+		case i >= 8: // the last 8 bytes, which overlap the words before
+			if !special(word(s, len(s)-8)) {
+				return len(s)
+			}
+		case len(s) >= 4: // the first and the last 4 bytes, which overlap
+			if !special(uint64(word4(s, 0)) | uint64(word4(s, len(s)-4))<<32) {
+				return len(s)
+			}
 		}
 	}
 	for i < len(s) && jsonPlain[s[i]] {
 		i++
 	}
 	return i
+}
+
+// word4 returns the 4 bytes of s from i as a little-endian word.
+func word4(s string, i int) uint32 {
+	s = s[i : i+4]
+	return uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24
+}
+
+// word returns the 8 bytes of s from i as a little-endian word (one load
+// where the machine allows it).
+func word(s string, i int) uint64 {
+	s = s[i : i+8]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
 }
 
 // appendEscaped appends the rest of the JSON string s and its closing

@@ -109,6 +109,34 @@ func TestAppendStringMatchesOld(t *testing.T) {
 	}
 }
 
+// TestAppendStringEveryPosition puts each byte that the 8-byte test of
+// plainPrefix must tell apart (those that need escaping, and their
+// neighbours that do not) at every position of strings of 1 to 40 bytes,
+// once and twice, and holds appendString to the encoder it replaced.
+func TestAppendStringEveryPosition(t *testing.T) {
+	special := []byte{0x00, 0x01, 0x1f, 0x20, 0x21, '"', 0x23, 0x5b, '\\', 0x5d, 0x7e, 0x7f, 0x80, 0xc3, 0xe2, 0xff}
+	for n := 1; n <= 40; n++ {
+		for p := range n {
+			for _, c := range special {
+				b := []byte(strings.Repeat("abcdefgh", 5)[:n])
+				b[p] = c
+				for _, s := range []string{string(b), string(b[:p]) + string(c) + string(b[p:])} {
+					if got, want := appendString(nil, s), oldAppendString(nil, s); !bytes.Equal(got, want) {
+						t.Fatalf("appendString(%q) = %s, want %s", s, got, want)
+					}
+					want := strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r == '"' || r == '\\' || r >= 0x80 })
+					if want < 0 {
+						want = len(s)
+					}
+					if i := plainPrefix(s); i != want {
+						t.Fatalf("plainPrefix(%q) = %d, want %d", s, i, want)
+					}
+				}
+			}
+		}
+	}
+}
+
 // FuzzAppendString holds appendString to the encoder it replaced, and its
 // output to valid JSON that decodes back to the string (invalid UTF-8 as
 // U+FFFD).
