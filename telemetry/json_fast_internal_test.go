@@ -378,3 +378,27 @@ func must(t testing.TB, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestFillMatchesMetrics checks that the records queries fill in place
+// equal, field for field (times with their monotonic readings), the
+// records metrics makes, whatever the variable held before.
+func TestFillMatchesMetrics(t *testing.T) {
+	rng := rand.New(rand.NewPCG(12, 13))
+	for _, c := range testClocks() {
+		for range 5000 {
+			id := randomString(rng)
+			ev := randomEventRecord(rng)
+			got := EventMetrics{EventName: "old", EndTime: time.Now(), EnqueueTime: time.Now(), Span: randomSpan(rng)}
+			ev.fill(&got, &c, id)
+			if want := ev.metrics(c, id); got != want {
+				t.Fatalf("epoch %v, event %+v: fill gives %+v, metrics %+v", c.epoch, ev, got, want)
+			}
+			op := randomNetworkRecord(rng)
+			gotOp := NetworkMetrics{Host: "old", EndTime: time.Now(), Span: randomSpan(rng)}
+			op.fill(&gotOp, &c, id)
+			if want := op.metrics(c, id); gotOp != want {
+				t.Fatalf("epoch %v, network %+v: fill gives %+v, metrics %+v", c.epoch, op, gotOp, want)
+			}
+		}
+	}
+}

@@ -297,12 +297,31 @@ func (g *ring[R]) push(e *Entry[R], end, dur time.Duration, failed bool) {
 func (g *ring[R]) read(i int, a *arena, e *Entry[R]) {
 	b := g.blocks[i>>blockShift]
 	s, plain := b.at(i&blockMask, &g.lay)
+	sl := b.slabs[s.gen&1]
 	e.hash = s.hash
 	copy(g.lay.plain(unsafe.Pointer(&e.Rec)), plain)
-	e.TaskID = a.string(b.view(s.gen, s.task), -1)
 	strs := g.lay.strings(unsafe.Pointer(&e.Rec))
+	if a == nil {
+		e.TaskID = slabString(sl, s.task)
+		for k := range strs {
+			strs[k] = slabString(sl, s.strs[k])
+		}
+		return
+	}
+	e.TaskID = a.copy(sl, s.task)
 	for k := range strs {
-		strs[k] = a.string(b.view(s.gen, s.strs[k]), k)
+		ref := s.strs[k]
+		if ref.n == 0 {
+			strs[k] = ""
+			continue
+		}
+		from := &sl[ref.off]
+		if l := &a.last[k]; l.from == from && len(l.s) == int(ref.n) {
+			strs[k] = l.s // the string the record before had in this field
+			continue
+		}
+		strs[k] = a.copy(sl, ref)
+		a.last[k].from, a.last[k].s = from, strs[k]
 	}
 }
 
@@ -355,13 +374,25 @@ func (g *ring[R]) eachFailed(f func(i int)) {
 }
 
 // eachSlower calls f with the position of every retained record that took
-// longer than d, oldest first, reading only the durations of the others.
+// longer than d, oldest first, reading only the durations of the others,
+// eight at a time.
 func (g *ring[R]) eachSlower(d time.Duration, f func(i int)) {
 	g.segments(func(lo, hi int) {
-		durs := g.blocks[lo>>blockShift].durs
-		for i := lo; i < hi; i++ {
-			if durs[i&blockMask] > d {
-				f(i)
+		durs := g.blocks[lo>>blockShift].durs[lo&blockMask : (hi-1)&blockMask+1]
+		j := 0
+		for ; j+8 <= len(durs); j += 8 {
+			q := (*[8]time.Duration)(durs[j : j+8])
+			if max(max(q[0], q[1]), max(q[2], q[3]), max(max(q[4], q[5]), max(q[6], q[7]))) > d {
+				for k := j; k < j+8; k++ {
+					if durs[k] > d {
+						f(lo + k)
+					}
+				}
+			}
+		}
+		for ; j < len(durs); j++ {
+			if durs[j] > d {
+				f(lo + j)
 			}
 		}
 	})
@@ -440,9 +471,9 @@ func (g *ring[R]) catchUp() {
 // of copies (see [ring.read]).
 type arena struct {
 	buf []byte
-	// last holds, for each string field, the last string copied and the
-	// view it was copied from, so that a field repeated from record to
-	// record (an event name) is copied once.
+	// last holds, for each string field, the last string copied and where
+	// in a slab it was copied from, so that a field repeated from record
+	// to record (an event name) is copied once.
 	last [maxStrings]struct {
 		from *byte
 		s    string
@@ -460,29 +491,18 @@ func (a *arena) grow(n int) {
 	}
 }
 
-// string returns v, a view of a ring's memory: a copy in a, or v itself if
-// a is nil. field is the string field v is read from (for the copies of
-// repeated fields), or -1 for the task id.
-func (a *arena) string(v string, field int) string {
-	if a == nil || v == "" {
-		return v
+// copy returns a copy in a of the string ref locates in the slab sl.
+func (a *arena) copy(sl []byte, ref strRef) string {
+	if ref.n == 0 {
+		return ""
 	}
-	from := unsafe.StringData(v)
-	if field >= 0 {
-		if l := &a.last[field]; l.from == from && len(l.s) == len(v) {
-			return l.s
-		}
-	}
-	if cap(a.buf)-len(a.buf) < len(v) {
-		a.buf = make([]byte, 0, max(len(v), arenaChunk))
+	src := sl[ref.off : ref.off+ref.n]
+	if cap(a.buf)-len(a.buf) < len(src) {
+		a.buf = make([]byte, 0, max(len(src), arenaChunk))
 	}
 	n := len(a.buf)
-	a.buf = append(a.buf, v...)
-	s := unsafe.String(&a.buf[n], len(v))
-	if field >= 0 {
-		a.last[field].from, a.last[field].s = from, s
-	}
-	return s
+	a.buf = append(a.buf, src...)
+	return unsafe.String(&a.buf[n], len(src))
 }
 
 // size returns the bytes of the strings of the records at the ring
