@@ -291,10 +291,16 @@ func (g *ring[R]) push(e *Entry[R], end, dur time.Duration, failed bool) {
 }
 
 // read writes the record at ring position i, which must hold one, into
-// e. Its strings are copies in a; with a nil arena they are views of the
-// ring's memory instead, valid only until the table is unlocked, for a
-// caller that keeps none of them.
-func (g *ring[R]) read(i int, a *arena, e *Entry[R]) {
+// e, as get returns it.
+func (g *ring[R]) read(i int, a *arena, e *Entry[R]) { *e = g.get(i, a) }
+
+// get returns the record at ring position i, which must hold one. Its
+// strings are copies in a; with a nil arena they are views of the ring's
+// memory instead, valid only until the table is unlocked, for a caller
+// that keeps none of them. It builds the record in a variable of its own,
+// on the stack, so that setting its strings costs no write barriers while
+// the garbage collector marks.
+func (g *ring[R]) get(i int, a *arena) (e Entry[R]) {
 	b := g.blocks[i>>blockShift]
 	s, plain := b.at(i&blockMask, &g.lay)
 	sl := b.slabs[s.gen&1]
@@ -306,23 +312,25 @@ func (g *ring[R]) read(i int, a *arena, e *Entry[R]) {
 		for k := range strs {
 			strs[k] = slabString(sl, s.strs[k])
 		}
-		return
+		return e
 	}
 	e.TaskID = a.copy(sl, s.task)
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(sl)))
 	for k := range strs {
 		ref := s.strs[k]
 		if ref.n == 0 {
-			strs[k] = ""
 			continue
 		}
-		from := &sl[ref.off]
-		if l := &a.last[k]; l.from == from && len(l.s) == int(ref.n) {
-			strs[k] = l.s // the string the record before had in this field
+		// The string the record before had in this field, if it was of
+		// the same bytes of the slab, is copied already.
+		if l := &a.last[k]; l.from == base+uintptr(ref.off) && l.n == int(ref.n) {
+			strs[k] = unsafe.String(&a.buf[l.off], l.n)
 			continue
 		}
 		strs[k] = a.copy(sl, ref)
-		a.last[k].from, a.last[k].s = from, strs[k]
+		a.last[k].from, a.last[k].off, a.last[k].n = base+uintptr(ref.off), a.n-int(ref.n), int(ref.n)
 	}
+	return e
 }
 
 // end returns the end of the record at ring position i.
@@ -468,15 +476,19 @@ func (g *ring[R]) catchUp() {
 // chunks shared by many strings, so that a query copies them with a few
 // allocations rather than one per string. A string keeps its whole chunk
 // alive. The zero arena is ready to use; a nil *arena makes views instead
-// of copies (see [ring.read]).
+// of copies (see [ring.get]). Copying a string writes no pointer but the
+// string itself (the chunk is set when it is allocated, and what the
+// fields last copied were is kept as offsets), so that copies cost no
+// write barriers while the garbage collector marks.
 type arena struct {
-	buf []byte
-	// last holds, for each string field, the last string copied and where
-	// in a slab it was copied from, so that a field repeated from record
-	// to record (an event name) is copied once.
+	buf []byte // the current chunk, to its capacity
+	n   int    // the bytes of buf in use
+	// last holds, for each string field, where in a slab the last string
+	// copied for it was, and where its copy is in buf, so that a field
+	// repeated from record to record (an event name) is copied once.
 	last [maxStrings]struct {
-		from *byte
-		s    string
+		from   uintptr // the address of its bytes in the slab; 0 if none
+		off, n int
 	}
 }
 
@@ -486,9 +498,18 @@ const arenaChunk = 16 << 10
 
 // grow makes room for n more bytes in the current chunk.
 func (a *arena) grow(n int) {
-	if a != nil && cap(a.buf)-len(a.buf) < n {
-		a.buf = make([]byte, 0, n)
+	if a != nil && len(a.buf)-a.n < n {
+		a.chunk(n)
 	}
+}
+
+// chunk starts a chunk of n bytes.
+func (a *arena) chunk(n int) {
+	a.buf, a.n = make([]byte, n), 0
+	a.last = [maxStrings]struct {
+		from   uintptr
+		off, n int
+	}{}
 }
 
 // copy returns a copy in a of the string ref locates in the slab sl.
@@ -497,12 +518,13 @@ func (a *arena) copy(sl []byte, ref strRef) string {
 		return ""
 	}
 	src := sl[ref.off : ref.off+ref.n]
-	if cap(a.buf)-len(a.buf) < len(src) {
-		a.buf = make([]byte, 0, max(len(src), arenaChunk))
+	if len(a.buf)-a.n < len(src) {
+		a.chunk(max(len(src), arenaChunk))
 	}
-	n := len(a.buf)
-	a.buf = append(a.buf, src...)
-	return unsafe.String(&a.buf[n], len(src))
+	dst := a.buf[a.n : a.n+len(src)]
+	copy(dst, src)
+	a.n += len(src)
+	return unsafe.String(&dst[0], len(dst))
 }
 
 // size returns the bytes of the strings of the records at the ring

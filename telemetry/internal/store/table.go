@@ -348,10 +348,10 @@ func (v *View[R, T]) Latest(taskID string, pending func(rec *R, retries int32)) 
 // Finished returns f of every retained finished record for which keep is
 // true (all of them if keep is nil), oldest end first. keep must not keep
 // the record it is given: its strings are views of the ring's memory. f,
-// here and in [Failed] and [Slower], is given each record in turn in the
-// same variable, with strings of its own, and the element of the result
-// to set from it, zero: it must keep neither pointer.
-func Finished[R, T, M any](v *View[R, T], keep func(*R) bool, f func(dst *M, e *Entry[R])) []M {
+// here and in [Failed] and [Slower], is given a copy of each record, with
+// strings of its own, and the element of the result to set from it, zero:
+// it must not keep the pointer.
+func Finished[R, T, M any](v *View[R, T], keep func(*R) bool, f func(dst *M, e Entry[R])) []M {
 	g := &v.t.ring
 	var sel []int32
 	e := new(Entry[R]) // one for all: a pointer given to keep escapes
@@ -368,7 +368,7 @@ func Finished[R, T, M any](v *View[R, T], keep func(*R) bool, f func(dst *M, e *
 
 // Failed returns f of every retained finished record that failed, oldest
 // end first. It reads only the failed records.
-func Failed[R, T, M any](v *View[R, T], f func(dst *M, e *Entry[R])) []M {
+func Failed[R, T, M any](v *View[R, T], f func(dst *M, e Entry[R])) []M {
 	sel := make([]int32, 0, len(v.t.ring.failed)-v.t.ring.failedHead)
 	v.t.ring.eachFailed(func(i int) { sel = append(sel, int32(i)) })
 	return collect(v, sel, f)
@@ -376,7 +376,7 @@ func Failed[R, T, M any](v *View[R, T], f func(dst *M, e *Entry[R])) []M {
 
 // Slower returns f of every retained finished record that took longer than
 // d, oldest end first. It reads only the durations of the others.
-func Slower[R, T, M any](v *View[R, T], d time.Duration, f func(dst *M, e *Entry[R])) []M {
+func Slower[R, T, M any](v *View[R, T], d time.Duration, f func(dst *M, e Entry[R])) []M {
 	var sel []int32
 	v.t.ring.eachSlower(d, func(i int) { sel = append(sel, int32(i)) })
 	return collect(v, sel, f)
@@ -411,7 +411,11 @@ func (v *View[R, T]) sorted(sel []int32) ([]int32, int) {
 	return orderByEnd(keys, shards, len(v.t.shards)), bytes
 }
 
-func collect[R, T, M any](v *View[R, T], sel []int32, f func(dst *M, e *Entry[R])) []M {
+// collect returns f of the records at the ring positions sel, oldest end
+// first. The records are built and given to f on the stack, so that only
+// f's writes to the result cost write barriers while the garbage collector
+// marks.
+func collect[R, T, M any](v *View[R, T], sel []int32, f func(dst *M, e Entry[R])) []M {
 	if len(sel) == 0 {
 		return nil
 	}
@@ -419,10 +423,8 @@ func collect[R, T, M any](v *View[R, T], sel []int32, f func(dst *M, e *Entry[R]
 	var a arena
 	a.grow(bytes)
 	out := make([]M, len(sel))
-	e := new(Entry[R]) // one for all: a pointer given to f escapes
 	for i, p := range order {
-		v.t.ring.read(int(sel[p]), &a, e)
-		f(&out[i], e)
+		f(&out[i], v.t.ring.get(int(sel[p]), &a))
 	}
 	return out
 }
