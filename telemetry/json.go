@@ -87,10 +87,10 @@ func appendSeconds(b []byte, d time.Duration) []byte {
 	t := (*[10]byte)(b[n : n+10])
 	t[0], t[1] = '.', byte('0'+ns/100_000_000)
 	hi, lo := ns/10_000%10_000, ns%10_000
-	t[2], t[3] = twoDigits[2*(hi/100)], twoDigits[2*(hi/100)+1]
-	t[4], t[5] = twoDigits[2*(hi%100)], twoDigits[2*(hi%100)+1]
-	t[6], t[7] = twoDigits[2*(lo/100)], twoDigits[2*(lo/100)+1]
-	t[8], t[9] = twoDigits[2*(lo%100)], twoDigits[2*(lo%100)+1]
+	*(*[2]byte)(t[2:4]) = digitPairs[hi/100]
+	*(*[2]byte)(t[4:6]) = digitPairs[hi%100]
+	*(*[2]byte)(t[6:8]) = digitPairs[lo/100]
+	*(*[2]byte)(t[8:10]) = digitPairs[lo%100]
 	k := 10
 	for t[k-1] == '0' {
 		k--
@@ -203,10 +203,10 @@ func (w *recordWriter) appendTime(b []byte, d time.Duration) []byte {
 	*t = w.head
 	t[20] = byte('0' + ns/100_000_000)
 	hi, lo := ns/10_000%10_000, ns%10_000
-	t[21], t[22] = twoDigits[2*(hi/100)], twoDigits[2*(hi/100)+1]
-	t[23], t[24] = twoDigits[2*(hi%100)], twoDigits[2*(hi%100)+1]
-	t[25], t[26] = twoDigits[2*(lo/100)], twoDigits[2*(lo/100)+1]
-	t[27], t[28] = twoDigits[2*(lo%100)], twoDigits[2*(lo%100)+1]
+	*(*[2]byte)(t[21:23]) = digitPairs[hi/100]
+	*(*[2]byte)(t[23:25]) = digitPairs[hi%100]
+	*(*[2]byte)(t[25:27]) = digitPairs[lo/100]
+	*(*[2]byte)(t[27:29]) = digitPairs[lo%100]
 	return b
 }
 
@@ -379,34 +379,48 @@ func put2(b []byte, v int) {
 }
 
 // appendInt appends v in decimal, as strconv.AppendInt(b, v, 10) does,
-// writing the values from 0 to 99,999,999 itself, two digits at a time.
+// writing the values from 0 to 99,999,999 itself, two digits at a time,
+// into b's spare room.
 func appendInt(b []byte, v int64) []byte {
-	switch {
-	case v >= 0 && v < 10:
-		return append(b, byte('0'+v))
-	case v >= 10 && v < 100:
-		return append(b, twoDigits[2*v], twoDigits[2*v+1])
-	case v < 0 || v >= 100_000_000:
+	if v < 0 || v >= 100_000_000 {
 		return strconv.AppendInt(b, v, 10)
 	}
-	var buf [8]byte
-	i, u := len(buf), uint32(v)
-	for u >= 100 {
+	if v < 10 {
+		return append(b, byte('0'+v))
+	}
+	u := uint32(v)
+	n := 2 // digits
+	for x := u / 100; x > 0; x /= 10 {
+		n++
+	}
+	m := len(b)
+	if cap(b)-m < n {
+		b = slices.Grow(b, n)
+	}
+	b = b[:m+n]
+	t := b[m : m+n]
+	for i := n; u >= 100; i -= 2 {
 		q := u / 100
-		r := u - q*100
-		i -= 2
-		buf[i], buf[i+1] = twoDigits[2*r], twoDigits[2*r+1]
+		p := &digitPairs[u-q*100]
+		t[i-2], t[i-1] = p[0], p[1]
 		u = q
 	}
 	if u >= 10 {
-		i -= 2
-		buf[i], buf[i+1] = twoDigits[2*u], twoDigits[2*u+1]
+		p := &digitPairs[u]
+		t[0], t[1] = p[0], p[1]
 	} else {
-		i--
-		buf[i] = byte('0' + u)
+		t[0] = byte('0' + u)
 	}
-	return append(b, buf[i:]...)
+	return b
 }
+
+// digitPairs holds the numbers 0 to 99 as two decimal digits each.
+var digitPairs = func() (p [100][2]byte) {
+	for i := range p {
+		p[i] = [2]byte{twoDigits[2*i], twoDigits[2*i+1]}
+	}
+	return p
+}()
 
 // lastDay is the last day civilCached converted: the records of a report
 // or a file mostly share their day.

@@ -402,3 +402,22 @@ func TestFillMatchesMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendIntMatchesStrconv checks the integer formatting of the record
+// writer against strconv at every power of ten and its neighbours, and at
+// random.
+func TestAppendIntMatchesStrconv(t *testing.T) {
+	vs := []int64{math.MinInt64, math.MaxInt64, -1, 0}
+	for p := int64(1); p <= 1e18; p *= 10 {
+		vs = append(vs, p-1, p, p+1, -p)
+	}
+	rng := rand.New(rand.NewPCG(14, 15))
+	for range 100_000 {
+		vs = append(vs, rng.Int64N(1e9), rng.Int64()>>rng.IntN(64))
+	}
+	for _, v := range vs {
+		if got, want := string(appendInt([]byte("x"), v)), "x"+strconv.FormatInt(v, 10); got != want {
+			t.Fatalf("appendInt(%d) = %s, want %s", v, got, want)
+		}
+	}
+}
