@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"cmp"
 	"slices"
 	"time"
@@ -42,18 +43,19 @@ func (v *View[R, T]) Copy(pending func(rec *R, retries int32)) *Copy[R] {
 	if len(v.t.shards) > 1 && n > stageSize { // as View.sorted groups them
 		c.shards = make([]uint8, n)
 	}
-	c.recs = make([]byte, uintptr(n)*g.lay.stride)
-	c.slabs = make([][]byte, 2*len(g.blocks))
-	slabBytes, k := 0, 0
+	// bytes.Join allocates what it returns without zeroing it first: the
+	// records and the slabs are written once, by the copy.
+	stride := g.lay.stride
+	var segs [][]byte
+	g.segments(func(lo, hi int) {
+		segs = append(segs, g.blocks[lo>>blockShift].recs[uintptr(lo&blockMask)*stride:uintptr((hi-1)&blockMask+1)*stride])
+	})
+	c.recs = bytes.Join(segs, nil)
+	read := make([]bool, len(g.blocks)) // the blocks that hold retained records
+	k := 0
 	g.segments(func(lo, hi int) {
 		bi := lo >> blockShift
-		b := g.blocks[bi]
-		if c.slabs[2*bi] == nil {
-			slabBytes += b.used[0] + b.used[1]
-			c.slabs[2*bi] = []byte{} // marks the block as read
-		}
-		stride := g.lay.stride
-		copy(c.recs[uintptr(k)*stride:], b.recs[uintptr(lo&blockMask)*stride:uintptr((hi-1)&blockMask+1)*stride])
+		read[bi] = true
 		for j := k; j < k+hi-lo; j++ {
 			s := (*slot)(unsafe.Pointer(&c.recs[uintptr(j)*stride]))
 			c.keys[j] = s.end
@@ -61,22 +63,24 @@ func (v *View[R, T]) Copy(pending func(rec *R, retries int32)) *Copy[R] {
 				c.shards[j] = uint8(s.hash & v.t.mask)
 			}
 			s.hash = uint64(bi)
-			c.strs += int(s.task.n)
-			for _, r := range s.strs {
-				c.strs += int(r.n)
-			}
+			c.strs += int(s.task.n) + int(s.strs[0].n) + int(s.strs[1].n) + int(s.strs[2].n)
 		}
 		k += hi - lo
 	})
-	all := make([]byte, slabBytes)
-	for bi := range g.blocks {
-		if c.slabs[2*bi] == nil {
-			continue
+	segs = segs[:0]
+	for bi, b := range g.blocks {
+		if read[bi] {
+			segs = append(segs, b.slabs[0][:b.used[0]], b.slabs[1][:b.used[1]])
 		}
-		b := g.blocks[bi]
-		for gen := range 2 {
-			m := copy(all, b.slabs[gen][:b.used[gen]])
-			c.slabs[2*bi+gen], all = all[:m:m], all[m:]
+	}
+	all := bytes.Join(segs, nil)
+	c.slabs = make([][]byte, 2*len(g.blocks))
+	for bi, b := range g.blocks {
+		if read[bi] {
+			for gen := range 2 {
+				m := b.used[gen]
+				c.slabs[2*bi+gen], all = all[:m:m], all[m:]
+			}
 		}
 	}
 	c.pend = make([]Entry[R], 0, v.NumPending())
