@@ -285,7 +285,9 @@ func (w *recordWriter) appendEvent(b []byte, taskID string, r *eventRecord) []by
 		b = append(b, `","wait_seconds":`...)
 		b = appendSeconds(b, max(r.start-r.enq, 0))
 	}
-	b = appendSpan(b, r.span)
+	if r.span.IsValid() {
+		b = appendSpan(b, r.span)
+	}
 	return append(b, '}')
 }
 
@@ -319,7 +321,9 @@ func (w *recordWriter) appendNetwork(b []byte, taskID string, r *networkRecord) 
 	} else {
 		b = appendSeconds(b, r.dur)
 	}
-	b = appendSpan(b, r.span)
+	if r.span.IsValid() {
+		b = appendSpan(b, r.span)
+	}
 	return append(b, '}')
 }
 

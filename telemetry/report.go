@@ -178,26 +178,16 @@ const (
 const maxEscaped = 6
 
 // eventBound returns the most bytes the document of the event record r of
-// taskID takes.
+// taskID takes (with room for an enqueue time and a span, which few
+// records have: checking for them costs more than the room).
 func eventBound(taskID string, r *eventRecord) int {
-	n := maxEventJSON + maxEscaped*(len(taskID)+len(r.name)+len(r.err)+len(r.pipelineID))
-	if r.hasEnq {
-		n += maxEnqueueJSON
-	}
-	if r.span.IsValid() {
-		n += maxSpanJSON
-	}
-	return n
+	return maxEventJSON + maxEnqueueJSON + maxSpanJSON + maxEscaped*(len(taskID)+len(r.name)+len(r.err)+len(r.pipelineID))
 }
 
 // networkBound returns the most bytes the document of the network record
 // r of taskID takes.
 func networkBound(taskID string, r *networkRecord) int {
-	n := maxNetworkJSON + maxEscaped*(len(taskID)+len(r.operation)+len(r.host)+len(r.err))
-	if r.span.IsValid() {
-		n += maxSpanJSON
-	}
-	return n
+	return maxNetworkJSON + maxSpanJSON + maxEscaped*(len(taskID)+len(r.operation)+len(r.host)+len(r.err))
 }
 
 // WriteJSON writes the report of r to w, as MetricsJSON returns it.
