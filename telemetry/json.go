@@ -71,8 +71,11 @@ func appendEvent(b []byte, m *EventMetrics) []byte {
 // quotient and d has at most 15 digits, the shortest decimal that reads
 // back as that float is d's exact decimal (two decimals of at most 15
 // significant digits are further apart than a float's precision).
+//
+// Below one second d.Seconds() is float64(d)/1e9 by definition, so the
+// check, two float divisions, is needed only from one second up.
 func appendSeconds(b []byte, d time.Duration) []byte {
-	if d < 0 || d >= 1e15 || d.Seconds() != float64(d)/1e9 {
+	if d < 0 || d >= 1e15 || d >= time.Second && d.Seconds() != float64(d)/1e9 {
 		return strconv.AppendFloat(b, d.Seconds(), 'f', -1, 64)
 	}
 	b = appendInt(b, int64(d/time.Second))
@@ -153,6 +156,11 @@ type recordWriter struct {
 	sec    uint64
 	minute uint64
 	head   [timeLen]byte
+	// pid is the text of the process id written last, pidText[:pidLen]:
+	// the records of a report mostly share it.
+	pid     int32
+	pidLen  int
+	pidText [len("-2147483648")]byte
 }
 
 // timeLen is the length of a time in timeLayout in years 0 to 9999.
@@ -266,10 +274,15 @@ func (w *recordWriter) appendEvent(b []byte, taskID string, r *eventRecord) []by
 	b = append(b, `,"retry_count":`...)
 	b = appendInt(b, int64(r.retries))
 	b = append(b, `,"process_id":`...)
-	if r.pid == 0 {
+	switch {
+	case r.pid == 0:
 		b = append(b, "null"...)
-	} else {
+	case r.pid == w.pid && w.pidLen > 0:
+		b = append(b, w.pidText[:w.pidLen]...)
+	default:
+		n := len(b)
 		b = appendInt(b, int64(r.pid))
+		w.pid, w.pidLen = r.pid, copy(w.pidText[:], b[n:])
 	}
 	b = append(b, `,"pipeline_id":`...)
 	b = appendOptString(b, r.pipelineID)
