@@ -100,9 +100,8 @@ func (r *Recorder) MetricsJSON() ([]byte, error) {
 	b = append(b, reportEvents...)
 	w := newRecordWriter(r.clock)
 	from := len(b)
-	var ev store.Entry[eventRecord]
 	for k := range evs.Len() {
-		evs.At(k, &ev)
+		ev := evs.At(k)
 		b = grow(b, eventBound(ev.TaskID, &ev.Rec), len(b)-from, k, evs.Len(), len(reportNetwork)+netSize)
 		if k > 0 {
 			b = append(b, ',')
@@ -111,9 +110,8 @@ func (r *Recorder) MetricsJSON() ([]byte, error) {
 	}
 	b = append(b, reportNetwork...)
 	from = len(b)
-	var op store.Entry[networkRecord]
 	for k := range nets.Len() {
-		nets.At(k, &op)
+		op := nets.At(k)
 		b = grow(b, networkBound(op.TaskID, &op.Rec), len(b)-from, k, nets.Len(), tail)
 		if k > 0 {
 			b = append(b, ',')

@@ -106,13 +106,14 @@ func (c *Copy[R]) Len() int { return c.n + len(c.pend) }
 // ids included.
 func (c *Copy[R]) StringBytes() int { return c.strs }
 
-// At sets e to record k of c, 0 <= k < c.Len(): the finished records
+// At returns record k of c, 0 <= k < c.Len(): the finished records
 // first, oldest end first, then the pending ones by start time. Its
-// strings share c's memory.
-func (c *Copy[R]) At(k int, e *Entry[R]) {
+// strings share c's memory. It builds the record in a variable of its own,
+// on the stack, so that setting its strings costs no write barriers while
+// the garbage collector marks.
+func (c *Copy[R]) At(k int) (e Entry[R]) {
 	if k >= c.n {
-		*e = c.pend[k-c.n]
-		return
+		return c.pend[k-c.n]
 	}
 	if c.order == nil {
 		c.sort()
@@ -120,13 +121,13 @@ func (c *Copy[R]) At(k int, e *Entry[R]) {
 	p := unsafe.Pointer(&c.recs[uintptr(c.order[k])*c.lay.stride])
 	s := (*slot)(p)
 	sl := c.slabs[2*s.hash+uint64(s.gen&1)]
-	e.hash = 0
 	copy(c.lay.plain(unsafe.Pointer(&e.Rec)), unsafe.Slice((*byte)(unsafe.Add(p, slotSize)), c.lay.plainSize))
 	e.TaskID = slabString(sl, s.task)
 	strs := c.lay.strings(unsafe.Pointer(&e.Rec))
 	for i := range strs {
 		strs[i] = slabString(sl, s.strs[i])
 	}
+	return e
 }
 
 // sort puts the finished records of c in end order, as [View.sorted]

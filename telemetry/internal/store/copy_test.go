@@ -12,7 +12,7 @@ import (
 func copyEntries(c *Copy[srec]) []Entry[srec] {
 	out := make([]Entry[srec], c.Len())
 	for k := range out {
-		c.At(k, &out[k])
+		out[k] = c.At(k)
 	}
 	return out
 }
