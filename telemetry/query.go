@@ -167,7 +167,8 @@ func (r *Recorder) fillNetwork() func(*NetworkMetrics, store.Entry[networkRecord
 	return func(m *NetworkMetrics, e store.Entry[networkRecord]) { e.Rec.fill(m, c, e.TaskID) }
 }
 
-// eventMetrics and networkMetrics make the records of the pending runs.
+// eventMetrics and networkMetrics make the records of the pending runs
+// and of the latest run of a task id.
 func (r *Recorder) eventMetrics(e *store.Entry[eventRecord]) EventMetrics {
 	return e.Rec.metrics(r.clock, e.TaskID)
 }
