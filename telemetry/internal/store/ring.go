@@ -291,16 +291,11 @@ func (g *ring[R]) push(e *Entry[R], end, dur time.Duration, failed bool) {
 }
 
 // read writes the record at ring position i, which must hold one, into
-// e, as get returns it.
-func (g *ring[R]) read(i int, a *arena, e *Entry[R]) { *e = g.get(i, a) }
-
-// get returns the record at ring position i, which must hold one. Its
-// strings are copies in a; with a nil arena they are views of the ring's
-// memory instead, valid only until the table is unlocked, for a caller
-// that keeps none of them. It builds the record in a variable of its own,
-// on the stack, so that setting its strings costs no write barriers while
-// the garbage collector marks.
-func (g *ring[R]) get(i int, a *arena) (e Entry[R]) {
+// e, field by field (for a caller whose e is on the heap anyway, a copy of
+// the whole record from get would cost more). Its strings are copies in a;
+// with a nil arena they are views of the ring's memory instead, valid only
+// until the table is unlocked, for a caller that keeps none of them.
+func (g *ring[R]) read(i int, a *arena, e *Entry[R]) {
 	b := g.blocks[i>>blockShift]
 	s, plain := b.at(i&blockMask, &g.lay)
 	sl := b.slabs[s.gen&1]
@@ -312,8 +307,25 @@ func (g *ring[R]) get(i int, a *arena) (e Entry[R]) {
 		for k := range strs {
 			strs[k] = slabString(sl, s.strs[k])
 		}
-		return e
+		return
 	}
+	e.TaskID = a.copy(sl, s.task)
+	for k := range strs {
+		strs[k] = a.copyField(sl, s.strs[k], k)
+	}
+}
+
+// get returns the record at ring position i, which must hold one, with
+// its strings copied in a. It builds the record in a variable of its own,
+// on the stack, so that setting its strings costs no write barriers while
+// the garbage collector marks.
+func (g *ring[R]) get(i int, a *arena) (e Entry[R]) {
+	b := g.blocks[i>>blockShift]
+	s, plain := b.at(i&blockMask, &g.lay)
+	sl := b.slabs[s.gen&1]
+	e.hash = s.hash
+	copy(g.lay.plain(unsafe.Pointer(&e.Rec)), plain)
+	strs := g.lay.strings(unsafe.Pointer(&e.Rec))
 	e.TaskID = a.copy(sl, s.task)
 	base := uintptr(unsafe.Pointer(unsafe.SliceData(sl)))
 	for k := range strs {
@@ -321,8 +333,8 @@ func (g *ring[R]) get(i int, a *arena) (e Entry[R]) {
 		if ref.n == 0 {
 			continue
 		}
-		// The string the record before had in this field, if it was of
-		// the same bytes of the slab, is copied already.
+		// As a.copyField does, written out here, where the compiler sees
+		// that e is on the stack.
 		if l := &a.last[k]; l.from == base+uintptr(ref.off) && l.n == int(ref.n) {
 			strs[k] = unsafe.String(&a.buf[l.off], l.n)
 			continue
@@ -476,7 +488,7 @@ func (g *ring[R]) catchUp() {
 // chunks shared by many strings, so that a query copies them with a few
 // allocations rather than one per string. A string keeps its whole chunk
 // alive. The zero arena is ready to use; a nil *arena makes views instead
-// of copies (see [ring.get]). Copying a string writes no pointer but the
+// of copies (see [ring.read]). Copying a string writes no pointer but the
 // string itself (the chunk is set when it is allocated, and what the
 // fields last copied were is kept as offsets), so that copies cost no
 // write barriers while the garbage collector marks.
@@ -525,6 +537,22 @@ func (a *arena) copy(sl []byte, ref strRef) string {
 	copy(dst, src)
 	a.n += len(src)
 	return unsafe.String(&dst[0], len(dst))
+}
+
+// copyField returns a copy in a of the string ref locates in the slab sl,
+// read from string field k: the copy made for the field before, if that
+// was of the same bytes of the slab.
+func (a *arena) copyField(sl []byte, ref strRef, k int) string {
+	if ref.n == 0 {
+		return ""
+	}
+	from := uintptr(unsafe.Pointer(unsafe.SliceData(sl))) + uintptr(ref.off)
+	if l := &a.last[k]; l.from == from && l.n == int(ref.n) {
+		return unsafe.String(&a.buf[l.off], l.n)
+	}
+	s := a.copy(sl, ref)
+	a.last[k].from, a.last[k].off, a.last[k].n = from, a.n-len(s), len(s)
+	return s
 }
 
 // size returns the bytes of the strings of the records at the ring
