@@ -20,15 +20,22 @@ import (
 // and the runs are merged by sortRuns.
 func orderByEnd(keys []time.Duration, shards []uint8, k int) []int32 {
 	n := len(keys)
-	order := make([]int32, n, 3*n+1) // with the room sortRuns needs
+	room := n // a small selection most likely needs no more
+	if n > maxInsert {
+		room = 3*n + 1 // the room sortRuns needs
+	}
+	order := make([]int32, n, room)
 	for p := range order {
 		order[p] = int32(p)
 	}
 	if inOrder(keys, shards) {
 		return order
 	}
-	if n <= maxInsert && insertSort(keys[n:2*n], order, keys, shards) {
-		return order
+	if n <= maxInsert {
+		if insertSort(keys[n:2*n], order, keys, shards) {
+			return order
+		}
+		order = append(make([]int32, 0, 3*n+1), order...)
 	}
 	if shards != nil {
 		var next [maxParts + 1]int // where the next index of each shard goes
