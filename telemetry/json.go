@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -69,25 +71,34 @@ func appendEvent(b []byte, m *EventMetrics) []byte {
 // quotient and d has at most 15 digits, the shortest decimal that reads
 // back as that float is d's exact decimal (two decimals of at most 15
 // significant digits are further apart than a float's precision).
+//
+// Below one second d.Seconds() is float64(d)/1e9 by definition, so the
+// check, two float divisions, is needed only from one second up.
 func appendSeconds(b []byte, d time.Duration) []byte {
-	if d < 0 || d >= 1e15 || d.Seconds() != float64(d)/1e9 {
+	if d < 0 || d >= 1e15 || d >= time.Second && d.Seconds() != float64(d)/1e9 {
 		return strconv.AppendFloat(b, d.Seconds(), 'f', -1, 64)
 	}
-	b = strconv.AppendInt(b, int64(d/time.Second), 10)
-	ns := int(d % time.Second)
+	b = appendInt(b, int64(d/time.Second))
+	ns := uint32(d % time.Second)
 	if ns == 0 {
 		return b
 	}
-	buf := [10]byte{'.'}
-	for i := 9; i > 0; i-- {
-		buf[i] = byte('0' + ns%10)
-		ns /= 10
+	n := len(b)
+	if cap(b)-n < 10 {
+		b = slices.Grow(b, 10)
 	}
-	n := 10
-	for buf[n-1] == '0' {
-		n--
+	t := (*[10]byte)(b[n : n+10])
+	t[0], t[1] = '.', byte('0'+ns/100_000_000)
+	hi, lo := ns/10_000%10_000, ns%10_000
+	*(*[2]byte)(t[2:4]) = digitPairs[hi/100]
+	*(*[2]byte)(t[4:6]) = digitPairs[hi%100]
+	*(*[2]byte)(t[6:8]) = digitPairs[lo/100]
+	*(*[2]byte)(t[8:10]) = digitPairs[lo%100]
+	k := 10
+	for t[k-1] == '0' {
+		k--
 	}
-	return append(b, buf[:n]...)
+	return b[:n+k]
 }
 
 // appendSpan appends the trace fields of a traced record; a record that is
@@ -125,6 +136,207 @@ func appendNetwork(b []byte, m *NetworkMetrics) []byte {
 	b = append(b, `,"latency_seconds":`...)
 	b = appendSeconds(b, m.Latency())
 	b = appendSpan(b, m.Span)
+	return append(b, '}')
+}
+
+// A recordWriter appends the documents of a Recorder's records straight
+// from their stored form, byte for byte as appendEvent and appendNetwork
+// append those of the records' metrics, without making the EventMetrics or
+// NetworkMetrics (and their time.Time values) first. It formats a time
+// from the epoch's Unix nanoseconds plus the record's offset, reusing the
+// date and minute of the time before (the records of a report mostly share
+// them). A record with an offset too far from the epoch for that sum, or
+// with a status code it does not know, is left to the general encoders.
+type recordWriter struct {
+	c    clock
+	fast bool // the epoch is near enough to 1970 for epochNano + offset
+	// head is the text of the time before, whose second since 1970 is
+	// sec (or head is unset, and sec is math.MaxUint64), and minute its
+	// minute.
+	sec    uint64
+	minute uint64
+	head   [timeLen]byte
+	// pid is the text of the process id written last, pidText[:pidLen]:
+	// the records of a report mostly share it.
+	pid     int32
+	pidLen  int
+	pidText [len("-2147483648")]byte
+}
+
+// timeLen is the length of a time in timeLayout in years 0 to 9999.
+const timeLen = len("2006-01-02T15:04:05.000000000Z")
+
+// maxOffset bounds the offsets recordWriter formats itself: with the epoch
+// within 2^32 seconds of 1970, epochNano plus an offset cannot overflow,
+// and the times are within years 0 to 9999.
+const maxOffset = 1 << 61
+
+func newRecordWriter(c clock) recordWriter {
+	s := c.epoch.Unix()
+	return recordWriter{c: c, fast: s > -1<<32 && s < 1<<32, sec: math.MaxUint64, minute: math.MaxUint64}
+}
+
+// near reports whether the time at offset d is one w formats itself.
+func (w *recordWriter) near(d time.Duration) bool {
+	return w.fast && d > -maxOffset && d < maxOffset
+}
+
+// nearRun reports whether w formats the start and end of a record itself:
+// then Sub and After on their times give the exact differences of the
+// offsets, and the end is not the zero Time.
+func (w *recordWriter) nearRun(start, dur time.Duration, status statusCode) bool {
+	return w.near(start) && dur >= 0 && dur < maxOffset && w.near(start+dur) && status <= failed
+}
+
+// appendTime appends the time at offset d, which must be near, as
+// appendTime(b, w.c.time(d)) does: into b's spare room, from the text of
+// the time before, of which a time in the same second needs only its
+// nanoseconds written.
+func (w *recordWriter) appendTime(b []byte, d time.Duration) []byte {
+	u := w.c.epochNano + int64(d)
+	if u < 0 { // before 1970: rare enough to leave to the general code
+		return appendTime(b, w.c.time(d))
+	}
+	sec := uint64(u) / 1e9
+	ns := uint32(uint64(u) - sec*1e9)
+	if sec != w.sec {
+		w.setSecond(sec)
+	}
+	n := len(b)
+	if cap(b)-n < timeLen {
+		b = slices.Grow(b, timeLen)
+	}
+	b = b[:n+timeLen]
+	t := (*[timeLen]byte)(b[n:])
+	*t = w.head
+	t[20] = byte('0' + ns/100_000_000)
+	hi, lo := ns/10_000%10_000, ns%10_000
+	*(*[2]byte)(t[21:23]) = digitPairs[hi/100]
+	*(*[2]byte)(t[23:25]) = digitPairs[hi%100]
+	*(*[2]byte)(t[25:27]) = digitPairs[lo/100]
+	*(*[2]byte)(t[27:29]) = digitPairs[lo%100]
+	return b
+}
+
+// setSecond sets the head to the text of sec, seconds since 1970 UTC.
+func (w *recordWriter) setSecond(sec uint64) {
+	const secsPerDay = 24 * 60 * 60
+	h := &w.head
+	if minute := sec / 60; minute != w.minute {
+		days, sod := sec/secsPerDay, sec%secsPerDay
+		y, m, d := civil(int64(days))
+		put2(h[0:], int(y/100))
+		put2(h[2:], int(y%100))
+		h[4], h[7], h[10], h[13], h[16], h[19], h[29] = '-', '-', 'T', ':', ':', '.', 'Z'
+		put2(h[5:], int(m))
+		put2(h[8:], int(d))
+		put2(h[11:], int(sod/3600))
+		put2(h[14:], int(sod/60%60))
+		w.minute = minute
+	}
+	put2(h[17:], int(sec%60))
+	w.sec = sec
+}
+
+// appendEnd appends, after the start time's digits, the rest of the start
+// time, the end time and the status of a record whose start and duration
+// are near.
+func (w *recordWriter) appendEnd(b []byte, start, dur time.Duration, status statusCode) []byte {
+	switch status {
+	case completed:
+		b = append(b, `","end_time":"`...)
+		b = w.appendTime(b, start+dur)
+		return append(b, `","status":"completed"`...)
+	case failed:
+		b = append(b, `","end_time":"`...)
+		b = w.appendTime(b, start+dur)
+		return append(b, `","status":"failed"`...)
+	}
+	return append(b, `","end_time":null,"status":"pending"`...)
+}
+
+// appendEvent appends the document of the event record r of taskID, as
+// appendEvent(b, r.metrics(w.c, taskID)) does.
+func (w *recordWriter) appendEvent(b []byte, taskID string, r *eventRecord) []byte {
+	if !w.nearRun(r.start, r.dur, r.status) || r.hasEnq && !w.near(r.enq) {
+		m := r.metrics(w.c, taskID)
+		return appendEvent(b, &m)
+	}
+	b = append(b, `{"metric_type":"event","event_name":`...)
+	b = appendString(b, r.name)
+	b = append(b, `,"task_id":`...)
+	b = appendString(b, taskID)
+	b = append(b, `,"start_time":"`...)
+	b = w.appendTime(b, r.start)
+	b = w.appendEnd(b, r.start, r.dur, r.status)
+	b = append(b, `,"error":`...)
+	b = appendOptString(b, r.err)
+	b = append(b, `,"retry_count":`...)
+	b = appendInt(b, int64(r.retries))
+	b = append(b, `,"process_id":`...)
+	switch {
+	case r.pid == 0:
+		b = append(b, "null"...)
+	case r.pid == w.pid && w.pidLen > 0:
+		b = append(b, w.pidText[:w.pidLen]...)
+	default:
+		n := len(b)
+		b = appendInt(b, int64(r.pid))
+		w.pid, w.pidLen = r.pid, copy(w.pidText[:], b[n:])
+	}
+	b = append(b, `,"pipeline_id":`...)
+	b = appendOptString(b, r.pipelineID)
+	b = append(b, `,"duration_seconds":`...)
+	if r.status == pending {
+		b = append(b, '0')
+	} else {
+		b = appendSeconds(b, r.dur)
+	}
+	if r.hasEnq {
+		b = append(b, `,"enqueue_time":"`...)
+		b = w.appendTime(b, r.enq)
+		b = append(b, `","wait_seconds":`...)
+		b = appendSeconds(b, max(r.start-r.enq, 0))
+	}
+	if r.span.IsValid() {
+		b = appendSpan(b, r.span)
+	}
+	return append(b, '}')
+}
+
+// appendNetwork appends the document of the network record r of taskID,
+// as appendNetwork(b, r.metrics(w.c, taskID)) does.
+func (w *recordWriter) appendNetwork(b []byte, taskID string, r *networkRecord) []byte {
+	if !w.nearRun(r.start, r.dur, r.status) {
+		m := r.metrics(w.c, taskID)
+		return appendNetwork(b, &m)
+	}
+	b = append(b, `{"metric_type":"network","task_id":`...)
+	b = appendString(b, taskID)
+	b = append(b, `,"operation":`...)
+	b = appendString(b, r.operation)
+	b = append(b, `,"host":`...)
+	b = appendString(b, r.host)
+	b = append(b, `,"port":`...)
+	b = appendInt(b, int64(r.port))
+	b = append(b, `,"start_time":"`...)
+	b = w.appendTime(b, r.start)
+	b = w.appendEnd(b, r.start, r.dur, r.status)
+	b = append(b, `,"bytes_sent":`...)
+	b = appendInt(b, r.sent)
+	b = append(b, `,"bytes_received":`...)
+	b = appendInt(b, r.received)
+	b = append(b, `,"error":`...)
+	b = appendOptString(b, r.err)
+	b = append(b, `,"latency_seconds":`...)
+	if r.status == pending {
+		b = append(b, '0')
+	} else {
+		b = appendSeconds(b, r.dur)
+	}
+	if r.span.IsValid() {
+		b = appendSpan(b, r.span)
+	}
 	return append(b, '}')
 }
 
@@ -173,13 +385,59 @@ func appendTime(b []byte, t time.Time) []byte {
 	return append(b, buf[:]...)
 }
 
+// twoDigits holds the numbers 0 to 99 as two decimal digits each.
+const twoDigits = "00010203040506070809101112131415161718192021222324252627282930313233343536373839" +
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879" +
+	"8081828384858687888990919293949596979899"
+
 // put2 writes v, 0 to 99, as two decimal digits.
 func put2(b []byte, v int) {
-	const digits = "00010203040506070809101112131415161718192021222324252627282930313233343536373839" +
-		"40414243444546474849505152535455565758596061626364656667686970717273747576777879" +
-		"8081828384858687888990919293949596979899"
-	b[0], b[1] = digits[2*v], digits[2*v+1]
+	b[0], b[1] = twoDigits[2*v], twoDigits[2*v+1]
 }
+
+// appendInt appends v in decimal, as strconv.AppendInt(b, v, 10) does,
+// writing the values from 0 to 99,999,999 itself, two digits at a time,
+// into b's spare room.
+func appendInt(b []byte, v int64) []byte {
+	if v < 0 || v >= 100_000_000 {
+		return strconv.AppendInt(b, v, 10)
+	}
+	if v < 10 {
+		return append(b, byte('0'+v))
+	}
+	u := uint32(v)
+	n := 2 // digits
+	for x := u / 100; x > 0; x /= 10 {
+		n++
+	}
+	m := len(b)
+	if cap(b)-m < n {
+		b = slices.Grow(b, n)
+	}
+	b = b[:m+n]
+	t := b[m : m+n]
+	for i := n; u >= 100; i -= 2 {
+		q := u / 100
+		p := &digitPairs[u-q*100]
+		t[i-2], t[i-1] = p[0], p[1]
+		u = q
+	}
+	if u >= 10 {
+		p := &digitPairs[u]
+		t[0], t[1] = p[0], p[1]
+	} else {
+		t[0] = byte('0' + u)
+	}
+	return b
+}
+
+// digitPairs holds the numbers 0 to 99 as two decimal digits each.
+var digitPairs = func() (p [100][2]byte) {
+	for i := range p {
+		p[i] = [2]byte{twoDigits[2*i], twoDigits[2*i+1]}
+	}
+	return p
+}()
 
 // lastDay is the last day civilCached converted: the records of a report
 // or a file mostly share their day.
@@ -230,15 +488,95 @@ func appendOptString(b []byte, s string) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// jsonPlain marks the bytes that appendString copies as they are: the
+// ASCII characters from the space up, but the quote and the backslash.
+var jsonPlain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
 // encoding/json does, so the output is always valid JSON.
 func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
+	i := plainPrefix(s)
+	if i == len(s) { // nothing to escape: the common case
+		n := len(b)
+		if cap(b)-n < len(s)+2 {
+			b = slices.Grow(b, len(s)+2)
+		}
+		b = b[:n+len(s)+2]
+		b[n] = '"'
+		copy(b[n+1:], s)
+		b[n+1+len(s)] = '"'
+		return b
+	}
+	return appendEscaped(append(b, '"'), s, i)
+}
+
+// plainPrefix returns the length of the longest prefix of s whose bytes
+// are all jsonPlain. It tests 8 bytes at a time: a word x holds a byte
+// that is not jsonPlain if one has its high bit set, or is below 0x20
+// (x - 0x20 in that byte borrows), or is a quote or a backslash (x xor
+// the byte repeated has a zero byte); each test is exact for the word as
+// a whole.
+func plainPrefix(s string) int {
+	const (
+		ones = 0x0101010101010101
+		high = 0x8080808080808080
+	)
+	special := func(x uint64) bool {
+		q, bs := x^('"'*ones), x^('\\'*ones)
+		return (x|(x-0x20*ones)&^x|(q-ones)&^q|(bs-ones)&^bs)&high != 0
+	}
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		if special(word(s, i)) {
+			break
+		}
+	}
+	if i < len(s) && i+8 > len(s) {
+		switch {
+		case i >= 8: // the last 8 bytes, which overlap the words before
+			if !special(word(s, len(s)-8)) {
+				return len(s)
+			}
+		case len(s) >= 4: // the first and the last 4 bytes, which overlap
+			if !special(uint64(word4(s, 0)) | uint64(word4(s, len(s)-4))<<32) {
+				return len(s)
+			}
+		}
+	}
+	for i < len(s) && jsonPlain[s[i]] {
+		i++
+	}
+	return i
+}
+
+// word4 returns the 4 bytes of s from i as a little-endian word.
+func word4(s string, i int) uint32 {
+	s = s[i : i+4]
+	return uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24
+}
+
+// word returns the 8 bytes of s from i as a little-endian word (one load
+// where the machine allows it).
+func word(s string, i int) uint64 {
+	s = s[i : i+8]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+// appendEscaped appends the rest of the JSON string s and its closing
+// quote, from s[i], the first byte that is not jsonPlain; the opening
+// quote is in b already.
+func appendEscaped(b []byte, s string, i int) []byte {
 	start := 0
-	for i := 0; i < len(s); {
+	for i < len(s) {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
+			if jsonPlain[c] {
 				i++
 				continue
 			}

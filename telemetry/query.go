@@ -11,7 +11,7 @@ import (
 func (n *Network) FailedOperations() []NetworkMetrics {
 	var out []NetworkMetrics
 	n.r.network.Locked(func(v *store.View[networkRecord, networkTotals]) {
-		out = store.Failed(v, n.r.networkMetrics)
+		out = store.Failed(v, n.r.fillNetwork())
 	})
 	return out
 }
@@ -25,7 +25,7 @@ func (n *Network) SlowOperations(threshold time.Duration) ([]NetworkMetrics, err
 	}
 	var out []NetworkMetrics
 	n.r.network.Locked(func(v *store.View[networkRecord, networkTotals]) {
-		out = store.Slower(v, threshold, n.r.networkMetrics)
+		out = store.Slower(v, threshold, n.r.fillNetwork())
 	})
 	return out, nil
 }
@@ -35,7 +35,7 @@ func (n *Network) SlowOperations(threshold time.Duration) ([]NetworkMetrics, err
 func (r *Recorder) FailedEvents() []EventMetrics {
 	var out []EventMetrics
 	r.events.Locked(func(v *store.View[eventRecord, eventTotals]) {
-		out = store.Failed(v, r.eventMetrics)
+		out = store.Failed(v, r.fillEvent())
 	})
 	return out
 }
@@ -49,7 +49,7 @@ func (r *Recorder) SlowEvents(threshold time.Duration) ([]EventMetrics, error) {
 	}
 	var out []EventMetrics
 	r.events.Locked(func(v *store.View[eventRecord, eventTotals]) {
-		out = store.Slower(v, threshold, r.eventMetrics)
+		out = store.Slower(v, threshold, r.fillEvent())
 	})
 	return out, nil
 }
@@ -104,7 +104,7 @@ func (r *Recorder) WaitedEvents(threshold time.Duration) ([]EventMetrics, error)
 		out = store.Finished(v, func(rec *eventRecord) bool {
 			w, ok := rec.wait()
 			return ok && w > threshold
-		}, r.eventMetrics)
+		}, r.fillEvent())
 	})
 	return out, nil
 }
@@ -155,7 +155,20 @@ func thresholdError(d time.Duration) error {
 	return &valueError{err: ErrNegativeThreshold, value: d.String()}
 }
 
-// eventMetrics and networkMetrics make the records that queries return.
+// fillEvent and fillNetwork return the functions that set the records
+// queries return.
+func (r *Recorder) fillEvent() func(*EventMetrics, store.Entry[eventRecord]) {
+	c := &r.clock
+	return func(m *EventMetrics, e store.Entry[eventRecord]) { e.Rec.fill(m, c, e.TaskID) }
+}
+
+func (r *Recorder) fillNetwork() func(*NetworkMetrics, store.Entry[networkRecord]) {
+	c := &r.clock
+	return func(m *NetworkMetrics, e store.Entry[networkRecord]) { e.Rec.fill(m, c, e.TaskID) }
+}
+
+// eventMetrics and networkMetrics make the records of the pending runs
+// and of the latest run of a task id.
 func (r *Recorder) eventMetrics(e *store.Entry[eventRecord]) EventMetrics {
 	return e.Rec.metrics(r.clock, e.TaskID)
 }

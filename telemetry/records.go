@@ -189,6 +189,23 @@ func (r *eventRecord) metrics(c clock, taskID string) EventMetrics {
 	return m
 }
 
+// fill sets every field of m to those of r.metrics(*c, taskID), in place:
+// queries fill the records they return in their result, without copying
+// them from one variable to another.
+func (r *eventRecord) fill(m *EventMetrics, c *clock, taskID string) {
+	m.EventName, m.TaskID = r.name, taskID
+	m.StartTime, m.EndTime, m.EnqueueTime = c.time(r.start), time.Time{}, time.Time{}
+	if r.status != pending {
+		m.EndTime = c.time(r.start + r.dur)
+	}
+	if r.hasEnq {
+		m.EnqueueTime = c.time(r.enq)
+	}
+	m.Status, m.Error, m.PipelineID = r.status.status(), r.err, r.pipelineID
+	m.RetryCount, m.ProcessID = int(r.retries), int(r.pid)
+	m.Span = r.span
+}
+
 // DefaultOperation is the operation name StartOperation records when it is
 // given an empty one.
 const DefaultOperation = "remote_call"
@@ -259,4 +276,16 @@ func (r *networkRecord) metrics(c clock, taskID string) NetworkMetrics {
 		m.EndTime = c.time(r.start + r.dur)
 	}
 	return m
+}
+
+// fill sets every field of m to those of r.metrics(*c, taskID), in place,
+// as eventRecord.fill does.
+func (r *networkRecord) fill(m *NetworkMetrics, c *clock, taskID string) {
+	m.TaskID, m.Operation, m.Host, m.Port = taskID, r.operation, r.host, int(r.port)
+	m.StartTime, m.EndTime = c.time(r.start), time.Time{}
+	if r.status != pending {
+		m.EndTime = c.time(r.start + r.dur)
+	}
+	m.Status, m.BytesSent, m.BytesReceived, m.Error = r.status.status(), r.sent, r.received, r.err
+	m.Span = r.span
 }

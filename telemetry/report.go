@@ -65,20 +65,127 @@ func (r *Recorder) snapshot(rep *Report) ([]store.Entry[eventRecord], []store.En
 // those of [Report], in snake_case; each record is the document of
 // [FormatMetrics].
 func (r *Recorder) MetricsJSON() ([]byte, error) {
-	var rep Report
-	evs, nets := r.snapshot(&rep)
-	b := make([]byte, 0, 320*(len(evs)+len(nets)+1))
-	return appendReport(b, &rep, func(b []byte) []byte {
-		return appendList(b, evs, func(b []byte, e *store.Entry[eventRecord]) []byte {
-			m := e.Rec.metrics(r.clock, e.TaskID)
-			return appendEvent(b, &m)
-		})
-	}, func(b []byte) []byte {
-		return appendList(b, nets, func(b []byte, e *store.Entry[networkRecord]) []byte {
-			m := e.Rec.metrics(r.clock, e.TaskID)
-			return appendNetwork(b, &m)
-		})
+	// The records are copied under the locks, in their stored form, and
+	// written from there into an output allocated once at about its
+	// final size.
+	rep := Report{GeneratedAt: time.Now()}
+	var (
+		evs  *store.Copy[eventRecord]
+		nets *store.Copy[networkRecord]
+	)
+	r.events.Locked(func(v *store.View[eventRecord, eventTotals]) {
+		evs = v.Copy((*eventRecord).setRetries)
+		rep.RetryStats.add(v)
+		rep.Stats.addEvents(v)
 	})
+	r.network.Locked(func(v *store.View[networkRecord, networkTotals]) {
+		nets = v.Copy(nil)
+		rep.Stats.addNetwork(v)
+	})
+	rep.Stats.Publishers = r.PublisherStats()
+	rs, err := json.Marshal(rep.RetryStats)
+	if err != nil {
+		return nil, err
+	}
+	st, err := json.Marshal(rep.Stats)
+	if err != nil {
+		return nil, err
+	}
+	tail := len(`],"retry_stats":`) + len(rs) + len(reportStats) + len(st) + 1
+	netSize := nets.Len()*maxNetworkJSON + nets.StringBytes() + tail
+	evSize := evs.Len()*maxEventJSON + evs.StringBytes() + len(reportNetwork) + netSize
+	b := make([]byte, 0, len(reportHead)+timeLen+len(reportEvents)+evSize)
+	b = append(b, reportHead...)
+	b = rep.GeneratedAt.UTC().AppendFormat(b, timeLayout)
+	b = append(b, reportEvents...)
+	w := newRecordWriter(r.clock)
+	from := len(b)
+	for k := range evs.Len() {
+		ev := evs.At(k)
+		b = grow(b, eventBound(ev.TaskID, &ev.Rec), len(b)-from, k, evs.Len(), len(reportNetwork)+netSize)
+		if k > 0 {
+			b = append(b, ',')
+		}
+		b = w.appendEvent(b, ev.TaskID, &ev.Rec)
+	}
+	b = append(b, reportNetwork...)
+	from = len(b)
+	for k := range nets.Len() {
+		op := nets.At(k)
+		b = grow(b, networkBound(op.TaskID, &op.Rec), len(b)-from, k, nets.Len(), tail)
+		if k > 0 {
+			b = append(b, ',')
+		}
+		b = w.appendNetwork(b, op.TaskID, &op.Rec)
+	}
+	b = append(b, `],"retry_stats":`...)
+	b = append(b, rs...)
+	b = append(b, reportStats...)
+	b = append(b, st...)
+	return append(b, '}'), nil
+}
+
+// The fixed parts of the report document.
+const (
+	reportHead    = `{"generated_at":"`
+	reportEvents  = `","events":[`
+	reportNetwork = `],"network_operations":[`
+	reportStats   = `,"stats":`
+)
+
+// grow returns b with room for the comma and the document of record k of
+// the n of a list, which takes at most need bytes; the k records before it
+// took done bytes. When it must grow b, it makes room for what those took
+// on average for each record left, plus rest for what follows the list, so
+// that a report whose records are larger than its first estimate (escaped
+// strings, enqueue times, spans) is copied once or twice, not at every
+// doubling.
+func grow(b []byte, need, done, k, n, rest int) []byte {
+	if need++; cap(b)-len(b) >= need {
+		return b
+	}
+	avg := done / max(k, 1)
+	nb := make([]byte, len(b), len(b)+need+(n-k-1)*max(avg, need/2)+rest)
+	copy(nb, b)
+	return nb
+}
+
+// maxSecondsLen is the most bytes appendSeconds appends.
+const maxSecondsLen = 24
+
+// maxEventJSON is the most bytes the document of an event record takes
+// besides the bytes of its strings, when it has no enqueue time and no
+// span and its strings need no escaping; eventBound adds the rest.
+const maxEventJSON = len(`{"metric_type":"event","event_name":"","task_id":"","start_time":"`) + timeLen +
+	len(`","end_time":"`) + timeLen + len(`","status":"completed","error":null,"retry_count":-2147483648`) +
+	len(`,"process_id":-2147483648,"pipeline_id":null,"duration_seconds":`) + maxSecondsLen + len(`}`)
+
+// maxNetworkJSON is maxEventJSON for network records.
+const maxNetworkJSON = len(`{"metric_type":"network","task_id":"","operation":"","host":"","port":65535,"start_time":"`) +
+	timeLen + len(`","end_time":"`) + timeLen + len(`","status":"completed","bytes_sent":-9223372036854775808`) +
+	len(`,"bytes_received":-9223372036854775808,"error":null,"latency_seconds":`) + maxSecondsLen + len(`}`)
+
+// maxEnqueueJSON and maxSpanJSON are the most bytes of the optional parts.
+const (
+	maxEnqueueJSON = len(`,"enqueue_time":"`) + timeLen + len(`","wait_seconds":`) + maxSecondsLen
+	maxSpanJSON    = len(`,"trace_id":"00000000000000000000000000000000","span_id":"0000000000000000","trace_sampled":false`)
+)
+
+// maxEscaped is the most bytes appendString writes for one byte of its
+// string (a control character becomes \u00XX).
+const maxEscaped = 6
+
+// eventBound returns the most bytes the document of the event record r of
+// taskID takes (with room for an enqueue time and a span, which few
+// records have: checking for them costs more than the room).
+func eventBound(taskID string, r *eventRecord) int {
+	return maxEventJSON + maxEnqueueJSON + maxSpanJSON + maxEscaped*(len(taskID)+len(r.name)+len(r.err)+len(r.pipelineID))
+}
+
+// networkBound returns the most bytes the document of the network record
+// r of taskID takes.
+func networkBound(taskID string, r *networkRecord) int {
+	return maxNetworkJSON + maxSpanJSON + maxEscaped*(len(taskID)+len(r.operation)+len(r.host)+len(r.err))
 }
 
 // WriteJSON writes the report of r to w, as MetricsJSON returns it.

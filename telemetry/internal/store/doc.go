@@ -63,9 +63,11 @@
 //
 // Reading a record back copies its strings out of the slabs: a query copies
 // those of the records it returns into one allocation of its own, so that
-// what it returns never shares memory that the ring reuses. The pending
-// runs, the batches and the delivery buffers hold records as they are,
-// pointers included: they are few.
+// what it returns never shares memory that the ring reuses. A [Copy], which
+// the JSON report takes, copies the retained records and their blocks'
+// slabs as they are, in a few large moves, into memory of its own that
+// holds no pointers either. The pending runs, the batches and the delivery
+// buffers hold records as they are, pointers included: they are few.
 //
 // # Queries
 //
@@ -73,10 +75,11 @@
 // recording takes them in), moves every batch into the
 // ring, and hands a [View] to its caller: one consistent snapshot, in which
 // a run is pending or finished, never neither. Results come oldest end
-// first: the ring holds each shard's records in about end order, so a
-// query groups what it selected by shard and merges the sorted runs that
-// leaves, moving positions and keys, not records (a sorted selection costs
-// one pass).
+// first, sorting positions and keys, not records: a selection in order
+// already costs one pass, a small one nearly in order is put in order in
+// place, and any other is grouped by shard (the ring holds each shard's
+// records in about end order) and the sorted runs that leaves are merged
+// (see orderByEnd). A Copy is sorted after the locks are released.
 //
 // # Delivery buffers
 //

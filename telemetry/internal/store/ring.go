@@ -291,19 +291,58 @@ func (g *ring[R]) push(e *Entry[R], end, dur time.Duration, failed bool) {
 }
 
 // read writes the record at ring position i, which must hold one, into
-// e. Its strings are copies in a; with a nil arena they are views of the
-// ring's memory instead, valid only until the table is unlocked, for a
-// caller that keeps none of them.
+// e, field by field (for a caller whose e is on the heap anyway, a copy of
+// the whole record from get would cost more). Its strings are copies in a;
+// with a nil arena they are views of the ring's memory instead, valid only
+// until the table is unlocked, for a caller that keeps none of them.
 func (g *ring[R]) read(i int, a *arena, e *Entry[R]) {
 	b := g.blocks[i>>blockShift]
 	s, plain := b.at(i&blockMask, &g.lay)
+	sl := b.slabs[s.gen&1]
 	e.hash = s.hash
 	copy(g.lay.plain(unsafe.Pointer(&e.Rec)), plain)
-	e.TaskID = a.string(b.view(s.gen, s.task), -1)
 	strs := g.lay.strings(unsafe.Pointer(&e.Rec))
-	for k := range strs {
-		strs[k] = a.string(b.view(s.gen, s.strs[k]), k)
+	if a == nil {
+		e.TaskID = slabString(sl, s.task)
+		for k := range strs {
+			strs[k] = slabString(sl, s.strs[k])
+		}
+		return
 	}
+	e.TaskID = a.copy(sl, s.task)
+	for k := range strs {
+		strs[k] = a.copyField(sl, s.strs[k], k)
+	}
+}
+
+// get returns the record at ring position i, which must hold one, with
+// its strings copied in a. It builds the record in a variable of its own,
+// on the stack, so that setting its strings costs no write barriers while
+// the garbage collector marks.
+func (g *ring[R]) get(i int, a *arena) (e Entry[R]) {
+	b := g.blocks[i>>blockShift]
+	s, plain := b.at(i&blockMask, &g.lay)
+	sl := b.slabs[s.gen&1]
+	e.hash = s.hash
+	copy(g.lay.plain(unsafe.Pointer(&e.Rec)), plain)
+	strs := g.lay.strings(unsafe.Pointer(&e.Rec))
+	e.TaskID = a.copy(sl, s.task)
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(sl)))
+	for k := range strs {
+		ref := s.strs[k]
+		if ref.n == 0 {
+			continue
+		}
+		// As a.copyField does, written out here, where the compiler sees
+		// that e is on the stack.
+		if l := &a.last[k]; l.from == base+uintptr(ref.off) && l.n == int(ref.n) {
+			strs[k] = unsafe.String(&a.buf[l.off], l.n)
+			continue
+		}
+		strs[k] = a.copy(sl, ref)
+		a.last[k].from, a.last[k].off, a.last[k].n = base+uintptr(ref.off), a.n-int(ref.n), int(ref.n)
+	}
+	return e
 }
 
 // end returns the end of the record at ring position i.
@@ -355,13 +394,25 @@ func (g *ring[R]) eachFailed(f func(i int)) {
 }
 
 // eachSlower calls f with the position of every retained record that took
-// longer than d, oldest first, reading only the durations of the others.
+// longer than d, oldest first, reading only the durations of the others,
+// eight at a time.
 func (g *ring[R]) eachSlower(d time.Duration, f func(i int)) {
 	g.segments(func(lo, hi int) {
-		durs := g.blocks[lo>>blockShift].durs
-		for i := lo; i < hi; i++ {
-			if durs[i&blockMask] > d {
-				f(i)
+		durs := g.blocks[lo>>blockShift].durs[lo&blockMask : (hi-1)&blockMask+1]
+		j := 0
+		for ; j+8 <= len(durs); j += 8 {
+			q := (*[8]time.Duration)(durs[j : j+8])
+			if max(max(q[0], q[1]), max(q[2], q[3]), max(max(q[4], q[5]), max(q[6], q[7]))) > d {
+				for k := j; k < j+8; k++ {
+					if durs[k] > d {
+						f(lo + k)
+					}
+				}
+			}
+		}
+		for ; j < len(durs); j++ {
+			if durs[j] > d {
+				f(lo + j)
 			}
 		}
 	})
@@ -437,15 +488,19 @@ func (g *ring[R]) catchUp() {
 // chunks shared by many strings, so that a query copies them with a few
 // allocations rather than one per string. A string keeps its whole chunk
 // alive. The zero arena is ready to use; a nil *arena makes views instead
-// of copies (see [ring.read]).
+// of copies (see [ring.read]). Copying a string writes no pointer but the
+// string itself (the chunk is set when it is allocated, and what the
+// fields last copied were is kept as offsets), so that copies cost no
+// write barriers while the garbage collector marks.
 type arena struct {
-	buf []byte
-	// last holds, for each string field, the last string copied and the
-	// view it was copied from, so that a field repeated from record to
-	// record (an event name) is copied once.
+	buf []byte // the current chunk, to its capacity
+	n   int    // the bytes of buf in use
+	// last holds, for each string field, where in a slab the last string
+	// copied for it was, and where its copy is in buf, so that a field
+	// repeated from record to record (an event name) is copied once.
 	last [maxStrings]struct {
-		from *byte
-		s    string
+		from   uintptr // the address of its bytes in the slab; 0 if none
+		off, n int
 	}
 }
 
@@ -455,33 +510,48 @@ const arenaChunk = 16 << 10
 
 // grow makes room for n more bytes in the current chunk.
 func (a *arena) grow(n int) {
-	if a != nil && cap(a.buf)-len(a.buf) < n {
-		a.buf = make([]byte, 0, n)
+	if a != nil && len(a.buf)-a.n < n {
+		a.chunk(n)
 	}
 }
 
-// string returns v, a view of a ring's memory: a copy in a, or v itself if
-// a is nil. field is the string field v is read from (for the copies of
-// repeated fields), or -1 for the task id.
-func (a *arena) string(v string, field int) string {
-	if a == nil || v == "" {
-		return v
+// chunk starts a chunk of n bytes.
+func (a *arena) chunk(n int) {
+	a.buf, a.n = make([]byte, n), 0
+	a.last = [maxStrings]struct {
+		from   uintptr
+		off, n int
+	}{}
+}
+
+// copy returns a copy in a of the string ref locates in the slab sl.
+func (a *arena) copy(sl []byte, ref strRef) string {
+	if ref.n == 0 {
+		return ""
 	}
-	from := unsafe.StringData(v)
-	if field >= 0 {
-		if l := &a.last[field]; l.from == from && len(l.s) == len(v) {
-			return l.s
-		}
+	src := sl[ref.off : ref.off+ref.n]
+	if len(a.buf)-a.n < len(src) {
+		a.chunk(max(len(src), arenaChunk))
 	}
-	if cap(a.buf)-len(a.buf) < len(v) {
-		a.buf = make([]byte, 0, max(len(v), arenaChunk))
+	dst := a.buf[a.n : a.n+len(src)]
+	copy(dst, src)
+	a.n += len(src)
+	return unsafe.String(&dst[0], len(dst))
+}
+
+// copyField returns a copy in a of the string ref locates in the slab sl,
+// read from string field k: the copy made for the field before, if that
+// was of the same bytes of the slab.
+func (a *arena) copyField(sl []byte, ref strRef, k int) string {
+	if ref.n == 0 {
+		return ""
 	}
-	n := len(a.buf)
-	a.buf = append(a.buf, v...)
-	s := unsafe.String(&a.buf[n], len(v))
-	if field >= 0 {
-		a.last[field].from, a.last[field].s = from, s
+	from := uintptr(unsafe.Pointer(unsafe.SliceData(sl))) + uintptr(ref.off)
+	if l := &a.last[k]; l.from == from && l.n == int(ref.n) {
+		return unsafe.String(&a.buf[l.off], l.n)
 	}
+	s := a.copy(sl, ref)
+	a.last[k].from, a.last[k].off, a.last[k].n = from, a.n-len(s), len(s)
 	return s
 }
 

@@ -82,10 +82,10 @@ func TestRingKeepsStrings(t *testing.T) {
 							failed = append(failed, e)
 						}
 					}
-					if got := Failed(v, func(e *Entry[srec]) Entry[srec] { return *e }); !sameEntries(got, failed) {
+					if got := Failed(v, func(dst *Entry[srec], e Entry[srec]) { *dst = e }); !sameEntries(got, failed) {
 						t.Fatalf("after %d records: the failed records differ from what was recorded", i+1)
 					}
-					if got := Finished(v, func(r *srec) bool { return r.name == "load" }, func(e *Entry[srec]) string { return e.TaskID }); len(got) != count(snap, "load") {
+					if got := Finished(v, func(r *srec) bool { return r.name == "load" }, func(dst *string, e Entry[srec]) { *dst = e.TaskID }); len(got) != count(snap, "load") {
 						t.Fatalf("after %d records: got %d records named load, want %d", i+1, len(got), count(snap, "load"))
 					}
 					for range 5 {

@@ -348,9 +348,10 @@ func (v *View[R, T]) Latest(taskID string, pending func(rec *R, retries int32)) 
 // Finished returns f of every retained finished record for which keep is
 // true (all of them if keep is nil), oldest end first. keep must not keep
 // the record it is given: its strings are views of the ring's memory. f,
-// here and in [Failed] and [Slower], is given each record in turn in the
-// same variable, with strings of its own: it must not keep the pointer.
-func Finished[R, T, M any](v *View[R, T], keep func(*R) bool, f func(*Entry[R]) M) []M {
+// here and in [Failed] and [Slower], is given a copy of each record, with
+// strings of its own, and the element of the result to set from it, zero:
+// it must not keep the pointer.
+func Finished[R, T, M any](v *View[R, T], keep func(*R) bool, f func(dst *M, e Entry[R])) []M {
 	g := &v.t.ring
 	var sel []int32
 	e := new(Entry[R]) // one for all: a pointer given to keep escapes
@@ -367,7 +368,7 @@ func Finished[R, T, M any](v *View[R, T], keep func(*R) bool, f func(*Entry[R]) 
 
 // Failed returns f of every retained finished record that failed, oldest
 // end first. It reads only the failed records.
-func Failed[R, T, M any](v *View[R, T], f func(*Entry[R]) M) []M {
+func Failed[R, T, M any](v *View[R, T], f func(dst *M, e Entry[R])) []M {
 	sel := make([]int32, 0, len(v.t.ring.failed)-v.t.ring.failedHead)
 	v.t.ring.eachFailed(func(i int) { sel = append(sel, int32(i)) })
 	return collect(v, sel, f)
@@ -375,60 +376,55 @@ func Failed[R, T, M any](v *View[R, T], f func(*Entry[R]) M) []M {
 
 // Slower returns f of every retained finished record that took longer than
 // d, oldest end first. It reads only the durations of the others.
-func Slower[R, T, M any](v *View[R, T], d time.Duration, f func(*Entry[R]) M) []M {
+func Slower[R, T, M any](v *View[R, T], d time.Duration, f func(dst *M, e Entry[R])) []M {
 	var sel []int32
 	v.t.ring.eachSlower(d, func(i int) { sel = append(sel, int32(i)) })
 	return collect(v, sel, f)
 }
 
 // sorted returns the order of sel, ring positions, by end: the indexes in
-// sel of its records, the one that ended first first, records of equal end
-// in the order of sel. The ring holds the shards' batches one after the
-// other, and each shard's records in about end order (two goroutines may
-// take a shard's lock in the other order than they read the clock): so a
-// large selection is first grouped by shard, keeping its order within
-// each, which leaves about one sorted run per shard for sortRuns to merge.
-func (v *View[R, T]) sorted(sel []int32) []int32 {
+// sel of its records, the one that ended first first (see [orderByEnd]
+// for the order of equal ends); and the bytes of their strings, task ids
+// included, what copying them takes in an arena at most. The ring holds
+// the shards' batches one after the other, and each shard's records in
+// about end order (two goroutines may take a shard's lock in the other
+// order than they read the clock): so a large selection that is not in
+// order already is grouped by shard, keeping its order within each, which
+// leaves about one sorted run per shard to merge.
+func (v *View[R, T]) sorted(sel []int32) ([]int32, int) {
 	g := &v.t.ring
-	n, k := len(sel), len(v.t.shards)
-	order := make([]int32, n, 3*n+1) // with the room sortRuns needs
-	if k > 1 && n > stageSize {
-		var next [maxParts + 1]int // where the next index of each shard goes
-		for _, i := range sel {
-			_, s := g.slot(int(i))
-			next[s.hash&v.t.mask+1]++
-		}
-		for s := 1; s <= k; s++ {
-			next[s] += next[s-1]
-		}
-		for p, i := range sel {
-			_, s := g.slot(int(i))
-			order[next[s.hash&v.t.mask]] = int32(p)
-			next[s.hash&v.t.mask]++
-		}
-	} else {
-		for p := range order {
-			order[p] = int32(p)
-		}
-	}
+	n := len(sel)
 	keys := make([]time.Duration, n, 2*n)
-	for p, q := range order {
-		keys[p] = g.end(int(sel[q]))
+	var shards []uint8
+	if len(v.t.shards) > 1 && n > stageSize {
+		shards = make([]uint8, n)
 	}
-	return sortRuns(keys, order)
+	bytes := 0
+	for p, i := range sel {
+		_, s := g.slot(int(i))
+		keys[p] = s.end
+		if shards != nil {
+			shards[p] = uint8(s.hash & v.t.mask)
+		}
+		bytes += int(s.task.n) + int(s.strs[0].n) + int(s.strs[1].n) + int(s.strs[2].n)
+	}
+	return orderByEnd(keys, shards, len(v.t.shards)), bytes
 }
 
-func collect[R, T, M any](v *View[R, T], sel []int32, f func(*Entry[R]) M) []M {
+// collect returns f of the records at the ring positions sel, oldest end
+// first. The records are built and given to f on the stack, so that only
+// f's writes to the result cost write barriers while the garbage collector
+// marks.
+func collect[R, T, M any](v *View[R, T], sel []int32, f func(dst *M, e Entry[R])) []M {
 	if len(sel) == 0 {
 		return nil
 	}
+	order, bytes := v.sorted(sel)
 	var a arena
-	a.grow(v.t.ring.size(sel))
+	a.grow(bytes)
 	out := make([]M, len(sel))
-	e := new(Entry[R]) // one for all: a pointer given to f escapes
-	for i, p := range v.sorted(sel) {
-		v.t.ring.read(int(sel[p]), &a, e)
-		out[i] = f(e)
+	for i, p := range order {
+		f(&out[i], v.t.ring.get(int(sel[p]), &a))
 	}
 	return out
 }
@@ -441,9 +437,10 @@ func (v *View[R, T]) Snapshot(pending func(rec *R, retries int32)) []Entry[R] {
 	sel := make([]int32, 0, v.Retained())
 	g.each(func(i int) { sel = append(sel, int32(i)) })
 	out := make([]Entry[R], 0, len(sel)+v.NumPending())
+	order, bytes := v.sorted(sel)
 	var a arena
-	a.grow(g.size(sel))
-	for _, p := range v.sorted(sel) {
+	a.grow(bytes)
+	for _, p := range order {
 		out = out[:len(out)+1]
 		g.read(int(sel[p]), &a, &out[len(out)-1])
 	}

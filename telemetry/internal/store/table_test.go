@@ -251,7 +251,7 @@ func check(t *testing.T, round int, tb *Table[rec, totals], m *model, rng *rand.
 				wantSlow = append(wantSlow, e)
 			}
 		}
-		id := func(e *Entry[rec]) string { return e.TaskID }
+		id := func(dst *string, e Entry[rec]) { *dst = e.TaskID }
 		if got := Failed(v, id); !slices.Equal(got, ids(wantFailed)) && len(got)+len(wantFailed) > 0 {
 			t.Fatalf("round %d: failed: got %v, want %v", round, got, ids(wantFailed))
 		}
@@ -375,7 +375,7 @@ func TestConcurrentRecording(t *testing.T) {
 				defer close(done)
 				for i := range 50 {
 					tb.Locked(func(v *View[rec, totals]) {
-						Failed(v, func(e *Entry[rec]) string { return e.TaskID })
+						Failed(v, func(dst *string, e Entry[rec]) { *dst = e.TaskID })
 						v.Latest(fmt.Sprint("w0-", i%per), nil)
 					})
 				}
