@@ -77,12 +77,14 @@ func newFixture(t testing.TB, cfg Config, c *clock) *fixture {
 	return &fixture{rec: rec, h: h, srv: srv, clock: c}
 }
 
-// run records one finished run of event as task id, with err, after
-// sleeping d (so that its duration is at least d), and waits until the
-// view has it.
+// run records one finished run of event as task id, with err, that took
+// exactly d, and waits until the view has it. The run is given its start
+// and end (d before now, and now), so that its duration does not depend on
+// how long the calls take on a loaded machine.
 func (f *fixture) run(t testing.TB, event, id string, d time.Duration, retries int, err error) {
 	t.Helper()
-	if e := f.rec.StartEvent(event, id, telemetry.WithPipelineID("pipe-1")); e != nil {
+	end := f.rec.Now()
+	if e := f.rec.StartEvent(event, id, telemetry.WithPipelineID("pipe-1"), telemetry.WithStartTime(end.Add(-d))); e != nil {
 		t.Fatal(e)
 	}
 	for range retries {
@@ -90,10 +92,7 @@ func (f *fixture) run(t testing.TB, event, id string, d time.Duration, retries i
 			t.Fatal(e)
 		}
 	}
-	if d > 0 {
-		time.Sleep(d)
-	}
-	if e := f.rec.EndEvent(id, err); e != nil {
+	if e := f.rec.EndEventAt(id, err, end); e != nil {
 		t.Fatal(e)
 	}
 	f.flush(t)
