@@ -78,11 +78,13 @@ func newFixture(t testing.TB, cfg Config, c *clock) *fixture {
 }
 
 // run records one finished run of event as task id, with err, that took
-// exactly d, and waits until the view has it. The run is given its start
-// and end (d before now, and now), so that its duration does not depend on
-// how long the calls take on a loaded machine.
+// exactly d (1ms if d is 0, so that, as a real run, it took longer than a
+// threshold of 0s), and waits until the view has it. The run is given its
+// start and end (d before now, and now), so that its duration does not
+// depend on how long the calls take on a loaded machine.
 func (f *fixture) run(t testing.TB, event, id string, d time.Duration, retries int, err error) {
 	t.Helper()
+	d = max(d, time.Millisecond)
 	end := f.rec.Now()
 	if e := f.rec.StartEvent(event, id, telemetry.WithPipelineID("pipe-1"), telemetry.WithStartTime(end.Add(-d))); e != nil {
 		t.Fatal(e)
