@@ -45,20 +45,30 @@ func (r *Recorder) Report() Report {
 // snapshot copies the retained records in their compact form, each kind
 // with its summary fields of rep in one consistent snapshot.
 func (r *Recorder) snapshot(rep *Report) ([]store.Entry[eventRecord], []store.Entry[networkRecord]) {
-	rep.GeneratedAt = time.Now()
 	var evs []store.Entry[eventRecord]
 	var nets []store.Entry[networkRecord]
+	r.lockedReport(rep,
+		func(v *store.View[eventRecord, eventTotals]) { evs = v.Snapshot((*eventRecord).setRetries) },
+		func(v *store.View[networkRecord, networkTotals]) { nets = v.Snapshot(nil) })
+	return evs, nets
+}
+
+// lockedReport fills the summary fields of rep, with the time, and calls
+// events and network with the views of the two tables that they are read
+// from, under each table's lock, so that what the callers copy of the
+// records is consistent with the summary.
+func (r *Recorder) lockedReport(rep *Report, events func(*store.View[eventRecord, eventTotals]), network func(*store.View[networkRecord, networkTotals])) {
+	rep.GeneratedAt = time.Now()
 	r.events.Locked(func(v *store.View[eventRecord, eventTotals]) {
-		evs = v.Snapshot((*eventRecord).setRetries)
+		events(v)
 		rep.RetryStats.add(v)
 		rep.Stats.addEvents(v)
 	})
 	r.network.Locked(func(v *store.View[networkRecord, networkTotals]) {
-		nets = v.Snapshot(nil)
+		network(v)
 		rep.Stats.addNetwork(v)
 	})
 	rep.Stats.Publishers = r.PublisherStats()
-	return evs, nets
 }
 
 // MetricsJSON returns the report of r as one JSON document. Its fields are
@@ -68,21 +78,14 @@ func (r *Recorder) MetricsJSON() ([]byte, error) {
 	// The records are copied under the locks, in their stored form, and
 	// written from there into an output allocated once at about its
 	// final size.
-	rep := Report{GeneratedAt: time.Now()}
 	var (
+		rep  Report
 		evs  *store.Copy[eventRecord]
 		nets *store.Copy[networkRecord]
 	)
-	r.events.Locked(func(v *store.View[eventRecord, eventTotals]) {
-		evs = v.Copy((*eventRecord).setRetries)
-		rep.RetryStats.add(v)
-		rep.Stats.addEvents(v)
-	})
-	r.network.Locked(func(v *store.View[networkRecord, networkTotals]) {
-		nets = v.Copy(nil)
-		rep.Stats.addNetwork(v)
-	})
-	rep.Stats.Publishers = r.PublisherStats()
+	r.lockedReport(&rep,
+		func(v *store.View[eventRecord, eventTotals]) { evs = v.Copy((*eventRecord).setRetries) },
+		func(v *store.View[networkRecord, networkTotals]) { nets = v.Copy(nil) })
 	rs, err := json.Marshal(rep.RetryStats)
 	if err != nil {
 		return nil, err
