@@ -86,15 +86,11 @@ func (r *Recorder) MetricsJSON() ([]byte, error) {
 	r.lockedReport(&rep,
 		func(v *store.View[eventRecord, eventTotals]) { evs = v.Copy((*eventRecord).setRetries) },
 		func(v *store.View[networkRecord, networkTotals]) { nets = v.Copy(nil) })
-	rs, err := json.Marshal(rep.RetryStats)
+	end, err := reportEnd(&rep)
 	if err != nil {
 		return nil, err
 	}
-	st, err := json.Marshal(rep.Stats)
-	if err != nil {
-		return nil, err
-	}
-	tail := len(`],"retry_stats":`) + len(rs) + len(reportStats) + len(st) + 1
+	tail := len(end)
 	netSize := nets.Len()*maxNetworkJSON + nets.StringBytes() + tail
 	evSize := evs.Len()*maxEventJSON + evs.StringBytes() + len(reportNetwork) + netSize
 	b := make([]byte, 0, len(reportHead)+timeLen+len(reportEvents)+evSize)
@@ -121,11 +117,7 @@ func (r *Recorder) MetricsJSON() ([]byte, error) {
 		}
 		b = w.appendNetwork(b, op.TaskID, &op.Rec)
 	}
-	b = append(b, `],"retry_stats":`...)
-	b = append(b, rs...)
-	b = append(b, reportStats...)
-	b = append(b, st...)
-	return append(b, '}'), nil
+	return append(b, end...), nil
 }
 
 // The fixed parts of the report document.
@@ -133,8 +125,27 @@ const (
 	reportHead    = `{"generated_at":"`
 	reportEvents  = `","events":[`
 	reportNetwork = `],"network_operations":[`
-	reportStats   = `,"stats":`
 )
+
+// reportEnd returns the end of the report document rep, what follows its
+// network operations: the end of their list, the retry statistics and the
+// stats.
+func reportEnd(rep *Report) ([]byte, error) {
+	rs, err := json.Marshal(rep.RetryStats)
+	if err != nil {
+		return nil, err
+	}
+	st, err := json.Marshal(rep.Stats)
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, len(`],"retry_stats":,"stats":}`)+len(rs)+len(st))
+	b = append(b, `],"retry_stats":`...)
+	b = append(b, rs...)
+	b = append(b, `,"stats":`...)
+	b = append(b, st...)
+	return append(b, '}'), nil
+}
 
 // grow returns b with room for the comma and the document of record k of
 // the n of a list, which takes at most need bytes; the k records before it
@@ -225,23 +236,15 @@ func appendList[T any](b []byte, items []T, appendItem func([]byte, *T) []byte) 
 // appendReport appends the report document, with the record arrays written
 // by events and network.
 func appendReport(b []byte, rep *Report, events, network func([]byte) []byte) ([]byte, error) {
-	rs, err := json.Marshal(rep.RetryStats)
+	end, err := reportEnd(rep)
 	if err != nil {
 		return nil, err
 	}
-	st, err := json.Marshal(rep.Stats)
-	if err != nil {
-		return nil, err
-	}
-	b = append(b, `{"generated_at":"`...)
+	b = append(b, reportHead...)
 	b = rep.GeneratedAt.UTC().AppendFormat(b, timeLayout)
-	b = append(b, `","events":[`...)
+	b = append(b, reportEvents...)
 	b = events(b)
-	b = append(b, `],"network_operations":[`...)
+	b = append(b, reportNetwork...)
 	b = network(b)
-	b = append(b, `],"retry_stats":`...)
-	b = append(b, rs...)
-	b = append(b, `,"stats":`...)
-	b = append(b, st...)
-	return append(b, '}'), nil
+	return append(b, end...), nil
 }

@@ -28,16 +28,7 @@ func TestCopyMatchesSnapshot(t *testing.T) {
 		t.Run(fmt.Sprint("capacity ", capacity), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(capacity), 8))
 			tb := NewTable[srec, totals](capacity, 1<<20, srecFuncs, nil)
-			word := func() string {
-				switch rng.IntN(6) {
-				case 0:
-					return ""
-				case 1:
-					return strings.Repeat("y", rng.IntN(300)) + fmt.Sprint(rng.Uint64())
-				default:
-					return []string{"load", "transform", "save"}[rng.IntN(3)]
-				}
-			}
+			word := func() string { return randomWord(rng, "y") }
 			var early *Copy[srec]
 			var earlyWant []Entry[srec]
 			n := 3*capacity + 41

@@ -35,16 +35,7 @@ func TestRingKeepsStrings(t *testing.T) {
 		t.Run(fmt.Sprint("capacity ", capacity), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(capacity), 7))
 			tb := NewTable[srec, totals](capacity, 1<<20, srecFuncs, nil)
-			word := func() string {
-				switch rng.IntN(6) {
-				case 0:
-					return ""
-				case 1:
-					return strings.Repeat("x", rng.IntN(300)) + fmt.Sprint(rng.Uint64())
-				default:
-					return []string{"load", "transform", "save"}[rng.IntN(3)]
-				}
-			}
+			word := func() string { return randomWord(rng, "x") }
 			var all []Entry[srec] // every record ended, in end order
 			byID := map[string]Entry[srec]{}
 			var early []Entry[srec]
@@ -104,6 +95,20 @@ func TestRingKeepsStrings(t *testing.T) {
 				t.Fatal("a snapshot changed after the ring reused the memory it was read from")
 			}
 		})
+	}
+}
+
+// randomWord returns a string of a record for the ring tests: empty, long
+// and unique (fill repeated, then a random number), or one of a few that
+// recur, as event names do.
+func randomWord(rng *rand.Rand, fill string) string {
+	switch rng.IntN(6) {
+	case 0:
+		return ""
+	case 1:
+		return strings.Repeat(fill, rng.IntN(300)) + fmt.Sprint(rng.Uint64())
+	default:
+		return []string{"load", "transform", "save"}[rng.IntN(3)]
 	}
 }
 
