@@ -39,15 +39,7 @@ func TestTracedRunAcrossWorker(t *testing.T) {
 			}
 			return 7, nil
 		}))
-	u, err := url.Parse(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	port, _ := strconv.Atoi(u.Port())
-	remote, err := pipeline.Remote("score", pipeline.RemoteConfig{Host: u.Hostname(), Port: port})
-	if err != nil {
-		t.Fatal(err)
-	}
+	remote := remoteTo(t, "score", addr)
 	attempts := 0
 	flaky := pipeline.WithRetry(pipeline.Func("flaky", func(context.Context, any) (any, error) {
 		if attempts++; attempts == 1 {
@@ -160,15 +152,7 @@ func TestUnsampledRunRecordedUntraced(t *testing.T) {
 	workerRec := newRecorder(t)
 	addr := serveWorker(t, pipeline.WorkerConfig{Recorder: workerRec, TracerProvider: tp, Propagator: prop},
 		pipeline.Func("score", func(context.Context, any) (any, error) { return 7, nil }))
-	u, err := url.Parse(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	port, _ := strconv.Atoi(u.Port())
-	remote, err := pipeline.Remote("score", pipeline.RemoteConfig{Host: u.Hostname(), Port: port})
-	if err != nil {
-		t.Fatal(err)
-	}
+	remote := remoteTo(t, "score", addr)
 	var runID atomic.Value
 	attempts := 0
 	flaky := pipeline.WithRetry(pipeline.Func("flaky", func(ctx context.Context, _ any) (any, error) {
@@ -221,4 +205,20 @@ func TestUnsampledRunRecordedUntraced(t *testing.T) {
 	if m, ok := workerRec.Metrics(callID); !ok || m.Status != telemetry.StatusCompleted || m.PipelineID != id || m.Span.IsValid() {
 		t.Errorf("worker record %q: got %+v (found %v), want a completed run of %s without span", callID, m, ok, id)
 	}
+}
+
+// remoteTo returns the remote event name run by the worker at addr, a URL
+// that serveWorker returned.
+func remoteTo(t *testing.T, name, addr string) pipeline.Event {
+	t.Helper()
+	u, err := url.Parse(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, _ := strconv.Atoi(u.Port())
+	remote, err := pipeline.Remote(name, pipeline.RemoteConfig{Host: u.Hostname(), Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return remote
 }
