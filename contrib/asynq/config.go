@@ -98,12 +98,18 @@ type failures struct {
 	first atomic.Pointer[error]
 }
 
+// check counts err, if not nil, as a refused recording call. It is the
+// nil test alone, which inlines; fail does the rest.
 func (f *failures) check(err error) {
 	if err != nil {
-		f.n.Add(1)
-		first := err // a copy, so that only a failing call allocates
-		f.first.CompareAndSwap(nil, &first)
+		f.fail(err)
 	}
+}
+
+func (f *failures) fail(err error) {
+	f.n.Add(1)
+	first := err // a copy, so that only a failing call allocates
+	f.first.CompareAndSwap(nil, &first)
 }
 
 // Failures returns the number of recording calls the Recorder refused,

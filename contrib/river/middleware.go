@@ -150,12 +150,18 @@ func (m *Middleware) propagator() propagation.TextMapPropagator {
 	return otel.GetTextMapPropagator()
 }
 
+// check counts err, if not nil, as a refused recording call. It is the
+// nil test alone, which inlines; fail does the rest.
 func (m *Middleware) check(err error) {
 	if err != nil {
-		m.failures.Add(1)
-		first := err
-		m.first.CompareAndSwap(nil, &first)
+		m.fail(err)
 	}
+}
+
+func (m *Middleware) fail(err error) {
+	m.failures.Add(1)
+	first := err // a copy, so that only a failing call allocates
+	m.first.CompareAndSwap(nil, &first)
 }
 
 // Failures returns the number of recording calls the Recorder refused.
