@@ -169,7 +169,11 @@ func (t *Table[R, T]) End(s *Shard[R, T], h uint64, taskID string) (*Entry[R], i
 		s.stage = append(s.stage, Entry[R]{})
 	}
 	e := &s.stage[len(s.stage)-1]
-	e.TaskID, e.hash, e.Rec = p.id, h, p.rec
+	// One field a statement, so that p.rec is copied once, not through a
+	// temporary as a tuple assignment would.
+	e.TaskID = p.id
+	e.hash = h
+	e.Rec = p.rec
 	retries := p.retries
 	s.idx.removeAt(i)
 	return e, retries, OK
