@@ -265,11 +265,12 @@ func (g *ring[R]) push(e *Entry[R], end, dur time.Duration, failed bool) {
 	s, plain := b.at(j, &g.lay)
 	s.hash, s.end, s.gen = e.hash, end, b.gen
 	s.task = b.put(e.TaskID)
-	for k, v := range g.lay.strings(unsafe.Pointer(&e.Rec)) {
-		switch last := &g.last[k]; {
+	strs := g.lay.strings(unsafe.Pointer(&e.Rec))
+	for k := range min(len(strs), maxStrings) { // min: no bounds checks below
+		switch v, last := strs[k], &g.last[k]; {
 		case v == "":
 			s.strs[k] = strRef{}
-		case v == last.s:
+		case sameString(v, last.s):
 			s.strs[k] = last.ref
 		default:
 			s.strs[k] = b.put(v)
@@ -288,6 +289,13 @@ func (g *ring[R]) push(e *Entry[R], end, dur time.Duration, failed bool) {
 	if g.next++; g.next == g.capacity {
 		g.next = 0
 	}
+}
+
+// sameString reports whether a == b, without calling the runtime to
+// compare their bytes when they share them, as the same field of
+// successive records (an event name from a constant) mostly does.
+func sameString(a, b string) bool {
+	return len(a) == len(b) && (unsafe.StringData(a) == unsafe.StringData(b) || a == b)
 }
 
 // read writes the record at ring position i, which must hold one, into
