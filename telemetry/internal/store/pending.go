@@ -34,7 +34,7 @@ func (x *pindex[R]) find(h uint64, taskID string) int {
 		if s.hash == 0 {
 			return -1
 		}
-		if s.hash == hk && s.id == taskID {
+		if s.hash == hk && sameString(s.id, taskID) {
 			return i
 		}
 	}

@@ -293,7 +293,8 @@ func (g *ring[R]) push(e *Entry[R], end, dur time.Duration, failed bool) {
 
 // sameString reports whether a == b, without calling the runtime to
 // compare their bytes when they share them, as the same field of
-// successive records (an event name from a constant) mostly does.
+// successive records (an event name from a constant) mostly does, and
+// the task id a caller gives to start a run and to end it.
 func sameString(a, b string) bool {
 	return len(a) == len(b) && (unsafe.StringData(a) == unsafe.StringData(b) || a == b)
 }
