@@ -148,18 +148,18 @@ func (r *eventRecord) setRetries(n int32) { r.retries = n }
 
 // eventFuncs tell the store what it needs to know of an event record.
 var eventFuncs = store.Funcs[eventRecord]{
-	Start:  (*eventRecord).startKey,
-	End:    (*eventRecord).endKey,
-	Dur:    func(r *eventRecord) time.Duration { return r.dur },
-	Failed: func(r *eventRecord) bool { return r.status == failed },
+	Start: (*eventRecord).startKey,
+	Finished: func(r *eventRecord) (time.Duration, time.Duration, bool) {
+		return r.endKey(), r.dur, r.status == failed
+	},
 }
 
 // networkFuncs are eventFuncs for network records.
 var networkFuncs = store.Funcs[networkRecord]{
-	Start:  (*networkRecord).startKey,
-	End:    (*networkRecord).endKey,
-	Dur:    func(r *networkRecord) time.Duration { return r.dur },
-	Failed: func(r *networkRecord) bool { return r.status == failed },
+	Start: (*networkRecord).startKey,
+	Finished: func(r *networkRecord) (time.Duration, time.Duration, bool) {
+		return r.endKey(), r.dur, r.status == failed
+	},
 }
 
 // startKey and endKey return the start and end of the run as offsets from

@@ -18,10 +18,8 @@ type srec struct {
 }
 
 var srecFuncs = Funcs[srec]{
-	Start:  func(r *srec) time.Duration { return r.start },
-	End:    func(r *srec) time.Duration { return r.start + r.dur },
-	Dur:    func(r *srec) time.Duration { return r.dur },
-	Failed: func(r *srec) bool { return r.failed },
+	Start:    func(r *srec) time.Duration { return r.start },
+	Finished: func(r *srec) (time.Duration, time.Duration, bool) { return r.start + r.dur, r.dur, r.failed },
 }
 
 // TestRingKeepsStrings records many passes over the ring's blocks, with

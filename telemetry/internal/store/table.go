@@ -37,12 +37,14 @@ const (
 // them on records it holds as they are (pending, or moving into the ring),
 // never on one read back from the ring.
 type Funcs[R any] struct {
-	// Start and End return when the run started and ended, as offsets on
-	// one monotonic clock; they order the records of queries.
-	Start, End func(*R) time.Duration
-	// Dur returns how long the run took, and Failed whether it failed.
-	Dur    func(*R) time.Duration
-	Failed func(*R) bool
+	// Start returns when the run started, as an offset on one monotonic
+	// clock; it orders the pending records of queries.
+	Start func(*R) time.Duration
+	// Finished returns, of a finished run, when it ended, as an offset on
+	// the clock of Start (it orders the finished records of queries), how
+	// long it took, and whether it failed: one call, not three, for each
+	// record that moves into the ring.
+	Finished func(*R) (end, dur time.Duration, failed bool)
 }
 
 // A Table holds the runs of one kind (R), with totals of type T kept per
@@ -200,7 +202,8 @@ func (t *Table[R, T]) Ended(s *Shard[R, T]) {
 func (t *Table[R, T]) moveStage(s *Shard[R, T]) {
 	for i := range s.stage {
 		e := &s.stage[i]
-		t.ring.push(e, t.fn.End(&e.Rec), t.fn.Dur(&e.Rec), t.fn.Failed(&e.Rec))
+		end, dur, failed := t.fn.Finished(&e.Rec)
+		t.ring.push(e, end, dur, failed)
 	}
 	clear(s.stage)
 	s.stage = s.stage[:0]

@@ -18,10 +18,8 @@ type rec struct {
 }
 
 var recFuncs = Funcs[rec]{
-	Start:  func(r *rec) time.Duration { return r.start },
-	End:    func(r *rec) time.Duration { return r.start + r.dur },
-	Dur:    func(r *rec) time.Duration { return r.dur },
-	Failed: func(r *rec) bool { return r.failed },
+	Start:    func(r *rec) time.Duration { return r.start },
+	Finished: func(r *rec) (time.Duration, time.Duration, bool) { return r.start + r.dur, r.dur, r.failed },
 }
 
 // totals counts the records finished in a shard.
