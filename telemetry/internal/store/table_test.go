@@ -2,7 +2,6 @@ package store
 
 import (
 	"fmt"
-	"hash/maphash"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -195,7 +194,7 @@ func TestTableMatchesModel(t *testing.T) {
 							m.retries[id]++
 						}
 					default:
-						sh := int(maphash.String(tb.seed, id) & tb.mask)
+						sh := int(hashString(tb.seed, id) & tb.mask)
 						r := rec{dur: now - m.pending[id].start, failed: rng.IntN(4) == 0}
 						st := end(tb, id, r)
 						p, ok := m.pending[id]
