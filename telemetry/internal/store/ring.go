@@ -102,6 +102,22 @@ func (l *layout) plain(r unsafe.Pointer) []byte {
 	return unsafe.Slice((*byte)(unsafe.Add(r, l.plainOff)), l.plainSize)
 }
 
+// copyPlain copies n bytes, which hold no pointers, from src to dst: 32
+// at a time as words, inline, then the rest with copy, a call of the
+// runtime's memmove. (A copy of an array through pointers is a memmove
+// too.) A record's plain part is mostly a few times 32 bytes:
+// eventRecord's is two.
+func copyPlain(dst, src unsafe.Pointer, n uintptr) {
+	for ; n >= 32; n -= 32 {
+		d, s := (*[4]uint64)(dst), (*[4]uint64)(src)
+		d[0], d[1], d[2], d[3] = s[0], s[1], s[2], s[3]
+		dst, src = unsafe.Add(dst, 32), unsafe.Add(src, 32)
+	}
+	if n > 0 {
+		copy(unsafe.Slice((*byte)(dst), n), unsafe.Slice((*byte)(src), n))
+	}
+}
+
 // A strRef locates a string in a block's slab: n bytes from off. The
 // empty string has n == 0.
 type strRef struct{ off, n uint32 }
@@ -277,7 +293,7 @@ func (g *ring[R]) push(e *Entry[R], end, dur time.Duration, failed bool) {
 			last.s, last.ref = v, s.strs[k]
 		}
 	}
-	copy(plain, g.lay.plain(unsafe.Pointer(&e.Rec)))
+	copyPlain(unsafe.Pointer(unsafe.SliceData(plain)), unsafe.Add(unsafe.Pointer(&e.Rec), g.lay.plainOff), g.lay.plainSize)
 	b.durs[j] = dur
 	if g.ended >= uint64(g.capacity) {
 		g.evicted++

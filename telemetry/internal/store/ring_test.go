@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // srec is a test record with strings, which the ring keeps in its slabs.
@@ -223,5 +225,47 @@ func TestLatestCopiesOnlyItsStrings(t *testing.T) {
 	})
 	if got.TaskID != "task-1" || got.Rec.name != "load" {
 		t.Errorf("got %+v", got)
+	}
+}
+
+// TestCopyPlain checks copyPlain against copy for every size from 0 to
+// past three chunks of 32 bytes: the n bytes are copied, none after them.
+func TestCopyPlain(t *testing.T) {
+	src := make([]byte, 100)
+	for i := range src {
+		src[i] = byte(i + 1)
+	}
+	for n := range len(src) {
+		dst := make([]byte, len(src)+8)
+		copyPlain(unsafe.Pointer(&dst[0]), unsafe.Pointer(&src[0]), uintptr(n))
+		want := make([]byte, len(dst))
+		copy(want, src[:n])
+		if !bytes.Equal(dst, want) {
+			t.Fatalf("copyPlain of %d bytes: got %v, want %v", n, dst, want)
+		}
+	}
+}
+
+// TestSameString checks sameString against ==, for strings that share
+// their bytes, in whole or in part, and strings that do not.
+func TestSameString(t *testing.T) {
+	s := "transform-transform"
+	other := strings.Clone(s[:9])
+	for _, tc := range []struct{ a, b string }{
+		{"", ""},
+		{s[:9], s[:9]},      // the same bytes
+		{s[:9], other},      // equal, other bytes
+		{s[:9], s[:10]},     // the same start, other lengths
+		{s[:9], s[10:]},     // equal, other bytes of one string
+		{s[:9], "transfor"}, // shorter
+		{s[:9], "transforn"},
+		{"", s[:0]},
+	} {
+		if got, want := sameString(tc.a, tc.b), tc.a == tc.b; got != want {
+			t.Errorf("sameString(%q, %q) = %v, want %v", tc.a, tc.b, got, want)
+		}
+		if got, want := sameString(tc.b, tc.a), tc.a == tc.b; got != want {
+			t.Errorf("sameString(%q, %q) = %v, want %v", tc.b, tc.a, got, want)
+		}
 	}
 }
