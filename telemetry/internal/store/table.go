@@ -196,14 +196,21 @@ func (t *Table[R, T]) End(s *Shard[R, T], h uint64, taskID string) (*Entry[R], i
 // gathered in s into the ring once there are stageSize of them (the
 // queries move the rest).
 func (t *Table[R, T]) Ended(s *Shard[R, T]) {
-	switch {
-	case len(t.shards) == 1:
-		t.moveStage(s) // the one shard's lock guards the ring too
-	case len(s.stage) >= stageSize:
-		t.mu.Lock()
-		t.moveStage(s)
-		t.mu.Unlock()
+	if len(t.shards) == 1 || len(s.stage) >= stageSize { // small, to be inlined
+		t.flush(s)
 	}
+}
+
+// flush moves the finished records gathered in s, which is locked, into
+// the ring, for [Table.Ended].
+func (t *Table[R, T]) flush(s *Shard[R, T]) {
+	if len(t.shards) == 1 {
+		t.moveStage(s) // the one shard's lock guards the ring too
+		return
+	}
+	t.mu.Lock()
+	t.moveStage(s)
+	t.mu.Unlock()
 }
 
 // moveStage moves the finished records gathered in s into the ring. s and
