@@ -94,6 +94,12 @@ func (l *layout) strings(r unsafe.Pointer) []string {
 	return unsafe.Slice((*string)(r), l.nstr)
 }
 
+// stringField returns string field k of r, k < l.nstr: what strings
+// gives, without making a slice, whose length unsafe.Slice checks.
+func stringField(r unsafe.Pointer, k int) string {
+	return *(*string)(unsafe.Add(r, uintptr(k)*unsafe.Sizeof("")))
+}
+
 // plain returns the bytes of the plain part of r.
 func (l *layout) plain(r unsafe.Pointer) []byte {
 	if l.plainSize == 0 {
@@ -281,9 +287,8 @@ func (g *ring[R]) push(e *Entry[R], end, dur time.Duration, failed bool) {
 	s, plain := b.at(j, &g.lay)
 	s.hash, s.end, s.gen = e.hash, end, b.gen
 	s.task = b.put(e.TaskID)
-	strs := g.lay.strings(unsafe.Pointer(&e.Rec))
-	for k := range min(len(strs), maxStrings) { // min: no bounds checks below
-		switch v, last := strs[k], &g.last[k]; {
+	for k := range min(g.lay.nstr, maxStrings) { // min: no bounds checks below
+		switch v, last := stringField(unsafe.Pointer(&e.Rec), k), &g.last[k]; {
 		case v == "":
 			s.strs[k] = strRef{}
 		case sameString(v, last.s):
