@@ -94,8 +94,8 @@ func (l *layout) strings(r unsafe.Pointer) []string {
 	return unsafe.Slice((*string)(r), l.nstr)
 }
 
-// stringField returns string field k of r, k < l.nstr: what strings
-// gives, without making a slice, whose length unsafe.Slice checks.
+// stringField returns string field k of r, which has more than k: what
+// strings gives, without making a slice, whose length unsafe.Slice checks.
 func stringField(r unsafe.Pointer, k int) string {
 	return *(*string)(unsafe.Add(r, uintptr(k)*unsafe.Sizeof("")))
 }
@@ -163,8 +163,14 @@ type block struct {
 // at returns the slot of record j of the block, 0 <= j < blockSize, and
 // its plain bytes.
 func (b *block) at(j int, lay *layout) (*slot, []byte) {
-	p := unsafe.Add(unsafe.Pointer(unsafe.SliceData(b.recs)), uintptr(j)*lay.stride)
-	return (*slot)(p), unsafe.Slice((*byte)(unsafe.Add(p, slotSize)), lay.stride-slotSize)
+	s := b.slotAt(j, lay)
+	return s, unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(s), slotSize)), lay.stride-slotSize)
+}
+
+// slotAt returns the slot of record j of the block, which its plain bytes
+// follow, for a caller that needs no slice of them.
+func (b *block) slotAt(j int, lay *layout) *slot {
+	return (*slot)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(b.recs)), uintptr(j)*lay.stride))
 }
 
 // put copies s into the block's current slab and returns where it is.
@@ -284,7 +290,7 @@ func (g *ring[R]) push(e *Entry[R], end, dur time.Duration, failed bool) {
 		b.used[b.gen] = 0
 		clear(g.last[:])
 	}
-	s, plain := b.at(j, &g.lay)
+	s := b.slotAt(j, &g.lay)
 	s.hash, s.end, s.gen = e.hash, end, b.gen
 	s.task = b.put(e.TaskID)
 	for k := range min(g.lay.nstr, maxStrings) { // min: no bounds checks below
@@ -298,7 +304,7 @@ func (g *ring[R]) push(e *Entry[R], end, dur time.Duration, failed bool) {
 			last.s, last.ref = v, s.strs[k]
 		}
 	}
-	copyPlain(unsafe.Pointer(unsafe.SliceData(plain)), unsafe.Add(unsafe.Pointer(&e.Rec), g.lay.plainOff), g.lay.plainSize)
+	copyPlain(unsafe.Add(unsafe.Pointer(s), slotSize), unsafe.Add(unsafe.Pointer(&e.Rec), g.lay.plainOff), g.lay.plainSize)
 	b.durs[j] = dur
 	if g.ended >= uint64(g.capacity) {
 		g.evicted++
