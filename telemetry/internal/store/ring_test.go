@@ -230,6 +230,9 @@ func TestLatestCopiesOnlyItsStrings(t *testing.T) {
 
 // TestCopyPlain checks copyPlain against copy for every size from 0 to
 // past three chunks of 32 bytes: the n bytes are copied, none after them.
+// Each size also copies between allocations of exactly n bytes, so that
+// under the race detector its pointer checks see any pointer made past
+// their end.
 func TestCopyPlain(t *testing.T) {
 	src := make([]byte, 100)
 	for i := range src {
@@ -242,6 +245,14 @@ func TestCopyPlain(t *testing.T) {
 		copy(want, src[:n])
 		if !bytes.Equal(dst, want) {
 			t.Fatalf("copyPlain of %d bytes: got %v, want %v", n, dst, want)
+		}
+		if n == 0 {
+			continue
+		}
+		exact, into := bytes.Clone(src[:n]), make([]byte, n)
+		copyPlain(unsafe.Pointer(&into[0]), unsafe.Pointer(&exact[0]), uintptr(n))
+		if !bytes.Equal(into, src[:n]) {
+			t.Fatalf("copyPlain of %d bytes between allocations of that size: got %v, want %v", n, into, src[:n])
 		}
 	}
 }
