@@ -134,9 +134,12 @@ func (r *Recorder) StartEvent(eventName, taskID string, opts ...StartOption) err
 			at = &o.t
 		}
 	}
-	start, err := r.clock.start(at)
-	if err != nil {
-		return taskError(op, taskID, err)
+	start := r.clock.now() // as r.clock.start does, without a call
+	if at != nil {
+		var err error
+		if start, err = r.clock.startAt(at, start); err != nil {
+			return taskError(op, taskID, err)
+		}
 	}
 	if hasWait {
 		rec.enq, rec.hasEnq = start-wait, true
@@ -378,6 +381,12 @@ func (c clock) start(at *time.Time) (time.Duration, error) {
 	if at == nil {
 		return now, nil
 	}
+	return c.startAt(at, now)
+}
+
+// startAt is start for an at that is not nil, now being the current
+// offset from c's epoch.
+func (c clock) startAt(at *time.Time, now time.Duration) (time.Duration, error) {
 	if at.IsZero() {
 		return 0, fmt.Errorf("%w: the start time is the zero Time", ErrInvalidOption)
 	}

@@ -57,9 +57,11 @@ func newClock() clock {
 // monotonic clock reading, such as one parsed or sent by another machine,
 // is measured by its wall clock, as t.Sub does, from Unix nanoseconds when
 // t is within 136 years of 1970 (so that the difference cannot overflow),
-// which costs less than t.Sub.
+// which costs less than t.Sub. t has no monotonic reading if t.In of its
+// own location, which strips the reading and keeps the rest, equals t: the
+// canonical test, t == t.Round(0), costs a call.
 func (c clock) offset(t time.Time) time.Duration {
-	if s := t.Unix(); s > -1<<32 && s < 1<<32 && t == t.Round(0) {
+	if s := t.Unix(); s > -1<<32 && s < 1<<32 && t == t.In(t.Location()) {
 		return time.Duration(t.UnixNano() - c.epochNano)
 	}
 	return t.Sub(c.epoch)
@@ -148,18 +150,18 @@ func (r *eventRecord) setRetries(n int32) { r.retries = n }
 
 // eventFuncs tell the store what it needs to know of an event record.
 var eventFuncs = store.Funcs[eventRecord]{
-	Start:  (*eventRecord).startKey,
-	End:    (*eventRecord).endKey,
-	Dur:    func(r *eventRecord) time.Duration { return r.dur },
-	Failed: func(r *eventRecord) bool { return r.status == failed },
+	Start: (*eventRecord).startKey,
+	Finished: func(r *eventRecord) (time.Duration, time.Duration, bool) {
+		return r.endKey(), r.dur, r.status == failed
+	},
 }
 
 // networkFuncs are eventFuncs for network records.
 var networkFuncs = store.Funcs[networkRecord]{
-	Start:  (*networkRecord).startKey,
-	End:    (*networkRecord).endKey,
-	Dur:    func(r *networkRecord) time.Duration { return r.dur },
-	Failed: func(r *networkRecord) bool { return r.status == failed },
+	Start: (*networkRecord).startKey,
+	Finished: func(r *networkRecord) (time.Duration, time.Duration, bool) {
+		return r.endKey(), r.dur, r.status == failed
+	},
 }
 
 // startKey and endKey return the start and end of the run as offsets from

@@ -34,7 +34,7 @@ func (x *pindex[R]) find(h uint64, taskID string) int {
 		if s.hash == 0 {
 			return -1
 		}
-		if s.hash == hk && s.id == taskID {
+		if s.hash == hk && sameString(s.id, taskID) {
 			return i
 		}
 	}
@@ -54,7 +54,11 @@ func (x *pindex[R]) insert(h uint64, taskID string, rec *R) bool {
 		}
 	}
 	p := &x.slots[i] // empty: only the fields that are not zero are set
-	p.hash, p.id, p.rec = hk, taskID, *rec
+	// One field a statement: a tuple assignment would copy *rec to a
+	// temporary first, in case it overlaps the slot.
+	p.hash = hk
+	p.id = taskID
+	p.rec = *rec
 	x.n++
 	return true
 }

@@ -94,12 +94,38 @@ func (l *layout) strings(r unsafe.Pointer) []string {
 	return unsafe.Slice((*string)(r), l.nstr)
 }
 
+// stringField returns string field k of r, which has more than k: what
+// strings gives, without making a slice, whose length unsafe.Slice checks.
+func stringField(r unsafe.Pointer, k int) string {
+	return *(*string)(unsafe.Add(r, uintptr(k)*unsafe.Sizeof("")))
+}
+
 // plain returns the bytes of the plain part of r.
 func (l *layout) plain(r unsafe.Pointer) []byte {
 	if l.plainSize == 0 {
 		return nil
 	}
 	return unsafe.Slice((*byte)(unsafe.Add(r, l.plainOff)), l.plainSize)
+}
+
+// copyPlain copies n bytes, which hold no pointers, from src to dst: 32
+// at a time as words, inline, then the rest with copy, a call of the
+// runtime's memmove. (A copy of an array through pointers is a memmove
+// too.) A record's plain part is mostly a few times 32 bytes:
+// eventRecord's is two. No pointer is made past the end of the bytes,
+// which the race detector's pointer checks would report.
+func copyPlain(dst, src unsafe.Pointer, n uintptr) {
+	for n >= 32 {
+		d, s := (*[4]uint64)(dst), (*[4]uint64)(src)
+		d[0], d[1], d[2], d[3] = s[0], s[1], s[2], s[3]
+		if n -= 32; n == 0 {
+			return
+		}
+		dst, src = unsafe.Add(dst, 32), unsafe.Add(src, 32)
+	}
+	if n > 0 {
+		copy(unsafe.Slice((*byte)(dst), n), unsafe.Slice((*byte)(src), n))
+	}
 }
 
 // A strRef locates a string in a block's slab: n bytes from off. The
@@ -141,8 +167,14 @@ type block struct {
 // at returns the slot of record j of the block, 0 <= j < blockSize, and
 // its plain bytes.
 func (b *block) at(j int, lay *layout) (*slot, []byte) {
-	p := unsafe.Add(unsafe.Pointer(unsafe.SliceData(b.recs)), uintptr(j)*lay.stride)
-	return (*slot)(p), unsafe.Slice((*byte)(unsafe.Add(p, slotSize)), lay.stride-slotSize)
+	s := b.slotAt(j, lay)
+	return s, unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(s), slotSize)), lay.stride-slotSize)
+}
+
+// slotAt returns the slot of record j of the block, which its plain bytes
+// follow, for a caller that needs no slice of them.
+func (b *block) slotAt(j int, lay *layout) *slot {
+	return (*slot)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(b.recs)), uintptr(j)*lay.stride))
 }
 
 // put copies s into the block's current slab and returns where it is.
@@ -262,21 +294,21 @@ func (g *ring[R]) push(e *Entry[R], end, dur time.Duration, failed bool) {
 		b.used[b.gen] = 0
 		clear(g.last[:])
 	}
-	s, plain := b.at(j, &g.lay)
+	s := b.slotAt(j, &g.lay)
 	s.hash, s.end, s.gen = e.hash, end, b.gen
 	s.task = b.put(e.TaskID)
-	for k, v := range g.lay.strings(unsafe.Pointer(&e.Rec)) {
-		switch last := &g.last[k]; {
+	for k := range min(g.lay.nstr, maxStrings) { // min: no bounds checks below
+		switch v, last := stringField(unsafe.Pointer(&e.Rec), k), &g.last[k]; {
 		case v == "":
 			s.strs[k] = strRef{}
-		case v == last.s:
+		case sameString(v, last.s):
 			s.strs[k] = last.ref
 		default:
 			s.strs[k] = b.put(v)
 			last.s, last.ref = v, s.strs[k]
 		}
 	}
-	copy(plain, g.lay.plain(unsafe.Pointer(&e.Rec)))
+	copyPlain(unsafe.Add(unsafe.Pointer(s), slotSize), unsafe.Add(unsafe.Pointer(&e.Rec), g.lay.plainOff), g.lay.plainSize)
 	b.durs[j] = dur
 	if g.ended >= uint64(g.capacity) {
 		g.evicted++
@@ -288,6 +320,14 @@ func (g *ring[R]) push(e *Entry[R], end, dur time.Duration, failed bool) {
 	if g.next++; g.next == g.capacity {
 		g.next = 0
 	}
+}
+
+// sameString reports whether a == b, without calling the runtime to
+// compare their bytes when they share them, as the same field of
+// successive records (an event name from a constant) mostly does, and
+// the task id a caller gives to start a run and to end it.
+func sameString(a, b string) bool {
+	return len(a) == len(b) && (unsafe.StringData(a) == unsafe.StringData(b) || a == b)
 }
 
 // read writes the record at ring position i, which must hold one, into

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // srec is a test record with strings, which the ring keeps in its slabs.
@@ -18,10 +20,8 @@ type srec struct {
 }
 
 var srecFuncs = Funcs[srec]{
-	Start:  func(r *srec) time.Duration { return r.start },
-	End:    func(r *srec) time.Duration { return r.start + r.dur },
-	Dur:    func(r *srec) time.Duration { return r.dur },
-	Failed: func(r *srec) bool { return r.failed },
+	Start:    func(r *srec) time.Duration { return r.start },
+	Finished: func(r *srec) (time.Duration, time.Duration, bool) { return r.start + r.dur, r.dur, r.failed },
 }
 
 // TestRingKeepsStrings records many passes over the ring's blocks, with
@@ -225,5 +225,58 @@ func TestLatestCopiesOnlyItsStrings(t *testing.T) {
 	})
 	if got.TaskID != "task-1" || got.Rec.name != "load" {
 		t.Errorf("got %+v", got)
+	}
+}
+
+// TestCopyPlain checks copyPlain against copy for every size from 0 to
+// past three chunks of 32 bytes: the n bytes are copied, none after them.
+// Each size also copies between allocations of exactly n bytes, so that
+// under the race detector its pointer checks see any pointer made past
+// their end.
+func TestCopyPlain(t *testing.T) {
+	src := make([]byte, 100)
+	for i := range src {
+		src[i] = byte(i + 1)
+	}
+	for n := range len(src) {
+		dst := make([]byte, len(src)+8)
+		copyPlain(unsafe.Pointer(&dst[0]), unsafe.Pointer(&src[0]), uintptr(n))
+		want := make([]byte, len(dst))
+		copy(want, src[:n])
+		if !bytes.Equal(dst, want) {
+			t.Fatalf("copyPlain of %d bytes: got %v, want %v", n, dst, want)
+		}
+		if n == 0 {
+			continue
+		}
+		exact, into := bytes.Clone(src[:n]), make([]byte, n)
+		copyPlain(unsafe.Pointer(&into[0]), unsafe.Pointer(&exact[0]), uintptr(n))
+		if !bytes.Equal(into, src[:n]) {
+			t.Fatalf("copyPlain of %d bytes between allocations of that size: got %v, want %v", n, into, src[:n])
+		}
+	}
+}
+
+// TestSameString checks sameString against ==, for strings that share
+// their bytes, in whole or in part, and strings that do not.
+func TestSameString(t *testing.T) {
+	s := "transform-transform"
+	other := strings.Clone(s[:9])
+	for _, tc := range []struct{ a, b string }{
+		{"", ""},
+		{s[:9], s[:9]},      // the same bytes
+		{s[:9], other},      // equal, other bytes
+		{s[:9], s[:10]},     // the same start, other lengths
+		{s[:9], s[10:]},     // equal, other bytes of one string
+		{s[:9], "transfor"}, // shorter
+		{s[:9], "transforn"},
+		{"", s[:0]},
+	} {
+		if got, want := sameString(tc.a, tc.b), tc.a == tc.b; got != want {
+			t.Errorf("sameString(%q, %q) = %v, want %v", tc.a, tc.b, got, want)
+		}
+		if got, want := sameString(tc.b, tc.a), tc.a == tc.b; got != want {
+			t.Errorf("sameString(%q, %q) = %v, want %v", tc.b, tc.a, got, want)
+		}
 	}
 }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"fmt"
-	"hash/maphash"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -18,10 +17,8 @@ type rec struct {
 }
 
 var recFuncs = Funcs[rec]{
-	Start:  func(r *rec) time.Duration { return r.start },
-	End:    func(r *rec) time.Duration { return r.start + r.dur },
-	Dur:    func(r *rec) time.Duration { return r.dur },
-	Failed: func(r *rec) bool { return r.failed },
+	Start:    func(r *rec) time.Duration { return r.start },
+	Finished: func(r *rec) (time.Duration, time.Duration, bool) { return r.start + r.dur, r.dur, r.failed },
 }
 
 // totals counts the records finished in a shard.
@@ -197,7 +194,7 @@ func TestTableMatchesModel(t *testing.T) {
 							m.retries[id]++
 						}
 					default:
-						sh := int(maphash.String(tb.seed, id) & tb.mask)
+						sh := int(hashString(tb.seed, id) & tb.mask)
 						r := rec{dur: now - m.pending[id].start, failed: rng.IntN(4) == 0}
 						st := end(tb, id, r)
 						p, ok := m.pending[id]
