@@ -26,7 +26,8 @@ type captured struct {
 // context and task that a real asynq server handed to the handler of
 // each: the context holds asynq's task id, retry count and queue, the
 // task the headers of the Client. After the handler returned the context
-// is cancelled, which the Middleware does not look at.
+// is cancelled, which the Middleware does not look at, and once every task
+// is captured the server is stopped.
 func captureTasks(tb testing.TB, n int) []captured {
 	tb.Helper()
 	redis := testutil.StartRedis(tb)
@@ -36,7 +37,7 @@ func captureTasks(tb testing.TB, n int) []captured {
 		got <- captured{ctx, t}
 		return nil
 	})
-	startServer(tb, redis.Addr, mux)
+	srv := startServer(tb, redis.Addr, mux)
 	c, err := epasynq.NewClient(asynq.RedisClientOpt{Addr: redis.Addr}, epasynq.Config{Recorder: newRecorder(tb)})
 	if err != nil {
 		tb.Fatal(err)
@@ -56,6 +57,9 @@ func captureTasks(tb testing.TB, n int) []captured {
 			tb.Fatal("the tasks did not all run")
 		}
 	}
+	// The server's polling of Redis would go on beside the measurements:
+	// stop it, now that it has handed over every task.
+	srv.Shutdown()
 	return caps
 }
 
