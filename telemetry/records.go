@@ -170,30 +170,16 @@ func (r *eventRecord) startKey() time.Duration { return r.start }
 
 func (r *eventRecord) endKey() time.Duration { return r.start + r.dur }
 
-func (r *eventRecord) metrics(c clock, taskID string) EventMetrics {
-	m := EventMetrics{
-		EventName:  r.name,
-		TaskID:     taskID,
-		StartTime:  c.time(r.start),
-		Status:     r.status.status(),
-		Error:      r.err,
-		RetryCount: int(r.retries),
-		ProcessID:  int(r.pid),
-		PipelineID: r.pipelineID,
-		Span:       r.span,
-	}
-	if r.hasEnq {
-		m.EnqueueTime = c.time(r.enq)
-	}
-	if r.status != pending {
-		m.EndTime = c.time(r.start + r.dur)
-	}
+// metrics returns the record of the run of taskID that r holds. It is
+// fill, into a result of its own.
+func (r *eventRecord) metrics(c clock, taskID string) (m EventMetrics) {
+	r.fill(&m, &c, taskID)
 	return m
 }
 
-// fill sets every field of m to those of r.metrics(*c, taskID), in place:
-// queries fill the records they return in their result, without copying
-// them from one variable to another.
+// fill sets every field of m to the record of the run of taskID that r
+// holds, in place: queries fill the records they return in their result,
+// without copying them from one variable to another.
 func (r *eventRecord) fill(m *EventMetrics, c *clock, taskID string) {
 	m.EventName, m.TaskID = r.name, taskID
 	m.StartTime, m.EndTime, m.EnqueueTime = c.time(r.start), time.Time{}, time.Time{}
@@ -261,27 +247,13 @@ func (r *networkRecord) startKey() time.Duration { return r.start }
 
 func (r *networkRecord) endKey() time.Duration { return r.start + r.dur }
 
-func (r *networkRecord) metrics(c clock, taskID string) NetworkMetrics {
-	m := NetworkMetrics{
-		TaskID:        taskID,
-		Operation:     r.operation,
-		Host:          r.host,
-		Port:          int(r.port),
-		StartTime:     c.time(r.start),
-		Status:        r.status.status(),
-		BytesSent:     r.sent,
-		BytesReceived: r.received,
-		Error:         r.err,
-		Span:          r.span,
-	}
-	if r.status != pending {
-		m.EndTime = c.time(r.start + r.dur)
-	}
+// metrics is eventRecord.metrics for network records.
+func (r *networkRecord) metrics(c clock, taskID string) (m NetworkMetrics) {
+	r.fill(&m, &c, taskID)
 	return m
 }
 
-// fill sets every field of m to those of r.metrics(*c, taskID), in place,
-// as eventRecord.fill does.
+// fill is eventRecord.fill for network records.
 func (r *networkRecord) fill(m *NetworkMetrics, c *clock, taskID string) {
 	m.TaskID, m.Operation, m.Host, m.Port = taskID, r.operation, r.host, int(r.port)
 	m.StartTime, m.EndTime = c.time(r.start), time.Time{}
