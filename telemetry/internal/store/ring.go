@@ -268,8 +268,7 @@ func (g *ring[R]) oldest() uint64 { return g.ended - uint64(g.retained()) }
 // slot returns the slot of ring position i and its block.
 func (g *ring[R]) slot(i int) (*block, *slot) {
 	b := g.blocks[i>>blockShift]
-	s, _ := b.at(i&blockMask, &g.lay)
-	return b, s
+	return b, b.slotAt(i&blockMask, &g.lay)
 }
 
 // push stores e as the newest record, evicting the oldest if the ring is
