@@ -39,6 +39,7 @@ type outlet struct {
 	pub   Publisher
 	batch BatchPublisher // nil unless pub batches
 	sync  bool           // called on the recording path
+	obs   Observer       // pub if it is a synchronous Observer, else nil
 	slot  int            // index of its buffers in each shard; -1 if sync
 	r     *Recorder
 	cfg   *config
@@ -76,6 +77,7 @@ func newOutlet(name string, p Publisher, r *Recorder, slot int) *outlet {
 	o := &outlet{name: name, pub: p, r: r, cfg: &r.cfg, slot: -1}
 	if sp, ok := p.(SyncPublisher); ok && sp.Synchronous() {
 		o.sync = true
+		o.obs, _ = p.(Observer)
 		return o
 	}
 	if bp, ok := p.(BatchPublisher); ok {
@@ -146,9 +148,38 @@ func (o *outlet) hurry() {
 // publishSync hands a record to a synchronous publisher on the recording
 // path; its errors and panics are counted, not retried.
 func (o *outlet) publishSync(publish func(context.Context) error) {
-	if err := o.attempt(context.Background(), publish); err != nil {
+	var err error
+	defer o.settleSync(&err)
+	err = publish(context.Background())
+}
+
+// observeEvent is publishSync for an Observer: it hands it the observation
+// of a finished event run.
+func (o *outlet) observeEvent(ob *EventObservation) {
+	var err error
+	defer o.settleSync(&err)
+	err = o.obs.ObserveEvent(context.Background(), *ob)
+}
+
+// observeNetwork is observeEvent for network operations.
+func (o *outlet) observeNetwork(ob *NetworkObservation) {
+	var err error
+	defer o.settleSync(&err)
+	err = o.obs.ObserveNetwork(context.Background(), *ob)
+}
+
+// settleSync counts the outcome of handing one record to a synchronous
+// publisher, deferred by the caller with the call's error: published, or
+// dropped (and logged) if the call failed or panicked, which it recovers.
+func (o *outlet) settleSync(err *error) {
+	if v := recover(); v != nil {
+		o.panics.Add(1)
+		*err = Permanent(fmt.Errorf("telemetry: publisher %s panicked: %v", o.name, v))
+	}
+	if *err != nil {
+		o.failedAttempts.Add(1)
 		o.droppedFailed.Add(1)
-		o.logGiveUp(1, 1, err)
+		o.logGiveUp(1, 1, *err)
 		return
 	}
 	o.published.Add(1)

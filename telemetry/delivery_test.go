@@ -900,3 +900,116 @@ func TestLongPublisherNamesAreBounded(t *testing.T) {
 		t.Errorf("got names %q and %q, want two distinct names of at most 128 bytes", s[0].Name, s[1].Name)
 	}
 }
+
+// observer is a synchronous Observer that keeps what it is given, and
+// fails the publish methods, which a Recorder must not call.
+type observer struct {
+	syncPublisher
+	mu      sync.Mutex
+	events  []telemetry.EventObservation
+	network []telemetry.NetworkObservation
+	fail    error // returned by the observe methods if not nil
+	panics  bool  // whether the observe methods panic
+}
+
+func (o *observer) PublishEventMetrics(context.Context, telemetry.EventMetrics) error {
+	return errors.New("PublishEventMetrics called on an Observer")
+}
+
+func (o *observer) PublishNetworkMetrics(context.Context, telemetry.NetworkMetrics) error {
+	return errors.New("PublishNetworkMetrics called on an Observer")
+}
+
+func (o *observer) ObserveEvent(_ context.Context, ob telemetry.EventObservation) error {
+	if o.panics {
+		panic("observer bug")
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.events = append(o.events, ob)
+	return o.fail
+}
+
+func (o *observer) ObserveNetwork(_ context.Context, ob telemetry.NetworkObservation) error {
+	if o.panics {
+		panic("observer bug")
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.network = append(o.network, ob)
+	return o.fail
+}
+
+// TestObserverGetsTheObservationOfEveryRecord checks that a Recorder hands
+// a synchronous Observer the Observation of each finished record, before
+// the end returns, instead of calling its publish methods.
+func TestObserverGetsTheObservationOfEveryRecord(t *testing.T) {
+	o := &observer{}
+	r := newRecorder(t, telemetry.WithPublishers(o))
+	enq := r.Now().Add(-3 * time.Second)
+	must(t, r.StartEvent("load", "t1", telemetry.WithEnqueueTime(enq),
+		telemetry.WithSpanContext(telemetry.SpanContext{TraceID: [16]byte{1}, SpanID: [8]byte{2}, Sampled: true})))
+	must(t, r.RecordRetry("t1"))
+	must(t, r.RecordRetry("t1"))
+	must(t, r.EndEvent("t1", errTransient))
+	must(t, r.StartEvent("load", "t2", telemetry.WithEnqueueTime(r.Now().Add(time.Hour)))) // a clock ahead
+	must(t, r.EndEvent("t2", nil))
+	must(t, r.StartEvent("save", "t3"))
+	must(t, r.EndEvent("t3", nil))
+	must(t, r.Network().StartOperation("t1", "db", 5432, "query"))
+	must(t, r.Network().EndOperation("t1", 10, 20, nil))
+	must(t, r.Network().StartOperation("t2", "db", 5432, ""))
+	must(t, r.Network().EndOperation("t2", 0, 0, errTransient))
+
+	var want []telemetry.EventObservation
+	for _, id := range []string{"t1", "t2", "t3"} {
+		m, _ := r.Metrics(id)
+		want = append(want, m.Observation())
+	}
+	if !slices.Equal(o.events, want) {
+		t.Errorf("observed events\n%+v\nwant\n%+v", o.events, want)
+	}
+	if ob := o.events[0]; ob.Status != telemetry.StatusFailed || ob.Retries != 2 || !ob.Enqueued || ob.Wait < 3*time.Second || !ob.Span.Sampled {
+		t.Errorf("the failed run: got %+v, want failed, 2 retries, a wait of at least 3s, its span", ob)
+	}
+	if ob := o.events[1]; !ob.Enqueued || ob.Wait != 0 {
+		t.Errorf("the run enqueued after its start: got %+v, want enqueued with no wait", ob)
+	}
+	if ob := o.events[2]; ob.Enqueued || ob.Wait != 0 || ob.Status != telemetry.StatusCompleted {
+		t.Errorf("the run with no enqueue time: got %+v, want completed, not enqueued", ob)
+	}
+	var wantNet []telemetry.NetworkObservation
+	for _, id := range []string{"t1", "t2"} {
+		m, _ := r.Network().Metrics(id)
+		wantNet = append(wantNet, m.Observation())
+	}
+	if !slices.Equal(o.network, wantNet) {
+		t.Errorf("observed operations\n%+v\nwant\n%+v", o.network, wantNet)
+	}
+	if ob := o.network[1]; ob.Operation != telemetry.DefaultOperation || ob.Status != telemetry.StatusFailed {
+		t.Errorf("the failed operation: got %+v, want %s, failed", ob, telemetry.DefaultOperation)
+	}
+	if s := r.PublisherStats()[0]; !s.Synchronous || s.Published != 5 || s.Dropped() != 0 || s.FailedAttempts != 0 {
+		t.Errorf("stats: got %+v, want synchronous, 5 published, nothing failed", s)
+	}
+}
+
+// TestObserverFailuresAndPanicsAreCounted checks that an Observer's errors
+// and panics are counted as a SyncPublisher's are, and contained.
+func TestObserverFailuresAndPanicsAreCounted(t *testing.T) {
+	failing, panicking := &observer{fail: errTransient}, &observer{panics: true}
+	r := newRecorder(t, telemetry.WithPublishers(failing, panicking), telemetry.WithLogger(quiet))
+	record(t, r, "t", 3)
+	for i, s := range r.PublisherStats() {
+		wantPanics := uint64(0)
+		if i == 1 {
+			wantPanics = 6
+		}
+		if s.Published != 0 || s.DroppedFailed != 6 || s.FailedAttempts != 6 || s.Panics != wantPanics {
+			t.Errorf("%s: got %+v, want 6 failed attempts and 6 dropped, %d panics", s.Name, s, wantPanics)
+		}
+	}
+	if len(failing.events) != 3 || len(failing.network) != 3 {
+		t.Errorf("the failing Observer got %d events and %d operations, want 3 of each", len(failing.events), len(failing.network))
+	}
+}

@@ -30,6 +30,9 @@ import "context"
 //     methods, with batches of up to [WithMaxBatchSize] records.
 //   - [SyncPublisher]: if Synchronous reports true, the publish methods are
 //     called on the recording path, with no queue and no worker.
+//   - [Observer]: a SyncPublisher whose observe methods are called on the
+//     recording path instead of its publish methods, with only what metrics
+//     are made of.
 //   - [Flusher]: Flush is called by [Recorder.Flush] (and Close), after every
 //     record recorded before it was handed over.
 //   - [Closer]: Close is called once by [Recorder.Close], after the last
@@ -79,6 +82,28 @@ type BatchPublisher interface {
 type SyncPublisher interface {
 	Publisher
 	Synchronous() bool
+}
+
+// An Observer is a [SyncPublisher] that makes metrics of a finished run,
+// such as histograms and counters, and so needs only some of its record:
+// its name, status, duration, retries, wait and span. The Recorder then
+// calls ObserveEvent and ObserveNetwork on the recording path instead of the
+// publish methods, with an [EventObservation] or a [NetworkObservation],
+// which spares it making the record's times and text. The rules of
+// SyncPublisher apply to them, and ctx is [context.Background].
+//
+// The publish methods remain the way the publisher is called when used
+// directly, or by code that holds whole records: they must have the same
+// effect as observing the record's [EventMetrics.Observation] or
+// [NetworkMetrics.Observation], which they usually call.
+type Observer interface {
+	SyncPublisher
+	// ObserveEvent adds the finished event run o to the publisher's
+	// metrics.
+	ObserveEvent(ctx context.Context, o EventObservation) error
+	// ObserveNetwork adds the finished network operation o to the
+	// publisher's metrics.
+	ObserveNetwork(ctx context.Context, o NetworkObservation) error
 }
 
 // A Flusher is a Publisher with buffers of its own. [Recorder.Flush] calls

@@ -198,6 +198,11 @@ func (r *Recorder) endEvent(op, taskID string, err error, now time.Duration) err
 		},
 		(*eventTotals).add,
 		func(o *outlet, taskID string, rec eventRecord) {
+			if o.obs != nil {
+				ob := rec.observation()
+				o.observeEvent(&ob)
+				return
+			}
 			o.publishSync(func(ctx context.Context) error { return o.pub.PublishEventMetrics(ctx, rec.metrics(r.clock, taskID)) })
 		})
 }
@@ -344,6 +349,11 @@ func (n *Network) endOperation(op, taskID string, bytesSent, bytesReceived int64
 		},
 		(*networkTotals).add,
 		func(o *outlet, taskID string, rec networkRecord) {
+			if o.obs != nil {
+				ob := rec.observation()
+				o.observeNetwork(&ob)
+				return
+			}
 			o.publishSync(func(ctx context.Context) error {
 				return o.pub.PublishNetworkMetrics(ctx, rec.metrics(n.r.clock, taskID))
 			})
@@ -445,7 +455,23 @@ func finish[R, T any](r *Recorder, t *store.Table[R, T], op, taskID string,
 	}
 	t.Ended(s)
 	t.Release(s)
-	handOver(outs, pressure, func(o *outlet) { publishSync(o, taskID, rec) })
+	// Deliver to the synchronous publishers, and tell the workers of the
+	// others that a record is waiting. Under pressure (a buffer half full),
+	// hurry them and yield the processor once, so that a worker gets to run
+	// before its buffer overflows; never block.
+	for _, o := range outs {
+		switch {
+		case o.sync:
+			publishSync(o, taskID, rec)
+		case pressure:
+			o.hurry()
+		default:
+			o.wake()
+		}
+	}
+	if pressure {
+		runtime.Gosched()
+	}
 	return nil
 }
 
@@ -499,26 +525,6 @@ func enqueue[R, T any](p *store.Shard[R, T], outs []*outlet, taskID string, rec 
 		pressure = pressure || half
 	}
 	return pressure
-}
-
-// handOver delivers a finished record to the synchronous publishers and
-// tells the workers of the others that it is waiting. Under pressure (a
-// buffer half full) it hurries the workers and yields the processor once,
-// so that a worker gets to run before its buffer overflows; it never blocks.
-func handOver(outs []*outlet, pressure bool, publishSync func(*outlet)) {
-	for _, o := range outs {
-		switch {
-		case o.sync:
-			publishSync(o)
-		case pressure:
-			o.hurry()
-		default:
-			o.wake()
-		}
-	}
-	if pressure {
-		runtime.Gosched()
-	}
 }
 
 // endStatus returns the status and error text of a run that ended with

@@ -117,6 +117,31 @@ func (m EventMetrics) Duration() time.Duration {
 	return m.EndTime.Sub(m.StartTime)
 }
 
+// An EventObservation is the part of the record of a finished event run
+// that metrics are made of, as an [Observer] gets it: what
+// [EventMetrics.Observation] returns.
+type EventObservation struct {
+	EventName string        // name of the event
+	Status    Status        // completed or failed
+	Duration  time.Duration // how long the run took: [EventMetrics.Duration]
+	Retries   int           // retries recorded for the run: [EventMetrics.RetryCount]
+	// Wait is how long the run waited in a queue before it started
+	// ([EventMetrics.WaitTime]) if Enqueued, and 0 otherwise.
+	Wait time.Duration
+	// Enqueued reports whether the run's enqueue time is known: whether
+	// [EventMetrics.EnqueueTime] is not the zero Time.
+	Enqueued bool
+	Span     SpanContext // the span that traces the run, if any
+}
+
+// Observation returns the part of m that metrics are made of.
+func (m EventMetrics) Observation() EventObservation {
+	return EventObservation{
+		EventName: m.EventName, Status: m.Status, Duration: m.Duration(), Retries: m.RetryCount,
+		Wait: m.WaitTime(), Enqueued: !m.EnqueueTime.IsZero(), Span: m.Span,
+	}
+}
+
 // eventRecord is the compact form in which events are stored and queued,
 // beside their task id. Keeping it small keeps the retained memory per
 // event low. The store requires its string fields first and no other
@@ -142,6 +167,16 @@ func (r *eventRecord) wait() (time.Duration, bool) {
 		return 0, false
 	}
 	return max(r.start-r.enq, 0), true
+}
+
+// observation returns the observation of the finished run r holds, which
+// equals the Observation of its metrics.
+func (r *eventRecord) observation() EventObservation {
+	wait, enqueued := r.wait()
+	return EventObservation{
+		EventName: r.name, Status: r.status.status(), Duration: r.dur, Retries: int(r.retries),
+		Wait: wait, Enqueued: enqueued, Span: r.span,
+	}
 }
 
 // setRetries sets the retries of a pending record, which the store keeps
@@ -227,6 +262,26 @@ func (m NetworkMetrics) Latency() time.Duration {
 	return m.EndTime.Sub(m.StartTime)
 }
 
+// A NetworkObservation is the part of the record of a finished network
+// operation that metrics are made of, as an [Observer] gets it: what
+// [NetworkMetrics.Observation] returns.
+type NetworkObservation struct {
+	Operation     string        // kind of operation; "" only if the record's is
+	Status        Status        // completed or failed
+	Latency       time.Duration // how long it took: [NetworkMetrics.Latency]
+	BytesSent     int64         // bytes sent
+	BytesReceived int64         // bytes received
+	Span          SpanContext   // the client span that traces it, if any
+}
+
+// Observation returns the part of m that metrics are made of.
+func (m NetworkMetrics) Observation() NetworkObservation {
+	return NetworkObservation{
+		Operation: m.Operation, Status: m.Status, Latency: m.Latency(),
+		BytesSent: m.BytesSent, BytesReceived: m.BytesReceived, Span: m.Span,
+	}
+}
+
 // networkRecord is the compact form in which network operations are stored
 // and queued, beside their task id, laid out as eventRecord is.
 type networkRecord struct {
@@ -246,6 +301,14 @@ type networkRecord struct {
 func (r *networkRecord) startKey() time.Duration { return r.start }
 
 func (r *networkRecord) endKey() time.Duration { return r.start + r.dur }
+
+// observation is eventRecord.observation for network records.
+func (r *networkRecord) observation() NetworkObservation {
+	return NetworkObservation{
+		Operation: r.operation, Status: r.status.status(), Latency: r.dur,
+		BytesSent: r.sent, BytesReceived: r.received, Span: r.span,
+	}
+}
 
 // metrics is eventRecord.metrics for network records.
 func (r *networkRecord) metrics(c clock, taskID string) (m NetworkMetrics) {

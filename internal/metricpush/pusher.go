@@ -150,46 +150,58 @@ func (p *Pusher) bindOp(name string) *opSeries {
 	return &opSeries{name: name, latency: newHistogram(p.o.LatencyBuckets)}
 }
 
-// PublishEventMetrics adds the finished run m to the aggregates.
-func (p *Pusher) PublishEventMetrics(_ context.Context, m telemetry.EventMetrics) error {
+// PublishEventMetrics adds the finished run m to the aggregates, as
+// ObserveEvent does its Observation.
+func (p *Pusher) PublishEventMetrics(ctx context.Context, m telemetry.EventMetrics) error {
+	return p.ObserveEvent(ctx, m.Observation())
+}
+
+// ObserveEvent adds the finished run o to the aggregates.
+func (p *Pusher) ObserveEvent(_ context.Context, o telemetry.EventObservation) error {
 	if p.closed.Load() {
 		return p.errClosed
 	}
-	if err := metricdef.CheckEvent(m.EventName, string(m.Status)); err != nil {
+	if err := metricdef.CheckEvent(o.EventName, string(o.Status)); err != nil {
 		return fmt.Errorf("%s: %w", p.o.Prefix, err)
 	}
-	s := p.events.Get(m.EventName)
+	s := p.events.Get(o.EventName)
 	h := s.completed
-	if m.Status == telemetry.StatusFailed {
+	if o.Status == telemetry.StatusFailed {
 		h = s.failed
 	}
-	h.observe(m.Duration().Seconds())
-	if m.RetryCount > 0 {
-		s.retries.Add(uint64(m.RetryCount))
+	h.observe(o.Duration.Seconds())
+	if o.Retries > 0 {
+		s.retries.Add(uint64(o.Retries))
 	}
-	if !m.EnqueueTime.IsZero() {
-		s.waitHistogram().observe(m.WaitTime().Seconds())
+	if o.Enqueued {
+		s.waitHistogram().observe(o.Wait.Seconds())
 	}
 	p.markDirty()
 	return nil
 }
 
-// PublishNetworkMetrics adds the finished operation m to the aggregates.
-func (p *Pusher) PublishNetworkMetrics(_ context.Context, m telemetry.NetworkMetrics) error {
+// PublishNetworkMetrics adds the finished operation m to the aggregates,
+// as ObserveNetwork does its Observation.
+func (p *Pusher) PublishNetworkMetrics(ctx context.Context, m telemetry.NetworkMetrics) error {
+	return p.ObserveNetwork(ctx, m.Observation())
+}
+
+// ObserveNetwork adds the finished operation o to the aggregates.
+func (p *Pusher) ObserveNetwork(_ context.Context, o telemetry.NetworkObservation) error {
 	if p.closed.Load() {
 		return p.errClosed
 	}
-	if err := metricdef.CheckNetwork(string(m.Status), m.BytesSent, m.BytesReceived); err != nil {
+	if err := metricdef.CheckNetwork(string(o.Status), o.BytesSent, o.BytesReceived); err != nil {
 		return fmt.Errorf("%s: %w", p.o.Prefix, err)
 	}
-	op := m.Operation
+	op := o.Operation
 	if op == "" {
 		op = telemetry.DefaultOperation
 	}
 	s := p.ops.Get(op)
-	s.latency.observe(m.Latency().Seconds())
-	s.sent.Add(uint64(m.BytesSent))
-	s.received.Add(uint64(m.BytesReceived))
+	s.latency.observe(o.Latency.Seconds())
+	s.sent.Add(uint64(o.BytesSent))
+	s.received.Add(uint64(o.BytesReceived))
 	p.markDirty()
 	return nil
 }

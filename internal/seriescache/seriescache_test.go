@@ -116,3 +116,37 @@ func TestGetDoesNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheFindsEveryValue checks that the values found by comparison
+// (the first firstLen) and those found in the map give the series they
+// were bound to, each bound once, with names that share lengths and
+// prefixes.
+func TestCacheFindsEveryValue(t *testing.T) {
+	binds := map[string]int{}
+	c := New(3*firstLen, func(v string) *series { binds[v]++; return &series{label: v} }, nil)
+	names := make([]string, 2*firstLen+1)
+	for i := range names {
+		names[i] = fmt.Sprintf("event_%02d", i)
+	}
+	got := map[string]*series{}
+	for _, n := range names {
+		got[n] = c.Get(n)
+	}
+	for round := range 2 {
+		for _, n := range names {
+			// A copy of the name, so that its bytes are not those bound.
+			s := c.Get(strings.Clone(n))
+			if s != got[n] || s.label != n {
+				t.Errorf("round %d: Get(%q) gave the series labelled %q, not the one bound first", round, n, s.label)
+			}
+		}
+	}
+	for _, n := range names {
+		if binds[n] != 1 {
+			t.Errorf("%q bound %d times, want once", n, binds[n])
+		}
+	}
+	if len(c.All()) != len(names) {
+		t.Errorf("All: %d series, want %d", len(c.All()), len(names))
+	}
+}

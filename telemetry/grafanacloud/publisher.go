@@ -67,6 +67,7 @@ type Publisher struct {
 var (
 	_ telemetry.Publisher     = (*Publisher)(nil)
 	_ telemetry.SyncPublisher = (*Publisher)(nil)
+	_ telemetry.Observer      = (*Publisher)(nil)
 	_ telemetry.Flusher       = (*Publisher)(nil)
 	_ telemetry.Closer        = (*Publisher)(nil)
 	_ telemetry.Namer         = (*Publisher)(nil)
@@ -158,6 +159,12 @@ func (p *Publisher) PublishEventMetrics(ctx context.Context, m telemetry.EventMe
 	return p.eng.PublishEventMetrics(ctx, m)
 }
 
+// ObserveEvent is PublishEventMetrics for the [telemetry.EventObservation]
+// of a run, which a Recorder passes instead of the whole record.
+func (p *Publisher) ObserveEvent(ctx context.Context, o telemetry.EventObservation) error {
+	return p.eng.ObserveEvent(ctx, o)
+}
+
 // PublishNetworkMetrics adds the finished operation m to the aggregates
 // pushed next: its latency to network_latency_seconds{operation} and its
 // bytes to network_bytes_total{operation, direction}. It never blocks and
@@ -171,6 +178,13 @@ func (p *Publisher) PublishEventMetrics(ctx context.Context, m telemetry.EventMe
 // [telemetry.ErrClosed] after Close.
 func (p *Publisher) PublishNetworkMetrics(ctx context.Context, m telemetry.NetworkMetrics) error {
 	return p.eng.PublishNetworkMetrics(ctx, m)
+}
+
+// ObserveNetwork is PublishNetworkMetrics for the
+// [telemetry.NetworkObservation] of an operation, which a Recorder passes
+// instead of the whole record.
+func (p *Publisher) ObserveNetwork(ctx context.Context, o telemetry.NetworkObservation) error {
+	return p.eng.ObserveNetwork(ctx, o)
 }
 
 // Synchronous reports true: the Recorder calls p on the recording path,

@@ -80,6 +80,7 @@ type opSeries struct {
 var (
 	_ telemetry.Publisher     = (*Publisher)(nil)
 	_ telemetry.SyncPublisher = (*Publisher)(nil)
+	_ telemetry.Observer      = (*Publisher)(nil)
 	_ telemetry.Flusher       = (*Publisher)(nil)
 	_ telemetry.Closer        = (*Publisher)(nil)
 	_ telemetry.Namer         = (*Publisher)(nil)
@@ -208,23 +209,31 @@ func (p *Publisher) registerSelfMetrics(m metric.Meter) error {
 // is neither completed nor failed, and one wrapping [telemetry.ErrClosed]
 // after Close.
 func (p *Publisher) PublishEventMetrics(ctx context.Context, m telemetry.EventMetrics) error {
+	return p.ObserveEvent(ctx, m.Observation())
+}
+
+// ObserveEvent is PublishEventMetrics for the [telemetry.EventObservation]
+// of a run, which a Recorder passes instead of the whole record; it also
+// records its wait into event_wait_seconds{event_name} if its enqueue time
+// is known.
+func (p *Publisher) ObserveEvent(ctx context.Context, o telemetry.EventObservation) error {
 	if p.closed.Load() {
 		return errClosed
 	}
-	if err := metricdef.CheckEvent(m.EventName, string(m.Status)); err != nil {
+	if err := metricdef.CheckEvent(o.EventName, string(o.Status)); err != nil {
 		return fmt.Errorf("otelmetric: %w", err)
 	}
-	s := p.events.Get(m.EventName)
+	s := p.events.Get(o.EventName)
 	opts := s.completed
-	if m.Status == telemetry.StatusFailed {
+	if o.Status == telemetry.StatusFailed {
 		opts = s.failed
 	}
-	p.duration.Record(ctx, m.Duration().Seconds(), opts...)
-	if m.RetryCount > 0 {
-		p.retries.Add(ctx, int64(m.RetryCount), s.retries...)
+	p.duration.Record(ctx, o.Duration.Seconds(), opts...)
+	if o.Retries > 0 {
+		p.retries.Add(ctx, int64(o.Retries), s.retries...)
 	}
-	if !m.EnqueueTime.IsZero() {
-		p.wait.Record(ctx, m.WaitTime().Seconds(), s.wait...)
+	if o.Enqueued {
+		p.wait.Record(ctx, o.Wait.Seconds(), s.wait...)
 	}
 	return nil
 }
@@ -240,20 +249,27 @@ func (p *Publisher) PublishEventMetrics(ctx context.Context, m telemetry.EventMe
 // failed or whose byte counts are negative, and one wrapping
 // [telemetry.ErrClosed] after Close.
 func (p *Publisher) PublishNetworkMetrics(ctx context.Context, m telemetry.NetworkMetrics) error {
+	return p.ObserveNetwork(ctx, m.Observation())
+}
+
+// ObserveNetwork is PublishNetworkMetrics for the
+// [telemetry.NetworkObservation] of an operation, which a Recorder passes
+// instead of the whole record.
+func (p *Publisher) ObserveNetwork(ctx context.Context, o telemetry.NetworkObservation) error {
 	if p.closed.Load() {
 		return errClosed
 	}
-	if err := metricdef.CheckNetwork(string(m.Status), m.BytesSent, m.BytesReceived); err != nil {
+	if err := metricdef.CheckNetwork(string(o.Status), o.BytesSent, o.BytesReceived); err != nil {
 		return fmt.Errorf("otelmetric: %w", err)
 	}
-	op := m.Operation
+	op := o.Operation
 	if op == "" {
 		op = telemetry.DefaultOperation
 	}
 	s := p.ops.Get(op)
-	p.latency.Record(ctx, m.Latency().Seconds(), s.latency...)
-	p.bytes.Add(ctx, m.BytesSent, s.sent...)
-	p.bytes.Add(ctx, m.BytesReceived, s.received...)
+	p.latency.Record(ctx, o.Latency.Seconds(), s.latency...)
+	p.bytes.Add(ctx, o.BytesSent, s.sent...)
+	p.bytes.Add(ctx, o.BytesReceived, s.received...)
 	return nil
 }
 

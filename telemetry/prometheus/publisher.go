@@ -51,8 +51,8 @@ var (
 
 // A Publisher exposes the records of a [telemetry.Recorder] as Prometheus
 // metrics, and the delivery counters of the Recorder it is attached to as
-// self-metrics (see [Publisher.Attach]). It is a [telemetry.SyncPublisher]:
-// the Recorder calls it on the recording path, where it updates in-process
+// self-metrics (see [Publisher.Attach]). It is a [telemetry.Observer]: the
+// Recorder calls it on the recording path, where it updates in-process
 // histograms and counters without blocking or allocating; Prometheus reads
 // them when it scrapes.
 //
@@ -99,6 +99,7 @@ type opSeries struct {
 var (
 	_ telemetry.Publisher     = (*Publisher)(nil)
 	_ telemetry.SyncPublisher = (*Publisher)(nil)
+	_ telemetry.Observer      = (*Publisher)(nil)
 	_ telemetry.Closer        = (*Publisher)(nil)
 	_ telemetry.Namer         = (*Publisher)(nil)
 	_ telemetry.Attacher      = (*Publisher)(nil)
@@ -270,67 +271,88 @@ func (p *Publisher) bindOp(op string) *opSeries {
 	}
 }
 
-// PublishEventMetrics observes the duration of the finished run m in
-// event_duration_seconds{event_name, status}, adds its retries to
-// event_retries_total{event_name}, and, if m has an enqueue time, observes
-// its wait ([telemetry.EventMetrics.WaitTime]) in
-// event_wait_seconds{event_name}; both histograms get the run's trace and
-// span ids as an exemplar when it was traced and sampled. The event_name label is the bounded
-// form of m.EventName (see the package doc). It never blocks; ctx is not
-// used.
+// PublishEventMetrics observes the finished run m as [Publisher.ObserveEvent]
+// does its [telemetry.EventMetrics.Observation]. It never blocks; ctx is
+// not used.
 //
 // It returns an error for a record with an empty event name or whose
 // status is neither completed nor failed, and one wrapping
 // [telemetry.ErrClosed] after Close.
-func (p *Publisher) PublishEventMetrics(_ context.Context, m telemetry.EventMetrics) error {
+func (p *Publisher) PublishEventMetrics(ctx context.Context, m telemetry.EventMetrics) error {
+	return p.ObserveEvent(ctx, m.Observation())
+}
+
+// ObserveEvent observes the duration of the finished run o in
+// event_duration_seconds{event_name, status}, adds its retries to
+// event_retries_total{event_name}, and, if its enqueue time is known,
+// observes its wait in event_wait_seconds{event_name}; both histograms get
+// the run's trace and span ids as an exemplar when it was traced and
+// sampled. The event_name label is the bounded form of o.EventName (see
+// the package doc). It never blocks; ctx is not used. A Recorder calls it
+// instead of PublishEventMetrics.
+//
+// It returns an error for an empty event name or a status that is neither
+// completed nor failed, and one wrapping [telemetry.ErrClosed] after Close.
+func (p *Publisher) ObserveEvent(_ context.Context, o telemetry.EventObservation) error {
 	if p.closed.Load() {
 		return errClosed
 	}
-	if err := metricdef.CheckEvent(m.EventName, string(m.Status)); err != nil {
+	if err := metricdef.CheckEvent(o.EventName, string(o.Status)); err != nil {
 		return fmt.Errorf("prometheus: %w", err)
 	}
-	s := p.events.Get(m.EventName)
-	if m.Status == telemetry.StatusFailed {
-		observe(s.failed, m.Duration().Seconds(), m.Span)
+	s := p.events.Get(o.EventName)
+	if o.Status == telemetry.StatusFailed {
+		observe(s.failed, o.Duration.Seconds(), &o.Span)
 	} else {
-		observe(s.completed, m.Duration().Seconds(), m.Span)
+		observe(s.completed, o.Duration.Seconds(), &o.Span)
 	}
-	if m.RetryCount > 0 {
-		s.retries.Add(float64(m.RetryCount))
+	if o.Retries > 0 {
+		s.retries.Add(float64(o.Retries))
 	}
-	if !m.EnqueueTime.IsZero() {
-		observe(p.waitObserver(s), m.WaitTime().Seconds(), m.Span)
+	if o.Enqueued {
+		observe(p.waitObserver(s), o.Wait.Seconds(), &o.Span)
 	}
 	return nil
 }
 
-// PublishNetworkMetrics observes the latency of the finished operation m in
-// network_latency_seconds{operation} and adds its bytes to
-// network_bytes_total{operation, direction}. It never blocks; ctx is not
-// used. An empty operation counts as [telemetry.DefaultOperation]; the
-// operation label is the bounded form of the operation.
+// PublishNetworkMetrics observes the finished operation m as
+// [Publisher.ObserveNetwork] does its
+// [telemetry.NetworkMetrics.Observation]. It never blocks; ctx is not used.
 //
 // It returns an error for a record whose status is neither completed nor
 // failed or whose byte counts are negative, and one wrapping
 // [telemetry.ErrClosed] after Close.
-func (p *Publisher) PublishNetworkMetrics(_ context.Context, m telemetry.NetworkMetrics) error {
+func (p *Publisher) PublishNetworkMetrics(ctx context.Context, m telemetry.NetworkMetrics) error {
+	return p.ObserveNetwork(ctx, m.Observation())
+}
+
+// ObserveNetwork observes the latency of the finished operation o in
+// network_latency_seconds{operation} and adds its bytes to
+// network_bytes_total{operation, direction}. It never blocks; ctx is not
+// used. An empty operation counts as [telemetry.DefaultOperation]; the
+// operation label is the bounded form of the operation. A Recorder calls
+// it instead of PublishNetworkMetrics.
+//
+// It returns an error for a status that is neither completed nor failed or
+// negative byte counts, and one wrapping [telemetry.ErrClosed] after Close.
+func (p *Publisher) ObserveNetwork(_ context.Context, o telemetry.NetworkObservation) error {
 	if p.closed.Load() {
 		return errClosed
 	}
-	if err := metricdef.CheckNetwork(string(m.Status), m.BytesSent, m.BytesReceived); err != nil {
+	if err := metricdef.CheckNetwork(string(o.Status), o.BytesSent, o.BytesReceived); err != nil {
 		return fmt.Errorf("prometheus: %w", err)
 	}
-	op := m.Operation
+	op := o.Operation
 	if op == "" {
 		op = telemetry.DefaultOperation
 	}
 	s := p.ops.Get(op)
-	observe(s.latency, m.Latency().Seconds(), m.Span)
-	if m.BytesSent > 0 {
-		s.sent.Add(float64(m.BytesSent))
+	observe(s.latency, o.Latency.Seconds(), &o.Span)
+	if o.BytesSent > 0 {
+		s.sent.Add(float64(o.BytesSent))
 	}
-	if m.BytesReceived > 0 {
-		s.received.Add(float64(m.BytesReceived))
+	if o.BytesReceived > 0 {
+		s.received.Add(float64(o.BytesReceived))
 	}
 	return nil
 }
@@ -422,7 +444,7 @@ func (p *Publisher) logger() *slog.Logger {
 
 // observe observes v in o, with the trace id and span id of sc as an
 // exemplar if sc is a sampled span; an untraced record allocates nothing.
-func observe(o prom.Observer, v float64, sc telemetry.SpanContext) {
+func observe(o prom.Observer, v float64, sc *telemetry.SpanContext) {
 	if sc.Sampled && sc.IsValid() {
 		if eo, ok := o.(prom.ExemplarObserver); ok {
 			eo.ObserveWithExemplar(v, prom.Labels{ExemplarTraceID: sc.TraceIDString(), ExemplarSpanID: sc.SpanIDString()})
