@@ -226,6 +226,11 @@
 //   - [SyncPublisher]: an in-process aggregator (such as Prometheus
 //     histograms), called on the recording path without a queue, from
 //     every goroutine that records, so it must be safe for concurrent use;
+//   - [Observer]: a SyncPublisher that makes metrics, handed an
+//     [EventObservation] or a [NetworkObservation] (name, status, duration,
+//     retries, wait, bytes, span) instead of the whole record, which costs
+//     the recording path less; every publisher of metrics in this module is
+//     one;
 //   - [Flusher] and [Closer]: called by [Recorder.Flush] and [Recorder.Close];
 //   - [Attacher]: told the Recorder it is attached to; the way a publisher
 //     learns its Recorder, to report its [Recorder.PublisherStats];
