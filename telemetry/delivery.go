@@ -154,18 +154,18 @@ func (o *outlet) publishSync(publish func(context.Context) error) {
 }
 
 // observeEvent is publishSync for an Observer: it hands it the observation
-// of a finished event run.
-func (o *outlet) observeEvent(ob *EventObservation) {
+// of the finished event run rec.
+func (o *outlet) observeEvent(rec *eventRecord) {
 	var err error
 	defer o.settleSync(&err)
-	err = o.obs.ObserveEvent(context.Background(), *ob)
+	err = o.obs.ObserveEvent(context.Background(), rec.observation())
 }
 
 // observeNetwork is observeEvent for network operations.
-func (o *outlet) observeNetwork(ob *NetworkObservation) {
+func (o *outlet) observeNetwork(rec *networkRecord) {
 	var err error
 	defer o.settleSync(&err)
-	err = o.obs.ObserveNetwork(context.Background(), *ob)
+	err = o.obs.ObserveNetwork(context.Background(), rec.observation())
 }
 
 // settleSync counts the outcome of handing one record to a synchronous

@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -29,8 +30,8 @@ type Recorder struct {
 	events  *store.Table[eventRecord, eventTotals]
 	network *store.Table[networkRecord, networkTotals]
 
-	pubMu   sync.Mutex                // serializes changes of outlets
-	outlets atomic.Pointer[[]*outlet] // read on every record, copied on change
+	pubMu   sync.Mutex              // serializes changes of outlets
+	outlets atomic.Pointer[outlets] // read on every record, copied on change
 	closed  atomic.Bool
 }
 
@@ -46,7 +47,7 @@ func NewRecorder(opts ...Option) (*Recorder, error) {
 	r.net.r = r
 	r.events = store.NewTable(cfg.maxEvents, cfg.maxPending, eventFuncs, (*eventTotals).init)
 	r.network = store.NewTable[networkRecord, networkTotals](cfg.maxNetworkOps, cfg.maxPending, networkFuncs, nil)
-	r.outlets.Store(new([]*outlet))
+	r.outlets.Store(&outlets{})
 	for _, p := range cfg.publishers {
 		if err := r.AddPublisher(p); err != nil {
 			r.Close(context.Background())
@@ -83,13 +84,8 @@ func (r *Recorder) AddPublisher(p Publisher) error {
 	if r.closed.Load() {
 		return callError("add publisher", ErrClosed)
 	}
-	old := *r.outlets.Load()
-	slot := 0
-	for _, o := range old {
-		if !o.sync {
-			slot++
-		}
-	}
+	set := *r.outlets.Load()
+	old, slot := set.all, len(set.queued)
 	base := publisherName(p)
 	name := base
 	for n, taken := 2, true; taken; n++ {
@@ -112,9 +108,20 @@ func (r *Recorder) AddPublisher(p Publisher) error {
 		r.network.AddOut(r.cfg.queueSize)
 		go o.run()
 	}
-	outs := append(old[:len(old):len(old)], o)
-	r.outlets.Store(&outs)
+	set.all = append(slices.Clip(set.all), o)
+	if o.sync {
+		set.sync = append(slices.Clip(set.sync), o)
+	} else {
+		set.queued = append(slices.Clip(set.queued), o)
+	}
+	r.outlets.Store(&set)
 	return nil
+}
+
+// outlets are the outlets of a Recorder's publishers: all of them, in the
+// order they were attached, and the same split by how records reach them.
+type outlets struct {
+	all, sync, queued []*outlet
 }
 
 // Flush waits until every record that finished before the call has been
@@ -129,7 +136,7 @@ func (r *Recorder) Flush(ctx context.Context) error {
 }
 
 func (r *Recorder) flush(ctx context.Context) error {
-	outs := *r.outlets.Load()
+	outs := r.outlets.Load().all
 	errs := make([]error, len(outs))
 	var wg sync.WaitGroup
 	for i, o := range outs {
@@ -164,7 +171,7 @@ func (r *Recorder) Close(ctx context.Context) error {
 		return callError("close", ErrClosed)
 	}
 	err := r.flush(ctx)
-	outs := *r.outlets.Load()
+	outs := r.outlets.Load().all
 	errs := make([]error, len(outs)+1)
 	errs[0] = err
 	var wg sync.WaitGroup

@@ -199,8 +199,7 @@ func (r *Recorder) endEvent(op, taskID string, err error, now time.Duration) err
 		(*eventTotals).add,
 		func(o *outlet, taskID string, rec eventRecord) {
 			if o.obs != nil {
-				ob := rec.observation()
-				o.observeEvent(&ob)
+				o.observeEvent(&rec)
 				return
 			}
 			o.publishSync(func(ctx context.Context) error { return o.pub.PublishEventMetrics(ctx, rec.metrics(r.clock, taskID)) })
@@ -350,8 +349,7 @@ func (n *Network) endOperation(op, taskID string, bytesSent, bytesReceived int64
 		(*networkTotals).add,
 		func(o *outlet, taskID string, rec networkRecord) {
 			if o.obs != nil {
-				ob := rec.observation()
-				o.observeNetwork(&ob)
+				o.observeNetwork(&rec)
 				return
 			}
 			o.publishSync(func(ctx context.Context) error {
@@ -424,7 +422,7 @@ func begin[R, T any](r *Recorder, t *store.Table[R, T], op, taskID string, rec *
 // synchronous ones.
 func finish[R, T any](r *Recorder, t *store.Table[R, T], op, taskID string,
 	end func(*R, int32), count func(*T, *R), publishSync func(*outlet, string, R)) error {
-	outs := *r.outlets.Load()
+	outs := r.outlets.Load()
 	s, h := t.Acquire(taskID)
 	if r.closed.Load() {
 		// Checked under the shard's lock, which the publishers' workers
@@ -440,32 +438,29 @@ func finish[R, T any](r *Recorder, t *store.Table[R, T], op, taskID string,
 	}
 	end(&e.Rec, retries)
 	count(&s.Totals, &e.Rec)
-	if len(outs) == 0 { // no publisher: nothing to hand over
+	if len(outs.all) == 0 { // no publisher: nothing to hand over
 		t.Ended(s)
 		t.Release(s)
 		return nil
 	}
-	pressure := enqueue(s, outs, e.TaskID, &e.Rec)
+	pressure := enqueue(s, outs.queued, e.TaskID, &e.Rec)
 	var rec R
-	for _, o := range outs {
-		if o.sync {
-			rec = e.Rec // for the synchronous publishers: e is reused once s is released
-			break
-		}
+	if len(outs.sync) > 0 {
+		rec = e.Rec // for the synchronous publishers: e is reused once s is released
 	}
 	t.Ended(s)
 	t.Release(s)
-	// Deliver to the synchronous publishers, and tell the workers of the
-	// others that a record is waiting. Under pressure (a buffer half full),
-	// hurry them and yield the processor once, so that a worker gets to run
-	// before its buffer overflows; never block.
-	for _, o := range outs {
-		switch {
-		case o.sync:
-			publishSync(o, taskID, rec)
-		case pressure:
+	for _, o := range outs.sync {
+		publishSync(o, taskID, rec)
+	}
+	// Tell the workers of the queued publishers that a record is waiting.
+	// Under pressure (a buffer half full), hurry them and yield the
+	// processor once, so that a worker gets to run before its buffer
+	// overflows; never block.
+	for _, o := range outs.queued {
+		if pressure {
 			o.hurry()
-		default:
+		} else {
 			o.wake()
 		}
 	}
@@ -510,14 +505,11 @@ func runError(st store.Status) error {
 	panic("telemetry: unknown store status")
 }
 
-// enqueue appends a finished record to the buffers of the queued outlets in
-// its shard, which the caller has acquired. It reports whether a buffer
-// has just become half full.
+// enqueue appends a finished record to the buffers of the queued outlets
+// outs in its shard, which the caller has acquired. It reports whether a
+// buffer has just become half full.
 func enqueue[R, T any](p *store.Shard[R, T], outs []*outlet, taskID string, rec *R) (pressure bool) {
 	for _, o := range outs {
-		if o.sync {
-			continue
-		}
 		ok, half := p.Offer(o.slot, taskID, rec)
 		if !ok {
 			o.dropFull()

@@ -114,7 +114,7 @@ func (s PublisherStats) Dropped() uint64 {
 // PublisherStats returns the delivery counters of each attached publisher,
 // in the order they were attached.
 func (r *Recorder) PublisherStats() []PublisherStats {
-	outs := *r.outlets.Load()
+	outs := r.outlets.Load().all
 	s := make([]PublisherStats, len(outs))
 	for i, o := range outs {
 		s[i] = o.stats()
