@@ -1,20 +1,23 @@
 package telemetry_test
 
 import (
+	"context"
 	"fmt"
 	"runtime"
+	"sync/atomic"
 	"testing"
 
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
 // TestRecordingDoesNotAllocate locks in the zero-allocation recording path,
-// with a queued publisher attached.
+// with a queued publisher and an Observer attached.
 func TestRecordingDoesNotAllocate(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates; run without -race to check allocations")
 	}
-	r := newRecorder(t, telemetry.WithPublishers(&discard{}), telemetry.WithLogger(quiet))
+	obs := &countingObserver{}
+	r := newRecorder(t, telemetry.WithPublishers(&discard{}, obs), telemetry.WithLogger(quiet))
 	net := r.Network()
 	ids := taskIDs(4096)
 	// Warm up: grow maps, ring blocks and buffers to their steady size.
@@ -35,6 +38,25 @@ func TestRecordingDoesNotAllocate(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("got %v allocations per event and operation, want 0", allocs)
 	}
+	if e, n := obs.events.Load(), obs.network.Load(); e != uint64(len(ids))+2001 || n != 2001 {
+		t.Errorf("the Observer got %d events and %d operations, want %d and 2001", e, n, len(ids)+2001)
+	}
+}
+
+// countingObserver is an Observer that counts what it is given.
+type countingObserver struct {
+	syncPublisher
+	events, network atomic.Uint64
+}
+
+func (o *countingObserver) ObserveEvent(context.Context, telemetry.EventObservation) error {
+	o.events.Add(1)
+	return nil
+}
+
+func (o *countingObserver) ObserveNetwork(context.Context, telemetry.NetworkObservation) error {
+	o.network.Add(1)
+	return nil
 }
 
 // TestRetainedMemoryPerEvent checks the heap kept per finished event
