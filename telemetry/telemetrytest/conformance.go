@@ -20,8 +20,9 @@ import (
 //   - every record of a Recorder is delivered, and Flush waits for it;
 //   - publishing with an ended context returns within a second;
 //   - if the publisher is a [telemetry.Closer], Close through the Recorder
-//     works, a second Close returns an error, and publishing after Close
-//     returns an error wrapping [telemetry.ErrClosed].
+//     works, a second Close returns an error, and publishing (and, for a
+//     [telemetry.Observer], observing) after Close returns an error
+//     wrapping [telemetry.ErrClosed].
 //
 // newPublisher is called once per check.
 func TestPublisher(newPublisher func() (telemetry.Publisher, error), delivered func() (events, network []string)) error {
@@ -137,6 +138,12 @@ func checkClose(p telemetry.Publisher) error {
 		EndTime: now, Status: telemetry.StatusCompleted})
 	if !errors.Is(err, telemetry.ErrClosed) {
 		errs = append(errs, fmt.Errorf("publish after Close: got %v, want an error wrapping telemetry.ErrClosed", err))
+	}
+	if o, ok := p.(telemetry.Observer); ok {
+		err := o.ObserveEvent(ctx, telemetry.EventObservation{EventName: "conformance", Status: telemetry.StatusCompleted})
+		if !errors.Is(err, telemetry.ErrClosed) {
+			errs = append(errs, fmt.Errorf("observe after Close: got %v, want an error wrapping telemetry.ErrClosed", err))
+		}
 	}
 	return errors.Join(errs...)
 }
