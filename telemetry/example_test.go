@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/eventpipeline/eventpipeline/telemetry"
@@ -155,6 +156,58 @@ func ExamplePublisher() {
 	// Output:
 	// event extract completed retries=1
 	// network remote_call to api.internal:443 sent=300 received=4096
+}
+
+// FailureCounter counts the failed runs of each event name: a metric, so
+// it is an Observer, called on the recording path with only what metrics
+// are made of.
+type FailureCounter struct {
+	mu     sync.Mutex
+	failed map[string]int
+}
+
+func (c *FailureCounter) ObserveEvent(_ context.Context, o telemetry.EventObservation) error {
+	if o.Status == telemetry.StatusFailed {
+		c.mu.Lock()
+		c.failed[o.EventName]++
+		c.mu.Unlock()
+	}
+	return nil
+}
+
+func (c *FailureCounter) ObserveNetwork(context.Context, telemetry.NetworkObservation) error {
+	return nil
+}
+
+// The publish methods, for direct use, observe the record's Observation.
+func (c *FailureCounter) PublishEventMetrics(ctx context.Context, m telemetry.EventMetrics) error {
+	return c.ObserveEvent(ctx, m.Observation())
+}
+
+func (c *FailureCounter) PublishNetworkMetrics(ctx context.Context, m telemetry.NetworkMetrics) error {
+	return c.ObserveNetwork(ctx, m.Observation())
+}
+
+// Synchronous reports true: the Recorder calls c before EndEvent returns.
+func (c *FailureCounter) Synchronous() bool { return true }
+
+// An Observer is handed each finished run before EndEvent returns, with no
+// queue: the counts are up to date at once.
+func ExampleObserver() {
+	c := &FailureCounter{failed: map[string]int{}}
+	r, _ := telemetry.NewRecorder(telemetry.WithPublishers(c))
+	defer r.Close(context.Background())
+
+	for i, err := range []error{nil, errors.New("timeout"), errors.New("timeout")} {
+		id := fmt.Sprint("task-", i)
+		r.StartEvent("load", id)
+		r.EndEvent(id, err)
+	}
+	c.mu.Lock()
+	fmt.Println("failed loads:", c.failed["load"])
+	c.mu.Unlock()
+	// Output:
+	// failed loads: 2
 }
 
 func ExampleNewCompositePublisher() {
