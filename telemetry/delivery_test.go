@@ -921,22 +921,22 @@ func (o *observer) PublishNetworkMetrics(context.Context, telemetry.NetworkMetri
 }
 
 func (o *observer) ObserveEvent(_ context.Context, ob telemetry.EventObservation) error {
-	if o.panics {
-		panic("observer bug")
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.events = append(o.events, ob)
-	return o.fail
+	return o.keep(func() { o.events = append(o.events, ob) })
 }
 
 func (o *observer) ObserveNetwork(_ context.Context, ob telemetry.NetworkObservation) error {
+	return o.keep(func() { o.network = append(o.network, ob) })
+}
+
+// keep panics if o is to, and otherwise calls add under o's lock and
+// returns o.fail.
+func (o *observer) keep(add func()) error {
 	if o.panics {
 		panic("observer bug")
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.network = append(o.network, ob)
+	add()
 	return o.fail
 }
 
