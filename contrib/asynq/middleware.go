@@ -125,7 +125,7 @@ func taskID(ctx context.Context, t *asynqlib.Task) string {
 	return id
 }
 
-func (m *Middleware) run(ctx context.Context, id string, t *asynqlib.Task, next asynqlib.Handler) (err error) {
+func (m *Middleware) run(ctx context.Context, id string, t *asynqlib.Task, next asynqlib.Handler) error {
 	retried, _ := asynqlib.GetRetryCount(ctx)
 	var queue string
 	if m.needQueue { // DefaultEventName does not use it
@@ -191,14 +191,24 @@ func (m *Middleware) run(ctx context.Context, id string, t *asynqlib.Task, next 
 			m.check(m.rec.RecordRetry(id))
 		}
 	}
+	// The deferred function has work only when next did not return: a
+	// panic, or runtime.Goexit. A returning handler spares it the
+	// recover.
+	returned := false
 	defer func() {
+		if returned {
+			return
+		}
 		if v := recover(); v != nil {
 			m.end(id, startErr, span, fmt.Errorf("asynq: task handler panicked: %v", v))
 			panic(v) // asynq recovers it and fails the attempt
 		}
-		m.end(id, startErr, span, err)
+		m.end(id, startErr, span, nil) // runtime.Goexit
 	}()
-	return next.ProcessTask(ctx, t)
+	err := next.ProcessTask(ctx, t)
+	returned = true
+	m.end(id, startErr, span, err)
+	return err
 }
 
 // end records the end of a run started with the error startErr, and ends
