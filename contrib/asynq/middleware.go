@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
 	asynqlib "github.com/hibiken/asynq"
 	"go.opentelemetry.io/otel/attribute"
@@ -77,8 +78,11 @@ type Middleware struct {
 	prop      propagation.TextMapPropagator // nil: the global one, at each use
 	tracer    trace.Tracer                  // nil: no spans
 	eventName func(queue, taskType string) string
-	needQueue bool // eventName or the spans use the queue
+	full      bool // eventName or the spans use the queue: startFull
 	pid       int
+	// pidOpt is telemetry.WithProcessID(pid), made once: StartEvent only
+	// reads its options, so that every run can pass this one.
+	pidOpt [1]telemetry.StartOption
 }
 
 // NewMiddleware returns a Middleware configured by cfg.
@@ -93,7 +97,8 @@ func NewMiddleware(cfg Config) *Middleware {
 	if m.eventName == nil {
 		m.eventName = DefaultEventName
 	}
-	m.needQueue = cfg.EventName != nil || m.tracer != nil
+	m.full = cfg.EventName != nil || m.tracer != nil
+	m.pidOpt[0] = telemetry.WithProcessID(m.pid)
 	return m
 }
 
@@ -104,11 +109,7 @@ func NewMiddleware(cfg Config) *Middleware {
 // asynq's data) is passed to next unrecorded.
 func (m *Middleware) Wrap(next asynqlib.Handler) asynqlib.Handler {
 	return asynqlib.HandlerFunc(func(ctx context.Context, t *asynqlib.Task) error {
-		id := taskID(ctx, t)
-		if id == "" {
-			return next.ProcessTask(ctx, t)
-		}
-		return m.run(ctx, id, t, next)
+		return m.run(ctx, t, next)
 	})
 }
 
@@ -125,28 +126,95 @@ func taskID(ctx context.Context, t *asynqlib.Task) string {
 	return id
 }
 
-func (m *Middleware) run(ctx context.Context, id string, t *asynqlib.Task, next asynqlib.Handler) error {
-	retried, _ := asynqlib.GetRetryCount(ctx)
-	var queue string
-	if m.needQueue { // DefaultEventName does not use it
-		queue, _ = asynqlib.GetQueueName(ctx)
+func (m *Middleware) run(ctx context.Context, t *asynqlib.Task, next asynqlib.Handler) error {
+	id := taskID(ctx, t)
+	if id == "" {
+		return next.ProcessTask(ctx, t)
 	}
+	ctx, span, startErr := m.start(ctx, id, t)
+	// The deferred function has work only when next did not return: a
+	// panic, or runtime.Goexit. A returning handler spares it the
+	// recover.
+	returned := false
+	defer func() {
+		if returned {
+			return
+		}
+		if v := recover(); v != nil {
+			m.end(id, startErr, span, fmt.Errorf("asynq: task handler panicked: %v", v))
+			panic(v) // asynq recovers it and fails the attempt
+		}
+		m.end(id, startErr, span, nil) // runtime.Goexit
+	}()
+	err := next.ProcessTask(ctx, t)
+	returned = true
+	m.end(id, startErr, span, err)
+	return err
+}
+
+// start records the start of a run of task t, and its retries: it
+// returns the handler's context, the run's span (nil if none) and the
+// error of StartEvent. The common case, a task with no header but the
+// enqueue time and a Middleware without spans or Config.EventName, takes
+// the short way; the others startFull.
+func (m *Middleware) start(ctx context.Context, id string, t *asynqlib.Task) (context.Context, trace.Span, error) {
+	retried, _ := asynqlib.GetRetryCount(ctx)
 	h := t.Headers()
-	var opts [4]telemetry.StartOption
-	n := 0
-	opts[n] = telemetry.WithProcessID(m.pid)
-	n++
-	ours := 0 // headers of this package in h
+	var enq time.Time // zero: not known
+	ours := 0         // headers of this package in h
 	if v, ok := h[HeaderEnqueueTime]; ok {
 		ours++
 		// A retry's wait is not known: asynq keeps no time of its
 		// return to the queue, so a retry does not parse the header.
 		if retried == 0 {
-			if enq, ok := parseTime(v); ok {
-				opts[n] = telemetry.WithEnqueueTime(enq)
-				n++
-			}
+			enq, _ = parseTime(v)
 		}
+	}
+	if len(h) > ours || m.full {
+		return m.startFull(ctx, id, t, h, ours, retried, enq)
+	}
+	// The options are built in place (an option is large: a composite
+	// literal of them is copied over and over), or not at all.
+	var err error
+	name := DefaultEventName("", t.Type())
+	if enq.IsZero() {
+		err = m.rec.StartEvent(name, id, m.pidOpt[:]...)
+	} else {
+		var opts [2]telemetry.StartOption
+		opts[0] = m.pidOpt[0]
+		opts[1] = telemetry.WithEnqueueTime(enq)
+		err = m.rec.StartEvent(name, id, opts[:]...)
+	}
+	m.retries(id, retried, err)
+	return ctx, nil, err
+}
+
+// retries records the retries of a run started with the error startErr.
+func (m *Middleware) retries(id string, retried int, startErr error) {
+	m.check(startErr)
+	if startErr == nil {
+		for range retried {
+			m.check(m.rec.RecordRetry(id))
+		}
+	}
+}
+
+// startFull is start for a task whose headers h have more than the ours
+// headers of this package that start found (a pipeline id, a trace
+// context), or for a Middleware with spans or Config.EventName.
+func (m *Middleware) startFull(ctx context.Context, id string, t *asynqlib.Task, h map[string]string, ours int,
+	retried int, enq time.Time) (context.Context, trace.Span, error) {
+	var queue string
+	if m.full { // DefaultEventName does not use it
+		queue, _ = asynqlib.GetQueueName(ctx)
+	}
+	var opts [4]telemetry.StartOption
+	n := 0
+	opts[n] = m.pidOpt[0]
+	n++
+	if !enq.IsZero() {
+		opts[n] = telemetry.WithEnqueueTime(enq)
+		n++
 	}
 	// Each lookup costs: the pipeline id and the trace context are looked
 	// for only if h has headers besides those already found.
@@ -183,32 +251,9 @@ func (m *Middleware) run(ctx context.Context, id string, t *asynqlib.Task, next 
 		opts[n] = telemetry.WithSpanContext(spanContext(span.SpanContext()))
 		n++
 	}
-
-	startErr := m.rec.StartEvent(m.eventName(queue, t.Type()), id, opts[:n]...)
-	m.check(startErr)
-	if startErr == nil {
-		for range retried {
-			m.check(m.rec.RecordRetry(id))
-		}
-	}
-	// The deferred function has work only when next did not return: a
-	// panic, or runtime.Goexit. A returning handler spares it the
-	// recover.
-	returned := false
-	defer func() {
-		if returned {
-			return
-		}
-		if v := recover(); v != nil {
-			m.end(id, startErr, span, fmt.Errorf("asynq: task handler panicked: %v", v))
-			panic(v) // asynq recovers it and fails the attempt
-		}
-		m.end(id, startErr, span, nil) // runtime.Goexit
-	}()
-	err := next.ProcessTask(ctx, t)
-	returned = true
-	m.end(id, startErr, span, err)
-	return err
+	err := m.rec.StartEvent(m.eventName(queue, t.Type()), id, opts[:n]...)
+	m.retries(id, retried, err)
+	return ctx, span, err
 }
 
 // end records the end of a run started with the error startErr, and ends
