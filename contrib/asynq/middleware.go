@@ -113,23 +113,25 @@ func (m *Middleware) Wrap(next asynqlib.Handler) asynqlib.Handler {
 	})
 }
 
-// taskID returns the asynq task id of t: its result writer's, which an
-// asynq server gives every task it runs and which costs no search of
-// ctx, else the one in ctx; "" if neither has one.
-func taskID(ctx context.Context, t *asynqlib.Task) string {
-	if t != nil {
-		if w := t.ResultWriter(); w != nil && w.TaskID() != "" {
-			return w.TaskID()
-		}
-	}
+// ctxTaskID returns the asynq task id in ctx, or "".
+func ctxTaskID(ctx context.Context) string {
 	id, _ := asynqlib.GetTaskID(ctx)
 	return id
 }
 
 func (m *Middleware) run(ctx context.Context, t *asynqlib.Task, next asynqlib.Handler) error {
-	id := taskID(ctx, t)
+	// The task id: its result writer's, which an asynq server gives every
+	// task it runs and which costs no search of ctx, else the one in ctx.
+	var id string
+	if t != nil {
+		if w := t.ResultWriter(); w != nil {
+			id = w.TaskID()
+		}
+	}
 	if id == "" {
-		return next.ProcessTask(ctx, t)
+		if id = ctxTaskID(ctx); id == "" {
+			return next.ProcessTask(ctx, t)
+		}
 	}
 	ctx, span, startErr := m.start(ctx, id, t)
 	// The deferred function has work only when next did not return: a
@@ -148,7 +150,12 @@ func (m *Middleware) run(ctx context.Context, t *asynqlib.Task, next asynqlib.Ha
 	}()
 	err := next.ProcessTask(ctx, t)
 	returned = true
-	m.end(id, startErr, span, err)
+	if startErr == nil {
+		m.check(m.rec.EndEvent(id, err))
+	}
+	if span != nil {
+		endSpan(span, err)
+	}
 	return err
 }
 
@@ -190,12 +197,18 @@ func (m *Middleware) start(ctx context.Context, id string, t *asynqlib.Task) (co
 }
 
 // retries records the retries of a run started with the error startErr.
+// It is the test alone, which inlines; recordRetries does the rest.
 func (m *Middleware) retries(id string, retried int, startErr error) {
 	m.check(startErr)
-	if startErr == nil {
-		for range retried {
-			m.check(m.rec.RecordRetry(id))
-		}
+	if startErr == nil && retried > 0 {
+		m.recordRetries(id, retried)
+	}
+}
+
+// recordRetries records n retries of the pending run of id.
+func (m *Middleware) recordRetries(id string, n int) {
+	for range n {
+		m.check(m.rec.RecordRetry(id))
 	}
 }
 
@@ -263,10 +276,15 @@ func (m *Middleware) end(id string, startErr error, span trace.Span, err error) 
 		m.check(m.rec.EndEvent(id, err))
 	}
 	if span != nil {
-		if err != nil {
-			span.RecordError(err)
-			span.SetStatus(codes.Error, err.Error())
-		}
-		span.End()
+		endSpan(span, err)
 	}
+}
+
+// endSpan ends the span of a run that ended with err.
+func endSpan(span trace.Span, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
 }
