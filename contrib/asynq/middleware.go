@@ -133,7 +133,41 @@ func (m *Middleware) run(ctx context.Context, t *asynqlib.Task, next asynqlib.Ha
 			return next.ProcessTask(ctx, t)
 		}
 	}
-	ctx, span, startErr := m.start(ctx, id, t)
+	retried, _ := asynqlib.GetRetryCount(ctx)
+	h := t.Headers()
+	var enq time.Time // zero: not known
+	ours := 0         // headers of this package in h
+	if v, ok := h[HeaderEnqueueTime]; ok {
+		ours++
+		// A retry's wait is not known: asynq keeps no time of its
+		// return to the queue, so a retry does not parse the header.
+		if retried == 0 {
+			enq, _ = parseTime(v)
+		}
+	}
+	var span trace.Span
+	var startErr error
+	if len(h) > ours || m.full {
+		ctx, span, startErr = m.startFull(ctx, id, t, h, ours, retried, enq)
+	} else {
+		// The common case, a task with no header but the enqueue time
+		// and a Middleware without spans or Config.EventName. The
+		// options are built in place (an option is large: a composite
+		// literal of them is copied over and over), or not at all.
+		name := DefaultEventName("", t.Type())
+		if enq.IsZero() {
+			startErr = m.rec.StartEvent(name, id, m.pidOpt[:]...)
+		} else {
+			var opts [2]telemetry.StartOption
+			opts[0] = m.pidOpt[0]
+			opts[1] = telemetry.WithEnqueueTime(enq)
+			startErr = m.rec.StartEvent(name, id, opts[:]...)
+		}
+		m.check(startErr)
+		if retried > 0 && startErr == nil {
+			m.recordRetries(id, retried)
+		}
+	}
 	// The deferred function has work only when next did not return: a
 	// panic, or runtime.Goexit. A returning handler spares it the
 	// recover.
@@ -159,52 +193,6 @@ func (m *Middleware) run(ctx context.Context, t *asynqlib.Task, next asynqlib.Ha
 	return err
 }
 
-// start records the start of a run of task t, and its retries: it
-// returns the handler's context, the run's span (nil if none) and the
-// error of StartEvent. The common case, a task with no header but the
-// enqueue time and a Middleware without spans or Config.EventName, takes
-// the short way; the others startFull.
-func (m *Middleware) start(ctx context.Context, id string, t *asynqlib.Task) (context.Context, trace.Span, error) {
-	retried, _ := asynqlib.GetRetryCount(ctx)
-	h := t.Headers()
-	var enq time.Time // zero: not known
-	ours := 0         // headers of this package in h
-	if v, ok := h[HeaderEnqueueTime]; ok {
-		ours++
-		// A retry's wait is not known: asynq keeps no time of its
-		// return to the queue, so a retry does not parse the header.
-		if retried == 0 {
-			enq, _ = parseTime(v)
-		}
-	}
-	if len(h) > ours || m.full {
-		return m.startFull(ctx, id, t, h, ours, retried, enq)
-	}
-	// The options are built in place (an option is large: a composite
-	// literal of them is copied over and over), or not at all.
-	var err error
-	name := DefaultEventName("", t.Type())
-	if enq.IsZero() {
-		err = m.rec.StartEvent(name, id, m.pidOpt[:]...)
-	} else {
-		var opts [2]telemetry.StartOption
-		opts[0] = m.pidOpt[0]
-		opts[1] = telemetry.WithEnqueueTime(enq)
-		err = m.rec.StartEvent(name, id, opts[:]...)
-	}
-	m.retries(id, retried, err)
-	return ctx, nil, err
-}
-
-// retries records the retries of a run started with the error startErr.
-// It is the test alone, which inlines; recordRetries does the rest.
-func (m *Middleware) retries(id string, retried int, startErr error) {
-	m.check(startErr)
-	if startErr == nil && retried > 0 {
-		m.recordRetries(id, retried)
-	}
-}
-
 // recordRetries records n retries of the pending run of id.
 func (m *Middleware) recordRetries(id string, n int) {
 	for range n {
@@ -212,9 +200,11 @@ func (m *Middleware) recordRetries(id string, n int) {
 	}
 }
 
-// startFull is start for a task whose headers h have more than the ours
-// headers of this package that start found (a pipeline id, a trace
-// context), or for a Middleware with spans or Config.EventName.
+// startFull records the start of a run of task t, and its retries, for a
+// task whose headers h have more than the ours headers of this package
+// that run found (a pipeline id, a trace context), or for a Middleware
+// with spans or Config.EventName: it returns the handler's context, the
+// run's span (nil if none) and the error of StartEvent.
 func (m *Middleware) startFull(ctx context.Context, id string, t *asynqlib.Task, h map[string]string, ours int,
 	retried int, enq time.Time) (context.Context, trace.Span, error) {
 	var queue string
@@ -265,7 +255,10 @@ func (m *Middleware) startFull(ctx context.Context, id string, t *asynqlib.Task,
 		n++
 	}
 	err := m.rec.StartEvent(m.eventName(queue, t.Type()), id, opts[:n]...)
-	m.retries(id, retried, err)
+	m.check(err)
+	if retried > 0 && err == nil {
+		m.recordRetries(id, retried)
+	}
 	return ctx, span, err
 }
 
