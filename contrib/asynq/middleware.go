@@ -108,9 +108,15 @@ func NewMiddleware(cfg Config) *Middleware {
 // outside an asynq server, with a task of its own and a context without
 // asynq's data) is passed to next unrecorded.
 func (m *Middleware) Wrap(next asynqlib.Handler) asynqlib.Handler {
-	return asynqlib.HandlerFunc(func(ctx context.Context, t *asynqlib.Task) error {
-		return m.run(ctx, t, next)
-	})
+	return &handler{m, next}
+}
+
+// handler is the handler Wrap returns, whose ProcessTask records the
+// run: a type of its own rather than an asynq.HandlerFunc, so that
+// asynq's call reaches the recording without a closure between.
+type handler struct {
+	m    *Middleware
+	next asynqlib.Handler
 }
 
 // ctxTaskID returns the asynq task id in ctx, or "".
@@ -119,7 +125,9 @@ func ctxTaskID(ctx context.Context) string {
 	return id
 }
 
-func (m *Middleware) run(ctx context.Context, t *asynqlib.Task, next asynqlib.Handler) error {
+// ProcessTask records the run of t by hd.next.
+func (hd *handler) ProcessTask(ctx context.Context, t *asynqlib.Task) error {
+	m, next := hd.m, hd.next
 	// The task id: its result writer's, which an asynq server gives every
 	// task it runs and which costs no search of ctx, else the one in ctx.
 	var id string
@@ -202,7 +210,7 @@ func (m *Middleware) recordRetries(id string, n int) {
 
 // startFull records the start of a run of task t, and its retries, for a
 // task whose headers h have more than the ours headers of this package
-// that run found (a pipeline id, a trace context), or for a Middleware
+// that ProcessTask found (a pipeline id, a trace context), or for a Middleware
 // with spans or Config.EventName: it returns the handler's context, the
 // run's span (nil if none) and the error of StartEvent.
 func (m *Middleware) startFull(ctx context.Context, id string, t *asynqlib.Task, h map[string]string, ours int,
