@@ -79,9 +79,9 @@ type Middleware struct {
 	tracer    trace.Tracer                  // nil: no spans
 	eventName func(queue, taskType string) string
 	full      bool // eventName or the spans use the queue: startFull
-	pid       int
-	// pidOpt is telemetry.WithProcessID(pid), made once: StartEvent only
-	// reads its options, so that every run can pass this one.
+	// pidOpt is telemetry.WithProcessID of the worker's process id, made
+	// once: StartEvent only reads its options, so that every run can
+	// pass this one.
 	pidOpt [1]telemetry.StartOption
 }
 
@@ -92,13 +92,12 @@ func NewMiddleware(cfg Config) *Middleware {
 		prop:      cfg.Propagator,
 		tracer:    tracer(cfg.TracerProvider),
 		eventName: cfg.EventName,
-		pid:       os.Getpid(),
 	}
 	if m.eventName == nil {
 		m.eventName = DefaultEventName
 	}
 	m.full = cfg.EventName != nil || m.tracer != nil
-	m.pidOpt[0] = telemetry.WithProcessID(m.pid)
+	m.pidOpt[0] = telemetry.WithProcessID(os.Getpid())
 	return m
 }
 
