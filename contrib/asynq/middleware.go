@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
 	asynqlib "github.com/hibiken/asynq"
 	"go.opentelemetry.io/otel/attribute"
@@ -77,8 +78,11 @@ type Middleware struct {
 	prop      propagation.TextMapPropagator // nil: the global one, at each use
 	tracer    trace.Tracer                  // nil: no spans
 	eventName func(queue, taskType string) string
-	needQueue bool // eventName or the spans use the queue
-	pid       int
+	full      bool // eventName or the spans use the queue: startFull
+	// pidOpt is telemetry.WithProcessID of the worker's process id, made
+	// once: StartEvent only reads its options, so that every run can
+	// pass this one.
+	pidOpt [1]telemetry.StartOption
 }
 
 // NewMiddleware returns a Middleware configured by cfg.
@@ -88,12 +92,12 @@ func NewMiddleware(cfg Config) *Middleware {
 		prop:      cfg.Propagator,
 		tracer:    tracer(cfg.TracerProvider),
 		eventName: cfg.EventName,
-		pid:       os.Getpid(),
 	}
 	if m.eventName == nil {
 		m.eventName = DefaultEventName
 	}
-	m.needQueue = cfg.EventName != nil || m.tracer != nil
+	m.full = cfg.EventName != nil || m.tracer != nil
+	m.pidOpt[0] = telemetry.WithProcessID(os.Getpid())
 	return m
 }
 
@@ -103,50 +107,124 @@ func NewMiddleware(cfg Config) *Middleware {
 // outside an asynq server, with a task of its own and a context without
 // asynq's data) is passed to next unrecorded.
 func (m *Middleware) Wrap(next asynqlib.Handler) asynqlib.Handler {
-	return asynqlib.HandlerFunc(func(ctx context.Context, t *asynqlib.Task) error {
-		id := taskID(ctx, t)
-		if id == "" {
-			return next.ProcessTask(ctx, t)
-		}
-		return m.run(ctx, id, t, next)
-	})
+	return &handler{m, next}
 }
 
-// taskID returns the asynq task id of t: its result writer's, which an
-// asynq server gives every task it runs and which costs no search of
-// ctx, else the one in ctx; "" if neither has one.
-func taskID(ctx context.Context, t *asynqlib.Task) string {
-	if t != nil {
-		if w := t.ResultWriter(); w != nil && w.TaskID() != "" {
-			return w.TaskID()
-		}
-	}
+// handler is the handler Wrap returns, whose ProcessTask records the
+// run: a type of its own rather than an asynq.HandlerFunc, so that
+// asynq's call reaches the recording without a closure between.
+type handler struct {
+	m    *Middleware
+	next asynqlib.Handler
+}
+
+// ctxTaskID returns the asynq task id in ctx, or "".
+func ctxTaskID(ctx context.Context) string {
 	id, _ := asynqlib.GetTaskID(ctx)
 	return id
 }
 
-func (m *Middleware) run(ctx context.Context, id string, t *asynqlib.Task, next asynqlib.Handler) (err error) {
-	retried, _ := asynqlib.GetRetryCount(ctx)
-	var queue string
-	if m.needQueue { // DefaultEventName does not use it
-		queue, _ = asynqlib.GetQueueName(ctx)
+// ProcessTask records the run of t by hd.next.
+func (hd *handler) ProcessTask(ctx context.Context, t *asynqlib.Task) error {
+	m, next := hd.m, hd.next
+	// The task id: its result writer's, which an asynq server gives every
+	// task it runs and which costs no search of ctx, else the one in ctx.
+	var id string
+	if t != nil {
+		if w := t.ResultWriter(); w != nil {
+			id = w.TaskID()
+		}
 	}
+	if id == "" {
+		if id = ctxTaskID(ctx); id == "" {
+			return next.ProcessTask(ctx, t)
+		}
+	}
+	retried, _ := asynqlib.GetRetryCount(ctx)
 	h := t.Headers()
-	var opts [4]telemetry.StartOption
-	n := 0
-	opts[n] = telemetry.WithProcessID(m.pid)
-	n++
-	ours := 0 // headers of this package in h
+	var enq time.Time // zero: not known
+	ours := 0         // headers of this package in h
 	if v, ok := h[HeaderEnqueueTime]; ok {
 		ours++
 		// A retry's wait is not known: asynq keeps no time of its
 		// return to the queue, so a retry does not parse the header.
 		if retried == 0 {
-			if enq, ok := parseTime(v); ok {
-				opts[n] = telemetry.WithEnqueueTime(enq)
-				n++
-			}
+			enq, _ = parseTime(v)
 		}
+	}
+	var span trace.Span
+	var startErr error
+	if len(h) > ours || m.full {
+		ctx, span, startErr = m.startFull(ctx, id, t, h, ours, retried, enq)
+	} else {
+		// The common case, a task with no header but the enqueue time
+		// and a Middleware without spans or Config.EventName. The
+		// options are built in place (an option is large: a composite
+		// literal of them is copied over and over), or not at all.
+		name := DefaultEventName("", t.Type())
+		if enq.IsZero() {
+			startErr = m.rec.StartEvent(name, id, m.pidOpt[:]...)
+		} else {
+			var opts [2]telemetry.StartOption
+			opts[0] = m.pidOpt[0]
+			opts[1] = telemetry.WithEnqueueTime(enq)
+			startErr = m.rec.StartEvent(name, id, opts[:]...)
+		}
+		m.check(startErr)
+		if retried > 0 && startErr == nil {
+			m.recordRetries(id, retried)
+		}
+	}
+	// The deferred function has work only when next did not return: a
+	// panic, or runtime.Goexit. A returning handler spares it the
+	// recover.
+	returned := false
+	defer func() {
+		if returned {
+			return
+		}
+		if v := recover(); v != nil {
+			m.end(id, startErr, span, fmt.Errorf("asynq: task handler panicked: %v", v))
+			panic(v) // asynq recovers it and fails the attempt
+		}
+		m.end(id, startErr, span, nil) // runtime.Goexit
+	}()
+	err := next.ProcessTask(ctx, t)
+	returned = true
+	if startErr == nil {
+		m.check(m.rec.EndEvent(id, err))
+	}
+	if span != nil {
+		endSpan(span, err)
+	}
+	return err
+}
+
+// recordRetries records n retries of the pending run of id.
+func (m *Middleware) recordRetries(id string, n int) {
+	for range n {
+		m.check(m.rec.RecordRetry(id))
+	}
+}
+
+// startFull records the start of a run of task t, and its retries, for a
+// task whose headers h have more than the ours headers of this package
+// that ProcessTask found (a pipeline id, a trace context), or for a Middleware
+// with spans or Config.EventName: it returns the handler's context, the
+// run's span (nil if none) and the error of StartEvent.
+func (m *Middleware) startFull(ctx context.Context, id string, t *asynqlib.Task, h map[string]string, ours int,
+	retried int, enq time.Time) (context.Context, trace.Span, error) {
+	var queue string
+	if m.full { // DefaultEventName does not use it
+		queue, _ = asynqlib.GetQueueName(ctx)
+	}
+	var opts [4]telemetry.StartOption
+	n := 0
+	opts[n] = m.pidOpt[0]
+	n++
+	if !enq.IsZero() {
+		opts[n] = telemetry.WithEnqueueTime(enq)
+		n++
 	}
 	// Each lookup costs: the pipeline id and the trace context are looked
 	// for only if h has headers besides those already found.
@@ -183,22 +261,12 @@ func (m *Middleware) run(ctx context.Context, id string, t *asynqlib.Task, next 
 		opts[n] = telemetry.WithSpanContext(spanContext(span.SpanContext()))
 		n++
 	}
-
-	startErr := m.rec.StartEvent(m.eventName(queue, t.Type()), id, opts[:n]...)
-	m.check(startErr)
-	if startErr == nil {
-		for range retried {
-			m.check(m.rec.RecordRetry(id))
-		}
+	err := m.rec.StartEvent(m.eventName(queue, t.Type()), id, opts[:n]...)
+	m.check(err)
+	if retried > 0 && err == nil {
+		m.recordRetries(id, retried)
 	}
-	defer func() {
-		if v := recover(); v != nil {
-			m.end(id, startErr, span, fmt.Errorf("asynq: task handler panicked: %v", v))
-			panic(v) // asynq recovers it and fails the attempt
-		}
-		m.end(id, startErr, span, err)
-	}()
-	return next.ProcessTask(ctx, t)
+	return ctx, span, err
 }
 
 // end records the end of a run started with the error startErr, and ends
@@ -208,10 +276,15 @@ func (m *Middleware) end(id string, startErr error, span trace.Span, err error) 
 		m.check(m.rec.EndEvent(id, err))
 	}
 	if span != nil {
-		if err != nil {
-			span.RecordError(err)
-			span.SetStatus(codes.Error, err.Error())
-		}
-		span.End()
+		endSpan(span, err)
 	}
+}
+
+// endSpan ends the span of a run that ended with err.
+func endSpan(span trace.Span, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
 }

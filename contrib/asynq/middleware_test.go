@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -352,4 +353,51 @@ func hasAttr(attrs []attribute.KeyValue, key, value string) bool {
 		}
 	}
 	return false
+}
+
+// TestMiddlewareUnwinding calls a Middleware of the default
+// configuration, whose tasks take its shortest path, with the context and
+// task of a real asynq task run and handlers that do not return: a panic
+// is recorded as a failed run and goes on to the caller with its value;
+// runtime.Goexit ends the run as completed rather than leaving it
+// pending.
+func TestMiddlewareUnwinding(t *testing.T) {
+	caps := captureTasks(t, 1)
+	ctx, task := caps[0].ctx, caps[0].task
+	id := task.ResultWriter().TaskID()
+
+	t.Run("panic", func(t *testing.T) {
+		rec := newRecorder(t)
+		h := epasynq.NewMiddleware(epasynq.Config{Recorder: rec}).Wrap(asynq.HandlerFunc(func(context.Context, *asynq.Task) error {
+			panic("out of cheese")
+		}))
+		var got any
+		func() {
+			defer func() { got = recover() }()
+			h.ProcessTask(ctx, task)
+		}()
+		if got != "out of cheese" {
+			t.Errorf("the caller recovered %v, want the handler's panic value", got)
+		}
+		m, ok := rec.Metrics(id)
+		if !ok || m.Status != telemetry.StatusFailed || m.Error != "asynq: task handler panicked: out of cheese" || m.EventName != "bench" || m.EnqueueTime.IsZero() {
+			t.Errorf("got %+v, %v; want a failed run of bench with the panic and an enqueue time", m, ok)
+		}
+	})
+	t.Run("goexit", func(t *testing.T) {
+		rec := newRecorder(t)
+		h := epasynq.NewMiddleware(epasynq.Config{Recorder: rec}).Wrap(asynq.HandlerFunc(func(context.Context, *asynq.Task) error {
+			runtime.Goexit()
+			return nil
+		}))
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			h.ProcessTask(ctx, task)
+		}()
+		<-done
+		if m, ok := rec.Metrics(id); !ok || m.Status != telemetry.StatusCompleted {
+			t.Errorf("got %+v, %v; want a completed run", m, ok)
+		}
+	})
 }
