@@ -12,7 +12,10 @@ import (
 )
 
 // A StartOption adds optional data to a run at its start. It is a plain
-// value so that passing one allocates nothing.
+// value so that passing one allocates nothing. The functions that take
+// options only read them: they neither change nor keep the slice or its
+// elements, so one slice of options may be passed to many calls, from
+// many goroutines at once.
 type StartOption struct {
 	n    int64       // WithProcessID's process id, WithWait's duration
 	s    string      // WithPipelineID
