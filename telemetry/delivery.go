@@ -148,38 +148,54 @@ func (o *outlet) hurry() {
 // publishSync hands a record to a synchronous publisher on the recording
 // path; its errors and panics are counted, not retried.
 func (o *outlet) publishSync(publish func(context.Context) error) {
-	var err error
-	defer o.settleSync(&err)
-	err = publish(context.Background())
+	returned := false
+	defer o.guardSync(&returned)
+	err := publish(context.Background())
+	returned = true
+	o.settleSync(err)
 }
 
 // observeEvent is publishSync for an Observer: it hands it the observation
 // of the finished event run rec.
 func (o *outlet) observeEvent(rec *eventRecord) {
-	var err error
-	defer o.settleSync(&err)
-	err = o.obs.ObserveEvent(context.Background(), rec.observation())
+	returned := false
+	defer o.guardSync(&returned)
+	err := o.obs.ObserveEvent(context.Background(), rec.observation())
+	returned = true
+	o.settleSync(err)
 }
 
 // observeNetwork is observeEvent for network operations.
 func (o *outlet) observeNetwork(rec *networkRecord) {
-	var err error
-	defer o.settleSync(&err)
-	err = o.obs.ObserveNetwork(context.Background(), rec.observation())
+	returned := false
+	defer o.guardSync(&returned)
+	err := o.obs.ObserveNetwork(context.Background(), rec.observation())
+	returned = true
+	o.settleSync(err)
+}
+
+// guardSync is deferred by the calls to synchronous publishers: unless
+// the call returned, it recovers the publisher's panic and counts it as
+// a failed call (or, after runtime.Goexit, as a delivered one).
+func (o *outlet) guardSync(returned *bool) {
+	if *returned {
+		return
+	}
+	if v := recover(); v != nil {
+		o.panics.Add(1)
+		o.settleSync(Permanent(fmt.Errorf("telemetry: publisher %s panicked: %v", o.name, v)))
+		return
+	}
+	o.settleSync(nil)
 }
 
 // settleSync counts the outcome of handing one record to a synchronous
-// publisher, deferred by the caller with the call's error: published, or
-// dropped (and logged) if the call failed or panicked, which it recovers.
-func (o *outlet) settleSync(err *error) {
-	if v := recover(); v != nil {
-		o.panics.Add(1)
-		*err = Permanent(fmt.Errorf("telemetry: publisher %s panicked: %v", o.name, v))
-	}
-	if *err != nil {
+// publisher: published, or dropped (and logged) if the call returned err.
+func (o *outlet) settleSync(err error) {
+	if err != nil {
 		o.failedAttempts.Add(1)
 		o.droppedFailed.Add(1)
-		o.logGiveUp(1, 1, *err)
+		o.logGiveUp(1, 1, err)
 		return
 	}
 	o.published.Add(1)

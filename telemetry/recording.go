@@ -193,14 +193,15 @@ func (r *Recorder) endEvent(op, taskID string, err error, now time.Duration) err
 		return taskError(op, taskID, ErrEmptyTaskID)
 	}
 	status, msg := endStatus(err, r.cfg.maxErrorLength)
-	return finish(r, r.events, op, taskID,
+	var rec eventRecord // the finished record, for the synchronous publishers
+	return finish(r, r.events, op, taskID, &rec,
 		func(rec *eventRecord, retries int32) {
 			rec.dur = max(now-rec.start, 0)
 			rec.status, rec.err = status, msg
 			rec.retries = retries
 		},
 		(*eventTotals).add,
-		func(o *outlet, taskID string, rec eventRecord) {
+		func(o *outlet) {
 			if o.obs != nil {
 				o.observeEvent(&rec)
 				return
@@ -343,14 +344,15 @@ func (n *Network) endOperation(op, taskID string, bytesSent, bytesReceived int64
 		return taskError(op, taskID, fmt.Errorf("%w: bytes received %d", ErrNegativeBytes, bytesReceived))
 	}
 	status, msg := endStatus(err, n.r.cfg.maxErrorLength)
-	return finish(n.r, n.r.network, op, taskID,
+	var rec networkRecord // the finished record, for the synchronous publishers
+	return finish(n.r, n.r.network, op, taskID, &rec,
 		func(rec *networkRecord, _ int32) {
 			rec.dur = max(now-rec.start, 0)
 			rec.status, rec.err = status, msg
 			rec.sent, rec.received = bytesSent, bytesReceived
 		},
 		(*networkTotals).add,
-		func(o *outlet, taskID string, rec networkRecord) {
+		func(o *outlet) {
 			if o.obs != nil {
 				o.observeNetwork(&rec)
 				return
@@ -421,10 +423,10 @@ func begin[R, T any](r *Recorder, t *store.Table[R, T], op, taskID string, rec *
 
 // finish ends the pending run of taskID in t: end completes its record
 // and count adds it to the shard's totals; then the record goes into the
-// buffers of the queued publishers and, through publishSync, to the
-// synchronous ones.
-func finish[R, T any](r *Recorder, t *store.Table[R, T], op, taskID string,
-	end func(*R, int32), count func(*T, *R), publishSync func(*outlet, string, R)) error {
+// buffers of the queued publishers and, copied to *rec, through
+// publishSync to the synchronous ones.
+func finish[R, T any](r *Recorder, t *store.Table[R, T], op, taskID string, rec *R,
+	end func(*R, int32), count func(*T, *R), publishSync func(*outlet)) error {
 	outs := r.outlets.Load()
 	s, h := t.Acquire(taskID)
 	if r.closed.Load() {
@@ -447,14 +449,13 @@ func finish[R, T any](r *Recorder, t *store.Table[R, T], op, taskID string,
 		return nil
 	}
 	pressure := enqueue(s, outs.queued, e.TaskID, &e.Rec)
-	var rec R
 	if len(outs.sync) > 0 {
-		rec = e.Rec // for the synchronous publishers: e is reused once s is released
+		*rec = e.Rec // for the synchronous publishers: e is reused once s is released
 	}
 	t.Ended(s)
 	t.Release(s)
 	for _, o := range outs.sync {
-		publishSync(o, taskID, rec)
+		publishSync(o)
 	}
 	// Tell the workers of the queued publishers that a record is waiting.
 	// Under pressure (a buffer half full), hurry them and yield the
