@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -1011,5 +1012,33 @@ func TestObserverFailuresAndPanicsAreCounted(t *testing.T) {
 	}
 	if len(failing.events) != 3 || len(failing.network) != 3 {
 		t.Errorf("the failing Observer got %d events and %d operations, want 3 of each", len(failing.events), len(failing.network))
+	}
+}
+
+// goexiter is a synchronous publisher that ends its caller's goroutine.
+type goexiter struct{ syncPublisher }
+
+func (*goexiter) PublishEventMetrics(context.Context, telemetry.EventMetrics) error {
+	runtime.Goexit()
+	return nil
+}
+
+// TestSyncPublisherGoexitIsCounted checks that a synchronous publisher
+// that calls runtime.Goexit still has the record counted, once, and that
+// the run it was handed stays ended.
+func TestSyncPublisherGoexitIsCounted(t *testing.T) {
+	r := newRecorder(t, telemetry.WithPublishers(&goexiter{}))
+	done := make(chan struct{})
+	must(t, r.StartEvent("e", "t"))
+	go func() {
+		defer close(done)
+		r.EndEvent("t", nil) // never returns: the publisher ends the goroutine
+	}()
+	<-done
+	if s := r.PublisherStats()[0]; s.Published+s.Dropped() != 1 {
+		t.Errorf("got %+v, want the record counted once", s)
+	}
+	if m, ok := r.Metrics("t"); !ok || m.Status != telemetry.StatusCompleted {
+		t.Errorf("got %+v, %v; want the run ended", m, ok)
 	}
 }
