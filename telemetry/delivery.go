@@ -182,11 +182,17 @@ func (o *outlet) guardSync(returned *bool) {
 		return
 	}
 	if v := recover(); v != nil {
-		o.panics.Add(1)
-		o.settleSync(Permanent(fmt.Errorf("telemetry: publisher %s panicked: %v", o.name, v)))
+		o.settleSync(o.panicked(v))
 		return
 	}
 	o.settleSync(nil)
+}
+
+// panicked counts a panic of the publisher, with value v, and returns the
+// permanent error that the call it ended counts as.
+func (o *outlet) panicked(v any) error {
+	o.panics.Add(1)
+	return Permanent(fmt.Errorf("telemetry: publisher %s panicked: %v", o.name, v))
 }
 
 // settleSync counts the outcome of handing one record to a synchronous
@@ -513,8 +519,7 @@ func (o *outlet) count(published, failed, closed int) {
 func (o *outlet) attempt(ctx context.Context, publish func(context.Context) error) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			o.panics.Add(1)
-			err = Permanent(fmt.Errorf("telemetry: publisher %s panicked: %v", o.name, v))
+			err = o.panicked(v)
 		}
 		if err != nil {
 			o.failedAttempts.Add(1)
