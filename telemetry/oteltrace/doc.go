@@ -51,9 +51,10 @@
 // records it with [telemetry.Recorder.EndEventAt] and ends the span at it.
 // So a span's start and end are its record's, to the nanosecond, whatever
 // the TracerProvider. The span travels in the context StartEvent returns,
-// under a key of this package: EndEvent ends only a span that StartEvent
-// started (never the caller's, if given the wrong context), and only once,
-// and the Tracer keeps no state per run. If the Recorder refuses a start,
+// under a key of this package, with its task id: EndEvent ends only the
+// span that StartEvent started for the same task id (never the caller's,
+// nor that of a run the ended one is nested in, if it got no span of its
+// own), and only once, and the Tracer keeps no state per run. If the Recorder refuses a start,
 // the span ends at once with status Error; if it refuses an end, the span
 // ends then, with status Error. A run that never ends leaves its span
 // unended, and not exported.

@@ -37,18 +37,19 @@ func (t *Tracer) StartOperation(ctx context.Context, taskID, host string, port i
 	ctx, span := rc.startSpan(t.tracer, ctx, operation, 3)
 	sc := span.SpanContext()
 	err := t.rec.Network().StartOperation(taskID, host, port, operation, telemetry.WithStartTime(start), telemetry.WithSpanContext(recordSpan(sc)))
-	return started(rc, ctx, span, sc.IsSampled(), operationSpanKey, err), err
+	return started(rc, ctx, span, sc.IsSampled(), operationSpanKey, taskID, err), err
 }
 
 // EndOperation records the end of the pending network operation of taskID
 // with the bytes it sent and received (failed if err is not nil), and ends
-// its span, the one StartOperation put in ctx, at the same instant, with
-// the bytes as attributes and status Error with err's text if it failed.
+// its span, the one StartOperation started for taskID in ctx, at the same
+// instant, with the bytes as attributes and status Error with err's text
+// if it failed.
 // If the Recorder refuses the end, the span ends with status Error.
 //
 // It returns the errors of [telemetry.Network.EndOperation].
 func (t *Tracer) EndOperation(ctx context.Context, taskID string, bytesSent, bytesReceived int64, err error) error {
-	rc := claim(ctx, operationSpanKey)
+	rc := claim(ctx, operationSpanKey, taskID)
 	if rc == nil {
 		return t.rec.Network().EndOperation(taskID, bytesSent, bytesReceived, err)
 	}

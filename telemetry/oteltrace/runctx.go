@@ -38,6 +38,7 @@ type ctxKey struct{ name string }
 type runCtx struct {
 	context.Context
 	key     *ctxKey
+	task    string // the task id of the run or operation
 	span    trace.Span
 	ended   atomic.Bool
 	sampled bool // span's context is sampled
@@ -100,11 +101,11 @@ func (rc *runCtx) startSpan(tr trace.Tracer, ctx context.Context, name string, n
 }
 
 // started returns the context to return for span, started in ctx (which
-// carries it), sampled or not: rc, filled in with ctx and span under
-// key, if span is to be ended with its record; ctx if span records
-// nothing; and ctx, after ending span with status Error, if the Recorder
-// refused the start (err).
-func started(rc *runCtx, ctx context.Context, span trace.Span, sampled bool, key *ctxKey, err error) context.Context {
+// carries it), sampled or not, for the run or operation of task: rc,
+// filled in with ctx and span under key, if span is to be ended with its
+// record; ctx if span records nothing; and ctx, after ending span with
+// status Error, if the Recorder refused the start (err).
+func started(rc *runCtx, ctx context.Context, span trace.Span, sampled bool, key *ctxKey, task string, err error) context.Context {
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		span.End()
@@ -116,26 +117,40 @@ func started(rc *runCtx, ctx context.Context, span trace.Span, sampled bool, key
 	if !sampled && !span.IsRecording() {
 		return ctx
 	}
-	rc.Context, rc.key, rc.span, rc.sampled = ctx, key, span, sampled
+	rc.Context, rc.key, rc.task, rc.span, rc.sampled = ctx, key, task, span, sampled
 	return rc
 }
 
-// spanOf returns the span that a start put in ctx under key, or nil.
-func spanOf(ctx context.Context, key *ctxKey) trace.Span {
-	if rc, _ := ctx.Value(key).(*runCtx); rc != nil {
+// find returns the runCtx that a start of task put in ctx under key, or
+// nil. It passes over those of other tasks: a run whose start made no
+// span of its own (its sampler dropped it, or the Recorder refused the
+// start) has in its context the runCtx of the run it is nested in, whose
+// span is not its to end.
+func find(ctx context.Context, key *ctxKey, task string) *runCtx {
+	rc, _ := ctx.(*runCtx) // the context a start returned, most often
+	if rc == nil || rc.key != key {
+		rc, _ = ctx.Value(key).(*runCtx)
+	}
+	for rc != nil && rc.task != task {
+		rc, _ = rc.Context.Value(key).(*runCtx)
+	}
+	return rc
+}
+
+// spanOf returns the span that a start of task put in ctx under key, or
+// nil.
+func spanOf(ctx context.Context, key *ctxKey, task string) trace.Span {
+	if rc := find(ctx, key, task); rc != nil {
 		return rc.span
 	}
 	return nil
 }
 
-// claim returns the runCtx that a start put in ctx under key, for the
-// caller to end its span, or nil if there is none or an earlier end
+// claim returns the runCtx that a start of task put in ctx under key, for
+// the caller to end its span, or nil if there is none or an earlier end
 // claimed it.
-func claim(ctx context.Context, key *ctxKey) *runCtx {
-	rc, _ := ctx.(*runCtx) // the context a start returned, most often
-	if rc == nil || rc.key != key {
-		rc, _ = ctx.Value(key).(*runCtx)
-	}
+func claim(ctx context.Context, key *ctxKey, task string) *runCtx {
+	rc := find(ctx, key, task)
 	if rc == nil || !rc.ended.CompareAndSwap(false, true) {
 		return nil
 	}

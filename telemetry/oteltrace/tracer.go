@@ -114,7 +114,7 @@ func (t *Tracer) StartEvent(ctx context.Context, eventName, taskID string, opts 
 	ctx, span := rc.startSpan(t.tracer, ctx, eventName, 2)
 	sc := span.SpanContext()
 	err := t.recordStart(eventName, taskID, opts, start, recordSpan(sc))
-	return started(rc, ctx, span, sc.IsSampled(), eventSpanKey, err), err
+	return started(rc, ctx, span, sc.IsSampled(), eventSpanKey, taskID, err), err
 }
 
 // numEventAttrs returns the number of attributes of the span of a run
@@ -173,13 +173,14 @@ func (t *Tracer) recordStart(eventName, taskID string, opts []telemetry.StartOpt
 }
 
 // RecordRetry records one more retry of the pending run of taskID, and
-// adds a span event [RetryEventName] to the run's span in ctx, with the
+// adds a span event [RetryEventName] to the run's span in ctx (the one
+// StartEvent started for taskID; none if there is none), with the
 // retry's number ([RetryAttemptKey]) and err's text ([RetryErrorKey];
 // omitted if err is nil), and sets [RetryCountKey] on the span. It returns
 // the errors of [telemetry.Recorder.RecordRetry].
 func (t *Tracer) RecordRetry(ctx context.Context, taskID string, err error) error {
 	rerr := t.rec.RecordRetry(taskID)
-	span := spanOf(ctx, eventSpanKey)
+	span := spanOf(ctx, eventSpanKey, taskID)
 	if rerr != nil || span == nil || !span.IsRecording() {
 		return rerr
 	}
@@ -201,12 +202,13 @@ func (t *Tracer) RecordRetry(ctx context.Context, taskID string, err error) erro
 // instant ([telemetry.Recorder.EndEventAt] with [telemetry.Recorder.Now]),
 // with status Error and err's text if it failed. If the Recorder refuses
 // the end, the span ends with status Error and the refusal's text. A ctx
-// without a span that StartEvent started ends no span, nor does one whose
-// span an earlier EndEvent ended.
+// without a span that StartEvent started for taskID ends no span, nor does
+// one whose span an earlier EndEvent ended; ctx may be derived from the
+// one StartEvent returned, as the context of a run nested in this one is.
 //
 // It returns the errors of [telemetry.Recorder.EndEvent].
 func (t *Tracer) EndEvent(ctx context.Context, taskID string, err error) error {
-	rc := claim(ctx, eventSpanKey)
+	rc := claim(ctx, eventSpanKey, taskID)
 	if rc == nil {
 		return t.rec.EndEvent(taskID, err)
 	}

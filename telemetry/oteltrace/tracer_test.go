@@ -561,3 +561,78 @@ func TestUnsampledRunContext(t *testing.T) {
 	}
 	must(tr.EndEvent(ctx, "last", nil))
 }
+
+// dropNamed is a sampler that drops the spans of one name and samples
+// the others.
+type dropNamed string
+
+func (d dropNamed) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingResult {
+	if p.Name == string(d) {
+		return sdktrace.SamplingResult{Decision: sdktrace.Drop}
+	}
+	return sdktrace.AlwaysSample().ShouldSample(p)
+}
+
+func (d dropNamed) Description() string { return "drop " + string(d) }
+
+// TestNestedRunEndsOnlyItsOwnSpan checks that a run nested in another,
+// whose start made no span of its own (the sampler dropped it, or the
+// Recorder refused the start), neither ends nor adds retries to the span
+// of the run it is nested in, whose context it carries; and that a run
+// ended through the context of a run nested in it ends its own span.
+func TestNestedRunEndsOnlyItsOwnSpan(t *testing.T) {
+	rec, tr, sr := setup(t, sdktrace.WithSampler(dropNamed("dropped")))
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	octx, err := tr.StartEvent(context.Background(), "outer", "o1")
+	must(err)
+
+	// A nested run whose span the sampler dropped.
+	dctx, err := tr.StartEvent(octx, "dropped", "d1")
+	must(err)
+	must(tr.RecordRetry(dctx, "d1", errors.New("try again")))
+	must(tr.EndEvent(dctx, "d1", errors.New("failed")))
+	// A nested run whose start the Recorder refused: its span ends at
+	// once, with status Error.
+	must(rec.StartEvent("direct", "pending"))
+	rctx, err := tr.StartEvent(octx, "refused", "pending")
+	if !errors.Is(err, telemetry.ErrAlreadyStarted) {
+		t.Fatalf("got %v, want ErrAlreadyStarted", err)
+	}
+	must(tr.EndEvent(rctx, "pending", nil)) // ends the run recorded directly
+	// A nested operation whose span the sampler dropped.
+	opctx, err := tr.StartOperation(octx, "c1", "h", 80, "dropped")
+	must(err)
+	must(tr.EndOperation(opctx, "c1", 1, 2, nil))
+	if spans := sr.Ended(); len(spans) != 1 || spans[0].Name() != "refused" {
+		t.Fatalf("got %d ended spans (%v), want the refused start's alone", len(spans), spans)
+	}
+
+	// The outer run, ended through the context of a run nested in it that
+	// has a span of its own, still open.
+	ictx, err := tr.StartEvent(octx, "inner", "i1")
+	must(err)
+	must(tr.EndEvent(ictx, "o1", nil))
+	spans := sr.Ended()
+	if len(spans) != 2 || spans[1].Name() != "outer" {
+		t.Fatalf("got %d ended spans (%v), want the outer run's second", len(spans), spans)
+	}
+	outer := spans[1]
+	if n := len(outer.Events()); n != 0 {
+		t.Errorf("the outer span has %d events, want none (the retry was the dropped run's)", n)
+	}
+	if outer.Status().Code != codes.Unset {
+		t.Errorf("the outer span has status %+v, want Unset", outer.Status())
+	}
+	if m, _ := rec.Metrics("o1"); !wallEqual(m.EndTime, outer.EndTime()) {
+		t.Errorf("the outer record ends at %v, its span at %v", m.EndTime, outer.EndTime())
+	}
+	must(tr.EndEvent(ictx, "i1", nil))
+	if spans := sr.Ended(); len(spans) != 3 || spans[2].Name() != "inner" {
+		t.Fatalf("got %d ended spans (%v), want the inner run's third", len(spans), spans)
+	}
+}
