@@ -169,6 +169,27 @@ func recordParallel(b *testing.B, r *telemetry.Recorder, ids []string, withWork 
 	})
 }
 
+// workSerial does the work of one event run in a b.Loop, recording
+// nothing.
+func workSerial(b *testing.B) {
+	var acc byte
+	for b.Loop() {
+		acc ^= work()
+	}
+	sink.Add(uint32(acc))
+}
+
+// workParallel is workSerial from b.RunParallel's goroutines.
+func workParallel(b *testing.B) {
+	b.RunParallel(func(pb *testing.PB) {
+		var acc byte
+		for pb.Next() {
+			acc ^= work()
+		}
+		sink.Add(uint32(acc))
+	})
+}
+
 // observeSerial times each run with two clock reads and observes its
 // duration in vec, as code instrumented with client_golang alone does.
 func observeSerial(b *testing.B, vec *prom.HistogramVec, withWork bool) {
@@ -213,7 +234,9 @@ func observeParallel(b *testing.B, vec *prom.HistogramVec, withWork bool) {
 // (one shared Recorder or HistogramVec; run with -cpu 1,2 for the
 // scaling). work/ does the same with about 1µs of real work (a SHA-256 of
 // 1 KiB) between start and end, or between the two clock reads, since a
-// tight loop keeps in cache what real work would evict.
+// tight loop keeps in cache what real work would evict; its work-alone
+// does the work and records nothing, which shows how much the machine
+// lets the work itself gain from a second core.
 func BenchmarkVsObserve(b *testing.B) {
 	for _, mode := range []struct {
 		prefix   string
@@ -225,6 +248,16 @@ func BenchmarkVsObserve(b *testing.B) {
 				name = mode.prefix + "parallel/"
 			}
 			withWork := mode.withWork
+			if withWork {
+				b.Run(name+"work-alone", func(b *testing.B) {
+					b.ReportAllocs()
+					if parallel {
+						workParallel(b)
+					} else {
+						workSerial(b)
+					}
+				})
+			}
 			b.Run(name+"observe", func(b *testing.B) {
 				vec := newVec()
 				b.ReportAllocs()
