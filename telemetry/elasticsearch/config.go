@@ -239,8 +239,11 @@ func (c Config) validate() (settings, error) {
 	if !c.APIKey.IsZero() && c.Username != "" {
 		bad("APIKey and Username are both set; use one way to authenticate")
 	}
-	if strings.ContainsAny(c.APIKey.Reveal(), " \t\r\n") {
-		bad("APIKey must not contain spaces or line breaks (use the base64 \"encoded\" key)")
+	// The key is sent as it is in a header, where a control character
+	// makes every request fail before it leaves, as if the cluster were
+	// unreachable.
+	if strings.ContainsFunc(c.APIKey.Reveal(), func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		bad("APIKey must not contain spaces, line breaks or other control characters (use the base64 \"encoded\" key)")
 	}
 	if strings.Contains(c.Username, ":") {
 		bad("Username must not contain ':'")

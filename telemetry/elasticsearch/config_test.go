@@ -45,6 +45,8 @@ func TestNewPublisherValidation(t *testing.T) {
 		{"prefix too long", elasticsearch.Config{IndexPrefix: strings.Repeat("a", 201)}, []string{"longer than 200 bytes"}},
 		{"password without user", elasticsearch.Config{Password: telemetry.NewSecret("x")}, []string{"Password is set without Username"}},
 		{"api key and user", elasticsearch.Config{Username: "u", APIKey: telemetry.NewSecret("k")}, []string{"APIKey and Username are both set"}},
+		{"api key with a control character", elasticsearch.Config{APIKey: telemetry.NewSecret("a2V5\x01")}, []string{"APIKey must not contain"}},
+		{"api key with DEL", elasticsearch.Config{APIKey: telemetry.NewSecret("a2V5\x7f")}, []string{"APIKey must not contain"}},
 		{"transport and tls", elasticsearch.Config{Transport: http.DefaultTransport, TLSConfig: &tls.Config{}}, []string{"configure TLS on it"}},
 		{"bad CA", elasticsearch.Config{CACert: []byte("not a pem")}, []string{"CACert holds no PEM certificate"}},
 		{"negative timeout", elasticsearch.Config{Timeout: -1}, []string{"Timeout must not be negative"}},
