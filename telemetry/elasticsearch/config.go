@@ -66,7 +66,7 @@ type Config struct {
 	IndexPrefix string
 
 	// Username and Password authenticate with HTTP basic authentication.
-	// Empty means none. Password requires Username.
+	// Empty means none. Each requires the other.
 	Username string
 	Password telemetry.Secret
 
@@ -235,6 +235,12 @@ func (c Config) validate() (settings, error) {
 
 	if !c.Password.IsZero() && c.Username == "" {
 		bad("Password is set without Username")
+	}
+	// The transport sends basic authentication only with both: a Username
+	// alone (say, the password's environment variable unset) would send
+	// no credentials at all.
+	if c.Username != "" && c.Password.IsZero() {
+		bad("Username is set without Password")
 	}
 	if !c.APIKey.IsZero() && c.Username != "" {
 		bad("APIKey and Username are both set; use one way to authenticate")

@@ -44,6 +44,7 @@ func TestNewPublisherValidation(t *testing.T) {
 		{"prefix starting with _", elasticsearch.Config{IndexPrefix: "_pipe"}, []string{"must not start with"}},
 		{"prefix too long", elasticsearch.Config{IndexPrefix: strings.Repeat("a", 201)}, []string{"longer than 200 bytes"}},
 		{"password without user", elasticsearch.Config{Password: telemetry.NewSecret("x")}, []string{"Password is set without Username"}},
+		{"user without password", elasticsearch.Config{Username: "elastic"}, []string{"Username is set without Password"}},
 		{"api key and user", elasticsearch.Config{Username: "u", APIKey: telemetry.NewSecret("k")}, []string{"APIKey and Username are both set"}},
 		{"api key with a control character", elasticsearch.Config{APIKey: telemetry.NewSecret("a2V5\x01")}, []string{"APIKey must not contain"}},
 		{"api key with DEL", elasticsearch.Config{APIKey: telemetry.NewSecret("a2V5\x7f")}, []string{"APIKey must not contain"}},
