@@ -76,10 +76,32 @@ func CheckHeader(setting, name, value string) string {
 	return ""
 }
 
+// SameOriginRedirect is the CheckRedirect of the clients of pushes: it
+// follows a redirect only to the scheme and host (and port) of the
+// original request, and otherwise returns [http.ErrUseLastResponse], so
+// that the push fails with the redirect's status. net/http would follow a
+// redirect elsewhere with every header but Authorization, and with
+// Authorization too to the same host name over plain http: the
+// credentials of a push (custom headers, or the Authorization header on a
+// downgrade from https) would reach a server the user never configured,
+// or cross the network in clear text.
+func SameOriginRedirect(req *http.Request, via []*http.Request) error {
+	first := via[0].URL
+	if req.URL.Scheme != first.Scheme || req.URL.Host != first.Host {
+		return http.ErrUseLastResponse
+	}
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	return nil
+}
+
 // NewClient returns an HTTP client of its own for pushes, with the TLS
 // configuration tlsConfig (cloned; nil means Go's defaults, verification
 // on) and, if caPEM is not empty, its certificate authorities as the only
-// trusted roots. It returns an error if caPEM holds no certificate.
+// trusted roots. It follows redirects only within the origin of a request
+// (see [SameOriginRedirect]). It returns an error if caPEM holds no
+// certificate.
 func NewClient(tlsConfig *tls.Config, caPEM []byte) (*http.Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 2
@@ -96,5 +118,5 @@ func NewClient(tlsConfig *tls.Config, caPEM []byte) (*http.Client, error) {
 		}
 		tr.TLSClientConfig.RootCAs = pool
 	}
-	return &http.Client{Transport: tr}, nil
+	return &http.Client{Transport: tr, CheckRedirect: SameOriginRedirect}, nil
 }

@@ -306,7 +306,9 @@ func (p *Publisher) bulk(ctx context.Context, body []byte, idx []int, out []outc
 		return retry.ParseRetryAfter(res.Header.Get("Retry-After"), time.Now()), err
 	}
 	var r bulkResponse
-	err = json.NewDecoder(res.Body).Decode(&r)
+	// Bounded: a reply larger than any reply to these documents is not
+	// read into memory whole, but fails to decode.
+	err = json.NewDecoder(io.LimitReader(res.Body, maxBulkReply(len(idx)))).Decode(&r)
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 1<<20))
 	switch {
 	case err != nil:
@@ -323,6 +325,11 @@ func (p *Publisher) bulk(ctx context.Context, body []byte, idx []int, out []outc
 	}
 	return 0, nil
 }
+
+// maxBulkReply returns how much of the reply to a bulk request of n
+// documents is read: far more than the status and error of each (filtered
+// by bulkFilterPath, a few hundred bytes even with an error).
+func maxBulkReply(n int) int64 { return 64<<10 + int64(n)*(8<<10) }
 
 // itemOutcome classifies the result of one item of a bulk response.
 func itemOutcome(it *bulkItem) outcome {

@@ -66,7 +66,7 @@ type Config struct {
 	IndexPrefix string
 
 	// Username and Password authenticate with HTTP basic authentication.
-	// Empty means none. Password requires Username.
+	// Empty means none. Each requires the other.
 	Username string
 	Password telemetry.Secret
 
@@ -236,11 +236,20 @@ func (c Config) validate() (settings, error) {
 	if !c.Password.IsZero() && c.Username == "" {
 		bad("Password is set without Username")
 	}
+	// The transport sends basic authentication only with both: a Username
+	// alone (say, the password's environment variable unset) would send
+	// no credentials at all.
+	if c.Username != "" && c.Password.IsZero() {
+		bad("Username is set without Password")
+	}
 	if !c.APIKey.IsZero() && c.Username != "" {
 		bad("APIKey and Username are both set; use one way to authenticate")
 	}
-	if strings.ContainsAny(c.APIKey.Reveal(), " \t\r\n") {
-		bad("APIKey must not contain spaces or line breaks (use the base64 \"encoded\" key)")
+	// The key is sent as it is in a header, where a control character
+	// makes every request fail before it leaves, as if the cluster were
+	// unreachable.
+	if strings.ContainsFunc(c.APIKey.Reveal(), func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		bad("APIKey must not contain spaces, line breaks or other control characters (use the base64 \"encoded\" key)")
 	}
 	if strings.Contains(c.Username, ":") {
 		bad("Username must not contain ':'")

@@ -176,8 +176,10 @@ type Config struct {
 	MaxLabelValues int
 
 	// HTTPClient sends the pushes. nil means a client of the Publisher's
-	// own, whose idle connections Close releases. Its Timeout, if any,
-	// applies on top of Timeout.
+	// own, whose idle connections Close releases and which follows a
+	// redirect only to the scheme, host and port of the endpoint, so that
+	// the API key never goes elsewhere (a redirect elsewhere fails the push
+	// with its status). Its Timeout, if any, applies on top of Timeout.
 	HTTPClient *http.Client
 
 	// Logger receives the Publisher's few log lines: start and stop, the

@@ -107,7 +107,7 @@ func newPublisher(cfg Config, jitter func(b time.Duration) time.Duration) (*Publ
 	if o.Client == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = 2
-		o.Client = &http.Client{Transport: tr}
+		o.Client = &http.Client{Transport: tr, CheckRedirect: metricpush.SameOriginRedirect}
 		o.OwnsClient = true
 	}
 	auth := basicAuth(cfg.OrgSlug, cfg.APIKey)

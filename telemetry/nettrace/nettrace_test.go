@@ -513,3 +513,33 @@ func TestTransportKeepsUpgradedBodyWritable(t *testing.T) {
 		t.Errorf("got %+v, want completed with 4 bytes each way", m)
 	}
 }
+
+// refusingTracer is a RequestTracer that refuses every start and, as its
+// contract allows, returns no request with its error.
+type refusingTracer struct{ nettrace.Observer }
+
+func (refusingTracer) StartRequest(*http.Request, string, string, int, string) (*http.Request, func(int64, int64, error) error, error) {
+	return nil, nil, errors.New("refused")
+}
+
+// TestTransportRequestTracerRefuses checks that a round trip whose
+// RequestTracer refuses the start, returning no request, still sends the
+// original request, unrecorded, instead of panicking.
+func TestTransportRequestTracerRefuses(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	t.Cleanup(srv.Close)
+	r := newRecorder(t)
+	client := &http.Client{Transport: &nettrace.Transport{Network: refusingTracer{r.Network()}}}
+	resp, err := client.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "ok" {
+		t.Errorf("got body %q, want ok", body)
+	}
+	if ops := r.Report().NetworkOperations; len(ops) != 0 {
+		t.Errorf("got %d network operations, want none for a refused start", len(ops))
+	}
+}

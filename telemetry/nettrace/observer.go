@@ -51,7 +51,8 @@ var _ Observer = (*telemetry.Network)(nil)
 //   - record the start of the operation of taskID to host:port as
 //     StartOperation does, and return a nil error and an end func that
 //     records its end as EndOperation does, and that the Transport calls
-//     once; or, if the start is refused, return its error and a nil end.
+//     once; or, if the start is refused, return its error and a nil end
+//     (and the request to send, or nil to send req).
 type RequestTracer interface {
 	Observer
 	StartRequest(req *http.Request, taskID, host string, port int, operation string) (out *http.Request, end func(bytesSent, bytesReceived int64, err error) error, err error)

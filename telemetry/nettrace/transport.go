@@ -55,8 +55,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if rt, ok := t.Network.(RequestTracer); ok {
 		id := t.taskID(req)
 		o = &operation{net: t.Network, id: id}
-		var end func(int64, int64, error) error
-		req, end, _ = rt.StartRequest(req, id, host, port, op)
+		out, end, _ := rt.StartRequest(req, id, host, port, op)
+		if out != nil {
+			// A tracer that refused the start may return no request:
+			// req is then sent as it is.
+			req = out
+		}
 		o.endFn, o.started = end, end != nil
 	} else {
 		o = start(t.Network, t.taskID(req), host, port, op)

@@ -156,6 +156,9 @@ type Config struct {
 	// HTTPClient sends the pushes. nil means a client of the Publisher's
 	// own, configured by TLSConfig and CACert, whose idle connections
 	// Close releases; a client of yours cannot be combined with them.
+	// The Publisher's own client follows a redirect only to the scheme,
+	// host and port of URL, so that the credentials never go elsewhere; a
+	// redirect elsewhere fails the push with its status.
 	HTTPClient *http.Client
 
 	// Name is the Publisher's name in [telemetry.PublisherStats] (the
