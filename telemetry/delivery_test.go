@@ -1042,3 +1042,38 @@ func TestSyncPublisherGoexitIsCounted(t *testing.T) {
 		t.Errorf("got %+v, %v; want the run ended", m, ok)
 	}
 }
+
+// flushClosePanicker keeps its records but panics in Flush and Close.
+type flushClosePanicker struct{ memPublisher }
+
+func (*flushClosePanicker) Flush(context.Context) error { panic("flush bug") }
+func (*flushClosePanicker) Close(context.Context) error { panic("close bug") }
+
+type syncFlushClosePanicker struct{ flushClosePanicker }
+
+func (*syncFlushClosePanicker) Synchronous() bool { return true }
+
+// TestPanicInFlushOrCloseIsContained checks that a publisher whose Flush
+// or Close panics, queued or synchronous, does not crash the program: the
+// panic becomes an error of Recorder.Flush and Recorder.Close, the records
+// are delivered, and Close still ends the worker.
+func TestPanicInFlushOrCloseIsContained(t *testing.T) {
+	for _, p := range []telemetry.Publisher{&flushClosePanicker{}, &syncFlushClosePanicker{}} {
+		t.Run(fmt.Sprintf("%T", p), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				r, err := telemetry.NewRecorder(telemetry.WithPublishers(p), telemetry.WithLogger(quiet))
+				must(t, err)
+				record(t, r, "t", 2)
+				if err := r.Flush(context.Background()); err == nil || !strings.Contains(err.Error(), "flush bug") {
+					t.Errorf("Flush: got %v, want an error naming the panic", err)
+				}
+				if err := r.Close(context.Background()); err == nil || !strings.Contains(err.Error(), "close bug") {
+					t.Errorf("Close: got %v, want an error naming the panic", err)
+				}
+				if s := r.PublisherStats()[0]; s.Published != 4 || s.Queued != 0 || s.Dropped() != 0 {
+					t.Errorf("got %+v, want the 4 records published", s)
+				}
+			})
+		})
+	}
+}
