@@ -132,7 +132,11 @@ func (r *Recorder) Flush(ctx context.Context) error {
 	if r.closed.Load() {
 		return callError("flush", ErrClosed)
 	}
-	return r.flush(ctx)
+	err := r.flush(ctx)
+	if cerr := ctx.Err(); cerr != nil && errors.Is(err, cerr) {
+		return cerr // ctx ended first: ctx.Err() itself, not joined
+	}
+	return err
 }
 
 func (r *Recorder) flush(ctx context.Context) error {
