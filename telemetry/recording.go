@@ -34,7 +34,8 @@ const (
 )
 
 // checkSpan returns an error wrapping [ErrInvalidOption] if the span
-// context of o, a [WithSpanContext] option, has only one of its ids.
+// context of o, a [WithSpanContext] option, is neither zero nor has both
+// of its ids.
 func (o *StartOption) checkSpan() error {
 	if why := checkSpan(o.span); why != "" {
 		return fmt.Errorf("%w: %s", ErrInvalidOption, why)
@@ -85,8 +86,8 @@ func WithStartTime(t time.Time) StartOption { return StartOption{t: t, set: setS
 // WithSpanContext records the span that traces the run (an event run or a
 // network operation): its ids go into the record, to the JSON report, and
 // to publishers, such as the Prometheus publisher's exemplars. The zero
-// SpanContext means not traced; one with only one of its ids set is an
-// error.
+// SpanContext means not traced; any other that lacks an id (even one
+// that only has Sampled set) is an error.
 func WithSpanContext(s SpanContext) StartOption { return StartOption{span: s, set: setSpan} }
 
 // StartEvent records the start of a run of the event eventName, identified

@@ -159,6 +159,12 @@ func TestSpanContextIsRecorded(t *testing.T) {
 	if s := r.Stats(); s.EventsPending != 0 || s.NetworkPending != 0 {
 		t.Errorf("refused starts left runs pending: %+v", s)
 	}
+	// One with no id but the sampled flag is refused with an error that
+	// says so (it said "has a span id but no trace id").
+	err := r.StartEvent("load", "t6", telemetry.WithSpanContext(telemetry.SpanContext{Sampled: true}))
+	if !errors.Is(err, telemetry.ErrInvalidOption) || !strings.Contains(err.Error(), "no trace id and no span id") {
+		t.Errorf("sampled, no ids: got %v, want ErrInvalidOption naming both missing ids", err)
+	}
 	// The zero SpanContext means not traced.
 	must(t, r.StartEvent("load", "t5", telemetry.WithSpanContext(telemetry.SpanContext{})))
 	// Documents with bad trace fields are refused.
