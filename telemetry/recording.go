@@ -564,12 +564,24 @@ func endStatus(err error, maxLen int) (statusCode, string) {
 	if err == nil {
 		return completed, ""
 	}
-	msg := err.Error()
+	msg := errorText(err)
 	if msg == "" {
 		// A failure must stay visible as one even if its error has no text.
 		msg = "unknown error"
 	}
 	return failed, truncate(msg, maxLen)
+}
+
+// errorText returns err.Error(), or, if that panics (as the method of a
+// typed nil pointer may), err as fmt prints it, which recovers the panic
+// and says so: recording never panics on bad input.
+func errorText(err error) (msg string) {
+	defer func() {
+		if recover() != nil {
+			msg = fmt.Sprint(err)
+		}
+	}()
+	return err.Error()
 }
 
 // truncate returns s if it has at most maxLen bytes. Otherwise it returns
