@@ -480,3 +480,18 @@ func TestPendingEventsAndOperations(t *testing.T) {
 		}
 	})
 }
+
+// TestEndAfterEvictionIsNotStarted pins down what ErrNotStarted documents:
+// ending a run twice is ErrAlreadyEnded while the run is retained, and
+// ErrNotStarted once it has been evicted.
+func TestEndAfterEvictionIsNotStarted(t *testing.T) {
+	r := newRecorder(t, telemetry.WithMaxEvents(1))
+	runEvent(t, r, "e", "a", 0, nil)
+	if err := r.EndEvent("a", nil); !errors.Is(err, telemetry.ErrAlreadyEnded) {
+		t.Errorf("retained: got %v, want ErrAlreadyEnded", err)
+	}
+	runEvent(t, r, "e", "b", 0, nil) // evicts a
+	if err := r.EndEvent("a", nil); !errors.Is(err, telemetry.ErrNotStarted) {
+		t.Errorf("evicted: got %v, want ErrNotStarted", err)
+	}
+}
