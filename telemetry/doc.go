@@ -186,7 +186,8 @@
 // error marked with [Permanent] is not retried; one made with [RetryAfter]
 // asks for a given wait (capped at MaxBackoff and cut at the deadline); a
 // [*DroppedError] reports a batch delivered except for some records. A panic
-// in a publisher is recovered and counted as a permanent failure.
+// in a publisher is recovered: in a publish call it counts as a permanent
+// failure; in Flush or Close it is returned as their error.
 //
 // [Recorder.PublisherStats] (also in [Recorder.Stats]) gives for each
 // publisher what was published, the failed attempts, the panics, what is

@@ -18,10 +18,12 @@ var (
 	// previous run is still pending.
 	ErrAlreadyStarted = errors.New("telemetry: task already started and still pending")
 	// ErrNotStarted is returned when a task id that was never started is ended
-	// or retried.
+	// or retried; also when its runs have all ended and been evicted (see
+	// [WithMaxEvents]), since memory is bounded: a Recorder does not remember
+	// the task ids of the records it no longer retains.
 	ErrNotStarted = errors.New("telemetry: task was never started")
 	// ErrAlreadyEnded is returned when a task id whose latest run has already
-	// ended is ended or retried again.
+	// ended, and is retained, is ended or retried again.
 	ErrAlreadyEnded = errors.New("telemetry: task already ended")
 	// ErrEmptyHost is returned by StartOperation when the host is empty.
 	ErrEmptyHost = errors.New("telemetry: empty host")

@@ -132,7 +132,11 @@ func (r *Recorder) Flush(ctx context.Context) error {
 	if r.closed.Load() {
 		return callError("flush", ErrClosed)
 	}
-	return r.flush(ctx)
+	err := r.flush(ctx)
+	if cerr := ctx.Err(); cerr != nil && errors.Is(err, cerr) {
+		return cerr // ctx ended first: ctx.Err() itself, not joined
+	}
+	return err
 }
 
 func (r *Recorder) flush(ctx context.Context) error {
@@ -158,8 +162,9 @@ func (r *Recorder) flush(ctx context.Context) error {
 // Either way, when Close returns, every record handed to a queued publisher
 // is counted in its [PublisherStats] as published or dropped (Queued is 0),
 // each publisher that dropped records has logged one warning with their
-// number by reason, and the goroutines have exited. A publisher's Close
-// never runs while another of its methods does.
+// number by reason, and the goroutines have exited. A queued publisher's
+// Close never runs while another of its methods does; a [SyncPublisher]'s
+// may, for a run that ends while Close runs (see SyncPublisher).
 //
 // A second call returns [ErrClosed]. Close is safe to call from several
 // goroutines.

@@ -77,6 +77,39 @@ func TestEndEventWithEmptyErrorTextStillFails(t *testing.T) {
 	}
 }
 
+// fieldError is an error type whose Error method reads a field: called on
+// a nil *fieldError, a classic typed-nil error, it panics.
+type fieldError struct{ msg string }
+
+func (e *fieldError) Error() string { return e.msg }
+
+// TestEndWithPanickingErrorTextDoesNotPanic checks that an error whose
+// Error method panics, such as a typed nil pointer, fails the run with a
+// text that says so (as fmt prints it) instead of panicking in EndEvent
+// or EndOperation: recording never panics on bad input.
+func TestEndWithPanickingErrorTextDoesNotPanic(t *testing.T) {
+	r := newRecorder(t)
+	var typedNil *fieldError
+	must(t, r.StartEvent("e", "t"))
+	must(t, r.Network().StartOperation("t", "h", 1, ""))
+	must(t, func() (err error) {
+		defer func() {
+			if v := recover(); v != nil {
+				err = fmt.Errorf("EndEvent panicked: %v", v)
+			}
+		}()
+		if err := r.EndEvent("t", typedNil); err != nil {
+			return err
+		}
+		return r.Network().EndOperation("t", 0, 0, typedNil)
+	}())
+	m, _ := r.Metrics("t")
+	op, _ := r.Network().Metrics("t")
+	if want := fmt.Sprint(typedNil); m.Status != telemetry.StatusFailed || m.Error != want || op.Error != want {
+		t.Errorf("got %q %q / %q, want failed with %q", m.Status, m.Error, op.Error, want)
+	}
+}
+
 func TestStartAgainAfterEndStartsNewRun(t *testing.T) {
 	r := newRecorder(t)
 	runEvent(t, r, "e", "t", 1, errors.New("first run failed"))
@@ -446,4 +479,19 @@ func TestPendingEventsAndOperations(t *testing.T) {
 			t.Errorf("operations: got %d of %d (%+v), want all 5 oldest first", len(ops), n, ops)
 		}
 	})
+}
+
+// TestEndAfterEvictionIsNotStarted pins down what ErrNotStarted documents:
+// ending a run twice is ErrAlreadyEnded while the run is retained, and
+// ErrNotStarted once it has been evicted.
+func TestEndAfterEvictionIsNotStarted(t *testing.T) {
+	r := newRecorder(t, telemetry.WithMaxEvents(1))
+	runEvent(t, r, "e", "a", 0, nil)
+	if err := r.EndEvent("a", nil); !errors.Is(err, telemetry.ErrAlreadyEnded) {
+		t.Errorf("retained: got %v, want ErrAlreadyEnded", err)
+	}
+	runEvent(t, r, "e", "b", 0, nil) // evicts a
+	if err := r.EndEvent("a", nil); !errors.Is(err, telemetry.ErrNotStarted) {
+		t.Errorf("evicted: got %v, want ErrNotStarted", err)
+	}
 }

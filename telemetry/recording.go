@@ -34,7 +34,8 @@ const (
 )
 
 // checkSpan returns an error wrapping [ErrInvalidOption] if the span
-// context of o, a [WithSpanContext] option, has only one of its ids.
+// context of o, a [WithSpanContext] option, is neither zero nor has both
+// of its ids.
 func (o *StartOption) checkSpan() error {
 	if why := checkSpan(o.span); why != "" {
 		return fmt.Errorf("%w: %s", ErrInvalidOption, why)
@@ -59,7 +60,7 @@ func WithPipelineID(id string) StartOption { return StartOption{s: id, set: setP
 // WithEnqueueTime records when the event run's task was put in a queue,
 // such as the enqueue time of a job queue's task, so that its record
 // tells how long it waited ([EventMetrics.WaitTime]). t must not be the
-// zero Time. An enqueue time after the start, which clocks of different
+// zero Time nor more than 146 years away from the Recorder's creation. An enqueue time after the start, which clocks of different
 // machines can produce, is kept as given and counts as no wait. Of
 // WithEnqueueTime and [WithWait], the last one given applies.
 func WithEnqueueTime(t time.Time) StartOption { return StartOption{t: t, set: setEnqueued} }
@@ -69,23 +70,24 @@ func WithEnqueueTime(t time.Time) StartOption { return StartOption{t: t, set: se
 // enqueue time (such as the time between a job's scheduled time and its
 // attempt, both on the database's clock): the record's enqueue time is
 // its start minus d, so its [EventMetrics.WaitTime] is exactly d. d must
-// not be negative. Of [WithEnqueueTime] and WithWait, the last one given
+// not be negative nor longer than 146 years. Of [WithEnqueueTime] and WithWait, the last one given
 // applies.
 func WithWait(d time.Duration) StartOption { return StartOption{n: int64(d), set: setWait} }
 
 // WithStartTime gives the time the run started, for code that knows it
 // better than the moment of the call: a job queue's attempt time, or the
 // start of the span that traces the run, so that the record and the span
-// agree. t must not be the zero Time nor later than the call; a t read
-// with time.Now in this process keeps the run's duration on the monotonic
-// clock. It applies to event runs and network operations.
+// agree. t must not be the zero Time, later than the call, nor more than
+// 146 years before the Recorder's creation; a t read with time.Now in this
+// process keeps the run's duration on the monotonic clock. It applies to
+// event runs and network operations.
 func WithStartTime(t time.Time) StartOption { return StartOption{t: t, set: setStarted} }
 
 // WithSpanContext records the span that traces the run (an event run or a
 // network operation): its ids go into the record, to the JSON report, and
 // to publishers, such as the Prometheus publisher's exemplars. The zero
-// SpanContext means not traced; one with only one of its ids set is an
-// error.
+// SpanContext means not traced; any other that lacks an id (even one
+// that only has Sampled set) is an error.
 func WithSpanContext(s SpanContext) StartOption { return StartOption{span: s, set: setSpan} }
 
 // StartEvent records the start of a run of the event eventName, identified
@@ -122,10 +124,13 @@ func (r *Recorder) StartEvent(eventName, taskID string, opts ...StartOption) err
 				return taskError(op, taskID, fmt.Errorf("%w: the enqueue time is the zero Time", ErrInvalidOption))
 			}
 			rec.enq, rec.hasEnq = r.clock.offset(o.t), true
+			if rec.enq < -maxGiven || rec.enq > maxGiven {
+				return taskError(op, taskID, tooFar("enqueue time", o.t))
+			}
 			hasWait = false
 		case setWait:
-			if o.n < 0 {
-				return taskError(op, taskID, fmt.Errorf("%w: the wait %v is negative", ErrInvalidOption, time.Duration(o.n)))
+			if o.n < 0 || o.n > maxGiven {
+				return taskError(op, taskID, fmt.Errorf("%w: the wait %v is negative or longer than 146 years", ErrInvalidOption, time.Duration(o.n)))
 			}
 			wait, hasWait = time.Duration(o.n), true
 		case setSpan:
@@ -165,7 +170,8 @@ func (r *Recorder) EndEvent(taskID string, err error) error {
 // EndEventAt is EndEvent for code that knows when the run ended better
 // than the moment of the call: a job queue's finish time, or the end of
 // the span that traces the run, so that the record and the span agree.
-// end must not be the zero Time; an end before the run's start counts as
+// end must not be the zero Time nor more than 146 years away from the
+// Recorder's creation; an end before the run's start counts as
 // an end at the start. A time from [Recorder.Now] gives the record exactly
 // that end.
 //
@@ -173,10 +179,11 @@ func (r *Recorder) EndEvent(taskID string, err error) error {
 // for the zero Time.
 func (r *Recorder) EndEventAt(taskID string, err error, end time.Time) error {
 	const op = "end event"
-	if end.IsZero() {
-		return taskError(op, taskID, fmt.Errorf("%w: the end time is the zero Time", ErrInvalidOption))
+	at, gerr := r.clock.given(end, "end time")
+	if gerr != nil {
+		return taskError(op, taskID, gerr)
 	}
-	return r.endEvent(op, taskID, err, r.clock.offset(end))
+	return r.endEvent(op, taskID, err, at)
 }
 
 // Now returns the current time as the Recorder records it: its epoch's
@@ -326,10 +333,11 @@ func (n *Network) EndOperation(taskID string, bytesSent, bytesReceived int64, er
 // [Recorder.EndEventAt] is for event runs.
 func (n *Network) EndOperationAt(taskID string, bytesSent, bytesReceived int64, err error, end time.Time) error {
 	const op = "end operation"
-	if end.IsZero() {
-		return taskError(op, taskID, fmt.Errorf("%w: the end time is the zero Time", ErrInvalidOption))
+	at, gerr := n.r.clock.given(end, "end time")
+	if gerr != nil {
+		return taskError(op, taskID, gerr)
 	}
-	return n.endOperation(op, taskID, bytesSent, bytesReceived, err, n.r.clock.offset(end))
+	return n.endOperation(op, taskID, bytesSent, bytesReceived, err, at)
 }
 
 // endOperation ends the pending operation of taskID at now, an offset from
@@ -400,14 +408,41 @@ func (c clock) start(at *time.Time) (time.Duration, error) {
 // startAt is start for an at that is not nil, now being the current
 // offset from c's epoch.
 func (c clock) startAt(at *time.Time, now time.Duration) (time.Duration, error) {
-	if at.IsZero() {
-		return 0, fmt.Errorf("%w: the start time is the zero Time", ErrInvalidOption)
+	start, err := c.given(*at, "start time")
+	if err != nil {
+		return 0, err
 	}
-	start := c.offset(*at)
 	if start > now {
 		return 0, fmt.Errorf("%w: the start time %v is later than now", ErrInvalidOption, *at)
 	}
 	return start, nil
+}
+
+// maxGiven bounds the offsets of the times that callers give, and the
+// waits: about 146 years either side of the Recorder's creation, so that
+// the difference of two offsets, a duration or a wait, always fits in a
+// time.Duration (offsets further away would overflow, or be clamped by
+// time.Time.Sub, and give the run a wrong time and duration).
+const maxGiven = 1 << 62
+
+// given returns t, a time given by the caller as its what, as an offset
+// from c's epoch; or an error wrapping [ErrInvalidOption] if t is the zero
+// Time or further than maxGiven from the epoch.
+func (c clock) given(t time.Time, what string) (time.Duration, error) {
+	if t.IsZero() {
+		return 0, fmt.Errorf("%w: the %s is the zero Time", ErrInvalidOption, what)
+	}
+	d := c.offset(t)
+	if d < -maxGiven || d > maxGiven {
+		return 0, tooFar(what, t)
+	}
+	return d, nil
+}
+
+// tooFar returns the error for a time t given as what that is further
+// than maxGiven from the Recorder's creation.
+func tooFar(what string, t time.Time) error {
+	return fmt.Errorf("%w: the %s %v is more than 146 years away from the Recorder's creation", ErrInvalidOption, what, t)
 }
 
 // begin adds rec as the pending run of taskID in t.
@@ -529,12 +564,24 @@ func endStatus(err error, maxLen int) (statusCode, string) {
 	if err == nil {
 		return completed, ""
 	}
-	msg := err.Error()
+	msg := errorText(err)
 	if msg == "" {
 		// A failure must stay visible as one even if its error has no text.
 		msg = "unknown error"
 	}
 	return failed, truncate(msg, maxLen)
+}
+
+// errorText returns err.Error(), or, if that panics (as the method of a
+// typed nil pointer may), err as fmt prints it, which recovers the panic
+// and says so: recording never panics on bad input.
+func errorText(err error) (msg string) {
+	defer func() {
+		if recover() != nil {
+			msg = fmt.Sprint(err)
+		}
+	}()
+	return err.Error()
 }
 
 // truncate returns s if it has at most maxLen bytes. Otherwise it returns

@@ -33,11 +33,13 @@ func (s SpanContext) SpanIDString() string { return hex.EncodeToString(s.SpanID[
 var ErrInvalidOption = errors.New("telemetry: invalid option")
 
 // checkSpan returns why s is not a usable span context, or "": either both
-// ids are set, or neither (the run is not traced).
+// ids are set, or s is the zero SpanContext (the run is not traced).
 func checkSpan(s SpanContext) string {
 	switch {
 	case s == SpanContext{}:
 		return ""
+	case s.TraceID == [16]byte{} && s.SpanID == [8]byte{}:
+		return "the span context is sampled but has no trace id and no span id"
 	case s.TraceID == [16]byte{}:
 		return "the span context has a span id but no trace id"
 	case s.SpanID == [8]byte{}:

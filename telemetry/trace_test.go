@@ -3,6 +3,7 @@ package telemetry_test
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -158,6 +159,12 @@ func TestSpanContextIsRecorded(t *testing.T) {
 	if s := r.Stats(); s.EventsPending != 0 || s.NetworkPending != 0 {
 		t.Errorf("refused starts left runs pending: %+v", s)
 	}
+	// One with no id but the sampled flag is refused with an error that
+	// says so (it said "has a span id but no trace id").
+	err := r.StartEvent("load", "t6", telemetry.WithSpanContext(telemetry.SpanContext{Sampled: true}))
+	if !errors.Is(err, telemetry.ErrInvalidOption) || !strings.Contains(err.Error(), "no trace id and no span id") {
+		t.Errorf("sampled, no ids: got %v, want ErrInvalidOption naming both missing ids", err)
+	}
 	// The zero SpanContext means not traced.
 	must(t, r.StartEvent("load", "t5", telemetry.WithSpanContext(telemetry.SpanContext{})))
 	// Documents with bad trace fields are refused.
@@ -211,4 +218,42 @@ func TestRecorderTimesGivenByTheCaller(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestTimesTooFarFromNowAreRefused checks that a time given by the caller
+// that the Recorder cannot hold exactly (offsets from its creation are
+// nanoseconds in an int64) is refused, rather than recorded wrong: a
+// start more than 292 years back was moved to 1734 and its run got a
+// duration of 0; an end centuries ahead made a duration of 0; a wait that
+// far back was 0 for the publishers and 292 years in the report.
+func TestTimesTooFarFromNowAreRefused(t *testing.T) {
+	r := newRecorder(t)
+	now := r.Now()
+	ancient := time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC)
+	future := time.Date(2600, 1, 1, 0, 0, 0, 0, time.UTC)
+	must(t, r.StartEvent("e", "open", telemetry.WithStartTime(now.Add(-time.Hour))))
+	for name, err := range map[string]error{
+		"start":    r.StartEvent("e", "s", telemetry.WithStartTime(ancient)),
+		"enqueue":  r.StartEvent("e", "q", telemetry.WithEnqueueTime(ancient)),
+		"wait":     r.StartEvent("e", "w", telemetry.WithWait(time.Duration(math.MaxInt64))),
+		"end":      r.EndEventAt("open", nil, future),
+		"op start": r.Network().StartOperation("o", "h", 1, "", telemetry.WithStartTime(ancient)),
+	} {
+		if !errors.Is(err, telemetry.ErrInvalidOption) {
+			t.Errorf("%s: got %v, want ErrInvalidOption", name, err)
+		}
+	}
+	if m, _ := r.Metrics("open"); m.Status != telemetry.StatusPending {
+		t.Errorf("the refused end changed the run: %+v", m)
+	}
+	if s := r.Stats(); s.EventsPending != 1 || s.EventsEnded != 0 || s.NetworkPending != 0 {
+		t.Errorf("refused calls recorded something: %+v", s)
+	}
+	// A century back is still recorded exactly.
+	century := now.AddDate(-100, 0, 0)
+	must(t, r.StartEvent("e", "c", telemetry.WithStartTime(century), telemetry.WithEnqueueTime(century.Add(-time.Hour))))
+	must(t, r.EndEventAt("c", nil, century.Add(time.Minute)))
+	if m, _ := r.Metrics("c"); !m.StartTime.Equal(century) || m.Duration() != time.Minute || m.WaitTime() != time.Hour {
+		t.Errorf("a century back: got %+v (duration %v, wait %v)", m, m.Duration(), m.WaitTime())
+	}
 }
