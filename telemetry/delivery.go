@@ -322,7 +322,7 @@ func (o *outlet) run() {
 		for i, f := range flushes {
 			var err error
 			if fl, ok := o.pub.(Flusher); ok {
-				err = contained(func() error { return fl.Flush(f.ctx) })
+				err = o.contained(func() error { return fl.Flush(f.ctx) })
 			}
 			f.done <- err
 			flushes[i] = nil
@@ -528,13 +528,14 @@ func (o *outlet) attempt(ctx context.Context, publish func(context.Context) erro
 	return publish(ctx)
 }
 
-// contained calls f, a publisher's Flush or Close, and returns its error,
-// or an error for its panic: a publisher's bug must not crash the program
-// from a goroutine of the Recorder.
-func contained(f func() error) (err error) {
+// contained calls f, o's publisher's Flush or Close, and returns its
+// error, or the error of its panic (counted, as every panic of a
+// publisher): a publisher's bug must not crash the program from a
+// goroutine of the Recorder.
+func (o *outlet) contained(f func() error) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = fmt.Errorf("panicked: %v", v)
+			err = o.panicked(v)
 		}
 	}()
 	return f()
@@ -546,7 +547,7 @@ func (o *outlet) flush(ctx context.Context) error {
 	var err error
 	if o.sync {
 		if f, ok := o.pub.(Flusher); ok {
-			err = contained(func() error { return f.Flush(ctx) })
+			err = o.contained(func() error { return f.Flush(ctx) })
 		}
 	} else {
 		req := &flushRequest{ctx: ctx, done: make(chan error, 1)}
@@ -592,7 +593,7 @@ func (o *outlet) close(ctx context.Context) error {
 	}
 	o.logDrops()
 	if c, ok := o.pub.(Closer); ok {
-		if cerr := contained(func() error { return c.Close(ctx) }); cerr != nil {
+		if cerr := o.contained(func() error { return c.Close(ctx) }); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("telemetry: close publisher %s: %w", o.name, cerr))
 		}
 	}

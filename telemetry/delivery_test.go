@@ -1072,8 +1072,9 @@ func TestPanicInFlushOrCloseIsContained(t *testing.T) {
 				if err := r.Close(context.Background()); err == nil || !strings.Contains(err.Error(), "close bug") {
 					t.Errorf("Close: got %v, want an error naming the panic", err)
 				}
-				if s := r.PublisherStats()[0]; s.Published != 4 || s.Queued != 0 || s.Dropped() != 0 {
-					t.Errorf("got %+v, want the 4 records published", s)
+				if s := r.PublisherStats()[0]; s.Published != 4 || s.Queued != 0 || s.Dropped() != 0 || s.Panics != 3 {
+					// Flush, then Close: its flush and its Close.
+					t.Errorf("got %+v, want the 4 records published and the 3 panics counted", s)
 				}
 			})
 		})

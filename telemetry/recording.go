@@ -60,9 +60,10 @@ func WithPipelineID(id string) StartOption { return StartOption{s: id, set: setP
 // WithEnqueueTime records when the event run's task was put in a queue,
 // such as the enqueue time of a job queue's task, so that its record
 // tells how long it waited ([EventMetrics.WaitTime]). t must not be the
-// zero Time nor more than 146 years away from the Recorder's creation. An enqueue time after the start, which clocks of different
-// machines can produce, is kept as given and counts as no wait. Of
-// WithEnqueueTime and [WithWait], the last one given applies.
+// zero Time nor more than 146 years away from the Recorder's creation. An
+// enqueue time after the start, which clocks of different machines can
+// produce, is kept as given and counts as no wait. Of WithEnqueueTime and
+// [WithWait], the last one given applies.
 func WithEnqueueTime(t time.Time) StartOption { return StartOption{t: t, set: setEnqueued} }
 
 // WithWait records that the event run's task waited d in a queue before
@@ -70,8 +71,8 @@ func WithEnqueueTime(t time.Time) StartOption { return StartOption{t: t, set: se
 // enqueue time (such as the time between a job's scheduled time and its
 // attempt, both on the database's clock): the record's enqueue time is
 // its start minus d, so its [EventMetrics.WaitTime] is exactly d. d must
-// not be negative nor longer than 146 years. Of [WithEnqueueTime] and WithWait, the last one given
-// applies.
+// not be negative nor longer than 146 years. Of [WithEnqueueTime] and
+// WithWait, the last one given applies.
 func WithWait(d time.Duration) StartOption { return StartOption{n: int64(d), set: setWait} }
 
 // WithStartTime gives the time the run started, for code that knows it

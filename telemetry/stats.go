@@ -101,8 +101,9 @@ type PublisherStats struct {
 	// queued, waiting between attempts, or in an attempt that Close cut
 	// short.
 	DroppedClosed uint64 `json:"dropped_closed"`
-	// Panics is the number of publish calls that panicked. A panic is
-	// recovered and treated as a permanent error.
+	// Panics is the number of calls of the publisher that panicked. A
+	// panic is recovered: in a publish call it is treated as a permanent
+	// error; in Flush or Close it is returned as their error.
 	Panics uint64 `json:"panics"`
 }
 
