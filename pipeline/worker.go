@@ -97,7 +97,9 @@ type WorkerConfig struct {
 	// zero, it becomes tls.RequireAndVerifyClientCert, so that a client
 	// without such a certificate fails the TLS handshake; with
 	// tls.VerifyClientCertIfGiven, a request without a verified client
-	// certificate gets 401. With ClientCAs set, every request must come
+	// certificate gets 401; a ClientAuth that does not verify
+	// (tls.RequestClientCert, tls.RequireAnyClientCert) makes NewWorker
+	// fail. With ClientCAs set, every request must come
 	// over TLS with a verified client certificate, also when the Worker is
 	// mounted in a server of your own. Nil means plain HTTP and no client
 	// certificates. The Worker keeps a clone.
@@ -262,8 +264,9 @@ var compareTokens = subtle.ConstantTimeCompare
 
 // NewWorker returns a Worker configured by cfg that runs events. It
 // returns the problems joined in one error: [ErrNilEvent],
-// [ErrEmptyEventName], [ErrDuplicateEvent], a negative limit or timeout, or
-// a TLS configuration without a certificate.
+// [ErrEmptyEventName], [ErrDuplicateEvent], a negative limit or timeout, a
+// TLS configuration without a certificate, or one with ClientCAs whose
+// ClientAuth does not verify client certificates.
 func NewWorker(cfg WorkerConfig, events ...Event) (*Worker, error) {
 	w := &Worker{events: make(map[string]Event, len(events)), pid: os.Getpid()}
 	var errs []error
@@ -297,8 +300,13 @@ func NewWorker(cfg WorkerConfig, events ...Event) (*Worker, error) {
 			errs = append(errs, errors.New("pipeline: worker: TLS configuration has no certificate"))
 		}
 		w.tls = t.Clone()
-		if w.tls.ClientCAs != nil && w.tls.ClientAuth == tls.NoClientCert {
+		switch ca := w.tls.ClientCAs != nil; {
+		case ca && w.tls.ClientAuth == tls.NoClientCert:
 			w.tls.ClientAuth = tls.RequireAndVerifyClientCert
+		case ca && (w.tls.ClientAuth == tls.RequestClientCert || w.tls.ClientAuth == tls.RequireAnyClientCert):
+			// The certificates would not be verified, and the worker
+			// would run the events of anyone.
+			errs = append(errs, fmt.Errorf("pipeline: worker: TLS has ClientCAs but ClientAuth %v does not verify client certificates: use tls.RequireAndVerifyClientCert or tls.VerifyClientCertIfGiven", w.tls.ClientAuth))
 		}
 		w.wantCert = w.tls.ClientCAs != nil &&
 			(w.tls.ClientAuth == tls.VerifyClientCertIfGiven || w.tls.ClientAuth == tls.RequireAndVerifyClientCert)

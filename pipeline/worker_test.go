@@ -662,3 +662,29 @@ func TestRemoteHonoursRetryAfter(t *testing.T) {
 		}
 	})
 }
+
+// TestWorkerClientCAsNeedVerification checks that a TLS configuration
+// with ClientCAs and a ClientAuth that asks for client certificates
+// without verifying them (RequestClientCert, RequireAnyClientCert) is
+// refused by NewWorker: such a worker, mounted in a server of your own,
+// ran the events of anyone, though ClientCAs promise that every request
+// needs a verified client certificate.
+func TestWorkerClientCAsNeedVerification(t *testing.T) {
+	pki := testutil.NewPKI(t)
+	for _, auth := range []tls.ClientAuthType{tls.RequestClientCert, tls.RequireAnyClientCert} {
+		t.Run(auth.String(), func(t *testing.T) {
+			_, err := pipeline.NewWorker(pipeline.WorkerConfig{
+				TLS: &tls.Config{Certificates: []tls.Certificate{pki.Server}, ClientCAs: pki.CAPool, ClientAuth: auth},
+			}, echo)
+			if err == nil || !strings.Contains(err.Error(), "does not verify client certificates") {
+				t.Errorf("NewWorker: got %v, want an error: ClientAuth %v does not verify client certificates", err, auth)
+			}
+		})
+	}
+	// Without ClientCAs, those ClientAuth values are the user's choice.
+	if _, err := pipeline.NewWorker(pipeline.WorkerConfig{
+		TLS: &tls.Config{Certificates: []tls.Certificate{pki.Server}, ClientAuth: tls.RequestClientCert},
+	}, echo); err != nil {
+		t.Errorf("NewWorker without ClientCAs: got %v, want nil", err)
+	}
+}
