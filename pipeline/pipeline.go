@@ -44,6 +44,9 @@ var (
 	ErrEmptyEventName = errors.New("pipeline: empty event name")
 )
 
+// errGoexit is the error of an attempt whose Process called runtime.Goexit.
+var errGoexit = errors.New("pipeline: the event called runtime.Goexit")
+
 // A Stage is a step of a pipeline: events run one after the other
 // ([Sequence]) or all at once ([Parallel]).
 type Stage struct {
@@ -310,7 +313,7 @@ func (p *Pipeline) runStage(ctx context.Context, r *run, st *stage, in any) (any
 			if err := ctx.Err(); err != nil {
 				return nil, fmt.Errorf("pipeline: run %s stopped before event %q: %w", r.id, st.steps[i].name, err)
 			}
-			out, err := p.runTask(ctx, r, &st.steps[i], r.next(1), in)
+			out, err := p.runTask(ctx, r, &st.steps[i], r.next(1), in, nil)
 			if err != nil {
 				return nil, err
 			}
@@ -323,7 +326,7 @@ func (p *Pipeline) runStage(ctx context.Context, r *run, st *stage, in any) (any
 	first := r.next(len(st.steps))
 	var wg sync.WaitGroup
 	for i := range st.steps {
-		wg.Go(func() { outs[i], errs[i] = p.runTask(ctx, r, &st.steps[i], first+uint64(i), in) })
+		wg.Go(func() { outs[i], errs[i] = p.runTask(ctx, r, &st.steps[i], first+uint64(i), in, &errs[i]) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -333,8 +336,10 @@ func (p *Pipeline) runStage(ctx context.Context, r *run, st *stage, in any) (any
 }
 
 // runTask runs one execution of an event, with its retries, and reports it
-// to the hooks.
-func (p *Pipeline) runTask(ctx context.Context, r *run, sp *step, n uint64, in any) (any, error) {
+// to the hooks. If the event calls runtime.Goexit, which ends the
+// goroutine, the task still ends, failed, and its error goes to *exited
+// if exited is not nil.
+func (p *Pipeline) runTask(ctx context.Context, r *run, sp *step, n uint64, in any, exited *error) (any, error) {
 	t := Task{
 		ID:        r.id + "/" + sp.name + "/" + strconv.FormatUint(n, 10),
 		Event:     sp.name,
@@ -357,9 +362,20 @@ func (p *Pipeline) runTask(ctx context.Context, r *run, sp *step, n uint64, in a
 	h.EventStarted(t)
 	calls := new(atomic.Uint64)
 	first := time.Now()
+	inProcess := false // process neither returns nor panics if the event calls runtime.Goexit
+	defer func() {
+		if inProcess {
+			p.ended(runCtx, tr, r, t, errGoexit)
+			if exited != nil {
+				*exited = &EventError{Event: t.Event, TaskID: t.ID, RunID: t.RunID, Attempts: t.Attempt, Err: errGoexit}
+			}
+		}
+	}()
 	for {
 		ex := &execution{task: t, hooks: h, calls: calls, tracer: p.tracer, prop: p.prop, tel: p.tel}
+		inProcess = true
 		out, err := process(withExecution(runCtx, ex), sp, in)
+		inProcess = false
 		if err == nil {
 			p.ended(runCtx, tr, r, t, nil)
 			return out, nil

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -686,5 +687,26 @@ func TestWorkerClientCAsNeedVerification(t *testing.T) {
 		TLS: &tls.Config{Certificates: []tls.Certificate{pki.Server}, ClientAuth: tls.RequestClientCert},
 	}, echo); err != nil {
 		t.Errorf("NewWorker without ClientCAs: got %v, want nil", err)
+	}
+}
+
+// TestWorkerEventGoexit checks that a worker's event calling
+// runtime.Goexit (which ends the handler's goroutine, and net/http then
+// closes the connection) still has its run ended, failed, in the worker's
+// telemetry, rather than left pending.
+func TestWorkerEventGoexit(t *testing.T) {
+	rec := newRecorder(t)
+	addr := serveWorker(t, pipeline.WorkerConfig{Recorder: rec, Logger: slog.New(slog.DiscardHandler)},
+		pipeline.Func("exit", func(context.Context, any) (any, error) {
+			runtime.Goexit()
+			return nil, nil
+		}))
+	resp, err := http.Post(addr, "application/json", strings.NewReader(`{"event":"exit","call_id":"r/exit/1/call-1"}`))
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("got status %d, want the connection closed", resp.StatusCode)
+	}
+	if m, ok := rec.Metrics("r/exit/1/call-1"); !ok || m.Status != telemetry.StatusFailed || !strings.Contains(m.Error, "runtime.Goexit") {
+		t.Errorf("got %+v (found %v), want a failed run saying the event called runtime.Goexit", m, ok)
 	}
 }
