@@ -38,7 +38,8 @@ var (
 	ErrNoStages = errors.New("pipeline: no stages")
 	// ErrEmptyStage is returned for a stage without events.
 	ErrEmptyStage = errors.New("pipeline: stage has no events")
-	// ErrNilEvent is returned for a nil Event.
+	// ErrNilEvent is returned for a nil Event, a nil *RemoteEvent (as
+	// Remote returns with an error) or WithRetry of either.
 	ErrNilEvent = errors.New("pipeline: nil event")
 	// ErrEmptyEventName is returned for an Event whose Name is empty.
 	ErrEmptyEventName = errors.New("pipeline: empty event name")
@@ -171,7 +172,7 @@ func New(cfg Config, stages ...Stage) (*Pipeline, error) {
 			errs = append(errs, at(fmt.Sprintf("stage %d", i+1), ErrEmptyStage))
 		}
 		for j, ev := range s.events {
-			if ev == nil {
+			if isNil(ev) {
 				errs = append(errs, at(fmt.Sprintf("stage %d, event %d", i+1, j+1), ErrNilEvent))
 				continue
 			}

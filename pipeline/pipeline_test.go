@@ -486,6 +486,9 @@ func TestNewRejectsBadPipelines(t *testing.T) {
 		{name: "empty stage", stages: []pipeline.Stage{pipeline.Sequence(ok), pipeline.Parallel()}, want: []error{pipeline.ErrEmptyStage}, text: "stage 2"},
 		{name: "nil and unnamed events", stages: []pipeline.Stage{pipeline.Sequence(ok, nil, pipeline.Func("", nil))},
 			want: []error{pipeline.ErrNilEvent, pipeline.ErrEmptyEventName}, text: "stage 1, event 3"},
+		{name: "nil remote event and retried nil event", // a Remote that failed, its error ignored
+			stages: []pipeline.Stage{pipeline.Sequence(ok, (*pipeline.RemoteEvent)(nil), pipeline.WithRetry(nil, telemetry.RetryPolicy{}))},
+			want:   []error{pipeline.ErrNilEvent}, text: "pipeline: stage 1, event 2: nil event\npipeline: stage 1, event 3: nil event"},
 		{name: "bad config policy and pid", cfg: pipeline.Config{ProcessID: -1, Retry: &telemetry.RetryPolicy{MaxAttempts: -1, MaxElapsed: -1}},
 			stages: []pipeline.Stage{pipeline.Sequence(ok)},
 			text:   "pipeline: config: retry policy: max attempts must not be negative, got -1\npipeline: config: retry policy: max elapsed must not be negative"},

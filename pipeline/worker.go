@@ -272,7 +272,7 @@ func NewWorker(cfg WorkerConfig, events ...Event) (*Worker, error) {
 	var errs []error
 	for i, ev := range events {
 		switch {
-		case ev == nil:
+		case isNil(ev):
 			errs = append(errs, at(fmt.Sprintf("worker event %d", i+1), ErrNilEvent))
 		case ev.Name() == "":
 			errs = append(errs, at(fmt.Sprintf("worker event %d", i+1), ErrEmptyEventName))
