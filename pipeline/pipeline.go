@@ -115,7 +115,9 @@ type Config struct {
 	// Tracer and its provider; its Recorder is the pipeline's (Recorder
 	// must be nil or the same). It lets pipelines share one Tracer
 	// (oteltrace.New), which keeps no state per run; with a TracerProvider
-	// alone, New makes one. nil means TracerProvider decides.
+	// alone, New makes one. With Propagator set too, New uses a Tracer
+	// like it that injects with Propagator. nil means TracerProvider
+	// decides.
 	Tracer *oteltrace.Tracer
 	// Propagator injects the trace context (and baggage) into the requests
 	// of remote events. nil means the Tracer's, else
@@ -207,17 +209,23 @@ func New(cfg Config, stages ...Stage) (*Pipeline, error) {
 			r = telemetry.Default()
 		}
 		p.tel = NewTelemetryHooks(r)
+		tp := cfg.TracerProvider
+		if cfg.Tracer != nil {
+			tp = cfg.Tracer.TracerProvider()
+		}
 		switch {
-		case cfg.Tracer != nil:
-			p.tracer, p.runs = cfg.Tracer, cfg.Tracer.TracerProvider().Tracer(ScopeName)
-		case cfg.TracerProvider == nil:
+		case cfg.Tracer != nil && cfg.Propagator == nil:
+			p.tracer, p.runs = cfg.Tracer, tp.Tracer(ScopeName)
+		case tp == nil:
 			hooks = append(hooks, p.tel)
 		default:
-			tr, err := oteltrace.New(r, oteltrace.Config{TracerProvider: cfg.TracerProvider, Propagator: cfg.Propagator})
+			// With a Tracer and a Propagator, a Tracer like it (it keeps
+			// no state) that injects with Propagator rather than its own.
+			tr, err := oteltrace.New(r, oteltrace.Config{TracerProvider: tp, Propagator: cfg.Propagator})
 			if err != nil {
 				return nil, fmt.Errorf("pipeline: %w", err)
 			}
-			p.tracer, p.runs = tr, cfg.TracerProvider.Tracer(ScopeName)
+			p.tracer, p.runs = tr, tp.Tracer(ScopeName)
 		}
 	}
 	p.prop = cfg.Propagator
