@@ -239,8 +239,9 @@ func truncate(s string, limit int) string {
 // outputs cross the wire as JSON: the event gets what encoding/json
 // decodes into an any (map[string]any, []any, float64, string, bool or
 // nil). Inside Process, [TaskFrom] gives the caller's task id, run id and
-// attempt, and the worker's process id. A Worker records no telemetry
-// itself; the caller records the call.
+// attempt, and the worker's process id. The caller records the call;
+// the Worker records the runs it serves only with a
+// [WorkerConfig.Recorder].
 type Worker struct {
 	events    map[string]Event
 	pid       int
