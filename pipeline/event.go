@@ -49,6 +49,21 @@ type retryEvent struct {
 	policy telemetry.RetryPolicy
 }
 
+// isNil reports whether e is nil, a nil *RemoteEvent (what Remote returns
+// with its error), or nil wrapped by WithRetry: an event whose Name would
+// panic.
+func isNil(e Event) bool {
+	switch e := e.(type) {
+	case nil:
+		return true
+	case *RemoteEvent:
+		return e == nil
+	case *retryEvent:
+		return e == nil || isNil(e.Event)
+	}
+	return false
+}
+
 // unwrap returns the event inside retry wrappers, and the policy of the
 // outermost wrapper if there is one.
 func unwrap(e Event) (Event, *telemetry.RetryPolicy) {

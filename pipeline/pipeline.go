@@ -38,11 +38,15 @@ var (
 	ErrNoStages = errors.New("pipeline: no stages")
 	// ErrEmptyStage is returned for a stage without events.
 	ErrEmptyStage = errors.New("pipeline: stage has no events")
-	// ErrNilEvent is returned for a nil Event.
+	// ErrNilEvent is returned for a nil Event, a nil *RemoteEvent (as
+	// Remote returns with an error) or WithRetry of either.
 	ErrNilEvent = errors.New("pipeline: nil event")
 	// ErrEmptyEventName is returned for an Event whose Name is empty.
 	ErrEmptyEventName = errors.New("pipeline: empty event name")
 )
+
+// errGoexit is the error of an attempt whose Process called runtime.Goexit.
+var errGoexit = errors.New("pipeline: the event called runtime.Goexit")
 
 // A Stage is a step of a pipeline: events run one after the other
 // ([Sequence]) or all at once ([Parallel]).
@@ -111,7 +115,9 @@ type Config struct {
 	// Tracer and its provider; its Recorder is the pipeline's (Recorder
 	// must be nil or the same). It lets pipelines share one Tracer
 	// (oteltrace.New), which keeps no state per run; with a TracerProvider
-	// alone, New makes one. nil means TracerProvider decides.
+	// alone, New makes one. With Propagator set too, New uses a Tracer
+	// like it that injects with Propagator. nil means TracerProvider
+	// decides.
 	Tracer *oteltrace.Tracer
 	// Propagator injects the trace context (and baggage) into the requests
 	// of remote events. nil means the Tracer's, else
@@ -168,7 +174,7 @@ func New(cfg Config, stages ...Stage) (*Pipeline, error) {
 			errs = append(errs, at(fmt.Sprintf("stage %d", i+1), ErrEmptyStage))
 		}
 		for j, ev := range s.events {
-			if ev == nil {
+			if isNil(ev) {
 				errs = append(errs, at(fmt.Sprintf("stage %d, event %d", i+1, j+1), ErrNilEvent))
 				continue
 			}
@@ -203,17 +209,23 @@ func New(cfg Config, stages ...Stage) (*Pipeline, error) {
 			r = telemetry.Default()
 		}
 		p.tel = NewTelemetryHooks(r)
+		tp := cfg.TracerProvider
+		if cfg.Tracer != nil {
+			tp = cfg.Tracer.TracerProvider()
+		}
 		switch {
-		case cfg.Tracer != nil:
-			p.tracer, p.runs = cfg.Tracer, cfg.Tracer.TracerProvider().Tracer(ScopeName)
-		case cfg.TracerProvider == nil:
+		case cfg.Tracer != nil && cfg.Propagator == nil:
+			p.tracer, p.runs = cfg.Tracer, tp.Tracer(ScopeName)
+		case tp == nil:
 			hooks = append(hooks, p.tel)
 		default:
-			tr, err := oteltrace.New(r, oteltrace.Config{TracerProvider: cfg.TracerProvider, Propagator: cfg.Propagator})
+			// With a Tracer and a Propagator, a Tracer like it (it keeps
+			// no state) that injects with Propagator rather than its own.
+			tr, err := oteltrace.New(r, oteltrace.Config{TracerProvider: tp, Propagator: cfg.Propagator})
 			if err != nil {
 				return nil, fmt.Errorf("pipeline: %w", err)
 			}
-			p.tracer, p.runs = tr, cfg.TracerProvider.Tracer(ScopeName)
+			p.tracer, p.runs = tr, tp.Tracer(ScopeName)
 		}
 	}
 	p.prop = cfg.Propagator
@@ -310,7 +322,7 @@ func (p *Pipeline) runStage(ctx context.Context, r *run, st *stage, in any) (any
 			if err := ctx.Err(); err != nil {
 				return nil, fmt.Errorf("pipeline: run %s stopped before event %q: %w", r.id, st.steps[i].name, err)
 			}
-			out, err := p.runTask(ctx, r, &st.steps[i], r.next(1), in)
+			out, err := p.runTask(ctx, r, &st.steps[i], r.next(1), in, nil)
 			if err != nil {
 				return nil, err
 			}
@@ -323,7 +335,7 @@ func (p *Pipeline) runStage(ctx context.Context, r *run, st *stage, in any) (any
 	first := r.next(len(st.steps))
 	var wg sync.WaitGroup
 	for i := range st.steps {
-		wg.Go(func() { outs[i], errs[i] = p.runTask(ctx, r, &st.steps[i], first+uint64(i), in) })
+		wg.Go(func() { outs[i], errs[i] = p.runTask(ctx, r, &st.steps[i], first+uint64(i), in, &errs[i]) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -333,8 +345,10 @@ func (p *Pipeline) runStage(ctx context.Context, r *run, st *stage, in any) (any
 }
 
 // runTask runs one execution of an event, with its retries, and reports it
-// to the hooks.
-func (p *Pipeline) runTask(ctx context.Context, r *run, sp *step, n uint64, in any) (any, error) {
+// to the hooks. If the event calls runtime.Goexit, which ends the
+// goroutine, the task still ends, failed, and its error goes to *exited
+// if exited is not nil.
+func (p *Pipeline) runTask(ctx context.Context, r *run, sp *step, n uint64, in any, exited *error) (any, error) {
 	t := Task{
 		ID:        r.id + "/" + sp.name + "/" + strconv.FormatUint(n, 10),
 		Event:     sp.name,
@@ -357,9 +371,20 @@ func (p *Pipeline) runTask(ctx context.Context, r *run, sp *step, n uint64, in a
 	h.EventStarted(t)
 	calls := new(atomic.Uint64)
 	first := time.Now()
+	inProcess := false // process neither returns nor panics if the event calls runtime.Goexit
+	defer func() {
+		if inProcess {
+			p.ended(runCtx, tr, r, t, errGoexit)
+			if exited != nil {
+				*exited = &EventError{Event: t.Event, TaskID: t.ID, RunID: t.RunID, Attempts: t.Attempt, Err: errGoexit}
+			}
+		}
+	}()
 	for {
 		ex := &execution{task: t, hooks: h, calls: calls, tracer: p.tracer, prop: p.prop, tel: p.tel}
+		inProcess = true
 		out, err := process(withExecution(runCtx, ex), sp, in)
+		inProcess = false
 		if err == nil {
 			p.ended(runCtx, tr, r, t, nil)
 			return out, nil

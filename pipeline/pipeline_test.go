@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -485,6 +486,9 @@ func TestNewRejectsBadPipelines(t *testing.T) {
 		{name: "empty stage", stages: []pipeline.Stage{pipeline.Sequence(ok), pipeline.Parallel()}, want: []error{pipeline.ErrEmptyStage}, text: "stage 2"},
 		{name: "nil and unnamed events", stages: []pipeline.Stage{pipeline.Sequence(ok, nil, pipeline.Func("", nil))},
 			want: []error{pipeline.ErrNilEvent, pipeline.ErrEmptyEventName}, text: "stage 1, event 3"},
+		{name: "nil remote event and retried nil event", // a Remote that failed, its error ignored
+			stages: []pipeline.Stage{pipeline.Sequence(ok, (*pipeline.RemoteEvent)(nil), pipeline.WithRetry(nil, telemetry.RetryPolicy{}))},
+			want:   []error{pipeline.ErrNilEvent}, text: "pipeline: stage 1, event 2: nil event\npipeline: stage 1, event 3: nil event"},
 		{name: "bad config policy and pid", cfg: pipeline.Config{ProcessID: -1, Retry: &telemetry.RetryPolicy{MaxAttempts: -1, MaxElapsed: -1}},
 			stages: []pipeline.Stage{pipeline.Sequence(ok)},
 			text:   "pipeline: config: retry policy: max attempts must not be negative, got -1\npipeline: config: retry policy: max elapsed must not be negative"},
@@ -576,4 +580,51 @@ func TestRunConcurrentSafe(t *testing.T) {
 	if h := p.Telemetry(); h.Failures() != 0 {
 		t.Errorf("got %d recording failures (duplicate task ids?): %v", h.Failures(), h.Err())
 	}
+}
+
+// TestRunEventGoexit runs events that call runtime.Goexit (as t.FailNow
+// does), in a parallel stage and in a sequence, and checks that each run
+// still ends, failed, in the telemetry, the hooks and (in a parallel
+// stage, whose run goes on) the stage's error, rather than leaving a
+// pending record and a stage that succeeds with a nil output.
+func TestRunEventGoexit(t *testing.T) {
+	exit := pipeline.Func("exit", func(context.Context, any) (any, error) {
+		runtime.Goexit()
+		return nil, nil
+	})
+	t.Run("parallel", func(t *testing.T) {
+		r, h := newRecorder(t), &logHooks{}
+		p := mustNew(t, pipeline.Config{Recorder: r, Hooks: h}, pipeline.Parallel(appendEvent("a"), exit))
+		out, err := p.Run(context.Background(), "")
+		var ee *pipeline.EventError
+		if !errors.As(err, &ee) || ee.Event != "exit" || !strings.Contains(err.Error(), "runtime.Goexit") {
+			t.Errorf("got %v, %v; want the EventError of exit, saying it called runtime.Goexit", out, err)
+		}
+		if e := eventsByName(r)["exit"]; e.Status != telemetry.StatusFailed {
+			t.Errorf("record of exit: got %+v, want a failed one", e)
+		}
+		if got := h.get(); !slices.ContainsFunc(got, func(s string) bool { return strings.HasPrefix(s, "end exit attempt 1: ") }) {
+			t.Errorf("hooks: got %q, want the end of exit", got)
+		}
+	})
+	t.Run("sequence", func(t *testing.T) {
+		r, h := newRecorder(t), &logHooks{}
+		p := mustNew(t, pipeline.Config{Recorder: r, Hooks: h}, pipeline.Sequence(appendEvent("a"), exit))
+		done := make(chan bool)
+		go func() {
+			returned := false
+			defer func() { done <- returned }()
+			p.Run(context.Background(), "")
+			returned = true
+		}()
+		if <-done {
+			t.Fatal("Run returned, want its goroutine ended by the event")
+		}
+		if e := eventsByName(r)["exit"]; e.Status != telemetry.StatusFailed {
+			t.Errorf("record of exit: got %+v, want a failed one", e)
+		}
+		if got := h.get(); !slices.ContainsFunc(got, func(s string) bool { return strings.HasPrefix(s, "end exit attempt 1: ") }) {
+			t.Errorf("hooks: got %q, want the end of exit", got)
+		}
+	})
 }

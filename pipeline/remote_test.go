@@ -270,13 +270,13 @@ func TestWorkerAnswers(t *testing.T) {
 func TestNewWorkerRejectsBadInput(t *testing.T) {
 	a := appendEvent("a")
 	_, err := pipeline.NewWorker(pipeline.WorkerConfig{MaxInFlight: -1, EventTimeout: -1, TLS: &tls.Config{}},
-		a, nil, pipeline.Func("", nil), appendEvent("a"))
+		a, nil, pipeline.Func("", nil), appendEvent("a"), (*pipeline.RemoteEvent)(nil), pipeline.WithRetry(nil, telemetry.RetryPolicy{}))
 	for _, want := range []error{pipeline.ErrNilEvent, pipeline.ErrEmptyEventName, pipeline.ErrDuplicateEvent} {
 		if !errors.Is(err, want) {
 			t.Errorf("NewWorker: got %v, want it to wrap %v", err, want)
 		}
 	}
-	for _, want := range []string{"max in flight must not be negative", "event timeout must not be negative", "TLS configuration has no certificate"} {
+	for _, want := range []string{"worker event 5: nil event", "worker event 6: nil event", "max in flight must not be negative", "event timeout must not be negative", "TLS configuration has no certificate"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("NewWorker: got %v, want it to say %q", err, want)
 		}

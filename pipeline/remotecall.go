@@ -13,7 +13,10 @@ import (
 // network operation) as a [RemoteEvent] reports its HTTP calls. Events
 // that run their work elsewhere by other means, such as through a job
 // queue, use it to get the same telemetry. Make one with
-// [StartRemoteCall]. The methods of a nil *RemoteCall do nothing.
+// [StartRemoteCall]. In a traced pipeline or worker, whose Tracer records
+// instead of the telemetry hooks, the operation is recorded through the
+// Tracer, without a span of its own. The methods of a nil *RemoteCall do
+// nothing.
 type RemoteCall struct {
 	id    string
 	ex    *execution
@@ -37,6 +40,9 @@ func StartRemoteCall(ctx context.Context, host string, port int, operation strin
 		operation = telemetry.DefaultOperation
 	}
 	c := &RemoteCall{id: ex.task.ID + "/call-" + strconv.FormatUint(ex.calls.Add(1), 10), ex: ex}
+	if ex.tracer != nil { // traced, the hooks lack the telemetry hooks
+		ex.telemetryFailed(ex.tracer.Network().StartOperation(c.id, host, port, operation))
+	}
 	ex.hooks.RemoteCallStarted(ex.task, c.id, host, port, operation)
 	return c
 }
@@ -61,6 +67,9 @@ func (c *RemoteCall) ID() string {
 func (c *RemoteCall) End(sent, received int64, err error) {
 	if c == nil || !c.ended.CompareAndSwap(false, true) {
 		return
+	}
+	if c.ex.tracer != nil {
+		c.ex.telemetryFailed(c.ex.tracer.Network().EndOperation(c.id, sent, received, err))
 	}
 	c.ex.hooks.RemoteCallEnded(c.ex.task, c.id, sent, received, err)
 }

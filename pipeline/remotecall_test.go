@@ -6,7 +6,11 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"sync"
 	"testing"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/eventpipeline/eventpipeline/pipeline"
 	"github.com/eventpipeline/eventpipeline/telemetry"
@@ -88,4 +92,45 @@ func TestContextWithTask(t *testing.T) {
 		t.Errorf("call id %q, want abc/score/1/call-1", c.ID())
 	}
 	c.End(0, 0, nil)
+}
+
+// TestStartRemoteCallTraced checks that the calls an event reports with
+// StartRemoteCall are recorded as network operations when the pipeline is
+// traced (the tracer then records what the telemetry hooks would) and when
+// a traced worker runs the event.
+func TestStartRemoteCallTraced(t *testing.T) {
+	sr := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
+	t.Cleanup(func() { tp.Shutdown(context.Background()) })
+	var ids sync.Map // event name → call id
+	enqueue := func(name string) pipeline.Event {
+		return pipeline.Func(name, func(ctx context.Context, in any) (any, error) {
+			c := pipeline.StartRemoteCall(ctx, "redis.internal", 6379, "asynq_remote_call")
+			ids.Store(name, c.ID())
+			c.End(10, 20, nil)
+			return in, nil
+		})
+	}
+	workerRec := newRecorder(t)
+	addr := serveWorker(t, pipeline.WorkerConfig{Recorder: workerRec, TracerProvider: tp}, enqueue("on-worker"))
+	rec := newRecorder(t)
+	p := mustNew(t, pipeline.Config{Recorder: rec, TracerProvider: tp},
+		pipeline.Sequence(enqueue("local"), remoteTo(t, "on-worker", addr)))
+	if _, err := p.Run(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		event string
+		rec   *telemetry.Recorder
+	}{{"local", rec}, {"on-worker", workerRec}} {
+		id, _ := ids.Load(c.event)
+		m, ok := c.rec.Network().Metrics(fmt.Sprint(id))
+		if !ok || m.Status != telemetry.StatusCompleted || m.Host != "redis.internal" || m.Port != 6379 ||
+			m.Operation != "asynq_remote_call" || m.BytesSent != 10 || m.BytesReceived != 20 {
+			t.Errorf("%s: call %v: got %+v (found %v), want a completed operation to redis.internal:6379", c.event, id, m, ok)
+		}
+	}
+	if err := p.Telemetry().Err(); err != nil {
+		t.Errorf("recording error: %v", err)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/eventpipeline/eventpipeline/pipeline"
 	"github.com/eventpipeline/eventpipeline/telemetry"
+	"github.com/eventpipeline/eventpipeline/telemetry/oteltrace"
 )
 
 // TestTracedRunAcrossWorker runs a traced pipeline whose remote event runs
@@ -221,4 +223,40 @@ func remoteTo(t *testing.T, name, addr string) pipeline.Event {
 		t.Fatal(err)
 	}
 	return remote
+}
+
+// TestTracerWithAnotherPropagator runs a pipeline sharing a Tracer whose
+// propagator sends the trace context only, with a Config.Propagator that
+// also sends baggage, and checks that the remote calls carry the baggage
+// to the worker: Config.Propagator injects into the requests of remote
+// events, the Tracer's only when it is nil.
+func TestTracerWithAnotherPropagator(t *testing.T) {
+	tp := sdktrace.NewTracerProvider()
+	t.Cleanup(func() { tp.Shutdown(context.Background()) })
+	prop := propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	addr := serveWorker(t, pipeline.WorkerConfig{Propagator: prop},
+		pipeline.Func("region", func(ctx context.Context, _ any) (any, error) {
+			return baggage.FromContext(ctx).Member("region").Value(), nil
+		}))
+	rec := newRecorder(t)
+	tr, err := oteltrace.New(rec, oteltrace.Config{TracerProvider: tp, Propagator: propagation.TraceContext{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := mustNew(t, pipeline.Config{Tracer: tr, Propagator: prop}, pipeline.Sequence(remoteTo(t, "region", addr)))
+	m, err := baggage.NewMember("region", "eu-west")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := baggage.New(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := p.Run(baggage.ContextWithBaggage(context.Background(), b), nil)
+	if err != nil || out != "eu-west" {
+		t.Errorf("got %v, %v; want the baggage member eu-west, sent by Config.Propagator", out, err)
+	}
+	if n := len(rec.Report().NetworkOperations); n != 1 {
+		t.Errorf("got %d network operations, want the traced call recorded once", n)
+	}
 }

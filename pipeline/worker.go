@@ -97,7 +97,9 @@ type WorkerConfig struct {
 	// zero, it becomes tls.RequireAndVerifyClientCert, so that a client
 	// without such a certificate fails the TLS handshake; with
 	// tls.VerifyClientCertIfGiven, a request without a verified client
-	// certificate gets 401. With ClientCAs set, every request must come
+	// certificate gets 401; a ClientAuth that does not verify
+	// (tls.RequestClientCert, tls.RequireAnyClientCert) makes NewWorker
+	// fail. With ClientCAs set, every request must come
 	// over TLS with a verified client certificate, also when the Worker is
 	// mounted in a server of your own. Nil means plain HTTP and no client
 	// certificates. The Worker keeps a clone.
@@ -237,8 +239,9 @@ func truncate(s string, limit int) string {
 // outputs cross the wire as JSON: the event gets what encoding/json
 // decodes into an any (map[string]any, []any, float64, string, bool or
 // nil). Inside Process, [TaskFrom] gives the caller's task id, run id and
-// attempt, and the worker's process id. A Worker records no telemetry
-// itself; the caller records the call.
+// attempt, and the worker's process id. The caller records the call;
+// the Worker records the runs it serves only with a
+// [WorkerConfig.Recorder].
 type Worker struct {
 	events    map[string]Event
 	pid       int
@@ -262,14 +265,15 @@ var compareTokens = subtle.ConstantTimeCompare
 
 // NewWorker returns a Worker configured by cfg that runs events. It
 // returns the problems joined in one error: [ErrNilEvent],
-// [ErrEmptyEventName], [ErrDuplicateEvent], a negative limit or timeout, or
-// a TLS configuration without a certificate.
+// [ErrEmptyEventName], [ErrDuplicateEvent], a negative limit or timeout, a
+// TLS configuration without a certificate, or one with ClientCAs whose
+// ClientAuth does not verify client certificates.
 func NewWorker(cfg WorkerConfig, events ...Event) (*Worker, error) {
 	w := &Worker{events: make(map[string]Event, len(events)), pid: os.Getpid()}
 	var errs []error
 	for i, ev := range events {
 		switch {
-		case ev == nil:
+		case isNil(ev):
 			errs = append(errs, at(fmt.Sprintf("worker event %d", i+1), ErrNilEvent))
 		case ev.Name() == "":
 			errs = append(errs, at(fmt.Sprintf("worker event %d", i+1), ErrEmptyEventName))
@@ -297,8 +301,13 @@ func NewWorker(cfg WorkerConfig, events ...Event) (*Worker, error) {
 			errs = append(errs, errors.New("pipeline: worker: TLS configuration has no certificate"))
 		}
 		w.tls = t.Clone()
-		if w.tls.ClientCAs != nil && w.tls.ClientAuth == tls.NoClientCert {
+		switch ca := w.tls.ClientCAs != nil; {
+		case ca && w.tls.ClientAuth == tls.NoClientCert:
 			w.tls.ClientAuth = tls.RequireAndVerifyClientCert
+		case ca && (w.tls.ClientAuth == tls.RequestClientCert || w.tls.ClientAuth == tls.RequireAnyClientCert):
+			// The certificates would not be verified, and the worker
+			// would run the events of anyone.
+			errs = append(errs, fmt.Errorf("pipeline: worker: TLS has ClientCAs but ClientAuth %v does not verify client certificates: use tls.RequireAndVerifyClientCert or tls.VerifyClientCertIfGiven", w.tls.ClientAuth))
 		}
 		w.wantCert = w.tls.ClientCAs != nil &&
 			(w.tls.ClientAuth == tls.VerifyClientCertIfGiven || w.tls.ClientAuth == tls.RequireAndVerifyClientCert)
@@ -487,7 +496,14 @@ func (w *Worker) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		tel:    w.tel,
 	}
 	ctx, end := w.record(ctx, ex, &call)
+	returned := false
+	defer func() {
+		if !returned { // the event called runtime.Goexit: the goroutine ends
+			end(errGoexit)
+		}
+	}()
 	out, err := process(withExecution(ctx, ex), &step{ev: ev, name: call.Event}, in)
+	returned = true
 	end(err)
 	if err != nil {
 		w.answerError(ctx, rw, &call, err)

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -661,4 +662,51 @@ func TestRemoteHonoursRetryAfter(t *testing.T) {
 			t.Errorf("got calls at %v, waits %v; want waits %v", times, h.waits, want)
 		}
 	})
+}
+
+// TestWorkerClientCAsNeedVerification checks that a TLS configuration
+// with ClientCAs and a ClientAuth that asks for client certificates
+// without verifying them (RequestClientCert, RequireAnyClientCert) is
+// refused by NewWorker: such a worker, mounted in a server of your own,
+// ran the events of anyone, though ClientCAs promise that every request
+// needs a verified client certificate.
+func TestWorkerClientCAsNeedVerification(t *testing.T) {
+	pki := testutil.NewPKI(t)
+	for _, auth := range []tls.ClientAuthType{tls.RequestClientCert, tls.RequireAnyClientCert} {
+		t.Run(auth.String(), func(t *testing.T) {
+			_, err := pipeline.NewWorker(pipeline.WorkerConfig{
+				TLS: &tls.Config{Certificates: []tls.Certificate{pki.Server}, ClientCAs: pki.CAPool, ClientAuth: auth},
+			}, echo)
+			if err == nil || !strings.Contains(err.Error(), "does not verify client certificates") {
+				t.Errorf("NewWorker: got %v, want an error: ClientAuth %v does not verify client certificates", err, auth)
+			}
+		})
+	}
+	// Without ClientCAs, those ClientAuth values are the user's choice.
+	if _, err := pipeline.NewWorker(pipeline.WorkerConfig{
+		TLS: &tls.Config{Certificates: []tls.Certificate{pki.Server}, ClientAuth: tls.RequestClientCert},
+	}, echo); err != nil {
+		t.Errorf("NewWorker without ClientCAs: got %v, want nil", err)
+	}
+}
+
+// TestWorkerEventGoexit checks that a worker's event calling
+// runtime.Goexit (which ends the handler's goroutine, and net/http then
+// closes the connection) still has its run ended, failed, in the worker's
+// telemetry, rather than left pending.
+func TestWorkerEventGoexit(t *testing.T) {
+	rec := newRecorder(t)
+	addr := serveWorker(t, pipeline.WorkerConfig{Recorder: rec, Logger: slog.New(slog.DiscardHandler)},
+		pipeline.Func("exit", func(context.Context, any) (any, error) {
+			runtime.Goexit()
+			return nil, nil
+		}))
+	resp, err := http.Post(addr, "application/json", strings.NewReader(`{"event":"exit","call_id":"r/exit/1/call-1"}`))
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("got status %d, want the connection closed", resp.StatusCode)
+	}
+	if m, ok := rec.Metrics("r/exit/1/call-1"); !ok || m.Status != telemetry.StatusFailed || !strings.Contains(m.Error, "runtime.Goexit") {
+		t.Errorf("got %+v (found %v), want a failed run saying the event called runtime.Goexit", m, ok)
+	}
 }

@@ -114,6 +114,14 @@ func (d *demo) runContinuously(ctx context.Context, out *output) error {
 		return fmt.Errorf("starting the notify service: %w", err)
 	}
 	defer notify.stop()
+	// One set of events for every run: each remote event has a transport
+	// of its own, whose connections the runs then share; a set per run
+	// left each run's idle connections open until the worker's idle
+	// timeout, hundreds of file descriptors.
+	stages, err := sampleStages(workerAddr, notify.port, v)
+	if err != nil {
+		return err
+	}
 
 	for _, s := range d.serving() {
 		fmt.Fprintf(d.stdout, "serving %s\n", printable(s))
@@ -137,7 +145,7 @@ loop:
 			break loop
 		default:
 		}
-		failed, err := d.runOnce(ctx, workerAddr, notify.port, v, runs+1)
+		failed, err := d.runOnce(ctx, stages, v, runs+1)
 		if err != nil {
 			return err
 		}
@@ -170,15 +178,11 @@ loop:
 	return nil
 }
 
-// runOnce runs the sample pipeline once, with the variation v, and prints
-// a progress line. It returns the names of the events that failed, or an
-// error if the Recorder refused a call or the run failed otherwise than by
-// an event.
-func (d *demo) runOnce(ctx context.Context, workerAddr string, notifyPort int, v *variation, n int) ([]string, error) {
-	stages, err := sampleStages(workerAddr, notifyPort, v)
-	if err != nil {
-		return nil, err
-	}
+// runOnce runs the sample pipeline of stages once (made with the
+// variation v), and prints a progress line. It returns the names of the
+// events that failed, or an error if the Recorder refused a call or the
+// run failed otherwise than by an event.
+func (d *demo) runOnce(ctx context.Context, stages []pipeline.Stage, v *variation, n int) ([]string, error) {
 	var failures failedEvents
 	p, err := pipeline.New(pipeline.Config{Recorder: d.rec, Tracer: d.tracer, Hooks: &failures}, stages...)
 	if err != nil {

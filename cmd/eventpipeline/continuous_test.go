@@ -5,20 +5,25 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 
 	"github.com/eventpipeline/eventpipeline/internal/testutil"
+	"github.com/eventpipeline/eventpipeline/pipeline"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
@@ -243,4 +248,51 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// countingListener counts the connections it accepts.
+type countingListener struct {
+	net.Listener
+	n atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return c, err
+}
+
+// TestDemoReusesWorkerConnections runs the demo that keeps running against
+// a worker that counts its connections, and checks that the runs share
+// them: a new set of remote events for each run had a transport of its
+// own each time, whose idle connections piled up (hundreds of file
+// descriptors within the worker's minute of idle timeout, enough for "too
+// many open files" under a limit of 256).
+func TestDemoReusesWorkerConnections(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := &countingListener{Listener: ln}
+	stop, err := serveWorkerWith(cl, pipeline.WorkerConfig{Logger: slog.New(slog.DiscardHandler)}, workerEvents(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	var stdout, stderr strings.Builder
+	err = runDemo(context.Background(), []string{"--quiet", "--duration", "2s", "--worker", ln.Addr().String(), "--out-dir", t.TempDir()}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, stderr.String())
+	}
+	m := regexp.MustCompile(`Ran the sample pipeline (\d+) times`).FindStringSubmatch(stdout.String())
+	if m == nil {
+		t.Fatalf("no count of runs in:\n%s", stdout.String())
+	}
+	runs, _ := strconv.Atoi(m[1])
+	// geocode and score run at once: two connections, kept for every run.
+	if n := cl.n.Load(); runs < 2 || n > 2 {
+		t.Errorf("%d runs made %d connections to the worker, want at most 2 for 2 runs or more", runs, n)
+	}
 }

@@ -32,6 +32,10 @@ func Backoff(initial, max time.Duration, n int) time.Duration {
 func BackoffJitter(initial, limit time.Duration, n int, jitter func(b time.Duration) time.Duration) time.Duration {
 	d := initial
 	for i := 1; i < n && d < limit; i++ {
+		if d > limit/2 { // doubling would pass limit, or overflow
+			d = limit
+			break
+		}
 		d *= 2
 	}
 	d = min(d, limit)

@@ -2,6 +2,7 @@ package retry
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"strconv"
 	"testing"
@@ -146,5 +147,30 @@ func TestPolicyNext(t *testing.T) {
 				t.Errorf("Next(%d, %v, %v) = %v, %v; want %v, %v", tc.n, tc.elapsed, tc.hint, got, again, tc.want, tc.again)
 			}
 		})
+	}
+}
+
+// TestBackoffNoOverflow checks that the backoff never shrinks as retries
+// go on, up to a limit that doubling would overflow (a MaxBackoff of
+// math.MaxInt64, meaning "no cap"): the doubling wrapped around and gave
+// waits of 0 from the 38th retry of 100ms on, and from the 2nd of an
+// initial wait over half the limit.
+func TestBackoffNoOverflow(t *testing.T) {
+	none := func(time.Duration) time.Duration { return 0 }
+	for _, initial := range []time.Duration{100 * time.Millisecond, math.MaxInt64/2 + 1, math.MaxInt64} {
+		prev := time.Duration(0)
+		for n := 1; n <= 100; n++ {
+			got := BackoffJitter(initial, math.MaxInt64, n, none)
+			if got < prev {
+				t.Fatalf("BackoffJitter(%v, MaxInt64, %d) = %v, want at least %v, the wait of retry %d", initial, n, got, prev, n-1)
+			}
+			prev = got
+		}
+		if prev != math.MaxInt64 {
+			t.Errorf("BackoffJitter(%v, MaxInt64, 100) = %v, want the limit", initial, prev)
+		}
+	}
+	if got, _ := (Policy{MaxBackoff: math.MaxInt64, MaxElapsed: math.MaxInt64}).Next(40, time.Minute, 0, none); got <= 0 {
+		t.Errorf("Next after retry 40 with no cap: got %v, want a positive wait", got)
 	}
 }
