@@ -59,12 +59,14 @@ type RemoteConfig struct {
 	// deleted. Zero means no bound beyond the context's.
 	Timeout time.Duration
 	// EventTimeout bounds the run of the event on the worker (asynq's
-	// Timeout option): the run's context ends after it. Zero means
+	// Timeout option): the run's context ends after it. It must be a
+	// whole number of seconds, as asynq keeps it. Zero means
 	// DefaultEventTimeout (1 minute).
 	EventTimeout time.Duration
 	// Retention is how long asynq keeps a finished task and its result
 	// (asynq's Retention option). It must outlast the caller's reading of
-	// the result. Zero means DefaultRetention (10 minutes).
+	// the result, and be a whole number of seconds, as asynq keeps it.
+	// Zero means DefaultRetention (10 minutes).
 	Retention time.Duration
 	// MaxRetry is the number of times asynq retries a task whose run
 	// failed, on any worker, before the call fails. Zero means none: the
@@ -162,6 +164,17 @@ func Remote(name string, cfg RemoteConfig) (*RemoteEvent, error) {
 	}{{"Timeout", cfg.Timeout}, {"EventTimeout", cfg.EventTimeout}, {"Retention", cfg.Retention}, {"PollInterval", cfg.PollInterval}} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("asynq: remote: %s must not be negative, got %v", d.name, d.v))
+		}
+	}
+	// asynq keeps a task's timeout and retention in whole seconds, cut:
+	// 500ms would be none at all (asynq's default timeout of 30 minutes,
+	// or no retention), 1.5s one second.
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"EventTimeout", cfg.EventTimeout}, {"Retention", cfg.Retention}} {
+		if d.v > 0 && d.v%time.Second != 0 {
+			errs = append(errs, fmt.Errorf("asynq: remote: %s must be a whole number of seconds (asynq keeps it in seconds), got %v", d.name, d.v))
 		}
 	}
 	if cfg.MaxRetry < 0 {

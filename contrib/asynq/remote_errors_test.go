@@ -27,6 +27,12 @@ func TestRemoteConfigErrors(t *testing.T) {
 		{"negative timeout", epasynq.RemoteConfig{Redis: redis, Timeout: -1}, "Timeout must not be negative"},
 		{"negative retention", epasynq.RemoteConfig{Redis: redis, Retention: -1}, "Retention must not be negative"},
 		{"negative retries", epasynq.RemoteConfig{Redis: redis, MaxRetry: -1}, "MaxRetry must not be negative"},
+		// asynq keeps a task's timeout and retention in whole seconds: 500ms
+		// would be none (asynq's default timeout of 30 minutes, or no
+		// retention), 1.5s one second.
+		{"sub-second event timeout", epasynq.RemoteConfig{Redis: redis, EventTimeout: 500 * time.Millisecond}, "EventTimeout must be a whole number of seconds"},
+		{"fractional event timeout", epasynq.RemoteConfig{Redis: redis, EventTimeout: 1500 * time.Millisecond}, "EventTimeout must be a whole number of seconds"},
+		{"sub-second retention", epasynq.RemoteConfig{Redis: redis, Retention: 500 * time.Millisecond}, "Retention must be a whole number of seconds"},
 		{"negative result bound", epasynq.RemoteConfig{Redis: redis, MaxResultBytes: -1}, "MaxResultBytes must not be negative"},
 	}
 	for _, tc := range tests {

@@ -44,14 +44,19 @@
 //
 // The wait of an attempt is River's: from the job's scheduled_at (when it
 // became available: its insert, its scheduled time, or the time of its
-// retry) to its attempted_at, both taken by the database. The record's
-// start is the moment the worker started it, on the worker's clock (so its
-// duration is measured on the monotonic clock), and its enqueue time that
-// start minus the wait, so that the wait is River's exactly whatever the
-// offset between the clocks. The Prometheus publisher observes it in
-// event_wait_seconds. A job inserted with a scheduled time given by the
-// inserting machine's clock can show a wait that clock skew makes
-// negative: it counts as none, and is counted
+// retry or the end of its snooze) to its attempted_at. The database takes
+// attempted_at, and the scheduled_at of a job inserted without a
+// scheduled time; the scheduled_at of a retry or a snooze is set by the
+// worker that failed or snoozed the previous attempt, on its clock (River's
+// retry policy), and that of a scheduled job by the inserting code. The
+// record's start is the moment the worker started it, on the worker's
+// clock (so its duration is measured on the monotonic clock), and its
+// enqueue time that start minus the wait, so that the wait is River's
+// exactly whatever the offset between the worker's clock and the
+// database's. The Prometheus publisher observes it in event_wait_seconds.
+// A scheduled_at set by a machine's clock makes River's wait off by that
+// clock's offset from the database's; a wait that clock skew makes
+// negative counts as none, and is counted
 // (telemetry.Stats.EventsWaitClamped).
 //
 // # Trace context

@@ -94,11 +94,13 @@ type Config struct {
 //   - process id: the worker's; pipeline id: the run id of the pipeline
 //     that inserted the job, if a pipeline event inserted it;
 //   - wait: from the time the job became available (River's scheduled_at:
-//     the insert, the scheduled time, or the time of a retry) to the
-//     attempt (attempted_at). Both come from the same clock (the
-//     database's, unless a time was given at insert), and the record's
-//     enqueue time is put on the worker's clock so that its wait is
-//     exactly attempted_at minus scheduled_at;
+//     the insert, the scheduled time, or the time of a retry or of the
+//     end of a snooze) to the attempt (attempted_at). The database takes
+//     attempted_at, and scheduled_at at an insert without a scheduled
+//     time; a scheduled time, a retry's and a snooze's come from the
+//     clock of the machine that set them (see the package doc). The
+//     record's enqueue time is put on the worker's clock so that its
+//     wait is exactly attempted_at minus scheduled_at;
 //   - status: completed if the worker returned nil or snoozed the job
 //     (river.JobSnooze, which ends the attempt without failing it),
 //     failed otherwise (river.JobCancel included), with the error's

@@ -43,8 +43,8 @@ func (t *Tracer) StartOperation(ctx context.Context, taskID, host string, port i
 // EndOperation records the end of the pending network operation of taskID
 // with the bytes it sent and received (failed if err is not nil), and ends
 // its span, the one StartOperation started for taskID in ctx, at the same
-// instant, with the bytes as attributes and status Error with err's text
-// if it failed.
+// instant, with the bytes as attributes and status Error with the
+// record's error text if it failed.
 // If the Recorder refuses the end, the span ends with status Error.
 //
 // It returns the errors of [telemetry.Network.EndOperation].
@@ -55,10 +55,15 @@ func (t *Tracer) EndOperation(ctx context.Context, taskID string, bytesSent, byt
 	}
 	end := t.rec.Now()
 	eerr := t.rec.Network().EndOperationAt(taskID, bytesSent, bytesReceived, err, end)
+	var text string
 	if eerr == nil {
 		rc.span.SetAttributes(BytesSentKey.Int64(bytesSent), BytesReceivedKey.Int64(bytesReceived))
+		if err != nil {
+			m, ok := t.rec.Network().Metrics(taskID)
+			text = errorText(m.Error, ok && m.Status == telemetry.StatusFailed, err)
+		}
 	}
-	rc.endSpan(end, err, eerr)
+	rc.endSpan(end, err != nil, text, eerr)
 	return eerr
 }
 

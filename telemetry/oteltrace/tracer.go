@@ -200,7 +200,9 @@ func (t *Tracer) RecordRetry(ctx context.Context, taskID string, err error) erro
 // EndEvent records the end of the pending run of taskID (failed if err is
 // not nil) and ends its span, the one StartEvent put in ctx, at the same
 // instant ([telemetry.Recorder.EndEventAt] with [telemetry.Recorder.Now]),
-// with status Error and err's text if it failed. If the Recorder refuses
+// with status Error and the record's error text if it failed (err's text
+// as the Recorder keeps it: cut at [telemetry.WithMaxErrorLength], and
+// "unknown error" for an empty one). If the Recorder refuses
 // the end, the span ends with status Error and the refusal's text. A ctx
 // without a span that StartEvent started for taskID ends no span, nor does
 // one whose span an earlier EndEvent ended; ctx may be derived from the
@@ -214,6 +216,13 @@ func (t *Tracer) EndEvent(ctx context.Context, taskID string, err error) error {
 	}
 	end := t.rec.Now()
 	eerr := t.rec.EndEventAt(taskID, err, end)
-	rc.endSpan(end, err, eerr)
+	var text string
+	if err != nil && eerr == nil {
+		// The record's text, read back (a failure is rarer than a
+		// success: a lookup is fine).
+		m, ok := t.rec.Metrics(taskID)
+		text = errorText(m.Error, ok && m.Status == telemetry.StatusFailed, err)
+	}
+	rc.endSpan(end, err != nil, text, eerr)
 	return eerr
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -634,5 +635,54 @@ func TestNestedRunEndsOnlyItsOwnSpan(t *testing.T) {
 	must(tr.EndEvent(ictx, "i1", nil))
 	if spans := sr.Ended(); len(spans) != 3 || spans[2].Name() != "inner" {
 		t.Fatalf("got %d ended spans (%v), want the inner run's third", len(spans), spans)
+	}
+}
+
+// A failed run's and a failed operation's span has the record's error
+// text as its status description, as the package doc says: the text the
+// Recorder keeps, cut at WithMaxErrorLength, or "unknown error" for an
+// error without text.
+func TestFailedSpanHasRecordErrorText(t *testing.T) {
+	long := errors.New(strings.Repeat("disk full; ", 1000))
+	tests := []struct {
+		name string
+		err  error
+	}{
+		{name: "empty text", err: errors.New("")},
+		{name: "long text", err: long},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rec, tr, sr := setup(t)
+			ctx, err := tr.StartEvent(context.Background(), "load", "t1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tr.EndEvent(ctx, "t1", tc.err); err != nil {
+				t.Fatal(err)
+			}
+			ctx, err = tr.StartOperation(context.Background(), "t1/call-1", "db.internal", 5432, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tr.EndOperation(ctx, "t1/call-1", 1, 2, tc.err); err != nil {
+				t.Fatal(err)
+			}
+			m, _ := rec.Metrics("t1")
+			op, _ := rec.Network().Metrics("t1/call-1")
+			if m.Error == "" || op.Error == "" {
+				t.Fatalf("the records have error texts %q and %q", m.Error, op.Error)
+			}
+			spans := sr.Ended()
+			if len(spans) != 2 {
+				t.Fatalf("got %d spans, want 2", len(spans))
+			}
+			for i, want := range []string{m.Error, op.Error} {
+				if s := spans[i].Status(); s.Code != codes.Error || s.Description != want {
+					t.Errorf("span %q: got status %v with %d bytes %.40q..., want Error with the record's %d bytes %.40q...",
+						spans[i].Name(), s.Code, len(s.Description), s.Description, len(want), want)
+				}
+			}
+		})
 	}
 }

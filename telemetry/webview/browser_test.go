@@ -329,6 +329,29 @@ func TestBrowser(t *testing.T) {
 		tb.clean(t)
 	})
 
+	t.Run("a refused live stream is tried again", func(t *testing.T) {
+		f := newFixture(t, Config{MaxStreams: 1}, nil)
+		f.sample(t, 1)
+		first := newTab(t, b)
+		first.open(t, f.srv.URL+"/failed")
+		first.waitLive(t) // holds the one stream
+		second := newTab(t, b)
+		second.open(t, f.srv.URL+"/failed")
+		second.waitFor(t, `document.getElementById("live-status").textContent === "reconnecting"`)
+		// The first page goes away, and its stream with it: the second
+		// page must get one and show what happens next.
+		if _, err := chromedp.Run(first.ctx, chromedp.Navigate("about:blank")); err != nil {
+			t.Fatal(err)
+		}
+		f.run(t, "load", "after-refusal", 0, 0, errors.New("shown once the stream was let in"))
+		second.waitFor(t, `document.getElementById("live").innerText.includes("shown once the stream was let in")`)
+		second.waitLive(t)
+		second.mu.Lock()
+		second.problems = nil // the browser logs the 503 of the refused stream, as it should
+		second.mu.Unlock()
+		first.clean(t)
+	})
+
 	t.Run("screenshot", func(t *testing.T) {
 		c := newClock()
 		f := newFixture(t, Config{}, c)

@@ -94,6 +94,11 @@ func (c *collector) PublishEventMetrics(_ context.Context, m telemetry.EventMetr
 	m.PipelineID = clip(m.PipelineID, maxName)
 	m.Error = clip(m.Error, maxErrorText)
 	now := c.now()
+	// The names are kept, and so looked up, cut: a longer name is cut
+	// here, so that its runs find the counts of its first.
+	if len(m.EventName) > maxName {
+		m.EventName = clip(m.EventName, maxName)
+	}
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -102,11 +107,11 @@ func (c *collector) PublishEventMetrics(_ context.Context, m telemetry.EventMetr
 	case ns != nil:
 		m.EventName = ns.name
 	case len(c.names) < c.maxNames:
-		m.EventName = clip(m.EventName, maxName)
+		m.EventName = strings.Clone(m.EventName)
 		ns = &nameStats{name: m.EventName, durs: newRing[time.Duration](durSamples)}
 		c.names[m.EventName] = ns
 	default:
-		m.EventName = clip(m.EventName, maxName)
+		m.EventName = strings.Clone(m.EventName)
 		if ns = c.names[otherNames]; ns == nil {
 			ns = &nameStats{name: otherNames, durs: newRing[time.Duration](durSamples)}
 			c.names[otherNames] = ns

@@ -175,3 +175,25 @@ func TestClip(t *testing.T) {
 		}
 	}
 }
+
+// An event name longer than the view keeps (maxName bytes) is counted under
+// its cut form: each of its runs adds to the same counts and durations,
+// rather than starting them again, and none goes to the other names.
+func TestCollectorLongEventName(t *testing.T) {
+	col := newTestCollector(newClock(), Config{MaxEventNames: 2})
+	ctx := context.Background()
+	long := strings.Repeat("x", maxName+50)
+	for i := range 5 {
+		col.PublishEventMetrics(ctx, event(long, fmt.Sprint(i), time.Duration(i+1)*time.Millisecond, i == 4))
+	}
+	col.PublishEventMetrics(ctx, event("b", "b1", time.Millisecond, false))
+	col.PublishEventMetrics(ctx, event(long, "5", time.Millisecond, false))
+	got := col.byName()
+	if len(got) != 2 {
+		t.Fatalf("got %d names, want the long name and b: %+v", len(got), got)
+	}
+	l := got[1]
+	if l.Name != clip(long, maxName) || l.Completed != 5 || l.Failed != 1 || l.Samples != 6 || l.Max != 5*time.Millisecond {
+		t.Errorf("the long name: got %+v, want 5 completed, 1 failed, 6 samples, max 5ms", l)
+	}
+}

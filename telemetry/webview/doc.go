@@ -93,7 +93,9 @@
 // (static/app.js, a few lines) then fetches the same page again and swaps
 // its live part, without a reload, so that a run that finishes appears
 // within a second. At most [Config.MaxStreams] streams are open at once;
-// the browser retries a refused one.
+// the page's script opens a refused one again after a wait (2 seconds,
+// doubling up to a minute), as it does a stream that the view refused
+// after [Handler.Close].
 //
 // # Cost
 //

@@ -61,7 +61,7 @@ type Config struct {
 	// together as "other names". Zero means DefaultMaxEventNames.
 	MaxEventNames int
 	// MaxStreams is how many live-update streams may be open at once; one
-	// more is refused with 503 and the browser tries again. Zero means
+	// more is refused with 503 and the page tries again later. Zero means
 	// DefaultMaxStreams.
 	MaxStreams int
 	// PendingInterval is how often, at most, the list of runs in flight is

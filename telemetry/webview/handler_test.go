@@ -7,8 +7,10 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -427,5 +429,61 @@ func TestInFlightTakenAtMostEveryInterval(t *testing.T) {
 	c.advance(2 * time.Second)
 	if _, body := f.get(t, "/inflight"); !strings.Contains(body, "1 runs in flight") || !strings.Contains(body, "t1") {
 		t.Errorf("after the interval: got:\n%s", body)
+	}
+}
+
+// stuckWriter is a ResponseWriter whose Write blocks until release is
+// closed, as the write to a client that stopped reading does once the
+// socket's buffers are full; entered is closed at the first Write.
+type stuckWriter struct {
+	header  http.Header
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (w *stuckWriter) Header() http.Header { return w.header }
+func (w *stuckWriter) WriteHeader(int)     {}
+func (w *stuckWriter) Write(b []byte) (int, error) {
+	w.once.Do(func() { close(w.entered) })
+	<-w.release
+	return len(b), nil
+}
+
+// A client that does not read a chart holds up no one else's charts.
+func TestChartSlowClient(t *testing.T) {
+	f := newFixture(t, Config{}, nil)
+	f.run(t, "load", "t1", 0, 0, nil)
+	for _, chart := range []string{"throughput.svg", "durations.svg"} {
+		t.Run(chart, func(t *testing.T) {
+			stuck := &stuckWriter{header: http.Header{}, entered: make(chan struct{}), release: make(chan struct{})}
+			served := make(chan struct{})
+			go func() {
+				defer close(served)
+				req := httptest.NewRequest(http.MethodGet, "http://127.0.0.1/chart/"+chart, nil)
+				f.h.ServeHTTP(stuck, req)
+			}()
+			t.Cleanup(func() { close(stuck.release); <-served })
+			<-stuck.entered
+
+			got := make(chan int, 1)
+			go func() {
+				resp, err := http.Get(f.srv.URL + "/chart/" + chart)
+				if err != nil {
+					got <- 0
+					return
+				}
+				resp.Body.Close()
+				got <- resp.StatusCode
+			}()
+			select {
+			case status := <-got:
+				if status != http.StatusOK {
+					t.Errorf("the other client: got status %d, want 200", status)
+				}
+			case <-time.After(30 * time.Second): // generous: it should take milliseconds
+				t.Fatal("the other client got no chart while the first did not read its own")
+			}
+		})
 	}
 }

@@ -254,6 +254,27 @@ func (h *Handler) runPage(r *http.Request, d *pageData) int {
 func (h *Handler) chart(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	now := h.now()
+	doc, status := h.drawChart(name, now)
+	switch status {
+	case http.StatusOK:
+	case http.StatusNotFound:
+		http.NotFound(w, r)
+		return
+	default:
+		http.Error(w, "webview: the chart could not be drawn", status)
+		return
+	}
+	// Written without the cache's lock: a client that does not read
+	// holds up no one else's charts.
+	w.Header().Set("Content-Security-Policy", chartCSP)
+	w.Header().Set("Content-Type", "image/svg+xml")
+	w.Write(doc)
+}
+
+// drawChart returns the chart name as drawn in the second of now (drawn
+// then if it has not been yet), with status 200; or 404 for an unknown
+// chart, or 500 if it could not be drawn.
+func (h *Handler) drawChart(name string, now time.Time) ([]byte, int) {
 	c := &h.charts
 	c.mu.Lock()
 	defer c.mu.Unlock() // one drawing at a time
@@ -269,13 +290,11 @@ func (h *Handler) chart(w http.ResponseWriter, r *http.Request) {
 		case "durations.svg":
 			b, err = durationsChart(h.col.byName())
 		default:
-			http.NotFound(w, r)
-			return
+			return nil, http.StatusNotFound
 		}
 		if err != nil {
 			h.logger().Warn("webview: chart not drawn", "chart", name, "error", err)
-			http.Error(w, "webview: the chart could not be drawn", http.StatusInternalServerError)
-			return
+			return nil, http.StatusInternalServerError
 		}
 		if c.byKey == nil {
 			c.byKey = make(map[string]cachedChart)
@@ -283,9 +302,7 @@ func (h *Handler) chart(w http.ResponseWriter, r *http.Request) {
 		cached = cachedChart{second: now.Unix(), svg: b}
 		c.byKey[name] = cached
 	}
-	w.Header().Set("Content-Security-Policy", chartCSP)
-	w.Header().Set("Content-Type", "image/svg+xml")
-	w.Write(cached.svg)
+	return cached.svg, http.StatusOK // never changed: a new drawing replaces it
 }
 
 // serveStatic serves the view's script, style sheet and icon.

@@ -21,7 +21,7 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if h.closed.Load() {
-		w.WriteHeader(http.StatusNoContent) // tells EventSource not to reconnect
+		w.WriteHeader(http.StatusNoContent) // EventSource does not reconnect; the page's script tries again slowly
 		return
 	}
 	if h.streams.Add(1) > int64(h.cfg.MaxStreams) {

@@ -20,8 +20,21 @@
       .catch(() => { status.textContent = "update failed"; status.className = "off"; })
       .finally(() => { busy = false; if (again) { again = false; refresh(); } });
   }
-  const events = new EventSource("events");
-  events.addEventListener("update", refresh);
-  events.onopen = () => { status.textContent = "live"; status.className = "on"; };
-  events.onerror = () => { status.textContent = "reconnecting"; status.className = "off"; };
+  // EventSource tries again by itself after a network error, but not after
+  // an answer other than 200, such as the 503 of a stream over the
+  // server's limit: then a new one is opened, after a wait that doubles.
+  let wait = 2000;
+  function connect() {
+    const events = new EventSource("events");
+    events.addEventListener("update", refresh);
+    events.onopen = () => { wait = 2000; status.textContent = "live"; status.className = "on"; };
+    events.onerror = () => {
+      status.textContent = "reconnecting"; status.className = "off";
+      if (events.readyState === EventSource.CLOSED) {
+        setTimeout(connect, wait * (1 + Math.random() / 2));
+        wait = Math.min(2 * wait, 60000);
+      }
+    };
+  }
+  connect();
 })();
