@@ -371,20 +371,9 @@ func (p *Pipeline) runTask(ctx context.Context, r *run, sp *step, n uint64, in a
 	h.EventStarted(t)
 	calls := new(atomic.Uint64)
 	first := time.Now()
-	inProcess := false // process neither returns nor panics if the event calls runtime.Goexit
-	defer func() {
-		if inProcess {
-			p.ended(runCtx, tr, r, t, errGoexit)
-			if exited != nil {
-				*exited = &EventError{Event: t.Event, TaskID: t.ID, RunID: t.RunID, Attempts: t.Attempt, Err: errGoexit}
-			}
-		}
-	}()
 	for {
 		ex := &execution{task: t, hooks: h, calls: calls, tracer: p.tracer, prop: p.prop, tel: p.tel}
-		inProcess = true
-		out, err := process(withExecution(runCtx, ex), sp, in)
-		inProcess = false
+		out, err := process(withExecution(runCtx, ex), sp, in, func() { p.goexited(runCtx, tr, r, ex.task, exited) })
 		if err == nil {
 			p.ended(runCtx, tr, r, t, nil)
 			return out, nil
@@ -410,6 +399,16 @@ func (p *Pipeline) runTask(ctx context.Context, r *run, sp *step, n uint64, in a
 	}
 }
 
+// goexited ends t's run of r, through tr when traced, whose event called
+// runtime.Goexit, as failed, and puts its error in *exited if exited is
+// not nil.
+func (p *Pipeline) goexited(ctx context.Context, tr *oteltrace.Tracer, r *run, t Task, exited *error) {
+	p.ended(ctx, tr, r, t, errGoexit)
+	if exited != nil {
+		*exited = &EventError{Event: t.Event, TaskID: t.ID, RunID: t.RunID, Attempts: t.Attempt, Err: errGoexit}
+	}
+}
+
 // ended records the end of t's run of r, through tr when traced.
 func (p *Pipeline) ended(ctx context.Context, tr *oteltrace.Tracer, r *run, t Task, err error) {
 	switch {
@@ -421,14 +420,21 @@ func (p *Pipeline) ended(ctx context.Context, tr *oteltrace.Tracer, r *run, t Ta
 	p.hooks.EventEnded(t, err)
 }
 
-// process calls the event, turning a panic into a [*PanicError].
-func process(ctx context.Context, sp *step, in any) (out any, err error) {
+// process calls the event, turning a panic into a [*PanicError]. If the
+// event calls runtime.Goexit, which ends the goroutine without a return
+// or a panic, process calls goexit as the goroutine unwinds.
+func process(ctx context.Context, sp *step, in any, goexit func()) (out any, err error) {
+	returned := false
 	defer func() {
 		if v := recover(); v != nil {
 			out, err = nil, &PanicError{Event: sp.name, Value: v, Stack: debug.Stack()}
+		} else if !returned {
+			goexit()
 		}
 	}()
-	return sp.ev.Process(ctx, in)
+	out, err = sp.ev.Process(ctx, in)
+	returned = true
+	return out, err
 }
 
 // An EventError reports an event that failed: after its last attempt, or

@@ -496,14 +496,7 @@ func (w *Worker) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		tel:    w.tel,
 	}
 	ctx, end := w.record(ctx, ex, &call)
-	returned := false
-	defer func() {
-		if !returned { // the event called runtime.Goexit: the goroutine ends
-			end(errGoexit)
-		}
-	}()
-	out, err := process(withExecution(ctx, ex), &step{ev: ev, name: call.Event}, in)
-	returned = true
+	out, err := process(withExecution(ctx, ex), &step{ev: ev, name: call.Event}, in, func() { end(errGoexit) })
 	end(err)
 	if err != nil {
 		w.answerError(ctx, rw, &call, err)
