@@ -261,13 +261,24 @@ const sessionCookie = "eventpipeline_webview"
 // hasToken reports whether r carries the token, as a bearer token or as the
 // session cookie. Both are compared in constant time.
 func (h *Handler) hasToken(r *http.Request) bool {
-	if auth, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-		return sameSecret(auth, h.cfg.Token.Reveal())
+	if token, ok := bearerToken(r.Header.Get("Authorization")); ok {
+		return sameSecret(token, h.cfg.Token.Reveal())
 	}
 	if c, err := r.Cookie(sessionCookie); err == nil {
 		return sameSecret(c.Value, h.session)
 	}
 	return false
+}
+
+// bearerToken returns the token of the Authorization header value auth
+// if its scheme is Bearer: the scheme is case-insensitive, and one or more
+// spaces separate it from the token (RFC 9110, section 11.4).
+func bearerToken(auth string) (token string, ok bool) {
+	scheme, token, ok := strings.Cut(auth, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimLeft(token, " "), true
 }
 
 // sameSecret compares a and b in a time that depends on neither their

@@ -293,6 +293,16 @@ func TestToken(t *testing.T) {
 		{"token as basic auth", "/", []string{"Authorization", "Basic bGV0LW1lLWlu"}, 401},
 		{"wrong cookie", "/", []string{"Cookie", sessionCookie + "=" + token}, 401},
 		{"bearer token", "/run?id=secret-task", []string{"Authorization", "Bearer " + token}, 200},
+		// The scheme is case-insensitive, and one or more spaces follow
+		// it (RFC 9110, section 11.4).
+		{"lower-case scheme", "/", []string{"Authorization", "bearer " + token}, 200},
+		{"upper-case scheme", "/", []string{"Authorization", "BEARER " + token}, 200},
+		{"mixed-case scheme", "/", []string{"Authorization", "bEaReR " + token}, 200},
+		{"spaces after the scheme", "/", []string{"Authorization", "Bearer   " + token}, 200},
+		{"lower-case scheme, wrong token", "/", []string{"Authorization", "bearer nope"}, 401},
+		{"tab after the scheme", "/", []string{"Authorization", "Bearer\t" + token}, 401},
+		{"no space after the scheme", "/", []string{"Authorization", "Bearer" + token}, 401},
+		{"empty bearer", "/", []string{"Authorization", "Bearer"}, 401},
 		{"login page", "/login", nil, 200},
 		{"static files", "/static/app.js", nil, 200},
 		{"any host with a token", "/", []string{"Authorization", "Bearer " + token, "Host", "view.example"}, 200},
