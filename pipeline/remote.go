@@ -199,6 +199,17 @@ func (e *RemoteEvent) Name() string { return e.name }
 // URL returns the URL the event posts to.
 func (e *RemoteEvent) URL() string { return e.url }
 
+// CloseIdleConnections closes the connections that earlier calls left
+// open to be used again, sitting idle in a "keep-alive" state, as
+// [net/http.Client.CloseIdleConnections] does for the event's client: the
+// connections of its own transport, or with [RemoteConfig.Client] those of
+// that client's Transport, to every host it calls. It does not interrupt
+// calls in progress, and the event remains usable: a later call opens a
+// new connection. Call it when you are done with a RemoteEvent that has a
+// transport of its own, so that its connections do not stay open until
+// the worker's idle timeout ([WorkerConfig.IdleTimeout]).
+func (e *RemoteEvent) CloseIdleConnections() { e.client.CloseIdleConnections() }
+
 // Process runs the event on the worker. It returns the decoded output, a
 // [*RemoteError] when the worker answers with an error, or a network error
 // wrapped with the event's name (a *url.Error, whose [net.Error] tells

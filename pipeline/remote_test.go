@@ -345,3 +345,73 @@ func TestRemoteOutsidePipeline(t *testing.T) {
 		t.Errorf("got %v, %v; want doubled 3", out, err)
 	}
 }
+
+// connCounter counts the connections a server opened and closed, and
+// sends on closed each time one closes.
+type connCounter struct {
+	opened, closedN atomic.Int64
+	closed          chan struct{}
+}
+
+func (c *connCounter) state(_ net.Conn, s http.ConnState) {
+	switch s {
+	case http.StateNew:
+		c.opened.Add(1)
+	case http.StateClosed, http.StateHijacked:
+		c.closedN.Add(1)
+		c.closed <- struct{}{}
+	}
+}
+
+// TestRemoteCloseIdleConnections checks that CloseIdleConnections closes
+// the connection a call left idle, at once rather than at the worker's
+// idle timeout, and that the event can still call afterwards.
+func TestRemoteCloseIdleConnections(t *testing.T) {
+	w, err := pipeline.NewWorker(pipeline.WorkerConfig{}, workerEvents(t)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := &connCounter{closed: make(chan struct{}, 10)}
+	srv := httptest.NewUnstartedServer(w)
+	srv.Config.ConnState = cc.state
+	srv.Start()
+	t.Cleanup(srv.Close)
+	host, p, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	port, _ := strconv.Atoi(p)
+	e := mustRemote(t, "double", pipeline.RemoteConfig{Host: host, Port: port})
+	call := func() {
+		t.Helper()
+		if _, err := e.Process(context.Background(), map[string]any{"n": 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitClosed := func() {
+		t.Helper()
+		select {
+		case <-cc.closed:
+		case <-time.After(time.Minute): // a generous deadline, only against a hang
+			t.Fatal("the worker never saw the connection closed")
+		}
+	}
+
+	call()
+	call() // over the same connection
+	if o, c := cc.opened.Load(), cc.closedN.Load(); o != 1 || c != 0 {
+		t.Fatalf("after two calls: %d connections opened and %d closed, want 1 and 0", o, c)
+	}
+	e.CloseIdleConnections()
+	waitClosed()
+	if o, c := cc.opened.Load(), cc.closedN.Load(); o != 1 || c != 1 {
+		t.Fatalf("after CloseIdleConnections: %d connections opened and %d closed, want 1 and 1", o, c)
+	}
+	e.CloseIdleConnections() // nothing idle: nothing to do
+	call()                   // the event still works, over a new connection
+	if o, c := cc.opened.Load(), cc.closedN.Load(); o != 2 || c != 1 {
+		t.Fatalf("after another call: %d connections opened and %d closed, want 2 and 1", o, c)
+	}
+	e.CloseIdleConnections()
+	waitClosed()
+	if o, c := cc.opened.Load(), cc.closedN.Load(); o != 2 || c != 2 {
+		t.Fatalf("at the end: %d connections opened and %d closed, want 2 and 2", o, c)
+	}
+}
