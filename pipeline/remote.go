@@ -60,7 +60,13 @@ type RemoteConfig struct {
 	// read it.
 	AllowInsecure bool
 	// Timeout bounds each call, from sending the request to reading the
-	// answer. Zero means no bound beyond the context's.
+	// answer. A call that takes longer fails with an error that wraps
+	// context.DeadlineExceeded (and a net.Error whose Timeout method
+	// reports true), which DefaultRetryable, like every deadline error,
+	// does not retry; to retry it, give the pipeline a Config.Retryable
+	// that accepts such errors (the runtime asks only while the run's
+	// context is alive, so the run's own deadline still ends it). Zero
+	// means no bound beyond the context's.
 	Timeout time.Duration
 	// Client makes the calls; its Transport is wrapped to record them.
 	// Nil means a client of its own, with a clone of

@@ -223,6 +223,32 @@ func TestRemoteFailures(t *testing.T) {
 	}
 }
 
+// A call that times out (RemoteConfig.Timeout) is not retried by
+// DefaultRetryable (the "timeout" case of TestRemoteFailures), but a
+// Retryable that accepts timeouts retries it, as RemoteConfig.Timeout
+// says: the runtime asks only while the run's context is alive.
+func TestRemoteTimeoutRetriedByRetryable(t *testing.T) {
+	_, _, host, port := startWorker(t, false)
+	r := newRecorder(t)
+	ev := pipeline.WithRetry(mustRemote(t, "sleepy", pipeline.RemoteConfig{Host: host, Port: port, Timeout: 50 * time.Millisecond}),
+		telemetry.RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Millisecond})
+	retryable := func(err error) bool {
+		var ne net.Error
+		return errors.As(err, &ne) && ne.Timeout() || pipeline.DefaultRetryable(err)
+	}
+	_, err := mustNew(t, pipeline.Config{Recorder: r, Retryable: retryable}, pipeline.Sequence(ev)).Run(context.Background(), nil)
+	var ee *pipeline.EventError
+	if !errors.As(err, &ee) || ee.Attempts != 3 || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("got %v, want DeadlineExceeded after 3 attempts", err)
+	}
+	if e := eventsByName(r)["sleepy"]; e.Status != telemetry.StatusFailed || e.RetryCount != 2 {
+		t.Errorf("got event %s with %d retries, want failed with 2", e.Status, e.RetryCount)
+	}
+	if ops := r.Report().NetworkOperations; len(ops) != 3 {
+		t.Errorf("got %d network operations, want 3", len(ops))
+	}
+}
+
 func TestWorkerAnswers(t *testing.T) {
 	srv, _, _, _ := startWorker(t, false)
 	url := srv.URL + pipeline.DefaultPath
