@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -357,6 +358,25 @@ func TestToken(t *testing.T) {
 			t.Errorf("with the session cookie: got %d, want 200", r.StatusCode)
 		}
 	})
+}
+
+// TestHandlerNeverPrintsCredentials checks that no fmt verb on a Handler
+// shows the token or the session cookie's value, which opens the view as
+// the token does.
+func TestHandlerNeverPrintsCredentials(t *testing.T) {
+	const token = "let-me-in"
+	f := newFixture(t, Config{Token: telemetry.NewSecret(token)}, nil)
+	cookie := sessionValue(telemetry.NewSecret(token)).Reveal()
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X"} {
+		for name, v := range map[string]any{"Handler": f.h, "session": f.h.session} {
+			s := fmt.Sprintf(verb, v)
+			for _, secret := range []string{token, cookie, fmt.Sprintf("%x", token), fmt.Sprintf("%x", cookie)} {
+				if strings.Contains(strings.ToLower(s), secret) {
+					t.Errorf("%s of the %s shows a credential: %.300s", verb, name, s)
+				}
+			}
+		}
+	}
 }
 
 // TestLoopbackOnlyWithoutToken: without a token the view answers only
