@@ -521,8 +521,6 @@ func (w *Worker) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	answer(rw, http.StatusOK, callResponse{Output: b})
 }
 
-// authorize checks the credentials of req. If they are missing or wrong,
-// it answers 401 and returns false.
 // record starts the record (and span) of the run of call, if the worker
 // records, and returns the ctx to run it with and the func that ends it.
 // ex's task id becomes the run's task id, so that the remote calls of the
@@ -559,6 +557,8 @@ func (w *Worker) record(ctx context.Context, ex *execution, call *callRequest) (
 // [WorkerConfig.Recorder].
 func (w *Worker) Telemetry() *TelemetryHooks { return w.tel }
 
+// authorize checks the credentials of req. If they are missing or wrong,
+// it answers 401 and returns false.
 func (w *Worker) authorize(rw http.ResponseWriter, req *http.Request) bool {
 	if w.wantCert && (req.TLS == nil || len(req.TLS.VerifiedChains) == 0) {
 		if !w.cfg.Token.IsZero() {
