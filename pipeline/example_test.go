@@ -75,6 +75,7 @@ func ExampleRemote() {
 	portNum, _ := strconv.Atoi(port)
 
 	greet, _ := pipeline.Remote("greet", pipeline.RemoteConfig{Host: host, Port: portNum, Path: "/", Timeout: 5 * time.Second})
+	defer greet.CloseIdleConnections() // when done with it
 	r, _ := telemetry.NewRecorder()
 	defer r.Close(context.Background())
 	p, _ := pipeline.New(pipeline.Config{Recorder: r}, pipeline.Sequence(greet))

@@ -286,9 +286,17 @@ func newRunID() string {
 
 // Run runs the pipeline once on in and returns the output of its last
 // stage. It fails with the error of the first stage that fails: an
-// [*EventError], or several joined for a parallel stage. If ctx ends,
-// events see it through their context, no event starts any more, and Run
-// returns an error wrapping ctx.Err().
+// [*EventError], or several joined for a parallel stage.
+//
+// Once ctx ends, events see it through their context, no event starts and
+// no failed attempt is retried; the events already running go on to their
+// end, and their results stand. So Run returns an error wrapping ctx.Err()
+// when it stops before a stage or an event, or while an event waits to
+// retry (the EventError then wraps the last attempt's error too). An event
+// that fails after ctx ended fails the run with its own error, which wraps
+// ctx.Err() only if the event's does (as it does when the event returns
+// ctx.Err()). If ctx ends while the last stage runs and its events all
+// succeed, Run returns their output and a nil error: the work was done.
 func (p *Pipeline) Run(ctx context.Context, in any) (out any, err error) {
 	r := &run{id: newRunID()}
 	if p.runs != nil {

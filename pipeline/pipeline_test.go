@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"regexp"
 	"runtime"
 	"slices"
@@ -414,6 +415,101 @@ func testRunCancelledWhileWaitingToRetry(t *testing.T) {
 	}
 	if _, ok := got["next"]; ok {
 		t.Error("an event started after the cancellation")
+	}
+}
+
+// TestRunWhenContextEndsDuringEvent checks what Run's doc says of an event
+// that is running when ctx ends: it runs to its end, its result stands
+// and it is not retried; Run wraps ctx.Err() only when it stops before an
+// event.
+func TestRunWhenContextEndsDuringEvent(t *testing.T) {
+	errOwn := errors.New("disk full") // does not wrap ctx.Err()
+	retry := telemetry.RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Millisecond}
+	// cancelling returns an event that cancels the run's context, then
+	// returns out and err.
+	type cancelling func(cancel context.CancelFunc) pipeline.Event
+	event := func(name string, out any, err error) cancelling {
+		return func(cancel context.CancelFunc) pipeline.Event {
+			return pipeline.WithRetry(pipeline.Func(name, func(context.Context, any) (any, error) {
+				cancel()
+				return out, err
+			}), retry)
+		}
+	}
+	tests := []struct {
+		name       string
+		stages     func(cancel context.CancelFunc) []pipeline.Stage
+		wantOut    any
+		wantErr    error // nil: Run succeeds
+		wantCtxErr bool  // the error wraps context.Canceled
+		wantRan    []string
+	}{
+		{
+			name: "last event succeeds",
+			stages: func(c context.CancelFunc) []pipeline.Stage {
+				return []pipeline.Stage{pipeline.Sequence(appendEvent("a"), event("last", "done", nil)(c))}
+			},
+			wantOut: "done", wantRan: []string{"a", "last"},
+		},
+		{
+			name: "last parallel stage succeeds",
+			stages: func(c context.CancelFunc) []pipeline.Stage {
+				return []pipeline.Stage{pipeline.Parallel(event("p1", 1, nil)(c), event("p2", 2, nil)(c))}
+			},
+			wantOut: []any{1, 2}, wantRan: []string{"p1", "p2"},
+		},
+		{
+			name: "event fails with its own error",
+			stages: func(c context.CancelFunc) []pipeline.Stage {
+				return []pipeline.Stage{pipeline.Sequence(event("e", nil, errOwn)(c), appendEvent("next"))}
+			},
+			wantErr: errOwn, wantRan: []string{"e"},
+		},
+		{
+			name: "event fails with ctx.Err()",
+			stages: func(c context.CancelFunc) []pipeline.Stage {
+				return []pipeline.Stage{pipeline.Sequence(event("e", nil, context.Canceled)(c))}
+			},
+			wantErr: context.Canceled, wantCtxErr: true, wantRan: []string{"e"},
+		},
+		{
+			name: "event succeeds, the next does not start",
+			stages: func(c context.CancelFunc) []pipeline.Stage {
+				return []pipeline.Stage{pipeline.Sequence(event("e", "x", nil)(c), appendEvent("next"))}
+			},
+			wantCtxErr: true, wantRan: []string{"e"},
+		},
+		{
+			name: "stage succeeds, the next does not start",
+			stages: func(c context.CancelFunc) []pipeline.Stage {
+				return []pipeline.Stage{pipeline.Sequence(event("e", "x", nil)(c)), pipeline.Sequence(appendEvent("next"))}
+			},
+			wantCtxErr: true, wantRan: []string{"e"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRecorder(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			out, err := mustNew(t, pipeline.Config{Recorder: r}, tc.stages(cancel)...).Run(ctx, "")
+			failed := tc.wantErr != nil || tc.wantCtxErr
+			if (err != nil) != failed || (tc.wantErr != nil && !errors.Is(err, tc.wantErr)) || errors.Is(err, context.Canceled) != tc.wantCtxErr {
+				t.Errorf("got error %v, want %v (wrapping context.Canceled: %v)", err, tc.wantErr, tc.wantCtxErr)
+			}
+			if !failed && !reflect.DeepEqual(out, tc.wantOut) {
+				t.Errorf("got output %#v, want %#v", out, tc.wantOut)
+			}
+			got := eventsByName(r)
+			if len(got) != len(tc.wantRan) {
+				t.Errorf("got %d events run, want %v", len(got), tc.wantRan)
+			}
+			for _, name := range tc.wantRan {
+				if e, ok := got[name]; !ok || e.RetryCount != 0 {
+					t.Errorf("event %s: got %+v, want one run without retries", name, e)
+				}
+			}
+		})
 	}
 }
 

@@ -60,7 +60,13 @@ type RemoteConfig struct {
 	// read it.
 	AllowInsecure bool
 	// Timeout bounds each call, from sending the request to reading the
-	// answer. Zero means no bound beyond the context's.
+	// answer. A call that takes longer fails with an error that wraps
+	// context.DeadlineExceeded (and a net.Error whose Timeout method
+	// reports true), which DefaultRetryable, like every deadline error,
+	// does not retry; to retry it, give the pipeline a Config.Retryable
+	// that accepts such errors (the runtime asks only while the run's
+	// context is alive, so the run's own deadline still ends it). Zero
+	// means no bound beyond the context's.
 	Timeout time.Duration
 	// Client makes the calls; its Transport is wrapped to record them.
 	// Nil means a client of its own, with a clone of
@@ -198,6 +204,17 @@ func (e *RemoteEvent) Name() string { return e.name }
 
 // URL returns the URL the event posts to.
 func (e *RemoteEvent) URL() string { return e.url }
+
+// CloseIdleConnections closes the connections that earlier calls left
+// open to be used again, sitting idle in a "keep-alive" state, as
+// [net/http.Client.CloseIdleConnections] does for the event's client: the
+// connections of its own transport, or with [RemoteConfig.Client] those of
+// that client's Transport, to every host it calls. It does not interrupt
+// calls in progress, and the event remains usable: a later call opens a
+// new connection. Call it when you are done with a RemoteEvent that has a
+// transport of its own, so that its connections do not stay open until
+// the worker's idle timeout ([WorkerConfig.IdleTimeout]).
+func (e *RemoteEvent) CloseIdleConnections() { e.client.CloseIdleConnections() }
 
 // Process runs the event on the worker. It returns the decoded output, a
 // [*RemoteError] when the worker answers with an error, or a network error

@@ -223,6 +223,32 @@ func TestRemoteFailures(t *testing.T) {
 	}
 }
 
+// A call that times out (RemoteConfig.Timeout) is not retried by
+// DefaultRetryable (the "timeout" case of TestRemoteFailures), but a
+// Retryable that accepts timeouts retries it, as RemoteConfig.Timeout
+// says: the runtime asks only while the run's context is alive.
+func TestRemoteTimeoutRetriedByRetryable(t *testing.T) {
+	_, _, host, port := startWorker(t, false)
+	r := newRecorder(t)
+	ev := pipeline.WithRetry(mustRemote(t, "sleepy", pipeline.RemoteConfig{Host: host, Port: port, Timeout: 50 * time.Millisecond}),
+		telemetry.RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Millisecond})
+	retryable := func(err error) bool {
+		var ne net.Error
+		return errors.As(err, &ne) && ne.Timeout() || pipeline.DefaultRetryable(err)
+	}
+	_, err := mustNew(t, pipeline.Config{Recorder: r, Retryable: retryable}, pipeline.Sequence(ev)).Run(context.Background(), nil)
+	var ee *pipeline.EventError
+	if !errors.As(err, &ee) || ee.Attempts != 3 || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("got %v, want DeadlineExceeded after 3 attempts", err)
+	}
+	if e := eventsByName(r)["sleepy"]; e.Status != telemetry.StatusFailed || e.RetryCount != 2 {
+		t.Errorf("got event %s with %d retries, want failed with 2", e.Status, e.RetryCount)
+	}
+	if ops := r.Report().NetworkOperations; len(ops) != 3 {
+		t.Errorf("got %d network operations, want 3", len(ops))
+	}
+}
+
 func TestWorkerAnswers(t *testing.T) {
 	srv, _, _, _ := startWorker(t, false)
 	url := srv.URL + pipeline.DefaultPath
@@ -343,5 +369,75 @@ func TestRemoteOutsidePipeline(t *testing.T) {
 	out, err := mustRemote(t, "double", pipeline.RemoteConfig{Host: host, Port: port}).Process(context.Background(), map[string]any{"n": 1.5})
 	if err != nil || out.(map[string]any)["doubled"] != 3.0 {
 		t.Errorf("got %v, %v; want doubled 3", out, err)
+	}
+}
+
+// connCounter counts the connections a server opened and closed, and
+// sends on closed each time one closes.
+type connCounter struct {
+	opened, closedN atomic.Int64
+	closed          chan struct{}
+}
+
+func (c *connCounter) state(_ net.Conn, s http.ConnState) {
+	switch s {
+	case http.StateNew:
+		c.opened.Add(1)
+	case http.StateClosed, http.StateHijacked:
+		c.closedN.Add(1)
+		c.closed <- struct{}{}
+	}
+}
+
+// TestRemoteCloseIdleConnections checks that CloseIdleConnections closes
+// the connection a call left idle, at once rather than at the worker's
+// idle timeout, and that the event can still call afterwards.
+func TestRemoteCloseIdleConnections(t *testing.T) {
+	w, err := pipeline.NewWorker(pipeline.WorkerConfig{}, workerEvents(t)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := &connCounter{closed: make(chan struct{}, 10)}
+	srv := httptest.NewUnstartedServer(w)
+	srv.Config.ConnState = cc.state
+	srv.Start()
+	t.Cleanup(srv.Close)
+	host, p, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	port, _ := strconv.Atoi(p)
+	e := mustRemote(t, "double", pipeline.RemoteConfig{Host: host, Port: port})
+	call := func() {
+		t.Helper()
+		if _, err := e.Process(context.Background(), map[string]any{"n": 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitClosed := func() {
+		t.Helper()
+		select {
+		case <-cc.closed:
+		case <-time.After(time.Minute): // a generous deadline, only against a hang
+			t.Fatal("the worker never saw the connection closed")
+		}
+	}
+
+	call()
+	call() // over the same connection
+	if o, c := cc.opened.Load(), cc.closedN.Load(); o != 1 || c != 0 {
+		t.Fatalf("after two calls: %d connections opened and %d closed, want 1 and 0", o, c)
+	}
+	e.CloseIdleConnections()
+	waitClosed()
+	if o, c := cc.opened.Load(), cc.closedN.Load(); o != 1 || c != 1 {
+		t.Fatalf("after CloseIdleConnections: %d connections opened and %d closed, want 1 and 1", o, c)
+	}
+	e.CloseIdleConnections() // nothing idle: nothing to do
+	call()                   // the event still works, over a new connection
+	if o, c := cc.opened.Load(), cc.closedN.Load(); o != 2 || c != 1 {
+		t.Fatalf("after another call: %d connections opened and %d closed, want 2 and 1", o, c)
+	}
+	e.CloseIdleConnections()
+	waitClosed()
+	if o, c := cc.opened.Load(), cc.closedN.Load(); o != 2 || c != 2 {
+		t.Fatalf("at the end: %d connections opened and %d closed, want 2 and 2", o, c)
 	}
 }

@@ -243,18 +243,21 @@ func truncate(s string, limit int) string {
 // the Worker records the runs it serves only with a
 // [WorkerConfig.Recorder].
 type Worker struct {
-	events    map[string]Event
-	pid       int
-	cfg       WorkerConfig // defaults applied
-	tls       *tls.Config  // a clone of cfg.TLS, ClientAuth set
-	wantCert  bool         // every request needs a verified client certificate
-	tokenHash [sha256.Size]byte
-	sem       chan struct{} // one element per request in flight
-	srv       *http.Server
-	prop      propagation.TextMapPropagator
-	tel       *TelemetryHooks   // nil without a Recorder
-	tracer    *oteltrace.Tracer // nil without a TracerProvider
-	runs      atomic.Uint64     // numbers the runs of callers without ids
+	events   map[string]Event
+	pid      int
+	cfg      WorkerConfig  // defaults applied
+	tls      *tls.Config   // a clone of cfg.TLS, ClientAuth set
+	wantCert bool          // every request needs a verified client certificate
+	sem      chan struct{} // one element per request in flight
+	srv      *http.Server
+	prop     propagation.TextMapPropagator
+	tel      *TelemetryHooks   // nil without a Recorder
+	tracer   *oteltrace.Tracer // nil without a TracerProvider
+	runs     atomic.Uint64     // numbers the runs of callers without ids
+	// tokenHash is the SHA-256 sum of cfg.Token, which requests' tokens
+	// are compared with. Unsalted, it would let a weak token be found
+	// offline, so it is a Secret, which no fmt verb shows.
+	tokenHash telemetry.Secret
 }
 
 var _ http.Handler = (*Worker)(nil)
@@ -342,7 +345,8 @@ func NewWorker(cfg WorkerConfig, events ...Event) (*Worker, error) {
 	setDefault(&cfg.WriteTimeout, cfg.ReadTimeout+cfg.EventTimeout+10*time.Second)
 	setDefault(&cfg.IdleTimeout, DefaultIdleTimeout)
 	if !cfg.Token.IsZero() {
-		w.tokenHash = sha256.Sum256([]byte(cfg.Token.Reveal()))
+		sum := sha256.Sum256([]byte(cfg.Token.Reveal()))
+		w.tokenHash = telemetry.NewSecret(string(sum[:]))
 	}
 	w.cfg = cfg
 	w.sem = make(chan struct{}, cfg.MaxInFlight)
@@ -510,8 +514,6 @@ func (w *Worker) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	answer(rw, http.StatusOK, callResponse{Output: b})
 }
 
-// authorize checks the credentials of req. If they are missing or wrong,
-// it answers 401 and returns false.
 // record starts the record (and span) of the run of call, if the worker
 // records, and returns the ctx to run it with and the func that ends it.
 // ex's task id becomes the run's task id, so that the remote calls of the
@@ -548,6 +550,8 @@ func (w *Worker) record(ctx context.Context, ex *execution, call *callRequest) (
 // [WorkerConfig.Recorder].
 func (w *Worker) Telemetry() *TelemetryHooks { return w.tel }
 
+// authorize checks the credentials of req. If they are missing or wrong,
+// it answers 401 and returns false.
 func (w *Worker) authorize(rw http.ResponseWriter, req *http.Request) bool {
 	if w.wantCert && (req.TLS == nil || len(req.TLS.VerifiedChains) == 0) {
 		if !w.cfg.Token.IsZero() {
@@ -566,7 +570,7 @@ func (w *Worker) authorize(rw http.ResponseWriter, req *http.Request) bool {
 		return false
 	}
 	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	if compareTokens(got[:], w.tokenHash[:]) != 1 {
+	if compareTokens(got[:], []byte(w.tokenHash.Reveal())) != 1 {
 		rw.Header().Set("WWW-Authenticate", authRealm+`, error="invalid_token"`)
 		answer(rw, http.StatusUnauthorized, callResponse{Error: "pipeline: worker: unauthorized: invalid token"})
 		return false

@@ -3,8 +3,12 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -48,5 +52,46 @@ func TestTokenComparedInConstantTime(t *testing.T) {
 		if len(c.a) != 32 || len(c.b) != 32 || bytes.Contains(c.b, []byte("s3cret")) {
 			t.Errorf("compared %d and %d bytes, want two SHA-256 sums", len(c.a), len(c.b))
 		}
+	}
+}
+
+// TestWorkerNeverPrintsTokenHash checks that no fmt verb shows the token,
+// or the SHA-256 sum the worker compares requests with (unsalted, so that
+// a weak token could be found from it offline), on the Worker or on the
+// field that holds the sum.
+func TestWorkerNeverPrintsTokenHash(t *testing.T) {
+	const token = "s3cret-token"
+	w, err := NewWorker(WorkerConfig{Token: telemetry.NewSecret(token)},
+		Func("e", func(ctx context.Context, in any) (any, error) { return nil, nil }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(token))
+	forms := map[string]string{ // the sum (and the token) as fmt may show them
+		"token":   token,
+		"bytes":   string(sum[:]),
+		"hex":     hex.EncodeToString(sum[:]),
+		"HEX":     strings.ToUpper(hex.EncodeToString(sum[:])),
+		"decimal": strings.Trim(fmt.Sprint(sum[:]), "[]"),
+		"Go":      strings.TrimSuffix(strings.TrimPrefix(fmt.Sprintf("%#v", sum[:]), "[]byte{"), "}"),
+		"quoted":  strings.Trim(strconv.Quote(string(sum[:])), `"`),
+	}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d"} {
+		for name, v := range map[string]any{"Worker": w, "tokenHash": w.tokenHash} {
+			s := fmt.Sprintf(verb, v)
+			for form, f := range forms {
+				if strings.Contains(s, f) {
+					t.Errorf("%s of the %s shows the %s form of the token's hash: %s", verb, name, form, s)
+				}
+			}
+		}
+	}
+	// The worker still knows its token.
+	req := httptest.NewRequest("POST", "/events", strings.NewReader(`{"event":"e"}`))
+	req.Header.Set("Authorization", "Bearer "+token)
+	rec := httptest.NewRecorder()
+	w.ServeHTTP(rec, req)
+	if rec.Code != 200 {
+		t.Errorf("right token: got %d, want 200", rec.Code)
 	}
 }

@@ -93,6 +93,9 @@ func TestWorkerBearerToken(t *testing.T) {
 		{name: "token and more", method: "POST", authorization: "Bearer s3cret-token2", wantStatus: 401, wantChallenge: invalid, wantBody: wrong},
 		{name: "right token", method: "POST", authorization: "Bearer s3cret-token", wantStatus: 200, wantBody: `{"output":7}` + "\n"},
 		{name: "scheme is case-insensitive", method: "POST", authorization: "bearer s3cret-token", wantStatus: 200, wantBody: `{"output":7}` + "\n"},
+		{name: "upper-case scheme", method: "POST", authorization: "BEARER s3cret-token", wantStatus: 200, wantBody: `{"output":7}` + "\n"},
+		{name: "spaces after the scheme", method: "POST", authorization: "Bearer   s3cret-token", wantStatus: 200, wantBody: `{"output":7}` + "\n"},
+		{name: "no space after the scheme", method: "POST", authorization: "Bearers3cret-token", wantStatus: 401, wantChallenge: challenge, wantBody: missing},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

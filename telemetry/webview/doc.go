@@ -75,15 +75,16 @@
 // cannot read it through a DNS name pointed at 127.0.0.1 (DNS rebinding);
 // serve it on a loopback address. With a token, every request but those of
 // the login page and the static files must carry it, either as the header
-// "Authorization: Bearer TOKEN" (for scripts and curl) or as the session
-// cookie that the login page (login, a form that POSTs the token) sets. The
-// browser's live-update stream (EventSource) cannot send a header, so it
-// relies on the cookie, which is HttpOnly, SameSite=Strict, Secure over
-// TLS, scoped to the view's path, and holds a value derived from the token
-// (an HMAC), not the token itself. Tokens are compared in constant time; a
-// request without a valid one gets 401. The token never appears in a page,
-// a log line or an error. The view does not serve TLS: over a network,
-// put it behind a server that does.
+// "Authorization: Bearer TOKEN" (for scripts and curl; the scheme in any
+// case, as HTTP allows) or as the session cookie that the login page
+// (login, a form that POSTs the token) sets. The browser's live-update
+// stream (EventSource) cannot send a header, so it relies on the cookie,
+// which is HttpOnly, SameSite=Strict, Secure over TLS, scoped to the view's
+// path, and holds a value derived from the token (an HMAC), not the token
+// itself. Tokens are compared in constant time; a request without a valid
+// one gets 401. The token never appears in a page, a log line or an error.
+// The view does not serve TLS: over a network, put it behind a server that
+// does.
 //
 // # Live updates
 //

@@ -116,13 +116,16 @@ func (cfg Config) withDefaults() (Config, error) {
 // with [New]; see the package documentation for its pages, its security
 // and its cost.
 type Handler struct {
-	rec     *telemetry.Recorder
-	cfg     Config
-	col     *collector
-	now     func() time.Time
-	since   time.Time // when it was attached
-	mux     *http.ServeMux
-	session string // the session cookie's value; "" without a token
+	rec   *telemetry.Recorder
+	cfg   Config
+	col   *collector
+	now   func() time.Time
+	since time.Time // when it was attached
+	mux   *http.ServeMux
+	// session is the session cookie's value, zero without a token; it
+	// opens the view as the token does, so it is a Secret, which no fmt
+	// verb shows.
+	session telemetry.Secret
 
 	// live updates
 	streams  atomic.Int64
@@ -202,7 +205,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("Cross-Origin-Opener-Policy", "same-origin")
 	hd.Set("Cross-Origin-Resource-Policy", "same-origin")
 	hd.Set("Cache-Control", "no-store")
-	if h.session == "" && !loopbackHost(r.Host) {
+	if h.session.IsZero() && !loopbackHost(r.Host) {
 		// Without a token, a page of another site could read the view
 		// through a DNS name it points at 127.0.0.1 (DNS rebinding).
 		http.Error(w, "webview: without a token this view answers only requests to localhost or a loopback address", http.StatusForbidden)
@@ -244,7 +247,7 @@ func (h *Handler) routes() *http.ServeMux {
 // cookie) when one is set, and 401 to the others.
 func (h *Handler) authorized(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if h.session == "" || h.hasToken(r) {
+		if h.session.IsZero() || h.hasToken(r) {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -261,13 +264,24 @@ const sessionCookie = "eventpipeline_webview"
 // hasToken reports whether r carries the token, as a bearer token or as the
 // session cookie. Both are compared in constant time.
 func (h *Handler) hasToken(r *http.Request) bool {
-	if auth, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-		return sameSecret(auth, h.cfg.Token.Reveal())
+	if token, ok := bearerToken(r.Header.Get("Authorization")); ok {
+		return sameSecret(token, h.cfg.Token.Reveal())
 	}
 	if c, err := r.Cookie(sessionCookie); err == nil {
-		return sameSecret(c.Value, h.session)
+		return sameSecret(c.Value, h.session.Reveal())
 	}
 	return false
+}
+
+// bearerToken returns the token of the Authorization header value auth
+// if its scheme is Bearer: the scheme is case-insensitive, and one or more
+// spaces separate it from the token (RFC 9110, section 11.4).
+func bearerToken(auth string) (token string, ok bool) {
+	scheme, token, ok := strings.Cut(auth, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimLeft(token, " "), true
 }
 
 // sameSecret compares a and b in a time that depends on neither their
@@ -280,16 +294,16 @@ func sameSecret(a, b string) bool {
 // sessionValue is the session cookie's value for token: derived from it,
 // so that the cookie never holds the token itself (which may open other
 // doors), and stable across restarts with the same token.
-func sessionValue(token telemetry.Secret) string {
+func sessionValue(token telemetry.Secret) telemetry.Secret {
 	m := hmac.New(sha256.New, []byte(token.Reveal()))
 	m.Write([]byte("eventpipeline webview session v1"))
-	return hex.EncodeToString(m.Sum(nil))
+	return telemetry.NewSecret(hex.EncodeToString(m.Sum(nil)))
 }
 
 // loginPage shows the form that asks for the token.
 func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
 	d := h.newPage("login")
-	d.Title, d.NeedsToken = "Log in", h.session != ""
+	d.Title, d.NeedsToken = "Log in", !h.session.IsZero()
 	h.render(w, http.StatusOK, d)
 }
 
@@ -301,17 +315,17 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "webview: bad login form", http.StatusBadRequest)
 		return
 	}
-	if h.session != "" && !sameSecret(r.PostForm.Get("token"), h.cfg.Token.Reveal()) {
+	if !h.session.IsZero() && !sameSecret(r.PostForm.Get("token"), h.cfg.Token.Reveal()) {
 		d := h.newPage("login")
 		d.Title, d.NeedsToken, d.Problem = "Log in", true, "That is not the token."
 		h.render(w, http.StatusUnauthorized, d)
 		return
 	}
-	if h.session != "" {
+	if !h.session.IsZero() {
 		// No Path: the cookie applies to the directory of the login page,
 		// wherever the view is mounted.
 		http.SetCookie(w, &http.Cookie{
-			Name: sessionCookie, Value: h.session, HttpOnly: true, Secure: r.TLS != nil,
+			Name: sessionCookie, Value: h.session.Reveal(), HttpOnly: true, Secure: r.TLS != nil,
 			SameSite: http.SameSiteStrictMode,
 		})
 	}

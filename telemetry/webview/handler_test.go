@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -293,6 +294,16 @@ func TestToken(t *testing.T) {
 		{"token as basic auth", "/", []string{"Authorization", "Basic bGV0LW1lLWlu"}, 401},
 		{"wrong cookie", "/", []string{"Cookie", sessionCookie + "=" + token}, 401},
 		{"bearer token", "/run?id=secret-task", []string{"Authorization", "Bearer " + token}, 200},
+		// The scheme is case-insensitive, and one or more spaces follow
+		// it (RFC 9110, section 11.4).
+		{"lower-case scheme", "/", []string{"Authorization", "bearer " + token}, 200},
+		{"upper-case scheme", "/", []string{"Authorization", "BEARER " + token}, 200},
+		{"mixed-case scheme", "/", []string{"Authorization", "bEaReR " + token}, 200},
+		{"spaces after the scheme", "/", []string{"Authorization", "Bearer   " + token}, 200},
+		{"lower-case scheme, wrong token", "/", []string{"Authorization", "bearer nope"}, 401},
+		{"tab after the scheme", "/", []string{"Authorization", "Bearer\t" + token}, 401},
+		{"no space after the scheme", "/", []string{"Authorization", "Bearer" + token}, 401},
+		{"empty bearer", "/", []string{"Authorization", "Bearer"}, 401},
 		{"login page", "/login", nil, 200},
 		{"static files", "/static/app.js", nil, 200},
 		{"any host with a token", "/", []string{"Authorization", "Bearer " + token, "Host", "view.example"}, 200},
@@ -347,6 +358,25 @@ func TestToken(t *testing.T) {
 			t.Errorf("with the session cookie: got %d, want 200", r.StatusCode)
 		}
 	})
+}
+
+// TestHandlerNeverPrintsCredentials checks that no fmt verb on a Handler
+// shows the token or the session cookie's value, which opens the view as
+// the token does.
+func TestHandlerNeverPrintsCredentials(t *testing.T) {
+	const token = "let-me-in"
+	f := newFixture(t, Config{Token: telemetry.NewSecret(token)}, nil)
+	cookie := sessionValue(telemetry.NewSecret(token)).Reveal()
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X"} {
+		for name, v := range map[string]any{"Handler": f.h, "session": f.h.session} {
+			s := fmt.Sprintf(verb, v)
+			for _, secret := range []string{token, cookie, fmt.Sprintf("%x", token), fmt.Sprintf("%x", cookie)} {
+				if strings.Contains(strings.ToLower(s), secret) {
+					t.Errorf("%s of the %s shows a credential: %.300s", verb, name, s)
+				}
+			}
+		}
+	}
 }
 
 // TestLoopbackOnlyWithoutToken: without a token the view answers only
