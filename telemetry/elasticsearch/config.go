@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/eventpipeline/eventpipeline/internal/safetext"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
@@ -118,8 +119,9 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// LogValue shows the hosts (without credentials) and the index prefix, and
-// whether each credential is set, never their values.
+// LogValue shows the hosts (without credentials, query values or
+// fragments) and the index prefix, and whether each credential is set,
+// never their values.
 func (c Config) LogValue() slog.Value {
 	hosts := make([]string, len(c.Hosts))
 	for i, h := range c.Hosts {
@@ -134,17 +136,21 @@ func (c Config) LogValue() slog.Value {
 	)
 }
 
-// redactHost returns h with any password replaced, for messages.
+// redactHost returns h for messages, as safetext.URL shows a URL: its
+// credentials (the user name too), query values and fragment replaced.
 func redactHost(h string) string {
 	u, err := url.Parse(withScheme(h))
-	if err != nil || u.User == nil {
-		if strings.Contains(h, "@") {
-			return "(host with credentials, unparsable)"
-		}
-		return h
+	if err != nil {
+		return safetext.URLString(h)
 	}
-	u.User = url.User("REDACTED")
-	return u.String()
+	if u.User != nil {
+		u.User = url.User("REDACTED")
+	}
+	s := safetext.URL(u)
+	if !strings.Contains(h, "://") {
+		s = strings.TrimPrefix(s, "http://")
+	}
+	return s
 }
 
 // withScheme adds "http://" to a host given without a scheme.
@@ -190,18 +196,18 @@ func (c Config) validate() (settings, error) {
 			bad("Hosts[%d] %q holds credentials; set Username and Password instead", i, redactHost(h))
 			continue
 		case u.Scheme != "http" && u.Scheme != "https":
-			bad("Hosts[%d] %q: scheme must be http or https", i, h)
+			bad("Hosts[%d] %q: scheme must be http or https", i, redactHost(h))
 			continue
 		case u.Host == "" || u.Hostname() == "":
-			bad("Hosts[%d] %q has no host", i, h)
+			bad("Hosts[%d] %q has no host", i, redactHost(h))
 			continue
 		case u.RawQuery != "" || u.Fragment != "":
-			bad("Hosts[%d] %q must not have a query or fragment", i, h)
+			bad("Hosts[%d] %q must not have a query or fragment", i, redactHost(h))
 			continue
 		}
 		if p := u.Port(); p != "" {
 			if n, err := parsePort(p); err != nil || n == 0 {
-				bad("Hosts[%d] %q: invalid port %q", i, h, p)
+				bad("Hosts[%d] %q: invalid port %q", i, redactHost(h), p)
 				continue
 			}
 		}

@@ -250,3 +250,36 @@ func TestSecretsNotLoggedWhileRunning(t *testing.T) {
 		t.Errorf("the log leaks the password:\n%s", out)
 	}
 }
+
+// TestQuerySecretNeverShown checks that a secret in the query or fragment
+// of a host, which NewPublisher refuses, shows in neither its errors nor
+// the Config logged with slog, whatever else is wrong with the host; the
+// error still shows the host, with the value redacted.
+func TestQuerySecretNeverShown(t *testing.T) {
+	const secret = "s3cr3t-in-the-query"
+	tests := []struct{ name, host, want string }{
+		{"query", "http://es:9200/?api_key=" + secret, `"http://es:9200/?api_key=xxxxx" must not have a query`},
+		{"fragment", "http://es:9200/#" + secret, `"http://es:9200/#xxxxx" must not have a query or fragment`},
+		{"bad scheme", "ftp://es:21/?api_key=" + secret, `"ftp://es:21/?api_key=xxxxx": scheme must be`},
+		{"no host", "http:///?api_key=" + secret, `"http:///?api_key=xxxxx" has no host`},
+		{"no scheme", "es:9200/?api_key=" + secret, `"es:9200/?api_key=xxxxx" must not have a query`},
+		{"unparsable", "http://es:9200/%zz?api_key=" + secret, `"http://es:9200/%zz?xxxxx" is not a valid URL`},
+		{"unparsable, credentials", "http://elastic:" + secret + "@es:x/", "is not a valid URL"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := elasticsearch.Config{Hosts: []string{tc.host}}
+			_, err := elasticsearch.NewPublisher(cfg)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got error %v, want one containing %s", err, tc.want)
+			}
+			var logs bytes.Buffer
+			slog.New(slog.NewJSONHandler(&logs, nil)).Info("config", "cfg", cfg)
+			for _, s := range []string{fmt.Sprint(err), logs.String()} {
+				if strings.Contains(s, secret) {
+					t.Errorf("output reveals the secret: %s", s)
+				}
+			}
+		})
+	}
+}
