@@ -53,10 +53,13 @@ type Config struct {
 	// set; Hosts and CloudID cannot both be set.
 	Hosts []string
 
-	// AllowInsecure allows credentials to be sent over plain http:// to a
-	// host other than loopback, where anyone on the network path can read
-	// them. false means that NewPublisher refuses such a Config with an
-	// error wrapping [ErrInsecure]. Without credentials it has no effect.
+	// AllowInsecure allows, at the risk of sending credentials in clear
+	// text or to an impostor, credentials over plain http:// to a host
+	// other than loopback, where anyone on the network path can read them,
+	// and a TLSConfig with InsecureSkipVerify, which accepts any
+	// certificate. false means that NewPublisher refuses the first with an
+	// error wrapping [ErrInsecure], and the second with an error naming
+	// InsecureSkipVerify.
 	AllowInsecure bool
 
 	// IndexPrefix starts the name of every index written:
@@ -87,7 +90,9 @@ type Config struct {
 	CACert []byte
 
 	// TLSConfig configures HTTPS: client certificates, server name, minimum
-	// version. nil means Go's defaults. CACert, if set, replaces its RootCAs.
+	// version. nil means Go's defaults, which verify the server's
+	// certificate. CACert, if set, replaces its RootCAs. InsecureSkipVerify
+	// requires AllowInsecure. It is cloned.
 	TLSConfig *tls.Config
 
 	// Transport sends the HTTP requests, for example one instrumented for
@@ -263,6 +268,9 @@ func (c Config) validate() (settings, error) {
 
 	if c.Transport != nil && (c.TLSConfig != nil || len(c.CACert) > 0) {
 		bad("TLSConfig and CACert configure the default transport; with a Transport of your own, configure TLS on it")
+	}
+	if c.TLSConfig != nil && c.TLSConfig.InsecureSkipVerify && !c.AllowInsecure {
+		bad("TLSConfig.InsecureSkipVerify is set: the server's certificate would not be verified (set AllowInsecure to allow it)")
 	}
 	var pool *x509.CertPool
 	if len(c.CACert) > 0 {

@@ -6,10 +6,12 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -138,6 +140,47 @@ func TestInsecureHosts(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestInsecureSkipVerify checks that a TLSConfig that turns off the
+// verification of the server's certificate is refused unless
+// AllowInsecure says so, as in the module's other publishers.
+func TestInsecureSkipVerify(t *testing.T) {
+	skip := &tls.Config{InsecureSkipVerify: true}
+	tests := []struct {
+		name string
+		cfg  elasticsearch.Config
+		want string // substring of the error; empty means valid
+	}{
+		{"refused", elasticsearch.Config{Hosts: []string{"https://es.example.com:9200"}, TLSConfig: skip},
+			"TLSConfig.InsecureSkipVerify is set: the server's certificate would not be verified (set AllowInsecure to allow it)"},
+		{"refused without credentials nor hosts", elasticsearch.Config{TLSConfig: skip}, "InsecureSkipVerify"},
+		{"refused with a CA", elasticsearch.Config{TLSConfig: skip, CACert: testCA(t)}, "InsecureSkipVerify"},
+		{"opt-out", elasticsearch.Config{Hosts: []string{"https://es.example.com:9200"}, TLSConfig: skip, AllowInsecure: true}, ""},
+		{"verification on", elasticsearch.Config{TLSConfig: &tls.Config{ServerName: "es"}}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := elasticsearch.NewPublisher(tc.cfg)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("got error %v, want none", err)
+				}
+				p.Close(context.Background())
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "elasticsearch: ") {
+				t.Fatalf("got error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// testCA returns the PEM certificate of a TLS test server.
+func testCA(t *testing.T) []byte {
+	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	t.Cleanup(srv.Close)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
 }
 
 // TestSecretsNeverPrinted prints every exported type that holds a
