@@ -117,3 +117,24 @@ func FuzzURLString(f *testing.F) {
 		}
 	})
 }
+
+func TestCut(t *testing.T) {
+	tests := []struct {
+		s    string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"exactly10!", 10, "exactly10!"},
+		{strings.Repeat("x", 100), 40, strings.Repeat("x", 14) + "… [truncated, 100 bytes]"}, // the marker is 26 bytes
+		{strings.Repeat("é", 50), 39, strings.Repeat("é", 6) + "… [truncated, 100 bytes]"},   // 13 bytes: 6 whole é
+		{strings.Repeat("x", 100), 10, "… [trunc"},
+		{strings.Repeat("x", 100), 2, ""}, // not even the "…"
+	}
+	for _, tc := range tests {
+		got := Cut(tc.s, tc.n)
+		if got != tc.want || len(got) > max(tc.n, len(tc.s)) || !utf8.ValidString(got) {
+			t.Errorf("Cut(%.20q (%d bytes), %d) = %q, want %q", tc.s, len(tc.s), tc.n, got, tc.want)
+		}
+	}
+}
