@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/eventpipeline/eventpipeline/internal/safetext"
 	"github.com/eventpipeline/eventpipeline/pipeline"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
@@ -152,7 +153,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fmt.Fprintf(stdout, "worker listening on %s (%s, authentication: %s; events: geocode, score); Ctrl-C to stop\n",
 		ln.Addr(), scheme, strings.Join(auth, " and "))
 	if pub != nil {
-		fmt.Fprintf(stdout, "worker pushing its metrics and traces over OTLP to %s\n", pub.URL())
+		fmt.Fprintf(stdout, "worker pushing its metrics and traces over OTLP to %s\n", safetext.URLString(pub.URL()))
 	}
 	<-ctx.Done()
 	stop()

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	asynqlib "github.com/hibiken/asynq"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
@@ -185,16 +184,22 @@ func (c *Client) Enqueue(ctx context.Context, task *asynqlib.Task, opts ...asynq
 	startErr := c.rec.Network().StartOperation(o.taskID, c.host, c.port, c.operation, startOpts...)
 	c.check(startErr)
 	info, err := c.inner.EnqueueContext(ctx, asynqlib.NewTaskWithHeaders(task.Type(), task.Payload(), headers), opts...)
+	var kept string // the error text of the operation's record
 	if startErr == nil {
 		if err != nil {
 			sent = 0
 		}
-		c.check(c.rec.Network().EndOperation(o.taskID, sent, 0, err))
+		endErr := c.rec.Network().EndOperation(o.taskID, sent, 0, err)
+		c.check(endErr)
+		if err != nil && endErr == nil && span != nil {
+			if r, ok := c.rec.Network().Metrics(o.taskID); ok && r.Status == telemetry.StatusFailed {
+				kept = r.Error
+			}
+		}
 	}
 	if span != nil {
 		if err != nil {
-			span.RecordError(err)
-			span.SetStatus(codes.Error, err.Error())
+			failSpan(span, err, errorText(kept, err))
 		}
 		span.End()
 	}

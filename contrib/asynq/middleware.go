@@ -8,7 +8,6 @@ import (
 
 	asynqlib "github.com/hibiken/asynq"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
@@ -191,12 +190,7 @@ func (hd *handler) ProcessTask(ctx context.Context, t *asynqlib.Task) error {
 	}()
 	err := next.ProcessTask(ctx, t)
 	returned = true
-	if startErr == nil {
-		m.check(m.rec.EndEvent(id, err))
-	}
-	if span != nil {
-		endSpan(span, err)
-	}
+	m.end(id, startErr, span, err)
 	return err
 }
 
@@ -272,19 +266,24 @@ func (m *Middleware) startFull(ctx context.Context, id string, t *asynqlib.Task,
 // end records the end of a run started with the error startErr, and ends
 // its span.
 func (m *Middleware) end(id string, startErr error, span trace.Span, err error) {
+	recorded := false
 	if startErr == nil {
-		m.check(m.rec.EndEvent(id, err))
+		endErr := m.rec.EndEvent(id, err)
+		m.check(endErr)
+		recorded = endErr == nil
 	}
 	if span != nil {
-		endSpan(span, err)
+		if err != nil {
+			// The record's text, read back (a failure is rarer than a
+			// success: a lookup is fine).
+			var kept string
+			if recorded {
+				if r, ok := m.rec.Metrics(id); ok && r.Status == telemetry.StatusFailed {
+					kept = r.Error
+				}
+			}
+			failSpan(span, err, errorText(kept, err))
+		}
+		span.End()
 	}
-}
-
-// endSpan ends the span of a run that ended with err.
-func endSpan(span trace.Span, err error) {
-	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
-	}
-	span.End()
 }

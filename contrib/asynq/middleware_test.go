@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -400,4 +401,55 @@ func TestMiddlewareUnwinding(t *testing.T) {
 			t.Errorf("got %+v, %v; want a completed run", m, ok)
 		}
 	})
+}
+
+// TestSpanErrorTextCut checks that the span of a run that failed with an
+// 11,000-byte error carries the error text its record keeps, cut at the
+// Recorder's WithMaxErrorLength (here 3000 bytes), in its status and its
+// exception event, not the whole text.
+func TestSpanErrorTextCut(t *testing.T) {
+	caps := captureTasks(t, 1)
+	ctx, task := caps[0].ctx, caps[0].task
+	id := task.ResultWriter().TaskID()
+	long := errors.New(strings.Repeat("0123456789", 1100))
+	rec := newRecorder(t, telemetry.WithMaxErrorLength(3000))
+	tp, exp := newTracing(t)
+	h := epasynq.NewMiddleware(epasynq.Config{Recorder: rec, TracerProvider: tp}).Wrap(asynq.HandlerFunc(func(context.Context, *asynq.Task) error {
+		return long
+	}))
+	if err := h.ProcessTask(ctx, task); err != long {
+		t.Fatalf("got %v, want the handler's error", err)
+	}
+	m, _ := rec.Metrics(id)
+	if m.Status != telemetry.StatusFailed || len(m.Error) != 3000 {
+		t.Fatalf("got a %s run with %d bytes of error, want a failed one with 3000", m.Status, len(m.Error))
+	}
+	spans := spansNamed(exp, "process bench")
+	if len(spans) != 1 {
+		t.Fatalf("got %d process spans, want 1", len(spans))
+	}
+	checkSpanError(t, spans[0], m.Error)
+}
+
+// checkSpanError checks that span s has status Error and an exception
+// event, both with the text want.
+func checkSpanError(t *testing.T, s tracetest.SpanStub, want string) {
+	t.Helper()
+	if s.Status.Code != codes.Error || s.Status.Description != want {
+		t.Errorf("span %q: got status %v with %d bytes, want Error with the record's %d bytes ending %q",
+			s.Name, s.Status.Code, len(s.Status.Description), len(want), want[max(0, len(want)-30):])
+	}
+	var msg string
+	for _, ev := range s.Events {
+		if ev.Name == "exception" {
+			for _, a := range ev.Attributes {
+				if a.Key == "exception.message" {
+					msg = a.Value.AsString()
+				}
+			}
+		}
+	}
+	if msg != want {
+		t.Errorf("span %q: got exception.message of %d bytes, want the record's %d bytes", s.Name, len(msg), len(want))
+	}
 }

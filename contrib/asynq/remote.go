@@ -10,7 +10,6 @@ import (
 
 	asynqlib "github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
@@ -291,8 +290,7 @@ func (e *RemoteEvent) Process(ctx context.Context, in any) (any, error) {
 	_, err = e.client.EnqueueContext(sendCtx, asynqlib.NewTaskWithHeaders(e.taskType, payload, headers), opts...)
 	if span != nil {
 		if err != nil {
-			span.RecordError(err)
-			span.SetStatus(codes.Error, err.Error())
+			failSpan(span, err, errorText("", err))
 		}
 		span.End()
 	}

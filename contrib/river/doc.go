@@ -70,8 +70,13 @@
 // attempt a consumer span, a child of it, with the messaging attributes
 // of the OpenTelemetry semantic conventions (system "river", the queue as
 // destination, the job id as message id) and [AttrJobKind] and
-// [AttrJobAttempt]; the records carry the consumer span's ids. Without
-// one, no span is made and no span ids are recorded.
+// [AttrJobAttempt]; the records carry the consumer span's ids. A span
+// that failed has status Error and an exception event (as
+// span.RecordError makes) with the error text of its record, cut at
+// telemetry.WithMaxErrorLength; a failed insert, which has no record, has
+// the error's text cut the same way at telemetry.DefaultMaxErrorLength,
+// never a longer text. Without one, no span is made and no span ids are
+// recorded.
 //
 // # Cost
 //

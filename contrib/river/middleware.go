@@ -15,7 +15,6 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
@@ -286,13 +285,23 @@ func (m *Middleware) end(id string, startErr error, span trace.Span, err error) 
 			err = nil
 		}
 	}
+	recorded := false
 	if startErr == nil {
-		m.check(m.rec.EndEvent(id, err))
+		endErr := m.rec.EndEvent(id, err)
+		m.check(endErr)
+		recorded = endErr == nil
 	}
 	if span != nil {
 		if err != nil {
-			span.RecordError(err)
-			span.SetStatus(codes.Error, err.Error())
+			// The record's text, read back (a failure is rarer than a
+			// success: a lookup is fine).
+			var kept string
+			if recorded {
+				if r, ok := m.rec.Metrics(id); ok && r.Status == telemetry.StatusFailed {
+					kept = r.Error
+				}
+			}
+			failSpan(span, err, errorText(kept, err))
 		}
 		span.End()
 	}
@@ -332,8 +341,7 @@ func (m *Middleware) InsertMany(ctx context.Context, params []*rivertype.JobInse
 	res, err := doInner(ctx)
 	if span != nil {
 		if err != nil {
-			span.RecordError(err)
-			span.SetStatus(codes.Error, err.Error())
+			failSpan(span, err, errorText("", err))
 		}
 		span.End()
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -399,5 +400,61 @@ func TestWorkerPanicRecorded(t *testing.T) {
 	m := runsOf(rec, res.Job.ID)[0]
 	if m.Status != telemetry.StatusFailed || m.Error != "river: job worker panicked: out of cheese" || m.EventName != "default:ok" {
 		t.Errorf("got %s %q of %q, want a failed run of default:ok with the panic", m.Status, m.Error, m.EventName)
+	}
+}
+
+// TestSpanErrorTextCut checks that spans never carry an 11,000-byte error
+// text whole: the span of an attempt that failed with one carries the
+// text its record keeps, cut at the Recorder's WithMaxErrorLength (here
+// 3000 bytes), and the span of a failed insert, which has no record, the
+// text cut the same way at telemetry.DefaultMaxErrorLength; in the status
+// and the exception event alike.
+func TestSpanErrorTextCut(t *testing.T) {
+	long := errors.New(strings.Repeat("0123456789", 1100))
+	rec := newRecorder(t, telemetry.WithMaxErrorLength(3000))
+	tp, exp := newTracing(t)
+	mw := epriver.NewMiddleware(epriver.Config{Recorder: rec, TracerProvider: tp})
+	job := benchJob(7)
+	if err := mw.Work(context.Background(), job, func(context.Context) error { return long }); err != long {
+		t.Fatalf("got %v, want the worker's error", err)
+	}
+	_, err := mw.InsertMany(context.Background(), []*rivertype.JobInsertParams{{Kind: "image_resize", Queue: "default", Metadata: []byte(`{}`)}},
+		func(context.Context) ([]*rivertype.JobInsertResult, error) { return nil, long })
+	if err != long {
+		t.Fatalf("got %v, want the insert's error", err)
+	}
+	m, _ := rec.Metrics("7")
+	if m.Status != telemetry.StatusFailed || len(m.Error) != 3000 {
+		t.Fatalf("got a %s run with %d bytes of error, want a failed one with 3000", m.Status, len(m.Error))
+	}
+	for _, want := range []struct{ span, text string }{
+		{"process image_resize", m.Error},
+		{"send image_resize", long.Error()[:telemetry.DefaultMaxErrorLength-len("… [truncated, 11000 bytes]")] + "… [truncated, 11000 bytes]"},
+	} {
+		var s *tracetest.SpanStub
+		for _, got := range exp.GetSpans() {
+			if got.Name == want.span {
+				s = &got
+			}
+		}
+		if s == nil {
+			t.Errorf("no span %q", want.span)
+			continue
+		}
+		if s.Status.Code != codes.Error || s.Status.Description != want.text {
+			t.Errorf("span %q: got status %v with %d bytes, want Error with %d bytes ending %q",
+				s.Name, s.Status.Code, len(s.Status.Description), len(want.text), want.text[len(want.text)-30:])
+		}
+		var msg string
+		for _, ev := range s.Events {
+			for _, a := range ev.Attributes {
+				if ev.Name == "exception" && a.Key == "exception.message" {
+					msg = a.Value.AsString()
+				}
+			}
+		}
+		if msg != want.text {
+			t.Errorf("span %q: got exception.message of %d bytes, want %d", s.Name, len(msg), len(want.text))
+		}
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/eventpipeline/eventpipeline/internal/safetext"
 )
 
 // IsLoopback reports whether host is localhost or a loopback IP address.
@@ -24,7 +26,8 @@ func IsLoopback(host string) bool {
 
 // ParseURL parses the URL of the setting name, which must be http or
 // https with a host, no credentials and no fragment. Its errors show the
-// URL redacted, never a password it holds.
+// URL as safetext.URL does, never a password, query value or fragment it
+// holds.
 func ParseURL(name, s string) (*url.URL, error) {
 	if s == "" {
 		return nil, fmt.Errorf("%s is required", name)
@@ -41,13 +44,13 @@ func ParseURL(name, s string) (*url.URL, error) {
 	}
 	switch {
 	case u.User != nil:
-		return nil, fmt.Errorf("%s %q must not contain credentials", name, u.Redacted())
+		return nil, fmt.Errorf("%s %q must not contain credentials", name, safetext.URL(u))
 	case u.Scheme != "https" && u.Scheme != "http":
-		return nil, fmt.Errorf("%s %q must be an http(s) URL", name, u.Redacted())
+		return nil, fmt.Errorf("%s %q must be an http(s) URL", name, safetext.URL(u))
 	case u.Host == "":
-		return nil, fmt.Errorf("%s %q has no host", name, u.Redacted())
+		return nil, fmt.Errorf("%s %q has no host", name, safetext.URL(u))
 	case u.Fragment != "":
-		return nil, fmt.Errorf("%s %q must not have a #fragment", name, u.Redacted())
+		return nil, fmt.Errorf("%s %q must not have a #fragment", name, safetext.URL(u))
 	}
 	return u, nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/eventpipeline/eventpipeline/internal/metricdef"
 	"github.com/eventpipeline/eventpipeline/internal/retry"
+	"github.com/eventpipeline/eventpipeline/internal/safetext"
 	"github.com/eventpipeline/eventpipeline/internal/seriescache"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
@@ -44,7 +45,8 @@ type Options struct {
 	Prefix string
 	// Protocol names the protocol in logs, such as "remote_write".
 	Protocol string
-	// URL is where the Sender pushes; logged redacted.
+	// URL is where the Sender pushes; logged as safetext.URL shows it,
+	// without password, query values or fragment.
 	URL *url.URL
 	// Sender encodes and sends the pushes.
 	Sender Sender
@@ -78,7 +80,8 @@ type Options struct {
 // the engine of the OTLP, remote-write and Grafana Cloud publishers, which
 // wrap it; its methods keep the contracts their docs state.
 type Pusher struct {
-	o Options
+	o   Options
+	url string // o.URL as logs show it: safetext.URL
 
 	events *seriescache.Cache[eventSeries]
 	ops    *seriescache.Cache[opSeries]
@@ -125,7 +128,7 @@ type counters struct {
 // New returns a Pusher with the options o and starts the goroutine that
 // pushes every o.Interval. It does no network I/O.
 func New(o Options) *Pusher {
-	p := &Pusher{o: o, logged: make(map[int]bool)}
+	p := &Pusher{o: o, url: safetext.URL(o.URL), logged: make(map[int]bool)}
 	p.errClosed = fmt.Errorf("%s: publisher: %w", o.Prefix, telemetry.ErrClosed)
 	p.errCloseAgain = fmt.Errorf("%s: close: %w", o.Prefix, telemetry.ErrClosed)
 	p.errFlushClosed = fmt.Errorf("%s: flush: %w", o.Prefix, telemetry.ErrClosed)
@@ -136,7 +139,7 @@ func New(o Options) *Pusher {
 	p.done = make(chan struct{})
 	p.ctx, p.abort = context.WithCancel(context.Background())
 	go p.run()
-	attrs := append([]slog.Attr{slog.String("publisher", o.Name), slog.String("protocol", o.Protocol), slog.String("url", o.URL.Redacted()),
+	attrs := append([]slog.Attr{slog.String("publisher", o.Name), slog.String("protocol", o.Protocol), slog.String("url", p.url),
 		slog.Duration("interval", o.Interval)}, o.LogAttrs...)
 	p.logger().LogAttrs(context.Background(), slog.LevelInfo, o.Prefix+": pushing metrics", attrs...)
 	return p
@@ -342,7 +345,7 @@ func (p *Pusher) Close(ctx context.Context) error {
 		p.o.Client.CloseIdleConnections()
 	}
 	p.logger().LogAttrs(context.Background(), slog.LevelInfo, p.o.Prefix+": stopped pushing metrics",
-		slog.String("url", p.o.URL.Redacted()), slog.Uint64("pushes", p.stats.pushes.Load()),
+		slog.String("url", p.url), slog.Uint64("pushes", p.stats.pushes.Load()),
 		slog.Uint64("dropped_pushes", p.stats.dropped.Load()))
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -492,7 +495,7 @@ func (p *Pusher) logPermanent(ctx context.Context, status int, err error) {
 	p.failed = true
 	p.logMu.Unlock()
 	if first {
-		attrs := []slog.Attr{slog.String("url", p.o.URL.Redacted()), slog.Int("status_code", status),
+		attrs := []slog.Attr{slog.String("url", p.url), slog.Int("status_code", status),
 			slog.String("error", err.Error())}
 		if p.o.Hint != nil {
 			attrs = append(attrs, slog.String("hint", p.o.Hint(status)))
@@ -518,7 +521,7 @@ func (p *Pusher) logGiveUp(ctx context.Context, attempts, status int, err error)
 	p.logMu.Unlock()
 	p.logger().LogAttrs(context.WithoutCancel(ctx), slog.LevelWarn,
 		p.o.Prefix+": push given up; the next push carries its values",
-		slog.String("url", p.o.URL.Redacted()), slog.Int("attempt", attempts), slog.Int("status_code", status),
+		slog.String("url", p.url), slog.Int("attempt", attempts), slog.Int("status_code", status),
 		slog.String("error", err.Error()), slog.Int("give_ups_not_logged", quiet))
 }
 
@@ -530,7 +533,7 @@ func (p *Pusher) logRecovered(ctx context.Context, attempts int) {
 	p.logMu.Unlock()
 	if was {
 		p.logger().LogAttrs(ctx, slog.LevelInfo, p.o.Prefix+": push succeeded again",
-			slog.String("url", p.o.URL.Redacted()), slog.Int("attempt", attempts))
+			slog.String("url", p.url), slog.Int("attempt", attempts))
 	}
 }
 

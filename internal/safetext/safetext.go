@@ -1,6 +1,7 @@
 // Package safetext makes text taken from records safe to show: on a
-// terminal, in a table, in an HTML page or an SVG document. It imports the
-// standard library only.
+// terminal, in a table, in an HTML page or an SVG document; and URLs safe
+// to show in logs and errors ([URL]), without the secrets they may hold.
+// It imports the standard library only.
 package safetext
 
 import (

@@ -1,6 +1,8 @@
 package safetext
 
 import (
+	"net/url"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
@@ -46,4 +48,93 @@ func FuzzVisible(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestURL(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"https://otlp.example.com/otlp", "https://otlp.example.com/otlp"},
+		{"https://u:pw@h/p?api_key=s3cret&x#frag", "https://u:xxxxx@h/p?api_key=xxxxx&xxxxx#xxxxx"},
+		{"https://u@h/", "https://u@h/"},
+		{"http://h:9/v1/metrics?token=s3cret", "http://h:9/v1/metrics?token=xxxxx"},
+		{"http://h/?a=&b=1&&c", "http://h/?a=&b=xxxxx&&xxxxx"},
+		{"http://h/?s3cret", "http://h/?xxxxx"},
+		{"http://h/?", "http://h/?"},
+		{"http://h/?a=%zz s3cret", "http://h/?a=xxxxx"},
+		{"ftp://h/?key=s3cret", "ftp://h/?key=xxxxx"},
+		// Unparsable: cut at the query or fragment, or say nothing.
+		{"http://h:bad/?key=s3cret", "http://h:bad/?xxxxx"},
+		{"http://h/%zz#s3cret", "http://h/%zz#xxxxx"},
+		{"http://u:s3cret@h:bad/", "(invalid URL with credentials)"},
+	}
+	for _, tc := range tests {
+		if got := URLString(tc.in); got != tc.want {
+			t.Errorf("URLString(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	if got := URL(nil); got != "" {
+		t.Errorf("URL(nil) = %q, want \"\"", got)
+	}
+}
+
+// FuzzURLString checks that what URLString shows of a valid URL parses
+// back to one whose password, query values and fragment are all redacted,
+// with its scheme, host and path unchanged.
+func FuzzURLString(f *testing.F) {
+	f.Add("https://u:s3cretpw@h/p?api_key=s3cretkey#s3cretfrag")
+	f.Add("http://h:bad/?token=s3cretkey")
+	f.Add("http://h/?a=1;b=2&c")
+	f.Fuzz(func(t *testing.T, s string) {
+		got := URLString(s)
+		u, err := url.Parse(s)
+		if err != nil {
+			i := strings.IndexAny(s, "?#")
+			if i >= 0 && got != "(invalid URL with credentials)" && got != s[:i+1]+redacted {
+				t.Errorf("URLString(%q) = %q, want what comes before the query or fragment", s, got)
+			}
+			return
+		}
+		g, err := url.Parse(got)
+		if err != nil {
+			t.Fatalf("URLString(%q) = %q, which does not parse: %v", s, got, err)
+		}
+		if pw, ok := g.User.Password(); ok && pw != redacted {
+			t.Errorf("URLString(%q) = %q keeps the password", s, got)
+		}
+		if g.Fragment != "" && g.Fragment != redacted {
+			t.Errorf("URLString(%q) = %q keeps the fragment", s, got)
+		}
+		for _, part := range strings.Split(g.RawQuery, "&") {
+			if name, v, ok := strings.Cut(part, "="); ok && v != "" && v != redacted || !ok && part != "" && part != redacted {
+				t.Errorf("URLString(%q) = %q keeps the query parameter %q (%q)", s, got, part, name)
+			}
+		}
+		// As url.URL.String shows them (it may add "./" to a path).
+		if u, err = url.Parse(u.String()); err != nil {
+			return
+		}
+		if g.Scheme != u.Scheme || g.Host != u.Host || g.EscapedPath() != u.EscapedPath() {
+			t.Errorf("URLString(%q) = %q changes the scheme, host or path", s, got)
+		}
+	})
+}
+
+func TestCut(t *testing.T) {
+	tests := []struct {
+		s    string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"exactly10!", 10, "exactly10!"},
+		{strings.Repeat("x", 100), 40, strings.Repeat("x", 14) + "… [truncated, 100 bytes]"}, // the marker is 26 bytes
+		{strings.Repeat("é", 50), 39, strings.Repeat("é", 6) + "… [truncated, 100 bytes]"},   // 13 bytes: 6 whole é
+		{strings.Repeat("x", 100), 10, "… [trunc"},
+		{strings.Repeat("x", 100), 2, ""}, // not even the "…"
+	}
+	for _, tc := range tests {
+		got := Cut(tc.s, tc.n)
+		if got != tc.want || len(got) > max(tc.n, len(tc.s)) || !utf8.ValidString(got) {
+			t.Errorf("Cut(%.20q (%d bytes), %d) = %q, want %q", tc.s, len(tc.s), tc.n, got, tc.want)
+		}
+	}
 }

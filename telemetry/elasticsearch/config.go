@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/eventpipeline/eventpipeline/internal/safetext"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
@@ -52,10 +53,13 @@ type Config struct {
 	// set; Hosts and CloudID cannot both be set.
 	Hosts []string
 
-	// AllowInsecure allows credentials to be sent over plain http:// to a
-	// host other than loopback, where anyone on the network path can read
-	// them. false means that NewPublisher refuses such a Config with an
-	// error wrapping [ErrInsecure]. Without credentials it has no effect.
+	// AllowInsecure allows, at the risk of sending credentials in clear
+	// text or to an impostor, credentials over plain http:// to a host
+	// other than loopback, where anyone on the network path can read them,
+	// and a TLSConfig with InsecureSkipVerify, which accepts any
+	// certificate. false means that NewPublisher refuses the first with an
+	// error wrapping [ErrInsecure], and the second with an error naming
+	// InsecureSkipVerify.
 	AllowInsecure bool
 
 	// IndexPrefix starts the name of every index written:
@@ -86,7 +90,9 @@ type Config struct {
 	CACert []byte
 
 	// TLSConfig configures HTTPS: client certificates, server name, minimum
-	// version. nil means Go's defaults. CACert, if set, replaces its RootCAs.
+	// version. nil means Go's defaults, which verify the server's
+	// certificate. CACert, if set, replaces its RootCAs. InsecureSkipVerify
+	// requires AllowInsecure. It is cloned.
 	TLSConfig *tls.Config
 
 	// Transport sends the HTTP requests, for example one instrumented for
@@ -118,8 +124,9 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// LogValue shows the hosts (without credentials) and the index prefix, and
-// whether each credential is set, never their values.
+// LogValue shows the hosts (without credentials, query values or
+// fragments) and the index prefix, and whether each credential is set,
+// never their values.
 func (c Config) LogValue() slog.Value {
 	hosts := make([]string, len(c.Hosts))
 	for i, h := range c.Hosts {
@@ -134,17 +141,21 @@ func (c Config) LogValue() slog.Value {
 	)
 }
 
-// redactHost returns h with any password replaced, for messages.
+// redactHost returns h for messages, as safetext.URL shows a URL: its
+// credentials (the user name too), query values and fragment replaced.
 func redactHost(h string) string {
 	u, err := url.Parse(withScheme(h))
-	if err != nil || u.User == nil {
-		if strings.Contains(h, "@") {
-			return "(host with credentials, unparsable)"
-		}
-		return h
+	if err != nil {
+		return safetext.URLString(h)
 	}
-	u.User = url.User("REDACTED")
-	return u.String()
+	if u.User != nil {
+		u.User = url.User("REDACTED")
+	}
+	s := safetext.URL(u)
+	if !strings.Contains(h, "://") {
+		s = strings.TrimPrefix(s, "http://")
+	}
+	return s
 }
 
 // withScheme adds "http://" to a host given without a scheme.
@@ -190,18 +201,18 @@ func (c Config) validate() (settings, error) {
 			bad("Hosts[%d] %q holds credentials; set Username and Password instead", i, redactHost(h))
 			continue
 		case u.Scheme != "http" && u.Scheme != "https":
-			bad("Hosts[%d] %q: scheme must be http or https", i, h)
+			bad("Hosts[%d] %q: scheme must be http or https", i, redactHost(h))
 			continue
 		case u.Host == "" || u.Hostname() == "":
-			bad("Hosts[%d] %q has no host", i, h)
+			bad("Hosts[%d] %q has no host", i, redactHost(h))
 			continue
 		case u.RawQuery != "" || u.Fragment != "":
-			bad("Hosts[%d] %q must not have a query or fragment", i, h)
+			bad("Hosts[%d] %q must not have a query or fragment", i, redactHost(h))
 			continue
 		}
 		if p := u.Port(); p != "" {
 			if n, err := parsePort(p); err != nil || n == 0 {
-				bad("Hosts[%d] %q: invalid port %q", i, h, p)
+				bad("Hosts[%d] %q: invalid port %q", i, redactHost(h), p)
 				continue
 			}
 		}
@@ -257,6 +268,9 @@ func (c Config) validate() (settings, error) {
 
 	if c.Transport != nil && (c.TLSConfig != nil || len(c.CACert) > 0) {
 		bad("TLSConfig and CACert configure the default transport; with a Transport of your own, configure TLS on it")
+	}
+	if c.TLSConfig != nil && c.TLSConfig.InsecureSkipVerify && !c.AllowInsecure {
+		bad("TLSConfig.InsecureSkipVerify is set: the server's certificate would not be verified (set AllowInsecure to allow it)")
 	}
 	var pool *x509.CertPool
 	if len(c.CACert) > 0 {

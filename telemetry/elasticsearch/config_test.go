@@ -6,10 +6,12 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -140,6 +142,47 @@ func TestInsecureHosts(t *testing.T) {
 	}
 }
 
+// TestInsecureSkipVerify checks that a TLSConfig that turns off the
+// verification of the server's certificate is refused unless
+// AllowInsecure says so, as in the module's other publishers.
+func TestInsecureSkipVerify(t *testing.T) {
+	skip := &tls.Config{InsecureSkipVerify: true}
+	tests := []struct {
+		name string
+		cfg  elasticsearch.Config
+		want string // substring of the error; empty means valid
+	}{
+		{"refused", elasticsearch.Config{Hosts: []string{"https://es.example.com:9200"}, TLSConfig: skip},
+			"TLSConfig.InsecureSkipVerify is set: the server's certificate would not be verified (set AllowInsecure to allow it)"},
+		{"refused without credentials nor hosts", elasticsearch.Config{TLSConfig: skip}, "InsecureSkipVerify"},
+		{"refused with a CA", elasticsearch.Config{TLSConfig: skip, CACert: testCA(t)}, "InsecureSkipVerify"},
+		{"opt-out", elasticsearch.Config{Hosts: []string{"https://es.example.com:9200"}, TLSConfig: skip, AllowInsecure: true}, ""},
+		{"verification on", elasticsearch.Config{TLSConfig: &tls.Config{ServerName: "es"}}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := elasticsearch.NewPublisher(tc.cfg)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("got error %v, want none", err)
+				}
+				p.Close(context.Background())
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "elasticsearch: ") {
+				t.Fatalf("got error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// testCA returns the PEM certificate of a TLS test server.
+func testCA(t *testing.T) []byte {
+	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	t.Cleanup(srv.Close)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+}
+
 // TestSecretsNeverPrinted prints every exported type that holds a
 // credential (Config, *Config, *Publisher, and the Secrets themselves) with
 // every fmt verb, logs them with slog, encodes the Config to JSON and
@@ -248,5 +291,38 @@ func TestSecretsNotLoggedWhileRunning(t *testing.T) {
 	}
 	if strings.Contains(out, pass) {
 		t.Errorf("the log leaks the password:\n%s", out)
+	}
+}
+
+// TestQuerySecretNeverShown checks that a secret in the query or fragment
+// of a host, which NewPublisher refuses, shows in neither its errors nor
+// the Config logged with slog, whatever else is wrong with the host; the
+// error still shows the host, with the value redacted.
+func TestQuerySecretNeverShown(t *testing.T) {
+	const secret = "s3cr3t-in-the-query"
+	tests := []struct{ name, host, want string }{
+		{"query", "http://es:9200/?api_key=" + secret, `"http://es:9200/?api_key=xxxxx" must not have a query`},
+		{"fragment", "http://es:9200/#" + secret, `"http://es:9200/#xxxxx" must not have a query or fragment`},
+		{"bad scheme", "ftp://es:21/?api_key=" + secret, `"ftp://es:21/?api_key=xxxxx": scheme must be`},
+		{"no host", "http:///?api_key=" + secret, `"http:///?api_key=xxxxx" has no host`},
+		{"no scheme", "es:9200/?api_key=" + secret, `"es:9200/?api_key=xxxxx" must not have a query`},
+		{"unparsable", "http://es:9200/%zz?api_key=" + secret, `"http://es:9200/%zz?xxxxx" is not a valid URL`},
+		{"unparsable, credentials", "http://elastic:" + secret + "@es:x/", "is not a valid URL"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := elasticsearch.Config{Hosts: []string{tc.host}}
+			_, err := elasticsearch.NewPublisher(cfg)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got error %v, want one containing %s", err, tc.want)
+			}
+			var logs bytes.Buffer
+			slog.New(slog.NewJSONHandler(&logs, nil)).Info("config", "cfg", cfg)
+			for _, s := range []string{fmt.Sprint(err), logs.String()} {
+				if strings.Contains(s, secret) {
+					t.Errorf("output reveals the secret: %s", s)
+				}
+			}
+		})
 	}
 }

@@ -54,12 +54,15 @@
 // Password, APIKey and CloudID are [telemetry.Secret] values: a Config can
 // be printed or logged, and no error or log line contains them; printing a
 // [Publisher] with any verb, or logging it with slog, shows its hosts and
-// index prefix only. A host URL holding credentials is refused. Credentials
-// are not sent over plain http:// to a host that is not a loopback address:
-// [NewPublisher] refuses such a Config with an error wrapping [ErrInsecure]
-// unless Config.AllowInsecure is set (it has no effect without
-// credentials). The command eventpipeline has the flag
-// --elasticsearch-allow-insecure for it.
+// index prefix only. A host URL holding credentials, a query or a fragment
+// is refused, and the error shows it with them replaced by xxxxx.
+// Credentials are not sent over plain http:// to a host that is not a
+// loopback address: [NewPublisher] refuses such a Config with an error
+// wrapping [ErrInsecure] unless Config.AllowInsecure is set (the command
+// eventpipeline has the flag --elasticsearch-allow-insecure for it). TLS
+// verification stays on too: a Config.TLSConfig with InsecureSkipVerify
+// is refused unless Config.AllowInsecure is set, as in the module's other
+// publishers.
 //
 // # Indices and documents
 //

@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/eventpipeline/eventpipeline/internal/metricdef"
+	"github.com/eventpipeline/eventpipeline/internal/safetext"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
@@ -284,7 +285,8 @@ func (c *Config) resolve() (target, error) {
 func spaceOrControl(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }
 
 // parseEndpoint checks a Config.Endpoint and derives the protocol from its
-// path. Its errors show the URL redacted.
+// path. Its errors show the URL as safetext.URL does: no password, query
+// value or fragment.
 func parseEndpoint(s string, allowInsecure bool) (target, error) {
 	u, err := url.Parse(s)
 	if err != nil {
@@ -297,25 +299,25 @@ func parseEndpoint(s string, allowInsecure bool) (target, error) {
 		return target{}, fmt.Errorf("grafanacloud: Endpoint is not a valid URL: %v", err)
 	}
 	if u.User != nil {
-		return target{}, fmt.Errorf("grafanacloud: Endpoint %q must not contain credentials: set OrgSlug and APIKey instead", u.Redacted())
+		return target{}, fmt.Errorf("grafanacloud: Endpoint %q must not contain credentials: set OrgSlug and APIKey instead", safetext.URL(u))
 	}
 	if u.Scheme != "https" && u.Scheme != "http" {
-		return target{}, fmt.Errorf("grafanacloud: Endpoint %q must be an http(s) URL", u.Redacted())
+		return target{}, fmt.Errorf("grafanacloud: Endpoint %q must be an http(s) URL", safetext.URL(u))
 	}
 	if u.Host == "" {
-		return target{}, fmt.Errorf("grafanacloud: Endpoint %q has no host", u.Redacted())
+		return target{}, fmt.Errorf("grafanacloud: Endpoint %q has no host", safetext.URL(u))
 	}
 	if u.Fragment != "" {
-		return target{}, fmt.Errorf("grafanacloud: Endpoint %q must not have a #fragment", u.Redacted())
+		return target{}, fmt.Errorf("grafanacloud: Endpoint %q must not have a #fragment", safetext.URL(u))
 	}
 	if u.Scheme == "http" && !allowInsecure && !isLoopback(u.Hostname()) {
-		return target{}, fmt.Errorf("grafanacloud: Endpoint %q is not https: the API key would be sent in clear text (set AllowInsecure to allow it)", u.Redacted())
+		return target{}, fmt.Errorf("grafanacloud: Endpoint %q is not https: the API key would be sent in clear text (set AllowInsecure to allow it)", safetext.URL(u))
 	}
 	path := strings.TrimRight(u.Path, "/")
 	t := target{url: u}
 	switch {
 	case strings.Contains(path, "/loki/") || strings.Contains(path, "/tempo"):
-		return target{}, fmt.Errorf("grafanacloud: Endpoint %q is a logs or traces URL: use the stack's Prometheus remote-write URL (…/api/prom/push) or its OTLP gateway (…/otlp)", u.Redacted())
+		return target{}, fmt.Errorf("grafanacloud: Endpoint %q is a logs or traces URL: use the stack's Prometheus remote-write URL (…/api/prom/push) or its OTLP gateway (…/otlp)", safetext.URL(u))
 	case strings.HasSuffix(path, "/push") || strings.HasSuffix(path, "/api/v1/write"):
 		t.protocol = RemoteWrite
 	case strings.HasSuffix(path, "/v1/metrics"):
@@ -324,7 +326,7 @@ func parseEndpoint(s string, allowInsecure bool) (target, error) {
 		t.protocol = OTLP
 		path += "/v1/metrics"
 	default:
-		return target{}, fmt.Errorf("grafanacloud: Endpoint %q is neither a remote-write URL (path ending in /api/prom/push, /push or /api/v1/write) nor an OTLP URL (path containing /otlp or ending in /v1/metrics)", u.Redacted())
+		return target{}, fmt.Errorf("grafanacloud: Endpoint %q is neither a remote-write URL (path ending in /api/prom/push, /push or /api/v1/write) nor an OTLP URL (path containing /otlp or ending in /v1/metrics)", safetext.URL(u))
 	}
 	u.Path, u.RawPath = path, ""
 	return t, nil

@@ -137,7 +137,9 @@
 // Config.APIKey is a [telemetry.Secret]: it prints as REDACTED with every
 // fmt verb, in log/slog and in JSON, and never appears in errors or logs.
 // Errors never quote Config.OrgSlug either, in case a token was pasted into
-// it. A [Publisher] prints as its protocol and URL only.
+// it. A [Publisher] prints as its protocol and URL only. Errors and log
+// lines show the URL with the value of each query parameter and any
+// fragment replaced by xxxxx, since a token may hide there.
 //
 // # Concurrency
 //

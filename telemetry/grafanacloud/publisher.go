@@ -18,6 +18,7 @@ import (
 	"github.com/eventpipeline/eventpipeline/internal/metricpush/otlpsend"
 	"github.com/eventpipeline/eventpipeline/internal/metricpush/rwsend"
 	"github.com/eventpipeline/eventpipeline/internal/retry"
+	"github.com/eventpipeline/eventpipeline/internal/safetext"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
@@ -210,11 +211,13 @@ func (p *Publisher) Protocol() Protocol { return p.target.protocol }
 
 // URL returns the URL p pushes to, such as
 // "https://otlp-gateway-prod-us-east-0.grafana.net/otlp/v1/metrics".
+// It is the whole URL, with any query: to show it, print p, which hides
+// the query's values.
 func (p *Publisher) URL() string { return p.target.url.String() }
 
 // String describes p by its protocol and URL, never its credentials.
 func (p *Publisher) String() string {
-	return "grafanacloud.Publisher(" + string(p.target.protocol) + " " + p.target.url.Redacted() + ")"
+	return "grafanacloud.Publisher(" + string(p.target.protocol) + " " + safetext.URL(p.target.url) + ")"
 }
 
 // Format writes [Publisher.String] whatever the verb, so that %v, %+v and
@@ -226,7 +229,7 @@ func (p *Publisher) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("publisher", p.Name()),
 		slog.String("protocol", string(p.target.protocol)),
-		slog.String("url", p.target.url.Redacted()))
+		slog.String("url", safetext.URL(p.target.url)))
 }
 
 // Stats are the push counters of a [Publisher].

@@ -131,3 +131,61 @@ func TestOrgSlugNeverQuoted(t *testing.T) {
 		})
 	}
 }
+
+// TestQuerySecretNeverShown checks that a secret in the query of Endpoint
+// shows in no error and no log line, with either protocol: those of an
+// invalid Config, the start line, a push rejected with 401, a push to a
+// server that is down, and the Publisher printed; its value is shown as
+// xxxxx.
+func TestQuerySecretNeverShown(t *testing.T) {
+	const secret = "s3cr3t-in-the-query"
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "invalid credentials", http.StatusUnauthorized)
+	}))
+	t.Cleanup(srv.Close)
+	down := httptest.NewServer(http.NotFoundHandler())
+	down.Close()
+
+	var out []string
+	for _, endpoint := range []string{
+		"http://prometheus.example.com/api/prom/push?api_key=" + secret, // http
+		"https://logs.example.com/loki/api/v1/push?api_key=" + secret,
+		"https://example.com/elsewhere?api_key=" + secret,
+		"https://example.com/api/prom/push?api_key=" + secret + "#f",
+		"ftp://example.com/api/prom/push?api_key=" + secret,
+	} {
+		_, err := NewPublisher(Config{APIKey: testKey, OrgSlug: "123456", Endpoint: endpoint, Logger: logger})
+		if err == nil {
+			t.Errorf("%s: got no error", endpoint)
+		}
+		out = append(out, fmt.Sprint(err))
+	}
+	for _, base := range []string{srv.URL, down.URL} {
+		for _, path := range []string{"/api/prom/push", "/otlp"} {
+			p, err := NewPublisher(Config{APIKey: testKey, OrgSlug: "123456", Endpoint: base + path + "?api_key=" + secret,
+				Retry: telemetry.RetryPolicy{MaxAttempts: 1}, Logger: logger})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.PublishEventMetrics(context.Background(), finishedEvent("load", telemetry.StatusCompleted, time.Second, 0))
+			flushErr := p.Flush(context.Background())
+			if flushErr == nil {
+				t.Errorf("%s%s: push succeeded, want an error", base, path)
+			}
+			logger.Info("values", "publisher", p)
+			closeErr := p.Close(context.Background())
+			out = append(out, fmt.Sprint(flushErr), fmt.Sprint(closeErr), fmt.Sprintf("%v %s %+v", p, p, p.Stats()))
+		}
+	}
+	out = append(out, logs.String())
+	for _, s := range out {
+		if strings.Contains(s, secret) {
+			t.Errorf("output reveals the query's secret: %.400s", s)
+		}
+	}
+	if !strings.Contains(logs.String(), "api_key=xxxxx") {
+		t.Errorf("got logs %s, want the URL shown with its query value redacted", logs.String())
+	}
+}

@@ -24,7 +24,8 @@
 // as "remote_call" or "http_request"), a child of the span in the ctx it
 // was started with. A failed run or operation has status Error with the
 // record's error text; a retry ([Tracer.RecordRetry]) is a span event
-// "retry". The attributes follow the OpenTelemetry semantic conventions
+// "retry", whose error text is cut as a record's is, at
+// [telemetry.DefaultMaxErrorLength] bytes. The attributes follow the OpenTelemetry semantic conventions
 // where one exists, and use the eventpipeline.* namespace where none does:
 //
 //	attribute                            span        value

@@ -8,6 +8,9 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/eventpipeline/eventpipeline/internal/safetext"
+	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
 // The keys under which StartEvent and StartOperation put the spans they
@@ -177,12 +180,13 @@ func (rc *runCtx) endSpan(end time.Time, failed bool, errText string, refused er
 // errorText returns the error text of the record of a run or operation
 // that failed with err, kept (and found) if the record is still the one
 // that ended: the Recorder's text, cut at telemetry.WithMaxErrorLength
-// and "unknown error" for an error without text; else err's own.
+// and "unknown error" for an error without text; else err's own, cut the
+// same way at telemetry.DefaultMaxErrorLength.
 func errorText(kept string, found bool, err error) string {
 	if found && kept != "" {
 		return kept
 	}
-	return err.Error()
+	return safetext.Cut(err.Error(), telemetry.DefaultMaxErrorLength)
 }
 
 // unsampledParent reports whether the span in ctx belongs to a trace that

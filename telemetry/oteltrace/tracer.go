@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/eventpipeline/eventpipeline/internal/safetext"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
@@ -176,7 +177,11 @@ func (t *Tracer) recordStart(eventName, taskID string, opts []telemetry.StartOpt
 // adds a span event [RetryEventName] to the run's span in ctx (the one
 // StartEvent started for taskID; none if there is none), with the
 // retry's number ([RetryAttemptKey]) and err's text ([RetryErrorKey];
-// omitted if err is nil), and sets [RetryCountKey] on the span. It returns
+// omitted if err is nil), and sets [RetryCountKey] on the span. A text
+// longer than [telemetry.DefaultMaxErrorLength] bytes is cut as a record's
+// is (at a UTF-8 boundary, ending with a marker such as "… [truncated,
+// 11000 bytes]"): at the default limit, whatever the Recorder's
+// [telemetry.WithMaxErrorLength], which it does not expose. It returns
 // the errors of [telemetry.Recorder.RecordRetry].
 func (t *Tracer) RecordRetry(ctx context.Context, taskID string, err error) error {
 	rerr := t.rec.RecordRetry(taskID)
@@ -190,7 +195,7 @@ func (t *Tracer) RecordRetry(ctx context.Context, taskID string, err error) erro
 	}
 	attrs := []attribute.KeyValue{RetryAttemptKey.Int64(n)}
 	if err != nil {
-		attrs = append(attrs, RetryErrorKey.String(err.Error()))
+		attrs = append(attrs, RetryErrorKey.String(safetext.Cut(err.Error(), telemetry.DefaultMaxErrorLength)))
 	}
 	span.AddEvent(RetryEventName, trace.WithAttributes(attrs...))
 	span.SetAttributes(RetryCountKey.Int64(n))

@@ -686,3 +686,40 @@ func TestFailedSpanHasRecordErrorText(t *testing.T) {
 		})
 	}
 }
+
+// A retry's span event carries the error text cut as a record's is, at
+// telemetry.DefaultMaxErrorLength with the same marker, not the whole text
+// however long: the retry event of an 11,000-byte error has the text that
+// the failed run's record keeps of it.
+func TestRetryEventErrorTextCut(t *testing.T) {
+	long := errors.New(strings.Repeat("0123456789", 1100)) // 11,000 bytes
+	rec, tr, sr := setup(t)
+	ctx, err := tr.StartEvent(context.Background(), "load", "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.RecordRetry(ctx, "t1", long); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.EndEvent(ctx, "t1", long); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := rec.Metrics("t1")
+	if len(m.Error) > telemetry.DefaultMaxErrorLength || !strings.HasSuffix(m.Error, "[truncated, 11000 bytes]") {
+		t.Fatalf("the record keeps %d bytes %q...", len(m.Error), m.Error[len(m.Error)-40:])
+	}
+	spans := sr.Ended()
+	if len(spans) != 1 || len(spans[0].Events()) != 1 {
+		t.Fatalf("got %d spans, want 1 with 1 event", len(spans))
+	}
+	var got string
+	for _, a := range spans[0].Events()[0].Attributes {
+		if a.Key == oteltrace.RetryErrorKey {
+			got = a.Value.AsString()
+		}
+	}
+	if got != m.Error {
+		t.Errorf("got retry error of %d bytes ending %q, want the record's %d bytes ending %q",
+			len(got), got[max(0, len(got)-40):], len(m.Error), m.Error[len(m.Error)-40:])
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/eventpipeline/eventpipeline/internal/metricdef"
 	"github.com/eventpipeline/eventpipeline/internal/metricpush"
+	"github.com/eventpipeline/eventpipeline/internal/safetext"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
@@ -191,7 +192,7 @@ func (c *Config) resolve() (*url.URL, error) {
 		add("%s", err.Error())
 	} else {
 		if u.Scheme == "http" && len(c.Headers) > 0 && !c.AllowInsecure && !metricpush.IsLoopback(u.Hostname()) {
-			add("Endpoint %q is not https, so Headers (credentials) would be sent in clear text; use https://, or set AllowInsecure to allow it", u.Redacted())
+			add("Endpoint %q is not https, so Headers (credentials) would be sent in clear text; use https://, or set AllowInsecure to allow it", safetext.URL(u))
 		}
 		path := strings.TrimRight(u.Path, "/")
 		if !strings.HasSuffix(path, "/v1/metrics") {

@@ -106,7 +106,9 @@
 //
 // Header values are [telemetry.Secret]s: they print as REDACTED with every
 // fmt verb, in log/slog and in JSON, and never appear in errors or logs. A
-// [Publisher] prints as its URL only. Headers are refused over plain http
+// [Publisher] prints as its URL only. Errors and log lines show the URL
+// with the value of each query parameter and any fragment replaced by
+// xxxxx, since a token may hide there. Headers are refused over plain http
 // to a host other than loopback unless Config.AllowInsecure is set.
 //
 // # Traces

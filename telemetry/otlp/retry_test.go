@@ -158,3 +158,59 @@ func TestSecretNeverPrinted(t *testing.T) {
 		t.Errorf("got logs %s, want the 401 logged with a hint", logs.String())
 	}
 }
+
+// TestQuerySecretNeverShown checks that a secret in the query of Endpoint
+// (a token some services take as ?api_key=) shows in no error and no log
+// line: those of an invalid Config, the start line, a push rejected with
+// 401, a push to a server that is down, and the Publisher printed; its
+// value is shown as xxxxx.
+func TestQuerySecretNeverShown(t *testing.T) {
+	const secret = "s3cr3t-in-the-query"
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "invalid credentials", http.StatusUnauthorized)
+	}))
+	t.Cleanup(srv.Close)
+	down := httptest.NewServer(http.NotFoundHandler())
+	down.Close()
+	headers := map[string]telemetry.Secret{"X-Tenant": telemetry.NewSecret("t")}
+
+	var out []string
+	for _, endpoint := range []string{
+		"http://otlp.example.com/?api_key=" + secret, // http with Headers
+		"http://127.0.0.1:4318/?api_key=" + secret + "#f",
+		"grpc://127.0.0.1:4317/?api_key=" + secret,
+	} {
+		cfg := Config{Endpoint: endpoint, Headers: headers, Logger: logger}
+		_, err := NewPublisher(cfg)
+		_, terr := NewTracerProvider(context.Background(), cfg)
+		if err == nil || terr == nil {
+			t.Errorf("%s: got errors %v and %v, want both", endpoint, err, terr)
+		}
+		out = append(out, fmt.Sprint(err), fmt.Sprint(terr))
+	}
+	for _, base := range []string{srv.URL, down.URL} {
+		p, err := NewPublisher(Config{Endpoint: base + "/?api_key=" + secret, Retry: telemetry.RetryPolicy{MaxAttempts: 1}, Logger: logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.PublishEventMetrics(context.Background(), finishedEvent("load", telemetry.StatusCompleted, time.Second, 0))
+		flushErr := p.Flush(context.Background())
+		if flushErr == nil {
+			t.Errorf("%s: push succeeded, want an error", base)
+		}
+		logger.Info("values", "publisher", p)
+		closeErr := p.Close(context.Background())
+		out = append(out, fmt.Sprint(flushErr), fmt.Sprint(closeErr), fmt.Sprintf("%v %s %+v", p, p, p.Stats()))
+	}
+	out = append(out, logs.String())
+	for _, s := range out {
+		if strings.Contains(s, secret) {
+			t.Errorf("output reveals the query's secret: %.400s", s)
+		}
+	}
+	if !strings.Contains(logs.String(), "api_key=xxxxx") {
+		t.Errorf("got logs %s, want the URL shown with its query value redacted", logs.String())
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/eventpipeline/eventpipeline/internal/safetext"
 )
 
 // NewTracerProvider returns a new OpenTelemetry SDK TracerProvider that
@@ -53,7 +55,7 @@ func NewTracerProvider(ctx context.Context, cfg Config, opts ...sdktrace.TracerP
 		otlptracehttp.WithCompression(compression),
 		otlptracehttp.WithTimeout(cfg.Timeout))
 	if err != nil {
-		return nil, fmt.Errorf("otlp: trace exporter for %s: %w", u.Redacted(), err)
+		return nil, fmt.Errorf("otlp: trace exporter for %s: %w", safetext.URL(u), err)
 	}
 	attrs := []attribute.KeyValue{
 		attribute.String("service.name", cfg.ServiceName),

@@ -15,6 +15,7 @@ import (
 
 	"github.com/eventpipeline/eventpipeline/internal/metricdef"
 	"github.com/eventpipeline/eventpipeline/internal/metricpush"
+	"github.com/eventpipeline/eventpipeline/internal/safetext"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
@@ -185,7 +186,7 @@ func (c *Config) resolve() (*url.URL, error) {
 	if err != nil {
 		add("%s", err.Error())
 	} else if u.Scheme == "http" && hasCreds && !c.AllowInsecure && !metricpush.IsLoopback(u.Hostname()) {
-		add("URL %q is not https, so the credentials would be sent in clear text; use https://, or set AllowInsecure to allow it", u.Redacted())
+		add("URL %q is not https, so the credentials would be sent in clear text; use https://, or set AllowInsecure to allow it", safetext.URL(u))
 	}
 	if !c.Password.IsZero() && c.Username == "" {
 		add("Password is set without Username")

@@ -97,8 +97,10 @@
 //
 // Password, BearerToken and header values are [telemetry.Secret]s: they
 // print as REDACTED with every fmt verb, in log/slog and in JSON, and never
-// appear in errors or logs. A [Publisher] prints as its URL only.
-// Credentials are refused over plain http to a host other than loopback
+// appear in errors or logs. A [Publisher] prints as its URL only. Errors
+// and log lines show the URL with the value of each query parameter and
+// any fragment replaced by xxxxx, since a token may hide there (the query
+// is sent as it is). Credentials are refused over plain http to a host other than loopback
 // unless Config.AllowInsecure is set.
 //
 // # Concurrency

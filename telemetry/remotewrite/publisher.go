@@ -14,6 +14,7 @@ import (
 	"github.com/eventpipeline/eventpipeline/internal/metricpush"
 	"github.com/eventpipeline/eventpipeline/internal/metricpush/rwsend"
 	"github.com/eventpipeline/eventpipeline/internal/retry"
+	"github.com/eventpipeline/eventpipeline/internal/safetext"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
@@ -181,10 +182,12 @@ func (p *Publisher) Attach(r *telemetry.Recorder) { p.eng.Attach(r) }
 
 // URL returns the URL p pushes to, such as
 // "http://127.0.0.1:9090/api/v1/write".
+// It is the whole URL, with any query: to show it, print p, which hides
+// the query's values.
 func (p *Publisher) URL() string { return p.url.String() }
 
 // String describes p by its URL, never its credentials.
-func (p *Publisher) String() string { return "remotewrite.Publisher(" + p.url.Redacted() + ")" }
+func (p *Publisher) String() string { return "remotewrite.Publisher(" + safetext.URL(p.url) + ")" }
 
 // Format writes [Publisher.String] whatever the verb, so that %v, %+v and
 // %#v never print the fields, which hold the credentials.
@@ -192,7 +195,7 @@ func (p *Publisher) Format(f fmt.State, _ rune) { io.WriteString(f, p.String()) 
 
 // LogValue shows p in logs by its name and URL.
 func (p *Publisher) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("publisher", p.Name()), slog.String("url", p.url.Redacted()))
+	return slog.GroupValue(slog.String("publisher", p.Name()), slog.String("url", safetext.URL(p.url)))
 }
 
 // Stats are the push counters of a [Publisher].

@@ -339,3 +339,61 @@ func TestSecretNeverPrinted(t *testing.T) {
 		}
 	}
 }
+
+// TestQuerySecretNeverShown checks that a secret in the query of URL (a
+// token some receivers take as ?api_key=) shows in no error and no log
+// line: those of an invalid Config, the start line, a push rejected with
+// 401, a push to a server that is down, and the Publisher printed; its
+// value is shown as xxxxx. The query is still sent.
+func TestQuerySecretNeverShown(t *testing.T) {
+	const secret = "s3cr3t-in-the-query"
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var gotKey string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotKey = r.URL.Query().Get("api_key")
+		http.Error(w, "invalid credentials", http.StatusUnauthorized)
+	}))
+	t.Cleanup(srv.Close)
+	down := httptest.NewServer(http.NotFoundHandler())
+	down.Close()
+
+	var out []string
+	for _, u := range []string{
+		"http://prometheus.example.com/api/v1/write?api_key=" + secret, // http with credentials
+		"http://127.0.0.1:9090/api/v1/write?api_key=" + secret + "#f",
+		"ftp://127.0.0.1:9090/api/v1/write?api_key=" + secret,
+	} {
+		_, err := NewPublisher(Config{URL: u, BearerToken: testToken, Logger: logger})
+		if err == nil {
+			t.Errorf("%s: got no error", u)
+		}
+		out = append(out, fmt.Sprint(err))
+	}
+	for _, base := range []string{srv.URL, down.URL} {
+		p, err := NewPublisher(Config{URL: base + "/api/v1/write?api_key=" + secret, Retry: telemetry.RetryPolicy{MaxAttempts: 1}, Logger: logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.PublishEventMetrics(context.Background(), finishedEvent("load", telemetry.StatusCompleted, time.Second, 0))
+		flushErr := p.Flush(context.Background())
+		if flushErr == nil {
+			t.Errorf("%s: push succeeded, want an error", base)
+		}
+		logger.Info("values", "publisher", p)
+		closeErr := p.Close(context.Background())
+		out = append(out, fmt.Sprint(flushErr), fmt.Sprint(closeErr), fmt.Sprintf("%v %s %+v", p, p, p.Stats()))
+	}
+	if gotKey != secret {
+		t.Errorf("got api_key %q sent, want the query sent", gotKey)
+	}
+	out = append(out, logs.String())
+	for _, s := range out {
+		if strings.Contains(s, secret) {
+			t.Errorf("output reveals the query's secret: %.400s", s)
+		}
+	}
+	if !strings.Contains(logs.String(), "api_key=xxxxx") {
+		t.Errorf("got logs %s, want the URL shown with its query value redacted", logs.String())
+	}
+}

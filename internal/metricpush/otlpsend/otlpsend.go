@@ -22,6 +22,7 @@ import (
 	"github.com/eventpipeline/eventpipeline/internal/metricdef"
 	"github.com/eventpipeline/eventpipeline/internal/metricpush"
 	"github.com/eventpipeline/eventpipeline/internal/retry"
+	"github.com/eventpipeline/eventpipeline/internal/safetext"
 )
 
 // Config configures a [Sender]. Every field must be set but Headers.
@@ -53,6 +54,7 @@ type Config struct {
 // Sender pushes with OTLP over HTTP through the official exporter.
 type Sender struct {
 	c   Config
+	url string // c.URL as errors show it: safetext.URLString
 	exp *otlpmetrichttp.Exporter
 }
 
@@ -80,7 +82,7 @@ func New(c Config) (*Sender, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: OTLP exporter: %w", c.Prefix, err)
 	}
-	return &Sender{c: c, exp: exp}, nil
+	return &Sender{c: c, url: safetext.URLString(c.URL), exp: exp}, nil
 }
 
 // Metrics converts snap into the OTLP data model: cumulative histograms
@@ -212,14 +214,14 @@ func (s *Sender) Prepare(snap *metricpush.Snapshot) (func(context.Context) metri
 		case err == nil:
 			return metricpush.Result{Status: c.status}
 		case c.status == 0:
-			return metricpush.Result{Err: fmt.Errorf("%s: OTLP export to %s: %w", s.c.Prefix, s.c.URL, err)}
+			return metricpush.Result{Err: fmt.Errorf("%s: OTLP export to %s: %w", s.c.Prefix, s.url, err)}
 		case c.status/100 == 2:
 			// A partial success: some points were rejected, and would be
 			// again. Not retried, but reported.
-			return metricpush.Result{Status: c.status, Err: fmt.Errorf("%s: OTLP export to %s: partial success: %w", s.c.Prefix, s.c.URL, err)}
+			return metricpush.Result{Status: c.status, Err: fmt.Errorf("%s: OTLP export to %s: partial success: %w", s.c.Prefix, s.url, err)}
 		default:
 			return metricpush.Result{Status: c.status, RetryAfter: c.retryAfter,
-				Err: s.c.StatusError("OTLP export to "+s.c.URL, c.status, err.Error())}
+				Err: s.c.StatusError("OTLP export to "+s.url, c.status, err.Error())}
 		}
 	}, nil
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	"github.com/eventpipeline/eventpipeline/internal/metricdef"
 	"github.com/eventpipeline/eventpipeline/internal/metricpush"
 	"github.com/eventpipeline/eventpipeline/internal/retry"
+	"github.com/eventpipeline/eventpipeline/internal/safetext"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
@@ -53,6 +55,7 @@ type Config struct {
 // Sender pushes with Prometheus remote write 1.0.
 type Sender struct {
 	c       Config
+	url     string         // c.URL as errors show it: safetext.URLString
 	labels  []prompb.Label // Labels, sorted by name
 	eventLe []string       // formatted le of each event bucket, "+Inf" last
 	latLe   []string       // the same for latency buckets
@@ -63,7 +66,7 @@ var _ metricpush.Sender = (*Sender)(nil)
 
 // New returns a Sender configured by c. It does no network I/O.
 func New(c Config) *Sender {
-	s := &Sender{c: c, eventLe: formatBounds(c.EventBuckets), latLe: formatBounds(c.LatencyBuckets),
+	s := &Sender{c: c, url: safetext.URLString(c.URL), eventLe: formatBounds(c.EventBuckets), latLe: formatBounds(c.LatencyBuckets),
 		waitLe: formatBounds(metricpush.WaitBounds())}
 	for name, v := range c.Labels {
 		s.labels = append(s.labels, prompb.Label{Name: name, Value: v})
@@ -203,9 +206,15 @@ func (s *Sender) post(ctx context.Context, body []byte) metricpush.Result {
 	req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
 	resp, err := s.c.Client.Do(req)
 	if err != nil {
+		// The client's *url.Error quotes the URL with its query: show it
+		// as the other errors do (the error is the client's, made for
+		// this call).
+		if ue, ok := err.(*url.Error); ok {
+			ue.URL = safetext.URLString(ue.URL)
+		}
 		return metricpush.Result{Err: fmt.Errorf("%s: remote write: %w", s.c.Prefix, err)}
 	}
-	return s.checkResponse(resp, "remote write to "+s.c.URL)
+	return s.checkResponse(resp, "remote write to "+s.url)
 }
 
 // checkResponse turns resp into a Result, closing its body after draining

@@ -1,0 +1,47 @@
+package river
+
+import (
+	"reflect"
+
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/eventpipeline/eventpipeline/internal/safetext"
+	"github.com/eventpipeline/eventpipeline/telemetry"
+)
+
+// errorText returns the error text of a span that failed with err: kept,
+// the text of its record (the Recorder's, cut at
+// telemetry.WithMaxErrorLength), if not empty; else err's own, cut the
+// same way at telemetry.DefaultMaxErrorLength. So a span never carries a
+// longer text than a record keeps.
+func errorText(kept string, err error) string {
+	if kept != "" {
+		return kept
+	}
+	return safetext.Cut(err.Error(), telemetry.DefaultMaxErrorLength)
+}
+
+// failSpan records that span failed with err, whose text is text: the
+// exception event that span.RecordError adds (exception.type and
+// exception.message, here text instead of err's whole text) and status
+// Error with text.
+func failSpan(span trace.Span, err error, text string) {
+	span.AddEvent(semconv.ExceptionEventName, trace.WithAttributes(
+		semconv.ExceptionType(errorType(err)),
+		semconv.ExceptionMessage(text),
+	))
+	span.SetStatus(codes.Error, text)
+}
+
+// errorType returns the exception.type of err as the OpenTelemetry SDK's
+// RecordError names it: the package path and name of its type, or, for a
+// type without a name such as a pointer, the type as Go prints it.
+func errorType(err error) string {
+	t := reflect.TypeOf(err)
+	if t.PkgPath() == "" && t.Name() == "" {
+		return t.String()
+	}
+	return t.PkgPath() + "." + t.Name()
+}

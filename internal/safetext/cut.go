@@ -1,0 +1,38 @@
+package safetext
+
+import (
+	"strconv"
+	"unicode/utf8"
+)
+
+// Cut returns s if it has at most n bytes. Otherwise it returns s cut at
+// a UTF-8 character boundary and followed by a marker giving the length of
+// s, "… [truncated, 1048576 bytes]", in n bytes at most; if n cannot hold
+// the marker, the marker alone, cut to n. It cuts as the telemetry
+// Recorder cuts the error text of a record (telemetry.WithMaxErrorLength),
+// so that an error text shown elsewhere, such as on a span, matches the
+// record's.
+func Cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	marker := "… [truncated, " + strconv.Itoa(len(s)) + " bytes]"
+	if n < len(marker) {
+		return cutAtRune(marker, max(n, 0))
+	}
+	return cutAtRune(s, n-len(marker)) + marker
+}
+
+// cutAtRune returns the longest prefix of s of at most n bytes that ends
+// at a character boundary. Where s is not valid UTF-8, it cuts at n.
+func cutAtRune(s string, n int) string {
+	if n >= len(s) {
+		return s
+	}
+	for i := n; i >= 0 && i > n-utf8.UTFMax; i-- {
+		if i == 0 || utf8.RuneStart(s[i]) {
+			return s[:i]
+		}
+	}
+	return s[:n]
+}
