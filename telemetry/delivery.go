@@ -12,6 +12,7 @@ import (
 
 	"github.com/eventpipeline/eventpipeline/internal/label"
 	"github.com/eventpipeline/eventpipeline/internal/retry"
+	"github.com/eventpipeline/eventpipeline/internal/safetext"
 	"github.com/eventpipeline/eventpipeline/telemetry/internal/store"
 )
 
@@ -238,7 +239,7 @@ func (o *outlet) logGiveUp(records, attempts int, err error) {
 	o.logMu.Unlock()
 	o.logger().LogAttrs(context.Background(), slog.LevelWarn, "telemetry: publisher gave up, records dropped",
 		slog.String("publisher", o.name), slog.Int("records", records), slog.Int("attempt", attempts),
-		slog.Bool("permanent", IsPermanent(err)), slog.String("error", truncate(err.Error(), o.cfg.maxErrorLength)),
+		slog.Bool("permanent", IsPermanent(err)), slog.String("error", safetext.Cut(err.Error(), o.cfg.maxErrorLength)),
 		slog.Int("give_ups_not_logged", quiet))
 }
 

@@ -4,10 +4,9 @@ import (
 	"context"
 	"fmt"
 	"runtime"
-	"strconv"
 	"time"
-	"unicode/utf8"
 
+	"github.com/eventpipeline/eventpipeline/internal/safetext"
 	"github.com/eventpipeline/eventpipeline/telemetry/internal/store"
 )
 
@@ -570,7 +569,7 @@ func endStatus(err error, maxLen int) (statusCode, string) {
 		// A failure must stay visible as one even if its error has no text.
 		msg = "unknown error"
 	}
-	return failed, truncate(msg, maxLen)
+	return failed, safetext.Cut(msg, maxLen)
 }
 
 // errorText returns err.Error(), or, if that panics (as the method of a
@@ -585,31 +584,3 @@ func errorText(err error) (msg string) {
 	return err.Error()
 }
 
-// truncate returns s if it has at most maxLen bytes. Otherwise it returns
-// s cut at a UTF-8 character boundary and followed by a marker giving the
-// length of s, "… [truncated, 1048576 bytes]", in maxLen bytes at most;
-// if maxLen cannot hold the marker, the marker alone, cut to maxLen.
-func truncate(s string, maxLen int) string {
-	if len(s) <= maxLen {
-		return s
-	}
-	marker := "… [truncated, " + strconv.Itoa(len(s)) + " bytes]"
-	if maxLen < len(marker) {
-		return cutAtRune(marker, maxLen)
-	}
-	return cutAtRune(s, maxLen-len(marker)) + marker
-}
-
-// cutAtRune returns the longest prefix of s of at most n bytes that ends at
-// a character boundary. Where s is not valid UTF-8, it cuts at n.
-func cutAtRune(s string, n int) string {
-	if n >= len(s) {
-		return s
-	}
-	for i := n; i >= 0 && i > n-utf8.UTFMax; i-- {
-		if i == 0 || utf8.RuneStart(s[i]) {
-			return s[:i]
-		}
-	}
-	return s[:n]
-}

@@ -8,10 +8,9 @@ import (
 // Cut returns s if it has at most n bytes. Otherwise it returns s cut at
 // a UTF-8 character boundary and followed by a marker giving the length of
 // s, "… [truncated, 1048576 bytes]", in n bytes at most; if n cannot hold
-// the marker, the marker alone, cut to n. It cuts as the telemetry
-// Recorder cuts the error text of a record (telemetry.WithMaxErrorLength),
-// so that an error text shown elsewhere, such as on a span, matches the
-// record's.
+// the marker, the marker alone, cut to n. The telemetry Recorder cuts the
+// error text of a record with it (telemetry.WithMaxErrorLength), so that an
+// error text cut elsewhere, such as on a span, matches the record's.
 func Cut(s string, n int) string {
 	if len(s) <= n {
 		return s
