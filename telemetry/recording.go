@@ -583,4 +583,3 @@ func errorText(err error) (msg string) {
 	}()
 	return err.Error()
 }
-
