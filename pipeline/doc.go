@@ -136,10 +136,12 @@
 // With [Config.TracerProvider] (or a shared telemetry/oteltrace Tracer in
 // [Config.Tracer]), every run is a span named [RunSpanName] (a child of the
 // span in Run's ctx, or a root span) with its run id
-// (eventpipeline.pipeline.run_id); every event run a child span named after
-// the event, with the record's exact times, its retries as span events and
-// status Error when it failed; every remote call a client span under its
-// event. The event's ctx carries its span, so the spans your events make
+// (eventpipeline.pipeline.run_id) and, if the run failed, status Error
+// with Run's error text, cut as a record's is at
+// [telemetry.DefaultMaxErrorLength] bytes; every event run a child span
+// named after the event, with the record's exact times, its retries as
+// span events and status Error when it failed; every remote call a client
+// span under its event. The event's ctx carries its span, so the spans your events make
 // are its children. A remote call injects the client span's context into
 // its request with [Config.Propagator] (W3C traceparent, tracestate and
 // baggage with the composite of propagation.TraceContext and

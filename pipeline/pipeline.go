@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventpipeline/eventpipeline/internal/retry"
+	"github.com/eventpipeline/eventpipeline/internal/safetext"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 	"github.com/eventpipeline/eventpipeline/telemetry/oteltrace"
 )
@@ -306,7 +307,7 @@ func (p *Pipeline) Run(ctx context.Context, in any) (out any, err error) {
 		r.untraced = sc.IsValid() && !sc.IsSampled()
 		defer func() {
 			if err != nil {
-				span.SetStatus(codes.Error, err.Error())
+				span.SetStatus(codes.Error, safetext.Cut(err.Error(), telemetry.DefaultMaxErrorLength))
 			}
 			span.End()
 		}()

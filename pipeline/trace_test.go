@@ -5,11 +5,13 @@ import (
 	"errors"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -258,5 +260,36 @@ func TestTracerWithAnotherPropagator(t *testing.T) {
 	}
 	if n := len(rec.Report().NetworkOperations); n != 1 {
 		t.Errorf("got %d network operations, want the traced call recorded once", n)
+	}
+}
+
+// TestFailedRunSpanStatusIsCut checks that the span of a run that failed
+// with a long error has status Error with Run's error text cut as a
+// record's is, not the whole text.
+func TestFailedRunSpanStatusIsCut(t *testing.T) {
+	sr := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
+	t.Cleanup(func() { tp.Shutdown(context.Background()) })
+	long := strings.Repeat("x", 11_000)
+	failing := pipeline.Func("failing", func(context.Context, any) (any, error) { return nil, errors.New(long) })
+	p := mustNew(t, pipeline.Config{Recorder: newRecorder(t), TracerProvider: tp}, pipeline.Sequence(failing))
+	_, err := p.Run(context.Background(), 1)
+	if err == nil {
+		t.Fatal("got nil, want the failing event's error")
+	}
+	var run sdktrace.ReadOnlySpan
+	for _, s := range sr.Ended() {
+		if s.Name() == pipeline.RunSpanName {
+			run = s
+		}
+	}
+	if run == nil {
+		t.Fatalf("no span named %q among %d", pipeline.RunSpanName, len(sr.Ended()))
+	}
+	st := run.Status()
+	want := err.Error()[:telemetry.DefaultMaxErrorLength-len("… [truncated, 00000 bytes]")]
+	if st.Code != codes.Error || len(st.Description) != telemetry.DefaultMaxErrorLength || !strings.HasPrefix(st.Description, want) ||
+		!strings.HasSuffix(st.Description, "… [truncated, "+strconv.Itoa(len(err.Error()))+" bytes]") {
+		t.Errorf("got status %v with %d bytes of description, want Error with Run's error text cut at %d bytes", st.Code, len(st.Description), telemetry.DefaultMaxErrorLength)
 	}
 }
