@@ -116,8 +116,9 @@ type Config struct {
 	//     (/v1/metrics is appended when missing, as the OTLP specification
 	//     says).
 	// It must be https, unless its host is a loopback address or
-	// AllowInsecure is set, and must not contain credentials. Empty means
-	// the OTLP gateway of Region.
+	// AllowInsecure is set, and must not contain credentials; an OTLP URL
+	// must not have a ?query either, which the OTLP exporter would not
+	// send. Empty means the OTLP gateway of Region.
 	Endpoint string
 
 	// AllowInsecure allows an http:// Endpoint on a host other than
@@ -327,6 +328,10 @@ func parseEndpoint(s string, allowInsecure bool) (target, error) {
 		path += "/v1/metrics"
 	default:
 		return target{}, fmt.Errorf("grafanacloud: Endpoint %q is neither a remote-write URL (path ending in /api/prom/push, /push or /api/v1/write) nor an OTLP URL (path containing /otlp or ending in /v1/metrics)", safetext.URL(u))
+	}
+	if t.protocol == OTLP && (u.RawQuery != "" || u.ForceQuery) {
+		// The OTLP exporter posts to the URL's host and path only.
+		return target{}, fmt.Errorf("grafanacloud: Endpoint %q must not have a ?query: the OTLP exporter does not send it", safetext.URL(u))
 	}
 	u.Path, u.RawPath = path, ""
 	return t, nil

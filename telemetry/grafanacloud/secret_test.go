@@ -133,9 +133,10 @@ func TestOrgSlugNeverQuoted(t *testing.T) {
 }
 
 // TestQuerySecretNeverShown checks that a secret in the query of Endpoint
-// shows in no error and no log line, with either protocol: those of an
-// invalid Config, the start line, a push rejected with 401, a push to a
-// server that is down, and the Publisher printed; its value is shown as
+// shows in no error and no log line: those of an invalid Config (an OTLP
+// Endpoint with a query among them), and, with remote write, the start
+// line, a push rejected with 401, a push to a server that is down, and the
+// Publisher printed; its value is shown as
 // xxxxx.
 func TestQuerySecretNeverShown(t *testing.T) {
 	const secret = "s3cr3t-in-the-query"
@@ -155,6 +156,7 @@ func TestQuerySecretNeverShown(t *testing.T) {
 		"https://example.com/elsewhere?api_key=" + secret,
 		"https://example.com/api/prom/push?api_key=" + secret + "#f",
 		"ftp://example.com/api/prom/push?api_key=" + secret,
+		"https://otlp-gateway.example.com/otlp?api_key=" + secret, // OTLP: the exporter would not send the query
 	} {
 		_, err := NewPublisher(Config{APIKey: testKey, OrgSlug: "123456", Endpoint: endpoint, Logger: logger})
 		if err == nil {
@@ -163,7 +165,7 @@ func TestQuerySecretNeverShown(t *testing.T) {
 		out = append(out, fmt.Sprint(err))
 	}
 	for _, base := range []string{srv.URL, down.URL} {
-		for _, path := range []string{"/api/prom/push", "/otlp"} {
+		for _, path := range []string{"/api/prom/push", "/api/v1/write"} {
 			p, err := NewPublisher(Config{APIKey: testKey, OrgSlug: "123456", Endpoint: base + path + "?api_key=" + secret,
 				Retry: telemetry.RetryPolicy{MaxAttempts: 1}, Logger: logger})
 			if err != nil {

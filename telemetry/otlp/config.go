@@ -76,7 +76,8 @@ type Config struct {
 	// https://otlp.example.com/otlp. Metrics are posted to Endpoint +
 	// "/v1/metrics", as the OTLP specification says of a base URL; an
 	// Endpoint that already ends in /v1/metrics is used as it is. It must
-	// be http or https without credentials (put them in Headers). With
+	// be http or https without credentials or a ?query, which the OTLP
+	// exporter would not send (put credentials in Headers). With
 	// Headers, it must be https unless its host is loopback or
 	// AllowInsecure is set. Required.
 	Endpoint string
@@ -191,6 +192,10 @@ func (c *Config) resolve() (*url.URL, error) {
 	if err != nil {
 		add("%s", err.Error())
 	} else {
+		if u.RawQuery != "" || u.ForceQuery {
+			// The OTLP exporter posts to the URL's host and path only.
+			add("Endpoint %q must not have a ?query: the OTLP exporter does not send it (put credentials in Headers)", safetext.URL(u))
+		}
 		if u.Scheme == "http" && len(c.Headers) > 0 && !c.AllowInsecure && !metricpush.IsLoopback(u.Hostname()) {
 			add("Endpoint %q is not https, so Headers (credentials) would be sent in clear text; use https://, or set AllowInsecure to allow it", safetext.URL(u))
 		}
