@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/eventpipeline/eventpipeline/internal/metricdef"
+	"github.com/eventpipeline/eventpipeline/internal/metricpush"
 	"github.com/eventpipeline/eventpipeline/internal/safetext"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
@@ -311,7 +311,7 @@ func parseEndpoint(s string, allowInsecure bool) (target, error) {
 	if u.Fragment != "" {
 		return target{}, fmt.Errorf("grafanacloud: Endpoint %q must not have a #fragment", safetext.URL(u))
 	}
-	if u.Scheme == "http" && !allowInsecure && !isLoopback(u.Hostname()) {
+	if u.Scheme == "http" && !allowInsecure && !metricpush.IsLoopback(u.Hostname()) {
 		return target{}, fmt.Errorf("grafanacloud: Endpoint %q is not https: the API key would be sent in clear text (set AllowInsecure to allow it)", safetext.URL(u))
 	}
 	path := strings.TrimRight(u.Path, "/")
@@ -335,15 +335,6 @@ func parseEndpoint(s string, allowInsecure bool) (target, error) {
 	}
 	u.Path, u.RawPath = path, ""
 	return t, nil
-}
-
-// isLoopback reports whether host is localhost or a loopback IP address.
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // withDefaults returns c with its zero fields set to their defaults.

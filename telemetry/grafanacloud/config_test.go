@@ -2,6 +2,7 @@ package grafanacloud
 
 import (
 	"context"
+	"github.com/eventpipeline/eventpipeline/internal/metricpush"
 	"log/slog"
 	"math"
 	"net/url"
@@ -190,7 +191,7 @@ func FuzzParseEndpoint(f *testing.F) {
 		if tg.protocol != RemoteWrite && tg.protocol != OTLP {
 			t.Errorf("%q: got protocol %q", s, tg.protocol)
 		}
-		if tg.url.User != nil || (tg.url.Scheme != "https" && !isLoopback(tg.url.Hostname())) {
+		if tg.url.User != nil || (tg.url.Scheme != "https" && !metricpush.IsLoopback(tg.url.Hostname())) {
 			t.Errorf("%q: accepted %s", s, tg.url.Redacted())
 		}
 	})
