@@ -2,7 +2,6 @@ package grafanacloud
 
 import (
 	"context"
-	"github.com/eventpipeline/eventpipeline/internal/metricpush"
 	"log/slog"
 	"math"
 	"net/url"
@@ -10,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventpipeline/eventpipeline/internal/metricpush"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
