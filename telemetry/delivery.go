@@ -60,7 +60,7 @@ type outlet struct {
 
 	published, failedAttempts, droppedFull, droppedFailed, droppedClosed, panics atomic.Uint64
 
-	warnedFull   atomic.Bool // whether the first queue-full drop was logged
+	warnedFull   atomic.Bool // whether the first queue-full drop was logged (or is being)
 	logMu        sync.Mutex
 	lastGiveUp   time.Time // when a give-up was last logged
 	quietGiveUps int       // give-ups not logged since
@@ -207,13 +207,24 @@ func (o *outlet) settleSync(err error) {
 	o.published.Add(1)
 }
 
+// dropFull counts a record dropped because the outlet's buffer was full.
+// The caller holds a shard lock, on the recording path: the warning of the
+// first drop is logged on a goroutine of its own, so that a log handler
+// that blocks or panics never holds up, or crashes, recording.
 func (o *outlet) dropFull() {
 	o.droppedFull.Add(1)
 	if !o.warnedFull.Swap(true) {
-		o.logger().LogAttrs(context.Background(), slog.LevelWarn,
-			"telemetry: publisher queue full, dropping records; see PublisherStats for the count",
+		go o.warn("telemetry: publisher queue full, dropping records; see PublisherStats for the count",
 			slog.String("publisher", o.name), slog.Int("queue_size", o.cfg.queueSize))
 	}
+}
+
+// warn logs msg with attrs at level Warn. A panic of the log handler is
+// recovered and dropped: a broken log sink must not crash the program from
+// a goroutine of the Recorder.
+func (o *outlet) warn(msg string, attrs ...slog.Attr) {
+	defer func() { _ = recover() }()
+	o.logger().LogAttrs(context.Background(), slog.LevelWarn, msg, attrs...)
 }
 
 func (o *outlet) logger() *slog.Logger {

@@ -1080,3 +1080,80 @@ func TestPanicInFlushOrCloseIsContained(t *testing.T) {
 		})
 	}
 }
+
+// stuckHandler is a slog.Handler whose Handle, for the message msg, blocks
+// until release is closed, then panics: a stuck log sink, then a broken one.
+type stuckHandler struct {
+	msg     string
+	entered chan struct{} // closed when Handle is first called with msg
+	release chan struct{}
+	once    sync.Once
+}
+
+func (h *stuckHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *stuckHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != h.msg {
+		return nil
+	}
+	h.once.Do(func() { close(h.entered) })
+	<-h.release
+	panic("log sink bug")
+}
+
+func (h *stuckHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *stuckHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestQueueFullWarningDoesNotBlockRecording checks that the warning logged
+// when a publisher's buffer first overflows is logged off the recording
+// path: a log handler that blocks does not stop recording (in the same
+// shard, on any goroutine), and one that panics does not crash it.
+func TestQueueFullWarningDoesNotBlockRecording(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := &stuckHandler{msg: "telemetry: publisher queue full, dropping records; see PublisherStats for the count",
+			entered: make(chan struct{}), release: make(chan struct{})}
+		p := &memPublisher{block: make(chan struct{})}
+		// One shard, so that every run takes the same shard lock.
+		r, err := telemetry.NewRecorder(telemetry.WithPublishers(p), telemetry.WithQueueSize(4),
+			telemetry.WithMaxEvents(100), telemetry.WithLogger(slog.New(h)))
+		must(t, err)
+
+		const goroutines, runs = 4, 50
+		var recorded atomic.Int64
+		recordRuns := func(g int) {
+			for i := range runs {
+				id := fmt.Sprint("g", g, "-", i)
+				if err := r.StartEvent("e", id); err != nil {
+					t.Errorf("StartEvent: %v", err)
+					return
+				}
+				if err := r.EndEvent(id, nil); err != nil {
+					t.Errorf("EndEvent: %v", err)
+					return
+				}
+				recorded.Add(1)
+			}
+		}
+		go recordRuns(0) // overflows the buffer: the warning is logged
+		<-h.entered
+		for g := 1; g < goroutines; g++ {
+			go recordRuns(g)
+		}
+		// Every goroutine is now blocked for good (the handler, the
+		// publisher) or has returned: recording must have gone on while the
+		// handler is stuck.
+		synctest.Wait()
+		if n := recorded.Load(); n != goroutines*runs {
+			t.Fatalf("%d runs recorded while the log handler is stuck, want %d", n, goroutines*runs)
+		}
+		close(h.release) // the handler now panics, off the recording path
+		synctest.Wait()
+		runEvent(t, r, "e", "after", 0, nil)
+		close(p.block)
+		must(t, r.Close(context.Background()))
+		s := r.PublisherStats()[0]
+		if s.DroppedQueueFull == 0 || s.Published+s.Dropped() != goroutines*runs+1 || s.Queued != 0 {
+			t.Errorf("got %+v, want %d records accounted for, some dropped for a full queue", s, goroutines*runs+1)
+		}
+	})
+}
