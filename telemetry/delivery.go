@@ -219,9 +219,10 @@ func (o *outlet) dropFull() {
 	}
 }
 
-// warn logs msg with attrs at level Warn. A panic of the log handler is
-// recovered and dropped: a broken log sink must not crash the program from
-// a goroutine of the Recorder.
+// warn logs msg with attrs at level Warn: every log line of an outlet goes
+// through it. A panic of the log handler is recovered and dropped: a broken
+// log sink must not crash the program from a goroutine of the Recorder,
+// nor make a recording call or Close panic.
 func (o *outlet) warn(msg string, attrs ...slog.Attr) {
 	defer func() { _ = recover() }()
 	o.logger().LogAttrs(context.Background(), slog.LevelWarn, msg, attrs...)
@@ -247,7 +248,7 @@ func (o *outlet) logGiveUp(records, attempts int, err error) {
 	quiet := o.quietGiveUps
 	o.lastGiveUp, o.quietGiveUps = now, 0
 	o.logMu.Unlock()
-	o.logger().LogAttrs(context.Background(), slog.LevelWarn, "telemetry: publisher gave up, records dropped",
+	o.warn("telemetry: publisher gave up, records dropped",
 		slog.String("publisher", o.name), slog.Int("records", records), slog.Int("attempt", attempts),
 		slog.Bool("permanent", IsPermanent(err)), slog.String("error", truncate(err.Error(), o.cfg.maxErrorLength)),
 		slog.Int("give_ups_not_logged", quiet))
@@ -260,7 +261,7 @@ func (o *outlet) logDrops() {
 	if s.Dropped() == 0 {
 		return
 	}
-	o.logger().LogAttrs(context.Background(), slog.LevelWarn, "telemetry: publisher closed, records dropped",
+	o.warn("telemetry: publisher closed, records dropped",
 		slog.String("publisher", o.name), slog.Uint64("dropped", s.Dropped()),
 		slog.Uint64("queue_full", s.DroppedQueueFull), slog.Uint64("failed", s.DroppedFailed),
 		slog.Uint64("closed_before_delivery", s.DroppedClosed), slog.Uint64("published", s.Published))

@@ -1157,3 +1157,39 @@ func TestQueueFullWarningDoesNotBlockRecording(t *testing.T) {
 		}
 	})
 }
+
+// panickingHandler is a slog.Handler that panics on every record.
+type panickingHandler struct{ calls atomic.Int64 }
+
+func (h *panickingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *panickingHandler) Handle(context.Context, slog.Record) error {
+	h.calls.Add(1)
+	panic("log sink bug")
+}
+func (h *panickingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *panickingHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestPanickingLogHandlerIsContained checks that a log handler that panics
+// crashes neither a worker (logging a give-up), nor a recording call
+// (a synchronous publisher's give-up), nor Close (its summary of drops).
+func TestPanickingLogHandlerIsContained(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := &panickingHandler{}
+		permanent := func(int) error { return telemetry.Permanent(errTransient) }
+		queued := &memPublisher{fail: permanent}
+		sync := &syncPublisher{memPublisher{fail: permanent}}
+		r, err := telemetry.NewRecorder(telemetry.WithPublishers(queued, sync), telemetry.WithLogger(slog.New(h)))
+		must(t, err)
+		record(t, r, "t", 3)
+		flush(t, r)
+		must(t, r.Close(context.Background()))
+		for _, s := range r.PublisherStats() {
+			if s.DroppedFailed != 6 || s.Queued != 0 {
+				t.Errorf("%s: got %+v, want the 6 records dropped as failed", s.Name, s)
+			}
+		}
+		if h.calls.Load() == 0 {
+			t.Error("nothing was logged")
+		}
+	})
+}
