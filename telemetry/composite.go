@@ -24,11 +24,12 @@ var (
 )
 
 // NewCompositePublisher returns a CompositePublisher of pubs, in that order.
-// It returns an error wrapping [ErrNilPublisher] if one of them is nil.
+// It returns an error wrapping [ErrNilPublisher] if one of them is nil, or
+// a nil pointer (map, func or channel) of a publisher type.
 func NewCompositePublisher(pubs ...Publisher) (*CompositePublisher, error) {
 	for _, p := range pubs {
-		if p == nil {
-			return nil, callError("new composite publisher", ErrNilPublisher)
+		if isNil(p) {
+			return nil, callError("new composite publisher", nilPublisher(p))
 		}
 	}
 	return &CompositePublisher{pubs: append([]Publisher(nil), pubs...)}, nil

@@ -175,12 +175,13 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithPublishers attaches publishers at creation, as [Recorder.AddPublisher]
-// does later.
+// does later, and refuses what it refuses: [NewRecorder] then returns an
+// error wrapping [ErrNilPublisher].
 func WithPublishers(pubs ...Publisher) Option {
 	return optionFunc(func(c *config) {
 		for _, p := range pubs {
-			if p == nil {
-				c.errs = append(c.errs, callError("with publishers", ErrNilPublisher))
+			if isNil(p) {
+				c.errs = append(c.errs, callError("with publishers", nilPublisher(p)))
 				return
 			}
 		}

@@ -1193,3 +1193,33 @@ func TestPanickingLogHandlerIsContained(t *testing.T) {
 		}
 	})
 }
+
+// TestNilPublisherIsRefused checks that a nil publisher of any type, given
+// by itself or inside a CompositePublisher, is refused with an error that
+// names its type, and panics nowhere.
+func TestNilPublisherIsRefused(t *testing.T) {
+	nilComposite := (*telemetry.CompositePublisher)(nil)
+	nilMem := (*memPublisher)(nil)
+	nilNamed := (*namedPublisher)(nil) // its Name would panic
+	withNil, err := telemetry.NewCompositePublisher(&memPublisher{})
+	must(t, err)
+	for _, p := range []telemetry.Publisher{nil, nilComposite, nilMem, nilNamed} {
+		t.Run(fmt.Sprintf("%T", p), func(t *testing.T) {
+			check := func(what string, err error) {
+				t.Helper()
+				if !errors.Is(err, telemetry.ErrNilPublisher) || (p != nil && !strings.Contains(err.Error(), fmt.Sprintf("%T", p))) {
+					t.Errorf("%s: got %v, want an error wrapping ErrNilPublisher naming %T", what, err, p)
+				}
+			}
+			r := newRecorder(t)
+			check("AddPublisher", r.AddPublisher(p))
+			_, err := telemetry.NewRecorder(telemetry.WithPublishers(&memPublisher{}, p))
+			check("WithPublishers", err)
+			_, err = telemetry.NewCompositePublisher(withNil, p)
+			check("NewCompositePublisher", err)
+			if n := len(r.PublisherStats()); n != 0 {
+				t.Errorf("%d publishers attached, want none", n)
+			}
+		})
+	}
+}

@@ -40,7 +40,8 @@ var (
 	// ErrTooManyPending is returned by StartEvent and StartOperation when the
 	// number of pending runs has reached its limit (see [WithMaxPending]).
 	ErrTooManyPending = errors.New("telemetry: too many pending tasks")
-	// ErrNilPublisher is returned when a nil Publisher is given.
+	// ErrNilPublisher is returned when a nil Publisher is given, or a nil
+	// pointer (map, func or channel) of a publisher type.
 	ErrNilPublisher = errors.New("telemetry: nil publisher")
 	// ErrUnsupportedRecord is returned by FormatMetrics for a value that is
 	// neither an EventMetrics nor a NetworkMetrics.

@@ -67,10 +67,12 @@ func (r *Recorder) Network() *Network { return &r.net }
 // its members, so that each has its own queue, retries and stats. If p is an
 // [Attacher], its Attach method is called first.
 //
-// It returns an error wrapping [ErrNilPublisher] or [ErrClosed].
+// It returns an error wrapping [ErrNilPublisher] if p is nil, or a nil
+// pointer (map, func or channel) of a publisher type, such as a nil
+// *CompositePublisher; or [ErrClosed].
 func (r *Recorder) AddPublisher(p Publisher) error {
-	if p == nil {
-		return callError("add publisher", ErrNilPublisher)
+	if isNil(p) {
+		return callError("add publisher", nilPublisher(p))
 	}
 	if c, ok := p.(*CompositePublisher); ok {
 		var errs []error
