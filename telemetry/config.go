@@ -68,6 +68,9 @@ func newConfig(opts []Option) (config, error) {
 		}
 		o.apply(&c)
 	}
+	if _, err := flatten(c.publishers); err != nil {
+		c.errs = append(c.errs, callError("with publishers", err))
+	}
 	return c, errors.Join(c.errs...)
 }
 
@@ -175,16 +178,9 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithPublishers attaches publishers at creation, as [Recorder.AddPublisher]
-// does later, and refuses what it refuses: [NewRecorder] then returns an
-// error wrapping [ErrNilPublisher].
+// does later, and refuses what it refuses: [NewRecorder] returns an error
+// wrapping [ErrNilPublisher] for a nil one and [ErrDuplicatePublisher] for
+// one given twice, in one WithPublishers or in several.
 func WithPublishers(pubs ...Publisher) Option {
-	return optionFunc(func(c *config) {
-		for _, p := range pubs {
-			if isNil(p) {
-				c.errs = append(c.errs, callError("with publishers", nilPublisher(p)))
-				return
-			}
-		}
-		c.publishers = append(c.publishers, pubs...)
-	})
+	return optionFunc(func(c *config) { c.publishers = append(c.publishers, pubs...) })
 }

@@ -1223,3 +1223,56 @@ func TestNilPublisherIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestPublisherAttachedTwiceIsRefused checks that a publisher is attached
+// to a Recorder at most once, however it is given twice (AddPublisher,
+// WithPublishers, a CompositePublisher), with an error naming it, and
+// that a refused call attaches nothing.
+func TestPublisherAttachedTwiceIsRefused(t *testing.T) {
+	a, b, c := &namedPublisher{name: "a"}, &namedPublisher{name: "b"}, &namedPublisher{name: "c"}
+	s := &syncPublisher{}
+	ab, err := telemetry.NewCompositePublisher(a, b)
+	must(t, err)
+	bc, err := telemetry.NewCompositePublisher(b, c)
+	must(t, err)
+	refused := func(t *testing.T, what string, err error, name string) {
+		t.Helper()
+		if !errors.Is(err, telemetry.ErrDuplicatePublisher) || !strings.Contains(err.Error(), `"`+name+`"`) {
+			t.Errorf("%s: got %v, want an error wrapping ErrDuplicatePublisher naming %q", what, err, name)
+		}
+	}
+	names := func(r *telemetry.Recorder) string {
+		var out []string
+		for _, s := range r.PublisherStats() {
+			out = append(out, s.Name)
+		}
+		return fmt.Sprint(out)
+	}
+
+	r := newRecorder(t, telemetry.WithPublishers(a, s))
+	refused(t, "AddPublisher again", r.AddPublisher(a), "a")
+	refused(t, "AddPublisher of a SyncPublisher again", r.AddPublisher(s), "telemetry_test.syncPublisher")
+	refused(t, "AddPublisher of a composite holding it", r.AddPublisher(ab), "a")
+	must(t, r.AddPublisher(bc))
+	if got := names(r); got != "[a telemetry_test.syncPublisher b c]" {
+		t.Errorf("got publishers %s, want a, the SyncPublisher, b and c once each", got)
+	}
+
+	for _, tc := range []struct {
+		opts []telemetry.Option
+		name string
+	}{
+		{[]telemetry.Option{telemetry.WithPublishers(a, a)}, "a"},
+		{[]telemetry.Option{telemetry.WithPublishers(a), telemetry.WithPublishers(a)}, "a"},
+		{[]telemetry.Option{telemetry.WithPublishers(a, ab)}, "a"},
+		{[]telemetry.Option{telemetry.WithPublishers(ab, bc)}, "b"},
+	} {
+		_, err := telemetry.NewRecorder(tc.opts...)
+		refused(t, "NewRecorder", err, tc.name)
+	}
+
+	_, err = telemetry.NewCompositePublisher(a, b, a)
+	refused(t, "NewCompositePublisher", err, "a")
+	_, err = telemetry.NewCompositePublisher(ab, bc) // b twice, nested
+	refused(t, "a composite of composites sharing a member", err, "b")
+}

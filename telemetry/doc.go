@@ -167,6 +167,10 @@
 //
 // Each publisher attached with [WithPublishers], [Recorder.AddPublisher] or
 // [MonitorEvents] gets every record that finishes after it was attached.
+// A publisher is attached to a Recorder once: attaching it again, or a
+// [CompositePublisher] that holds it, returns an error wrapping
+// [ErrDuplicatePublisher]; a nil one, or a nil pointer of a publisher
+// type, [ErrNilPublisher].
 // Recording never waits for a publisher: each has a bounded buffer of its
 // own ([WithQueueSize], [DefaultQueueSize] records of each kind) and a
 // goroutine that delivers from it. A record that finds the buffer full is
