@@ -1276,3 +1276,106 @@ func TestPublisherAttachedTwiceIsRefused(t *testing.T) {
 	_, err = telemetry.NewCompositePublisher(ab, bc) // b twice, nested
 	refused(t, "a composite of composites sharing a member", err, "b")
 }
+
+// exiter is a queued publisher whose calls number exitOn (1 for the first)
+// end the worker's goroutine with runtime.Goexit; so does its Flush the
+// first time if flushExit is set.
+type exiter struct {
+	batchPublisher
+	exitOn    int64
+	calls     atomic.Int64
+	flushExit atomic.Bool
+}
+
+func (p *exiter) maybeExit() {
+	if p.calls.Add(1) == p.exitOn {
+		runtime.Goexit()
+	}
+}
+
+func (p *exiter) PublishEventMetrics(ctx context.Context, m telemetry.EventMetrics) error {
+	p.maybeExit()
+	return p.memPublisher.PublishEventMetrics(ctx, m)
+}
+
+func (p *exiter) PublishNetworkMetrics(ctx context.Context, m telemetry.NetworkMetrics) error {
+	p.maybeExit()
+	return p.memPublisher.PublishNetworkMetrics(ctx, m)
+}
+
+func (p *exiter) PublishBatch(ctx context.Context, b *telemetry.Batch) error {
+	p.maybeExit()
+	return p.batchPublisher.PublishBatch(ctx, b)
+}
+
+func (p *exiter) Flush(ctx context.Context) error {
+	if p.flushExit.Swap(false) {
+		runtime.Goexit()
+	}
+	return p.memPublisher.Flush(ctx)
+}
+
+// onlyEach is an exiter without its PublishBatch.
+type onlyEach struct{ p *exiter }
+
+func (e onlyEach) PublishEventMetrics(ctx context.Context, m telemetry.EventMetrics) error {
+	return e.p.PublishEventMetrics(ctx, m)
+}
+
+func (e onlyEach) PublishNetworkMetrics(ctx context.Context, m telemetry.NetworkMetrics) error {
+	return e.p.PublishNetworkMetrics(ctx, m)
+}
+
+func (e onlyEach) Flush(ctx context.Context) error { return e.p.Flush(ctx) }
+
+// TestQueuedPublisherGoexitIsCounted checks that a queued publisher that
+// ends the worker's goroutine with runtime.Goexit, in a publish call or in
+// Flush, has that call counted as a panic, its records dropped as failed,
+// and delivery going on with the other records: the stats add up, and
+// Queued is 0 after Close.
+func TestQueuedPublisherGoexitIsCounted(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		pub           func(*exiter) telemetry.Publisher
+		exitOn        int64
+		wantPublished uint64
+	}{
+		// The 10 records are taken together: the 2nd call's record is
+		// dropped, the 8 after it delivered by the next goroutine.
+		{"each", func(p *exiter) telemetry.Publisher { return onlyEach{p} }, 2, 9},
+		// Batches of 4: the first is dropped, the 6 others delivered.
+		{"batch", func(p *exiter) telemetry.Publisher { return p }, 1, 6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p := &exiter{exitOn: tc.exitOn}
+				r, err := telemetry.NewRecorder(telemetry.WithPublishers(tc.pub(p)), telemetry.WithMaxBatchSize(4),
+					telemetry.WithLogger(quiet))
+				must(t, err)
+				record(t, r, "t", 5)
+				flush(t, r)
+				s := r.PublisherStats()[0]
+				if s.Published != tc.wantPublished || s.DroppedFailed != 10-tc.wantPublished || s.Queued != 0 ||
+					s.Panics != 1 || s.FailedAttempts != 1 {
+					t.Errorf("after Flush: got %+v, want %d published, the rest dropped as failed, 1 panic", s, tc.wantPublished)
+				}
+
+				// Delivery goes on, Flush included.
+				p.flushExit.Store(true)
+				record(t, r, "u", 5)
+				if err := r.Flush(context.Background()); err == nil || !strings.Contains(err.Error(), "Goexit") {
+					t.Errorf("Flush: got %v, want an error naming runtime.Goexit", err)
+				}
+				flush(t, r)
+				must(t, r.Close(context.Background()))
+				s = r.PublisherStats()[0]
+				if s.Published != tc.wantPublished+10 || s.Published+s.Dropped() != 20 || s.Queued != 0 || s.Panics != 2 {
+					t.Errorf("after Close: got %+v, want the 10 later records published, 20 accounted for, 2 panics", s)
+				}
+				if ev, nw, _ := p.counts(); uint64(ev+nw) != s.Published {
+					t.Errorf("the publisher has %d records, the stats say %d published", ev+nw, s.Published)
+				}
+			})
+		})
+	}
+}

@@ -191,7 +191,9 @@
 // asks for a given wait (capped at MaxBackoff and cut at the deadline); a
 // [*DroppedError] reports a batch delivered except for some records. A panic
 // in a publisher is recovered: in a publish call it counts as a permanent
-// failure; in Flush or Close it is returned as their error.
+// failure; in Flush or Close it is returned as their error. A queued
+// publisher that calls runtime.Goexit is counted the same way, and a new
+// goroutine goes on delivering its records.
 //
 // [Recorder.PublisherStats] (also in [Recorder.Stats]) gives for each
 // publisher what was published, the failed attempts, the panics, what is

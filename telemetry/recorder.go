@@ -137,7 +137,7 @@ func (r *Recorder) attach(set *outlets, p Publisher) {
 		// The buffers exist before any recorder can see the outlet.
 		r.events.AddOut(r.cfg.queueSize)
 		r.network.AddOut(r.cfg.queueSize)
-		go o.run()
+		go o.run(Batch{}, nil)
 	}
 	set.all = append(slices.Clip(set.all), o)
 	if o.sync {
