@@ -265,7 +265,7 @@ func (o *outlet) logGiveUp(records, attempts int, err error) {
 	o.logMu.Unlock()
 	o.warn("telemetry: publisher gave up, records dropped",
 		slog.String("publisher", o.name), slog.Int("records", records), slog.Int("attempt", attempts),
-		slog.Bool("permanent", IsPermanent(err)), slog.String("error", truncate(err.Error(), o.cfg.maxErrorLength)),
+		slog.Bool("permanent", IsPermanent(err)), slog.String("error", truncate(errorText(err), o.cfg.maxErrorLength)),
 		slog.Int("give_ups_not_logged", quiet))
 }
 

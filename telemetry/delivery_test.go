@@ -1379,3 +1379,45 @@ func TestQueuedPublisherGoexitIsCounted(t *testing.T) {
 		})
 	}
 }
+
+// nilErr is an error type whose Error panics for a nil pointer.
+type nilErr struct{ msg string }
+
+func (e *nilErr) Error() string { return e.msg }
+
+// badErrPublisher fails every call with a typed nil *nilErr.
+type badErrPublisher struct{}
+
+func (badErrPublisher) PublishEventMetrics(context.Context, telemetry.EventMetrics) error {
+	return (*nilErr)(nil)
+}
+
+func (badErrPublisher) PublishNetworkMetrics(context.Context, telemetry.NetworkMetrics) error {
+	return (*nilErr)(nil)
+}
+
+type syncBadErrPublisher struct{ badErrPublisher }
+
+func (syncBadErrPublisher) Synchronous() bool { return true }
+
+// TestPublisherErrorWithPanickingTextIsContained checks that a publisher
+// error whose Error method panics (a typed nil pointer) is logged and
+// counted without crashing the worker or the recording call.
+func TestPublisherErrorWithPanickingTextIsContained(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs strings.Builder
+		r, err := telemetry.NewRecorder(telemetry.WithPublishers(badErrPublisher{}, syncBadErrPublisher{}),
+			telemetry.WithRetry(telemetry.RetryPolicy{MaxAttempts: 1}), telemetry.WithLogger(newTextLogger(&logs)))
+		must(t, err)
+		record(t, r, "t", 2)
+		must(t, r.Close(context.Background()))
+		for _, s := range r.PublisherStats() {
+			if s.DroppedFailed != 4 || s.Queued != 0 {
+				t.Errorf("%s: got %+v, want the 4 records dropped as failed", s.Name, s)
+			}
+		}
+		if !strings.Contains(logs.String(), "gave up") {
+			t.Errorf("no give-up logged: %s", logs.String())
+		}
+	})
+}
