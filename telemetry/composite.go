@@ -24,12 +24,14 @@ var (
 )
 
 // NewCompositePublisher returns a CompositePublisher of pubs, in that order.
-// It returns an error wrapping [ErrNilPublisher] if one of them is nil.
+// It returns an error wrapping [ErrNilPublisher] if one of them is nil, or
+// a nil pointer (map, func or channel) of a publisher type; and one
+// wrapping [ErrDuplicatePublisher], naming it, if a publisher is given
+// twice, directly or as a member of two CompositePublishers among pubs: it
+// would get every record twice.
 func NewCompositePublisher(pubs ...Publisher) (*CompositePublisher, error) {
-	for _, p := range pubs {
-		if p == nil {
-			return nil, callError("new composite publisher", ErrNilPublisher)
-		}
+	if _, err := flatten(pubs); err != nil {
+		return nil, callError("new composite publisher", err)
 	}
 	return &CompositePublisher{pubs: append([]Publisher(nil), pubs...)}, nil
 }

@@ -68,6 +68,9 @@ func newConfig(opts []Option) (config, error) {
 		}
 		o.apply(&c)
 	}
+	if _, err := flatten(c.publishers); err != nil {
+		c.errs = append(c.errs, callError("with publishers", err))
+	}
 	return c, errors.Join(c.errs...)
 }
 
@@ -163,7 +166,9 @@ func WithRetry(p RetryPolicy) Option {
 // WithLogger sets the logger of delivery problems (publishers dropping
 // records, giving up, panicking), all at level Warn. nil, the default, means
 // [slog.Default] at the time of logging. Recording logs only once per
-// publisher, when its buffer first overflows; give-ups are logged at most
+// publisher, when its buffer first overflows, and then on a goroutine of
+// its own, so that a log handler that blocks never holds recording up;
+// give-ups are logged at most
 // once per 10 seconds per publisher; and [Recorder.Close] logs one line per
 // publisher that dropped records, with their number by reason. The exact
 // counts are in [PublisherStats]. Publisher names and error texts in these
@@ -173,15 +178,9 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithPublishers attaches publishers at creation, as [Recorder.AddPublisher]
-// does later.
+// does later, and refuses what it refuses: [NewRecorder] returns an error
+// wrapping [ErrNilPublisher] for a nil one and [ErrDuplicatePublisher] for
+// one given twice, in one WithPublishers or in several.
 func WithPublishers(pubs ...Publisher) Option {
-	return optionFunc(func(c *config) {
-		for _, p := range pubs {
-			if p == nil {
-				c.errs = append(c.errs, callError("with publishers", ErrNilPublisher))
-				return
-			}
-		}
-		c.publishers = append(c.publishers, pubs...)
-	})
+	return optionFunc(func(c *config) { c.publishers = append(c.publishers, pubs...) })
 }

@@ -36,7 +36,8 @@ func SetDefault(r *Recorder) {
 // MonitorEvents attaches publishers to the default Recorder, which records
 // from its creation on. With no publishers it
 // only makes sure the default Recorder exists. It returns an error wrapping
-// [ErrNilPublisher] or [ErrClosed]; the publishers before a nil one are
+// [ErrNilPublisher], [ErrDuplicatePublisher] or [ErrClosed], as
+// [Recorder.AddPublisher] does; the publishers before the one refused are
 // attached.
 func MonitorEvents(publishers ...Publisher) error {
 	r := Default()

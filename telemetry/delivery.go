@@ -59,9 +59,14 @@ type outlet struct {
 	statsMu sync.Mutex
 	taken   int // records the worker holds and has not settled; under statsMu
 
+	// The worker's own: how many records of the batch it holds it has
+	// handed to the publisher (settled, or in the call in progress), for
+	// resume.
+	doneEv, doneNw int
+
 	published, failedAttempts, droppedFull, droppedFailed, droppedClosed, panics atomic.Uint64
 
-	warnedFull   atomic.Bool // whether the first queue-full drop was logged
+	warnedFull   atomic.Bool // whether the first queue-full drop was logged (or is being)
 	logMu        sync.Mutex
 	lastGiveUp   time.Time // when a give-up was last logged
 	quietGiveUps int       // give-ups not logged since
@@ -190,10 +195,20 @@ func (o *outlet) guardSync(returned *bool) {
 }
 
 // panicked counts a panic of the publisher, with value v, and returns the
-// permanent error that the call it ended counts as.
+// permanent error that the call it ended counts as. A nil v, which recover
+// returns after runtime.Goexit, counts as a panic too.
 func (o *outlet) panicked(v any) error {
 	o.panics.Add(1)
+	if v == nil {
+		return o.goexitError()
+	}
 	return Permanent(fmt.Errorf("telemetry: publisher %s panicked: %v", o.name, v))
+}
+
+// goexitError returns the error of a call of the publisher that called
+// runtime.Goexit.
+func (o *outlet) goexitError() error {
+	return Permanent(fmt.Errorf("telemetry: publisher %s called runtime.Goexit", o.name))
 }
 
 // settleSync counts the outcome of handing one record to a synchronous
@@ -208,13 +223,25 @@ func (o *outlet) settleSync(err error) {
 	o.published.Add(1)
 }
 
+// dropFull counts a record dropped because the outlet's buffer was full.
+// The caller holds a shard lock, on the recording path: the warning of the
+// first drop is logged on a goroutine of its own, so that a log handler
+// that blocks or panics never holds up, or crashes, recording.
 func (o *outlet) dropFull() {
 	o.droppedFull.Add(1)
 	if !o.warnedFull.Swap(true) {
-		o.logger().LogAttrs(context.Background(), slog.LevelWarn,
-			"telemetry: publisher queue full, dropping records; see PublisherStats for the count",
+		go o.warn("telemetry: publisher queue full, dropping records; see PublisherStats for the count",
 			slog.String("publisher", o.name), slog.Int("queue_size", o.cfg.queueSize))
 	}
+}
+
+// warn logs msg with attrs at level Warn: every log line of an outlet goes
+// through it. A panic of the log handler is recovered and dropped: a broken
+// log sink must not crash the program from a goroutine of the Recorder,
+// nor make a recording call or Close panic.
+func (o *outlet) warn(msg string, attrs ...slog.Attr) {
+	defer func() { _ = recover() }()
+	o.logger().LogAttrs(context.Background(), slog.LevelWarn, msg, attrs...)
 }
 
 func (o *outlet) logger() *slog.Logger {
@@ -237,9 +264,9 @@ func (o *outlet) logGiveUp(records, attempts int, err error) {
 	quiet := o.quietGiveUps
 	o.lastGiveUp, o.quietGiveUps = now, 0
 	o.logMu.Unlock()
-	o.logger().LogAttrs(context.Background(), slog.LevelWarn, "telemetry: publisher gave up, records dropped",
+	o.warn("telemetry: publisher gave up, records dropped",
 		slog.String("publisher", o.name), slog.Int("records", records), slog.Int("attempt", attempts),
-		slog.Bool("permanent", IsPermanent(err)), slog.String("error", safetext.Cut(err.Error(), o.cfg.maxErrorLength)),
+		slog.Bool("permanent", IsPermanent(err)), slog.String("error", safetext.Cut(errorText(err), o.cfg.maxErrorLength)),
 		slog.Int("give_ups_not_logged", quiet))
 }
 
@@ -250,7 +277,7 @@ func (o *outlet) logDrops() {
 	if s.Dropped() == 0 {
 		return
 	}
-	o.logger().LogAttrs(context.Background(), slog.LevelWarn, "telemetry: publisher closed, records dropped",
+	o.warn("telemetry: publisher closed, records dropped",
 		slog.String("publisher", o.name), slog.Uint64("dropped", s.Dropped()),
 		slog.Uint64("queue_full", s.DroppedQueueFull), slog.Uint64("failed", s.DroppedFailed),
 		slog.Uint64("closed_before_delivery", s.DroppedClosed), slog.Uint64("published", s.Published))
@@ -267,13 +294,23 @@ func (o *outlet) logDrops() {
 // drainInterval on a timer of its own, so that recorders never have to wake
 // it; after idleRounds empty rounds it sleeps until a recorder's wake. A
 // recorder that finds a buffer half full hurries it in either mode.
-func (o *outlet) run() {
-	defer close(o.done)
+//
+// A publisher that ends the worker's goroutine with runtime.Goexit does
+// not end the worker: resume goes on in a new goroutine from b, the
+// records held, and flushes, the flush requests not yet answered.
+func (o *outlet) run(b Batch, flushes []*flushRequest) {
+	returned := false
+	var flushing *flushRequest // the request whose Flush is in progress
+	defer func() {
+		if !returned {
+			o.resume(b, flushes, flushing)
+			return
+		}
+		close(o.done)
+	}()
 	var (
-		b       Batch
 		spareEv = make([][]store.Entry[eventRecord], o.r.events.NumShards())
 		spareNw = make([][]store.Entry[networkRecord], o.r.network.NumShards())
-		flushes []*flushRequest
 		stopped bool
 		expired bool // the partial batch has waited BatchTimeout
 		timer   = time.NewTimer(time.Hour)
@@ -323,7 +360,9 @@ func (o *outlet) run() {
 		for i, f := range flushes {
 			var err error
 			if fl, ok := o.pub.(Flusher); ok {
+				flushing = f
 				err = o.contained(func() error { return fl.Flush(f.ctx) })
+				flushing = nil
 			}
 			f.done <- err
 			flushes[i] = nil
@@ -331,6 +370,11 @@ func (o *outlet) run() {
 		flushes = flushes[:0]
 	}
 	timer.Stop()
+	for _, f := range flushes { // handed over by resume, after an abort
+		if f != nil {
+			f.done <- ErrClosed
+		}
+	}
 	// Close has begun, so no record can be queued any more: what is still
 	// held or queued (only after an abort) is dropped before Close returns.
 	o.statsMu.Lock()
@@ -338,6 +382,38 @@ func (o *outlet) run() {
 	o.droppedClosed.Add(uint64(o.taken + n))
 	o.taken = 0
 	o.statsMu.Unlock()
+	returned = true
+}
+
+// resume is deferred by run, whose goroutine the publisher ended with
+// runtime.Goexit: in a publish call, which attempt counted as a panic, or
+// in Flush, which contained did. It drops the records of that call as
+// failed, answers that Flush with its error, and starts a new run with the
+// records held that the publisher was not handed yet, b's from doneEv and
+// doneNw on, and the flush requests not answered. The goroutine ends
+// whatever a deferred call does, and the worker must go on: delivery
+// stopped for good would leave the records counted as queued.
+func (o *outlet) resume(b Batch, flushes []*flushRequest, flushing *flushRequest) {
+	rest := Batch{Events: b.Events[o.doneEv:], Network: b.Network[o.doneNw:]}
+	o.doneEv, o.doneNw = 0, 0
+	o.statsMu.Lock()
+	lost := o.taken - rest.Len() // the records of the call
+	o.statsMu.Unlock()
+	if lost > 0 {
+		o.giveUp(lost, 1, o.goexitError())
+	}
+	var pending []*flushRequest
+	for _, f := range flushes {
+		switch {
+		case f == nil:
+		case f == flushing:
+			f.done <- o.goexitError()
+		default:
+			pending = append(pending, f)
+		}
+	}
+	o.hurry() // the new worker's first round is at once
+	go o.run(rest, pending)
 }
 
 // take moves every record waiting in the outlet's buffers into b and
@@ -371,10 +447,14 @@ func (o *outlet) take(b *Batch, spareEv [][]store.Entry[eventRecord], spareNw []
 
 // send delivers the records of b: all of them if all is set, else whole
 // batches only, keeping a remainder smaller than MaxBatchSize in b.
+//
+// It keeps doneEv and doneNw up to date: the records of b handed to the
+// publisher, for resume.
 func (o *outlet) send(b *Batch, all bool) {
 	if o.batch == nil {
 		o.deliverEach(b)
 		b.Events, b.Network = reset(b.Events, len(b.Events)), reset(b.Network, len(b.Network))
+		o.doneEv, o.doneNw = 0, 0
 		return
 	}
 	limit := o.cfg.maxBatchSize
@@ -382,8 +462,10 @@ func (o *outlet) send(b *Batch, all bool) {
 		ne := min(len(b.Events), limit)
 		nn := min(len(b.Network), limit-ne)
 		chunk := Batch{Events: b.Events[:ne], Network: b.Network[:nn]}
+		o.doneEv, o.doneNw = ne, nn
 		o.deliver(chunk.Len(), func(ctx context.Context) error { return o.batch.PublishBatch(ctx, &chunk) })
 		b.Events, b.Network = reset(b.Events, ne), reset(b.Network, nn)
+		o.doneEv, o.doneNw = 0, 0
 	}
 }
 
@@ -401,10 +483,12 @@ func (o *outlet) deliverEach(b *Batch) {
 	defer cancel()
 	for i := range b.Events {
 		m := &b.Events[i]
+		o.doneEv = i + 1
 		o.deliverFirst(ctx, func(ctx context.Context) error { return o.pub.PublishEventMetrics(ctx, *m) })
 	}
 	for i := range b.Network {
 		m := &b.Network[i]
+		o.doneNw = i + 1
 		o.deliverFirst(ctx, func(ctx context.Context) error { return o.pub.PublishNetworkMetrics(ctx, *m) })
 	}
 }
@@ -516,30 +600,38 @@ func (o *outlet) count(published, failed, closed int) {
 	o.statsMu.Unlock()
 }
 
-// attempt calls publish once, turning a panic into a permanent error.
+// attempt calls publish once, turning a panic into a permanent error. A
+// call of runtime.Goexit counts as a panic too; the goroutine then ends,
+// and run resumes.
 func (o *outlet) attempt(ctx context.Context, publish func(context.Context) error) (err error) {
+	returned := false
 	defer func() {
-		if v := recover(); v != nil {
-			err = o.panicked(v)
+		if !returned {
+			err = o.panicked(recover())
 		}
 		if err != nil {
 			o.failedAttempts.Add(1)
 		}
 	}()
-	return publish(ctx)
+	err = publish(ctx)
+	returned = true
+	return err
 }
 
 // contained calls f, o's publisher's Flush or Close, and returns its
 // error, or the error of its panic (counted, as every panic of a
-// publisher): a publisher's bug must not crash the program from a
-// goroutine of the Recorder.
+// publisher, and a call of runtime.Goexit is one): a publisher's bug must
+// not crash the program from a goroutine of the Recorder.
 func (o *outlet) contained(f func() error) (err error) {
+	returned := false
 	defer func() {
-		if v := recover(); v != nil {
-			err = o.panicked(v)
+		if !returned {
+			err = o.panicked(recover())
 		}
 	}()
-	return f()
+	err = f()
+	returned = true
+	return err
 }
 
 // flush asks the worker to deliver every record queued so far, then to

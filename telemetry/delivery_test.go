@@ -1080,3 +1080,344 @@ func TestPanicInFlushOrCloseIsContained(t *testing.T) {
 		})
 	}
 }
+
+// stuckHandler is a slog.Handler whose Handle, for the message msg, blocks
+// until release is closed, then panics: a stuck log sink, then a broken one.
+type stuckHandler struct {
+	msg     string
+	entered chan struct{} // closed when Handle is first called with msg
+	release chan struct{}
+	once    sync.Once
+}
+
+func (h *stuckHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *stuckHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != h.msg {
+		return nil
+	}
+	h.once.Do(func() { close(h.entered) })
+	<-h.release
+	panic("log sink bug")
+}
+
+func (h *stuckHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *stuckHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestQueueFullWarningDoesNotBlockRecording checks that the warning logged
+// when a publisher's buffer first overflows is logged off the recording
+// path: a log handler that blocks does not stop recording (in the same
+// shard, on any goroutine), and one that panics does not crash it.
+func TestQueueFullWarningDoesNotBlockRecording(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := &stuckHandler{msg: "telemetry: publisher queue full, dropping records; see PublisherStats for the count",
+			entered: make(chan struct{}), release: make(chan struct{})}
+		p := &memPublisher{block: make(chan struct{})}
+		// One shard, so that every run takes the same shard lock.
+		r, err := telemetry.NewRecorder(telemetry.WithPublishers(p), telemetry.WithQueueSize(4),
+			telemetry.WithMaxEvents(100), telemetry.WithLogger(slog.New(h)))
+		must(t, err)
+
+		const goroutines, runs = 4, 50
+		var recorded atomic.Int64
+		recordRuns := func(g int) {
+			for i := range runs {
+				id := fmt.Sprint("g", g, "-", i)
+				if err := r.StartEvent("e", id); err != nil {
+					t.Errorf("StartEvent: %v", err)
+					return
+				}
+				if err := r.EndEvent(id, nil); err != nil {
+					t.Errorf("EndEvent: %v", err)
+					return
+				}
+				recorded.Add(1)
+			}
+		}
+		go recordRuns(0) // overflows the buffer: the warning is logged
+		<-h.entered
+		for g := 1; g < goroutines; g++ {
+			go recordRuns(g)
+		}
+		// Every goroutine is now blocked for good (the handler, the
+		// publisher) or has returned: recording must have gone on while the
+		// handler is stuck.
+		synctest.Wait()
+		if n := recorded.Load(); n != goroutines*runs {
+			t.Fatalf("%d runs recorded while the log handler is stuck, want %d", n, goroutines*runs)
+		}
+		close(h.release) // the handler now panics, off the recording path
+		synctest.Wait()
+		runEvent(t, r, "e", "after", 0, nil)
+		close(p.block)
+		must(t, r.Close(context.Background()))
+		s := r.PublisherStats()[0]
+		if s.DroppedQueueFull == 0 || s.Published+s.Dropped() != goroutines*runs+1 || s.Queued != 0 {
+			t.Errorf("got %+v, want %d records accounted for, some dropped for a full queue", s, goroutines*runs+1)
+		}
+	})
+}
+
+// panickingHandler is a slog.Handler that panics on every record.
+type panickingHandler struct{ calls atomic.Int64 }
+
+func (h *panickingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *panickingHandler) Handle(context.Context, slog.Record) error {
+	h.calls.Add(1)
+	panic("log sink bug")
+}
+func (h *panickingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *panickingHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestPanickingLogHandlerIsContained checks that a log handler that panics
+// crashes neither a worker (logging a give-up), nor a recording call
+// (a synchronous publisher's give-up), nor Close (its summary of drops).
+func TestPanickingLogHandlerIsContained(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := &panickingHandler{}
+		permanent := func(int) error { return telemetry.Permanent(errTransient) }
+		queued := &memPublisher{fail: permanent}
+		sync := &syncPublisher{memPublisher{fail: permanent}}
+		r, err := telemetry.NewRecorder(telemetry.WithPublishers(queued, sync), telemetry.WithLogger(slog.New(h)))
+		must(t, err)
+		record(t, r, "t", 3)
+		flush(t, r)
+		must(t, r.Close(context.Background()))
+		for _, s := range r.PublisherStats() {
+			if s.DroppedFailed != 6 || s.Queued != 0 {
+				t.Errorf("%s: got %+v, want the 6 records dropped as failed", s.Name, s)
+			}
+		}
+		if h.calls.Load() == 0 {
+			t.Error("nothing was logged")
+		}
+	})
+}
+
+// TestNilPublisherIsRefused checks that a nil publisher of any type, given
+// by itself or inside a CompositePublisher, is refused with an error that
+// names its type, and panics nowhere.
+func TestNilPublisherIsRefused(t *testing.T) {
+	nilComposite := (*telemetry.CompositePublisher)(nil)
+	nilMem := (*memPublisher)(nil)
+	nilNamed := (*namedPublisher)(nil) // its Name would panic
+	withNil, err := telemetry.NewCompositePublisher(&memPublisher{})
+	must(t, err)
+	for _, p := range []telemetry.Publisher{nil, nilComposite, nilMem, nilNamed} {
+		t.Run(fmt.Sprintf("%T", p), func(t *testing.T) {
+			check := func(what string, err error) {
+				t.Helper()
+				if !errors.Is(err, telemetry.ErrNilPublisher) || (p != nil && !strings.Contains(err.Error(), fmt.Sprintf("%T", p))) {
+					t.Errorf("%s: got %v, want an error wrapping ErrNilPublisher naming %T", what, err, p)
+				}
+			}
+			r := newRecorder(t)
+			check("AddPublisher", r.AddPublisher(p))
+			_, err := telemetry.NewRecorder(telemetry.WithPublishers(&memPublisher{}, p))
+			check("WithPublishers", err)
+			_, err = telemetry.NewCompositePublisher(withNil, p)
+			check("NewCompositePublisher", err)
+			if n := len(r.PublisherStats()); n != 0 {
+				t.Errorf("%d publishers attached, want none", n)
+			}
+		})
+	}
+}
+
+// TestPublisherAttachedTwiceIsRefused checks that a publisher is attached
+// to a Recorder at most once, however it is given twice (AddPublisher,
+// WithPublishers, a CompositePublisher), with an error naming it, and
+// that a refused call attaches nothing.
+func TestPublisherAttachedTwiceIsRefused(t *testing.T) {
+	a, b, c := &namedPublisher{name: "a"}, &namedPublisher{name: "b"}, &namedPublisher{name: "c"}
+	s := &syncPublisher{}
+	ab, err := telemetry.NewCompositePublisher(a, b)
+	must(t, err)
+	bc, err := telemetry.NewCompositePublisher(b, c)
+	must(t, err)
+	refused := func(t *testing.T, what string, err error, name string) {
+		t.Helper()
+		if !errors.Is(err, telemetry.ErrDuplicatePublisher) || !strings.Contains(err.Error(), `"`+name+`"`) {
+			t.Errorf("%s: got %v, want an error wrapping ErrDuplicatePublisher naming %q", what, err, name)
+		}
+	}
+	names := func(r *telemetry.Recorder) string {
+		var out []string
+		for _, s := range r.PublisherStats() {
+			out = append(out, s.Name)
+		}
+		return fmt.Sprint(out)
+	}
+
+	r := newRecorder(t, telemetry.WithPublishers(a, s))
+	refused(t, "AddPublisher again", r.AddPublisher(a), "a")
+	refused(t, "AddPublisher of a SyncPublisher again", r.AddPublisher(s), "telemetry_test.syncPublisher")
+	refused(t, "AddPublisher of a composite holding it", r.AddPublisher(ab), "a")
+	must(t, r.AddPublisher(bc))
+	if got := names(r); got != "[a telemetry_test.syncPublisher b c]" {
+		t.Errorf("got publishers %s, want a, the SyncPublisher, b and c once each", got)
+	}
+
+	for _, tc := range []struct {
+		opts []telemetry.Option
+		name string
+	}{
+		{[]telemetry.Option{telemetry.WithPublishers(a, a)}, "a"},
+		{[]telemetry.Option{telemetry.WithPublishers(a), telemetry.WithPublishers(a)}, "a"},
+		{[]telemetry.Option{telemetry.WithPublishers(a, ab)}, "a"},
+		{[]telemetry.Option{telemetry.WithPublishers(ab, bc)}, "b"},
+	} {
+		_, err := telemetry.NewRecorder(tc.opts...)
+		refused(t, "NewRecorder", err, tc.name)
+	}
+
+	_, err = telemetry.NewCompositePublisher(a, b, a)
+	refused(t, "NewCompositePublisher", err, "a")
+	_, err = telemetry.NewCompositePublisher(ab, bc) // b twice, nested
+	refused(t, "a composite of composites sharing a member", err, "b")
+}
+
+// exiter is a queued publisher whose calls number exitOn (1 for the first)
+// end the worker's goroutine with runtime.Goexit; so does its Flush the
+// first time if flushExit is set.
+type exiter struct {
+	batchPublisher
+	exitOn    int64
+	calls     atomic.Int64
+	flushExit atomic.Bool
+}
+
+func (p *exiter) maybeExit() {
+	if p.calls.Add(1) == p.exitOn {
+		runtime.Goexit()
+	}
+}
+
+func (p *exiter) PublishEventMetrics(ctx context.Context, m telemetry.EventMetrics) error {
+	p.maybeExit()
+	return p.memPublisher.PublishEventMetrics(ctx, m)
+}
+
+func (p *exiter) PublishNetworkMetrics(ctx context.Context, m telemetry.NetworkMetrics) error {
+	p.maybeExit()
+	return p.memPublisher.PublishNetworkMetrics(ctx, m)
+}
+
+func (p *exiter) PublishBatch(ctx context.Context, b *telemetry.Batch) error {
+	p.maybeExit()
+	return p.batchPublisher.PublishBatch(ctx, b)
+}
+
+func (p *exiter) Flush(ctx context.Context) error {
+	if p.flushExit.Swap(false) {
+		runtime.Goexit()
+	}
+	return p.memPublisher.Flush(ctx)
+}
+
+// onlyEach is an exiter without its PublishBatch.
+type onlyEach struct{ p *exiter }
+
+func (e onlyEach) PublishEventMetrics(ctx context.Context, m telemetry.EventMetrics) error {
+	return e.p.PublishEventMetrics(ctx, m)
+}
+
+func (e onlyEach) PublishNetworkMetrics(ctx context.Context, m telemetry.NetworkMetrics) error {
+	return e.p.PublishNetworkMetrics(ctx, m)
+}
+
+func (e onlyEach) Flush(ctx context.Context) error { return e.p.Flush(ctx) }
+
+// TestQueuedPublisherGoexitIsCounted checks that a queued publisher that
+// ends the worker's goroutine with runtime.Goexit, in a publish call or in
+// Flush, has that call counted as a panic, its records dropped as failed,
+// and delivery going on with the other records: the stats add up, and
+// Queued is 0 after Close.
+func TestQueuedPublisherGoexitIsCounted(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		pub           func(*exiter) telemetry.Publisher
+		exitOn        int64
+		wantPublished uint64
+	}{
+		// The 10 records are taken together: the 2nd call's record is
+		// dropped, the 8 after it delivered by the next goroutine.
+		{"each", func(p *exiter) telemetry.Publisher { return onlyEach{p} }, 2, 9},
+		// Batches of 4: the first is dropped, the 6 others delivered.
+		{"batch", func(p *exiter) telemetry.Publisher { return p }, 1, 6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p := &exiter{exitOn: tc.exitOn}
+				r, err := telemetry.NewRecorder(telemetry.WithPublishers(tc.pub(p)), telemetry.WithMaxBatchSize(4),
+					telemetry.WithLogger(quiet))
+				must(t, err)
+				record(t, r, "t", 5)
+				flush(t, r)
+				s := r.PublisherStats()[0]
+				if s.Published != tc.wantPublished || s.DroppedFailed != 10-tc.wantPublished || s.Queued != 0 ||
+					s.Panics != 1 || s.FailedAttempts != 1 {
+					t.Errorf("after Flush: got %+v, want %d published, the rest dropped as failed, 1 panic", s, tc.wantPublished)
+				}
+
+				// Delivery goes on, Flush included.
+				p.flushExit.Store(true)
+				record(t, r, "u", 5)
+				if err := r.Flush(context.Background()); err == nil || !strings.Contains(err.Error(), "Goexit") {
+					t.Errorf("Flush: got %v, want an error naming runtime.Goexit", err)
+				}
+				flush(t, r)
+				must(t, r.Close(context.Background()))
+				s = r.PublisherStats()[0]
+				if s.Published != tc.wantPublished+10 || s.Published+s.Dropped() != 20 || s.Queued != 0 || s.Panics != 2 {
+					t.Errorf("after Close: got %+v, want the 10 later records published, 20 accounted for, 2 panics", s)
+				}
+				if ev, nw, _ := p.counts(); uint64(ev+nw) != s.Published {
+					t.Errorf("the publisher has %d records, the stats say %d published", ev+nw, s.Published)
+				}
+			})
+		})
+	}
+}
+
+// nilErr is an error type whose Error panics for a nil pointer.
+type nilErr struct{ msg string }
+
+func (e *nilErr) Error() string { return e.msg }
+
+// badErrPublisher fails every call with a typed nil *nilErr.
+type badErrPublisher struct{}
+
+func (badErrPublisher) PublishEventMetrics(context.Context, telemetry.EventMetrics) error {
+	return (*nilErr)(nil)
+}
+
+func (badErrPublisher) PublishNetworkMetrics(context.Context, telemetry.NetworkMetrics) error {
+	return (*nilErr)(nil)
+}
+
+type syncBadErrPublisher struct{ badErrPublisher }
+
+func (syncBadErrPublisher) Synchronous() bool { return true }
+
+// TestPublisherErrorWithPanickingTextIsContained checks that a publisher
+// error whose Error method panics (a typed nil pointer) is logged and
+// counted without crashing the worker or the recording call.
+func TestPublisherErrorWithPanickingTextIsContained(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs strings.Builder
+		r, err := telemetry.NewRecorder(telemetry.WithPublishers(badErrPublisher{}, syncBadErrPublisher{}),
+			telemetry.WithRetry(telemetry.RetryPolicy{MaxAttempts: 1}), telemetry.WithLogger(newTextLogger(&logs)))
+		must(t, err)
+		record(t, r, "t", 2)
+		must(t, r.Close(context.Background()))
+		for _, s := range r.PublisherStats() {
+			if s.DroppedFailed != 4 || s.Queued != 0 {
+				t.Errorf("%s: got %+v, want the 4 records dropped as failed", s.Name, s)
+			}
+		}
+		if !strings.Contains(logs.String(), "gave up") {
+			t.Errorf("no give-up logged: %s", logs.String())
+		}
+	})
+}

@@ -167,6 +167,10 @@
 //
 // Each publisher attached with [WithPublishers], [Recorder.AddPublisher] or
 // [MonitorEvents] gets every record that finishes after it was attached.
+// A publisher is attached to a Recorder once: attaching it again, or a
+// [CompositePublisher] that holds it, returns an error wrapping
+// [ErrDuplicatePublisher]; a nil one, or a nil pointer of a publisher
+// type, [ErrNilPublisher].
 // Recording never waits for a publisher: each has a bounded buffer of its
 // own ([WithQueueSize], [DefaultQueueSize] records of each kind) and a
 // goroutine that delivers from it. A record that finds the buffer full is
@@ -187,7 +191,9 @@
 // asks for a given wait (capped at MaxBackoff and cut at the deadline); a
 // [*DroppedError] reports a batch delivered except for some records. A panic
 // in a publisher is recovered: in a publish call it counts as a permanent
-// failure; in Flush or Close it is returned as their error.
+// failure; in Flush or Close it is returned as their error. A queued
+// publisher that calls runtime.Goexit is counted the same way, and a new
+// goroutine goes on delivering its records.
 //
 // [Recorder.PublisherStats] (also in [Recorder.Stats]) gives for each
 // publisher what was published, the failed attempts, the panics, what is

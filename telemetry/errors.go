@@ -40,8 +40,13 @@ var (
 	// ErrTooManyPending is returned by StartEvent and StartOperation when the
 	// number of pending runs has reached its limit (see [WithMaxPending]).
 	ErrTooManyPending = errors.New("telemetry: too many pending tasks")
-	// ErrNilPublisher is returned when a nil Publisher is given.
+	// ErrNilPublisher is returned when a nil Publisher is given, or a nil
+	// pointer (map, func or channel) of a publisher type.
 	ErrNilPublisher = errors.New("telemetry: nil publisher")
+	// ErrDuplicatePublisher is returned when a publisher is attached to a
+	// Recorder to which it is already attached, or given twice, so that it
+	// would be called concurrently with itself and closed twice.
+	ErrDuplicatePublisher = errors.New("telemetry: publisher already attached")
 	// ErrUnsupportedRecord is returned by FormatMetrics for a value that is
 	// neither an EventMetrics nor a NetworkMetrics.
 	ErrUnsupportedRecord = errors.New("telemetry: unsupported record type")

@@ -1,6 +1,10 @@
 package telemetry
 
-import "context"
+import (
+	"context"
+	"fmt"
+	"reflect"
+)
 
 // A Publisher sends finished records to a monitoring backend.
 //
@@ -133,4 +137,27 @@ type Attacher interface {
 // such as "prometheus". Without one, the name is derived from its type.
 type Namer interface {
 	Name() string
+}
+
+// isNil reports whether p is nil: the nil interface, or a nil pointer, map,
+// func or channel of a publisher type, whose methods would panic or do
+// nothing.
+func isNil(p Publisher) bool {
+	if p == nil {
+		return true
+	}
+	switch v := reflect.ValueOf(p); v.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Func, reflect.Chan, reflect.UnsafePointer:
+		return v.IsNil()
+	}
+	return false
+}
+
+// nilPublisher returns the error for a nil p: [ErrNilPublisher], with the
+// type of p if it has one.
+func nilPublisher(p Publisher) error {
+	if p == nil {
+		return ErrNilPublisher
+	}
+	return &valueError{err: ErrNilPublisher, value: fmt.Sprintf("%T", p)}
 }

@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"errors"
+	"reflect"
 	"slices"
 	"strconv"
 	"sync"
@@ -48,11 +49,9 @@ func NewRecorder(opts ...Option) (*Recorder, error) {
 	r.events = store.NewTable(cfg.maxEvents, cfg.maxPending, eventFuncs, (*eventTotals).init)
 	r.network = store.NewTable[networkRecord, networkTotals](cfg.maxNetworkOps, cfg.maxPending, networkFuncs, nil)
 	r.outlets.Store(&outlets{})
-	for _, p := range cfg.publishers {
-		if err := r.AddPublisher(p); err != nil {
-			r.Close(context.Background())
-			return nil, err
-		}
+	if err := r.addPublishers("with publishers", cfg.publishers); err != nil {
+		r.Close(context.Background()) // not reached: newConfig checked them
+		return nil, err
 	}
 	r.cfg.publishers = nil
 	return r, nil
@@ -67,30 +66,62 @@ func (r *Recorder) Network() *Network { return &r.net }
 // its members, so that each has its own queue, retries and stats. If p is an
 // [Attacher], its Attach method is called first.
 //
-// It returns an error wrapping [ErrNilPublisher] or [ErrClosed].
+// A publisher is attached to a Recorder once: it would otherwise be called
+// from two goroutines at once and closed twice. So AddPublisher refuses a p
+// that is already attached (the same pointer, or an equal value), or one
+// that a CompositePublisher holds twice, with an error wrapping
+// [ErrDuplicatePublisher] that names it:
+//
+//	telemetry: add publisher: publisher already attached "elasticsearch"
+//
+// Two publishers with the same name, such as two Elasticsearch publishers,
+// are two publishers: the second is named "elasticsearch#2" in
+// [PublisherStats].
+//
+// It also returns an error wrapping [ErrNilPublisher] if p is nil, or a nil
+// pointer (map, func or channel) of a publisher type, such as a nil
+// *CompositePublisher, or holds one; or [ErrClosed]. When it returns an
+// error, it has attached nothing, not even a member of p.
 func (r *Recorder) AddPublisher(p Publisher) error {
-	if p == nil {
-		return callError("add publisher", ErrNilPublisher)
-	}
-	if c, ok := p.(*CompositePublisher); ok {
-		var errs []error
-		for _, m := range c.pubs {
-			errs = append(errs, r.AddPublisher(m))
-		}
-		return errors.Join(errs...)
+	return r.addPublishers("add publisher", []Publisher{p})
+}
+
+// addPublishers attaches pubs, all of them or, with an error naming the
+// call op, none.
+func (r *Recorder) addPublishers(op string, pubs []Publisher) error {
+	pubs, err := flatten(pubs)
+	if err != nil {
+		return callError(op, err)
 	}
 	r.pubMu.Lock()
 	defer r.pubMu.Unlock()
 	if r.closed.Load() {
-		return callError("add publisher", ErrClosed)
+		return callError(op, ErrClosed)
 	}
 	set := *r.outlets.Load()
-	old, slot := set.all, len(set.queued)
+	for _, p := range pubs {
+		for _, o := range set.all {
+			if same(o.pub, p) {
+				return callError(op, duplicate(o.name))
+			}
+		}
+	}
+	for _, p := range pubs {
+		r.attach(&set, p)
+	}
+	r.outlets.Store(&set)
+	return nil
+}
+
+// attach makes the outlet of p, adds it to set and starts its worker.
+// The caller holds r.pubMu and stores set once every publisher of the
+// call is attached.
+func (r *Recorder) attach(set *outlets, p Publisher) {
 	base := publisherName(p)
 	name := base
 	for n, taken := 2, true; taken; n++ {
 		taken = false
-		for _, o := range old {
+		for _, o := range set.all {
 			if o.name == name {
 				taken = true
 				name = label.Value(base + "#" + strconv.Itoa(n))
@@ -101,12 +132,12 @@ func (r *Recorder) AddPublisher(p Publisher) error {
 	if a, ok := p.(Attacher); ok {
 		a.Attach(r)
 	}
-	o := newOutlet(name, p, r, slot)
+	o := newOutlet(name, p, r, len(set.queued))
 	if !o.sync {
 		// The buffers exist before any recorder can see the outlet.
 		r.events.AddOut(r.cfg.queueSize)
 		r.network.AddOut(r.cfg.queueSize)
-		go o.run()
+		go o.run(Batch{}, nil)
 	}
 	set.all = append(slices.Clip(set.all), o)
 	if o.sync {
@@ -114,8 +145,49 @@ func (r *Recorder) AddPublisher(p Publisher) error {
 	} else {
 		set.queued = append(slices.Clip(set.queued), o)
 	}
-	r.outlets.Store(&set)
-	return nil
+}
+
+// flatten returns the publishers that attaching pubs attaches, in order:
+// each of them, a [CompositePublisher] replaced by its members. It returns
+// an error wrapping [ErrNilPublisher] for a nil one, or
+// [ErrDuplicatePublisher] for one given twice.
+func flatten(pubs []Publisher) ([]Publisher, error) {
+	var out []Publisher
+	var walk func([]Publisher) error
+	walk = func(pubs []Publisher) error {
+		for _, p := range pubs {
+			if isNil(p) {
+				return nilPublisher(p)
+			}
+			if c, ok := p.(*CompositePublisher); ok {
+				if err := walk(c.pubs); err != nil {
+					return err
+				}
+				continue
+			}
+			for _, q := range out {
+				if same(p, q) {
+					return duplicate(publisherName(p))
+				}
+			}
+			out = append(out, p)
+		}
+		return nil
+	}
+	return out, walk(pubs)
+}
+
+// same reports whether a and b are the same publisher: equal values of one
+// type, such as the same pointer. Values that cannot be compared (a struct
+// holding a slice, say) are never the same.
+func same(a, b Publisher) bool {
+	return reflect.TypeOf(a) == reflect.TypeOf(b) &&
+		reflect.ValueOf(a).Comparable() && reflect.ValueOf(b).Comparable() && a == b
+}
+
+// duplicate returns the error for the publisher named name given twice.
+func duplicate(name string) error {
+	return &valueError{err: ErrDuplicatePublisher, value: strconv.Quote(name)}
 }
 
 // outlets are the outlets of a Recorder's publishers: all of them, in the
