@@ -219,8 +219,15 @@ func parseDemoFlags(args []string, stdout io.Writer) (demoFlags, error) {
 		}
 	}
 	if f.worker != "" {
-		if _, port, err := net.SplitHostPort(f.worker); err != nil || port == "" {
+		host, port, err := net.SplitHostPort(f.worker)
+		if err != nil || port == "" {
 			return f, usagef("--worker must be HOST:PORT, got %q", f.worker)
+		}
+		if host == "" {
+			return f, usagef("--worker must be HOST:PORT with a host, got %q", f.worker)
+		}
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+			return f, usagef("--worker must be HOST:PORT with a port of 1-65535, got %q", f.worker)
 		}
 	}
 	return f, nil

@@ -163,6 +163,12 @@ func TestUsageAndErrors(t *testing.T) {
 		{name: "demo ui on a public address without token", args: []string{"demo", "--ui", "0.0.0.0:0"}, wantCode: exitUsage,
 			wantStderr: "set EVENTPIPELINE_UI_TOKEN"},
 		{name: "demo bad worker address", args: []string{"demo", "--worker", "localhost"}, wantCode: exitUsage, wantStderr: `--worker must be HOST:PORT, got "localhost"`},
+		{name: "demo worker port not a number", args: []string{"demo", "--worker", "localhost:abc"}, wantCode: exitUsage,
+			wantStderr: `--worker must be HOST:PORT with a port of 1-65535, got "localhost:abc"`},
+		{name: "demo worker port out of range", args: []string{"demo", "--worker", "127.0.0.1:99999"}, wantCode: exitUsage,
+			wantStderr: `--worker must be HOST:PORT with a port of 1-65535, got "127.0.0.1:99999"`},
+		{name: "demo worker without host", args: []string{"demo", "--worker", ":8700"}, wantCode: exitUsage,
+			wantStderr: `--worker must be HOST:PORT with a host, got ":8700"`},
 		{name: "worker bad address", args: []string{"worker", "--addr", "nowhere"}, wantCode: exitUsage, wantStderr: "--addr: address nowhere: missing port"},
 		{name: "report empty file", args: []string{"report", empty}, wantCode: exitOK, wantStdout: "0 event runs, 0 network operations"},
 	}
