@@ -170,6 +170,10 @@ func TestUsageAndErrors(t *testing.T) {
 		{name: "demo worker without host", args: []string{"demo", "--worker", ":8700"}, wantCode: exitUsage,
 			wantStderr: `--worker must be HOST:PORT with a host, got ":8700"`},
 		{name: "worker bad address", args: []string{"worker", "--addr", "nowhere"}, wantCode: exitUsage, wantStderr: "--addr: address nowhere: missing port"},
+		{name: "worker port out of range", args: []string{"worker", "--addr", "127.0.0.1:99999"}, wantCode: exitUsage,
+			wantStderr: `--addr must be HOST:PORT with a port of 0-65535, got "127.0.0.1:99999"`},
+		{name: "demo ui port out of range", args: []string{"demo", "--ui", "127.0.0.1:99999"}, wantCode: exitUsage,
+			wantStderr: `--ui must be HOST:PORT with a port of 0-65535, got "127.0.0.1:99999"`},
 		{name: "report empty file", args: []string{"report", empty}, wantCode: exitOK, wantStdout: "0 event runs, 0 network operations"},
 	}
 	for _, tc := range tests {
