@@ -55,7 +55,9 @@
 // worker's answers) is printed with control characters escaped (\n, \x1b,
 // \u202e...): C0 and C1 controls, DEL, bidirectional controls, U+2028 and
 // U+2029, and bytes that are not UTF-8. No name can move the cursor, clear
-// the screen or forge a table row.
+// the screen or forge a table row. A table cell shows at most 200
+// characters of a text, ending with "…" when it is cut (report --json and
+// the files keep it whole).
 //
 // # A demo that keeps running
 //
