@@ -144,6 +144,8 @@ func TestUsageAndErrors(t *testing.T) {
 		{name: "help of a command", args: []string{"help", "report"}, wantCode: exitOK, wantStdout: "--slow-network DURATION"},
 		{name: "demo help", args: []string{"demo", "-h"}, wantCode: exitOK, wantStdout: "-out-dir"},
 		{name: "unknown command", args: []string{"frob"}, wantCode: exitUsage, wantStderr: `unknown command "frob"`},
+		{name: "help of an unknown command", args: []string{"help", "frob"}, wantCode: exitUsage, wantStderr: `unknown command "frob"`},
+		{name: "help of two commands", args: []string{"help", "demo", "report"}, wantCode: exitUsage, wantStderr: `help takes one COMMAND, got 2`},
 		{name: "demo bad flag", args: []string{"demo", "--bogus"}, wantCode: exitUsage, wantStderr: "flag provided but not defined: -bogus"},
 		{name: "demo extra argument", args: []string{"demo", "now"}, wantCode: exitUsage, wantStderr: `unexpected argument "now"`},
 		{name: "demo zero close timeout", args: []string{"demo", "--close-timeout", "0s"}, wantCode: exitUsage, wantStderr: "--close-timeout must be positive, got 0s"},
