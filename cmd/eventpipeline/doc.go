@@ -138,6 +138,9 @@
 //	    an Elasticsearch API key (the base64 "encoded" value), or
 //	ELASTICSEARCH_CLOUD_ID
 //	    the Cloud ID of an Elastic Cloud deployment (instead of hosts)
+//	ELASTIC_CLIENT_APIVERSIONING
+//	    true to talk to an Elasticsearch 9.x cluster in REST compatibility
+//	    mode (the 8.x API), as for the official client
 //	GRAFANA_CLOUD_API_KEY
 //	    the Grafana Cloud access-policy token (metrics:write scope)
 //	OTEL_EXPORTER_OTLP_HEADERS
