@@ -137,7 +137,8 @@
 //	ELASTICSEARCH_API_KEY
 //	    an Elasticsearch API key (the base64 "encoded" value), or
 //	ELASTICSEARCH_CLOUD_ID
-//	    the Cloud ID of an Elastic Cloud deployment (instead of hosts)
+//	    the Cloud ID of an Elastic Cloud deployment, instead of hosts (give
+//	    --elasticsearch-index-prefix then, which turns the backend on)
 //	ELASTIC_CLIENT_APIVERSIONING
 //	    true to talk to an Elasticsearch 9.x cluster in REST compatibility
 //	    mode (the 8.x API), as for the official client
