@@ -197,7 +197,15 @@ func TestTablesCutLongTexts(t *testing.T) {
 		}
 	}
 	contains(t, "table", out.String(), strings.Repeat("x", maxCell-1)+"…", `\x1b`+strings.Repeat("x", maxCell-2)+"…")
-	if got := cell("short"); got != "short" {
-		t.Errorf("cell(%q): got %q, want it unchanged", "short", got)
+	exact := strings.Repeat("é", maxCell)
+	for _, tc := range []struct{ in, want string }{
+		{"short", "short"},
+		{exact, exact},
+		{exact + "\xff", strings.Repeat("é", maxCell-1) + "…"},
+		{strings.Repeat("\xff", maxCell+1), strings.Repeat(`\xff`, maxCell-1) + "…"},
+	} {
+		if got := cell(tc.in); got != tc.want {
+			t.Errorf("cell(%.20q...): got %.40q..., want %.40q...", tc.in, got, tc.want)
+		}
 	}
 }
