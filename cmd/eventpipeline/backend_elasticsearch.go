@@ -36,7 +36,7 @@ func init() {
 		flags: func(fs *flag.FlagSet) func() bool {
 			fs.StringVar(&hosts, "elasticsearch", "",
 				"also publish to Elasticsearch at these comma-separated `hosts` (such as https://localhost:9200); credentials from\n"+
-					envESUsername+" and "+envESPassword+", or "+envESAPIKey+"; for Elastic Cloud, set "+envESCloudID+" and no hosts")
+					envESUsername+" and "+envESPassword+", or "+envESAPIKey+"; for Elastic Cloud, set "+envESCloudID+" and pass --elasticsearch-index-prefix instead of hosts")
 			fs.StringVar(&prefix, "elasticsearch-index-prefix", "", "index `prefix` (default event-pipeline-metrics)")
 			fs.BoolVar(&allowInsecure, "elasticsearch-allow-insecure", false,
 				"allow Elasticsearch credentials over plain http:// to a host other than loopback (they cross the network in clear text)")

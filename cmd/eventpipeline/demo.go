@@ -212,6 +212,9 @@ func parseDemoFlags(args []string, stdout io.Writer) (demoFlags, error) {
 		if err != nil || port == "" {
 			return f, usagef("--ui must be HOST:PORT, got %q", f.ui)
 		}
+		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			return f, usagef("--ui must be HOST:PORT with a port of 0-65535, got %q", f.ui)
+		}
 		f.uiToken = uiToken()
 		if f.uiToken.IsZero() && !isLoopbackHost(host) {
 			return f, usagef("refusing to serve the web view on %s without a token: anyone who reaches it could read the records; "+
@@ -219,8 +222,15 @@ func parseDemoFlags(args []string, stdout io.Writer) (demoFlags, error) {
 		}
 	}
 	if f.worker != "" {
-		if _, port, err := net.SplitHostPort(f.worker); err != nil || port == "" {
+		host, port, err := net.SplitHostPort(f.worker)
+		if err != nil || port == "" {
 			return f, usagef("--worker must be HOST:PORT, got %q", f.worker)
+		}
+		if host == "" {
+			return f, usagef("--worker must be HOST:PORT with a host, got %q", f.worker)
+		}
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+			return f, usagef("--worker must be HOST:PORT with a port of 1-65535, got %q", f.worker)
 		}
 	}
 	return f, nil

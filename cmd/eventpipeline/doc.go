@@ -55,7 +55,9 @@
 // worker's answers) is printed with control characters escaped (\n, \x1b,
 // \u202e...): C0 and C1 controls, DEL, bidirectional controls, U+2028 and
 // U+2029, and bytes that are not UTF-8. No name can move the cursor, clear
-// the screen or forge a table row.
+// the screen or forge a table row. A table cell shows at most 200
+// characters of a text, ending with "…" when it is cut (report --json and
+// the files keep it whole).
 //
 // # A demo that keeps running
 //
@@ -135,7 +137,11 @@
 //	ELASTICSEARCH_API_KEY
 //	    an Elasticsearch API key (the base64 "encoded" value), or
 //	ELASTICSEARCH_CLOUD_ID
-//	    the Cloud ID of an Elastic Cloud deployment (instead of hosts)
+//	    the Cloud ID of an Elastic Cloud deployment, instead of hosts (give
+//	    --elasticsearch-index-prefix then, which turns the backend on)
+//	ELASTIC_CLIENT_APIVERSIONING
+//	    true to talk to an Elasticsearch 9.x cluster in REST compatibility
+//	    mode (the 8.x API), as for the official client
 //	GRAFANA_CLOUD_API_KEY
 //	    the Grafana Cloud access-policy token (metrics:write scope)
 //	OTEL_EXPORTER_OTLP_HEADERS

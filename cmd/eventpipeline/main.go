@@ -64,11 +64,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch cmd {
 	case "-h", "-help", "--help", "help":
-		if len(rest) > 0 && (rest[0] == "demo" || rest[0] == "report" || rest[0] == "worker") {
+		switch {
+		case len(rest) == 0:
+			fmt.Fprint(stdout, usage)
+			return exitOK
+		case len(rest) > 1:
+			fmt.Fprintf(stderr, "eventpipeline: help takes one COMMAND, got %d\nRun 'eventpipeline --help' for usage.\n", len(rest))
+			return exitUsage
+		case rest[0] == "demo" || rest[0] == "report" || rest[0] == "worker":
 			return run(ctx, []string{rest[0], "--help"}, stdout, stderr)
 		}
-		fmt.Fprint(stdout, usage)
-		return exitOK
+		fmt.Fprintf(stderr, "eventpipeline: unknown command %q\nRun 'eventpipeline --help' for usage.\n", rest[0])
+		return exitUsage
 	case "demo":
 		err = runDemo(ctx, rest, stdout, stderr)
 	case "report":

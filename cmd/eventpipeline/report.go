@@ -19,7 +19,9 @@ with slow thresholds of 1s. Flags may come before or after FILE.
 
 A last line cut short (a process killed while writing) is left out with a
 warning on stderr naming the line; every other line must be a valid record,
-or the report fails naming the first line that is not.
+or the report fails naming the first line that is not. Texts are shown
+with their control characters escaped, and cut to 200 characters in the
+tables (--json gives them whole).
 
 Queries:
   --failed             failed events, with their errors (get_failed_events)

@@ -102,6 +102,27 @@ func allSections(d time.Duration) sections {
 // delivery problems, error messages) goes through printable.
 func printable(s string) string { return safetext.Visible(s, false) }
 
+// maxCell is the most characters (runes, and bytes that are not UTF-8) of
+// a record's text that a table shows: one long name in a file must not pad
+// every row of its column to its length.
+const maxCell = 200
+
+// cell returns s as a table shows it: its first maxCell-1 characters and
+// "…" if it has more than maxCell, escaped by printable.
+func cell(s string) string {
+	n := 0
+	for i := range s { // a byte that is not UTF-8 counts as one
+		if n == maxCell-1 {
+			if utf8.RuneCountInString(s[i:]) > 1 {
+				return printable(s[:i]) + "…"
+			}
+			break
+		}
+		n++
+	}
+	return printable(s)
+}
+
 // writeTable prints the selected sections of rs as readable tables.
 func writeTable(w io.Writer, rs *records, s sections) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -179,8 +200,8 @@ func eventTable(w io.Writer, evs []telemetry.EventMetrics, withError bool) {
 		if withError {
 			errText = m.Error
 		}
-		fmt.Fprintf(w, "  %s\t%s\t%v\t%d\t%s\t%s\n", printable(m.EventName), printable(m.TaskID), round(m.Duration()),
-			m.RetryCount, printable(string(m.Status)), printable(errText))
+		fmt.Fprintf(w, "  %s\t%s\t%v\t%d\t%s\t%s\n", cell(m.EventName), cell(m.TaskID), round(m.Duration()),
+			m.RetryCount, cell(string(m.Status)), cell(errText))
 	}
 }
 
@@ -191,9 +212,9 @@ func networkTable(w io.Writer, ops []telemetry.NetworkMetrics) {
 	}
 	fmt.Fprintln(w, "  OPERATION\tHOST:PORT\tTASK\tLATENCY\tSENT\tRECEIVED\tSTATUS\tERROR")
 	for _, m := range ops {
-		fmt.Fprintf(w, "  %s\t%s\t%s\t%v\t%d B\t%d B\t%s\t%s\n", printable(m.Operation),
-			printable(m.Host)+":"+strconv.Itoa(m.Port), printable(m.TaskID),
-			round(m.Latency()), m.BytesSent, m.BytesReceived, printable(string(m.Status)), printable(m.Error))
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%v\t%d B\t%d B\t%s\t%s\n", cell(m.Operation),
+			cell(m.Host)+":"+strconv.Itoa(m.Port), cell(m.TaskID),
+			round(m.Latency()), m.BytesSent, m.BytesReceived, cell(string(m.Status)), cell(m.Error))
 	}
 }
 

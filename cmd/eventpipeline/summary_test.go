@@ -170,3 +170,42 @@ func TestReportJSONEscapesControlCharacters(t *testing.T) {
 		t.Errorf("got %+v, want one failed event named %q", doc.Failed, want)
 	}
 }
+
+// TestTablesCutLongTexts: a text longer than maxCell runes is cut in the
+// tables, so that one long name in a hostile file cannot pad every row of
+// its column to its length (a 1 MB name made `report --failed` print 2 GB).
+func TestTablesCutLongTexts(t *testing.T) {
+	long := strings.Repeat("x", 1<<20)
+	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	ev := func(name string) telemetry.EventMetrics {
+		return telemetry.EventMetrics{EventName: name, TaskID: name, StartTime: start, EndTime: start.Add(time.Second),
+			Status: telemetry.StatusFailed, Error: name}
+	}
+	events := []telemetry.EventMetrics{ev(long), ev("\x1b" + long)}
+	for range 100 {
+		events = append(events, ev("short"))
+	}
+	network := []telemetry.NetworkMetrics{{TaskID: long, Operation: long, Host: long, Port: 1, StartTime: start,
+		EndTime: start.Add(time.Second), Status: telemetry.StatusFailed, Error: long}}
+	var out bytes.Buffer
+	if err := writeTable(&out, &records{events: events, network: network}, allSections(0)); err != nil {
+		t.Fatal(err)
+	}
+	for i, line := range strings.Split(out.String(), "\n") {
+		if n := utf8.RuneCountInString(line); n > 8*maxCell {
+			t.Fatalf("line %d has %d characters, want at most %d: %.200q...", i+1, n, 8*maxCell, line)
+		}
+	}
+	contains(t, "table", out.String(), strings.Repeat("x", maxCell-1)+"…", `\x1b`+strings.Repeat("x", maxCell-2)+"…")
+	exact := strings.Repeat("é", maxCell)
+	for _, tc := range []struct{ in, want string }{
+		{"short", "short"},
+		{exact, exact},
+		{exact + "\xff", strings.Repeat("é", maxCell-1) + "…"},
+		{strings.Repeat("\xff", maxCell+1), strings.Repeat(`\xff`, maxCell-1) + "…"},
+	} {
+		if got := cell(tc.in); got != tc.want {
+			t.Errorf("cell(%.20q...): got %.40q..., want %.40q...", tc.in, got, tc.want)
+		}
+	}
+}

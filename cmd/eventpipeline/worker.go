@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -85,9 +86,12 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if len(rest) > 0 {
 		return usagef("unexpected argument %q", rest[0])
 	}
-	host, _, err := net.SplitHostPort(*addr)
+	host, port, err := net.SplitHostPort(*addr)
 	if err != nil {
 		return usagef("--addr: %v", err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return usagef("--addr must be HOST:PORT with a port of 0-65535, got %q", *addr)
 	}
 	if (*certFile == "") != (*keyFile == "") {
 		return usagef("--tls-cert and --tls-key go together")

@@ -62,24 +62,61 @@ func docFiles(t *testing.T, root string) []string {
 	return files
 }
 
-// parseBlocks returns the fenced code blocks of a Markdown text.
+// parseBlocks returns the code blocks of a Markdown text: the fenced ones
+// (``` or ~~~, three or more, closed by a fence of the same character at
+// least as long), whose lang is the first word of the info string in lower
+// case with "golang" read as "go", and the indented ones (four spaces or a
+// tab after a blank line), with lang "(indented)".
 func parseBlocks(file string, src []byte) ([]block, error) {
 	var (
-		blocks []block
-		cur    *block
-		body   strings.Builder
-		prev   string // previous non-blank line outside blocks
-		fence  string
+		blocks   []block
+		cur      *block
+		body     strings.Builder
+		prev     string // previous non-blank line outside blocks
+		fence    string
+		blank    = true // the previous line is blank (or the first)
+		indented *block
 	)
+	endIndented := func() {
+		if indented != nil {
+			indented.text = body.String()
+			blocks = append(blocks, *indented)
+			indented = nil
+		}
+	}
 	sc := bufio.NewScanner(bytes.NewReader(src))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for n := 1; sc.Scan(); n++ {
 		line := sc.Text()
 		trimmed := strings.TrimSpace(line)
 		if cur == nil {
-			if strings.HasPrefix(trimmed, "```") {
-				fence = "```"
-				cur = &block{file: file, line: n, lang: strings.TrimSpace(strings.TrimPrefix(trimmed, "```"))}
+			f := fenceOf(trimmed)
+			isIndented := f == "" && (strings.HasPrefix(line, "    ") || strings.HasPrefix(line, "\t"))
+			switch {
+			case indented != nil && (isIndented || trimmed == ""):
+				body.WriteString(line)
+				body.WriteByte('\n')
+				continue
+			case indented != nil:
+				endIndented()
+			case isIndented && blank && trimmed != "":
+				indented = &block{file: file, line: n, lang: "(indented)"}
+				body.Reset()
+				body.WriteString(line)
+				body.WriteByte('\n')
+				continue
+			}
+			blank = trimmed == ""
+			if f != "" {
+				fence = f
+				info := strings.Fields(strings.TrimPrefix(trimmed, f))
+				cur = &block{file: file, line: n}
+				if len(info) > 0 {
+					cur.lang = strings.ToLower(info[0])
+					if cur.lang == "golang" {
+						cur.lang = "go"
+					}
+				}
 				if m := skipMarker.FindStringSubmatch(prev); m != nil {
 					if m[1] == "" {
 						return nil, fmt.Errorf("%s:%d: doctest:skip marker without a reason", file, n)
@@ -94,19 +131,46 @@ func parseBlocks(file string, src []byte) ([]block, error) {
 			}
 			continue
 		}
-		if trimmed == fence {
+		if f := fenceOf(trimmed); f != "" && f == trimmed && f[0] == fence[0] && len(f) >= len(fence) {
 			cur.text = body.String()
 			blocks = append(blocks, *cur)
-			cur, prev = nil, ""
+			cur, prev, blank = nil, "", true
 			continue
 		}
 		body.WriteString(line)
 		body.WriteByte('\n')
 	}
+	endIndented()
 	if cur != nil {
 		return nil, fmt.Errorf("%s:%d: code block never closed", file, cur.line)
 	}
 	return blocks, sc.Err()
+}
+
+// fenceOf returns the code fence that line (trimmed) starts with: three or
+// more backticks or tildes; "" if none.
+func fenceOf(line string) string {
+	if !strings.HasPrefix(line, "```") && !strings.HasPrefix(line, "~~~") {
+		return ""
+	}
+	n := 0
+	for n < len(line) && line[n] == line[0] {
+		n++
+	}
+	return line[:n]
+}
+
+// looksLikeGo reports whether the text of a block is Go source: its first
+// line that is not blank or a comment is a package clause.
+func looksLikeGo(text string) bool {
+	for line := range strings.SplitSeq(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "//") {
+			continue
+		}
+		return strings.HasPrefix(line, "package ")
+	}
+	return false
 }
 
 func TestParseBlocks(t *testing.T) {
@@ -127,6 +191,38 @@ func TestParseBlocks(t *testing.T) {
 		if got[i] != want[i] {
 			t.Errorf("block %d: got %+v, want %+v", i, got[i], want[i])
 		}
+	}
+	// Every kind of block the test must see: tildes, longer fences holding
+	// shorter ones, "golang" and capitals, an info string after the
+	// language, indented code, and Go in a block without a language.
+	src = "~~~go\npackage a\n~~~\n````Go\n```\npackage b\n````\n```golang title=x\npackage c\n```\n\n    package d\n\n    func f() {}\nafter\n```\npackage e\n```\n  - item\n\n    ```go\n    package f\n    ```\n"
+	got, err = parseBlocks("z.md", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = []block{
+		{file: "z.md", line: 1, lang: "go", text: "package a\n"},
+		{file: "z.md", line: 4, lang: "go", text: "```\npackage b\n"},
+		{file: "z.md", line: 8, lang: "go", text: "package c\n"},
+		{file: "z.md", line: 12, lang: "(indented)", text: "    package d\n\n    func f() {}\n"},
+		{file: "z.md", line: 16, lang: "", text: "package e\n"},
+		{file: "z.md", line: 21, lang: "go", text: "    package f\n"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d blocks %+v, want %d", len(got), got, len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("block %d: got %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	for _, b := range got[3:5] {
+		if !looksLikeGo(b.text) {
+			t.Errorf("looksLikeGo(%q) = false, want true", b.text)
+		}
+	}
+	if looksLikeGo("go run ./cmd/eventpipeline demo\n") {
+		t.Error("looksLikeGo of a shell command = true, want false")
 	}
 	if _, err := parseBlocks("y.md", []byte("<!-- doctest:skip -->\n```go\nx\n```\n")); err == nil {
 		t.Error("got no error for a skip marker without a reason")
@@ -175,6 +271,9 @@ func TestGoBlocksCompile(t *testing.T) {
 		}
 		for _, b := range blocks {
 			if b.lang != "go" {
+				if looksLikeGo(b.text) {
+					t.Errorf("%s: a Go program in a block marked %q is not checked; fence it with ```go", b, b.lang)
+				}
 				continue
 			}
 			if b.skip != "" {
