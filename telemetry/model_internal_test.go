@@ -270,8 +270,9 @@ func newModelRunOf(t *testing.T, cfg modelConfig, seed uint64, r *Recorder, pref
 		WithMaxErrorLength(modelErrLen), WithQueueSize(1 << 17)}
 	var pub *modelPublisher
 	if cfg.publisher {
-		pub = &modelPublisher{}
-		opts = append(opts, WithPublishers(pub))
+		// A queued publisher, a synchronous one, and an Observer.
+		pub = &modelPublisher{sync: &modelSyncPublisher{}, obs: &modelObserver{}}
+		opts = append(opts, WithPublishers(pub, pub.sync, pub.obs))
 	}
 	r, err := NewRecorder(opts...)
 	if err != nil {
@@ -353,7 +354,7 @@ var longError = errors.New(strings.Repeat("é-rröр ", 12))
 
 func (m *modelRun) pickErr() error {
 	return pick(m.rng, nil, nil, nil, errors.New("boom"), fmt.Errorf("wrapped: %w", errors.New("disk full")),
-		errors.New(""), longError)
+		errors.New(""), longError, errors.New("bad\n\"json\"\u2029\x1b"))
 }
 
 func errText(err error) (statusCode, string) {
@@ -370,7 +371,8 @@ func errText(err error) (statusCode, string) {
 // startEvent calls StartEvent with random arguments.
 func (m *modelRun) startEvent() {
 	id := m.pickID()
-	name := pick(m.rng, "extract", "load", "transform", "a-rather-long-event-name-for-the-slabs", "")
+	name := pick(m.rng, "extract", "load", "transform", "a-rather-long-event-name-for-the-slabs", "",
+		"q\"<b>\\ \u2028\x01\t\u0085é")
 	if name == "" && m.rng.IntN(4) != 0 {
 		name = "e"
 	}
@@ -390,7 +392,7 @@ func (m *modelRun) startEvent() {
 			}
 			rec.pid = int32(pid)
 		case 1:
-			p := pick(m.rng, "", "p1", "p2", "pipeline-run-2026-11-26-0001")
+			p := pick(m.rng, "", "p1", "p2", "pipeline-run-2026-11-26-0001", "p\u202e\x7f\"")
 			opts = append(opts, WithPipelineID(p))
 			rec.pipeline = p
 		case 2:
@@ -538,7 +540,7 @@ func (m *modelRun) recordRetry() {
 
 func (m *modelRun) startOperation() {
 	id := m.pickID()
-	host := pick(m.rng, "db", "api.example.com", "10.0.0.1", "")
+	host := pick(m.rng, "db", "api.example.com", "10.0.0.1", "", "h\u0085\\")
 	if host == "" && m.rng.IntN(3) != 0 {
 		host = "h"
 	}
@@ -1064,18 +1066,30 @@ func (m *modelRun) finish() {
 	m.fullCheck()
 }
 
-// checkPublished checks that the publisher got every finished record once.
+// checkPublished checks that each publisher got every finished record
+// once.
 func (m *modelRun) checkPublished() {
 	m.t.Helper()
-	m.pub.mu.Lock()
-	defer m.pub.mu.Unlock()
-	if why := sameBag(mapSlice(m.pub.events, normEvent),
-		mapSlice(m.ev.all, func(e mEvent) EventMetrics { return normEvent(e.metrics(m.r.clock)) })); why != "" {
-		m.fatalf("published event records: %s", why)
+	wantEv := mapSlice(m.ev.all, func(e mEvent) EventMetrics { return normEvent(e.metrics(m.r.clock)) })
+	wantNet := mapSlice(m.net.all, func(n mNet) NetworkMetrics { return normNet(n.metrics(m.r.clock)) })
+	for _, p := range []*modelPublisher{m.pub, &m.pub.sync.modelPublisher} {
+		p.mu.Lock()
+		if why := sameBag(mapSlice(p.events, normEvent), wantEv); why != "" {
+			m.fatalf("published event records: %s", why)
+		}
+		if why := sameBag(mapSlice(p.network, normNet), wantNet); why != "" {
+			m.fatalf("published network records: %s", why)
+		}
+		p.mu.Unlock()
 	}
-	if why := sameBag(mapSlice(m.pub.network, normNet),
-		mapSlice(m.net.all, func(n mNet) NetworkMetrics { return normNet(n.metrics(m.r.clock)) })); why != "" {
-		m.fatalf("published network records: %s", why)
+	o := m.pub.obs
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if why := sameBag(o.events, mapSlice(wantEv, EventMetrics.Observation)); why != "" {
+		m.fatalf("observed event runs: %s", why)
+	}
+	if why := sameBag(o.network, mapSlice(wantNet, NetworkMetrics.Observation)); why != "" {
+		m.fatalf("observed network operations: %s", why)
 	}
 }
 
@@ -1104,6 +1118,34 @@ type modelPublisher struct {
 	mu      sync.Mutex
 	events  []EventMetrics
 	network []NetworkMetrics
+	sync    *modelSyncPublisher // attached beside it
+	obs     *modelObserver      // attached beside it
+}
+
+// modelSyncPublisher is a modelPublisher called on the recording path.
+type modelSyncPublisher struct{ modelPublisher }
+
+func (*modelSyncPublisher) Synchronous() bool { return true }
+
+// modelObserver keeps the observations it is given.
+type modelObserver struct {
+	modelSyncPublisher
+	events  []EventObservation
+	network []NetworkObservation
+}
+
+func (o *modelObserver) ObserveEvent(_ context.Context, e EventObservation) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.events = append(o.events, e)
+	return nil
+}
+
+func (o *modelObserver) ObserveNetwork(_ context.Context, n NetworkObservation) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.network = append(o.network, n)
+	return nil
 }
 
 func (p *modelPublisher) PublishEventMetrics(_ context.Context, e EventMetrics) error {
