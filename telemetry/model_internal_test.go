@@ -1393,3 +1393,20 @@ func checkReportItself(t *testing.T, rep Report) {
 		}
 	}
 }
+
+// FuzzRecorderModel runs the model over a configuration and a seed the
+// fuzzer picks: with go test -fuzz=FuzzRecorderModel it searches seeds
+// and small limits beyond those of TestRecorderMatchesModel.
+func FuzzRecorderModel(f *testing.F) {
+	f.Add(uint64(1), uint8(1), uint8(5), uint8(3), uint8(12), uint16(800))
+	f.Add(uint64(2), uint8(64), uint8(3), uint8(8), uint8(70), uint16(1500))
+	f.Add(uint64(3), uint8(255), uint8(1), uint8(255), uint8(4), uint16(2000))
+	f.Fuzz(func(t *testing.T, seed uint64, events, network, pending, ids uint8, steps uint16) {
+		cfg := modelConfig{
+			maxEvents: 1 + int(events), maxNet: 1 + int(network), maxPending: 1 + int(pending),
+			ids: 1 + int(ids), steps: int(steps % 4000), query: 0.1, full: 0.01, valid: 0.75 + float64(seed%25)/100,
+			publisher: seed%3 == 0,
+		}
+		synctest.Test(t, func(t *testing.T) { newModelRun(t, cfg, seed).run() })
+	})
+}
