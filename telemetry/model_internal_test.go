@@ -1219,19 +1219,25 @@ func TestRecorderMatchesModelConcurrently(t *testing.T) {
 		{cfg: modelConfig{maxEvents: 1 << 14, maxNet: 4000, maxPending: 1 << 20, ids: 40, steps: 2500, query: 0.05, valid: 0.95, publisher: true}},
 		{cfg: modelConfig{maxEvents: 4096, maxNet: 300, maxPending: 1 << 20, ids: 40, steps: 6000, valid: 1}, evict: true},
 	} {
-		t.Run(tc.cfg.String(), func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) { testModelConcurrently(t, tc.cfg, tc.evict) })
-		})
+		seeds := 1
+		if *modelLong {
+			seeds = 10
+		}
+		for seed := range seeds {
+			t.Run(fmt.Sprintf("%v/seed=%d", tc.cfg, seed), func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) { testModelConcurrently(t, tc.cfg, tc.evict, uint64(seed)) })
+			})
+		}
 	}
 }
 
-func testModelConcurrently(t *testing.T, cfg modelConfig, evict bool) {
+func testModelConcurrently(t *testing.T, cfg modelConfig, evict bool, seed uint64) {
 	const workers = 4
-	all := newModelRun(t, cfg, 99)
+	all := newModelRun(t, cfg, 1000+seed)
 	r := all.r
 	ms := make([]*modelRun, workers)
 	for w := range ms {
-		ms[w] = newModelRunOf(t, cfg, uint64(w), r, fmt.Sprintf("w%d-", w))
+		ms[w] = newModelRunOf(t, cfg, seed*workers+uint64(w), r, fmt.Sprintf("w%d-", w))
 		ms[w].fail = func(msg string) {
 			t.Error(msg)
 			runtime.Goexit()
