@@ -349,12 +349,12 @@ func pickPending[M any](m *modelRun, t *mTable[M]) string {
 
 var modelSpan = SpanContext{TraceID: [16]byte{1, 2, 3}, SpanID: [8]byte{4, 5}, Sampled: true}
 
-// longError is longer than modelErrLen, with multi-byte characters.
-var longError = errors.New(strings.Repeat("é-rröр ", 12))
+// errLong is longer than modelErrLen, with multi-byte characters.
+var errLong = errors.New(strings.Repeat("é-rröр ", 12))
 
 func (m *modelRun) pickErr() error {
 	return pick(m.rng, nil, nil, nil, errors.New("boom"), fmt.Errorf("wrapped: %w", errors.New("disk full")),
-		errors.New(""), longError, errors.New("bad\n\"json\"\u2029\x1b"))
+		errors.New(""), errLong, errors.New("bad\n\"json\"\u2029\x1b"))
 }
 
 func errText(err error) (statusCode, string) {
