@@ -233,6 +233,8 @@ type modelRun struct {
 	netEnded, netFailed        uint64
 	sent, recv                 int64
 	pub                        *modelPublisher
+	late                       *modelPublisher // attached during the run
+	lateEv, lateNet            int             // records that had ended when it was
 
 	prefix string       // of the task ids, and of failure messages
 	fail   func(string) // reports a failure and stops; t.Fatal if nil
@@ -1017,6 +1019,8 @@ func (m *modelRun) steps(query, full func()) {
 			m.startOperation()
 		case k < 18:
 			m.endOperation()
+		case m.pub != nil && m.late == nil && m.rng.IntN(200) == 0:
+			m.addLatePublisher()
 		default:
 			d := pick(m.rng, time.Nanosecond, time.Microsecond, time.Millisecond, 700*time.Millisecond, time.Second, 2*time.Second)
 			time.Sleep(d)
@@ -1066,12 +1070,38 @@ func (m *modelRun) finish() {
 	m.fullCheck()
 }
 
+// addLatePublisher attaches a publisher during the run: it must get the
+// records that end from then on. Attaching one locks the tables, which
+// moves the shards' batches into the rings.
+func (m *modelRun) addLatePublisher() {
+	m.late = &modelPublisher{}
+	m.lateEv, m.lateNet = len(m.ev.all), len(m.net.all)
+	m.logf("AddPublisher")
+	if err := m.r.AddPublisher(m.late); err != nil {
+		m.fatalf("AddPublisher: %v", err)
+	}
+	m.ev.lock()
+	m.net.lock()
+}
+
 // checkPublished checks that each publisher got every finished record
 // once.
 func (m *modelRun) checkPublished() {
 	m.t.Helper()
 	wantEv := mapSlice(m.ev.all, func(e mEvent) EventMetrics { return normEvent(e.metrics(m.r.clock)) })
 	wantNet := mapSlice(m.net.all, func(n mNet) NetworkMetrics { return normNet(n.metrics(m.r.clock)) })
+	if p := m.late; p != nil {
+		m.t.Logf("a publisher attached after %d event runs and %d operations ended got the %d and %d that ended since",
+			m.lateEv, m.lateNet, len(wantEv)-m.lateEv, len(wantNet)-m.lateNet)
+		p.mu.Lock()
+		if why := sameBag(mapSlice(p.events, normEvent), wantEv[m.lateEv:]); why != "" {
+			m.fatalf("event records published to the publisher attached at the %dth: %s", m.lateEv, why)
+		}
+		if why := sameBag(mapSlice(p.network, normNet), wantNet[m.lateNet:]); why != "" {
+			m.fatalf("network records published to the publisher attached at the %dth: %s", m.lateNet, why)
+		}
+		p.mu.Unlock()
+	}
 	for _, p := range []*modelPublisher{m.pub, &m.pub.sync.modelPublisher} {
 		p.mu.Lock()
 		if why := sameBag(mapSlice(p.events, normEvent), wantEv); why != "" {
