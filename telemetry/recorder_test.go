@@ -495,3 +495,29 @@ func TestEndAfterEvictionIsNotStarted(t *testing.T) {
 		t.Errorf("evicted: got %v, want ErrNotStarted", err)
 	}
 }
+
+// TestLatestRunIsTheLastOneRecorded pins down which run Metrics returns
+// when a task id's runs were given their times (WithStartTime,
+// EndEventAt), as a job queue gives them: the run that started and ended
+// last, even when it ended at an earlier time than the run before it; and
+// that run stays found, and its task id ended, once the run before it is
+// evicted.
+func TestLatestRunIsTheLastOneRecorded(t *testing.T) {
+	r := newRecorder(t, telemetry.WithMaxEvents(2))
+	runEvent(t, r, "e", "a", 0, nil)
+	first, _ := r.Metrics("a")
+	// The second run was attempted an hour ago and finished half an hour
+	// ago, as the job queue reports it now.
+	must(t, r.StartEvent("e", "a", telemetry.WithStartTime(first.EndTime.Add(-time.Hour)), telemetry.WithPipelineID("second")))
+	must(t, r.EndEventAt("a", nil, first.EndTime.Add(-30*time.Minute)))
+	if m, ok := r.Metrics("a"); !ok || m.PipelineID != "second" {
+		t.Errorf("Metrics(a) after the second run: got %+v, %v; want the second run", m, ok)
+	}
+	runEvent(t, r, "e", "b", 0, nil) // evicts the first run of a
+	if m, ok := r.Metrics("a"); !ok || m.PipelineID != "second" {
+		t.Errorf("Metrics(a) once the first run is evicted: got %+v, %v; want the second run, retained", m, ok)
+	}
+	if err := r.EndEvent("a", nil); !errors.Is(err, telemetry.ErrAlreadyEnded) {
+		t.Errorf("ending a again: got %v, want ErrAlreadyEnded (its latest run is retained)", err)
+	}
+}

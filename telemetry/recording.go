@@ -422,8 +422,10 @@ func (c clock) startAt(at *time.Time, now time.Duration) (time.Duration, error) 
 // waits: about 146 years either side of the Recorder's creation, so that
 // the difference of two offsets, a duration or a wait, always fits in a
 // time.Duration (offsets further away would overflow, or be clamped by
-// time.Time.Sub, and give the run a wrong time and duration).
-const maxGiven = 1 << 62
+// time.Time.Sub, and give the run a wrong time and duration). It is one
+// less than 1<<62: the difference of two offsets at the bounds, 1<<63,
+// would not fit.
+const maxGiven = 1<<62 - 1
 
 // given returns t, a time given by the caller as its what, as an offset
 // from c's epoch; or an error wrapping [ErrInvalidOption] if t is the zero

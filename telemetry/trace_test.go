@@ -257,3 +257,32 @@ func TestTimesTooFarFromNowAreRefused(t *testing.T) {
 		t.Errorf("a century back: got %+v (duration %v, wait %v)", m, m.Duration(), m.WaitTime())
 	}
 }
+
+// TestTimesAtTheLimitsKeepTheirDuration checks a run given a start and an
+// end at the furthest the Recorder accepts, either side of its creation:
+// its duration, about 292 years, is kept. A nanosecond further, 1<<62
+// either side, the duration would not fit in a time.Duration (it
+// overflowed, and the run was recorded with a duration of 0): those times
+// are refused.
+func TestTimesAtTheLimitsKeepTheirDuration(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRecorder(t)
+		now := r.Now() // the Recorder's creation: the fake clock stands still
+		const limit = 1<<62 - 1
+		start, end := now.Add(-limit), now.Add(limit)
+		must(t, r.StartEvent("e", "a", telemetry.WithStartTime(start)))
+		must(t, r.StartEvent("e", "b"))
+		for name, err := range map[string]error{
+			"start": r.StartEvent("e", "c", telemetry.WithStartTime(start.Add(-1))),
+			"end":   r.EndEventAt("b", nil, end.Add(1)),
+		} {
+			if !errors.Is(err, telemetry.ErrInvalidOption) {
+				t.Errorf("%s a nanosecond further: got %v, want ErrInvalidOption", name, err)
+			}
+		}
+		must(t, r.EndEventAt("a", nil, end))
+		if m, _ := r.Metrics("a"); !m.StartTime.Equal(start) || !m.EndTime.Equal(end) || m.Duration() != 2*limit {
+			t.Errorf("got %+v (duration %v), want a duration of %v", m, m.Duration(), time.Duration(2*limit))
+		}
+	})
+}

@@ -384,12 +384,6 @@ func (g *ring[R]) get(i int, a *arena) (e Entry[R]) {
 	return e
 }
 
-// end returns the end of the record at ring position i.
-func (g *ring[R]) end(i int) time.Duration {
-	_, s := g.slot(i)
-	return s.end
-}
-
 // hasTask reports whether the record at ring position i is a run of
 // taskID.
 func (g *ring[R]) hasTask(i int, taskID string) bool {
@@ -485,8 +479,7 @@ func (g *ring[R]) segments(f func(lo, hi int)) {
 }
 
 // lookup returns the position of the latest retained run of taskID, the
-// one that ended last, bringing the index of latest runs up to date
-// first.
+// newest in the ring, bringing the index of latest runs up to date first.
 func (g *ring[R]) lookup(h uint64, taskID string) (int, bool) {
 	g.catchUp()
 	r, ok := g.latest.get(h, func(r int32) bool { return g.hasTask(int(r), taskID) })
@@ -498,10 +491,11 @@ func (g *ring[R]) lookup(h uint64, taskID string) (int, bool) {
 // the index, it rebuilds the index from the retained records instead; so
 // the index never holds more than about twice the capacity, and its upkeep
 // costs O(1) per record, paid by the queries that need it rather than by
-// recording. A run replaces the entry of its task id only if it ended no
-// earlier than the run the entry holds. The runs of a task id all end in
-// its shard, so they reach the ring in end order; the check keeps the
-// index right even for records that would not.
+// recording. A run replaces the entry of its task id: the runs of a task
+// id all end in its shard, one after the other, so they reach the ring in
+// the order they were recorded, the latest last, whatever end times their
+// callers gave them (an end given with EndEventAt may be earlier than
+// that of the run before).
 func (g *ring[R]) catchUp() {
 	from := g.indexed
 	if g.ended-from > uint64(g.capacity) || g.latest.n > 2*g.capacity {
@@ -513,10 +507,9 @@ func (g *ring[R]) catchUp() {
 		r := int32(seq % uint64(g.capacity))
 		_, s := g.slot(int(r))
 		i := g.latest.find(s.hash, func(o int32) bool { return g.sameTask(int(o), int(r)) })
-		switch {
-		case i < 0:
+		if i < 0 {
 			g.latest.insert(s.hash, r)
-		case g.end(int(g.latest.slots[i].ring)) <= g.end(int(r)):
+		} else {
 			g.latest.slots[i].ring = r
 		}
 	}

@@ -268,14 +268,11 @@ func check(t *testing.T, round int, tb *Table[rec, totals], m *model, rng *rand.
 				t.Fatalf("round %d: pending records not by start at %d", round, i)
 			}
 		}
-		// The latest run of every task id.
-		// The latest run of a task id is the one that ended last (the
-		// ring's order when several ended at once).
+		// The latest run of every task id: the newest in the ring, as
+		// its runs reach the ring in the order they ended.
 		latest := map[string]Entry[rec]{}
 		for _, e := range kept {
-			if l, ok := latest[e.TaskID]; !ok || l.Rec.start+l.Rec.dur <= e.Rec.start+e.Rec.dur {
-				latest[e.TaskID] = e
-			}
+			latest[e.TaskID] = e
 		}
 		for tid := range m.started {
 			e, ok := v.Latest(tid, nil)
