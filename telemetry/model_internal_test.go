@@ -17,6 +17,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/eventpipeline/eventpipeline/internal/safetext"
 	"github.com/eventpipeline/eventpipeline/telemetry/internal/store"
 )
 
@@ -367,7 +368,7 @@ func errText(err error) (statusCode, string) {
 	if msg == "" {
 		msg = "unknown error"
 	}
-	return failed, truncate(msg, modelErrLen)
+	return failed, safetext.Cut(msg, modelErrLen)
 }
 
 // startEvent calls StartEvent with random arguments.
