@@ -236,7 +236,8 @@ func (r *Recorder) RecordRetry(taskID string) error {
 }
 
 // Metrics returns the latest run of taskID, pending or finished, and whether
-// there is one. Finished runs are found while they are retained.
+// there is one: the run started last, whatever times it was given. Finished
+// runs are found while they are retained.
 func (r *Recorder) Metrics(taskID string) (EventMetrics, bool) {
 	return latest(r.events, taskID, (*eventRecord).setRetries,
 		r.eventMetrics)
@@ -372,8 +373,8 @@ func (n *Network) endOperation(op, taskID string, bytesSent, bytesReceived int64
 }
 
 // Metrics returns the latest run of the operation of taskID, pending or
-// finished, and whether there is one. Finished runs are found while they are
-// retained.
+// finished, and whether there is one: the run started last, whatever times
+// it was given. Finished runs are found while they are retained.
 func (n *Network) Metrics(taskID string) (NetworkMetrics, bool) {
 	return latest(n.r.network, taskID, nil,
 		n.r.networkMetrics)
