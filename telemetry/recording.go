@@ -432,14 +432,20 @@ const maxGiven = 1<<62 - 1
 // from c's epoch; or an error wrapping [ErrInvalidOption] if t is the zero
 // Time or further than maxGiven from the epoch.
 func (c clock) given(t time.Time, what string) (time.Duration, error) {
+	if d := c.offset(t); d >= -maxGiven && d <= maxGiven && !t.IsZero() {
+		return d, nil
+	}
+	return 0, badGiven(what, t)
+}
+
+// badGiven returns the error of given for t, the zero Time or a time
+// further than maxGiven from the epoch. (Out of line, so that given
+// inlines.)
+func badGiven(what string, t time.Time) error {
 	if t.IsZero() {
-		return 0, fmt.Errorf("%w: the %s is the zero Time", ErrInvalidOption, what)
+		return fmt.Errorf("%w: the %s is the zero Time", ErrInvalidOption, what)
 	}
-	d := c.offset(t)
-	if d < -maxGiven || d > maxGiven {
-		return 0, tooFar(what, t)
-	}
-	return d, nil
+	return tooFar(what, t)
 }
 
 // tooFar returns the error for a time t given as what that is further

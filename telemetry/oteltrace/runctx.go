@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -130,10 +131,13 @@ func started(rc *runCtx, ctx context.Context, span trace.Span, sampled bool, key
 // start) has in its context the runCtx of the run it is nested in, whose
 // span is not its to end.
 func find(ctx context.Context, key *ctxKey, task string) *runCtx {
-	rc, _ := ctx.(*runCtx) // the context a start returned, most often
-	if rc == nil || rc.key != key {
-		rc, _ = ctx.Value(key).(*runCtx)
+	// Most often, ctx is the context the start returned, and task the
+	// string the start was given.
+	if rc, _ := ctx.(*runCtx); rc != nil && rc.key == key && len(rc.task) == len(task) &&
+		(unsafe.StringData(rc.task) == unsafe.StringData(task) || rc.task == task) {
+		return rc
 	}
+	rc, _ := ctx.Value(key).(*runCtx)
 	for rc != nil && rc.task != task {
 		rc, _ = rc.Context.Value(key).(*runCtx)
 	}
