@@ -53,9 +53,11 @@
 //
 // Text from records (event names, task ids, hosts, error texts, a remote
 // worker's answers) is printed with control characters escaped (\n, \x1b,
-// \u202e...): C0 and C1 controls, DEL, bidirectional controls, U+2028 and
+// \u202e...): C0 and C1 controls, DEL, format characters (bidirectional
+// controls, zero-width spaces and joiners, the byte-order mark), U+2028 and
 // U+2029, and bytes that are not UTF-8. No name can move the cursor, clear
-// the screen or forge a table row. A table cell shows at most 200
+// the screen, forge a table row or pass for another with an invisible
+// difference. A table cell shows at most 200
 // characters of a text, ending with "…" when it is cut (report --json and
 // the files keep it whole).
 //

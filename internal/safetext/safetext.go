@@ -13,12 +13,14 @@ import (
 
 // Visible returns s with every character that could hide or disguise text
 // replaced by its Go escape, as strconv.QuoteRune writes it: C0 and C1
-// controls and DEL (newlines and tabs too, unless keepLines), bidirectional
-// controls, U+2028 and U+2029, the noncharacters U+FFFE and U+FFFF, and
-// each byte that is not valid UTF-8 (as \xNN). So a name, a task id or an
-// error text is shown on one line (unless keepLines), cannot clear a
-// screen, move a cursor, forge a row or reverse the text after it, and is
-// valid UTF-8 and valid in XML. Other characters, backslashes included,
+// controls and DEL (newlines and tabs too, unless keepLines), format
+// characters (Unicode category Cf: bidirectional controls, zero-width
+// spaces and joiners, the byte-order mark, soft hyphens, tag characters),
+// U+2028 and U+2029, the noncharacters U+FFFE and U+FFFF, and each byte
+// that is not valid UTF-8 (as \xNN). So a name, a task id or an error text
+// is shown on one line (unless keepLines), cannot clear a screen, move a
+// cursor, forge a row, reverse the text after it or pass for another name
+// with an invisible difference, and is valid UTF-8 and valid in XML. Other characters, backslashes included,
 // are kept; s is returned unchanged when it has nothing to escape. HTML
 // escaping, where needed, comes after it.
 func Visible(s string, keepLines bool) string {
@@ -66,6 +68,6 @@ func Hidden(r rune, size int, keepLines bool) bool {
 	case r < 0x80:
 		return r < 0x20 || r == 0x7f
 	}
-	return unicode.Is(unicode.Cc, r) || unicode.Is(unicode.Bidi_Control, r) ||
+	return unicode.Is(unicode.Cc, r) || unicode.Is(unicode.Cf, r) || unicode.Is(unicode.Bidi_Control, r) ||
 		r == '\u2028' || r == '\u2029' || r == '\uFFFE' || r == '\uFFFF'
 }

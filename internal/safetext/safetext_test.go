@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -23,6 +24,10 @@ func TestVisible(t *testing.T) {
 		{"del\x7f c1\u0085", false, `del\x7f c1\u0085`},
 		{"non\uFFFEchar", false, `non\ufffechar`},
 		{"\r", true, `\r`},
+		{"ad\u200bmin", false, `ad\u200bmin`},                               // zero-width space
+		{"\ufeffbom soft\u00adhyphen", false, `\ufeffbom soft\u00adhyphen`}, // byte-order mark, soft hyphen
+		{"tag\U000E0041", false, `tag\U000e0041`},                           // tag character
+		{"joined\u200dname", false, `joined\u200dname`},                     // zero-width joiner
 	}
 	for _, tc := range tests {
 		got := Visible(tc.in, tc.keepLines)
@@ -43,7 +48,7 @@ func FuzzVisible(f *testing.F) {
 			t.Fatalf("Visible(%q) = %q, not valid UTF-8", s, got)
 		}
 		for _, r := range got {
-			if r < 0x20 && !(keep && (r == '\n' || r == '\t')) || r == 0x7f || r == '\u202e' || r == '\uFFFE' {
+			if r < 0x20 && !(keep && (r == '\n' || r == '\t')) || r == 0x7f || r == '\uFFFE' || unicode.Is(unicode.Cf, r) {
 				t.Fatalf("Visible(%q) = %q keeps %U", s, got, r)
 			}
 		}

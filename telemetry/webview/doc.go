@@ -40,8 +40,9 @@
 //
 // Task ids link to their run's page. Every text that comes from a record
 // (event names, task ids, error texts, hosts, publisher names) is escaped,
-// in the pages and in the charts' labels, with control, bidirectional and
-// invalid characters shown as escapes such as \x1b or \u202e.
+// in the pages and in the charts' labels, with control, format (such as
+// bidirectional controls and zero-width spaces) and invalid characters
+// shown as escapes such as \x1b, \u202e or \u200b.
 //
 // The view learns of records through a publisher of its own, attached by
 // [New] (its name in [telemetry.PublisherStats] is "webview"): what
