@@ -94,9 +94,10 @@ func DashboardQueries(t testing.TB, file string) []Query {
 	return DashboardQueriesFor(t, file, nil)
 }
 
-// DashboardQueriesFor is [DashboardQueries] with the template variables
-// named in values set to those values instead of "All", as when a user
-// picks one job, one event or one operation.
+// DashboardQueriesFor is [DashboardQueries] with the variables named in
+// values set to those values: template variables instead of "All", as when
+// a user picks one job, one event or one operation, or Grafana's own, such
+// as "__rate_interval".
 func DashboardQueriesFor(t testing.TB, file string, values map[string]string) []Query {
 	t.Helper()
 	d := LoadDashboard(t, file)
@@ -108,11 +109,9 @@ func DashboardQueriesFor(t testing.TB, file string, values map[string]string) []
 		switch v.Type {
 		case "query", "custom", "textbox", "constant":
 			vars[v.Name] = ".*" // "All"
-			if value, ok := values[v.Name]; ok {
-				vars[v.Name] = value
-			}
 		}
 	}
+	maps.Copy(vars, values)
 	subst := func(s string) string {
 		// Longest names first, so $__range_s is not taken for $__range.
 		names := slices.SortedFunc(maps.Keys(vars), func(a, b string) int { return len(b) - len(a) })

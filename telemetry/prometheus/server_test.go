@@ -295,9 +295,10 @@ func TestPrometheusServer(t *testing.T) {
 	// With one job, event and operation picked instead of "All" (".*",
 	// which also matches a label that a series lacks), every query still
 	// has data: each label it filters on exists. "resize" has runs of
-	// each status, with waits in a queue.
+	// each status, with waits in a queue. The rate window reaches back to
+	// the first phase, however long the subtests above took.
 	t.Run("dashboard with picked values", func(t *testing.T) {
-		picked := map[string]string{"job": "eventpipeline", "event_name": "resize", "operation": "remote_call"}
+		picked := map[string]string{"job": "eventpipeline", "event_name": "resize", "operation": "remote_call", "__rate_interval": "10m"}
 		for _, q := range testutil.DashboardQueriesFor(t, dashboardFile, picked) {
 			t.Run(q.Name, func(t *testing.T) {
 				testutil.Eventually(t, pollTimeout, func() error { return testutil.HasLegendData(context.Background(), srv, q) })
