@@ -8,11 +8,13 @@ import (
 	"maps"
 	"math"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
 )
 
 // Dashboard is the part of a Grafana dashboard's JSON model that the tests
@@ -41,8 +43,9 @@ type Panel struct {
 		UID  string `json:"uid"`
 	} `json:"datasource"`
 	Targets []struct {
-		Expr  string `json:"expr"`
-		RefID string `json:"refId"`
+		Expr         string `json:"expr"`
+		RefID        string `json:"refId"`
+		LegendFormat string `json:"legendFormat"`
 	} `json:"targets"`
 	Panels []Panel `json:"panels"` // of a collapsed row
 }
@@ -64,9 +67,22 @@ func LoadDashboard(t testing.TB, file string) Dashboard {
 
 // Query is one PromQL expression of a dashboard or a rule file.
 type Query struct {
-	Name string // panel title and refId, the variable's name, or the alert's name
-	Expr string
+	Name   string // panel title and refId, the variable's name, or the alert's name
+	Expr   string
+	Legend string // the legend format of a panel's target, such as "{{event_name}} p95"
 }
+
+// LegendLabels returns the label names the legend of q shows, such as
+// ["event_name"] for "{{event_name}} p95".
+func (q Query) LegendLabels() []string {
+	var names []string
+	for _, m := range legendLabel.FindAllStringSubmatch(q.Legend, -1) {
+		names = append(names, m[1])
+	}
+	return names
+}
+
+var legendLabel = regexp.MustCompile(`\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}`)
 
 // DashboardQueries returns every query of the dashboard in file, with
 // Grafana's variables replaced by values Prometheus accepts ("All" for the
@@ -74,6 +90,15 @@ type Query struct {
 // (label_values(m, l) becomes a query of m's l values). It reports panels
 // without a query, or not on the ${datasource} variable, as test errors.
 func DashboardQueries(t testing.TB, file string) []Query {
+	t.Helper()
+	return DashboardQueriesFor(t, file, nil)
+}
+
+// DashboardQueriesFor is [DashboardQueries] with the variables named in
+// values set to those values: template variables instead of "All", as when
+// a user picks one job, one event or one operation, or Grafana's own, such
+// as "__rate_interval".
+func DashboardQueriesFor(t testing.TB, file string, values map[string]string) []Query {
 	t.Helper()
 	d := LoadDashboard(t, file)
 	vars := map[string]string{
@@ -86,6 +111,7 @@ func DashboardQueries(t testing.TB, file string) []Query {
 			vars[v.Name] = ".*" // "All"
 		}
 	}
+	maps.Copy(vars, values)
 	subst := func(s string) string {
 		// Longest names first, so $__range_s is not taken for $__range.
 		names := slices.SortedFunc(maps.Keys(vars), func(a, b string) int { return len(b) - len(a) })
@@ -117,7 +143,7 @@ func DashboardQueries(t testing.TB, file string) []Query {
 				if tg.Expr == "" {
 					t.Errorf("panel %q target %s: empty expr", p.Title, tg.RefID)
 				}
-				qs = append(qs, Query{Name: p.Title + "/" + tg.RefID, Expr: subst(tg.Expr)})
+				qs = append(qs, Query{Name: p.Title + "/" + tg.RefID, Expr: subst(tg.Expr), Legend: tg.LegendFormat})
 			}
 		}
 	}
@@ -155,6 +181,28 @@ func HasData(ctx context.Context, p *Prometheus, q string) error {
 		}
 	}
 	return fmt.Errorf("%s: no data (got %v)", q, v)
+}
+
+// HasLegendData returns nil if the query q of a dashboard panel has data
+// on p, as [HasData] says, and every sample has a value for each label its
+// legend shows: a legend label that the query aggregates away (a typo in
+// "by (...)", say) would show an empty name in the panel.
+func HasLegendData(ctx context.Context, p *Prometheus, q Query) error {
+	if err := HasData(ctx, p, q.Expr); err != nil {
+		return err
+	}
+	v, err := p.Query(ctx, q.Expr)
+	if err != nil {
+		return err
+	}
+	for _, s := range v {
+		for _, l := range q.LegendLabels() {
+			if s.Metric[model.LabelName(l)] == "" {
+				return fmt.Errorf("%s: sample %v has no label %s, which the legend %q shows", q.Expr, s.Metric, l, q.Legend)
+			}
+		}
+	}
+	return nil
 }
 
 // AlertQueries returns the expression of every alerting rule p has loaded,

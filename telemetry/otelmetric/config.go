@@ -15,8 +15,12 @@ import (
 const (
 	// DefaultMaxLabelValues is the number of distinct event names (and,
 	// separately, of operations) that get attribute sets of their own when
-	// Config.MaxLabelValues is zero.
-	DefaultMaxLabelValues = 1000
+	// Config.MaxLabelValues is zero. It fits the OpenTelemetry SDK's default
+	// cardinality limit of 2000 data points per instrument, of which the
+	// SDK keeps one for its own overflow: each name makes up to two data
+	// points (completed and failed, sent and received), and
+	// [OverflowLabelValue] two more, 2 × (998 + 1) = 1998.
+	DefaultMaxLabelValues = 998
 	// DefaultName is the publisher's name when Config.Name is empty.
 	DefaultName = "otelmetric"
 )
@@ -62,7 +66,11 @@ type Config struct {
 	// attribute sets of their own, and separately the number of distinct
 	// operations. Records of further names are counted under
 	// [OverflowLabelValue]. Zero means [DefaultMaxLabelValues]; it must
-	// not be negative.
+	// not be negative. Keep 2 × (MaxLabelValues + 1) below the
+	// MeterProvider's cardinality limit (the SDK's is 2000, one of which it
+	// keeps; sdkmetric.WithCardinalityLimit changes it): past that limit
+	// the SDK records into a series of its own, otel.metric.overflow=true,
+	// without event_name, status or operation.
 	MaxLabelValues int
 
 	// Name is the Publisher's name in [telemetry.PublisherStats] (the

@@ -50,7 +50,9 @@
 // names and operations are bounded as in package prometheus: valid UTF-8
 // of at most 128 bytes, a longer or invalid one cut and suffixed with "~"
 // and a hash; names beyond Config.MaxLabelValues are counted under
-// [OverflowLabelValue].
+// [OverflowLabelValue]. Its default, [DefaultMaxLabelValues] (998), keeps
+// every series within the SDK's default cardinality limit, past which the
+// SDK would count records without their labels.
 //
 // # Delivery self-metrics
 //

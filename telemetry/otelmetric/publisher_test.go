@@ -400,3 +400,65 @@ func TestWaitHistogram(t *testing.T) {
 		t.Errorf("no %s metric", metricdef.EventWait)
 	}
 }
+
+// TestDefaultLimitWithinSDKCardinalityLimit records more event names and
+// operations than the default MaxLabelValues, each with both statuses and
+// both directions, into an SDK MeterProvider with its default cardinality
+// limit, and checks that every data point keeps its labels: none is folded
+// into the SDK's own overflow series (otel.metric.overflow=true, without
+// event_name or operation), which a dashboard would miss, and the runs of
+// the extra names are all under OverflowLabelValue.
+func TestDefaultLimitWithinSDKCardinalityLimit(t *testing.T) {
+	t.Setenv("OTEL_GO_X_CARDINALITY_LIMIT", "") // the SDK's default
+	p, reader := newManual(t, Config{})
+	ctx := context.Background()
+	const extra = 10
+	names := DefaultMaxLabelValues + extra
+	for i := range names {
+		name := "event-" + strconv.Itoa(i)
+		for _, status := range []telemetry.Status{telemetry.StatusCompleted, telemetry.StatusFailed} {
+			if err := p.PublishEventMetrics(ctx, finishedEvent(name, status, time.Millisecond, 1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := p.PublishNetworkMetrics(ctx, finishedOp("op-"+strconv.Itoa(i), time.Millisecond, 1, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	counts := map[string]uint64{} // metric/label value: runs or retries
+	for _, m := range collect(t, reader) {
+		var sets []attribute.Set
+		var values []uint64
+		switch d := m.Data.(type) {
+		case metricdata.Histogram[float64]:
+			for _, dp := range d.DataPoints {
+				sets, values = append(sets, dp.Attributes), append(values, dp.Count)
+			}
+		case metricdata.Sum[int64]:
+			for _, dp := range d.DataPoints {
+				sets, values = append(sets, dp.Attributes), append(values, uint64(dp.Value))
+			}
+		}
+		for i, set := range sets {
+			if set.HasValue("otel.metric.overflow") {
+				t.Errorf("%s: %d in the SDK's overflow series %v, without the labels of their records", m.Name, values[i], set.ToSlice())
+				continue
+			}
+			label := metricdef.LabelEventName
+			if strings.HasPrefix(m.Name, "network_") {
+				label = metricdef.LabelOperation
+			}
+			if v, ok := set.Value(attribute.Key(label)); ok && v.AsString() == OverflowLabelValue {
+				counts[m.Name] += values[i]
+			}
+		}
+	}
+	for _, want := range []struct {
+		metric string
+		n      uint64
+	}{{metricdef.EventDuration, 2 * extra}, {metricdef.EventRetries, 2 * extra}, {metricdef.NetworkLatency, extra}, {metricdef.NetworkBytes, 2 * extra}} {
+		if got := counts[want.metric]; got != want.n {
+			t.Errorf("%s under %s: got %d, want %d", want.metric, OverflowLabelValue, got, want.n)
+		}
+	}
+}

@@ -78,6 +78,10 @@
 //	telemetry_publisher_queue_length             gauge    publisher
 //	telemetry_publisher_queue_capacity           gauge    publisher (0 for synchronous publishers)
 //
+// The queue capacity counts two queues of equal size, one of event records
+// and one of network records: a publisher that gets records of one kind
+// only drops them once its queue length reaches half the capacity.
+//
 // Before it is attached there are no self-metrics.
 //
 // # Serving

@@ -977,3 +977,37 @@ func TestWaitExemplar(t *testing.T) {
 	}
 	t.Error("no exemplar on event_wait_seconds")
 }
+
+// TestExemplarOnlyWhenSampled publishes runs and operations that were not
+// traced, or traced but not sampled, and checks that no histogram bucket
+// has an exemplar: a trace id that the tracing backend never received
+// would make a dead link in Grafana.
+func TestExemplarOnlyWhenSampled(t *testing.T) {
+	p, reg := newPublisher(t, prometheus.Config{EventBuckets: []float64{1}, LatencyBuckets: []float64{1}, WaitBuckets: []float64{1}})
+	unsampled := telemetry.SpanContext{TraceID: [16]byte{0xab}, SpanID: [8]byte{0xcd}}
+	for _, sc := range []telemetry.SpanContext{{}, unsampled, {Sampled: true}} { // untraced, unsampled, invalid ids
+		m := waited("resize", time.Second, telemetry.StatusCompleted)
+		m.Span = sc
+		op := netOp("rpc", time.Second, 1, 1)
+		op.Span = sc
+		mustPublish(t, p, m, op)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buckets int
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, b := range m.GetHistogram().GetBucket() {
+				buckets++
+				if ex := b.GetExemplar(); ex != nil {
+					t.Errorf("%s bucket %v: exemplar %v, want none", mf.GetName(), b.GetUpperBound(), ex.GetLabel())
+				}
+			}
+		}
+	}
+	if buckets == 0 {
+		t.Fatal("no histogram buckets gathered")
+	}
+}

@@ -287,7 +287,21 @@ func TestPrometheusServer(t *testing.T) {
 		queries := testutil.DashboardQueries(t, dashboardFile)
 		for _, q := range queries {
 			t.Run(q.Name, func(t *testing.T) {
-				testutil.Eventually(t, pollTimeout, func() error { return testutil.HasData(context.Background(), srv, q.Expr) })
+				testutil.Eventually(t, pollTimeout, func() error { return testutil.HasLegendData(context.Background(), srv, q) })
+			})
+		}
+	})
+
+	// With one job, event and operation picked instead of "All" (".*",
+	// which also matches a label that a series lacks), every query still
+	// has data: each label it filters on exists. "resize" has runs of
+	// each status, with waits in a queue. The rate window reaches back to
+	// the first phase, however long the subtests above took.
+	t.Run("dashboard with picked values", func(t *testing.T) {
+		picked := map[string]string{"job": "eventpipeline", "event_name": "resize", "operation": "remote_call", "__rate_interval": "10m"}
+		for _, q := range testutil.DashboardQueriesFor(t, dashboardFile, picked) {
+			t.Run(q.Name, func(t *testing.T) {
+				testutil.Eventually(t, pollTimeout, func() error { return testutil.HasLegendData(context.Background(), srv, q) })
 			})
 		}
 	})
@@ -493,4 +507,107 @@ func TestAlertRules(t *testing.T) {
 			}
 		})
 	}
+}
+
+// blocked is a queued publisher whose backend does not answer until
+// release is closed: its queue fills, and further records are dropped.
+// entered, of capacity one, receives a value as a publish call starts
+// if it is empty.
+type blocked struct{ entered, release chan struct{} }
+
+func (b blocked) PublishEventMetrics(ctx context.Context, _ telemetry.EventMetrics) error {
+	select {
+	case b.entered <- struct{}{}:
+	default:
+	}
+	select {
+	case <-b.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+func (b blocked) PublishNetworkMetrics(ctx context.Context, m telemetry.NetworkMetrics) error {
+	return b.PublishEventMetrics(ctx, telemetry.EventMetrics{})
+}
+func (blocked) Name() string { return "blocked" }
+
+// TestQueueNearlyFullAlertOneKind fills the queue of a publisher with
+// event records only, as a pipeline without network instrumentation does,
+// until it drops records, and checks with a real Prometheus that the
+// TelemetryQueueNearlyFull alert is active for it: the queue of each kind
+// of record is full at half of telemetry_publisher_queue_capacity, which
+// counts both.
+func TestQueueNearlyFullAlertOneKind(t *testing.T) {
+	const size = 64 // a multiple of the number of shards of the buffers (at most 16), so that it is exact
+	r, err := telemetry.NewRecorder(
+		telemetry.WithLogger(quiet),
+		telemetry.WithQueueSize(size),
+		telemetry.WithPublishTimeout(time.Hour),
+		telemetry.WithRetry(telemetry.RetryPolicy{MaxAttempts: 1}),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := blocked{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	t.Cleanup(func() {
+		close(b.release)
+		r.Close(context.Background())
+	})
+	pub, err := prometheus.NewPublisher(prometheus.Config{Listener: listen(t), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []telemetry.Publisher{pub, b} {
+		if err := r.AddPublisher(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rules, err := filepath.Abs(alertsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := testutil.StartPrometheus(t, testutil.PrometheusConfig{
+		Targets:   []string{pub.Addr().String()},
+		RuleFiles: []string{rules},
+	})
+	// The first run is taken by the publisher's worker, whose publish
+	// call hangs, as when the backend stops answering; the next fill the
+	// queue of event records, and the rest are dropped.
+	for i := range 4 * size {
+		id := "run-" + strconv.Itoa(i)
+		if err := r.StartEvent("load", id); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.EndEvent(id, nil); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			<-b.entered
+		}
+	}
+	var stats telemetry.PublisherStats
+	for _, s := range r.PublisherStats() {
+		if s.Name == "blocked" {
+			stats = s
+		}
+	}
+	if stats.DroppedQueueFull == 0 {
+		t.Fatalf("the blocked publisher dropped nothing: %+v", stats)
+	}
+	testutil.Eventually(t, pollTimeout, func() error {
+		res, err := srv.API.Alerts(context.Background())
+		if err != nil {
+			return err
+		}
+		var active []string
+		for _, a := range res.Alerts {
+			if a.Labels["alertname"] == "TelemetryQueueNearlyFull" && a.Labels["publisher"] == "blocked" {
+				return nil
+			}
+			active = append(active, a.Labels.String())
+		}
+		return fmt.Errorf("TelemetryQueueNearlyFull not active for the blocked publisher (%d queued of capacity %d, %d dropped as queue_full); active: %v",
+			stats.Queued, stats.QueueCapacity, stats.DroppedQueueFull, active)
+	})
 }
