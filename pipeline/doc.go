@@ -72,10 +72,14 @@
 // nil means [DefaultRetryable], which retries all but errors marked with
 // telemetry.Permanent, context.Canceled and context.DeadlineExceeded,
 // panics ([*PanicError]), and a [*RemoteError] whose status is not 408, 429
-// or 5xx. A worker's Retry-After ([RemoteError].RetryAfter) replaces the
-// computed wait, capped at MaxBackoff. Waits end when the run's context
-// ends; the event then fails with an error wrapping both ctx.Err() and the
-// last attempt's error. Each retry is recorded on the task's event run.
+// or 5xx. A remote call that outlasts its own [RemoteConfig.Timeout] is
+// retried, though its error wraps context.DeadlineExceeded: the timeout of
+// one attempt is a transient failure, while the end of the run's context
+// (cancellation or its deadline) never is. A worker's Retry-After
+// ([RemoteError].RetryAfter) replaces the computed wait, capped at
+// MaxBackoff. Waits end when the run's context ends; the event then fails
+// with an error wrapping both ctx.Err() and the last attempt's error. Each
+// retry is recorded on the task's event run.
 //
 // # Remote execution
 //

@@ -62,11 +62,11 @@ type RemoteConfig struct {
 	// Timeout bounds each call, from sending the request to reading the
 	// answer. A call that takes longer fails with an error that wraps
 	// context.DeadlineExceeded (and a net.Error whose Timeout method
-	// reports true), which DefaultRetryable, like every deadline error,
-	// does not retry; to retry it, give the pipeline a Config.Retryable
-	// that accepts such errors (the runtime asks only while the run's
-	// context is alive, so the run's own deadline still ends it). Zero
-	// means no bound beyond the context's.
+	// reports true), marked as a transient failure of that attempt, which
+	// DefaultRetryable retries, as it retries a worker's 408 or 500. The
+	// end of the caller's context (cancellation, or a deadline earlier
+	// than Timeout) is not so marked and is never retried. Zero means no
+	// bound beyond the context's.
 	Timeout time.Duration
 	// Client makes the calls; its Transport is wrapped to record them.
 	// Nil means a client of its own, with a clone of
@@ -248,6 +248,7 @@ func (e *RemoteEvent) Process(ctx context.Context, in any) (any, error) {
 	if err != nil { // cannot happen: strings, an int and valid raw JSON
 		return nil, fmt.Errorf("pipeline: remote event %q: %w", e.name, err)
 	}
+	parent := ctx
 	if e.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, e.timeout)
@@ -268,12 +269,12 @@ func (e *RemoteEvent) Process(ctx context.Context, in any) (any, error) {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("pipeline: remote event %q: %w", e.name, err)
+		return nil, e.timedOut(parent, ctx, fmt.Errorf("pipeline: remote event %q: %w", e.name, err))
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, e.maxResp+1))
 	if err != nil {
-		return nil, fmt.Errorf("pipeline: remote event %q: reading the answer: %w", e.name, err)
+		return nil, e.timedOut(parent, ctx, fmt.Errorf("pipeline: remote event %q: reading the answer: %w", e.name, err))
 	}
 	if int64(len(data)) > e.maxResp {
 		return nil, fmt.Errorf("pipeline: remote event %q: answer larger than %d bytes", e.name, e.maxResp)
@@ -299,6 +300,30 @@ func (e *RemoteEvent) Process(ctx context.Context, in any) (any, error) {
 	}
 	return out, nil
 }
+
+// timedOut returns err, the failure of a call made with ctx, a context of
+// parent, marked as a [callTimeoutError] if the call's own timeout
+// ([RemoteConfig.Timeout]) ended it: err is a deadline error, ctx's
+// deadline has passed and parent is still alive. An error of parent's own
+// end (cancellation or deadline) is returned as it is.
+func (e *RemoteEvent) timedOut(parent, ctx context.Context, err error) error {
+	if e.timeout <= 0 || !errors.Is(err, context.DeadlineExceeded) ||
+		!errors.Is(ctx.Err(), context.DeadlineExceeded) || parent.Err() != nil {
+		return err
+	}
+	return &callTimeoutError{err: err}
+}
+
+// A callTimeoutError is the error of a remote call that outlasted
+// [RemoteConfig.Timeout]: a transient failure of that attempt, which
+// [DefaultRetryable] retries, unlike the end of the run's own context. It
+// has err's text, and [errors.Is] and [errors.As] see through it (to
+// context.DeadlineExceeded and the *url.Error, a [net.Error] whose Timeout
+// reports true).
+type callTimeoutError struct{ err error }
+
+func (e *callTimeoutError) Error() string { return e.err.Error() }
+func (e *callTimeoutError) Unwrap() error { return e.err }
 
 // A RemoteError is the error a [Worker] answered a [RemoteEvent] with:
 // the event failed there, or the worker refused the call (401 without

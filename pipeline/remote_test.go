@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/eventpipeline/eventpipeline/pipeline"
@@ -192,7 +194,7 @@ func TestRemoteFailures(t *testing.T) {
 			wantErr: func(err error) bool {
 				var ne net.Error
 				return errors.As(err, &ne) && ne.Timeout() && errors.Is(err, context.DeadlineExceeded)
-			}, wantStatus: telemetry.StatusFailed, wantOps: 1, wantOpsErr: "deadline exceeded"},
+			}, wantStatus: telemetry.StatusFailed, wantRetries: 2, wantOps: 3, wantOpsErr: "deadline exceeded"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -223,30 +225,173 @@ func TestRemoteFailures(t *testing.T) {
 	}
 }
 
-// A call that times out (RemoteConfig.Timeout) is not retried by
-// DefaultRetryable (the "timeout" case of TestRemoteFailures), but a
-// Retryable that accepts timeouts retries it, as RemoteConfig.Timeout
-// says: the runtime asks only while the run's context is alive.
-func TestRemoteTimeoutRetriedByRetryable(t *testing.T) {
-	_, _, host, port := startWorker(t, false)
-	r := newRecorder(t)
-	ev := pipeline.WithRetry(mustRemote(t, "sleepy", pipeline.RemoteConfig{Host: host, Port: port, Timeout: 50 * time.Millisecond}),
-		telemetry.RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Millisecond})
-	retryable := func(err error) bool {
+// remoteInBubble serves a worker of events on a fake loopback listener,
+// inside the caller's synctest bubble, and returns a RemoteEvent named
+// name that calls it over HTTP with timeout as its RemoteConfig.Timeout,
+// and a function that closes both.
+func remoteInBubble(t *testing.T, name string, timeout time.Duration, events ...pipeline.Event) (*pipeline.RemoteEvent, func()) {
+	t.Helper()
+	w, err := pipeline.NewWorker(pipeline.WorkerConfig{Logger: slog.New(slog.DiscardHandler)}, events...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := newFakeListener("127.0.0.1")
+	go w.Serve(ln)
+	tr := &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) { return ln.dial(), nil }}
+	e := mustRemote(t, name, pipeline.RemoteConfig{Host: "127.0.0.1", Port: 8700, Timeout: timeout, Client: &http.Client{Transport: tr}})
+	return e, func() { tr.CloseIdleConnections(); w.Close() }
+}
+
+// blockFirst is an event that, on the first attempt of its task, runs
+// until its context ends (slower than any call timeout: until the caller
+// gives up), and on the others returns "fast" at once.
+var blockFirst = pipeline.Func("score", func(ctx context.Context, in any) (any, error) {
+	if task, _ := pipeline.TaskFrom(ctx); task.Attempt == 1 {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return "fast", nil
+})
+
+// TestRemoteCallTimeoutRetried checks, in fake time, that a call that
+// outlasts RemoteConfig.Timeout is a transient failure of that attempt,
+// which DefaultRetryable retries: the worker's event is slower than the
+// timeout on the first attempt and fast on the second, and the run
+// succeeds after 2 attempts, with the retry recorded.
+func TestRemoteCallTimeoutRetried(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const timeout = 50 * time.Millisecond
+		e, closeAll := remoteInBubble(t, "score", timeout, blockFirst)
+		defer closeAll()
+		r := newRecorder(t)
+		var retried []error
+		p := mustNew(t, pipeline.Config{Recorder: r, Hooks: retryErrs{pipeline.NopHooks{}, &retried},
+			Retry: &telemetry.RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Millisecond}}, pipeline.Sequence(e))
+		out, err := p.Run(context.Background(), nil)
+		if err != nil || out != "fast" {
+			t.Fatalf("got %v, %v; want fast, nil", out, err)
+		}
+		if len(retried) != 1 || !errors.Is(retried[0], context.DeadlineExceeded) || !pipeline.DefaultRetryable(retried[0]) {
+			t.Errorf("got retries after %v, want one after the call's DeadlineExceeded", retried)
+		}
 		var ne net.Error
-		return errors.As(err, &ne) && ne.Timeout() || pipeline.DefaultRetryable(err)
+		if len(retried) == 1 && (!errors.As(retried[0], &ne) || !ne.Timeout()) {
+			t.Errorf("the call's error %v is no net.Error timeout", retried[0])
+		}
+		if ev := eventsByName(r)["score"]; ev.Status != telemetry.StatusCompleted || ev.RetryCount != 1 {
+			t.Errorf("got event %s with %d retries, want completed with 1", ev.Status, ev.RetryCount)
+		}
+		ops := r.Report().NetworkOperations
+		if len(ops) != 2 {
+			t.Fatalf("got %d network operations, want 2", len(ops))
+		}
+		if m := ops[0]; m.Status != telemetry.StatusFailed || !strings.Contains(m.Error, "deadline exceeded") || m.EndTime.Sub(m.StartTime) != timeout {
+			t.Errorf("got first call %s %q after %v, want failed with deadline exceeded after %v", m.Status, m.Error, m.EndTime.Sub(m.StartTime), timeout)
+		}
+		if m := ops[1]; m.Status != telemetry.StatusCompleted {
+			t.Errorf("got second call %s %q, want completed", m.Status, m.Error)
+		}
+	})
+}
+
+// TestRemoteRunDeadlineNotRetried checks, in fake time, that a run whose
+// own context's deadline expires during a call is not retried, though the
+// call has a Timeout of its own (longer): the error is the run's, which
+// DefaultRetryable does not retry.
+func TestRemoteRunDeadlineNotRetried(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e, closeAll := remoteInBubble(t, "score", time.Second, blockFirst)
+		defer closeAll()
+		r := newRecorder(t)
+		var retried []error
+		p := mustNew(t, pipeline.Config{Recorder: r, Hooks: retryErrs{pipeline.NopHooks{}, &retried},
+			Retry: &telemetry.RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Millisecond}}, pipeline.Sequence(e))
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+		defer cancel()
+		_, err := p.Run(ctx, nil)
+		var ee *pipeline.EventError
+		if !errors.As(err, &ee) || ee.Attempts != 1 || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("got %v, want DeadlineExceeded after 1 attempt", err)
+		}
+		if pipeline.DefaultRetryable(ee.Err) {
+			t.Errorf("DefaultRetryable(%v) = true, want false: the run's deadline ended the call", ee.Err)
+		}
+		if len(retried) != 0 {
+			t.Errorf("got retries after %v, want none", retried)
+		}
+		if ev := eventsByName(r)["score"]; ev.Status != telemetry.StatusFailed || ev.RetryCount != 0 {
+			t.Errorf("got event %s with %d retries, want failed with 0", ev.Status, ev.RetryCount)
+		}
+		if ops := r.Report().NetworkOperations; len(ops) != 1 {
+			t.Errorf("got %d network operations, want 1", len(ops))
+		}
+	})
+}
+
+// TestRemoteProcessTimeoutRetryable checks, in fake time, which errors of
+// a RemoteEvent called outside a pipeline DefaultRetryable retries: the
+// call's own timeout, but not its context's deadline or cancellation,
+// even with a Timeout set; all of them are DeadlineExceeded or Canceled
+// for errors.Is.
+func TestRemoteProcessTimeoutRetryable(t *testing.T) {
+	tests := []struct {
+		name          string
+		timeout       time.Duration
+		ctx           func() (context.Context, context.CancelFunc)
+		want          error
+		wantRetryable bool
+	}{
+		{name: "call timeout", timeout: 50 * time.Millisecond, want: context.DeadlineExceeded, wantRetryable: true,
+			ctx: func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) }},
+		{name: "call timeout before the context's deadline", timeout: 50 * time.Millisecond, want: context.DeadlineExceeded, wantRetryable: true,
+			ctx: func() (context.Context, context.CancelFunc) {
+				return context.WithTimeout(context.Background(), time.Second)
+			}},
+		{name: "context deadline before the call timeout", timeout: time.Second, want: context.DeadlineExceeded,
+			ctx: func() (context.Context, context.CancelFunc) {
+				return context.WithTimeout(context.Background(), 50*time.Millisecond)
+			}},
+		{name: "context deadline, no call timeout", want: context.DeadlineExceeded,
+			ctx: func() (context.Context, context.CancelFunc) {
+				return context.WithTimeout(context.Background(), 50*time.Millisecond)
+			}},
+		{name: "context cancelled", timeout: time.Second, want: context.Canceled,
+			ctx: func() (context.Context, context.CancelFunc) {
+				ctx, cancel := context.WithCancel(context.Background())
+				time.AfterFunc(50*time.Millisecond, cancel)
+				return ctx, cancel
+			}},
 	}
-	_, err := mustNew(t, pipeline.Config{Recorder: r, Retryable: retryable}, pipeline.Sequence(ev)).Run(context.Background(), nil)
-	var ee *pipeline.EventError
-	if !errors.As(err, &ee) || ee.Attempts != 3 || !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("got %v, want DeadlineExceeded after 3 attempts", err)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				block := pipeline.Func("block", func(ctx context.Context, in any) (any, error) { <-ctx.Done(); return nil, ctx.Err() })
+				e, closeAll := remoteInBubble(t, "block", tc.timeout, block)
+				defer closeAll()
+				ctx, cancel := tc.ctx()
+				defer cancel()
+				_, err := e.Process(ctx, nil)
+				if !errors.Is(err, tc.want) {
+					t.Errorf("got %v, want %v", err, tc.want)
+				}
+				if got := pipeline.DefaultRetryable(err); got != tc.wantRetryable {
+					t.Errorf("DefaultRetryable(%v) = %v, want %v", err, got, tc.wantRetryable)
+				}
+			})
+		})
 	}
-	if e := eventsByName(r)["sleepy"]; e.Status != telemetry.StatusFailed || e.RetryCount != 2 {
-		t.Errorf("got event %s with %d retries, want failed with 2", e.Status, e.RetryCount)
-	}
-	if ops := r.Report().NetworkOperations; len(ops) != 3 {
-		t.Errorf("got %d network operations, want 3", len(ops))
-	}
+}
+
+// retryErrs collects the errors of the retries it sees, and passes every
+// hook on.
+type retryErrs struct {
+	pipeline.Hooks
+	errs *[]error
+}
+
+func (h retryErrs) EventRetried(t pipeline.Task, err error, wait time.Duration) {
+	*h.errs = append(*h.errs, err)
+	h.Hooks.EventRetried(t, err, wait)
 }
 
 func TestWorkerAnswers(t *testing.T) {

@@ -66,15 +66,22 @@ func (p *policy) next(n int, first, now time.Time, err error) (wait time.Duratio
 // [telemetry.IsPermanent]), context cancellation and deadline errors, a
 // panic of the event ([*PanicError]), and a [*RemoteError] whose status is
 // not retryable: 408, 429 and 5xx are retried, every other status is not,
-// the same decision as the telemetry backends make.
+// the same decision as the telemetry backends make. A [RemoteEvent]'s call
+// that outlasted its own [RemoteConfig.Timeout] is retried, though its
+// error wraps context.DeadlineExceeded: it is a transient failure of that
+// attempt, as a worker's 408 is, not the end of the run's context.
 func DefaultRetryable(err error) bool {
 	var re *RemoteError
 	var pe *PanicError
+	var ct *callTimeoutError
 	switch {
 	case err == nil:
 		return false
-	case telemetry.IsPermanent(err), errors.As(err, &pe),
-		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	case telemetry.IsPermanent(err), errors.As(err, &pe):
+		return false
+	case errors.As(err, &ct):
+		return true
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return false
 	case errors.As(err, &re):
 		return retry.RetryableStatus(re.StatusCode)

@@ -114,7 +114,10 @@ func WithMaxPending(n int) Option {
 // split evenly between the shards of the Recorder (see [WithMaxPending]),
 // each holding n/shards records (rounded up), so a burst of records whose
 // task ids fall in one shard can find its part full a little before the
-// whole buffer is.
+// whole buffer is. When n is not a multiple of the number of shards the
+// buffer holds a little more than n, up to shards-1 more (with 16
+// shards, 112 records for 100, 16 for 8);
+// [PublisherStats.QueueCapacity] reports the exact number.
 func WithQueueSize(n int) Option {
 	return optionFunc(func(c *config) { positive(c, "queue size", n, &c.queueSize) })
 }

@@ -127,9 +127,24 @@ func (o *outlet) stats() PublisherStats {
 	}
 	if !o.sync {
 		s.Queued = o.r.events.Queued(o.slot) + o.r.network.Queued(o.slot) + o.taken
-		s.QueueCapacity = 2 * o.cfg.queueSize
+		s.QueueCapacity = o.r.queueCapacity()
 	}
 	return s
+}
+
+// queueCapacity returns the number of records the buffers of one queued
+// publisher hold: those of event records and of network records, in every
+// shard of their table.
+func (r *Recorder) queueCapacity() int {
+	return outCapacity(r.cfg.queueSize, r.events.NumShards()) + outCapacity(r.cfg.queueSize, r.network.NumShards())
+}
+
+// outCapacity returns the number of records that the buffers of a
+// publisher in a table of shards hold for a queue size: the table's
+// AddOut gives each shard queueSize/shards records, rounded up, at least
+// one.
+func outCapacity(queueSize, shards int) int {
+	return shards * max((queueSize+shards-1)/shards, 1)
 }
 
 // wake tells the worker that records are waiting. It never blocks, and

@@ -813,7 +813,9 @@ func TestCloseAccountsForEveryRecord(t *testing.T) {
 		}
 		for _, s := range r.PublisherStats() {
 			w := want[s.Name]
-			w.Name, w.QueueCapacity = s.Name, 8
+			// 4 event records in one shard, and a record in each of the 16
+			// shards of network records (100,000 retained).
+			w.Name, w.QueueCapacity = s.Name, 4+16
 			if s != w {
 				t.Errorf("right after Close: got %+v, want %+v", s, w)
 			}
@@ -1420,4 +1422,83 @@ func TestPublisherErrorWithPanickingTextIsContained(t *testing.T) {
 			t.Errorf("no give-up logged: %s", logs.String())
 		}
 	})
+}
+
+// TestQueueCapacityIsWhatTheBuffersHold checks that QueueCapacity is the
+// number of records a publisher's buffers hold, for queue sizes that are
+// not multiples of the number of shards. The publisher blocks on the first
+// record it takes; then records of one kind, and then of the other, are
+// made until the buffers are full: what is queued beside the held record
+// is then the capacity of that kind, and in the end QueueCapacity. A kind
+// of one shard (1,000 records retained) drops its first record when it
+// holds exactly WithQueueSize; a kind of 16 shards (the default 100,000)
+// drops its first when one shard is full, so it gets 40 times its
+// capacity, which fills every shard unless the task ids' hashes leave one
+// with less than a 40th of its share, a chance below 1e-40.
+func TestQueueCapacityIsWhatTheBuffersHold(t *testing.T) {
+	tests := []struct {
+		name            string
+		size            int
+		opts            []telemetry.Option
+		events, network int  // the capacity of each kind
+		networkOneShard bool // the network records have one shard
+	}{
+		{name: "8, 16 shards each", size: 8, events: 16, network: 16},
+		{name: "100, 16 shards each", size: 100, events: 112, network: 112},
+		{name: "8, one shard of network records", size: 8, opts: []telemetry.Option{telemetry.WithMaxNetworkOps(1000)},
+			events: 16, network: 8, networkOneShard: true},
+		{name: "100, one shard of network records", size: 100, opts: []telemetry.Option{telemetry.WithMaxNetworkOps(1000)},
+			events: 112, network: 100, networkOneShard: true},
+		{name: "64, 16 shards each", size: 64, events: 64, network: 64},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p := &memPublisher{block: make(chan struct{})}
+				r := newRecorder(t, append(tc.opts, telemetry.WithPublishers(p), telemetry.WithQueueSize(tc.size),
+					telemetry.WithPublishTimeout(time.Hour), telemetry.WithLogger(quiet))...)
+				stats := func() telemetry.PublisherStats { return r.PublisherStats()[0] }
+				if got, want := stats().QueueCapacity, tc.events+tc.network; got != want {
+					t.Errorf("QueueCapacity: got %d, want %d", got, want)
+				}
+				// The worker takes the first record and blocks with it.
+				runEvent(t, r, "e", "held", 0, nil)
+				synctest.Wait()
+				handed := 1
+				for i := range 40 * tc.events {
+					runEvent(t, r, "e", fmt.Sprint("e", i), 0, nil)
+					handed++
+				}
+				s := stats()
+				if s.Queued-1 != tc.events || s.Queued+int(s.DroppedQueueFull) != handed {
+					t.Errorf("events: got %d queued beside the held record and %d dropped of %d, want %d queued",
+						s.Queued-1, s.DroppedQueueFull, handed, tc.events)
+				}
+				dropped := s.DroppedQueueFull
+				n := 40 * tc.network
+				if tc.networkOneShard {
+					n = tc.network + 1
+				}
+				for i := range n {
+					id := fmt.Sprint("n", i)
+					must(t, r.Network().StartOperation(id, "h", 1, ""))
+					must(t, r.Network().EndOperation(id, 0, 0, nil))
+					handed++
+					if tc.networkOneShard && stats().DroppedQueueFull != dropped {
+						if i != tc.network {
+							t.Errorf("network records: the first was dropped after %d, want after %d", i, tc.network)
+						}
+						break
+					}
+				}
+				s = stats()
+				if s.Queued-1 != s.QueueCapacity || s.Queued+int(s.DroppedQueueFull) != handed {
+					t.Errorf("both kinds: got %d queued beside the held record and %d dropped of %d, want QueueCapacity %d queued",
+						s.Queued-1, s.DroppedQueueFull, handed, s.QueueCapacity)
+				}
+				close(p.block)
+				flush(t, r)
+			})
+		})
+	}
 }

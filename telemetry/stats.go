@@ -82,8 +82,14 @@ type PublisherStats struct {
 	// Queued the moment it is counted as published or dropped, even when
 	// the others taken with it are still being delivered.
 	Queued int `json:"queued"`
-	// QueueCapacity is the size of its queue: [WithQueueSize] records of
-	// each kind, events and network operations.
+	// QueueCapacity is the number of records its queue holds: its buffer
+	// of event records and its buffer of network records together, each
+	// of [WithQueueSize] records, or a little more when that size is not a
+	// multiple of the number of shards the Recorder splits that kind into
+	// (each shard holds its part rounded up): with the default retention,
+	// 16 shards, WithQueueSize(100) holds 112 records of each kind, 224 in
+	// all. Queued reaches it only when every shard's part of both buffers
+	// is full, beside the records the worker has taken.
 	QueueCapacity int `json:"queue_capacity"`
 	// Published is the number of records it accepted.
 	Published uint64 `json:"published"`

@@ -729,6 +729,40 @@ ns_telemetry_publisher_records_published_total{publisher="prometheus"} 3
 	}
 }
 
+// TestQueueCapacityMetricIsExact checks that
+// telemetry_publisher_queue_capacity is the number of records a
+// publisher's buffers hold, also for a queue size that is not a multiple
+// of the number of shards (16 by default): each of the 16 shards of each
+// kind holds 100/16 records rounded up, 7, so 112 of each kind and 224 in
+// all, not 2*100.
+func TestQueueCapacityMetricIsExact(t *testing.T) {
+	r, err := telemetry.NewRecorder(telemetry.WithLogger(quiet), telemetry.WithQueueSize(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	p, reg := newPublisher(t, prometheus.Config{Namespace: "ns"})
+	for _, pub := range []telemetry.Publisher{p, failing{}} {
+		if err := r.AddPublisher(pub); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const want = `
+# HELP ns_telemetry_publisher_queue_capacity Size of the queue of each telemetry publisher; 0 for synchronous publishers.
+# TYPE ns_telemetry_publisher_queue_capacity gauge
+ns_telemetry_publisher_queue_capacity{publisher="failing"} 224
+ns_telemetry_publisher_queue_capacity{publisher="prometheus"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "ns_telemetry_publisher_queue_capacity"); err != nil {
+		t.Error(err)
+	}
+	for _, s := range r.PublisherStats() {
+		if s.Name == "failing" && s.QueueCapacity != 224 {
+			t.Errorf("PublisherStats: got QueueCapacity %d, want 224 as exported", s.QueueCapacity)
+		}
+	}
+}
+
 func TestRecorderClosesPublisher(t *testing.T) {
 	r, err := telemetry.NewRecorder(telemetry.WithLogger(quiet))
 	if err != nil {
