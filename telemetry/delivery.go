@@ -136,15 +136,7 @@ func (o *outlet) stats() PublisherStats {
 // publisher hold: those of event records and of network records, in every
 // shard of their table.
 func (r *Recorder) queueCapacity() int {
-	return outCapacity(r.cfg.queueSize, r.events.NumShards()) + outCapacity(r.cfg.queueSize, r.network.NumShards())
-}
-
-// outCapacity returns the number of records that the buffers of a
-// publisher in a table of shards hold for a queue size: the table's
-// AddOut gives each shard queueSize/shards records, rounded up, at least
-// one.
-func outCapacity(queueSize, shards int) int {
-	return shards * max((queueSize+shards-1)/shards, 1)
+	return r.events.OutCapacity(r.cfg.queueSize) + r.network.OutCapacity(r.cfg.queueSize)
 }
 
 // wake tells the worker that records are waiting. It never blocks, and

@@ -17,12 +17,25 @@ type outBuf[R any] struct {
 // each). The caller serializes calls to AddOut, and makes a slot known to
 // recorders only after AddOut for it has returned.
 func (t *Table[R, T]) AddOut(queueSize int) {
-	limit := max((queueSize+len(t.shards)-1)/len(t.shards), 1)
+	limit := t.outLimit(queueSize)
 	t.Locked(func(*View[R, T]) {
 		for i := range t.shards {
 			t.shards[i].out = append(t.shards[i].out, outBuf[R]{limit: limit})
 		}
 	})
+}
+
+// outLimit returns the records each shard's buffer holds for queueSize:
+// an equal share, rounded up, and at least one.
+func (t *Table[R, T]) outLimit(queueSize int) int {
+	return max((queueSize+len(t.shards)-1)/len(t.shards), 1)
+}
+
+// OutCapacity returns the records that the buffers [Table.AddOut] makes
+// for queueSize hold in all, over every shard: queueSize, or a little more
+// where it does not divide among the shards.
+func (t *Table[R, T]) OutCapacity(queueSize int) int {
+	return len(t.shards) * t.outLimit(queueSize)
 }
 
 // Offer appends a copy of rec, finished, to the buffer of the publisher in
