@@ -63,6 +63,9 @@ type outlet struct {
 	// handed to the publisher (settled, or in the call in progress), for
 	// resume.
 	doneEv, doneNw int
+	// The worker's own: the largest Delivered of the PartialErrors of the
+	// delivery in progress, capped at its size; reset when one starts.
+	delivered int
 
 	published, failedAttempts, droppedFull, droppedFailed, droppedClosed, panics atomic.Uint64
 
@@ -507,6 +510,7 @@ func (o *outlet) deliverFirst(ctx context.Context, publish func(context.Context)
 		o.deliver(1, publish)
 		return
 	}
+	o.delivered = 0
 	first := o.r.clock.now() // the monotonic clock alone, cheaper than time.Now
 	err := o.attempt(ctx, publish)
 	if o.settle(1, 1, err) {
@@ -519,6 +523,7 @@ func (o *outlet) deliverFirst(ctx context.Context, publish func(context.Context)
 // allows, waiting with exponential backoff and jitter between them, and
 // counts the outcome.
 func (o *outlet) deliver(n int, publish func(context.Context) error) {
+	o.delivered = 0
 	o.retry(o.r.clock.now(), 1, n, publish, nil)
 }
 
@@ -535,12 +540,12 @@ func (o *outlet) retry(first time.Duration, attempt, n int, publish func(context
 				return
 			}
 			if !retry.Sleep(o.ctx, wait) {
-				o.count(0, 0, n) // Close gave up during the wait
+				o.cutShort(n) // Close gave up during the wait
 				return
 			}
 		}
 		if o.ctx.Err() != nil { // Close gave up: drop without calling
-			o.count(0, 0, n)
+			o.cutShort(n)
 			return
 		}
 		ctx, cancel := context.WithTimeout(o.ctx, o.cfg.publishTimeout)
@@ -569,9 +574,10 @@ func (o *outlet) settle(n, attempt int, err error) bool {
 		}
 		return true
 	}
+	o.delivered = max(o.delivered, min(deliveredIn(err), n))
 	switch {
 	case o.ctx.Err() != nil:
-		o.count(0, 0, n)
+		o.cutShort(n)
 	case IsPermanent(err) || (o.cfg.retry.MaxAttempts > 0 && attempt >= o.cfg.retry.MaxAttempts):
 		o.giveUp(n, attempt, err)
 	default:
@@ -590,10 +596,32 @@ func droppedIn(err error) (int, bool) {
 	return 0, false
 }
 
-// giveUp drops n records after attempts failed attempts, the last with err.
+// deliveredIn returns the Delivered count of the [PartialError] in err, or
+// 0. (Kept out of settle, as droppedIn is.)
+func deliveredIn(err error) int {
+	var pe *PartialError
+	if errors.As(err, &pe) {
+		return pe.Delivered
+	}
+	return 0
+}
+
+// giveUp ends the delivery of n records after attempts failed attempts, the
+// last with err: those a PartialError reported delivered are published, the
+// others dropped.
 func (o *outlet) giveUp(n, attempts int, err error) {
-	o.count(0, n, 0)
-	o.logGiveUp(n, attempts, err)
+	d := min(o.delivered, n)
+	o.count(d, n-d, 0)
+	if n > d {
+		o.logGiveUp(n-d, attempts, err)
+	}
+}
+
+// cutShort ends the delivery of n records because Close gave up: those a
+// PartialError reported delivered are published, the others dropped.
+func (o *outlet) cutShort(n int) {
+	d := min(o.delivered, n)
+	o.count(d, 0, n-d)
 }
 
 // count settles records the worker holds: published ones, ones dropped

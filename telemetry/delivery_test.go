@@ -302,6 +302,122 @@ func TestPartialBatchDrop(t *testing.T) {
 	}
 }
 
+// scriptedBatchPublisher is a BatchPublisher whose calls return the errors
+// of script, one per call, the last one again for every later call; a nil
+// error in it makes the call hang until its ctx ends.
+type scriptedBatchPublisher struct {
+	memPublisher
+	script []error
+	mu     sync.Mutex
+	sizes  []int
+}
+
+func (p *scriptedBatchPublisher) PublishBatch(ctx context.Context, b *telemetry.Batch) error {
+	p.mu.Lock()
+	err := p.script[min(len(p.sizes), len(p.script)-1)]
+	p.sizes = append(p.sizes, b.Len())
+	p.mu.Unlock()
+	if err == nil {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return err
+}
+
+// TestPartlyDeliveredBatchIsCountedExactly checks that the records of a
+// batch that a *PartialError reported delivered count as published,
+// however its delivery ends, and only the others as dropped, once.
+func TestPartlyDeliveredBatchIsCountedExactly(t *testing.T) {
+	partial := func(n int, err error) error { return &telemetry.PartialError{Delivered: n, Err: err} }
+	rejected := errors.New("es_rejected_execution_exception")
+	unauthorized := errors.New("HTTP 401")
+	attempts3 := telemetry.RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Second, MaxBackoff: time.Second}
+	within2s := telemetry.RetryPolicy{InitialBackoff: time.Second, MaxBackoff: time.Second, MaxElapsed: 2 * time.Second}
+	tests := []struct {
+		name    string
+		policy  telemetry.RetryPolicy
+		script  []error       // the errors of the calls; the last one repeats; nil hangs
+		closeIn time.Duration // if not 0, Close is given that long, else 1 minute
+		want    telemetry.PublisherStats
+	}{
+		{"transient until MaxAttempts", attempts3,
+			[]error{partial(4, rejected), partial(7, rejected), partial(7, rejected)},
+			0, telemetry.PublisherStats{Published: 7, DroppedFailed: 3, FailedAttempts: 3}},
+		{"transient until MaxElapsed", within2s,
+			[]error{partial(4, rejected), partial(7, rejected)},
+			0, telemetry.PublisherStats{Published: 7, DroppedFailed: 3, FailedAttempts: 3}},
+		{"RetryAfter around the count", attempts3,
+			[]error{telemetry.RetryAfter(partial(4, rejected), time.Second), errTransient},
+			0, telemetry.PublisherStats{Published: 4, DroppedFailed: 6, FailedAttempts: 3}},
+		{"a later error without a count keeps it", attempts3,
+			[]error{partial(7, rejected), partial(4, rejected), errTransient},
+			0, telemetry.PublisherStats{Published: 7, DroppedFailed: 3, FailedAttempts: 3}},
+		{"a final permanent error", attempts3,
+			[]error{partial(4, rejected), telemetry.Permanent(unauthorized)},
+			0, telemetry.PublisherStats{Published: 4, DroppedFailed: 6, FailedAttempts: 2}},
+		{"a final permanent error with a count", attempts3,
+			[]error{partial(4, rejected), telemetry.Permanent(partial(6, unauthorized))},
+			0, telemetry.PublisherStats{Published: 6, DroppedFailed: 4, FailedAttempts: 2}},
+		{"a final DroppedError", attempts3,
+			[]error{partial(4, rejected), &telemetry.DroppedError{Dropped: 2, Err: errors.New("mapper_parsing_exception")}},
+			0, telemetry.PublisherStats{Published: 8, DroppedFailed: 2, FailedAttempts: 2}},
+		{"a count beyond the batch is capped", attempts3,
+			[]error{partial(11, rejected)},
+			0, telemetry.PublisherStats{Published: 10, FailedAttempts: 3}},
+		{"a negative count is none", attempts3,
+			[]error{partial(-1, rejected)},
+			0, telemetry.PublisherStats{DroppedFailed: 10, FailedAttempts: 3}},
+		{"Close ends a wait", attempts3,
+			[]error{partial(4, rejected)},
+			time.Second / 2, telemetry.PublisherStats{Published: 4, DroppedClosed: 6, FailedAttempts: 1}},
+		{"Close ends an attempt", attempts3,
+			[]error{partial(4, rejected), nil},
+			2 * time.Second, telemetry.PublisherStats{Published: 4, DroppedClosed: 6, FailedAttempts: 2}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p := &scriptedBatchPublisher{script: tc.script}
+				logs := &logRecorder{}
+				r := newRecorder(t, telemetry.WithPublishers(p), telemetry.WithRetry(tc.policy), noJitter,
+					telemetry.WithMaxBatchSize(10), telemetry.WithLogger(logs.logger()))
+				for i := range 10 {
+					runEvent(t, r, "e", fmt.Sprint("t", i), 0, nil)
+				}
+				closeIn := tc.closeIn
+				if closeIn == 0 {
+					closeIn = time.Minute
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), closeIn)
+				defer cancel()
+				err := r.Close(ctx)
+				if cut := tc.closeIn != 0; cut != errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("Close: got %v, want DeadlineExceeded: %v", err, cut)
+				}
+				got := r.PublisherStats()[0]
+				want := tc.want
+				want.Name, want.QueueCapacity = got.Name, got.QueueCapacity
+				if got != want {
+					t.Errorf("after Close: got %+v, want %+v", got, want)
+				}
+				// The give-up is logged with the records dropped, not the batch.
+				lines := logs.withMessage("telemetry: publisher gave up, records dropped")
+				switch {
+				case tc.want.DroppedFailed == 0 && len(lines) != 0:
+					t.Errorf("got give-up log lines %+v, want none", lines)
+				case tc.want.DroppedFailed > 0 && (len(lines) != 1 || lines[0].attrs["records"] != fmt.Sprint(tc.want.DroppedFailed)):
+					t.Errorf("got give-up log lines %+v, want one with records=%d", lines, tc.want.DroppedFailed)
+				}
+				p.mu.Lock()
+				defer p.mu.Unlock()
+				if want := slices.Repeat([]int{10}, int(tc.want.FailedAttempts)); !slices.Equal(p.sizes, want) {
+					t.Errorf("batch sizes: got %v, want %v (one batch of 10, each attempt)", p.sizes, want)
+				}
+			})
+		})
+	}
+}
+
 // panicker panics on every call.
 type panicker struct{}
 

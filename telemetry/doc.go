@@ -189,7 +189,10 @@
 // an outage shorter than the window loses nothing the buffer could hold. An
 // error marked with [Permanent] is not retried; one made with [RetryAfter]
 // asks for a given wait (capped at MaxBackoff and cut at the deadline); a
-// [*DroppedError] reports a batch delivered except for some records. A panic
+// [*DroppedError] reports a batch delivered except for some records, given
+// up on for good; a [*PartialError] reports how many records of a batch
+// are delivered so far while the rest are retried, so that a batch given
+// up on later counts those as published, not dropped. A panic
 // in a publisher is recovered: in a publish call it counts as a permanent
 // failure; in Flush or Close it is returned as their error. A queued
 // publisher that calls runtime.Goexit is counted the same way, and a new
@@ -199,7 +202,8 @@
 // publisher what was published, the failed attempts, the panics, what is
 // queued, and the records dropped by reason: DroppedQueueFull (its buffer
 // was full), DroppedFailed (a permanent error, a [*DroppedError], or retries
-// exhausted) and DroppedClosed ([Recorder.Close] ran out of time). Every
+// exhausted) and DroppedClosed ([Recorder.Close] ran out of time), each
+// without the records a [*PartialError] reported delivered. Every
 // record handed to a publisher is counted exactly once: at every moment
 // Queued + Published + Dropped() is the number handed to it. Publisher names
 // are at most 128 bytes. Drops are logged with log/slog ([WithLogger]): a

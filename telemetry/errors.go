@@ -115,6 +115,8 @@ var errNilWriter = errors.New("telemetry: nil io.Writer")
 // in which some documents were rejected by a mapping error. The Recorder
 // counts Dropped records as dropped and the others as published, and does
 // not retry. Err says why; it should name the reason once, not per record.
+// In a batch retried after a [*PartialError], Dropped includes the records
+// given up on in the earlier calls, as all the others count as published.
 type DroppedError struct {
 	Dropped int   // records given up on, at most the number handed over
 	Err     error // why
@@ -127,3 +129,34 @@ func (e *DroppedError) Error() string {
 
 // Unwrap returns e.Err.
 func (e *DroppedError) Unwrap() error { return e.Err }
+
+// A PartialError is returned by a [BatchPublisher] that delivered part of
+// a batch and failed on the rest for now, such as a bulk request in which
+// some documents were indexed and others refused with 429. Delivered is the
+// number of records of the batch delivered so far, by this call and by the
+// earlier calls with the same batch; Err says why the others were not.
+//
+// Whether the batch is retried is decided as for any error: a
+// PartialError is transient unless marked with [Permanent], and
+// [RetryAfter] may wrap it or be wrapped by it. Its count matters only when
+// the batch's delivery ends without success: when the Recorder gives up (a
+// permanent error, or the last attempt its [RetryPolicy] allows) or
+// [Recorder.Close] runs out of time, it counts as published the largest
+// Delivered reported for the batch, capped at the batch's size, and as
+// dropped only the others. A publisher that does not send again, when a
+// batch comes back, the records it already delivered should therefore
+// return a PartialError with every failure of that batch once a record of
+// it was delivered. A [*DroppedError] ends delivery with its own count
+// instead.
+type PartialError struct {
+	Delivered int   // records of the batch delivered so far, at most its size
+	Err       error // why the others were not
+}
+
+// Error returns a message with the count and the reason.
+func (e *PartialError) Error() string {
+	return "telemetry: " + strconv.Itoa(e.Delivered) + " record(s) delivered, the others not: " + reason(e.Err)
+}
+
+// Unwrap returns e.Err.
+func (e *PartialError) Unwrap() error { return e.Err }

@@ -66,7 +66,16 @@ func (b *Batch) Len() int { return len(b.Events) + len(b.Network) }
 // A BatchPublisher is a Publisher that can send many records in one call,
 // such as one bulk request. The Recorder then hands it batches of up to
 // [WithMaxBatchSize] records, sent when full or after [WithBatchTimeout].
-// A batch is retried, or dropped, as a whole.
+// A batch is retried as a whole: the same records come again in the next
+// call.
+//
+// A batch delivered in part is reported by the error: a [*DroppedError]
+// if the rest are given up on for good, which ends the batch's delivery;
+// a [*PartialError] with the number delivered so far if the rest may yet
+// go through, so that if the Recorder gives up on the batch it counts
+// those as published and only the others as dropped. A publisher that
+// delivers part of a batch should skip, when the batch comes again, the
+// records it has already delivered (or deliver them idempotently).
 type BatchPublisher interface {
 	Publisher
 	// PublishBatch sends every record of b. The rules of Publisher apply.

@@ -91,7 +91,8 @@ type PublisherStats struct {
 	// all. Queued reaches it only when every shard's part of both buffers
 	// is full, beside the records the worker has taken.
 	QueueCapacity int `json:"queue_capacity"`
-	// Published is the number of records it accepted.
+	// Published is the number of records it accepted, those of a batch
+	// it then failed on that a [PartialError] reported delivered included.
 	Published uint64 `json:"published"`
 	// FailedAttempts is the number of publish calls that returned an error
 	// or panicked, retried or not.
@@ -100,7 +101,8 @@ type PublisherStats struct {
 	// was full when they finished.
 	DroppedQueueFull uint64 `json:"dropped_queue_full"`
 	// DroppedFailed is the number of records dropped after a permanent
-	// error, a [DroppedError], or the last attempt its [RetryPolicy] allows.
+	// error, a [DroppedError], or the last attempt its [RetryPolicy] allows
+	// (but for those a [PartialError] reported delivered).
 	DroppedFailed uint64 `json:"dropped_failed"`
 	// DroppedClosed is the number of records dropped because
 	// [Recorder.Close] ran out of time before they were delivered: still

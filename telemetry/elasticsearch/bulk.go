@@ -26,6 +26,7 @@ const (
 	earlier                // accepted in an earlier call: not sent again
 	transient              // refused for a passing reason: worth another attempt
 	rejected               // refused for good: drop
+	refused                // refused for good in an earlier call: not sent again, dropped
 )
 
 // outcome is the result of one document in one call.
@@ -65,7 +66,8 @@ type bulkItem struct {
 
 // index sends docs through bulk requests of at most Config.FlushBytes, one
 // after the other, and returns nil, a *telemetry.DroppedError, or a
-// transient or permanent error as PublishBatch documents.
+// transient error (a *telemetry.PartialError if documents of the batch are
+// indexed) as PublishBatch documents.
 func (p *Publisher) index(ctx context.Context, docs []document) error {
 	out := make([]outcome, len(docs))
 	p.recall(docs, out)
@@ -95,7 +97,7 @@ func (p *Publisher) index(ctx context.Context, docs []document) error {
 	}
 	stopped := false
 	for i := range docs {
-		if out[i].state == earlier {
+		if s := out[i].state; s == earlier || s == refused {
 			continue
 		}
 		if stopped = ctx.Err() != nil; stopped {
@@ -133,24 +135,30 @@ func appendItem(b []byte, d *document) []byte {
 // be retried, and returns its error.
 func (p *Publisher) settle(ctx context.Context, docs []document, out []outcome, reqErr error, hint time.Duration) error {
 	var (
-		pending, dropped int
-		kinds            = map[string]*kindCount{}
-		lastErr          error // why the pending documents are
+		delivered, pending, dropped, fresh int
+		kinds                              = map[string]*kindCount{}
+		lastErr                            error // why the pending documents are
 	)
 	for i := range out {
 		o := &out[i]
 		switch o.state {
 		case indexed:
 			p.indexed.Add(1)
+			delivered++
 		case earlier:
-		case rejected:
+			delivered++
+		case rejected, refused:
 			dropped++
 			k := kinds[o.kind]
 			if k == nil {
-				k = &kindCount{kind: o.kind, reason: o.reason}
+				k = &kindCount{kind: o.kind, reason: truncate(o.reason)}
 				kinds[o.kind] = k
 			}
 			k.n++
+			if o.state == rejected {
+				k.fresh++
+				fresh++
+			}
 		case transient:
 			pending++
 			lastErr = errors.New(o.kind + ": " + o.reason)
@@ -168,15 +176,20 @@ func (p *Publisher) settle(ctx context.Context, docs []document, out []outcome, 
 			}
 		}
 	}
-	if dropped > 0 {
+	if fresh > 0 {
 		p.noteRejected(ctx, kinds)
 	}
 	switch {
 	case pending > 0:
-		p.remember(docs, out)
+		p.remember(docs, out, kinds)
 		err := fmt.Errorf("elasticsearch: %d of %d document(s) not indexed: %w", pending, len(docs), lastErr)
 		if dropped > 0 {
 			err = fmt.Errorf("%w (and %d rejected for good: %s)", err, dropped, kindsText(kinds))
+		}
+		if delivered > 0 {
+			// If the Recorder gives up on the batch, these count as
+			// published, not dropped.
+			err = &telemetry.PartialError{Delivered: delivered, Err: err}
 		}
 		return telemetry.RetryAfter(err, hint)
 	case dropped > 0:
@@ -189,7 +202,7 @@ func (p *Publisher) settle(ctx context.Context, docs []document, out []outcome, 
 }
 
 // recall marks the documents that an earlier call, which failed in part,
-// indexed, and counts those it sends again.
+// indexed or saw refused for good, and counts those it sends again.
 func (p *Publisher) recall(docs []document, out []outcome) {
 	p.resendMu.Lock()
 	defer p.resendMu.Unlock()
@@ -197,13 +210,13 @@ func (p *Publisher) recall(docs []document, out []outcome) {
 		return
 	}
 	for i := range docs {
-		done, ok := p.resend[docs[i].id]
+		o, ok := p.resend[docs[i].id]
 		if !ok {
 			continue
 		}
 		delete(p.resend, docs[i].id)
-		if done {
-			out[i].state = earlier
+		if o.state == earlier || o.state == refused {
+			out[i] = o
 		} else {
 			p.retried.Add(1)
 		}
@@ -212,8 +225,10 @@ func (p *Publisher) recall(docs []document, out []outcome) {
 
 // remember notes the documents of a call that failed in part: those
 // indexed (now or earlier) are not sent again when the same records come
-// back; the others are counted as retried then.
-func (p *Publisher) remember(docs []document, out []outcome) {
+// back, nor are those refused for good (now or earlier, with their kind of
+// error in kinds), which are counted as dropped again; the others are
+// counted as retried then.
+func (p *Publisher) remember(docs []document, out []outcome, kinds map[string]*kindCount) {
 	p.resendMu.Lock()
 	defer p.resendMu.Unlock()
 	if len(p.resend)+len(docs) > maxResend {
@@ -223,15 +238,24 @@ func (p *Publisher) remember(docs []document, out []outcome) {
 		return
 	}
 	for i := range docs {
-		s := out[i].state
-		p.resend[docs[i].id] = s == indexed || s == earlier
+		var o outcome
+		switch out[i].state {
+		case indexed, earlier:
+			o.state = earlier
+		case rejected, refused:
+			// The kind's reason, shared by the documents refused alike.
+			k := kinds[out[i].kind]
+			o = outcome{state: refused, kind: k.kind, reason: k.reason}
+		}
+		p.resend[docs[i].id] = o
 	}
 }
 
 // kindCount counts the documents of a call rejected with one kind of error.
 type kindCount struct {
-	kind, reason string
-	n            int
+	kind, reason string // reason: that of the first, truncated
+	n            int    // documents rejected, in this call or an earlier one
+	fresh        int    // of them, those rejected in this call
 }
 
 // kindsText describes the kinds of rejection of a call, once each.
@@ -244,17 +268,20 @@ func kindsText(kinds map[string]*kindCount) string {
 	return strings.Join(parts, "; ")
 }
 
-// noteRejected counts rejected documents by kind and logs the first
-// rejection of each kind, once for the life of p.
+// noteRejected counts the documents rejected in this call by kind and
+// logs the first rejection of each kind, once for the life of p.
 func (p *Publisher) noteRejected(ctx context.Context, kinds map[string]*kindCount) {
 	var first []*kindCount
 	p.reasonMu.Lock()
 	for _, k := range kinds {
+		if k.fresh == 0 {
+			continue // counted by the call that saw them
+		}
 		if _, seen := p.reasons[k.kind]; !seen {
 			first = append(first, k)
 		}
-		p.reasons[k.kind] += uint64(k.n)
-		p.rejected.Add(uint64(k.n))
+		p.reasons[k.kind] += uint64(k.fresh)
+		p.rejected.Add(uint64(k.fresh))
 	}
 	p.reasonMu.Unlock()
 	for _, k := range first {

@@ -122,10 +122,17 @@
 //     resend the documents already indexed ([Stats].Retried counts those sent
 //     again); a document sent twice overwrites itself by its _id. So what was
 //     buffered is delivered once the cluster is back.
+//   - If some documents of that batch were indexed, the error is a
+//     [*telemetry.PartialError] with their count: if the Recorder's retries
+//     run out ([telemetry.RetryPolicy]) before the rest are indexed, or
+//     Close runs out of time, [telemetry.PublisherStats] counts exactly the
+//     indexed documents as published and the others as dropped, not the
+//     whole batch.
 //   - Documents refused for good (a mapping error such as
 //     mapper_parsing_exception, or a bulk request refused as a whole with
-//     another 4xx, such as 400, 401 or 403) are not retried: the publish call
-//     returns a [*telemetry.DroppedError], so they are counted in
+//     another 4xx, such as 400, 401 or 403) are not retried, nor sent again
+//     with a retried batch: the publish call that settles the batch returns
+//     a [*telemetry.DroppedError], so they are counted once in
 //     [telemetry.PublisherStats] while the rest count as published, and the
 //     first rejection of each kind is logged. [Publisher.Stats] counts
 //     rejections by kind.

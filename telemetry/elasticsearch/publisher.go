@@ -54,12 +54,13 @@ type Publisher struct {
 	reasonMu sync.Mutex
 	reasons  map[string]uint64 // documents rejected for good, by kind of error
 
-	// resend remembers, by document id, the documents of calls that failed
-	// in part: true for those Elasticsearch indexed, false for the others.
-	// When the Recorder retries such a batch, the documents already indexed
-	// are not sent again. At most maxResend entries.
+	// resend remembers, by document id, what became of the documents of
+	// calls that failed in part: earlier for those Elasticsearch indexed,
+	// refused (with the kind of error) for those it refused for good,
+	// unsent for the others. When the Recorder retries such a batch, only
+	// the unsent ones are sent again. At most maxResend entries.
 	resendMu sync.Mutex
-	resend   map[string]bool
+	resend   map[string]outcome
 
 	bufs sync.Pool // *[]byte holding the encoded documents of a call
 }
@@ -114,7 +115,7 @@ func NewPublisher(cfg Config) (*Publisher, error) {
 		name:    templateName(s.IndexPrefix),
 		tmplSem: make(chan struct{}, 1),
 		reasons: make(map[string]uint64),
-		resend:  make(map[string]bool),
+		resend:  make(map[string]outcome),
 	}, nil
 }
 
@@ -179,13 +180,18 @@ func (p *Publisher) PublishNetworkMetrics(ctx context.Context, m telemetry.Netwo
 // If documents were refused for a passing reason (an item or the whole
 // request answered 408, 429 or 5xx, the request not getting through, ctx
 // ending), it returns a transient error, with the server's Retry-After if
-// any ([telemetry.RetryAfter]), for the Recorder to retry the batch. When
-// the same records come again, the documents this Publisher already indexed
-// are not sent again (and a document sent twice overwrites itself, see
-// [DocumentID]). Documents rejected for good, such as by a mapping error,
-// or by a bulk request refused as a whole for a lasting reason (400, 401,
-// 403...), are not worth another attempt: if every other document was
-// indexed, it returns a [*telemetry.DroppedError] with their count and the
+// any ([telemetry.RetryAfter]), for the Recorder to retry the batch. If
+// other documents of the batch are indexed, by this call or an earlier one
+// with the same records, the error is a [*telemetry.PartialError] with
+// their count: should the Recorder give up on the batch, they count as
+// published and only the others as dropped. When the same records come
+// again, the documents this Publisher already indexed, or saw rejected for
+// good, are not sent again (and a document sent twice overwrites itself,
+// see [DocumentID]). Documents rejected for good, such as by a mapping
+// error, or by a bulk request refused as a whole for a lasting reason (400,
+// 401, 403...), are not worth another attempt: if every other document was
+// indexed, it returns a [*telemetry.DroppedError] with their count (those
+// rejected in earlier calls with the same records included) and the
 // reasons, and logs the first rejection of each kind of error. If the index
 // template cannot be installed, it returns that error, marked
 // [telemetry.Permanent] unless the status was 408, 429 or 5xx or the
@@ -286,7 +292,8 @@ type Stats struct {
 	// again, and not counted.
 	Retried uint64 `json:"retried"`
 	// Rejected is the number of documents rejected for good, such as by a
-	// mapping error, and so dropped.
+	// mapping error, and so dropped; each is counted once, as it is not
+	// sent again when its batch is retried.
 	Rejected uint64 `json:"rejected"`
 	// RejectedByReason splits Rejected by kind of error, such as
 	// "mapper_parsing_exception" or "http 401".

@@ -855,3 +855,98 @@ func TestConformance(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestPartlyIndexedBatchCountedExactly has a Recorder retry a batch of
+// which some documents are indexed and others refused, with 429 or for
+// good, until its retries run out or the batch settles, and checks that
+// PublisherStats count every document exactly: the indexed ones as
+// published, the others once as dropped; and that a document refused for
+// good is neither sent nor counted again.
+func TestPartlyIndexedBatchCountedExactly(t *testing.T) {
+	tests := []struct {
+		name      string
+		refuse    func(task string, call int) *esfake.ItemError // call: 1 for a document's first bulk request
+		want      telemetry.PublisherStats
+		wantStats elasticsearch.Stats
+		wantItems []int // documents per bulk request
+	}{
+		{"429 until MaxAttempts",
+			func(task string, _ int) *esfake.ItemError {
+				if task == "t3" || task == "t7" {
+					return esfake.Rejected()
+				}
+				return nil
+			},
+			telemetry.PublisherStats{Published: 8, DroppedFailed: 2, FailedAttempts: 3},
+			elasticsearch.Stats{BulkRequests: 3, Indexed: 8, Retried: 4},
+			[]int{10, 2, 2}},
+		{"429 and a mapping error until MaxAttempts",
+			func(task string, _ int) *esfake.ItemError {
+				switch task {
+				case "t3":
+					return esfake.Rejected()
+				case "t5":
+					return esfake.MappingError("retry_count", "long", task, "many")
+				}
+				return nil
+			},
+			telemetry.PublisherStats{Published: 8, DroppedFailed: 2, FailedAttempts: 3},
+			elasticsearch.Stats{BulkRequests: 3, Indexed: 8, Retried: 2, Rejected: 1,
+				RejectedByReason: map[string]uint64{"mapper_parsing_exception": 1}},
+			[]int{10, 1, 1}},
+		{"a mapping error, then 429, then a mapping error",
+			func(task string, call int) *esfake.ItemError {
+				switch {
+				case task == "t5", task == "t3" && call == 2:
+					return esfake.MappingError("retry_count", "long", task, "many")
+				case task == "t3":
+					return esfake.Rejected()
+				}
+				return nil
+			},
+			telemetry.PublisherStats{Published: 8, DroppedFailed: 2, FailedAttempts: 2},
+			elasticsearch.Stats{BulkRequests: 2, Indexed: 8, Retried: 1, Rejected: 2,
+				RejectedByReason: map[string]uint64{"mapper_parsing_exception": 2}},
+			[]int{10, 1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newServer(t, esfake.Options{})
+			calls := map[string]int{}
+			srv.SetItemFunc(func(_, _ string, src map[string]any) *esfake.ItemError {
+				task, _ := src["task_id"].(string)
+				calls[task]++
+				return tc.refuse(task, calls[task])
+			})
+			synctest.Test(t, func(t *testing.T) {
+				pub := newBubblePublisher(t, srv, elasticsearch.Config{SkipTemplate: true})
+				rec := newBubbleRecorder(t, pub, telemetry.RetryPolicy{MaxAttempts: 3, InitialBackoff: 100 * time.Millisecond})
+				recordEvents(t, rec, 10)
+				if err := rec.Close(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				got := rec.PublisherStats()[0]
+				want := tc.want
+				want.Name, want.QueueCapacity = got.Name, got.QueueCapacity
+				if got != want {
+					t.Errorf("publisher stats after Close: got %+v, want %+v", got, want)
+				}
+				if got := srv.Count(); uint64(got) != tc.want.Published {
+					t.Errorf("documents indexed: got %d, want %d", got, tc.want.Published)
+				}
+				if got := pub.Stats(); !reflect.DeepEqual(got, tc.wantStats) {
+					t.Errorf("elasticsearch stats: got %+v, want %+v", got, tc.wantStats)
+				}
+				var items []int
+				for _, r := range srv.Requests() {
+					if strings.HasSuffix(r.Path, "/_bulk") {
+						items = append(items, r.Items)
+					}
+				}
+				if !reflect.DeepEqual(items, tc.wantItems) {
+					t.Errorf("documents per bulk request: got %v, want %v", items, tc.wantItems)
+				}
+			})
+		})
+	}
+}
