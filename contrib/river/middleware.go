@@ -104,7 +104,9 @@ type Config struct {
 //     (river.JobSnooze, which ends the attempt without failing it),
 //     failed otherwise (river.JobCancel included), with the error's
 //     text. A worker that panics is recorded as failed before the panic
-//     goes on to River.
+//     goes on to River; one that calls runtime.Goexit, as failed with
+//     "river: job worker called runtime.Goexit" (River never sees such
+//     an attempt end: the job stays running until River rescues it).
 //
 // Recording never fails a job: errors of the Recorder are counted
 // ([Middleware.Failures], [Middleware.Err]). A Middleware is safe for
@@ -264,15 +266,28 @@ func (m *Middleware) Work(ctx context.Context, job *rivertype.JobRow, doInner fu
 			m.check(m.rec.RecordRetry(id))
 		}
 	}
+	returned := false
 	defer func() {
+		if returned {
+			m.end(id, startErr, span, err)
+			return
+		}
 		if v := recover(); v != nil {
 			m.end(id, startErr, span, fmt.Errorf("river: job worker panicked: %v", v))
 			panic(v) // River recovers it and fails the attempt
 		}
-		m.end(id, startErr, span, err)
+		// runtime.Goexit: River never sees the attempt end, and its
+		// rescuer fails the job once it is stuck. Not a completion.
+		m.end(id, startErr, span, errGoexit)
 	}()
-	return doInner(ctx)
+	err = doInner(ctx)
+	returned = true
+	return err
 }
+
+// errGoexit is the error of an attempt whose worker called
+// runtime.Goexit.
+var errGoexit = errors.New("river: job worker called runtime.Goexit")
 
 // end records the end of an attempt started with the error startErr, and
 // ends its span. A snooze is not a failure.

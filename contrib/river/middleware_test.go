@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -456,5 +457,30 @@ func TestSpanErrorTextCut(t *testing.T) {
 		if msg != want.text {
 			t.Errorf("span %q: got exception.message of %d bytes, want %d", s.Name, len(msg), len(want.text))
 		}
+	}
+}
+
+// TestWorkerGoexitRecordedFailed checks that a worker that calls
+// runtime.Goexit ends its attempt as failed, not as completed: River never
+// sees such an attempt end (the job stays running until its rescuer
+// fails it), so it did not complete.
+func TestWorkerGoexitRecordedFailed(t *testing.T) {
+	rec := newRecorder(t)
+	mw := epriver.NewMiddleware(epriver.Config{Recorder: rec})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		mw.Work(context.Background(), benchJob(9), func(context.Context) error {
+			runtime.Goexit()
+			return nil
+		})
+	}()
+	<-done
+	m, ok := rec.Metrics("9")
+	if !ok || m.Status != telemetry.StatusFailed || m.Error != "river: job worker called runtime.Goexit" {
+		t.Errorf("got %+v, %v; want a failed run with the Goexit error", m, ok)
+	}
+	if mw.Failures() != 0 {
+		t.Errorf("got %d refused recordings, want 0: %v", mw.Failures(), mw.Err())
 	}
 }
