@@ -2,6 +2,7 @@ package asynq
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -53,7 +54,10 @@ var systemAsynq = semconv.MessagingSystemKey.String("asynq")
 //   - status: completed if the handler returned nil, else failed with the
 //     error's text (asynq.SkipRetry and asynq.RevokeTask included). A
 //     handler that panics is recorded as failed before the panic goes on
-//     to asynq, which recovers it.
+//     to asynq, which recovers it; one that calls runtime.Goexit, as
+//     failed with "asynq: task handler called runtime.Goexit" (asynq
+//     never gets its result, and fails the attempt when its context
+//     ends).
 //
 // The trace context in the task's headers is extracted through
 // [Config.Propagator] into the handler's context. With a
@@ -186,13 +190,18 @@ func (hd *handler) ProcessTask(ctx context.Context, t *asynqlib.Task) error {
 			m.end(id, startErr, span, fmt.Errorf("asynq: task handler panicked: %v", v))
 			panic(v) // asynq recovers it and fails the attempt
 		}
-		m.end(id, startErr, span, nil) // runtime.Goexit
+		// runtime.Goexit: asynq never gets a result, and fails the
+		// attempt when its context ends. Not a completion.
+		m.end(id, startErr, span, errGoexit)
 	}()
 	err := next.ProcessTask(ctx, t)
 	returned = true
 	m.end(id, startErr, span, err)
 	return err
 }
+
+// errGoexit is the error of a run whose handler called runtime.Goexit.
+var errGoexit = errors.New("asynq: task handler called runtime.Goexit")
 
 // recordRetries records n retries of the pending run of id.
 func (m *Middleware) recordRetries(id string, n int) {

@@ -360,8 +360,9 @@ func hasAttr(attrs []attribute.KeyValue, key, value string) bool {
 // configuration, whose tasks take its shortest path, with the context and
 // task of a real asynq task run and handlers that do not return: a panic
 // is recorded as a failed run and goes on to the caller with its value;
-// runtime.Goexit ends the run as completed rather than leaving it
-// pending.
+// runtime.Goexit ends the run as failed rather than leaving it pending
+// or calling it completed: asynq never gets the handler's result, and
+// fails the attempt when its context ends.
 func TestMiddlewareUnwinding(t *testing.T) {
 	caps := captureTasks(t, 1)
 	ctx, task := caps[0].ctx, caps[0].task
@@ -397,8 +398,8 @@ func TestMiddlewareUnwinding(t *testing.T) {
 			h.ProcessTask(ctx, task)
 		}()
 		<-done
-		if m, ok := rec.Metrics(id); !ok || m.Status != telemetry.StatusCompleted {
-			t.Errorf("got %+v, %v; want a completed run", m, ok)
+		if m, ok := rec.Metrics(id); !ok || m.Status != telemetry.StatusFailed || m.Error != "asynq: task handler called runtime.Goexit" {
+			t.Errorf("got %+v, %v; want a failed run with the Goexit error", m, ok)
 		}
 	})
 }
