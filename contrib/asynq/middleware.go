@@ -52,7 +52,11 @@ var systemAsynq = semconv.MessagingSystemKey.String("asynq")
 //     to run ([HeaderEnqueueTime], written by [Client.Enqueue] and
 //     [RemoteEvent]), so that the record tells how long it waited;
 //   - status: completed if the handler returned nil, else failed with the
-//     error's text (asynq.SkipRetry and asynq.RevokeTask included). A
+//     error's text (asynq.SkipRetry and asynq.RevokeTask included); a
+//     handler that returns nil after its context ended (its deadline
+//     passed, or the task was cancelled) is failed with the context's
+//     error, as asynq, which stops waiting for it then, fails the attempt
+//     with it. A
 //     handler that panics is recorded as failed before the panic goes on
 //     to asynq, which recovers it; one that calls runtime.Goexit, as
 //     failed with "asynq: task handler called runtime.Goexit" (asynq
@@ -196,6 +200,13 @@ func (hd *handler) ProcessTask(ctx context.Context, t *asynqlib.Task) error {
 	}()
 	err := next.ProcessTask(ctx, t)
 	returned = true
+	if err == nil && ctx.Err() != nil {
+		// Returned after the run's context ended (its deadline, a
+		// cancellation, a lease lost): asynq stopped waiting for the
+		// handler then and failed the attempt with the context's error.
+		m.end(id, startErr, span, fmt.Errorf("asynq: task handler returned after its context ended: %w", ctx.Err()))
+		return err
+	}
 	m.end(id, startErr, span, err)
 	return err
 }

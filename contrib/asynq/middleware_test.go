@@ -454,3 +454,53 @@ func checkSpanError(t *testing.T, s tracetest.SpanStub, want string) {
 		t.Errorf("span %q: got exception.message of %d bytes, want the record's %d bytes", s.Name, len(msg), len(want))
 	}
 }
+
+// TestHandlerReturnsAfterDeadline runs, on a real asynq server, a
+// handler that ignores its context: it returns nil only after asynq has
+// failed its attempt at the task's deadline (and, with no retry left,
+// archived the task). asynq counts the attempt as failed with the
+// context's error, so the run is recorded as failed with it too, not as
+// completed.
+func TestHandlerReturnsAfterDeadline(t *testing.T) {
+	redis := testutil.StartRedis(t)
+	opt := asynq.RedisClientOpt{Addr: redis.Addr}
+	rec := newRecorder(t)
+	mw := epasynq.NewMiddleware(epasynq.Config{Recorder: rec})
+	insp := asynq.NewInspector(opt)
+	defer insp.Close()
+	mux := asynq.NewServeMux()
+	mux.Use(mw.Wrap)
+	mux.HandleFunc("stubborn", func(ctx context.Context, _ *asynq.Task) error {
+		id, _ := asynq.GetTaskID(ctx)
+		<-ctx.Done()
+		// Return only once asynq has failed the attempt.
+		for end := time.Now().Add(pollTimeout); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+			if info, err := insp.GetTaskInfo("default", id); err == nil && info.State == asynq.TaskStateArchived {
+				return nil
+			}
+		}
+		return errors.New("asynq did not archive the task")
+	})
+	startServer(t, redis.Addr, mux)
+	client, err := epasynq.NewClient(opt, epasynq.Config{Recorder: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	info, err := client.Enqueue(context.Background(), asynq.NewTask("stubborn", nil), asynq.MaxRetry(0), asynq.Timeout(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitRuns(t, rec, map[string]int{info.ID: 1})
+	got, err := insp.GetTaskInfo("default", info.ID)
+	if err != nil || got.LastErr != context.DeadlineExceeded.Error() {
+		t.Fatalf("asynq's task: %+v, %v; want one archived with %q", got, err, context.DeadlineExceeded)
+	}
+	m := runsOf(rec, info.ID)[0]
+	if m.Status != telemetry.StatusFailed || !strings.Contains(m.Error, context.DeadlineExceeded.Error()) {
+		t.Errorf("got a %s run with error %q, want a failed one with %q, as asynq's", m.Status, m.Error, context.DeadlineExceeded)
+	}
+	if mw.Failures() != 0 {
+		t.Errorf("got %d refused recordings, want 0: %v", mw.Failures(), mw.Err())
+	}
+}
