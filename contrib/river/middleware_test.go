@@ -484,3 +484,29 @@ func TestWorkerGoexitRecordedFailed(t *testing.T) {
 		t.Errorf("got %d refused recordings, want 0: %v", mw.Failures(), mw.Err())
 	}
 }
+
+// TestNilInputs checks that the Middleware's methods, given a nil job or
+// nil insert params (never from River, but they are exported), pass them
+// on unrecorded instead of panicking.
+func TestNilInputs(t *testing.T) {
+	rec := newRecorder(t)
+	mw := epriver.NewMiddleware(epriver.Config{Recorder: rec, Propagator: propagation.TraceContext{}})
+	called := false
+	if err := mw.Work(context.Background(), nil, func(context.Context) error { called = true; return nil }); err != nil || !called {
+		t.Errorf("Work of a nil job: got %v, called %v; want nil and the worker called", err, called)
+	}
+	ctx := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{1}, TraceFlags: trace.FlagsSampled}))
+	p := &rivertype.JobInsertParams{Kind: "ok", Queue: "default", Metadata: []byte(`{}`)}
+	if _, err := mw.InsertMany(ctx, []*rivertype.JobInsertParams{nil, p}, func(context.Context) ([]*rivertype.JobInsertResult, error) {
+		return nil, nil
+	}); err != nil {
+		t.Errorf("InsertMany with a nil param: %v", err)
+	}
+	if !strings.Contains(string(p.Metadata), "traceparent") {
+		t.Errorf("the param after the nil one got metadata %s, want the trace context", p.Metadata)
+	}
+	if n := len(rec.Report().Events); n != 0 || mw.Failures() != 0 {
+		t.Errorf("got %d records and %d refused recordings, want none", n, mw.Failures())
+	}
+}
