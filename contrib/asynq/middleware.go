@@ -112,7 +112,7 @@ func NewMiddleware(cfg Config) *Middleware {
 // Middleware's doc says: an asynq.MiddlewareFunc, for
 // asynq.ServeMux.Use. A task without an asynq task id (a handler called
 // outside an asynq server, with a task of its own and a context without
-// asynq's data) is passed to next unrecorded.
+// asynq's data), or a nil task, is passed to next unrecorded.
 func (m *Middleware) Wrap(next asynqlib.Handler) asynqlib.Handler {
 	return &handler{m, next}
 }
@@ -136,11 +136,12 @@ func (hd *handler) ProcessTask(ctx context.Context, t *asynqlib.Task) error {
 	m, next := hd.m, hd.next
 	// The task id: its result writer's, which an asynq server gives every
 	// task it runs and which costs no search of ctx, else the one in ctx.
+	if t == nil { // never from asynq: nothing to record
+		return next.ProcessTask(ctx, t)
+	}
 	var id string
-	if t != nil {
-		if w := t.ResultWriter(); w != nil {
-			id = w.TaskID()
-		}
+	if w := t.ResultWriter(); w != nil {
+		id = w.TaskID()
 	}
 	if id == "" {
 		if id = ctxTaskID(ctx); id == "" {

@@ -504,3 +504,28 @@ func TestHandlerReturnsAfterDeadline(t *testing.T) {
 		t.Errorf("got %d refused recordings, want 0: %v", mw.Failures(), mw.Err())
 	}
 }
+
+// TestNilTask checks that the handler of the Middleware, given a nil task
+// with the context of a real asynq task run (never so from asynq, but the
+// handler is exported), passes it on unrecorded instead of panicking.
+func TestNilTask(t *testing.T) {
+	caps := captureTasks(t, 1)
+	rec := newRecorder(t)
+	for _, cfg := range []epasynq.Config{{Recorder: rec}, {Recorder: rec, EventName: func(q, typ string) string { return q + ":" + typ }}} {
+		mw := epasynq.NewMiddleware(cfg)
+		called := false
+		h := mw.Wrap(asynq.HandlerFunc(func(_ context.Context, task *asynq.Task) error {
+			called = task == nil
+			return nil
+		}))
+		if err := h.ProcessTask(caps[0].ctx, nil); err != nil || !called {
+			t.Errorf("got %v, called with nil %v; want nil and the handler called with the nil task", err, called)
+		}
+		if mw.Failures() != 0 {
+			t.Errorf("got %d refused recordings, want 0: %v", mw.Failures(), mw.Err())
+		}
+	}
+	if n := len(rec.Report().Events); n != 0 {
+		t.Errorf("got %d records, want none", n)
+	}
+}
