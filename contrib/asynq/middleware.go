@@ -2,6 +2,7 @@ package asynq
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -51,9 +52,16 @@ var systemAsynq = semconv.MessagingSystemKey.String("asynq")
 //     to run ([HeaderEnqueueTime], written by [Client.Enqueue] and
 //     [RemoteEvent]), so that the record tells how long it waited;
 //   - status: completed if the handler returned nil, else failed with the
-//     error's text (asynq.SkipRetry and asynq.RevokeTask included). A
+//     error's text (asynq.SkipRetry and asynq.RevokeTask included); a
+//     handler that returns nil after its context ended (its deadline
+//     passed, or the task was cancelled) is failed with the context's
+//     error, as asynq, which stops waiting for it then, fails the attempt
+//     with it. A
 //     handler that panics is recorded as failed before the panic goes on
-//     to asynq, which recovers it.
+//     to asynq, which recovers it; one that calls runtime.Goexit, as
+//     failed with "asynq: task handler called runtime.Goexit" (asynq
+//     never gets its result, and fails the attempt when its context
+//     ends).
 //
 // The trace context in the task's headers is extracted through
 // [Config.Propagator] into the handler's context. With a
@@ -104,7 +112,7 @@ func NewMiddleware(cfg Config) *Middleware {
 // Middleware's doc says: an asynq.MiddlewareFunc, for
 // asynq.ServeMux.Use. A task without an asynq task id (a handler called
 // outside an asynq server, with a task of its own and a context without
-// asynq's data) is passed to next unrecorded.
+// asynq's data), or a nil task, is passed to next unrecorded.
 func (m *Middleware) Wrap(next asynqlib.Handler) asynqlib.Handler {
 	return &handler{m, next}
 }
@@ -128,11 +136,12 @@ func (hd *handler) ProcessTask(ctx context.Context, t *asynqlib.Task) error {
 	m, next := hd.m, hd.next
 	// The task id: its result writer's, which an asynq server gives every
 	// task it runs and which costs no search of ctx, else the one in ctx.
+	if t == nil { // never from asynq: nothing to record
+		return next.ProcessTask(ctx, t)
+	}
 	var id string
-	if t != nil {
-		if w := t.ResultWriter(); w != nil {
-			id = w.TaskID()
-		}
+	if w := t.ResultWriter(); w != nil {
+		id = w.TaskID()
 	}
 	if id == "" {
 		if id = ctxTaskID(ctx); id == "" {
@@ -186,13 +195,25 @@ func (hd *handler) ProcessTask(ctx context.Context, t *asynqlib.Task) error {
 			m.end(id, startErr, span, fmt.Errorf("asynq: task handler panicked: %v", v))
 			panic(v) // asynq recovers it and fails the attempt
 		}
-		m.end(id, startErr, span, nil) // runtime.Goexit
+		// runtime.Goexit: asynq never gets a result, and fails the
+		// attempt when its context ends. Not a completion.
+		m.end(id, startErr, span, errGoexit)
 	}()
 	err := next.ProcessTask(ctx, t)
 	returned = true
+	if err == nil && ctx.Err() != nil {
+		// Returned after the run's context ended (its deadline, a
+		// cancellation, a lease lost): asynq stopped waiting for the
+		// handler then and failed the attempt with the context's error.
+		m.end(id, startErr, span, fmt.Errorf("asynq: task handler returned after its context ended: %w", ctx.Err()))
+		return err
+	}
 	m.end(id, startErr, span, err)
 	return err
 }
+
+// errGoexit is the error of a run whose handler called runtime.Goexit.
+var errGoexit = errors.New("asynq: task handler called runtime.Goexit")
 
 // recordRetries records n retries of the pending run of id.
 func (m *Middleware) recordRetries(id string, n int) {

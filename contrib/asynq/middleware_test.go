@@ -360,8 +360,9 @@ func hasAttr(attrs []attribute.KeyValue, key, value string) bool {
 // configuration, whose tasks take its shortest path, with the context and
 // task of a real asynq task run and handlers that do not return: a panic
 // is recorded as a failed run and goes on to the caller with its value;
-// runtime.Goexit ends the run as completed rather than leaving it
-// pending.
+// runtime.Goexit ends the run as failed rather than leaving it pending
+// or calling it completed: asynq never gets the handler's result, and
+// fails the attempt when its context ends.
 func TestMiddlewareUnwinding(t *testing.T) {
 	caps := captureTasks(t, 1)
 	ctx, task := caps[0].ctx, caps[0].task
@@ -397,8 +398,8 @@ func TestMiddlewareUnwinding(t *testing.T) {
 			h.ProcessTask(ctx, task)
 		}()
 		<-done
-		if m, ok := rec.Metrics(id); !ok || m.Status != telemetry.StatusCompleted {
-			t.Errorf("got %+v, %v; want a completed run", m, ok)
+		if m, ok := rec.Metrics(id); !ok || m.Status != telemetry.StatusFailed || m.Error != "asynq: task handler called runtime.Goexit" {
+			t.Errorf("got %+v, %v; want a failed run with the Goexit error", m, ok)
 		}
 	})
 }
@@ -451,5 +452,80 @@ func checkSpanError(t *testing.T, s tracetest.SpanStub, want string) {
 	}
 	if msg != want {
 		t.Errorf("span %q: got exception.message of %d bytes, want the record's %d bytes", s.Name, len(msg), len(want))
+	}
+}
+
+// TestHandlerReturnsAfterDeadline runs, on a real asynq server, a
+// handler that ignores its context: it returns nil only after asynq has
+// failed its attempt at the task's deadline (and, with no retry left,
+// archived the task). asynq counts the attempt as failed with the
+// context's error, so the run is recorded as failed with it too, not as
+// completed.
+func TestHandlerReturnsAfterDeadline(t *testing.T) {
+	redis := testutil.StartRedis(t)
+	opt := asynq.RedisClientOpt{Addr: redis.Addr}
+	rec := newRecorder(t)
+	mw := epasynq.NewMiddleware(epasynq.Config{Recorder: rec})
+	insp := asynq.NewInspector(opt)
+	defer insp.Close()
+	mux := asynq.NewServeMux()
+	mux.Use(mw.Wrap)
+	mux.HandleFunc("stubborn", func(ctx context.Context, _ *asynq.Task) error {
+		id, _ := asynq.GetTaskID(ctx)
+		<-ctx.Done()
+		// Return only once asynq has failed the attempt.
+		for end := time.Now().Add(pollTimeout); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+			if info, err := insp.GetTaskInfo("default", id); err == nil && info.State == asynq.TaskStateArchived {
+				return nil
+			}
+		}
+		return errors.New("asynq did not archive the task")
+	})
+	startServer(t, redis.Addr, mux)
+	client, err := epasynq.NewClient(opt, epasynq.Config{Recorder: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	info, err := client.Enqueue(context.Background(), asynq.NewTask("stubborn", nil), asynq.MaxRetry(0), asynq.Timeout(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitRuns(t, rec, map[string]int{info.ID: 1})
+	got, err := insp.GetTaskInfo("default", info.ID)
+	if err != nil || got.LastErr != context.DeadlineExceeded.Error() {
+		t.Fatalf("asynq's task: %+v, %v; want one archived with %q", got, err, context.DeadlineExceeded)
+	}
+	m := runsOf(rec, info.ID)[0]
+	if m.Status != telemetry.StatusFailed || !strings.Contains(m.Error, context.DeadlineExceeded.Error()) {
+		t.Errorf("got a %s run with error %q, want a failed one with %q, as asynq's", m.Status, m.Error, context.DeadlineExceeded)
+	}
+	if mw.Failures() != 0 {
+		t.Errorf("got %d refused recordings, want 0: %v", mw.Failures(), mw.Err())
+	}
+}
+
+// TestNilTask checks that the handler of the Middleware, given a nil task
+// with the context of a real asynq task run (never so from asynq, but the
+// handler is exported), passes it on unrecorded instead of panicking.
+func TestNilTask(t *testing.T) {
+	caps := captureTasks(t, 1)
+	rec := newRecorder(t)
+	for _, cfg := range []epasynq.Config{{Recorder: rec}, {Recorder: rec, EventName: func(q, typ string) string { return q + ":" + typ }}} {
+		mw := epasynq.NewMiddleware(cfg)
+		called := false
+		h := mw.Wrap(asynq.HandlerFunc(func(_ context.Context, task *asynq.Task) error {
+			called = task == nil
+			return nil
+		}))
+		if err := h.ProcessTask(caps[0].ctx, nil); err != nil || !called {
+			t.Errorf("got %v, called with nil %v; want nil and the handler called with the nil task", err, called)
+		}
+		if mw.Failures() != 0 {
+			t.Errorf("got %d refused recordings, want 0: %v", mw.Failures(), mw.Err())
+		}
+	}
+	if n := len(rec.Report().Events); n != 0 {
+		t.Errorf("got %d records, want none", n)
 	}
 }

@@ -104,7 +104,9 @@ type Config struct {
 //     (river.JobSnooze, which ends the attempt without failing it),
 //     failed otherwise (river.JobCancel included), with the error's
 //     text. A worker that panics is recorded as failed before the panic
-//     goes on to River.
+//     goes on to River; one that calls runtime.Goexit, as failed with
+//     "river: job worker called runtime.Goexit" (River never sees such
+//     an attempt end: the job stays running until River rescues it).
 //
 // Recording never fails a job: errors of the Recorder are counted
 // ([Middleware.Failures], [Middleware.Err]). A Middleware is safe for
@@ -195,8 +197,12 @@ func carrier(metadata []byte) propagation.MapCarrier {
 }
 
 // Work records the attempt of job around doInner, as the type's doc
-// says. It returns doInner's error.
+// says. It returns doInner's error. A nil job (never one from River) is
+// passed on unrecorded.
 func (m *Middleware) Work(ctx context.Context, job *rivertype.JobRow, doInner func(context.Context) error) (err error) {
+	if job == nil {
+		return doInner(ctx)
+	}
 	var start time.Time // read only when a span or a skewed wait needs it
 	if m.tracer != nil {
 		start = m.now()
@@ -264,15 +270,28 @@ func (m *Middleware) Work(ctx context.Context, job *rivertype.JobRow, doInner fu
 			m.check(m.rec.RecordRetry(id))
 		}
 	}
+	returned := false
 	defer func() {
+		if returned {
+			m.end(id, startErr, span, err)
+			return
+		}
 		if v := recover(); v != nil {
 			m.end(id, startErr, span, fmt.Errorf("river: job worker panicked: %v", v))
 			panic(v) // River recovers it and fails the attempt
 		}
-		m.end(id, startErr, span, err)
+		// runtime.Goexit: River never sees the attempt end, and its
+		// rescuer fails the job once it is stuck. Not a completion.
+		m.end(id, startErr, span, errGoexit)
 	}()
-	return doInner(ctx)
+	err = doInner(ctx)
+	returned = true
+	return err
 }
+
+// errGoexit is the error of an attempt whose worker called
+// runtime.Goexit.
+var errGoexit = errors.New("river: job worker called runtime.Goexit")
 
 // end records the end of an attempt started with the error startErr, and
 // ends its span. A snooze is not a failure.
@@ -311,19 +330,27 @@ func (m *Middleware) end(id string, startErr error, span trace.Span, err error) 
 // [MetadataKey], the trace context of ctx (through the propagator; with
 // a TracerProvider, that of a producer span around the insert) and the
 // run id of the pipeline task ctx belongs to (pipeline.TaskFrom), if any.
-// Jobs whose metadata is not a JSON object are inserted unchanged.
+// Jobs whose metadata is not a JSON object, and nil params, are passed
+// on unchanged.
 func (m *Middleware) InsertMany(ctx context.Context, params []*rivertype.JobInsertParams, doInner func(context.Context) ([]*rivertype.JobInsertResult, error)) ([]*rivertype.JobInsertResult, error) {
+	var first *rivertype.JobInsertParams
+	for _, p := range params {
+		if p != nil {
+			first = p
+			break
+		}
+	}
 	var span trace.Span
-	if m.tracer != nil && len(params) > 0 {
-		ctx, span = m.tracer.Start(ctx, "send "+params[0].Kind,
+	if m.tracer != nil && first != nil {
+		ctx, span = m.tracer.Start(ctx, "send "+first.Kind,
 			trace.WithSpanKind(trace.SpanKindProducer),
 			trace.WithAttributes(
 				systemRiver,
 				semconv.MessagingOperationTypeSend,
 				semconv.MessagingOperationName("send"),
-				semconv.MessagingDestinationName(params[0].Queue),
+				semconv.MessagingDestinationName(first.Queue),
 				semconv.MessagingBatchMessageCount(len(params)),
-				AttrJobKind.String(params[0].Kind),
+				AttrJobKind.String(first.Kind),
 			))
 	}
 	c := propagation.MapCarrier{}
@@ -333,6 +360,9 @@ func (m *Middleware) InsertMany(ctx context.Context, params []*rivertype.JobInse
 	}
 	if len(c) > 0 {
 		for _, p := range params {
+			if p == nil {
+				continue
+			}
 			if md, ok := withCarrier(p.Metadata, c); ok {
 				p.Metadata = md
 			}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -456,5 +457,56 @@ func TestSpanErrorTextCut(t *testing.T) {
 		if msg != want.text {
 			t.Errorf("span %q: got exception.message of %d bytes, want %d", s.Name, len(msg), len(want.text))
 		}
+	}
+}
+
+// TestWorkerGoexitRecordedFailed checks that a worker that calls
+// runtime.Goexit ends its attempt as failed, not as completed: River never
+// sees such an attempt end (the job stays running until its rescuer
+// fails it), so it did not complete.
+func TestWorkerGoexitRecordedFailed(t *testing.T) {
+	rec := newRecorder(t)
+	mw := epriver.NewMiddleware(epriver.Config{Recorder: rec})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		mw.Work(context.Background(), benchJob(9), func(context.Context) error {
+			runtime.Goexit()
+			return nil
+		})
+	}()
+	<-done
+	m, ok := rec.Metrics("9")
+	if !ok || m.Status != telemetry.StatusFailed || m.Error != "river: job worker called runtime.Goexit" {
+		t.Errorf("got %+v, %v; want a failed run with the Goexit error", m, ok)
+	}
+	if mw.Failures() != 0 {
+		t.Errorf("got %d refused recordings, want 0: %v", mw.Failures(), mw.Err())
+	}
+}
+
+// TestNilInputs checks that the Middleware's methods, given a nil job or
+// nil insert params (never from River, but they are exported), pass them
+// on unrecorded instead of panicking.
+func TestNilInputs(t *testing.T) {
+	rec := newRecorder(t)
+	mw := epriver.NewMiddleware(epriver.Config{Recorder: rec, Propagator: propagation.TraceContext{}})
+	called := false
+	if err := mw.Work(context.Background(), nil, func(context.Context) error { called = true; return nil }); err != nil || !called {
+		t.Errorf("Work of a nil job: got %v, called %v; want nil and the worker called", err, called)
+	}
+	ctx := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{1}, TraceFlags: trace.FlagsSampled}))
+	p := &rivertype.JobInsertParams{Kind: "ok", Queue: "default", Metadata: []byte(`{}`)}
+	if _, err := mw.InsertMany(ctx, []*rivertype.JobInsertParams{nil, p}, func(context.Context) ([]*rivertype.JobInsertResult, error) {
+		return nil, nil
+	}); err != nil {
+		t.Errorf("InsertMany with a nil param: %v", err)
+	}
+	if !strings.Contains(string(p.Metadata), "traceparent") {
+		t.Errorf("the param after the nil one got metadata %s, want the trace context", p.Metadata)
+	}
+	if n := len(rec.Report().Events); n != 0 || mw.Failures() != 0 {
+		t.Errorf("got %d records and %d refused recordings, want none", n, mw.Failures())
 	}
 }

@@ -543,3 +543,30 @@ func TestTransportRequestTracerRefuses(t *testing.T) {
 		t.Errorf("got %d network operations, want none for a refused start", len(ops))
 	}
 }
+
+// roundTripFunc is an http.RoundTripper made of a function.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestTransportBaseReturnsNothing checks that a base transport that
+// breaks the RoundTripper contract by returning neither a response nor an
+// error makes the round trip fail, with a recorded failed operation, as
+// http.Client fails it, rather than panic inside RoundTrip and leave the
+// operation pending.
+func TestTransportBaseReturnsNothing(t *testing.T) {
+	rec := newRecorder(t)
+	tr := &nettrace.Transport{Network: rec.Network(), Base: roundTripFunc(func(*http.Request) (*http.Response, error) { return nil, nil })}
+	req, err := http.NewRequest(http.MethodGet, "http://127.0.0.1:1/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := tr.RoundTrip(req)
+	if resp != nil || err == nil || !strings.Contains(err.Error(), "nil *Response with a nil error") {
+		t.Fatalf("got %v, %v; want no response and an error that says what the base returned", resp, err)
+	}
+	op := onlyOperation(t, rec)
+	if op.Status != telemetry.StatusFailed || op.Error != err.Error() {
+		t.Errorf("got a %s operation with error %q, want a failed one with %q", op.Status, op.Error, err)
+	}
+}

@@ -1,6 +1,7 @@
 package nettrace
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -38,7 +39,9 @@ type Transport struct {
 
 // RoundTrip performs the round trip with the base transport and records it.
 // It returns what the base transport returns; the response body it returns
-// counts the bytes read. It does not modify req.
+// counts the bytes read. It does not modify req. A base that returns
+// neither a response nor an error breaks the http.RoundTripper contract:
+// RoundTrip then fails, as http.Client does, and records the failure.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.Network == nil {
 		if req.Body != nil {
@@ -76,6 +79,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp, err := base.RoundTrip(req)
 	if err != nil {
+		o.end(err)
+		return nil, err
+	}
+	if resp == nil {
+		// A broken base: fail the round trip, as http.Client does.
+		err = fmt.Errorf("nettrace: base RoundTripper (%T) returned a nil *Response with a nil error", base)
 		o.end(err)
 		return nil, err
 	}
