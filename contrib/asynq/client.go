@@ -17,6 +17,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/eventpipeline/eventpipeline/internal/otelspan"
 	"github.com/eventpipeline/eventpipeline/pipeline"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
@@ -199,7 +200,7 @@ func (c *Client) Enqueue(ctx context.Context, task *asynqlib.Task, opts ...asynq
 	}
 	if span != nil {
 		if err != nil {
-			failSpan(span, err, errorText(kept, err))
+			otelspan.Fail(span, err, otelspan.ErrorText(kept, err))
 		}
 		span.End()
 	}

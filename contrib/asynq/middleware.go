@@ -13,6 +13,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/eventpipeline/eventpipeline/internal/otelspan"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
@@ -303,7 +304,7 @@ func (m *Middleware) end(id string, startErr error, span trace.Span, err error) 
 					kept = r.Error
 				}
 			}
-			failSpan(span, err, errorText(kept, err))
+			otelspan.Fail(span, err, otelspan.ErrorText(kept, err))
 		}
 		span.End()
 	}

@@ -14,6 +14,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/eventpipeline/eventpipeline/internal/otelspan"
 	"github.com/eventpipeline/eventpipeline/pipeline"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
@@ -290,7 +291,7 @@ func (e *RemoteEvent) Process(ctx context.Context, in any) (any, error) {
 	_, err = e.client.EnqueueContext(sendCtx, asynqlib.NewTaskWithHeaders(e.taskType, payload, headers), opts...)
 	if span != nil {
 		if err != nil {
-			failSpan(span, err, errorText("", err))
+			otelspan.Fail(span, err, otelspan.ErrorText("", err))
 		}
 		span.End()
 	}

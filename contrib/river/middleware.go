@@ -19,6 +19,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/eventpipeline/eventpipeline/internal/otelspan"
 	"github.com/eventpipeline/eventpipeline/pipeline"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
@@ -320,7 +321,7 @@ func (m *Middleware) end(id string, startErr error, span trace.Span, err error) 
 					kept = r.Error
 				}
 			}
-			failSpan(span, err, errorText(kept, err))
+			otelspan.Fail(span, err, otelspan.ErrorText(kept, err))
 		}
 		span.End()
 	}
@@ -371,7 +372,7 @@ func (m *Middleware) InsertMany(ctx context.Context, params []*rivertype.JobInse
 	res, err := doInner(ctx)
 	if span != nil {
 		if err != nil {
-			failSpan(span, err, errorText("", err))
+			otelspan.Fail(span, err, otelspan.ErrorText("", err))
 		}
 		span.End()
 	}

@@ -1,4 +1,4 @@
-package asynq
+package otelspan
 
 import (
 	"context"
@@ -15,11 +15,11 @@ import (
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
-// TestFailSpan checks that failSpan adds the exception event that the
-// SDK's RecordError adds, with the given text, and that errorText cuts an
-// 11,000-byte text as a record's is when there is no record's text: the
-// error of an enqueue, which has no record of its own here.
-func TestFailSpan(t *testing.T) {
+// TestFail checks that Fail adds the exception event that the SDK's
+// RecordError adds, with the given text, and that ErrorText cuts an
+// 11,000-byte text as a record's is when there is no record's text (the
+// error of an enqueue or an insert, which has no record).
+func TestFail(t *testing.T) {
 	sr := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
 	t.Cleanup(func() { tp.Shutdown(context.Background()) })
@@ -30,7 +30,7 @@ func TestFailSpan(t *testing.T) {
 		want.RecordError(err)
 		want.End()
 		_, got := tr.Start(context.Background(), "got")
-		failSpan(got, err, errorText("", err))
+		Fail(got, err, ErrorText("", err))
 		got.End()
 		spans := sr.Ended()
 		w, g := spans[len(spans)-2], spans[len(spans)-1]
@@ -42,11 +42,11 @@ func TestFailSpan(t *testing.T) {
 			t.Errorf("%T: got status %q, want %q", err, g.Status().Description, err.Error())
 		}
 	}
-	text := errorText("", long)
+	text := ErrorText("", long)
 	if len(text) != telemetry.DefaultMaxErrorLength || !strings.HasSuffix(text, "… [truncated, 11000 bytes]") {
-		t.Errorf("errorText of 11,000 bytes: got %d bytes ending %q, want %d ending with the marker", len(text), text[len(text)-30:], telemetry.DefaultMaxErrorLength)
+		t.Errorf("ErrorText of 11,000 bytes: got %d bytes ending %q, want %d ending with the marker", len(text), text[len(text)-30:], telemetry.DefaultMaxErrorLength)
 	}
-	if got := errorText("kept", long); got != "kept" {
-		t.Errorf("errorText with the record's text: got %q, want it", got)
+	if got := ErrorText("kept", long); got != "kept" {
+		t.Errorf("ErrorText with the record's text: got %q, want it", got)
 	}
 }

@@ -1,4 +1,7 @@
-package asynq
+// Package otelspan marks the OpenTelemetry spans of the engines' adapters
+// (contrib/asynq, contrib/river) failed, with an error text no longer than
+// a record keeps.
+package otelspan
 
 import (
 	"reflect"
@@ -11,23 +14,23 @@ import (
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
-// errorText returns the error text of a span that failed with err: kept,
+// ErrorText returns the error text of a span that failed with err: kept,
 // the text of its record (the Recorder's, cut at
 // telemetry.WithMaxErrorLength), if not empty; else err's own, cut the
 // same way at telemetry.DefaultMaxErrorLength. So a span never carries a
 // longer text than a record keeps.
-func errorText(kept string, err error) string {
+func ErrorText(kept string, err error) string {
 	if kept != "" {
 		return kept
 	}
 	return safetext.Cut(err.Error(), telemetry.DefaultMaxErrorLength)
 }
 
-// failSpan records that span failed with err, whose text is text: the
+// Fail records that span failed with err, whose text is text: the
 // exception event that span.RecordError adds (exception.type and
 // exception.message, here text instead of err's whole text) and status
 // Error with text.
-func failSpan(span trace.Span, err error, text string) {
+func Fail(span trace.Span, err error, text string) {
 	span.AddEvent(semconv.ExceptionEventName, trace.WithAttributes(
 		semconv.ExceptionType(errorType(err)),
 		semconv.ExceptionMessage(text),
