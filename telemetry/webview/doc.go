@@ -83,7 +83,10 @@
 // which is HttpOnly, SameSite=Strict, Secure over TLS, scoped to the view's
 // path, and holds a value derived from the token (an HMAC), not the token
 // itself. Tokens are compared in constant time; a request without a valid
-// one gets 401. The token never appears in a page, a log line or an error.
+// one gets 401. At most 10 wrong tokens (from the login form and bearer
+// headers together) are checked per minute; beyond, tokens are not checked
+// and the answer is 429, so that the token cannot be found by trying many
+// (a session cookie keeps working meanwhile). The token never appears in a page, a log line or an error.
 // The view does not serve TLS: over a network, put it behind a server that
 // does.
 //

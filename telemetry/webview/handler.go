@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -136,6 +137,7 @@ type Handler struct {
 
 	pending pendingCache
 	charts  chartCache
+	guesses guessBudget
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -247,8 +249,16 @@ func (h *Handler) routes() *http.ServeMux {
 // cookie) when one is set, and 401 to the others.
 func (h *Handler) authorized(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if h.session.IsZero() || h.hasToken(r) {
+		if h.session.IsZero() {
 			next.ServeHTTP(w, r)
+			return
+		}
+		switch h.hasToken(r) {
+		case tokenRight:
+			next.ServeHTTP(w, r)
+			return
+		case tokenNotChecked:
+			tooManyGuesses(w)
 			return
 		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="eventpipeline webview"`)
@@ -261,16 +271,43 @@ func (h *Handler) authorized(next http.Handler) http.Handler {
 // sessionCookie is the name of the cookie the login page sets.
 const sessionCookie = "eventpipeline_webview"
 
+// The answers of hasToken and checkToken.
+const (
+	tokenWrong      = iota // missing or wrong
+	tokenRight             // the token or the session cookie
+	tokenNotChecked        // too many wrong tokens lately: not checked
+)
+
 // hasToken reports whether r carries the token, as a bearer token or as the
-// session cookie. Both are compared in constant time.
-func (h *Handler) hasToken(r *http.Request) bool {
+// session cookie. Both are compared in constant time; a bearer token only
+// within the budget of guesses.
+func (h *Handler) hasToken(r *http.Request) int {
 	if token, ok := bearerToken(r.Header.Get("Authorization")); ok {
-		return sameSecret(token, h.cfg.Token.Reveal())
+		return h.checkToken(token)
 	}
-	if c, err := r.Cookie(sessionCookie); err == nil {
-		return sameSecret(c.Value, h.session.Reveal())
+	if c, err := r.Cookie(sessionCookie); err == nil && sameSecret(c.Value, h.session.Reveal()) {
+		return tokenRight
 	}
-	return false
+	return tokenWrong
+}
+
+// checkToken compares token with the view's, if the budget of guesses
+// allows a check.
+func (h *Handler) checkToken(token string) int {
+	if !h.guesses.take(h.now()) {
+		return tokenNotChecked
+	}
+	if !sameSecret(token, h.cfg.Token.Reveal()) {
+		return tokenWrong
+	}
+	h.guesses.giveBack()
+	return tokenRight
+}
+
+// tooManyGuesses answers a request whose token was not checked.
+func tooManyGuesses(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", retryAfterGuesses)
+	http.Error(w, "webview: too many wrong tokens lately; try again later", http.StatusTooManyRequests)
 }
 
 // bearerToken returns the token of the Authorization header value auth
@@ -315,13 +352,20 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "webview: bad login form", http.StatusBadRequest)
 		return
 	}
-	if !h.session.IsZero() && !sameSecret(r.PostForm.Get("token"), h.cfg.Token.Reveal()) {
-		d := h.newPage("login")
-		d.Title, d.NeedsToken, d.Problem = "Log in", true, "That is not the token."
-		h.render(w, http.StatusUnauthorized, d)
-		return
-	}
 	if !h.session.IsZero() {
+		switch h.checkToken(r.PostForm.Get("token")) {
+		case tokenNotChecked:
+			d := h.newPage("login")
+			d.Title, d.NeedsToken, d.Problem = "Log in", true, "Too many wrong tokens lately: try again in a minute."
+			w.Header().Set("Retry-After", retryAfterGuesses)
+			h.render(w, http.StatusTooManyRequests, d)
+			return
+		case tokenWrong:
+			d := h.newPage("login")
+			d.Title, d.NeedsToken, d.Problem = "Log in", true, "That is not the token."
+			h.render(w, http.StatusUnauthorized, d)
+			return
+		}
 		// No Path: the cookie applies to the directory of the login page,
 		// wherever the view is mounted.
 		http.SetCookie(w, &http.Cookie{
@@ -349,6 +393,55 @@ func loopbackHost(hostport string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.IsLoopback()
+}
+
+// Bounds of the tokens tried: at most maxGuesses wrong ones per
+// guessWindow, from all clients together.
+const (
+	maxGuesses  = 10
+	guessWindow = time.Minute
+)
+
+// retryAfterGuesses is the Retry-After of a token not checked: the seconds
+// in which the budget gets one check back.
+var retryAfterGuesses = strconv.Itoa(int((guessWindow / maxGuesses).Seconds()))
+
+// guessBudget bounds how many wrong tokens (from the login form or a
+// bearer header) the view checks: a bucket of maxGuesses that refills at
+// maxGuesses per guessWindow. Each check takes one; a right token gives it
+// back. With the bucket empty, tokens are not checked at all, so that the
+// answer tells a guesser nothing. The session cookie is not limited: its
+// value is an HMAC, not guessable, and it keeps working for those logged
+// in while someone guesses.
+type guessBudget struct {
+	mu   sync.Mutex
+	left float64
+	at   time.Time // when left was last refilled; zero: full
+}
+
+// take takes one check from the budget at now, and reports whether there
+// was one.
+func (g *guessBudget) take(now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.at.IsZero() {
+		g.left = maxGuesses
+	} else if d := now.Sub(g.at); d > 0 {
+		g.left = min(maxGuesses, g.left+maxGuesses*d.Seconds()/guessWindow.Seconds())
+	}
+	g.at = now
+	if g.left < 1 {
+		return false
+	}
+	g.left--
+	return true
+}
+
+// giveBack returns the check of a right token.
+func (g *guessBudget) giveBack() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.left = min(maxGuesses, g.left+1)
 }
 
 // logger returns the Logger of the configuration or slog.Default().

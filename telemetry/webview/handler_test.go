@@ -517,3 +517,59 @@ func TestChartSlowClient(t *testing.T) {
 		})
 	}
 }
+
+// TestTokenGuessesLimited: the view checks at most maxGuesses wrong tokens
+// (login form or bearer header) per guessWindow; beyond, it answers 429
+// without checking, so that the token cannot be guessed by trying many.
+// A session cookie still opens the view meanwhile.
+func TestTokenGuessesLimited(t *testing.T) {
+	const token = "let-me-in"
+	c := newClock()
+	f := newFixture(t, Config{Token: telemetry.NewSecret(token)}, c)
+	post := func(tok string) *http.Response {
+		req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/login", strings.NewReader(url.Values{"token": {tok}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, _ := do(t, req)
+		return resp
+	}
+	resp := post(token)
+	if resp.StatusCode != http.StatusSeeOther || len(resp.Cookies()) != 1 {
+		t.Fatalf("login: got %d, want 303 with a cookie", resp.StatusCode)
+	}
+	cookie := resp.Cookies()[0].String()
+
+	for i := range maxGuesses {
+		if resp := post(fmt.Sprintf("guess-%d", i)); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("wrong token %d: got %d, want 401", i, resp.StatusCode)
+		}
+	}
+	// The budget is spent: even the right token is not checked now.
+	if resp := post(token); resp.StatusCode != http.StatusTooManyRequests || len(resp.Cookies()) != 0 {
+		t.Errorf("login after %d wrong tokens: got %d with cookies %v, want 429 and none", maxGuesses, resp.StatusCode, resp.Cookies())
+	}
+	if resp, _ := f.get(t, "/", "Authorization", "Bearer "+token); resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("bearer after %d wrong tokens: got %d, want 429", maxGuesses, resp.StatusCode)
+	}
+	if resp, _ := f.get(t, "/", "Cookie", cookie); resp.StatusCode != http.StatusOK {
+		t.Errorf("session cookie after %d wrong tokens: got %d, want 200", maxGuesses, resp.StatusCode)
+	}
+
+	c.advance(guessWindow)
+	if resp, _ := f.get(t, "/", "Authorization", "Bearer "+token); resp.StatusCode != http.StatusOK {
+		t.Errorf("bearer a window later: got %d, want 200", resp.StatusCode)
+	}
+	// Right tokens do not spend the budget.
+	for range 2 * maxGuesses {
+		if resp, _ := f.get(t, "/", "Authorization", "Bearer "+token); resp.StatusCode != http.StatusOK {
+			t.Fatalf("right bearer token: got %d, want 200", resp.StatusCode)
+		}
+	}
+	for i := range maxGuesses {
+		if resp, _ := f.get(t, "/", "Authorization", fmt.Sprintf("Bearer guess-%d", i)); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("wrong bearer %d: got %d, want 401", i, resp.StatusCode)
+		}
+	}
+	if resp := post("one-more"); resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("login after %d wrong bearer tokens: got %d, want 429", maxGuesses, resp.StatusCode)
+	}
+}
