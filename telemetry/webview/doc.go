@@ -58,9 +58,10 @@
 //
 // A server that serves it should set ReadHeaderTimeout and IdleTimeout, and
 // call [Handler.Close] on shutdown (with RegisterOnShutdown), which ends
-// the live-update streams that Shutdown would otherwise wait for. A server
-// WriteTimeout is not needed for the streams: each write to one has its own
-// deadline of 10 seconds.
+// the live-update streams that Shutdown would otherwise wait for. It needs
+// no server WriteTimeout (which would end the streams): the view gives each
+// response a write deadline of 10 seconds, and each write to a stream its
+// own, so that a client that stops reading holds nothing for long.
 //
 // # Security
 //

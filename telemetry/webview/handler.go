@@ -134,6 +134,10 @@ type Handler struct {
 	closed   atomic.Bool
 	tick     time.Duration // an update at least this often, so that ages and charts move
 	throttle time.Duration // at most one update per stream this often
+	// writeTimeout bounds each write of a response (and each write to a
+	// live-update stream), so that a client that stopped reading does not
+	// hold its connection forever.
+	writeTimeout time.Duration
 
 	pending pendingCache
 	charts  chartCache
@@ -175,6 +179,8 @@ func newHandler(rec *telemetry.Recorder, cfg Config, now func() time.Time) *Hand
 		done:     make(chan struct{}),
 		tick:     5 * time.Second,
 		throttle: 250 * time.Millisecond,
+
+		writeTimeout: 10 * time.Second,
 	}
 	if !cfg.Token.IsZero() {
 		h.session = sessionValue(cfg.Token)
@@ -207,6 +213,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("Cross-Origin-Opener-Policy", "same-origin")
 	hd.Set("Cross-Origin-Resource-Policy", "same-origin")
 	hd.Set("Cache-Control", "no-store")
+	// A deadline for writing the response, which a server without
+	// WriteTimeout (as it must be for the streams) does not set: a client
+	// that stops reading a page must not hold it forever. The stream sets
+	// its own before each write. An error: the writer cannot have one.
+	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(h.writeTimeout))
 	if h.session.IsZero() && !loopbackHost(r.Host) {
 		// Without a token, a page of another site could read the view
 		// through a DNS name it points at 127.0.0.1 (DNS rebinding).

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -571,5 +572,56 @@ func TestTokenGuessesLimited(t *testing.T) {
 	}
 	if resp := post("one-more"); resp.StatusCode != http.StatusTooManyRequests {
 		t.Errorf("login after %d wrong bearer tokens: got %d, want 429", maxGuesses, resp.StatusCode)
+	}
+}
+
+// TestPageNotReadHasDeadline: a client that asks for a page and stops
+// reading it does not hold its connection (and the goroutine and buffer
+// of the page) forever; the server the command starts has no
+// WriteTimeout, which would end the live-update streams.
+func TestPageNotReadHasDeadline(t *testing.T) {
+	f := newFixture(t, Config{}, nil)
+	f.h.writeTimeout = 100 * time.Millisecond
+	long := strings.Repeat("<", maxErrorText) // 4 bytes each once escaped
+	for i := range 100 {
+		f.run(t, "load", fmt.Sprintf("t%d", i), 0, 0, errors.New(long))
+	}
+	var mu sync.Mutex
+	closed := 0
+	srv := httptest.NewUnstartedServer(f.h)
+	srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			c.(*net.TCPConn).SetWriteBuffer(4096)
+		}
+		if s == http.StateClosed {
+			mu.Lock()
+			closed++
+			mu.Unlock()
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.(*net.TCPConn).SetReadBuffer(4096)
+	if _, err := io.WriteString(conn, "GET /failed HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	// The page (some 800 KB) does not fit in the sockets' buffers; the
+	// client reads nothing.
+	for deadline := time.Now().Add(browserTimeout); ; time.Sleep(20 * time.Millisecond) {
+		mu.Lock()
+		n := closed
+		mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the connection of a page not read is still open after %v", browserTimeout)
+		}
 	}
 }

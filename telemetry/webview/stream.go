@@ -7,10 +7,6 @@ import (
 	"time"
 )
 
-// streamWriteTimeout bounds each write to a live-update stream, so that a
-// client that stopped reading does not hold its stream forever.
-const streamWriteTimeout = 10 * time.Second
-
 // stream serves the live updates: server-sent events named "update", each
 // with the number of records taken so far, sent when a record has arrived
 // (at most one per throttle) and at least every tick, so that ages and
@@ -33,7 +29,7 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
 
 	rc := http.NewResponseController(w)
 	send := func(s string) bool {
-		rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout)) // an error: the server has no deadlines
+		rc.SetWriteDeadline(time.Now().Add(h.writeTimeout)) // an error: the server has no deadlines
 		if _, err := io.WriteString(w, s); err != nil {
 			return false
 		}
