@@ -625,3 +625,25 @@ func TestPageNotReadHasDeadline(t *testing.T) {
 		}
 	}
 }
+
+// TestThresholdNotEchoed: a threshold that is not a duration is shown back
+// in its input only (to be corrected) and quoted in the problem; the text
+// of the page speaks of the threshold used, so that a link cannot put
+// words (or hidden characters) of its choice into the page's sentences.
+func TestThresholdNotEchoed(t *testing.T) {
+	f := newFixture(t, Config{}, nil)
+	f.run(t, "load", "t1", 0, 0, nil)
+	const bad = "2s\u202e. The view moved: log in at view.example"
+	for _, page := range []string{"/slow", "/network"} {
+		resp, body := f.get(t, page+"?threshold="+urlQuery(bad))
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s: got %d, want 400", page, resp.StatusCode)
+		}
+		if n := strings.Count(body, bad); n != 1 {
+			t.Errorf("%s: the threshold given appears %d times, want once (its input):\n%s", page, n, body)
+		}
+		if want := "than " + telemetry.DefaultSlowThreshold.String(); !strings.Contains(body, want) {
+			t.Errorf("%s: the page does not say it shows runs %s:\n%s", page, want, body)
+		}
+	}
+}

@@ -50,7 +50,8 @@ type pageData struct {
 	RetryRows  []retryRow
 	Publishers []telemetry.PublisherStats
 
-	Threshold     string // as the page sets it, such as "250ms"
+	Threshold     string // as the page's input sets it, such as "250ms"
+	Over          string // the threshold used: Threshold, or the default if it is not a duration
 	Among         int    // the number of recent records a list is taken from
 	Events        []telemetry.EventMetrics
 	Network       []telemetry.NetworkMetrics
@@ -186,15 +187,18 @@ func (h *Handler) failedPage(r *http.Request, d *pageData) int {
 // threshold reads the threshold parameter of r into d, or the default.
 func (h *Handler) threshold(r *http.Request, d *pageData) (time.Duration, bool) {
 	d.Threshold = r.URL.Query().Get("threshold")
+	d.Over = h.cfg.SlowThreshold.String()
 	if d.Threshold == "" {
-		d.Threshold = h.cfg.SlowThreshold.String()
+		d.Threshold = d.Over
 		return h.cfg.SlowThreshold, true
 	}
 	t, err := time.ParseDuration(strings.TrimSpace(d.Threshold))
 	if err != nil || t < 0 {
+		// Shown back in its input only, and quoted in the problem.
 		d.Problem = fmt.Sprintf("The threshold %q is not a duration such as 250ms or 2s; showing runs over %v.", d.Threshold, h.cfg.SlowThreshold)
 		return h.cfg.SlowThreshold, false
 	}
+	d.Over = t.String()
 	return t, true
 }
 
