@@ -262,6 +262,30 @@ func TestBrowser(t *testing.T) {
 		tb.clean(t)
 	})
 
+	t.Run("a task id links to its run page only", func(t *testing.T) {
+		const task = "javascript:alert(4)//\u2028</script>"
+		f := newFixture(t, Config{}, nil)
+		f.run(t, "load", task, 0, 0, errors.New("failed"))
+		tb := newTab(t, b)
+		tb.open(t, f.srv.URL+"/failed")
+		tb.waitLive(t)
+		if n := eval[int](t, tb, `Array.from(document.querySelectorAll("a")).filter(a => new URL(a.href).origin !== location.origin).length`); n != 0 {
+			t.Errorf("%d links lead out of the view", n)
+		}
+		if err := chromedp.Do(tb.ctx, chromedp.Click(chromedp.CSS(`#live a[href^="run?"]`))); err != nil {
+			t.Fatal(err)
+		}
+		tb.waitFor(t, `location.pathname === "/run" && document.readyState === "complete"`)
+		if got := eval[string](t, tb, `new URLSearchParams(location.search).get("id")`); got != task {
+			t.Errorf("the link leads to the run of %q, want %q", got, task)
+		}
+		if got := eval[string](t, tb, `document.querySelector("main").innerText`); !strings.Contains(got, `javascript:alert(4)//\u2028</script>`) {
+			t.Errorf("the run page does not show its task id (U+2028 escaped):\n%s", got)
+		}
+		tb.waitLive(t)
+		tb.clean(t)
+	})
+
 	t.Run("the slow-threshold control changes the list", func(t *testing.T) {
 		f := newFixture(t, Config{}, nil)
 		for i := range 3 {

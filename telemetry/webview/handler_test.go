@@ -647,3 +647,60 @@ func TestThresholdNotEchoed(t *testing.T) {
 		}
 	}
 }
+
+// TestSecurityHeadersOnEveryAnswer: errors, refusals, the login page and
+// the static files carry the same protective headers as the pages.
+func TestSecurityHeadersOnEveryAnswer(t *testing.T) {
+	open := newFixture(t, Config{MaxStreams: 1}, nil)
+	guarded := newFixture(t, Config{Token: telemetry.NewSecret("let-me-in")}, nil)
+	for range maxGuesses {
+		guarded.get(t, "/", "Authorization", "Bearer wrong")
+	}
+	// The one stream of open, held while the others are asked for.
+	req, _ := http.NewRequest(http.MethodGet, open.srv.URL+"/events", nil)
+	stream, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Body.Close()
+
+	for _, tc := range []struct {
+		f      *fixture
+		method string
+		path   string
+		host   string
+		want   int
+	}{
+		{open, "GET", "/nothing", "", 404},
+		{open, "DELETE", "/", "", 405},
+		{open, "GET", "/", "evil.example", 403},
+		{open, "GET", "/events", "", 503},
+		{open, "GET", "/static/app.js", "", 200},
+		{open, "GET", "/chart/nothing.svg", "", 404},
+		{open, "GET", "/login", "", 200},
+		{guarded, "GET", "/", "", 429},
+		{guarded, "GET", "/failed", "", 401},
+		{guarded, "POST", "/login", "", 429},
+		{guarded, "GET", "/login", "", 200},
+	} {
+		req, _ := http.NewRequest(tc.method, tc.f.srv.URL+tc.path, nil)
+		if tc.host != "" {
+			req.Host = tc.host
+		}
+		if tc.f == guarded && tc.want == 429 {
+			req.Header.Set("Authorization", "Bearer let-me-in")
+		}
+		resp, _ := do(t, req)
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s %s: got %d, want %d", tc.method, tc.path, resp.StatusCode, tc.want)
+		}
+		for k, v := range map[string]string{
+			"Content-Security-Policy": pageCSP, "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
+			"Referrer-Policy": "no-referrer", "Cross-Origin-Resource-Policy": "same-origin",
+		} {
+			if got := resp.Header.Get(k); got != v {
+				t.Errorf("%s %s (%d): %s is %q, want %q", tc.method, tc.path, resp.StatusCode, k, got, v)
+			}
+		}
+	}
+}
