@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"image"
 	"image/png"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -284,6 +287,42 @@ func TestBrowser(t *testing.T) {
 		}
 		tb.waitLive(t)
 		tb.clean(t)
+	})
+
+	t.Run("another site cannot take the live streams", func(t *testing.T) {
+		f := newFixture(t, Config{}, nil)
+		var asked atomic.Int64
+		view := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/events" {
+				asked.Add(1)
+			}
+			f.h.ServeHTTP(w, r)
+		}))
+		t.Cleanup(view.Close)
+		// A page of another origin (localhost, not 127.0.0.1) that opens
+		// streams of the view in every way it can.
+		const tries = 8
+		other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			fmt.Fprintf(w, `<!doctype html><script>
+window.held = [];
+for (let i = 0; i < %d; i++) {
+  window.held.push(new EventSource(%[2]q), fetch(%[2]q, {mode: "no-cors"}).catch(() => {}));
+  const img = new Image(); img.src = %[2]q + "?" + i; window.held.push(img);
+}
+</script>`, tries, view.URL+"/events")
+		}))
+		t.Cleanup(other.Close)
+		tb := newTab(t, b)
+		tb.open(t, strings.Replace(other.URL, "127.0.0.1", "localhost", 1)+"/")
+		for deadline := time.Now().Add(browserTimeout); asked.Load() < 3*tries; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the other page asked for %d streams, want %d", asked.Load(), 3*tries)
+			}
+		}
+		if n := f.h.streams.Load(); n != 0 {
+			t.Errorf("the other site holds %d live streams of the view", n)
+		}
 	})
 
 	t.Run("the slow-threshold control changes the list", func(t *testing.T) {

@@ -101,7 +101,9 @@
 // within a second. At most [Config.MaxStreams] streams are open at once;
 // the page's script opens a refused one again after a wait (2 seconds,
 // doubling up to a minute), as it does a stream that the view refused
-// after [Handler.Close].
+// after [Handler.Close]. A browser's request for a stream from a page of
+// another origin (Sec-Fetch-Site other than same-origin) gets 403, so that
+// another site cannot hold the streams.
 //
 // # Cost
 //

@@ -704,3 +704,34 @@ func TestSecurityHeadersOnEveryAnswer(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamOwnPagesOnly: a browser's request for the stream from a page
+// of another origin is refused before it takes one of the streams.
+func TestStreamOwnPagesOnly(t *testing.T) {
+	f := newFixture(t, Config{}, nil)
+	status := func(site string) int {
+		req, _ := http.NewRequest(http.MethodGet, f.srv.URL+"/events", nil)
+		if site != "" {
+			req.Header.Set("Sec-Fetch-Site", site)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close() // a stream does not end by itself
+		return resp.StatusCode
+	}
+	for _, site := range []string{"cross-site", "same-site", "none"} {
+		if got := status(site); got != http.StatusForbidden {
+			t.Errorf("Sec-Fetch-Site %s: got %d, want 403", site, got)
+		}
+		if n := f.h.streams.Load(); n != 0 {
+			t.Errorf("Sec-Fetch-Site %s: %d streams open after the refusal", site, n)
+		}
+	}
+	for _, site := range []string{"same-origin", ""} {
+		if got := status(site); got != http.StatusOK {
+			t.Errorf("Sec-Fetch-Site %q: got %d, want 200", site, got)
+		}
+	}
+}

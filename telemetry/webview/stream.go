@@ -12,6 +12,15 @@ import (
 // (at most one per throttle) and at least every tick, so that ages and
 // charts move. The pages' script fetches the page again on each.
 func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
+	// Only the view's own pages open a stream. A page of another site
+	// could otherwise hold every one (an EventSource, an image, a no-cors
+	// fetch: the browser hides the answer from it, but the stream is open
+	// until the next write finds it gone). Browsers say who asks in
+	// Sec-Fetch-Site; other clients do not send it.
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {
+		http.Error(w, "webview: the live updates are for the view's own pages", http.StatusForbidden)
+		return
+	}
 	if r.Method == http.MethodHead {
 		w.Header().Set("Content-Type", "text/event-stream")
 		return
