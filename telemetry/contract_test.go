@@ -657,3 +657,43 @@ func checkOrder(t *testing.T, name string, q, before, after []string) {
 		last = i
 	}
 }
+
+// TestGeneratedAtIsNotBeforeTheRecords checks that the time of a report is
+// not before the times of the records in it, while other goroutines
+// record: a report cannot hold a run that ended after it was generated.
+func TestGeneratedAtIsNotBeforeTheRecords(t *testing.T) {
+	r := newRecorder(t, telemetry.WithMaxEvents(256), telemetry.WithMaxNetworkOps(256))
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 2 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := fmt.Sprint(w, "-", i)
+				if err := r.StartEvent("e", id); err != nil {
+					t.Error(err)
+					return
+				}
+				if err := r.EndEvent(id, nil); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	defer wg.Wait()
+	defer close(stop)
+	for range 2000 {
+		rep := r.Report()
+		for _, e := range rep.Events {
+			if e.EndTime.After(rep.GeneratedAt) || e.StartTime.After(rep.GeneratedAt) {
+				t.Fatalf("report generated at %v holds run %q that ended at %v (%v later)", rep.GeneratedAt.Round(0), e.TaskID,
+					e.EndTime.Round(0), e.EndTime.Round(0).Sub(rep.GeneratedAt.Round(0)))
+			}
+		}
+	}
+}
