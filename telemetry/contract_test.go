@@ -697,3 +697,132 @@ func TestGeneratedAtIsNotBeforeTheRecords(t *testing.T) {
 		}
 	}
 }
+
+// TestSlowAndWaitedThresholdsAreStrict checks that the slow and waited
+// queries return the runs that took (or waited) longer than the
+// threshold, not as long, and the error of a negative threshold.
+func TestSlowAndWaitedThresholdsAreStrict(t *testing.T) {
+	r := newRecorder(t)
+	start := r.Now().Add(-time.Hour)
+	for i, d := range []time.Duration{time.Second - 1, time.Second, time.Second + 1, 0} {
+		id := fmt.Sprint("t", i)
+		must(t, r.StartEvent("e", id, telemetry.WithStartTime(start), telemetry.WithEnqueueTime(start.Add(-d))))
+		must(t, r.EndEventAt(id, nil, start.Add(d)))
+		must(t, r.Network().StartOperation(id, "h", 1, "", telemetry.WithStartTime(start)))
+		must(t, r.Network().EndOperationAt(id, 0, 0, nil, start.Add(d)))
+	}
+	must(t, r.StartEvent("e", "pending", telemetry.WithStartTime(start)))
+	slow, err := r.SlowEvents(telemetry.DefaultSlowThreshold)
+	must(t, err)
+	waited, err := r.WaitedEvents(time.Second)
+	must(t, err)
+	slowOps, err := r.Network().SlowOperations(time.Second)
+	must(t, err)
+	if got := eventIDs(slow); !slices.Equal(got, []string{"t2"}) {
+		t.Errorf("SlowEvents(1s) = %v, want [t2]", got)
+	}
+	if got := eventIDs(waited); !slices.Equal(got, []string{"t2"}) {
+		t.Errorf("WaitedEvents(1s) = %v, want [t2]", got)
+	}
+	if got := opIDs(slowOps); !slices.Equal(got, []string{"t2"}) {
+		t.Errorf("SlowOperations(1s) = %v, want [t2]", got)
+	}
+	slow, err = r.SlowEvents(0)
+	must(t, err)
+	if got := eventIDs(slow); !slices.Equal(got, []string{"t0", "t1", "t2"}) {
+		t.Errorf("SlowEvents(0) = %v, want [t0 t1 t2] (not the run of 0s, nor the pending one)", got)
+	}
+	for _, tc := range []struct {
+		name string
+		call func() error
+		want string
+	}{
+		{"SlowEvents", func() error { _, err := r.SlowEvents(-1); return err }, "telemetry: slow events: negative threshold -1ns"},
+		{"WaitedEvents", func() error { _, err := r.WaitedEvents(-time.Second); return err }, "telemetry: waited events: negative threshold -1s"},
+		{"SlowOperations", func() error { _, err := r.Network().SlowOperations(-time.Millisecond); return err },
+			"telemetry: slow operations: negative threshold -1ms"},
+		{"SlowNetworkOps", func() error { _, err := telemetry.SlowNetworkOps(-time.Minute); return err },
+			"telemetry: slow operations: negative threshold -1m0s"},
+	} {
+		err := tc.call()
+		if !errors.Is(err, telemetry.ErrNegativeThreshold) || err.Error() != tc.want {
+			t.Errorf("%s: got %v, want %q wrapping ErrNegativeThreshold", tc.name, err, tc.want)
+		}
+	}
+}
+
+// TestPendingAgreeWithReport checks that PendingEvents and
+// PendingOperations list the pending runs as the report does, after its
+// finished ones: by start time, in the same order where starts are equal.
+func TestPendingAgreeWithReport(t *testing.T) {
+	for _, limit := range []int{100, 100_000} {
+		t.Run(fmt.Sprint(limit), func(t *testing.T) {
+			r := newRecorder(t, telemetry.WithMaxEvents(limit), telemetry.WithMaxNetworkOps(limit))
+			start := r.Now().Add(-time.Hour)
+			for i := range 300 {
+				id := fmt.Sprint("p", i)
+				at := telemetry.WithStartTime(start.Add(time.Duration(i % 3)))
+				must(t, r.StartEvent("e", id, at))
+				must(t, r.Network().StartOperation(id, "h", 1, "", at))
+				if i%7 == 0 {
+					must(t, r.RecordRetry(id))
+				}
+			}
+			rep := r.Report()
+			pend, n := r.PendingEvents(1000)
+			if n != 300 || len(pend) != 300 {
+				t.Fatalf("PendingEvents: %d of %d, want 300", len(pend), n)
+			}
+			if got, want := eventIDs(pend), eventIDs(rep.Events); !slices.Equal(got, want) {
+				t.Errorf("PendingEvents order differs from the report's:\n%v\n%v", got[:20], want[:20])
+			}
+			for i := range pend {
+				if d := eventDiff(pend[i], rep.Events[i]); d != "" {
+					t.Fatalf("PendingEvents %q: %s", pend[i].TaskID, d)
+				}
+			}
+			ops, _ := r.Network().PendingOperations(1000)
+			if got, want := opIDs(ops), opIDs(rep.NetworkOperations); !slices.Equal(got, want) {
+				t.Errorf("PendingOperations order differs from the report's:\n%v\n%v", got[:20], want[:20])
+			}
+			// A limit gives the first ones of that order.
+			few, _ := r.PendingEvents(10)
+			if got, want := eventIDs(few), eventIDs(rep.Events[:10]); !slices.Equal(got, want) {
+				t.Errorf("PendingEvents(10) = %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// TestJSONLinesContractOptionalFields checks the rules of the record
+// contract for the optional fields, on both sides: enqueue_time is an RFC
+// 3339 time in years 0000-9999, and trace_id and span_id come together.
+func TestJSONLinesContractOptionalFields(t *testing.T) {
+	start := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	var half telemetry.SpanContext
+	half.TraceID[0] = 1
+	for _, m := range []telemetry.EventMetrics{
+		{EventName: "e", TaskID: "t", Status: telemetry.StatusPending, StartTime: start, EnqueueTime: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{EventName: "e", TaskID: "t", Status: telemetry.StatusPending, StartTime: start, Span: half},
+	} {
+		var buf bytes.Buffer
+		p, err := telemetry.NewJSONLinesPublisher(&buf)
+		must(t, err)
+		err = p.PublishEventMetrics(t.Context(), m)
+		var de *telemetry.DroppedError
+		if !errors.As(err, &de) || !errors.Is(err, telemetry.ErrInvalidRecord) || buf.Len() != 0 {
+			t.Errorf("writing %+v: got %v and %q, want a DroppedError wrapping ErrInvalidRecord and nothing written", m, err, buf.String())
+		}
+	}
+	line := `{"metric_type":"event","event_name":"e","task_id":"t","start_time":"2026-01-02T03:04:05Z","end_time":null,"status":"pending"`
+	for doc, want := range map[string]string{
+		line + `,"enqueue_time":"soon"}`:                      `line 1: invalid record: enqueue_time "soon" is not an RFC 3339 time`,
+		line + `,"enqueue_time":"0000-01-01T00:00:00+01:00"}`: `line 1: invalid record: enqueue_time is in year -1 (UTC), want 0000 to 9999`,
+		line + `,"span_id":"00f067aa0ba902b7"}`:               `line 1: invalid record: trace_id and span_id must be given together`,
+	} {
+		_, _, err := telemetry.ReadJSONLines(strings.NewReader(doc + "\n"))
+		if !errors.Is(err, telemetry.ErrInvalidRecord) || err.Error() != "telemetry: read JSON lines: "+want {
+			t.Errorf("reading %s: got %v, want %q", doc, err, want)
+		}
+	}
+}

@@ -150,11 +150,14 @@
 // document; [ReadJSONLines] reads such a file back. Both keep to one
 // contract: a line is at most [MaxJSONLineSize] (1 MiB); metric_type is
 // "event" or "network", status "pending", "completed" or "failed";
-// start_time and end_time are RFC 3339 UTC times in years 0000-9999, the end
-// not before the start; retry_count and process_id are 0 to 2147483647, port
-// 0 to 65535, bytes 0 or more; strings are valid UTF-8 (the writer writes an
-// invalid byte as U+FFFD) and JSON strings escape C0 and C1 controls,
-// bidirectional controls and U+2028/U+2029 as \uXXXX. The writer refuses a
+// start_time and end_time (and enqueue_time, when present) are RFC 3339
+// UTC times in years 0000-9999, the end not before the start; retry_count
+// and process_id are 0 to 2147483647, port 0 to 65535, bytes 0 or more;
+// trace_id and span_id are given together or not at all, as 32 and 16
+// lowercase hexadecimal digits, not all zero; strings are valid UTF-8 (the
+// writer writes an invalid byte as U+FFFD) and JSON strings escape C0 and
+// C1 controls, bidirectional controls and U+2028/U+2029 as \uXXXX (but
+// newline, carriage return and tab as \n, \r and \t). The writer refuses a
 // record that breaks it with a [*DroppedError] wrapping [ErrInvalidRecord]
 // (counted as dropped, not retried), and a failed write never duplicates a
 // record nor leaves a torn line before another. [ReadJSONLines] stops at the
