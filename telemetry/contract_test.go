@@ -826,3 +826,69 @@ func TestJSONLinesContractOptionalFields(t *testing.T) {
 		}
 	}
 }
+
+// TestReportPartsAreConsistentWhileRecording checks that each kind of
+// record in a report is read at one instant while other goroutines record:
+// with nothing evicted, the event runs listed add up to the retry
+// statistics and the event counters, and the network operations to the
+// network counters.
+func TestReportPartsAreConsistentWhileRecording(t *testing.T) {
+	r := newRecorder(t)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 2 {
+		wg.Go(func() {
+			for i := 0; i < 2000; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := fmt.Sprint(w, "-", i)
+				var err error
+				if i%3 == 0 {
+					err = errors.New("x")
+				}
+				if r.StartEvent("e", id) != nil || i%2 == 0 && r.RecordRetry(id) != nil || r.EndEvent(id, err) != nil ||
+					r.Network().StartOperation(id, "h", 1, "") != nil || r.Network().EndOperation(id, int64(i), 1, err) != nil {
+					t.Error("recording failed")
+					return
+				}
+			}
+		})
+	}
+	defer wg.Wait()
+	defer close(stop)
+	for range 100 {
+		rep := r.Report()
+		var retries, ended, failed, pending uint64
+		for _, e := range rep.Events {
+			retries += uint64(e.RetryCount)
+			switch e.Status {
+			case telemetry.StatusPending:
+				pending++
+			case telemetry.StatusFailed:
+				failed++
+				ended++
+			default:
+				ended++
+			}
+		}
+		if retries != rep.RetryStats.TotalRetries || ended != rep.Stats.EventsEnded || failed != rep.Stats.EventsFailed ||
+			pending != uint64(rep.Stats.EventsPending) || ended != uint64(rep.Stats.EventsRetained) {
+			t.Fatalf("events listed: %d retries, %d ended, %d failed, %d pending; summary: %+v %+v", retries, ended, failed, pending,
+				rep.RetryStats, rep.Stats)
+		}
+		var sent, received int64
+		var opsEnded uint64
+		for _, o := range rep.NetworkOperations {
+			sent, received = sent+o.BytesSent, received+o.BytesReceived
+			if o.Status != telemetry.StatusPending {
+				opsEnded++
+			}
+		}
+		if sent != rep.Stats.BytesSent || received != rep.Stats.BytesReceived || opsEnded != rep.Stats.NetworkEnded {
+			t.Fatalf("operations listed: %d/%d bytes, %d ended; stats %+v", sent, received, opsEnded, rep.Stats)
+		}
+	}
+}

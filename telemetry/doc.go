@@ -104,9 +104,13 @@
 // runs by retry count), [Network.FailedOperations] and
 // [Network.SlowOperations] answer from what is retained, oldest first.
 // [DefaultSlowThreshold] (one second) is the usual threshold; a negative one
-// returns [ErrNegativeThreshold]. Each query, and the JSON report, reads
-// the Recorder at one instant, so that answers agree with each other while
-// other goroutines record; a record it returns is a copy. Failed records
+// returns [ErrNegativeThreshold]. Each query reads the Recorder at one
+// instant, and so does the JSON report for each kind of record: its event
+// runs with the retry statistics and the event counters at one, its
+// network operations with the network counters at another, just after.
+// So answers agree with each other while other goroutines record (an
+// operation that ended after a run may be in a report that shows the run
+// pending); a record a query returns is a copy. Failed records
 // are found without reading the others, slow ones by scanning durations
 // only, so these queries cost little more than the records they return.
 // [Recorder.WaitedEvents] finds the runs that waited in a queue longer than
