@@ -892,3 +892,36 @@ func TestReportPartsAreConsistentWhileRecording(t *testing.T) {
 		}
 	}
 }
+
+// TestReportTimesFarFromNow checks the report's times of runs given start
+// and end times long before 1970 and after 2038, to the nanosecond.
+func TestReportTimesFarFromNow(t *testing.T) {
+	r := newRecorder(t)
+	for i, start := range []time.Time{
+		time.Date(1899, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(1969, 12, 31, 23, 59, 59, 1, time.FixedZone("", -3600)),
+		time.Date(2000, 2, 29, 12, 0, 0, 0, time.UTC),
+	} {
+		id := fmt.Sprint("t", i)
+		must(t, r.StartEvent("e", id, telemetry.WithStartTime(start), telemetry.WithEnqueueTime(start.Add(-time.Nanosecond))))
+		must(t, r.EndEventAt(id, nil, start.Add(36*time.Hour+time.Nanosecond)))
+	}
+	out, err := r.MetricsJSON()
+	must(t, err)
+	var rep telemetry.Report
+	must(t, json.Unmarshal(out, &rep))
+	want := []string{
+		`"start_time":"1899-12-31T23:59:59.999999999Z","end_time":"1900-01-02T12:00:00.000000000Z"`,
+		`"start_time":"1970-01-01T00:59:59.000000001Z","end_time":"1970-01-02T12:59:59.000000002Z"`,
+		`"start_time":"2000-02-29T12:00:00.000000000Z","end_time":"2000-03-02T00:00:00.000000001Z"`,
+	}
+	for i, w := range want {
+		if !strings.Contains(string(out), w) {
+			t.Errorf("report lacks %s", w)
+		}
+		m, _ := r.Metrics(fmt.Sprint("t", i))
+		if d := eventDiff(rep.Events[i], m); d != "" {
+			t.Errorf("t%d: %s", i, d)
+		}
+	}
+}
