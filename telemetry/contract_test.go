@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -923,5 +924,49 @@ func TestReportTimesFarFromNow(t *testing.T) {
 		if d := eventDiff(rep.Events[i], m); d != "" {
 			t.Errorf("t%d: %s", i, d)
 		}
+	}
+}
+
+// TestReportValidForRandomTexts records runs whose texts are random bytes,
+// mostly ones that need escaping, and checks that the report is valid JSON
+// holding each text as the encoder promises.
+func TestReportValidForRandomTexts(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	pieces := []string{"a", "é", "日", "🚀", "\x00", "\x1f", "\x7f", "\x80", "\xc3", "\xe2\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+		"\u2028", "\u2029", "\u202e", "\u0085", "\"", "\\", "\n", "\t", "<", "&", "\ufffd", "\uffff", "0123456789abcdef"}
+	text := func() string {
+		var b strings.Builder
+		for range rng.IntN(40) {
+			b.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+		return b.String()
+	}
+	r := newRecorder(t)
+	var ids []string
+	for i := range 500 {
+		id := fmt.Sprint(i, text())
+		must(t, r.StartEvent("e"+text(), id, telemetry.WithPipelineID(text())))
+		must(t, r.EndEvent(id, errors.New(text())))
+		must(t, r.Network().StartOperation(id, "h"+text(), i, text()))
+		must(t, r.Network().EndOperation(id, 1, 2, errors.New(text())))
+		ids = append(ids, id)
+	}
+	out, err := r.MetricsJSON()
+	must(t, err)
+	checkJSONText(t, "MetricsJSON", out)
+	var rep telemetry.Report
+	must(t, json.Unmarshal(out, &rep))
+	for i, id := range ids {
+		m, _ := r.Metrics(id)
+		n, _ := r.Network().Metrics(id)
+		if d := eventDiff(rep.Events[i], m); d != "" {
+			t.Fatalf("event %q: %s", id, d)
+		}
+		if d := networkDiff(rep.NetworkOperations[i], n); d != "" {
+			t.Fatalf("operation %q: %s", id, d)
+		}
+		b, err := json.Marshal(m)
+		must(t, err)
+		checkJSONText(t, "MarshalJSON", b)
 	}
 }
