@@ -453,7 +453,7 @@ func TestQueriesAgreeWithReport(t *testing.T) {
 	for _, limit := range []int{64, 5000, 100_000} {
 		t.Run(fmt.Sprint(limit), func(t *testing.T) {
 			r := newRecorder(t, telemetry.WithMaxEvents(limit), telemetry.WithMaxNetworkOps(limit))
-			const workers, runs = 4, 3000
+			const workers, runs = 4, 1500
 			threshold := 5 * time.Millisecond
 			var wg sync.WaitGroup
 			for w := range workers {
