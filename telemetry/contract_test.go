@@ -87,7 +87,7 @@ func recordHostile(t *testing.T, r *telemetry.Recorder) []string {
 	return ids
 }
 
-// eventsEqual reports how got differs from want, a record of the Recorder,
+// eventDiff reports how got differs from want, a record of the Recorder,
 // after a round trip through JSON, or "". Strings are compared as the
 // encoder writes them: invalid UTF-8 replaced with U+FFFD.
 func eventDiff(got, want telemetry.EventMetrics) string {
@@ -120,6 +120,7 @@ func eventDiff(got, want telemetry.EventMetrics) string {
 	return strings.Join(d, "; ")
 }
 
+// networkDiff is eventDiff for network operations.
 func networkDiff(got, want telemetry.NetworkMetrics) string {
 	var d []string
 	str := func(name, g, w string) {
