@@ -104,9 +104,13 @@
 // runs by retry count), [Network.FailedOperations] and
 // [Network.SlowOperations] answer from what is retained, oldest first.
 // [DefaultSlowThreshold] (one second) is the usual threshold; a negative one
-// returns [ErrNegativeThreshold]. Each query, and the JSON report, reads
-// the Recorder at one instant, so that answers agree with each other while
-// other goroutines record; a record it returns is a copy. Failed records
+// returns [ErrNegativeThreshold]. Each query reads the Recorder at one
+// instant, and so does the JSON report for each kind of record: its event
+// runs with the retry statistics and the event counters at one, its
+// network operations with the network counters at another, just after.
+// So answers agree with each other while other goroutines record (an
+// operation that ended after a run may be in a report that shows the run
+// pending); a record a query returns is a copy. Failed records
 // are found without reading the others, slow ones by scanning durations
 // only, so these queries cost little more than the records they return.
 // [Recorder.WaitedEvents] finds the runs that waited in a queue longer than
@@ -150,11 +154,14 @@
 // document; [ReadJSONLines] reads such a file back. Both keep to one
 // contract: a line is at most [MaxJSONLineSize] (1 MiB); metric_type is
 // "event" or "network", status "pending", "completed" or "failed";
-// start_time and end_time are RFC 3339 UTC times in years 0000-9999, the end
-// not before the start; retry_count and process_id are 0 to 2147483647, port
-// 0 to 65535, bytes 0 or more; strings are valid UTF-8 (the writer writes an
-// invalid byte as U+FFFD) and JSON strings escape C0 and C1 controls,
-// bidirectional controls and U+2028/U+2029 as \uXXXX. The writer refuses a
+// start_time and end_time (and enqueue_time, when present) are RFC 3339
+// UTC times in years 0000-9999, the end not before the start; retry_count
+// and process_id are 0 to 2147483647, port 0 to 65535, bytes 0 or more;
+// trace_id and span_id are given together or not at all, as 32 and 16
+// lowercase hexadecimal digits, not all zero; strings are valid UTF-8 (the
+// writer writes an invalid byte as U+FFFD) and JSON strings escape C0 and
+// C1 controls, bidirectional controls and U+2028/U+2029 as \uXXXX (but
+// newline, carriage return and tab as \n, \r and \t). The writer refuses a
 // record that breaks it with a [*DroppedError] wrapping [ErrInvalidRecord]
 // (counted as dropped, not retried), and a failed write never duplicates a
 // record nor leaves a torn line before another. [ReadJSONLines] stops at the

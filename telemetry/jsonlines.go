@@ -328,7 +328,11 @@ func (e *LineError) Unwrap() error { return e.Err }
 //   - start_time, and end_time unless it is null, are RFC 3339 times whose
 //     year in UTC is 0000 to 9999, and end_time is not before start_time;
 //   - retry_count and process_id (null for none) are 0 to 2147483647, port
-//     is 0 to 65535, bytes_sent and bytes_received are 0 or more.
+//     is 0 to 65535, bytes_sent and bytes_received are 0 or more;
+//   - enqueue_time, if present, is an RFC 3339 time whose year in UTC is
+//     0000 to 9999;
+//   - trace_id and span_id are both present or both absent, and are 32 and
+//     16 lowercase hexadecimal digits, not all zero.
 //
 // Strings are read as encoding/json reads them; the writer writes them as
 // valid UTF-8, replacing each invalid byte with U+FFFD. So a record that

@@ -11,7 +11,9 @@ import (
 // A Report is a snapshot of everything a Recorder retains: the document that
 // [Recorder.MetricsJSON] returns.
 type Report struct {
-	// GeneratedAt is when the snapshot was taken.
+	// GeneratedAt is when the snapshot was taken, on the Recorder's clock
+	// (see [Recorder.Now]) as the records' times are: no record in the
+	// snapshot started or ended after it.
 	GeneratedAt time.Time `json:"generated_at"`
 	// Events has the retained finished runs, oldest first, then the
 	// pending runs by start time.
@@ -58,7 +60,6 @@ func (r *Recorder) snapshot(rep *Report) ([]store.Entry[eventRecord], []store.En
 // from, under each table's lock, so that what the callers copy of the
 // records is consistent with the summary.
 func (r *Recorder) lockedReport(rep *Report, events func(*store.View[eventRecord, eventTotals]), network func(*store.View[networkRecord, networkTotals])) {
-	rep.GeneratedAt = time.Now()
 	r.events.Locked(func(v *store.View[eventRecord, eventTotals]) {
 		events(v)
 		rep.RetryStats.add(v)
@@ -68,6 +69,9 @@ func (r *Recorder) lockedReport(rep *Report, events func(*store.View[eventRecord
 		network(v)
 		rep.Stats.addNetwork(v)
 	})
+	// Read once both views are taken: every record in them read its times
+	// from this clock before, so none is later than this one.
+	rep.GeneratedAt = r.Now()
 	rep.Stats.Publishers = r.PublisherStats()
 }
 
