@@ -297,7 +297,8 @@ func (p *Pusher) run() {
 }
 
 // Flush pushes the current aggregates now, retrying transient failures
-// within one interval, and waits for the outcome.
+// within one interval, and waits for the outcome. Once Close has begun, it
+// returns an error wrapping telemetry.ErrClosed: Close pushes last.
 func (p *Pusher) Flush(ctx context.Context) error {
 	if p.closed.Load() {
 		return p.errFlushClosed
@@ -318,6 +319,12 @@ func (p *Pusher) pushNow(ctx context.Context, last bool) error {
 		return ctx.Err()
 	}
 	defer func() { <-p.sem }()
+	if !last && p.closed.Load() {
+		// A Flush that began before Close got its turn after Close began:
+		// Close pushes last (or has pushed) what it was to push, and may
+		// have shut the Sender down.
+		return p.errFlushClosed
+	}
 	ctx, cancel := context.WithTimeout(ctx, p.o.Interval)
 	defer cancel()
 	stop := context.AfterFunc(p.ctx, cancel) // Close gave up: end at once

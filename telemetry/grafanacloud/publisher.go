@@ -271,7 +271,8 @@ func (p *Publisher) Stats() Stats { return Stats(p.eng.Stats()) }
 // It returns nil once the endpoint has accepted the push (or if nothing was
 // recorded yet), the push's last error if it was given up (a
 // [*StatusError] for an HTTP status), ctx.Err() if ctx ends first, and an
-// error wrapping [telemetry.ErrClosed] after Close.
+// error wrapping [telemetry.ErrClosed] once Close has begun (Close pushes
+// last).
 func (p *Publisher) Flush(ctx context.Context) error { return p.eng.Flush(ctx) }
 
 // Close stops the periodic pushes, makes a last push of everything

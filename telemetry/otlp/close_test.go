@@ -54,3 +54,37 @@ func TestCloseExpiredCountsDrop(t *testing.T) {
 		})
 	}
 }
+
+// TestFlushOverlappingClose checks that a Flush that began before Close
+// but got its turn only after Close had made its last push and shut the
+// exporter down returns an error wrapping telemetry.ErrClosed, without a
+// push on the closed exporter that would count a dropped push: Close's
+// last push already delivered what the Flush was to deliver.
+func TestFlushOverlappingClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ep := &fakeEndpoint{}
+		p, err := newPublisher(Config{Endpoint: "https://collector.example.com", HTTPClient: &http.Client{Transport: ep},
+			Interval: 10 * time.Second, Logger: quiet}, noJitter)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.PublishEventMetrics(context.Background(), finishedEvent("load", telemetry.StatusCompleted, time.Second, 0))
+		if err := p.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		_, release := p.eng.LockedSnapshot() // a push in progress
+		flushed := make(chan error, 1)
+		go func() { flushed <- p.Flush(context.Background()) }()
+		synctest.Wait() // the Flush waits for its turn
+		if err := p.Close(context.Background()); err != nil {
+			t.Fatalf("close: %v", err)
+		}
+		release()
+		if err := <-flushed; !errors.Is(err, telemetry.ErrClosed) {
+			t.Errorf("got Flush error %v, want one wrapping telemetry.ErrClosed", err)
+		}
+		if s := p.Stats(); s.Pushes != 1 || s.DroppedPushes != 0 || s.FailedAttempts != 0 {
+			t.Errorf("got %d pushes, %d dropped, %d failed attempts, want 1, 0, 0", s.Pushes, s.DroppedPushes, s.FailedAttempts)
+		}
+	})
+}

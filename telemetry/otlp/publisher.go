@@ -255,7 +255,7 @@ func (p *Publisher) Stats() Stats { return Stats(p.eng.Stats()) }
 // recorded yet), the push's last error if it was given up (a
 // [*StatusError] for an HTTP status, marked with [telemetry.Permanent] if
 // not worth retrying), ctx.Err() if ctx ends first, and an error wrapping
-// [telemetry.ErrClosed] after Close.
+// [telemetry.ErrClosed] once Close has begun (Close pushes last).
 func (p *Publisher) Flush(ctx context.Context) error { return p.eng.Flush(ctx) }
 
 // Close stops the periodic pushes, makes a last push of everything
