@@ -297,22 +297,34 @@ func (p *Pusher) run() {
 }
 
 // Flush pushes the current aggregates now, retrying transient failures
-// within one interval, and waits for the outcome.
+// within one interval, and waits for the outcome. Once Close has begun, it
+// returns an error wrapping telemetry.ErrClosed: Close pushes last.
 func (p *Pusher) Flush(ctx context.Context) error {
 	if p.closed.Load() {
 		return p.errFlushClosed
 	}
-	return p.pushNow(ctx)
+	return p.pushNow(ctx, false)
 }
 
 // pushNow waits for its turn and pushes under ctx, within one interval.
-func (p *Pusher) pushNow(ctx context.Context) error {
+// If last, it is the last push, made by Close: if ctx ends before its turn,
+// it is counted as dropped (see dropLast).
+func (p *Pusher) pushNow(ctx context.Context, last bool) error {
 	select {
 	case p.sem <- struct{}{}:
 	case <-ctx.Done():
+		if last {
+			p.dropLast(ctx, ctx.Err())
+		}
 		return ctx.Err()
 	}
 	defer func() { <-p.sem }()
+	if !last && p.closed.Load() {
+		// A Flush that began before Close got its turn after Close began:
+		// Close pushes last (or has pushed) what it was to push, and may
+		// have shut the Sender down.
+		return p.errFlushClosed
+	}
 	ctx, cancel := context.WithTimeout(ctx, p.o.Interval)
 	defer cancel()
 	stop := context.AfterFunc(p.ctx, cancel) // Close gave up: end at once
@@ -332,10 +344,11 @@ func (p *Pusher) Close(ctx context.Context) error {
 	case <-p.done:
 		// Recorder.Close has just called Flush: push only what came after.
 		if p.dirty.Load() || p.stats.pushes.Load() == 0 || p.deliveryChanged() {
-			err = p.pushNow(ctx)
+			err = p.pushNow(ctx, true)
 		}
 	case <-ctx.Done():
 		err = ctx.Err()
+		p.dropLast(ctx, err)
 	}
 	p.abort()
 	if cerr := p.o.Sender.Close(ctx); cerr != nil && err == nil {
@@ -351,6 +364,18 @@ func (p *Pusher) Close(ctx context.Context) error {
 		return ctx.Err()
 	}
 	return err
+}
+
+// dropLast counts and logs the last push, which Close could not start
+// because ctx ended (err), as dropped, if it had anything to carry: records
+// published, or delivery counters changed, since the last successful push.
+func (p *Pusher) dropLast(ctx context.Context, err error) {
+	if !p.dirty.Load() && !p.deliveryChanged() {
+		return
+	}
+	p.stats.dropped.Add(1)
+	p.logger().LogAttrs(context.WithoutCancel(ctx), slog.LevelWarn, p.o.Prefix+": last push not made: Close's context ended",
+		slog.String("url", p.url), slog.String("error", err.Error()))
 }
 
 // deliveryChanged reports whether the delivery counters of the Recorder p

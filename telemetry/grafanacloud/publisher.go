@@ -240,9 +240,11 @@ type Stats struct {
 	// or not.
 	FailedAttempts uint64 `json:"failed_attempts"`
 	// DroppedPushes is the number of pushes given up: after a permanent
-	// error, or when the attempts or the interval ran out. Since the
-	// values are cumulative, the next push that succeeds carries what a
-	// dropped one had: only resolution in time is lost.
+	// error, or when the attempts or the interval ran out, and the last
+	// push with records not yet pushed that Close could not make because
+	// its context ended. Since the values are cumulative, the next push
+	// that succeeds carries what a dropped one had: only resolution in
+	// time is lost.
 	DroppedPushes uint64 `json:"dropped_pushes"`
 	// PermanentFailures is the number of dropped pushes that the endpoint
 	// rejected with a status not worth retrying (4xx other than 429), such
@@ -269,7 +271,8 @@ func (p *Publisher) Stats() Stats { return Stats(p.eng.Stats()) }
 // It returns nil once the endpoint has accepted the push (or if nothing was
 // recorded yet), the push's last error if it was given up (a
 // [*StatusError] for an HTTP status), ctx.Err() if ctx ends first, and an
-// error wrapping [telemetry.ErrClosed] after Close.
+// error wrapping [telemetry.ErrClosed] once Close has begun (Close pushes
+// last).
 func (p *Publisher) Flush(ctx context.Context) error { return p.eng.Flush(ctx) }
 
 // Close stops the periodic pushes, makes a last push of everything

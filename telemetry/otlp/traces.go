@@ -39,6 +39,15 @@ func NewTracerProvider(ctx context.Context, cfg Config, opts ...sdktrace.TracerP
 	if err != nil {
 		return nil, err
 	}
+	// The exporter's WithTimeout applies only to a client it makes itself:
+	// limit each attempt with the client's Timeout instead, on a copy, so
+	// that a client of the user's is not changed (its own Timeout still
+	// applies if it is shorter).
+	limited := *client
+	if limited.Timeout == 0 || limited.Timeout > cfg.Timeout {
+		limited.Timeout = cfg.Timeout
+	}
+	client = &limited
 	u.Path = strings.TrimSuffix(u.Path, "/v1/metrics") + "/v1/traces"
 	headers := map[string]string{"User-Agent": userAgent}
 	for k, v := range cfg.Headers {
@@ -52,8 +61,7 @@ func NewTracerProvider(ctx context.Context, cfg Config, opts ...sdktrace.TracerP
 		otlptracehttp.WithEndpointURL(u.String()),
 		otlptracehttp.WithHTTPClient(client),
 		otlptracehttp.WithHeaders(headers),
-		otlptracehttp.WithCompression(compression),
-		otlptracehttp.WithTimeout(cfg.Timeout))
+		otlptracehttp.WithCompression(compression))
 	if err != nil {
 		return nil, fmt.Errorf("otlp: trace exporter for %s: %w", safetext.URL(u), err)
 	}
