@@ -191,17 +191,13 @@ func (o *outlet) observeNetwork(rec *networkRecord) {
 }
 
 // guardSync is deferred by the calls to synchronous publishers: unless
-// the call returned, it recovers the publisher's panic and counts it as
-// a failed call (or, after runtime.Goexit, as a delivered one).
+// the call returned, it recovers the publisher's panic and counts it, as
+// panicked counts a call of runtime.Goexit too, as a failed call: the
+// same as for a queued publisher.
 func (o *outlet) guardSync(returned *bool) {
-	if *returned {
-		return
+	if !*returned {
+		o.settleSync(o.panicked(recover()))
 	}
-	if v := recover(); v != nil {
-		o.settleSync(o.panicked(v))
-		return
-	}
-	o.settleSync(nil)
 }
 
 // panicked counts a panic of the publisher, with value v, and returns the

@@ -1144,8 +1144,9 @@ func (*goexiter) PublishEventMetrics(context.Context, telemetry.EventMetrics) er
 }
 
 // TestSyncPublisherGoexitIsCounted checks that a synchronous publisher
-// that calls runtime.Goexit still has the record counted, once, and that
-// the run it was handed stays ended.
+// that calls runtime.Goexit still has the record counted, once, as a
+// queued publisher's is: a panic, and the record dropped; and that the run
+// it was handed stays ended.
 func TestSyncPublisherGoexitIsCounted(t *testing.T) {
 	r := newRecorder(t, telemetry.WithPublishers(&goexiter{}))
 	done := make(chan struct{})
@@ -1155,8 +1156,8 @@ func TestSyncPublisherGoexitIsCounted(t *testing.T) {
 		r.EndEvent("t", nil) // never returns: the publisher ends the goroutine
 	}()
 	<-done
-	if s := r.PublisherStats()[0]; s.Published+s.Dropped() != 1 {
-		t.Errorf("got %+v, want the record counted once", s)
+	if s := r.PublisherStats()[0]; s.Published+s.Dropped() != 1 || s.Panics != 1 || s.DroppedFailed != 1 {
+		t.Errorf("got %+v, want the record counted once, as dropped by a panic", s)
 	}
 	if m, ok := r.Metrics("t"); !ok || m.Status != telemetry.StatusCompleted {
 		t.Errorf("got %+v, %v; want the run ended", m, ok)

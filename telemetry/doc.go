@@ -201,9 +201,10 @@
 // are delivered so far while the rest are retried, so that a batch given
 // up on later counts those as published, not dropped. A panic
 // in a publisher is recovered: in a publish call it counts as a permanent
-// failure; in Flush or Close it is returned as their error. A queued
-// publisher that calls runtime.Goexit is counted the same way, and a new
-// goroutine goes on delivering its records.
+// failure; in Flush or Close it is returned as their error. A publisher
+// that calls runtime.Goexit is counted the same way (for a queued one, a
+// new goroutine goes on delivering its records; a synchronous one ends the
+// goroutine of the recording call, as it asked).
 //
 // [Recorder.PublisherStats] (also in [Recorder.Stats]) gives for each
 // publisher what was published, the failed attempts, the panics, what is

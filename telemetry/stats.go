@@ -111,10 +111,9 @@ type PublisherStats struct {
 	DroppedClosed uint64 `json:"dropped_closed"`
 	// Panics is the number of calls of the publisher that panicked. A
 	// panic is recovered: in a publish call it is treated as a permanent
-	// error; in Flush or Close it is returned as their error. A call of a
-	// queued publisher that ends the Recorder's goroutine with
-	// runtime.Goexit counts as one, and another goroutine goes on
-	// delivering.
+	// error; in Flush or Close it is returned as their error. A call
+	// that ends its goroutine with runtime.Goexit counts as one (for a
+	// queued publisher, another goroutine goes on delivering).
 	Panics uint64 `json:"panics"`
 }
 
