@@ -699,49 +699,63 @@ func sameOrdered[M comparable](got, want []M, key func(M) time.Time, n int) stri
 	return ""
 }
 
-func endKey(e EventMetrics) time.Time        { return e.EndTime }
-func startKey(e EventMetrics) time.Time      { return e.StartTime }
-func netEndKey(n NetworkMetrics) time.Time   { return n.EndTime }
-func netStartKey(n NetworkMetrics) time.Time { return n.StartTime }
+// A kind is what the model checks the same way for both kinds of record:
+// event runs (the model's M mEvent, the Recorder's X EventMetrics) and
+// network operations (mNet, NetworkMetrics).
+type kind[M any, X comparable] struct {
+	what       string // "events" or "operations", in messages
+	latestName string // the Recorder's method for the latest run, in messages
+	table      func(*modelRun) *mTable[M]
+	metrics    func(*M, clock) X
+	norm       func(X) X
+	id         func(*M) string
+	end, start func(X) time.Time
+	latest     func(*Recorder, string) (X, bool)
+}
 
-// expected lists of the model, in their documented orders.
-func (m *modelRun) finishedEvents(keep func(*mEvent) bool) []EventMetrics {
-	var out []EventMetrics
-	for i, e := range m.ev.retained() {
-		if keep == nil || keep(&m.ev.retained()[i]) {
-			out = append(out, normEvent(e.metrics(m.r.clock)))
+var (
+	eventKind = kind[mEvent, EventMetrics]{
+		what: "events", latestName: "Metrics",
+		table:   func(m *modelRun) *mTable[mEvent] { return m.ev },
+		metrics: (*mEvent).metrics, norm: normEvent,
+		id:     func(e *mEvent) string { return e.id },
+		end:    func(e EventMetrics) time.Time { return e.EndTime },
+		start:  func(e EventMetrics) time.Time { return e.StartTime },
+		latest: (*Recorder).Metrics,
+	}
+	netKind = kind[mNet, NetworkMetrics]{
+		what: "operations", latestName: "Network.Metrics",
+		table:   func(m *modelRun) *mTable[mNet] { return m.net },
+		metrics: (*mNet).metrics, norm: normNet,
+		id:     func(n *mNet) string { return n.id },
+		end:    func(n NetworkMetrics) time.Time { return n.EndTime },
+		start:  func(n NetworkMetrics) time.Time { return n.StartTime },
+		latest: func(r *Recorder, id string) (NetworkMetrics, bool) { return r.Network().Metrics(id) },
+	}
+)
+
+// finished returns the model's retained records of k that keep selects
+// (all if keep is nil), normalised, in end order.
+func finished[M any, X comparable](m *modelRun, k kind[M, X], keep func(*M) bool) []X {
+	var out []X
+	ret := k.table(m).retained()
+	for i := range ret {
+		if keep == nil || keep(&ret[i]) {
+			out = append(out, k.norm(k.metrics(&ret[i], m.r.clock)))
 		}
 	}
-	slices.SortStableFunc(out, func(a, b EventMetrics) int { return a.EndTime.Compare(b.EndTime) })
+	slices.SortStableFunc(out, func(a, b X) int { return k.end(a).Compare(k.end(b)) })
 	return out
 }
 
-func (m *modelRun) pendingEvents() []EventMetrics {
-	var out []EventMetrics
-	for _, e := range m.ev.pending {
-		out = append(out, normEvent(e.metrics(m.r.clock)))
+// pendingOf returns the model's pending records of k, normalised, in start
+// order.
+func pendingOf[M any, X comparable](m *modelRun, k kind[M, X]) []X {
+	var out []X
+	for _, p := range k.table(m).pending {
+		out = append(out, k.norm(k.metrics(p, m.r.clock)))
 	}
-	slices.SortStableFunc(out, func(a, b EventMetrics) int { return a.StartTime.Compare(b.StartTime) })
-	return out
-}
-
-func (m *modelRun) finishedNet(keep func(*mNet) bool) []NetworkMetrics {
-	var out []NetworkMetrics
-	for i, e := range m.net.retained() {
-		if keep == nil || keep(&m.net.retained()[i]) {
-			out = append(out, normNet(e.metrics(m.r.clock)))
-		}
-	}
-	slices.SortStableFunc(out, func(a, b NetworkMetrics) int { return a.EndTime.Compare(b.EndTime) })
-	return out
-}
-
-func (m *modelRun) pendingNet() []NetworkMetrics {
-	var out []NetworkMetrics
-	for _, e := range m.net.pending {
-		out = append(out, normNet(e.metrics(m.r.clock)))
-	}
-	slices.SortStableFunc(out, func(a, b NetworkMetrics) int { return a.StartTime.Compare(b.StartTime) })
+	slices.SortStableFunc(out, func(a, b X) int { return k.start(a).Compare(k.start(b)) })
 	return out
 }
 
@@ -753,67 +767,47 @@ func mapSlice[A, B any](xs []A, f func(A) B) []B {
 	return out
 }
 
-func (m *modelRun) checkList(what string, got, want []EventMetrics) {
+// checkFinished checks finished records a query returned against want, in
+// end order.
+func checkFinished[M any, X comparable](m *modelRun, k kind[M, X], what string, got, want []X) {
 	m.t.Helper()
-	if why := sameOrdered(mapSlice(got, normEvent), want, endKey, len(want)); why != "" {
+	if why := sameOrdered(mapSlice(got, k.norm), want, k.end, len(want)); why != "" {
 		m.fatalf("%s: %s", what, why)
 	}
 }
 
-func (m *modelRun) checkNetList(what string, got, want []NetworkMetrics) {
+// checkPending checks the first n pending records a query returned
+// against want, in start order.
+func checkPending[M any, X comparable](m *modelRun, k kind[M, X], what string, got, want []X, n int) {
 	m.t.Helper()
-	if why := sameOrdered(mapSlice(got, normNet), want, netEndKey, len(want)); why != "" {
+	if why := sameOrdered(mapSlice(got, k.norm), want, k.start, n); why != "" {
 		m.fatalf("%s: %s", what, why)
 	}
 }
 
-// checkMetrics checks Metrics of id against the model: the pending run,
-// or the newest retained one.
-func (m *modelRun) checkMetrics(id string, latest map[string]*mEvent) {
+// checkLatest checks the Recorder's latest run of id (Metrics) against the
+// model: the pending run, or the newest retained one (from latest if not
+// nil).
+func checkLatest[M any, X comparable](m *modelRun, k kind[M, X], id string, latest map[string]*M) {
 	m.t.Helper()
-	m.ev.lock()
-	got, ok := m.r.Metrics(id)
-	var want *mEvent
-	if p := m.ev.pending[id]; p != nil {
-		want = p
-	} else {
+	t := k.table(m)
+	t.lock()
+	got, ok := k.latest(m.r, id)
+	want := t.pending[id]
+	if want == nil {
 		if latest != nil {
 			want = latest[id]
 		} else {
-			want, _ = m.ev.latestRetained(id, func(e *mEvent) string { return e.id })
+			want, _ = t.latestRetained(id, k.id)
 		}
 	}
 	switch {
 	case want == nil && ok:
-		m.fatalf("Metrics(%q): got %+v, want none", id, got)
+		m.fatalf("%s(%q): got %+v, want none", k.latestName, id, got)
 	case want != nil && !ok:
-		m.fatalf("Metrics(%q): got none, want %+v", id, want.metrics(m.r.clock))
-	case want != nil && normEvent(got) != normEvent(want.metrics(m.r.clock)):
-		m.fatalf("Metrics(%q): got %+v, want %+v", id, normEvent(got), normEvent(want.metrics(m.r.clock)))
-	}
-}
-
-func (m *modelRun) checkNetMetrics(id string, latest map[string]*mNet) {
-	m.t.Helper()
-	m.net.lock()
-	got, ok := m.r.Network().Metrics(id)
-	var want *mNet
-	if p := m.net.pending[id]; p != nil {
-		want = p
-	} else {
-		if latest != nil {
-			want = latest[id]
-		} else {
-			want, _ = m.net.latestRetained(id, func(n *mNet) string { return n.id })
-		}
-	}
-	switch {
-	case want == nil && ok:
-		m.fatalf("Network.Metrics(%q): got %+v, want none", id, got)
-	case want != nil && !ok:
-		m.fatalf("Network.Metrics(%q): got none, want %+v", id, want.metrics(m.r.clock))
-	case want != nil && normNet(got) != normNet(want.metrics(m.r.clock)):
-		m.fatalf("Network.Metrics(%q): got %+v, want %+v", id, normNet(got), normNet(want.metrics(m.r.clock)))
+		m.fatalf("%s(%q): got none, want %+v", k.latestName, id, k.metrics(want, m.r.clock))
+	case want != nil && k.norm(got) != k.norm(k.metrics(want, m.r.clock)):
+		m.fatalf("%s(%q): got %+v, want %+v", k.latestName, id, k.norm(got), k.norm(k.metrics(want, m.r.clock)))
 	}
 }
 
@@ -826,12 +820,12 @@ func (m *modelRun) query() {
 	m.t.Helper()
 	switch m.rng.IntN(12) {
 	case 0:
-		m.checkMetrics(m.ids[m.rng.IntN(len(m.ids))], nil)
+		checkLatest(m, eventKind, m.ids[m.rng.IntN(len(m.ids))], nil)
 	case 1:
-		m.checkNetMetrics(m.ids[m.rng.IntN(len(m.ids))], nil)
+		checkLatest(m, netKind, m.ids[m.rng.IntN(len(m.ids))], nil)
 	case 2:
 		m.ev.lock()
-		m.checkList("FailedEvents", m.r.FailedEvents(), m.finishedEvents(func(e *mEvent) bool { return e.status == failed }))
+		checkFinished(m, eventKind, "FailedEvents", m.r.FailedEvents(), finished(m, eventKind, func(e *mEvent) bool { return e.status == failed }))
 	case 3:
 		d := m.threshold()
 		m.ev.lock()
@@ -839,7 +833,7 @@ func (m *modelRun) query() {
 		if err != nil {
 			m.fatalf("SlowEvents(%v): %v", d, err)
 		}
-		m.checkList(fmt.Sprintf("SlowEvents(%v)", d), got, m.finishedEvents(func(e *mEvent) bool { return e.dur > d }))
+		checkFinished(m, eventKind, fmt.Sprintf("SlowEvents(%v)", d), got, finished(m, eventKind, func(e *mEvent) bool { return e.dur > d }))
 	case 4:
 		d := m.threshold()
 		m.ev.lock()
@@ -847,12 +841,12 @@ func (m *modelRun) query() {
 		if err != nil {
 			m.fatalf("WaitedEvents(%v): %v", d, err)
 		}
-		m.checkList(fmt.Sprintf("WaitedEvents(%v)", d), got, m.finishedEvents(func(e *mEvent) bool {
+		checkFinished(m, eventKind, fmt.Sprintf("WaitedEvents(%v)", d), got, finished(m, eventKind, func(e *mEvent) bool {
 			return e.hasEnq && max(e.start-e.enq, 0) > d
 		}))
 	case 5:
 		m.net.lock()
-		m.checkNetList("FailedOperations", m.r.Network().FailedOperations(), m.finishedNet(func(n *mNet) bool { return n.status == failed }))
+		checkFinished(m, netKind, "FailedOperations", m.r.Network().FailedOperations(), finished(m, netKind, func(n *mNet) bool { return n.status == failed }))
 	case 6:
 		d := m.threshold()
 		m.net.lock()
@@ -860,29 +854,25 @@ func (m *modelRun) query() {
 		if err != nil {
 			m.fatalf("SlowOperations(%v): %v", d, err)
 		}
-		m.checkNetList(fmt.Sprintf("SlowOperations(%v)", d), got, m.finishedNet(func(n *mNet) bool { return n.dur > d }))
+		checkFinished(m, netKind, fmt.Sprintf("SlowOperations(%v)", d), got, finished(m, netKind, func(n *mNet) bool { return n.dur > d }))
 	case 7:
 		limit := m.rng.IntN(len(m.ids)+2) - 1
 		m.ev.lock()
 		got, n := m.r.PendingEvents(limit)
-		want := m.pendingEvents()
+		want := pendingOf(m, eventKind)
 		if n != len(want) {
 			m.fatalf("PendingEvents(%d): got a count of %d, want %d", limit, n, len(want))
 		}
-		if why := sameOrdered(mapSlice(got, normEvent), want, startKey, min(max(limit, 0), len(want))); why != "" {
-			m.fatalf("PendingEvents(%d): %s", limit, why)
-		}
+		checkPending(m, eventKind, fmt.Sprintf("PendingEvents(%d)", limit), got, want, min(max(limit, 0), len(want)))
 	case 8:
 		limit := m.rng.IntN(len(m.ids)+2) - 1
 		m.net.lock()
 		got, n := m.r.Network().PendingOperations(limit)
-		want := m.pendingNet()
+		want := pendingOf(m, netKind)
 		if n != len(want) {
 			m.fatalf("PendingOperations(%d): got a count of %d, want %d", limit, n, len(want))
 		}
-		if why := sameOrdered(mapSlice(got, normNet), want, netStartKey, min(max(limit, 0), len(want))); why != "" {
-			m.fatalf("PendingOperations(%d): %s", limit, why)
-		}
+		checkPending(m, netKind, fmt.Sprintf("PendingOperations(%d)", limit), got, want, min(max(limit, 0), len(want)))
 	case 9:
 		m.ev.lock()
 		m.net.lock()
@@ -945,24 +935,23 @@ func (m *modelRun) checkRetryStats(what string, got RetrySummary) {
 // checkReport checks a report against the model.
 func (m *modelRun) checkReport(what string, rep Report) {
 	m.t.Helper()
-	fin, pend := m.finishedEvents(nil), m.pendingEvents()
-	if len(rep.Events) != len(fin)+len(pend) {
-		m.fatalf("%s: %d events, want %d finished and %d pending", what, len(rep.Events), len(fin), len(pend))
-	}
-	m.checkList(what+" finished events", rep.Events[:len(fin)], fin)
-	if why := sameOrdered(mapSlice(rep.Events[len(fin):], normEvent), pend, startKey, len(pend)); why != "" {
-		m.fatalf("%s pending events: %s", what, why)
-	}
-	nfin, npend := m.finishedNet(nil), m.pendingNet()
-	if len(rep.NetworkOperations) != len(nfin)+len(npend) {
-		m.fatalf("%s: %d network operations, want %d finished and %d pending", what, len(rep.NetworkOperations), len(nfin), len(npend))
-	}
-	m.checkNetList(what+" finished operations", rep.NetworkOperations[:len(nfin)], nfin)
-	if why := sameOrdered(mapSlice(rep.NetworkOperations[len(nfin):], normNet), npend, netStartKey, len(npend)); why != "" {
-		m.fatalf("%s pending operations: %s", what, why)
-	}
+	checkReportPart(m, eventKind, what, rep.Events)
+	checkReportPart(m, netKind, what, rep.NetworkOperations)
 	m.checkRetryStats(what+" retry_stats", rep.RetryStats)
 	m.checkStats(what+" stats", rep.Stats)
+}
+
+// checkReportPart checks the records of k in a report, got, against the
+// model: the finished ones in end order, then the pending ones in start
+// order.
+func checkReportPart[M any, X comparable](m *modelRun, k kind[M, X], what string, got []X) {
+	m.t.Helper()
+	fin, pend := finished(m, k, nil), pendingOf(m, k)
+	if len(got) != len(fin)+len(pend) {
+		m.fatalf("%s: %d %s, want %d finished and %d pending", what, len(got), k.what, len(fin), len(pend))
+	}
+	checkFinished(m, k, what+" finished "+k.what, got[:len(fin)], fin)
+	checkPending(m, k, what+" pending "+k.what, got[len(fin):], pend, len(pend))
 }
 
 // fullCheck checks every query against the model.
@@ -970,11 +959,11 @@ func (m *modelRun) fullCheck() {
 	m.t.Helper()
 	m.ev.lock()
 	m.net.lock()
-	evLatest := m.ev.latestAll(func(e *mEvent) string { return e.id })
-	netLatest := m.net.latestAll(func(n *mNet) string { return n.id })
+	evLatest := m.ev.latestAll(eventKind.id)
+	netLatest := m.net.latestAll(netKind.id)
 	for _, id := range m.ids {
-		m.checkMetrics(id, evLatest)
-		m.checkNetMetrics(id, netLatest)
+		checkLatest(m, eventKind, id, evLatest)
+		checkLatest(m, netKind, id, netLatest)
 	}
 	for range 12 {
 		m.query()
@@ -1308,8 +1297,8 @@ func testModelConcurrently(t *testing.T, cfg modelConfig, evict bool, seed uint6
 				return
 			}
 			m.steps(func() {
-				m.checkMetrics(m.ids[m.rng.IntN(len(m.ids))], nil)
-				m.checkNetMetrics(m.ids[m.rng.IntN(len(m.ids))], nil)
+				checkLatest(m, eventKind, m.ids[m.rng.IntN(len(m.ids))], nil)
+				checkLatest(m, netKind, m.ids[m.rng.IntN(len(m.ids))], nil)
 			}, func() {})
 		})
 	}
@@ -1363,7 +1352,7 @@ func testModelConcurrently(t *testing.T, cfg modelConfig, evict bool, seed uint6
 	rep := r.Report()
 	checkReportItself(t, rep)
 	nfin := len(all.ev.retained())
-	if why := sameBag(mapSlice(rep.Events[nfin:], normEvent), all.pendingEvents()); why != "" {
+	if why := sameBag(mapSlice(rep.Events[nfin:], normEvent), pendingOf(all, eventKind)); why != "" {
 		t.Errorf("pending events: %s", why)
 	}
 	if why := subBag(mapSlice(rep.Events[:nfin], normEvent),
@@ -1371,7 +1360,7 @@ func testModelConcurrently(t *testing.T, cfg modelConfig, evict bool, seed uint6
 		t.Errorf("retained events: %s", why)
 	}
 	nfin = len(all.net.retained())
-	if why := sameBag(mapSlice(rep.NetworkOperations[nfin:], normNet), all.pendingNet()); why != "" {
+	if why := sameBag(mapSlice(rep.NetworkOperations[nfin:], normNet), pendingOf(all, netKind)); why != "" {
 		t.Errorf("pending operations: %s", why)
 	}
 	if why := subBag(mapSlice(rep.NetworkOperations[:nfin], normNet),
