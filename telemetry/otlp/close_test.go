@@ -11,6 +11,18 @@ import (
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
+// newFakePublisher returns a Publisher that pushes every 10 s to an
+// in-memory endpoint that accepts everything.
+func newFakePublisher(t *testing.T) *Publisher {
+	t.Helper()
+	p, err := newPublisher(Config{Endpoint: "https://collector.example.com", HTTPClient: &http.Client{Transport: &fakeEndpoint{}},
+		Interval: 10 * time.Second, Logger: quiet}, noJitter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // TestCloseExpiredCountsDrop checks that Close with a context that has
 // already ended returns at once with its error and, when records were
 // published since the last push, counts the last push it could not make
@@ -23,12 +35,7 @@ func TestCloseExpiredCountsDrop(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				ep := &fakeEndpoint{}
-				p, err := newPublisher(Config{Endpoint: "https://collector.example.com", HTTPClient: &http.Client{Transport: ep},
-					Interval: 10 * time.Second, Logger: quiet}, noJitter)
-				if err != nil {
-					t.Fatal(err)
-				}
+				p := newFakePublisher(t)
 				if record {
 					p.PublishEventMetrics(context.Background(), finishedEvent("load", telemetry.StatusCompleted, time.Second, 0))
 				}
@@ -62,12 +69,7 @@ func TestCloseExpiredCountsDrop(t *testing.T) {
 // last push already delivered what the Flush was to deliver.
 func TestFlushOverlappingClose(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ep := &fakeEndpoint{}
-		p, err := newPublisher(Config{Endpoint: "https://collector.example.com", HTTPClient: &http.Client{Transport: ep},
-			Interval: 10 * time.Second, Logger: quiet}, noJitter)
-		if err != nil {
-			t.Fatal(err)
-		}
+		p := newFakePublisher(t)
 		p.PublishEventMetrics(context.Background(), finishedEvent("load", telemetry.StatusCompleted, time.Second, 0))
 		if err := p.Flush(context.Background()); err != nil {
 			t.Fatal(err)
