@@ -508,10 +508,10 @@ func TestQueriesAgreeWithReport(t *testing.T) {
 				after := r.Report()
 				// The report lists the pending runs after the finished
 				// ones: compare with the finished ones.
-				b, a := finished(before.Events), finished(after.Events)
-				checkOrder(t, "FailedEvents", eventIDs(failed), b, a)
-				checkOrder(t, "SlowEvents", eventIDs(slow), b, a)
-				checkOrder(t, "FailedOperations", opIDs(failedOps), finishedOps(before.NetworkOperations), finishedOps(after.NetworkOperations))
+				b, a := idsOf(before.Events, true), idsOf(after.Events, true)
+				checkOrder(t, "FailedEvents", idsOf(failed, false), b, a)
+				checkOrder(t, "SlowEvents", idsOf(slow, false), b, a)
+				checkOrder(t, "FailedOperations", idsOf(failedOps, false), idsOf(before.NetworkOperations, true), idsOf(after.NetworkOperations, true))
 				if t.Failed() {
 					return
 				}
@@ -573,7 +573,7 @@ func TestQueriesAgreeWithReport(t *testing.T) {
 			must(t, err)
 			var back telemetry.Report
 			must(t, json.Unmarshal(out, &back))
-			if !slices.Equal(eventIDs(back.Events), eventIDs(rep.Events)) || !slices.Equal(opIDs(back.NetworkOperations), opIDs(rep.NetworkOperations)) {
+			if !slices.Equal(idsOf(back.Events, false), idsOf(rep.Events, false)) || !slices.Equal(idsOf(back.NetworkOperations, false), idsOf(rep.NetworkOperations, false)) {
 				t.Errorf("MetricsJSON lists other records than Report")
 			}
 			for i := range rep.Events {
@@ -585,38 +585,22 @@ func TestQueriesAgreeWithReport(t *testing.T) {
 	}
 }
 
-func eventIDs(ms []telemetry.EventMetrics) []string {
-	s := make([]string, len(ms))
-	for i, m := range ms {
-		s[i] = m.TaskID
-	}
-	return s
-}
-
-func finished(ms []telemetry.EventMetrics) []string {
-	var s []string
+// idsOf returns the task ids of the records ms, in order: of every
+// one, or only of those that ended if finished.
+func idsOf[M telemetry.EventMetrics | telemetry.NetworkMetrics](ms []M, finished bool) []string {
+	s := []string{}
 	for _, m := range ms {
-		if m.Status != telemetry.StatusPending {
-			s = append(s, m.TaskID)
+		var id string
+		var st telemetry.Status
+		switch r := any(m).(type) {
+		case telemetry.EventMetrics:
+			id, st = r.TaskID, r.Status
+		case telemetry.NetworkMetrics:
+			id, st = r.TaskID, r.Status
 		}
-	}
-	return s
-}
-
-func finishedOps(ms []telemetry.NetworkMetrics) []string {
-	var s []string
-	for _, m := range ms {
-		if m.Status != telemetry.StatusPending {
-			s = append(s, m.TaskID)
+		if !finished || st != telemetry.StatusPending {
+			s = append(s, id)
 		}
-	}
-	return s
-}
-
-func opIDs(ms []telemetry.NetworkMetrics) []string {
-	s := make([]string, len(ms))
-	for i, m := range ms {
-		s[i] = m.TaskID
 	}
 	return s
 }
@@ -720,18 +704,18 @@ func TestSlowAndWaitedThresholdsAreStrict(t *testing.T) {
 	must(t, err)
 	slowOps, err := r.Network().SlowOperations(time.Second)
 	must(t, err)
-	if got := eventIDs(slow); !slices.Equal(got, []string{"t2"}) {
+	if got := idsOf(slow, false); !slices.Equal(got, []string{"t2"}) {
 		t.Errorf("SlowEvents(1s) = %v, want [t2]", got)
 	}
-	if got := eventIDs(waited); !slices.Equal(got, []string{"t2"}) {
+	if got := idsOf(waited, false); !slices.Equal(got, []string{"t2"}) {
 		t.Errorf("WaitedEvents(1s) = %v, want [t2]", got)
 	}
-	if got := opIDs(slowOps); !slices.Equal(got, []string{"t2"}) {
+	if got := idsOf(slowOps, false); !slices.Equal(got, []string{"t2"}) {
 		t.Errorf("SlowOperations(1s) = %v, want [t2]", got)
 	}
 	slow, err = r.SlowEvents(0)
 	must(t, err)
-	if got := eventIDs(slow); !slices.Equal(got, []string{"t0", "t1", "t2"}) {
+	if got := idsOf(slow, false); !slices.Equal(got, []string{"t0", "t1", "t2"}) {
 		t.Errorf("SlowEvents(0) = %v, want [t0 t1 t2] (not the run of 0s, nor the pending one)", got)
 	}
 	for _, tc := range []struct {
@@ -775,7 +759,7 @@ func TestPendingAgreeWithReport(t *testing.T) {
 			if n != 300 || len(pend) != 300 {
 				t.Fatalf("PendingEvents: %d of %d, want 300", len(pend), n)
 			}
-			if got, want := eventIDs(pend), eventIDs(rep.Events); !slices.Equal(got, want) {
+			if got, want := idsOf(pend, false), idsOf(rep.Events, false); !slices.Equal(got, want) {
 				t.Errorf("PendingEvents order differs from the report's:\n%v\n%v", got[:20], want[:20])
 			}
 			for i := range pend {
@@ -784,12 +768,12 @@ func TestPendingAgreeWithReport(t *testing.T) {
 				}
 			}
 			ops, _ := r.Network().PendingOperations(1000)
-			if got, want := opIDs(ops), opIDs(rep.NetworkOperations); !slices.Equal(got, want) {
+			if got, want := idsOf(ops, false), idsOf(rep.NetworkOperations, false); !slices.Equal(got, want) {
 				t.Errorf("PendingOperations order differs from the report's:\n%v\n%v", got[:20], want[:20])
 			}
 			// A limit gives the first ones of that order.
 			few, _ := r.PendingEvents(10)
-			if got, want := eventIDs(few), eventIDs(rep.Events[:10]); !slices.Equal(got, want) {
+			if got, want := idsOf(few, false), idsOf(rep.Events[:10], false); !slices.Equal(got, want) {
 				t.Errorf("PendingEvents(10) = %v, want %v", got, want)
 			}
 		})
