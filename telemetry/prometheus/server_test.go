@@ -243,23 +243,7 @@ func TestPrometheusServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close(context.Background()) })
-	pub, err := prometheus.NewPublisher(prometheus.Config{Listener: listen(t), Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []telemetry.Publisher{pub, panicky{}, stalled{}} {
-		if err := r.AddPublisher(p); err != nil {
-			t.Fatal(err)
-		}
-	}
-	rules, err := filepath.Abs(alertsFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := testutil.StartPrometheus(t, testutil.PrometheusConfig{
-		Targets:   []string{pub.Addr().String()},
-		RuleFiles: []string{rules},
-	})
+	srv := scrapedWithAlerts(t, r, panicky{}, stalled{})
 
 	// Two phases, each scraped, so that rate() over the window sees an
 	// increase, as a dashboard of a running pipeline does.
@@ -554,23 +538,7 @@ func TestQueueNearlyFullAlertOneKind(t *testing.T) {
 		close(b.release)
 		r.Close(context.Background())
 	})
-	pub, err := prometheus.NewPublisher(prometheus.Config{Listener: listen(t), Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []telemetry.Publisher{pub, b} {
-		if err := r.AddPublisher(p); err != nil {
-			t.Fatal(err)
-		}
-	}
-	rules, err := filepath.Abs(alertsFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := testutil.StartPrometheus(t, testutil.PrometheusConfig{
-		Targets:   []string{pub.Addr().String()},
-		RuleFiles: []string{rules},
-	})
+	srv := scrapedWithAlerts(t, r, b)
 	// The first run is taken by the publisher's worker, whose publish
 	// call hangs, as when the backend stops answering; the next fill the
 	// queue of event records, and the rest are dropped.
@@ -609,5 +577,29 @@ func TestQueueNearlyFullAlertOneKind(t *testing.T) {
 		}
 		return fmt.Errorf("TelemetryQueueNearlyFull not active for the blocked publisher (%d queued of capacity %d, %d dropped as queue_full); active: %v",
 			stats.Queued, stats.QueueCapacity, stats.DroppedQueueFull, active)
+	})
+}
+
+// scrapedWithAlerts attaches a Prometheus publisher to r, then pubs, and
+// starts a Prometheus that scrapes the publisher with the shipped alert
+// rules.
+func scrapedWithAlerts(t *testing.T, r *telemetry.Recorder, pubs ...telemetry.Publisher) *testutil.Prometheus {
+	t.Helper()
+	pub, err := prometheus.NewPublisher(prometheus.Config{Listener: listen(t), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range append([]telemetry.Publisher{pub}, pubs...) {
+		if err := r.AddPublisher(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rules, err := filepath.Abs(alertsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testutil.StartPrometheus(t, testutil.PrometheusConfig{
+		Targets:   []string{pub.Addr().String()},
+		RuleFiles: []string{rules},
 	})
 }
