@@ -120,13 +120,11 @@ func (r *Recorder) StartEvent(eventName, taskID string, opts ...StartOption) err
 		case setPipelineID:
 			rec.pipelineID = o.s
 		case setEnqueued:
-			if o.t.IsZero() {
-				return taskError(op, taskID, fmt.Errorf("%w: the enqueue time is the zero Time", ErrInvalidOption))
+			enq, err := r.clock.given(o.t, "enqueue time")
+			if err != nil {
+				return taskError(op, taskID, err)
 			}
-			rec.enq, rec.hasEnq = r.clock.offset(o.t), true
-			if rec.enq < -maxGiven || rec.enq > maxGiven {
-				return taskError(op, taskID, tooFar("enqueue time", o.t))
-			}
+			rec.enq, rec.hasEnq = enq, true
 			hasWait = false
 		case setWait:
 			if o.n < 0 || o.n > maxGiven {
@@ -439,18 +437,11 @@ func (c clock) given(t time.Time, what string) (time.Duration, error) {
 }
 
 // badGiven returns the error of given for t, the zero Time or a time
-// further than maxGiven from the epoch. (Out of line, so that given
-// inlines.)
+// further than maxGiven from the epoch.
 func badGiven(what string, t time.Time) error {
 	if t.IsZero() {
 		return fmt.Errorf("%w: the %s is the zero Time", ErrInvalidOption, what)
 	}
-	return tooFar(what, t)
-}
-
-// tooFar returns the error for a time t given as what that is further
-// than maxGiven from the Recorder's creation.
-func tooFar(what string, t time.Time) error {
 	return fmt.Errorf("%w: the %s %v is more than 146 years away from the Recorder's creation", ErrInvalidOption, what, t)
 }
 
