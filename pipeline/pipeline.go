@@ -20,7 +20,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventpipeline/eventpipeline/internal/retry"
-	"github.com/eventpipeline/eventpipeline/internal/safetext"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 	"github.com/eventpipeline/eventpipeline/telemetry/oteltrace"
 )
@@ -307,7 +306,7 @@ func (p *Pipeline) Run(ctx context.Context, in any) (out any, err error) {
 		r.untraced = sc.IsValid() && !sc.IsSampled()
 		defer func() {
 			if err != nil {
-				span.SetStatus(codes.Error, safetext.Cut(err.Error(), telemetry.DefaultMaxErrorLength))
+				span.SetStatus(codes.Error, p.tracer.Recorder().ErrorText(err))
 			}
 			span.End()
 		}()

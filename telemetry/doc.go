@@ -38,7 +38,9 @@
 // failure never looks like success; a text longer than [WithMaxErrorLength]
 // bytes, [DefaultMaxErrorLength] by default, is cut at a UTF-8 boundary and
 // ends with a marker such as "… [truncated, 1048576 bytes]" giving its
-// original length). [Recorder.RecordRetry] adds one to its retry count. A
+// original length; [Recorder.ErrorText] gives that text, for code that
+// shows the error elsewhere, such as on a span). [Recorder.RecordRetry]
+// adds one to its retry count. A
 // task id may run again once its run has ended: that starts a new run, and
 // [Recorder.Metrics] returns the latest.
 //

@@ -3,6 +3,7 @@ package telemetry_test
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -519,5 +520,27 @@ func TestLatestRunIsTheLastOneRecorded(t *testing.T) {
 	}
 	if err := r.EndEvent("a", nil); !errors.Is(err, telemetry.ErrAlreadyEnded) {
 		t.Errorf("ending a again: got %v, want ErrAlreadyEnded (its latest run is retained)", err)
+	}
+}
+
+// TestErrorTextIsTheRecords checks that ErrorText gives the text a record
+// keeps for an error: cut at WithMaxErrorLength, "unknown error" for an
+// empty text, "" for nil.
+func TestErrorTextIsTheRecords(t *testing.T) {
+	r := newRecorder(t, telemetry.WithMaxErrorLength(64))
+	for i, err := range []error{errors.New(strings.Repeat("é", 100)), errors.New(""), errors.New("short")} {
+		id := "t" + strconv.Itoa(i)
+		must(t, r.StartEvent("e", id))
+		must(t, r.EndEvent(id, err))
+		m, _ := r.Metrics(id)
+		if got := r.ErrorText(err); got != m.Error || len(got) > 64 {
+			t.Errorf("ErrorText(%.20q) = %q, want the record's %q (at most 64 bytes)", err, got, m.Error)
+		}
+	}
+	if got := r.ErrorText(errors.New("")); got != "unknown error" {
+		t.Errorf("ErrorText of an empty text = %q, want unknown error", got)
+	}
+	if got := r.ErrorText(nil); got != "" {
+		t.Errorf("ErrorText(nil) = %q, want empty", got)
 	}
 }

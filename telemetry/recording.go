@@ -192,6 +192,20 @@ func (r *Recorder) EndEventAt(taskID string, err error, end time.Time) error {
 // clock, which costs less than time.Now.
 func (r *Recorder) Now() time.Time { return r.clock.time(r.clock.now()) }
 
+// ErrorText returns the error text that r's record of a run that failed
+// with err keeps: err's text cut at [WithMaxErrorLength] bytes (at a UTF-8
+// boundary, ending with a marker such as "… [truncated, 11000 bytes]"), or
+// "unknown error" if it is empty; "" for a nil err. Code that shows a
+// run's error beside its record, such as on the span that traces the run,
+// uses it so that both say the same.
+func (r *Recorder) ErrorText(err error) string {
+	if err == nil { // inlined: a run that did not fail costs a test
+		return ""
+	}
+	_, text := endStatus(err, r.cfg.maxErrorLength)
+	return text
+}
+
 // endEvent ends the pending run of taskID at now, an offset from the epoch.
 func (r *Recorder) endEvent(op, taskID string, err error, now time.Duration) error {
 	if taskID == "" {

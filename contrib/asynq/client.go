@@ -185,22 +185,15 @@ func (c *Client) Enqueue(ctx context.Context, task *asynqlib.Task, opts ...asynq
 	startErr := c.rec.Network().StartOperation(o.taskID, c.host, c.port, c.operation, startOpts...)
 	c.check(startErr)
 	info, err := c.inner.EnqueueContext(ctx, asynqlib.NewTaskWithHeaders(task.Type(), task.Payload(), headers), opts...)
-	var kept string // the error text of the operation's record
 	if startErr == nil {
 		if err != nil {
 			sent = 0
 		}
-		endErr := c.rec.Network().EndOperation(o.taskID, sent, 0, err)
-		c.check(endErr)
-		if err != nil && endErr == nil && span != nil {
-			if r, ok := c.rec.Network().Metrics(o.taskID); ok && r.Status == telemetry.StatusFailed {
-				kept = r.Error
-			}
-		}
+		c.check(c.rec.Network().EndOperation(o.taskID, sent, 0, err))
 	}
 	if span != nil {
 		if err != nil {
-			otelspan.Fail(span, err, otelspan.ErrorText(kept, err))
+			otelspan.Fail(span, err, c.rec.ErrorText(err))
 		}
 		span.End()
 	}

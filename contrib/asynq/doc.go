@@ -69,9 +69,10 @@
 // messaging attributes of the OpenTelemetry semantic conventions, and
 // both records carry their span's ids. A span that failed has status
 // Error and an exception event (as span.RecordError makes) with the error
-// text of its record, cut at telemetry.WithMaxErrorLength; a failed span
-// without a record (a remote event's enqueue, or a start the Recorder
-// refused) has the error's text cut the same way at
+// text of its record, cut at telemetry.WithMaxErrorLength
+// (telemetry.Recorder.ErrorText), also when the Recorder refused the
+// run's start; the span of a remote event's enqueue, which has no record
+// nor Recorder, has the error's text cut the same way at
 // telemetry.DefaultMaxErrorLength, never a longer text. Without one, no
 // span is made and no span ids are recorded, but the extracted context
 // still reaches the handler.

@@ -291,7 +291,7 @@ func (e *RemoteEvent) Process(ctx context.Context, in any) (any, error) {
 	_, err = e.client.EnqueueContext(sendCtx, asynqlib.NewTaskWithHeaders(e.taskType, payload, headers), opts...)
 	if span != nil {
 		if err != nil {
-			otelspan.Fail(span, err, otelspan.ErrorText("", err))
+			otelspan.Fail(span, err, otelspan.ErrorText(err))
 		}
 		span.End()
 	}

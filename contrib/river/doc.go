@@ -73,8 +73,8 @@
 // [AttrJobAttempt]; the records carry the consumer span's ids. A span
 // that failed has status Error and an exception event (as
 // span.RecordError makes) with the error text of its record, cut at
-// telemetry.WithMaxErrorLength; a failed insert, which has no record, has
-// the error's text cut the same way at telemetry.DefaultMaxErrorLength,
+// telemetry.WithMaxErrorLength (telemetry.Recorder.ErrorText); a failed
+// insert, which has no record, has the text the Recorder would keep,
 // never a longer text. Without one, no span is made and no span ids are
 // recorded.
 //

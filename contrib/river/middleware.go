@@ -305,23 +305,12 @@ func (m *Middleware) end(id string, startErr error, span trace.Span, err error) 
 			err = nil
 		}
 	}
-	recorded := false
 	if startErr == nil {
-		endErr := m.rec.EndEvent(id, err)
-		m.check(endErr)
-		recorded = endErr == nil
+		m.check(m.rec.EndEvent(id, err))
 	}
 	if span != nil {
 		if err != nil {
-			// The record's text, read back (a failure is rarer than a
-			// success: a lookup is fine).
-			var kept string
-			if recorded {
-				if r, ok := m.rec.Metrics(id); ok && r.Status == telemetry.StatusFailed {
-					kept = r.Error
-				}
-			}
-			otelspan.Fail(span, err, otelspan.ErrorText(kept, err))
+			otelspan.Fail(span, err, m.rec.ErrorText(err))
 		}
 		span.End()
 	}
@@ -372,7 +361,7 @@ func (m *Middleware) InsertMany(ctx context.Context, params []*rivertype.JobInse
 	res, err := doInner(ctx)
 	if span != nil {
 		if err != nil {
-			otelspan.Fail(span, err, otelspan.ErrorText("", err))
+			otelspan.Fail(span, err, m.rec.ErrorText(err))
 		}
 		span.End()
 	}

@@ -1,6 +1,7 @@
 // Package otelspan marks the OpenTelemetry spans of the engines' adapters
 // (contrib/asynq, contrib/river) failed, with an error text no longer than
-// a record keeps.
+// a record keeps (telemetry.Recorder.ErrorText, or ErrorText for a span
+// without a record).
 package otelspan
 
 import (
@@ -14,15 +15,11 @@ import (
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
-// ErrorText returns the error text of a span that failed with err: kept,
-// the text of its record (the Recorder's, cut at
-// telemetry.WithMaxErrorLength), if not empty; else err's own, cut the
-// same way at telemetry.DefaultMaxErrorLength. So a span never carries a
-// longer text than a record keeps.
-func ErrorText(kept string, err error) string {
-	if kept != "" {
-		return kept
-	}
+// ErrorText returns the error text of a span that failed with err and
+// has no record, whose Recorder's ErrorText would give the record's:
+// err's text cut as a record's is at telemetry.DefaultMaxErrorLength. So
+// a span never carries a longer text than a record keeps.
+func ErrorText(err error) string {
 	return safetext.Cut(err.Error(), telemetry.DefaultMaxErrorLength)
 }
 

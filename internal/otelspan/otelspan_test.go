@@ -17,8 +17,8 @@ import (
 
 // TestFail checks that Fail adds the exception event that the SDK's
 // RecordError adds, with the given text, and that ErrorText cuts an
-// 11,000-byte text as a record's is when there is no record's text (the
-// error of an enqueue or an insert, which has no record).
+// 11,000-byte text as a record's is (for the error of an enqueue, which
+// has no record).
 func TestFail(t *testing.T) {
 	sr := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
@@ -30,7 +30,7 @@ func TestFail(t *testing.T) {
 		want.RecordError(err)
 		want.End()
 		_, got := tr.Start(context.Background(), "got")
-		Fail(got, err, ErrorText("", err))
+		Fail(got, err, ErrorText(err))
 		got.End()
 		spans := sr.Ended()
 		w, g := spans[len(spans)-2], spans[len(spans)-1]
@@ -42,11 +42,8 @@ func TestFail(t *testing.T) {
 			t.Errorf("%T: got status %q, want %q", err, g.Status().Description, err.Error())
 		}
 	}
-	text := ErrorText("", long)
+	text := ErrorText(long)
 	if len(text) != telemetry.DefaultMaxErrorLength || !strings.HasSuffix(text, "… [truncated, 11000 bytes]") {
 		t.Errorf("ErrorText of 11,000 bytes: got %d bytes ending %q, want %d ending with the marker", len(text), text[len(text)-30:], telemetry.DefaultMaxErrorLength)
-	}
-	if got := ErrorText("kept", long); got != "kept" {
-		t.Errorf("ErrorText with the record's text: got %q, want it", got)
 	}
 }

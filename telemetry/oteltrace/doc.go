@@ -24,9 +24,10 @@
 // as "remote_call" or "http_request"), a child of the span in the ctx it
 // was started with. A failed run or operation has status Error with the
 // record's error text; a retry ([Tracer.RecordRetry]) is a span event
-// "retry", whose error text is cut as a record's is, at
-// [telemetry.DefaultMaxErrorLength] bytes. The attributes follow the OpenTelemetry semantic conventions
-// where one exists, and use the eventpipeline.* namespace where none does:
+// "retry", whose error text is cut as a record's is
+// ([telemetry.Recorder.ErrorText]). The attributes follow the
+// OpenTelemetry semantic conventions where one exists, and use the
+// eventpipeline.* namespace where none does:
 //
 //	attribute                            span        value
 //	eventpipeline.task.id                both        the task id of the record

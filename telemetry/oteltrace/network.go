@@ -55,15 +55,10 @@ func (t *Tracer) EndOperation(ctx context.Context, taskID string, bytesSent, byt
 	}
 	end := t.rec.Now()
 	eerr := t.rec.Network().EndOperationAt(taskID, bytesSent, bytesReceived, err, end)
-	var text string
 	if eerr == nil {
 		rc.span.SetAttributes(BytesSentKey.Int64(bytesSent), BytesReceivedKey.Int64(bytesReceived))
-		if err != nil {
-			m, ok := t.rec.Network().Metrics(taskID)
-			text = errorText(m.Error, ok && m.Status == telemetry.StatusFailed, err)
-		}
 	}
-	rc.endSpan(end, err != nil, text, eerr)
+	rc.endSpan(end, t.rec.ErrorText(err), eerr)
 	return eerr
 }
 

@@ -9,9 +9,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
-
-	"github.com/eventpipeline/eventpipeline/internal/safetext"
-	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
 // The keys under which StartEvent and StartOperation put the spans they
@@ -165,32 +162,20 @@ func claim(ctx context.Context, key *ctxKey, task string) *runCtx {
 }
 
 // endSpan ends the span of rc, which the caller claimed, at end, with
-// status Error and errText if the run or operation failed, or with the
-// text of refused if the Recorder refused the end (the span then ends
-// now).
-func (rc *runCtx) endSpan(end time.Time, failed bool, errText string, refused error) {
+// status Error and errText if the run or operation failed (errText is
+// not empty), or with the text of refused if the Recorder refused the end
+// (the span then ends now).
+func (rc *runCtx) endSpan(end time.Time, errText string, refused error) {
 	if refused != nil {
 		rc.span.SetStatus(codes.Error, refused.Error())
 		rc.span.End()
 		return
 	}
-	if failed {
+	if errText != "" {
 		rc.span.SetStatus(codes.Error, errText)
 	}
 	rc.end[0] = trace.WithTimestamp(end)
 	rc.span.End(rc.end[:]...)
-}
-
-// errorText returns the error text of the record of a run or operation
-// that failed with err, kept (and found) if the record is still the one
-// that ended: the Recorder's text, cut at telemetry.WithMaxErrorLength
-// and "unknown error" for an error without text; else err's own, cut the
-// same way at telemetry.DefaultMaxErrorLength.
-func errorText(kept string, found bool, err error) string {
-	if found && kept != "" {
-		return kept
-	}
-	return safetext.Cut(err.Error(), telemetry.DefaultMaxErrorLength)
 }
 
 // unsampledParent reports whether the span in ctx belongs to a trace that

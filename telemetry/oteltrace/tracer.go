@@ -9,7 +9,6 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/eventpipeline/eventpipeline/internal/safetext"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
@@ -177,12 +176,9 @@ func (t *Tracer) recordStart(eventName, taskID string, opts []telemetry.StartOpt
 // adds a span event [RetryEventName] to the run's span in ctx (the one
 // StartEvent started for taskID; none if there is none), with the
 // retry's number ([RetryAttemptKey]) and err's text ([RetryErrorKey];
-// omitted if err is nil), and sets [RetryCountKey] on the span. A text
-// longer than [telemetry.DefaultMaxErrorLength] bytes is cut as a record's
-// is (at a UTF-8 boundary, ending with a marker such as "… [truncated,
-// 11000 bytes]"): at the default limit, whatever the Recorder's
-// [telemetry.WithMaxErrorLength], which it does not expose. It returns
-// the errors of [telemetry.Recorder.RecordRetry].
+// omitted if err is nil; cut as a record's is, by
+// [telemetry.Recorder.ErrorText]), and sets [RetryCountKey] on the span.
+// It returns the errors of [telemetry.Recorder.RecordRetry].
 func (t *Tracer) RecordRetry(ctx context.Context, taskID string, err error) error {
 	rerr := t.rec.RecordRetry(taskID)
 	span := spanOf(ctx, eventSpanKey, taskID)
@@ -195,7 +191,7 @@ func (t *Tracer) RecordRetry(ctx context.Context, taskID string, err error) erro
 	}
 	attrs := []attribute.KeyValue{RetryAttemptKey.Int64(n)}
 	if err != nil {
-		attrs = append(attrs, RetryErrorKey.String(safetext.Cut(err.Error(), telemetry.DefaultMaxErrorLength)))
+		attrs = append(attrs, RetryErrorKey.String(t.rec.ErrorText(err)))
 	}
 	span.AddEvent(RetryEventName, trace.WithAttributes(attrs...))
 	span.SetAttributes(RetryCountKey.Int64(n))
@@ -205,9 +201,8 @@ func (t *Tracer) RecordRetry(ctx context.Context, taskID string, err error) erro
 // EndEvent records the end of the pending run of taskID (failed if err is
 // not nil) and ends its span, the one StartEvent put in ctx, at the same
 // instant ([telemetry.Recorder.EndEventAt] with [telemetry.Recorder.Now]),
-// with status Error and the record's error text if it failed (err's text
-// as the Recorder keeps it: cut at [telemetry.WithMaxErrorLength], and
-// "unknown error" for an empty one). If the Recorder refuses
+// with status Error and the record's error text if it failed
+// ([telemetry.Recorder.ErrorText]). If the Recorder refuses
 // the end, the span ends with status Error and the refusal's text. A ctx
 // without a span that StartEvent started for taskID ends no span, nor does
 // one whose span an earlier EndEvent ended; ctx may be derived from the
@@ -221,13 +216,6 @@ func (t *Tracer) EndEvent(ctx context.Context, taskID string, err error) error {
 	}
 	end := t.rec.Now()
 	eerr := t.rec.EndEventAt(taskID, err, end)
-	var text string
-	if err != nil && eerr == nil {
-		// The record's text, read back (a failure is rarer than a
-		// success: a lookup is fine).
-		m, ok := t.rec.Metrics(taskID)
-		text = errorText(m.Error, ok && m.Status == telemetry.StatusFailed, err)
-	}
-	rc.endSpan(end, err != nil, text, eerr)
+	rc.endSpan(end, t.rec.ErrorText(err), eerr)
 	return eerr
 }
