@@ -87,29 +87,36 @@ func recordHostile(t *testing.T, r *telemetry.Recorder) []string {
 	return ids
 }
 
+// A diff gathers the differences of a record from the one it should be.
+type diff []string
+
+// str notes a string field that differs from want, compared as the
+// encoder writes it: invalid UTF-8 replaced with U+FFFD.
+func (d *diff) str(name, got, want string) {
+	if want = validEach(want); got != want {
+		*d = append(*d, fmt.Sprintf("%s %q, want %q", name, got, want))
+	}
+}
+
+// time notes a time field that is not the instant it should be.
+func (d *diff) time(name string, got, want time.Time) {
+	if !got.Equal(want) {
+		*d = append(*d, fmt.Sprintf("%s %v, want %v", name, got, want))
+	}
+}
+
 // eventDiff reports how got differs from want, a record of the Recorder,
-// after a round trip through JSON, or "". Strings are compared as the
-// encoder writes them: invalid UTF-8 replaced with U+FFFD.
+// after a round trip through JSON, or "".
 func eventDiff(got, want telemetry.EventMetrics) string {
-	var d []string
-	str := func(name, g, w string) {
-		if w = validEach(w); g != w {
-			d = append(d, fmt.Sprintf("%s %q, want %q", name, g, w))
-		}
-	}
-	str("event_name", got.EventName, want.EventName)
-	str("task_id", got.TaskID, want.TaskID)
-	str("error", got.Error, want.Error)
-	str("pipeline_id", got.PipelineID, want.PipelineID)
-	str("status", string(got.Status), string(want.Status))
-	tm := func(name string, g, w time.Time) {
-		if !g.Equal(w) {
-			d = append(d, fmt.Sprintf("%s %v, want %v", name, g, w))
-		}
-	}
-	tm("start_time", got.StartTime, want.StartTime)
-	tm("end_time", got.EndTime, want.EndTime)
-	tm("enqueue_time", got.EnqueueTime, want.EnqueueTime)
+	var d diff
+	d.str("event_name", got.EventName, want.EventName)
+	d.str("task_id", got.TaskID, want.TaskID)
+	d.str("error", got.Error, want.Error)
+	d.str("pipeline_id", got.PipelineID, want.PipelineID)
+	d.str("status", string(got.Status), string(want.Status))
+	d.time("start_time", got.StartTime, want.StartTime)
+	d.time("end_time", got.EndTime, want.EndTime)
+	d.time("enqueue_time", got.EnqueueTime, want.EnqueueTime)
 	if got.Duration() != want.Duration() || got.WaitTime() != want.WaitTime() {
 		d = append(d, fmt.Sprintf("duration %v wait %v, want %v and %v", got.Duration(), got.WaitTime(), want.Duration(), want.WaitTime()))
 	}
@@ -122,20 +129,14 @@ func eventDiff(got, want telemetry.EventMetrics) string {
 
 // networkDiff is eventDiff for network operations.
 func networkDiff(got, want telemetry.NetworkMetrics) string {
-	var d []string
-	str := func(name, g, w string) {
-		if w = validEach(w); g != w {
-			d = append(d, fmt.Sprintf("%s %q, want %q", name, g, w))
-		}
-	}
-	str("task_id", got.TaskID, want.TaskID)
-	str("operation", got.Operation, want.Operation)
-	str("host", got.Host, want.Host)
-	str("error", got.Error, want.Error)
-	str("status", string(got.Status), string(want.Status))
-	if !got.StartTime.Equal(want.StartTime) || !got.EndTime.Equal(want.EndTime) {
-		d = append(d, fmt.Sprintf("times %v..%v, want %v..%v", got.StartTime, got.EndTime, want.StartTime, want.EndTime))
-	}
+	var d diff
+	d.str("task_id", got.TaskID, want.TaskID)
+	d.str("operation", got.Operation, want.Operation)
+	d.str("host", got.Host, want.Host)
+	d.str("error", got.Error, want.Error)
+	d.str("status", string(got.Status), string(want.Status))
+	d.time("start_time", got.StartTime, want.StartTime)
+	d.time("end_time", got.EndTime, want.EndTime)
 	if got.Latency() != want.Latency() || got.Port != want.Port || got.BytesSent != want.BytesSent ||
 		got.BytesReceived != want.BytesReceived || got.Span != want.Span {
 		d = append(d, fmt.Sprintf("got %+v, want %+v", got, want))
