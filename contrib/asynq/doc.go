@@ -40,6 +40,13 @@
 // the retried attempts themselves, and RetryStats.ByRetryCount how
 // deep into its retries each attempt was.
 //
+// A handler that ignores its context may still run when asynq, having
+// failed the attempt at its deadline, delivers the task again. If the
+// new attempt starts in the same process while the earlier run is still
+// pending, it is recorded under the task id followed by "#" and its
+// attempt number (the retry count plus one), such as "<task id>#2", so that
+// both runs are recorded; asynq's task id stays the span's message id.
+//
 // The queue has no field in a record: it is an attribute of the run's
 // span, and Config.EventName may put it into the event name.
 //
@@ -101,8 +108,8 @@
 // # Recording errors
 //
 // Recording never fails a task or an enqueue: what the Recorder refuses
-// (a closed Recorder, a task id already pending) is counted by the
-// Middleware and the Client (Failures, Err).
+// (a closed Recorder, say) is counted by the Middleware and the Client
+// (Failures, Err).
 //
 // # Cost
 //

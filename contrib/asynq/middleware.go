@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventpipeline/eventpipeline/internal/otelspan"
+	"github.com/eventpipeline/eventpipeline/internal/taskrun"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
@@ -76,8 +77,13 @@ var systemAsynq = semconv.MessagingSystemKey.String("asynq")
 // The queue is not part of the record, which has no such field: it is an
 // attribute of the span, and Config.EventName can put it into the name.
 //
+// An attempt that starts while an earlier run of its task is still
+// pending in this process (a handler that outlived its deadline) is
+// recorded under the task id followed by "#" and its attempt number, as
+// the package doc says.
+//
 // Recording never fails a task: errors of the Recorder (a closed
-// Recorder, a task id already pending) are counted ([Middleware.Failures],
+// Recorder, say) are counted ([Middleware.Failures],
 // [Middleware.Err]) and the task runs as usual. A Middleware is safe for
 // concurrent use.
 type Middleware struct {
@@ -164,7 +170,7 @@ func (hd *handler) ProcessTask(ctx context.Context, t *asynqlib.Task) error {
 	var span trace.Span
 	var startErr error
 	if len(h) > ours || m.full {
-		ctx, span, startErr = m.startFull(ctx, id, t, h, ours, retried, enq)
+		ctx, id, span, startErr = m.startFull(ctx, id, t, h, ours, retried, enq)
 	} else {
 		// The common case, a task with no header but the enqueue time
 		// and a Middleware without spans or Config.EventName. The
@@ -172,12 +178,12 @@ func (hd *handler) ProcessTask(ctx context.Context, t *asynqlib.Task) error {
 		// literal of them is copied over and over), or not at all.
 		name := DefaultEventName("", t.Type())
 		if enq.IsZero() {
-			startErr = m.rec.StartEvent(name, id, m.pidOpt[:]...)
+			id, startErr = taskrun.Start(m.rec, name, id, retried+1, m.pidOpt[:]...)
 		} else {
 			var opts [2]telemetry.StartOption
 			opts[0] = m.pidOpt[0]
 			opts[1] = telemetry.WithEnqueueTime(enq)
-			startErr = m.rec.StartEvent(name, id, opts[:]...)
+			id, startErr = taskrun.Start(m.rec, name, id, retried+1, opts[:]...)
 		}
 		m.check(startErr)
 		if retried > 0 && startErr == nil {
@@ -227,9 +233,10 @@ func (m *Middleware) recordRetries(id string, n int) {
 // task whose headers h have more than the ours headers of this package
 // that ProcessTask found (a pipeline id, a trace context), or for a Middleware
 // with spans or Config.EventName: it returns the handler's context, the
-// run's span (nil if none) and the error of StartEvent.
+// task id of the record (taskrun.Start's), the run's span (nil if none)
+// and the error of StartEvent.
 func (m *Middleware) startFull(ctx context.Context, id string, t *asynqlib.Task, h map[string]string, ours int,
-	retried int, enq time.Time) (context.Context, trace.Span, error) {
+	retried int, enq time.Time) (context.Context, string, trace.Span, error) {
 	var queue string
 	if m.full { // DefaultEventName does not use it
 		queue, _ = asynqlib.GetQueueName(ctx)
@@ -277,12 +284,12 @@ func (m *Middleware) startFull(ctx context.Context, id string, t *asynqlib.Task,
 		opts[n] = telemetry.WithSpanContext(spanContext(span.SpanContext()))
 		n++
 	}
-	err := m.rec.StartEvent(m.eventName(queue, t.Type()), id, opts[:n]...)
+	id, err := taskrun.Start(m.rec, m.eventName(queue, t.Type()), id, retried+1, opts[:n]...)
 	m.check(err)
 	if retried > 0 && err == nil {
 		m.recordRetries(id, retried)
 	}
-	return ctx, span, err
+	return ctx, id, span, err
 }
 
 // end records the end of a run started with the error startErr, and ends

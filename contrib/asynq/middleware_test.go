@@ -529,3 +529,53 @@ func TestNilTask(t *testing.T) {
 		t.Errorf("got %d records, want none", n)
 	}
 }
+
+// TestOverlappingDelivery runs a task whose first attempt ignores its
+// context and runs on after asynq has failed it, until asynq has retried
+// the task in the same process and the retry has finished: both runs are
+// recorded, the retry under the task id with "#2" (its attempt), and the
+// Middleware refuses nothing.
+func TestOverlappingDelivery(t *testing.T) {
+	redis := testutil.StartRedis(t)
+	opt := asynq.RedisClientOpt{Addr: redis.Addr}
+	rec := newRecorder(t)
+	mw := epasynq.NewMiddleware(epasynq.Config{Recorder: rec})
+	retryDone := make(chan struct{})
+	mux := asynq.NewServeMux()
+	mux.Use(mw.Wrap)
+	mux.HandleFunc("stubborn", func(ctx context.Context, _ *asynq.Task) error {
+		if n, _ := asynq.GetRetryCount(ctx); n > 0 {
+			close(retryDone)
+			return nil
+		}
+		// The first attempt: runs on, past its deadline, until the
+		// retry has run.
+		select {
+		case <-retryDone:
+		case <-time.After(pollTimeout):
+		}
+		return errors.New("first attempt, too late")
+	})
+	startServer(t, redis.Addr, mux)
+	client, err := epasynq.NewClient(opt, epasynq.Config{Recorder: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	info, err := client.Enqueue(context.Background(), asynq.NewTask("stubborn", nil), asynq.MaxRetry(1), asynq.Timeout(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	retryID := info.ID + "#2"
+	waitRuns(t, rec, map[string]int{info.ID: 1, retryID: 1})
+	first, retry := runsOf(rec, info.ID)[0], runsOf(rec, retryID)[0]
+	if first.Status != telemetry.StatusFailed || first.RetryCount != 0 {
+		t.Errorf("first attempt: got a %s run with %d retries, want a failed one with 0", first.Status, first.RetryCount)
+	}
+	if retry.Status != telemetry.StatusCompleted || retry.RetryCount != 1 || retry.EventName != first.EventName {
+		t.Errorf("retry: got a %s run of %q with %d retries, want a completed run of %q with 1", retry.Status, retry.EventName, retry.RetryCount, first.EventName)
+	}
+	if mw.Failures() != 0 {
+		t.Errorf("got %d refused recordings, want 0: %v", mw.Failures(), mw.Err())
+	}
+}

@@ -40,6 +40,13 @@
 // (river.JobSnooze) counts as completed, a cancelled one (river.JobCancel)
 // as failed.
 //
+// A worker that ignores its context may still run when River's rescuer
+// makes its job available again (after Config.RescueStuckJobsAfter). If
+// the new attempt starts in the same process while the earlier one is
+// still pending, it is recorded under the job id followed by "#" and its
+// attempt number, such as "42#2", so that both are recorded; the job id
+// stays the span's message id.
+//
 // # Wait in the queue
 //
 // The wait of an attempt is River's: from the job's scheduled_at (when it

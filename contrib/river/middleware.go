@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventpipeline/eventpipeline/internal/otelspan"
+	"github.com/eventpipeline/eventpipeline/internal/taskrun"
 	"github.com/eventpipeline/eventpipeline/pipeline"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
@@ -108,6 +109,10 @@ type Config struct {
 //     goes on to River; one that calls runtime.Goexit, as failed with
 //     "river: job worker called runtime.Goexit" (River never sees such
 //     an attempt end: the job stays running until River rescues it).
+//
+// An attempt that starts while an earlier attempt of its job is still
+// pending in this process is recorded under the job id followed by "#"
+// and its attempt number, as the package doc says.
 //
 // Recording never fails a job: errors of the Recorder are counted
 // ([Middleware.Failures], [Middleware.Err]). A Middleware is safe for
@@ -263,8 +268,7 @@ func (m *Middleware) Work(ctx context.Context, job *rivertype.JobRow, doInner fu
 	if m.eventName != nil {
 		name = m.eventName(job.Queue, job.Kind)
 	}
-	id := strconv.FormatInt(job.ID, 10)
-	startErr := m.rec.StartEvent(name, id, opts[:n]...)
+	id, startErr := taskrun.Start(m.rec, name, strconv.FormatInt(job.ID, 10), job.Attempt, opts[:n]...)
 	m.check(startErr)
 	if startErr == nil {
 		for range job.Attempt - 1 {

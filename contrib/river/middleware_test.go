@@ -510,3 +510,41 @@ func TestNilInputs(t *testing.T) {
 		t.Errorf("got %d records and %d refused recordings, want none", n, mw.Failures())
 	}
 }
+
+// TestOverlappingAttempt checks that an attempt of a job that starts while
+// an earlier attempt of it still runs in this process (River's rescuer
+// makes a job stuck past RescueStuckJobsAfter available again, and a
+// worker that ignores its context may still be running it) is recorded
+// under the job id with "#" and its attempt, beside the earlier one, and
+// that the Middleware refuses nothing.
+func TestOverlappingAttempt(t *testing.T) {
+	rec := newRecorder(t)
+	mw := epriver.NewMiddleware(epriver.Config{Recorder: rec})
+	first, second := benchJob(7), benchJob(7)
+	second.Attempt = 2
+	firstStarted, release, done := make(chan struct{}), make(chan struct{}), make(chan error)
+	go func() {
+		done <- mw.Work(context.Background(), first, func(context.Context) error {
+			close(firstStarted)
+			<-release
+			return errors.New("stuck")
+		})
+	}()
+	<-firstStarted
+	if err := mw.Work(context.Background(), second, func(context.Context) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	<-done
+	m1, ok1 := rec.Metrics("7")
+	m2, ok2 := rec.Metrics("7#2")
+	if !ok1 || m1.Status != telemetry.StatusFailed || m1.RetryCount != 0 {
+		t.Errorf("first attempt: got %+v, %v; want a failed run with 0 retries", m1, ok1)
+	}
+	if !ok2 || m2.Status != telemetry.StatusCompleted || m2.RetryCount != 1 || m2.EventName != m1.EventName {
+		t.Errorf("second attempt: got %+v, %v; want a completed run of %q with 1 retry", m2, ok2, m1.EventName)
+	}
+	if mw.Failures() != 0 {
+		t.Errorf("got %d refused recordings, want 0: %v", mw.Failures(), mw.Err())
+	}
+}
