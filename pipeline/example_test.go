@@ -103,6 +103,24 @@ func ExampleDefaultRetryable() {
 	// true false
 }
 
+// An event whose attempts have a timeout of their own, shorter than the
+// run's, marks its error with AttemptTimeout so that DefaultRetryable
+// retries it; the end of the run's own context is not retried.
+func ExampleAttemptTimeout() {
+	run := context.Background()
+	attempt, cancel := context.WithTimeout(run, time.Millisecond)
+	defer cancel()
+	<-attempt.Done()
+	err := pipeline.AttemptTimeout(run, fmt.Errorf("score: %w", attempt.Err()))
+	fmt.Println(err, pipeline.DefaultRetryable(err))
+	ended, stop := context.WithCancel(run)
+	stop()
+	fmt.Println(pipeline.DefaultRetryable(pipeline.AttemptTimeout(ended, attempt.Err())))
+	// Output:
+	// score: context deadline exceeded true
+	// false
+}
+
 // A worker that asks for a bearer token, served on a loopback port; the
 // remote event sends the token. Outside loopback, serve it over TLS
 // (WorkerConfig.TLS) so that the token is not sent in clear text.

@@ -302,28 +302,41 @@ func (e *RemoteEvent) Process(ctx context.Context, in any) (any, error) {
 }
 
 // timedOut returns err, the failure of a call made with ctx, a context of
-// parent, marked as a [callTimeoutError] if the call's own timeout
-// ([RemoteConfig.Timeout]) ended it: err is a deadline error, ctx's
-// deadline has passed and parent is still alive. An error of parent's own
-// end (cancellation or deadline) is returned as it is.
+// parent, marked by [AttemptTimeout] if the call's own timeout
+// ([RemoteConfig.Timeout]) ended it: ctx's deadline has passed. An error
+// of parent's own end (cancellation or deadline) is returned as it is.
 func (e *RemoteEvent) timedOut(parent, ctx context.Context, err error) error {
-	if e.timeout <= 0 || !errors.Is(err, context.DeadlineExceeded) ||
-		!errors.Is(ctx.Err(), context.DeadlineExceeded) || parent.Err() != nil {
+	if e.timeout <= 0 || !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return err
 	}
-	return &callTimeoutError{err: err}
+	return AttemptTimeout(parent, err)
 }
 
-// A callTimeoutError is the error of a remote call that outlasted
-// [RemoteConfig.Timeout]: a transient failure of that attempt, which
-// [DefaultRetryable] retries, unlike the end of the run's own context. It
-// has err's text, and [errors.Is] and [errors.As] see through it (to
-// context.DeadlineExceeded and the *url.Error, a [net.Error] whose Timeout
-// reports true).
-type callTimeoutError struct{ err error }
+// AttemptTimeout returns err marked as the timeout of one attempt, which
+// [DefaultRetryable] retries, if err is a deadline error (it wraps
+// context.DeadlineExceeded) and run, the context of the event's run, has
+// not ended: a timeout of the attempt's own, shorter than the run's, ended
+// it, as [RemoteConfig.Timeout] ends a call. Otherwise it returns err as
+// it is (also if run is nil): the end of the run's own context is never
+// retried. The marked error has err's text, and [errors.Is] and
+// [errors.As] see through it.
+//
+// An event with a timeout of its own per attempt, such as a remote event
+// of another transport, returns its error through AttemptTimeout so that
+// it is retried as the HTTP remote event's is.
+func AttemptTimeout(run context.Context, err error) error {
+	if run == nil || err == nil || !errors.Is(err, context.DeadlineExceeded) || run.Err() != nil {
+		return err
+	}
+	return &attemptTimeoutError{err: err}
+}
 
-func (e *callTimeoutError) Error() string { return e.err.Error() }
-func (e *callTimeoutError) Unwrap() error { return e.err }
+// An attemptTimeoutError is the error of an attempt that outlasted a
+// timeout of its own, made by [AttemptTimeout].
+type attemptTimeoutError struct{ err error }
+
+func (e *attemptTimeoutError) Error() string { return e.err.Error() }
+func (e *attemptTimeoutError) Unwrap() error { return e.err }
 
 // A RemoteError is the error a [Worker] answered a [RemoteEvent] with:
 // the event failed there, or the worker refused the call (401 without

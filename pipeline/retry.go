@@ -67,13 +67,14 @@ func (p *policy) next(n int, first, now time.Time, err error) (wait time.Duratio
 // panic of the event ([*PanicError]), and a [*RemoteError] whose status is
 // not retryable: 408, 429 and 5xx are retried, every other status is not,
 // the same decision as the telemetry backends make. A [RemoteEvent]'s call
-// that outlasted its own [RemoteConfig.Timeout] is retried, though its
-// error wraps context.DeadlineExceeded: it is a transient failure of that
-// attempt, as a worker's 408 is, not the end of the run's context.
+// that outlasted its own [RemoteConfig.Timeout], and any error marked by
+// [AttemptTimeout], is retried, though it wraps context.DeadlineExceeded:
+// it is a transient failure of that attempt, as a worker's 408 is, not the
+// end of the run's context.
 func DefaultRetryable(err error) bool {
 	var re *RemoteError
 	var pe *PanicError
-	var ct *callTimeoutError
+	var ct *attemptTimeoutError
 	switch {
 	case err == nil:
 		return false

@@ -55,7 +55,8 @@ type RemoteConfig struct {
 	Queue string
 	// Timeout bounds each call: from the enqueue to reading the result,
 	// the time the task waits in the queue included. A call that times out
-	// fails with context.DeadlineExceeded and its task is cancelled or
+	// fails with context.DeadlineExceeded, which pipeline.DefaultRetryable
+	// retries (pipeline.AttemptTimeout), and its task is cancelled or
 	// deleted. Zero means no bound beyond the context's.
 	Timeout time.Duration
 	// EventTimeout bounds the run of the event on the worker (asynq's
@@ -236,7 +237,9 @@ func (e *RemoteEvent) Close() error { return e.rdb.Close() }
 // result not read, wrapped with the event's name. It honours ctx and
 // [RemoteConfig.Timeout]: when either ends first, the task is cancelled on
 // its worker (or deleted if it has not started) and the error wraps
-// ctx.Err().
+// ctx.Err(). The error of the call's own timeout is marked with
+// pipeline.AttemptTimeout, so that pipeline.DefaultRetryable retries it,
+// as it retries the HTTP remote event's; the end of ctx is not retried.
 func (e *RemoteEvent) Process(ctx context.Context, in any) (any, error) {
 	input, err := json.Marshal(in)
 	if err != nil {
@@ -262,6 +265,7 @@ func (e *RemoteEvent) Process(ctx context.Context, in any) (any, error) {
 		call.End(0, 0, err)
 		return nil, fmt.Errorf("asynq: remote event %q: %w", e.name, err)
 	}
+	run := ctx // the run's context, for pipeline.AttemptTimeout
 	if e.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, e.timeout)
@@ -297,12 +301,12 @@ func (e *RemoteEvent) Process(ctx context.Context, in any) (any, error) {
 	}
 	if err != nil {
 		call.End(0, 0, err)
-		return nil, fmt.Errorf("asynq: remote event %q: enqueue: %w", e.name, err)
+		return nil, pipeline.AttemptTimeout(run, fmt.Errorf("asynq: remote event %q: enqueue: %w", e.name, err))
 	}
 	info, err := e.await(ctx, taskID)
 	if err != nil {
 		call.End(sent, 0, err)
-		return nil, fmt.Errorf("asynq: remote event %q (task %s): %w", e.name, taskID, err)
+		return nil, pipeline.AttemptTimeout(run, fmt.Errorf("asynq: remote event %q (task %s): %w", e.name, taskID, err))
 	}
 	call.End(sent, int64(len(info.Result)), nil)
 	return e.decode(taskID, info)

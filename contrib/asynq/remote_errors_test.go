@@ -143,6 +143,35 @@ func TestRemoteNoWorker(t *testing.T) {
 	}
 }
 
+// TestRemoteTimeoutRetryable checks which timeouts of a call
+// pipeline.DefaultRetryable retries, as it does those of the HTTP remote
+// event: the call's own RemoteConfig.Timeout (a transient failure of one
+// attempt), not the end of the caller's context.
+func TestRemoteTimeoutRetryable(t *testing.T) {
+	redis := testutil.StartRedis(t)
+	opt := asynq.RedisClientOpt{Addr: redis.Addr}
+	own, err := epasynq.Remote("score", epasynq.RemoteConfig{Redis: opt, Queue: "nobody", Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own.Close()
+	_, err = own.Process(context.Background(), 1)
+	if !errors.Is(err, context.DeadlineExceeded) || !pipeline.DefaultRetryable(err) {
+		t.Errorf("the call's own timeout: got %v, retryable %v; want context.DeadlineExceeded, retryable", err, pipeline.DefaultRetryable(err))
+	}
+	callers, err := epasynq.Remote("score", epasynq.RemoteConfig{Redis: opt, Queue: "nobody", Timeout: pollTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer callers.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err = callers.Process(ctx, 1)
+	if !errors.Is(err, context.DeadlineExceeded) || pipeline.DefaultRetryable(err) {
+		t.Errorf("the caller's deadline: got %v, retryable %v; want context.DeadlineExceeded, not retryable", err, pipeline.DefaultRetryable(err))
+	}
+}
+
 // TestRemoteOutsidePipeline calls a RemoteEvent directly: it works, and
 // the worker's event sees no caller's task but its own.
 func TestRemoteOutsidePipeline(t *testing.T) {
