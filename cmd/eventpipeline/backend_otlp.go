@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"go.opentelemetry.io/otel/propagation"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventpipeline/eventpipeline/telemetry"
@@ -63,7 +62,7 @@ func (f *otlpFlags) publisher(serviceName string, getenv func(string) string) (*
 // tracerProvider returns the TracerProvider the flags ask for: spans
 // exported over OTLP/HTTP to URL/v1/traces, with the service name given;
 // nil if --otlp was not given.
-func (f *otlpFlags) tracerProvider(ctx context.Context, serviceName string, getenv func(string) string) (*sdktrace.TracerProvider, error) {
+func (f *otlpFlags) tracerProvider(ctx context.Context, serviceName string, getenv func(string) string) (*otlp.TracerProvider, error) {
 	if f.endpoint == "" {
 		return nil, nil
 	}
@@ -88,7 +87,7 @@ var tracePropagator = propagation.NewCompositeTextMapPropagator(propagation.Trac
 // shuts down both.
 type tracedOTLP struct {
 	*otlp.Publisher
-	tp *sdktrace.TracerProvider
+	tp *otlp.TracerProvider
 }
 
 // tracerProvider returns the provider the pipeline traces with.
