@@ -262,3 +262,119 @@ func TestTraceRetries(t *testing.T) {
 		})
 	}
 }
+
+// bubbleProvider returns, inside a synctest bubble, a TracerProvider of
+// newTracerProvider without jitter that exports to endpoint without
+// keep-alive (an idle connection's reader would keep the bubble's clock
+// from advancing) and logs into logs, and the transport that times its
+// requests.
+func bubbleProvider(t *testing.T, endpoint string, retry telemetry.RetryPolicy, logs *bytes.Buffer) (*TracerProvider, *timedTransport) {
+	t.Helper()
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	tt := &timedTransport{base: &http.Transport{DisableKeepAlives: true}}
+	tp, err := newTracerProvider(context.Background(), Config{Endpoint: endpoint, HTTPClient: &http.Client{Transport: tt},
+		Retry: retry, Logger: logger}, noJitter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tp, tt
+}
+
+// endSpans starts and ends n spans of tp.
+func endSpans(tp *TracerProvider, n int) {
+	for i := range n {
+		_, span := tp.Tracer("test").Start(context.Background(), "span-"+fmt.Sprint(i))
+		span.End()
+	}
+}
+
+// TestTraceShutdownBounded checks, in fake time, that Shutdown's context
+// bounds the export of the spans still buffered: with a server that
+// answers 503 forever and a retry policy that would go on for an hour,
+// Shutdown returns its context's error at its deadline, and the export
+// stops retrying then, its spans counted as dropped and logged.
+func TestTraceShutdownBounded(t *testing.T) {
+	script := make([]int, 100)
+	for i := range script {
+		script[i] = http.StatusServiceUnavailable
+	}
+	srv := newScriptedServer(t, "", script...)
+	synctest.Test(t, func(t *testing.T) {
+		var logs bytes.Buffer
+		tp, tt := bubbleProvider(t, srv.URL, telemetry.RetryPolicy{InitialBackoff: 10 * time.Millisecond, MaxBackoff: time.Second, MaxElapsed: time.Hour}, &logs)
+		endSpans(tp, 3)
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		t0 := time.Now()
+		if err := tp.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("got %v, want context.DeadlineExceeded", err)
+		}
+		if d := time.Since(t0); d != 100*time.Millisecond {
+			t.Errorf("Shutdown returned after %v, want at its deadline, 100ms", d)
+		}
+		synctest.Wait() // the export goroutine of the SDK ends
+		ms := time.Millisecond
+		if got, want := tt.since(t0), []time.Duration{0, 10 * ms, 30 * ms, 70 * ms}; fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("got requests at %v, want at %v and none after the deadline", got, want)
+		}
+		if got := tp.Stats(); got.DroppedSpans != 3 || got.FailedAttempts != 4 || got.ExportedSpans != 0 {
+			t.Errorf("got %+v, want 3 spans dropped after 4 failed attempts", got)
+		}
+		lines := parseLog(t, logs.Bytes())
+		var warn []logLine
+		for _, l := range lines {
+			if l.Level == "WARN" {
+				warn = append(warn, l)
+			}
+		}
+		if len(warn) != 1 || warn[0].DroppedSpans != 3 {
+			t.Errorf("got Warn lines %+v, want one with dropped_spans 3", warn)
+		}
+		if last := lines[len(lines)-1]; last.Msg != "otlp: stopped exporting spans" {
+			t.Errorf("got last log line %+v, want the stop", last)
+		}
+	})
+}
+
+// TestTraceGiveUpLogLimited checks, in fake time, that give-ups within a
+// minute of a logged one are not logged, and that the next line logged
+// carries their spans, so that the lines add up to DroppedSpans; and that
+// the first success after them is logged.
+func TestTraceGiveUpLogLimited(t *testing.T) {
+	srv := newScriptedServer(t, "", 503, 503, 503)
+	synctest.Test(t, func(t *testing.T) {
+		var logs bytes.Buffer
+		tp, _ := bubbleProvider(t, srv.URL, telemetry.RetryPolicy{MaxAttempts: 1}, &logs)
+		defer tp.Shutdown(context.Background())
+		flush := func(spans int) {
+			t.Helper()
+			endSpans(tp, spans)
+			if err := tp.ForceFlush(context.Background()); (err == nil) != (srv.requests() > 3) {
+				t.Errorf("request %d: got %v", srv.requests(), err)
+			}
+		}
+		flush(2)
+		flush(3) // within a minute of the first: only counted
+		time.Sleep(time.Minute)
+		flush(1) // logged, with the 3 before
+		flush(1) // exported
+		var got []string
+		for _, l := range parseLog(t, logs.Bytes()) {
+			if l.Level != "DEBUG" && l.Msg != "otlp: exporting spans" {
+				got = append(got, fmt.Sprintf("%s %d", l.Level, l.DroppedSpans))
+			}
+		}
+		if want := []string{"WARN 2", "WARN 4", "INFO 0"}; fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("got log lines (level, dropped_spans) %v, want %v", got, want)
+		}
+		if st := tp.Stats(); st.DroppedSpans != 6 || st.ExportedSpans != 1 || st.FailedAttempts != 3 || st.LastStatus != 200 {
+			t.Errorf("got %+v, want 6 spans dropped, 1 exported, 3 failed attempts", st)
+		}
+	})
+}
+
+func (s *scriptedServer) requests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.auth)
+}
