@@ -211,8 +211,12 @@ func TestTraceRetries(t *testing.T) {
 				if got != want {
 					t.Errorf("got stats %+v, want %+v", got, want)
 				}
+				logger.Info("the provider", "tp", tp) // shown by its URL only
 				if err := tp.Shutdown(context.Background()); err != nil {
 					t.Errorf("Shutdown: %v", err)
+				}
+				if !strings.Contains(logs.String(), `"tp":{"signal":"traces","url":"`+endpoint+`/v1/traces"}`) {
+					t.Errorf("got logs %s, want the provider logged as its URL", logs.String())
 				}
 
 				var above []logLine
@@ -244,7 +248,7 @@ func TestTraceRetries(t *testing.T) {
 				if wantDebug := len(tc.want) - 1; debug != wantDebug {
 					t.Errorf("got %d Debug lines, want one per retry (%d)", debug, wantDebug)
 				}
-				for _, s := range []string{logs.String(), fmt.Sprint(flushErr), fmt.Sprintf("%+v", tp.Stats()), fmt.Sprintf("%#v", tp)} {
+				for _, s := range []string{logs.String(), fmt.Sprint(flushErr), fmt.Sprintf("%+v", tp.Stats()), fmt.Sprintf("%v %+v %#v %s", tp, tp, tp, tp)} {
 					if strings.Contains(s, "s3cr3t") {
 						t.Errorf("output reveals the header: %.400s", s)
 					}
