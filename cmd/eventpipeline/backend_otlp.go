@@ -5,11 +5,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventpipeline/eventpipeline/telemetry"
@@ -63,7 +64,7 @@ func (f *otlpFlags) publisher(serviceName string, getenv func(string) string) (*
 // tracerProvider returns the TracerProvider the flags ask for: spans
 // exported over OTLP/HTTP to URL/v1/traces, with the service name given;
 // nil if --otlp was not given.
-func (f *otlpFlags) tracerProvider(ctx context.Context, serviceName string, getenv func(string) string) (*sdktrace.TracerProvider, error) {
+func (f *otlpFlags) tracerProvider(ctx context.Context, serviceName string, getenv func(string) string) (*otlp.TracerProvider, error) {
 	if f.endpoint == "" {
 		return nil, nil
 	}
@@ -71,6 +72,12 @@ func (f *otlpFlags) tracerProvider(ctx context.Context, serviceName string, gete
 	if err != nil {
 		return nil, err
 	}
+	// The provider logs an export given up once, with its count of spans,
+	// and counts it; the SDK would print the same error again with package
+	// log: its error handler logs at Debug instead.
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		slog.Debug("OpenTelemetry SDK", "error", err.Error())
+	}))
 	return otlp.NewTracerProvider(ctx, otlp.Config{
 		Endpoint:      f.endpoint,
 		Headers:       headers,
@@ -88,13 +95,17 @@ var tracePropagator = propagation.NewCompositeTextMapPropagator(propagation.Trac
 // shuts down both.
 type tracedOTLP struct {
 	*otlp.Publisher
-	tp *sdktrace.TracerProvider
+	tp *otlp.TracerProvider
 }
 
 // tracerProvider returns the provider the pipeline traces with.
 func (t *tracedOTLP) tracerProvider() trace.TracerProvider { return t.tp }
 
-// Close closes the publisher, then exports the spans still buffered.
+// spanStats returns the export counters of the spans.
+func (t *tracedOTLP) spanStats() otlp.TraceStats { return t.tp.Stats() }
+
+// Close closes the publisher, then exports the spans still buffered,
+// within ctx: what ctx does not leave time for is dropped (see spanStats).
 func (t *tracedOTLP) Close(ctx context.Context) error {
 	return errors.Join(t.Publisher.Close(ctx), t.tp.Shutdown(ctx))
 }

@@ -4,9 +4,14 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -217,5 +222,41 @@ func TestWorkerHidesQuerySecret(t *testing.T) {
 	}
 	if strings.Contains(stdout.String(), secret) || strings.Contains(stderr.String(), secret) {
 		t.Errorf("the worker shows the query's secret:\n%s\n%s", stdout.String(), stderr.String())
+	}
+}
+
+// TestDemoReportsSpansNotExported runs the demo with --otlp to a receiver
+// that takes the metrics but rejects the spans with 400: the demo says on
+// stderr how many spans it could not export, logs the rejection once (not
+// again through the SDK's error handler), never the header's value, and
+// exits 1, as for records a backend did not take.
+func TestDemoReportsSpansNotExported(t *testing.T) {
+	t.Setenv(envOTLPHeaders, "Authorization=Bearer%20s3cr3t-t0ken")
+	var spanRequests atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/v1/traces" {
+			spanRequests.Add(1)
+			http.Error(w, "spans refused", http.StatusBadRequest)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	_, errOut, code := runCmd(t, "demo", "--quiet", "--out-dir", t.TempDir(), "--otlp", srv.URL)
+	if code != exitFailure {
+		t.Errorf("got exit code %d, want %d; stderr:\n%s", code, exitFailure, errOut)
+	}
+	re := regexp.MustCompile(`eventpipeline demo: otlp: (\d+) of (\d+) spans not exported \((\d+) rejected by the endpoint`)
+	m := re.FindStringSubmatch(errOut)
+	if m == nil || m[1] == "0" || m[1] != m[2] || m[1] != m[3] {
+		t.Errorf("got stderr:\n%s\nwant every span reported as not exported, rejected", errOut)
+	}
+	if spanRequests.Load() == 0 {
+		t.Error("no span export reached the receiver")
+	}
+	if strings.Contains(errOut, "s3cr3t") {
+		t.Errorf("stderr reveals the header:\n%s", errOut)
+	}
+	if n := strings.Count(errOut, "body: spans refused"); n != 1 {
+		t.Errorf("got the rejection %d times on stderr, want it logged once:\n%s", n, errOut)
 	}
 }

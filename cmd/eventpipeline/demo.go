@@ -23,6 +23,7 @@ import (
 	"github.com/eventpipeline/eventpipeline/pipeline"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 	"github.com/eventpipeline/eventpipeline/telemetry/oteltrace"
+	"github.com/eventpipeline/eventpipeline/telemetry/otlp"
 )
 
 const demoUsage = `Usage: eventpipeline demo [flags]
@@ -44,7 +45,8 @@ files come first, whatever the backend's state. A backend that serves
 (Prometheus) is served until Ctrl-C. Then the demo waits up to
 --close-timeout for the backends to take the records still queued (Ctrl-C
 stops the wait) and lists on stderr, per backend, the records it could not
-deliver; it then exits 1, as for any runtime failure.
+deliver (and, with --otlp, the spans it could not export); it then exits
+1, as for any runtime failure.
 Text from the records (names, task ids, error texts) is printed with its
 control characters escaped, as \n, \x1b or \u202e.
 
@@ -163,7 +165,30 @@ func (d *demo) stop(ctx context.Context, serve bool) error {
 		d.ui.stop()
 	}
 	closeErr := closeRecorder(ctx, d.rec, d.flags.closeTimeout, d.progress)
-	return reportDelivery(d.stderr, d.rec.Stats(), closeErr, d.flags.closeTimeout)
+	err := reportDelivery(d.stderr, d.rec.Stats(), closeErr, d.flags.closeTimeout)
+	return errors.Join(err, reportSpans(d.stderr, d.backends))
+}
+
+// reportSpans prints on w, for each backend that exports spans (--otlp)
+// and dropped some, how many of them it exported and dropped, and returns
+// an error if one did; nil otherwise. Call it after the backends are
+// closed: closing exports the spans still buffered.
+func reportSpans(w io.Writer, backends []opened) error {
+	var errs []error
+	for _, b := range backends {
+		t, ok := b.pub.(interface{ spanStats() otlp.TraceStats })
+		if !ok {
+			continue
+		}
+		st := t.spanStats()
+		if st.DroppedSpans == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "eventpipeline demo: %s: %d of %d spans not exported (%d rejected by the endpoint, the others given up after retries; %d failed attempts, last HTTP status %d)\n",
+			b.name, st.DroppedSpans, st.DroppedSpans+st.ExportedSpans, st.RejectedSpans, st.FailedAttempts, st.LastStatus)
+		errs = append(errs, fmt.Errorf("%d spans not exported to %s", st.DroppedSpans, b.name))
+	}
+	return errors.Join(errs...)
 }
 
 // parseDemoFlags parses the command line of `demo`. It returns a

@@ -1,7 +1,9 @@
 // Package retry holds the backoff and retry classification that the
 // backends share: exponential backoff with jitter, a wait that honours a
-// context, the HTTP Retry-After header, and which HTTP statuses are worth
-// another attempt. It depends on the standard library only and is not part
+// context, the HTTP Retry-After header, which HTTP statuses are worth
+// another attempt, and a transport that captures the status and
+// Retry-After of responses for exporters that do not report them. It
+// depends on the standard library only and is not part
 // of the module's API. Package telemetry, the pipeline and every backend use
 // it, so there is one backoff in the module.
 package retry

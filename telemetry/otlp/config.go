@@ -67,9 +67,10 @@ const (
 	NoCompression Compression = "none"
 )
 
-// Config configures a [Publisher]: where the collector is, how to reach it,
-// and how often and what to push. Endpoint is required; every other zero
-// field means the default given in its doc.
+// Config configures a [Publisher] or the [TracerProvider] of
+// [NewTracerProvider]: where the collector is, how to reach it, and how
+// often and what to push. Endpoint is required; every other zero field
+// means the default given in its doc.
 type Config struct {
 	// Endpoint is the base URL of an OTLP/HTTP receiver, such as
 	// http://127.0.0.1:4318 (a local OpenTelemetry Collector) or
@@ -113,20 +114,23 @@ type Config struct {
 	// and [Publisher.Close] push at once as well.
 	Interval time.Duration
 
-	// Timeout limits each HTTP attempt. Zero means [DefaultTimeout] (10s);
-	// it is capped at Interval and must not be negative.
+	// Timeout limits each HTTP attempt, of a push or of a span export.
+	// Zero means [DefaultTimeout] (10s); it is capped at Interval and
+	// must not be negative.
 	Timeout time.Duration
 
-	// Retry sets how failed pushes are retried, as everywhere in the
-	// module: connection errors, 408, 429 and 5xx are retried, other
-	// statuses are not (the push's error is then marked with
+	// Retry sets how failed pushes and span exports are retried, as
+	// everywhere in the module: connection errors, 408, 429 and 5xx are
+	// retried, other statuses are not (the error is then marked with
 	// [telemetry.Permanent]). Waits grow exponentially with jitter from
 	// Retry.InitialBackoff to Retry.MaxBackoff, or follow a Retry-After
 	// header; there are at most Retry.MaxAttempts attempts if it is set,
 	// and the last attempt comes at Retry.MaxElapsed at the latest. Every
 	// push also ends within one Interval: a wait that would outlast it is
-	// not started (the next push carries the same values). Zero fields
-	// mean those of [telemetry.DefaultRetryPolicy]; none may be negative.
+	// not started (the next push carries the same values). A span
+	// export ends with its context instead (see the package doc,
+	// # Traces), its spans then dropped. Zero fields mean those of
+	// [telemetry.DefaultRetryPolicy]; none may be negative.
 	Retry telemetry.RetryPolicy
 
 	// ServiceName is the service.name resource attribute, which an
@@ -177,7 +181,10 @@ type Config struct {
 
 	// Logger receives the Publisher's few log lines: start and stop, the
 	// first rejection of each HTTP status, pushes given up, recovery, the
-	// first label overflow. nil means [slog.Default] at the time of logging.
+	// first label overflow; and the TracerProvider's: start and stop, span
+	// exports given up with their count of spans, recovery, and single
+	// failed attempts at Debug. nil means [slog.Default] at the time of
+	// logging.
 	Logger *slog.Logger
 }
 

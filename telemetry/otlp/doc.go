@@ -2,8 +2,8 @@
 // metrics, over OTLP/HTTP (protobuf, with the official OpenTelemetry
 // exporter), to any OpenTelemetry Collector or OTLP receiver: a collector
 // of your own, Prometheus 3's OTLP receiver, Mimir, or a vendor's gateway.
-// No account or credentials are required; headers carry them when a
-// receiver asks for some.
+// It also exports spans there (see # Traces). No account or credentials
+// are required; headers carry them when a receiver asks for some.
 //
 // A minimal use pushes to a collector on this machine:
 //
@@ -32,7 +32,7 @@
 //	Compression        gzip
 //	Interval           push period, 15s ([DefaultInterval]); at least [MinInterval]
 //	Timeout            limit of one HTTP attempt, 10s, capped at Interval
-//	Retry              a telemetry.RetryPolicy; zero fields: telemetry.DefaultRetryPolicy, within one Interval
+//	Retry              a telemetry.RetryPolicy; zero fields: telemetry.DefaultRetryPolicy; a push within one Interval
 //	ServiceName        service.name, "eventpipeline"; becomes the job label in Prometheus
 //	ServiceInstanceID  service.instance.id, "<hostname>:<pid>"; becomes the instance label
 //	ResourceAttributes none
@@ -43,8 +43,9 @@
 //	Name               "otlp", the publisher label of the self-metrics
 //	Logger             slog.Default() at the time of logging
 //
-// [NewPublisher] does no network I/O; it returns every missing or malformed
-// setting at once, each naming its field.
+// [NewPublisher] and [NewTracerProvider] do no network I/O; they return
+// every missing or malformed setting at once, each naming its field.
+// Interval, the buckets, MaxLabelValues and Name apply to metrics only.
 //
 // # Metrics
 //
@@ -106,20 +107,68 @@
 //
 // Header values are [telemetry.Secret]s: they print as REDACTED with every
 // fmt verb, in log/slog and in JSON, and never appear in errors or logs. A
-// [Publisher] prints as its URL only. Errors and log lines show the URL
+// [Publisher] or a [TracerProvider] prints as its URL only. Errors and log lines show the URL
 // with the value of each query parameter and any fragment replaced by
 // xxxxx, since a token may hide there. Headers are refused over plain http
 // to a host other than loopback unless Config.AllowInsecure is set.
 //
 // # Traces
 //
-// This version sends metrics. Traces (one span per event run and network
-// operation, carrying the trace context of the run) will be sent by this
-// package too, to Endpoint/v1/traces with the same connection settings
-// (Headers, TLSConfig, CACert, Compression, HTTPClient, Retry): that is why
-// Endpoint is a base URL. They will come as a queued publisher (spans are
-// records, retried by the Recorder's delivery), next to this synchronous
-// one; a [telemetry.CompositePublisher] of both attaches as two.
+// [NewTracerProvider] returns a [*TracerProvider]: the OpenTelemetry SDK's
+// TracerProvider, with a batch span processor, that exports spans over
+// OTLP/HTTP to Endpoint/v1/traces with the connection settings of a
+// Publisher (Headers, AllowInsecure, TLSConfig, CACert, Compression,
+// HTTPClient, and Timeout for each attempt), its resource (ServiceName,
+// ServiceInstanceID, ResourceAttributes), Retry and Logger. It is the one
+// way to trace with this package: give it to telemetry/oteltrace or
+// pipeline.Config.TracerProvider, read its counters with
+// [TracerProvider.Stats], and shut it down before the program exits:
+//
+//	tp, err := otlp.NewTracerProvider(ctx, otlp.Config{Endpoint: "http://127.0.0.1:4318"})
+//	if err != nil {
+//		return err
+//	}
+//	defer tp.Shutdown(ctx) // exports the spans still buffered, within ctx
+//
+// Spans are not records of a Recorder, and the Recorder's delivery does
+// not apply to them: the SDK's batch span processor queues them and hands
+// them to the exporter in batches, every 5 seconds, on ForceFlush and on
+// Shutdown, each export with a context that ends after its export timeout
+// (30s); the SDK's environment variables OTEL_BSP_MAX_QUEUE_SIZE,
+// OTEL_BSP_SCHEDULE_DELAY, OTEL_BSP_EXPORT_TIMEOUT and
+// OTEL_BSP_MAX_EXPORT_BATCH_SIZE change these defaults. The exporter is
+// the official otlptracehttp one with its own retries off: a failed export
+// is retried by the module's one retry schedule, Config.Retry, as a push
+// is: connection errors, HTTP 408, 429 and 5xx with exponential backoff
+// and jitter, or after the server's Retry-After; other statuses, such as
+// 401, drop the batch at once. Retries end when the attempts or
+// Retry.MaxElapsed run out, or with the export's context: ForceFlush's and
+// Shutdown's contexts bound them, and a wait that would outlast the
+// context is not started.
+//
+// [TracerProvider.Stats] gives the spans exported, the failed attempts,
+// the spans dropped (given up; of those, the ones the endpoint rejected)
+// and the last status. An export given up is logged once, at Warn, with
+// the number of spans dropped; give-ups within a minute of a logged one
+// are only counted, and the next line logged carries their spans, so that
+// the lines add up to [TraceStats].DroppedSpans. The first rejection with
+// each status is logged at once, at Error, with a hint. Single failed
+// attempts are logged at Debug only; Shutdown logs the totals. The error
+// of an export given up (a [*StatusError] for an HTTP status, marked with
+// [telemetry.Permanent] if rejected) goes to the SDK, which returns it from
+// ForceFlush and otherwise passes it to the OpenTelemetry error handler
+// (see otel.SetErrorHandler; by default it prints it with package log). A
+// partial success (the endpoint accepted the request but rejected some
+// spans, which it would reject again) is not retried: its spans count as
+// exported, and its error goes the same way.
+//
+// Spans that the batch span processor drops because its queue (2048 spans)
+// is full never reach the exporter, and are not in [TraceStats]: the SDK
+// counts them itself, in its experimental self-observability metric
+// otel.sdk.processor.span.processed with error.type queue_full, which it
+// reports to the global MeterProvider when the environment sets
+// OTEL_GO_X_OBSERVABILITY=true. Recording a span never waits for the
+// endpoint either way.
 //
 // # Concurrency
 //

@@ -41,3 +41,30 @@ func ExampleNewPublisher_insecure() {
 	// Output:
 	// otlp: Endpoint "http://collector.internal:4318" is not https, so Headers (credentials) would be sent in clear text; use https://, or set AllowInsecure to allow it
 }
+
+// A TracerProvider exports spans to the base URL's /v1/traces, retried by
+// Config.Retry; its Stats count what it exported and dropped.
+func ExampleNewTracerProvider() {
+	ctx := context.Background()
+	tp, err := otlp.NewTracerProvider(ctx, otlp.Config{
+		Endpoint: "https://otlp.example.com/otlp",
+		Headers:  map[string]telemetry.Secret{"Authorization": telemetry.NewSecret("Bearer t0ken")}, // in practice from the environment
+		Retry:    telemetry.RetryPolicy{MaxAttempts: 5},
+		Logger:   slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		panic(err)
+	}
+	// In a program: oteltrace.New(rec, oteltrace.Config{TracerProvider: tp}),
+	// or pipeline.Config{TracerProvider: tp}. Shutdown exports the spans
+	// still buffered; here there are none.
+	defer tp.Shutdown(ctx)
+	fmt.Println(tp.URL())
+	fmt.Printf("%v\n", tp) // never the headers
+	st := tp.Stats()
+	fmt.Println(st.ExportedSpans, st.DroppedSpans)
+	// Output:
+	// https://otlp.example.com/otlp/v1/traces
+	// otlp.TracerProvider(https://otlp.example.com/otlp/v1/traces)
+	// 0 0
+}

@@ -44,11 +44,6 @@ const ScopeName = "github.com/eventpipeline/eventpipeline/telemetry/otlp"
 type Publisher struct {
 	url *url.URL // of the metrics signal
 	eng *metricpush.Pusher
-
-	// Traces are planned as a second, queued publisher of this package
-	// that shares the connection settings of Config (Endpoint, Headers,
-	// TLS, Compression; see newClient and the /v1/traces URL of Endpoint):
-	// see the package doc, # Traces.
 }
 
 var (
@@ -129,7 +124,7 @@ func newPublisher(cfg Config, jitter func(time.Duration) time.Duration) (*Publis
 
 // newClient returns cfg.HTTPClient, or a client of the Publisher's own
 // configured by cfg.TLSConfig and cfg.CACert (owns is then true). The
-// trace exporter, when it comes, shares it.
+// trace exporter of NewTracerProvider makes one the same way.
 func newClient(cfg *Config) (client *http.Client, owns bool, err error) {
 	if cfg.HTTPClient != nil {
 		return cfg.HTTPClient, false, nil

@@ -3,8 +3,9 @@
 // explicit-bucket histograms, monotonic sums and gauges with the names and
 // attributes of the Prometheus series) and exports it with the official
 // otlpmetrichttp exporter, whose own retries are off: the Pusher retries,
-// knowing the HTTP status that a wrapping transport records. It is not part
-// of the module's API.
+// knowing the HTTP status and Retry-After that a wrapping transport
+// records (retry.CaptureTransport, which the trace exporter of
+// telemetry/otlp shares). It is not part of the module's API.
 package otlpsend
 
 import (
@@ -62,12 +63,6 @@ var _ metricpush.Sender = (*Sender)(nil)
 
 // New returns a Sender configured by c. It does no network I/O.
 func New(c Config) (*Sender, error) {
-	wrapped := *c.Client
-	base := wrapped.Transport
-	if base == nil {
-		base = http.DefaultTransport
-	}
-	wrapped.Transport = captureTransport{base: base}
 	compression := otlpmetrichttp.NoCompression
 	if c.Gzip {
 		compression = otlpmetrichttp.GzipCompression
@@ -75,7 +70,7 @@ func New(c Config) (*Sender, error) {
 	exp, err := otlpmetrichttp.New(context.Background(),
 		otlpmetrichttp.WithEndpointURL(c.URL),
 		otlpmetrichttp.WithHeaders(c.Headers),
-		otlpmetrichttp.WithHTTPClient(&wrapped),
+		otlpmetrichttp.WithHTTPClient(retry.CaptureClient(c.Client)),
 		otlpmetrichttp.WithCompression(compression),
 		otlpmetrichttp.WithRetry(otlpmetrichttp.RetryConfig{Enabled: false}),
 	)
@@ -208,20 +203,20 @@ func (s *Sender) deliveryMetrics(snap *metricpush.Snapshot) []metricdata.Metrics
 func (s *Sender) Prepare(snap *metricpush.Snapshot) (func(context.Context) metricpush.Result, error) {
 	rm := s.Metrics(snap)
 	return func(ctx context.Context) metricpush.Result {
-		var c capture
-		err := s.exp.Export(context.WithValue(ctx, captureKey{}, &c), rm)
+		ctx, c := retry.WithCapture(ctx)
+		err := s.exp.Export(ctx, rm)
 		switch {
 		case err == nil:
-			return metricpush.Result{Status: c.status}
-		case c.status == 0:
+			return metricpush.Result{Status: c.Status}
+		case c.Status == 0:
 			return metricpush.Result{Err: fmt.Errorf("%s: OTLP export to %s: %w", s.c.Prefix, s.url, err)}
-		case c.status/100 == 2:
+		case c.Status/100 == 2:
 			// A partial success: some points were rejected, and would be
 			// again. Not retried, but reported.
-			return metricpush.Result{Status: c.status, Err: fmt.Errorf("%s: OTLP export to %s: partial success: %w", s.c.Prefix, s.url, err)}
+			return metricpush.Result{Status: c.Status, Err: fmt.Errorf("%s: OTLP export to %s: partial success: %w", s.c.Prefix, s.url, err)}
 		default:
-			return metricpush.Result{Status: c.status, RetryAfter: c.retryAfter,
-				Err: s.c.StatusError("OTLP export to "+s.url, c.status, err.Error())}
+			return metricpush.Result{Status: c.Status, RetryAfter: c.RetryAfter,
+				Err: s.c.StatusError("OTLP export to "+s.url, c.Status, err.Error())}
 		}
 	}, nil
 }
@@ -232,28 +227,4 @@ func (s *Sender) Close(ctx context.Context) error {
 		return fmt.Errorf("%s: shut down OTLP exporter: %w", s.c.Prefix, err)
 	}
 	return nil
-}
-
-// captureKey is the context key under which an OTLP attempt passes its
-// *capture to captureTransport.
-type captureKey struct{}
-
-// capture is what captureTransport saw of the last response of an attempt.
-type capture struct {
-	status     int
-	retryAfter time.Duration
-}
-
-// captureTransport records the status and Retry-After header of responses
-// into the *capture found in the request's context, if any. The exporter
-// does not report them in a form that can be matched.
-type captureTransport struct{ base http.RoundTripper }
-
-func (t captureTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := t.base.RoundTrip(req)
-	if c, ok := req.Context().Value(captureKey{}).(*capture); ok && resp != nil {
-		c.status = resp.StatusCode
-		c.retryAfter = retry.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
-	}
-	return resp, err
 }
