@@ -56,8 +56,8 @@ type Publisher interface {
 // A Batch is a group of finished records handed to a [BatchPublisher].
 // Its slices are reused after PublishBatch returns: do not keep them.
 type Batch struct {
-	Events  []EventMetrics
-	Network []NetworkMetrics
+	Events  []EventMetrics   // finished event runs
+	Network []NetworkMetrics // finished network operations
 }
 
 // Len returns the number of records in b.
