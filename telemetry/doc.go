@@ -283,7 +283,7 @@
 // # Concurrency
 //
 // Every exported function and method is safe for concurrent use unless its
-// documentation says otherwise. Recording (StartEvent, EndEvent, RecordRetry
-// and the [Network] methods) takes constant time whatever the number of
-// records retained and allocates nothing.
+// documentation says otherwise. Recording (StartEvent, EndEvent, RecordRetry,
+// and [Network.StartOperation] and [Network.EndOperation]) takes constant
+// time whatever the number of records retained and allocates nothing.
 package telemetry
