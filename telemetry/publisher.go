@@ -9,8 +9,8 @@ import (
 // A Publisher sends finished records to a monitoring backend.
 //
 // A Recorder delivers to each of its publishers from a goroutine of its own,
-// through a bounded queue, so a slow or failing publisher never slows the
-// code that records. It never calls such a publisher concurrently with
+// through a bounded queue, so a slow or failing publisher never makes the
+// code that records wait. It never calls such a publisher concurrently with
 // itself: its publish methods, Flush and Close are called from one goroutine
 // at a time, and Close only after the last publish call has returned, even
 // when [Recorder.Close] runs out of time. A [SyncPublisher] is the
