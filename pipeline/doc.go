@@ -93,11 +93,14 @@
 //	422       {"error": text}    the event's error was marked telemetry.Permanent
 //	500       {"error": text}    another error; for a panic a fixed text (the
 //	                             value and stack are logged at Error, never sent)
-//	401                          no valid credentials (with WWW-Authenticate)
+//	401                          no valid credentials (with WWW-Authenticate
+//	                             when the worker has a token)
 //	405, 503                     not POST; MaxInFlight requests already running
 //	                             (with Retry-After: 1)
 //	413, 400, 404                body or input too large, malformed request,
 //	                             unknown event
+//
+// Every answer but 200 carries {"error": text}.
 //
 // [WorkerConfig] sets who may call: Token, a [telemetry.Secret] expected as
 // "Authorization: Bearer <token>" and compared in constant time, and TLS,

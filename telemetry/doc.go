@@ -183,7 +183,10 @@
 // Recording never waits for a publisher: each has a bounded buffer of its
 // own ([WithQueueSize], [DefaultQueueSize] records of each kind) and a
 // goroutine that delivers from it. A record that finds the buffer full is
-// dropped and counted; the code that records is never slowed down.
+// dropped and counted. The recording call that fills a buffer to half, and
+// every 256th after it while the buffer fills, wakes that goroutine and
+// yields its processor once ([runtime.Gosched]), so that delivery runs
+// before records are dropped; no recording call ever blocks.
 //
 // A [BatchPublisher] gets batches of up to [WithMaxBatchSize] records
 // ([DefaultMaxBatchSize]), sent when full or after [WithBatchTimeout]
@@ -283,7 +286,7 @@
 // # Concurrency
 //
 // Every exported function and method is safe for concurrent use unless its
-// documentation says otherwise. Recording (StartEvent, EndEvent, RecordRetry
-// and the [Network] methods) takes constant time whatever the number of
-// records retained and allocates nothing.
+// documentation says otherwise. Recording (StartEvent, EndEvent, RecordRetry,
+// and [Network.StartOperation] and [Network.EndOperation]) takes constant
+// time whatever the number of records retained and allocates nothing.
 package telemetry

@@ -9,8 +9,8 @@ import (
 // A Publisher sends finished records to a monitoring backend.
 //
 // A Recorder delivers to each of its publishers from a goroutine of its own,
-// through a bounded queue, so a slow or failing publisher never slows the
-// code that records. It never calls such a publisher concurrently with
+// through a bounded queue, so a slow or failing publisher never makes the
+// code that records wait. It never calls such a publisher concurrently with
 // itself: its publish methods, Flush and Close are called from one goroutine
 // at a time, and Close only after the last publish call has returned, even
 // when [Recorder.Close] runs out of time. A [SyncPublisher] is the
@@ -56,8 +56,8 @@ type Publisher interface {
 // A Batch is a group of finished records handed to a [BatchPublisher].
 // Its slices are reused after PublishBatch returns: do not keep them.
 type Batch struct {
-	Events  []EventMetrics
-	Network []NetworkMetrics
+	Events  []EventMetrics   // finished event runs
+	Network []NetworkMetrics // finished network operations
 }
 
 // Len returns the number of records in b.

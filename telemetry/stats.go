@@ -6,20 +6,20 @@ import "github.com/eventpipeline/eventpipeline/telemetry/internal/store"
 // delivery to each publisher goes. Ended, evicted and failed counts cover
 // every record since the Recorder was created, retained or not.
 type Stats struct {
-	EventsPending  int    `json:"events_pending"`
-	EventsRetained int    `json:"events_retained"`
-	EventsEnded    uint64 `json:"events_ended"`
-	EventsFailed   uint64 `json:"events_failed"`
-	EventsEvicted  uint64 `json:"events_evicted"`
+	EventsPending  int    `json:"events_pending"`  // event runs started and not yet ended
+	EventsRetained int    `json:"events_retained"` // finished event runs retained
+	EventsEnded    uint64 `json:"events_ended"`    // event runs ended
+	EventsFailed   uint64 `json:"events_failed"`   // event runs ended with an error
+	EventsEvicted  uint64 `json:"events_evicted"`  // finished event runs evicted by WithMaxEvents
 	// EventsWaitClamped counts the ended runs whose enqueue time
 	// ([WithEnqueueTime]) was after their start, as clocks of different
 	// machines can make it; their wait counts as 0.
 	EventsWaitClamped uint64 `json:"events_wait_clamped,omitempty"`
-	NetworkPending    int    `json:"network_pending"`
-	NetworkRetained   int    `json:"network_retained"`
-	NetworkEnded      uint64 `json:"network_ended"`
-	NetworkFailed     uint64 `json:"network_failed"`
-	NetworkEvicted    uint64 `json:"network_evicted"`
+	NetworkPending    int    `json:"network_pending"`  // network operations started and not yet ended
+	NetworkRetained   int    `json:"network_retained"` // finished network operations retained
+	NetworkEnded      uint64 `json:"network_ended"`    // network operations ended
+	NetworkFailed     uint64 `json:"network_failed"`   // network operations ended with an error
+	NetworkEvicted    uint64 `json:"network_evicted"`  // finished network operations evicted by WithMaxNetworkOps
 	// BytesSent and BytesReceived are totals over every network operation.
 	BytesSent     int64 `json:"bytes_sent"`
 	BytesReceived int64 `json:"bytes_received"`

@@ -8,12 +8,13 @@ import (
 // A SpanContext identifies the span that traces a run, as W3C Trace
 // Context and OpenTelemetry define it: the id of the trace, the id of the
 // span, and whether the trace is sampled. Give it to a run with
-// [WithSpanContext]; package telemetry/otel turns OpenTelemetry spans into
-// it. The zero SpanContext means the run is not traced.
+// [WithSpanContext]; package telemetry/oteltrace, and the job queue
+// adapters of contrib, make it of OpenTelemetry spans. The zero SpanContext
+// means the run is not traced.
 type SpanContext struct {
-	TraceID [16]byte
-	SpanID  [8]byte
-	Sampled bool
+	TraceID [16]byte // the trace's id
+	SpanID  [8]byte  // the span's id
+	Sampled bool     // whether the trace is sampled
 }
 
 // IsValid reports whether s has a trace id and a span id, neither all

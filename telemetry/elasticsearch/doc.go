@@ -55,7 +55,8 @@
 // be printed or logged, and no error or log line contains them; printing a
 // [Publisher] with any verb, or logging it with slog, shows its hosts and
 // index prefix only. A host URL holding credentials, a query or a fragment
-// is refused, and the error shows it with them replaced by xxxxx.
+// is refused, and the error shows it with the credentials replaced by
+// REDACTED and the query values and fragment by xxxxx.
 // Credentials are not sent over plain http:// to a host that is not a
 // loopback address: [NewPublisher] refuses such a Config with an error
 // wrapping [ErrInsecure] unless Config.AllowInsecure is set (the command

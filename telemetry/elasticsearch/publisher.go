@@ -357,7 +357,7 @@ func (p *Publisher) Close(ctx context.Context) error {
 // call it at start-up to learn at once whether it works.
 //
 // It makes one attempt, limited by ctx and Config.Timeout. A refusal for a
-// lasting reason (4xx other than 429) is an error marked
+// lasting reason (4xx other than 408 and 429) is an error marked
 // [telemetry.Permanent].
 func (p *Publisher) InstallTemplate(ctx context.Context) error {
 	select {
@@ -422,7 +422,7 @@ func requestError(what string, err error) error {
 }
 
 // statusError returns the error of a request refused with code: transient
-// (with the server's Retry-After) for 429 and 5xx, else permanent.
+// (with the server's Retry-After) for 408, 429 and 5xx, else permanent.
 func statusError(what string, code int, h http.Header, body []byte) error {
 	err := fmt.Errorf("elasticsearch: %s: %d %s: %s", what, code, http.StatusText(code), errorSummary(body))
 	if retry.RetryableStatus(code) {

@@ -123,7 +123,8 @@ type Config struct {
 
 	// AllowInsecure allows an http:// Endpoint on a host other than
 	// loopback, which sends the API key in clear text. false means that
-	// only https (or http to 127.0.0.1, ::1 or localhost) is accepted.
+	// only https (or http to a loopback address: 127.0.0.0/8, ::1 or
+	// localhost) is accepted.
 	AllowInsecure bool
 
 	// Interval is how often the aggregated metrics are pushed; transient

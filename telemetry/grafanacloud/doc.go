@@ -46,7 +46,7 @@
 //	EventBuckets    1ms to 10min, as package prometheus
 //	LatencyBuckets  0.5ms to 1min, as package prometheus
 //	MaxLabelValues  1000 event names, and 1000 operations, with series of their own
-//	AllowInsecure   false: https only, except to 127.0.0.1, ::1 and localhost
+//	AllowInsecure   false: https only, except to a loopback address (127.0.0.0/8, ::1, localhost)
 //	HTTPClient      a client of its own
 //	Logger          slog.Default() at the time of logging
 //
@@ -127,8 +127,8 @@
 // permanent: not retried, counted, and logged once per status code with a
 // hint. Nothing ever blocks the code that
 // records. [Publisher.Stats] gives the pushes, failed attempts, dropped
-// pushes, permanent failures, the time of the last push, the last error and
-// status, and the number of series; the error of
+// pushes, permanent failures, the times of the last push and of the last
+// failed attempt, the last status, and the number of series; the error of
 // [telemetry.Recorder.Flush] carries the last push's error (a
 // [*StatusError] with the HTTP status).
 //

@@ -247,8 +247,8 @@ type Stats struct {
 	// time is lost.
 	DroppedPushes uint64 `json:"dropped_pushes"`
 	// PermanentFailures is the number of dropped pushes that the endpoint
-	// rejected with a status not worth retrying (4xx other than 429), such
-	// as 401 for a wrong instance id or token.
+	// rejected with a status not worth retrying (4xx other than 408 and
+	// 429), such as 401 for a wrong instance id or token.
 	PermanentFailures uint64 `json:"permanent_failures"`
 	// LastPush is when a push last succeeded; the zero Time if never.
 	LastPush time.Time `json:"last_push"`

@@ -84,6 +84,11 @@
 // neither flushes nor shuts down the MeterProvider, which is yours: shut it
 // down after the Recorder.
 //
+// Exporting is the MeterProvider's too: when the backend is down, its
+// readers and exporters retry and report failures as they are configured
+// (the SDK's through otel.Handle), while recording goes on unaffected;
+// Flush returns the error of ForceFlush.
+//
 // # Concurrency
 //
 // Every exported function and method is safe for concurrent use.

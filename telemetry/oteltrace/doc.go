@@ -17,6 +17,12 @@
 // TracerProvider; package telemetry/otlp's NewTracerProvider makes a
 // provider that exports to an OpenTelemetry Collector.
 //
+// Exporting is the TracerProvider's: with a batching span processor
+// (sdktrace.WithBatcher, as above) spans leave in the background, and a
+// trace backend that is down costs spans, never time on the recording
+// path; with a synchronous one (sdktrace.WithSyncer) EndEvent waits for
+// each span's export.
+//
 // # Spans and attributes
 //
 // Each event run is a span of kind internal named after the event; each

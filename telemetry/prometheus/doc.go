@@ -34,7 +34,9 @@
 // event_wait_seconds observes only the runs whose enqueue time is known
 // ([telemetry.WithEnqueueTime] or [telemetry.WithWait], which the job-queue
 // adapters give), so an event name has that series only once one of its
-// runs waited in a queue.
+// runs waited in a queue. The observations of a sampled run traced with
+// [telemetry.WithSpanContext] carry an exemplar labelled
+// [ExemplarTraceID] and [ExemplarSpanID], served in the OpenMetrics format.
 //
 // Config.Namespace prefixes every name ("app" gives
 // app_event_duration_seconds; the dashboard and alerts expect none) and

@@ -393,8 +393,8 @@ func (p *Publisher) Handler() http.Handler { return p.handler }
 // [telemetry.ErrClosed]. A Recorder that p is attached to calls Close from
 // [telemetry.Recorder.Close].
 //
-// It returns ctx.Err() if ctx ends before the scrapes in progress, whose
-// connections are then closed. A second call returns an error wrapping
+// It returns an error wrapping ctx.Err() if ctx ends before the scrapes in
+// progress, whose connections are then closed. A second call returns an error wrapping
 // [telemetry.ErrClosed]. Close is safe to call from several goroutines.
 func (p *Publisher) Close(ctx context.Context) error {
 	if !p.closed.CompareAndSwap(false, true) {

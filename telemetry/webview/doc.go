@@ -107,7 +107,7 @@
 //
 // # Cost
 //
-// The view never slows down the code that records. Its publisher is a
+// The view never makes the code that records wait. Its publisher is a
 // queued one: recording appends each finished record to the view's
 // bounded buffer in the Recorder, under the lock it already holds (a
 // record that finds the buffer full is dropped from the view, and counted

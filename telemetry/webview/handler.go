@@ -150,9 +150,9 @@ var _ http.Handler = (*Handler)(nil)
 // through which the view learns of each finished record (named "webview"
 // in [telemetry.Recorder.PublisherStats]); records finished before New are
 // in the view only through the Recorder's counters. It returns an error
-// naming each invalid field of cfg, or the error of
+// for a nil rec, one naming each invalid field of cfg, or the error of
 // [telemetry.Recorder.AddPublisher] (such as one wrapping
-// [telemetry.ErrClosed]). rec must not be nil.
+// [telemetry.ErrClosed]).
 func New(rec *telemetry.Recorder, cfg Config) (*Handler, error) {
 	if rec == nil {
 		return nil, errors.New("webview: nil Recorder")
