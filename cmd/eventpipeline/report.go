@@ -24,12 +24,12 @@ with their control characters escaped, and cut to 200 characters in the
 tables (--json gives them whole).
 
 Queries:
-  --failed             failed events, with their errors (get_failed_events)
-  --slow DURATION      events that took longer than DURATION, e.g. 2s (get_slow_events)
-  --retries            retry statistics (get_retry_stats)
-  --failed-network     failed network operations (get_failed_network_ops)
+  --failed             failed events, with their errors (Recorder.FailedEvents)
+  --slow DURATION      events that took longer than DURATION, e.g. 2s (Recorder.SlowEvents)
+  --retries            retry statistics (Recorder.RetryStats)
+  --failed-network     failed network operations (Network.FailedOperations)
   --slow-network DURATION
-                       network operations slower than DURATION (get_slow_network_ops)
+                       network operations slower than DURATION (Network.SlowOperations)
 Output:
   --json               one JSON document instead of tables
 

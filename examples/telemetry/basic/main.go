@@ -84,9 +84,9 @@ func run(out string, w io.Writer) error {
 	if err := json.Indent(&indented, report, "", "  "); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "== JSON report (get_metrics)\n%s\n\n", indented.Bytes())
+	fmt.Fprintf(w, "== JSON report (MetricsJSON)\n%s\n\n", indented.Bytes())
 
-	fmt.Fprintln(w, "== failed events (get_failed_events)")
+	fmt.Fprintln(w, "== failed events (FailedEvents)")
 	for _, m := range telemetry.FailedEvents() {
 		fmt.Fprintf(w, "  %-10s %-8s error=%q retries=%d\n", m.EventName, m.TaskID, m.Error, m.RetryCount)
 	}
@@ -94,14 +94,14 @@ func run(out string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(w, "== slow events over 50ms (get_slow_events)")
+	fmt.Fprintln(w, "== slow events over 50ms (SlowEvents)")
 	for _, m := range slow {
 		fmt.Fprintf(w, "  %-10s %-8s took %v\n", m.EventName, m.TaskID, m.Duration().Round(time.Millisecond))
 	}
 	rs := telemetry.RetryStats()
-	fmt.Fprintf(w, "== retry statistics (get_retry_stats)\n  total retries %d, events with retries %d, by retry count %v\n",
+	fmt.Fprintf(w, "== retry statistics (RetryStats)\n  total retries %d, events with retries %d, by retry count %v\n",
 		rs.TotalRetries, rs.EventsWithRetries, rs.ByRetryCount)
-	fmt.Fprintln(w, "== failed network operations (get_failed_network_ops)")
+	fmt.Fprintln(w, "== failed network operations (FailedNetworkOps)")
 	for _, m := range telemetry.FailedNetworkOps() {
 		fmt.Fprintf(w, "  %-8s %s:%d error=%q\n", m.TaskID, m.Host, m.Port, m.Error)
 	}
@@ -109,7 +109,7 @@ func run(out string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(w, "== slow network operations over 50ms (get_slow_network_ops)")
+	fmt.Fprintln(w, "== slow network operations over 50ms (SlowNetworkOps)")
 	for _, m := range slowOps {
 		fmt.Fprintf(w, "  %-8s %s:%d took %v, sent %d B, received %d B\n", m.TaskID, m.Host, m.Port,
 			m.Latency().Round(time.Millisecond), m.BytesSent, m.BytesReceived)

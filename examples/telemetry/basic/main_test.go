@@ -49,8 +49,8 @@ func TestRunWritesEveryRecord(t *testing.T) {
 	if failed != 2 {
 		t.Errorf("got %d failed events, want 2", failed)
 	}
-	for _, want := range []string{"== JSON report (get_metrics)", `"event_name": "transform"`,
-		"== failed events (get_failed_events)", "row 17: missing customer id", "transform  task-3   took",
+	for _, want := range []string{"== JSON report (MetricsJSON)", `"event_name": "transform"`,
+		"== failed events (FailedEvents)", "row 17: missing customer id", "transform  task-3   took",
 		"total retries 3, events with retries 2", "warehouse.internal:8443", "== 7 records written to"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout.String())
