@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log"
 	"log/slog"
 	"net"
@@ -448,16 +447,7 @@ func (w *Worker) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		answer(rw, http.StatusServiceUnavailable, callResponse{Error: fmt.Sprintf("pipeline: worker: busy, %d requests in flight", w.cfg.MaxInFlight)})
 		return
 	}
-	var call callRequest
-	dec := json.NewDecoder(http.MaxBytesReader(rw, req.Body, w.cfg.MaxBodyBytes))
-	err := dec.Decode(&call)
-	if err == nil { // the document must be the whole body
-		if err = dec.Decode(&struct{}{}); err == io.EOF {
-			err = nil
-		} else if err == nil {
-			err = errors.New("data after the document")
-		}
-	}
+	call, err := decodeCall(http.MaxBytesReader(rw, req.Body, w.cfg.MaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
