@@ -94,13 +94,16 @@
 //	500       {"error": text}    another error; for a panic a fixed text (the
 //	                             value and stack are logged at Error, never sent)
 //	401                          no valid credentials (with WWW-Authenticate)
+//	429                          a token after 10 wrong ones in the last
+//	                             minute: not checked (with Retry-After: 6)
 //	405, 503                     not POST; MaxInFlight requests already running
 //	                             (with Retry-After: 1)
 //	413, 400, 404                body or input too large, malformed request,
 //	                             unknown event
 //
 // [WorkerConfig] sets who may call: Token, a [telemetry.Secret] expected as
-// "Authorization: Bearer <token>" and compared in constant time, and TLS,
+// "Authorization: Bearer <token>" and compared in constant time, at most
+// 10 wrong ones a minute from all callers together, and TLS,
 // whose ClientCAs with a zero ClientAuth require verified client
 // certificates. [Worker.Serve] refuses a listener that is neither on a
 // loopback address nor a Unix socket when there is neither, with

@@ -24,6 +24,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/eventpipeline/eventpipeline/internal/guess"
 	"github.com/eventpipeline/eventpipeline/internal/label"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 	"github.com/eventpipeline/eventpipeline/telemetry/oteltrace"
@@ -87,7 +88,12 @@ type WorkerConfig struct {
 	// carry as "Authorization: Bearer <token>" (see RemoteConfig.Token).
 	// It is compared in constant time. A request without it, or with
 	// another, gets 401 Unauthorized with a WWW-Authenticate: Bearer
-	// challenge. Zero means no token is asked for.
+	// challenge. At most 10 wrong tokens a minute are checked, from all
+	// callers together (a right one does not count): beyond, a request
+	// with a token, right or wrong, gets 429 Too Many Requests with
+	// "Retry-After: 6" (which a RemoteEvent honours when it retries),
+	// until a check comes back, one every 6 seconds. Zero means no token
+	// is asked for.
 	Token telemetry.Secret
 	// TLS, if not nil, is the TLS configuration of Worker.Serve, which then
 	// serves HTTPS: it must hold a certificate (Certificates,
@@ -219,7 +225,9 @@ func truncate(s string, limit int) string {
 // order of checks:
 //
 //   - 401 (with a WWW-Authenticate challenge when a token is configured)
-//     for a request without valid credentials;
+//     for a request without valid credentials; 429 with Retry-After: 6
+//     for a request with a token after 10 wrong ones in the last minute
+//     (see [WorkerConfig.Token]);
 //   - 405 for another method (with Allow: POST);
 //   - 503 with Retry-After: 1 when [WorkerConfig.MaxInFlight] requests are
 //     being handled;
@@ -257,6 +265,7 @@ type Worker struct {
 	// are compared with. Unsalted, it would let a weak token be found
 	// offline, so it is a Secret, which no fmt verb shows.
 	tokenHash telemetry.Secret
+	guesses   guess.Budget // of wrong tokens
 }
 
 var _ http.Handler = (*Worker)(nil)
@@ -553,18 +562,25 @@ func (w *Worker) authorize(rw http.ResponseWriter, req *http.Request) bool {
 	if w.cfg.Token.IsZero() {
 		return true
 	}
-	scheme, token, _ := strings.Cut(req.Header.Get("Authorization"), " ")
-	if !strings.EqualFold(scheme, "Bearer") || token == "" {
+	token, ok := guess.BearerToken(req.Header.Get("Authorization"))
+	if token = strings.TrimSpace(token); !ok || token == "" {
 		rw.Header().Set("WWW-Authenticate", authRealm)
 		answer(rw, http.StatusUnauthorized, callResponse{Error: "pipeline: worker: unauthorized: a bearer token is required"})
 		return false
 	}
-	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	if !w.guesses.Take(time.Now()) {
+		// Not checked, so that a guesser learns nothing.
+		rw.Header().Set("Retry-After", guess.RetryAfter)
+		answer(rw, http.StatusTooManyRequests, callResponse{Error: "pipeline: worker: too many wrong tokens lately, try again later"})
+		return false
+	}
+	got := sha256.Sum256([]byte(token))
 	if compareTokens(got[:], []byte(w.tokenHash.Reveal())) != 1 {
 		rw.Header().Set("WWW-Authenticate", authRealm+`, error="invalid_token"`)
 		answer(rw, http.StatusUnauthorized, callResponse{Error: "pipeline: worker: unauthorized: invalid token"})
 		return false
 	}
+	w.guesses.GiveBack()
 	return true
 }
 

@@ -713,3 +713,91 @@ func TestWorkerEventGoexit(t *testing.T) {
 		t.Errorf("got %+v (found %v), want a failed run saying the event called runtime.Goexit", m, ok)
 	}
 }
+
+// TestWorkerLimitsWrongTokens checks, in fake time, that a worker checks
+// at most 10 wrong tokens a minute, from all callers together: beyond, a
+// request with a token, right or wrong, gets 429 with Retry-After: 6 and
+// runs nothing, until the budget refills (one check every 6s); that a
+// request without a token still gets 401 and takes nothing from the
+// budget; that a right token gives its check back; and that a RemoteEvent
+// sees the 429 as retryable, with the wait asked for.
+func TestWorkerLimitsWrongTokens(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var runs atomic.Int64
+		counted := pipeline.Func("echo", func(ctx context.Context, in any) (any, error) { runs.Add(1); return in, nil })
+		w, err := pipeline.NewWorker(pipeline.WorkerConfig{Token: telemetry.NewSecret("s3cret-token")}, counted)
+		if err != nil {
+			t.Fatal(err)
+		}
+		send := func(auth string) (int, http.Header, string) {
+			req := httptest.NewRequest("POST", "/events", strings.NewReader(`{"event":"echo","input":1}`))
+			if auth != "" {
+				req.Header.Set("Authorization", auth)
+			}
+			rec := httptest.NewRecorder()
+			w.ServeHTTP(rec, req)
+			return rec.Code, rec.Header(), rec.Body.String()
+		}
+		const (
+			right   = "Bearer s3cret-token"
+			wrong   = "Bearer guess"
+			limited = `{"error":"pipeline: worker: too many wrong tokens lately, try again later"}` + "\n"
+		)
+		for i := range 3 { // right tokens give their checks back
+			if status, _, b := send(right); status != 200 {
+				t.Fatalf("right token %d: got %d %s, want 200", i+1, status, b)
+			}
+		}
+		for i := range 10 {
+			if status, _, b := send(wrong); status != 401 {
+				t.Fatalf("wrong token %d: got %d %s, want 401", i+1, status, b)
+			}
+		}
+		for _, auth := range []string{wrong, right} {
+			status, h, b := send(auth)
+			if status != 429 || b != limited || h.Get("Retry-After") != "6" {
+				t.Errorf("%q after 10 wrong tokens: got %d %s with Retry-After %q, want 429 %s with Retry-After 6",
+					auth, status, b, h.Get("Retry-After"), limited)
+			}
+		}
+		if status, _, _ := send(""); status != 401 {
+			t.Errorf("no token after 10 wrong ones: got %d, want 401", status)
+		}
+		if got := runs.Load(); got != 3 {
+			t.Errorf("the event ran %d times, want 3: only for the right tokens checked", got)
+		}
+		// A RemoteEvent is told to retry after 6s.
+		client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			rec := httptest.NewRecorder()
+			w.ServeHTTP(rec, r)
+			return rec.Result(), nil
+		})}
+		_, err = mustRemote(t, "echo", pipeline.RemoteConfig{Host: "localhost", Port: 1, Client: client,
+			Token: telemetry.NewSecret("s3cret-token")}).Process(context.Background(), 1)
+		var re *pipeline.RemoteError
+		if !errors.As(err, &re) || re.StatusCode != 429 || re.RetryAfter != 6*time.Second || !pipeline.DefaultRetryable(err) {
+			t.Errorf("RemoteEvent: got %v, want a retryable RemoteError 429 with RetryAfter 6s", err)
+		}
+
+		time.Sleep(6*time.Second - time.Nanosecond)
+		if status, _, _ := send(right); status != 429 {
+			t.Errorf("right token 1ns before a check comes back: got %d, want 429", status)
+		}
+		time.Sleep(time.Nanosecond)
+		if status, _, b := send(right); status != 200 {
+			t.Errorf("right token 6s later: got %d %s, want 200", status, b)
+		}
+		if status, _, _ := send(wrong); status != 401 { // the check given back
+			t.Errorf("wrong token after a right one: got %d, want 401", status)
+		}
+		if status, _, _ := send(wrong); status != 429 {
+			t.Errorf("second wrong token 6s later: got %d, want 429", status)
+		}
+		time.Sleep(time.Minute)
+		for i := range 10 {
+			if status, _, _ := send(wrong); status != 401 {
+				t.Fatalf("wrong token %d a minute later: got %d, want 401", i+1, status)
+			}
+		}
+	})
+}
