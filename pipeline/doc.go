@@ -127,7 +127,8 @@
 //
 // Inputs and outputs cross the wire as JSON: a worker's event gets
 // map[string]any, []any, float64, string, bool or nil. A worker's error
-// comes back as a [*RemoteError] (event, status code, message); a network
+// comes back as a [*RemoteError] (event, status code, message, the
+// message escaped to one line of printable text and cut to 8 KiB); a network
 // failure as the [*net/url.Error], wrapped with the event's name.
 //
 // Each call is recorded as a network operation, through package nettrace,

@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/eventpipeline/eventpipeline/internal/retry"
+	"github.com/eventpipeline/eventpipeline/internal/safetext"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 	"github.com/eventpipeline/eventpipeline/telemetry/nettrace"
 )
@@ -79,6 +80,9 @@ type RemoteConfig struct {
 	// one fails the call. Zero means DefaultMaxResponseBytes (8 MiB).
 	MaxResponseBytes int64
 }
+
+// maxRemoteErrorBytes bounds the [RemoteError.Message] of an answer.
+const maxRemoteErrorBytes = 8 << 10
 
 // DefaultMaxResponseBytes is the largest answer a [RemoteEvent] reads from
 // its worker when [RemoteConfig.MaxResponseBytes] is zero: 8 MiB.
@@ -282,7 +286,7 @@ func (e *RemoteEvent) Process(ctx context.Context, in any) (any, error) {
 	var answer callResponse
 	jerr := json.Unmarshal(data, &answer)
 	if resp.StatusCode != http.StatusOK {
-		msg := answer.Error
+		msg := safetext.Cut(safetext.Visible(answer.Error, false), maxRemoteErrorBytes)
 		if jerr != nil || msg == "" {
 			msg = http.StatusText(resp.StatusCode)
 		}
@@ -328,12 +332,14 @@ func (e *callTimeoutError) Unwrap() error { return e.err }
 // A RemoteError is the error a [Worker] answered a [RemoteEvent] with:
 // the event failed there, or the worker refused the call (401 without
 // valid credentials, 503 when busy, and so on). [DefaultRetryable] retries
-// it when its status is 408, 429 or 5xx. Message comes from the worker:
-// escape it before printing it to a terminal.
+// it when its status is 408, 429 or 5xx. Message comes from the worker,
+// made safe to print: its control and format characters (newlines
+// included) and invalid bytes are escaped as Go escapes them, and it is
+// cut to 8 KiB.
 type RemoteError struct {
 	Event      string        // name of the event
 	StatusCode int           // HTTP status of the answer
-	Message    string        // the worker's error text
+	Message    string        // the worker's error text, escaped and cut
 	RetryAfter time.Duration // the wait the answer's Retry-After header asks for; 0 if none
 }
 

@@ -586,3 +586,40 @@ func TestRemoteCloseIdleConnections(t *testing.T) {
 		t.Fatalf("at the end: %d connections opened and %d closed, want 2 and 2", o, c)
 	}
 }
+
+// TestRemoteErrorMessageIsEscapedAndCut checks that the error text a
+// worker (or whatever answers in its place) sends back reaches the caller
+// with its control and format characters escaped, on one line, and cut to
+// 8 KiB, so that it can neither forge log lines, rewrite a terminal nor
+// fill the caller's memory and records.
+func TestRemoteErrorMessageIsEscapedAndCut(t *testing.T) {
+	hostile := "\x1b[2J\x1b[Hboom\nlevel=ERROR msg=forged \u202egnp.exe\xff"
+	tests := []struct {
+		name, text, want string
+	}{
+		{name: "plain", text: "model not loaded", want: "model not loaded"},
+		{name: "hostile", text: hostile,
+			want: `\x1b[2J\x1b[Hboom\nlevel=ERROR msg=forged \u202egnp.exe` + "\ufffd"}, // JSON makes \xff U+FFFD
+		{name: "long", text: strings.Repeat("x", 1<<20),
+			want: strings.Repeat("x", 8<<10-len("… [truncated, 1048576 bytes]")) + "… [truncated, 1048576 bytes]"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			body, err := json.Marshal(map[string]string{"error": tc.text})
+			if err != nil {
+				t.Fatal(err)
+			}
+			client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				return jsonResponse(500, string(body)), nil
+			})}
+			_, err = mustRemote(t, "score", pipeline.RemoteConfig{Host: "w", Port: 1, Client: client}).Process(context.Background(), 1)
+			var re *pipeline.RemoteError
+			if !errors.As(err, &re) || re.StatusCode != 500 {
+				t.Fatalf("got %v, want a RemoteError 500", err)
+			}
+			if re.Message != tc.want {
+				t.Errorf("got message %.200q (%d bytes), want %.200q (%d bytes)", re.Message, len(re.Message), tc.want, len(tc.want))
+			}
+		})
+	}
+}
