@@ -161,6 +161,16 @@
 // worker records nothing; with a Recorder but no TracerProvider it records
 // without spans. See package telemetry/oteltrace for the attributes.
 //
+// A worker reads the trace context and baggage of a request only once its
+// credentials and body have been checked: an unauthenticated or malformed
+// request is not parsed for them. The W3C propagators bound what a caller
+// can send: baggage of more than 8192 bytes (all baggage headers together)
+// is dropped, and of at most 64 members is kept; a tracestate of more than
+// 32 members is dropped, and a malformed traceparent starts no parent.
+// They report such problems to otel's global error handler, once per
+// process; the worker does not log them. With [Worker.Serve], all headers
+// together are at most 64 KiB.
+//
 // # Hooks
 //
 // The runtime reports through [Hooks]: EventStarted, EventRetried,
