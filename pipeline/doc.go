@@ -96,6 +96,8 @@
 //	401                          no valid credentials (with WWW-Authenticate)
 //	429                          a token after 10 wrong ones in the last
 //	                             minute: not checked (with Retry-After: 6)
+//	403                          no credentials configured, and the request
+//	                             came in on an address other than loopback
 //	405, 503                     not POST; MaxInFlight requests already running
 //	                             (with Retry-After: 1)
 //	413, 400, 404                body or input too large, malformed request,
@@ -103,12 +105,13 @@
 //
 // [WorkerConfig] sets who may call: Token, a [telemetry.Secret] expected as
 // "Authorization: Bearer <token>" and compared in constant time, at most
-// 10 wrong ones a minute from all callers together, and TLS,
-// whose ClientCAs with a zero ClientAuth require verified client
-// certificates. [Worker.Serve] refuses a listener that is neither on a
-// loopback address nor a Unix socket when there is neither, with
-// [ErrNoAuthentication], unless
-// AllowUnauthenticated is set. It also sets what one call may cost:
+// 10 wrong ones a minute from all callers together, and TLS, whose
+// ClientCAs with a zero ClientAuth require verified client certificates.
+// When there is neither, [Worker.Serve] refuses a listener that is neither
+// on a loopback address nor a Unix socket, with [ErrNoAuthentication], and
+// a worker mounted in a server of your own answers 403 to a request that
+// came in on such an address, unless AllowUnauthenticated is set. It also
+// sets what one call may cost:
 // MaxBodyBytes (1 MiB), MaxInputValues (10,000 JSON values), MaxInFlight
 // (32), EventTimeout (1 minute), and for Serve ReadHeaderTimeout (5s),
 // ReadTimeout (30s), WriteTimeout (ReadTimeout + EventTimeout + 10s),

@@ -81,8 +81,8 @@ const authRealm = `Bearer realm="eventpipeline-worker"`
 
 // WorkerConfig configures a [Worker]: who may call it, what one call may
 // cost, and how it logs. The zero WorkerConfig gives a worker without
-// authentication, which [Worker.Serve] serves on loopback addresses only,
-// with the limits of the Default constants.
+// authentication, which serves requests to loopback addresses only
+// (see AllowUnauthenticated), with the limits of the Default constants.
 type WorkerConfig struct {
 	// Token, if not zero, is a shared secret that every request must
 	// carry as "Authorization: Bearer <token>" (see RemoteConfig.Token).
@@ -109,10 +109,13 @@ type WorkerConfig struct {
 	// mounted in a server of your own. Nil means plain HTTP and no client
 	// certificates. The Worker keeps a clone.
 	TLS *tls.Config
-	// AllowUnauthenticated lets Worker.Serve serve a worker without Token
-	// and without client certificates on an address other than a loopback
-	// one. Without it, Serve refuses with ErrNoAuthentication: anyone who
-	// reaches the port could run any registered event with any input.
+	// AllowUnauthenticated lets a worker without Token and without client
+	// certificates serve requests that come in on an address other than a
+	// loopback one. Without it, Serve refuses such a listener with
+	// ErrNoAuthentication, and a Worker mounted in a server of your own
+	// answers 403 Forbidden to a request whose connection is on such an
+	// address (http.LocalAddrContextKey): anyone who reaches the port
+	// could run any registered event with any input.
 	AllowUnauthenticated bool
 
 	// MaxBodyBytes is the largest request body accepted; a larger one gets
@@ -227,7 +230,9 @@ func truncate(s string, limit int) string {
 //   - 401 (with a WWW-Authenticate challenge when a token is configured)
 //     for a request without valid credentials; 429 with Retry-After: 6
 //     for a request with a token after 10 wrong ones in the last minute
-//     (see [WorkerConfig.Token]);
+//     (see [WorkerConfig.Token]); 403 for a request that came in on an
+//     address other than a loopback one to a worker without credentials
+//     (see [WorkerConfig.AllowUnauthenticated]);
 //   - 405 for another method (with Allow: POST);
 //   - 503 with Retry-After: 1 when [WorkerConfig.MaxInFlight] requests are
 //     being handled;
@@ -550,13 +555,18 @@ func (w *Worker) record(ctx context.Context, ex *execution, call *callRequest) (
 func (w *Worker) Telemetry() *TelemetryHooks { return w.tel }
 
 // authorize checks the credentials of req. If they are missing or wrong,
-// it answers 401 and returns false.
+// it answers 401 (or 429, or 403 for a worker without credentials that may
+// not serve req) and returns false.
 func (w *Worker) authorize(rw http.ResponseWriter, req *http.Request) bool {
 	if w.wantCert && (req.TLS == nil || len(req.TLS.VerifiedChains) == 0) {
 		if !w.cfg.Token.IsZero() {
 			rw.Header().Set("WWW-Authenticate", authRealm)
 		}
 		answer(rw, http.StatusUnauthorized, callResponse{Error: "pipeline: worker: unauthorized: a verified client certificate is required"})
+		return false
+	}
+	if !w.authenticated() && !w.cfg.AllowUnauthenticated && !w.servedLocally(req) {
+		answer(rw, http.StatusForbidden, callResponse{Error: "pipeline: worker: no credentials configured: only requests to a loopback address are served (set a token, client certificates or AllowUnauthenticated)"})
 		return false
 	}
 	if w.cfg.Token.IsZero() {
@@ -582,6 +592,19 @@ func (w *Worker) authorize(rw http.ResponseWriter, req *http.Request) bool {
 	}
 	w.guesses.GiveBack()
 	return true
+}
+
+// servedLocally reports whether req may be served by a worker without
+// credentials: it came through [Worker.Serve], which checked its listener,
+// or in on a loopback address or a Unix socket, or from a caller that does
+// not say where (a direct call of ServeHTTP).
+func (w *Worker) servedLocally(req *http.Request) bool {
+	ctx := req.Context()
+	if srv, _ := ctx.Value(http.ServerContextKey).(*http.Server); srv == w.srv {
+		return true
+	}
+	local, ok := ctx.Value(http.LocalAddrContextKey).(net.Addr)
+	return !ok || isLocalAddr(local)
 }
 
 // answerError answers a failed run of call's event: a panic is logged and

@@ -801,3 +801,76 @@ func TestWorkerLimitsWrongTokens(t *testing.T) {
 		}
 	})
 }
+
+// TestWorkerMountedRefusesNonLoopbackWithoutAuthentication checks that a
+// worker without credentials, mounted in a server of your own, serves
+// only requests that came in on a loopback address or a Unix socket, as
+// Worker.Serve does, unless AllowUnauthenticated is set: otherwise anyone
+// who reached that server could run any event.
+func TestWorkerMountedRefusesNonLoopbackWithoutAuthentication(t *testing.T) {
+	const refused = `{"error":"pipeline: worker: no credentials configured: only requests to a loopback address are served (set a token, client certificates or AllowUnauthenticated)"}` + "\n"
+	tests := []struct {
+		name       string
+		local      net.Addr // nil: not known
+		cfg        pipeline.WorkerConfig
+		wantStatus int
+	}{
+		{name: "non-loopback", local: &net.TCPAddr{IP: net.ParseIP("192.0.2.1"), Port: 80}, wantStatus: 403},
+		{name: "non-loopback v6", local: &net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 80}, wantStatus: 403},
+		{name: "unknown kind of address", local: pipeAddr{}, wantStatus: 403},
+		{name: "non-loopback, allowed", local: &net.TCPAddr{IP: net.ParseIP("192.0.2.1"), Port: 80},
+			cfg: pipeline.WorkerConfig{AllowUnauthenticated: true}, wantStatus: 200},
+		{name: "non-loopback, token", local: &net.TCPAddr{IP: net.ParseIP("192.0.2.1"), Port: 80},
+			cfg: pipeline.WorkerConfig{Token: telemetry.NewSecret("t")}, wantStatus: 200},
+		{name: "loopback", local: &net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 80}, wantStatus: 200},
+		{name: "loopback v6", local: &net.TCPAddr{IP: net.ParseIP("::1"), Port: 80}, wantStatus: 200},
+		{name: "unix socket", local: &net.UnixAddr{Name: "/run/w.sock", Net: "unix"}, wantStatus: 200},
+		{name: "not known: a direct call", wantStatus: 200},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var runs atomic.Int64
+			w, err := pipeline.NewWorker(tc.cfg, pipeline.Func("echo", func(ctx context.Context, in any) (any, error) { runs.Add(1); return in, nil }))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := httptest.NewRequest("POST", "/events", strings.NewReader(`{"event":"echo","input":1}`))
+			req.Header.Set("Authorization", "Bearer t")
+			if tc.local != nil {
+				req = req.WithContext(context.WithValue(req.Context(), http.LocalAddrContextKey, tc.local))
+			}
+			rec := httptest.NewRecorder()
+			w.ServeHTTP(rec, req)
+			if rec.Code != tc.wantStatus {
+				t.Errorf("got %d %s, want %d", rec.Code, rec.Body, tc.wantStatus)
+			}
+			if tc.wantStatus == 403 && (rec.Body.String() != refused || runs.Load() != 0) {
+				t.Errorf("got %s with %d runs, want %s and none", rec.Body, runs.Load(), refused)
+			}
+		})
+	}
+	// Served by Worker.Serve, whose listener was checked, the requests of a
+	// loopback listener are served whatever their connection's address.
+	synctest.Test(t, func(t *testing.T) {
+		w, ln := serveInBubble(t)
+		c := ln.dial() // a net.Pipe, whose address is not a TCP one
+		defer c.Close()
+		body := `{"event":"echo","input":1}`
+		fmt.Fprintf(c, "POST /events HTTP/1.1\r\nHost: w\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("served by Serve on a loopback listener: got %d, want 200", resp.StatusCode)
+		}
+		w.Close()
+	})
+}
+
+// pipeAddr is a net.Addr of no kind the worker knows.
+type pipeAddr struct{}
+
+func (pipeAddr) Network() string { return "pipe" }
+func (pipeAddr) String() string  { return "pipe" }
