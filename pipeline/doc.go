@@ -124,9 +124,10 @@
 // are TLS together with Client, and a Token sent over plain HTTP to a host
 // that is not a loopback address, unless AllowInsecure is set. An answer
 // larger than MaxResponseBytes ([DefaultMaxResponseBytes], 8 MiB) fails the
-// call. A RemoteEvent keeps its connections to the worker open for its
-// next calls; [RemoteEvent.CloseIdleConnections] closes them when you are
-// done with it.
+// call. A RemoteEvent follows no redirect (the token would go along): a
+// 3xx answer fails the call. It keeps its connections to the worker open
+// for its next calls; [RemoteEvent.CloseIdleConnections] closes them when
+// you are done with it.
 //
 // Inputs and outputs cross the wire as JSON: a worker's event gets
 // map[string]any, []any, float64, string, bool or nil. A worker's error

@@ -71,7 +71,10 @@ type RemoteConfig struct {
 	Timeout time.Duration
 	// Client makes the calls; its Transport is wrapped to record them.
 	// Nil means a client of its own, with a clone of
-	// http.DefaultTransport and the TLS configuration of TLS.
+	// http.DefaultTransport and the TLS configuration of TLS. Redirects
+	// are never followed, whatever the Client's CheckRedirect: a worker
+	// does not redirect, and the token would go along; a 3xx answer fails
+	// the call with a RemoteError, which is not retried.
 	Client *http.Client
 	// Operation is the operation name of the recorded network operations.
 	// Empty means telemetry.DefaultOperation ("remote_call").
@@ -186,7 +189,13 @@ func Remote(name string, cfg RemoteConfig) (*RemoteEvent, error) {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.TLSClientConfig = cfg.TLS
 		e.client = &http.Client{Transport: tr}
+	} else {
+		c := *e.client
+		e.client = &c
 	}
+	// A worker never redirects, and net/http would send the token and the
+	// input on to another port of the same host, over plain HTTP too.
+	e.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	e.base = e.client.Transport
 	if e.base == nil {
 		e.base = http.DefaultTransport
