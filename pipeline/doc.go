@@ -100,7 +100,8 @@
 //	                             came in on an address other than loopback
 //	405, 503                     not POST; MaxInFlight requests already running
 //	                             (with Retry-After: 1)
-//	413, 400, 404                body or input too large, malformed request,
+//	413, 400, 404                body or input too large, malformed request
+//	                             (or an id over MaxCallerIDBytes, 1 KiB),
 //	                             unknown event
 //
 // [WorkerConfig] sets who may call: Token, a [telemetry.Secret] expected as

@@ -69,6 +69,11 @@ const (
 	DefaultIdleTimeout = time.Minute
 )
 
+// MaxCallerIDBytes bounds the task id, call id and run id a [Worker]
+// accepts from a caller: 1 KiB. A recording worker keeps them in its
+// records; a request with a longer one gets 400.
+const MaxCallerIDBytes = 1 << 10
+
 // maxHeaderBytes bounds the request header read by [Worker.Serve].
 const maxHeaderBytes = 64 << 10
 
@@ -238,7 +243,8 @@ func truncate(s string, limit int) string {
 //     being handled;
 //   - 413 for a body over [WorkerConfig.MaxBodyBytes] or an input of more
 //     than [WorkerConfig.MaxInputValues] JSON values;
-//   - 400 for a body that is not such a document, 404 for an unknown event;
+//   - 400 for a body that is not such a document, or one with an id
+//     longer than [MaxCallerIDBytes], 404 for an unknown event;
 //   - 200 and {"output": value} when the event succeeds;
 //   - 422 and {"error": text} when it fails with an error marked with
 //     [telemetry.Permanent], so that callers do not retry it; 500 and
@@ -474,6 +480,12 @@ func (w *Worker) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	if call.Event == "" {
 		answer(rw, http.StatusBadRequest, callResponse{Error: "pipeline: worker: request names no event"})
 		return
+	}
+	for _, id := range []struct{ name, v string }{{"task_id", call.TaskID}, {"call_id", call.CallID}, {"run_id", call.RunID}} {
+		if len(id.v) > MaxCallerIDBytes {
+			answer(rw, http.StatusBadRequest, callResponse{Error: fmt.Sprintf("pipeline: worker: %s longer than %d bytes", id.name, MaxCallerIDBytes)})
+			return
+		}
 	}
 	ev := w.events[call.Event]
 	if ev == nil {

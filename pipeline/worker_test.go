@@ -874,3 +874,40 @@ type pipeAddr struct{}
 
 func (pipeAddr) Network() string { return "pipe" }
 func (pipeAddr) String() string  { return "pipe" }
+
+// TestWorkerBoundsCallerIDs checks that a worker refuses, with 400 and
+// without running or recording anything, a request whose task, call or
+// run id is longer than 1 KiB: a recording worker keeps them in its
+// records (100,000 of them by default), so that a caller could otherwise
+// make each of the worker's records cost up to a megabyte or two.
+func TestWorkerBoundsCallerIDs(t *testing.T) {
+	rec := newRecorder(t)
+	var runs atomic.Int64
+	w, err := pipeline.NewWorker(pipeline.WorkerConfig{Recorder: rec},
+		pipeline.Func("echo", func(ctx context.Context, in any) (any, error) { runs.Add(1); return in, nil }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, field := range []string{"task_id", "call_id", "run_id"} {
+		for _, n := range []int{1024, 1025, 1 << 19} {
+			t.Run(fmt.Sprintf("%s of %d bytes", field, n), func(t *testing.T) {
+				before, recorded := runs.Load(), len(rec.Report().Events)
+				id := strings.Repeat("x", n)
+				body := fmt.Sprintf(`{"event":"echo","input":1,%q:%q}`, field, id)
+				w2 := httptest.NewRecorder()
+				w.ServeHTTP(w2, httptest.NewRequest("POST", "/events", strings.NewReader(body)))
+				ran, grew := runs.Load()-before, len(rec.Report().Events)-recorded
+				if n <= 1024 {
+					if w2.Code != 200 || ran != 1 || grew != 1 {
+						t.Errorf("got %d %s, %d runs and %d records; want 200, one run recorded", w2.Code, w2.Body, ran, grew)
+					}
+					return
+				}
+				want := fmt.Sprintf(`{"error":"pipeline: worker: %s longer than 1024 bytes"}`, field) + "\n"
+				if w2.Code != 400 || w2.Body.String() != want || ran != 0 || grew != 0 {
+					t.Errorf("got %d %s, %d runs and %d records; want 400 %s, nothing run or recorded", w2.Code, w2.Body, ran, grew, want)
+				}
+			})
+		}
+	}
+}
