@@ -180,8 +180,9 @@ type WorkerConfig struct {
 	// make. The task id of a run is the caller's call id (the caller's
 	// task id followed by "/call-N", which is also the task id of the
 	// caller's network operation), or, from a caller that sends none, its
-	// task id, else "worker/EVENT/N"; its pipeline id is the caller's run
-	// id and its process id the worker's. Nil means the worker records
+	// task id, else "worker/EVENT/N", followed by "#N" if a run of that
+	// id is in progress; its pipeline id is the caller's run id and its
+	// process id the worker's. Nil means the worker records
 	// nothing.
 	Recorder *telemetry.Recorder
 	// TracerProvider, if not nil, traces every event run as a span, a
@@ -533,7 +534,8 @@ func (w *Worker) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 // record starts the record (and span) of the run of call, if the worker
 // records, and returns the ctx to run it with and the func that ends it.
 // ex's task id becomes the run's task id, so that the remote calls of the
-// event are numbered under it.
+// event are numbered under it: the caller's id, followed by "#N" if a run
+// of that id is in progress.
 func (w *Worker) record(ctx context.Context, ex *execution, call *callRequest) (context.Context, func(error)) {
 	if w.tel == nil {
 		return ctx, func(error) {}
@@ -545,20 +547,37 @@ func (w *Worker) record(ctx context.Context, ex *execution, call *callRequest) (
 	if id == "" {
 		id = "worker/" + call.Event + "/" + strconv.FormatUint(w.runs.Add(1), 10)
 	}
-	ex.task.ID = id
 	opts := []telemetry.StartOption{telemetry.WithProcessID(w.pid)}
 	if call.RunID != "" {
 		opts = append(opts, telemetry.WithPipelineID(call.RunID))
 	}
-	if w.tracer != nil {
-		ctx, err := w.tracer.StartEvent(ctx, call.Event, id, opts...)
-		w.tel.check(err)
-		return ctx, func(err error) { w.tel.check(w.tracer.EndEvent(ctx, id, err)) }
-	}
-	ex.hooks = w.tel // records the event's remote calls
 	rec := w.tel.Recorder()
-	w.tel.check(rec.StartEvent(call.Event, id, opts...))
-	return ctx, func(err error) { w.tel.check(rec.EndEvent(id, err)) }
+	start := func(id string) (context.Context, error) {
+		if w.tracer != nil {
+			return w.tracer.StartEvent(ctx, call.Event, id, opts...)
+		}
+		return ctx, rec.StartEvent(call.Event, id, opts...)
+	}
+	rctx, err := start(id)
+	if errors.Is(err, telemetry.ErrAlreadyStarted) {
+		// A run of the caller's id is in progress (a call retried while
+		// the first still runs, or ids chosen badly): this one gets an id
+		// of its own, rather than ending the other's record.
+		id += "#" + strconv.FormatUint(w.runs.Add(1), 10)
+		rctx, err = start(id)
+	}
+	ex.task.ID = id
+	w.tel.check(err)
+	if w.tracer == nil {
+		ex.hooks = w.tel // records the event's remote calls
+	}
+	if err != nil { // never end a run this request did not start
+		return rctx, func(error) {}
+	}
+	if w.tracer != nil {
+		return rctx, func(err error) { w.tel.check(w.tracer.EndEvent(rctx, id, err)) }
+	}
+	return rctx, func(err error) { w.tel.check(rec.EndEvent(id, err)) }
 }
 
 // Telemetry returns the hooks through which the worker records, with the
