@@ -54,7 +54,9 @@ type RemoteConfig struct {
 	// "Authorization: Bearer <token>", for a Worker whose
 	// WorkerConfig.Token is the same. It never appears in errors or logs.
 	// Remote refuses to send it in clear text (plain HTTP) to a host other
-	// than localhost or a loopback address unless AllowInsecure is set.
+	// than localhost or a loopback address unless AllowInsecure is set,
+	// and refuses a token with white space at an end or a control
+	// character, which no header can carry.
 	Token telemetry.Secret
 	// AllowInsecure allows sending Token over plain HTTP to a host other
 	// than localhost or a loopback address, where anyone on the path can
@@ -148,6 +150,9 @@ func Remote(name string, cfg RemoteConfig) (*RemoteEvent, error) {
 		errs = append(errs, errors.New("pipeline: remote: Scheme is \"http\" but TLS is set"))
 	case scheme != "http" && scheme != "https":
 		errs = append(errs, fmt.Errorf("pipeline: remote: Scheme must be \"http\" or \"https\", got %q", scheme))
+	}
+	if err := checkToken(cfg.Token); err != nil {
+		errs = append(errs, fmt.Errorf("pipeline: remote: %w", err))
 	}
 	if scheme == "http" && !cfg.Token.IsZero() && !cfg.AllowInsecure && !isLoopback(cfg.Host) {
 		errs = append(errs, fmt.Errorf("pipeline: remote: the token would be sent in clear text to %s: use TLS (or set AllowInsecure)", cfg.Host))

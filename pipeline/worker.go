@@ -97,8 +97,9 @@ type WorkerConfig struct {
 	// callers together (a right one does not count): beyond, a request
 	// with a token, right or wrong, gets 429 Too Many Requests with
 	// "Retry-After: 6" (which a RemoteEvent honours when it retries),
-	// until a check comes back, one every 6 seconds. Zero means no token
-	// is asked for.
+	// until a check comes back, one every 6 seconds. NewWorker refuses a
+	// token with white space at an end or a control character, which no
+	// header could carry. Zero means no token is asked for.
 	Token telemetry.Secret
 	// TLS, if not nil, is the TLS configuration of Worker.Serve, which then
 	// serves HTTPS: it must hold a certificate (Certificates,
@@ -289,6 +290,8 @@ var compareTokens = subtle.ConstantTimeCompare
 // NewWorker returns a Worker configured by cfg that runs events. It
 // returns the problems joined in one error: [ErrNilEvent],
 // [ErrEmptyEventName], [ErrDuplicateEvent], a negative limit or timeout, a
+// Token with white space at an end or a control character (which no
+// request could carry), a
 // TLS configuration without a certificate, or one with ClientCAs whose
 // ClientAuth does not verify client certificates.
 func NewWorker(cfg WorkerConfig, events ...Event) (*Worker, error) {
@@ -334,6 +337,9 @@ func NewWorker(cfg WorkerConfig, events ...Event) (*Worker, error) {
 		}
 		w.wantCert = w.tls.ClientCAs != nil &&
 			(w.tls.ClientAuth == tls.VerifyClientCertIfGiven || w.tls.ClientAuth == tls.RequireAndVerifyClientCert)
+	}
+	if err := checkToken(cfg.Token); err != nil {
+		errs = append(errs, fmt.Errorf("pipeline: worker: %w", err))
 	}
 	if cfg.TracerProvider != nil && cfg.Recorder == nil {
 		errs = append(errs, errors.New("pipeline: worker: a TracerProvider needs a Recorder"))
@@ -381,6 +387,17 @@ func NewWorker(cfg WorkerConfig, events ...Event) (*Worker, error) {
 		ErrorLog:          log.New(serverLog{w}, "", 0),
 	}
 	return w, nil
+}
+
+// checkToken returns an error if an Authorization header cannot carry
+// token as it is: net/http trims the white space at the ends of header
+// values, and refuses control characters. The error does not show it.
+func checkToken(token telemetry.Secret) error {
+	t := token.Reveal()
+	if strings.TrimSpace(t) != t || strings.ContainsFunc(t, func(r rune) bool { return r != '\t' && (r < 0x20 || r == 0x7f) }) {
+		return errors.New("the Token has white space at an end or a control character, which no request can carry")
+	}
+	return nil
 }
 
 func setDefault[T int | int64 | time.Duration](v *T, d T) {

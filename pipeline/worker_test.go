@@ -911,3 +911,33 @@ func TestWorkerBoundsCallerIDs(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenThatNoRequestCanCarry checks that NewWorker and Remote refuse a
+// token with white space at an end or a control character, which no
+// Authorization header can carry as it is (net/http trims the ends of
+// header values and refuses control characters): such a worker would
+// refuse every call, and such a RemoteEvent fail each one. The errors do
+// not show the token.
+func TestTokenThatNoRequestCanCarry(t *testing.T) {
+	for _, token := range []string{" s3cret", "s3cret ", "s3cret\t", "s3cret\n", "s3\r\ncret", "s3\x00cret", "s3\x7fcret", "   "} {
+		t.Run(fmt.Sprintf("%q", token), func(t *testing.T) {
+			_, err := pipeline.NewWorker(pipeline.WorkerConfig{Token: telemetry.NewSecret(token)}, echo)
+			if err == nil || !strings.Contains(err.Error(), "Token") || strings.Contains(err.Error(), "s3") {
+				t.Errorf("NewWorker: got %v, want an error about the Token that does not show it", err)
+			}
+			_, err = pipeline.Remote("echo", pipeline.RemoteConfig{Host: "localhost", Port: 1, Token: telemetry.NewSecret(token)})
+			if err == nil || !strings.Contains(err.Error(), "Token") || strings.Contains(err.Error(), "s3") {
+				t.Errorf("Remote: got %v, want an error about the Token that does not show it", err)
+			}
+		})
+	}
+	// Spaces inside, and any other character, are fine.
+	for _, token := range []string{"s3 cret", "s3\tcret", "s3crét-~+/=!"} {
+		url := serveWorker(t, pipeline.WorkerConfig{Token: telemetry.NewSecret(token)}, echo)
+		host, port := hostPort(t, url)
+		out, err := mustRemote(t, "echo", pipeline.RemoteConfig{Host: host, Port: port, Token: telemetry.NewSecret(token)}).Process(context.Background(), 1.0)
+		if err != nil || out != 1.0 {
+			t.Errorf("token %q: got %v, %v; want 1", token, out, err)
+		}
+	}
+}
