@@ -16,6 +16,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -164,8 +165,9 @@ type WorkerConfig struct {
 
 	// Logger receives the worker's log: an event's panic, with its value
 	// and stack, at Error; failed events at Debug, with their error text
-	// (up to 8 KiB, whatever ErrorText sends); the server's own errors (such as TLS handshake failures) at
-	// Warn. Event names and task ids are bounded with the module's label
+	// (up to 8 KiB, whatever ErrorText sends); the server's own errors
+	// (such as TLS handshake failures) at Warn, at most 10 a minute, the
+	// count of those left out logged with the next one. Event names and task ids are bounded with the module's label
 	// rules. Nil means slog.Default(), looked up at each log call.
 	Logger *slog.Logger
 	// ErrorText returns the text sent back to the caller, in the "error"
@@ -384,7 +386,7 @@ func NewWorker(cfg WorkerConfig, events ...Event) (*Worker, error) {
 		WriteTimeout:      cfg.WriteTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          log.New(serverLog{w}, "", 0),
+		ErrorLog:          log.New(&serverLog{w: w}, "", 0),
 	}
 	return w, nil
 }
@@ -413,11 +415,49 @@ func (w *Worker) logger() *slog.Logger {
 	return slog.Default()
 }
 
-// serverLog writes the http.Server's error log to the worker's Logger.
-type serverLog struct{ w *Worker }
+// The bound of the server's error log: at most maxServerLogs lines per
+// serverLogWindow.
+const (
+	maxServerLogs   = 10
+	serverLogWindow = time.Minute
+)
 
-func (l serverLog) Write(p []byte) (int, error) {
-	l.w.logger().LogAttrs(context.Background(), slog.LevelWarn, "pipeline: worker server error",
+// serverLog writes the http.Server's error log to the worker's Logger, at
+// most maxServerLogs lines per serverLogWindow: anyone who reaches the
+// port can make the server log (a TLS handshake that fails) as often as
+// they connect. The count of the lines left out is logged with the next
+// one logged.
+type serverLog struct {
+	w       *Worker
+	mu      sync.Mutex
+	start   time.Time // of the current window; zero before the first line
+	logged  int       // in the current window
+	dropped int       // in the current window
+}
+
+func (l *serverLog) Write(p []byte) (int, error) {
+	now := time.Now()
+	l.mu.Lock()
+	dropped := 0
+	if l.start.IsZero() || now.Sub(l.start) >= serverLogWindow {
+		dropped = l.dropped
+		l.start, l.logged, l.dropped = now, 0, 0
+	}
+	ok := l.logged < maxServerLogs
+	if ok {
+		l.logged++
+	} else {
+		l.dropped++
+	}
+	l.mu.Unlock()
+	if !ok {
+		return len(p), nil
+	}
+	ctx, logger := context.Background(), l.w.logger()
+	if dropped > 0 {
+		logger.LogAttrs(ctx, slog.LevelWarn, "pipeline: worker server errors not logged", slog.Int("count", dropped))
+	}
+	logger.LogAttrs(ctx, slog.LevelWarn, "pipeline: worker server error",
 		slog.String("error", truncate(strings.TrimSpace(string(p)), DefaultMaxErrorTextBytes)))
 	return len(p), nil
 }
