@@ -106,7 +106,8 @@
 //
 // [WorkerConfig] sets who may call: Token, a [telemetry.Secret] expected as
 // "Authorization: Bearer <token>" and compared in constant time, at most
-// 10 wrong ones a minute from all callers together, and TLS, whose
+// 10 wrong ones a minute from all callers together (while someone guesses,
+// the right token gets 429 too, which a RemoteEvent retries), and TLS, whose
 // ClientCAs with a zero ClientAuth require verified client certificates.
 // When there is neither, [Worker.Serve] refuses a listener that is neither
 // on a loopback address nor a Unix socket, with [ErrNoAuthentication], and
@@ -168,10 +169,12 @@
 //
 // A worker reads the trace context and baggage of a request only once its
 // credentials and body have been checked: an unauthenticated or malformed
-// request is not parsed for them. The W3C propagators bound what a caller
+// request is not parsed for them. The W3C propagators of otel
+// (propagation.TraceContext and propagation.Baggage) bound what a caller
 // can send: baggage of more than 8192 bytes (all baggage headers together)
-// is dropped, and of at most 64 members is kept; a tracestate of more than
-// 32 members is dropped, and a malformed traceparent starts no parent.
+// is dropped, and of the rest the first 64 members are kept; a tracestate
+// of more than 32 members is dropped, and a malformed traceparent gives no
+// parent.
 // They report such problems to otel's global error handler, once per
 // process; the worker does not log them. With [Worker.Serve], all headers
 // together are at most 64 KiB.
