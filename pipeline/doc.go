@@ -98,6 +98,7 @@
 //	                             minute: not checked (with Retry-After: 6)
 //	403                          no credentials configured, and the request
 //	                             came in on an address other than loopback
+//	                             (after 401, 429 and 403 the connection is closed)
 //	405, 503                     not POST; MaxInFlight requests already running
 //	                             (with Retry-After: 1)
 //	413, 400, 404                body or input too large, malformed request

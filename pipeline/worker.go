@@ -241,7 +241,8 @@ func truncate(s string, limit int) string {
 //     for a request with a token after 10 wrong ones in the last minute
 //     (see [WorkerConfig.Token]); 403 for a request that came in on an
 //     address other than a loopback one to a worker without credentials
-//     (see [WorkerConfig.AllowUnauthenticated]);
+//     (see [WorkerConfig.AllowUnauthenticated]); after these three, the
+//     connection is closed;
 //   - 405 for another method (with Allow: POST);
 //   - 503 with Retry-After: 1 when [WorkerConfig.MaxInFlight] requests are
 //     being handled;
@@ -644,17 +645,17 @@ func (w *Worker) Telemetry() *TelemetryHooks { return w.tel }
 
 // authorize checks the credentials of req. If they are missing or wrong,
 // it answers 401 (or 429, or 403 for a worker without credentials that may
-// not serve req) and returns false.
+// not serve req), closing the connection, and returns false.
 func (w *Worker) authorize(rw http.ResponseWriter, req *http.Request) bool {
 	if w.wantCert && (req.TLS == nil || len(req.TLS.VerifiedChains) == 0) {
 		if !w.cfg.Token.IsZero() {
 			rw.Header().Set("WWW-Authenticate", authRealm)
 		}
-		answer(rw, http.StatusUnauthorized, callResponse{Error: "pipeline: worker: unauthorized: a verified client certificate is required"})
+		refuse(rw, http.StatusUnauthorized, "pipeline: worker: unauthorized: a verified client certificate is required")
 		return false
 	}
 	if !w.authenticated() && !w.cfg.AllowUnauthenticated && !w.servedLocally(req) {
-		answer(rw, http.StatusForbidden, callResponse{Error: "pipeline: worker: no credentials configured: only requests to a loopback address are served (set a token, client certificates or AllowUnauthenticated)"})
+		refuse(rw, http.StatusForbidden, "pipeline: worker: no credentials configured: only requests to a loopback address are served (set a token, client certificates or AllowUnauthenticated)")
 		return false
 	}
 	if w.cfg.Token.IsZero() {
@@ -663,19 +664,19 @@ func (w *Worker) authorize(rw http.ResponseWriter, req *http.Request) bool {
 	token, ok := guess.BearerToken(req.Header.Get("Authorization"))
 	if token = strings.TrimSpace(token); !ok || token == "" {
 		rw.Header().Set("WWW-Authenticate", authRealm)
-		answer(rw, http.StatusUnauthorized, callResponse{Error: "pipeline: worker: unauthorized: a bearer token is required"})
+		refuse(rw, http.StatusUnauthorized, "pipeline: worker: unauthorized: a bearer token is required")
 		return false
 	}
 	if !w.guesses.Take(time.Now()) {
 		// Not checked, so that a guesser learns nothing.
 		rw.Header().Set("Retry-After", guess.RetryAfter)
-		answer(rw, http.StatusTooManyRequests, callResponse{Error: "pipeline: worker: too many wrong tokens lately, try again later"})
+		refuse(rw, http.StatusTooManyRequests, "pipeline: worker: too many wrong tokens lately, try again later")
 		return false
 	}
 	got := sha256.Sum256([]byte(token))
 	if compareTokens(got[:], []byte(w.tokenHash.Reveal())) != 1 {
 		rw.Header().Set("WWW-Authenticate", authRealm+`, error="invalid_token"`)
-		answer(rw, http.StatusUnauthorized, callResponse{Error: "pipeline: worker: unauthorized: invalid token"})
+		refuse(rw, http.StatusUnauthorized, "pipeline: worker: unauthorized: invalid token")
 		return false
 	}
 	w.guesses.GiveBack()
@@ -693,6 +694,14 @@ func (w *Worker) servedLocally(req *http.Request) bool {
 	}
 	local, ok := ctx.Value(http.LocalAddrContextKey).(net.Addr)
 	return !ok || isLocalAddr(local)
+}
+
+// refuse answers a request without valid credentials with status and
+// text, and closes its connection: one who has no credentials cannot hold
+// connections open with one cheap request each.
+func refuse(rw http.ResponseWriter, status int, text string) {
+	rw.Header().Set("Connection", "close")
+	answer(rw, status, callResponse{Error: text})
 }
 
 // answerError answers a failed run of call's event: a panic is logged and

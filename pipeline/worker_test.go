@@ -941,3 +941,48 @@ func TestTokenThatNoRequestCanCarry(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkerClosesConnectionsOfRefusedCallers checks that a worker closes
+// the connection after an answer to a caller without valid credentials
+// (401, 429, 403), rather than keeping it open for the idle timeout: one
+// who reaches the port without the token cannot hold connections open
+// with one cheap request each. Callers with the token keep theirs.
+func TestWorkerClosesConnectionsOfRefusedCallers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w, err := pipeline.NewWorker(pipeline.WorkerConfig{Token: telemetry.NewSecret("s3cret-token"), Logger: slog.New(slog.DiscardHandler)}, echo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln := newFakeListener("192.0.2.1")
+		go w.Serve(ln)
+		defer w.Close()
+		body := `{"event":"echo","input":1}`
+		send := func(auth string) (status int, closed bool) {
+			c := ln.dial()
+			defer c.Close()
+			fmt.Fprintf(c, "POST /events HTTP/1.1\r\nHost: w\r\nAuthorization: %s\r\nContent-Length: %d\r\n\r\n%s", auth, len(body), body)
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			start := time.Now()
+			_, err = br.ReadByte() // EOF once the server closes
+			return resp.StatusCode, err == io.EOF && time.Since(start) == 0
+		}
+		for i := range 10 {
+			if status, closed := send("Bearer wrong"); status != 401 || !closed {
+				t.Errorf("wrong token %d: got %d, closed at once %v; want 401 and the connection closed", i+1, status, closed)
+			}
+		}
+		if status, closed := send("Bearer wrong"); status != 429 || !closed {
+			t.Errorf("11th wrong token: got %d, closed at once %v; want 429 and the connection closed", status, closed)
+		}
+		time.Sleep(time.Minute)
+		if status, closed := send("Bearer s3cret-token"); status != 200 || closed {
+			t.Errorf("right token: got %d, closed at once %v; want 200 and the connection kept", status, closed)
+		}
+	})
+}
