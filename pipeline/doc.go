@@ -95,20 +95,29 @@
 //	                             value and stack are logged at Error, never sent)
 //	401                          no valid credentials (with WWW-Authenticate
 //	                             when the worker has a token)
+//	429                          a token after 10 wrong ones in the last
+//	                             minute: not checked (with Retry-After: 6)
+//	403                          no credentials configured, and the request
+//	                             came in on an address other than loopback
+//	                             (after 401, 429 and 403 the connection is closed)
 //	405, 503                     not POST; MaxInFlight requests already running
 //	                             (with Retry-After: 1)
-//	413, 400, 404                body or input too large, malformed request,
+//	413, 400, 404                body or input too large, malformed request
+//	                             (or an id over MaxCallerIDBytes, 1 KiB),
 //	                             unknown event
 //
 // Every answer but 200 carries {"error": text}.
 //
 // [WorkerConfig] sets who may call: Token, a [telemetry.Secret] expected as
-// "Authorization: Bearer <token>" and compared in constant time, and TLS,
-// whose ClientCAs with a zero ClientAuth require verified client
-// certificates. [Worker.Serve] refuses a listener that is neither on a
-// loopback address nor a Unix socket when there is neither, with
-// [ErrNoAuthentication], unless
-// AllowUnauthenticated is set. It also sets what one call may cost:
+// "Authorization: Bearer <token>" and compared in constant time, at most
+// 10 wrong ones a minute from all callers together (while someone guesses,
+// the right token gets 429 too, which a RemoteEvent retries), and TLS, whose
+// ClientCAs with a zero ClientAuth require verified client certificates.
+// When there is neither, [Worker.Serve] refuses a listener that is neither
+// on a loopback address nor a Unix socket, with [ErrNoAuthentication], and
+// a worker mounted in a server of your own answers 403 to a request that
+// came in on such an address, unless AllowUnauthenticated is set. It also
+// sets what one call may cost:
 // MaxBodyBytes (1 MiB), MaxInputValues (10,000 JSON values), MaxInFlight
 // (32), EventTimeout (1 minute), and for Serve ReadHeaderTimeout (5s),
 // ReadTimeout (30s), WriteTimeout (ReadTimeout + EventTimeout + 10s),
@@ -121,13 +130,15 @@
 // are TLS together with Client, and a Token sent over plain HTTP to a host
 // that is not a loopback address, unless AllowInsecure is set. An answer
 // larger than MaxResponseBytes ([DefaultMaxResponseBytes], 8 MiB) fails the
-// call. A RemoteEvent keeps its connections to the worker open for its
-// next calls; [RemoteEvent.CloseIdleConnections] closes them when you are
-// done with it.
+// call. A RemoteEvent follows no redirect (the token would go along): a
+// 3xx answer fails the call. It keeps its connections to the worker open
+// for its next calls; [RemoteEvent.CloseIdleConnections] closes them when
+// you are done with it.
 //
 // Inputs and outputs cross the wire as JSON: a worker's event gets
 // map[string]any, []any, float64, string, bool or nil. A worker's error
-// comes back as a [*RemoteError] (event, status code, message); a network
+// comes back as a [*RemoteError] (event, status code, message, the
+// message escaped to one line of printable text and cut to 8 KiB); a network
 // failure as the [*net/url.Error], wrapped with the event's name.
 //
 // Each call is recorded as a network operation, through package nettrace,
@@ -159,6 +170,18 @@
 // one pipeline run is one trace across processes. Without a Recorder the
 // worker records nothing; with a Recorder but no TracerProvider it records
 // without spans. See package telemetry/oteltrace for the attributes.
+//
+// A worker reads the trace context and baggage of a request only once its
+// credentials and body have been checked: an unauthenticated or malformed
+// request is not parsed for them. The W3C propagators of otel
+// (propagation.TraceContext and propagation.Baggage) bound what a caller
+// can send: baggage of more than 8192 bytes (all baggage headers together)
+// is dropped, and of the rest the first 64 members are kept; a tracestate
+// of more than 32 members is dropped, and a malformed traceparent gives no
+// parent.
+// They report such problems to otel's global error handler, once per
+// process; the worker does not log them. With [Worker.Serve], all headers
+// together are at most 64 KiB.
 //
 // # Hooks
 //

@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/eventpipeline/eventpipeline/internal/retry"
+	"github.com/eventpipeline/eventpipeline/internal/safetext"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 	"github.com/eventpipeline/eventpipeline/telemetry/nettrace"
 )
@@ -53,7 +54,9 @@ type RemoteConfig struct {
 	// "Authorization: Bearer <token>", for a Worker whose
 	// WorkerConfig.Token is the same. It never appears in errors or logs.
 	// Remote refuses to send it in clear text (plain HTTP) to a host other
-	// than localhost or a loopback address unless AllowInsecure is set.
+	// than localhost or a loopback address unless AllowInsecure is set,
+	// and refuses a token with white space at an end or a control
+	// character, which no header can carry.
 	Token telemetry.Secret
 	// AllowInsecure allows sending Token over plain HTTP to a host other
 	// than localhost or a loopback address, where anyone on the path can
@@ -70,7 +73,10 @@ type RemoteConfig struct {
 	Timeout time.Duration
 	// Client makes the calls; its Transport is wrapped to record them.
 	// Nil means a client of its own, with a clone of
-	// http.DefaultTransport and the TLS configuration of TLS.
+	// http.DefaultTransport and the TLS configuration of TLS. Redirects
+	// are never followed, whatever the Client's CheckRedirect: a worker
+	// does not redirect, and the token would go along; a 3xx answer fails
+	// the call with a RemoteError, which is not retried.
 	Client *http.Client
 	// Operation is the operation name of the recorded network operations.
 	// Empty means telemetry.DefaultOperation ("remote_call").
@@ -79,6 +85,9 @@ type RemoteConfig struct {
 	// one fails the call. Zero means DefaultMaxResponseBytes (8 MiB).
 	MaxResponseBytes int64
 }
+
+// maxRemoteErrorBytes bounds the [RemoteError.Message] of an answer.
+const maxRemoteErrorBytes = 8 << 10
 
 // DefaultMaxResponseBytes is the largest answer a [RemoteEvent] reads from
 // its worker when [RemoteConfig.MaxResponseBytes] is zero: 8 MiB.
@@ -142,6 +151,9 @@ func Remote(name string, cfg RemoteConfig) (*RemoteEvent, error) {
 	case scheme != "http" && scheme != "https":
 		errs = append(errs, fmt.Errorf("pipeline: remote: Scheme must be \"http\" or \"https\", got %q", scheme))
 	}
+	if err := checkToken(cfg.Token); err != nil {
+		errs = append(errs, fmt.Errorf("pipeline: remote: %w", err))
+	}
 	if scheme == "http" && !cfg.Token.IsZero() && !cfg.AllowInsecure && !isLoopback(cfg.Host) {
 		errs = append(errs, fmt.Errorf("pipeline: remote: the token would be sent in clear text to %s: use TLS (or set AllowInsecure)", cfg.Host))
 	}
@@ -182,7 +194,13 @@ func Remote(name string, cfg RemoteConfig) (*RemoteEvent, error) {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.TLSClientConfig = cfg.TLS
 		e.client = &http.Client{Transport: tr}
+	} else {
+		c := *e.client
+		e.client = &c
 	}
+	// A worker never redirects, and net/http would send the token and the
+	// input on to another port of the same host, over plain HTTP too.
+	e.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	e.base = e.client.Transport
 	if e.base == nil {
 		e.base = http.DefaultTransport
@@ -282,7 +300,7 @@ func (e *RemoteEvent) Process(ctx context.Context, in any) (any, error) {
 	var answer callResponse
 	jerr := json.Unmarshal(data, &answer)
 	if resp.StatusCode != http.StatusOK {
-		msg := answer.Error
+		msg := safetext.Cut(safetext.Visible(answer.Error, false), maxRemoteErrorBytes)
 		if jerr != nil || msg == "" {
 			msg = http.StatusText(resp.StatusCode)
 		}
@@ -341,12 +359,14 @@ func (e *attemptTimeoutError) Unwrap() error { return e.err }
 // A RemoteError is the error a [Worker] answered a [RemoteEvent] with:
 // the event failed there, or the worker refused the call (401 without
 // valid credentials, 503 when busy, and so on). [DefaultRetryable] retries
-// it when its status is 408, 429 or 5xx. Message comes from the worker:
-// escape it before printing it to a terminal.
+// it when its status is 408, 429 or 5xx. Message comes from the worker,
+// made safe to print: its control and format characters (newlines
+// included) and invalid bytes are escaped as Go escapes them, and it is
+// cut to 8 KiB.
 type RemoteError struct {
 	Event      string        // name of the event
 	StatusCode int           // HTTP status of the answer
-	Message    string        // the worker's error text
+	Message    string        // the worker's error text, escaped and cut
 	RetryAfter time.Duration // the wait the answer's Retry-After header asks for; 0 if none
 }
 

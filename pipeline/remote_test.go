@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -584,5 +585,81 @@ func TestRemoteCloseIdleConnections(t *testing.T) {
 	waitClosed()
 	if o, c := cc.opened.Load(), cc.closedN.Load(); o != 2 || c != 2 {
 		t.Fatalf("at the end: %d connections opened and %d closed, want 2 and 2", o, c)
+	}
+}
+
+// TestRemoteErrorMessageIsEscapedAndCut checks that the error text a
+// worker (or whatever answers in its place) sends back reaches the caller
+// with its control and format characters escaped, on one line, and cut to
+// 8 KiB, so that it can neither forge log lines, rewrite a terminal nor
+// fill the caller's memory and records.
+func TestRemoteErrorMessageIsEscapedAndCut(t *testing.T) {
+	hostile := "\x1b[2J\x1b[Hboom\nlevel=ERROR msg=forged \u202egnp.exe\xff"
+	tests := []struct {
+		name, text, want string
+	}{
+		{name: "plain", text: "model not loaded", want: "model not loaded"},
+		{name: "hostile", text: hostile,
+			want: `\x1b[2J\x1b[Hboom\nlevel=ERROR msg=forged \u202egnp.exe` + "\ufffd"}, // JSON makes \xff U+FFFD
+		{name: "long", text: strings.Repeat("x", 1<<20),
+			want: strings.Repeat("x", 8<<10-len("… [truncated, 1048576 bytes]")) + "… [truncated, 1048576 bytes]"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			body, err := json.Marshal(map[string]string{"error": tc.text})
+			if err != nil {
+				t.Fatal(err)
+			}
+			client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				return jsonResponse(500, string(body)), nil
+			})}
+			_, err = mustRemote(t, "score", pipeline.RemoteConfig{Host: "w", Port: 1, Client: client}).Process(context.Background(), 1)
+			var re *pipeline.RemoteError
+			if !errors.As(err, &re) || re.StatusCode != 500 {
+				t.Fatalf("got %v, want a RemoteError 500", err)
+			}
+			if re.Message != tc.want {
+				t.Errorf("got message %.200q (%d bytes), want %.200q (%d bytes)", re.Message, len(re.Message), tc.want, len(tc.want))
+			}
+		})
+	}
+}
+
+// TestRemoteFollowsNoRedirect checks that a RemoteEvent does not follow a
+// redirect, with its own client or with a Client of yours: a worker never
+// redirects, and net/http would send the token (and the input) on to the
+// new address when it is on the same host, a port of anyone's choice,
+// over plain HTTP too. The call fails with a RemoteError of the 3xx
+// status, which is not retried.
+func TestRemoteFollowsNoRedirect(t *testing.T) {
+	var leaked atomic.Int64
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			leaked.Add(1)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"output":"elsewhere"}`)
+	}))
+	t.Cleanup(elsewhere.Close)
+	for _, status := range []int{301, 302, 303, 307, 308} {
+		redirecting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, elsewhere.URL+"/events", status)
+		}))
+		t.Cleanup(redirecting.Close)
+		host, port := hostPort(t, redirecting.URL+pipeline.DefaultPath)
+		for _, client := range []*http.Client{nil, {}} {
+			t.Run(fmt.Sprintf("%d, own client %v", status, client == nil), func(t *testing.T) {
+				e := mustRemote(t, "echo", pipeline.RemoteConfig{Host: host, Port: port, Client: client,
+					Token: telemetry.NewSecret("s3cret-token")})
+				out, err := e.Process(context.Background(), 1)
+				var re *pipeline.RemoteError
+				if !errors.As(err, &re) || re.StatusCode != status || pipeline.DefaultRetryable(err) {
+					t.Errorf("got %v, %v; want a RemoteError %d, not retryable", out, err, status)
+				}
+				if n := leaked.Swap(0); n != 0 {
+					t.Errorf("the token was sent to the redirect's target %d times", n)
+				}
+			})
+		}
 	}
 }

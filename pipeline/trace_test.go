@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"errors"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -291,5 +292,71 @@ func TestFailedRunSpanStatusIsCut(t *testing.T) {
 	if st.Code != codes.Error || len(st.Description) != telemetry.DefaultMaxErrorLength || !strings.HasPrefix(st.Description, want) ||
 		!strings.HasSuffix(st.Description, "… [truncated, "+strconv.Itoa(len(err.Error()))+" bytes]") {
 		t.Errorf("got status %v with %d bytes of description, want Error with Run's error text cut at %d bytes", st.Code, len(st.Description), telemetry.DefaultMaxErrorLength)
+	}
+}
+
+// TestWorkerDuplicateCallID sends a recording worker, traced and not, a
+// request whose call id is that of a run still in progress (a caller of
+// another runtime retrying a call while the first is still running, or
+// one that chose its ids badly), and checks that each run keeps a record
+// of its own: the second is recorded under the id followed by "#N", and
+// neither ends the other's record.
+func TestWorkerDuplicateCallID(t *testing.T) {
+	for _, traced := range []bool{false, true} {
+		t.Run("traced "+strconv.FormatBool(traced), func(t *testing.T) {
+			rec := newRecorder(t)
+			cfg := pipeline.WorkerConfig{Recorder: rec}
+			if traced {
+				tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(tracetest.NewSpanRecorder()))
+				t.Cleanup(func() { tp.Shutdown(context.Background()) })
+				cfg.TracerProvider = tp
+			}
+			entered, release := make(chan struct{}), make(chan struct{})
+			var ids []string
+			w, err := pipeline.NewWorker(cfg,
+				pipeline.Func("block", func(ctx context.Context, in any) (any, error) {
+					entered <- struct{}{}
+					<-release
+					return nil, errors.New("first failed")
+				}),
+				pipeline.Func("echo", func(ctx context.Context, in any) (any, error) {
+					task, _ := pipeline.TaskFrom(ctx)
+					ids = append(ids, task.ID)
+					return in, nil
+				}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			send := func(event string) int {
+				rw := httptest.NewRecorder()
+				w.ServeHTTP(rw, httptest.NewRequest("POST", "/events", strings.NewReader(`{"event":"`+event+`","call_id":"r/x/1/call-1"}`)))
+				return rw.Code
+			}
+			first := make(chan int)
+			go func() { first <- send("block") }()
+			<-entered
+			if code := send("echo"); code != 200 {
+				t.Errorf("second run: got %d, want 200", code)
+			}
+			if m, ok := rec.Metrics("r/x/1/call-1"); !ok || m.Status != telemetry.StatusPending || m.EventName != "block" {
+				t.Errorf("while the first runs, its record is %+v (found %v), want it pending", m, ok)
+			}
+			close(release)
+			if code := <-first; code != 500 {
+				t.Errorf("first run: got %d, want 500", code)
+			}
+			if m, ok := rec.Metrics("r/x/1/call-1"); !ok || m.Status != telemetry.StatusFailed || m.EventName != "block" || m.Error != "first failed" {
+				t.Errorf("the first run's record is %+v (found %v), want it failed with its own error", m, ok)
+			}
+			if len(ids) != 1 || !strings.HasPrefix(ids[0], "r/x/1/call-1#") {
+				t.Fatalf("the second run had the task ids %q, want one that starts with r/x/1/call-1#", ids)
+			}
+			if m, ok := rec.Metrics(ids[0]); !ok || m.Status != telemetry.StatusCompleted || m.EventName != "echo" {
+				t.Errorf("the second run's record is %+v (found %v), want it completed", m, ok)
+			}
+			if n := w.Telemetry().Failures(); n != 0 {
+				t.Errorf("%d recording calls refused (first: %v), want none", n, w.Telemetry().Err())
+			}
+		})
 	}
 }

@@ -1,6 +1,10 @@
 package pipeline
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"errors"
+	"io"
+)
 
 // The JSON documents a [RemoteEvent] and a [Worker] exchange.
 
@@ -22,4 +26,21 @@ type callRequest struct {
 type callResponse struct {
 	Output json.RawMessage `json:"output,omitempty"`
 	Error  string          `json:"error,omitempty"`
+}
+
+// decodeCall decodes the body of a request to a worker: one JSON document,
+// the whole body. Its errors are those of encoding/json (and of r, such as
+// an *http.MaxBytesError), or one saying that data follows the document.
+func decodeCall(r io.Reader) (callRequest, error) {
+	var call callRequest
+	dec := json.NewDecoder(r)
+	err := dec.Decode(&call)
+	if err == nil { // the document must be the whole body
+		if err = dec.Decode(&struct{}{}); err == io.EOF {
+			err = nil
+		} else if err == nil {
+			err = errors.New("data after the document")
+		}
+	}
+	return call, err
 }

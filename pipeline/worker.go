@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log"
 	"log/slog"
 	"net"
@@ -17,6 +16,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -25,6 +25,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/eventpipeline/eventpipeline/internal/guess"
 	"github.com/eventpipeline/eventpipeline/internal/label"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 	"github.com/eventpipeline/eventpipeline/telemetry/oteltrace"
@@ -69,6 +70,11 @@ const (
 	DefaultIdleTimeout = time.Minute
 )
 
+// MaxCallerIDBytes bounds the task id, call id and run id a [Worker]
+// accepts from a caller: 1 KiB. A recording worker keeps them in its
+// records; a request with a longer one gets 400.
+const MaxCallerIDBytes = 1 << 10
+
 // maxHeaderBytes bounds the request header read by [Worker.Serve].
 const maxHeaderBytes = 64 << 10
 
@@ -81,14 +87,20 @@ const authRealm = `Bearer realm="eventpipeline-worker"`
 
 // WorkerConfig configures a [Worker]: who may call it, what one call may
 // cost, and how it logs. The zero WorkerConfig gives a worker without
-// authentication, which [Worker.Serve] serves on loopback addresses only,
-// with the limits of the Default constants.
+// authentication, which serves requests to loopback addresses only
+// (see AllowUnauthenticated), with the limits of the Default constants.
 type WorkerConfig struct {
 	// Token, if not zero, is a shared secret that every request must
 	// carry as "Authorization: Bearer <token>" (see RemoteConfig.Token).
 	// It is compared in constant time. A request without it, or with
 	// another, gets 401 Unauthorized with a WWW-Authenticate: Bearer
-	// challenge. Zero means no token is asked for.
+	// challenge. At most 10 wrong tokens a minute are checked, from all
+	// callers together (a right one does not count): beyond, a request
+	// with a token, right or wrong, gets 429 Too Many Requests with
+	// "Retry-After: 6" (which a RemoteEvent honours when it retries),
+	// until a check comes back, one every 6 seconds. NewWorker refuses a
+	// token with white space at an end or a control character, which no
+	// header could carry. Zero means no token is asked for.
 	Token telemetry.Secret
 	// TLS, if not nil, is the TLS configuration of Worker.Serve, which then
 	// serves HTTPS: it must hold a certificate (Certificates,
@@ -104,10 +116,13 @@ type WorkerConfig struct {
 	// mounted in a server of your own. Nil means plain HTTP and no client
 	// certificates. The Worker keeps a clone.
 	TLS *tls.Config
-	// AllowUnauthenticated lets Worker.Serve serve a worker without Token
-	// and without client certificates on an address other than a loopback
-	// one. Without it, Serve refuses with ErrNoAuthentication: anyone who
-	// reaches the port could run any registered event with any input.
+	// AllowUnauthenticated lets a worker without Token and without client
+	// certificates serve requests that come in on an address other than a
+	// loopback one. Without it, Serve refuses such a listener with
+	// ErrNoAuthentication, and a Worker mounted in a server of your own
+	// answers 403 Forbidden to a request whose connection is on such an
+	// address (http.LocalAddrContextKey): anyone who reaches the port
+	// could run any registered event with any input.
 	AllowUnauthenticated bool
 
 	// MaxBodyBytes is the largest request body accepted; a larger one gets
@@ -150,8 +165,9 @@ type WorkerConfig struct {
 
 	// Logger receives the worker's log: an event's panic, with its value
 	// and stack, at Error; failed events at Debug, with their error text
-	// (up to 8 KiB, whatever ErrorText sends); the server's own errors (such as TLS handshake failures) at
-	// Warn. Event names and task ids are bounded with the module's label
+	// (up to 8 KiB, whatever ErrorText sends); the server's own errors
+	// (such as TLS handshake failures) at Warn, at most 10 a minute, the
+	// count of those left out logged with the next one. Event names and task ids are bounded with the module's label
 	// rules. Nil means slog.Default(), looked up at each log call.
 	Logger *slog.Logger
 	// ErrorText returns the text sent back to the caller, in the "error"
@@ -167,8 +183,9 @@ type WorkerConfig struct {
 	// make. The task id of a run is the caller's call id (the caller's
 	// task id followed by "/call-N", which is also the task id of the
 	// caller's network operation), or, from a caller that sends none, its
-	// task id, else "worker/EVENT/N"; its pipeline id is the caller's run
-	// id and its process id the worker's. Nil means the worker records
+	// task id, else "worker/EVENT/N", followed by "#N" if a run of that
+	// id is in progress; its pipeline id is the caller's run id and its
+	// process id the worker's. Nil means the worker records
 	// nothing.
 	Recorder *telemetry.Recorder
 	// TracerProvider, if not nil, traces every event run as a span, a
@@ -220,13 +237,19 @@ func truncate(s string, limit int) string {
 // order of checks:
 //
 //   - 401 (with a WWW-Authenticate challenge when a token is configured)
-//     for a request without valid credentials;
+//     for a request without valid credentials; 429 with Retry-After: 6
+//     for a request with a token after 10 wrong ones in the last minute
+//     (see [WorkerConfig.Token]); 403 for a request that came in on an
+//     address other than a loopback one to a worker without credentials
+//     (see [WorkerConfig.AllowUnauthenticated]); after these three, the
+//     connection is closed;
 //   - 405 for another method (with Allow: POST);
 //   - 503 with Retry-After: 1 when [WorkerConfig.MaxInFlight] requests are
 //     being handled;
 //   - 413 for a body over [WorkerConfig.MaxBodyBytes] or an input of more
 //     than [WorkerConfig.MaxInputValues] JSON values;
-//   - 400 for a body that is not such a document, 404 for an unknown event;
+//   - 400 for a body that is not such a document, or one with an id
+//     longer than [MaxCallerIDBytes], 404 for an unknown event;
 //   - 200 and {"output": value} when the event succeeds;
 //   - 422 and {"error": text} when it fails with an error marked with
 //     [telemetry.Permanent], so that callers do not retry it; 500 and
@@ -258,6 +281,7 @@ type Worker struct {
 	// are compared with. Unsalted, it would let a weak token be found
 	// offline, so it is a Secret, which no fmt verb shows.
 	tokenHash telemetry.Secret
+	guesses   guess.Budget // of wrong tokens
 }
 
 var _ http.Handler = (*Worker)(nil)
@@ -269,6 +293,8 @@ var compareTokens = subtle.ConstantTimeCompare
 // NewWorker returns a Worker configured by cfg that runs events. It
 // returns the problems joined in one error: [ErrNilEvent],
 // [ErrEmptyEventName], [ErrDuplicateEvent], a negative limit or timeout, a
+// Token with white space at an end or a control character (which no
+// request could carry), a
 // TLS configuration without a certificate, or one with ClientCAs whose
 // ClientAuth does not verify client certificates.
 func NewWorker(cfg WorkerConfig, events ...Event) (*Worker, error) {
@@ -315,6 +341,9 @@ func NewWorker(cfg WorkerConfig, events ...Event) (*Worker, error) {
 		w.wantCert = w.tls.ClientCAs != nil &&
 			(w.tls.ClientAuth == tls.VerifyClientCertIfGiven || w.tls.ClientAuth == tls.RequireAndVerifyClientCert)
 	}
+	if err := checkToken(cfg.Token); err != nil {
+		errs = append(errs, fmt.Errorf("pipeline: worker: %w", err))
+	}
 	if cfg.TracerProvider != nil && cfg.Recorder == nil {
 		errs = append(errs, errors.New("pipeline: worker: a TracerProvider needs a Recorder"))
 	}
@@ -358,9 +387,20 @@ func NewWorker(cfg WorkerConfig, events ...Event) (*Worker, error) {
 		WriteTimeout:      cfg.WriteTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          log.New(serverLog{w}, "", 0),
+		ErrorLog:          log.New(&serverLog{w: w}, "", 0),
 	}
 	return w, nil
+}
+
+// checkToken returns an error if an Authorization header cannot carry
+// token as it is: net/http trims the white space at the ends of header
+// values, and refuses control characters. The error does not show it.
+func checkToken(token telemetry.Secret) error {
+	t := token.Reveal()
+	if strings.TrimSpace(t) != t || strings.ContainsFunc(t, func(r rune) bool { return r != '\t' && (r < 0x20 || r == 0x7f) }) {
+		return errors.New("the Token has white space at an end or a control character, which no request can carry")
+	}
+	return nil
 }
 
 func setDefault[T int | int64 | time.Duration](v *T, d T) {
@@ -376,11 +416,49 @@ func (w *Worker) logger() *slog.Logger {
 	return slog.Default()
 }
 
-// serverLog writes the http.Server's error log to the worker's Logger.
-type serverLog struct{ w *Worker }
+// The bound of the server's error log: at most maxServerLogs lines per
+// serverLogWindow.
+const (
+	maxServerLogs   = 10
+	serverLogWindow = time.Minute
+)
 
-func (l serverLog) Write(p []byte) (int, error) {
-	l.w.logger().LogAttrs(context.Background(), slog.LevelWarn, "pipeline: worker server error",
+// serverLog writes the http.Server's error log to the worker's Logger, at
+// most maxServerLogs lines per serverLogWindow: anyone who reaches the
+// port can make the server log (a TLS handshake that fails) as often as
+// they connect. The count of the lines left out is logged with the next
+// one logged.
+type serverLog struct {
+	w       *Worker
+	mu      sync.Mutex
+	start   time.Time // of the current window; zero before the first line
+	logged  int       // in the current window
+	dropped int       // in the current window
+}
+
+func (l *serverLog) Write(p []byte) (int, error) {
+	now := time.Now()
+	l.mu.Lock()
+	dropped := 0
+	if l.start.IsZero() || now.Sub(l.start) >= serverLogWindow {
+		dropped = l.dropped
+		l.start, l.logged, l.dropped = now, 0, 0
+	}
+	ok := l.logged < maxServerLogs
+	if ok {
+		l.logged++
+	} else {
+		l.dropped++
+	}
+	l.mu.Unlock()
+	if !ok {
+		return len(p), nil
+	}
+	ctx, logger := context.Background(), l.w.logger()
+	if dropped > 0 {
+		logger.LogAttrs(ctx, slog.LevelWarn, "pipeline: worker server errors not logged", slog.Int("count", dropped))
+	}
+	logger.LogAttrs(ctx, slog.LevelWarn, "pipeline: worker server error",
 		slog.String("error", truncate(strings.TrimSpace(string(p)), DefaultMaxErrorTextBytes)))
 	return len(p), nil
 }
@@ -448,16 +526,7 @@ func (w *Worker) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		answer(rw, http.StatusServiceUnavailable, callResponse{Error: fmt.Sprintf("pipeline: worker: busy, %d requests in flight", w.cfg.MaxInFlight)})
 		return
 	}
-	var call callRequest
-	dec := json.NewDecoder(http.MaxBytesReader(rw, req.Body, w.cfg.MaxBodyBytes))
-	err := dec.Decode(&call)
-	if err == nil { // the document must be the whole body
-		if err = dec.Decode(&struct{}{}); err == io.EOF {
-			err = nil
-		} else if err == nil {
-			err = errors.New("data after the document")
-		}
-	}
+	call, err := decodeCall(http.MaxBytesReader(rw, req.Body, w.cfg.MaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -470,6 +539,12 @@ func (w *Worker) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	if call.Event == "" {
 		answer(rw, http.StatusBadRequest, callResponse{Error: "pipeline: worker: request names no event"})
 		return
+	}
+	for _, id := range []struct{ name, v string }{{"task_id", call.TaskID}, {"call_id", call.CallID}, {"run_id", call.RunID}} {
+		if len(id.v) > MaxCallerIDBytes {
+			answer(rw, http.StatusBadRequest, callResponse{Error: fmt.Sprintf("pipeline: worker: %s longer than %d bytes", id.name, MaxCallerIDBytes)})
+			return
+		}
 	}
 	ev := w.events[call.Event]
 	if ev == nil {
@@ -517,7 +592,8 @@ func (w *Worker) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 // record starts the record (and span) of the run of call, if the worker
 // records, and returns the ctx to run it with and the func that ends it.
 // ex's task id becomes the run's task id, so that the remote calls of the
-// event are numbered under it.
+// event are numbered under it: the caller's id, followed by "#N" if a run
+// of that id is in progress.
 func (w *Worker) record(ctx context.Context, ex *execution, call *callRequest) (context.Context, func(error)) {
 	if w.tel == nil {
 		return ctx, func(error) {}
@@ -529,20 +605,37 @@ func (w *Worker) record(ctx context.Context, ex *execution, call *callRequest) (
 	if id == "" {
 		id = "worker/" + call.Event + "/" + strconv.FormatUint(w.runs.Add(1), 10)
 	}
-	ex.task.ID = id
 	opts := []telemetry.StartOption{telemetry.WithProcessID(w.pid)}
 	if call.RunID != "" {
 		opts = append(opts, telemetry.WithPipelineID(call.RunID))
 	}
-	if w.tracer != nil {
-		ctx, err := w.tracer.StartEvent(ctx, call.Event, id, opts...)
-		w.tel.check(err)
-		return ctx, func(err error) { w.tel.check(w.tracer.EndEvent(ctx, id, err)) }
-	}
-	ex.hooks = w.tel // records the event's remote calls
 	rec := w.tel.Recorder()
-	w.tel.check(rec.StartEvent(call.Event, id, opts...))
-	return ctx, func(err error) { w.tel.check(rec.EndEvent(id, err)) }
+	start := func(id string) (context.Context, error) {
+		if w.tracer != nil {
+			return w.tracer.StartEvent(ctx, call.Event, id, opts...)
+		}
+		return ctx, rec.StartEvent(call.Event, id, opts...)
+	}
+	rctx, err := start(id)
+	if errors.Is(err, telemetry.ErrAlreadyStarted) {
+		// A run of the caller's id is in progress (a call retried while
+		// the first still runs, or ids chosen badly): this one gets an id
+		// of its own, rather than ending the other's record.
+		id += "#" + strconv.FormatUint(w.runs.Add(1), 10)
+		rctx, err = start(id)
+	}
+	ex.task.ID = id
+	w.tel.check(err)
+	if w.tracer == nil {
+		ex.hooks = w.tel // records the event's remote calls
+	}
+	if err != nil { // never end a run this request did not start
+		return rctx, func(error) {}
+	}
+	if w.tracer != nil {
+		return rctx, func(err error) { w.tel.check(w.tracer.EndEvent(rctx, id, err)) }
+	}
+	return rctx, func(err error) { w.tel.check(rec.EndEvent(id, err)) }
 }
 
 // Telemetry returns the hooks through which the worker records, with the
@@ -551,31 +644,64 @@ func (w *Worker) record(ctx context.Context, ex *execution, call *callRequest) (
 func (w *Worker) Telemetry() *TelemetryHooks { return w.tel }
 
 // authorize checks the credentials of req. If they are missing or wrong,
-// it answers 401 and returns false.
+// it answers 401 (or 429, or 403 for a worker without credentials that may
+// not serve req), closing the connection, and returns false.
 func (w *Worker) authorize(rw http.ResponseWriter, req *http.Request) bool {
 	if w.wantCert && (req.TLS == nil || len(req.TLS.VerifiedChains) == 0) {
 		if !w.cfg.Token.IsZero() {
 			rw.Header().Set("WWW-Authenticate", authRealm)
 		}
-		answer(rw, http.StatusUnauthorized, callResponse{Error: "pipeline: worker: unauthorized: a verified client certificate is required"})
+		refuse(rw, http.StatusUnauthorized, "pipeline: worker: unauthorized: a verified client certificate is required")
+		return false
+	}
+	if !w.authenticated() && !w.cfg.AllowUnauthenticated && !w.servedLocally(req) {
+		refuse(rw, http.StatusForbidden, "pipeline: worker: no credentials configured: only requests to a loopback address are served (set a token, client certificates or AllowUnauthenticated)")
 		return false
 	}
 	if w.cfg.Token.IsZero() {
 		return true
 	}
-	scheme, token, _ := strings.Cut(req.Header.Get("Authorization"), " ")
-	if !strings.EqualFold(scheme, "Bearer") || token == "" {
+	token, ok := guess.BearerToken(req.Header.Get("Authorization"))
+	if token = strings.TrimSpace(token); !ok || token == "" {
 		rw.Header().Set("WWW-Authenticate", authRealm)
-		answer(rw, http.StatusUnauthorized, callResponse{Error: "pipeline: worker: unauthorized: a bearer token is required"})
+		refuse(rw, http.StatusUnauthorized, "pipeline: worker: unauthorized: a bearer token is required")
 		return false
 	}
-	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	if !w.guesses.Take(time.Now()) {
+		// Not checked, so that a guesser learns nothing.
+		rw.Header().Set("Retry-After", guess.RetryAfter)
+		refuse(rw, http.StatusTooManyRequests, "pipeline: worker: too many wrong tokens lately, try again later")
+		return false
+	}
+	got := sha256.Sum256([]byte(token))
 	if compareTokens(got[:], []byte(w.tokenHash.Reveal())) != 1 {
 		rw.Header().Set("WWW-Authenticate", authRealm+`, error="invalid_token"`)
-		answer(rw, http.StatusUnauthorized, callResponse{Error: "pipeline: worker: unauthorized: invalid token"})
+		refuse(rw, http.StatusUnauthorized, "pipeline: worker: unauthorized: invalid token")
 		return false
 	}
+	w.guesses.GiveBack()
 	return true
+}
+
+// servedLocally reports whether req may be served by a worker without
+// credentials: it came through [Worker.Serve], which checked its listener,
+// or in on a loopback address or a Unix socket, or from a caller that does
+// not say where (a direct call of ServeHTTP).
+func (w *Worker) servedLocally(req *http.Request) bool {
+	ctx := req.Context()
+	if srv, _ := ctx.Value(http.ServerContextKey).(*http.Server); srv == w.srv {
+		return true
+	}
+	local, ok := ctx.Value(http.LocalAddrContextKey).(net.Addr)
+	return !ok || isLocalAddr(local)
+}
+
+// refuse answers a request without valid credentials with status and
+// text, and closes its connection: one who has no credentials cannot hold
+// connections open with one cheap request each.
+func refuse(rw http.ResponseWriter, status int, text string) {
+	rw.Header().Set("Connection", "close")
+	answer(rw, status, callResponse{Error: text})
 }
 
 // answerError answers a failed run of call's event: a panic is logged and

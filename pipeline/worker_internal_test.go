@@ -7,10 +7,13 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
@@ -94,4 +97,48 @@ func TestWorkerNeverPrintsTokenHash(t *testing.T) {
 	if rec.Code != 200 {
 		t.Errorf("right token: got %d, want 200", rec.Code)
 	}
+}
+
+// TestWorkerServerLogIsBounded checks, in fake time, that the errors of
+// the worker's http.Server (a failed TLS handshake, which anyone who
+// reaches the port can cause as often as they connect) are logged at most
+// 10 a minute, and that the count of those left out is logged with the
+// next one logged.
+func TestWorkerServerLogIsBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs bytes.Buffer
+		w, err := NewWorker(WorkerConfig{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{
+			ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+				if a.Key == slog.TimeKey {
+					return slog.Attr{}
+				}
+				return a
+			},
+		}))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 100 {
+			w.srv.ErrorLog.Printf("http: TLS handshake error from 192.0.2.%d:1: EOF", i)
+		}
+		var want strings.Builder
+		for i := range 10 {
+			fmt.Fprintf(&want, "level=WARN msg=\"pipeline: worker server error\" error=\"http: TLS handshake error from 192.0.2.%d:1: EOF\"\n", i)
+		}
+		if logs.String() != want.String() {
+			t.Errorf("got log\n%s\nwant\n%s", logs.String(), want.String())
+		}
+		logs.Reset()
+		time.Sleep(time.Minute - time.Nanosecond)
+		w.srv.ErrorLog.Printf("http: TLS handshake error from 192.0.2.101:1: EOF")
+		if logs.Len() != 0 {
+			t.Errorf("a minute less 1ns later: got log %q, want none", logs.String())
+		}
+		time.Sleep(time.Nanosecond)
+		w.srv.ErrorLog.Printf("http: TLS handshake error from 192.0.2.102:1: EOF")
+		if want := "level=WARN msg=\"pipeline: worker server errors not logged\" count=91\n" +
+			"level=WARN msg=\"pipeline: worker server error\" error=\"http: TLS handshake error from 192.0.2.102:1: EOF\"\n"; logs.String() != want {
+			t.Errorf("a minute later: got log\n%s\nwant\n%s", logs.String(), want)
+		}
+	})
 }

@@ -713,3 +713,276 @@ func TestWorkerEventGoexit(t *testing.T) {
 		t.Errorf("got %+v (found %v), want a failed run saying the event called runtime.Goexit", m, ok)
 	}
 }
+
+// TestWorkerLimitsWrongTokens checks, in fake time, that a worker checks
+// at most 10 wrong tokens a minute, from all callers together: beyond, a
+// request with a token, right or wrong, gets 429 with Retry-After: 6 and
+// runs nothing, until the budget refills (one check every 6s); that a
+// request without a token still gets 401 and takes nothing from the
+// budget; that a right token gives its check back; and that a RemoteEvent
+// sees the 429 as retryable, with the wait asked for.
+func TestWorkerLimitsWrongTokens(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var runs atomic.Int64
+		counted := pipeline.Func("echo", func(ctx context.Context, in any) (any, error) { runs.Add(1); return in, nil })
+		w, err := pipeline.NewWorker(pipeline.WorkerConfig{Token: telemetry.NewSecret("s3cret-token")}, counted)
+		if err != nil {
+			t.Fatal(err)
+		}
+		send := func(auth string) (int, http.Header, string) {
+			req := httptest.NewRequest("POST", "/events", strings.NewReader(`{"event":"echo","input":1}`))
+			if auth != "" {
+				req.Header.Set("Authorization", auth)
+			}
+			rec := httptest.NewRecorder()
+			w.ServeHTTP(rec, req)
+			return rec.Code, rec.Header(), rec.Body.String()
+		}
+		const (
+			right   = "Bearer s3cret-token"
+			wrong   = "Bearer guess"
+			limited = `{"error":"pipeline: worker: too many wrong tokens lately, try again later"}` + "\n"
+		)
+		for i := range 3 { // right tokens give their checks back
+			if status, _, b := send(right); status != 200 {
+				t.Fatalf("right token %d: got %d %s, want 200", i+1, status, b)
+			}
+		}
+		for i := range 10 {
+			if status, _, b := send(wrong); status != 401 {
+				t.Fatalf("wrong token %d: got %d %s, want 401", i+1, status, b)
+			}
+		}
+		for _, auth := range []string{wrong, right} {
+			status, h, b := send(auth)
+			if status != 429 || b != limited || h.Get("Retry-After") != "6" {
+				t.Errorf("%q after 10 wrong tokens: got %d %s with Retry-After %q, want 429 %s with Retry-After 6",
+					auth, status, b, h.Get("Retry-After"), limited)
+			}
+		}
+		if status, _, _ := send(""); status != 401 {
+			t.Errorf("no token after 10 wrong ones: got %d, want 401", status)
+		}
+		if got := runs.Load(); got != 3 {
+			t.Errorf("the event ran %d times, want 3: only for the right tokens checked", got)
+		}
+		// A RemoteEvent is told to retry after 6s.
+		client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			rec := httptest.NewRecorder()
+			w.ServeHTTP(rec, r)
+			return rec.Result(), nil
+		})}
+		_, err = mustRemote(t, "echo", pipeline.RemoteConfig{Host: "localhost", Port: 1, Client: client,
+			Token: telemetry.NewSecret("s3cret-token")}).Process(context.Background(), 1)
+		var re *pipeline.RemoteError
+		if !errors.As(err, &re) || re.StatusCode != 429 || re.RetryAfter != 6*time.Second || !pipeline.DefaultRetryable(err) {
+			t.Errorf("RemoteEvent: got %v, want a retryable RemoteError 429 with RetryAfter 6s", err)
+		}
+
+		time.Sleep(6*time.Second - time.Nanosecond)
+		if status, _, _ := send(right); status != 429 {
+			t.Errorf("right token 1ns before a check comes back: got %d, want 429", status)
+		}
+		time.Sleep(time.Nanosecond)
+		if status, _, b := send(right); status != 200 {
+			t.Errorf("right token 6s later: got %d %s, want 200", status, b)
+		}
+		if status, _, _ := send(wrong); status != 401 { // the check given back
+			t.Errorf("wrong token after a right one: got %d, want 401", status)
+		}
+		if status, _, _ := send(wrong); status != 429 {
+			t.Errorf("second wrong token 6s later: got %d, want 429", status)
+		}
+		time.Sleep(time.Minute)
+		for i := range 10 {
+			if status, _, _ := send(wrong); status != 401 {
+				t.Fatalf("wrong token %d a minute later: got %d, want 401", i+1, status)
+			}
+		}
+	})
+}
+
+// TestWorkerMountedRefusesNonLoopbackWithoutAuthentication checks that a
+// worker without credentials, mounted in a server of your own, serves
+// only requests that came in on a loopback address or a Unix socket, as
+// Worker.Serve does, unless AllowUnauthenticated is set: otherwise anyone
+// who reached that server could run any event.
+func TestWorkerMountedRefusesNonLoopbackWithoutAuthentication(t *testing.T) {
+	const refused = `{"error":"pipeline: worker: no credentials configured: only requests to a loopback address are served (set a token, client certificates or AllowUnauthenticated)"}` + "\n"
+	tests := []struct {
+		name       string
+		local      net.Addr // nil: not known
+		cfg        pipeline.WorkerConfig
+		wantStatus int
+	}{
+		{name: "non-loopback", local: &net.TCPAddr{IP: net.ParseIP("192.0.2.1"), Port: 80}, wantStatus: 403},
+		{name: "non-loopback v6", local: &net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 80}, wantStatus: 403},
+		{name: "unknown kind of address", local: pipeAddr{}, wantStatus: 403},
+		{name: "non-loopback, allowed", local: &net.TCPAddr{IP: net.ParseIP("192.0.2.1"), Port: 80},
+			cfg: pipeline.WorkerConfig{AllowUnauthenticated: true}, wantStatus: 200},
+		{name: "non-loopback, token", local: &net.TCPAddr{IP: net.ParseIP("192.0.2.1"), Port: 80},
+			cfg: pipeline.WorkerConfig{Token: telemetry.NewSecret("t")}, wantStatus: 200},
+		{name: "loopback", local: &net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 80}, wantStatus: 200},
+		{name: "loopback v6", local: &net.TCPAddr{IP: net.ParseIP("::1"), Port: 80}, wantStatus: 200},
+		{name: "unix socket", local: &net.UnixAddr{Name: "/run/w.sock", Net: "unix"}, wantStatus: 200},
+		{name: "not known: a direct call", wantStatus: 200},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var runs atomic.Int64
+			w, err := pipeline.NewWorker(tc.cfg, pipeline.Func("echo", func(ctx context.Context, in any) (any, error) { runs.Add(1); return in, nil }))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := httptest.NewRequest("POST", "/events", strings.NewReader(`{"event":"echo","input":1}`))
+			req.Header.Set("Authorization", "Bearer t")
+			if tc.local != nil {
+				req = req.WithContext(context.WithValue(req.Context(), http.LocalAddrContextKey, tc.local))
+			}
+			rec := httptest.NewRecorder()
+			w.ServeHTTP(rec, req)
+			if rec.Code != tc.wantStatus {
+				t.Errorf("got %d %s, want %d", rec.Code, rec.Body, tc.wantStatus)
+			}
+			if tc.wantStatus == 403 && (rec.Body.String() != refused || runs.Load() != 0) {
+				t.Errorf("got %s with %d runs, want %s and none", rec.Body, runs.Load(), refused)
+			}
+		})
+	}
+	// Served by Worker.Serve, whose listener was checked, the requests of a
+	// loopback listener are served whatever their connection's address.
+	synctest.Test(t, func(t *testing.T) {
+		w, ln := serveInBubble(t)
+		c := ln.dial() // a net.Pipe, whose address is not a TCP one
+		defer c.Close()
+		body := `{"event":"echo","input":1}`
+		fmt.Fprintf(c, "POST /events HTTP/1.1\r\nHost: w\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("served by Serve on a loopback listener: got %d, want 200", resp.StatusCode)
+		}
+		w.Close()
+	})
+}
+
+// pipeAddr is a net.Addr of no kind the worker knows.
+type pipeAddr struct{}
+
+func (pipeAddr) Network() string { return "pipe" }
+func (pipeAddr) String() string  { return "pipe" }
+
+// TestWorkerBoundsCallerIDs checks that a worker refuses, with 400 and
+// without running or recording anything, a request whose task, call or
+// run id is longer than 1 KiB: a recording worker keeps them in its
+// records (100,000 of them by default), so that a caller could otherwise
+// make each of the worker's records cost up to a megabyte or two.
+func TestWorkerBoundsCallerIDs(t *testing.T) {
+	rec := newRecorder(t)
+	var runs atomic.Int64
+	w, err := pipeline.NewWorker(pipeline.WorkerConfig{Recorder: rec},
+		pipeline.Func("echo", func(ctx context.Context, in any) (any, error) { runs.Add(1); return in, nil }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, field := range []string{"task_id", "call_id", "run_id"} {
+		for _, n := range []int{1024, 1025, 1 << 19} {
+			t.Run(fmt.Sprintf("%s of %d bytes", field, n), func(t *testing.T) {
+				before, recorded := runs.Load(), len(rec.Report().Events)
+				id := strings.Repeat("x", n)
+				body := fmt.Sprintf(`{"event":"echo","input":1,%q:%q}`, field, id)
+				w2 := httptest.NewRecorder()
+				w.ServeHTTP(w2, httptest.NewRequest("POST", "/events", strings.NewReader(body)))
+				ran, grew := runs.Load()-before, len(rec.Report().Events)-recorded
+				if n <= 1024 {
+					if w2.Code != 200 || ran != 1 || grew != 1 {
+						t.Errorf("got %d %s, %d runs and %d records; want 200, one run recorded", w2.Code, w2.Body, ran, grew)
+					}
+					return
+				}
+				want := fmt.Sprintf(`{"error":"pipeline: worker: %s longer than 1024 bytes"}`, field) + "\n"
+				if w2.Code != 400 || w2.Body.String() != want || ran != 0 || grew != 0 {
+					t.Errorf("got %d %s, %d runs and %d records; want 400 %s, nothing run or recorded", w2.Code, w2.Body, ran, grew, want)
+				}
+			})
+		}
+	}
+}
+
+// TestTokenThatNoRequestCanCarry checks that NewWorker and Remote refuse a
+// token with white space at an end or a control character, which no
+// Authorization header can carry as it is (net/http trims the ends of
+// header values and refuses control characters): such a worker would
+// refuse every call, and such a RemoteEvent fail each one. The errors do
+// not show the token.
+func TestTokenThatNoRequestCanCarry(t *testing.T) {
+	for _, token := range []string{" s3cret", "s3cret ", "s3cret\t", "s3cret\n", "s3\r\ncret", "s3\x00cret", "s3\x7fcret", "   "} {
+		t.Run(fmt.Sprintf("%q", token), func(t *testing.T) {
+			_, err := pipeline.NewWorker(pipeline.WorkerConfig{Token: telemetry.NewSecret(token)}, echo)
+			if err == nil || !strings.Contains(err.Error(), "Token") || strings.Contains(err.Error(), "s3") {
+				t.Errorf("NewWorker: got %v, want an error about the Token that does not show it", err)
+			}
+			_, err = pipeline.Remote("echo", pipeline.RemoteConfig{Host: "localhost", Port: 1, Token: telemetry.NewSecret(token)})
+			if err == nil || !strings.Contains(err.Error(), "Token") || strings.Contains(err.Error(), "s3") {
+				t.Errorf("Remote: got %v, want an error about the Token that does not show it", err)
+			}
+		})
+	}
+	// Spaces inside, and any other character, are fine.
+	for _, token := range []string{"s3 cret", "s3\tcret", "s3crét-~+/=!"} {
+		url := serveWorker(t, pipeline.WorkerConfig{Token: telemetry.NewSecret(token)}, echo)
+		host, port := hostPort(t, url)
+		out, err := mustRemote(t, "echo", pipeline.RemoteConfig{Host: host, Port: port, Token: telemetry.NewSecret(token)}).Process(context.Background(), 1.0)
+		if err != nil || out != 1.0 {
+			t.Errorf("token %q: got %v, %v; want 1", token, out, err)
+		}
+	}
+}
+
+// TestWorkerClosesConnectionsOfRefusedCallers checks that a worker closes
+// the connection after an answer to a caller without valid credentials
+// (401, 429, 403), rather than keeping it open for the idle timeout: one
+// who reaches the port without the token cannot hold connections open
+// with one cheap request each. Callers with the token keep theirs.
+func TestWorkerClosesConnectionsOfRefusedCallers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w, err := pipeline.NewWorker(pipeline.WorkerConfig{Token: telemetry.NewSecret("s3cret-token"), Logger: slog.New(slog.DiscardHandler)}, echo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln := newFakeListener("192.0.2.1")
+		go w.Serve(ln)
+		defer w.Close()
+		body := `{"event":"echo","input":1}`
+		send := func(auth string) (status int, closed bool) {
+			c := ln.dial()
+			defer c.Close()
+			fmt.Fprintf(c, "POST /events HTTP/1.1\r\nHost: w\r\nAuthorization: %s\r\nContent-Length: %d\r\n\r\n%s", auth, len(body), body)
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			start := time.Now()
+			_, err = br.ReadByte() // EOF once the server closes
+			return resp.StatusCode, err == io.EOF && time.Since(start) == 0
+		}
+		for i := range 10 {
+			if status, closed := send("Bearer wrong"); status != 401 || !closed {
+				t.Errorf("wrong token %d: got %d, closed at once %v; want 401 and the connection closed", i+1, status, closed)
+			}
+		}
+		if status, closed := send("Bearer wrong"); status != 429 || !closed {
+			t.Errorf("11th wrong token: got %d, closed at once %v; want 429 and the connection closed", status, closed)
+		}
+		time.Sleep(time.Minute)
+		if status, closed := send("Bearer s3cret-token"); status != 200 || closed {
+			t.Errorf("right token: got %d, closed at once %v; want 200 and the connection kept", status, closed)
+		}
+	})
+}

@@ -3,7 +3,6 @@ package webview
 import (
 	"crypto/hmac"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -11,12 +10,12 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/eventpipeline/eventpipeline/internal/guess"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
@@ -141,7 +140,7 @@ type Handler struct {
 
 	pending pendingCache
 	charts  chartCache
-	guesses guessBudget
+	guesses guess.Budget
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -293,10 +292,10 @@ const (
 // session cookie. Both are compared in constant time; a bearer token only
 // within the budget of guesses.
 func (h *Handler) hasToken(r *http.Request) int {
-	if token, ok := bearerToken(r.Header.Get("Authorization")); ok {
+	if token, ok := guess.BearerToken(r.Header.Get("Authorization")); ok {
 		return h.checkToken(token)
 	}
-	if c, err := r.Cookie(sessionCookie); err == nil && sameSecret(c.Value, h.session.Reveal()) {
+	if c, err := r.Cookie(sessionCookie); err == nil && guess.SameSecret(c.Value, h.session.Reveal()) {
 		return tokenRight
 	}
 	return tokenWrong
@@ -305,38 +304,20 @@ func (h *Handler) hasToken(r *http.Request) int {
 // checkToken compares token with the view's, if the budget of guesses
 // allows a check.
 func (h *Handler) checkToken(token string) int {
-	if !h.guesses.take(h.now()) {
+	if !h.guesses.Take(h.now()) {
 		return tokenNotChecked
 	}
-	if !sameSecret(token, h.cfg.Token.Reveal()) {
+	if !guess.SameSecret(token, h.cfg.Token.Reveal()) {
 		return tokenWrong
 	}
-	h.guesses.giveBack()
+	h.guesses.GiveBack()
 	return tokenRight
 }
 
 // tooManyGuesses answers a request whose token was not checked.
 func tooManyGuesses(w http.ResponseWriter) {
-	w.Header().Set("Retry-After", retryAfterGuesses)
+	w.Header().Set("Retry-After", guess.RetryAfter)
 	http.Error(w, "webview: too many wrong tokens lately; try again later", http.StatusTooManyRequests)
-}
-
-// bearerToken returns the token of the Authorization header value auth
-// if its scheme is Bearer: the scheme is case-insensitive, and one or more
-// spaces separate it from the token (RFC 9110, section 11.4).
-func bearerToken(auth string) (token string, ok bool) {
-	scheme, token, ok := strings.Cut(auth, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	return strings.TrimLeft(token, " "), true
-}
-
-// sameSecret compares a and b in a time that depends on neither their
-// contents nor their lengths.
-func sameSecret(a, b string) bool {
-	ha, hb := sha256.Sum256([]byte(a)), sha256.Sum256([]byte(b))
-	return subtle.ConstantTimeCompare(ha[:], hb[:]) == 1
 }
 
 // sessionValue is the session cookie's value for token: derived from it,
@@ -368,7 +349,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		case tokenNotChecked:
 			d := h.newPage("login")
 			d.Title, d.NeedsToken, d.Problem = "Log in", true, "Too many wrong tokens lately: try again in a minute."
-			w.Header().Set("Retry-After", retryAfterGuesses)
+			w.Header().Set("Retry-After", guess.RetryAfter)
 			h.render(w, http.StatusTooManyRequests, d)
 			return
 		case tokenWrong:
@@ -404,55 +385,6 @@ func loopbackHost(hostport string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.IsLoopback()
-}
-
-// Bounds of the tokens tried: at most maxGuesses wrong ones per
-// guessWindow, from all clients together.
-const (
-	maxGuesses  = 10
-	guessWindow = time.Minute
-)
-
-// retryAfterGuesses is the Retry-After of a token not checked: the seconds
-// in which the budget gets one check back.
-var retryAfterGuesses = strconv.Itoa(int((guessWindow / maxGuesses).Seconds()))
-
-// guessBudget bounds how many wrong tokens (from the login form or a
-// bearer header) the view checks: a bucket of maxGuesses that refills at
-// maxGuesses per guessWindow. Each check takes one; a right token gives it
-// back. With the bucket empty, tokens are not checked at all, so that the
-// answer tells a guesser nothing. The session cookie is not limited: its
-// value is an HMAC, not guessable, and it keeps working for those logged
-// in while someone guesses.
-type guessBudget struct {
-	mu   sync.Mutex
-	left float64
-	at   time.Time // when left was last refilled; zero: full
-}
-
-// take takes one check from the budget at now, and reports whether there
-// was one.
-func (g *guessBudget) take(now time.Time) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.at.IsZero() {
-		g.left = maxGuesses
-	} else if d := now.Sub(g.at); d > 0 {
-		g.left = min(maxGuesses, g.left+maxGuesses*d.Seconds()/guessWindow.Seconds())
-	}
-	g.at = now
-	if g.left < 1 {
-		return false
-	}
-	g.left--
-	return true
-}
-
-// giveBack returns the check of a right token.
-func (g *guessBudget) giveBack() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.left = min(maxGuesses, g.left+1)
 }
 
 // logger returns the Logger of the configuration or slog.Default().

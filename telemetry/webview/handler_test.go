@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventpipeline/eventpipeline/internal/guess"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
@@ -519,8 +520,8 @@ func TestChartSlowClient(t *testing.T) {
 	}
 }
 
-// TestTokenGuessesLimited: the view checks at most maxGuesses wrong tokens
-// (login form or bearer header) per guessWindow; beyond, it answers 429
+// TestTokenGuessesLimited: the view checks at most guess.Max wrong tokens
+// (login form or bearer header) per guess.Window; beyond, it answers 429
 // without checking, so that the token cannot be guessed by trying many.
 // A session cookie still opens the view meanwhile.
 func TestTokenGuessesLimited(t *testing.T) {
@@ -539,39 +540,39 @@ func TestTokenGuessesLimited(t *testing.T) {
 	}
 	cookie := resp.Cookies()[0].String()
 
-	for i := range maxGuesses {
+	for i := range guess.Max {
 		if resp := post(fmt.Sprintf("guess-%d", i)); resp.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("wrong token %d: got %d, want 401", i, resp.StatusCode)
 		}
 	}
 	// The budget is spent: even the right token is not checked now.
 	if resp := post(token); resp.StatusCode != http.StatusTooManyRequests || len(resp.Cookies()) != 0 {
-		t.Errorf("login after %d wrong tokens: got %d with cookies %v, want 429 and none", maxGuesses, resp.StatusCode, resp.Cookies())
+		t.Errorf("login after %d wrong tokens: got %d with cookies %v, want 429 and none", guess.Max, resp.StatusCode, resp.Cookies())
 	}
 	if resp, _ := f.get(t, "/", "Authorization", "Bearer "+token); resp.StatusCode != http.StatusTooManyRequests {
-		t.Errorf("bearer after %d wrong tokens: got %d, want 429", maxGuesses, resp.StatusCode)
+		t.Errorf("bearer after %d wrong tokens: got %d, want 429", guess.Max, resp.StatusCode)
 	}
 	if resp, _ := f.get(t, "/", "Cookie", cookie); resp.StatusCode != http.StatusOK {
-		t.Errorf("session cookie after %d wrong tokens: got %d, want 200", maxGuesses, resp.StatusCode)
+		t.Errorf("session cookie after %d wrong tokens: got %d, want 200", guess.Max, resp.StatusCode)
 	}
 
-	c.advance(guessWindow)
+	c.advance(guess.Window)
 	if resp, _ := f.get(t, "/", "Authorization", "Bearer "+token); resp.StatusCode != http.StatusOK {
 		t.Errorf("bearer a window later: got %d, want 200", resp.StatusCode)
 	}
 	// Right tokens do not spend the budget.
-	for range 2 * maxGuesses {
+	for range 2 * guess.Max {
 		if resp, _ := f.get(t, "/", "Authorization", "Bearer "+token); resp.StatusCode != http.StatusOK {
 			t.Fatalf("right bearer token: got %d, want 200", resp.StatusCode)
 		}
 	}
-	for i := range maxGuesses {
+	for i := range guess.Max {
 		if resp, _ := f.get(t, "/", "Authorization", fmt.Sprintf("Bearer guess-%d", i)); resp.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("wrong bearer %d: got %d, want 401", i, resp.StatusCode)
 		}
 	}
 	if resp := post("one-more"); resp.StatusCode != http.StatusTooManyRequests {
-		t.Errorf("login after %d wrong bearer tokens: got %d, want 429", maxGuesses, resp.StatusCode)
+		t.Errorf("login after %d wrong bearer tokens: got %d, want 429", guess.Max, resp.StatusCode)
 	}
 }
 
@@ -653,7 +654,7 @@ func TestThresholdNotEchoed(t *testing.T) {
 func TestSecurityHeadersOnEveryAnswer(t *testing.T) {
 	open := newFixture(t, Config{MaxStreams: 1}, nil)
 	guarded := newFixture(t, Config{Token: telemetry.NewSecret("let-me-in")}, nil)
-	for range maxGuesses {
+	for range guess.Max {
 		guarded.get(t, "/", "Authorization", "Bearer wrong")
 	}
 	// The one stream of open, held while the others are asked for.
