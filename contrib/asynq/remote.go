@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventpipeline/eventpipeline/internal/otelspan"
+	"github.com/eventpipeline/eventpipeline/internal/safetext"
 	"github.com/eventpipeline/eventpipeline/pipeline"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
@@ -358,7 +359,7 @@ func (e *RemoteEvent) decode(id string, info *asynqlib.TaskInfo) (any, error) {
 	if len(info.Result) == 0 {
 		// Archived without a result: no worker ran the event (no handler
 		// for the type, a lease that expired), or it could not write it.
-		msg := info.LastErr
+		msg := visible(info.LastErr)
 		if msg == "" {
 			msg = "the task failed without a result"
 		}
@@ -373,7 +374,7 @@ func (e *RemoteEvent) decode(id string, info *asynqlib.TaskInfo) (any, error) {
 		if msg == "" {
 			msg = info.LastErr
 		}
-		re := &RemoteError{Event: e.name, TaskID: id, Queue: e.queue, Message: msg, Permanent: res.Permanent}
+		re := &RemoteError{Event: e.name, TaskID: id, Queue: e.queue, Message: visible(msg), Permanent: res.Permanent}
 		if re.Permanent {
 			return nil, telemetry.Permanent(re)
 		}
@@ -388,13 +389,25 @@ func (e *RemoteEvent) decode(id string, info *asynqlib.TaskInfo) (any, error) {
 	return out, nil
 }
 
+// maxRemoteErrorBytes bounds the [RemoteError.Message] of a task.
+const maxRemoteErrorBytes = 8 << 10
+
+// visible returns the error text msg of a task, from a worker or asynq,
+// as a RemoteError keeps it: on one line, its control, format and
+// bidirectional characters escaped, cut to maxRemoteErrorBytes.
+func visible(msg string) string {
+	return safetext.Cut(safetext.Visible(msg, false), maxRemoteErrorBytes)
+}
+
 // A RemoteError is the error a [Worker] reported for the task of a
 // [RemoteEvent]: the event failed there, or no worker could run it.
 // Permanent tells whether the worker marked the error with
 // telemetry.Permanent (or the event panicked); such an error also comes
 // wrapped with telemetry.Permanent, so that pipeline.DefaultRetryable
-// does not retry it. Message comes from the worker: escape it before
-// printing it to a terminal.
+// does not retry it. Message comes from the worker (or from asynq): it
+// is kept on one line, with its control, format and bidirectional
+// characters escaped, and cut to 8 KiB, so that it can neither forge log
+// lines nor rewrite a terminal.
 type RemoteError struct {
 	Event     string // name of the event
 	TaskID    string // the asynq task id

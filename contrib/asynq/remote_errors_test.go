@@ -194,6 +194,33 @@ func TestRemoteOutsidePipeline(t *testing.T) {
 	}
 }
 
+// TestRemoteErrorMessageEscaped checks that the error text a worker sends
+// back reaches the caller's RemoteError escaped to one line (control
+// characters, newlines and bidirectional controls shown as escapes) and
+// cut, so that it can neither forge log lines nor rewrite a terminal.
+func TestRemoteErrorMessageEscaped(t *testing.T) {
+	hostile := "bad\n2026-11-26 level=INFO forged line\x1b[2J\u202e" + strings.Repeat("x", 20_000)
+	redis, _ := inProcess(t, pipeline.Func("fail", func(context.Context, any) (any, error) {
+		return nil, telemetry.Permanent(errors.New(hostile))
+	}))
+	e, err := epasynq.Remote("fail", epasynq.RemoteConfig{Redis: asynq.RedisClientOpt{Addr: redis.Addr}, Timeout: pollTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	_, err = e.Process(context.Background(), nil)
+	var re *epasynq.RemoteError
+	if !errors.As(err, &re) {
+		t.Fatalf("got %v, want a RemoteError", err)
+	}
+	if strings.ContainsAny(re.Message, "\n\x1b\u202e") || !strings.HasPrefix(re.Message, `bad\n2026-11-26 level=INFO forged line\x1b[2J\u202e`) {
+		t.Errorf("Message %.80q..., want the text on one line with its controls escaped", re.Message)
+	}
+	if len(re.Message) > 8<<10 {
+		t.Errorf("Message of %d bytes, want at most 8 KiB", len(re.Message))
+	}
+}
+
 // TestRemoteNoHandler checks a task that no worker has an event for: asynq
 // archives it without a result, and the call fails with its error.
 func TestRemoteNoHandler(t *testing.T) {
