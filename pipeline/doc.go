@@ -110,8 +110,9 @@
 //
 // [WorkerConfig] sets who may call: Token, a [telemetry.Secret] expected as
 // "Authorization: Bearer <token>" and compared in constant time, at most
-// 10 wrong ones a minute from all callers together (while someone guesses,
-// the right token gets 429 too, which a RemoteEvent retries), and TLS, whose
+// 10 wrong ones a minute from each caller's address (an IPv6 one by its
+// /64), so that a guesser locks out itself, not the callers that know the
+// token unless they share its address, as behind one proxy; and TLS, whose
 // ClientCAs with a zero ClientAuth require verified client certificates.
 // When there is neither, [Worker.Serve] refuses a listener that is neither
 // on a loopback address nor a Unix socket, with [ErrNoAuthentication], and

@@ -94,9 +94,10 @@ type WorkerConfig struct {
 	// carry as "Authorization: Bearer <token>" (see RemoteConfig.Token).
 	// It is compared in constant time. A request without it, or with
 	// another, gets 401 Unauthorized with a WWW-Authenticate: Bearer
-	// challenge. At most 10 wrong tokens a minute are checked, from all
-	// callers together (a right one does not count): beyond, a request
-	// with a token, right or wrong, gets 429 Too Many Requests with
+	// challenge. At most 10 wrong tokens a minute are checked from each
+	// caller's address (an IPv6 one by its /64; a right one does not
+	// count): beyond, a request from that address with a token, right or
+	// wrong, gets 429 Too Many Requests with
 	// "Retry-After: 6" (which a RemoteEvent honours when it retries),
 	// until a check comes back, one every 6 seconds. NewWorker refuses a
 	// token with white space at an end or a control character, which no
@@ -238,8 +239,8 @@ func truncate(s string, limit int) string {
 //
 //   - 401 (with a WWW-Authenticate challenge when a token is configured)
 //     for a request without valid credentials; 429 with Retry-After: 6
-//     for a request with a token after 10 wrong ones in the last minute
-//     (see [WorkerConfig.Token]); 403 for a request that came in on an
+//     for a request with a token after 10 wrong ones from its address in
+//     the last minute (see [WorkerConfig.Token]); 403 for a request that came in on an
 //     address other than a loopback one to a worker without credentials
 //     (see [WorkerConfig.AllowUnauthenticated]); after these three, the
 //     connection is closed;
@@ -667,7 +668,8 @@ func (w *Worker) authorize(rw http.ResponseWriter, req *http.Request) bool {
 		refuse(rw, http.StatusUnauthorized, "pipeline: worker: unauthorized: a bearer token is required")
 		return false
 	}
-	if !w.guesses.Take(time.Now()) {
+	client := guess.Client(req)
+	if !w.guesses.Take(client, time.Now()) {
 		// Not checked, so that a guesser learns nothing.
 		rw.Header().Set("Retry-After", guess.RetryAfter)
 		refuse(rw, http.StatusTooManyRequests, "pipeline: worker: too many wrong tokens lately, try again later")
@@ -679,7 +681,7 @@ func (w *Worker) authorize(rw http.ResponseWriter, req *http.Request) bool {
 		refuse(rw, http.StatusUnauthorized, "pipeline: worker: unauthorized: invalid token")
 		return false
 	}
-	w.guesses.GiveBack()
+	w.guesses.GiveBack(client)
 	return true
 }
 

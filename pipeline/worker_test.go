@@ -763,11 +763,23 @@ func TestWorkerLimitsWrongTokens(t *testing.T) {
 		if status, _, _ := send(""); status != 401 {
 			t.Errorf("no token after 10 wrong ones: got %d, want 401", status)
 		}
-		if got := runs.Load(); got != 3 {
-			t.Errorf("the event ran %d times, want 3: only for the right tokens checked", got)
+		// The guesser locked out its own address only.
+		other := httptest.NewRequest("POST", "/events", strings.NewReader(`{"event":"echo","input":1}`))
+		other.RemoteAddr = "198.51.100.2:40000"
+		other.Header.Set("Authorization", right)
+		otherRec := httptest.NewRecorder()
+		w.ServeHTTP(otherRec, other)
+		if otherRec.Code != 200 {
+			t.Errorf("right token from another address: got %d %s, want 200", otherRec.Code, otherRec.Body)
 		}
-		// A RemoteEvent is told to retry after 6s.
+		if got := runs.Load(); got != 4 {
+			t.Errorf("the event ran %d times, want 4: only for the right tokens checked", got)
+		}
+		// A RemoteEvent, from the guesser's address, is told to retry
+		// after 6s.
 		client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			r = r.Clone(r.Context())        // a RoundTripper does not change the request
+			r.RemoteAddr = "192.0.2.1:1234" // httptest.NewRequest's
 			rec := httptest.NewRecorder()
 			w.ServeHTTP(rec, r)
 			return rec.Result(), nil

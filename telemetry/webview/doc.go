@@ -85,9 +85,10 @@
 // path, and holds a value derived from the token (an HMAC), not the token
 // itself. Tokens are compared in constant time; a request without a valid
 // one gets 401. At most 10 wrong tokens (from the login form and bearer
-// headers together) are checked per minute; beyond, tokens are not checked
-// and the answer is 429, so that the token cannot be found by trying many
-// (a session cookie keeps working meanwhile). The token never appears in a page, a log line or an error.
+// headers together) are checked per minute from each client address (an
+// IPv6 one by its /64); beyond, that address's tokens are not checked and
+// the answer is 429, so that the token cannot be found by trying many,
+// while other clients, and session cookies, keep working. The token never appears in a page, a log line or an error.
 // The view does not serve TLS: over a network, put it behind a server that
 // does.
 //

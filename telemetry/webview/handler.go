@@ -293,7 +293,7 @@ const (
 // within the budget of guesses.
 func (h *Handler) hasToken(r *http.Request) int {
 	if token, ok := guess.BearerToken(r.Header.Get("Authorization")); ok {
-		return h.checkToken(token)
+		return h.checkToken(r, token)
 	}
 	if c, err := r.Cookie(sessionCookie); err == nil && guess.SameSecret(c.Value, h.session.Reveal()) {
 		return tokenRight
@@ -301,16 +301,17 @@ func (h *Handler) hasToken(r *http.Request) int {
 	return tokenWrong
 }
 
-// checkToken compares token with the view's, if the budget of guesses
-// allows a check.
-func (h *Handler) checkToken(token string) int {
-	if !h.guesses.Take(h.now()) {
+// checkToken compares token, sent by r, with the view's, if the budget of
+// guesses of r's client allows a check.
+func (h *Handler) checkToken(r *http.Request, token string) int {
+	client := guess.Client(r)
+	if !h.guesses.Take(client, h.now()) {
 		return tokenNotChecked
 	}
 	if !guess.SameSecret(token, h.cfg.Token.Reveal()) {
 		return tokenWrong
 	}
-	h.guesses.GiveBack()
+	h.guesses.GiveBack(client)
 	return tokenRight
 }
 
@@ -345,7 +346,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !h.session.IsZero() {
-		switch h.checkToken(r.PostForm.Get("token")) {
+		switch h.checkToken(r, r.PostForm.Get("token")) {
 		case tokenNotChecked:
 			d := h.newPage("login")
 			d.Title, d.NeedsToken, d.Problem = "Log in", true, "Too many wrong tokens lately: try again in a minute."

@@ -555,6 +555,18 @@ func TestTokenGuessesLimited(t *testing.T) {
 	if resp, _ := f.get(t, "/", "Cookie", cookie); resp.StatusCode != http.StatusOK {
 		t.Errorf("session cookie after %d wrong tokens: got %d, want 200", guess.Max, resp.StatusCode)
 	}
+	// The guesses came from 127.0.0.1: a client on another address is
+	// not locked out.
+	other := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{
+		LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext}}
+	defer other.CloseIdleConnections()
+	req, _ := http.NewRequest(http.MethodGet, f.srv.URL+"/", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	if resp, err := other.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("bearer from 127.0.0.2 after %d wrong tokens from 127.0.0.1: got %v, %v; want 200", guess.Max, resp, err)
+	} else {
+		resp.Body.Close()
+	}
 
 	c.advance(guess.Window)
 	if resp, _ := f.get(t, "/", "Authorization", "Bearer "+token); resp.StatusCode != http.StatusOK {
