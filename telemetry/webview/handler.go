@@ -305,9 +305,10 @@ const (
 	tokenNotChecked        // too many wrong tokens lately: not checked
 )
 
-// hasToken reports whether r carries the token, as a bearer token or as the
-// session cookie. Both are compared in constant time; a bearer token only
-// within the budget of guesses.
+// hasToken reports whether r carries the token, as a bearer token, or a
+// session cookie of this Handler that is still good (validSession). Both
+// are compared in constant time; a bearer token only within the budget of
+// guesses.
 func (h *Handler) hasToken(r *http.Request) int {
 	if token, ok := bearerToken(r.Header.Get("Authorization")); ok {
 		return h.checkToken(token)
