@@ -105,8 +105,9 @@
 //
 //   - ends [Config.SessionLifetime] (12 hours by default) after the login,
 //     as the view checks on every request (the cookie's Max-Age says the
-//     same to the browser); then the view asks for the token again, and
-//     an open page, whose next update gets 401, shows the login link;
+//     same to the browser); then the view asks for the token again, a
+//     live-update stream opened with it ends (within 5 seconds), and an
+//     open page, whose next update gets 401, shows the login link;
 //   - opens only this Handler: not another view with the same token, nor
 //     this one after a restart (log in again);
 //   - opens it only under the Host it was opened for: a copy of the cookie

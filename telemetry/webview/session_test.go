@@ -1,6 +1,7 @@
 package webview
 
 import (
+	"bufio"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -268,5 +269,62 @@ func TestSessionCookieName(t *testing.T) {
 		if got := sessionCookieName(host); got != want {
 			t.Errorf("%s: got %q, want %q", host, got, want)
 		}
+	}
+}
+
+// TestSessionEndsStream: a live-update stream opened with a session ends
+// when the session does: it sends updates until just before the lifetime
+// has passed, and at the first wake-up after, it ends without one. A
+// stream opened with the bearer token goes on.
+func TestSessionEndsStream(t *testing.T) {
+	const token = "let-me-in"
+	c := newClock()
+	f := newFixture(t, Config{Token: telemetry.NewSecret(token), SessionLifetime: time.Minute}, c)
+	f.h.tick = time.Hour // only records make updates
+	cookie := f.session(t, token)
+	open := func(header ...string) (next func() (string, bool), stop func()) {
+		req, _ := http.NewRequest(http.MethodGet, f.srv.URL+"/events", nil)
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("the stream: got %d, want 200", resp.StatusCode)
+		}
+		lines := bufio.NewScanner(resp.Body)
+		return func() (string, bool) {
+			if !lines.Scan() {
+				return "", false
+			}
+			return lines.Text(), true
+		}, func() { resp.Body.Close() }
+	}
+	withSession, stopSession := open("Cookie", cookie.String())
+	defer stopSession()
+	withBearer, stopBearer := open("Authorization", "Bearer "+token)
+	defer stopBearer()
+	for _, next := range []func() (string, bool){withSession, withBearer} {
+		next() // retry: 2000
+		next() // blank line
+	}
+	c.advance(time.Minute - time.Nanosecond)
+	f.run(t, "extract", "before", 0, 0, nil)
+	for name, next := range map[string]func() (string, bool){"session": withSession, "bearer": withBearer} {
+		if got, _ := next(); got != "event: update" {
+			t.Errorf("%s, just before expiry: got %q, want an update", name, got)
+		}
+		next() // data
+		next() // blank line
+	}
+	c.advance(time.Nanosecond)
+	f.run(t, "extract", "at", 0, 0, nil)
+	if got, ok := withSession(); ok {
+		t.Errorf("session, at expiry: got %q, want the stream's end", got)
+	}
+	if got, _ := withBearer(); got != "event: update" {
+		t.Errorf("bearer, after the session's expiry: got %q, want an update", got)
 	}
 }
