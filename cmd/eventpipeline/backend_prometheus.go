@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"net"
 
 	"github.com/eventpipeline/eventpipeline/telemetry"
@@ -12,25 +11,28 @@ import (
 
 // The Prometheus backend: --prometheus HOST:PORT serves /metrics there
 // (with the delivery counters of every publisher of the demo), and the demo
-// keeps running until interrupted so that Prometheus can scrape it.
+// keeps running until interrupted so that Prometheus can scrape it. The
+// address is read as --ui's (listenAddr): a bare PORT is 127.0.0.1:PORT.
 func init() {
 	var addr string
+	var ln net.Listener
 	backends = append(backends, backend{
 		name: "prometheus",
 		flags: func(fs *flag.FlagSet) func() bool {
 			fs.StringVar(&addr, "prometheus", "",
-				"also serve the metrics for Prometheus at `HOST:PORT` (such as 127.0.0.1:2112; port 0 picks a free one)\n"+
+				"also serve the metrics for Prometheus at `HOST:PORT` (such as 127.0.0.1:2112;\n"+
+					listenHelp+")\n"+
 					"and keep running until interrupted")
 			return func() bool { return addr != "" }
 		},
 		// The demo attaches the publisher to its Recorder, whose delivery
 		// counters it then exports.
 		open: func(context.Context, *telemetry.Recorder, func(string) string) (telemetry.Publisher, string, error) {
-			if _, _, err := net.SplitHostPort(addr); err != nil {
-				return nil, "", fmt.Errorf("--prometheus %q: want HOST:PORT: %w", addr, err)
-			}
-			ln, err := net.Listen("tcp", addr)
+			a, err := listenAddr("prometheus", addr)
 			if err != nil {
+				return nil, "", err
+			}
+			if ln, err = net.Listen("tcp", a); err != nil {
 				return nil, "", err
 			}
 			p, err := prometheus.NewPublisher(prometheus.Config{Listener: ln})
@@ -39,6 +41,10 @@ func init() {
 				return nil, "", err
 			}
 			return p, p.URL(), nil
+		},
+		listens: func() (net.Addr, string) {
+			return ln.Addr(), "anyone who reaches it can read the metrics (event names, failures, publishers); " +
+				"serve them on 127.0.0.1, or behind a proxy that asks for authentication"
 		},
 	})
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"net"
 
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
@@ -27,6 +28,10 @@ type backend struct {
 	// serves (such as a /metrics URL): the demo then keeps running until
 	// interrupted.
 	open func(ctx context.Context, r *telemetry.Recorder, getenv func(string) string) (pub telemetry.Publisher, serving string, err error)
+	// listens, if not nil, returns the address the backend listens on
+	// once open, and what anyone who reaches it can do: the demo warns
+	// when that address is not loopback.
+	listens func() (addr net.Addr, risk string)
 }
 
 // backends are the backends compiled into this program.
@@ -49,7 +54,11 @@ func registerBackends(fs *flag.FlagSet) func(ctx context.Context, r *telemetry.R
 			if err != nil {
 				return open, &backendError{name: b.name, err: err}
 			}
-			open = append(open, opened{name: b.name, pub: pub, serving: serving})
+			o := opened{name: b.name, pub: pub, serving: serving}
+			if b.listens != nil {
+				o.listens, o.risk = b.listens()
+			}
+			open = append(open, o)
 		}
 		return open, nil
 	}
@@ -60,6 +69,8 @@ type opened struct {
 	name    string
 	pub     telemetry.Publisher
 	serving string
+	listens net.Addr // where it listens, if it serves
+	risk    string   // what anyone who reaches it can do
 }
 
 // backendError is a backend that could not start: a runtime failure.

@@ -112,6 +112,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if d.rec, d.backends, err = openRecorder(ctx, f); err != nil {
 		return err
 	}
+	for _, o := range d.backends {
+		if o.listens != nil {
+			listenWarning(stderr, "demo", o.name, o.listens, o.risk)
+		}
+	}
 	if d.tracer, err = openTracer(d.rec, d.backends); err != nil {
 		return errors.Join(err, d.stop(ctx, false))
 	}
@@ -203,8 +208,8 @@ func parseDemoFlags(args []string, stdout io.Writer) (demoFlags, error) {
 	fs.StringVar(&f.worker, "worker", "", "`HOST:PORT` of a worker started with 'eventpipeline worker' to run the remote events on, instead of one started in this process")
 	fs.DurationVar(&f.closeTimeout, "close-timeout", defaultCloseTimeout,
 		"how long to wait at the end, counted from when closing starts, for the backends to take the records still queued")
-	fs.StringVar(&f.ui, "ui", "", "serve the live web view of the telemetry at `HOST:PORT` (such as 127.0.0.1:8080; a bare PORT means 127.0.0.1:PORT;\n"+
-		"port 0 picks a free one)\n"+
+	fs.StringVar(&f.ui, "ui", "", "serve the live web view of the telemetry at `HOST:PORT` (such as 127.0.0.1:8080;\n"+
+		listenHelp+")\n"+
 		"and run the sample again and again until Ctrl-C or --duration")
 	fs.DurationVar(&f.duration, "duration", 0, "run the sample again and again, with varying latencies and failures, for this long\n"+
 		"(0 with --ui: until Ctrl-C)")
@@ -230,16 +235,10 @@ func parseDemoFlags(args []string, stdout io.Writer) (demoFlags, error) {
 		return f, usagef("--duration must not be negative, got %v", f.duration)
 	}
 	if f.ui != "" {
-		if _, err := strconv.ParseUint(f.ui, 10, 16); err == nil {
-			f.ui = net.JoinHostPort("127.0.0.1", f.ui) // a bare port: this host only
+		if f.ui, err = listenAddr("ui", f.ui); err != nil {
+			return f, err
 		}
-		host, port, err := net.SplitHostPort(f.ui)
-		if err != nil || port == "" {
-			return f, usagef("--ui must be HOST:PORT, got %q", f.ui)
-		}
-		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-			return f, usagef("--ui must be HOST:PORT with a port of 0-65535, got %q", f.ui)
-		}
+		host, _, _ := net.SplitHostPort(f.ui)
 		f.uiToken = uiToken()
 		if f.uiToken.IsZero() && !isLoopbackHost(host) {
 			return f, usagef("refusing to serve the web view on %s without a token: anyone who reaches it could read the records; "+

@@ -82,14 +82,39 @@
 // each list, writes the two files and exits 0. With --ui and no
 // --duration it runs until Ctrl-C.
 //
-// --ui serves the web view on HOST:PORT (a bare PORT means 127.0.0.1:PORT;
-// port 0 picks a free one; the URL is printed): runs by status, throughput and failure rate charts,
+// --ui serves the web view on HOST:PORT (see "Addresses" below; the URL is
+// printed): runs by status, throughput and failure rate charts,
 // percentiles, retries, publisher health, runs in flight, failed and slow
 // runs, network operations and each run, updated live. When
 // EVENTPIPELINE_UI_TOKEN is set, the view asks for it (the header
-// "Authorization: Bearer TOKEN", or once on its login page in a browser).
+// "Authorization: Bearer TOKEN", or on its login page in a browser, which
+// opens a session of 12 hours for this view, port and host only).
 // demo refuses to serve it on an address that is not loopback without a
-// token (exit 2), and warns that the token travels in clear text there.
+// token (exit 2). With a token there, it warns that the token and the
+// session cookie travel in clear text: put a reverse proxy that serves
+// HTTPS in front.
+//
+// # Addresses
+//
+// Every server the command starts listens on loopback unless told
+// otherwise: the web view and the Prometheus endpoint only when --ui or
+// --prometheus is given, the worker on 127.0.0.1:8700 by default, and the
+// demo's own worker and notify service on 127.0.0.1 always. --ui,
+// --prometheus and worker --addr read their address alike:
+//
+//	PORT              127.0.0.1:PORT, this host only
+//	127.0.0.1:PORT    the same; localhost:PORT or [::1]:PORT likewise loopback
+//	:PORT             every network interface (Go's meaning), reachable from other machines
+//	0.0.0.0:PORT      every IPv4 interface; HOST:PORT that interface only
+//
+// Port 0 picks a free one. A server that listens beyond loopback prints one
+// warning line on stderr, "eventpipeline CMD: warning: WHAT listens on
+// ADDR (...): other machines may reach it; ...", saying what they could do.
+// Each server bounds the time to read a request's header and the whole
+// request, keeps idle connections for a limited time, and caps the header
+// size and any body it reads; the web view bounds the writing of each
+// response instead of a server write timeout, which would end its live
+// streams.
 //
 // # Backends
 //
@@ -97,7 +122,7 @@
 // read from environment variables, never from flags.
 //
 //	--prometheus HOST:PORT
-//	    serve /metrics there for Prometheus (port 0 picks a free one; the URL
+//	    serve /metrics there for Prometheus (see "Addresses"; the URL
 //	    is printed) and keep running after the summary until interrupted
 //	    (Ctrl-C: exit 0, however long it served; a second Ctrl-C ends the
 //	    process at once), so that Prometheus can scrape it
@@ -187,7 +212,7 @@
 // until interrupted, printing the address it listens on, so that demo
 // --worker HOST:PORT can run them in another process or on another machine.
 //
-//	--addr HOST:PORT   address to listen on (default 127.0.0.1:8700; port 0 picks a free one)
+//	--addr HOST:PORT   address to listen on (default 127.0.0.1:8700; see "Addresses")
 //	--tls-cert FILE    serve HTTPS with this certificate...
 //	--tls-key FILE     ...and this key
 //	--client-ca FILE   require client certificates signed by these authorities
@@ -203,8 +228,9 @@
 // --client-ca when that is given (--tls-cert and --tls-key go together). It
 // refuses to listen on an address that is not loopback (":port", 0.0.0.0 or
 // a host name other than localhost) without a token or --client-ca: exit 2,
-// saying why. With a token but no TLS on such an address it warns that the
-// token travels in clear text. Its limits (request size, requests in flight,
+// saying why. On such an address it prints the warning line of
+// "Addresses"; with a token but no TLS, it says that the token travels in
+// clear text. Its limits (request size, requests in flight,
 // timeouts) are the defaults of pipeline.WorkerConfig; a panic in an event is
 // logged with its stack on stderr and answered with a generic 500.
 //

@@ -44,9 +44,16 @@ func startUI(addr string, rec *telemetry.Recorder, token telemetry.Secret, errOu
 		view.Close()
 		return nil, err
 	}
-	if host, _, _ := net.SplitHostPort(addr); !token.IsZero() && !isLoopbackHost(host) {
-		fmt.Fprintf(errOut, "eventpipeline demo: warning: the web view is served over plain HTTP: the token of %s travels in clear text\n", uiTokenEnv)
-	}
+	// Without a token, parseDemoFlags refused an address beyond loopback
+	// (a host name may still resolve to another one: then the view, which
+	// answers only requests to a loopback host without a token, refuses
+	// the others).
+	listenWarning(errOut, "demo", "the web view", ln.Addr(),
+		"over plain HTTP its token ("+uiTokenEnv+") and session cookie travel in clear text; "+
+			"serve it on 127.0.0.1, or behind a reverse proxy that serves HTTPS")
+	// No WriteTimeout, which would end the live-update streams: the view
+	// gives each response, and each write to a stream, a deadline of its
+	// own. The only body read is the login form's, which the view caps.
 	srv := &http.Server{
 		Handler:           view,
 		ReadHeaderTimeout: 5 * time.Second,

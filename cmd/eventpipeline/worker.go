@@ -11,9 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -69,7 +67,7 @@ func workerToken() telemetry.Secret { return telemetry.NewSecret(os.Getenv(worke
 // runWorker runs `worker`.
 func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
-	addr := fs.String("addr", "127.0.0.1:8700", "address to listen on (port 0: a free port)")
+	addr := fs.String("addr", "127.0.0.1:8700", "`HOST:PORT` to listen on ("+listenHelp+")")
 	certFile := fs.String("tls-cert", "", "serve HTTPS with the certificate (chain) of this PEM `FILE`; needs --tls-key")
 	keyFile := fs.String("tls-key", "", "private key (PEM `FILE`) of --tls-cert")
 	caFile := fs.String("client-ca", "", "ask every client for a certificate signed by a CA of this PEM `FILE`; needs --tls-cert")
@@ -86,13 +84,10 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if len(rest) > 0 {
 		return usagef("unexpected argument %q", rest[0])
 	}
-	host, port, err := net.SplitHostPort(*addr)
-	if err != nil {
-		return usagef("--addr: %v", err)
+	if *addr, err = listenAddr("addr", *addr); err != nil {
+		return err
 	}
-	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		return usagef("--addr must be HOST:PORT with a port of 0-65535, got %q", *addr)
-	}
+	host, _, _ := net.SplitHostPort(*addr)
 	if (*certFile == "") != (*keyFile == "") {
 		return usagef("--tls-cert and --tls-key go together")
 	}
@@ -109,8 +104,6 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if cfg.TLS, err = serverTLS(*certFile, *keyFile, *caFile); err != nil {
 			return err
 		}
-	} else if !token.IsZero() && !isLoopbackHost(host) {
-		fmt.Fprintf(stderr, "eventpipeline worker: warning: without --tls-cert, the token of %s travels in clear text\n", workerTokenEnv)
 	}
 	pub, err := otlpF.publisher("eventpipeline-worker", os.Getenv)
 	if err != nil {
@@ -141,6 +134,14 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		closeWorkerRecorder(rec, stderr)
 		return err
 	}
+	risk := "callers must give the token of " + workerTokenEnv
+	switch {
+	case cfg.TLS == nil:
+		risk = "without --tls-cert, the token of " + workerTokenEnv + " travels in clear text"
+	case *caFile != "":
+		risk = "callers must show a certificate signed by --client-ca"
+	}
+	listenWarning(stderr, "worker", "the worker", ln.Addr(), risk)
 	scheme, auth := "http", []string{}
 	if cfg.TLS != nil {
 		scheme = "https"
@@ -197,16 +198,6 @@ func serverTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
 		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
 	}
 	return cfg, nil
-}
-
-// isLoopbackHost reports whether host is localhost or a loopback IP
-// address. An empty host (every interface) is not.
-func isLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
 }
 
 // serveWorkerWith serves events on ln with cfg and returns a function that

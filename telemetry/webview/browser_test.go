@@ -118,6 +118,22 @@ func newTab(t *testing.T, b context.Context) *tab {
 	return tb
 }
 
+// login logs the tab in to the view at base (a URL without the final
+// slash) with token, through its login page, and waits for the overview.
+func (tb *tab) login(t *testing.T, base, token string) {
+	t.Helper()
+	if status := tb.open(t, base+"/login"); status != 200 {
+		t.Fatalf("the login page: got status %d, want 200", status)
+	}
+	if err := chromedp.Do(tb.ctx,
+		chromedp.SetValue(chromedp.CSS(`input[name="token"]`), token),
+		chromedp.Submit(chromedp.CSS(`input[name="token"]`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	tb.waitFor(t, `document.readyState === "complete" && document.title.startsWith("Overview")`)
+}
+
 // clean fails the test if the tab logged a problem or opened a dialog.
 func (tb *tab) clean(t *testing.T) {
 	t.Helper()
@@ -189,6 +205,7 @@ func (tb *tab) waitImages(t *testing.T) {
 // own.
 func TestBrowser(t *testing.T) {
 	b := browser(t)
+	b0 := b // for the subtests that name their fixtures a and b
 
 	t.Run("pages load without console errors", func(t *testing.T) {
 		f := newFixture(t, Config{}, nil)
@@ -390,6 +407,81 @@ for (let i = 0; i < %d; i++) {
 		tb.open(t, f.srv.URL+"/")
 		tb.waitLive(t)
 		tb.clean(t)
+	})
+
+	t.Run("two views on two ports stay logged in", func(t *testing.T) {
+		// Browsers keep one set of cookies for 127.0.0.1, whatever the
+		// port: each view must keep its own session beside the other's.
+		const tokenA, tokenB = "token-of-view-a", "token-of-view-b"
+		a := newFixture(t, Config{Token: telemetry.NewSecret(tokenA)}, nil)
+		b := newFixture(t, Config{Token: telemetry.NewSecret(tokenB)}, nil)
+		tabA, tabB := newTab(t, b0), newTab(t, b0)
+		tabA.login(t, a.srv.URL, tokenA)
+		tabB.login(t, b.srv.URL, tokenB)
+		for round := range 3 {
+			for _, v := range []struct {
+				name string
+				f    *fixture
+				tb   *tab
+			}{{"a", a, tabA}, {"b", b, tabB}} {
+				// A new page load of each view, then a record that must
+				// come through its live stream.
+				for _, path := range []string{"/", "/failed"} {
+					if status := v.tb.open(t, v.f.srv.URL+path); status != 200 {
+						t.Fatalf("round %d, view %s, %s: got status %d, want 200 (logged out)", round, v.name, path, status)
+					}
+					v.tb.waitLive(t)
+				}
+				text := fmt.Sprintf("failure %d of view %s", round, v.name)
+				v.f.run(t, "load", fmt.Sprintf("%s-%d", v.name, round), 0, 0, errors.New(text))
+				v.tb.waitFor(t, fmt.Sprintf(`document.getElementById("live").innerText.includes(%q)`, text))
+				if got := eval[string](t, v.tb, `document.cookie`); got != "" {
+					t.Errorf("view %s: the page's script can read cookies %q, want HttpOnly ones", v.name, got)
+				}
+			}
+		}
+		// Either tab can open the other view too, in the same browser.
+		for _, v := range []struct {
+			f  *fixture
+			tb *tab
+		}{{a, tabB}, {b, tabA}} {
+			if status := v.tb.open(t, v.f.srv.URL+"/failed"); status != 200 {
+				t.Errorf("%s from the other tab: got status %d, want 200", v.f.srv.URL, status)
+			}
+			v.tb.waitLive(t)
+		}
+		tabA.clean(t)
+		tabB.clean(t)
+	})
+
+	t.Run("an ended session leads to the login", func(t *testing.T) {
+		const token = "s3cret-token"
+		c := newClock()
+		f := newFixture(t, Config{Token: telemetry.NewSecret(token), SessionLifetime: time.Hour}, c)
+		tb := newTab(t, b0)
+		tb.login(t, f.srv.URL, token)
+		tb.open(t, f.srv.URL+"/failed")
+		tb.waitLive(t)
+		c.advance(time.Hour - time.Nanosecond)
+		f.run(t, "load", "before-expiry", 0, 0, errors.New("recorded just before the session ends"))
+		tb.waitFor(t, `document.getElementById("live").innerText.includes("just before the session ends")`)
+		c.advance(time.Nanosecond)
+		// The next update finds the session ended: the page is loaded
+		// again, and asks for the token.
+		f.run(t, "load", "at-expiry", 0, 0, errors.New("recorded as the session ends"))
+		tb.waitFor(t, `document.readyState === "complete" && document.title.startsWith("Token needed")`)
+		if got := eval[string](t, tb, `document.body.innerText`); strings.Contains(got, "session ends") {
+			t.Errorf("the page shows records after the session ended:\n%s", got)
+		}
+		tb.login(t, f.srv.URL, token)
+		tb.open(t, f.srv.URL+"/failed")
+		tb.waitLive(t)
+		if got := eval[string](t, tb, `document.body.innerText`); !strings.Contains(got, "recorded as the session ends") {
+			t.Errorf("after a new login the failed page does not show the failure:\n%s", got)
+		}
+		tb.mu.Lock()
+		tb.problems = nil // the browser logs the 401s of the ended session, as it should
+		tb.mu.Unlock()
 	})
 
 	t.Run("a refused live stream is tried again", func(t *testing.T) {

@@ -69,7 +69,7 @@
 // view's own script, style sheet and images and nothing inline ("default-src
 // 'none'; script-src 'self'; style-src 'self'; ..."; the charts may only
 // style their shapes), X-Content-Type-Options: nosniff, X-Frame-Options:
-// DENY, Referrer-Policy: no-referrer and Cache-Control: no-store. So even
+// DENY, Referrer-Policy: same-origin and Cache-Control: no-store. So even
 // text that escaped the escaping could not run a script.
 //
 // Without a token ([Config.Token] zero) the view answers only requests
@@ -79,18 +79,63 @@
 // the login page and the static files must carry it, either as the header
 // "Authorization: Bearer TOKEN" (for scripts and curl; the scheme in any
 // case, as HTTP allows) or as the session cookie that the login page
-// (login, a form that POSTs the token) sets. The browser's live-update
-// stream (EventSource) cannot send a header, so it relies on the cookie,
-// which is HttpOnly, SameSite=Strict, Secure over TLS, scoped to the view's
-// path, and holds a value derived from the token (an HMAC), not the token
-// itself. Tokens are compared in constant time; a request without a valid
-// one gets 401. At most 10 wrong tokens (from the login form and bearer
-// headers together) are checked per minute from each client address (an
-// IPv6 one by its /64); beyond, that address's tokens are not checked and
-// the answer is 429, so that the token cannot be found by trying many,
-// while other clients, and session cookies, keep working. The token never appears in a page, a log line or an error.
-// The view does not serve TLS: over a network, put it behind a server that
-// does.
+// (login, a form that POSTs the token) sets: the browser's live-update
+// stream (EventSource) cannot send a header. Tokens are compared in
+// constant time; a request without a valid one gets 401. At most 10 wrong
+// tokens (from the login form and bearer headers together) are checked per
+// minute from each client address (an IPv6 one by its /64); beyond, that
+// address's tokens are not checked and the answer is 429, so that the
+// token cannot be found by trying many, while other clients, and
+// sessions, keep working. The token never appears in a page, a cookie, a log line or
+// an error.
+//
+// # Sessions
+//
+// The session cookie is HttpOnly (the pages' script cannot read it),
+// SameSite=Strict (another site's pages do not send it), Secure when the
+// view is served over TLS, and without Path or Domain: it goes to the
+// directory of the login page (wherever the view is mounted) on this host
+// only. Browsers keep one set of cookies per host, whatever the port, so
+// its name carries the port the browser asked for, such as
+// eventpipeline_webview_8080: two views on two ports of 127.0.0.1 keep
+// their own sessions side by side.
+//
+// Its value is the time of the login and an HMAC-SHA256 of that time and
+// of the request's Host, under a key drawn at random when the Handler is
+// made. So a session:
+//
+//   - ends [Config.SessionLifetime] (12 hours by default) after the login,
+//     as the view checks on every request (the cookie's Max-Age says the
+//     same to the browser); then the view asks for the token again, a
+//     live-update stream opened with it ends (within 5 seconds), and an
+//     open page, whose next update gets 401, shows the login link;
+//   - opens only this Handler: not another view with the same token, nor
+//     this one after a restart (log in again);
+//   - opens it only under the Host it was opened for: a copy of the cookie
+//     sent under another host name or port is refused.
+//
+// Every request that needs the token, or that would show records without
+// one, is refused with 403 when a browser says another origin's page made
+// it (Sec-Fetch-Site other than same-origin, or without it an Origin other
+// than the view's), unless it is a GET navigation: a link followed to the
+// view is served, but a page of another port of the same host (which is
+// the same site, so SameSite=Strict lets the cookie go with its requests)
+// cannot load the view's pages, charts or stream with the user's session,
+// nor post to the login form.
+//
+// What a cookie over plain HTTP cannot do. A browser sends the cookies of
+// 127.0.0.1 to every server on 127.0.0.1, whatever the port: any other
+// program of the host that the browser visits (another developer tool, a
+// test server) receives the session cookie, and can send it to the view
+// itself, with whatever headers it likes, until the session ends; and on a
+// network, anyone who sees the traffic sees the cookie and the token. The
+// short lifetime and the binding to one Handler and one Host bound that,
+// they do not prevent it. So: on a shared machine, do not browse other
+// servers of untrusted programs of the same host while logged in, or keep
+// SessionLifetime short; to serve the view beyond loopback, put it behind
+// a reverse proxy that serves HTTPS (and passes the Host header on, which
+// sessions and the origin check compare), where the cookie is Secure and
+// travels encrypted. The view does not serve TLS itself.
 //
 // # Live updates
 //

@@ -1,9 +1,6 @@
 package webview
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,6 +24,7 @@ const (
 	DefaultMaxEventNames   = 100              // event names with percentiles of their own
 	DefaultMaxStreams      = 16               // live-update streams open at once
 	DefaultPendingInterval = 2 * time.Second  // how old the list of runs in flight may be
+	DefaultSessionLifetime = 12 * time.Hour   // how long a login lasts
 )
 
 // ErrClosed is returned by [Handler.Close] when called again.
@@ -72,6 +70,11 @@ type Config struct {
 	// be drawn), at level Warn; never a token. Nil means slog.Default() at
 	// the time of logging.
 	Logger *slog.Logger
+	// SessionLifetime is how long a session opened by the login page
+	// lasts: from the login on, not from the last request. Once it has
+	// passed, the view asks for the token again. Zero means
+	// DefaultSessionLifetime.
+	SessionLifetime time.Duration
 }
 
 // withDefaults returns cfg with its zero fields set to their defaults, or
@@ -108,6 +111,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.PendingInterval < 0 {
 		errs = append(errs, fmt.Errorf("webview: PendingInterval must not be negative, got %v", cfg.PendingInterval))
 	}
+	if cfg.SessionLifetime == 0 {
+		cfg.SessionLifetime = DefaultSessionLifetime
+	}
+	if cfg.SessionLifetime < time.Second {
+		errs = append(errs, fmt.Errorf("webview: SessionLifetime must be at least 1s, got %v", cfg.SessionLifetime))
+	}
 	return cfg, errors.Join(errs...)
 }
 
@@ -122,10 +131,10 @@ type Handler struct {
 	now   func() time.Time
 	since time.Time // when it was attached
 	mux   *http.ServeMux
-	// session is the session cookie's value, zero without a token; it
-	// opens the view as the token does, so it is a Secret, which no fmt
-	// verb shows.
-	session telemetry.Secret
+	// sessionKey is the key of the sessions' MACs, random for each
+	// Handler, zero without a token. With it, anyone can make a session
+	// that opens the view, so it is a Secret, which no fmt verb shows.
+	sessionKey telemetry.Secret
 
 	// live updates
 	streams  atomic.Int64
@@ -182,7 +191,7 @@ func newHandler(rec *telemetry.Recorder, cfg Config, now func() time.Time) *Hand
 		writeTimeout: 10 * time.Second,
 	}
 	if !cfg.Token.IsZero() {
-		h.session = sessionValue(cfg.Token)
+		h.sessionKey = newSessionKey()
 	}
 	h.mux = h.routes()
 	return h
@@ -208,7 +217,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("Content-Security-Policy", pageCSP)
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("X-Frame-Options", "DENY")
-	hd.Set("Referrer-Policy", "no-referrer")
+	// same-origin, not no-referrer: with no-referrer, a browser sends
+	// "Origin: null" with the login form, which foreignRequest must
+	// refuse when the browser sends no Sec-Fetch-Site.
+	hd.Set("Referrer-Policy", "same-origin")
 	hd.Set("Cross-Origin-Opener-Policy", "same-origin")
 	hd.Set("Cross-Origin-Resource-Policy", "same-origin")
 	hd.Set("Cache-Control", "no-store")
@@ -217,7 +229,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// that stops reading a page must not hold it forever. The stream sets
 	// its own before each write. An error: the writer cannot have one.
 	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(h.writeTimeout))
-	if h.session.IsZero() && !loopbackHost(r.Host) {
+	if h.sessionKey.IsZero() && !loopbackHost(r.Host) {
 		// Without a token, a page of another site could read the view
 		// through a DNS name it points at 127.0.0.1 (DNS rebinding).
 		http.Error(w, "webview: without a token this view answers only requests to localhost or a loopback address", http.StatusForbidden)
@@ -256,10 +268,16 @@ func (h *Handler) routes() *http.ServeMux {
 }
 
 // authorized serves next to requests that carry the token (or the session
-// cookie) when one is set, and 401 to the others.
+// cookie) when one is set, and 401 to the others. Whether a token is set
+// or not, a browser's request that another origin's page made is refused
+// with 403, except a navigation (see foreignRequest).
 func (h *Handler) authorized(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if h.session.IsZero() {
+		if foreignRequest(r) {
+			http.Error(w, "webview: this view answers only its own pages and navigations to it", http.StatusForbidden)
+			return
+		}
+		if h.sessionKey.IsZero() {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -278,9 +296,6 @@ func (h *Handler) authorized(next http.Handler) http.Handler {
 	})
 }
 
-// sessionCookie is the name of the cookie the login page sets.
-const sessionCookie = "eventpipeline_webview"
-
 // The answers of hasToken and checkToken.
 const (
 	tokenWrong      = iota // missing or wrong
@@ -288,14 +303,15 @@ const (
 	tokenNotChecked        // too many wrong tokens lately: not checked
 )
 
-// hasToken reports whether r carries the token, as a bearer token or as the
-// session cookie. Both are compared in constant time; a bearer token only
-// within the budget of guesses.
+// hasToken reports whether r carries the token, as a bearer token, or a
+// session cookie of this Handler that is still good (validSession). Both
+// are compared in constant time; a bearer token only within the budget of
+// guesses.
 func (h *Handler) hasToken(r *http.Request) int {
 	if token, ok := guess.BearerToken(r.Header.Get("Authorization")); ok {
 		return h.checkToken(r, token)
 	}
-	if c, err := r.Cookie(sessionCookie); err == nil && guess.SameSecret(c.Value, h.session.Reveal()) {
+	if h.validSession(r) {
 		return tokenRight
 	}
 	return tokenWrong
@@ -321,31 +337,28 @@ func tooManyGuesses(w http.ResponseWriter) {
 	http.Error(w, "webview: too many wrong tokens lately; try again later", http.StatusTooManyRequests)
 }
 
-// sessionValue is the session cookie's value for token: derived from it,
-// so that the cookie never holds the token itself (which may open other
-// doors), and stable across restarts with the same token.
-func sessionValue(token telemetry.Secret) telemetry.Secret {
-	m := hmac.New(sha256.New, []byte(token.Reveal()))
-	m.Write([]byte("eventpipeline webview session v1"))
-	return telemetry.NewSecret(hex.EncodeToString(m.Sum(nil)))
-}
-
 // loginPage shows the form that asks for the token.
 func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
 	d := h.newPage("login")
-	d.Title, d.NeedsToken = "Log in", !h.session.IsZero()
+	d.Title, d.NeedsToken = "Log in", !h.sessionKey.IsZero()
 	h.render(w, http.StatusOK, d)
 }
 
 // login checks the token typed into the login form and, if it is right,
 // sets the session cookie and sends the browser to the overview.
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
+	if foreignRequest(r) {
+		// A form of another origin's page: it could spend the budget
+		// of guesses, or log the browser in unasked.
+		http.Error(w, "webview: log in from the view's own login page", http.StatusForbidden)
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, 4096)
 	if err := r.ParseForm(); err != nil {
 		http.Error(w, "webview: bad login form", http.StatusBadRequest)
 		return
 	}
-	if !h.session.IsZero() {
+	if !h.sessionKey.IsZero() {
 		switch h.checkToken(r, r.PostForm.Get("token")) {
 		case tokenNotChecked:
 			d := h.newPage("login")
@@ -359,12 +372,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 			h.render(w, http.StatusUnauthorized, d)
 			return
 		}
-		// No Path: the cookie applies to the directory of the login page,
-		// wherever the view is mounted.
-		http.SetCookie(w, &http.Cookie{
-			Name: sessionCookie, Value: h.session.Reveal(), HttpOnly: true, Secure: r.TLS != nil,
-			SameSite: http.SameSiteStrictMode,
-		})
+		http.SetCookie(w, h.newSession(r))
 	}
 	// A relative Location, resolved by the browser against the URL it
 	// used: http.Redirect would resolve it against r.URL, which lacks the

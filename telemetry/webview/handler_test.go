@@ -294,7 +294,7 @@ func TestToken(t *testing.T) {
 		{"run without token", "/run?id=secret-task", nil, 401},
 		{"wrong token", "/", []string{"Authorization", "Bearer nope"}, 401},
 		{"token as basic auth", "/", []string{"Authorization", "Basic bGV0LW1lLWlu"}, 401},
-		{"wrong cookie", "/", []string{"Cookie", sessionCookie + "=" + token}, 401},
+		{"wrong cookie", "/", []string{"Cookie", sessionCookieName(f.srv.Listener.Addr().String()) + "=" + token}, 401},
 		{"bearer token", "/run?id=secret-task", []string{"Authorization", "Bearer " + token}, 200},
 		// The scheme is case-insensitive, and one or more spaces follow
 		// it (RFC 9110, section 11.4).
@@ -363,16 +363,17 @@ func TestToken(t *testing.T) {
 }
 
 // TestHandlerNeverPrintsCredentials checks that no fmt verb on a Handler
-// shows the token or the session cookie's value, which opens the view as
-// the token does.
+// shows the token, the key of its sessions or a session cookie's value,
+// which open the view as the token does.
 func TestHandlerNeverPrintsCredentials(t *testing.T) {
 	const token = "let-me-in"
 	f := newFixture(t, Config{Token: telemetry.NewSecret(token)}, nil)
-	cookie := sessionValue(telemetry.NewSecret(token)).Reveal()
+	cookie := f.session(t, token).Value
+	key := f.h.sessionKey.Reveal()
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X"} {
-		for name, v := range map[string]any{"Handler": f.h, "session": f.h.session} {
+		for name, v := range map[string]any{"Handler": f.h, "session key": f.h.sessionKey} {
 			s := fmt.Sprintf(verb, v)
-			for _, secret := range []string{token, cookie, fmt.Sprintf("%x", token), fmt.Sprintf("%x", cookie)} {
+			for _, secret := range []string{token, cookie, fmt.Sprintf("%x", token), fmt.Sprintf("%x", cookie), fmt.Sprintf("%x", key), strings.Trim(fmt.Sprintf("%q", key), `"`)} {
 				if strings.Contains(strings.ToLower(s), secret) {
 					t.Errorf("%s of the %s shows a credential: %.300s", verb, name, s)
 				}
@@ -709,7 +710,7 @@ func TestSecurityHeadersOnEveryAnswer(t *testing.T) {
 		}
 		for k, v := range map[string]string{
 			"Content-Security-Policy": pageCSP, "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
-			"Referrer-Policy": "no-referrer", "Cross-Origin-Resource-Policy": "same-origin",
+			"Referrer-Policy": "same-origin", "Cross-Origin-Resource-Policy": "same-origin",
 		} {
 			if got := resp.Header.Get(k); got != v {
 				t.Errorf("%s %s (%d): %s is %q, want %q", tc.method, tc.path, resp.StatusCode, k, got, v)

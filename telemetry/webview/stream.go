@@ -5,12 +5,15 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/eventpipeline/eventpipeline/internal/guess"
 )
 
 // stream serves the live updates: server-sent events named "update", each
 // with the number of records taken so far, sent when a record has arrived
 // (at most one per throttle) and at least every tick, so that ages and
-// charts move. The pages' script fetches the page again on each.
+// charts move. The pages' script fetches the page again on each. A stream
+// let in by a session ends when the session does.
 func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
 	// Only the view's own pages open a stream. A page of another site
 	// could otherwise hold every one (an EventSource, an image, a no-cors
@@ -35,6 +38,13 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.streams.Add(-1)
+
+	// A stream let in by a session ends with it, at its first wake-up
+	// after (within a tick): it would otherwise outlive the session, and
+	// one opened with a copy of the cookie would go on. The bearer token
+	// does not expire.
+	_, bearer := guess.BearerToken(r.Header.Get("Authorization"))
+	bySession := !h.sessionKey.IsZero() && !bearer
 
 	rc := http.NewResponseController(w)
 	send := func(s string) bool {
@@ -63,6 +73,9 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-changed:
 		case <-tick.C:
+		}
+		if bySession && !h.validSession(r) {
+			return
 		}
 		// After a tick without news too: the ages and charts move.
 		var v uint64

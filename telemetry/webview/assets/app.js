@@ -11,7 +11,12 @@
     if (busy) { again = true; return; }
     busy = true;
     fetch(location.href, { credentials: "same-origin", cache: "no-store" })
-      .then((r) => (r.ok || r.status === 400 || r.status === 404 ? r.text() : Promise.reject(new Error(r.status))))
+      .then((r) => {
+        // The session has ended (its lifetime passed, or the view was
+        // restarted): load the page again, which then offers the login.
+        if (r.status === 401) { location.reload(); return Promise.reject(new Error(r.status)); }
+        return r.ok || r.status === 400 || r.status === 404 ? r.text() : Promise.reject(new Error(r.status));
+      })
       .then((html) => {
         const fresh = new DOMParser().parseFromString(html, "text/html").getElementById("live");
         const live = document.getElementById("live");
@@ -22,7 +27,9 @@
   }
   // EventSource tries again by itself after a network error, but not after
   // an answer other than 200, such as the 503 of a stream over the
-  // server's limit: then a new one is opened, after a wait that doubles.
+  // server's limit or the 401 of an ended session: then the page is
+  // fetched (which finds out about the session) and a new stream opened,
+  // after a wait that doubles.
   let wait = 2000;
   function connect() {
     const events = new EventSource("events");
@@ -31,6 +38,7 @@
     events.onerror = () => {
       status.textContent = "reconnecting"; status.className = "off";
       if (events.readyState === EventSource.CLOSED) {
+        refresh();
         setTimeout(connect, wait * (1 + Math.random() / 2));
         wait = Math.min(2 * wait, 60000);
       }
