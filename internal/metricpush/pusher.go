@@ -60,6 +60,7 @@ type Options struct {
 	Retry          telemetry.RetryPolicy
 	EventBuckets   []float64 // owned by the Pusher
 	LatencyBuckets []float64 // owned by the Pusher
+	WaitBuckets    []float64 // owned by the Pusher
 	MaxLabelValues int
 
 	// Logger logs; nil means slog.Default() at the time of logging.
@@ -177,7 +178,7 @@ func (p *Pusher) ObserveEvent(_ context.Context, o telemetry.EventObservation) e
 		s.retries.Add(uint64(o.Retries))
 	}
 	if o.Enqueued {
-		s.waitHistogram().observe(o.Wait.Seconds())
+		s.waitHistogram(p.o.WaitBuckets).observe(o.Wait.Seconds())
 	}
 	p.markDirty()
 	return nil
@@ -446,7 +447,7 @@ func (p *Pusher) push(ctx context.Context) (err error) {
 			p.dirty.Store(true)
 		}
 	}()
-	p.stats.series.Store(int64(snap.Series(len(p.o.EventBuckets), len(p.o.LatencyBuckets))))
+	p.stats.series.Store(int64(snap.Series(len(p.o.EventBuckets), len(p.o.LatencyBuckets), len(p.o.WaitBuckets))))
 	attempt, err := p.o.Sender.Prepare(snap)
 	if err != nil {
 		p.stats.dropped.Add(1)

@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/eventpipeline/eventpipeline/internal/metricdef"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
@@ -59,14 +58,6 @@ func (h *histogram) read(pt *HistogramPoint) {
 	pt.Sum = math.Float64frombits(h.sumBits.Load())
 }
 
-// waitBounds are the bucket bounds of event_wait_seconds, shared read
-// only: metricdef's defaults.
-var waitBounds = metricdef.WaitBuckets()
-
-// WaitBounds returns the bucket bounds of event_wait_seconds, +Inf not
-// included; the caller must not change them.
-func WaitBounds() []float64 { return waitBounds }
-
 // eventSeries are the series of one event name.
 type eventSeries struct {
 	name              string // label value, valid UTF-8
@@ -78,12 +69,12 @@ type eventSeries struct {
 }
 
 // waitHistogram returns the event_wait_seconds histogram of s, binding it
-// on the first call.
-func (s *eventSeries) waitHistogram() *histogram {
+// with bounds (shared, read only) on the first call.
+func (s *eventSeries) waitHistogram(bounds []float64) *histogram {
 	if h := s.wait.Load(); h != nil {
 		return h
 	}
-	s.wait.CompareAndSwap(nil, newHistogram(waitBounds))
+	s.wait.CompareAndSwap(nil, newHistogram(bounds))
 	return s.wait.Load()
 }
 
@@ -116,7 +107,7 @@ type EventPoint struct {
 	Completed, Failed HistogramPoint
 	Retries           uint64
 	// Waited reports whether a run of the name had an enqueue time; Wait
-	// is then its event_wait_seconds histogram, with WaitBounds.
+	// is then its event_wait_seconds histogram, with Options.WaitBuckets.
 	Waited bool
 	Wait   HistogramPoint
 }
@@ -129,12 +120,12 @@ type OpPoint struct {
 }
 
 // Series returns the number of series s makes in Prometheus terms, with
-// eventBuckets and latencyBuckets bounds (+Inf not included).
-func (s *Snapshot) Series(eventBuckets, latencyBuckets int) int {
+// eventBuckets, latencyBuckets and waitBuckets bounds (+Inf not included).
+func (s *Snapshot) Series(eventBuckets, latencyBuckets, waitBuckets int) int {
 	n := len(s.Events)*(2*(eventBuckets+1+2)+1) + len(s.Ops)*(latencyBuckets+1+2+2) + len(s.Delivery)*DeliverySeries
 	for i := range s.Events {
 		if s.Events[i].Waited {
-			n += len(waitBounds) + 1 + 2
+			n += waitBuckets + 1 + 2
 		}
 	}
 	return n

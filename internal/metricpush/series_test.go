@@ -23,10 +23,12 @@ func TestHistogram(t *testing.T) {
 
 func TestSnapshotSeries(t *testing.T) {
 	s := Snapshot{Events: make([]EventPoint, 2), Ops: make([]OpPoint, 1)}
+	s.Events[1].Waited = true
 	// An event name: 2 statuses × (3 bounds + +Inf + _sum + _count), and
-	// its retries; an operation: 2 bounds + +Inf + _sum + _count, and 2
+	// its retries; the one that waited: 4 wait bounds + +Inf + _sum +
+	// _count more; an operation: 2 bounds + +Inf + _sum + _count, and 2
 	// directions of bytes.
-	if got, want := s.Series(3, 2), 2*(2*6+1)+(5+2); got != want {
+	if got, want := s.Series(3, 2, 4), 2*(2*6+1)+7+(5+2); got != want {
 		t.Errorf("got %d series, want %d", got, want)
 	}
 }

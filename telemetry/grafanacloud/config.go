@@ -59,6 +59,11 @@ var DefaultEventBuckets = metricdef.EventBuckets()
 // millisecond to one minute, as in the Prometheus publisher.
 var DefaultLatencyBuckets = metricdef.LatencyBuckets()
 
+// DefaultWaitBuckets are the upper bounds, in seconds, of the buckets of
+// event_wait_seconds when Config.WaitBuckets is nil: from five
+// milliseconds to one hour, as in the Prometheus publisher.
+var DefaultWaitBuckets = metricdef.WaitBuckets()
+
 // A Protocol is the ingestion protocol a [Publisher] speaks.
 type Protocol string
 
@@ -172,6 +177,11 @@ type Config struct {
 	// [DefaultLatencyBuckets]; an empty non-nil slice is invalid.
 	LatencyBuckets []float64
 
+	// WaitBuckets are the bucket upper bounds, in seconds and strictly
+	// increasing, of event_wait_seconds. nil means
+	// [DefaultWaitBuckets]; an empty non-nil slice is invalid.
+	WaitBuckets []float64
+
 	// MaxLabelValues is the number of distinct event names that get series
 	// of their own, and separately the number of distinct operations.
 	// Records of further names are counted under [OverflowLabelValue].
@@ -264,7 +274,7 @@ func (c *Config) resolve() (target, error) {
 	for _, h := range []struct {
 		name    string
 		buckets []float64
-	}{{"EventBuckets", c.EventBuckets}, {"LatencyBuckets", c.LatencyBuckets}} {
+	}{{"EventBuckets", c.EventBuckets}, {"LatencyBuckets", c.LatencyBuckets}, {"WaitBuckets", c.WaitBuckets}} {
 		if h.buckets != nil && len(h.buckets) == 0 {
 			add("%s is empty: leave it nil for the defaults", h.name)
 		}
@@ -359,9 +369,13 @@ func (c Config) withDefaults() Config {
 	if c.LatencyBuckets == nil {
 		c.LatencyBuckets = DefaultLatencyBuckets
 	}
+	if c.WaitBuckets == nil {
+		c.WaitBuckets = DefaultWaitBuckets
+	}
 	// Copy the buckets: the caller may change its slices later.
 	c.EventBuckets = append([]float64(nil), c.EventBuckets...)
 	c.LatencyBuckets = append([]float64(nil), c.LatencyBuckets...)
+	c.WaitBuckets = append([]float64(nil), c.WaitBuckets...)
 	if c.MaxLabelValues == 0 {
 		c.MaxLabelValues = DefaultMaxLabelValues
 	}

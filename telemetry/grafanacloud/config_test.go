@@ -54,6 +54,10 @@ func TestNewPublisherInvalidConfig(t *testing.T) {
 		{"empty EventBuckets", func(c *Config) { c.EventBuckets = []float64{} }, []string{"EventBuckets is empty"}},
 		{"unsorted LatencyBuckets", func(c *Config) { c.LatencyBuckets = []float64{1, 0.5} }, []string{"LatencyBuckets are not strictly increasing"}},
 		{"NaN EventBuckets", func(c *Config) { c.EventBuckets = []float64{math.NaN()} }, []string{"EventBuckets[0] is NaN"}},
+		{"empty WaitBuckets", func(c *Config) { c.WaitBuckets = []float64{} }, []string{"WaitBuckets is empty: leave it nil for the defaults"}},
+		{"unsorted WaitBuckets", func(c *Config) { c.WaitBuckets = []float64{2, 1} }, []string{"WaitBuckets are not strictly increasing: 1 after 2"}},
+		{"NaN WaitBuckets", func(c *Config) { c.WaitBuckets = []float64{1, math.NaN()} }, []string{"WaitBuckets[1] is NaN: bounds must be finite"}},
+		{"infinite WaitBuckets", func(c *Config) { c.WaitBuckets = []float64{math.Inf(1)} }, []string{"WaitBuckets[0] is +Inf: bounds must be finite"}},
 		{"all missing", func(c *Config) { *c = Config{} }, []string{"APIKey is required", "OrgSlug is required", "Region or Endpoint is required"}},
 	}
 	for _, tc := range tests {

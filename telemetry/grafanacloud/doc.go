@@ -45,6 +45,7 @@
 //	Job, Instance   the job and instance labels: "eventpipeline" and "<hostname>:<pid>"
 //	EventBuckets    1ms to 10min, as package prometheus
 //	LatencyBuckets  0.5ms to 1min, as package prometheus
+//	WaitBuckets     5ms to 1h, as package prometheus
 //	MaxLabelValues  1000 event names, and 1000 operations, with series of their own
 //	AllowInsecure   false: https only, except to a loopback address (127.0.0.0/8, ::1, localhost)
 //	HTTPClient      a client of its own

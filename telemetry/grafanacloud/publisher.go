@@ -100,10 +100,11 @@ func newPublisher(cfg Config, jitter func(b time.Duration) time.Duration) (*Publ
 	o := metricpush.Options{
 		Name: "grafanacloud", Prefix: "grafanacloud", Protocol: string(t.protocol), URL: t.url,
 		Client: cfg.HTTPClient, Interval: cfg.Interval, Timeout: cfg.Timeout, Retry: cfg.Retry,
-		EventBuckets: cfg.EventBuckets, LatencyBuckets: cfg.LatencyBuckets, MaxLabelValues: cfg.MaxLabelValues,
-		Logger:   cfg.Logger,
-		LogAttrs: []slog.Attr{slog.String("job", cfg.Job), slog.String("instance", cfg.Instance)},
-		Hint:     hint, Jitter: jitter,
+		EventBuckets: cfg.EventBuckets, LatencyBuckets: cfg.LatencyBuckets, WaitBuckets: cfg.WaitBuckets,
+		MaxLabelValues: cfg.MaxLabelValues,
+		Logger:         cfg.Logger,
+		LogAttrs:       []slog.Attr{slog.String("job", cfg.Job), slog.String("instance", cfg.Instance)},
+		Hint:           hint, Jitter: jitter,
 	}
 	if o.Client == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -121,6 +122,7 @@ func newPublisher(cfg Config, jitter func(b time.Duration) time.Duration) (*Publ
 			Labels:         map[string]string{"job": cfg.Job, "instance": cfg.Instance},
 			EventBuckets:   cfg.EventBuckets,
 			LatencyBuckets: cfg.LatencyBuckets,
+			WaitBuckets:    cfg.WaitBuckets,
 			Prefix:         "grafanacloud",
 			StatusError:    statusError,
 		})
@@ -138,6 +140,7 @@ func newPublisher(cfg Config, jitter func(b time.Duration) time.Duration) (*Publ
 			Start:          time.Now(),
 			EventBuckets:   cfg.EventBuckets,
 			LatencyBuckets: cfg.LatencyBuckets,
+			WaitBuckets:    cfg.WaitBuckets,
 			Prefix:         "grafanacloud",
 			StatusError:    statusError,
 		}); err != nil {

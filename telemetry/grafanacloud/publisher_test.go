@@ -49,7 +49,7 @@ func TestPublishAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts differ under -race")
 	}
-	p, _ := newLocalPublisher(t, Config{})
+	p, _ := newLocalPublisher(t, Config{WaitBuckets: []float64{1, 10}})
 	ctx := context.Background()
 	ev := finishedEvent("load", telemetry.StatusCompleted, time.Millisecond, 2)
 	op := finishedOp("rpc", time.Millisecond, 10, 20)
@@ -60,6 +60,13 @@ func TestPublishAllocs(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(1000, func() { p.PublishNetworkMetrics(ctx, op) }); n != 0 {
 		t.Errorf("PublishNetworkMetrics: %v allocations, want 0", n)
+	}
+	// A run with a known wait in a queue, into custom WaitBuckets.
+	waited := finishedEvent("queued", telemetry.StatusCompleted, time.Millisecond, 0)
+	waited.EnqueueTime = waited.StartTime.Add(-3 * time.Second)
+	p.PublishEventMetrics(ctx, waited) // makes its series and wait histogram
+	if n := testing.AllocsPerRun(1000, func() { p.PublishEventMetrics(ctx, waited) }); n != 0 {
+		t.Errorf("PublishEventMetrics with a wait: %v allocations, want 0", n)
 	}
 }
 

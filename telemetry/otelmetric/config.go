@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/metric"
@@ -42,6 +43,11 @@ var DefaultEventBuckets = metricdef.EventBuckets()
 // millisecond to one minute.
 var DefaultLatencyBuckets = metricdef.LatencyBuckets()
 
+// DefaultWaitBuckets are the bucket boundaries, in seconds, of
+// event_wait_seconds when Config.WaitBuckets is nil: from five
+// milliseconds to one hour, as in every metrics publisher of the module.
+var DefaultWaitBuckets = metricdef.WaitBuckets()
+
 // Config configures a [Publisher]. MeterProvider is required; every other
 // zero field means the default given in its doc.
 type Config struct {
@@ -61,6 +67,11 @@ type Config struct {
 	// increasing, advised for network_latency_seconds. nil means
 	// [DefaultLatencyBuckets]; an empty non-nil slice is invalid.
 	LatencyBuckets []float64
+
+	// WaitBuckets are the bucket boundaries, in seconds and strictly
+	// increasing, advised for event_wait_seconds. nil means
+	// [DefaultWaitBuckets]; an empty non-nil slice is invalid.
+	WaitBuckets []float64
 
 	// MaxLabelValues is the number of distinct event names that get
 	// attribute sets of their own, and separately the number of distinct
@@ -96,7 +107,8 @@ func (c *Config) validate() error {
 	if !utf8.ValidString(c.Name) {
 		add("Name is not valid UTF-8")
 	}
-	for _, msg := range append(metricdef.CheckBuckets("EventBuckets", c.EventBuckets), metricdef.CheckBuckets("LatencyBuckets", c.LatencyBuckets)...) {
+	for _, msg := range slices.Concat(metricdef.CheckBuckets("EventBuckets", c.EventBuckets),
+		metricdef.CheckBuckets("LatencyBuckets", c.LatencyBuckets), metricdef.CheckBuckets("WaitBuckets", c.WaitBuckets)) {
 		add("%s", msg)
 	}
 	return errors.Join(errs...)
@@ -110,8 +122,12 @@ func (c Config) withDefaults() Config {
 	if c.LatencyBuckets == nil {
 		c.LatencyBuckets = DefaultLatencyBuckets
 	}
+	if c.WaitBuckets == nil {
+		c.WaitBuckets = DefaultWaitBuckets
+	}
 	c.EventBuckets = append([]float64(nil), c.EventBuckets...)
 	c.LatencyBuckets = append([]float64(nil), c.LatencyBuckets...)
+	c.WaitBuckets = append([]float64(nil), c.WaitBuckets...)
 	if c.MaxLabelValues == 0 {
 		c.MaxLabelValues = DefaultMaxLabelValues
 	}

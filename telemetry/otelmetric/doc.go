@@ -35,8 +35,10 @@
 //	network_bytes_total      Int64Counter, unit By       operation, direction (sent, received)
 //	network_latency_seconds  Float64Histogram, unit s    operation
 //
-// The histograms advise the bucket boundaries of package prometheus
-// (Config.EventBuckets, Config.LatencyBuckets), in seconds. The names are
+// The histograms advise the bucket boundaries of package prometheus, in
+// seconds: Config.EventBuckets (1ms to 10min), Config.LatencyBuckets
+// (0.5ms to 1min) and Config.WaitBuckets (5ms to 1h); a View of the
+// MeterProvider may override them. The names are
 // those of the Prometheus series, with units, so that an OTLP-to-Prometheus
 // translation (Prometheus 3's OTLP receiver, under every translation
 // strategy, with or without suffixes and UTF-8 escaping; Mimir; the Grafana

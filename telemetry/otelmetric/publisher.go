@@ -118,7 +118,7 @@ func NewPublisher(cfg Config) (*Publisher, error) {
 		metric.WithDescription(metricdef.HelpNetworkLatency), metric.WithExplicitBucketBoundaries(cfg.LatencyBuckets...))
 	keep(err)
 	p.wait, err = m.Float64Histogram(metricdef.EventWait, metric.WithUnit(unitSeconds),
-		metric.WithDescription(metricdef.HelpEventWait), metric.WithExplicitBucketBoundaries(metricdef.WaitBuckets()...))
+		metric.WithDescription(metricdef.HelpEventWait), metric.WithExplicitBucketBoundaries(cfg.WaitBuckets...))
 	keep(err)
 	keep(p.registerSelfMetrics(m))
 	if err := errors.Join(errs...); err != nil {

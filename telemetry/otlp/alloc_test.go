@@ -16,7 +16,7 @@ func TestPublishAllocs(t *testing.T) {
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	defer srv.Close()
-	p, err := NewPublisher(Config{Endpoint: srv.URL, Interval: time.Hour, Logger: quiet})
+	p, err := NewPublisher(Config{Endpoint: srv.URL, Interval: time.Hour, WaitBuckets: []float64{1, 10}, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,5 +31,12 @@ func TestPublishAllocs(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(1000, func() { p.PublishNetworkMetrics(ctx, op) }); n != 0 {
 		t.Errorf("PublishNetworkMetrics: %v allocations, want 0", n)
+	}
+	// A run with a known wait in a queue, into custom WaitBuckets.
+	waited := finishedEvent("queued", telemetry.StatusCompleted, time.Millisecond, 0)
+	waited.EnqueueTime = waited.StartTime.Add(-3 * time.Second)
+	p.PublishEventMetrics(ctx, waited) // makes its series and wait histogram
+	if n := testing.AllocsPerRun(1000, func() { p.PublishEventMetrics(ctx, waited) }); n != 0 {
+		t.Errorf("PublishEventMetrics with a wait: %v allocations, want 0", n)
 	}
 }

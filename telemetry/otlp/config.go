@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -55,6 +56,11 @@ var DefaultEventBuckets = metricdef.EventBuckets()
 // network_latency_seconds when Config.LatencyBuckets is nil: from half a
 // millisecond to one minute.
 var DefaultLatencyBuckets = metricdef.LatencyBuckets()
+
+// DefaultWaitBuckets are the upper bounds, in seconds, of the buckets of
+// event_wait_seconds when Config.WaitBuckets is nil: from five
+// milliseconds to one hour, as in every metrics publisher of the module.
+var DefaultWaitBuckets = metricdef.WaitBuckets()
 
 // A Compression is how request bodies are compressed.
 type Compression string
@@ -159,6 +165,11 @@ type Config struct {
 	// [DefaultLatencyBuckets]; an empty non-nil slice is invalid.
 	LatencyBuckets []float64
 
+	// WaitBuckets are the bucket upper bounds, in seconds and strictly
+	// increasing, of event_wait_seconds. nil means
+	// [DefaultWaitBuckets]; an empty non-nil slice is invalid.
+	WaitBuckets []float64
+
 	// MaxLabelValues is the number of distinct event names that get series
 	// of their own, and separately the number of distinct operations.
 	// Records of further names are counted under [OverflowLabelValue].
@@ -255,7 +266,8 @@ func (c *Config) resolve() (*url.URL, error) {
 	if c.MaxLabelValues < 0 {
 		add("MaxLabelValues %d is negative", c.MaxLabelValues)
 	}
-	for _, msg := range append(metricdef.CheckBuckets("EventBuckets", c.EventBuckets), metricdef.CheckBuckets("LatencyBuckets", c.LatencyBuckets)...) {
+	for _, msg := range slices.Concat(metricdef.CheckBuckets("EventBuckets", c.EventBuckets),
+		metricdef.CheckBuckets("LatencyBuckets", c.LatencyBuckets), metricdef.CheckBuckets("WaitBuckets", c.WaitBuckets)) {
 		add("%s", msg)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -289,8 +301,12 @@ func (c Config) withDefaults() Config {
 		c.LatencyBuckets = DefaultLatencyBuckets
 	}
 	// Copy the buckets: the caller may change its slices later.
+	if c.WaitBuckets == nil {
+		c.WaitBuckets = DefaultWaitBuckets
+	}
 	c.EventBuckets = append([]float64(nil), c.EventBuckets...)
 	c.LatencyBuckets = append([]float64(nil), c.LatencyBuckets...)
+	c.WaitBuckets = append([]float64(nil), c.WaitBuckets...)
 	if c.MaxLabelValues == 0 {
 		c.MaxLabelValues = DefaultMaxLabelValues
 	}

@@ -38,6 +38,7 @@
 //	ResourceAttributes none
 //	EventBuckets       1ms to 10min, as package prometheus
 //	LatencyBuckets     0.5ms to 1min, as package prometheus
+//	WaitBuckets        5ms to 1h, as package prometheus
 //	MaxLabelValues     1000 event names, and 1000 operations, with series of their own
 //	HTTPClient         a client of its own
 //	Name               "otlp", the publisher label of the self-metrics

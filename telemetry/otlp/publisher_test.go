@@ -52,6 +52,10 @@ func TestNewPublisherInvalidConfig(t *testing.T) {
 		{"negative MaxLabelValues", func(c *Config) { c.MaxLabelValues = -1 }, []string{"MaxLabelValues -1 is negative"}},
 		{"unsorted buckets", func(c *Config) { c.EventBuckets = []float64{2, 1} }, []string{"EventBuckets are not strictly increasing"}},
 		{"NaN bucket", func(c *Config) { c.LatencyBuckets = []float64{math.NaN()} }, []string{"LatencyBuckets[0] is NaN"}},
+		{"empty WaitBuckets", func(c *Config) { c.WaitBuckets = []float64{} }, []string{"WaitBuckets is empty: leave it nil for the defaults"}},
+		{"unsorted WaitBuckets", func(c *Config) { c.WaitBuckets = []float64{2, 1} }, []string{"WaitBuckets are not strictly increasing: 1 after 2"}},
+		{"NaN WaitBuckets", func(c *Config) { c.WaitBuckets = []float64{1, math.NaN()} }, []string{"WaitBuckets[1] is NaN: bounds must be finite"}},
+		{"infinite WaitBuckets", func(c *Config) { c.WaitBuckets = []float64{math.Inf(1)} }, []string{"WaitBuckets[0] is +Inf: bounds must be finite"}},
 		{"several", func(c *Config) { c.Endpoint = ""; c.Interval = -1 }, []string{"Endpoint is required", "Interval -1ns is negative"}},
 	}
 	for _, tc := range tests {

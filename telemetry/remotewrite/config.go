@@ -56,6 +56,11 @@ var DefaultEventBuckets = metricdef.EventBuckets()
 // millisecond to one minute.
 var DefaultLatencyBuckets = metricdef.LatencyBuckets()
 
+// DefaultWaitBuckets are the upper bounds, in seconds, of the buckets of
+// event_wait_seconds when Config.WaitBuckets is nil: from five
+// milliseconds to one hour, as in every metrics publisher of the module.
+var DefaultWaitBuckets = metricdef.WaitBuckets()
+
 // Config configures a [Publisher]: the receiver's URL, how to authenticate
 // to it, and how often and what to push. URL is required; every other zero
 // field means the default given in its doc.
@@ -147,6 +152,11 @@ type Config struct {
 	// increasing, of network_latency_seconds. nil means
 	// [DefaultLatencyBuckets]; an empty non-nil slice is invalid.
 	LatencyBuckets []float64
+
+	// WaitBuckets are the bucket upper bounds, in seconds and strictly
+	// increasing, of event_wait_seconds. nil means
+	// [DefaultWaitBuckets]; an empty non-nil slice is invalid.
+	WaitBuckets []float64
 
 	// MaxLabelValues is the number of distinct event names that get series
 	// of their own, and separately the number of distinct operations.
@@ -243,7 +253,8 @@ func (c *Config) resolve() (*url.URL, error) {
 	if c.MaxLabelValues < 0 {
 		add("MaxLabelValues %d is negative", c.MaxLabelValues)
 	}
-	for _, msg := range append(metricdef.CheckBuckets("EventBuckets", c.EventBuckets), metricdef.CheckBuckets("LatencyBuckets", c.LatencyBuckets)...) {
+	for _, msg := range slices.Concat(metricdef.CheckBuckets("EventBuckets", c.EventBuckets),
+		metricdef.CheckBuckets("LatencyBuckets", c.LatencyBuckets), metricdef.CheckBuckets("WaitBuckets", c.WaitBuckets)) {
 		add("%s", msg)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -273,8 +284,12 @@ func (c Config) withDefaults() Config {
 	if c.LatencyBuckets == nil {
 		c.LatencyBuckets = DefaultLatencyBuckets
 	}
+	if c.WaitBuckets == nil {
+		c.WaitBuckets = DefaultWaitBuckets
+	}
 	c.EventBuckets = append([]float64(nil), c.EventBuckets...)
 	c.LatencyBuckets = append([]float64(nil), c.LatencyBuckets...)
+	c.WaitBuckets = append([]float64(nil), c.WaitBuckets...)
 	if c.MaxLabelValues == 0 {
 		c.MaxLabelValues = DefaultMaxLabelValues
 	}

@@ -35,6 +35,7 @@
 //	ExternalLabels      none: further labels of every series, such as cluster
 //	EventBuckets        1ms to 10min, as package prometheus
 //	LatencyBuckets      0.5ms to 1min, as package prometheus
+//	WaitBuckets         5ms to 1h, as package prometheus
 //	MaxLabelValues      1000 event names, and 1000 operations, with series of their own
 //	HTTPClient          a client of its own
 //	Name                "remotewrite", the publisher label of the self-metrics

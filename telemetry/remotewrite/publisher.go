@@ -95,6 +95,7 @@ func newPublisher(cfg Config, jitter func(time.Duration) time.Duration) (*Publis
 		Labels:         labels,
 		EventBuckets:   cfg.EventBuckets,
 		LatencyBuckets: cfg.LatencyBuckets,
+		WaitBuckets:    cfg.WaitBuckets,
 		Prefix:         "remotewrite",
 		StatusError:    statusError,
 	})
@@ -102,11 +103,12 @@ func newPublisher(cfg Config, jitter func(time.Duration) time.Duration) (*Publis
 		Name: cfg.Name, Prefix: "remotewrite", Protocol: "remote_write", URL: u, Sender: sender,
 		Client: client, OwnsClient: owns,
 		Interval: cfg.Interval, Timeout: cfg.Timeout, Retry: cfg.Retry,
-		EventBuckets: cfg.EventBuckets, LatencyBuckets: cfg.LatencyBuckets, MaxLabelValues: cfg.MaxLabelValues,
-		Logger:   cfg.Logger,
-		LogAttrs: []slog.Attr{slog.String("job", cfg.Job), slog.String("instance", cfg.Instance)},
-		Hint:     hint,
-		Jitter:   jitter,
+		EventBuckets: cfg.EventBuckets, LatencyBuckets: cfg.LatencyBuckets, WaitBuckets: cfg.WaitBuckets,
+		MaxLabelValues: cfg.MaxLabelValues,
+		Logger:         cfg.Logger,
+		LogAttrs:       []slog.Attr{slog.String("job", cfg.Job), slog.String("instance", cfg.Instance)},
+		Hint:           hint,
+		Jitter:         jitter,
 	})
 	return &Publisher{url: u, eng: eng}, nil
 }

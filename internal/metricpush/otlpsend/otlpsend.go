@@ -42,9 +42,12 @@ type Config struct {
 	// Scope is the instrumentation scope of the metrics.
 	Scope string
 	// Start is the start time of every cumulative point.
-	Start          time.Time
+	Start time.Time
+	// EventBuckets, LatencyBuckets and WaitBuckets are the histograms'
+	// bounds.
 	EventBuckets   []float64
 	LatencyBuckets []float64
+	WaitBuckets    []float64
 	// Prefix starts every error message, such as "otlp".
 	Prefix string
 	// StatusError makes the error of a push answered with an HTTP status
@@ -115,7 +118,7 @@ func (s *Sender) Metrics(snap *metricpush.Snapshot) *metricdata.ResourceMetrics 
 			hist(&e.Failed, s.c.EventBuckets, name, attribute.String(metricdef.LabelStatus, metricdef.StatusFailed)))
 		retries = append(retries, sum(e.Retries, name))
 		if e.Waited {
-			waits = append(waits, hist(&e.Wait, metricpush.WaitBounds(), name))
+			waits = append(waits, hist(&e.Wait, s.c.WaitBuckets, name))
 		}
 	}
 	for i := range snap.Ops {

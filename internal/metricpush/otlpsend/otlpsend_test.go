@@ -13,14 +13,16 @@ import (
 )
 
 // TestWaitMetric checks that event_wait_seconds is sent for the event
-// names that had a run with an enqueue time, and only then.
+// names that had a run with an enqueue time, and only then, with the
+// bounds of Config.WaitBuckets.
 func TestWaitMetric(t *testing.T) {
+	bounds := []float64{1, 60}
 	s, err := New(Config{URL: "http://127.0.0.1:4318/v1/metrics", Client: &http.Client{}, Prefix: "test",
-		EventBuckets: metricdef.EventBuckets(), LatencyBuckets: metricdef.LatencyBuckets()})
+		EventBuckets: metricdef.EventBuckets(), LatencyBuckets: metricdef.LatencyBuckets(), WaitBuckets: bounds})
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := len(metricpush.WaitBounds()) + 1
+	n := len(bounds) + 1
 	wait := metricpush.HistogramPoint{Counts: make([]uint64, n), Count: 2, Sum: 7}
 	wait.Counts[0] = 2
 	snap := &metricpush.Snapshot{Time: time.Now(), Events: []metricpush.EventPoint{
@@ -37,7 +39,7 @@ func TestWaitMetric(t *testing.T) {
 		t.Fatalf("got %d event_wait_seconds points, want 1 (the event name that waited)", len(waits))
 	}
 	name, _ := waits[0].Attributes.Value(metricdef.LabelEventName)
-	if name.AsString() != "queued" || waits[0].Count != 2 || waits[0].Sum != 7 || !slices.Equal(waits[0].Bounds, metricpush.WaitBounds()) {
+	if name.AsString() != "queued" || waits[0].Count != 2 || waits[0].Sum != 7 || !slices.Equal(waits[0].Bounds, bounds) {
 		t.Errorf("got %+v", waits[0])
 	}
 	snap.Events = snap.Events[1:]

@@ -42,9 +42,11 @@ type Config struct {
 	// Labels are added to every series, such as job and instance. Their
 	// names must be valid and distinct from the metrics' own labels.
 	Labels map[string]string
-	// EventBuckets and LatencyBuckets are the histograms' bounds.
+	// EventBuckets, LatencyBuckets and WaitBuckets are the histograms'
+	// bounds.
 	EventBuckets   []float64
 	LatencyBuckets []float64
+	WaitBuckets    []float64
 	// Prefix starts every error message, such as "remotewrite".
 	Prefix string
 	// StatusError makes the error of a push answered with an HTTP status
@@ -67,7 +69,7 @@ var _ metricpush.Sender = (*Sender)(nil)
 // New returns a Sender configured by c. It does no network I/O.
 func New(c Config) *Sender {
 	s := &Sender{c: c, url: safetext.URLString(c.URL), eventLe: formatBounds(c.EventBuckets), latLe: formatBounds(c.LatencyBuckets),
-		waitLe: formatBounds(metricpush.WaitBounds())}
+		waitLe: formatBounds(c.WaitBuckets)}
 	for name, v := range c.Labels {
 		s.labels = append(s.labels, prompb.Label{Name: name, Value: v})
 	}
@@ -89,7 +91,7 @@ func formatBounds(bounds []float64) []string {
 // the constant labels; labels are sorted by name, as the protocol
 // requires.
 func (s *Sender) Request(snap *metricpush.Snapshot) *prompb.WriteRequest {
-	n := snap.Series(len(s.eventLe)-1, len(s.latLe)-1)
+	n := snap.Series(len(s.eventLe)-1, len(s.latLe)-1, len(s.waitLe)-1)
 	req := &prompb.WriteRequest{
 		Timeseries: make([]prompb.TimeSeries, 0, n),
 		Metadata: []prompb.MetricMetadata{
