@@ -387,14 +387,7 @@ for (let i = 0; i < %d; i++) {
 		if got := eval[string](t, tb, `document.body.innerText`); strings.Contains(got, "after login") {
 			t.Errorf("the page without the token shows records:\n%s", got)
 		}
-		tb.open(t, f.srv.URL+"/login")
-		if err := chromedp.Do(tb.ctx,
-			chromedp.SetValue(chromedp.CSS(`input[name="token"]`), token),
-			chromedp.Submit(chromedp.CSS(`input[name="token"]`)),
-		); err != nil {
-			t.Fatal(err)
-		}
-		tb.waitFor(t, `document.readyState === "complete" && document.title.startsWith("Overview")`)
+		tb.login(t, f.srv.URL, token)
 		tb.waitLive(t) // the live stream gets through with the cookie
 		tb.open(t, f.srv.URL+"/failed")
 		tb.waitLive(t)
