@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -373,3 +374,28 @@ func TestJSONEscapesTerminalControls(t *testing.T) {
 		t.Errorf("round trip: got %q / %q, want %q", back.EventName, back.Error, name)
 	}
 }
+
+func TestWriteJSON(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRecorder(t)
+		must(t, r.StartEvent("load", "a"))
+		must(t, r.EndEvent("a", nil))
+		want, err := r.MetricsJSON()
+		must(t, err)
+		var buf bytes.Buffer
+		must(t, r.WriteJSON(&buf))
+		if got := buf.String(); got != string(want) {
+			t.Errorf("WriteJSON wrote\n%s\nwant what MetricsJSON returns:\n%s", got, want)
+		}
+
+		errDisk := errors.New("disk full")
+		if err := r.WriteJSON(failingWriter{errDisk}); !errors.Is(err, errDisk) {
+			t.Errorf("WriteJSON to a failing writer: got %v, want %v", err, errDisk)
+		}
+	})
+}
+
+// failingWriter is an io.Writer whose every Write fails with err.
+type failingWriter struct{ err error }
+
+func (w failingWriter) Write([]byte) (int, error) { return 0, w.err }

@@ -591,3 +591,37 @@ func FuzzNetworkJSONLinesRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+func TestJSONLinesNetworkLineLimit(t *testing.T) {
+	base := telemetry.NetworkMetrics{TaskID: "n", Operation: "op", Host: "h", Port: 80, StartTime: t0, EndTime: t1, Status: telemetry.StatusCompleted}
+	long := base
+	long.Host = strings.Repeat("h", telemetry.MaxJSONLineSize+1) // too long before escaping
+	escaped := base
+	escaped.Error = strings.Repeat("\x01", telemetry.MaxJSONLineSize/6+1) // too long once each byte is \u0001
+
+	var buf bytes.Buffer
+	p, err := telemetry.NewJSONLinesPublisher(&buf)
+	must(t, err)
+	err = p.PublishBatch(context.Background(), &telemetry.Batch{Network: []telemetry.NetworkMetrics{long, base, escaped}})
+	want := `telemetry: 2 record(s) dropped: invalid record: network task "n": its line would be longer than 1048576 bytes (MaxJSONLineSize) (and 1 more)`
+	var de *telemetry.DroppedError
+	if !errors.As(err, &de) || de.Dropped != 2 || err.Error() != want {
+		t.Fatalf("got %v, want %q", err, want)
+	}
+	evs, nets, err := telemetry.ReadJSONLines(&buf)
+	must(t, err)
+	if len(evs) != 0 || len(nets) != 1 || nets[0].Host != "h" {
+		t.Errorf("read back %d events and %d operations %+v, want only the one that fits", len(evs), len(nets), nets)
+	}
+}
+
+func TestJSONLinesFlushHonoursContext(t *testing.T) {
+	var buf bytes.Buffer
+	p, err := telemetry.NewJSONLinesPublisher(&buf)
+	must(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := p.Flush(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("Flush with an ended ctx: got %v, want context.Canceled", err)
+	}
+}
