@@ -950,3 +950,59 @@ func TestPartlyIndexedBatchCountedExactly(t *testing.T) {
 		})
 	}
 }
+
+func TestPublishNetworkMetricsAlone(t *testing.T) {
+	srv := newServer(t, esfake.Options{})
+	pub := newPublisher(t, srv, elasticsearch.Config{IndexPrefix: "ops"})
+	if got := pub.IndexPrefix(); got != "ops" {
+		t.Errorf("IndexPrefix: got %q, want ops", got)
+	}
+	nw := networkRecord("n1", at)
+	if err := pub.PublishNetworkMetrics(context.Background(), nw); err != nil {
+		t.Fatalf("PublishNetworkMetrics: %v", err)
+	}
+	docs := srv.Docs("ops-network-2026.03.01")
+	if len(docs) != 1 {
+		t.Fatalf("got %d documents in ops-network-2026.03.01 (indices %q), want 1", len(docs), srv.Indices())
+	}
+	if got, want := docs[0].Source, wantDoc(t, nw, nw.StartTime); !reflect.DeepEqual(got, want) {
+		t.Errorf("document\n got %v\nwant %v", got, want)
+	}
+	if err := pub.PublishBatch(context.Background(), &telemetry.Batch{}); err != nil || srv.BulkRequests() != 1 {
+		t.Errorf("empty batch: got %v and %d bulk requests, want nil and no new request", err, srv.BulkRequests())
+	}
+}
+
+// TestRecordsBefore1970AreDropped: the @timestamp mapping is date_nanos,
+// which starts at the Unix epoch, so Elasticsearch rejects an earlier
+// record; it is dropped and counted, not retried, and the others of the
+// batch are indexed.
+func TestRecordsBefore1970AreDropped(t *testing.T) {
+	srv := newServer(t, esfake.Options{})
+	pub := newPublisher(t, srv, elasticsearch.Config{IndexPrefix: "old"})
+	evs := []telemetry.EventMetrics{
+		eventRecord("old", time.Date(1969, 12, 31, 12, 0, 0, 0, time.UTC), telemetry.StatusCompleted, ""),
+		eventRecord("new", time.Date(1970, 1, 1, 6, 0, 0, 0, time.UTC), telemetry.StatusCompleted, ""),
+	}
+	err := pub.PublishBatch(context.Background(), &telemetry.Batch{Events: evs})
+	var de *telemetry.DroppedError
+	if !errors.As(err, &de) || de.Dropped != 1 || !strings.Contains(err.Error(), "mapper_parsing_exception") {
+		t.Fatalf("got %v, want 1 record dropped by a mapping error", err)
+	}
+	if got := srv.Docs("old-event-1970.01.01"); len(got) != 1 || got[0].Source["task_id"] != "new" {
+		t.Errorf("got %v in old-event-1970.01.01, want the record of 1970", got)
+	}
+}
+
+func TestDocumentIDOfPointersAndOtherValues(t *testing.T) {
+	ev, nw := eventRecord("t1", at, telemetry.StatusCompleted, ""), networkRecord("t1", at)
+	if got, want := elasticsearch.DocumentID(&ev), elasticsearch.DocumentID(ev); got != want || got == "" {
+		t.Errorf("DocumentID(&event) = %q, want DocumentID(event) = %q", got, want)
+	}
+	if got, want := elasticsearch.DocumentID(&nw), elasticsearch.DocumentID(nw); got != want || got == "" {
+		t.Errorf("DocumentID(&network) = %q, want DocumentID(network) = %q", got, want)
+	}
+	if got := elasticsearch.DocumentID("t1"); got != "" {
+		t.Errorf(`DocumentID("t1") = %q, want ""`, got)
+	}
+}
