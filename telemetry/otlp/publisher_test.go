@@ -52,6 +52,9 @@ func TestNewPublisherInvalidConfig(t *testing.T) {
 		{"negative MaxLabelValues", func(c *Config) { c.MaxLabelValues = -1 }, []string{"MaxLabelValues -1 is negative"}},
 		{"unsorted buckets", func(c *Config) { c.EventBuckets = []float64{2, 1} }, []string{"EventBuckets are not strictly increasing"}},
 		{"NaN bucket", func(c *Config) { c.LatencyBuckets = []float64{math.NaN()} }, []string{"LatencyBuckets[0] is NaN"}},
+		{"ServiceName not UTF-8", func(c *Config) { c.ServiceName = "\xff" }, []string{"ServiceName is not valid UTF-8"}},
+		{"empty resource attribute key", func(c *Config) { c.ResourceAttributes = map[string]string{"": "x"} }, []string{`ResourceAttributes: "" is an empty or invalid UTF-8 key`}},
+		{"resource attribute value not UTF-8", func(c *Config) { c.ResourceAttributes = map[string]string{"team": "\xff"} }, []string{`ResourceAttributes: "team" is an empty or invalid UTF-8 key, or its value is invalid UTF-8`}},
 		{"several", func(c *Config) { c.Endpoint = ""; c.Interval = -1 }, []string{"Endpoint is required", "Interval -1ns is negative"}},
 	}
 	for _, tc := range tests {
