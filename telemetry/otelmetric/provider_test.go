@@ -27,7 +27,9 @@ type refusingProvider struct {
 	unregisterErr error
 }
 
-func (p *refusingProvider) Meter(string, ...metric.MeterOption) metric.Meter { return refusingMeter{p: p} }
+func (p *refusingProvider) Meter(string, ...metric.MeterOption) metric.Meter {
+	return refusingMeter{p: p}
+}
 
 func (p *refusingProvider) ForceFlush(context.Context) error { return p.flushErr }
 
