@@ -150,6 +150,8 @@ func TestRecordingErrors(t *testing.T) {
 			must(t, r.StartEvent("e", "second"))
 			return r.StartEvent("e", "third")
 		}, telemetry.ErrTooManyPending, "too many pending"},
+		{"start while pending at the limit", func() error { return r.StartEvent("e", "second") }, telemetry.ErrAlreadyStarted,
+			`telemetry: start event "second": task already started and still pending`},
 		{"end never started", func() error { return r.EndEvent("nope", nil) }, telemetry.ErrNotStarted, `telemetry: end event "nope": task was never started`},
 		{"end twice", func() error { return r.EndEvent("ended", nil) }, telemetry.ErrAlreadyEnded, `telemetry: end event "ended": task already ended`},
 		{"empty task id on end", func() error { return r.EndEvent("", nil) }, telemetry.ErrEmptyTaskID, "empty task id"},
