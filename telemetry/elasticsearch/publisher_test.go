@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -1004,5 +1005,51 @@ func TestDocumentIDOfPointersAndOtherValues(t *testing.T) {
 	}
 	if got := elasticsearch.DocumentID("t1"); got != "" {
 		t.Errorf(`DocumentID("t1") = %q, want ""`, got)
+	}
+}
+
+// TestMalformedBulkResponses checks bulk replies that do not account for
+// every document, from a server that answers as Elasticsearch: a reply
+// with errors but fewer items than documents, or one that is not JSON, is
+// a transient failure of every document, worth a retry; a reply without
+// items and without errors counts them indexed.
+func TestMalformedBulkResponses(t *testing.T) {
+	tests := []struct {
+		name  string
+		reply string
+		want  string // substring of the error; empty for success
+	}{
+		{"fewer items with errors", `{"errors":true,"items":[{"index":{"status":201}}]}`, "invalid bulk response: 1 items for 2 documents"},
+		{"not JSON", `<html>`, "invalid bulk response: invalid character '<'"},
+		{"no items, no errors", `{"errors":false}`, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				w.Header().Set("X-Elastic-Product", "Elasticsearch")
+				w.Header().Set("Content-Type", "application/json")
+				io.WriteString(w, tc.reply)
+			}))
+			t.Cleanup(srv.Close)
+			pub, err := elasticsearch.NewPublisher(elasticsearch.Config{Hosts: []string{srv.URL}, SkipTemplate: true, Logger: slogDiscard()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pub.Close(context.Background())
+			b := &telemetry.Batch{Events: []telemetry.EventMetrics{
+				eventRecord("t1", at, telemetry.StatusCompleted, ""), eventRecord("t2", at, telemetry.StatusCompleted, "")}}
+			err = pub.PublishBatch(context.Background(), b)
+			if tc.want == "" {
+				if err != nil {
+					t.Errorf("got %v, want the documents counted indexed", err)
+				}
+				return
+			}
+			var de *telemetry.DroppedError
+			if err == nil || !strings.Contains(err.Error(), tc.want) || telemetry.IsPermanent(err) || errors.As(err, &de) {
+				t.Errorf("got %v, want a transient error containing %q, nothing dropped", err, tc.want)
+			}
+		})
 	}
 }
