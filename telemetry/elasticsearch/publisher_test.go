@@ -1053,3 +1053,30 @@ func TestMalformedBulkResponses(t *testing.T) {
 		})
 	}
 }
+
+// TestCloseHonoursContext checks, on the bubble's clock, that Close waits
+// for a publish call in progress, returns its context's error if that
+// ends first, and that the call still ends when its own context does.
+func TestCloseHonoursContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := &hangingTransport{}
+		pub, err := elasticsearch.NewPublisher(elasticsearch.Config{
+			Hosts: []string{"127.0.0.1:9200"}, Transport: tr, Timeout: time.Minute, SkipTemplate: true, Logger: slogDiscard(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		published := make(chan error, 1)
+		go func() { published <- pub.PublishEventMetrics(context.Background(), eventRecord("t1", at, telemetry.StatusCompleted, "")) }()
+		synctest.Wait() // the call hangs in the transport
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		start := time.Now()
+		if err := pub.Close(ctx); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) != time.Second {
+			t.Errorf("Close: got %v after %v, want context.DeadlineExceeded after 1s", err, time.Since(start))
+		}
+		if err := <-published; !errors.Is(err, context.DeadlineExceeded) || time.Since(start) != time.Minute {
+			t.Errorf("publish: got %v after %v, want its Timeout's error after 1m", err, time.Since(start))
+		}
+	})
+}
