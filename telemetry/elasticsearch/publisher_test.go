@@ -1067,7 +1067,9 @@ func TestCloseHonoursContext(t *testing.T) {
 			t.Fatal(err)
 		}
 		published := make(chan error, 1)
-		go func() { published <- pub.PublishEventMetrics(context.Background(), eventRecord("t1", at, telemetry.StatusCompleted, "")) }()
+		go func() {
+			published <- pub.PublishEventMetrics(context.Background(), eventRecord("t1", at, telemetry.StatusCompleted, ""))
+		}()
 		synctest.Wait() // the call hangs in the transport
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
