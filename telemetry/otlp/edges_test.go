@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
 
@@ -98,5 +99,34 @@ func TestRejectionHints(t *testing.T) {
 				t.Errorf("log %q lacks the hint %q at ERROR", got, tc.hint)
 			}
 		})
+	}
+}
+
+// TestExportSpansWithEndedContext checks the exporter's contract with the
+// batch span processor: an export whose context has already ended sends
+// nothing and counts its spans as dropped; an empty export does nothing.
+func TestExportSpansWithEndedContext(t *testing.T) {
+	var requests atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+	}))
+	t.Cleanup(srv.Close)
+	tp, err := newTracerProvider(context.Background(), Config{Endpoint: srv.URL, Logger: quiet}, noJitter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tp.Shutdown(context.Background())
+	spans := tracetest.SpanStubs{{Name: "a"}, {Name: "b"}, {Name: "c"}}.Snapshots()
+	if err := tp.exp.ExportSpans(context.Background(), nil); err != nil {
+		t.Errorf("empty export: got %v, want nil", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err = tp.exp.ExportSpans(ctx, spans)
+	if !errors.Is(err, context.Canceled) || err.Error() != "otlp: 3 spans dropped, not sent: context canceled" {
+		t.Errorf("export with an ended context: got %v, want 3 spans dropped, not sent", err)
+	}
+	if s := tp.Stats(); requests.Load() != 0 || s.DroppedSpans != 3 || s.ExportedSpans != 0 || s.FailedAttempts != 0 {
+		t.Errorf("got %d requests and %+v, want none and 3 spans dropped", requests.Load(), s)
 	}
 }
