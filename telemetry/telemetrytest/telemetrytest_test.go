@@ -147,6 +147,10 @@ func TestConformanceReportsEachViolation(t *testing.T) {
 		want string
 	}{
 		{"constructor fails", func() (telemetry.Publisher, error) { return nil, boom }, "telemetrytest: new publisher: boom"},
+		{"constructor returns nil", func() (telemetry.Publisher, error) { return nil, nil },
+			"telemetrytest: new publisher returned no error and telemetry: nil publisher"},
+		{"constructor returns a nil pointer", func() (telemetry.Publisher, error) { return (*telemetrytest.Publisher)(nil), nil },
+			"telemetrytest: new publisher returned no error and telemetry: nil publisher"},
 		{"records dropped", func() (telemetry.Publisher, error) {
 			return &telemetrytest.Publisher{Fail: func(int) error { return telemetry.Permanent(boom) }}, nil
 		}, "dropped 200 records"},
