@@ -605,9 +605,18 @@ func TestCompositePublisherUsedDirectly(t *testing.T) {
 	if err := c2.PublishNetworkMetrics(ctx, telemetry.NetworkMetrics{}); !telemetry.IsPermanent(err) {
 		t.Errorf("got %v, want a permanent error when every failure is permanent", err)
 	}
+	// A member that is neither a Flusher nor a Closer is skipped by both.
+	plain, err := telemetry.NewCompositePublisher(ok, plainPublisher{})
+	must(t, err)
+	if err := plain.Flush(ctx); err != nil {
+		t.Errorf("Flush with a member that cannot flush: got %v, want nil", err)
+	}
 	must(t, c.Flush(ctx))
 	must(t, c.Close(ctx))
-	if ok.flushes != 1 || ok.closes != 1 || len(c.Publishers()) != 3 {
+	if err := plain.Close(ctx); err != nil {
+		t.Errorf("Close with a member that cannot close: got %v, want nil", err)
+	}
+	if ok.flushes != 2 || ok.closes != 2 || len(c.Publishers()) != 3 {
 		t.Errorf("got %d flushes, %d closes, %d members", ok.flushes, ok.closes, len(c.Publishers()))
 	}
 	if _, err := telemetry.NewCompositePublisher(ok, nil); !errors.Is(err, telemetry.ErrNilPublisher) {
@@ -1618,4 +1627,13 @@ func TestQueueCapacityIsWhatTheBuffersHold(t *testing.T) {
 			})
 		})
 	}
+}
+
+// plainPublisher is a Publisher and nothing more: no Flush, no Close.
+type plainPublisher struct{}
+
+func (plainPublisher) PublishEventMetrics(context.Context, telemetry.EventMetrics) error { return nil }
+
+func (plainPublisher) PublishNetworkMetrics(context.Context, telemetry.NetworkMetrics) error {
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -123,6 +124,10 @@ func TestFormatMetrics(t *testing.T) {
 		t.Errorf("got %v", doc)
 	}
 
+	if doc, err := telemetry.FormatMetrics(&ev); err != nil || !maps.Equal(doc, want) {
+		t.Errorf("FormatMetrics(&ev): got %v, %v; want the document of ev", doc, err)
+	}
+
 	for _, bad := range []any{nil, "text", 42, (*telemetry.EventMetrics)(nil), (*telemetry.NetworkMetrics)(nil)} {
 		if _, err := telemetry.FormatMetrics(bad); !errors.Is(err, telemetry.ErrUnsupportedRecord) {
 			t.Errorf("FormatMetrics(%#v): got %v, want ErrUnsupportedRecord", bad, err)
@@ -146,6 +151,22 @@ func TestUnmarshalRejectsBadDocuments(t *testing.T) {
 			var m telemetry.EventMetrics
 			if err := json.Unmarshal([]byte(tc.doc), &m); err == nil {
 				t.Errorf("decoded %+v from %s, want an error", m, tc.doc)
+			}
+		})
+	}
+	network := []struct{ name, doc, want string }{
+		{"network: not JSON", `{"metric_type":"network",`, ""},
+		{"network: trace id not hexadecimal", `{"metric_type":"network","status":"pending","start_time":"2026-01-01T00:00:00Z",` +
+			`"trace_id":"0123456789abcdef0123456789abcdeg","span_id":"0123456789abcdef"}`, "trace_id"},
+		{"network: span id of zeros", `{"metric_type":"network","status":"pending","start_time":"2026-01-01T00:00:00Z",` +
+			`"trace_id":"0123456789abcdef0123456789abcdef","span_id":"0000000000000000"}`, "span_id"},
+	}
+	for _, tc := range network {
+		t.Run(tc.name, func(t *testing.T) {
+			var m telemetry.NetworkMetrics
+			err := json.Unmarshal([]byte(tc.doc), &m)
+			if err == nil || tc.want != "" && (!errors.Is(err, telemetry.ErrInvalidRecord) || !strings.Contains(err.Error(), tc.want)) {
+				t.Errorf("decoding %s: got %v, want an error naming %q", tc.doc, err, tc.want)
 			}
 		})
 	}
@@ -373,3 +394,28 @@ func TestJSONEscapesTerminalControls(t *testing.T) {
 		t.Errorf("round trip: got %q / %q, want %q", back.EventName, back.Error, name)
 	}
 }
+
+func TestWriteJSON(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRecorder(t)
+		must(t, r.StartEvent("load", "a"))
+		must(t, r.EndEvent("a", nil))
+		want, err := r.MetricsJSON()
+		must(t, err)
+		var buf bytes.Buffer
+		must(t, r.WriteJSON(&buf))
+		if got := buf.String(); got != string(want) {
+			t.Errorf("WriteJSON wrote\n%s\nwant what MetricsJSON returns:\n%s", got, want)
+		}
+
+		errDisk := errors.New("disk full")
+		if err := r.WriteJSON(failingWriter{errDisk}); !errors.Is(err, errDisk) {
+			t.Errorf("WriteJSON to a failing writer: got %v, want %v", err, errDisk)
+		}
+	})
+}
+
+// failingWriter is an io.Writer whose every Write fails with err.
+type failingWriter struct{ err error }
+
+func (w failingWriter) Write([]byte) (int, error) { return 0, w.err }

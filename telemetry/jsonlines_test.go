@@ -59,11 +59,14 @@ func (w *flakyWriter) Write(p []byte) (int, error) {
 }
 
 // memFile is an in-memory file with Seek and Truncate that fails as its
-// script says.
+// script says. If seekErr or truncateErr is set, every Seek or Truncate
+// fails with it, as on a pipe or a file that cannot be cut.
 type memFile struct {
 	script
-	data []byte
-	off  int
+	data        []byte
+	off         int
+	seekErr     error
+	truncateErr error
 }
 
 func (f *memFile) Write(p []byte) (int, error) {
@@ -77,6 +80,9 @@ func (f *memFile) Write(p []byte) (int, error) {
 }
 
 func (f *memFile) Seek(offset int64, whence int) (int64, error) {
+	if f.seekErr != nil {
+		return 0, f.seekErr
+	}
 	switch whence {
 	case io.SeekCurrent:
 		offset += int64(f.off)
@@ -88,6 +94,9 @@ func (f *memFile) Seek(offset int64, whence int) (int64, error) {
 }
 
 func (f *memFile) Truncate(size int64) error {
+	if f.truncateErr != nil {
+		return f.truncateErr
+	}
 	f.data = f.data[:size]
 	return nil
 }
@@ -189,6 +198,15 @@ func TestJSONLinesPublisherFailedWrite(t *testing.T) {
 		}},
 		{"in-memory file", true, func(t *testing.T, accept []int) (io.Writer, func() []byte) {
 			f := &memFile{script: script{accept: accept}}
+			return f, func() []byte { return f.data }
+		}},
+		// A file that cannot be cut back is written as an append-only one.
+		{"file that cannot seek", false, func(t *testing.T, accept []int) (io.Writer, func() []byte) {
+			f := &memFile{script: script{accept: accept}, seekErr: errors.New("illegal seek")}
+			return f, func() []byte { return f.data }
+		}},
+		{"file that cannot be truncated", false, func(t *testing.T, accept []int) (io.Writer, func() []byte) {
+			f := &memFile{script: script{accept: accept}, truncateErr: errors.New("operation not permitted")}
 			return f, func() []byte { return f.data }
 		}},
 		{"os file", true, func(t *testing.T, accept []int) (io.Writer, func() []byte) {
@@ -590,4 +608,51 @@ func FuzzNetworkJSONLinesRoundTrip(f *testing.F) {
 			t.Errorf("round trip:\n got %+v\nwant %+v", got, want)
 		}
 	})
+}
+
+func TestJSONLinesLineLimitBeforeEncoding(t *testing.T) {
+	long := telemetry.EventMetrics{EventName: strings.Repeat("x", telemetry.MaxJSONLineSize+1), TaskID: "t",
+		StartTime: t0, EndTime: t1, Status: telemetry.StatusCompleted}
+	var buf bytes.Buffer
+	p, err := telemetry.NewJSONLinesPublisher(&buf)
+	must(t, err)
+	err = p.PublishEventMetrics(context.Background(), long)
+	var de *telemetry.DroppedError
+	if !errors.As(err, &de) || de.Dropped != 1 || !strings.Contains(err.Error(), "its line would be longer than") || buf.Len() != 0 {
+		t.Errorf("got %v and %d bytes written, want the record dropped for its length and nothing written", err, buf.Len())
+	}
+}
+
+func TestJSONLinesNetworkLineLimit(t *testing.T) {
+	base := telemetry.NetworkMetrics{TaskID: "n", Operation: "op", Host: "h", Port: 80, StartTime: t0, EndTime: t1, Status: telemetry.StatusCompleted}
+	long := base
+	long.Host = strings.Repeat("h", telemetry.MaxJSONLineSize+1) // too long before escaping
+	escaped := base
+	escaped.Error = strings.Repeat("\x01", telemetry.MaxJSONLineSize/6+1) // too long once each byte is \u0001
+
+	var buf bytes.Buffer
+	p, err := telemetry.NewJSONLinesPublisher(&buf)
+	must(t, err)
+	err = p.PublishBatch(context.Background(), &telemetry.Batch{Network: []telemetry.NetworkMetrics{long, base, escaped}})
+	want := `telemetry: 2 record(s) dropped: invalid record: network task "n": its line would be longer than 1048576 bytes (MaxJSONLineSize) (and 1 more)`
+	var de *telemetry.DroppedError
+	if !errors.As(err, &de) || de.Dropped != 2 || err.Error() != want {
+		t.Fatalf("got %v, want %q", err, want)
+	}
+	evs, nets, err := telemetry.ReadJSONLines(&buf)
+	must(t, err)
+	if len(evs) != 0 || len(nets) != 1 || nets[0].Host != "h" {
+		t.Errorf("read back %d events and %d operations %+v, want only the one that fits", len(evs), len(nets), nets)
+	}
+}
+
+func TestJSONLinesFlushHonoursContext(t *testing.T) {
+	var buf bytes.Buffer
+	p, err := telemetry.NewJSONLinesPublisher(&buf)
+	must(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := p.Flush(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("Flush with an ended ctx: got %v, want context.Canceled", err)
+	}
 }

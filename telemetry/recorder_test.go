@@ -150,6 +150,8 @@ func TestRecordingErrors(t *testing.T) {
 			must(t, r.StartEvent("e", "second"))
 			return r.StartEvent("e", "third")
 		}, telemetry.ErrTooManyPending, "too many pending"},
+		{"start while pending at the limit", func() error { return r.StartEvent("e", "second") }, telemetry.ErrAlreadyStarted,
+			`telemetry: start event "second": task already started and still pending`},
 		{"end never started", func() error { return r.EndEvent("nope", nil) }, telemetry.ErrNotStarted, `telemetry: end event "nope": task was never started`},
 		{"end twice", func() error { return r.EndEvent("ended", nil) }, telemetry.ErrAlreadyEnded, `telemetry: end event "ended": task already ended`},
 		{"empty task id on end", func() error { return r.EndEvent("", nil) }, telemetry.ErrEmptyTaskID, "empty task id"},
@@ -265,12 +267,13 @@ func TestNewRecorderRejectsBadOptions(t *testing.T) {
 		telemetry.WithBatchTimeout(0),
 		telemetry.WithRetry(telemetry.RetryPolicy{MaxAttempts: -1}),
 		telemetry.WithPublishers(nil),
+		nil,
 	)
 	if err == nil {
 		t.Fatal("got no error for bad options")
 	}
 	for _, want := range []string{"max events must be positive, got 0", "queue size must be positive, got -1",
-		"batch timeout must be positive, got 0s", "retry policy: max attempts must not be negative, got -1", "nil publisher"} {
+		"batch timeout must be positive, got 0s", "retry policy: max attempts must not be negative, got -1", "nil publisher", "telemetry: nil Option"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
@@ -542,5 +545,42 @@ func TestErrorTextIsTheRecords(t *testing.T) {
 	}
 	if got := r.ErrorText(nil); got != "" {
 		t.Errorf("ErrorText(nil) = %q, want empty", got)
+	}
+}
+
+func TestStartOptionAccessors(t *testing.T) {
+	pid, pipeline, other := telemetry.WithProcessID(4242), telemetry.WithPipelineID("run-7"), telemetry.WithEnqueueTime(t0)
+	if n, ok := pid.ProcessID(); n != 4242 || !ok {
+		t.Errorf("WithProcessID(4242).ProcessID() = %d, %v; want 4242, true", n, ok)
+	}
+	if s, ok := pipeline.PipelineID(); s != "run-7" || !ok {
+		t.Errorf("WithPipelineID(run-7).PipelineID() = %q, %v; want run-7, true", s, ok)
+	}
+	for _, o := range []telemetry.StartOption{pipeline, other} {
+		if n, ok := o.ProcessID(); ok {
+			t.Errorf("ProcessID() of another option = %d, true; want false", n)
+		}
+	}
+	for _, o := range []telemetry.StartOption{pid, other} {
+		if s, ok := o.PipelineID(); ok {
+			t.Errorf("PipelineID() of another option = %q, true; want false", s)
+		}
+	}
+}
+
+func TestErrorTypesWithoutCause(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"TaskError", &telemetry.TaskError{Op: "end event", TaskID: "t1"}, `telemetry: end event "t1": <nil>`},
+		{"DroppedError", &telemetry.DroppedError{Dropped: 2}, "telemetry: 2 record(s) dropped: <nil>"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.err.Error(); got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

@@ -544,7 +544,7 @@ func latest[R, T, M any](t *store.Table[R, T], taskID string, pending func(*R, i
 // for [store.OK].
 func runError(st store.Status) error {
 	switch st {
-	case store.OK:
+	case store.OK: // not reached: its callers pass only refusals
 		return nil
 	case store.AlreadyStarted:
 		return ErrAlreadyStarted
@@ -555,7 +555,7 @@ func runError(st store.Status) error {
 	case store.NotStarted:
 		return ErrNotStarted
 	}
-	panic("telemetry: unknown store status")
+	panic("telemetry: unknown store status") // not reached: the cases above are every Status
 }
 
 // enqueue appends a finished record to the buffers of the queued outlets

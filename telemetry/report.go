@@ -90,10 +90,7 @@ func (r *Recorder) MetricsJSON() ([]byte, error) {
 	r.lockedReport(&rep,
 		func(v *store.View[eventRecord, eventTotals]) { evs = v.Copy((*eventRecord).setRetries) },
 		func(v *store.View[networkRecord, networkTotals]) { nets = v.Copy(nil) })
-	end, err := reportEnd(&rep)
-	if err != nil {
-		return nil, err
-	}
+	end := reportEnd(&rep)
 	tail := len(end)
 	netSize := nets.Len()*maxNetworkJSON + nets.StringBytes() + tail
 	evSize := evs.Len()*maxEventJSON + evs.StringBytes() + len(reportNetwork) + netSize
@@ -133,22 +130,17 @@ const (
 
 // reportEnd returns the end of the report document rep, what follows its
 // network operations: the end of their list, the retry statistics and the
-// stats.
-func reportEnd(rep *Report) ([]byte, error) {
-	rs, err := json.Marshal(rep.RetryStats)
-	if err != nil {
-		return nil, err
-	}
-	st, err := json.Marshal(rep.Stats)
-	if err != nil {
-		return nil, err
-	}
+// stats. Encoding them cannot fail: they hold only integers, strings,
+// booleans and a map keyed by int.
+func reportEnd(rep *Report) []byte {
+	rs, _ := json.Marshal(rep.RetryStats)
+	st, _ := json.Marshal(rep.Stats)
 	b := make([]byte, 0, len(`],"retry_stats":,"stats":}`)+len(rs)+len(st))
 	b = append(b, `],"retry_stats":`...)
 	b = append(b, rs...)
 	b = append(b, `,"stats":`...)
 	b = append(b, st...)
-	return append(b, '}'), nil
+	return append(b, '}')
 }
 
 // grow returns b with room for the comma and the document of record k of
@@ -208,11 +200,8 @@ func networkBound(taskID string, r *networkRecord) int {
 
 // WriteJSON writes the report of r to w, as MetricsJSON returns it.
 func (r *Recorder) WriteJSON(w io.Writer) error {
-	b, err := r.MetricsJSON()
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(b)
+	b, _ := r.MetricsJSON() // never fails
+	_, err := w.Write(b)
 	return err
 }
 
@@ -222,7 +211,7 @@ func (rep Report) MarshalJSON() ([]byte, error) {
 		return appendList(b, rep.Events, appendEvent)
 	}, func(b []byte) []byte {
 		return appendList(b, rep.NetworkOperations, appendNetwork)
-	})
+	}), nil
 }
 
 // appendList appends the items as the elements of a JSON array, without
@@ -239,16 +228,13 @@ func appendList[T any](b []byte, items []T, appendItem func([]byte, *T) []byte) 
 
 // appendReport appends the report document, with the record arrays written
 // by events and network.
-func appendReport(b []byte, rep *Report, events, network func([]byte) []byte) ([]byte, error) {
-	end, err := reportEnd(rep)
-	if err != nil {
-		return nil, err
-	}
+func appendReport(b []byte, rep *Report, events, network func([]byte) []byte) []byte {
+	end := reportEnd(rep)
 	b = append(b, reportHead...)
 	b = rep.GeneratedAt.UTC().AppendFormat(b, timeLayout)
 	b = append(b, reportEvents...)
 	b = events(b)
 	b = append(b, reportNetwork...)
 	b = network(b)
-	return append(b, end...), nil
+	return append(b, end...)
 }

@@ -55,6 +55,13 @@ func TestSecretNeverPrints(t *testing.T) {
 	}
 }
 
+func TestSecretStringers(t *testing.T) {
+	s := telemetry.NewSecret("hunter2")
+	if got, got2 := s.String(), s.GoString(); got != "REDACTED" || got2 != "REDACTED" {
+		t.Errorf("String() = %q, GoString() = %q; want REDACTED for both", got, got2)
+	}
+}
+
 func TestSecretReveal(t *testing.T) {
 	if got := telemetry.NewSecret("k").Reveal(); got != "k" {
 		t.Errorf("Reveal: got %q, want %q", got, "k")

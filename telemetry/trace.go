@@ -61,9 +61,8 @@ func parseID(dst []byte, s string) bool {
 			return false
 		}
 	}
-	if _, err := hex.Decode(dst, []byte(s)); err != nil {
-		return false
-	}
+	hex.Decode(dst, []byte(s)) // cannot fail: the length and digits are checked
+
 	for _, b := range dst {
 		if b != 0 {
 			return true

@@ -216,6 +216,7 @@ func (d *demo) runOnce(ctx context.Context, stages []pipeline.Stage, v *variatio
 
 // failedEvents are hooks that note the events that failed in a run.
 type failedEvents struct {
+	pipeline.NopHooks
 	mu     sync.Mutex
 	failed []string
 }
@@ -225,11 +226,6 @@ func (f *failedEvents) names() []string {
 	defer f.mu.Unlock()
 	return f.failed
 }
-
-func (*failedEvents) EventStarted(pipeline.Task)                                   {}
-func (*failedEvents) EventRetried(pipeline.Task, error, time.Duration)             {}
-func (*failedEvents) RemoteCallStarted(pipeline.Task, string, string, int, string) {}
-func (*failedEvents) RemoteCallEnded(pipeline.Task, string, int64, int64, error)   {}
 
 func (f *failedEvents) EventEnded(t pipeline.Task, err error) {
 	if err == nil {

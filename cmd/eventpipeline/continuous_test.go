@@ -296,3 +296,49 @@ func TestDemoReusesWorkerConnections(t *testing.T) {
 		t.Errorf("%d runs made %d connections to the worker, want at most 2 for 2 runs or more", runs, n)
 	}
 }
+
+// TestNotifyServiceFollowsTheIncidents checks that the notify service
+// listens while the variation is calm and refuses connections during an
+// incident, on the variation's clock, set by the test. The service checks
+// the phase every 100ms: the test polls, with a generous deadline.
+func TestNotifyServiceFollowsTheIncidents(t *testing.T) {
+	start := time.Unix(1000, 0)
+	var mu sync.Mutex
+	elapsed := 30 * time.Second // calm
+	v := &variation{start: start, now: func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return start.Add(elapsed)
+	}}
+	setPhase := func(d time.Duration) {
+		mu.Lock()
+		elapsed = d
+		mu.Unlock()
+	}
+	s, err := startNotifyService(v, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.stop()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+	waitUp := func(want bool) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			c, err := net.Dial("tcp", addr)
+			if err == nil {
+				c.Close()
+			}
+			if (err == nil) == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("service at %s: want up %v, got dial error %v", addr, want, err)
+			}
+		}
+	}
+	waitUp(true)
+	setPhase(90 * time.Second) // an incident
+	waitUp(false)
+	setPhase(125 * time.Second) // calm again
+	waitUp(true)
+}

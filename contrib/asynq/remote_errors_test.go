@@ -3,6 +3,7 @@ package asynq_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -264,4 +265,64 @@ func TestWorkerRejectsBadPayload(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestRemoteForeignResults runs the tasks of a RemoteEvent on a handler
+// that is not a Worker and writes results of its own, and checks what the
+// caller gets: a result over MaxResultBytes or not JSON is an error, and
+// the error a result reports is a RemoteError.
+func TestRemoteForeignResults(t *testing.T) {
+	redis := testutil.StartRedis(t)
+	results := map[string]string{
+		"huge":      `{"output":"` + strings.Repeat("x", 100) + `"}`,
+		"not-json":  `<html>`,
+		"error":     `{"error":"quota exceeded"}`,
+		"permanent": `{"error":"bad input","permanent":true}`,
+		"output":    `{"output":{"n":4}}`,
+	}
+	mux := asynq.NewServeMux()
+	for name, res := range results {
+		mux.HandleFunc(epasynq.TaskType(name), func(_ context.Context, task *asynq.Task) error {
+			_, err := task.ResultWriter().Write([]byte(res))
+			return err
+		})
+	}
+	startServer(t, redis.Addr, mux)
+	tests := []struct {
+		name      string
+		want      string // substring of the error; empty for success
+		remote    bool   // a *RemoteError
+		permanent bool
+	}{
+		{name: "huge", want: `asynq: remote event "huge" (task `},
+		{name: "not-json", want: "bad result: invalid character '<'"},
+		{name: "error", want: "quota exceeded", remote: true},
+		{name: "permanent", want: "bad input", remote: true, permanent: true},
+		{name: "output"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e, err := epasynq.Remote(tc.name, epasynq.RemoteConfig{Redis: asynq.RedisClientOpt{Addr: redis.Addr}, Timeout: pollTimeout,
+				MaxResultBytes: 64})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Close()
+			out, err := e.Process(context.Background(), nil)
+			if tc.want == "" {
+				if err != nil || fmt.Sprint(out) != "map[n:4]" {
+					t.Errorf("got %v, %v; want map[n:4]", out, err)
+				}
+				return
+			}
+			var re *epasynq.RemoteError
+			if err == nil || !strings.Contains(err.Error(), tc.want) || errors.As(err, &re) != tc.remote || telemetry.IsPermanent(err) != tc.permanent {
+				t.Errorf("got %v (RemoteError %v, permanent %v), want %q (RemoteError %v, permanent %v)",
+					err, re != nil, telemetry.IsPermanent(err), tc.want, tc.remote, tc.permanent)
+			}
+			if tc.name == "huge" && !strings.Contains(err.Error(), "result larger than 64 bytes") {
+				t.Errorf("got %v, want the result refused for its size", err)
+			}
+		})
+	}
 }

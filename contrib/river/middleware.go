@@ -380,11 +380,8 @@ func withCarrier(md []byte, c propagation.MapCarrier) ([]byte, bool) {
 			return nil, false
 		}
 	}
-	v, err := json.Marshal(map[string]string(c))
-	if err != nil {
-		return nil, false
-	}
+	v, _ := json.Marshal(map[string]string(c)) // cannot fail: strings
 	obj[MetadataKey] = v
-	out, err := json.Marshal(obj)
+	out, err := json.Marshal(obj) // cannot fail: valid raw JSON, checked when decoded
 	return out, err == nil
 }

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
-	"strconv"
 
 	"github.com/eventpipeline/eventpipeline/internal/label"
 )
@@ -115,11 +114,7 @@ const Overflow = "_overflow"
 var escapedOverflow = func() string {
 	h := fnv.New64a()
 	h.Write([]byte(Overflow))
-	hex := strconv.FormatUint(h.Sum64(), 16)
-	for len(hex) < 16 {
-		hex = "0" + hex
-	}
-	return Overflow + "~" + hex
+	return Overflow + "~" + fmt.Sprintf("%016x", h.Sum64())
 }()
 
 // LabelValue returns the label value that stands for the record text s (an

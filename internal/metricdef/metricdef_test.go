@@ -2,6 +2,7 @@ package metricdef_test
 
 import (
 	"errors"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -111,6 +112,27 @@ func TestChecks(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if !errors.Is(tc.err, tc.want) || (tc.want == nil) != (tc.err == nil) {
 				t.Errorf("got %v, want %v", tc.err, tc.want)
+			}
+		})
+	}
+}
+
+func TestCheckBuckets(t *testing.T) {
+	tests := []struct {
+		name string
+		b    []float64
+		want []string
+	}{
+		{"nil: the defaults", nil, nil},
+		{"increasing", []float64{0.1, 1, 10}, nil},
+		{"empty", []float64{}, []string{"B is empty: leave it nil for the defaults"}},
+		{"NaN and infinity", []float64{math.NaN(), 1, math.Inf(1)}, []string{"B[0] is NaN: bounds must be finite", "B[2] is +Inf: bounds must be finite"}},
+		{"not increasing", []float64{1, 2, 2, 1}, []string{"B are not strictly increasing: 2 after 2", "B are not strictly increasing: 1 after 2"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := metricdef.CheckBuckets("B", tc.b); !slices.Equal(got, tc.want) {
+				t.Errorf("got %q, want %q", got, tc.want)
 			}
 		})
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -25,7 +26,7 @@ func TestFail(t *testing.T) {
 	t.Cleanup(func() { tp.Shutdown(context.Background()) })
 	tr := tp.Tracer("test")
 	long := errors.New(strings.Repeat("0123456789", 1100))
-	for _, err := range []error{errors.New("boom"), fmt.Errorf("wrapped: %w", os.ErrNotExist), &os.PathError{Op: "open", Path: "/x", Err: os.ErrNotExist}} {
+	for _, err := range []error{errors.New("boom"), fmt.Errorf("wrapped: %w", os.ErrNotExist), &os.PathError{Op: "open", Path: "/x", Err: os.ErrNotExist}, syscall.ENOENT} {
 		_, want := tr.Start(context.Background(), "want")
 		want.RecordError(err)
 		want.End()

@@ -25,7 +25,7 @@ func Cut(s string, n int) string {
 // cutAtRune returns the longest prefix of s of at most n bytes that ends
 // at a character boundary. Where s is not valid UTF-8, it cuts at n.
 func cutAtRune(s string, n int) string {
-	if n >= len(s) {
+	if n >= len(s) { // not reached from Cut, which cuts only what is longer
 		return s
 	}
 	for i := n; i >= 0 && i > n-utf8.UTFMax; i-- {

@@ -328,6 +328,8 @@ func isLoopback(host string) bool {
 func parsePort(p string) (int, error) {
 	n := 0
 	for _, c := range p {
+		// url.Parse accepts only digits after the host's colon, so this
+		// cannot happen; it keeps parsePort correct on its own.
 		if c < '0' || c > '9' {
 			return 0, errors.New("not a number")
 		}

@@ -9,9 +9,13 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -40,6 +44,10 @@ func TestNewPublisherValidation(t *testing.T) {
 		{"hosts and cloud id", elasticsearch.Config{Hosts: []string{"es:9200"}, CloudID: telemetry.NewSecret(cloudID)}, []string{"Hosts and CloudID are both set"}},
 		{"bad cloud id", elasticsearch.Config{CloudID: telemetry.NewSecret("no-colon")}, []string{"CloudID is invalid"}},
 		{"bad cloud id base64", elasticsearch.Config{CloudID: telemetry.NewSecret("name:%%%")}, []string{"not valid base64"}},
+		{"cloud id without cluster", elasticsearch.Config{CloudID: telemetry.NewSecret("name:" + base64.StdEncoding.EncodeToString([]byte("found.io")))},
+			[]string{"does not name a host and a cluster"}},
+		{"cloud id with a bad host", elasticsearch.Config{CloudID: telemetry.NewSecret("name:" + base64.StdEncoding.EncodeToString([]byte("found io$abc")))},
+			[]string{"its host is not valid"}},
 		{"upper-case prefix", elasticsearch.Config{IndexPrefix: "Pipeline"}, []string{"must be lower case"}},
 		{"prefix with space", elasticsearch.Config{IndexPrefix: "pipe line"}, []string{`must not contain ' '`}},
 		{"prefix with star", elasticsearch.Config{IndexPrefix: "pipe*"}, []string{`must not contain '*'`}},
@@ -47,6 +55,7 @@ func TestNewPublisherValidation(t *testing.T) {
 		{"prefix too long", elasticsearch.Config{IndexPrefix: strings.Repeat("a", 201)}, []string{"longer than 200 bytes"}},
 		{"password without user", elasticsearch.Config{Password: telemetry.NewSecret("x")}, []string{"Password is set without Username"}},
 		{"user without password", elasticsearch.Config{Username: "elastic"}, []string{"Username is set without Password"}},
+		{"user with a colon", elasticsearch.Config{Username: "ela:stic", Password: telemetry.NewSecret("p")}, []string{"Username must not contain ':'"}},
 		{"api key and user", elasticsearch.Config{Username: "u", APIKey: telemetry.NewSecret("k")}, []string{"APIKey and Username are both set"}},
 		{"api key with a control character", elasticsearch.Config{APIKey: telemetry.NewSecret("a2V5\x01")}, []string{"APIKey must not contain"}},
 		{"api key with DEL", elasticsearch.Config{APIKey: telemetry.NewSecret("a2V5\x7f")}, []string{"APIKey must not contain"}},
@@ -322,6 +331,51 @@ func TestQuerySecretNeverShown(t *testing.T) {
 				if strings.Contains(s, secret) {
 					t.Errorf("output reveals the secret: %s", s)
 				}
+			}
+		})
+	}
+}
+
+// TestCACertTrustsTheCluster sends to a cluster behind TLS with a
+// certificate of its own: trusted with CACert, alone or added to a
+// TLSConfig, and refused without it.
+func TestCACertTrustsTheCluster(t *testing.T) {
+	srv := newServer(t, esfake.Options{})
+	target, err := url.Parse(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := httptest.NewUnstartedServer(httputil.NewSingleHostReverseProxy(target))
+	front.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake
+	front.StartTLS()
+	t.Cleanup(front.Close)
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: front.Certificate().Raw})
+	for _, tc := range []struct {
+		name    string
+		cfg     elasticsearch.Config
+		wantErr string
+	}{
+		{name: "CACert", cfg: elasticsearch.Config{CACert: ca, IndexPrefix: "ca-alone"}},
+		{name: "CACert and TLSConfig", cfg: elasticsearch.Config{CACert: ca, IndexPrefix: "ca-with-tls",
+			TLSConfig: &tls.Config{MinVersion: tls.VersionTLS13}}},
+		{name: "no CACert", cfg: elasticsearch.Config{IndexPrefix: "no-ca"}, wantErr: "certificate signed by unknown authority"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.Hosts = []string{front.URL}
+			pub := newPublisher(t, srv, tc.cfg)
+			before := srv.TemplatePuts()
+			err := pub.InstallTemplate(context.Background())
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("InstallTemplate over TLS: %v", err)
+				}
+				if got := srv.TemplatePuts() - before; got != 1 {
+					t.Errorf("got %d templates installed, want 1", got)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("got %v, want an error containing %q", err, tc.wantErr)
 			}
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -949,4 +950,135 @@ func TestPartlyIndexedBatchCountedExactly(t *testing.T) {
 			})
 		})
 	}
+}
+
+func TestPublishNetworkMetricsAlone(t *testing.T) {
+	srv := newServer(t, esfake.Options{})
+	pub := newPublisher(t, srv, elasticsearch.Config{IndexPrefix: "ops"})
+	if got := pub.IndexPrefix(); got != "ops" {
+		t.Errorf("IndexPrefix: got %q, want ops", got)
+	}
+	nw := networkRecord("n1", at)
+	if err := pub.PublishNetworkMetrics(context.Background(), nw); err != nil {
+		t.Fatalf("PublishNetworkMetrics: %v", err)
+	}
+	docs := srv.Docs("ops-network-2026.03.01")
+	if len(docs) != 1 {
+		t.Fatalf("got %d documents in ops-network-2026.03.01 (indices %q), want 1", len(docs), srv.Indices())
+	}
+	if got, want := docs[0].Source, wantDoc(t, nw, nw.StartTime); !reflect.DeepEqual(got, want) {
+		t.Errorf("document\n got %v\nwant %v", got, want)
+	}
+	if err := pub.PublishBatch(context.Background(), &telemetry.Batch{}); err != nil || srv.BulkRequests() != 1 {
+		t.Errorf("empty batch: got %v and %d bulk requests, want nil and no new request", err, srv.BulkRequests())
+	}
+}
+
+// TestRecordsBefore1970AreDropped: the @timestamp mapping is date_nanos,
+// which starts at the Unix epoch, so Elasticsearch rejects an earlier
+// record; it is dropped and counted, not retried, and the others of the
+// batch are indexed.
+func TestRecordsBefore1970AreDropped(t *testing.T) {
+	srv := newServer(t, esfake.Options{})
+	pub := newPublisher(t, srv, elasticsearch.Config{IndexPrefix: "old"})
+	evs := []telemetry.EventMetrics{
+		eventRecord("old", time.Date(1969, 12, 31, 12, 0, 0, 0, time.UTC), telemetry.StatusCompleted, ""),
+		eventRecord("new", time.Date(1970, 1, 1, 6, 0, 0, 0, time.UTC), telemetry.StatusCompleted, ""),
+	}
+	err := pub.PublishBatch(context.Background(), &telemetry.Batch{Events: evs})
+	var de *telemetry.DroppedError
+	if !errors.As(err, &de) || de.Dropped != 1 || !strings.Contains(err.Error(), "mapper_parsing_exception") {
+		t.Fatalf("got %v, want 1 record dropped by a mapping error", err)
+	}
+	if got := srv.Docs("old-event-1970.01.01"); len(got) != 1 || got[0].Source["task_id"] != "new" {
+		t.Errorf("got %v in old-event-1970.01.01, want the record of 1970", got)
+	}
+}
+
+func TestDocumentIDOfPointersAndOtherValues(t *testing.T) {
+	ev, nw := eventRecord("t1", at, telemetry.StatusCompleted, ""), networkRecord("t1", at)
+	if got, want := elasticsearch.DocumentID(&ev), elasticsearch.DocumentID(ev); got != want || got == "" {
+		t.Errorf("DocumentID(&event) = %q, want DocumentID(event) = %q", got, want)
+	}
+	if got, want := elasticsearch.DocumentID(&nw), elasticsearch.DocumentID(nw); got != want || got == "" {
+		t.Errorf("DocumentID(&network) = %q, want DocumentID(network) = %q", got, want)
+	}
+	if got := elasticsearch.DocumentID("t1"); got != "" {
+		t.Errorf(`DocumentID("t1") = %q, want ""`, got)
+	}
+}
+
+// TestMalformedBulkResponses checks bulk replies that do not account for
+// every document, from a server that answers as Elasticsearch: a reply
+// with errors but fewer items than documents, or one that is not JSON, is
+// a transient failure of every document, worth a retry; a reply without
+// items and without errors counts them indexed.
+func TestMalformedBulkResponses(t *testing.T) {
+	tests := []struct {
+		name  string
+		reply string
+		want  string // substring of the error; empty for success
+	}{
+		{"fewer items with errors", `{"errors":true,"items":[{"index":{"status":201}}]}`, "invalid bulk response: 1 items for 2 documents"},
+		{"not JSON", `<html>`, "invalid bulk response: invalid character '<'"},
+		{"no items, no errors", `{"errors":false}`, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				w.Header().Set("X-Elastic-Product", "Elasticsearch")
+				w.Header().Set("Content-Type", "application/json")
+				io.WriteString(w, tc.reply)
+			}))
+			t.Cleanup(srv.Close)
+			pub, err := elasticsearch.NewPublisher(elasticsearch.Config{Hosts: []string{srv.URL}, SkipTemplate: true, Logger: slogDiscard()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pub.Close(context.Background())
+			b := &telemetry.Batch{Events: []telemetry.EventMetrics{
+				eventRecord("t1", at, telemetry.StatusCompleted, ""), eventRecord("t2", at, telemetry.StatusCompleted, "")}}
+			err = pub.PublishBatch(context.Background(), b)
+			if tc.want == "" {
+				if err != nil {
+					t.Errorf("got %v, want the documents counted indexed", err)
+				}
+				return
+			}
+			var de *telemetry.DroppedError
+			if err == nil || !strings.Contains(err.Error(), tc.want) || telemetry.IsPermanent(err) || errors.As(err, &de) {
+				t.Errorf("got %v, want a transient error containing %q, nothing dropped", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestCloseHonoursContext checks, on the bubble's clock, that Close waits
+// for a publish call in progress, returns its context's error if that
+// ends first, and that the call still ends when its own context does.
+func TestCloseHonoursContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := &hangingTransport{}
+		pub, err := elasticsearch.NewPublisher(elasticsearch.Config{
+			Hosts: []string{"127.0.0.1:9200"}, Transport: tr, Timeout: time.Minute, SkipTemplate: true, Logger: slogDiscard(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		published := make(chan error, 1)
+		go func() {
+			published <- pub.PublishEventMetrics(context.Background(), eventRecord("t1", at, telemetry.StatusCompleted, ""))
+		}()
+		synctest.Wait() // the call hangs in the transport
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		start := time.Now()
+		if err := pub.Close(ctx); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) != time.Second {
+			t.Errorf("Close: got %v after %v, want context.DeadlineExceeded after 1s", err, time.Since(start))
+		}
+		if err := <-published; !errors.Is(err, context.DeadlineExceeded) || time.Since(start) != time.Minute {
+			t.Errorf("publish: got %v after %v, want its Timeout's error after 1m", err, time.Since(start))
+		}
+	})
 }

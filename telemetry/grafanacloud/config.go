@@ -7,9 +7,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"os"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -361,7 +359,7 @@ func (c Config) withDefaults() Config {
 		c.Job = DefaultJob
 	}
 	if c.Instance == "" {
-		c.Instance = defaultInstance()
+		c.Instance = metricpush.DefaultInstance()
 	}
 	if c.EventBuckets == nil {
 		c.EventBuckets = DefaultEventBuckets
@@ -380,13 +378,4 @@ func (c Config) withDefaults() Config {
 		c.MaxLabelValues = DefaultMaxLabelValues
 	}
 	return c
-}
-
-// defaultInstance returns "<hostname>:<pid>".
-func defaultInstance() string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "unknown"
-	}
-	return strings.ToValidUTF8(host, "\uFFFD") + ":" + strconv.Itoa(os.Getpid())
 }

@@ -211,8 +211,8 @@ func TestOverflow(t *testing.T) {
 }
 
 func TestConfigErrors(t *testing.T) {
-	_, err := NewPublisher(Config{MaxLabelValues: -1, EventBuckets: []float64{}})
-	for _, w := range []string{"otelmetric: MeterProvider is required", "MaxLabelValues -1 is negative", "EventBuckets is empty"} {
+	_, err := NewPublisher(Config{MaxLabelValues: -1, EventBuckets: []float64{}, Name: "\xff"})
+	for _, w := range []string{"otelmetric: MeterProvider is required", "MaxLabelValues -1 is negative", "EventBuckets is empty", "Name is not valid UTF-8"} {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("got %v, want it to contain %q", err, w)
 		}

@@ -74,6 +74,8 @@ func newRunCtx(n int) (*runCtx, []attribute.KeyValue) {
 		})
 		return &c.runCtx, c.attrs[:0]
 	}
+	// Not reached: the callers pass 1 to 4. Kept so that a new caller with
+	// more attributes still works, at the cost of an allocation.
 	return new(runCtx), make([]attribute.KeyValue, 0, n)
 }
 

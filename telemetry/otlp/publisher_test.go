@@ -56,6 +56,9 @@ func TestNewPublisherInvalidConfig(t *testing.T) {
 		{"unsorted WaitBuckets", func(c *Config) { c.WaitBuckets = []float64{2, 1} }, []string{"WaitBuckets are not strictly increasing: 1 after 2"}},
 		{"NaN WaitBuckets", func(c *Config) { c.WaitBuckets = []float64{1, math.NaN()} }, []string{"WaitBuckets[1] is NaN: bounds must be finite"}},
 		{"infinite WaitBuckets", func(c *Config) { c.WaitBuckets = []float64{math.Inf(1)} }, []string{"WaitBuckets[0] is +Inf: bounds must be finite"}},
+		{"ServiceName not UTF-8", func(c *Config) { c.ServiceName = "\xff" }, []string{"ServiceName is not valid UTF-8"}},
+		{"empty resource attribute key", func(c *Config) { c.ResourceAttributes = map[string]string{"": "x"} }, []string{`ResourceAttributes: "" is an empty or invalid UTF-8 key`}},
+		{"resource attribute value not UTF-8", func(c *Config) { c.ResourceAttributes = map[string]string{"team": "\xff"} }, []string{`ResourceAttributes: "team" is an empty or invalid UTF-8 key, or its value is invalid UTF-8`}},
 		{"several", func(c *Config) { c.Endpoint = ""; c.Interval = -1 }, []string{"Endpoint is required", "Interval -1ns is negative"}},
 	}
 	for _, tc := range tests {

@@ -93,6 +93,9 @@ func newTracerProvider(ctx context.Context, cfg Config, jitter func(time.Duratio
 		otlptracehttp.WithCompression(compression),
 		otlptracehttp.WithRetry(otlptracehttp.RetryConfig{Enabled: false}))
 	if err != nil {
+		// Not expected: the exporter refuses only a TLS configuration for
+		// an insecure endpoint, and it gets none (the TLS settings are in
+		// client). Kept in case a new version adds checks.
 		return nil, fmt.Errorf("otlp: trace exporter for %s: %w", safetext.URL(u), err)
 	}
 	exp := newSpanExporter(inner, u, &cfg, jitter)

@@ -20,7 +20,8 @@ import (
 func TestTracerProviderToCollector(t *testing.T) {
 	col := testutil.StartCollector(t)
 	ctx := context.Background()
-	tp, err := otlp.NewTracerProvider(ctx, otlp.Config{Endpoint: col.Endpoint, ServiceName: "tracing-test", Compression: otlp.Gzip})
+	tp, err := otlp.NewTracerProvider(ctx, otlp.Config{Endpoint: col.Endpoint, ServiceName: "tracing-test", Compression: otlp.Gzip,
+		ResourceAttributes: map[string]string{"deployment.environment": "test"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +96,8 @@ func TestTracerProviderToCollector(t *testing.T) {
 			t.Errorf("query attribute %s: got %q, want %q", k, query.Attributes[k], v)
 		}
 	}
-	if load.Attributes["eventpipeline.pipeline.run_id"] != "run-1" || load.Resource["service.name"] != "tracing-test" {
+	if load.Attributes["eventpipeline.pipeline.run_id"] != "run-1" || load.Resource["service.name"] != "tracing-test" ||
+		load.Resource["deployment.environment"] != "test" {
 		t.Errorf("load attributes %v, resource %v", load.Attributes, load.Resource)
 	}
 }

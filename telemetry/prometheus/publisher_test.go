@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -437,6 +438,13 @@ func TestNewPublisherInvalidConfig(t *testing.T) {
 		{"const label invalid", prometheus.Config{ConstLabels: prom.Labels{"a-b": "x"}}, `invalid label name "a-b"`},
 		{"const label value", prometheus.Config{ConstLabels: prom.Labels{"a": "\xff"}}, `ConstLabels["a"] is not valid UTF-8`},
 		{"invalid namespace", prometheus.Config{Registry: reg, Namespace: "a-b"}, `invalid namespace "a-b"`},
+		{"namespace starting with a digit", prometheus.Config{Registry: reg, Namespace: "1a"}, `invalid namespace "1a"`},
+		{"const label starting with __", prometheus.Config{ConstLabels: prom.Labels{"__x": "1"}}, `invalid label name "__x"`},
+		{"const label starting with a digit", prometheus.Config{ConstLabels: prom.Labels{"1a": "1"}}, `invalid label name "1a"`},
+		{"negative timeout", prometheus.Config{ReadTimeout: -time.Second}, "ReadTimeout -1s is negative"},
+		{"negative max header bytes", prometheus.Config{MaxHeaderBytes: -1}, "MaxHeaderBytes -1 is negative"},
+		{"negative max concurrent scrapes", prometheus.Config{MaxConcurrentScrapes: -1}, "MaxConcurrentScrapes -1 is negative"},
+		{"NaN bucket", prometheus.Config{EventBuckets: []float64{1, math.NaN()}}, "EventBuckets[1] is NaN"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

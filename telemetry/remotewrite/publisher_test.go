@@ -62,6 +62,18 @@ func TestNewPublisherInvalidConfig(t *testing.T) {
 		{"NaN WaitBuckets", func(c *Config) { c.WaitBuckets = []float64{1, math.NaN()} }, []string{"WaitBuckets[1] is NaN: bounds must be finite"}},
 		{"infinite WaitBuckets", func(c *Config) { c.WaitBuckets = []float64{math.Inf(1)} }, []string{"WaitBuckets[0] is +Inf: bounds must be finite"}},
 		{"invalid Job", func(c *Config) { c.Job = "\xff" }, []string{"Job is not valid UTF-8"}},
+		{"Username with a colon", func(c *Config) { c.Username, c.Password = "a:b", testToken }, []string{"Username contains ':' or a control character"}},
+		{"Password with a control character", func(c *Config) { c.Username, c.Password = "u", telemetry.NewSecret("pw\n") },
+			[]string{"Password or BearerToken holds a control character"}},
+		{"HTTPClient and TLSConfig", func(c *Config) { c.HTTPClient, c.TLSConfig = &http.Client{}, &tls.Config{} },
+			[]string{"with an HTTPClient of yours, configure TLS on it"}},
+		{"negative Interval", func(c *Config) { c.Interval = -time.Second }, []string{"Interval -1s is negative"}},
+		{"negative Timeout", func(c *Config) { c.Timeout = -time.Second }, []string{"Timeout -1s is negative"}},
+		{"negative Retry field", func(c *Config) { c.Retry.MaxAttempts = -1 }, []string{"Retry: max attempts must not be negative, got -1"}},
+		{"external label value not UTF-8", func(c *Config) { c.ExternalLabels = map[string]string{"region": "\xff"} },
+			[]string{`ExternalLabels["region"] is not valid UTF-8`}},
+		{"negative MaxLabelValues", func(c *Config) { c.MaxLabelValues = -1 }, []string{"MaxLabelValues -1 is negative"}},
+		{"CACert without a certificate", func(c *Config) { c.CACert = []byte("not PEM") }, []string{"CACert holds no PEM certificate"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

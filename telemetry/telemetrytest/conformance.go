@@ -24,7 +24,9 @@ import (
 //     [telemetry.Observer], observing) after Close returns an error
 //     wrapping [telemetry.ErrClosed].
 //
-// newPublisher is called once per check.
+// newPublisher is called once per check. If it returns an error, or a nil
+// publisher (an error wrapping [telemetry.ErrNilPublisher]), TestPublisher
+// returns that at once.
 func TestPublisher(newPublisher func() (telemetry.Publisher, error), delivered func() (events, network []string)) error {
 	var errs []error
 	for _, check := range []struct {
@@ -38,6 +40,11 @@ func TestPublisher(newPublisher func() (telemetry.Publisher, error), delivered f
 		p, err := newPublisher()
 		if err != nil {
 			return fmt.Errorf("telemetrytest: new publisher: %w", err)
+		}
+		// A nil publisher (or nil pointer) would crash the checks that
+		// call it: NewCompositePublisher tells it as a Recorder does.
+		if _, err := telemetry.NewCompositePublisher(p); errors.Is(err, telemetry.ErrNilPublisher) {
+			return fmt.Errorf("telemetrytest: new publisher returned no error and %w", telemetry.ErrNilPublisher)
 		}
 		if err := check.run(p); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", check.name, err))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -107,4 +108,64 @@ func ExamplePublisher() {
 	}
 	// Output:
 	// task-1 failed timeout
+}
+
+// failingFlush is a Publisher whose Flush fails.
+type failingFlush struct{ telemetrytest.Publisher }
+
+func (*failingFlush) Flush(context.Context) error { return errors.New("backend unreachable") }
+
+// failingClose is a Publisher whose first Close fails.
+type failingClose struct{ telemetrytest.Publisher }
+
+func (p *failingClose) Close(ctx context.Context) error {
+	if err := p.Publisher.Close(ctx); err != nil {
+		return err
+	}
+	return errors.New("cannot release the connection")
+}
+
+// openObserver is an Observer that still observes after Close.
+type openObserver struct{ telemetrytest.Publisher }
+
+func (*openObserver) Synchronous() bool { return true }
+
+func (*openObserver) ObserveEvent(context.Context, telemetry.EventObservation) error { return nil }
+
+func (*openObserver) ObserveNetwork(context.Context, telemetry.NetworkObservation) error { return nil }
+
+// TestConformanceReportsEachViolation checks the message of each
+// violation the kit can find.
+func TestConformanceReportsEachViolation(t *testing.T) {
+	old := slog.Default() // the kit's Recorders log the drops there
+	slog.SetDefault(slog.New(slog.DiscardHandler))
+	t.Cleanup(func() { slog.SetDefault(old) })
+	boom := errors.New("boom")
+	tests := []struct {
+		name string
+		new  func() (telemetry.Publisher, error)
+		want string
+	}{
+		{"constructor fails", func() (telemetry.Publisher, error) { return nil, boom }, "telemetrytest: new publisher: boom"},
+		{"constructor returns nil", func() (telemetry.Publisher, error) { return nil, nil },
+			"telemetrytest: new publisher returned no error and telemetry: nil publisher"},
+		{"constructor returns a nil pointer", func() (telemetry.Publisher, error) { return (*telemetrytest.Publisher)(nil), nil },
+			"telemetrytest: new publisher returned no error and telemetry: nil publisher"},
+		{"records dropped", func() (telemetry.Publisher, error) {
+			return &telemetrytest.Publisher{Fail: func(int) error { return telemetry.Permanent(boom) }}, nil
+		}, "dropped 200 records"},
+		{"Flush fails", func() (telemetry.Publisher, error) { return &failingFlush{}, nil },
+			"delivers every record: flush: telemetry: flush publisher telemetrytest_test.failingFlush: backend unreachable"},
+		{"Close fails", func() (telemetry.Publisher, error) { return &failingClose{}, nil }, "close: first Close: "},
+		{"observes after Close", func() (telemetry.Publisher, error) { return &openObserver{}, nil },
+			"observe after Close: got <nil>, want an error wrapping telemetry.ErrClosed"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := telemetrytest.TestPublisher(tc.new, func() (events, network []string) { return nil, nil })
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
 }

@@ -78,6 +78,10 @@ func New(c Config) (*Sender, error) {
 		otlpmetrichttp.WithRetry(otlpmetrichttp.RetryConfig{Enabled: false}),
 	)
 	if err != nil {
+		// Not expected: otlpmetrichttp.New refuses only a TLS
+		// configuration for an insecure endpoint, and it gets none (the
+		// TLS settings are in c.Client). Kept in case a new version adds
+		// checks.
 		return nil, fmt.Errorf("%s: OTLP exporter: %w", c.Prefix, err)
 	}
 	return &Sender{c: c, url: safetext.URLString(c.URL), exp: exp}, nil

@@ -102,7 +102,7 @@ func stringField(r unsafe.Pointer, k int) string {
 
 // plain returns the bytes of the plain part of r.
 func (l *layout) plain(r unsafe.Pointer) []byte {
-	if l.plainSize == 0 {
+	if l.plainSize == 0 { // a record of strings only: none of telemetry's is one
 		return nil
 	}
 	return unsafe.Slice((*byte)(unsafe.Add(r, l.plainOff)), l.plainSize)
@@ -199,7 +199,7 @@ func (b *block) put(s string) strRef {
 // view returns the string ref locates in slab gen, a view of the slab's
 // bytes: valid while the table stays locked, as the slab is reused.
 func (b *block) view(gen uint8, ref strRef) string {
-	if ref.n == 0 {
+	if ref.n == 0 { // only task ids are viewed, never empty in telemetry: kept for the bounds check below
 		return ""
 	}
 	sl := b.slabs[gen]
@@ -558,10 +558,12 @@ func (a *arena) chunk(n int) {
 
 // copy returns a copy in a of the string ref locates in the slab sl.
 func (a *arena) copy(sl []byte, ref strRef) string {
-	if ref.n == 0 {
+	if ref.n == 0 { // its callers skip empty strings, and task ids are never empty in telemetry
 		return ""
 	}
 	src := sl[ref.off : ref.off+ref.n]
+	// Not reached: every arena is grown first to what its copies take
+	// (ring.size); kept so that an underestimate costs a chunk, not a panic.
 	if len(a.buf)-a.n < len(src) {
 		a.chunk(max(len(src), arenaChunk))
 	}

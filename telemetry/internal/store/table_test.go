@@ -98,6 +98,11 @@ func TestStatuses(t *testing.T) {
 	if st := tb.Start("c", &rec{}); st != TooManyPending {
 		t.Errorf("start c over the limit: got %v, want TooManyPending", st)
 	}
+	// At the limit, a task id that is pending is already started, not one
+	// too many.
+	if st := tb.Start("b", &rec{}); st != AlreadyStarted {
+		t.Errorf("start b again at the limit: got %v, want AlreadyStarted", st)
+	}
 	if st := tb.Retry("a"); st != OK {
 		t.Errorf("retry a: got %v, want OK", st)
 	}
