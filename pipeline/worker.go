@@ -232,7 +232,8 @@ func truncate(s string, limit int) string {
 // flight, and the server's timeouts are yours to set.
 //
 // It answers POST requests whose body is the JSON document
-// {"event": name, "input": value, "task_id": id, "run_id": id, "attempt": n}
+// {"event": name, "input": value, "task_id": id, "call_id": id, "run_id": id,
+// "attempt": n}
 // by running the event once on the decoded input, with the request's
 // context bounded by [WorkerConfig.EventTimeout], and answers, in this
 // order of checks:
