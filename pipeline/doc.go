@@ -88,7 +88,8 @@
 // calls one, configured by a [RemoteConfig]. The protocol is JSON over HTTP
 // POST at [DefaultPath] ("/events"):
 //
-//	request:  {"event": name, "input": value, "task_id": id, "run_id": id, "attempt": n}
+//	request:  {"event": name, "input": value, "task_id": id, "call_id": id,
+//	           "run_id": id, "attempt": n}
 //	200       {"output": value}
 //	422       {"error": text}    the event's error was marked telemetry.Permanent
 //	500       {"error": text}    another error; for a panic a fixed text (the

@@ -306,8 +306,9 @@ func TestWorkerDuplicateCallID(t *testing.T) {
 		t.Run("traced "+strconv.FormatBool(traced), func(t *testing.T) {
 			rec := newRecorder(t)
 			cfg := pipeline.WorkerConfig{Recorder: rec}
+			sr := tracetest.NewSpanRecorder()
 			if traced {
-				tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(tracetest.NewSpanRecorder()))
+				tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
 				t.Cleanup(func() { tp.Shutdown(context.Background()) })
 				cfg.TracerProvider = tp
 			}
@@ -356,6 +357,19 @@ func TestWorkerDuplicateCallID(t *testing.T) {
 			}
 			if n := w.Telemetry().Failures(); n != 0 {
 				t.Errorf("%d recording calls refused (first: %v), want none", n, w.Telemetry().Err())
+			}
+			// One span per run: the second run's start under the id in
+			// use must not leave a span of its own, failed, in the trace.
+			if traced {
+				var echo []string
+				for _, s := range sr.Ended() {
+					if s.Name() == "echo" {
+						echo = append(echo, s.Status().Code.String()+" "+s.Status().Description)
+					}
+				}
+				if len(echo) != 1 || echo[0] != "Unset " {
+					t.Errorf("got the echo spans (status) %q, want one, not failed", echo)
+				}
 			}
 		})
 	}

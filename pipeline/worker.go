@@ -232,7 +232,8 @@ func truncate(s string, limit int) string {
 // flight, and the server's timeouts are yours to set.
 //
 // It answers POST requests whose body is the JSON document
-// {"event": name, "input": value, "task_id": id, "run_id": id, "attempt": n}
+// {"event": name, "input": value, "task_id": id, "call_id": id, "run_id": id,
+// "attempt": n}
 // by running the event once on the decoded input, with the request's
 // context bounded by [WorkerConfig.EventTimeout], and answers, in this
 // order of checks:
@@ -617,12 +618,20 @@ func (w *Worker) record(ctx context.Context, ex *execution, call *callRequest) (
 		}
 		return ctx, rec.StartEvent(call.Event, id, opts...)
 	}
+	// A run of the caller's id is in progress (a call retried while the
+	// first still runs, or ids chosen badly): this one gets an id of its
+	// own, rather than ending the other's record. Looked for first, so
+	// that a traced start does not leave a failed span of the refused
+	// start in the trace; a start refused all the same (the other run
+	// began in between) is tried again.
+	callerID := id
+	other := func() string { return callerID + "#" + strconv.FormatUint(w.runs.Add(1), 10) }
+	if m, ok := rec.Metrics(id); ok && m.Status == telemetry.StatusPending {
+		id = other()
+	}
 	rctx, err := start(id)
 	if errors.Is(err, telemetry.ErrAlreadyStarted) {
-		// A run of the caller's id is in progress (a call retried while
-		// the first still runs, or ids chosen badly): this one gets an id
-		// of its own, rather than ending the other's record.
-		id += "#" + strconv.FormatUint(w.runs.Add(1), 10)
+		id = other()
 		rctx, err = start(id)
 	}
 	ex.task.ID = id

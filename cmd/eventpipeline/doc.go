@@ -105,7 +105,8 @@
 //	PORT              127.0.0.1:PORT, this host only
 //	127.0.0.1:PORT    the same; localhost:PORT or [::1]:PORT likewise loopback
 //	:PORT             every network interface (Go's meaning), reachable from other machines
-//	0.0.0.0:PORT      every IPv4 interface; HOST:PORT that interface only
+//	0.0.0.0:PORT      the same: Go listens on the IPv6 interfaces too ([::]:PORT)
+//	HOST:PORT         that address only
 //
 // Port 0 picks a free one. A server that listens beyond loopback prints one
 // warning line on stderr, "eventpipeline CMD: warning: WHAT listens on

@@ -122,15 +122,19 @@ func (b *Budget) bucket(client string, now time.Time) *bucket {
 }
 
 // Client returns the client of r that a [Budget] counts wrong tokens
-// for: the IP address of r.RemoteAddr, an IPv6 address by its /64 prefix
-// (one machine usually has a whole /64), or r.RemoteAddr as it is if it
-// is not an IP address and port.
+// for: the IP address of r.RemoteAddr (an IP address and port, or an IP
+// address alone, as middleware that takes the address from a proxy's
+// header leaves it), an IPv4-mapped IPv6 address as its IPv4 address, an
+// IPv6 address by its /64 prefix (one machine usually has a whole /64),
+// or r.RemoteAddr as it is if it is none of these.
 func Client(r *http.Request) string {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
+	var a netip.Addr
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		a = ap.Addr()
+	} else if a, err = netip.ParseAddr(r.RemoteAddr); err != nil {
 		return r.RemoteAddr
 	}
-	a := ap.Addr().Unmap()
+	a = a.Unmap()
 	if a.Is4() {
 		return a.String()
 	}

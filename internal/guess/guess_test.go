@@ -149,3 +149,23 @@ func TestBudgetPerClient(t *testing.T) {
 		t.Error("a new client refused after the other clients' budgets refilled")
 	}
 }
+
+// TestClientWithoutPort checks that a RemoteAddr that is an IP address
+// without a port, as middleware that takes the client's address from a
+// proxy's header leaves it (chi's RealIP, for one), is read as one: an
+// IPv6 address by its /64 and an IPv4-mapped one as its IPv4 address, so
+// that a guesser cannot get a budget for each address of its /64, nor
+// two for one IPv4 address.
+func TestClientWithoutPort(t *testing.T) {
+	for _, tc := range []struct{ remote, want string }{
+		{"192.0.2.1", "192.0.2.1"},
+		{"::ffff:192.0.2.1", "192.0.2.1"},
+		{"2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"},
+		{"2001:db8:1:2::9", "2001:db8:1:2::/64"},
+		{"fe80::1%eth0", "fe80::/64"},
+	} {
+		if got := guess.Client(&http.Request{RemoteAddr: tc.remote}); got != tc.want {
+			t.Errorf("Client(%q) = %q, want %q", tc.remote, got, tc.want)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -286,11 +287,18 @@ func hint(status int) string {
 type StatusError struct {
 	Op   string // what was attempted and where, such as "OTLP export to http://..."
 	Code int    // the HTTP status code
-	Body string // the start of the response body, for diagnosis
+	Body string // the exporter's error text with the start of the response body, for diagnosis: about 512 bytes at most
 }
 
+// maxErrorBody bounds the text of a [StatusError]'s Body, as the remote
+// write sender bounds its own: the OTLP exporters put up to 4 MiB of the
+// response body into their error.
+const maxErrorBody = 512
+
+// statusError returns the *StatusError of op answered with code, whose
+// Body is the start of body, valid UTF-8.
 func statusError(op string, code int, body string) error {
-	return &StatusError{Op: op, Code: code, Body: body}
+	return &StatusError{Op: op, Code: code, Body: strings.ToValidUTF8(safetext.Cut(strings.TrimSpace(body), maxErrorBody), "\uFFFD")}
 }
 
 // Error returns a message with the operation, the status and the body.

@@ -87,7 +87,9 @@ func (e *spanExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnl
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(e.ctx, cancel)() // Shutdown's context ended: stop at once
-	if ctx.Err() != nil {
+	// An abort before this export is checked here: AfterFunc calls cancel
+	// in a goroutine of its own, maybe only after the first attempt began.
+	if e.ctx.Err() != nil || ctx.Err() != nil {
 		err := context.Cause(ctx)
 		if e.ctx.Err() != nil {
 			err = errSpansAborted

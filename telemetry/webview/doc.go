@@ -93,7 +93,9 @@
 //
 // The session cookie is HttpOnly (the pages' script cannot read it),
 // SameSite=Strict (another site's pages do not send it), Secure when the
-// view is served over TLS, and without Path or Domain: it goes to the
+// view is served over TLS or the login form was posted from an https page
+// (its Origin, or Referer, says so: a reverse proxy that serves HTTPS),
+// and without Path or Domain: it goes to the
 // directory of the login page (wherever the view is mounted) on this host
 // only. Browsers keep one set of cookies per host, whatever the port, so
 // its name carries the port the browser asked for, such as

@@ -81,9 +81,25 @@ func (h *Handler) newSession(r *http.Request) *http.Cookie {
 		Value:    issued + "." + h.sessionMAC(r.Host, issued),
 		MaxAge:   int(h.cfg.SessionLifetime / time.Second),
 		HttpOnly: true,
-		Secure:   r.TLS != nil,
+		Secure:   r.TLS != nil || browserOnHTTPS(r),
 		SameSite: http.SameSiteStrictMode,
 	}
+}
+
+// browserOnHTTPS reports whether the browser that sent r says, in its
+// Origin header (or else its Referer, which Referrer-Policy: same-origin
+// leaves it for the view's own pages), that it is on an https page: the
+// view then serves behind a reverse proxy that serves HTTPS, and the
+// session cookie must be Secure though r came over plain HTTP. Which
+// origin sent r is for foreignRequest to check; a client that claims
+// https over plain HTTP only gets a cookie that a browser would not keep.
+func browserOnHTTPS(r *http.Request) bool {
+	from := r.Header.Get("Origin")
+	if from == "" || from == "null" {
+		from = r.Header.Get("Referer")
+	}
+	u, err := url.Parse(from)
+	return err == nil && u.Scheme == "https"
 }
 
 // validSession reports whether r carries a session cookie of this Handler,

@@ -328,3 +328,42 @@ func TestSessionEndsStream(t *testing.T) {
 		t.Errorf("bearer, after the session's expiry: got %q, want an update", got)
 	}
 }
+
+// TestSessionCookieSecureBehindHTTPSProxy checks that the session cookie
+// is Secure when the browser logs in over HTTPS through a reverse proxy
+// that serves it (the view itself gets plain HTTP): the login form's
+// Origin says https. Without Secure, the browser would send the cookie
+// over plain HTTP to the host as well. Over plain HTTP, it is not Secure
+// (a browser would not keep it).
+func TestSessionCookieSecureBehindHTTPSProxy(t *testing.T) {
+	const token = "let-me-in"
+	f := newFixture(t, Config{Token: telemetry.NewSecret(token)}, nil)
+	for _, tc := range []struct {
+		name, host, origin string
+		want               bool
+	}{
+		{"https proxy", "view.example.com", "https://view.example.com", true},
+		{"https proxy, Origin in upper case", "view.example.com", "HTTPS://view.example.com", true},
+		{"plain http", "view.example.com", "http://view.example.com", false},
+		{"no Origin", "view.example.com", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodPost, f.srv.URL+"/login", strings.NewReader(url.Values{"token": {token}}.Encode()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Host = tc.host
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if tc.origin != "" {
+				req.Header.Set("Origin", tc.origin)
+			}
+			resp, _ := do(t, req)
+			if resp.StatusCode != http.StatusSeeOther || len(resp.Cookies()) != 1 {
+				t.Fatalf("login: got %d with cookies %v, want 303 with one cookie", resp.StatusCode, resp.Cookies())
+			}
+			if got := resp.Cookies()[0].Secure; got != tc.want {
+				t.Errorf("got Secure %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -223,7 +224,7 @@ func (s *Sender) Prepare(snap *metricpush.Snapshot) (func(context.Context) metri
 			return metricpush.Result{Status: c.Status, Err: fmt.Errorf("%s: OTLP export to %s: partial success: %w", s.c.Prefix, s.url, err)}
 		default:
 			return metricpush.Result{Status: c.Status, RetryAfter: c.RetryAfter,
-				Err: s.c.StatusError("OTLP export to "+s.url, c.Status, err.Error())}
+				Err: s.c.StatusError("OTLP export to "+s.url, c.Status, errorText(err))}
 		}
 	}, nil
 }
@@ -234,4 +235,14 @@ func (s *Sender) Close(ctx context.Context) error {
 		return fmt.Errorf("%s: shut down OTLP exporter: %w", s.c.Prefix, err)
 	}
 	return nil
+}
+
+// maxErrorText bounds the text of an exporter's error given to
+// Config.StatusError, as the remote write sender bounds the body it
+// gives: the exporter puts up to 4 MiB of the answer's body into it.
+const maxErrorText = 512
+
+// errorText returns the start of err's text, valid UTF-8.
+func errorText(err error) string {
+	return strings.ToValidUTF8(safetext.Cut(strings.TrimSpace(err.Error()), maxErrorText), "\uFFFD")
 }
