@@ -2,6 +2,7 @@ package safetext
 
 import (
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -34,4 +35,16 @@ func cutAtRune(s string, n int) string {
 		}
 	}
 	return s[:n]
+}
+
+// MaxBody is how many bytes of a server's answer an error keeps ([Body]).
+const MaxBody = 512
+
+// Body returns the start of a server's answer body, or of an error text
+// that holds one, as an error of the module keeps it for diagnosis:
+// trimmed of white space, on one line with every character that
+// [Visible] escapes escaped, and [Cut] to MaxBody bytes. A server's text
+// can then neither fill memory nor forge log lines or rewrite a terminal.
+func Body(s string) string {
+	return Cut(Visible(strings.TrimSpace(s), false), MaxBody)
 }

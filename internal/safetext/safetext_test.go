@@ -145,3 +145,18 @@ func TestCut(t *testing.T) {
 		}
 	}
 }
+func TestBody(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"  not found\n", "not found"},
+		{"bad\nline\x1b[31m", `bad\nline\x1b[31m`},
+		{"\xffx", `\xffx`},
+	} {
+		if got := Body(tc.in); got != tc.want {
+			t.Errorf("Body(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	long := Body(strings.Repeat("a\n", 10_000))
+	if len(long) > MaxBody || !strings.HasPrefix(long, `a\na\n`) || !strings.HasSuffix(long, " bytes]") {
+		t.Errorf("Body of 20,000 bytes: got %d bytes %.30q…, want at most %d, cut with its marker", len(long), long, MaxBody)
+	}
+}

@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -287,18 +286,14 @@ func hint(status int) string {
 type StatusError struct {
 	Op   string // what was attempted and where, such as "OTLP export to http://..."
 	Code int    // the HTTP status code
-	Body string // the exporter's error text with the start of the response body, for diagnosis: about 512 bytes at most
+	Body string // the exporter's error text with the start of the response body, for diagnosis: 512 bytes at most, on one line, control characters escaped
 }
 
-// maxErrorBody bounds the text of a [StatusError]'s Body, as the remote
-// write sender bounds its own: the OTLP exporters put up to 4 MiB of the
-// response body into their error.
-const maxErrorBody = 512
-
 // statusError returns the *StatusError of op answered with code, whose
-// Body is the start of body, valid UTF-8.
+// Body is the start of body as an error keeps it (safetext.Body): the
+// OTLP exporters put up to 4 MiB of the response body into their error.
 func statusError(op string, code int, body string) error {
-	return &StatusError{Op: op, Code: code, Body: strings.ToValidUTF8(safetext.Cut(strings.TrimSpace(body), maxErrorBody), "\uFFFD")}
+	return &StatusError{Op: op, Code: code, Body: safetext.Body(body)}
 }
 
 // Error returns a message with the operation, the status and the body.

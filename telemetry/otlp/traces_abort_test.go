@@ -13,6 +13,7 @@ import (
 
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/eventpipeline/eventpipeline/internal/safetext"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
@@ -48,7 +49,7 @@ func TestTraceExportAfterAbortSendsNothing(t *testing.T) {
 // it, all of which went into the error and every log line of it), and
 // that the text stays valid UTF-8.
 func TestTraceRejectionBodyBounded(t *testing.T) {
-	body := strings.Repeat("\xffrejected ", 100_000)
+	body := strings.Repeat("\xffrejected\n\x1b[2J", 100_000)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.WriteHeader(http.StatusBadRequest)
@@ -64,13 +65,12 @@ func TestTraceRejectionBodyBounded(t *testing.T) {
 	if !errors.As(err, &se) || se.Code != http.StatusBadRequest {
 		t.Fatalf("got %v, want a *StatusError with 400", err)
 	}
-	// Invalid bytes become U+FFFD, of 3 bytes: a little more than
-	// maxErrorBody.
-	if len(se.Body) > 2*maxErrorBody || !utf8.ValidString(se.Body) || !strings.Contains(se.Body, "rejected") {
-		t.Errorf("got a Body of %d bytes (valid UTF-8: %v), want the start of the answer, about %d bytes",
-			len(se.Body), utf8.ValidString(se.Body), maxErrorBody)
+	// Cut to safetext.MaxBody, on one line, valid UTF-8.
+	if len(se.Body) > safetext.MaxBody || !utf8.ValidString(se.Body) || strings.ContainsAny(se.Body, "\n\r\x1b") || !strings.Contains(se.Body, "rejected") {
+		t.Errorf("got a Body of %d bytes (valid UTF-8: %v): %q; want the start of the answer, on one line, at most %d bytes",
+			len(se.Body), utf8.ValidString(se.Body), se.Body, safetext.MaxBody)
 	}
-	if n := len(err.Error()); n > 4*maxErrorBody {
+	if n := len(err.Error()); n > 4*safetext.MaxBody {
 		t.Errorf("got an error of %d bytes, want it bounded", n)
 	}
 }

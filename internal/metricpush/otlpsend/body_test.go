@@ -13,18 +13,19 @@ import (
 
 	"github.com/eventpipeline/eventpipeline/internal/metricdef"
 	"github.com/eventpipeline/eventpipeline/internal/metricpush"
+	"github.com/eventpipeline/eventpipeline/internal/safetext"
 )
 
 // TestStatusErrorBodyBounded checks that a push rejected with a large
 // body gives StatusError only the start of the exporter's error text,
-// valid UTF-8: the exporter reads up to 4 MiB of the body into its error,
+// valid UTF-8, on one line with its controls escaped: the exporter reads up to 4 MiB of the body into its error,
 // which went whole into the error of every publisher that speaks OTLP
 // (otlp, grafanacloud) and into their log lines.
 func TestStatusErrorBodyBounded(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.WriteHeader(http.StatusBadRequest)
-		io.WriteString(w, strings.Repeat("\xffrejected ", 100_000))
+		io.WriteString(w, strings.Repeat("\xffrejected\n\x1b[2J", 100_000))
 	}))
 	t.Cleanup(srv.Close)
 	var body string
@@ -42,10 +43,9 @@ func TestStatusErrorBodyBounded(t *testing.T) {
 	if res := attempt(context.Background()); res.Status != http.StatusBadRequest || res.Err == nil {
 		t.Fatalf("got %+v, want 400 and an error", res)
 	}
-	// Invalid bytes become U+FFFD, of 3 bytes: a little more than
-	// maxErrorText.
-	if len(body) > 2*maxErrorText || !utf8.ValidString(body) || !strings.Contains(body, "rejected") {
-		t.Errorf("got a body of %d bytes (valid UTF-8: %v), want the start of the answer, about %d bytes",
-			len(body), utf8.ValidString(body), maxErrorText)
+	// Cut to safetext.MaxBody, on one line, valid UTF-8.
+	if len(body) > safetext.MaxBody || !utf8.ValidString(body) || strings.ContainsAny(body, "\n\r\x1b") || !strings.Contains(body, "rejected") {
+		t.Errorf("got a body of %d bytes (valid UTF-8: %v): %q; want the start of the answer, on one line, at most %d bytes",
+			len(body), utf8.ValidString(body), body, safetext.MaxBody)
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -237,12 +236,7 @@ func (s *Sender) Close(ctx context.Context) error {
 	return nil
 }
 
-// maxErrorText bounds the text of an exporter's error given to
-// Config.StatusError, as the remote write sender bounds the body it
-// gives: the exporter puts up to 4 MiB of the answer's body into it.
-const maxErrorText = 512
-
-// errorText returns the start of err's text, valid UTF-8.
-func errorText(err error) string {
-	return strings.ToValidUTF8(safetext.Cut(strings.TrimSpace(err.Error()), maxErrorText), "\uFFFD")
-}
+// errorText returns the start of err's text as an error keeps it
+// (safetext.Body): the exporter puts up to 4 MiB of the answer's body
+// into it.
+func errorText(err error) string { return safetext.Body(err.Error()) }

@@ -27,9 +27,6 @@ import (
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
-// maxErrorBody is how much of an error response's body goes into the error.
-const maxErrorBody = 512
-
 // Config configures a [Sender]. Every field must be set but Headers and
 // Labels.
 type Config struct {
@@ -227,12 +224,12 @@ func (s *Sender) checkResponse(resp *http.Response, what string) metricpush.Resu
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		return metricpush.Result{Status: resp.StatusCode}
 	}
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, safetext.MaxBody))
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	return metricpush.Result{
 		Status:     resp.StatusCode,
 		RetryAfter: retry.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
-		Err:        s.c.StatusError(what, resp.StatusCode, strings.TrimSpace(strings.ToValidUTF8(string(msg), "\uFFFD"))),
+		Err:        s.c.StatusError(what, resp.StatusCode, safetext.Body(string(msg))),
 	}
 }
 
