@@ -96,8 +96,8 @@
 //	                             value and stack are logged at Error, never sent)
 //	401                          no valid credentials (with WWW-Authenticate
 //	                             when the worker has a token)
-//	429                          a token after 10 wrong ones in the last
-//	                             minute: not checked (with Retry-After: 6)
+//	429                          a token after too many wrong ones (see
+//	                             below): not checked (with Retry-After: 6)
 //	403                          no credentials configured, and the request
 //	                             came in on an address other than loopback
 //	                             (after 401, 429 and 403 the connection is closed)
@@ -112,8 +112,10 @@
 // [WorkerConfig] sets who may call: Token, a [telemetry.Secret] expected as
 // "Authorization: Bearer <token>" and compared in constant time, at most
 // 10 wrong ones a minute from each caller's address (an IPv6 one by its
-// /64), so that a guesser locks out itself, not the callers that know the
-// token unless they share its address, as behind one proxy; and TLS, whose
+// /64) and 100 from all callers together, so that a guesser locks out
+// itself, not the callers that know the token (a caller that sent it
+// within the hour is not held to the 100; callers behind one proxy share
+// its address); and TLS, whose
 // ClientCAs with a zero ClientAuth require verified client certificates.
 // When there is neither, [Worker.Serve] refuses a listener that is neither
 // on a loopback address nor a Unix socket, with [ErrNoAuthentication], and

@@ -96,8 +96,9 @@ type WorkerConfig struct {
 	// another, gets 401 Unauthorized with a WWW-Authenticate: Bearer
 	// challenge. At most 10 wrong tokens a minute are checked from each
 	// caller's address (an IPv6 one by its /64; a right one does not
-	// count): beyond, a request from that address with a token, right or
-	// wrong, gets 429 Too Many Requests with
+	// count), and 100 from all callers together but those that sent the
+	// right token within the hour: beyond, a request from that address
+	// with a token, right or wrong, gets 429 Too Many Requests with
 	// "Retry-After: 6" (which a RemoteEvent honours when it retries),
 	// until a check comes back, one every 6 seconds. NewWorker refuses a
 	// token with white space at an end or a control character, which no
@@ -240,8 +241,8 @@ func truncate(s string, limit int) string {
 //
 //   - 401 (with a WWW-Authenticate challenge when a token is configured)
 //     for a request without valid credentials; 429 with Retry-After: 6
-//     for a request with a token after 10 wrong ones from its address in
-//     the last minute (see [WorkerConfig.Token]); 403 for a request that came in on an
+//     for a request with a token after too many wrong ones (see
+//     [WorkerConfig.Token]); 403 for a request that came in on an
 //     address other than a loopback one to a worker without credentials
 //     (see [WorkerConfig.AllowUnauthenticated]); after these three, the
 //     connection is closed;
@@ -677,20 +678,21 @@ func (w *Worker) authorize(rw http.ResponseWriter, req *http.Request) bool {
 		refuse(rw, http.StatusUnauthorized, "pipeline: worker: unauthorized: a bearer token is required")
 		return false
 	}
-	client := guess.Client(req)
-	if !w.guesses.Take(client, time.Now()) {
+	got := sha256.Sum256([]byte(token))
+	checked, ok := w.guesses.Check(guess.Client(req), time.Now(), func() bool {
+		return compareTokens(got[:], []byte(w.tokenHash.Reveal())) == 1
+	})
+	if !checked {
 		// Not checked, so that a guesser learns nothing.
 		rw.Header().Set("Retry-After", guess.RetryAfter)
 		refuse(rw, http.StatusTooManyRequests, "pipeline: worker: too many wrong tokens lately, try again later")
 		return false
 	}
-	got := sha256.Sum256([]byte(token))
-	if compareTokens(got[:], []byte(w.tokenHash.Reveal())) != 1 {
+	if !ok {
 		rw.Header().Set("WWW-Authenticate", authRealm+`, error="invalid_token"`)
 		refuse(rw, http.StatusUnauthorized, "pipeline: worker: unauthorized: invalid token")
 		return false
 	}
-	w.guesses.GiveBack(client)
 	return true
 }
 

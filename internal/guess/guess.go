@@ -1,6 +1,7 @@
 // Package guess bounds the guessing of a secret token sent over HTTP, for
 // the servers of the module that check one (the web view, the pipeline
-// worker): a [Budget] of wrong tokens per minute for each client,
+// worker): a [Budget] of wrong tokens per minute for each client and for
+// all together,
 // the parsing of a bearer token ([BearerToken]) and a comparison whose
 // time tells nothing of the secret ([SameSecret]). It imports the standard
 // library only.
@@ -18,85 +19,106 @@ import (
 )
 
 // The bounds of a [Budget]: at most Max wrong tokens per Window from each
-// client, and at most MaxClients clients with a budget of their own.
+// client; at most GlobalMax per Window from all clients together, but for
+// those that sent a right token within TrustFor; and at most MaxClients
+// clients with a budget of their own.
 const (
 	Max        = 10
+	GlobalMax  = 100
 	Window     = time.Minute
+	TrustFor   = time.Hour
 	MaxClients = 4096
 )
 
 // RetryAfter is the Retry-After header value (in seconds) of an answer to
-// a token not checked because the budget is empty: the time in which the
-// budget gets one check back, 6.
+// a token not checked because the budget is empty: the time in which a
+// client's budget gets one check back, 6.
 var RetryAfter = strconv.Itoa(int((Window / Max).Seconds()))
 
-// A Budget bounds how many wrong tokens a server checks from each client:
-// a bucket of [Max] checks per client that refills at Max per [Window].
-// Each check takes one ([Budget.Take]); a right token gives it back
-// ([Budget.GiveBack]). With a client's bucket empty, its tokens are not
-// checked at all, right ones included, so that the answer tells a guesser
-// nothing; a server answers them 429 Too Many Requests with Retry-After:
-// [RetryAfter]. A client is what [Client] makes of a request's address,
-// so a guesser locks out only itself, not the clients that know the
-// token (unless they share its address, as behind one proxy).
+// A Budget bounds how many wrong tokens a server checks: [Max] per
+// [Window] from each client (a bucket that refills at that rate), so that
+// a guesser locks out only itself, not the clients that know the token
+// (unless they share its address, as behind one proxy); and [GlobalMax]
+// per Window from all clients together, so that a guesser with many
+// addresses gains little. A client that sent a right token within
+// [TrustFor] is not held to GlobalMax: a guesser with many addresses
+// cannot lock out the clients in use, only new ones while it guesses.
+// With a budget empty, tokens are not checked at all, right ones
+// included, so that the answer tells a guesser nothing; a server answers
+// them 429 Too Many Requests with Retry-After: [RetryAfter]. A client is
+// what [Client] makes of a request's address.
 //
 // A Budget keeps the buckets of at most [MaxClients] clients, forgetting
-// those that are full again; while that many are in use, further clients
-// share one bucket. The zero Budget is ready to use; it is safe for
-// concurrent use.
+// those that are full again and not trusted; while that many are in use,
+// further clients share one bucket. The zero Budget is ready to use; it is
+// safe for concurrent use.
 type Budget struct {
 	mu      sync.Mutex
 	clients map[string]*bucket
 	shared  bucket    // of the clients beyond MaxClients
+	global  bucket    // of all untrusted clients together, GlobalMax
 	pruned  time.Time // when full buckets were last forgotten
 }
 
 // A bucket holds the checks left to one client, or to those sharing it.
 type bucket struct {
-	left float64
-	at   time.Time // when left was last refilled; zero: full
+	left  float64
+	at    time.Time // when left was last refilled; zero: full
+	right time.Time // when a right token last came; zero: never
 }
 
-// refill adds to k the checks that came back by now, and reports whether
-// k is then full.
-func (k *bucket) refill(now time.Time) bool {
+// refill adds to k, of capacity max, the checks that came back by now
+// (max per Window), and reports whether k is then full.
+func (k *bucket) refill(now time.Time, max float64) bool {
 	if k.at.IsZero() {
-		k.left = Max
+		k.left = max
 	} else if d := now.Sub(k.at); d > 0 {
-		k.left = min(Max, k.left+Max*d.Seconds()/Window.Seconds())
+		k.left = min(max, k.left+max*d.Seconds()/Window.Seconds())
 	}
 	k.at = now
-	return k.left >= Max
+	return k.left >= max
 }
 
-// Take takes one check from the budget of client at now, and reports
-// whether there was one.
-func (b *Budget) Take(client string, now time.Time) bool {
+// trusted reports whether the client of k sent a right token within
+// TrustFor of now.
+func (k *bucket) trusted(now time.Time) bool {
+	return !k.right.IsZero() && now.Sub(k.right) < TrustFor
+}
+
+// Check checks a token that client sent at now, if the budgets allow it:
+// right compares the token with the secret (in constant time, such as
+// with [SameSecret]). It returns checked false if the token was not
+// checked (right was not called), and otherwise whether it is right. A
+// wrong token takes one check from the budgets; a right one takes none,
+// so that any number of right tokens sent at once are all checked.
+func (b *Budget) Check(client string, now time.Time, right func() bool) (checked, ok bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	k := b.bucket(client, now)
-	k.refill(now)
-	if k.left < 1 {
-		return false
+	k.refill(now, Max)
+	trusted := k.trusted(now)
+	if !trusted {
+		b.global.refill(now, GlobalMax)
+	}
+	if k.left < 1 || !trusted && b.global.left < 1 {
+		return false, false
+	}
+	if right() {
+		if k != &b.shared { // clients beyond MaxClients are not told apart
+			k.right = now
+		}
+		return true, true
 	}
 	k.left--
-	return true
-}
-
-// GiveBack gives back to client the check of a right token.
-func (b *Budget) GiveBack(client string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	k := b.clients[client]
-	if k == nil {
-		k = &b.shared
+	if !trusted {
+		b.global.left--
 	}
-	k.left = min(Max, k.left+1)
+	return true, false
 }
 
 // bucket returns the bucket of client at now: its own, a new one, or the
-// shared one if MaxClients clients have buckets that are not full. It
-// forgets the full buckets, at most once a second, when there are
+// shared one if MaxClients clients have buckets that are not full or are
+// trusted. It forgets the others, at most once a second, when there are
 // MaxClients. b.mu is held.
 func (b *Budget) bucket(client string, now time.Time) *bucket {
 	if k := b.clients[client]; k != nil {
@@ -108,7 +130,7 @@ func (b *Budget) bucket(client string, now time.Time) *bucket {
 	if len(b.clients) >= MaxClients && now.Sub(b.pruned) >= time.Second {
 		b.pruned = now
 		for c, k := range b.clients {
-			if k.refill(now) {
+			if k.refill(now, Max) && !k.trusted(now) {
 				delete(b.clients, c)
 			}
 		}

@@ -3,86 +3,142 @@ package guess_test
 import (
 	"fmt"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/eventpipeline/eventpipeline/internal/guess"
 )
 
+// wrong and right are the comparisons of a wrong and a right token.
+func wrong() bool { return false }
+func right() bool { return true }
+
+// check is Budget.Check as one result: "not checked", "wrong" or "right".
+func check(b *guess.Budget, client string, now time.Time, cmp func() bool) string {
+	switch checked, ok := b.Check(client, now, cmp); {
+	case !checked:
+		return "not checked"
+	case ok:
+		return "right"
+	}
+	return "wrong"
+}
+
 func TestBudget(t *testing.T) {
 	var b guess.Budget
 	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	for i := range guess.Max {
-		if !b.Take("c", start) {
-			t.Fatalf("check %d of a full budget refused", i+1)
+		if got := check(&b, "c", start, wrong); got != "wrong" {
+			t.Fatalf("wrong token %d of a full budget: %s", i+1, got)
 		}
 	}
-	if b.Take("c", start) {
-		t.Fatalf("check %d allowed, want the budget empty after %d", guess.Max+1, guess.Max)
+	for _, cmp := range []func() bool{wrong, right} {
+		if got := check(&b, "c", start, cmp); got != "not checked" {
+			t.Fatalf("token after %d wrong ones: %s, want not checked", guess.Max, got)
+		}
 	}
 	// One check comes back every Window/Max, exactly.
 	step := guess.Window / guess.Max
-	if b.Take("c", start.Add(step-time.Nanosecond)) {
-		t.Errorf("check allowed %v after the budget emptied, want refused until %v", step-time.Nanosecond, step)
+	if got := check(&b, "c", start.Add(step-time.Nanosecond), wrong); got != "not checked" {
+		t.Errorf("%v after the budget emptied: %s, want not checked until %v", step-time.Nanosecond, got, step)
 	}
-	if !b.Take("c", start.Add(step)) {
-		t.Errorf("check refused %v after the budget emptied, want one back", step)
+	if got := check(&b, "c", start.Add(step), wrong); got != "wrong" {
+		t.Errorf("%v after the budget emptied: %s, want one check back", step, got)
 	}
-	if b.Take("c", start.Add(step)) {
-		t.Errorf("second check allowed at %v, want one only", step)
+	if got := check(&b, "c", start.Add(step), wrong); got != "not checked" {
+		t.Errorf("second check at %v: %s, want one only", step, got)
 	}
-	// A right token gives its check back.
-	b.GiveBack("c")
-	if !b.Take("c", start.Add(step)) {
-		t.Errorf("check refused after GiveBack, want allowed")
-	}
-	// After a whole window, the budget is full again, not fuller.
+	// Right tokens take no check.
 	later := start.Add(step + 10*guess.Window)
-	for i := range guess.Max {
-		if !b.Take("c", later) {
-			t.Fatalf("check %d after a long pause refused", i+1)
+	for i := range 3 * guess.Max {
+		if got := check(&b, "c", later, right); got != "right" {
+			t.Fatalf("right token %d: %s", i+1, got)
 		}
 	}
-	if b.Take("c", later) {
-		t.Errorf("check %d after a long pause allowed, want at most %d", guess.Max+1, guess.Max)
+	// After a long pause, the budget is full again, not fuller.
+	for i := range guess.Max {
+		if got := check(&b, "c", later, wrong); got != "wrong" {
+			t.Fatalf("wrong token %d after a long pause: %s", i+1, got)
+		}
+	}
+	if got := check(&b, "c", later, wrong); got != "not checked" {
+		t.Errorf("wrong token %d after a long pause: %s, want at most %d", guess.Max+1, got, guess.Max)
 	}
 	if guess.RetryAfter != "6" {
 		t.Errorf("RetryAfter = %q, want 6", guess.RetryAfter)
 	}
 }
 
-func TestBearerToken(t *testing.T) {
-	tests := []struct {
-		name, auth, want string
-		wantOK           bool
-	}{
-		{"bearer", "Bearer abc", "abc", true},
-		{"lower case", "bearer abc", "abc", true},
-		{"upper case", "BEARER abc", "abc", true},
-		{"spaces", "Bearer   abc", "abc", true},
-		{"empty token", "Bearer ", "", true},
-		{"no space", "Bearerabc", "", false},
-		{"basic", "Basic abc", "", false},
-		{"empty", "", "", false},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, ok := guess.BearerToken(tc.auth)
-			if got != tc.want || ok != tc.wantOK {
-				t.Errorf("got %q, %v; want %q, %v", got, ok, tc.want, tc.wantOK)
+// TestBudgetRightTokensAtOnce checks that right tokens sent at once from
+// one client are all checked: a check of a right token takes nothing from
+// the budget, even for a moment.
+func TestBudgetRightTokensAtOnce(t *testing.T) {
+	var b guess.Budget
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var wg sync.WaitGroup
+	var notChecked atomic.Int64
+	for range 50 {
+		wg.Go(func() {
+			for range 20 {
+				if checked, ok := b.Check("c", now, right); !checked || !ok {
+					notChecked.Add(1)
+				}
 			}
 		})
 	}
+	wg.Wait()
+	if n := notChecked.Load(); n != 0 {
+		t.Errorf("%d of 1,000 right tokens sent at once were not checked", n)
+	}
 }
 
-func TestSameSecret(t *testing.T) {
-	for _, tc := range []struct {
-		a, b string
-		want bool
-	}{{"s3cret", "s3cret", true}, {"s3cret", "s3creT", false}, {"s3cret", "s3cre", false}, {"", "", true}, {"a", "", false}} {
-		if got := guess.SameSecret(tc.a, tc.b); got != tc.want {
-			t.Errorf("SameSecret(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
+// TestBudgetGlobal checks the ceiling of wrong tokens from all clients
+// together, and that clients that sent a right token lately are not held
+// to it.
+func TestBudgetGlobal(t *testing.T) {
+	var b guess.Budget
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	if got := check(&b, "trusted", now, right); got != "right" {
+		t.Fatalf("a right token: %s", got)
+	}
+	for i := range guess.GlobalMax / guess.Max {
+		for range guess.Max {
+			if got := check(&b, fmt.Sprintf("10.0.0.%d", i), now, wrong); got != "wrong" {
+				t.Fatalf("guesser %d: %s, want checked within the ceiling", i, got)
+			}
 		}
+	}
+	for _, cmp := range []func() bool{wrong, right} {
+		if got := check(&b, "new", now, cmp); got != "not checked" {
+			t.Errorf("a new client after %d wrong tokens from all: %s, want not checked", guess.GlobalMax, got)
+		}
+	}
+	if got := check(&b, "trusted", now, right); got != "right" {
+		t.Errorf("a client that sent a right token: %s, want right", got)
+	}
+	if got := check(&b, "trusted", now, wrong); got != "wrong" {
+		t.Errorf("a wrong token from a trusted client: %s, want checked against its own budget", got)
+	}
+	// One global check comes back every Window/GlobalMax.
+	if got := check(&b, "new", now.Add(guess.Window/guess.GlobalMax), right); got != "right" {
+		t.Errorf("a new client %v later: %s, want right", guess.Window/guess.GlobalMax, got)
+	}
+	// Trust lasts TrustFor from the last right token (the one above).
+	end := now.Add(guess.TrustFor)
+	for _, at := range []time.Time{end.Add(-time.Nanosecond), end} {
+		for i := range guess.GlobalMax / guess.Max { // the ceiling reached at that time
+			for range guess.Max {
+				check(&b, fmt.Sprintf("10.%d.%d.1", at.Nanosecond()%2, i), at, wrong)
+			}
+		}
+	}
+	if got := check(&b, "trusted", end.Add(-time.Nanosecond), wrong); got != "wrong" {
+		t.Errorf("a trusted client just before its trust ends, the ceiling reached: %s, want checked", got)
+	}
+	if got := check(&b, "trusted", end, right); got != "not checked" {
+		t.Errorf("a client TrustFor after its last right token, the ceiling reached: %s, want not checked", got)
 	}
 }
 
@@ -96,23 +152,23 @@ func TestBudgetPerClient(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	guesser := "198.51.100.7"
 	for range guess.Max {
-		b.Take(guesser, now)
+		check(&b, guesser, now, wrong)
 	}
-	if b.Take(guesser, now) {
-		t.Fatal("the guesser's budget is not empty after Max checks")
+	if got := check(&b, guesser, now, wrong); got != "not checked" {
+		t.Fatalf("the guesser after Max wrong tokens: %s", got)
 	}
-	if !b.Take("192.0.2.1", now) {
-		t.Error("another client was refused: budgets are not per client")
+	if got := check(&b, "192.0.2.1", now, wrong); got != "wrong" {
+		t.Errorf("another client: %s, want checked: budgets are per client", got)
 	}
 	v6 := func(a string) string { return guess.Client(&http.Request{RemoteAddr: "[" + a + "]:443"}) }
 	for range guess.Max {
-		b.Take(v6("2001:db8:1:2::1"), now)
+		check(&b, v6("2001:db8:1:2::1"), now, wrong)
 	}
-	if b.Take(v6("2001:db8:1:2:ffff::9"), now) {
-		t.Error("another address of the same /64 got a budget of its own")
+	if got := check(&b, v6("2001:db8:1:2:ffff::9"), now, wrong); got != "not checked" {
+		t.Errorf("another address of the same /64: %s, want not checked", got)
 	}
-	if !b.Take(v6("2001:db8:1:3::1"), now) {
-		t.Error("a client of another /64 was refused")
+	if got := check(&b, v6("2001:db8:1:3::1"), now, wrong); got != "wrong" {
+		t.Errorf("a client of another /64: %s, want checked", got)
 	}
 	for _, tc := range []struct{ remote, want string }{
 		{"192.0.2.1:1234", "192.0.2.1"},
@@ -126,27 +182,40 @@ func TestBudgetPerClient(t *testing.T) {
 			t.Errorf("Client(%q) = %q, want %q", tc.remote, got, tc.want)
 		}
 	}
+}
 
-	// MaxClients clients with a guess each: the next new client shares the
-	// overflow budget with the ones after it.
-	var c guess.Budget
+// TestBudgetMaxClients checks that beyond MaxClients clients in use,
+// further clients share one budget, and that clients are forgotten once
+// their budgets are full and their trust has ended.
+func TestBudgetMaxClients(t *testing.T) {
+	var b guess.Budget
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	for i := range guess.MaxClients {
-		c.Take(fmt.Sprintf("10.%d.%d.1", i>>8, i&255), now)
+		check(&b, fmt.Sprintf("10.%d.%d.1", i>>8, i&255), now, right)
 	}
 	for i := range guess.Max {
-		if !c.Take(fmt.Sprintf("172.16.0.%d", i), now) {
-			t.Fatalf("overflow check %d refused", i+1)
+		if got := check(&b, fmt.Sprintf("172.16.0.%d", i), now, wrong); got != "wrong" {
+			t.Fatalf("overflow client %d: %s", i+1, got)
 		}
 	}
-	if c.Take("172.16.1.1", now) {
-		t.Error("a client beyond MaxClients got a budget of its own while the others are in use")
+	if got := check(&b, "172.16.1.1", now, right); got != "not checked" {
+		t.Errorf("a client beyond MaxClients after the shared budget's %d wrong tokens: %s, want not checked", guess.Max, got)
 	}
-	// Once the others' budgets are full again (a check back per
-	// Window/Max each: one Window/Max for one guess), they are forgotten,
-	// and a new client gets a budget of its own.
-	later := now.Add(guess.Window / guess.Max)
-	if !c.Take("172.16.1.1", later) {
-		t.Error("a new client refused after the other clients' budgets refilled")
+	step := guess.Window / guess.Max
+	if got := check(&b, "172.16.1.1", now.Add(step), right); got != "right" {
+		t.Errorf("a client beyond MaxClients, a check later: %s, want right", got)
+	}
+	// Once trust has ended and the budgets are full, the clients are
+	// forgotten, and a new client gets a budget of its own.
+	forgotten := now.Add(guess.TrustFor + guess.Window)
+	if got := check(&b, "192.0.2.99", forgotten, wrong); got != "wrong" {
+		t.Errorf("a new client after the others were forgotten: %s, want wrong", got)
+	}
+	for range guess.Max - 1 {
+		check(&b, "192.0.2.99", forgotten, wrong)
+	}
+	if got := check(&b, "192.0.2.100", forgotten, wrong); got != "wrong" {
+		t.Errorf("a second new client: %s, want a budget of its own", got)
 	}
 }
 

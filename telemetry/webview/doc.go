@@ -83,9 +83,10 @@
 // stream (EventSource) cannot send a header. Tokens are compared in
 // constant time; a request without a valid one gets 401. At most 10 wrong
 // tokens (from the login form and bearer headers together) are checked per
-// minute from each client address (an IPv6 one by its /64); beyond, that
-// address's tokens are not checked and the answer is 429, so that the
-// token cannot be found by trying many, while other clients, and
+// minute from each client address (an IPv6 one by its /64), and 100 from
+// all clients together but those that sent the right token within the
+// hour; beyond, tokens are not checked and the answer is 429, so that the
+// token cannot be found by trying many, while the clients in use, and
 // sessions, keep working. The token never appears in a page, a cookie, a log line or
 // an error.
 //

@@ -320,14 +320,13 @@ func (h *Handler) hasToken(r *http.Request) int {
 // checkToken compares token, sent by r, with the view's, if the budget of
 // guesses of r's client allows a check.
 func (h *Handler) checkToken(r *http.Request, token string) int {
-	client := guess.Client(r)
-	if !h.guesses.Take(client, h.now()) {
+	checked, ok := h.guesses.Check(guess.Client(r), h.now(), func() bool { return guess.SameSecret(token, h.cfg.Token.Reveal()) })
+	switch {
+	case !checked:
 		return tokenNotChecked
-	}
-	if !guess.SameSecret(token, h.cfg.Token.Reveal()) {
+	case !ok:
 		return tokenWrong
 	}
-	h.guesses.GiveBack(client)
 	return tokenRight
 }
 
