@@ -102,7 +102,7 @@ func StartPrometheus(t testing.TB, cfg PrometheusConfig) *Prometheus {
 
 func startPrometheus(t testing.TB, bin, dir, config string, cfg PrometheusConfig) (*Prometheus, error) {
 	t.Helper()
-	port, err := FreePort()
+	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +132,7 @@ func startPrometheus(t testing.TB, bin, dir, config string, cfg PrometheusConfig
 		logFile.Close()
 		close(p.done)
 	}()
-	if err := p.waitReady(cfg.StartTimeout); err != nil {
+	if err := p.waitReady(cfg.StartTimeout, port); err != nil {
 		p.stop()
 		return nil, fmt.Errorf("%w; its log:\n%s", err, p.Log())
 	}
@@ -152,8 +152,9 @@ func startPrometheus(t testing.TB, bin, dir, config string, cfg PrometheusConfig
 }
 
 // waitReady polls /-/ready until it answers 200, the process exits or the
-// timeout passes.
-func (p *Prometheus) waitReady(timeout time.Duration) error {
+// timeout passes. A 200 from a process other than the server, which took
+// port before it, is an error wrapping errPortTaken.
+func (p *Prometheus) waitReady(timeout time.Duration, port int) error {
 	deadline := time.Now().Add(timeout)
 	client := &http.Client{Timeout: time.Second}
 	for {
@@ -161,7 +162,7 @@ func (p *Prometheus) waitReady(timeout time.Duration) error {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return nil
+				return checkListener(p.cmd.Process.Pid, port)
 			}
 		}
 		select {
