@@ -42,7 +42,9 @@ type PrometheusConfig struct {
 	// "--enable-feature=native-histograms".
 	Flags []string
 	// StartTimeout is how long to wait for the server to become ready.
-	// Zero means 30 seconds.
+	// Zero means 60 seconds, as for the other servers of this package: a
+	// busy machine (CI starts servers while it compiles the packages'
+	// tests) can be slow to start one.
 	StartTimeout time.Duration
 }
 
@@ -79,7 +81,7 @@ func StartPrometheus(t testing.TB, cfg PrometheusConfig) *Prometheus {
 		cfg.ScrapeInterval = time.Second
 	}
 	if cfg.StartTimeout == 0 {
-		cfg.StartTimeout = 30 * time.Second
+		cfg.StartTimeout = 60 * time.Second
 	}
 	dir := t.TempDir()
 	config := filepath.Join(dir, "prometheus.yml")

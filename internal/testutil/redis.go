@@ -108,7 +108,7 @@ func startRedis(bin, dir string) (*Redis, error) {
 		}
 		return checkListener(p.cmd.Process.Pid, port)
 	}
-	if err := p.waitFor(30*time.Second, ready); err != nil {
+	if err := p.waitFor(60*time.Second, ready); err != nil {
 		p.stop(syscall.SIGTERM)
 		return nil, fmt.Errorf("%w; its log:\n%s", err, p.Log())
 	}
