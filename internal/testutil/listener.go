@@ -21,9 +21,9 @@ var freePort = FreePort
 // at the same time by a test of another package).
 var errPortTaken = errors.New("the port is held by another process")
 
-// checkListener returns nil if the process pid holds the listening TCP
-// socket of 127.0.0.1:port, and an error wrapping errPortTaken if another
-// process does: a readiness check that a server on a port found free
+// checkListener returns nil if the process pid holds a listening TCP
+// socket of port, and an error wrapping errPortTaken if only other
+// processes do: a readiness check that a server on a port found free
 // passes could have been answered by another server that took the port
 // meanwhile, while the one started fails to bind it and exits. Where
 // /proc cannot tell (another system, or a process of another user), it
@@ -52,28 +52,36 @@ func checkListener(pid, port int) error {
 	return fmt.Errorf("%w: 127.0.0.1:%d answers, but process %d does not listen on it", errPortTaken, port, pid)
 }
 
-// listeningInodes returns the inodes of the sockets listening on
-// 127.0.0.1:port (or on every IPv4 address), from /proc/net/tcp.
+// listeningInodes returns the inodes of the TCP sockets listening on port,
+// from /proc/net/tcp and /proc/net/tcp6, whatever their address: another
+// process's socket on [::]:port also answers at 127.0.0.1:port.
 func listeningInodes(port int) (map[string]bool, error) {
-	f, err := os.Open("/proc/net/tcp")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
 	hexPort := fmt.Sprintf("%04X", port)
 	inodes := map[string]bool{}
-	lines := bufio.NewScanner(f)
-	for lines.Scan() {
-		// sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode ...
-		fields := strings.Fields(lines.Text())
-		if len(fields) < 10 || fields[3] != "0A" { // 0A: LISTEN
-			continue
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		f, err := os.Open(table)
+		if err != nil {
+			if table == "/proc/net/tcp6" { // a system without IPv6
+				continue
+			}
+			return nil, err
 		}
-		addr, p, ok := strings.Cut(fields[1], ":")
-		if !ok || p != hexPort || (addr != "0100007F" && addr != "00000000") {
-			continue
+		lines := bufio.NewScanner(f)
+		for lines.Scan() {
+			// sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode ...
+			fields := strings.Fields(lines.Text())
+			if len(fields) < 10 || fields[3] != "0A" { // 0A: LISTEN
+				continue
+			}
+			if _, p, ok := strings.Cut(fields[1], ":"); ok && p == hexPort {
+				inodes[fields[9]] = true
+			}
 		}
-		inodes[fields[9]] = true
+		err = lines.Err()
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
 	}
-	return inodes, lines.Err()
+	return inodes, nil
 }

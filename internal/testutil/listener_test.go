@@ -98,3 +98,21 @@ func TestStartCollectorPortTaken(t *testing.T) {
 		t.Fatalf("StartCollector returned the server of another process at %s", c.Endpoint)
 	}
 }
+
+// TestStartCollectorPortTakenOnAllAddresses: a server of another process
+// listening on every address ([::]:port, which also answers at
+// 127.0.0.1:port) is not taken for the collector started either.
+func TestStartCollectorPortTakenOnAllAddresses(t *testing.T) {
+	ln, err := net.Listen("tcp", "[::]:0")
+	if err != nil {
+		t.Skipf("skipping: no IPv6 wildcard listener here: %v", err)
+	}
+	other := &httptest.Server{Listener: ln, Config: &http.Server{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})}}
+	other.Start()
+	t.Cleanup(other.Close)
+	taken := takenPort(t, ln.Addr())
+	c := StartCollector(t)
+	if strings.HasSuffix(c.Endpoint, ":"+strconv.Itoa(taken)) {
+		t.Fatalf("StartCollector returned the server of another process at %s", c.Endpoint)
+	}
+}
