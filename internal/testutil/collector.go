@@ -114,7 +114,7 @@ func StartCollector(t testing.TB) *Collector {
 
 func startCollector(t testing.TB, bin, dir string) (*Collector, error) {
 	t.Helper()
-	port, err := FreePort()
+	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
@@ -152,7 +152,7 @@ func startCollector(t testing.TB, bin, dir string) (*Collector, error) {
 		logFile.Close()
 		close(c.done)
 	}()
-	if err := c.waitReady(60 * time.Second); err != nil {
+	if err := c.waitReady(60*time.Second, port); err != nil {
 		c.stop()
 		return nil, fmt.Errorf("%w; its log:\n%s", err, c.Log())
 	}
@@ -199,15 +199,17 @@ service:
 
 // waitReady polls the receiver until it answers over HTTP (any status),
 // the process exits or the timeout passes. The collector starts its
-// receivers last, once its pipelines are ready.
-func (c *Collector) waitReady(timeout time.Duration) error {
+// receivers last, once its pipelines are ready. An answer from a process
+// other than the collector, which took port before it, is an error
+// wrapping errPortTaken.
+func (c *Collector) waitReady(timeout time.Duration, port int) error {
 	deadline := time.Now().Add(timeout)
 	client := &http.Client{Timeout: time.Second}
 	for {
 		resp, err := client.Get(c.Endpoint + "/v1/metrics")
 		if err == nil {
 			resp.Body.Close()
-			return nil
+			return checkListener(c.cmd.Process.Pid, port)
 		}
 		select {
 		case <-c.done:

@@ -138,7 +138,7 @@ func postgresCredential() (*syscall.Credential, error) {
 }
 
 func startPostgres(bin, dir, data string, cred *syscall.Credential) (*Postgres, error) {
-	port, err := FreePort()
+	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}

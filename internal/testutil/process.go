@@ -77,13 +77,17 @@ func (p *process) Log() string {
 }
 
 // waitFor calls ready every 50 ms until it returns nil, the process exits
-// or timeout passes.
+// or timeout passes. An error wrapping errPortTaken ends the wait at once:
+// the server cannot have its port.
 func (p *process) waitFor(timeout time.Duration, ready func() error) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		err := ready()
 		if err == nil {
 			return nil
+		}
+		if errors.Is(err, errPortTaken) {
+			return fmt.Errorf("%s: %w", p.name, err)
 		}
 		if p.exited() {
 			return fmt.Errorf("%s exited during start (%v)", p.name, err)

@@ -42,7 +42,9 @@ type PrometheusConfig struct {
 	// "--enable-feature=native-histograms".
 	Flags []string
 	// StartTimeout is how long to wait for the server to become ready.
-	// Zero means 30 seconds.
+	// Zero means 60 seconds, as for the other servers of this package: a
+	// busy machine (CI starts servers while it compiles the packages'
+	// tests) can be slow to start one.
 	StartTimeout time.Duration
 }
 
@@ -79,7 +81,7 @@ func StartPrometheus(t testing.TB, cfg PrometheusConfig) *Prometheus {
 		cfg.ScrapeInterval = time.Second
 	}
 	if cfg.StartTimeout == 0 {
-		cfg.StartTimeout = 30 * time.Second
+		cfg.StartTimeout = 60 * time.Second
 	}
 	dir := t.TempDir()
 	config := filepath.Join(dir, "prometheus.yml")
@@ -102,7 +104,7 @@ func StartPrometheus(t testing.TB, cfg PrometheusConfig) *Prometheus {
 
 func startPrometheus(t testing.TB, bin, dir, config string, cfg PrometheusConfig) (*Prometheus, error) {
 	t.Helper()
-	port, err := FreePort()
+	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +134,7 @@ func startPrometheus(t testing.TB, bin, dir, config string, cfg PrometheusConfig
 		logFile.Close()
 		close(p.done)
 	}()
-	if err := p.waitReady(cfg.StartTimeout); err != nil {
+	if err := p.waitReady(cfg.StartTimeout, port); err != nil {
 		p.stop()
 		return nil, fmt.Errorf("%w; its log:\n%s", err, p.Log())
 	}
@@ -152,8 +154,9 @@ func startPrometheus(t testing.TB, bin, dir, config string, cfg PrometheusConfig
 }
 
 // waitReady polls /-/ready until it answers 200, the process exits or the
-// timeout passes.
-func (p *Prometheus) waitReady(timeout time.Duration) error {
+// timeout passes. A 200 from a process other than the server, which took
+// port before it, is an error wrapping errPortTaken.
+func (p *Prometheus) waitReady(timeout time.Duration, port int) error {
 	deadline := time.Now().Add(timeout)
 	client := &http.Client{Timeout: time.Second}
 	for {
@@ -161,7 +164,7 @@ func (p *Prometheus) waitReady(timeout time.Duration) error {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return nil
+				return checkListener(p.cmd.Process.Pid, port)
 			}
 		}
 		select {

@@ -86,7 +86,7 @@ func startRedisIn(bin, dir string) (*Redis, error) {
 }
 
 func startRedis(bin, dir string) (*Redis, error) {
-	port, err := FreePort()
+	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +100,15 @@ func startRedis(bin, dir string) (*Redis, error) {
 		return nil, err
 	}
 	r := &Redis{Addr: addr, Port: port, Dir: dir, p: p}
-	if err := p.waitFor(30*time.Second, r.ping); err != nil {
+	// A PING answered on the port may come from a server that took it
+	// before this one could: the port must be this process's.
+	ready := func() error {
+		if err := r.ping(); err != nil {
+			return err
+		}
+		return checkListener(p.cmd.Process.Pid, port)
+	}
+	if err := p.waitFor(60*time.Second, ready); err != nil {
 		p.stop(syscall.SIGTERM)
 		return nil, fmt.Errorf("%w; its log:\n%s", err, p.Log())
 	}

@@ -127,7 +127,7 @@ func TestPublisherConcurrentSafe(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	testutil.Eventually(t, 10*time.Second, func() error { return p.Flush(ctx) })
+	testutil.Eventually(t, pollTimeout, func() error { return p.Flush(ctx) })
 	snap := lockedSnapshot(t, p)
 	var count, retries uint64
 	var sum float64

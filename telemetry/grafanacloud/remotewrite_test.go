@@ -87,7 +87,7 @@ func queryValue(prom *testutil.Prometheus, q string) (float64, error) {
 // wantValues polls Prometheus until every query has its value.
 func wantValues(t *testing.T, prom *testutil.Prometheus, want map[string]float64) {
 	t.Helper()
-	testutil.Eventually(t, 15*time.Second, func() error {
+	testutil.Eventually(t, pollTimeout, func() error {
 		var errs []error
 		for q, w := range want {
 			got, err := queryValue(prom, q)
@@ -265,7 +265,7 @@ func TestRemoteWritePeriodic(t *testing.T) {
 	wantValues(t, prom, map[string]float64{q: 2, `event_retries_total{instance="periodic",event_name="tick"}`: 2})
 	runEvents(t, r, "tick", 3, 0, nil)
 	wantValues(t, prom, map[string]float64{q: 5})
-	testutil.Eventually(t, 10*time.Second, func() error {
+	testutil.Eventually(t, pollTimeout, func() error {
 		if s := pub.Stats(); s.Pushes < 3 {
 			return fmt.Errorf("got %d pushes, want at least 3", s.Pushes)
 		}

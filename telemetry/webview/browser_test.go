@@ -33,7 +33,12 @@ import (
 const browserTimeout = 30 * time.Second
 
 // browser returns a chromedp context of a headless chromium started for the
-// test with a fresh profile, and stops it when the test ends.
+// test with a fresh profile, and stops it when the test ends. The profile
+// is the temporary directory chromedp makes itself, not one of
+// t.TempDir(): on stopping the browser, chromedp kills the child
+// processes left writing in it and removes it with retries, where
+// t.TempDir's single os.RemoveAll can fail the test with "directory not
+// empty".
 func browser(t *testing.T) context.Context {
 	t.Helper()
 	var path string
@@ -62,7 +67,6 @@ func browser(t *testing.T) context.Context {
 		chromedp.Flag("no-default-browser-check", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.WindowSize(1280, 900),
-		chromedp.UserDataDir(t.TempDir()),
 	)
 	t.Cleanup(cancel)
 	ctx, cancelBrowser := chromedp.NewContext(actx)
