@@ -621,14 +621,16 @@ func (w *Worker) record(ctx context.Context, ex *execution, call *callRequest) (
 	}
 	// A run of the caller's id is in progress (a call retried while the
 	// first still runs, or ids chosen badly): this one gets an id of its
-	// own, rather than ending the other's record. Looked for first, so
-	// that a traced start does not leave a failed span of the refused
-	// start in the trace; a start refused all the same (the other run
-	// began in between) is tried again.
+	// own, rather than ending the other's record. A traced worker looks
+	// for it first, so that its start does not leave a failed span of the
+	// refused start in the trace; a start refused all the same (the other
+	// run began in between) is tried again.
 	callerID := id
 	other := func() string { return callerID + "#" + strconv.FormatUint(w.runs.Add(1), 10) }
-	if m, ok := rec.Metrics(id); ok && m.Status == telemetry.StatusPending {
-		id = other()
+	if w.tracer != nil {
+		if m, ok := rec.Metrics(id); ok && m.Status == telemetry.StatusPending {
+			id = other()
+		}
 	}
 	rctx, err := start(id)
 	if errors.Is(err, telemetry.ErrAlreadyStarted) {
