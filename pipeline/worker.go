@@ -13,7 +13,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -95,9 +97,10 @@ type WorkerConfig struct {
 	// It is compared in constant time. A request without it, or with
 	// another, gets 401 Unauthorized with a WWW-Authenticate: Bearer
 	// challenge. At most 10 wrong tokens a minute are checked from each
-	// caller's address (an IPv6 one by its /64; a right one does not
-	// count), and 100 from all callers together but those that sent the
-	// right token within the hour: beyond, a request from that address
+	// caller's address (an IPv6 one by its /64; behind TrustedProxies,
+	// the one they forward; a right one does not count), and 100 from all
+	// callers together but those that sent the right token within the
+	// hour: beyond, a request from that address
 	// with a token, right or wrong, gets 429 Too Many Requests with
 	// "Retry-After: 6" (which a RemoteEvent honours when it retries),
 	// until a check comes back, one every 6 seconds. NewWorker refuses a
@@ -126,6 +129,24 @@ type WorkerConfig struct {
 	// address (http.LocalAddrContextKey): anyone who reaches the port
 	// could run any registered event with any input.
 	AllowUnauthenticated bool
+	// TrustedProxies are the addresses of the reverse proxies in front of
+	// the server whose X-Forwarded-For header is believed, for the budget
+	// of wrong tokens only. A request whose connection comes from one of
+	// them counts its wrong tokens against the client that the header
+	// names: its rightmost address that is not itself in TrustedProxies
+	// (the entries left of it could be forged by the client), an IPv6 one
+	// by its /64; if the header is missing or malformed, against the
+	// proxy's own address. So the proxies must append to X-Forwarded-For
+	// the address that reached them (as httputil.ReverseProxy, nginx's
+	// $proxy_add_x_forwarded_for, Caddy and HAProxy's option forwardfor
+	// do); trust no address that clients could connect from, since a
+	// program there could name any client. Only X-Forwarded-For is read,
+	// not Forwarded (RFC 7239), and never from a request that comes from
+	// another address. A prefix that is not valid (the zero netip.Prefix)
+	// is refused. Nil means none: the client is the address of the
+	// connection, and all the clients of a proxy share its budget, so that
+	// a guesser behind it locks them all out.
+	TrustedProxies []netip.Prefix
 
 	// MaxBodyBytes is the largest request body accepted; a larger one gets
 	// 413. Zero means DefaultMaxBodyBytes (1 MiB).
@@ -284,7 +305,8 @@ type Worker struct {
 	// are compared with. Unsalted, it would let a weak token be found
 	// offline, so it is a Secret, which no fmt verb shows.
 	tokenHash telemetry.Secret
-	guesses   guess.Budget // of wrong tokens
+	guesses   guess.Budget     // of wrong tokens
+	now       func() time.Time // time.Now, but in tests
 }
 
 var _ http.Handler = (*Worker)(nil)
@@ -298,10 +320,11 @@ var compareTokens = subtle.ConstantTimeCompare
 // [ErrEmptyEventName], [ErrDuplicateEvent], a negative limit or timeout, a
 // Token with white space at an end or a control character (which no
 // request could carry), a
-// TLS configuration without a certificate, or one with ClientCAs whose
-// ClientAuth does not verify client certificates.
+// TLS configuration without a certificate, one with ClientCAs whose
+// ClientAuth does not verify client certificates, or a TrustedProxies
+// prefix that is not valid.
 func NewWorker(cfg WorkerConfig, events ...Event) (*Worker, error) {
-	w := &Worker{events: make(map[string]Event, len(events)), pid: os.Getpid()}
+	w := &Worker{events: make(map[string]Event, len(events)), pid: os.Getpid(), now: time.Now}
 	var errs []error
 	for i, ev := range events {
 		switch {
@@ -344,6 +367,11 @@ func NewWorker(cfg WorkerConfig, events ...Event) (*Worker, error) {
 		w.wantCert = w.tls.ClientCAs != nil &&
 			(w.tls.ClientAuth == tls.VerifyClientCertIfGiven || w.tls.ClientAuth == tls.RequireAndVerifyClientCert)
 	}
+	for i, p := range cfg.TrustedProxies {
+		if !p.IsValid() {
+			errs = append(errs, fmt.Errorf("pipeline: worker: TrustedProxies[%d] is not a valid prefix", i))
+		}
+	}
 	if err := checkToken(cfg.Token); err != nil {
 		errs = append(errs, fmt.Errorf("pipeline: worker: %w", err))
 	}
@@ -368,6 +396,7 @@ func NewWorker(cfg WorkerConfig, events ...Event) (*Worker, error) {
 		w.tracer = tr
 	}
 	cfg.TLS = nil // w.tls is the one used
+	cfg.TrustedProxies = slices.Clone(cfg.TrustedProxies)
 	setDefault(&cfg.MaxBodyBytes, DefaultMaxBodyBytes)
 	setDefault(&cfg.MaxInputValues, DefaultMaxInputValues)
 	setDefault(&cfg.MaxInFlight, DefaultMaxInFlight)
@@ -681,7 +710,7 @@ func (w *Worker) authorize(rw http.ResponseWriter, req *http.Request) bool {
 		return false
 	}
 	got := sha256.Sum256([]byte(token))
-	checked, ok := w.guesses.Check(guess.Client(req), time.Now(), func() bool {
+	checked, ok := w.guesses.Check(guess.ClientBehind(req, w.cfg.TrustedProxies), w.now(), func() bool {
 		return compareTokens(got[:], []byte(w.tokenHash.Reveal())) == 1
 	})
 	if !checked {

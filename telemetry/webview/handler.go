@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -75,6 +76,24 @@ type Config struct {
 	// passed, the view asks for the token again. Zero means
 	// DefaultSessionLifetime.
 	SessionLifetime time.Duration
+	// TrustedProxies are the addresses of the reverse proxies in front of
+	// the server whose X-Forwarded-For header is believed, for the budget
+	// of wrong tokens only. A request whose connection comes from one of
+	// them counts its wrong tokens against the client that the header
+	// names: its rightmost address that is not itself in TrustedProxies
+	// (the entries left of it could be forged by the client), an IPv6 one
+	// by its /64; if the header is missing or malformed, against the
+	// proxy's own address. So the proxies must append to X-Forwarded-For
+	// the address that reached them (as httputil.ReverseProxy, nginx's
+	// $proxy_add_x_forwarded_for, Caddy and HAProxy's option forwardfor
+	// do); trust no address that clients could connect from, since a
+	// program there could name any client. Only X-Forwarded-For is read,
+	// not Forwarded (RFC 7239), and never from a request that comes from
+	// another address. A prefix that is not valid (the zero netip.Prefix)
+	// is refused. Nil means none: the client is the address of the
+	// connection, and all the clients of a proxy share its budget, so that
+	// a guesser behind it locks them all out.
+	TrustedProxies []netip.Prefix
 }
 
 // withDefaults returns cfg with its zero fields set to their defaults, or
@@ -117,6 +136,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.SessionLifetime < time.Second {
 		errs = append(errs, fmt.Errorf("webview: SessionLifetime must be at least 1s, got %v", cfg.SessionLifetime))
 	}
+	for i, p := range cfg.TrustedProxies {
+		if !p.IsValid() {
+			errs = append(errs, fmt.Errorf("webview: TrustedProxies[%d] is not a valid prefix", i))
+		}
+	}
+	cfg.TrustedProxies = slices.Clone(cfg.TrustedProxies)
 	return cfg, errors.Join(errs...)
 }
 
@@ -320,7 +345,7 @@ func (h *Handler) hasToken(r *http.Request) int {
 // checkToken compares token, sent by r, with the view's, if the budget of
 // guesses of r's client allows a check.
 func (h *Handler) checkToken(r *http.Request, token string) int {
-	checked, ok := h.guesses.Check(guess.Client(r), h.now(), func() bool { return guess.SameSecret(token, h.cfg.Token.Reveal()) })
+	checked, ok := h.guesses.Check(guess.ClientBehind(r, h.cfg.TrustedProxies), h.now(), func() bool { return guess.SameSecret(token, h.cfg.Token.Reveal()) })
 	switch {
 	case !checked:
 		return tokenNotChecked
