@@ -115,7 +115,10 @@
 // /64) and 100 from all callers together, so that a guesser locks out
 // itself, not the callers that know the token (a caller that sent it
 // within the hour is not held to the 100; callers behind one proxy share
-// its address); and TLS, whose
+// its address, unless it is listed in TrustedProxies: then a request from
+// it counts against the rightmost address of its X-Forwarded-For header
+// that is not a trusted proxy, and only that header is read, only from
+// those addresses); and TLS, whose
 // ClientCAs with a zero ClientAuth require verified client certificates.
 // When there is neither, [Worker.Serve] refuses a listener that is neither
 // on a loopback address nor a Unix socket, with [ErrNoAuthentication], and

@@ -87,8 +87,13 @@
 // all clients together but those that sent the right token within the
 // hour; beyond, tokens are not checked and the answer is 429, so that the
 // token cannot be found by trying many, while the clients in use, and
-// sessions, keep working. The token never appears in a page, a cookie, a log line or
-// an error.
+// sessions, keep working. Behind a reverse proxy every request comes from
+// the proxy's address, so that a guesser would lock out every user: list
+// the proxy in [Config.TrustedProxies], and the client of a request from
+// it is the rightmost address of its X-Forwarded-For header that is not a
+// trusted proxy (the entries left of it could be forged). Only
+// X-Forwarded-For is read, and only from those addresses. The token never
+// appears in a page, a cookie, a log line or an error.
 //
 // # Sessions
 //
@@ -137,8 +142,11 @@
 // servers of untrusted programs of the same host while logged in, or keep
 // SessionLifetime short; to serve the view beyond loopback, put it behind
 // a reverse proxy that serves HTTPS (and passes the Host header on, which
-// sessions and the origin check compare), where the cookie is Secure and
-// travels encrypted. The view does not serve TLS itself.
+// sessions and the origin check compare, and appends the client's address
+// to X-Forwarded-For), where the cookie is Secure and travels encrypted,
+// and set [Config.TrustedProxies] to the proxy's address, so that each
+// client has its own budget of wrong tokens. The view does not serve TLS
+// itself.
 //
 // # Live updates
 //

@@ -7,6 +7,7 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 
 	"github.com/eventpipeline/eventpipeline/telemetry"
@@ -65,5 +66,44 @@ func ExampleConfig_token() {
 	// Output:
 	// 401
 	// 401
+	// 200
+}
+
+// A view behind a reverse proxy at 10.0.0.1, which appends the address of
+// each client to X-Forwarded-For: a guesser's wrong tokens lock out its
+// own address, not the proxy's other clients.
+func ExampleConfig_trustedProxies() {
+	rec, err := telemetry.NewRecorder()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer rec.Close(context.Background())
+	view, err := webview.New(rec, webview.Config{
+		Token:          telemetry.NewSecret("s3cret"),
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/32")},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer view.Close()
+
+	get := func(client, token string) int {
+		req := httptest.NewRequest("GET", "http://view.example/", nil)
+		req.RemoteAddr = "10.0.0.1:41000" // the proxy
+		req.Header.Set("X-Forwarded-For", client)
+		req.Header.Set("Authorization", "Bearer "+token)
+		w := httptest.NewRecorder()
+		view.ServeHTTP(w, req)
+		return w.Code
+	}
+	// The guesser's tokens are checked until its budget is spent (10).
+	code := 0
+	for code != http.StatusTooManyRequests {
+		code = get("198.51.100.7", "guess")
+	}
+	fmt.Println(code)
+	fmt.Println(get("203.0.113.9", "s3cret")) // another client of the proxy
+	// Output:
+	// 429
 	// 200
 }
