@@ -46,7 +46,8 @@ var RetryAfter = strconv.Itoa(int((Window / Max).Seconds()))
 // With a budget empty, tokens are not checked at all, right ones
 // included, so that the answer tells a guesser nothing; a server answers
 // them 429 Too Many Requests with Retry-After: [RetryAfter]. A client is
-// what [Client] makes of a request's address.
+// what [Client] makes of a request's address ([ClientBehind] behind a
+// trusted proxy).
 //
 // A Budget keeps the buckets of at most [MaxClients] clients, forgetting
 // those that are full again and not trusted; while that many are in use,
@@ -156,12 +157,7 @@ func Client(r *http.Request) string {
 	} else if a, err = netip.ParseAddr(r.RemoteAddr); err != nil {
 		return r.RemoteAddr
 	}
-	a = a.Unmap()
-	if a.Is4() {
-		return a.String()
-	}
-	p, _ := a.WithZone("").Prefix(64)
-	return p.String()
+	return addrClient(a)
 }
 
 // BearerToken returns the token of the Authorization header value auth if
