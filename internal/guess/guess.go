@@ -68,14 +68,18 @@ type bucket struct {
 }
 
 // refill adds to k, of capacity max, the checks that came back by now
-// (max per Window), and reports whether k is then full.
+// (max per Window), and reports whether k is then full. A now before k.at
+// (callers read the clock before they take the lock, so calls can come
+// in out of order) adds nothing and leaves k.at as it is, so that no
+// time is counted twice.
 func (k *bucket) refill(now time.Time, max float64) bool {
 	if k.at.IsZero() {
 		k.left = max
+		k.at = now
 	} else if d := now.Sub(k.at); d > 0 {
 		k.left = min(max, k.left+max*d.Seconds()/Window.Seconds())
+		k.at = now
 	}
-	k.at = now
 	return k.left >= max
 }
 

@@ -238,3 +238,47 @@ func TestClientWithoutPort(t *testing.T) {
 		}
 	}
 }
+
+// TestBudgetTimeBackwards checks that a check with an earlier time than
+// one before it gives no checks back: callers read the clock before they
+// take the budget's lock, so concurrent calls can come in out of order,
+// and a bucket whose refill time went back would later count the same
+// time twice.
+func TestBudgetTimeBackwards(t *testing.T) {
+	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	step := guess.Window / guess.Max
+	for _, tc := range []struct {
+		name    string
+		earlier time.Duration // how much earlier the out-of-order call's time is
+	}{
+		{"a little", time.Second},
+		{"a window", guess.Window},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b guess.Budget
+			for range guess.Max {
+				check(&b, "c", start, wrong)
+			}
+			if got := check(&b, "c", start.Add(-tc.earlier), wrong); got != "not checked" {
+				t.Fatalf("a call from before the budget emptied: %s, want not checked", got)
+			}
+			if got := check(&b, "c", start.Add(step-time.Nanosecond), wrong); got != "not checked" {
+				t.Errorf("%v after the budget emptied, after an out-of-order call: %s, want not checked until %v", step-time.Nanosecond, got, step)
+			}
+			if got := check(&b, "c", start.Add(step), wrong); got != "wrong" {
+				t.Errorf("%v after the budget emptied: %s, want one check back", step, got)
+			}
+		})
+	}
+	// The global budget likewise.
+	var b guess.Budget
+	for i := range guess.GlobalMax / guess.Max {
+		for range guess.Max {
+			check(&b, fmt.Sprintf("10.0.0.%d", i), start, wrong)
+		}
+	}
+	check(&b, "late", start.Add(-guess.Window), wrong)
+	if got := check(&b, "new", start.Add(guess.Window/guess.GlobalMax-time.Nanosecond), wrong); got != "not checked" {
+		t.Errorf("a new client just before a global check came back, after an out-of-order call: %s, want not checked", got)
+	}
+}
