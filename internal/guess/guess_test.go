@@ -282,3 +282,32 @@ func TestBudgetTimeBackwards(t *testing.T) {
 		t.Errorf("a new client just before a global check came back, after an out-of-order call: %s, want not checked", got)
 	}
 }
+
+// TestBudgetManySmallRefills checks that checks come back at exactly
+// their rate however many calls the time is split into: a guesser whose
+// own budget is empty still makes each of its calls refill the global
+// one, and sums of many small fractions of a check, each rounded, must
+// not add up to a check before its time.
+func TestBudgetManySmallRefills(t *testing.T) {
+	var b guess.Budget
+	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for range guess.Max {
+		check(&b, "guesser", start, wrong)
+	}
+	// Until a global check comes back, in calls 2.42µs apart (a step
+	// at which rounding added up, with the budget kept in float64).
+	step := guess.Window / guess.GlobalMax
+	end := start.Add(step - time.Nanosecond)
+	for at := start; at.Before(end); at = at.Add(2420 * time.Nanosecond) {
+		b.Check("guesser", at, wrong)
+	}
+	n := 0
+	for i := range guess.GlobalMax {
+		if check(&b, fmt.Sprintf("10.0.%d.%d", i/guess.Max, i%guess.Max), end, wrong) == "wrong" {
+			n++
+		}
+	}
+	if want := guess.GlobalMax - guess.Max; n != want {
+		t.Errorf("wrong tokens checked from all clients %v after %d were: %d, want %d (no check back before %v)", step-time.Nanosecond, guess.Max, n, want, step)
+	}
+}
