@@ -43,8 +43,24 @@ const MaxBody = 512
 // Body returns the start of a server's answer body, or of an error text
 // that holds one, as an error of the module keeps it for diagnosis:
 // trimmed of white space, on one line with every character that
-// [Visible] escapes escaped, and [Cut] to MaxBody bytes. A server's text
-// can then neither fill memory nor forge log lines or rewrite a terminal.
+// [Visible] escapes escaped, and cut to MaxBody bytes, with a marker that
+// gives the length of the trimmed text as the server sent it, as [Cut]
+// writes it. A server's text can then neither fill memory nor forge log
+// lines or rewrite a terminal. Only the start of a long text is escaped:
+// the work is bounded by MaxBody, not by the length of s.
 func Body(s string) string {
-	return Cut(Visible(strings.TrimSpace(s), false), MaxBody)
+	s = strings.TrimSpace(s)
+	n := len(s)
+	if n > MaxBody {
+		// Each byte escapes to one byte or more: MaxBody of them fill
+		// the answer. A character cut at the end is escaped byte by
+		// byte, beyond what the marker leaves.
+		s = s[:MaxBody]
+	}
+	v := Visible(s, false)
+	if n <= MaxBody && len(v) <= MaxBody {
+		return v
+	}
+	marker := "… [truncated, " + strconv.Itoa(n) + " bytes]"
+	return cutAtRune(v, MaxBody-len(marker)) + marker
 }
