@@ -115,7 +115,9 @@
 // /64) and 100 from all callers together, so that a guesser locks out
 // itself, not the callers that know the token (a caller that sent it
 // within the hour is not held to the 100; callers behind one proxy share
-// its address); and TLS, whose
+// its address; beyond 4,096 addresses in use, further ones share one
+// budget of 10; all of this is in memory, so a restart forgets it); and
+// TLS, whose
 // ClientCAs with a zero ClientAuth require verified client certificates.
 // When there is neither, [Worker.Serve] refuses a listener that is neither
 // on a loopback address nor a Unix socket, with [ErrNoAuthentication], and
