@@ -50,17 +50,27 @@ const MaxBody = 512
 // the work is bounded by MaxBody, not by the length of s.
 func Body(s string) string {
 	s = strings.TrimSpace(s)
-	n := len(s)
-	if n > MaxBody {
+	return BodyStart(s, len(s))
+}
+
+// BodyStart is [Body] for a text of which the caller read only the
+// start, such as the first MaxBody bytes of an answer: total is the
+// length of the whole text (as far as the caller counted it), which the
+// marker gives if start is cut or total is longer than start.
+func BodyStart(start string, total int) string {
+	more := total > len(start)
+	start = strings.TrimSpace(start)
+	total = max(total, len(start))
+	if len(start) > MaxBody {
 		// Each byte escapes to one byte or more: MaxBody of them fill
 		// the answer. A character cut at the end is escaped byte by
 		// byte, beyond what the marker leaves.
-		s = s[:MaxBody]
+		start, more = start[:MaxBody], true
 	}
-	v := Visible(s, false)
-	if n <= MaxBody && len(v) <= MaxBody {
+	v := Visible(start, false)
+	if !more && len(v) <= MaxBody {
 		return v
 	}
-	marker := "… [truncated, " + strconv.Itoa(n) + " bytes]"
+	marker := "… [truncated, " + strconv.Itoa(total) + " bytes]"
 	return cutAtRune(v, MaxBody-len(marker)) + marker
 }

@@ -191,3 +191,25 @@ func TestBodyMarkerAndCost(t *testing.T) {
 		t.Errorf("Body of 4 MiB of 0xff: got %q, want escapes ending in %q", got, want)
 	}
 }
+
+// TestBodyStart checks BodyStart, for a text of which only the start
+// was read: a marker with the whole length if there was more, none if
+// not, white space at the ends of what was read not counting as more.
+func TestBodyStart(t *testing.T) {
+	for _, tc := range []struct {
+		name, start string
+		total       int
+		want        string
+	}{
+		{"all read", "out of order\n", 13, "out of order"},
+		{"more", "out of order\n", 2000, "out of order… [truncated, 2000 bytes]"},
+		{"escaped", "a\x1bb", 3, `a\x1bb`},
+		{"total too small", "abc", 1, "abc"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := BodyStart(tc.start, tc.total); got != tc.want {
+				t.Errorf("BodyStart(%q, %d) = %q, want %q", tc.start, tc.total, got, tc.want)
+			}
+		})
+	}
+}
