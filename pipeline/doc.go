@@ -118,7 +118,9 @@
 // its address, unless it is listed in TrustedProxies: then a request from
 // it counts against the rightmost address of its X-Forwarded-For header
 // that is not a trusted proxy, and only that header is read, only from
-// those addresses); and TLS, whose
+// those addresses; beyond 4,096 addresses in use, further ones share one
+// budget of 10; all of this is in memory, so a restart forgets it); and
+// TLS, whose
 // ClientCAs with a zero ClientAuth require verified client certificates.
 // When there is neither, [Worker.Serve] refuses a listener that is neither
 // on a loopback address nor a Unix socket, with [ErrNoAuthentication], and

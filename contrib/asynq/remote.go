@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	asynqlib "github.com/hibiken/asynq"
@@ -370,11 +371,14 @@ func (e *RemoteEvent) decode(id string, info *asynqlib.TaskInfo) (any, error) {
 		return nil, fmt.Errorf("asynq: remote event %q (task %s): bad result: %w", e.name, id, err)
 	}
 	if info.State == asynqlib.TaskStateArchived || res.Error != "" {
-		msg := res.Error
+		msg := visible(res.Error)
 		if msg == "" {
-			msg = info.LastErr
+			msg = visible(info.LastErr)
 		}
-		re := &RemoteError{Event: e.name, TaskID: id, Queue: e.queue, Message: visible(msg), Permanent: res.Permanent}
+		if msg == "" {
+			msg = "the task failed without an error text"
+		}
+		re := &RemoteError{Event: e.name, TaskID: id, Queue: e.queue, Message: msg, Permanent: res.Permanent}
 		if re.Permanent {
 			return nil, telemetry.Permanent(re)
 		}
@@ -395,10 +399,12 @@ func (e *RemoteEvent) decode(id string, info *asynqlib.TaskInfo) (any, error) {
 const maxRemoteErrorBytes = 8 << 10
 
 // visible returns the error text msg of a task, from a worker or asynq,
-// as a RemoteError keeps it: on one line, its control, format and
-// bidirectional characters escaped, cut to maxRemoteErrorBytes.
+// as a RemoteError keeps it: trimmed of white space (asynq's and many
+// errors' texts end in a newline), on one line, its control, format and
+// bidirectional characters escaped, cut to maxRemoteErrorBytes; "" if
+// msg is blank.
 func visible(msg string) string {
-	return safetext.Cut(safetext.Visible(msg, false), maxRemoteErrorBytes)
+	return safetext.Cut(safetext.Visible(strings.TrimSpace(msg), false), maxRemoteErrorBytes)
 }
 
 // A RemoteError is the error a [Worker] reported for the task of a
@@ -407,9 +413,10 @@ func visible(msg string) string {
 // telemetry.Permanent (or the event panicked); such an error also comes
 // wrapped with telemetry.Permanent, so that pipeline.DefaultRetryable
 // does not retry it. Message comes from the worker (or from asynq): it
-// is kept on one line, with its control, format and bidirectional
-// characters escaped, and cut to 8 KiB, so that it can neither forge log
-// lines nor rewrite a terminal.
+// is trimmed of white space and kept on one line, with its control,
+// format and bidirectional characters escaped, and cut to 8 KiB, so that
+// it can neither forge log lines nor rewrite a terminal; a blank one is
+// replaced by a text saying so.
 type RemoteError struct {
 	Event     string // name of the event
 	TaskID    string // the asynq task id

@@ -61,24 +61,37 @@ type Budget struct {
 	pruned  time.Time // when full buckets were last forgotten
 }
 
-// A bucket holds the checks left to one client, or to those sharing it.
+// A bucket holds the checks left to one client, or to those sharing it,
+// as the time they take to come back: a check of a bucket of capacity
+// max costs Window/max, and the time passing adds to left up to Window
+// (full). Counted in whole nanoseconds, not in fractions of a check, so
+// that no rounding, over however many calls, brings a check back early.
 type bucket struct {
-	left  float64
+	left  time.Duration
 	at    time.Time // when left was last refilled; zero: full
 	right time.Time // when a right token last came; zero: never
 }
 
-// refill adds to k, of capacity max, the checks that came back by now
-// (max per Window), and reports whether k is then full.
-func (k *bucket) refill(now time.Time, max float64) bool {
+// refill adds to k the time passed since k.at, and reports whether k is
+// then full. A now before k.at (callers read the clock before they take
+// the lock, so calls can come in out of order) adds nothing and leaves
+// k.at as it is, so that no time is counted twice.
+func (k *bucket) refill(now time.Time) bool {
 	if k.at.IsZero() {
-		k.left = max
+		k.left = Window
+		k.at = now
 	} else if d := now.Sub(k.at); d > 0 {
-		k.left = min(max, k.left+max*d.Seconds()/Window.Seconds())
+		k.left = min(Window, k.left+d)
+		k.at = now
 	}
-	k.at = now
-	return k.left >= max
+	return k.left >= Window
 }
+
+// The cost of a check, of a client's bucket and of the global one.
+const (
+	clientCost = Window / Max
+	globalCost = Window / GlobalMax
+)
 
 // trusted reports whether the client of k sent a right token within
 // TrustFor of now.
@@ -96,12 +109,12 @@ func (b *Budget) Check(client string, now time.Time, right func() bool) (checked
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	k := b.bucket(client, now)
-	k.refill(now, Max)
+	k.refill(now)
 	trusted := k.trusted(now)
 	if !trusted {
-		b.global.refill(now, GlobalMax)
+		b.global.refill(now)
 	}
-	if k.left < 1 || !trusted && b.global.left < 1 {
+	if k.left < clientCost || !trusted && b.global.left < globalCost {
 		return false, false
 	}
 	if right() {
@@ -110,9 +123,9 @@ func (b *Budget) Check(client string, now time.Time, right func() bool) (checked
 		}
 		return true, true
 	}
-	k.left--
+	k.left -= clientCost
 	if !trusted {
-		b.global.left--
+		b.global.left -= globalCost
 	}
 	return true, false
 }
@@ -131,7 +144,7 @@ func (b *Budget) bucket(client string, now time.Time) *bucket {
 	if len(b.clients) >= MaxClients && now.Sub(b.pruned) >= time.Second {
 		b.pruned = now
 		for c, k := range b.clients {
-			if k.refill(now, Max) && !k.trusted(now) {
+			if k.refill(now) && !k.trusted(now) {
 				delete(b.clients, c)
 			}
 		}

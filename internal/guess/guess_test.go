@@ -238,3 +238,76 @@ func TestClientWithoutPort(t *testing.T) {
 		}
 	}
 }
+
+// TestBudgetTimeBackwards checks that a check with an earlier time than
+// one before it gives no checks back: callers read the clock before they
+// take the budget's lock, so concurrent calls can come in out of order,
+// and a bucket whose refill time went back would later count the same
+// time twice.
+func TestBudgetTimeBackwards(t *testing.T) {
+	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	step := guess.Window / guess.Max
+	for _, tc := range []struct {
+		name    string
+		earlier time.Duration // how much earlier the out-of-order call's time is
+	}{
+		{"a little", time.Second},
+		{"a window", guess.Window},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b guess.Budget
+			for range guess.Max {
+				check(&b, "c", start, wrong)
+			}
+			if got := check(&b, "c", start.Add(-tc.earlier), wrong); got != "not checked" {
+				t.Fatalf("a call from before the budget emptied: %s, want not checked", got)
+			}
+			if got := check(&b, "c", start.Add(step-time.Nanosecond), wrong); got != "not checked" {
+				t.Errorf("%v after the budget emptied, after an out-of-order call: %s, want not checked until %v", step-time.Nanosecond, got, step)
+			}
+			if got := check(&b, "c", start.Add(step), wrong); got != "wrong" {
+				t.Errorf("%v after the budget emptied: %s, want one check back", step, got)
+			}
+		})
+	}
+	// The global budget likewise.
+	var b guess.Budget
+	for i := range guess.GlobalMax / guess.Max {
+		for range guess.Max {
+			check(&b, fmt.Sprintf("10.0.0.%d", i), start, wrong)
+		}
+	}
+	check(&b, "late", start.Add(-guess.Window), wrong)
+	if got := check(&b, "new", start.Add(guess.Window/guess.GlobalMax-time.Nanosecond), wrong); got != "not checked" {
+		t.Errorf("a new client just before a global check came back, after an out-of-order call: %s, want not checked", got)
+	}
+}
+
+// TestBudgetManySmallRefills checks that checks come back at exactly
+// their rate however many calls the time is split into: a guesser whose
+// own budget is empty still makes each of its calls refill the global
+// one, and sums of many small fractions of a check, each rounded, must
+// not add up to a check before its time.
+func TestBudgetManySmallRefills(t *testing.T) {
+	var b guess.Budget
+	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for range guess.Max {
+		check(&b, "guesser", start, wrong)
+	}
+	// Until a global check comes back, in calls 2.42µs apart (a step
+	// at which rounding added up, with the budget kept in float64).
+	step := guess.Window / guess.GlobalMax
+	end := start.Add(step - time.Nanosecond)
+	for at := start; at.Before(end); at = at.Add(2420 * time.Nanosecond) {
+		b.Check("guesser", at, wrong)
+	}
+	n := 0
+	for i := range guess.GlobalMax {
+		if check(&b, fmt.Sprintf("10.0.%d.%d", i/guess.Max, i%guess.Max), end, wrong) == "wrong" {
+			n++
+		}
+	}
+	if want := guess.GlobalMax - guess.Max; n != want {
+		t.Errorf("wrong tokens checked from all clients %v after %d were: %d, want %d (no check back before %v)", step-time.Nanosecond, guess.Max, n, want, step)
+	}
+}

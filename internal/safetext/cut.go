@@ -43,8 +43,34 @@ const MaxBody = 512
 // Body returns the start of a server's answer body, or of an error text
 // that holds one, as an error of the module keeps it for diagnosis:
 // trimmed of white space, on one line with every character that
-// [Visible] escapes escaped, and [Cut] to MaxBody bytes. A server's text
-// can then neither fill memory nor forge log lines or rewrite a terminal.
+// [Visible] escapes escaped, and cut to MaxBody bytes, with a marker that
+// gives the length of the trimmed text as the server sent it, as [Cut]
+// writes it. A server's text can then neither fill memory nor forge log
+// lines or rewrite a terminal. Only the start of a long text is escaped:
+// the work is bounded by MaxBody, not by the length of s.
 func Body(s string) string {
-	return Cut(Visible(strings.TrimSpace(s), false), MaxBody)
+	s = strings.TrimSpace(s)
+	return BodyStart(s, len(s))
+}
+
+// BodyStart is [Body] for a text of which the caller read only the
+// start, such as the first MaxBody bytes of an answer: total is the
+// length of the whole text (as far as the caller counted it), which the
+// marker gives if start is cut or total is longer than start.
+func BodyStart(start string, total int) string {
+	more := total > len(start)
+	start = strings.TrimSpace(start)
+	total = max(total, len(start))
+	if len(start) > MaxBody {
+		// Each byte escapes to one byte or more: MaxBody of them fill
+		// the answer. A character cut at the end is escaped byte by
+		// byte, beyond what the marker leaves.
+		start, more = start[:MaxBody], true
+	}
+	v := Visible(start, false)
+	if !more && len(v) <= MaxBody {
+		return v
+	}
+	marker := "… [truncated, " + strconv.Itoa(total) + " bytes]"
+	return cutAtRune(v, MaxBody-len(marker)) + marker
 }

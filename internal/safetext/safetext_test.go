@@ -2,6 +2,7 @@ package safetext
 
 import (
 	"net/url"
+	"runtime"
 	"strings"
 	"testing"
 	"unicode"
@@ -158,5 +159,57 @@ func TestBody(t *testing.T) {
 	long := Body(strings.Repeat("a\n", 10_000))
 	if len(long) > MaxBody || !strings.HasPrefix(long, `a\na\n`) || !strings.HasSuffix(long, " bytes]") {
 		t.Errorf("Body of 20,000 bytes: got %d bytes %.30q…, want at most %d, cut with its marker", len(long), long, MaxBody)
+	}
+}
+
+// TestBodyMarkerAndCost checks that a Body cut says how long the
+// server's text was, not how long it became once escaped, and that it
+// escapes only the start of a long text: the OTLP exporters put up to
+// 4 MiB of an answer into their error, which escaped whole would take 16
+// MiB for a binary one.
+func TestBodyMarkerAndCost(t *testing.T) {
+	got := Body(strings.Repeat("a\n", 10_000))
+	if want := "… [truncated, 19999 bytes]"; !strings.HasSuffix(got, want) {
+		t.Errorf("Body of 19,999 bytes and a newline: got …%q, want the marker %q", got[max(0, len(got)-40):], want)
+	}
+	got = Body(strings.Repeat("é", 300))
+	if want := "… [truncated, 600 bytes]"; !strings.HasPrefix(got, "éé") || !strings.HasSuffix(got, want) || len(got) > MaxBody {
+		t.Errorf("Body of 600 bytes of é: got %q, want at most %d bytes ending in %q", got, MaxBody, want)
+	}
+	if testing.Short() {
+		return
+	}
+	binary := strings.Repeat("\xff", 4<<20)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	got = Body(binary)
+	runtime.ReadMemStats(&after)
+	if n := after.TotalAlloc - before.TotalAlloc; n > 64<<10 {
+		t.Errorf("Body of 4 MiB allocated %d bytes, want at most 64 KiB", n)
+	}
+	if want := "… [truncated, 4194304 bytes]"; !strings.HasPrefix(got, `\xff\xff`) || !strings.HasSuffix(got, want) || len(got) > MaxBody {
+		t.Errorf("Body of 4 MiB of 0xff: got %q, want escapes ending in %q", got, want)
+	}
+}
+
+// TestBodyStart checks BodyStart, for a text of which only the start
+// was read: a marker with the whole length if there was more, none if
+// not, white space at the ends of what was read not counting as more.
+func TestBodyStart(t *testing.T) {
+	for _, tc := range []struct {
+		name, start string
+		total       int
+		want        string
+	}{
+		{"all read", "out of order\n", 13, "out of order"},
+		{"more", "out of order\n", 2000, "out of order… [truncated, 2000 bytes]"},
+		{"escaped", "a\x1bb", 3, `a\x1bb`},
+		{"total too small", "abc", 1, "abc"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := BodyStart(tc.start, tc.total); got != tc.want {
+				t.Errorf("BodyStart(%q, %d) = %q, want %q", tc.start, tc.total, got, tc.want)
+			}
+		})
 	}
 }

@@ -85,7 +85,9 @@
 // tokens (from the login form and bearer headers together) are checked per
 // minute from each client address (an IPv6 one by its /64), and 100 from
 // all clients together but those that sent the right token within the
-// hour; beyond, tokens are not checked and the answer is 429, so that the
+// hour (the view keeps the budgets of at most 4,096 addresses in use,
+// in memory; further ones share one budget of 10); beyond, tokens are
+// not checked and the answer is 429, so that the
 // token cannot be found by trying many, while the clients in use, and
 // sessions, keep working. Behind a reverse proxy every request comes from
 // the proxy's address, so that a guesser would lock out every user: list

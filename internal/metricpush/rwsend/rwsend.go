@@ -225,11 +225,12 @@ func (s *Sender) checkResponse(resp *http.Response, what string) metricpush.Resu
 		return metricpush.Result{Status: resp.StatusCode}
 	}
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, safetext.MaxBody))
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	// The rest is counted, so that the error says the body was cut.
+	rest, _ := io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	return metricpush.Result{
 		Status:     resp.StatusCode,
 		RetryAfter: retry.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
-		Err:        s.c.StatusError(what, resp.StatusCode, safetext.Body(string(msg))),
+		Err:        s.c.StatusError(what, resp.StatusCode, safetext.BodyStart(string(msg), len(msg)+int(rest))),
 	}
 }
 
