@@ -10,6 +10,8 @@ package guess
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -188,7 +190,19 @@ func BearerToken(auth string) (token string, ok bool) {
 // SameSecret reports whether a and b are equal, in a time that depends on
 // neither their contents nor their lengths: it compares their SHA-256
 // sums with crypto/subtle.ConstantTimeCompare.
-func SameSecret(a, b string) bool {
-	ha, hb := sha256.Sum256([]byte(a)), sha256.Sum256([]byte(b))
-	return subtle.ConstantTimeCompare(ha[:], hb[:]) == 1
-}
+func SameSecret(a, b string) bool { return SumOf(a).Same(SumOf(b)) }
+
+// A Sum is the SHA-256 sum of a secret or of a token sent for it. A server
+// takes the sum of a token before [Budget.Check], so that the time the
+// budget's lock is held does not grow with the token's length.
+type Sum [sha256.Size]byte
+
+// SumOf returns the Sum of s.
+func SumOf(s string) Sum { return sha256.Sum256([]byte(s)) }
+
+// Same reports whether s and t are equal, in constant time.
+func (s Sum) Same(t Sum) bool { return subtle.ConstantTimeCompare(s[:], t[:]) == 1 }
+
+// Format prints a Sum as REDACTED with every verb: the sum of a short
+// secret would give it away to a search.
+func (Sum) Format(f fmt.State, _ rune) { io.WriteString(f, "REDACTED") }

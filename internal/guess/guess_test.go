@@ -3,6 +3,7 @@ package guess_test
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -309,5 +310,22 @@ func TestBudgetManySmallRefills(t *testing.T) {
 	}
 	if want := guess.GlobalMax - guess.Max; n != want {
 		t.Errorf("wrong tokens checked from all clients %v after %d were: %d, want %d (no check back before %v)", step-time.Nanosecond, guess.Max, n, want, step)
+	}
+}
+
+// TestSum checks that sums compare as their secrets do and never print.
+func TestSum(t *testing.T) {
+	a, b := guess.SumOf("s3cret"), guess.SumOf("s3cret")
+	if !a.Same(b) || a.Same(guess.SumOf("s3creT")) {
+		t.Error("Same does not compare as the secrets do")
+	}
+	hexSum := fmt.Sprintf("%x", [32]byte(a))
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%x", "%X", "%q", "%d"} {
+		if got := fmt.Sprintf(verb, a); got != "REDACTED" {
+			t.Errorf("%s of a Sum: %q, want REDACTED", verb, got)
+		}
+		if got := fmt.Sprintf(verb, struct{ S guess.Sum }{a}); strings.Contains(got, hexSum[:8]) || strings.Contains(got, fmt.Sprint(a[0])+" ") {
+			t.Errorf("%s of a struct holding a Sum: %q shows it", verb, got)
+		}
 	}
 }

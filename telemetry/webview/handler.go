@@ -172,9 +172,10 @@ type Handler struct {
 	// hold its connection forever.
 	writeTimeout time.Duration
 
-	pending pendingCache
-	charts  chartCache
-	guesses guess.Budget
+	pending  pendingCache
+	charts   chartCache
+	guesses  guess.Budget
+	tokenSum guess.Sum // of Config.Token, which bearer tokens and the login form are compared with
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -217,6 +218,7 @@ func newHandler(rec *telemetry.Recorder, cfg Config, now func() time.Time) *Hand
 	}
 	if !cfg.Token.IsZero() {
 		h.sessionKey = newSessionKey()
+		h.tokenSum = guess.SumOf(cfg.Token.Reveal())
 	}
 	h.mux = h.routes()
 	return h
@@ -345,7 +347,8 @@ func (h *Handler) hasToken(r *http.Request) int {
 // checkToken compares token, sent by r, with the view's, if the budget of
 // guesses of r's client allows a check.
 func (h *Handler) checkToken(r *http.Request, token string) int {
-	checked, ok := h.guesses.Check(guess.ClientBehind(r, h.cfg.TrustedProxies), h.now(), func() bool { return guess.SameSecret(token, h.cfg.Token.Reveal()) })
+	sum := guess.SumOf(token) // before Check: hashing a long token would hold the budget's lock
+	checked, ok := h.guesses.Check(guess.ClientBehind(r, h.cfg.TrustedProxies), h.now(), func() bool { return sum.Same(h.tokenSum) })
 	switch {
 	case !checked:
 		return tokenNotChecked
