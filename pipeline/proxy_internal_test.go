@@ -6,26 +6,21 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
 	"net/netip"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/eventpipeline/eventpipeline/internal/guess"
+	"github.com/eventpipeline/eventpipeline/internal/testutil"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
 // serveBehindProxy serves a worker of one event, "echo", with cfg, on a
 // clock that stands still (so that no check comes back during the test),
-// and in front of it a reverse proxy on 127.0.0.1: an
-// httputil.ReverseProxy, which appends the address it was reached from
-// to X-Forwarded-For. The client's address is faked: the proxy takes it
-// from the request's header X-Test-Client (and drops that header), as if
-// the client had connected from there. It returns the URLs of the worker
-// and of the proxy, and the count of the event's runs.
+// and in front of it a testutil.ForwardingProxy. It returns the URLs of
+// the worker and of the proxy, and the count of the event's runs.
 func serveBehindProxy(t *testing.T, cfg WorkerConfig) (worker, proxy string, runs *atomic.Int64) {
 	t.Helper()
 	runs = new(atomic.Int64)
@@ -37,45 +32,20 @@ func serveBehindProxy(t *testing.T, cfg WorkerConfig) (worker, proxy string, run
 	w.now = func() time.Time { return start }
 	ws := httptest.NewServer(w)
 	t.Cleanup(ws.Close)
-	u, err := url.Parse(ws.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp := httputil.NewSingleHostReverseProxy(u)
-	ps := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		if c := r.Header.Get("X-Test-Client"); c != "" {
-			r.RemoteAddr = net.JoinHostPort(c, "50000")
-			r.Header.Del("X-Test-Client")
-		}
-		rp.ServeHTTP(rw, r)
-	}))
-	t.Cleanup(ps.Close)
-	return ws.URL + DefaultPath, ps.URL + DefaultPath, runs
+	return ws.URL + DefaultPath, testutil.ForwardingProxy(t, ws.URL) + DefaultPath, runs
 }
 
 // callAs posts a call of "echo" to target with the bearer token token, as
-// the client at address client (through serveBehindProxy's proxy) with
-// the further headers hdr (name, value, ...), through hc, and returns the
-// status.
+// the client at address client (through the proxy of serveBehindProxy)
+// with the further headers hdr (name, value, ...), through hc, and
+// returns the status.
 func callAs(t *testing.T, hc *http.Client, target, client, token string, hdr ...string) int {
 	t.Helper()
 	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, target, strings.NewReader(`{"event":"echo","input":1}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	if client != "" {
-		req.Header.Set("X-Test-Client", client)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
+	return testutil.StatusAs(t, hc, req, client, token, hdr...)
 }
 
 // TestWorkerTrustedProxies checks, through a real reverse proxy on

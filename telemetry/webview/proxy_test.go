@@ -5,62 +5,26 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
 	"net/netip"
-	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/eventpipeline/eventpipeline/internal/guess"
+	"github.com/eventpipeline/eventpipeline/internal/testutil"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
-// proxyFor starts a reverse proxy on 127.0.0.1 in front of target: an
-// httputil.ReverseProxy, which appends the address it was reached from to
-// X-Forwarded-For. The client's address is faked: the proxy takes it from
-// the request's header X-Test-Client (and drops that header), as if the
-// client had connected from there. It returns the proxy's URL.
-func proxyFor(t *testing.T, target string) string {
-	t.Helper()
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp := httputil.NewSingleHostReverseProxy(u)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if c := r.Header.Get("X-Test-Client"); c != "" {
-			r.RemoteAddr = net.JoinHostPort(c, "50000")
-			r.Header.Del("X-Test-Client")
-		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL
-}
-
 // getAs asks base for the overview with the bearer token token, as the
-// client at address client (through proxyFor's proxy) with the further
-// headers hdr (name, value, ...), through hc, and returns the status.
+// client at address client (through a testutil.ForwardingProxy) with the
+// further headers hdr (name, value, ...), through hc, and returns the
+// status.
 func getAs(t *testing.T, hc *http.Client, base, client, token string, hdr ...string) int {
 	t.Helper()
 	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, base+"/", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	if client != "" {
-		req.Header.Set("X-Test-Client", client)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
+	return testutil.StatusAs(t, hc, req, client, token, hdr...)
 }
 
 // TestTrustedProxies checks, through a real reverse proxy on 127.0.0.1,
@@ -78,7 +42,7 @@ func TestTrustedProxies(t *testing.T) {
 	t.Run("trusted", func(t *testing.T) {
 		f := newFixture(t, Config{Token: telemetry.NewSecret(token),
 			TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}, newClock())
-		proxy := proxyFor(t, f.srv.URL)
+		proxy := testutil.ForwardingProxy(t, f.srv.URL)
 		for i := range guess.Max {
 			// The forged entry, left of the one the proxy appends, is not believed.
 			if got := getAs(t, hc, proxy, guesser, fmt.Sprintf("guess-%d", i), "X-Forwarded-For", fmt.Sprintf("192.0.2.%d", i)); got != http.StatusUnauthorized {
@@ -116,7 +80,7 @@ func TestTrustedProxies(t *testing.T) {
 
 	t.Run("not trusted", func(t *testing.T) {
 		f := newFixture(t, Config{Token: telemetry.NewSecret(token)}, newClock())
-		proxy := proxyFor(t, f.srv.URL)
+		proxy := testutil.ForwardingProxy(t, f.srv.URL)
 		for i := range guess.Max {
 			if got := getAs(t, hc, proxy, guesser, fmt.Sprintf("guess-%d", i)); got != http.StatusUnauthorized {
 				t.Fatalf("wrong token %d through the proxy: got %d, want 401", i+1, got)
