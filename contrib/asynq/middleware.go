@@ -241,6 +241,9 @@ func (m *Middleware) startFull(ctx context.Context, id string, t *asynqlib.Task,
 	if m.full { // DefaultEventName does not use it
 		queue, _ = asynqlib.GetQueueName(ctx)
 	}
+	// The name before the span: a Config.EventName that panics then leaves
+	// no span started that nothing would end.
+	name := m.eventName(queue, t.Type())
 	var opts [4]telemetry.StartOption
 	n := 0
 	opts[n] = m.pidOpt[0]
@@ -284,7 +287,7 @@ func (m *Middleware) startFull(ctx context.Context, id string, t *asynqlib.Task,
 		opts[n] = telemetry.WithSpanContext(spanContext(span.SpanContext()))
 		n++
 	}
-	id, err := taskrun.Start(m.rec, m.eventName(queue, t.Type()), id, retried+1, opts[:n]...)
+	id, err := taskrun.Start(m.rec, name, id, retried+1, opts[:n]...)
 	m.check(err)
 	if retried > 0 && err == nil {
 		m.recordRetries(id, retried)

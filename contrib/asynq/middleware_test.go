@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
@@ -577,5 +578,33 @@ func TestOverlappingDelivery(t *testing.T) {
 	}
 	if mw.Failures() != 0 {
 		t.Errorf("got %d refused recordings, want 0: %v", mw.Failures(), mw.Err())
+	}
+}
+
+// TestEventNamePanicsLeavesNoSpan checks that a Config.EventName that
+// panics starts no span that nothing would end: the panic goes on to
+// asynq, nothing is recorded, and every span started has ended.
+func TestEventNamePanicsLeavesNoSpan(t *testing.T) {
+	caps := captureTasks(t, 1)
+	rec := newRecorder(t)
+	spans := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+	t.Cleanup(func() { tp.Shutdown(context.Background()) })
+	mw := epasynq.NewMiddleware(epasynq.Config{Recorder: rec, TracerProvider: tp,
+		EventName: func(string, string) string { panic("bad name") }})
+	h := mw.Wrap(asynq.HandlerFunc(func(context.Context, *asynq.Task) error { return nil }))
+	func() {
+		defer func() {
+			if v := recover(); v != "bad name" {
+				t.Errorf("recovered %v, want the EventName's panic", v)
+			}
+		}()
+		h.ProcessTask(caps[0].ctx, caps[0].task)
+	}()
+	if started, ended := len(spans.Started()), len(spans.Ended()); started != ended {
+		t.Errorf("%d spans started, %d ended: a span is left open", started, ended)
+	}
+	if n := len(rec.Report().Events); n != 0 {
+		t.Errorf("got %d records, want none", n)
 	}
 }

@@ -244,6 +244,12 @@ func (m *Middleware) Work(ctx context.Context, job *rivertype.JobRow, doInner fu
 		opts[n] = telemetry.WithStartTime(start)
 		n++
 	}
+	// The name first: a Config.EventName that panics then leaves no span
+	// started that nothing would end.
+	name := job.Kind
+	if m.eventName != nil {
+		name = m.eventName(job.Queue, job.Kind)
+	}
 	var span trace.Span
 	if m.tracer != nil {
 		ctx, span = m.tracer.Start(ctx, "process "+job.Kind,
@@ -263,10 +269,6 @@ func (m *Middleware) Work(ctx context.Context, job *rivertype.JobRow, doInner fu
 			TraceID: span.SpanContext().TraceID(), SpanID: span.SpanContext().SpanID(), Sampled: span.SpanContext().IsSampled(),
 		})
 		n++
-	}
-	name := job.Kind
-	if m.eventName != nil {
-		name = m.eventName(job.Queue, job.Kind)
 	}
 	id, startErr := taskrun.Start(m.rec, name, strconv.FormatInt(job.ID, 10), job.Attempt, opts[:n]...)
 	m.check(startErr)

@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
@@ -546,5 +547,31 @@ func TestOverlappingAttempt(t *testing.T) {
 	}
 	if mw.Failures() != 0 {
 		t.Errorf("got %d refused recordings, want 0: %v", mw.Failures(), mw.Err())
+	}
+}
+
+// TestEventNamePanicsLeavesNoSpan checks that a Config.EventName that
+// panics starts no span that nothing would end: the panic goes on to
+// River, nothing is recorded, and every span started has ended.
+func TestEventNamePanicsLeavesNoSpan(t *testing.T) {
+	rec := newRecorder(t)
+	spans := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+	t.Cleanup(func() { tp.Shutdown(context.Background()) })
+	mw := epriver.NewMiddleware(epriver.Config{Recorder: rec, TracerProvider: tp,
+		EventName: func(string, string) string { panic("bad name") }})
+	func() {
+		defer func() {
+			if v := recover(); v != "bad name" {
+				t.Errorf("recovered %v, want the EventName's panic", v)
+			}
+		}()
+		mw.Work(context.Background(), benchJob(11), func(context.Context) error { return nil })
+	}()
+	if started, ended := len(spans.Started()), len(spans.Ended()); started != ended {
+		t.Errorf("%d spans started, %d ended: a span is left open", started, ended)
+	}
+	if n := len(rec.Report().Events); n != 0 {
+		t.Errorf("got %d records, want none", n)
 	}
 }
