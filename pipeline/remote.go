@@ -349,6 +349,15 @@ func AttemptTimeout(run context.Context, err error) error {
 	return &attemptTimeoutError{err: err}
 }
 
+// IsAttemptTimeout reports whether err, or an error it wraps, was marked
+// by [AttemptTimeout]: the timeout of one attempt, not the end of the
+// run's context. A Retryable function of your own can retry those as
+// [DefaultRetryable] does.
+func IsAttemptTimeout(err error) bool {
+	var at *attemptTimeoutError
+	return errors.As(err, &at)
+}
+
 // An attemptTimeoutError is the error of an attempt that outlasted a
 // timeout of its own, made by [AttemptTimeout].
 type attemptTimeoutError struct{ err error }

@@ -74,13 +74,12 @@ func (p *policy) next(n int, first, now time.Time, err error) (wait time.Duratio
 func DefaultRetryable(err error) bool {
 	var re *RemoteError
 	var pe *PanicError
-	var ct *attemptTimeoutError
 	switch {
 	case err == nil:
 		return false
 	case telemetry.IsPermanent(err), errors.As(err, &pe):
 		return false
-	case errors.As(err, &ct):
+	case IsAttemptTimeout(err):
 		return true
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return false

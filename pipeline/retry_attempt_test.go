@@ -45,6 +45,12 @@ func TestAttemptTimeout(t *testing.T) {
 			if r := pipeline.DefaultRetryable(got); r != tc.wantRetryable {
 				t.Errorf("DefaultRetryable = %v, want %v", r, tc.wantRetryable)
 			}
+			if is := pipeline.IsAttemptTimeout(got); is != tc.wantMarked {
+				t.Errorf("IsAttemptTimeout = %v, want %v", is, tc.wantMarked)
+			}
+			if wrapped := fmt.Errorf("stage: %w", got); pipeline.IsAttemptTimeout(wrapped) != tc.wantMarked {
+				t.Errorf("IsAttemptTimeout of the error wrapped = %v, want %v", !tc.wantMarked, tc.wantMarked)
+			}
 		})
 	}
 }
