@@ -3,7 +3,9 @@ package prometheus_test
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
+	"hash/maphash"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -131,10 +133,26 @@ func recordSerial(b *testing.B, r *telemetry.Recorder, ids []string, from int, w
 	sink.Add(uint32(acc))
 }
 
-// recordParallel records event runs on r from b.RunParallel's goroutines.
-// Each cycles through a window of ids of its own, so that none can start
-// a task id that another has pending.
-func recordParallel(b *testing.B, r *telemetry.Recorder, ids []string, withWork bool) {
+// recordParallel records event runs from b.RunParallel's goroutines: all
+// on rs[0] if rs holds one Recorder, else each goroutine on a Recorder of
+// its own, rs[g] for the g-th. Each cycles through a window of ids of its
+// own, so that none can start a task id that another has pending.
+func recordParallel(b *testing.B, rs []*telemetry.Recorder, ids []string, withWork bool) {
+	runParallel(b, ids, withWork, func(g int) (start, end func(id string) error) {
+		r := rs[0]
+		if len(rs) > 1 {
+			r = rs[g]
+		}
+		return func(id string) error { return r.StartEvent("transform", id) },
+			func(id string) error { return r.EndEvent(id, nil) }
+	})
+}
+
+// runParallel runs event runs from b.RunParallel's goroutines, with work
+// between start and end if withWork: the g-th goroutine starts and ends
+// its runs with the functions that calls(g) returns, cycling through the
+// g-th window of ids.
+func runParallel(b *testing.B, ids []string, withWork bool, calls func(g int) (start, end func(id string) error)) {
 	windows := runtime.GOMAXPROCS(0) // RunParallel's goroutines at parallelism 1
 	size := len(ids) / windows
 	var next atomic.Int64
@@ -145,6 +163,7 @@ func recordParallel(b *testing.B, r *telemetry.Recorder, ids []string, withWork 
 			b.Error("more goroutines than windows of task ids")
 			return
 		}
+		start, end := calls(g)
 		mine := ids[g*size : (g+1)*size]
 		var acc byte
 		i := 0
@@ -153,20 +172,69 @@ func recordParallel(b *testing.B, r *telemetry.Recorder, ids []string, withWork 
 			if i++; i == len(mine) {
 				i = 0
 			}
-			if err := r.StartEvent("transform", id); err != nil {
+			if err := start(id); err != nil {
 				b.Error(err)
 				return
 			}
 			if withWork {
 				acc ^= work()
 			}
-			if err := r.EndEvent(id, nil); err != nil {
+			if err := end(id); err != nil {
 				b.Error(err)
 				return
 			}
 		}
 		sink.Add(uint32(acc))
 	})
+}
+
+// A sharedIndex is the least that a Recorder shared by every core must
+// share to refuse the start of a task id pending anywhere
+// ([telemetry.ErrAlreadyStarted]): one index of the pending task ids,
+// which every start writes and every end clears. It is split over 1,024
+// locks, each with its own cache line, so that two goroutines rarely wait
+// for the same lock; it keeps nothing else, no record, no totals, no time.
+// BenchmarkVsObserve's parallel/shared-index measures what it alone gains
+// from a second core: the ceiling of any design that keeps that contract.
+type sharedIndex struct {
+	seed    maphash.Seed
+	stripes [1024]struct {
+		mu      sync.Mutex
+		pending map[string]struct{}
+		_       [64]byte
+	}
+}
+
+func newSharedIndex() *sharedIndex {
+	x := &sharedIndex{seed: maphash.MakeSeed()}
+	for i := range x.stripes {
+		x.stripes[i].pending = make(map[string]struct{})
+	}
+	return x
+}
+
+// errPending is the error of a start of a task id that is pending.
+var errPending = errors.New("task id already pending")
+
+// start adds id to the pending task ids; an error if it is there.
+func (x *sharedIndex) start(id string) error {
+	s := &x.stripes[maphash.String(x.seed, id)&1023]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.pending[id]; ok {
+		return errPending
+	}
+	s.pending[id] = struct{}{}
+	return nil
+}
+
+// end removes id from the pending task ids.
+func (x *sharedIndex) end(id string) error {
+	s := &x.stripes[maphash.String(x.seed, id)&1023]
+	s.mu.Lock()
+	delete(s.pending, id)
+	s.mu.Unlock()
+	return nil
 }
 
 // workSerial does the work of one event run in a b.Loop, recording
@@ -236,7 +304,11 @@ func observeParallel(b *testing.B, vec *prom.HistogramVec, withWork bool) {
 // 1 KiB) between start and end, or between the two clock reads, since a
 // tight loop keeps in cache what real work would evict; its work-alone
 // does the work and records nothing, which shows how much the machine
-// lets the work itself gain from a second core.
+// lets the work itself gain from a second core. Beside the shared Recorder,
+// each parallel/ has two references for its scaling:
+// recorder-per-goroutine, a Recorder of each goroutine's own, and
+// shared-index, the one thing a shared Recorder cannot avoid sharing (see
+// sharedIndex).
 func BenchmarkVsObserve(b *testing.B) {
 	for _, mode := range []struct {
 		prefix   string
@@ -277,12 +349,33 @@ func BenchmarkVsObserve(b *testing.B) {
 					r := newRecorder(b, vsRetained, ids, withProm)
 					b.ReportAllocs()
 					if parallel {
-						recordParallel(b, r, ids, withWork)
+						recordParallel(b, []*telemetry.Recorder{r}, ids, withWork)
 					} else {
 						recordSerial(b, r, ids, vsRetained, withWork)
 					}
 				})
 			}
+			if !parallel {
+				continue
+			}
+			// References for the scaling: what a Recorder of each
+			// goroutine's own gains, and the ceiling of any shared one.
+			b.Run(name+"recorder-per-goroutine", func(b *testing.B) {
+				ids := vsTaskIDs()
+				rs := make([]*telemetry.Recorder, runtime.GOMAXPROCS(0))
+				for g := range rs {
+					rs[g] = newRecorder(b, vsRetained, ids, false)
+				}
+				b.ReportAllocs()
+				recordParallel(b, rs, ids, withWork)
+			})
+			b.Run(name+"shared-index", func(b *testing.B) {
+				x := newSharedIndex()
+				b.ReportAllocs()
+				runParallel(b, vsTaskIDs(), withWork, func(int) (start, end func(string) error) {
+					return x.start, x.end
+				})
+			})
 		}
 	}
 }
