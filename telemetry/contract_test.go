@@ -956,3 +956,50 @@ func TestReportValidForRandomTexts(t *testing.T) {
 		checkJSONText(t, "MarshalJSON", b)
 	}
 }
+
+// TestTiesAgreeWithReport checks that records that ended at the same
+// instant come in one order in a query that selects a few of them, in the
+// report and in the JSON report. Each group of ties ends one record at a
+// time, with a query in between that moves it into the retained records,
+// so that the order they were retained in is that of their ends, and
+// their shards (the Recorder retains enough records to have several) are
+// mixed.
+func TestTiesAgreeWithReport(t *testing.T) {
+	r := newRecorder(t, telemetry.WithMaxEvents(10_000))
+	end := r.Now()
+	var ids []string
+	for g := range 7 {
+		for k := range 8 {
+			id := fmt.Sprintf("tie-%d-%d", g, k)
+			ids = append(ids, id)
+			must(t, r.StartEvent("e", id, telemetry.WithStartTime(end.Add(-time.Second))))
+		}
+	}
+	for g := range 7 {
+		for k := range 8 {
+			must(t, r.EndEventAt(ids[8*g+k], errors.New("boom"), end.Add(time.Duration(g))))
+			r.FailedEvents() // moves the record into the retained ones
+		}
+	}
+	// Enough other records for the report to sort many: they ended later.
+	for i := range 100 {
+		id := fmt.Sprint("later-", i)
+		must(t, r.StartEvent("e", id, telemetry.WithStartTime(end)))
+		must(t, r.EndEventAt(id, nil, end.Add(time.Minute)))
+	}
+	failed := idsOf(r.FailedEvents(), false)
+	if len(failed) != len(ids) {
+		t.Fatalf("FailedEvents: %d records, want %d", len(failed), len(ids))
+	}
+	rep := r.Report()
+	if got := idsOf(rep.Events, false)[:len(ids)]; !slices.Equal(got, failed) {
+		t.Errorf("the report's order of ties differs from FailedEvents':\n%v\n%v", got, failed)
+	}
+	out, err := r.MetricsJSON()
+	must(t, err)
+	var back telemetry.Report
+	must(t, json.Unmarshal(out, &back))
+	if got := idsOf(back.Events, false)[:len(ids)]; !slices.Equal(got, failed) {
+		t.Errorf("the JSON report's order of ties differs from FailedEvents':\n%v\n%v", got, failed)
+	}
+}

@@ -6,12 +6,14 @@ import (
 )
 
 // orderByEnd returns the order of n records by end, given their ends in
-// keys and, for a selection that is grouped by shard, their shards (of k)
-// in shards, else nil: indexes into keys, the one that ended first first.
-// Records of equal ends come in the order of keys, except that a grouped
-// selection has them by shard first: the order that grouping the records
-// by shard, then merging the groups stably, gives. keys must have a
-// capacity of 2n; its contents are lost.
+// keys and, for the records of a table of several shards, their shards
+// (of k) in shards, else nil: indexes into keys, the one that ended first
+// first. Records of equal ends come in the order of keys, except that
+// with shards they come by shard first: the order that grouping the
+// records by shard, then merging the groups stably, gives. Every query
+// and every Copy of a table of several shards gives shards, so that ties
+// come in one order in all of them. keys must have a capacity of 2n; its
+// contents are lost.
 //
 // A selection in order already costs one pass; a small one that is
 // nearly in order (each record a few places from its own) is put in order

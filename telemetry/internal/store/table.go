@@ -418,8 +418,15 @@ func (v *View[R, T]) sorted(sel []int32) ([]int32, int) {
 	g := &v.t.ring
 	n := len(sel)
 	keys := make([]time.Duration, n, 2*n)
+	// The shards order equal ends, as they do in a Copy: a selection of
+	// any size has them, so that ties come in one order everywhere.
 	var shards []uint8
-	if len(v.t.shards) > 1 && n > stageSize {
+	var small [stageSize]uint8
+	switch {
+	case len(v.t.shards) == 1:
+	case n <= len(small):
+		shards = small[:n]
+	default:
 		shards = make([]uint8, n)
 	}
 	bytes := 0
