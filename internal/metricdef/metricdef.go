@@ -204,13 +204,25 @@ func checkStatus(status string) error {
 }
 
 // CheckBuckets returns a message for each problem of the bucket bounds b
-// of the setting name: empty but not nil, not finite, not strictly
-// increasing.
+// of the setting name: empty but not nil (nil means the defaults), and
+// each problem [CheckBounds] finds. The push publishers check their
+// bucket settings with it.
 func CheckBuckets(name string, b []float64) []string {
 	var bad []string
 	if b != nil && len(b) == 0 {
 		bad = append(bad, name+" is empty: leave it nil for the defaults")
 	}
+	return append(bad, CheckBounds(name, b)...)
+}
+
+// CheckBounds returns a message for each bound of the bucket bounds b of
+// the setting name that is not finite (NaN or ±Inf) or not greater than
+// the bound before it. It is [CheckBuckets] without the check for an
+// empty slice, for a publisher to which an empty slice means something:
+// no classic buckets, for the Prometheus publisher with native
+// histograms. Such a publisher says itself when an empty slice is wrong.
+func CheckBounds(name string, b []float64) []string {
+	var bad []string
 	for i, v := range b {
 		switch {
 		case math.IsNaN(v) || math.IsInf(v, 0):

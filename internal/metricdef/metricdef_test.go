@@ -137,3 +137,34 @@ func TestCheckBuckets(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckBounds checks CheckBounds: the checks of CheckBuckets but for
+// the one for an empty slice, which it accepts.
+func TestCheckBounds(t *testing.T) {
+	tests := []struct {
+		name string
+		b    []float64
+		want []string
+	}{
+		{"nil", nil, nil},
+		{"empty", []float64{}, nil},
+		{"increasing", []float64{-1, 0, 1e300}, nil},
+		{"infinities", []float64{math.Inf(-1), 1, math.Inf(1)}, []string{"B[0] is -Inf: bounds must be finite", "B[2] is +Inf: bounds must be finite"}},
+		{"NaN", []float64{1, math.NaN()}, []string{"B[1] is NaN: bounds must be finite"}},
+		{"decreasing", []float64{1, 0.5}, []string{"B are not strictly increasing: 0.5 after 1"}},
+		{"duplicate", []float64{1, 1}, []string{"B are not strictly increasing: 1 after 1"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := metricdef.CheckBounds("B", tc.b); !slices.Equal(got, tc.want) {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+			if tc.b != nil && len(tc.b) == 0 {
+				return
+			}
+			if got := metricdef.CheckBuckets("B", tc.b); !slices.Equal(got, tc.want) {
+				t.Errorf("CheckBuckets: got %q, want %q, as CheckBounds", got, tc.want)
+			}
+		})
+	}
+}

@@ -55,10 +55,26 @@ func Body(s string) string {
 
 // BodyStart is [Body] for a text of which the caller read only the
 // start, such as the first MaxBody bytes of an answer: total is the
-// length of the whole text (as far as the caller counted it), which the
-// marker gives if start is cut or total is longer than start.
+// length of the whole text, which the marker gives if start is cut or
+// total is longer than start. When the caller could not count the whole
+// text, [BodyStartAtLeast] says so.
 func BodyStart(start string, total int) string {
-	more := total > len(start)
+	return bodyStart(start, total, false)
+}
+
+// BodyStartAtLeast is [BodyStart] for a text that the caller counted
+// only in part, up to a bound or up to a read error: total is the number
+// of bytes counted, a lower bound of its length, and the marker says so
+// ("… [truncated, at least 1048577 bytes]"), even if start is all the
+// caller read. The marker then never claims a length that was not
+// measured.
+func BodyStartAtLeast(start string, total int) string {
+	return bodyStart(start, total, true)
+}
+
+// bodyStart is [BodyStart], or [BodyStartAtLeast] if atLeast.
+func bodyStart(start string, total int, atLeast bool) string {
+	more := total > len(start) || atLeast
 	start = strings.TrimSpace(start)
 	total = max(total, len(start))
 	if len(start) > MaxBody {
@@ -72,5 +88,8 @@ func BodyStart(start string, total int) string {
 		return v
 	}
 	marker := "… [truncated, " + strconv.Itoa(total) + " bytes]"
+	if atLeast {
+		marker = "… [truncated, at least " + strconv.Itoa(total) + " bytes]"
+	}
 	return cutAtRune(v, MaxBody-len(marker)) + marker
 }

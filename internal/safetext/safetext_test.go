@@ -213,3 +213,27 @@ func TestBodyStart(t *testing.T) {
 		})
 	}
 }
+
+// TestBodyStartAtLeast checks BodyStartAtLeast, for a text counted only
+// in part: its marker says "at least", even when start is all there is
+// to show.
+func TestBodyStartAtLeast(t *testing.T) {
+	long := strings.Repeat("x", 2*MaxBody)
+	for _, tc := range []struct {
+		name, start string
+		total       int
+		want        string
+	}{
+		{"more", "out of order\n", 2000, "out of order… [truncated, at least 2000 bytes]"},
+		{"start only", "out of order", 12, "out of order… [truncated, at least 12 bytes]"},
+		{"total too small", "abc", 1, "abc… [truncated, at least 3 bytes]"},
+		{"long start", long, 1 << 20, long[:MaxBody-len("… [truncated, at least 1048576 bytes]")] + "… [truncated, at least 1048576 bytes]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := BodyStartAtLeast(tc.start, tc.total)
+			if got != tc.want || len(got) > MaxBody {
+				t.Errorf("BodyStartAtLeast(%.40q, %d) = %q, want %q", tc.start, tc.total, got, tc.want)
+			}
+		})
+	}
+}

@@ -4,10 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -269,21 +269,9 @@ func (c *Config) resolve() (target, error) {
 	if c.MaxLabelValues < 0 {
 		add("MaxLabelValues %d is negative", c.MaxLabelValues)
 	}
-	for _, h := range []struct {
-		name    string
-		buckets []float64
-	}{{"EventBuckets", c.EventBuckets}, {"LatencyBuckets", c.LatencyBuckets}, {"WaitBuckets", c.WaitBuckets}} {
-		if h.buckets != nil && len(h.buckets) == 0 {
-			add("%s is empty: leave it nil for the defaults", h.name)
-		}
-		for i, b := range h.buckets {
-			switch {
-			case math.IsNaN(b) || math.IsInf(b, 0):
-				add("%s[%d] is %v: bounds must be finite", h.name, i, b)
-			case i > 0 && b <= h.buckets[i-1]:
-				add("%s are not strictly increasing: %v after %v", h.name, b, h.buckets[i-1])
-			}
-		}
+	for _, msg := range slices.Concat(metricdef.CheckBuckets("EventBuckets", c.EventBuckets),
+		metricdef.CheckBuckets("LatencyBuckets", c.LatencyBuckets), metricdef.CheckBuckets("WaitBuckets", c.WaitBuckets)) {
+		add("%s", msg)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return target{}, err

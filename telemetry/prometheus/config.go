@@ -127,22 +127,25 @@ type Config struct {
 	// label names other than the metrics' own labels and "le".
 	ConstLabels prom.Labels
 
-	// EventBuckets are the bucket upper bounds, in seconds and strictly
-	// increasing, of event_duration_seconds. nil means
-	// [DefaultEventBuckets]. An empty non-nil slice means no classic
-	// buckets, which is valid only with native histograms.
+	// EventBuckets are the bucket upper bounds, in seconds, of
+	// event_duration_seconds: finite (not NaN or ±Inf: the +Inf bucket is
+	// implicit) and strictly increasing, as the other metrics publishers
+	// require. nil means [DefaultEventBuckets]. An empty non-nil slice means
+	// no classic buckets, which is valid only with native histograms.
 	EventBuckets []float64
 
-	// LatencyBuckets are the bucket upper bounds, in seconds and strictly
-	// increasing, of network_latency_seconds. nil means
-	// [DefaultLatencyBuckets]. An empty non-nil slice means no classic
-	// buckets, which is valid only with native histograms.
+	// LatencyBuckets are the bucket upper bounds, in seconds, of
+	// network_latency_seconds: finite (not NaN or ±Inf: the +Inf bucket is
+	// implicit) and strictly increasing, as the other metrics publishers
+	// require. nil means [DefaultLatencyBuckets]. An empty non-nil slice
+	// means no classic buckets, which is valid only with native histograms.
 	LatencyBuckets []float64
 
-	// WaitBuckets are the bucket upper bounds, in seconds and strictly
-	// increasing, of event_wait_seconds. nil means [DefaultWaitBuckets].
-	// An empty non-nil slice means no classic buckets, which is valid only
-	// with native histograms.
+	// WaitBuckets are the bucket upper bounds, in seconds, of
+	// event_wait_seconds: finite (not NaN or ±Inf: the +Inf bucket is
+	// implicit) and strictly increasing, as the other metrics publishers
+	// require. nil means [DefaultWaitBuckets]. An empty non-nil slice means
+	// no classic buckets, which is valid only with native histograms.
 	WaitBuckets []float64
 
 	// NativeHistogramBucketFactor, if greater than one, makes the three
@@ -262,15 +265,13 @@ func (c *Config) validate() error {
 		name    string
 		buckets []float64
 	}{{"EventBuckets", c.EventBuckets}, {"LatencyBuckets", c.LatencyBuckets}, {"WaitBuckets", c.WaitBuckets}} {
+		// The push publishers' check (metricdef.CheckBuckets), but for
+		// an empty slice, which here means no classic buckets.
 		if h.buckets != nil && len(h.buckets) == 0 && !native {
 			add("%s is empty, which is valid only with native histograms (NativeHistogramBucketFactor > 1)", h.name)
 		}
-		for i, b := range h.buckets {
-			if math.IsNaN(b) {
-				add("%s[%d] is NaN", h.name, i)
-			} else if i > 0 && b <= h.buckets[i-1] {
-				add("%s are not strictly increasing: %v after %v", h.name, b, h.buckets[i-1])
-			}
+		for _, msg := range metricdef.CheckBounds(h.name, h.buckets) {
+			add("%s", msg)
 		}
 	}
 	for name, value := range c.ConstLabels {

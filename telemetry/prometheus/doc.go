@@ -43,8 +43,11 @@
 // Config.ConstLabels adds fixed labels. The buckets are Config.EventBuckets
 // ([DefaultEventBuckets]: 1ms to 10min), Config.LatencyBuckets
 // ([DefaultLatencyBuckets]: 0.5ms to 1min) and Config.WaitBuckets
-// ([DefaultWaitBuckets]: 5ms to 1h); Config.NativeHistogramBucketFactor
-// adds native histograms, which a Prometheus server ingests only with
+// ([DefaultWaitBuckets]: 5ms to 1h), finite and strictly increasing bounds
+// as every metrics publisher of the module requires (the +Inf bucket is
+// implicit; an empty slice means no classic buckets, valid only with
+// native histograms); Config.NativeHistogramBucketFactor adds native
+// histograms, which a Prometheus server ingests only with
 // --enable-feature=native-histograms (before 3.8) or the
 // scrape_native_histograms setting (from 3.8 on; required from 3.9).
 //

@@ -461,6 +461,52 @@ func TestNewPublisherInvalidConfig(t *testing.T) {
 	}
 }
 
+// TestNewPublisherBucketBounds checks that the bucket bounds are refused
+// for what the push publishers refuse them for (metricdef.CheckBuckets),
+// with the same messages, and that an empty slice stays valid with native
+// histograms, the one exception of this package.
+func TestNewPublisherBucketBounds(t *testing.T) {
+	inf, nan := math.Inf(1), math.NaN()
+	tests := []struct {
+		name string
+		cfg  prometheus.Config
+		want string // "" for a valid Config
+	}{
+		{"+Inf", prometheus.Config{EventBuckets: []float64{1, inf}}, "prometheus: EventBuckets[1] is +Inf: bounds must be finite"},
+		{"+Inf alone", prometheus.Config{LatencyBuckets: []float64{inf}}, "prometheus: LatencyBuckets[0] is +Inf: bounds must be finite"},
+		{"-Inf", prometheus.Config{WaitBuckets: []float64{-inf, 1}}, "prometheus: WaitBuckets[0] is -Inf: bounds must be finite"},
+		{"+Inf with native histograms", prometheus.Config{NativeHistogramBucketFactor: 1.1, EventBuckets: []float64{1, inf}},
+			"prometheus: EventBuckets[1] is +Inf: bounds must be finite"},
+		{"NaN", prometheus.Config{LatencyBuckets: []float64{nan, 1}}, "prometheus: LatencyBuckets[0] is NaN: bounds must be finite"},
+		{"decreasing", prometheus.Config{EventBuckets: []float64{1, 0.5}}, "prometheus: EventBuckets are not strictly increasing: 0.5 after 1"},
+		{"duplicate", prometheus.Config{WaitBuckets: []float64{1, 1}}, "prometheus: WaitBuckets are not strictly increasing: 1 after 1"},
+		{"empty, classic only", prometheus.Config{LatencyBuckets: []float64{}},
+			"prometheus: LatencyBuckets is empty, which is valid only with native histograms (NativeHistogramBucketFactor > 1)"},
+		{"empty with native histograms", prometheus.Config{NativeHistogramBucketFactor: 1.1,
+			EventBuckets: []float64{}, LatencyBuckets: []float64{}, WaitBuckets: []float64{}}, ""},
+		{"finite and increasing", prometheus.Config{EventBuckets: []float64{-1, 0, 1e300}, LatencyBuckets: []float64{0.5},
+			WaitBuckets: []float64{1, 2}}, ""},
+		{"nil: the defaults", prometheus.Config{}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.Logger = quiet
+			tc.cfg.Registry = prom.NewRegistry() // not served: nothing listens
+			p, err := prometheus.NewPublisher(tc.cfg)
+			if err == nil {
+				p.Close(context.Background())
+			}
+			var got string
+			if err != nil {
+				got = err.Error()
+			}
+			if got != tc.want {
+				t.Errorf("got error %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestNewPublisherJoinsErrors(t *testing.T) {
 	_, err := prometheus.NewPublisher(prometheus.Config{Port: -1, MaxLabelValues: -1})
 	if err == nil || !strings.Contains(err.Error(), "port") || !strings.Contains(err.Error(), "MaxLabelValues") {

@@ -274,7 +274,12 @@ func hint(status int) string {
 type StatusError struct {
 	Op   string // what was attempted and where, such as "remote write to http://..."
 	Code int    // the HTTP status code
-	Body string // the start of the response body, for diagnosis
+	// Body is the start of the response body, for diagnosis: 512 bytes
+	// at most, on one line, control characters escaped. A longer body is
+	// cut and ends with a marker of its length, such as "… [truncated,
+	// 2048 bytes]", or "at least" a length when only part of it was
+	// counted (the first MiB, or up to a broken connection).
+	Body string
 }
 
 func statusError(op string, code int, body string) error {

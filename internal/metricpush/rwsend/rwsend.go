@@ -224,15 +224,31 @@ func (s *Sender) checkResponse(resp *http.Response, what string) metricpush.Resu
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		return metricpush.Result{Status: resp.StatusCode}
 	}
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, safetext.MaxBody))
-	// The rest is counted, so that the error says the body was cut.
-	rest, _ := io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	msg, err := io.ReadAll(io.LimitReader(resp.Body, safetext.MaxBody))
+	total, partial := len(msg), err != nil
+	if !partial {
+		// The rest is counted, up to maxCounted bytes in all and one
+		// more to see whether there is more, so that the error says how
+		// long the body was, or at least how long.
+		rest, err := io.Copy(io.Discard, io.LimitReader(resp.Body, maxCounted-int64(total)+1))
+		total += int(rest)
+		partial = err != nil || total > maxCounted
+	}
+	body := safetext.BodyStart(string(msg), total)
+	if partial {
+		body = safetext.BodyStartAtLeast(string(msg), total)
+	}
 	return metricpush.Result{
 		Status:     resp.StatusCode,
 		RetryAfter: retry.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
-		Err:        s.c.StatusError(what, resp.StatusCode, safetext.BodyStart(string(msg), len(msg)+int(rest))),
+		Err:        s.c.StatusError(what, resp.StatusCode, body),
 	}
 }
+
+// maxCounted is the most bytes of a rejection's body that checkResponse
+// reads, to count them: a longer body is "at least" this long, and a
+// receiver that answers with gigabytes costs us 1 MiB.
+const maxCounted = 1 << 20
 
 // Close does nothing: the Pusher releases the client's connections.
 func (s *Sender) Close(context.Context) error { return nil }
