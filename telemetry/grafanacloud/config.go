@@ -165,18 +165,18 @@ type Config struct {
 	// would mix. Empty means "<hostname>:<pid>", unique per process.
 	Instance string
 
-	// EventBuckets are the bucket upper bounds, in seconds and strictly
-	// increasing, of event_duration_seconds. nil means
+	// EventBuckets are the bucket upper bounds, in seconds, finite and
+	// strictly increasing, of event_duration_seconds. nil means
 	// [DefaultEventBuckets]; an empty non-nil slice is invalid.
 	EventBuckets []float64
 
-	// LatencyBuckets are the bucket upper bounds, in seconds and strictly
-	// increasing, of network_latency_seconds. nil means
+	// LatencyBuckets are the bucket upper bounds, in seconds, finite and
+	// strictly increasing, of network_latency_seconds. nil means
 	// [DefaultLatencyBuckets]; an empty non-nil slice is invalid.
 	LatencyBuckets []float64
 
-	// WaitBuckets are the bucket upper bounds, in seconds and strictly
-	// increasing, of event_wait_seconds. nil means
+	// WaitBuckets are the bucket upper bounds, in seconds, finite and
+	// strictly increasing, of event_wait_seconds. nil means
 	// [DefaultWaitBuckets]; an empty non-nil slice is invalid.
 	WaitBuckets []float64
 

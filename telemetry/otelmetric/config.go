@@ -57,19 +57,19 @@ type Config struct {
 	// global MeterProvider. Required.
 	MeterProvider metric.MeterProvider
 
-	// EventBuckets are the bucket boundaries, in seconds and strictly
-	// increasing, advised for event_duration_seconds (a View of the
+	// EventBuckets are the bucket boundaries, in seconds, finite and
+	// strictly increasing, advised for event_duration_seconds (a View of the
 	// MeterProvider may override them). nil means [DefaultEventBuckets];
 	// an empty non-nil slice is invalid.
 	EventBuckets []float64
 
-	// LatencyBuckets are the bucket boundaries, in seconds and strictly
-	// increasing, advised for network_latency_seconds. nil means
+	// LatencyBuckets are the bucket boundaries, in seconds, finite and
+	// strictly increasing, advised for network_latency_seconds. nil means
 	// [DefaultLatencyBuckets]; an empty non-nil slice is invalid.
 	LatencyBuckets []float64
 
-	// WaitBuckets are the bucket boundaries, in seconds and strictly
-	// increasing, advised for event_wait_seconds. nil means
+	// WaitBuckets are the bucket boundaries, in seconds, finite and
+	// strictly increasing, advised for event_wait_seconds. nil means
 	// [DefaultWaitBuckets]; an empty non-nil slice is invalid.
 	WaitBuckets []float64
 
