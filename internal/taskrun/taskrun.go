@@ -12,7 +12,8 @@ import (
 
 // MaxOverlapIDs is how many task ids derived from a task's id Start tries
 // for a run before it gives up: [OverlapID] and then the
-// [FurtherOverlapID]s 2 to MaxOverlapIDs.
+// [FurtherOverlapID]s 2 to MaxOverlapIDs. The package docs of
+// contrib/asynq and contrib/river name it ("#2#8"): change them with it.
 const MaxOverlapIDs = 8
 
 // Start records with rec the start of the run of the event name for
