@@ -59,7 +59,9 @@ rules have live data. It stops after D (then, if something is served,
 keeps serving until Ctrl-C), or at Ctrl-C; either way it prints the summary
 (the last rows of each list), writes the files and exits 0. The web view
 asks for the token of EVENTPIPELINE_UI_TOKEN when it is set, and refuses a
-non-loopback address without one.
+non-loopback address without one; behind a reverse proxy, give its address
+with --trusted-proxy, so that a guesser of the token does not lock out all
+the proxy's clients.
 
 Exit codes: 0 success, 1 runtime failure (unwritable output, a backend that
 cannot start, records a backend did not take, interrupted before the end of
@@ -82,6 +84,9 @@ type demoFlags struct {
 	ui string
 	// uiToken is the token the web view asks for (EVENTPIPELINE_UI_TOKEN).
 	uiToken telemetry.Secret
+	// uiProxies are the reverse proxies in front of the web view
+	// (--trusted-proxy, which needs --ui); nil for none.
+	uiProxies proxyList
 	// duration is how long the sample runs again and again (--duration);
 	// zero with --ui means until interrupted.
 	duration time.Duration
@@ -121,7 +126,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return errors.Join(err, d.stop(ctx, false))
 	}
 	if f.ui != "" {
-		if d.ui, err = startUI(f.ui, d.rec, f.uiToken, stderr); err != nil {
+		if d.ui, err = startUI(f.ui, d.rec, f.uiToken, f.uiProxies, stderr); err != nil {
 			return errors.Join(fmt.Errorf("--ui: %w", err), d.stop(ctx, false))
 		}
 	}
@@ -211,6 +216,7 @@ func parseDemoFlags(args []string, stdout io.Writer) (demoFlags, error) {
 	fs.StringVar(&f.ui, "ui", "", "serve the live web view of the telemetry at `HOST:PORT` (such as 127.0.0.1:8080;\n"+
 		listenHelp+")\n"+
 		"and run the sample again and again until Ctrl-C or --duration")
+	fs.Var(&f.uiProxies, "trusted-proxy", "`CIDR` of a reverse proxy in front of the web view (--ui) "+trustedProxyHelp)
 	fs.DurationVar(&f.duration, "duration", 0, "run the sample again and again, with varying latencies and failures, for this long\n"+
 		"(0 with --ui: until Ctrl-C)")
 	f.openBackends = registerBackends(fs)
@@ -233,6 +239,9 @@ func parseDemoFlags(args []string, stdout io.Writer) (demoFlags, error) {
 		return f, usagef("--close-timeout must be positive, got %v", f.closeTimeout)
 	case f.duration < 0:
 		return f, usagef("--duration must not be negative, got %v", f.duration)
+	}
+	if len(f.uiProxies) > 0 && f.ui == "" {
+		return f, usagef("--trusted-proxy needs --ui: it names the reverse proxies in front of the web view")
 	}
 	if f.ui != "" {
 		if f.ui, err = listenAddr("ui", f.ui); err != nil {

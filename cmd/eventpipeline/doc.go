@@ -5,9 +5,10 @@
 // Usage:
 //
 //	eventpipeline demo [--out-dir DIR] [--slow 200ms] [--quiet] [--worker HOST:PORT] [--close-timeout 10s]
-//	                   [--ui HOST:PORT] [--duration D] [backend flags]
+//	                   [--ui HOST:PORT [--trusted-proxy CIDR]...] [--duration D] [backend flags]
 //	eventpipeline report [--failed] [--slow DURATION] [--retries] [--failed-network] [--slow-network DURATION] [--json] FILE
-//	eventpipeline worker [--addr 127.0.0.1:8700] [--tls-cert FILE --tls-key FILE] [--client-ca FILE] [--otlp URL]
+//	eventpipeline worker [--addr 127.0.0.1:8700] [--tls-cert FILE --tls-key FILE] [--client-ca FILE]
+//	                     [--trusted-proxy CIDR]... [--otlp URL]
 //	eventpipeline help [COMMAND]
 //
 // From a clone, go run ./cmd/eventpipeline demo runs the demo with nothing
@@ -39,6 +40,9 @@
 //	                         demo closes them (default 10s, counted from then)
 //	--ui HOST:PORT           serve the live web view (package
 //	                         telemetry/webview) there, and keep running
+//	--trusted-proxy CIDR     a reverse proxy in front of the web view, whose
+//	                         X-Forwarded-For header is believed (see
+//	                         "Behind a reverse proxy"); needs --ui
 //	--duration D             keep running for D
 //
 // Each file is written to a hidden temporary file in the output directory,
@@ -93,6 +97,26 @@
 // token (exit 2). With a token there, it warns that the token and the
 // session cookie travel in clear text: put a reverse proxy that serves
 // HTTPS in front.
+//
+// # Behind a reverse proxy
+//
+// The web view and the worker check at most 10 wrong tokens a minute from
+// each client address, and answer 429 beyond (see packages
+// telemetry/webview and pipeline). Behind a reverse proxy every request
+// comes from the proxy's address, so that a guesser would lock out all its
+// clients. demo --trusted-proxy (for --ui) and worker --trusted-proxy name
+// the proxies (webview.Config.TrustedProxies and
+// pipeline.WorkerConfig.TrustedProxies): a request that comes from one of
+// them counts its wrong tokens against the rightmost address of its
+// X-Forwarded-For header that is not a trusted proxy (the entries left of
+// it could be forged), so the proxy must append the address that reached
+// it (as nginx's $proxy_add_x_forwarded_for, Caddy and HAProxy's option
+// forwardfor do). The header is read for nothing else, and never from
+// another address. The flag may be repeated; its value is a CIDR prefix
+// (10.0.0.0/8, fd00::/8) or an IP address, which means that address only
+// (/32 or /128). A bad value is a usage error (exit 2), as is
+// --trusted-proxy without --ui for demo. Trust no address that clients
+// could connect from: a program there could name any client.
 //
 // # Addresses
 //
@@ -217,6 +241,11 @@
 //	--tls-cert FILE    serve HTTPS with this certificate...
 //	--tls-key FILE     ...and this key
 //	--client-ca FILE   require client certificates signed by these authorities
+//	--trusted-proxy CIDR
+//	                   a reverse proxy in front of the worker, whose
+//	                   X-Forwarded-For header is believed for the budget of
+//	                   wrong tokens (see "Behind a reverse proxy"); may be
+//	                   repeated
 //	--otlp URL         record and trace each event the worker runs (a child of
 //	                   the caller's span) and push the metrics and spans
 //	                   over OTLP/HTTP to the collector at this base URL, as
@@ -246,8 +275,9 @@
 //	   files), a demo interrupted before its summary
 //	2  usage error: unknown command or flag, bad flag value (such as
 //	   --slow soon, a negative duration, --close-timeout 0, --worker without
-//	   a port), missing or extra argument, a worker or the web view asked to
-//	   listen on a non-loopback address without authentication
+//	   a port, --trusted-proxy 10.0.0.0/33), missing or extra argument, a
+//	   worker or the web view asked to listen on a non-loopback address
+//	   without authentication
 //
 // Errors go to stderr as "eventpipeline COMMAND: message"; usage errors are
 // followed by a pointer to --help.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -60,4 +61,50 @@ func isLoopbackHost(host string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.IsLoopback()
+}
+
+// trustedProxyHelp is what the help of each --trusted-proxy flag says
+// about its value, after naming the server it is for.
+const trustedProxyHelp = "whose X-Forwarded-For header names the client, for the budget of wrong tokens only:\n" +
+	"an IP address (that address only) or a CIDR prefix such as 10.0.0.0/8; may be repeated; trust no address clients connect from"
+
+// A proxyList is the value of a --trusted-proxy flag, which may be given
+// more than once: the prefixes of the reverse proxies in front of a
+// server whose X-Forwarded-For header it believes (the TrustedProxies of
+// pipeline.WorkerConfig and webview.Config). Its zero value is empty.
+type proxyList []netip.Prefix
+
+// String returns the prefixes, separated by commas.
+func (p *proxyList) String() string {
+	if p == nil {
+		return ""
+	}
+	s := make([]string, len(*p))
+	for i, pr := range *p {
+		s[i] = pr.String()
+	}
+	return strings.Join(s, ",")
+}
+
+// Set adds the prefix of v to p: v is a CIDR prefix, whose bits beyond its
+// length are dropped (10.1.2.3/8 is 10.0.0.0/8), or an IP address, which
+// means that address only (/32 for IPv4, /128 for IPv6). An address with
+// an IPv6 zone is refused.
+func (p *proxyList) Set(v string) error {
+	var pr netip.Prefix
+	if strings.Contains(v, "/") {
+		var err error
+		if pr, err = netip.ParsePrefix(v); err != nil {
+			return errors.New("want an IP address or a CIDR prefix such as 10.0.0.0/8 or fd00::/8")
+		}
+		pr = pr.Masked()
+	} else {
+		a, err := netip.ParseAddr(v)
+		if err != nil || a.Zone() != "" {
+			return errors.New("want an IP address (without a zone) or a CIDR prefix such as 10.0.0.0/8")
+		}
+		pr = netip.PrefixFrom(a, a.BitLen())
+	}
+	*p = append(*p, pr)
+	return nil
 }

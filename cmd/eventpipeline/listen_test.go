@@ -105,7 +105,7 @@ func TestUIListenWarning(t *testing.T) {
 	t.Cleanup(func() { rec.Close(context.Background()) })
 	for _, tc := range listenCases {
 		var b syncBuffer
-		u, err := startUI(tc.addr, rec, telemetry.NewSecret("t0ken"), &b)
+		u, err := startUI(tc.addr, rec, telemetry.NewSecret("t0ken"), nil, &b)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"time"
 
@@ -32,10 +33,12 @@ type uiServer struct {
 }
 
 // startUI attaches a web view to rec and serves it on addr, asking for
-// token if it is not zero. Problems of the server go to errOut.
-func startUI(addr string, rec *telemetry.Recorder, token telemetry.Secret, errOut io.Writer) (*uiServer, error) {
+// token if it is not zero, and believing the X-Forwarded-For header of
+// requests from proxies (webview.Config.TrustedProxies). Problems of the
+// server go to errOut.
+func startUI(addr string, rec *telemetry.Recorder, token telemetry.Secret, proxies []netip.Prefix, errOut io.Writer) (*uiServer, error) {
 	logger := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	view, err := webview.New(rec, webview.Config{Token: token, Logger: logger})
+	view, err := webview.New(rec, webview.Config{Token: token, Logger: logger, TrustedProxies: proxies})
 	if err != nil {
 		return nil, err
 	}

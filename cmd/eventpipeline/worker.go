@@ -38,7 +38,11 @@ sends it from the same variable); with --client-ca, every client must
 present a certificate signed by that CA. A request without valid
 credentials gets 401. The worker refuses to listen on an address other than
 localhost or a loopback IP without one of them. Use --tls-cert and
---tls-key so that the token does not travel in clear text.
+--tls-key so that the token does not travel in clear text. At most 10 wrong
+tokens a minute are checked from each client address (429 beyond): behind a
+reverse proxy, give its address with --trusted-proxy so that each client is
+known by the X-Forwarded-For the proxy appends, and a guesser does not lock
+out all the proxy's clients.
 
 Limits: request bodies of at most 1 MiB and inputs of at most 10,000 JSON
 values (413 beyond), 32 requests at once (503 beyond), 1 minute per event;
@@ -71,6 +75,8 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	certFile := fs.String("tls-cert", "", "serve HTTPS with the certificate (chain) of this PEM `FILE`; needs --tls-key")
 	keyFile := fs.String("tls-key", "", "private key (PEM `FILE`) of --tls-cert")
 	caFile := fs.String("client-ca", "", "ask every client for a certificate signed by a CA of this PEM `FILE`; needs --tls-cert")
+	var proxies proxyList
+	fs.Var(&proxies, "trusted-proxy", "`CIDR` of a reverse proxy in front of the worker "+trustedProxyHelp)
 	var otlpF otlpFlags
 	otlpF.register(fs, "the worker's")
 	fs.Usage = func() {
@@ -99,7 +105,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return usagef("refusing to listen on %s without authentication: anyone who reaches it could run the worker's events; "+
 			"set %s to a shared token (and use --tls-cert/--tls-key), or use --client-ca, or listen on a loopback address", *addr, workerTokenEnv)
 	}
-	cfg := pipeline.WorkerConfig{Token: token, Logger: slog.New(slog.NewTextHandler(stderr, nil))}
+	cfg := pipeline.WorkerConfig{Token: token, TrustedProxies: proxies, Logger: slog.New(slog.NewTextHandler(stderr, nil))}
 	if *certFile != "" {
 		if cfg.TLS, err = serverTLS(*certFile, *keyFile, *caFile); err != nil {
 			return err

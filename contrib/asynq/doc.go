@@ -46,6 +46,11 @@
 // pending, it is recorded under the task id followed by "#" and its
 // attempt number (the retry count plus one), such as "<task id>#2", so that
 // both runs are recorded; asynq's task id stays the span's message id.
+// Should a run be pending under that id too (a task whose own id, chosen
+// with asynq.TaskID, is "<task id>#2"), the new attempt takes the first
+// of "<task id>#2#2", "<task id>#2#3", and so on up to "<task id>#2#8",
+// that no pending run has; only if all of them are pending is it refused
+// (and counted by [Middleware.Failures]).
 //
 // The queue has no field in a record: it is an attribute of the run's
 // span, and Config.EventName may put it into the event name.

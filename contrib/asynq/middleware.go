@@ -79,8 +79,9 @@ var systemAsynq = semconv.MessagingSystemKey.String("asynq")
 //
 // An attempt that starts while an earlier run of its task is still
 // pending in this process (a handler that outlived its deadline) is
-// recorded under the task id followed by "#" and its attempt number, as
-// the package doc says.
+// recorded under the task id followed by "#" and its attempt number (or,
+// if a run is pending under that id too, under a further one with "#2",
+// "#3", ... added), as the package doc says.
 //
 // Recording never fails a task: errors of the Recorder (a closed
 // Recorder, say) are counted ([Middleware.Failures],

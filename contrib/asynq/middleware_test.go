@@ -581,6 +581,68 @@ func TestOverlappingDelivery(t *testing.T) {
 	}
 }
 
+// TestOverlappingDeliveryCollision is TestOverlappingDelivery with a
+// task of the user's own whose id, chosen with asynq.TaskID, is the one
+// the retry would take ("coll#2"), still running when the retry starts:
+// the retry is recorded under "coll#2#2", and the Middleware refuses
+// nothing.
+func TestOverlappingDeliveryCollision(t *testing.T) {
+	redis := testutil.StartRedis(t)
+	opt := asynq.RedisClientOpt{Addr: redis.Addr}
+	rec := newRecorder(t)
+	mw := epasynq.NewMiddleware(epasynq.Config{Recorder: rec})
+	blocking, retryDone := make(chan struct{}), make(chan struct{})
+	mux := asynq.NewServeMux()
+	mux.Use(mw.Wrap)
+	mux.HandleFunc("blocker", func(context.Context, *asynq.Task) error {
+		close(blocking)
+		<-retryDone
+		return nil
+	})
+	mux.HandleFunc("stubborn", func(ctx context.Context, _ *asynq.Task) error {
+		if n, _ := asynq.GetRetryCount(ctx); n > 0 {
+			close(retryDone)
+			return nil
+		}
+		select {
+		case <-retryDone:
+		case <-time.After(pollTimeout):
+		}
+		return errors.New("first attempt, too late")
+	})
+	startServer(t, redis.Addr, mux)
+	client, err := epasynq.NewClient(opt, epasynq.Config{Recorder: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	if _, err := client.Enqueue(context.Background(), asynq.NewTask("blocker", nil), asynq.TaskID("coll#2")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-blocking:
+	case <-time.After(pollTimeout):
+		t.Fatal("the task coll#2 did not start")
+	}
+	if _, err := client.Enqueue(context.Background(), asynq.NewTask("stubborn", nil), asynq.TaskID("coll"), asynq.MaxRetry(1), asynq.Timeout(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	waitRuns(t, rec, map[string]int{"coll": 1, "coll#2": 1, "coll#2#2": 1})
+	first, user, retry := runsOf(rec, "coll")[0], runsOf(rec, "coll#2")[0], runsOf(rec, "coll#2#2")[0]
+	if first.Status != telemetry.StatusFailed || first.RetryCount != 0 {
+		t.Errorf("first attempt: got a %s run with %d retries, want a failed one with 0", first.Status, first.RetryCount)
+	}
+	if retry.Status != telemetry.StatusCompleted || retry.RetryCount != 1 || retry.EventName != first.EventName {
+		t.Errorf("retry: got a %s run of %q with %d retries, want a completed run of %q with 1", retry.Status, retry.EventName, retry.RetryCount, first.EventName)
+	}
+	if user.Status != telemetry.StatusCompleted || user.RetryCount != 0 || user.EventName == first.EventName {
+		t.Errorf("task coll#2: got a %s run of %q with %d retries, want a completed run of the blocker with 0", user.Status, user.EventName, user.RetryCount)
+	}
+	if mw.Failures() != 0 {
+		t.Errorf("got %d refused recordings, want 0: %v", mw.Failures(), mw.Err())
+	}
+}
+
 // TestEventNamePanicsLeavesNoSpan checks that a Config.EventName that
 // panics starts no span that nothing would end: the panic goes on to
 // asynq, nothing is recorded, and every span started has ended.

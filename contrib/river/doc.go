@@ -45,7 +45,11 @@
 // the new attempt starts in the same process while the earlier one is
 // still pending, it is recorded under the job id followed by "#" and its
 // attempt number, such as "42#2", so that both are recorded; the job id
-// stays the span's message id.
+// stays the span's message id. Should a run be pending under that id too
+// (other code recording into the same Recorder under "42#2"), the new
+// attempt takes the first of "42#2#2", "42#2#3", and so on up to
+// "42#2#8", that no pending run has; only if all of them are pending is
+// it refused (and counted by [Middleware.Failures]).
 //
 // # Wait in the queue
 //

@@ -112,7 +112,9 @@ type Config struct {
 //
 // An attempt that starts while an earlier attempt of its job is still
 // pending in this process is recorded under the job id followed by "#"
-// and its attempt number, as the package doc says.
+// and its attempt number (or, if a run is pending under that id too,
+// under a further one with "#2", "#3", ... added), as the package doc
+// says.
 //
 // Recording never fails a job: errors of the Recorder are counted
 // ([Middleware.Failures], [Middleware.Err]). A Middleware is safe for

@@ -550,6 +550,48 @@ func TestOverlappingAttempt(t *testing.T) {
 	}
 }
 
+// TestOverlappingAttemptCollision is TestOverlappingAttempt with a run
+// of other code pending in the same Recorder under the id the second
+// attempt would take ("7#2"): the attempt is recorded under "7#2#2", the
+// other run is left alone, and the Middleware refuses nothing.
+func TestOverlappingAttemptCollision(t *testing.T) {
+	rec := newRecorder(t)
+	if err := rec.StartEvent("other", "7#2"); err != nil {
+		t.Fatal(err)
+	}
+	mw := epriver.NewMiddleware(epriver.Config{Recorder: rec})
+	first, second := benchJob(7), benchJob(7)
+	second.Attempt = 2
+	firstStarted, release, done := make(chan struct{}), make(chan struct{}), make(chan error)
+	go func() {
+		done <- mw.Work(context.Background(), first, func(context.Context) error {
+			close(firstStarted)
+			<-release
+			return errors.New("stuck")
+		})
+	}()
+	<-firstStarted
+	if err := mw.Work(context.Background(), second, func(context.Context) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	<-done
+	m1, ok1 := rec.Metrics("7")
+	m2, ok2 := rec.Metrics("7#2#2")
+	if !ok1 || m1.Status != telemetry.StatusFailed || m1.RetryCount != 0 {
+		t.Errorf("first attempt: got %+v, %v; want a failed run with 0 retries", m1, ok1)
+	}
+	if !ok2 || m2.Status != telemetry.StatusCompleted || m2.RetryCount != 1 || m2.EventName != m1.EventName {
+		t.Errorf("second attempt: got %+v, %v; want a completed run of %q with 1 retry", m2, ok2, m1.EventName)
+	}
+	if m, ok := rec.Metrics("7#2"); !ok || m.Status != telemetry.StatusPending || m.EventName != "other" {
+		t.Errorf("the other run: got %+v, %v; want it pending, as it was", m, ok)
+	}
+	if mw.Failures() != 0 {
+		t.Errorf("got %d refused recordings, want 0: %v", mw.Failures(), mw.Err())
+	}
+}
+
 // TestEventNamePanicsLeavesNoSpan checks that a Config.EventName that
 // panics starts no span that nothing would end: the panic goes on to
 // River, nothing is recorded, and every span started has ended.
