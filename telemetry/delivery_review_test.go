@@ -1,0 +1,57 @@
+package telemetry_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/eventpipeline/eventpipeline/telemetry"
+)
+
+// slowFlusher is a memPublisher whose Flush signals entered, then waits
+// until its ctx ends: a publisher that honours its ctx, with a flush that
+// takes long (a backend that is down).
+type slowFlusher struct {
+	memPublisher
+	entered chan struct{}
+}
+
+func (p *slowFlusher) Flush(ctx context.Context) error {
+	close(p.entered)
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// A Flush whose ctx never ends, in progress in the publisher's Flush, must
+// not keep Close from returning when Close's ctx ends: the publisher's
+// Flush is cut short as a publish call is.
+func TestCloseCutsShortAFlushInProgress(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := &slowFlusher{entered: make(chan struct{})}
+		r, err := telemetry.NewRecorder(telemetry.WithPublishers(p), telemetry.WithLogger(quiet))
+		must(t, err)
+		record(t, r, "t", 3)
+		flushed := make(chan error, 1)
+		go func() { flushed <- r.Flush(context.Background()) }()
+		<-p.entered
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := r.Close(ctx); err != context.DeadlineExceeded {
+			t.Errorf("Close: got %v, want context.DeadlineExceeded", err)
+		}
+		if d := time.Since(start); d != time.Second {
+			t.Errorf("Close returned after %v, want at its 1s deadline", d)
+		}
+		// The Flush that Close cut short says the Recorder was closed,
+		// not that a ctx of its caller ended.
+		if err := <-flushed; !errors.Is(err, telemetry.ErrClosed) {
+			t.Errorf("Flush cut short by Close: got %v, want ErrClosed", err)
+		}
+		if s := r.PublisherStats()[0]; s.Published != 6 || s.Queued != 0 || s.Dropped() != 0 {
+			t.Errorf("after Close: got %+v, want the 6 records published before the flush", s)
+		}
+	})
+}
