@@ -694,7 +694,10 @@ func (o *outlet) flush(ctx context.Context) error {
 		select {
 		case o.flushes <- req:
 		case <-o.done:
-			return nil // the worker has exited: nothing is left to deliver
+			// Close stopped the worker before it took the request: the
+			// publisher did not flush for it, and Close may have dropped
+			// what it waited for.
+			return ErrClosed
 		case <-ctx.Done():
 			return ctx.Err()
 		}

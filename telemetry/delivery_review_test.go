@@ -55,3 +55,34 @@ func TestCloseCutsShortAFlushInProgress(t *testing.T) {
 		}
 	})
 }
+
+// A Flush that Close overtakes, before the worker took its request, does
+// not report success: the records it waited for were dropped by Close (its
+// ctx ended) and the publisher did not flush for it.
+func TestFlushOvertakenByCloseReturnsErrClosed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := &memPublisher{block: make(chan struct{})}
+		r, err := telemetry.NewRecorder(telemetry.WithPublishers(p), telemetry.WithLogger(quiet),
+			telemetry.WithPublishTimeout(time.Hour))
+		must(t, err)
+		record(t, r, "t", 3)
+		synctest.Wait() // the worker holds a record, in a call that waits for p.block
+		flushed := make(chan error, 1)
+		go func() { flushed <- r.Flush(context.Background()) }()
+		synctest.Wait() // the Flush waits for the worker to take its request
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := r.Close(ctx); err != context.DeadlineExceeded {
+			t.Errorf("Close: got %v, want context.DeadlineExceeded", err)
+		}
+		if err := <-flushed; !errors.Is(err, telemetry.ErrClosed) {
+			t.Errorf("Flush overtaken by Close: got %v, want ErrClosed", err)
+		}
+		if s := r.PublisherStats()[0]; s.DroppedClosed != 6 || s.Published != 0 || s.Queued != 0 {
+			t.Errorf("after Close: got %+v, want the 6 records dropped as closed before delivery", s)
+		}
+		if p.flushes != 0 {
+			t.Errorf("the publisher flushed %d times, want 0", p.flushes)
+		}
+	})
+}
