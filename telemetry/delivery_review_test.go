@@ -3,6 +3,7 @@ package telemetry_test
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -83,6 +84,56 @@ func TestFlushOvertakenByCloseReturnsErrClosed(t *testing.T) {
 		}
 		if p.flushes != 0 {
 			t.Errorf("the publisher flushed %d times, want 0", p.flushes)
+		}
+	})
+}
+
+// stubbornPublisher ignores its ctx: each call waits until release is
+// closed.
+type stubbornPublisher struct {
+	release chan struct{}
+	calls   atomic.Int32
+}
+
+func (p *stubbornPublisher) publish() error {
+	p.calls.Add(1)
+	<-p.release
+	return nil
+}
+
+func (p *stubbornPublisher) PublishEventMetrics(context.Context, telemetry.EventMetrics) error {
+	return p.publish()
+}
+
+func (p *stubbornPublisher) PublishNetworkMetrics(context.Context, telemetry.NetworkMetrics) error {
+	return p.publish()
+}
+
+// A publisher that ignores its ctx (and so breaks the Publisher contract)
+// holds Close up until it returns, as Recorder.Close documents: Close then
+// returns ctx.Err(), with the call that returned counted as it ended and
+// everything else dropped as closed before delivery, and no other call
+// made after Close's ctx ended.
+func TestCloseWaitsForAPublisherThatIgnoresItsContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := &stubbornPublisher{release: make(chan struct{})}
+		r, err := telemetry.NewRecorder(telemetry.WithPublishers(p), telemetry.WithLogger(quiet))
+		must(t, err)
+		record(t, r, "t", 5)
+		synctest.Wait()
+		start := time.Now()
+		time.AfterFunc(10*time.Second, func() { close(p.release) })
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := r.Close(ctx); err != context.DeadlineExceeded {
+			t.Errorf("Close: got %v, want context.DeadlineExceeded", err)
+		}
+		if d := time.Since(start); d != 10*time.Second {
+			t.Errorf("Close returned after %v, want when the publisher returned, after 10s", d)
+		}
+		s := r.PublisherStats()[0]
+		if s.Published != 1 || s.DroppedClosed != 9 || s.Queued != 0 || p.calls.Load() != 1 {
+			t.Errorf("after Close: got %+v and %d calls, want 1 call, its record published, and 9 dropped", s, p.calls.Load())
 		}
 	})
 }
