@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
 // TestReportHandWrittenHostileFile runs `report` on a JSON-lines file that
@@ -48,5 +52,34 @@ func TestReportHandWrittenHostileFile(t *testing.T) {
 				t.Errorf("--json is not valid JSON:\n%s", out)
 			}
 		})
+	}
+}
+
+// hostileCloser is a publisher whose Close fails with a text that a
+// server could have sent.
+type hostileCloser struct{}
+
+func (hostileCloser) PublishEventMetrics(context.Context, telemetry.EventMetrics) error { return nil }
+
+func (hostileCloser) PublishNetworkMetrics(context.Context, telemetry.NetworkMetrics) error {
+	return nil
+}
+
+func (hostileCloser) Close(context.Context) error {
+	return errors.New("server says: \x1b[2J\u202e\nforged line")
+}
+
+// TestWorkerCloseErrorEscaped: the worker's report of its last push
+// failing is one line, escaped, as every error the command prints.
+func TestWorkerCloseErrorEscaped(t *testing.T) {
+	rec, err := telemetry.NewRecorder(telemetry.WithPublishers(hostileCloser{}), telemetry.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errOut bytes.Buffer
+	closeWorkerRecorder(rec, &errOut)
+	got := errOut.String()
+	if strings.ContainsAny(got, "\x1b\u202e") || strings.Count(got, "\n") != 1 || !strings.Contains(got, `\x1b[2J\u202e\nforged line`) {
+		t.Errorf("got %q, want one line with the error's text escaped", got)
 	}
 }
