@@ -3,6 +3,8 @@ package telemetry_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -134,6 +136,53 @@ func TestCloseWaitsForAPublisherThatIgnoresItsContext(t *testing.T) {
 		s := r.PublisherStats()[0]
 		if s.Published != 1 || s.DroppedClosed != 9 || s.Queued != 0 || p.calls.Load() != 1 {
 			t.Errorf("after Close: got %+v and %d calls, want 1 call, its record published, and 9 dropped", s, p.calls.Load())
+		}
+	})
+}
+
+// slowBatchPublisher is a batchPublisher whose calls take 1ms.
+type slowBatchPublisher struct{ batchPublisher }
+
+func (p *slowBatchPublisher) PublishBatch(ctx context.Context, b *telemetry.Batch) error {
+	time.Sleep(time.Millisecond)
+	return p.batchPublisher.PublishBatch(ctx, b)
+}
+
+// TestFlushAndCloseConcurrentSafe: Flushes from many goroutines, while
+// records are made and Close runs, each return nil or ErrClosed, and
+// after Close every record is published.
+func TestFlushAndCloseConcurrentSafe(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := &slowBatchPublisher{}
+		r, err := telemetry.NewRecorder(telemetry.WithPublishers(p), telemetry.WithLogger(quiet))
+		must(t, err)
+		var wg sync.WaitGroup
+		var recorded, closedFlushes atomic.Int64
+		for g := range 8 {
+			wg.Go(func() {
+				for i := range 20 {
+					id := fmt.Sprint("g", g, "-", i)
+					if r.StartEvent("e", id) == nil && r.EndEvent(id, nil) == nil {
+						recorded.Add(1)
+					}
+					if err := r.Flush(context.Background()); errors.Is(err, telemetry.ErrClosed) {
+						closedFlushes.Add(1)
+					} else if err != nil {
+						t.Errorf("Flush: got %v, want nil or ErrClosed", err)
+					}
+				}
+			})
+		}
+		time.Sleep(5 * time.Millisecond)
+		if err := r.Close(context.Background()); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		wg.Wait()
+		t.Logf("%d records, %d Flushes returned ErrClosed", recorded.Load(), closedFlushes.Load())
+		s := r.PublisherStats()[0]
+		events, _, _ := p.counts()
+		if int64(s.Published) != recorded.Load() || int64(events) != recorded.Load() || s.Dropped() != 0 || s.Queued != 0 {
+			t.Errorf("after Close: got %+v and %d records published, want the %d recorded", s, events, recorded.Load())
 		}
 	})
 }
