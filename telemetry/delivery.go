@@ -367,7 +367,7 @@ func (o *outlet) run(b Batch, flushes []*flushRequest) {
 			var err error
 			if fl, ok := o.pub.(Flusher); ok {
 				flushing = f
-				err = o.contained(func() error { return fl.Flush(f.ctx) })
+				err = o.flushPublisher(f.ctx, fl)
 				flushing = nil
 			}
 			f.done <- err
@@ -665,6 +665,22 @@ func (o *outlet) contained(f func() error) (err error) {
 	return err
 }
 
+// flushPublisher calls fl.Flush, the publisher's, for a Flush with ctx,
+// under a ctx that abort ends too: Close, when its own ctx ends, cuts a
+// flush in progress short as it does a publish attempt, whatever the ctx
+// of the Flush that asked for it. A flush that Close cut short returns
+// ErrClosed.
+func (o *outlet) flushPublisher(ctx context.Context, fl Flusher) error {
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(o.ctx, cancel)()
+	err := o.contained(func() error { return fl.Flush(fctx) })
+	if err != nil && ctx.Err() == nil && o.ctx.Err() != nil {
+		return ErrClosed
+	}
+	return err
+}
+
 // flush asks the worker to deliver every record queued so far, then to
 // flush the publisher, and waits for that or for ctx.
 func (o *outlet) flush(ctx context.Context) error {
@@ -678,7 +694,10 @@ func (o *outlet) flush(ctx context.Context) error {
 		select {
 		case o.flushes <- req:
 		case <-o.done:
-			return nil // the worker has exited: nothing is left to deliver
+			// Close stopped the worker before it took the request: the
+			// publisher did not flush for it, and Close may have dropped
+			// what it waited for.
+			return ErrClosed
 		case <-ctx.Done():
 			return ctx.Err()
 		}

@@ -271,8 +271,9 @@ func writeJSON(w io.Writer, rs *records, s sections) error {
 }
 
 // escapeJSON returns the JSON document b with every character that
-// printable escapes and encoding/json leaves raw (the C1 and bidirectional
-// controls) written as a \uXXXX escape, so that the document, decoded, is
+// printable escapes and encoding/json leaves raw (DEL, the C1 controls,
+// the format characters such as the bidirectional controls) written as a
+// \uXXXX escape, so that the document, decoded, is
 // the same, and shown on a terminal, is inert. Such characters can only
 // occur inside strings, where the escape means the same character.
 func escapeJSON(b []byte) []byte {
@@ -280,7 +281,7 @@ func escapeJSON(b []byte) []byte {
 	last := 0
 	for i := 0; i < len(b); {
 		r, w := utf8.DecodeRune(b[i:])
-		if r >= 0x80 && safetext.Hidden(r, w, false) && !(r == utf8.RuneError && w == 1) {
+		if (r == 0x7f || r >= 0x80) && safetext.Hidden(r, w, false) && !(r == utf8.RuneError && w == 1) {
 			out = append(out, b[last:i]...)
 			out = fmt.Appendf(out, `\u%04x`, r)
 			last = i + w

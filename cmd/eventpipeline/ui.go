@@ -70,7 +70,7 @@ func startUI(addr string, rec *telemetry.Recorder, token telemetry.Secret, proxi
 	go func() {
 		defer close(u.done)
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			fmt.Fprintf(errOut, "eventpipeline demo: web view: %v\n", err)
+			fmt.Fprintf(errOut, "eventpipeline demo: web view: %s\n", printable(err.Error()))
 		}
 	}()
 	return u, nil

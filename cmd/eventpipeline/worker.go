@@ -182,7 +182,8 @@ func closeWorkerRecorder(rec *telemetry.Recorder, errOut io.Writer) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := rec.Close(ctx); err != nil {
-		fmt.Fprintf(errOut, "eventpipeline worker: last push of the metrics: %v\n", err)
+		// The error may quote a server's answer: escaped, on one line.
+		fmt.Fprintf(errOut, "eventpipeline worker: last push of the metrics: %s\n", printable(err.Error()))
 	}
 }
 
@@ -217,7 +218,7 @@ func serveWorkerWith(ln net.Listener, cfg pipeline.WorkerConfig, events []pipeli
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if err := w.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			fmt.Fprintf(errOut, "eventpipeline worker: %v\n", err)
+			fmt.Fprintf(errOut, "eventpipeline worker: %s\n", printable(err.Error()))
 		}
 	})
 	return func() {

@@ -234,10 +234,17 @@ func (h *Handler) runPage(r *http.Request, d *pageData) int {
 		d.Problem = "Give a task id."
 		return http.StatusBadRequest
 	}
+	// Read from the Recorder, whose texts have any length: cut as the
+	// view's own copies are (see collector), so that a long name cannot
+	// make the page as long.
 	if m, ok := h.rec.Metrics(d.TaskID); ok {
+		m.EventName, m.TaskID, m.PipelineID = clip(m.EventName, maxName), clip(m.TaskID, maxName), clip(m.PipelineID, maxName)
+		m.Error = clip(m.Error, maxErrorText)
 		d.Run = &m
 	}
 	if m, ok := h.rec.Network().Metrics(d.TaskID); ok {
+		m.TaskID, m.Host, m.Operation = clip(m.TaskID, maxName), clip(m.Host, maxName), clip(m.Operation, maxName)
+		m.Error = clip(m.Error, maxErrorText)
 		d.Ops = []telemetry.NetworkMetrics{m}
 	}
 	// The operations a run made, as package pipeline names them: the run's
