@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+
+	"github.com/eventpipeline/eventpipeline/internal/safetext"
 )
 
 // Errors returned for bad input and bad state. Each is wrapped in a
@@ -65,9 +67,16 @@ type TaskError struct {
 }
 
 // Error returns a message of the form `telemetry: end event "t1": task was never started`.
+// A task id longer than 256 bytes is quoted cut, with its length
+// (`"t1t1…… [truncated, 1048576 bytes]"`), so that a long id does not make
+// a long message; TaskID keeps it whole.
 func (e *TaskError) Error() string {
-	return "telemetry: " + e.Op + " " + strconv.Quote(e.TaskID) + ": " + reason(e.Err)
+	return "telemetry: " + e.Op + " " + strconv.Quote(safetext.Cut(e.TaskID, maxQuotedTaskID)) + ": " + reason(e.Err)
 }
+
+// maxQuotedTaskID is the most bytes of a task id that a TaskError's
+// message quotes.
+const maxQuotedTaskID = 256
 
 // Unwrap returns e.Err.
 func (e *TaskError) Unwrap() error { return e.Err }

@@ -584,3 +584,24 @@ func TestErrorTypesWithoutCause(t *testing.T) {
 		})
 	}
 }
+
+// TestTaskErrorLongTaskID checks that a refusal's message quotes at most
+// the start of a long task id, with its length, so that a caller's 1 MiB
+// task id does not make a 1 MiB error text in every log line that
+// prints it; the TaskID field keeps it whole.
+func TestTaskErrorLongTaskID(t *testing.T) {
+	r := newRecorder(t)
+	id := strings.Repeat("é", 1<<19) // 1 MiB
+	err := r.EndEvent(id, nil)
+	var te *telemetry.TaskError
+	if !errors.As(err, &te) || te.TaskID != id || !errors.Is(err, telemetry.ErrNotStarted) {
+		t.Fatalf("got %v, want a TaskError for the whole id wrapping ErrNotStarted", err)
+	}
+	msg := err.Error()
+	if len(msg) > 400 || !strings.Contains(msg, "[truncated, 1048576 bytes]") || !strings.HasSuffix(msg, ": task was never started") {
+		t.Errorf("got a message of %d bytes: %.300q…; want the id's start, its length, and the reason", len(msg), msg)
+	}
+	if !utf8.ValidString(msg) {
+		t.Error("the message is not valid UTF-8: the id was cut inside a character")
+	}
+}
