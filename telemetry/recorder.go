@@ -199,7 +199,9 @@ type outlets struct {
 // Flush waits until every record that finished before the call has been
 // delivered to (or dropped by) every publisher, and each publisher that is a
 // [Flusher] has flushed. It returns ctx.Err() if ctx ends first, the
-// publishers' Flush errors joined, or [ErrClosed] after Close.
+// publishers' Flush errors joined, or [ErrClosed] after Close: also when
+// Close stopped a publisher's goroutine before it took this Flush, or cut
+// short the publisher's Flush in progress.
 func (r *Recorder) Flush(ctx context.Context) error {
 	if r.closed.Load() {
 		return callError("flush", ErrClosed)
@@ -227,7 +229,8 @@ func (r *Recorder) flush(ctx context.Context) error {
 // recording calls, Flush and AddPublisher return [ErrClosed]; queries and
 // the report keep working on what was recorded.
 //
-// If ctx ends first, Close cuts short the publish attempts in progress and
+// If ctx ends first, Close cuts short the publish attempts in progress, a
+// publisher's Flush in progress (that Flush then returns [ErrClosed]) and
 // the waits between attempts, drops what is still queued, and returns
 // ctx.Err() as soon as each publisher has returned from the call it was in
 // (at once for a publisher that honours its ctx, as a Publisher must).
