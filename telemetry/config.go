@@ -168,11 +168,12 @@ func WithRetry(p RetryPolicy) Option {
 
 // WithLogger sets the logger of delivery problems (publishers dropping
 // records, giving up, panicking), all at level Warn. nil, the default, means
-// [slog.Default] at the time of logging. Recording logs only once per
-// publisher, when its buffer first overflows, and then on a goroutine of
-// its own, so that a log handler that blocks never holds recording up;
-// give-ups are logged at most
-// once per 10 seconds per publisher; and [Recorder.Close] logs one line per
+// [slog.Default] at the time of logging. Recording logs a publisher's
+// full buffer at its first drop and then, while drops go on, at most once
+// per 10 seconds with their number, each time on a goroutine of its own,
+// so that a log handler that blocks never holds recording up; give-ups are
+// logged at most once per 10 seconds per publisher; and [Recorder.Close]
+// logs one line per
 // publisher that dropped records, with their number by reason. The exact
 // counts are in [PublisherStats]. Publisher names and error texts in these
 // lines are bounded in length.

@@ -69,7 +69,11 @@ type outlet struct {
 
 	published, failedAttempts, droppedFull, droppedFailed, droppedClosed, panics atomic.Uint64
 
-	warnedFull   atomic.Bool // whether the first queue-full drop was logged (or is being)
+	// nextFullLog is when, on the Recorder's clock, the next line about
+	// queue-full drops may be logged, plus one so that 0 means "no drop
+	// yet"; fullLogged is how many had been dropped at the last line.
+	nextFullLog  atomic.Int64
+	fullLogged   atomic.Uint64
 	logMu        sync.Mutex
 	lastGiveUp   time.Time // when a give-up was last logged
 	quietGiveUps int       // give-ups not logged since
@@ -229,16 +233,36 @@ func (o *outlet) settleSync(err error) {
 	o.published.Add(1)
 }
 
-// dropFull counts a record dropped because the outlet's buffer was full.
-// The caller holds a shard lock, on the recording path: the warning of the
-// first drop is logged on a goroutine of its own, so that a log handler
-// that blocks or panics never holds up, or crashes, recording.
+// dropSummaryInterval is the least time between two lines about records
+// a publisher dropped: queue-full summaries, give-ups.
+const dropSummaryInterval = 10 * time.Second
+
+// dropFull counts a record dropped because the outlet's buffer was full,
+// and logs the first such drop, then, while drops go on, a summary at most
+// every dropSummaryInterval: the drops since the last line and in all. It
+// reads the clock only at the first drop and every 256th, so that a
+// publisher that cannot keep up costs recording little more. The caller
+// holds a shard lock, on the recording path: lines are logged on a
+// goroutine of their own, so that a log handler that blocks or panics
+// never holds up, or crashes, recording.
 func (o *outlet) dropFull() {
-	o.droppedFull.Add(1)
-	if !o.warnedFull.Swap(true) {
+	n := o.droppedFull.Add(1)
+	next := o.nextFullLog.Load()
+	if next != 0 && n%256 != 0 {
+		return
+	}
+	now := int64(o.r.clock.now()) + 1
+	if next != 0 && now < next || !o.nextFullLog.CompareAndSwap(next, now+int64(dropSummaryInterval)) {
+		return
+	}
+	last := o.fullLogged.Swap(n)
+	if next == 0 {
 		go o.warn("telemetry: publisher queue full, dropping records; see PublisherStats for the count",
 			slog.String("publisher", o.name), slog.Int("queue_size", o.cfg.queueSize))
+		return
 	}
+	go o.warn("telemetry: publisher queue full, records dropped",
+		slog.String("publisher", o.name), slog.Uint64("dropped", n-last), slog.Uint64("queue_full", n))
 }
 
 // warn logs msg with attrs at level Warn: every log line of an outlet goes
@@ -257,12 +281,13 @@ func (o *outlet) logger() *slog.Logger {
 	return slog.Default()
 }
 
-// logGiveUp logs records dropped after failing, at most once per 10 seconds
-// per publisher, with the number of give-ups it did not log.
+// logGiveUp logs records dropped after failing, at most once per
+// dropSummaryInterval per publisher, with the number of give-ups it did
+// not log.
 func (o *outlet) logGiveUp(records, attempts int, err error) {
 	o.logMu.Lock()
 	now := time.Now()
-	if !o.lastGiveUp.IsZero() && now.Sub(o.lastGiveUp) < 10*time.Second {
+	if !o.lastGiveUp.IsZero() && now.Sub(o.lastGiveUp) < dropSummaryInterval {
 		o.quietGiveUps++
 		o.logMu.Unlock()
 		return

@@ -1637,3 +1637,59 @@ func (plainPublisher) PublishEventMetrics(context.Context, telemetry.EventMetric
 func (plainPublisher) PublishNetworkMetrics(context.Context, telemetry.NetworkMetrics) error {
 	return nil
 }
+
+// TestQueueFullDropsSummarized checks how queue-full drops are logged
+// while they go on: a warning at the first, then, at most every 10
+// seconds, a summary with the drops since the last line and in all
+// (checked every 256 drops), besides the count at Close.
+func TestQueueFullDropsSummarized(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		logs := &logRecorder{}
+		hanging := &exclusivePublisher{}
+		// One shard, so that the queue holds exactly 4 records.
+		r, err := telemetry.NewRecorder(telemetry.WithPublishers(hanging),
+			telemetry.WithMaxEvents(1000), telemetry.WithQueueSize(4), telemetry.WithLogger(logs.logger()))
+		must(t, err)
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			r.Close(ctx)
+		}()
+		run := func(from, n int) {
+			for i := range n {
+				runEvent(t, r, "e", fmt.Sprint("t", from+i), 0, nil)
+			}
+			synctest.Wait()
+		}
+		const summary = "telemetry: publisher queue full, records dropped"
+		// The worker takes the first record and hangs; 4 fill the queue;
+		// the next 600 are dropped: the first is warned of, and the 256th
+		// and 512th come less than 10 seconds after it: no summary.
+		run(0, 605)
+		if n := len(logs.withMessage("telemetry: publisher queue full, dropping records; see PublisherStats for the count")); n != 1 {
+			t.Errorf("got %d first-drop warnings, want 1", n)
+		}
+		if l := logs.withMessage(summary); len(l) != 0 {
+			t.Errorf("got a summary within 10 seconds of the first drop: %v", l[0].attrs)
+		}
+		// 10 seconds later, the 768th drop logs the 767 since the first.
+		time.Sleep(10 * time.Second)
+		run(605, 200)
+		l := logs.withMessage(summary)
+		if len(l) != 1 || l[0].level != slog.LevelWarn ||
+			fmt.Sprint(l[0].attrs) != fmt.Sprint(map[string]string{"publisher": "telemetry_test.exclusivePublisher", "dropped": "767", "queue_full": "768"}) {
+			t.Errorf("got summaries %v, want one WARN with 767 dropped since the first, 768 in all", l)
+		}
+		// Within 10 seconds of it, none; then the next gives the rest.
+		run(805, 512)
+		if n := len(logs.withMessage(summary)); n != 1 {
+			t.Errorf("got %d summaries within 10 seconds, want 1", n)
+		}
+		time.Sleep(10 * time.Second)
+		run(1317, 256)
+		l = logs.withMessage(summary)
+		if len(l) != 2 || l[1].attrs["dropped"] != "768" || l[1].attrs["queue_full"] != "1536" {
+			t.Errorf("got summaries %v, want a second with 768 dropped since the last, 1536 in all", l)
+		}
+	})
+}

@@ -220,8 +220,11 @@
 // record handed to a publisher is counted exactly once: at every moment
 // Queued + Published + Dropped() is the number handed to it. Publisher names
 // are at most 128 bytes. Drops are logged with log/slog ([WithLogger]): a
-// full buffer once, records given up after failing at most every 10 seconds
-// per publisher, and at Close one line per publisher that dropped records
+// full buffer at its first drop, then, while drops go on, at most every 10
+// seconds with the drops since the last line and in all ("telemetry:
+// publisher queue full, records dropped"); records given up after failing
+// at most every 10 seconds per publisher; and at Close one line per
+// publisher that dropped records
 // ("telemetry: publisher closed, records dropped", with the counts by
 // reason); never once per record.
 //
