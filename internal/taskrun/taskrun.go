@@ -40,14 +40,13 @@ func Start(rec *telemetry.Recorder, name, id string, attempt int, opts ...teleme
 	if err == nil || !errors.Is(err, telemetry.ErrAlreadyStarted) {
 		return id, err
 	}
-	base := OverlapID(id, attempt)
-	id = base
+	try := OverlapID(id, attempt)
 	for n := 2; ; n++ {
-		err = rec.StartEvent(name, id, opts...)
+		err = rec.StartEvent(name, try, opts...)
 		if err == nil || !errors.Is(err, telemetry.ErrAlreadyStarted) || n > MaxOverlapIDs {
-			return id, err
+			return try, err
 		}
-		id = base + "#" + strconv.Itoa(n)
+		try = FurtherOverlapID(id, attempt, n)
 	}
 }
 
