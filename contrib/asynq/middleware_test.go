@@ -535,111 +535,83 @@ func TestNilTask(t *testing.T) {
 // context and runs on after asynq has failed it, until asynq has retried
 // the task in the same process and the retry has finished: both runs are
 // recorded, the retry under the task id with "#2" (its attempt), and the
-// Middleware refuses nothing.
+// Middleware refuses nothing. With a collision, a task of the user's own
+// whose id, chosen with asynq.TaskID, is the one the retry would take
+// ("coll#2") is still running when the retry starts: the retry is then
+// recorded under "coll#2#2".
 func TestOverlappingDelivery(t *testing.T) {
-	redis := testutil.StartRedis(t)
-	opt := asynq.RedisClientOpt{Addr: redis.Addr}
-	rec := newRecorder(t)
-	mw := epasynq.NewMiddleware(epasynq.Config{Recorder: rec})
-	retryDone := make(chan struct{})
-	mux := asynq.NewServeMux()
-	mux.Use(mw.Wrap)
-	mux.HandleFunc("stubborn", func(ctx context.Context, _ *asynq.Task) error {
-		if n, _ := asynq.GetRetryCount(ctx); n > 0 {
-			close(retryDone)
-			return nil
-		}
-		// The first attempt: runs on, past its deadline, until the
-		// retry has run.
-		select {
-		case <-retryDone:
-		case <-time.After(pollTimeout):
-		}
-		return errors.New("first attempt, too late")
-	})
-	startServer(t, redis.Addr, mux)
-	client, err := epasynq.NewClient(opt, epasynq.Config{Recorder: rec})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	info, err := client.Enqueue(context.Background(), asynq.NewTask("stubborn", nil), asynq.MaxRetry(1), asynq.Timeout(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	retryID := info.ID + "#2"
-	waitRuns(t, rec, map[string]int{info.ID: 1, retryID: 1})
-	first, retry := runsOf(rec, info.ID)[0], runsOf(rec, retryID)[0]
-	if first.Status != telemetry.StatusFailed || first.RetryCount != 0 {
-		t.Errorf("first attempt: got a %s run with %d retries, want a failed one with 0", first.Status, first.RetryCount)
-	}
-	if retry.Status != telemetry.StatusCompleted || retry.RetryCount != 1 || retry.EventName != first.EventName {
-		t.Errorf("retry: got a %s run of %q with %d retries, want a completed run of %q with 1", retry.Status, retry.EventName, retry.RetryCount, first.EventName)
-	}
-	if mw.Failures() != 0 {
-		t.Errorf("got %d refused recordings, want 0: %v", mw.Failures(), mw.Err())
-	}
-}
-
-// TestOverlappingDeliveryCollision is TestOverlappingDelivery with a
-// task of the user's own whose id, chosen with asynq.TaskID, is the one
-// the retry would take ("coll#2"), still running when the retry starts:
-// the retry is recorded under "coll#2#2", and the Middleware refuses
-// nothing.
-func TestOverlappingDeliveryCollision(t *testing.T) {
-	redis := testutil.StartRedis(t)
-	opt := asynq.RedisClientOpt{Addr: redis.Addr}
-	rec := newRecorder(t)
-	mw := epasynq.NewMiddleware(epasynq.Config{Recorder: rec})
-	blocking, retryDone := make(chan struct{}), make(chan struct{})
-	mux := asynq.NewServeMux()
-	mux.Use(mw.Wrap)
-	mux.HandleFunc("blocker", func(context.Context, *asynq.Task) error {
-		close(blocking)
-		<-retryDone
-		return nil
-	})
-	mux.HandleFunc("stubborn", func(ctx context.Context, _ *asynq.Task) error {
-		if n, _ := asynq.GetRetryCount(ctx); n > 0 {
-			close(retryDone)
-			return nil
-		}
-		select {
-		case <-retryDone:
-		case <-time.After(pollTimeout):
-		}
-		return errors.New("first attempt, too late")
-	})
-	startServer(t, redis.Addr, mux)
-	client, err := epasynq.NewClient(opt, epasynq.Config{Recorder: rec})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	if _, err := client.Enqueue(context.Background(), asynq.NewTask("blocker", nil), asynq.TaskID("coll#2")); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-blocking:
-	case <-time.After(pollTimeout):
-		t.Fatal("the task coll#2 did not start")
-	}
-	if _, err := client.Enqueue(context.Background(), asynq.NewTask("stubborn", nil), asynq.TaskID("coll"), asynq.MaxRetry(1), asynq.Timeout(time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	waitRuns(t, rec, map[string]int{"coll": 1, "coll#2": 1, "coll#2#2": 1})
-	first, user, retry := runsOf(rec, "coll")[0], runsOf(rec, "coll#2")[0], runsOf(rec, "coll#2#2")[0]
-	if first.Status != telemetry.StatusFailed || first.RetryCount != 0 {
-		t.Errorf("first attempt: got a %s run with %d retries, want a failed one with 0", first.Status, first.RetryCount)
-	}
-	if retry.Status != telemetry.StatusCompleted || retry.RetryCount != 1 || retry.EventName != first.EventName {
-		t.Errorf("retry: got a %s run of %q with %d retries, want a completed run of %q with 1", retry.Status, retry.EventName, retry.RetryCount, first.EventName)
-	}
-	if user.Status != telemetry.StatusCompleted || user.RetryCount != 0 || user.EventName == first.EventName {
-		t.Errorf("task coll#2: got a %s run of %q with %d retries, want a completed run of the blocker with 0", user.Status, user.EventName, user.RetryCount)
-	}
-	if mw.Failures() != 0 {
-		t.Errorf("got %d refused recordings, want 0: %v", mw.Failures(), mw.Err())
+	for _, collide := range []bool{false, true} {
+		t.Run(map[bool]string{false: "overlap", true: "overlap and collision"}[collide], func(t *testing.T) {
+			redis := testutil.StartRedis(t)
+			opt := asynq.RedisClientOpt{Addr: redis.Addr}
+			rec := newRecorder(t)
+			mw := epasynq.NewMiddleware(epasynq.Config{Recorder: rec})
+			blocking, retryDone := make(chan struct{}), make(chan struct{})
+			mux := asynq.NewServeMux()
+			mux.Use(mw.Wrap)
+			mux.HandleFunc("blocker", func(context.Context, *asynq.Task) error {
+				close(blocking)
+				<-retryDone
+				return nil
+			})
+			mux.HandleFunc("stubborn", func(ctx context.Context, _ *asynq.Task) error {
+				if n, _ := asynq.GetRetryCount(ctx); n > 0 {
+					close(retryDone)
+					return nil
+				}
+				// The first attempt: runs on, past its deadline, until
+				// the retry has run.
+				select {
+				case <-retryDone:
+				case <-time.After(pollTimeout):
+				}
+				return errors.New("first attempt, too late")
+			})
+			startServer(t, redis.Addr, mux)
+			client, err := epasynq.NewClient(opt, epasynq.Config{Recorder: rec})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer client.Close()
+			opts := []asynq.Option{asynq.MaxRetry(1), asynq.Timeout(time.Second)}
+			if collide {
+				if _, err := client.Enqueue(context.Background(), asynq.NewTask("blocker", nil), asynq.TaskID("coll#2")); err != nil {
+					t.Fatal(err)
+				}
+				select {
+				case <-blocking:
+				case <-time.After(pollTimeout):
+					t.Fatal("the task coll#2 did not start")
+				}
+				opts = append(opts, asynq.TaskID("coll"))
+			}
+			info, err := client.Enqueue(context.Background(), asynq.NewTask("stubborn", nil), opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			retryID := info.ID + "#2"
+			want := map[string]int{info.ID: 1, retryID: 1}
+			if collide {
+				retryID = "coll#2#2"
+				want = map[string]int{"coll": 1, "coll#2": 1, retryID: 1}
+			}
+			waitRuns(t, rec, want)
+			first, retry := runsOf(rec, info.ID)[0], runsOf(rec, retryID)[0]
+			if first.Status != telemetry.StatusFailed || first.RetryCount != 0 {
+				t.Errorf("first attempt: got a %s run with %d retries, want a failed one with 0", first.Status, first.RetryCount)
+			}
+			if retry.Status != telemetry.StatusCompleted || retry.RetryCount != 1 || retry.EventName != first.EventName {
+				t.Errorf("retry: got a %s run of %q with %d retries, want a completed run of %q with 1", retry.Status, retry.EventName, retry.RetryCount, first.EventName)
+			}
+			if collide {
+				if user := runsOf(rec, "coll#2")[0]; user.Status != telemetry.StatusCompleted || user.RetryCount != 0 || user.EventName == first.EventName {
+					t.Errorf("task coll#2: got a %s run of %q with %d retries, want a completed run of the blocker with 0", user.Status, user.EventName, user.RetryCount)
+				}
+			}
+			if mw.Failures() != 0 {
+				t.Errorf("got %d refused recordings, want 0: %v", mw.Failures(), mw.Err())
+			}
+		})
 	}
 }
 

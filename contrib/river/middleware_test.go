@@ -517,78 +517,57 @@ func TestNilInputs(t *testing.T) {
 // makes a job stuck past RescueStuckJobsAfter available again, and a
 // worker that ignores its context may still be running it) is recorded
 // under the job id with "#" and its attempt, beside the earlier one, and
-// that the Middleware refuses nothing.
+// that the Middleware refuses nothing; and, when a run of other code is
+// pending in the same Recorder under that id ("7#2"), under "7#2#2",
+// leaving the other run alone.
 func TestOverlappingAttempt(t *testing.T) {
-	rec := newRecorder(t)
-	mw := epriver.NewMiddleware(epriver.Config{Recorder: rec})
-	first, second := benchJob(7), benchJob(7)
-	second.Attempt = 2
-	firstStarted, release, done := make(chan struct{}), make(chan struct{}), make(chan error)
-	go func() {
-		done <- mw.Work(context.Background(), first, func(context.Context) error {
-			close(firstStarted)
-			<-release
-			return errors.New("stuck")
+	for _, tc := range []struct {
+		name, other, want string // other: a pending run's id, if any
+	}{
+		{"overlap", "", "7#2"},
+		{"overlap and collision", "7#2", "7#2#2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := newRecorder(t)
+			if tc.other != "" {
+				if err := rec.StartEvent("other", tc.other); err != nil {
+					t.Fatal(err)
+				}
+			}
+			mw := epriver.NewMiddleware(epriver.Config{Recorder: rec})
+			first, second := benchJob(7), benchJob(7)
+			second.Attempt = 2
+			firstStarted, release, done := make(chan struct{}), make(chan struct{}), make(chan error)
+			go func() {
+				done <- mw.Work(context.Background(), first, func(context.Context) error {
+					close(firstStarted)
+					<-release
+					return errors.New("stuck")
+				})
+			}()
+			<-firstStarted
+			if err := mw.Work(context.Background(), second, func(context.Context) error { return nil }); err != nil {
+				t.Fatal(err)
+			}
+			close(release)
+			<-done
+			m1, ok1 := rec.Metrics("7")
+			m2, ok2 := rec.Metrics(tc.want)
+			if !ok1 || m1.Status != telemetry.StatusFailed || m1.RetryCount != 0 {
+				t.Errorf("first attempt: got %+v, %v; want a failed run with 0 retries", m1, ok1)
+			}
+			if !ok2 || m2.Status != telemetry.StatusCompleted || m2.RetryCount != 1 || m2.EventName != m1.EventName {
+				t.Errorf("second attempt under %q: got %+v, %v; want a completed run of %q with 1 retry", tc.want, m2, ok2, m1.EventName)
+			}
+			if tc.other != "" {
+				if m, ok := rec.Metrics(tc.other); !ok || m.Status != telemetry.StatusPending || m.EventName != "other" {
+					t.Errorf("the other run: got %+v, %v; want it pending, as it was", m, ok)
+				}
+			}
+			if mw.Failures() != 0 {
+				t.Errorf("got %d refused recordings, want 0: %v", mw.Failures(), mw.Err())
+			}
 		})
-	}()
-	<-firstStarted
-	if err := mw.Work(context.Background(), second, func(context.Context) error { return nil }); err != nil {
-		t.Fatal(err)
-	}
-	close(release)
-	<-done
-	m1, ok1 := rec.Metrics("7")
-	m2, ok2 := rec.Metrics("7#2")
-	if !ok1 || m1.Status != telemetry.StatusFailed || m1.RetryCount != 0 {
-		t.Errorf("first attempt: got %+v, %v; want a failed run with 0 retries", m1, ok1)
-	}
-	if !ok2 || m2.Status != telemetry.StatusCompleted || m2.RetryCount != 1 || m2.EventName != m1.EventName {
-		t.Errorf("second attempt: got %+v, %v; want a completed run of %q with 1 retry", m2, ok2, m1.EventName)
-	}
-	if mw.Failures() != 0 {
-		t.Errorf("got %d refused recordings, want 0: %v", mw.Failures(), mw.Err())
-	}
-}
-
-// TestOverlappingAttemptCollision is TestOverlappingAttempt with a run
-// of other code pending in the same Recorder under the id the second
-// attempt would take ("7#2"): the attempt is recorded under "7#2#2", the
-// other run is left alone, and the Middleware refuses nothing.
-func TestOverlappingAttemptCollision(t *testing.T) {
-	rec := newRecorder(t)
-	if err := rec.StartEvent("other", "7#2"); err != nil {
-		t.Fatal(err)
-	}
-	mw := epriver.NewMiddleware(epriver.Config{Recorder: rec})
-	first, second := benchJob(7), benchJob(7)
-	second.Attempt = 2
-	firstStarted, release, done := make(chan struct{}), make(chan struct{}), make(chan error)
-	go func() {
-		done <- mw.Work(context.Background(), first, func(context.Context) error {
-			close(firstStarted)
-			<-release
-			return errors.New("stuck")
-		})
-	}()
-	<-firstStarted
-	if err := mw.Work(context.Background(), second, func(context.Context) error { return nil }); err != nil {
-		t.Fatal(err)
-	}
-	close(release)
-	<-done
-	m1, ok1 := rec.Metrics("7")
-	m2, ok2 := rec.Metrics("7#2#2")
-	if !ok1 || m1.Status != telemetry.StatusFailed || m1.RetryCount != 0 {
-		t.Errorf("first attempt: got %+v, %v; want a failed run with 0 retries", m1, ok1)
-	}
-	if !ok2 || m2.Status != telemetry.StatusCompleted || m2.RetryCount != 1 || m2.EventName != m1.EventName {
-		t.Errorf("second attempt: got %+v, %v; want a completed run of %q with 1 retry", m2, ok2, m1.EventName)
-	}
-	if m, ok := rec.Metrics("7#2"); !ok || m.Status != telemetry.StatusPending || m.EventName != "other" {
-		t.Errorf("the other run: got %+v, %v; want it pending, as it was", m, ok)
-	}
-	if mw.Failures() != 0 {
-		t.Errorf("got %d refused recordings, want 0: %v", mw.Failures(), mw.Err())
 	}
 }
 
