@@ -1,20 +1,24 @@
 package nettrace
 
 import (
+	"compress/gzip"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 )
 
 // A Transport is an [http.RoundTripper] that records each round trip as a
 // network operation: host and port of the request URL (80 or 443 when the
 // URL has none), latency until the response body is done, body bytes sent
-// and received, and the error of the round trip or of reading the body.
-// An HTTP error status is a response, not a network error: the operation
-// completes. The body of a 101 Switching Protocols response stays an
-// io.ReadWriteCloser, and the bytes written to it count as sent. See the package documentation for what is counted and when an
+// and received (compressed, when it decompresses a gzip-encoded response
+// in place of an *http.Transport base), and the error of the round trip or
+// of reading the body. An HTTP error status is a response, not a network
+// error: the operation completes. The body of a 101 Switching Protocols
+// response stays an io.ReadWriteCloser, and the bytes written to it count
+// as sent. See the package documentation for what is counted and when an
 // operation ends.
 //
 // Network must be set. A Transport holds no state of its own; its fields
@@ -38,8 +42,11 @@ type Transport struct {
 }
 
 // RoundTrip performs the round trip with the base transport and records it.
-// It returns what the base transport returns; the response body it returns
-// counts the bytes read. It does not modify req. A base that returns
+// It returns what the base transport returns (with the response body
+// decompressed by RoundTrip instead of the base, as said in the package
+// documentation); the response body it returns counts the bytes read. It
+// does not modify req: the request it sends the base is a shallow copy when
+// it wraps the body or adds Accept-Encoding. A base that returns
 // neither a response nor an error breaks the http.RoundTripper contract:
 // RoundTrip then fails, as http.Client does, and records the failure.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -68,14 +75,42 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	} else {
 		o = start(t.Network, t.taskID(req), host, port, op)
 	}
-	if req.Body != nil && req.Body != http.NoBody {
-		r2 := *req // a shallow copy, so that req is not modified
-		r2.Body = &requestBody{ReadCloser: req.Body, o: o}
-		req = &r2
-	}
 	base := t.Base
 	if base == nil {
 		base = http.DefaultTransport
+	}
+	// gz: the base would ask for gzip and decompress the response body
+	// itself, so that only the decompressed bytes could be counted. Ask
+	// for it here instead, and decompress above the count.
+	gz := asksGzip(base, req)
+	if gz || req.Body != nil && req.Body != http.NoBody {
+		r2 := *req // a shallow copy, so that req is not modified
+		if req.Body != nil && req.Body != http.NoBody {
+			r2.Body = &requestBody{ReadCloser: req.Body, o: o}
+			if getBody := req.GetBody; getBody != nil {
+				// A base that sends the request again (on a
+				// connection that turned out to be closed, say) gets
+				// a new body from GetBody: count that one's bytes
+				// instead of those of the attempt that failed.
+				r2.GetBody = func() (io.ReadCloser, error) {
+					rc, err := getBody()
+					if err != nil || rc == nil || rc == http.NoBody {
+						return rc, err
+					}
+					gen := o.bodyGen.Add(1)
+					o.sent.Store(0)
+					return &requestBody{ReadCloser: rc, o: o, gen: gen}, nil
+				}
+			}
+		}
+		if gz {
+			r2.Header = req.Header.Clone()
+			if r2.Header == nil {
+				r2.Header = make(http.Header)
+			}
+			r2.Header.Set("Accept-Encoding", "gzip")
+		}
+		req = &r2
 	}
 	resp, err := base.RoundTrip(req)
 	if err != nil {
@@ -88,11 +123,26 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		o.end(err)
 		return nil, err
 	}
-	if resp.Body == nil || resp.Body == http.NoBody {
+	if gz && strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip") {
+		// As the base would have done.
+		resp.Header.Del("Content-Encoding")
+		resp.Header.Del("Content-Length")
+		resp.ContentLength = -1
+		resp.Uncompressed = true
+	} else {
+		gz = false
+	}
+	if resp.Body == nil || resp.Body == http.NoBody || !bodyAllowed(req.Method, resp.StatusCode) {
+		// No body to wait for (HTTP/2 gives a HEAD, 204 or 304
+		// response a body that is empty but not http.NoBody).
 		o.end(nil)
 		return resp, nil
 	}
-	body := &responseBody{ReadCloser: resp.Body, o: o}
+	var r io.Reader = &countingReader{r: resp.Body, o: o}
+	if gz {
+		r = &gzipReader{r: r}
+	}
+	body := &responseBody{ReadCloser: resp.Body, r: r, o: o}
 	if rw, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
 		// An upgraded connection: the body stays writable, and what is
 		// written counts as sent.
@@ -101,6 +151,27 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp.Body = body
 	return resp, nil
+}
+
+// asksGzip reports whether base, given req, would ask for a gzip-encoded
+// response and decompress it, as an http.Transport with compression on
+// does (over HTTP/1 and HTTP/2).
+func asksGzip(base http.RoundTripper, req *http.Request) bool {
+	t, ok := base.(*http.Transport)
+	return ok && !t.DisableCompression && req.Method != http.MethodHead &&
+		req.Header.Get("Accept-Encoding") == "" && req.Header.Get("Range") == ""
+}
+
+// bodyAllowed reports whether a response of status to a request of method
+// may have a body.
+func bodyAllowed(method string, status int) bool {
+	switch {
+	case method == http.MethodHead, status == http.StatusNoContent, status == http.StatusNotModified:
+		return false
+	case status >= 100 && status < 200:
+		return status == http.StatusSwitchingProtocols // its body is the connection
+	}
+	return true
 }
 
 func (t *Transport) taskID(req *http.Request) string {
@@ -134,28 +205,70 @@ func urlHostPort(u *url.URL) (string, int) {
 	return host, 80
 }
 
-// requestBody counts the bytes of the request body the transport reads.
+// requestBody counts the bytes of the request body the transport reads,
+// unless a newer body of the request (from GetBody) replaced it.
 type requestBody struct {
 	io.ReadCloser
-	o *operation
+	o   *operation
+	gen int64 // the operation's bodyGen when the body was made
 }
 
 func (b *requestBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	b.o.sent.Add(int64(n))
+	if b.o.bodyGen.Load() == b.gen {
+		b.o.sent.Add(int64(n))
+	}
 	return n, err
 }
 
-// responseBody counts the bytes of the response body the caller reads and
-// ends the operation at the end of the body, at a read error or at Close.
+// countingReader counts the bytes of the response body as received, as
+// they come from the base transport (compressed, if gzipReader reads them).
+type countingReader struct {
+	r io.Reader
+	o *operation
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.o.received.Add(int64(n))
+	return n, err
+}
+
+// gzipReader decompresses a gzip-encoded response body, as http.Transport
+// does: it starts reading at the first Read, and an error stays.
+type gzipReader struct {
+	r   io.Reader
+	zr  *gzip.Reader
+	err error
+}
+
+func (g *gzipReader) Read(p []byte) (int, error) {
+	if g.err != nil {
+		return 0, g.err
+	}
+	if g.zr == nil {
+		if g.zr, g.err = gzip.NewReader(g.r); g.err != nil {
+			return 0, g.err
+		}
+	}
+	n, err := g.zr.Read(p)
+	if err != nil {
+		g.err = err
+	}
+	return n, err
+}
+
+// responseBody is the response body the caller reads, r: it ends the
+// operation at the end of the body, at a read error or at Close, which
+// closes the base's body.
 type responseBody struct {
 	io.ReadCloser
+	r io.Reader // counts the bytes of ReadCloser, and decompresses them if gzip-encoded
 	o *operation
 }
 
 func (b *responseBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	b.o.received.Add(int64(n))
+	n, err := b.r.Read(p)
 	switch {
 	case err == io.EOF:
 		b.o.end(nil)
