@@ -46,8 +46,11 @@
 // reading it fails (the operation failed, for example with unexpected EOF
 // when the server closes mid-response, context canceled when the request's
 // context ends, or a gzip error), or when it is closed, whichever comes
-// first; like any use of [http.Client], close the body, or the operation
-// stays pending. A response that cannot have a body (to a HEAD request, 204
+// first. Like any use of [http.Client], close the body: a body dropped
+// without Close leaves the operation pending until the garbage collector
+// finds the body unreachable, which fails it with the error "nettrace:
+// response body not closed (garbage collected)", so that such a leak shows
+// in FailedOperations instead of filling the pending operations. A response that cannot have a body (to a HEAD request, 204
 // No Content, 304 Not Modified) ends it when RoundTrip returns, over HTTP/1
 // and HTTP/2 alike. A round-trip error (refused, timeout, cancelled) fails
 // it at once. An HTTP error status is a response, not a network failure:
@@ -58,7 +61,10 @@
 // the wire: every byte written to and read from the connection, headers and
 // TLS records included. The operation starts before the dial and ends when
 // the connection is closed; a failed dial, or the first read or write error
-// other than end of file or one caused by Close, fails it.
+// other than end of file or one caused by Close, fails it. A connection
+// dropped without Close fails it once the garbage collector finds the
+// connection unreachable, with the error "nettrace: connection not closed
+// (garbage collected)".
 //
 // # Task ids
 //

@@ -2,10 +2,12 @@ package nettrace
 
 import (
 	"compress/gzip"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 )
@@ -147,11 +149,19 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// An upgraded connection: the body stays writable, and what is
 		// written counts as sent.
 		resp.Body = &upgradedBody{responseBody: body, w: rw}
+		runtime.AddCleanup(resp.Body.(*upgradedBody), func(o *operation) { o.end(errBodyNotClosed) }, o)
 		return resp, nil
 	}
 	resp.Body = body
+	// A body dropped without Close would leave the operation pending for
+	// good: fail it once the body is garbage.
+	runtime.AddCleanup(body, func(o *operation) { o.end(errBodyNotClosed) }, o)
 	return resp, nil
 }
+
+// errBodyNotClosed fails the operation of a response body that became
+// garbage without being closed or read to its end.
+var errBodyNotClosed = errors.New("nettrace: response body not closed (garbage collected)")
 
 // asksGzip reports whether base, given req, would ask for a gzip-encoded
 // response and decompress it, as an http.Transport with compression on
