@@ -125,20 +125,19 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		o.end(err)
 		return nil, err
 	}
-	if gz && strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip") {
+	if resp.Body == nil || resp.Body == http.NoBody || !bodyAllowed(req.Method, resp.StatusCode) {
+		// No body to wait for (HTTP/2 gives a HEAD, 204 or 304
+		// response a body that is empty but not http.NoBody), nor to
+		// decompress.
+		o.end(nil)
+		return resp, nil
+	}
+	if gz = gz && resp.ContentLength != 0 && strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip"); gz {
 		// As the base would have done.
 		resp.Header.Del("Content-Encoding")
 		resp.Header.Del("Content-Length")
 		resp.ContentLength = -1
 		resp.Uncompressed = true
-	} else {
-		gz = false
-	}
-	if resp.Body == nil || resp.Body == http.NoBody || !bodyAllowed(req.Method, resp.StatusCode) {
-		// No body to wait for (HTTP/2 gives a HEAD, 204 or 304
-		// response a body that is empty but not http.NoBody).
-		o.end(nil)
-		return resp, nil
 	}
 	var r io.Reader = &countingReader{r: resp.Body, o: o}
 	if gz {

@@ -180,6 +180,7 @@ func TestTransportCorruptGzipFails(t *testing.T) {
 // HTTP/2 as over HTTP/1.1, and closing its body later ends nothing more.
 func TestTransportBodylessResponsesEndAtOnce(t *testing.T) {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Encoding", "gzip") // left alone, as http.Transport does with no body
 		switch r.URL.Path {
 		case "/204":
 			w.WriteHeader(http.StatusNoContent)
@@ -201,6 +202,10 @@ func TestTransportBodylessResponsesEndAtOnce(t *testing.T) {
 				}
 				if _, ends := obs.calls(); len(ends) != 1 || ends[0].err != nil || ends[0].received != 0 {
 					t.Errorf("%s %d: before Close got ends %+v, want one, completed", resp.Proto, resp.StatusCode, ends)
+				}
+				if resp.Header.Get("Content-Encoding") != "gzip" || resp.Uncompressed {
+					t.Errorf("got Content-Encoding %q, Uncompressed %v; want the header kept, as http.Transport does",
+						resp.Header.Get("Content-Encoding"), resp.Uncompressed)
 				}
 				resp.Body.Close()
 				if starts, ends := obs.calls(); starts != 1 || len(ends) != 1 {
