@@ -50,7 +50,8 @@ type Transport struct {
 // does not modify req: the request it sends the base is a shallow copy when
 // it wraps the body or adds Accept-Encoding. A base that returns
 // neither a response nor an error breaks the http.RoundTripper contract:
-// RoundTrip then fails, as http.Client does, and records the failure.
+// RoundTrip then fails, as http.Client does, closes the request body and
+// records the failure.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.Network == nil {
 		if req.Body != nil {
@@ -120,7 +121,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	if resp == nil {
-		// A broken base: fail the round trip, as http.Client does.
+		// A broken base: fail the round trip, as http.Client does, and
+		// close the body, as a RoundTripper must on error (the base may
+		// have left it open).
+		if req.Body != nil {
+			req.Body.Close()
+		}
 		err = fmt.Errorf("nettrace: base RoundTripper (%T) returned a nil *Response with a nil error", base)
 		o.end(err)
 		return nil, err

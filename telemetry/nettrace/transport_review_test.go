@@ -390,3 +390,17 @@ func TestTransportConcurrent(t *testing.T) {
 		})
 	}
 }
+
+// TestTransportBrokenBaseClosesBody: when the base returns neither a
+// response nor an error, RoundTrip fails, and, as the RoundTripper
+// contract asks of it on every error, closes the request body (the base
+// left it open).
+func TestTransportBrokenBaseClosesBody(t *testing.T) {
+	r := newRecorder(t)
+	body := &closeRecorder{Reader: strings.NewReader("abc")}
+	req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1:1/", body)
+	tr := &nettrace.Transport{Network: r.Network(), Base: roundTripFunc(func(*http.Request) (*http.Response, error) { return nil, nil })}
+	if _, err := tr.RoundTrip(req); err == nil || !body.closed {
+		t.Errorf("got %v, body closed %v; want an error and the body closed", err, body.closed)
+	}
+}
