@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/eventpipeline/eventpipeline/internal/esfake"
 	"github.com/eventpipeline/eventpipeline/telemetry"
@@ -71,4 +73,57 @@ func TestRequestTooLargeIsSplit(t *testing.T) {
 	if got := logs.count(`"error_type":"http 413"`); got != 1 {
 		t.Errorf("log lines about the 413: got %d, want 1\n%s", got, logs.String())
 	}
+}
+
+// TestRequestTooLargeCountedExactly runs the split through a Recorder, in
+// a synctest bubble, with a document refused with 429 once and one with a
+// mapping error among the halves: each document is counted once, the 429
+// one sent again alone.
+func TestRequestTooLargeCountedExactly(t *testing.T) {
+	srv := newServer(t, esfake.Options{MaxContentLength: 2500})
+	calls := map[string]int{}
+	srv.SetItemFunc(func(_, _ string, src map[string]any) *esfake.ItemError {
+		task, _ := src["task_id"].(string)
+		calls[task]++
+		switch {
+		case task == "t2" && calls[task] == 1:
+			return esfake.Rejected()
+		case task == "t8":
+			return esfake.MappingError("retry_count", "long", task, "many")
+		}
+		return nil
+	})
+	synctest.Test(t, func(t *testing.T) {
+		pub := newBubblePublisher(t, srv, elasticsearch.Config{SkipTemplate: true})
+		rec := newBubbleRecorder(t, pub, telemetry.RetryPolicy{MaxAttempts: 3, InitialBackoff: 100 * time.Millisecond})
+		recordEvents(t, rec, 10)
+		if err := rec.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		got := rec.PublisherStats()[0]
+		if got.Published != 9 || got.DroppedFailed != 1 || got.FailedAttempts != 2 {
+			t.Errorf("publisher stats: got %+v, want 9 published, 1 dropped, 2 failed attempts (the 429, then the DroppedError)", got)
+		}
+		if n := srv.Count(); n != 9 {
+			t.Errorf("documents: got %d, want 9", n)
+		}
+		st := pub.Stats()
+		if st.Indexed != 9 || st.Retried != 1 || st.Rejected != 1 || st.RejectedByReason["mapper_parsing_exception"] != 1 {
+			t.Errorf("elasticsearch stats: got %+v, want 9 indexed, 1 retried, 1 rejected by mapping", st)
+		}
+		tooLarge := 0
+		for _, r := range srv.Requests() {
+			if r.Status == 413 {
+				tooLarge++
+			}
+		}
+		if tooLarge == 0 {
+			t.Error("no request was answered 413: the test does not split")
+		}
+		for task, n := range calls {
+			if want := map[string]int{"t2": 2}[task]; n != max(want, 1) {
+				t.Errorf("%s reached the index %d times, want %d", task, n, max(want, 1))
+			}
+		}
+	})
 }
