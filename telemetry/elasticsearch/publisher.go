@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/elastic/elastic-transport-go/v8/elastictransport"
 
@@ -456,10 +457,16 @@ func errorSummary(body []byte) string {
 	return truncate(string(bytes.TrimSpace(body)))
 }
 
+// truncate cuts s to at most 300 bytes, at the start of a character, and
+// marks the cut with "...".
 func truncate(s string) string {
 	const limit = 300
 	if len(s) <= limit {
 		return s
 	}
-	return s[:limit] + "..."
+	n := limit
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
 }
