@@ -404,3 +404,39 @@ func TestTransportBrokenBaseClosesBody(t *testing.T) {
 		t.Errorf("got %v, body closed %v; want an error and the body closed", err, body.closed)
 	}
 }
+
+// TestTransportRedirectsUnderOneTaskID: the requests of a redirect share
+// their context, so the task id of WithTaskID: http.Client closes each
+// redirect's body before it sends the next request, so every request is
+// recorded, one after the other, under that id.
+func TestTransportRedirectsUnderOneTaskID(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/a":
+			http.Redirect(w, r, "/b", http.StatusFound)
+		case "/b":
+			http.Redirect(w, r, "/c", http.StatusTemporaryRedirect)
+		default:
+			io.WriteString(w, "done")
+		}
+	}))
+	t.Cleanup(srv.Close)
+	r := newRecorder(t)
+	client := &http.Client{Transport: &nettrace.Transport{Network: r.Network()}}
+	req, _ := http.NewRequestWithContext(nettrace.WithTaskID(context.Background(), "job-1"), http.MethodGet, srv.URL+"/a", nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	ops := r.Report().NetworkOperations
+	if len(ops) != 3 {
+		t.Fatalf("got %d operations, want 3 (two redirects and the final request): %+v", len(ops), ops)
+	}
+	for _, m := range ops {
+		if m.TaskID != "job-1" || m.Status != telemetry.StatusCompleted {
+			t.Errorf("got %+v, want completed under job-1", m)
+		}
+	}
+}
