@@ -145,11 +145,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp.ContentLength = -1
 		resp.Uncompressed = true
 	}
-	var r io.Reader = &countingReader{r: resp.Body, o: o}
+	body := &responseBody{ReadCloser: resp.Body, o: o}
 	if gz {
-		r = &gzipReader{r: r}
+		body.gz = &gzipReader{r: &countingReader{r: resp.Body, o: o}}
 	}
-	body := &responseBody{ReadCloser: resp.Body, r: r, o: o}
 	if rw, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
 		// An upgraded connection: the body stays writable, and what is
 		// written counts as sent.
@@ -273,17 +272,23 @@ func (g *gzipReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// responseBody is the response body the caller reads, r: it ends the
+// responseBody is the response body the caller reads: it counts the
+// bytes of the base's body, decompresses them if gz is set, and ends the
 // operation at the end of the body, at a read error or at Close, which
 // closes the base's body.
 type responseBody struct {
 	io.ReadCloser
-	r io.Reader // counts the bytes of ReadCloser, and decompresses them if gzip-encoded
-	o *operation
+	gz *gzipReader // over a countingReader of ReadCloser, if the Transport decompresses
+	o  *operation
 }
 
-func (b *responseBody) Read(p []byte) (int, error) {
-	n, err := b.r.Read(p)
+func (b *responseBody) Read(p []byte) (n int, err error) {
+	if b.gz != nil {
+		n, err = b.gz.Read(p)
+	} else {
+		n, err = b.ReadCloser.Read(p)
+		b.o.received.Add(int64(n))
+	}
 	switch {
 	case err == io.EOF:
 		b.o.end(nil)
