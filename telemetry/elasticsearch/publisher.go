@@ -175,7 +175,9 @@ func (p *Publisher) PublishNetworkMetrics(ctx context.Context, m telemetry.Netwo
 
 // PublishBatch indexes every record of b through the bulk API, in as few
 // requests as Config.FlushBytes allows, one request at a time, after
-// installing the index template if that was not done yet. It keeps no
+// installing the index template if that was not done yet. A request
+// answered 413 Request Entity Too Large is sent again in halves, down to
+// single documents. It keeps no
 // reference to b. It makes one attempt: it never retries by itself.
 //
 // If documents were refused for a passing reason (an item or the whole
