@@ -13,7 +13,8 @@
 // Faults can be injected: per-document rejections (a mapping error, 429),
 // whole requests answered with an error status and a Retry-After
 // ([Server.FailNext]), and the node going down (connections refused) and
-// coming back ([Server.Down], [Server.Up]).
+// coming back ([Server.Down], [Server.Up]). A request body longer than
+// [Options].MaxContentLength is answered 413 Request Entity Too Large.
 //
 // A request that breaks the protocol gets the error Elasticsearch would
 // send, and is also recorded in [Server.Violations], so a test can check

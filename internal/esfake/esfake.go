@@ -30,6 +30,11 @@ type Options struct {
 	APIKey string
 	// Version is the version reported by GET /; "" means [Version].
 	Version string
+	// MaxContentLength, if positive, is the largest request body
+	// accepted, as the setting http.max_content_length of Elasticsearch
+	// (100mb by default): a longer one is answered 413 Request Entity
+	// Too Large with an empty body, and not processed.
+	MaxContentLength int
 }
 
 // A Doc is one document stored in an index.
@@ -475,6 +480,9 @@ func (s *Server) violation(format string, args ...any) {
 // handle answers r. It runs with s.mu held.
 func (s *Server) handle(r *http.Request, body []byte) response {
 	path := r.URL.Path
+	if s.opts.MaxContentLength > 0 && len(body) > s.opts.MaxContentLength {
+		return response{status: http.StatusRequestEntityTooLarge}
+	}
 	if res, ok := s.authenticate(r); !ok {
 		return res
 	}

@@ -257,3 +257,17 @@ func TestRoundTripperInBubble(t *testing.T) {
 		t.Errorf("GET / over HTTP: got %d, want 200", code)
 	}
 }
+
+func TestMaxContentLength(t *testing.T) {
+	item := `{"index":{"_index":"i","_id":"a"}}` + "\n{}\n"
+	s := newTestServer(t, Options{MaxContentLength: len(item)})
+	if code, _, body := do(t, s, "POST", "/_bulk", ndjson, item+item); code != 413 || body != "" {
+		t.Errorf("body of %d bytes: got %d %q, want 413 with an empty body", 2*len(item), code, body)
+	}
+	if n := s.Count(); n != 0 {
+		t.Errorf("got %d documents stored after a 413, want 0", n)
+	}
+	if code, _, body := do(t, s, "POST", "/_bulk", ndjson, item); code != 200 {
+		t.Errorf("body of %d bytes, the limit: got %d %s, want 200", len(item), code, body)
+	}
+}

@@ -82,10 +82,19 @@ func (p *Publisher) index(ctx context.Context, docs []document) error {
 	)
 	// send sends the items of idx, buf[:n], and keeps the rest of buf for
 	// the next request. It reports whether to go on.
-	send := func(n int) bool {
-		after, err := p.bulk(ctx, buf[:n], idx, out)
+	var post func(body []byte, idx []int) bool
+	post = func(body []byte, idx []int) bool {
+		after, err := p.bulk(ctx, body, idx, out)
 		hint = max(hint, after)
-		buf, idx = buf[:copy(buf, buf[n:])], idx[:0]
+		if errors.Is(err, errTooLarge) {
+			// Too large for the cluster (or a proxy): send each half
+			// alone, down to single documents, which bulk rejects.
+			half, n := len(idx)/2, 0
+			for _, i := range idx[:half] {
+				n += itemLen(&docs[i])
+			}
+			return post(body[:n], idx[:half]) && post(body[n:], idx[half:])
+		}
 		if err != nil {
 			reqErr = err
 			// Unless the request was refused for a reason of its own,
@@ -94,6 +103,11 @@ func (p *Publisher) index(ctx context.Context, docs []document) error {
 			return telemetry.IsPermanent(err)
 		}
 		return true
+	}
+	send := func(n int) bool {
+		ok := post(buf[:n], idx)
+		buf, idx = buf[:copy(buf, buf[n:])], idx[:0]
+		return ok
 	}
 	stopped := false
 	for i := range docs {
@@ -118,6 +132,11 @@ func (p *Publisher) index(ctx context.Context, docs []document) error {
 	}
 	*bufp = buf
 	return p.settle(ctx, docs, out, reqErr, hint)
+}
+
+// itemLen returns the length of the item appendItem appends for d.
+func itemLen(d *document) int {
+	return len(`{"index":{"_index":`) + len(d.index) + len(`,"_id":"`) + len(d.id) + len("\"}}\n") + len(d.body) + 1
 }
 
 // appendItem appends the action and source lines of d to b.
@@ -292,10 +311,15 @@ func (p *Publisher) noteRejected(ctx context.Context, kinds map[string]*kindCoun
 	}
 }
 
+// errTooLarge is the error of bulk for a request of several documents
+// answered 413 Request Entity Too Large: the request is to be split.
+var errTooLarge = errors.New("elasticsearch: bulk request: 413 Request Entity Too Large")
+
 // bulk sends body, the items of docs[i] for i in idx, in one bulk request,
 // and records each document's outcome in out[i]. It returns the server's
 // Retry-After and the error of the request as a whole, if it failed
-// (permanent if it is not worth another attempt).
+// (permanent if it is not worth another attempt), or errTooLarge, with no
+// outcome recorded, if a request of several documents was answered 413.
 func (p *Publisher) bulk(ctx context.Context, body []byte, idx []int, out []outcome) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
@@ -324,6 +348,9 @@ func (p *Publisher) bulk(ctx context.Context, body []byte, idx []int, out []outc
 	if res.StatusCode >= 300 {
 		raw, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
 		_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 1<<20))
+		if res.StatusCode == http.StatusRequestEntityTooLarge && len(idx) > 1 {
+			return 0, errTooLarge
+		}
 		err := statusError("bulk request", res.StatusCode, res.Header, raw)
 		o := outcome{state: transient, kind: fmt.Sprintf("http %d", res.StatusCode), reason: errorSummary(raw)}
 		if telemetry.IsPermanent(err) {

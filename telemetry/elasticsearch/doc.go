@@ -137,6 +137,11 @@
 //     [telemetry.PublisherStats] while the rest count as published, and the
 //     first rejection of each kind is logged. [Publisher.Stats] counts
 //     rejections by kind.
+//   - A bulk request answered 413 Request Entity Too Large (a body over the
+//     cluster's http.max_content_length, or a proxy's limit, below
+//     Config.FlushBytes) is split in halves, each sent alone, down to single
+//     documents: only a document too large to go alone is rejected for good,
+//     as "http 413".
 //   - A server that is not Elasticsearch is a permanent error.
 //   - A failure to install the template is the error of the publish call,
 //     naming the template and the server's status and reason; it is

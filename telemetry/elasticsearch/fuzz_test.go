@@ -1,7 +1,9 @@
 package elasticsearch
 
 import (
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/eventpipeline/eventpipeline/internal/esfake"
 )
@@ -38,5 +40,15 @@ func TestErrorSummary(t *testing.T) {
 				t.Errorf("got %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestErrorSummaryCutsWholeCharacters: a long reason is cut at a character
+// boundary, so errors and log lines stay valid UTF-8.
+func TestErrorSummaryCutsWholeCharacters(t *testing.T) {
+	reason := "x" + strings.Repeat("é", 400)
+	got := errorSummary([]byte(`{"error":{"type":"mapper_parsing_exception","reason":"` + reason + `"}}`))
+	if !utf8.ValidString(got) || !strings.HasSuffix(got, "é...") || len(got) > 300+len("...") {
+		t.Errorf("got %q (%d bytes), want valid UTF-8 cut after a whole é, at most 300 bytes and ...", got, len(got))
 	}
 }

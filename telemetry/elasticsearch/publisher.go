@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/elastic/elastic-transport-go/v8/elastictransport"
 
@@ -174,7 +175,9 @@ func (p *Publisher) PublishNetworkMetrics(ctx context.Context, m telemetry.Netwo
 
 // PublishBatch indexes every record of b through the bulk API, in as few
 // requests as Config.FlushBytes allows, one request at a time, after
-// installing the index template if that was not done yet. It keeps no
+// installing the index template if that was not done yet. A request
+// answered 413 Request Entity Too Large is sent again in halves, down to
+// single documents. It keeps no
 // reference to b. It makes one attempt: it never retries by itself.
 //
 // If documents were refused for a passing reason (an item or the whole
@@ -456,10 +459,16 @@ func errorSummary(body []byte) string {
 	return truncate(string(bytes.TrimSpace(body)))
 }
 
+// truncate cuts s to at most 300 bytes, at the start of a character, and
+// marks the cut with "...".
 func truncate(s string) string {
 	const limit = 300
 	if len(s) <= limit {
 		return s
 	}
-	return s[:limit] + "..."
+	n := limit
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
 }

@@ -1021,6 +1021,8 @@ func TestMalformedBulkResponses(t *testing.T) {
 	}{
 		{"fewer items with errors", `{"errors":true,"items":[{"index":{"status":201}}]}`, "invalid bulk response: 1 items for 2 documents"},
 		{"not JSON", `<html>`, "invalid bulk response: invalid character '<'"},
+		{"truncated", `{"errors":false,"items":[{"index":{"status":201}},{"ind`, "invalid bulk response: unexpected EOF"},
+		{"empty", ``, "invalid bulk response: EOF"},
 		{"no items, no errors", `{"errors":false}`, ""},
 	}
 	for _, tc := range tests {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 )
@@ -13,7 +14,8 @@ import (
 // operations: one per connection, from the start of the dial to Close,
 // with the real bytes written and read on the wire and the first read or
 // write error (end of file and errors after Close excepted). A failed dial
-// is recorded as a failed operation.
+// is recorded as a failed operation, and so is a connection that becomes
+// garbage without being closed.
 //
 // Use its DialContext as the DialContext of an [http.Transport] to count
 // the bytes HTTP really moves, headers included.
@@ -60,7 +62,11 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 		o.end(err)
 		return nil, err
 	}
-	return &conn{Conn: c, o: o}, nil
+	nc := &conn{Conn: c, o: o}
+	// A connection dropped without Close would leave the operation
+	// pending for good: fail it once the connection is garbage.
+	runtime.AddCleanup(nc, func(o *operation) { o.end(errConnNotClosed) }, o)
+	return nc, nil
 }
 
 func (d *Dialer) taskID(ctx context.Context, network, address string) string {
@@ -74,6 +80,10 @@ func (d *Dialer) taskID(ctx context.Context, network, address string) string {
 	}
 	return nextID("conn")
 }
+
+// errConnNotClosed fails the operation of a connection that became garbage
+// without being closed.
+var errConnNotClosed = errors.New("nettrace: connection not closed (garbage collected)")
 
 // conn counts the bytes of a connection and records its operation at Close.
 type conn struct {

@@ -90,6 +90,7 @@ type operation struct {
 	endFn    func(bytesSent, bytesReceived int64, err error) error // of a RequestTracer, else nil
 	sent     atomic.Int64
 	received atomic.Int64
+	bodyGen  atomic.Int64 // of the request body counted: 1 after the first GetBody...
 	ended    atomic.Bool
 
 	mu  sync.Mutex
