@@ -165,7 +165,9 @@
 // span in Run's ctx, or a root span) with its run id
 // (eventpipeline.pipeline.run_id) and, if the run failed, status Error
 // with Run's error text, cut as a record's is
-// ([telemetry.Recorder.ErrorText]); every event run a child span
+// ([telemetry.Recorder.ErrorText]) (a run that never returns because its
+// event called runtime.Goexit, or through which a hook's panic went, has
+// status Error too, saying so); every event run a child span
 // named after the event, with the record's exact times, its retries as
 // span events and status Error when it failed; every remote call a client
 // span under its event. The event's ctx carries its span, so the spans your events make

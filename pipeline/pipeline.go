@@ -48,6 +48,10 @@ var (
 // errGoexit is the error of an attempt whose Process called runtime.Goexit.
 var errGoexit = errors.New("pipeline: the event called runtime.Goexit")
 
+// errRunPanicked is the status of the span of a run through which a panic
+// went (a hook's: a panic of an event fails its attempt).
+var errRunPanicked = errors.New("pipeline: the run panicked")
+
 // A Stage is a step of a pipeline: events run one after the other
 // ([Sequence]) or all at once ([Parallel]).
 type Stage struct {
@@ -269,6 +273,9 @@ type run struct {
 	// untraced: the run's span is not sampled, so its events get no span
 	// and are recorded through the telemetry hooks, as the tracer would.
 	untraced bool
+	// goexit: an event of a sequence called runtime.Goexit, which ends
+	// the goroutine of Run.
+	goexit bool
 }
 
 // next reserves the numbers of n tasks and returns the first.
@@ -299,18 +306,31 @@ func newRunID() string {
 // succeed, Run returns their output and a nil error: the work was done.
 func (p *Pipeline) Run(ctx context.Context, in any) (out any, err error) {
 	r := &run{id: newRunID()}
-	if p.runs != nil {
-		var span trace.Span
-		ctx, span = p.runs.Start(ctx, RunSpanName, trace.WithAttributes(oteltrace.PipelineRunIDKey.String(r.id)))
-		sc := span.SpanContext()
-		r.untraced = sc.IsValid() && !sc.IsSampled()
-		defer func() {
-			if err != nil {
-				span.SetStatus(codes.Error, p.tracer.Recorder().ErrorText(err))
-			}
-			span.End()
-		}()
+	if p.runs == nil {
+		return p.runStages(ctx, r, in)
 	}
+	ctx, span := p.runs.Start(ctx, RunSpanName, trace.WithAttributes(oteltrace.PipelineRunIDKey.String(r.id)))
+	sc := span.SpanContext()
+	r.untraced = sc.IsValid() && !sc.IsSampled()
+	returned := false // false as Run's goroutine unwinds without a return
+	defer func() {
+		switch {
+		case !returned && r.goexit: // the run failed, and never returns
+			span.SetStatus(codes.Error, errGoexit.Error())
+		case !returned: // a hook's panic goes through Run
+			span.SetStatus(codes.Error, errRunPanicked.Error())
+		case err != nil:
+			span.SetStatus(codes.Error, p.tracer.Recorder().ErrorText(err))
+		}
+		span.End()
+	}()
+	out, err = p.runStages(ctx, r, in)
+	returned = true
+	return out, err
+}
+
+// runStages runs the stages of p in order, for r, on in.
+func (p *Pipeline) runStages(ctx context.Context, r *run, in any) (any, error) {
 	for i := range p.stages {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("pipeline: run %s stopped before stage %d: %w", r.id, i+1, err)
@@ -412,7 +432,9 @@ func (p *Pipeline) runTask(ctx context.Context, r *run, sp *step, n uint64, in a
 // not nil.
 func (p *Pipeline) goexited(ctx context.Context, tr *oteltrace.Tracer, r *run, t Task, exited *error) {
 	p.ended(ctx, tr, r, t, errGoexit)
-	if exited != nil {
+	if exited == nil { // in a sequence, on Run's goroutine
+		r.goexit = true
+	} else {
 		*exited = &EventError{Event: t.Event, TaskID: t.ID, RunID: t.RunID, Attempts: t.Attempt, Err: errGoexit}
 	}
 }
