@@ -297,3 +297,103 @@ func TestNestedRunOfSamePipeline(t *testing.T) {
 		}
 	}
 }
+
+// When the Recorder refuses starts (too many pending runs), no span is
+// left unended, each event's span ends once, and the refusals are counted:
+// the start and the end of each refused run.
+func TestTracedRunRecorderRefuses(t *testing.T) {
+	for _, traced := range []bool{true, false} {
+		t.Run(map[bool]string{true: "traced", false: "untraced"}[traced], func(t *testing.T) {
+			rec, err := telemetry.NewRecorder(telemetry.WithMaxPending(1), telemetry.WithMaxEvents(100)) // one shard
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { rec.Close(context.Background()) })
+			sr := tracetest.NewSpanRecorder()
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
+			cfg := pipeline.Config{Recorder: rec}
+			if traced {
+				cfg.TracerProvider = tp
+			}
+			var wg sync.WaitGroup
+			wg.Add(3)
+			ev := func(name string) pipeline.Event {
+				return pipeline.Func(name, func(ctx context.Context, in any) (any, error) {
+					wg.Done()
+					wg.Wait() // all three run at once
+					return name, nil
+				})
+			}
+			h := &logHooks{}
+			cfg.Hooks = h
+			p := mustNew(t, cfg, pipeline.Parallel(ev("a"), ev("b"), ev("c")))
+			out, err := p.Run(context.Background(), nil)
+			if err != nil || !slices.Equal(out.([]any), []any{"a", "b", "c"}) {
+				t.Fatalf("got %v, %v", out, err)
+			}
+			if n := p.Telemetry().Failures(); n != 4 || !errors.Is(p.Telemetry().Err(), telemetry.ErrTooManyPending) {
+				t.Errorf("got %d failures (first %v), want 4 (2 starts, 2 ends), ErrTooManyPending", n, p.Telemetry().Err())
+			}
+			if n := len(rec.Report().Events); n != 1 {
+				t.Errorf("got %d records, want 1", n)
+			}
+			if n := len(sr.Started()) - len(sr.Ended()); n != 0 {
+				t.Errorf("%d spans left unended", n)
+			}
+			if traced {
+				spans := spansByName(t, sr)
+				if len(spans) != 4 {
+					t.Errorf("got spans %v, want the run's and 3 events'", spans)
+				}
+			}
+			if n := len(h.get()); n != 6 {
+				t.Errorf("got hooks %q, want 3 starts and 3 ends", h.get())
+			}
+		})
+	}
+}
+
+// Many traced runs of one Pipeline at once: task ids unique, every span
+// ended once, under the race detector.
+func TestTracedRunsConcurrent(t *testing.T) {
+	rec, tp, sr := tracedSetup(t)
+	retry := telemetry.RetryPolicy{MaxAttempts: 2, InitialBackoff: time.Microsecond, MaxBackoff: time.Microsecond}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	ev := func(name string, fail bool) pipeline.Event {
+		return pipeline.WithRetry(pipeline.Func(name, func(ctx context.Context, in any) (any, error) {
+			task, _ := pipeline.TaskFrom(ctx)
+			mu.Lock()
+			seen[task.ID]++
+			mu.Unlock()
+			if fail && task.Attempt == 1 {
+				return nil, errors.New("again")
+			}
+			return in, nil
+		}), retry)
+	}
+	p := mustNew(t, pipeline.Config{Recorder: rec, TracerProvider: tp},
+		pipeline.Sequence(ev("a", true)), pipeline.Parallel(ev("b", false), ev("c", true)))
+	const runs = 20
+	var wg sync.WaitGroup
+	for range runs {
+		wg.Go(func() {
+			if _, err := p.Run(context.Background(), 1); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if len(seen) != 3*runs {
+		t.Errorf("got %d task ids, want %d", len(seen), 3*runs)
+	}
+	if n := len(sr.Ended()); n != 4*runs || len(sr.Started()) != n {
+		t.Errorf("got %d spans ended of %d, want %d", n, len(sr.Started()), 4*runs)
+	}
+	for _, m := range rec.Report().Events {
+		want := map[string]int{"a": 1, "b": 0, "c": 1}[m.EventName]
+		if m.Status != telemetry.StatusCompleted || m.RetryCount != want || seen[m.TaskID] != want+1 {
+			t.Errorf("%s: %v, %d retries, %d attempts", m.TaskID, m.Status, m.RetryCount, seen[m.TaskID])
+		}
+	}
+}
