@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"slices"
 	"strconv"
@@ -176,7 +177,7 @@ func TestTracedRunSpansMatchRecords(t *testing.T) {
 			}
 			a := map[string]string{}
 			for _, kv := range s.Attributes() {
-				a[string(kv.Key)] = kv.Value.Emit()
+				a[string(kv.Key)] = kv.Value.String()
 			}
 			if a[string(oteltrace.TaskIDKey)] != m.TaskID || a[string(oteltrace.PipelineRunIDKey)] != m.PipelineID {
 				t.Errorf("%s: attributes %v", m.EventName, a)
@@ -222,7 +223,7 @@ func itoa(n int) string { return strconv.Itoa(n) }
 func attrsOf(e sdktrace.Event) map[string]string {
 	m := map[string]string{}
 	for _, kv := range e.Attributes {
-		m[string(kv.Key)] = kv.Value.Emit()
+		m[string(kv.Key)] = kv.Value.String()
 	}
 	return m
 }
@@ -394,6 +395,83 @@ func TestTracedRunsConcurrent(t *testing.T) {
 		want := map[string]int{"a": 1, "b": 0, "c": 1}[m.EventName]
 		if m.Status != telemetry.StatusCompleted || m.RetryCount != want || seen[m.TaskID] != want+1 {
 			t.Errorf("%s: %v, %d retries, %d attempts", m.TaskID, m.Status, m.RetryCount, seen[m.TaskID])
+		}
+	}
+}
+
+// hookExit is a user hook that ends its goroutine (as t.FailNow does) or
+// panics when the event named event is started or retried.
+type hookExit struct {
+	pipeline.NopHooks
+	event string
+	on    string // "start" or "retry"
+	panic bool
+}
+
+func (h hookExit) act(event, on string) {
+	if event != h.event || on != h.on {
+		return
+	}
+	if h.panic {
+		panic("hook")
+	}
+	runtime.Goexit()
+}
+
+func (h hookExit) EventStarted(t pipeline.Task)                           { h.act(t.Event, "start") }
+func (h hookExit) EventRetried(t pipeline.Task, _ error, _ time.Duration) { h.act(t.Event, "retry") }
+
+// A user hook that panics or calls runtime.Goexit leaves no record
+// pending and no span unended: the task ends, failed; in a parallel
+// stage, which goes on, the stage fails with its EventError.
+func TestHookExitEndsTask(t *testing.T) {
+	flaky := pipeline.WithRetry(pipeline.Func("flaky", func(context.Context, any) (any, error) { return nil, errors.New("flake") }),
+		telemetry.RetryPolicy{MaxAttempts: 2, InitialBackoff: time.Millisecond})
+	for _, traced := range []bool{false, true} {
+		for _, parallel := range []bool{false, true} {
+			for _, h := range []hookExit{{event: "flaky", on: "start"}, {event: "flaky", on: "retry"}, {event: "flaky", on: "start", panic: true}} {
+				if parallel && h.panic {
+					continue // a panic on a goroutine of its own ends the program
+				}
+				name := fmt.Sprintf("traced=%v/parallel=%v/%s/panic=%v", traced, parallel, h.on, h.panic)
+				t.Run(name, func(t *testing.T) {
+					rec, tp, sr := tracedSetup(t)
+					cfg := pipeline.Config{Recorder: rec, Hooks: h}
+					if traced {
+						cfg.TracerProvider = tp
+					}
+					stage := pipeline.Sequence(appendEvent("a"), flaky)
+					if parallel {
+						stage = pipeline.Parallel(appendEvent("a"), flaky)
+					}
+					p := mustNew(t, cfg, stage)
+					var err error
+					returned := make(chan bool)
+					go func() {
+						ok := false
+						defer func() {
+							recover()
+							returned <- ok
+						}()
+						_, err = p.Run(context.Background(), "")
+						ok = true
+					}()
+					if ok := <-returned; ok != parallel {
+						t.Fatalf("Run returned: %v, want %v", ok, parallel)
+					}
+					var ee *pipeline.EventError
+					if parallel && (!errors.As(err, &ee) || ee.Event != "flaky") {
+						t.Errorf("got %v, want the EventError of flaky", err)
+					}
+					m := eventsByName(rec)["flaky"]
+					if m.Status != telemetry.StatusFailed || !strings.Contains(m.Error, "hook") {
+						t.Errorf("record of flaky: %+v, want failed, saying a hook ended it", m)
+					}
+					if n := len(sr.Started()) - len(sr.Ended()); n != 0 {
+						t.Errorf("%d spans left unended", n)
+					}
+				})
+			}
 		}
 	}
 }

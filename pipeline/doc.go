@@ -58,7 +58,10 @@
 // [*PanicError], with the stack; it is not retried. A Process that calls
 // runtime.Goexit (as testing's FailNow does) ends the goroutine running
 // it, so Run never returns if the event is in a sequence; its task still
-// ends, failed, and a parallel stage fails with the task's EventError.
+// ends, failed, and a parallel stage fails with the task's EventError. So
+// does a task one of whose [Hooks] calls runtime.Goexit or panics (the
+// panic goes on through Run): its record is not left pending, and its span
+// ends.
 //
 // # Retries
 //

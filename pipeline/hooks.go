@@ -36,6 +36,10 @@ type Task struct {
 // or more times, then ended), from the goroutine that runs the task; hooks of
 // different tasks may be called at once, so implementations must be safe for
 // concurrent use. They must return quickly: the pipeline waits for them.
+// A hook that panics or calls runtime.Goexit (as testing's FailNow does)
+// ends the goroutine of its task, which the telemetry still records as
+// failed, with the error "pipeline: a hook panicked or called
+// runtime.Goexit"; the hooks are not called again for that task.
 type Hooks interface {
 	// EventStarted is called before the first attempt of a task.
 	EventStarted(t Task)
