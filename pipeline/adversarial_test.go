@@ -475,3 +475,16 @@ func TestHookExitEndsTask(t *testing.T) {
 		}
 	}
 }
+
+// New returns every problem at once: a Tracer of another Recorder too.
+func TestNewJoinsTracerMismatch(t *testing.T) {
+	rec, tp, _ := tracedSetup(t)
+	tr, err := oteltrace.New(newRecorder(t), oteltrace.Config{TracerProvider: tp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := pipeline.New(pipeline.Config{Recorder: rec, Tracer: tr}, pipeline.Sequence(nil))
+	if p != nil || !errors.Is(err, pipeline.ErrNilEvent) || !strings.Contains(fmt.Sprint(err), "another Recorder") {
+		t.Fatalf("got %v, %v; want both the nil event and the Tracer's Recorder", p, err)
+	}
+}

@@ -161,7 +161,8 @@ type step struct {
 // New returns a new Pipeline running stages in order, configured by cfg.
 // It checks every stage and event and returns all the problems joined in
 // one error: [ErrNoStages], [ErrEmptyStage], [ErrNilEvent],
-// [ErrEmptyEventName], or an invalid retry policy or process id.
+// [ErrEmptyEventName], an invalid retry policy or process id, or a
+// [Config.Tracer] of another Recorder than [Config.Recorder].
 func New(cfg Config, stages ...Stage) (*Pipeline, error) {
 	var errs []error
 	if len(stages) == 0 {
@@ -202,11 +203,11 @@ func New(cfg Config, stages ...Stage) (*Pipeline, error) {
 		}
 		p.stages = append(p.stages, st)
 	}
+	if cfg.Tracer != nil && cfg.Recorder != nil && cfg.Recorder != cfg.Tracer.Recorder() {
+		errs = append(errs, errors.New("pipeline: Config.Tracer records into another Recorder than Config.Recorder"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
-	}
-	if cfg.Tracer != nil && cfg.Recorder != nil && cfg.Recorder != cfg.Tracer.Recorder() {
-		return nil, errors.New("pipeline: Config.Tracer records into another Recorder than Config.Recorder")
 	}
 	var hooks []Hooks
 	if !cfg.NoTelemetry {
