@@ -82,7 +82,8 @@
 // ([RemoteError].RetryAfter) replaces the computed wait, capped at
 // MaxBackoff. Waits end when the run's context ends; the event then fails
 // with an error wrapping both ctx.Err() and the last attempt's error. Each
-// retry is recorded on the task's event run.
+// retry is recorded on the task's event run when its wait begins, so a
+// retry whose wait the end of ctx cut short is counted too.
 //
 // # Remote execution
 //

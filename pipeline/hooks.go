@@ -44,7 +44,9 @@ type Hooks interface {
 	// EventStarted is called before the first attempt of a task.
 	EventStarted(t Task)
 	// EventRetried is called when attempt t.Attempt failed with err and
-	// the next attempt follows after wait.
+	// the next attempt is to follow after wait. If the run's context ends
+	// during the wait, none follows: EventEnded is called next, with an
+	// error wrapping ctx.Err() and err, and the record keeps the retry.
 	EventRetried(t Task, err error, wait time.Duration)
 	// EventEnded is called once per task, after its last attempt: err is
 	// nil if the task succeeded, else the error it failed with.
