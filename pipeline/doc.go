@@ -55,7 +55,8 @@
 // A run fails with an [*EventError] (event, task id, run id, attempts and
 // the event's error; several joined for a parallel stage), which
 // [errors.Is] and [errors.As] see through. A panic in Process becomes a
-// [*PanicError], with the stack; it is not retried. A Process that calls
+// [*PanicError], with the stack, which [DefaultRetryable] does not retry
+// (a [Config.Retryable] of your own decides for itself). A Process that calls
 // runtime.Goexit (as testing's FailNow does) ends the goroutine running
 // it, so Run never returns if the event is in a sequence; its task still
 // ends, failed, and a parallel stage fails with the task's EventError. So
