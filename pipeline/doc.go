@@ -55,10 +55,14 @@
 // A run fails with an [*EventError] (event, task id, run id, attempts and
 // the event's error; several joined for a parallel stage), which
 // [errors.Is] and [errors.As] see through. A panic in Process becomes a
-// [*PanicError], with the stack; it is not retried. A Process that calls
+// [*PanicError], with the stack, which [DefaultRetryable] does not retry
+// (a [Config.Retryable] of your own decides for itself). A Process that calls
 // runtime.Goexit (as testing's FailNow does) ends the goroutine running
 // it, so Run never returns if the event is in a sequence; its task still
-// ends, failed, and a parallel stage fails with the task's EventError.
+// ends, failed, and a parallel stage fails with the task's EventError. So
+// does a task one of whose [Hooks] calls runtime.Goexit or panics (the
+// panic goes on through Run): its record is not left pending, and its span
+// ends.
 //
 // # Retries
 //
@@ -79,7 +83,8 @@
 // ([RemoteError].RetryAfter) replaces the computed wait, capped at
 // MaxBackoff. Waits end when the run's context ends; the event then fails
 // with an error wrapping both ctx.Err() and the last attempt's error. Each
-// retry is recorded on the task's event run.
+// retry is recorded on the task's event run when its wait begins, so a
+// retry whose wait the end of ctx cut short is counted too.
 //
 // # Remote execution
 //
@@ -165,7 +170,9 @@
 // span in Run's ctx, or a root span) with its run id
 // (eventpipeline.pipeline.run_id) and, if the run failed, status Error
 // with Run's error text, cut as a record's is
-// ([telemetry.Recorder.ErrorText]); every event run a child span
+// ([telemetry.Recorder.ErrorText]) (a run that never returns because its
+// event called runtime.Goexit, or through which a hook's panic went, has
+// status Error too, saying so); every event run a child span
 // named after the event, with the record's exact times, its retries as
 // span events and status Error when it failed; every remote call a client
 // span under its event. The event's ctx carries its span, so the spans your events make

@@ -36,11 +36,17 @@ type Task struct {
 // or more times, then ended), from the goroutine that runs the task; hooks of
 // different tasks may be called at once, so implementations must be safe for
 // concurrent use. They must return quickly: the pipeline waits for them.
+// A hook that panics or calls runtime.Goexit (as testing's FailNow does)
+// ends the goroutine of its task, which the telemetry still records as
+// failed, with the error "pipeline: a hook panicked or called
+// runtime.Goexit"; the hooks are not called again for that task.
 type Hooks interface {
 	// EventStarted is called before the first attempt of a task.
 	EventStarted(t Task)
 	// EventRetried is called when attempt t.Attempt failed with err and
-	// the next attempt follows after wait.
+	// the next attempt is to follow after wait. If the run's context ends
+	// during the wait, none follows: EventEnded is called next, with an
+	// error wrapping ctx.Err() and err, and the record keeps the retry.
 	EventRetried(t Task, err error, wait time.Duration)
 	// EventEnded is called once per task, after its last attempt: err is
 	// nil if the task succeeded, else the error it failed with.

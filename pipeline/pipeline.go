@@ -48,6 +48,14 @@ var (
 // errGoexit is the error of an attempt whose Process called runtime.Goexit.
 var errGoexit = errors.New("pipeline: the event called runtime.Goexit")
 
+// errHookExit is the error of a task whose goroutine a hook ended, by a
+// panic or runtime.Goexit.
+var errHookExit = errors.New("pipeline: a hook panicked or called runtime.Goexit")
+
+// errRunPanicked is the status of the span of a run through which a panic
+// went (a hook's: a panic of an event fails its attempt).
+var errRunPanicked = errors.New("pipeline: the run panicked")
+
 // A Stage is a step of a pipeline: events run one after the other
 // ([Sequence]) or all at once ([Parallel]).
 type Stage struct {
@@ -131,6 +139,7 @@ type Config struct {
 type Pipeline struct {
 	stages []stage
 	hooks  Hooks // never nil; without the telemetry hooks when traced
+	user   Hooks // Config.Hooks; never nil
 	tel    *TelemetryHooks
 	pid    int
 	tracer *oteltrace.Tracer // nil unless Config.TracerProvider
@@ -152,7 +161,8 @@ type step struct {
 // New returns a new Pipeline running stages in order, configured by cfg.
 // It checks every stage and event and returns all the problems joined in
 // one error: [ErrNoStages], [ErrEmptyStage], [ErrNilEvent],
-// [ErrEmptyEventName], or an invalid retry policy or process id.
+// [ErrEmptyEventName], an invalid retry policy or process id, or a
+// [Config.Tracer] of another Recorder than [Config.Recorder].
 func New(cfg Config, stages ...Stage) (*Pipeline, error) {
 	var errs []error
 	if len(stages) == 0 {
@@ -193,11 +203,11 @@ func New(cfg Config, stages ...Stage) (*Pipeline, error) {
 		}
 		p.stages = append(p.stages, st)
 	}
+	if cfg.Tracer != nil && cfg.Recorder != nil && cfg.Recorder != cfg.Tracer.Recorder() {
+		errs = append(errs, errors.New("pipeline: Config.Tracer records into another Recorder than Config.Recorder"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
-	}
-	if cfg.Tracer != nil && cfg.Recorder != nil && cfg.Recorder != cfg.Tracer.Recorder() {
-		return nil, errors.New("pipeline: Config.Tracer records into another Recorder than Config.Recorder")
 	}
 	var hooks []Hooks
 	if !cfg.NoTelemetry {
@@ -240,6 +250,10 @@ func New(cfg Config, stages ...Stage) (*Pipeline, error) {
 	if p.hooks == nil {
 		p.hooks = NopHooks{}
 	}
+	p.user = cfg.Hooks
+	if p.user == nil {
+		p.user = NopHooks{}
+	}
 	return p, nil
 }
 
@@ -269,6 +283,9 @@ type run struct {
 	// untraced: the run's span is not sampled, so its events get no span
 	// and are recorded through the telemetry hooks, as the tracer would.
 	untraced bool
+	// exit: the error of a task of a sequence whose event called
+	// runtime.Goexit, or whose hook ended its goroutine, which is Run's.
+	exit error
 }
 
 // next reserves the numbers of n tasks and returns the first.
@@ -299,18 +316,31 @@ func newRunID() string {
 // succeed, Run returns their output and a nil error: the work was done.
 func (p *Pipeline) Run(ctx context.Context, in any) (out any, err error) {
 	r := &run{id: newRunID()}
-	if p.runs != nil {
-		var span trace.Span
-		ctx, span = p.runs.Start(ctx, RunSpanName, trace.WithAttributes(oteltrace.PipelineRunIDKey.String(r.id)))
-		sc := span.SpanContext()
-		r.untraced = sc.IsValid() && !sc.IsSampled()
-		defer func() {
-			if err != nil {
-				span.SetStatus(codes.Error, p.tracer.Recorder().ErrorText(err))
-			}
-			span.End()
-		}()
+	if p.runs == nil {
+		return p.runStages(ctx, r, in)
 	}
+	ctx, span := p.runs.Start(ctx, RunSpanName, trace.WithAttributes(oteltrace.PipelineRunIDKey.String(r.id)))
+	sc := span.SpanContext()
+	r.untraced = sc.IsValid() && !sc.IsSampled()
+	returned := false // false as Run's goroutine unwinds without a return
+	defer func() {
+		switch {
+		case !returned && r.exit != nil: // the run failed, and never returns
+			span.SetStatus(codes.Error, r.exit.Error())
+		case !returned: // a hook's panic goes through Run
+			span.SetStatus(codes.Error, errRunPanicked.Error())
+		case err != nil:
+			span.SetStatus(codes.Error, p.tracer.Recorder().ErrorText(err))
+		}
+		span.End()
+	}()
+	out, err = p.runStages(ctx, r, in)
+	returned = true
+	return out, err
+}
+
+// runStages runs the stages of p in order, for r, on in.
+func (p *Pipeline) runStages(ctx context.Context, r *run, in any) (any, error) {
 	for i := range p.stages {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("pipeline: run %s stopped before stage %d: %w", r.id, i+1, err)
@@ -353,48 +383,55 @@ func (p *Pipeline) runStage(ctx context.Context, r *run, st *stage, in any) (any
 }
 
 // runTask runs one execution of an event, with its retries, and reports it
-// to the hooks. If the event calls runtime.Goexit, which ends the
-// goroutine, the task still ends, failed, and its error goes to *exited
-// if exited is not nil.
+// to the hooks. If the event or a hook ends the goroutine (runtime.Goexit,
+// or a hook's panic), the task still ends, failed, in the telemetry, and
+// its error goes to *exited if exited is not nil.
 func (p *Pipeline) runTask(ctx context.Context, r *run, sp *step, n uint64, in any, exited *error) (any, error) {
-	t := Task{
+	k := taskRun{p: p, r: r, ctx: ctx, exited: exited, t: Task{
 		ID:        r.id + "/" + sp.name + "/" + strconv.FormatUint(n, 10),
 		Event:     sp.name,
 		RunID:     r.id,
 		ProcessID: p.pid,
 		Attempt:   1,
-	}
-	h := p.hooks
-	tr := p.tracer // nil if the run is untraced: the tracer would only record
-	runCtx := ctx  // carries the event's span when traced
+	}}
 	switch {
-	case tr != nil && r.untraced:
-		tr = nil
-		p.tel.EventStarted(t)
-	case tr != nil:
-		var err error
-		runCtx, err = tr.StartEvent(ctx, t.Event, t.ID, telemetry.WithProcessID(t.ProcessID), telemetry.WithPipelineID(t.RunID))
-		p.tel.check(err)
+	case p.tracer == nil: // the telemetry hooks record, if any
+		k.tel = p.tel
+	case r.untraced: // the tracer would only record
+		k.tel = p.tel
+	default:
+		k.tr = p.tracer
 	}
-	h.EventStarted(t)
+	defer k.unwound()
+	t := &k.t
+	if k.tr != nil {
+		var err error
+		k.ctx, err = k.tr.StartEvent(ctx, t.Event, t.ID, telemetry.WithProcessID(t.ProcessID), telemetry.WithPipelineID(t.RunID))
+		p.tel.check(err)
+	} else if k.tel != nil {
+		k.tel.EventStarted(*t)
+	}
+	h := p.user
+	h.EventStarted(*t)
 	calls := new(atomic.Uint64)
 	first := time.Now()
 	for {
-		ex := &execution{task: t, hooks: h, calls: calls, tracer: p.tracer, prop: p.prop, tel: p.tel}
-		out, err := process(withExecution(runCtx, ex), sp, in, func() { p.goexited(runCtx, tr, r, ex.task, exited) })
+		ex := &execution{task: *t, hooks: p.hooks, calls: calls, tracer: p.tracer, prop: p.prop, tel: p.tel}
+		out, err := process(withExecution(k.ctx, ex), sp, in, k.goexited)
 		if err == nil {
-			p.ended(runCtx, tr, r, t, nil)
+			k.end(nil)
+			k.returned = true
 			return out, nil
 		}
 		if ctx.Err() == nil {
 			if wait, again := sp.policy.next(t.Attempt, first, time.Now(), err); again {
 				switch {
-				case tr != nil:
-					p.tel.check(tr.RecordRetry(runCtx, t.ID, err))
-				case r.untraced:
-					p.tel.EventRetried(t, err, wait)
+				case k.tr != nil:
+					p.tel.check(k.tr.RecordRetry(k.ctx, t.ID, err))
+				case k.tel != nil:
+					k.tel.EventRetried(*t, err, wait)
 				}
-				h.EventRetried(t, err, wait)
+				h.EventRetried(*t, err, wait)
 				if retry.Sleep(ctx, wait) && ctx.Err() == nil {
 					t.Attempt++
 					continue
@@ -402,30 +439,80 @@ func (p *Pipeline) runTask(ctx context.Context, r *run, sp *step, n uint64, in a
 				err = fmt.Errorf("%w while waiting to retry after: %w", ctx.Err(), err)
 			}
 		}
-		p.ended(runCtx, tr, r, t, err)
-		return nil, &EventError{Event: t.Event, TaskID: t.ID, RunID: t.RunID, Attempts: t.Attempt, Err: err}
+		k.end(err)
+		k.returned = true
+		return nil, k.eventError(err)
 	}
 }
 
-// goexited ends t's run of r, through tr when traced, whose event called
-// runtime.Goexit, as failed, and puts its error in *exited if exited is
-// not nil.
-func (p *Pipeline) goexited(ctx context.Context, tr *oteltrace.Tracer, r *run, t Task, exited *error) {
-	p.ended(ctx, tr, r, t, errGoexit)
-	if exited != nil {
-		*exited = &EventError{Event: t.Event, TaskID: t.ID, RunID: t.RunID, Attempts: t.Attempt, Err: errGoexit}
-	}
+// A taskRun is the state of one execution of an event, for its end.
+type taskRun struct {
+	p      *Pipeline
+	r      *run
+	ctx    context.Context   // the event's, with its span when traced
+	tr     *oteltrace.Tracer // records and traces the task; nil if not traced
+	tel    *TelemetryHooks   // records the task when tr is nil; nil: no telemetry
+	exited *error            // receives the error of a task whose goroutine ended; nil in a sequence
+	t      Task              // the attempt being made
+	// recorded: the task's end is recorded (or there is no telemetry).
+	recorded bool
+	// returned: runTask returned, rather than its goroutine ending.
+	returned bool
 }
 
-// ended records the end of t's run of r, through tr when traced.
-func (p *Pipeline) ended(ctx context.Context, tr *oteltrace.Tracer, r *run, t Task, err error) {
+// end records the end of the task, failed if err is not nil, and tells
+// the hooks.
+func (k *taskRun) end(err error) {
+	k.record(err)
+	k.p.user.EventEnded(k.t, err)
+}
+
+// record records the end of the task, failed if err is not nil, through
+// the tracer when traced.
+func (k *taskRun) record(err error) {
+	k.recorded = true
 	switch {
-	case tr != nil:
-		p.tel.check(tr.EndEvent(ctx, t.ID, err))
-	case r.untraced:
-		p.tel.EventEnded(t, err)
+	case k.tr != nil:
+		k.p.tel.check(k.tr.EndEvent(k.ctx, k.t.ID, err))
+	case k.tel != nil:
+		k.tel.EventEnded(k.t, err)
 	}
-	p.hooks.EventEnded(t, err)
+}
+
+func (k *taskRun) eventError(err error) *EventError {
+	return &EventError{Event: k.t.Event, TaskID: k.t.ID, RunID: k.t.RunID, Attempts: k.t.Attempt, Err: err}
+}
+
+// goexited ends the task whose event called runtime.Goexit, as failed,
+// and puts its error in *exited, or marks the run as ended with it in a
+// sequence (on Run's goroutine).
+func (k *taskRun) goexited() {
+	k.fail(errGoexit)
+	k.p.user.EventEnded(k.t, errGoexit)
+}
+
+// fail records the task as failed with err, as its goroutine ends, and
+// puts its EventError in *exited, or marks the run in a sequence.
+func (k *taskRun) fail(err error) {
+	if k.exited == nil {
+		k.r.exit = err
+	} else {
+		*k.exited = k.eventError(err)
+	}
+	k.record(err)
+}
+
+// unwound, deferred by runTask, ends the task if a hook ended its
+// goroutine (runtime.Goexit, or a panic) before the task's end was
+// recorded, and fails a parallel stage whose task did not return.
+func (k *taskRun) unwound() {
+	switch {
+	case k.returned:
+	case !k.recorded:
+		k.fail(errHookExit)
+	case k.exited != nil && *k.exited == nil: // a hook ended it after
+		*k.exited = k.eventError(errHookExit)
+	}
 }
 
 // process calls the event, turning a panic into a [*PanicError]. If the

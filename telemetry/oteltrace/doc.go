@@ -64,7 +64,10 @@
 // nor that of a run the ended one is nested in, if it got no span of its
 // own), and only once, and the Tracer keeps no state per run. If the Recorder refuses a start,
 // the span ends at once with status Error; if it refuses an end, the span
-// ends then, with status Error. A run that never ends leaves its span
+// ends then, with status Error. A run nested in one of the same task id,
+// whose start the Recorder refuses, has no record of its own: its retries
+// and its end are those of the task's record, and go to the outer run's
+// span, which ends with that record. A run that never ends leaves its span
 // unended, and not exported.
 //
 // # Propagation
