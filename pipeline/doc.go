@@ -80,7 +80,8 @@
 // retried, though its error wraps context.DeadlineExceeded: the timeout of
 // one attempt is a transient failure, while the end of the run's context
 // (cancellation or its deadline) never is. A worker's Retry-After
-// ([RemoteError].RetryAfter) replaces the computed wait, capped at
+// ([RemoteError].RetryAfter), or the wait an event's error asks for with
+// [telemetry.RetryAfter], replaces the computed wait, capped at
 // MaxBackoff. Waits end when the run's context ends; the event then fails
 // with an error wrapping both ctx.Err() and the last attempt's error. Each
 // retry is recorded on the task's event run when its wait begins, so a

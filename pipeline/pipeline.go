@@ -98,8 +98,8 @@ type Config struct {
 	// first included (zero: no limit but MaxElapsed). The wait before
 	// retry n is InitialBackoff doubled n-1 times, capped at MaxBackoff,
 	// less a random jitter of up to half of it; a worker's Retry-After
-	// (see RemoteError.RetryAfter) replaces it, still capped at
-	// MaxBackoff. MaxElapsed bounds the time from the start of the first
+	// (see RemoteError.RetryAfter), or the wait an event's error asks for
+	// with telemetry.RetryAfter, replaces it, still capped at MaxBackoff. MaxElapsed bounds the time from the start of the first
 	// attempt: a wait that would end later is shortened to end at that
 	// time, for a last attempt. Zero InitialBackoff, MaxBackoff and
 	// MaxElapsed take the values of telemetry.DefaultRetryPolicy (100ms,

@@ -352,6 +352,36 @@ func TestRetryWaitsDoubleUpToMaxBackoff(t *testing.T) {
 	})
 }
 
+// TestRetryHonoursRetryAfterMark checks, in fake time, that an event
+// error marked with telemetry.RetryAfter sets the wait before its retry,
+// as a worker's Retry-After does, capped at MaxBackoff.
+func TestRetryHonoursRetryAfterMark(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var log attemptLog
+		h := &logHooks{}
+		waits := []time.Duration{3 * time.Second, time.Minute}
+		ev := pipeline.Func("e", func(context.Context, any) (any, error) {
+			log.add()
+			if len(waits) == 0 {
+				return "ok", nil
+			}
+			d := waits[0]
+			waits = waits[1:]
+			return nil, telemetry.RetryAfter(errors.New("busy"), d)
+		})
+		p := mustNew(t, pipeline.Config{NoTelemetry: true, Hooks: h,
+			Retry: &telemetry.RetryPolicy{MaxAttempts: 5, InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Second}},
+			pipeline.Sequence(ev))
+		if out, err := p.Run(context.Background(), nil); err != nil || out != "ok" {
+			t.Fatalf("got %v, %v", out, err)
+		}
+		want := []time.Duration{3 * time.Second, 5 * time.Second}
+		if gaps := log.gaps(); !slices.Equal(gaps, want) || !slices.Equal(h.waits, want) {
+			t.Errorf("waited %v, told the hooks %v; want %v", gaps, h.waits, want)
+		}
+	})
+}
+
 // TestRetryLastAttemptAtMaxElapsed checks the promise of MaxElapsed: a
 // wait that would end after it is shortened, for a last attempt exactly at
 // MaxElapsed after the first one started. The waits are 5s to 10s (10s

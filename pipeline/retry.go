@@ -49,12 +49,13 @@ func validatePolicy(p *telemetry.RetryPolicy) []error {
 // next decides what follows attempt n (1 for the first), begun at
 // first, that failed with err at now: retry after wait, or give up. The
 // schedule is the policy's own ([telemetry.RetryPolicy.Wait]); a worker's
-// Retry-After is its hint.
+// Retry-After, or a wait the error asks for with [telemetry.RetryAfter],
+// is its hint.
 func (p *policy) next(n int, first, now time.Time, err error) (wait time.Duration, again bool) {
 	if p.p == nil || !p.retryable(err) {
 		return 0, false
 	}
-	var hint time.Duration
+	hint, _ := telemetry.RetryAfterOf(err)
 	if re := (*RemoteError)(nil); errors.As(err, &re) {
 		hint = re.RetryAfter
 	}

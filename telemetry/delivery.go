@@ -555,7 +555,8 @@ func (o *outlet) deliver(n int, publish func(context.Context) error) {
 func (o *outlet) retry(first time.Duration, attempt, n int, publish func(context.Context) error, err error) {
 	for ; ; attempt++ {
 		if attempt > 1 {
-			wait, again := retry.Policy(o.cfg.retry).Next(attempt-1, o.r.clock.now()-first, retryAfter(err), o.cfg.jitter)
+			hint, _ := RetryAfterOf(err)
+			wait, again := retry.Policy(o.cfg.retry).Next(attempt-1, o.r.clock.now()-first, hint, o.cfg.jitter)
 			if !again {
 				o.giveUp(n, attempt-1, err)
 				return

@@ -127,11 +127,14 @@ func (e *retryError) Error() string { return e.err.Error() }
 
 func (e *retryError) Unwrap() error { return e.err }
 
-// retryAfter returns the wait err asks for, or 0.
-func retryAfter(err error) time.Duration {
+// RetryAfterOf returns the wait that err, or an error it wraps, asks for
+// with [RetryAfter], and whether it asks for one: the hint that the
+// Recorder's delivery gives its retry policy ([RetryPolicy.Wait]), as do
+// the retries of package pipeline.
+func RetryAfterOf(err error) (time.Duration, bool) {
 	var re *retryError
-	if errors.As(err, &re) {
-		return re.after
+	if errors.As(err, &re) && !re.permanent {
+		return re.after, true
 	}
-	return 0
+	return 0, false
 }
