@@ -139,7 +139,7 @@ type Config struct {
 type Pipeline struct {
 	stages []stage
 	hooks  Hooks // never nil; without the telemetry hooks when traced
-	user   Hooks // Config.Hooks; never nil
+	user   Hooks // Config.Hooks; nil without, so that no call is made
 	tel    *TelemetryHooks
 	pid    int
 	tracer *oteltrace.Tracer // nil unless Config.TracerProvider
@@ -251,9 +251,6 @@ func New(cfg Config, stages ...Stage) (*Pipeline, error) {
 		p.hooks = NopHooks{}
 	}
 	p.user = cfg.Hooks
-	if p.user == nil {
-		p.user = NopHooks{}
-	}
 	return p, nil
 }
 
@@ -412,7 +409,9 @@ func (p *Pipeline) runTask(ctx context.Context, r *run, sp *step, n uint64, in a
 		k.tel.EventStarted(*t)
 	}
 	h := p.user
-	h.EventStarted(*t)
+	if h != nil {
+		h.EventStarted(*t)
+	}
 	calls := new(atomic.Uint64)
 	first := time.Now()
 	for {
@@ -431,7 +430,9 @@ func (p *Pipeline) runTask(ctx context.Context, r *run, sp *step, n uint64, in a
 				case k.tel != nil:
 					k.tel.EventRetried(*t, err, wait)
 				}
-				h.EventRetried(*t, err, wait)
+				if h != nil {
+					h.EventRetried(*t, err, wait)
+				}
 				if retry.Sleep(ctx, wait) && ctx.Err() == nil {
 					t.Attempt++
 					continue
@@ -464,7 +465,9 @@ type taskRun struct {
 // the hooks.
 func (k *taskRun) end(err error) {
 	k.record(err)
-	k.p.user.EventEnded(k.t, err)
+	if k.p.user != nil {
+		k.p.user.EventEnded(k.t, err)
+	}
 }
 
 // record records the end of the task, failed if err is not nil, through
@@ -488,7 +491,9 @@ func (k *taskRun) eventError(err error) *EventError {
 // sequence (on Run's goroutine).
 func (k *taskRun) goexited() {
 	k.fail(errGoexit)
-	k.p.user.EventEnded(k.t, errGoexit)
+	if k.p.user != nil {
+		k.p.user.EventEnded(k.t, errGoexit)
+	}
 }
 
 // fail records the task as failed with err, as its goroutine ends, and
