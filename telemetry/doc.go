@@ -200,7 +200,8 @@
 // deadline is shortened, so the last attempt is made at the deadline itself;
 // an outage shorter than the window loses nothing the buffer could hold. An
 // error marked with [Permanent] is not retried; one made with [RetryAfter]
-// asks for a given wait (capped at MaxBackoff and cut at the deadline); a
+// asks for a given wait (capped at MaxBackoff and cut at the deadline;
+// [RetryAfterOf] reads it, for a retry loop of your own); a
 // [*DroppedError] reports a batch delivered except for some records, given
 // up on for good; a [*PartialError] reports how many records of a batch
 // are delivered so far while the rest are retried, so that a batch given
