@@ -305,3 +305,16 @@ func ExamplePermanent() {
 	// Output:
 	// true false
 }
+
+// A retry loop of your own reads the wait an error asks for with
+// RetryAfterOf, through any wrapping.
+func ExampleRetryAfterOf() {
+	err := fmt.Errorf("load: %w", telemetry.RetryAfter(errors.New("warehouse busy"), 3*time.Second))
+	d, ok := telemetry.RetryAfterOf(err)
+	fmt.Println(d, ok)
+	_, ok = telemetry.RetryAfterOf(errors.New("warehouse down"))
+	fmt.Println(ok)
+	// Output:
+	// 3s true
+	// false
+}
