@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"reflect"
 
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
@@ -49,19 +50,19 @@ type retryEvent struct {
 	policy telemetry.RetryPolicy
 }
 
-// isNil reports whether e is nil, a nil *RemoteEvent (what Remote returns
-// with its error), or nil wrapped by WithRetry: an event whose Name would
-// panic.
+// isNil reports whether e is nil, a nil pointer (such as the nil
+// *RemoteEvent that Remote returns with its error, or a nil pointer to an
+// event type of the user's), or nil wrapped by WithRetry: an event whose
+// Name may panic. New calls it once per event.
 func isNil(e Event) bool {
 	switch e := e.(type) {
 	case nil:
 		return true
-	case *RemoteEvent:
-		return e == nil
 	case *retryEvent:
 		return e == nil || isNil(e.Event)
 	}
-	return false
+	v := reflect.ValueOf(e)
+	return v.Kind() == reflect.Pointer && v.IsNil()
 }
 
 // unwrap returns the event inside retry wrappers, and the policy of the

@@ -38,8 +38,9 @@ var (
 	ErrNoStages = errors.New("pipeline: no stages")
 	// ErrEmptyStage is returned for a stage without events.
 	ErrEmptyStage = errors.New("pipeline: stage has no events")
-	// ErrNilEvent is returned for a nil Event, a nil *RemoteEvent (as
-	// Remote returns with an error) or WithRetry of either.
+	// ErrNilEvent is returned for a nil Event, a nil pointer as an Event
+	// (such as the nil *RemoteEvent that Remote returns with an error, or
+	// a nil pointer to an event type of your own) or WithRetry of either.
 	ErrNilEvent = errors.New("pipeline: nil event")
 	// ErrEmptyEventName is returned for an Event whose Name is empty.
 	ErrEmptyEventName = errors.New("pipeline: empty event name")

@@ -599,6 +599,13 @@ func TestRunRecoversPanics(t *testing.T) {
 	}
 }
 
+// nameFromField is an event of the user's own whose Name reads a field:
+// a nil *nameFromField panics in Name.
+type nameFromField struct{ name string }
+
+func (e *nameFromField) Name() string                                   { return e.name }
+func (e *nameFromField) Process(_ context.Context, in any) (any, error) { return in, nil }
+
 func TestNewRejectsBadPipelines(t *testing.T) {
 	ok := appendEvent("ok")
 	tests := []struct {
@@ -614,6 +621,9 @@ func TestNewRejectsBadPipelines(t *testing.T) {
 			want: []error{pipeline.ErrNilEvent, pipeline.ErrEmptyEventName}, text: "stage 1, event 3"},
 		{name: "nil remote event and retried nil event", // a Remote that failed, its error ignored
 			stages: []pipeline.Stage{pipeline.Sequence(ok, (*pipeline.RemoteEvent)(nil), pipeline.WithRetry(nil, telemetry.RetryPolicy{}))},
+			want:   []error{pipeline.ErrNilEvent}, text: "pipeline: stage 1, event 2: nil event\npipeline: stage 1, event 3: nil event"},
+		{name: "typed nil events of your own", // a nil pointer whose Name would panic
+			stages: []pipeline.Stage{pipeline.Sequence(ok, (*nameFromField)(nil), pipeline.WithRetry((*nameFromField)(nil), telemetry.RetryPolicy{}))},
 			want:   []error{pipeline.ErrNilEvent}, text: "pipeline: stage 1, event 2: nil event\npipeline: stage 1, event 3: nil event"},
 		{name: "bad config policy and pid", cfg: pipeline.Config{ProcessID: -1, Retry: &telemetry.RetryPolicy{MaxAttempts: -1, MaxElapsed: -1}},
 			stages: []pipeline.Stage{pipeline.Sequence(ok)},
