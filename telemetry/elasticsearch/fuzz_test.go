@@ -44,11 +44,14 @@ func TestErrorSummary(t *testing.T) {
 }
 
 // TestErrorSummaryCutsWholeCharacters: a long reason is cut at a character
-// boundary, so errors and log lines stay valid UTF-8.
+// boundary, with its length, so errors and log lines stay valid UTF-8 and
+// bounded; its control characters are escaped, so that a server's text
+// cannot forge a log line.
 func TestErrorSummaryCutsWholeCharacters(t *testing.T) {
-	reason := "x" + strings.Repeat("é", 400)
+	reason := `x\u001b[2J\n` + strings.Repeat("é", 400)
 	got := errorSummary([]byte(`{"error":{"type":"mapper_parsing_exception","reason":"` + reason + `"}}`))
-	if !utf8.ValidString(got) || !strings.HasSuffix(got, "é...") || len(got) > 300+len("...") {
-		t.Errorf("got %q (%d bytes), want valid UTF-8 cut after a whole é, at most 300 bytes and ...", got, len(got))
+	if !utf8.ValidString(got) || !strings.HasSuffix(got, "é… [truncated, 832 bytes]") || len(got) > 512 ||
+		!strings.HasPrefix(got, `mapper_parsing_exception: x\x1b[2J\n`) {
+		t.Errorf("got %q (%d bytes), want valid UTF-8, escaped, cut after a whole é with its length, at most 512 bytes", got, len(got))
 	}
 }

@@ -16,11 +16,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/elastic/elastic-transport-go/v8/elastictransport"
 
 	"github.com/eventpipeline/eventpipeline/internal/retry"
+	"github.com/eventpipeline/eventpipeline/internal/safetext"
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
 
@@ -459,16 +459,7 @@ func errorSummary(body []byte) string {
 	return truncate(string(bytes.TrimSpace(body)))
 }
 
-// truncate cuts s to at most 300 bytes, at the start of a character, and
-// marks the cut with "...".
-func truncate(s string) string {
-	const limit = 300
-	if len(s) <= limit {
-		return s
-	}
-	n := limit
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "..."
-}
+// truncate returns a server's text as errors and log lines keep it: on
+// one line, escaped, and cut to safetext.MaxBody bytes with its length
+// ([safetext.Body]), as every publisher keeps a receiver's answer.
+func truncate(s string) string { return safetext.Body(s) }
