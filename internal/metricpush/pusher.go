@@ -94,12 +94,16 @@ type Pusher struct {
 	// push: Close pushes again if they changed since.
 	pushedDelivery atomic.Pointer[[]telemetry.PublisherStats]
 
-	sem   chan struct{} // held by the push in progress: one at a time
-	snap  Snapshot      // reused by pushes, guarded by sem
-	stop  chan struct{} // closed by Close to stop the pusher
-	done  chan struct{} // closed when the pusher has exited
-	ctx   context.Context
-	abort context.CancelFunc // ends pushes in progress when Close gives up
+	sem  chan struct{} // held by the push in progress: one at a time
+	snap Snapshot      // reused by pushes, guarded by sem
+	// lastMs is the time of the last snapshot, in Unix milliseconds,
+	// guarded by sem: each snapshot is taken at least a millisecond later
+	// (see takeSnapshot).
+	lastMs int64
+	stop   chan struct{} // closed by Close to stop the pusher
+	done   chan struct{} // closed when the pusher has exited
+	ctx    context.Context
+	abort  context.CancelFunc // ends pushes in progress when Close gives up
 
 	errClosed, errCloseAgain, errFlushClosed error
 
@@ -401,7 +405,17 @@ func boundNames(stats []telemetry.PublisherStats) []telemetry.PublisherStats {
 // takeSnapshot reads every series into p.snap. The caller holds sem.
 func (p *Pusher) takeSnapshot() *Snapshot {
 	s := &p.snap
+	// Samples of a series must come in strictly increasing milliseconds:
+	// a receiver such as Prometheus rejects the whole push (400) for a
+	// sample at the time of the last one with another value, or before it.
+	// Two pushes within one millisecond (a Flush right after another), or
+	// a wall clock stepped back, would do that: such a snapshot is dated
+	// one millisecond after the last.
 	s.Time = time.Now()
+	if ms := s.Time.UnixMilli(); ms <= p.lastMs {
+		s.Time = time.UnixMilli(p.lastMs + 1)
+	}
+	p.lastMs = s.Time.UnixMilli()
 	s.Delivery = nil
 	if r := p.rec.Load(); r != nil {
 		s.Delivery = boundNames(r.PublisherStats())
