@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -23,10 +24,17 @@ import (
 // as Prometheus's TSDB does: per series, a sample older than the last one
 // is out of order, and one at the same timestamp with another value is a
 // duplicate; either makes the whole request fail with 400.
+//
+// It also checks that every cumulative series (_total, _bucket, _sum,
+// _count) never decreases, and, if failEvery > 0, answers every
+// failEvery-th request with 503 after ingesting it, as a receiver whose
+// answer is lost after the write: the retry sends the same samples again.
 type tsdbReceiver struct {
-	mu     sync.Mutex
-	last   map[string]prompb.Sample
-	errors []string
+	mu        sync.Mutex
+	last      map[string]prompb.Sample
+	errors    []string
+	failEvery int
+	requests  int
 }
 
 func (f *tsdbReceiver) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -57,6 +65,9 @@ func (f *tsdbReceiver) RoundTrip(req *http.Request) (*http.Response, error) {
 				status, msg = http.StatusBadRequest, "out of order sample"
 			case ok && s.Timestamp == prev.Timestamp && s.Value != prev.Value:
 				status, msg = http.StatusBadRequest, "duplicate sample for timestamp"
+			case ok && s.Value < prev.Value && isCumulative(ts.Labels):
+				f.errors = append(f.errors, fmt.Sprintf("%s decreased from %v to %v", key.String(), prev.Value, s.Value))
+				f.last[key.String()] = s
 			default:
 				f.last[key.String()] = s
 			}
@@ -65,9 +76,45 @@ func (f *tsdbReceiver) RoundTrip(req *http.Request) (*http.Response, error) {
 	if msg != "" {
 		f.errors = append(f.errors, msg)
 	}
+	f.requests++
+	if f.failEvery > 0 && f.requests%f.failEvery == 0 && status/100 == 2 {
+		status, msg = http.StatusServiceUnavailable, "answer lost"
+	}
 	f.mu.Unlock()
 	return &http.Response{StatusCode: status, Status: http.StatusText(status), Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: http.Header{}, Body: io.NopCloser(strings.NewReader(msg)), Request: req}, nil
+}
+
+// isCumulative reports whether the series of labels is a counter or a part
+// of a histogram.
+func isCumulative(labels []prompb.Label) bool {
+	for _, l := range labels {
+		if l.Name == "__name__" {
+			return strings.HasSuffix(l.Value, "_total") || strings.HasSuffix(l.Value, "_bucket") ||
+				strings.HasSuffix(l.Value, "_sum") || strings.HasSuffix(l.Value, "_count")
+		}
+	}
+	return false
+}
+
+// value returns the last value of the series whose labels (other than
+// job and instance) are name and then the pairs of kv.
+func (f *tsdbReceiver) value(name string, kv ...string) (float64, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for key, s := range f.last {
+		if !strings.Contains(key, fmt.Sprintf("__name__=%q,", name)) {
+			continue
+		}
+		match := strings.Count(key, "=") == 3+len(kv)/2
+		for i := 0; i+1 < len(kv); i += 2 {
+			match = match && strings.Contains(key, fmt.Sprintf("%s=%q,", kv[i], kv[i+1]))
+		}
+		if match {
+			return s.Value, true
+		}
+	}
+	return 0, false
 }
 
 // TestPushesWithinOneMillisecond pushes twice within one millisecond of
@@ -106,3 +153,70 @@ func TestPushesWithinOneMillisecond(t *testing.T) {
 }
 
 func noJitter(time.Duration) time.Duration { return 0 }
+
+// TestValuesExactConcurrentSafe records from many goroutines while pushes
+// run (every interval, and Flushes), a receiver losing every third answer
+// after the write: what the receiver holds at the end is exact (counts,
+// +Inf buckets equal to the counts, sums, bytes, retries), and no
+// cumulative series ever went down between pushes. Run it with -race.
+func TestValuesExactConcurrentSafe(t *testing.T) {
+	rcv := &tsdbReceiver{failEvery: 3}
+	pub, err := newPublisher(Config{URL: "http://127.0.0.1:9/api/v1/write", HTTPClient: &http.Client{Transport: rcv},
+		Interval: MinInterval, Retry: telemetry.RetryPolicy{MaxAttempts: 5, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond},
+		Logger: slog.New(slog.DiscardHandler)}, noJitter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const goroutines, per = 8, 400
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range per {
+				status := telemetry.StatusCompleted
+				if i%4 == 0 {
+					status = telemetry.StatusFailed
+				}
+				// Durations in binary fractions of a second: their sums are exact.
+				pub.PublishEventMetrics(ctx, finishedEvent("e"+strconv.Itoa(g%2), status, 250*time.Millisecond, 2))
+				pub.PublishNetworkMetrics(ctx, finishedOp("op", 500*time.Millisecond, 3, 5))
+				if i%50 == 0 {
+					pub.Flush(ctx)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := pub.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rcv.mu.Lock()
+	if len(rcv.errors) > 0 {
+		t.Errorf("receiver: %q", slices.Compact(rcv.errors))
+	}
+	rcv.mu.Unlock()
+	const runs = goroutines / 2 * per // per event name
+	want := []struct {
+		name string
+		kv   []string
+		v    float64
+	}{
+		{"event_duration_seconds_count", []string{"event_name", "e0", "status", "completed"}, runs * 3 / 4},
+		{"event_duration_seconds_bucket", []string{"event_name", "e0", "le", "+Inf", "status", "completed"}, runs * 3 / 4},
+		{"event_duration_seconds_bucket", []string{"event_name", "e0", "le", "0.25", "status", "completed"}, runs * 3 / 4},
+		{"event_duration_seconds_bucket", []string{"event_name", "e0", "le", "0.1", "status", "completed"}, 0},
+		{"event_duration_seconds_sum", []string{"event_name", "e1", "status", "completed"}, runs * 3 / 4 * 0.25},
+		{"event_duration_seconds_count", []string{"event_name", "e1", "status", "failed"}, runs / 4},
+		{"event_duration_seconds_bucket", []string{"event_name", "e1", "le", "+Inf", "status", "failed"}, runs / 4},
+		{"event_retries_total", []string{"event_name", "e0"}, 2 * runs},
+		{"network_latency_seconds_count", []string{"operation", "op"}, goroutines * per},
+		{"network_latency_seconds_sum", []string{"operation", "op"}, goroutines * per * 0.5},
+		{"network_bytes_total", []string{"direction", "sent", "operation", "op"}, 3 * goroutines * per},
+		{"network_bytes_total", []string{"direction", "received", "operation", "op"}, 5 * goroutines * per},
+	}
+	for _, w := range want {
+		if got, ok := rcv.value(w.name, w.kv...); !ok || got != w.v {
+			t.Errorf("%s%v: got %v (found %v), want %v", w.name, w.kv, got, ok, w.v)
+		}
+	}
+}
