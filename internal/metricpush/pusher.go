@@ -324,6 +324,13 @@ func (p *Pusher) pushNow(ctx context.Context, last bool) error {
 		return ctx.Err()
 	}
 	defer func() { <-p.sem }()
+	if last && !p.dirty.Load() && p.stats.pushes.Load() > 0 && !p.deliveryChanged() {
+		// The last push already had everything (Recorder.Close has just
+		// called Flush): push only what came after. Checked in turn, once
+		// a Flush in progress has ended: it cleared dirty as it began, and
+		// sets it again only if it fails.
+		return nil
+	}
 	if !last && p.closed.Load() {
 		// A Flush that began before Close got its turn after Close began:
 		// Close pushes last (or has pushed) what it was to push, and may
@@ -347,10 +354,7 @@ func (p *Pusher) Close(ctx context.Context) error {
 	var err error
 	select {
 	case <-p.done:
-		// Recorder.Close has just called Flush: push only what came after.
-		if p.dirty.Load() || p.stats.pushes.Load() == 0 || p.deliveryChanged() {
-			err = p.pushNow(ctx, true)
-		}
+		err = p.pushNow(ctx, true)
 	case <-ctx.Done():
 		err = ctx.Err()
 		p.dropLast(ctx, err)
