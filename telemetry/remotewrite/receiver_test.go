@@ -13,6 +13,7 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+	"unicode/utf8"
 
 	"github.com/klauspost/compress/snappy"
 	"github.com/prometheus/prometheus/prompb"
@@ -218,5 +219,77 @@ func TestValuesExactConcurrentSafe(t *testing.T) {
 		if got, ok := rcv.value(w.name, w.kv...); !ok || got != w.v {
 			t.Errorf("%s%v: got %v (found %v), want %v", w.name, w.kv, got, ok, w.v)
 		}
+	}
+}
+
+// TestHostileNamesBounded floods the Publisher with distinct event names
+// and operations that are long, invalid UTF-8 or full of control
+// characters: every label value pushed is valid UTF-8 of at most 128
+// bytes, and there are at most MaxLabelValues of each plus the overflow
+// series, which holds the rest of the records, none lost.
+func TestHostileNamesBounded(t *testing.T) {
+	rcv := &tsdbReceiver{}
+	const limit, names = 20, 300
+	pub, err := newPublisher(Config{URL: "http://127.0.0.1:9/api/v1/write", HTTPClient: &http.Client{Transport: rcv},
+		Interval: time.Hour, MaxLabelValues: limit, Logger: slog.New(slog.DiscardHandler)}, noJitter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	hostile := func(i int) string {
+		switch i % 3 {
+		case 0:
+			return strings.Repeat("é", 200) + strconv.Itoa(i)
+		case 1:
+			return "bad\xff\xfe" + strconv.Itoa(i)
+		default:
+			return "ctl\x00\n\x1b[31m" + strconv.Itoa(i)
+		}
+	}
+	for i := range names {
+		if err := pub.PublishEventMetrics(ctx, finishedEvent(hostile(i), telemetry.StatusCompleted, time.Second, 1)); err != nil {
+			t.Fatal(err)
+		}
+		if err := pub.PublishNetworkMetrics(ctx, finishedOp(hostile(i), time.Second, 1, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pub.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rcv.mu.Lock()
+	defer rcv.mu.Unlock()
+	values := map[string]map[string]bool{"event_name": {}, "operation": {}}
+	var retries, sent float64
+	for key, s := range rcv.last {
+		for _, l := range []string{"event_name", "operation"} {
+			i := strings.Index(key, l+"=")
+			if i < 0 {
+				continue
+			}
+			v, err := strconv.QuotedPrefix(key[i+len(l)+1:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, _ = strconv.Unquote(v)
+			if !utf8.ValidString(v) || len(v) > 128 {
+				t.Errorf("%s value %q: not valid UTF-8 of at most 128 bytes", l, v)
+			}
+			values[l][v] = true
+		}
+		switch {
+		case strings.Contains(key, `__name__="event_retries_total"`):
+			retries += s.Value
+		case strings.Contains(key, `__name__="network_bytes_total"`) && strings.Contains(key, `direction="sent"`):
+			sent += s.Value
+		}
+	}
+	for l, vs := range values {
+		if len(vs) != limit+1 || !vs[OverflowLabelValue] {
+			t.Errorf("got %d %s values (overflow among them: %v), want %d and the overflow", len(vs), l, vs[OverflowLabelValue], limit+1)
+		}
+	}
+	if retries != names || sent != names {
+		t.Errorf("got %v retries and %v bytes sent, want %d each", retries, sent, names)
 	}
 }
