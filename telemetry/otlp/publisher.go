@@ -274,6 +274,8 @@ func hint(status int) string {
 		return "check the credentials in Config.Headers"
 	case http.StatusNotFound:
 		return "check Config.Endpoint: the base URL of an OTLP/HTTP receiver, such as http://127.0.0.1:4318"
+	case http.StatusRequestEntityTooLarge:
+		return "the export is larger than the receiver takes: for metrics lower MaxLabelValues or use fewer buckets, for spans a smaller batch (OTEL_BSP_MAX_EXPORT_BATCH_SIZE); or raise the receiver's limit"
 	case http.StatusUnsupportedMediaType:
 		return "the endpoint does not take OTLP protobuf over HTTP: is it an OTLP/gRPC port (4317)?"
 	}

@@ -262,6 +262,8 @@ func hint(status int) string {
 		return "check Username and Password, BearerToken or Headers"
 	case http.StatusNotFound:
 		return "check URL: a Prometheus server needs --web.enable-remote-write-receiver and /api/v1/write; Mimir takes /api/v1/push"
+	case http.StatusRequestEntityTooLarge:
+		return "the push is larger than the receiver takes: lower MaxLabelValues or use fewer buckets, or raise the receiver's limit"
 	case http.StatusBadRequest:
 		return "the receiver rejected samples: out of order (another process with the same Job and Instance?) or too old"
 	}
