@@ -344,8 +344,9 @@ func (p *Pusher) pushNow(ctx context.Context, last bool) error {
 	return p.push(ctx)
 }
 
-// Close stops the periodic pushes, makes a last push unless the last push
-// already had everything, and releases the connections.
+// Close stops the periodic pushes, waits for a push in progress (a Flush)
+// to end, makes a last push unless the last push already had everything,
+// and releases the connections.
 func (p *Pusher) Close(ctx context.Context) error {
 	if !p.closed.CompareAndSwap(false, true) {
 		return p.errCloseAgain
