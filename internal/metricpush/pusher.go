@@ -94,12 +94,16 @@ type Pusher struct {
 	// push: Close pushes again if they changed since.
 	pushedDelivery atomic.Pointer[[]telemetry.PublisherStats]
 
-	sem   chan struct{} // held by the push in progress: one at a time
-	snap  Snapshot      // reused by pushes, guarded by sem
-	stop  chan struct{} // closed by Close to stop the pusher
-	done  chan struct{} // closed when the pusher has exited
-	ctx   context.Context
-	abort context.CancelFunc // ends pushes in progress when Close gives up
+	sem  chan struct{} // held by the push in progress: one at a time
+	snap Snapshot      // reused by pushes, guarded by sem
+	// lastMs is the time of the last snapshot, in Unix milliseconds,
+	// guarded by sem: each snapshot is taken at least a millisecond later
+	// (see takeSnapshot).
+	lastMs int64
+	stop   chan struct{} // closed by Close to stop the pusher
+	done   chan struct{} // closed when the pusher has exited
+	ctx    context.Context
+	abort  context.CancelFunc // ends pushes in progress when Close gives up
 
 	errClosed, errCloseAgain, errFlushClosed error
 
@@ -320,6 +324,13 @@ func (p *Pusher) pushNow(ctx context.Context, last bool) error {
 		return ctx.Err()
 	}
 	defer func() { <-p.sem }()
+	if last && !p.dirty.Load() && p.stats.pushes.Load() > 0 && !p.deliveryChanged() {
+		// The last push already had everything (Recorder.Close has just
+		// called Flush): push only what came after. Checked in turn, once
+		// a Flush in progress has ended: it cleared dirty as it began, and
+		// sets it again only if it fails.
+		return nil
+	}
 	if !last && p.closed.Load() {
 		// A Flush that began before Close got its turn after Close began:
 		// Close pushes last (or has pushed) what it was to push, and may
@@ -333,8 +344,9 @@ func (p *Pusher) pushNow(ctx context.Context, last bool) error {
 	return p.push(ctx)
 }
 
-// Close stops the periodic pushes, makes a last push unless the last push
-// already had everything, and releases the connections.
+// Close stops the periodic pushes, waits for a push in progress (a Flush)
+// to end, makes a last push unless the last push already had everything,
+// and releases the connections.
 func (p *Pusher) Close(ctx context.Context) error {
 	if !p.closed.CompareAndSwap(false, true) {
 		return p.errCloseAgain
@@ -343,10 +355,7 @@ func (p *Pusher) Close(ctx context.Context) error {
 	var err error
 	select {
 	case <-p.done:
-		// Recorder.Close has just called Flush: push only what came after.
-		if p.dirty.Load() || p.stats.pushes.Load() == 0 || p.deliveryChanged() {
-			err = p.pushNow(ctx, true)
-		}
+		err = p.pushNow(ctx, true)
 	case <-ctx.Done():
 		err = ctx.Err()
 		p.dropLast(ctx, err)
@@ -401,7 +410,17 @@ func boundNames(stats []telemetry.PublisherStats) []telemetry.PublisherStats {
 // takeSnapshot reads every series into p.snap. The caller holds sem.
 func (p *Pusher) takeSnapshot() *Snapshot {
 	s := &p.snap
+	// Samples of a series must come in strictly increasing milliseconds:
+	// a receiver such as Prometheus rejects the whole push (400) for a
+	// sample at the time of the last one with another value, or before it.
+	// Two pushes within one millisecond (a Flush right after another), or
+	// a wall clock stepped back, would do that: such a snapshot is dated
+	// one millisecond after the last.
 	s.Time = time.Now()
+	if ms := s.Time.UnixMilli(); ms <= p.lastMs {
+		s.Time = time.UnixMilli(p.lastMs + 1)
+	}
+	p.lastMs = s.Time.UnixMilli()
 	s.Delivery = nil
 	if r := p.rec.Load(); r != nil {
 		s.Delivery = boundNames(r.PublisherStats())

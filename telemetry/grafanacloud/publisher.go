@@ -279,8 +279,9 @@ func (p *Publisher) Stats() Stats { return Stats(p.eng.Stats()) }
 func (p *Publisher) Flush(ctx context.Context) error { return p.eng.Flush(ctx) }
 
 // Close stops the periodic pushes, makes a last push of everything
-// recorded (retrying within one interval) unless the last push already
-// had it, and releases the connections.
+// recorded (retrying within one interval), once a push in progress (a
+// Flush) has ended, unless the last push already had it, and releases
+// the connections.
 // Publishing afterwards returns an error wrapping [telemetry.ErrClosed].
 // A Recorder that p is attached to calls Close from
 // [telemetry.Recorder.Close], after its last record.

@@ -86,10 +86,12 @@ func TestPrometheusNames(t *testing.T) {
 	}
 	defer r.Close(context.Background())
 	ctx := context.Background()
-	p.PublishEventMetrics(ctx, finishedEvent("load", telemetry.StatusFailed, time.Second, 2))
+	waited := finishedEvent("load", telemetry.StatusFailed, time.Second, 2)
+	waited.EnqueueTime = waited.StartTime.Add(-time.Second) // makes event_wait_seconds too
+	p.PublishEventMetrics(ctx, waited)
 	p.PublishNetworkMetrics(ctx, finishedOp("query", time.Second, 1, 2))
 	ms := collect(t, reader)
-	want := []string{metricdef.EventDuration, metricdef.EventRetries, metricdef.NetworkBytes, metricdef.NetworkLatency,
+	want := []string{metricdef.EventDuration, metricdef.EventRetries, metricdef.EventWait, metricdef.NetworkBytes, metricdef.NetworkLatency,
 		metricdef.Published, metricdef.FailedAttempts, metricdef.Dropped, metricdef.Panics, metricdef.QueueLength, metricdef.QueueCapacity}
 	var got []string
 	for _, strategy := range []otlptranslator.TranslationStrategyOption{

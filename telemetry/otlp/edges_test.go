@@ -77,6 +77,7 @@ func TestRejectionHints(t *testing.T) {
 		{http.StatusNotFound, "check Config.Endpoint: the base URL of an OTLP/HTTP receiver, such as http://127.0.0.1:4318"},
 		{http.StatusUnsupportedMediaType, "the endpoint does not take OTLP protobuf over HTTP: is it an OTLP/gRPC port (4317)?"},
 		{http.StatusUnauthorized, "check the credentials in Config.Headers"},
+		{http.StatusRequestEntityTooLarge, "the export is larger than the receiver takes: for metrics lower MaxLabelValues or use fewer buckets, for spans a smaller batch (OTEL_BSP_MAX_EXPORT_BATCH_SIZE); or raise the receiver's limit"},
 		{http.StatusConflict, "see the error"},
 	}
 	for _, tc := range tests {

@@ -256,10 +256,11 @@ func (p *Publisher) Stats() Stats { return Stats(p.eng.Stats()) }
 func (p *Publisher) Flush(ctx context.Context) error { return p.eng.Flush(ctx) }
 
 // Close stops the periodic pushes, makes a last push of everything
-// recorded (retrying within one interval) unless the last push already
-// had it, and releases the connections. Publishing afterwards returns an
-// error wrapping [telemetry.ErrClosed]. A Recorder that p is attached to
-// calls Close from [telemetry.Recorder.Close], after its last record.
+// recorded (retrying within one interval), once a push in progress (a
+// Flush) has ended, unless the last push already had it, and releases
+// the connections. Publishing afterwards returns an error wrapping
+// [telemetry.ErrClosed]. A Recorder that p is attached to calls Close
+// from [telemetry.Recorder.Close], after its last record.
 //
 // It returns the last push's error if it failed, or ctx.Err() if ctx ends
 // first; the goroutine then still exits shortly. A second call returns an
@@ -274,6 +275,8 @@ func hint(status int) string {
 		return "check the credentials in Config.Headers"
 	case http.StatusNotFound:
 		return "check Config.Endpoint: the base URL of an OTLP/HTTP receiver, such as http://127.0.0.1:4318"
+	case http.StatusRequestEntityTooLarge:
+		return "the export is larger than the receiver takes: for metrics lower MaxLabelValues or use fewer buckets, for spans a smaller batch (OTEL_BSP_MAX_EXPORT_BATCH_SIZE); or raise the receiver's limit"
 	case http.StatusUnsupportedMediaType:
 		return "the endpoint does not take OTLP protobuf over HTTP: is it an OTLP/gRPC port (4317)?"
 	}

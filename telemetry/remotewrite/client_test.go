@@ -103,6 +103,7 @@ func TestRejectionHints(t *testing.T) {
 		{http.StatusNotFound, "check URL: a Prometheus server needs --web.enable-remote-write-receiver and /api/v1/write; Mimir takes /api/v1/push"},
 		{http.StatusBadRequest, "the receiver rejected samples: out of order (another process with the same Job and Instance?) or too old"},
 		{http.StatusForbidden, "check Username and Password, BearerToken or Headers"},
+		{http.StatusRequestEntityTooLarge, "the push is larger than the receiver takes: lower MaxLabelValues or use fewer buckets, or raise the receiver's limit"},
 		{http.StatusConflict, "see the error"},
 	}
 	for _, tc := range tests {

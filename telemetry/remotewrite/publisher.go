@@ -244,10 +244,11 @@ func (p *Publisher) Stats() Stats { return Stats(p.eng.Stats()) }
 func (p *Publisher) Flush(ctx context.Context) error { return p.eng.Flush(ctx) }
 
 // Close stops the periodic pushes, makes a last push of everything
-// recorded (retrying within one interval) unless the last push already
-// had it, and releases the connections. Publishing afterwards returns an
-// error wrapping [telemetry.ErrClosed]. A Recorder that p is attached to
-// calls Close from [telemetry.Recorder.Close], after its last record.
+// recorded (retrying within one interval), once a push in progress (a
+// Flush) has ended, unless the last push already had it, and releases
+// the connections. Publishing afterwards returns an error wrapping
+// [telemetry.ErrClosed]. A Recorder that p is attached to calls Close
+// from [telemetry.Recorder.Close], after its last record.
 //
 // It returns the last push's error if it failed, or ctx.Err() if ctx ends
 // first; the goroutine then still exits shortly. A second call returns an
@@ -262,6 +263,8 @@ func hint(status int) string {
 		return "check Username and Password, BearerToken or Headers"
 	case http.StatusNotFound:
 		return "check URL: a Prometheus server needs --web.enable-remote-write-receiver and /api/v1/write; Mimir takes /api/v1/push"
+	case http.StatusRequestEntityTooLarge:
+		return "the push is larger than the receiver takes: lower MaxLabelValues or use fewer buckets, or raise the receiver's limit"
 	case http.StatusBadRequest:
 		return "the receiver rejected samples: out of order (another process with the same Job and Instance?) or too old"
 	}
