@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math/big"
 	"slices"
 	"strconv"
 	"text/tabwriter"
@@ -153,12 +154,15 @@ func writeTable(w io.Writer, rs *records, s sections) error {
 		}
 	}
 	if s.network {
-		var sent, received int64
+		// Exact totals: the counts of a file may add up past an int64.
+		sent, received := new(big.Int), new(big.Int)
+		var n big.Int
 		for _, m := range rs.network {
-			sent, received = sent+m.BytesSent, received+m.BytesReceived
+			sent.Add(sent, n.SetInt64(m.BytesSent))
+			received.Add(received, n.SetInt64(m.BytesReceived))
 		}
 		c := statusCounts(rs.network, func(m telemetry.NetworkMetrics) telemetry.Status { return m.Status })
-		section(fmt.Sprintf("network operations (%d: %d completed, %d failed; %d B sent, %d B received)",
+		section(fmt.Sprintf("network operations (%d: %d completed, %d failed; %s B sent, %s B received)",
 			len(rs.network), c[telemetry.StatusCompleted], c[telemetry.StatusFailed], sent, received))
 		networkTable(tw, last(tw, rs.network, s.limit))
 	}

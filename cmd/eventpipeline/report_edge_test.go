@@ -1,0 +1,37 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// writeTemp writes content to a new file in a test directory and returns
+// its path.
+func writeTemp(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "records.jsonl")
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestReportByteTotalsDoNotOverflow reads two network operations of
+// math.MaxInt64 bytes each: the section's totals are their exact sums,
+// not a wrapped negative number.
+func TestReportByteTotalsDoNotOverflow(t *testing.T) {
+	const op = `{"metric_type":"network","task_id":"t","operation":"o","host":"h","port":1,"start_time":"2026-01-01T00:00:00Z","end_time":"2026-01-01T00:00:01Z","status":"completed","bytes_sent":9223372036854775807,"bytes_received":9223372036854775807,"error":null}`
+	path := writeTemp(t, op+"\n"+op+"\n"+op+"\n")
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"report", path}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit code %d; stderr:\n%s", code, stderr.String())
+	}
+	want := "network operations (3: 3 completed, 0 failed; 27670116110564327421 B sent, 27670116110564327421 B received)"
+	if !strings.Contains(stdout.String(), want) {
+		t.Errorf("the output lacks %q:\n%s", want, stdout.String())
+	}
+}
