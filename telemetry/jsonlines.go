@@ -39,13 +39,15 @@ import (
 //     with the last line of an earlier call, and a retry writes every line
 //     again.
 //   - otherwise the publisher keeps the lines that were not written and
-//     returns the error. A retry of the same call (the same records, as a
-//     Recorder retries a batch) writes only those. Any other call first
-//     completes the line that the failed Write cut, so that a torn line is
-//     never followed by another record, and drops the rest. A record of a
-//     batch that a Recorder gave up on may then be in the file whole
-//     although it was counted as dropped. Flush also completes the cut
-//     line.
+//     returns the error, as a [*PartialError] counting the lines of the
+//     call written whole (so that a Recorder that gives up on a batch
+//     counts those as published) if there are any. A retry of the same
+//     call (the same records, as a Recorder retries a batch) writes only
+//     the others. Any other call first completes the line that the failed
+//     Write cut, so that a torn line is never followed by another record,
+//     and drops the rest. The record of that line, if a Recorder gave up
+//     on its batch, is then in the file whole although it was counted as
+//     dropped. Flush also completes the cut line.
 type JSONLinesPublisher struct {
 	mu  sync.Mutex
 	w   io.Writer
@@ -186,7 +188,7 @@ func (p *JSONLinesPublisher) write(ctx context.Context, encode func([]byte, *ref
 	if p.failed != nil {
 		if bytes.Equal(buf, p.failed) { // a retry of the failed call
 			if err := p.writeFailed(len(p.failed)); err != nil {
-				return err
+				return p.partial(err)
 			}
 			p.failed, p.written = nil, 0
 			return refused.err()
@@ -203,14 +205,29 @@ func (p *JSONLinesPublisher) write(ctx context.Context, encode func([]byte, *ref
 			err = io.ErrShortWrite
 		}
 		if err != nil {
+			err = fmt.Errorf("telemetry: write JSON lines: %w", err)
 			if n = min(max(n, 0), len(buf)); n > 0 && !p.undo(n) {
 				p.failed, p.written = bytes.Clone(buf), n
+				return p.partial(err)
 			}
-			return fmt.Errorf("telemetry: write JSON lines: %w", err)
+			return err
 		}
 	}
 	return refused.err()
 }
+
+// partial returns err, the error of a Write of the failed lines, as a
+// [*PartialError] counting the lines written whole so far if there are
+// any: they are not written again when the call is retried, so a
+// Recorder that gives up on it must count them as published.
+func (p *JSONLinesPublisher) partial(err error) error {
+	if n := bytes.Count(p.failed[:p.written], newline); n > 0 {
+		return &PartialError{Delivered: n, Err: err}
+	}
+	return err
+}
+
+var newline = []byte{'\n'}
 
 // completeLine writes the rest of the line that the failed Write cut, if
 // it cut one.

@@ -1,0 +1,75 @@
+package telemetry_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+	"testing/synctest"
+
+	"github.com/eventpipeline/eventpipeline/telemetry"
+)
+
+// TestJSONLinesPartialWriteCountsDelivered: a Write to an append-only
+// writer that fails in the 4th line of a batch of 10, and every later
+// Write too, leaves 3 records whole in the file. The publisher does not
+// write them again, so it reports them delivered with a PartialError, and
+// a Recorder that gives up on the batch counts them published, not
+// dropped, as the Publisher contract says.
+func TestJSONLinesPartialWriteCountsDelivered(t *testing.T) {
+	a := events("a", 10)
+	lineLen := len(lines(t, a[0]))
+
+	t.Run("direct", func(t *testing.T) {
+		w := &flakyWriter{script: script{accept: []int{3*lineLen + 20, 0, lineLen + 5}}}
+		p, err := telemetry.NewJSONLinesPublisher(w)
+		must(t, err)
+		batch := &telemetry.Batch{Events: a}
+		for i, want := range []int{3, 3, 4} {
+			err := p.PublishBatch(context.Background(), batch)
+			var pe *telemetry.PartialError
+			if !errors.As(err, &pe) || pe.Delivered != want || !errors.Is(err, errDiskFull) {
+				t.Fatalf("attempt %d: got %v, want a PartialError of %d delivered wrapping %v", i+1, err, want, errDiskFull)
+			}
+		}
+		must(t, p.PublishBatch(context.Background(), batch))
+		if got, want := string(w.data), lines(t, a...); got != want {
+			t.Errorf("got file\n%s\nwant\n%s", got, want)
+		}
+		// A single record is written whole or not at all: no PartialError.
+		w.accept = append(w.accept[:0:0], make([]int, w.writes)...)
+		for i := range w.accept {
+			w.accept[i] = -1
+		}
+		w.accept = append(w.accept, 10)
+		err = p.PublishEventMetrics(context.Background(), events("c", 1)[0])
+		var pe *telemetry.PartialError
+		if !errors.Is(err, errDiskFull) || errors.As(err, &pe) {
+			t.Errorf("one record cut: got %v, want %v and no PartialError", err, errDiskFull)
+		}
+	})
+
+	t.Run("recorder", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			accept := make([]int, 100)
+			accept[0] = 3*lineLen + 20
+			w := &flakyWriter{script: script{accept: accept}}
+			p, err := telemetry.NewJSONLinesPublisher(w)
+			must(t, err)
+			r := newRecorder(t, telemetry.WithPublishers(p), telemetry.WithLogger(quiet),
+				telemetry.WithMaxBatchSize(10), telemetry.WithRetry(telemetry.RetryPolicy{MaxAttempts: 3}))
+			for i := range 10 {
+				runEvent(t, r, "load", "t"+string(rune('0'+i)), 0, nil)
+			}
+			_ = r.Flush(context.Background()) // reports the drops
+			evs, _, err := telemetry.ReadJSONLines(bytes.NewReader(w.data))
+			if err != nil && !errors.Is(err, telemetry.ErrTornLine) {
+				t.Fatal(err)
+			}
+			st := r.PublisherStats()[0]
+			if len(evs) != 3 || st.Published != 3 || st.Dropped() != 7 {
+				t.Errorf("%d records in the file; got %d published, %d dropped; want 3, 3, 7", len(evs), st.Published, st.Dropped())
+			}
+		})
+	})
+}
