@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"sync"
 )
 
 // A JSONLinesPublisher writes each record as one line of JSON (the document
@@ -17,8 +16,10 @@ import (
 // server. [ReadJSONLines] reads its output back.
 //
 // It is a [BatchPublisher]: each call writes its lines with one Write. It is
-// safe for concurrent use. It does not close its writer; if the writer has a
-// Flush() error or Sync() error method, Flush calls it.
+// safe for concurrent use: calls write one at a time, and a call waiting
+// for another's Write returns when its context ends (a Write in progress
+// cannot be interrupted). It does not close its writer; if the writer has
+// a Flush() error or Sync() error method, Flush calls it.
 //
 // # Records it refuses
 //
@@ -49,7 +50,9 @@ import (
 //     on its batch, is then in the file whole although it was counted as
 //     dropped. Flush also completes the cut line.
 type JSONLinesPublisher struct {
-	mu  sync.Mutex
+	// sem holds one token while a call writes: a channel rather than a
+	// mutex, so that a call waiting its turn honours its context.
+	sem chan struct{}
 	w   io.Writer
 	buf []byte // reused between calls
 
@@ -70,7 +73,7 @@ func NewJSONLinesPublisher(w io.Writer) (*JSONLinesPublisher, error) {
 	if w == nil {
 		return nil, callError("new JSON lines publisher", errNilWriter)
 	}
-	return &JSONLinesPublisher{w: w}, nil
+	return &JSONLinesPublisher{w: w, sem: make(chan struct{}, 1)}, nil
 }
 
 // Name returns "jsonlines".
@@ -176,8 +179,10 @@ func (p *JSONLinesPublisher) write(ctx context.Context, encode func([]byte, *ref
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	if err := p.lock(ctx); err != nil {
+		return err
+	}
+	defer p.unlock()
 	var refused refusals
 	buf := encode(p.buf[:0], &refused)
 	if cap(buf) <= 1<<20 { // do not keep a huge buffer after a huge batch
@@ -228,6 +233,18 @@ func (p *JSONLinesPublisher) partial(err error) error {
 }
 
 var newline = []byte{'\n'}
+
+// lock waits for p's turn to write, or for ctx to end.
+func (p *JSONLinesPublisher) lock(ctx context.Context) error {
+	select {
+	case p.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (p *JSONLinesPublisher) unlock() { <-p.sem }
 
 // completeLine writes the rest of the line that the failed Write cut, if
 // it cut one.
@@ -297,8 +314,10 @@ func (p *JSONLinesPublisher) Flush(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	if err := p.lock(ctx); err != nil {
+		return err
+	}
+	defer p.unlock()
 	if p.failed != nil {
 		if err := p.completeLine(); err != nil {
 			return err

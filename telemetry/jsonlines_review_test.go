@@ -6,6 +6,7 @@ import (
 	"errors"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/eventpipeline/eventpipeline/telemetry"
 )
@@ -71,5 +72,45 @@ func TestJSONLinesPartialWriteCountsDelivered(t *testing.T) {
 				t.Errorf("%d records in the file; got %d published, %d dropped; want 3, 3, 7", len(evs), st.Published, st.Dropped())
 			}
 		})
+	})
+}
+
+// blockingWriter is a writer whose Write waits until release is closed.
+type blockingWriter struct {
+	release chan struct{}
+	data    bytes.Buffer
+}
+
+func (w *blockingWriter) Write(p []byte) (int, error) {
+	<-w.release
+	return w.data.Write(p)
+}
+
+// TestJSONLinesWaitHonoursContext: while one call is stuck in a Write
+// that blocks, another call, and Flush, waiting their turn return with
+// their context's error when it ends, as the Publisher contract asks,
+// instead of waiting for the Write.
+func TestJSONLinesWaitHonoursContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := &blockingWriter{release: make(chan struct{})}
+		p, err := telemetry.NewJSONLinesPublisher(w)
+		must(t, err)
+		first := make(chan error)
+		go func() { first <- p.PublishEventMetrics(context.Background(), events("a", 1)[0]) }()
+		synctest.Wait() // the first call is in its Write
+
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := p.PublishEventMetrics(ctx, events("b", 1)[0]); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("publish: got %v, want %v", err, context.DeadlineExceeded)
+		}
+		if err := p.Flush(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("flush: got %v, want %v", err, context.DeadlineExceeded)
+		}
+		close(w.release)
+		must(t, <-first)
+		if got, want := w.data.String(), lines(t, events("a", 1)...); got != want {
+			t.Errorf("got file\n%s\nwant\n%s", got, want)
+		}
 	})
 }
