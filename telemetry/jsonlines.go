@@ -359,6 +359,9 @@ func (e *LineError) Unwrap() error { return e.Err }
 // Each line that is not blank must be one document of [FormatMetrics]
 // (metric_type "event" or "network"; unknown fields, duration_seconds and
 // latency_seconds are ignored) that keeps to the record contract:
+//   - each field of the record appears at most once, under its exact name:
+//     names are case-sensitive, and one that differs from a field's only
+//     in case ("Status") is an error, not an unknown field;
 //   - the line is at most [MaxJSONLineSize] bytes, not counting its newline;
 //   - status is "pending", "completed" or "failed";
 //   - start_time, and end_time unless it is null, are RFC 3339 times whose

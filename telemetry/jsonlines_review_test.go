@@ -3,7 +3,9 @@ package telemetry_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -113,4 +115,35 @@ func TestJSONLinesWaitHonoursContext(t *testing.T) {
 			t.Errorf("got file\n%s\nwant\n%s", got, want)
 		}
 	})
+}
+
+// TestReadJSONLinesFieldNamesExact: encoding/json matches field names
+// without regard to case and keeps the last of repeated ones, so a line
+// could carry two values of a field, one for this reader and another for
+// any other (jq, a log shipper): each record field must appear once, with
+// its exact name. Other names, repeated or not, are ignored.
+func TestReadJSONLinesFieldNamesExact(t *testing.T) {
+	const rest = `"event_name":"e","task_id":"t","start_time":"2026-01-01T00:00:00Z","end_time":"2026-01-01T00:00:01Z","error":null`
+	for _, tc := range []struct{ doc, want string }{
+		{`{"metric_type":"event",` + rest + `,"status":"completed","status":"failed"}`, `"status" appears twice`},
+		{`{"metric_type":"event",` + rest + `,"status":"completed","st\u0061tus":"failed"}`, `"status" appears twice`},
+		{`{"metric_type":"event",` + rest + `,"status":"completed","Status":"failed"}`, `"Status" is not a field`},
+		{`{"metric_type":"event",` + rest + `,"STATUS":"failed"}`, `"STATUS" is not a field`},
+		{`{"metric_type":"event",` + rest + `,"status":"completed","ſtatus":"failed"}`, `"ſtatus" is not a field`},
+		{`{"METRIC_TYPE":"event",` + rest + `,"status":"completed"}`, `"METRIC_TYPE" is not a field`},
+		{`{"metric_type":"event",` + rest + `,"status":"completed","x":1,"x":2,"y":{"status":1,"status":2},"z":[{"status":1}]}`, ``},
+		{`{"metric_type":"event",` + rest + `,"status":"completed","duration_seconds":1,"duration_seconds":2}`, ``},
+	} {
+		_, _, err := telemetry.ReadJSONLines(strings.NewReader(tc.doc + "\n"))
+		var m telemetry.EventMetrics
+		uerr := json.Unmarshal([]byte(tc.doc), &m)
+		for _, err := range []error{err, uerr} {
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("%s: got %v, want no error", tc.doc, err)
+			case tc.want != "" && (!errors.Is(err, telemetry.ErrInvalidRecord) || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("%s: got %v, want an invalid record error with %q", tc.doc, err, tc.want)
+			}
+		}
+	}
 }
