@@ -746,13 +746,34 @@ func (j *jsonRecord) span() (SpanContext, error) {
 	return s, nil
 }
 
+// parseTime parses s, an RFC 3339 time. time.Parse with time.RFC3339Nano
+// also takes forms that RFC 3339 does not allow, which parseTime refuses:
+// a comma before the fraction of a second, and an offset of hour 24 or
+// minute 60.
+func parseTime(s string) (time.Time, bool) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return t, false
+	}
+	// Parsed, s is 2006-01-02T15:04:05, maybe a fraction, then Z or an
+	// offset of the form +07:00.
+	if len(s) > 19 && s[19] == ',' {
+		return time.Time{}, false
+	}
+	if off := s[len(s)-6:]; s[len(s)-1] != 'Z' && (off[1:3] > "23" || off[4:] > "59") {
+		return time.Time{}, false
+	}
+	return t, true
+}
+
 // times parses the start and end times of j.
 func (j *jsonRecord) times() (start, end time.Time, err error) {
-	if start, err = time.Parse(time.RFC3339Nano, j.StartTime); err != nil {
+	var ok bool
+	if start, ok = parseTime(j.StartTime); !ok {
 		return start, end, invalidRecord("start_time " + quote(j.StartTime) + " is not an RFC 3339 time")
 	}
 	if j.EndTime != nil {
-		if end, err = time.Parse(time.RFC3339Nano, *j.EndTime); err != nil {
+		if end, ok = parseTime(*j.EndTime); !ok {
 			return start, end, invalidRecord("end_time " + quote(*j.EndTime) + " is not an RFC 3339 time")
 		}
 	}
@@ -772,7 +793,8 @@ func (j *jsonRecord) event() (EventMetrics, error) {
 		ProcessID: deref(j.ProcessID), PipelineID: deref(j.PipelineID),
 	}
 	if j.EnqueueTime != nil {
-		if m.EnqueueTime, err = time.Parse(time.RFC3339Nano, *j.EnqueueTime); err != nil {
+		var ok bool
+		if m.EnqueueTime, ok = parseTime(*j.EnqueueTime); !ok {
 			return EventMetrics{}, invalidRecord("enqueue_time " + quote(*j.EnqueueTime) + " is not an RFC 3339 time")
 		}
 	}

@@ -147,3 +147,32 @@ func TestReadJSONLinesFieldNamesExact(t *testing.T) {
 		}
 	}
 }
+
+// TestReadJSONLinesTimesAreRFC3339: time.Parse with time.RFC3339Nano also
+// takes a comma before the fraction and offsets of hour 24 or minute 60,
+// none of which RFC 3339 allows; the reader refuses them in each time field,
+// and takes the RFC 3339 forms around them.
+func TestReadJSONLinesTimesAreRFC3339(t *testing.T) {
+	doc := func(field, value string) string {
+		times := map[string]string{"start_time": "2026-01-01T00:00:00Z", "end_time": "2026-01-01T00:00:01Z", "enqueue_time": "2026-01-01T00:00:00Z"}
+		times[field] = value
+		return `{"metric_type":"event","event_name":"e","task_id":"t","status":"completed","start_time":"` + times["start_time"] +
+			`","end_time":"` + times["end_time"] + `","enqueue_time":"` + times["enqueue_time"] + `"}`
+	}
+	for _, field := range []string{"start_time", "end_time", "enqueue_time"} {
+		for _, bad := range []string{"2026-01-01T00:00:00,5Z", "2025-12-31T00:00:00+24:00", "2026-01-01T00:00:00+00:60", "2025-12-31T00:00:00-23:60"} {
+			_, _, err := telemetry.ReadJSONLines(strings.NewReader(doc(field, bad) + "\n"))
+			if !errors.Is(err, telemetry.ErrInvalidRecord) || !strings.Contains(err.Error(), field+` "`+bad+`" is not an RFC 3339 time`) {
+				t.Errorf("%s %s: got %v, want an invalid record error naming it", field, bad, err)
+			}
+		}
+		for _, good := range []string{"2026-01-01T00:00:00.5Z", "2026-01-01T00:00:00.000000001+00:00", "2026-01-01T09:59:00+09:59", "2025-12-31T00:00:00-23:59"} {
+			if field == "end_time" {
+				good = strings.Replace(good, "2025-12-31", "2026-01-01", 1) // not before the start
+			}
+			if _, _, err := telemetry.ReadJSONLines(strings.NewReader(doc(field, good) + "\n")); err != nil {
+				t.Errorf("%s %s: %v", field, good, err)
+			}
+		}
+	}
+}
