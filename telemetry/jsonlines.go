@@ -406,7 +406,7 @@ func ReadJSONLines(r io.Reader) ([]EventMetrics, []NetworkMetrics, error) {
 			}
 			return events, network, err
 		}
-		b = bytes.TrimSpace(b)
+		b = bytes.Trim(b, " \t\r\n") // JSON's whitespace, not Unicode's
 		if len(b) == 0 {
 			continue
 		}

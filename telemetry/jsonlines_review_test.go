@@ -176,3 +176,22 @@ func TestReadJSONLinesTimesAreRFC3339(t *testing.T) {
 		}
 	}
 }
+
+// TestReadJSONLinesWhitespaceIsJSON: only JSON's whitespace (space, tab,
+// CR, LF) around a document or on a blank line is skipped; bytes.TrimSpace
+// also dropped Unicode spaces (U+00A0, U+0085, U+3000) and \v and \f, so
+// a line of them was skipped as blank and a document behind them read.
+func TestReadJSONLinesWhitespaceIsJSON(t *testing.T) {
+	if _, _, err := telemetry.ReadJSONLines(strings.NewReader(" \t" + goodDoc + " \r\n \t\r\n\n")); err != nil {
+		t.Fatalf("JSON whitespace: %v", err)
+	}
+	for _, space := range []string{"\u00a0", "\u0085", "\u3000", "\v", "\f"} {
+		for _, line := range []string{space, space + goodDoc, goodDoc + space} {
+			_, _, err := telemetry.ReadJSONLines(strings.NewReader(goodDoc + "\n" + line + "\n"))
+			var le *telemetry.LineError
+			if !errors.As(err, &le) || le.Line != 2 || !errors.Is(err, telemetry.ErrInvalidRecord) {
+				t.Errorf("line %q: got %v, want an invalid record error for line 2", line, err)
+			}
+		}
+	}
+}
