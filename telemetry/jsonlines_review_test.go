@@ -5,7 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -193,5 +196,66 @@ func TestReadJSONLinesWhitespaceIsJSON(t *testing.T) {
 				t.Errorf("line %q: got %v, want an invalid record error for line 2", line, err)
 			}
 		}
+	}
+}
+
+// exclusiveWriter fails the test if two Writes overlap or a Write does not
+// hold whole lines.
+type exclusiveWriter struct {
+	t      *testing.T
+	inside atomic.Bool
+	data   []byte
+}
+
+func (w *exclusiveWriter) Write(p []byte) (int, error) {
+	if !w.inside.CompareAndSwap(false, true) {
+		w.t.Error("two Writes at once")
+	}
+	defer w.inside.Store(false)
+	if len(p) == 0 || p[len(p)-1] != '\n' {
+		w.t.Errorf("a Write of %q does not end a line", p)
+	}
+	w.data = append(w.data, p...)
+	return len(p), nil
+}
+
+// TestJSONLinesConcurrentPublishing publishes from 8 goroutines at once,
+// records, batches and flushes: the Writes never overlap, and the file
+// holds every record once, each on a line of its own.
+func TestJSONLinesConcurrentPublishing(t *testing.T) {
+	w := &exclusiveWriter{t: t}
+	p, err := telemetry.NewJSONLinesPublisher(w)
+	must(t, err)
+	var wg sync.WaitGroup
+	want := map[string]bool{}
+	for g := range 8 {
+		evs := events("g"+strconv.Itoa(g)+"-", 60)
+		for _, m := range evs {
+			want[m.TaskID] = true
+		}
+		wg.Go(func() {
+			ctx := context.Background()
+			for i := 0; i < len(evs); i += 3 {
+				err := errors.Join(p.PublishEventMetrics(ctx, evs[i]),
+					p.PublishBatch(ctx, &telemetry.Batch{Events: evs[i+1 : i+3]}), p.Flush(ctx))
+				if err != nil {
+					t.Error(err) // not Fatal: another goroutine
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	got, _, err := telemetry.ReadJSONLines(bytes.NewReader(w.data))
+	must(t, err)
+	seen := map[string]bool{}
+	for _, m := range got {
+		if seen[m.TaskID] || !want[m.TaskID] {
+			t.Errorf("record %q: written twice, or not published", m.TaskID)
+		}
+		seen[m.TaskID] = true
+	}
+	if len(seen) != len(want) {
+		t.Errorf("got %d records, want %d", len(seen), len(want))
 	}
 }

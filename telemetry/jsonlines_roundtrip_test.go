@@ -51,9 +51,6 @@ func TestJSONLinesRoundTripRandom(t *testing.T) {
 			m.Span.SpanID[0] |= 1
 			m.Span.Sampled = rng.IntN(2) == 0
 		}
-		if !e.IsZero() {
-			e = e.UTC()
-		}
 		evs = append(evs, m)
 		nws = append(nws, telemetry.NetworkMetrics{TaskID: m.TaskID, Operation: m.EventName, Host: m.Error, Port: rng.IntN(65536), StartTime: m.StartTime, EndTime: m.EndTime, Status: st, BytesSent: rng.Int64(), BytesReceived: rng.Int64(), Error: m.Error, Span: m.Span})
 	}
