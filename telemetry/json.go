@@ -686,8 +686,13 @@ func checkRun(status Status, start, end time.Time) string {
 	if y := start.UTC().Year(); y < 0 || y > 9999 {
 		return "start_time is in year " + strconv.Itoa(y) + " (UTC), want 0000 to 9999"
 	}
-	if end.IsZero() {
+	switch {
+	case end.IsZero() && status != StatusPending:
+		return "status is " + quote(string(status)) + " but end_time is null: a finished run has an end time"
+	case end.IsZero():
 		return ""
+	case status == StatusPending:
+		return `status is "pending" but end_time is not null: a pending run has no end time`
 	}
 	if y := end.UTC().Year(); y < 0 || y > 9999 {
 		return "end_time is in year " + strconv.Itoa(y) + " (UTC), want 0000 to 9999"

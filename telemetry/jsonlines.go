@@ -363,7 +363,8 @@ func (e *LineError) Unwrap() error { return e.Err }
 //     names are case-sensitive, and one that differs from a field's only
 //     in case ("Status") is an error, not an unknown field;
 //   - the line is at most [MaxJSONLineSize] bytes, not counting its newline;
-//   - status is "pending", "completed" or "failed";
+//   - status is "pending", "completed" or "failed", and end_time is null
+//     (or absent) if and only if status is "pending";
 //   - start_time, and end_time unless it is null, are RFC 3339 times whose
 //     year in UTC is 0000 to 9999, and end_time is not before start_time;
 //   - retry_count and process_id (null for none) are 0 to 2147483647, port

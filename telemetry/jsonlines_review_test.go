@@ -259,3 +259,42 @@ func TestJSONLinesConcurrentPublishing(t *testing.T) {
 		t.Errorf("got %d records, want %d", len(seen), len(want))
 	}
 }
+
+// TestJSONLinesStatusMatchesEndTime: a finished run (completed or failed)
+// has an end time and a pending one has none. A document without the
+// end time of a finished run (end_time null or missing) was read as a
+// run of duration 0, and one with the end time of a pending run as a
+// pending run with a duration; the writer wrote both. Now both sides
+// refuse them.
+func TestJSONLinesStatusMatchesEndTime(t *testing.T) {
+	const start = `"metric_type":"event","event_name":"e","task_id":"t","start_time":"2026-01-01T00:00:00Z"`
+	for _, tc := range []struct{ doc, want string }{
+		{`{` + start + `,"status":"completed","end_time":null}`, `status is "completed" but end_time is null`},
+		{`{` + start + `,"status":"failed"}`, `status is "failed" but end_time is null`},
+		{`{` + start + `,"status":"pending","end_time":"2026-01-01T00:00:01Z"}`, `status is "pending" but end_time is not null`},
+		{`{"metric_type":"network","task_id":"t","start_time":"2026-01-01T00:00:00Z","status":"completed"}`, `status is "completed" but end_time is null`},
+	} {
+		_, _, err := telemetry.ReadJSONLines(strings.NewReader(tc.doc + "\n"))
+		if !errors.Is(err, telemetry.ErrInvalidRecord) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("read %s: got %v, want an invalid record error with %q", tc.doc, err, tc.want)
+		}
+	}
+	var buf bytes.Buffer
+	p, err := telemetry.NewJSONLinesPublisher(&buf)
+	must(t, err)
+	start0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, m := range []telemetry.EventMetrics{
+		{TaskID: "a", StartTime: start0, Status: telemetry.StatusCompleted},
+		{TaskID: "b", StartTime: start0, EndTime: start0, Status: telemetry.StatusPending},
+	} {
+		if err := p.PublishEventMetrics(context.Background(), m); !errors.Is(err, telemetry.ErrInvalidRecord) {
+			t.Errorf("publish %+v: got %v, want %v", m, err, telemetry.ErrInvalidRecord)
+		}
+	}
+	if err := p.PublishNetworkMetrics(context.Background(), telemetry.NetworkMetrics{TaskID: "c", StartTime: start0, Status: telemetry.StatusFailed}); !errors.Is(err, telemetry.ErrInvalidRecord) {
+		t.Errorf("publish a failed network operation without an end: got %v, want %v", err, telemetry.ErrInvalidRecord)
+	}
+	if buf.Len() != 0 {
+		t.Errorf("the publisher wrote %q", buf.String())
+	}
+}
