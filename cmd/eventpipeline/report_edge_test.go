@@ -35,3 +35,33 @@ func TestReportByteTotalsDoNotOverflow(t *testing.T) {
 		t.Errorf("the output lacks %q:\n%s", want, stdout.String())
 	}
 }
+
+// TestReportQueryFlagSetFalse: a query flag given as false leaves its
+// section out. With no other query, every other section is printed; it
+// printed every section, that one included, as if no flag were given.
+func TestReportQueryFlagSetFalse(t *testing.T) {
+	path := writeTemp(t, okEvent+"\n"+okNetwork+"\n")
+	for _, tc := range []struct {
+		args       []string
+		want, lack []string
+	}{
+		{[]string{"--failed=false"}, []string{"== events by status", "== slow events", "== retry statistics", "== failed network operations"}, []string{"== failed events"}},
+		{[]string{"--retries=false", "--failed-network=false"}, []string{"== failed events", "== network operations"}, []string{"== retry statistics", "== failed network operations"}},
+		{[]string{"--failed=false", "--retries"}, []string{"== retry statistics"}, []string{"== failed events", "== slow events", "== events by status"}},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), append([]string{"report", path}, tc.args...), &stdout, &stderr); code != exitOK {
+			t.Fatalf("%v: exit code %d; stderr:\n%s", tc.args, code, stderr.String())
+		}
+		for _, s := range tc.want {
+			if !strings.Contains(stdout.String(), s) {
+				t.Errorf("%v: the output lacks %q:\n%s", tc.args, s, stdout.String())
+			}
+		}
+		for _, s := range tc.lack {
+			if strings.Contains(stdout.String(), s) {
+				t.Errorf("%v: the output has %q:\n%s", tc.args, s, stdout.String())
+			}
+		}
+	}
+}
