@@ -854,7 +854,7 @@ var recordFields = func() []string {
 	t := reflect.TypeFor[jsonRecord]()
 	names := make([]string, t.NumField())
 	for i := range names {
-		names[i] = t.Field(i).Tag.Get("json")
+		names[i], _, _ = strings.Cut(t.Field(i).Tag.Get("json"), ",")
 	}
 	if len(names) > 64 {
 		panic("telemetry: checkKeys needs a wider set of seen fields")
