@@ -65,3 +65,18 @@ func TestReportQueryFlagSetFalse(t *testing.T) {
 		}
 	}
 }
+
+// TestReportIPv6HostPort: the HOST:PORT column brackets an IPv6 host, as
+// net.JoinHostPort does; "::1:8080" could be read as the address ::1:8080
+// with no port.
+func TestReportIPv6HostPort(t *testing.T) {
+	op := strings.Replace(okNetwork, `"host":"h","port":80`, `"host":"::1","port":8080`, 1)
+	path := writeTemp(t, op+"\n")
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"report", path, "--slow-network", "0s"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit code %d; stderr:\n%s", code, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), " [::1]:8080 ") {
+		t.Errorf("the output lacks [::1]:8080:\n%s", stdout.String())
+	}
+}

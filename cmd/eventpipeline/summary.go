@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"math/big"
+	"net"
 	"slices"
 	"strconv"
 	"text/tabwriter"
@@ -217,7 +218,7 @@ func networkTable(w io.Writer, ops []telemetry.NetworkMetrics) {
 	fmt.Fprintln(w, "  OPERATION\tHOST:PORT\tTASK\tLATENCY\tSENT\tRECEIVED\tSTATUS\tERROR")
 	for _, m := range ops {
 		fmt.Fprintf(w, "  %s\t%s\t%s\t%v\t%d B\t%d B\t%s\t%s\n", cell(m.Operation),
-			cell(m.Host)+":"+strconv.Itoa(m.Port), cell(m.TaskID),
+			net.JoinHostPort(cell(m.Host), strconv.Itoa(m.Port)), cell(m.TaskID),
 			round(m.Latency()), m.BytesSent, m.BytesReceived, cell(string(m.Status)), cell(m.Error))
 	}
 }
