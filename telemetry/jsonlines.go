@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 )
 
 // A JSONLinesPublisher writes each record as one line of JSON (the document
@@ -17,9 +18,12 @@ import (
 //
 // It is a [BatchPublisher]: each call writes its lines with one Write. It is
 // safe for concurrent use: calls write one at a time, and a call waiting
-// for another's Write returns when its context ends (a Write in progress
-// cannot be interrupted). It does not close its writer; if the writer has
-// a Flush() error or Sync() error method, Flush calls it.
+// for another's Write returns when its context ends. A Write in progress
+// ends with the context only if the writer has a SetWriteDeadline method
+// (a net.Conn, or an *os.File of a pipe in non-blocking mode, as
+// [os.Pipe] makes): the publisher then sets a write deadline in the past,
+// and clears it after the Write. It does not close its writer; if the
+// writer has a Flush() error or Sync() error method, Flush calls it.
 //
 // # Records it refuses
 //
@@ -192,20 +196,20 @@ func (p *JSONLinesPublisher) write(ctx context.Context, encode func([]byte, *ref
 	}
 	if p.failed != nil {
 		if bytes.Equal(buf, p.failed) { // a retry of the failed call
-			if err := p.writeFailed(len(p.failed)); err != nil {
+			if err := p.writeFailed(ctx, len(p.failed)); err != nil {
 				return p.partial(err)
 			}
 			p.failed, p.written = nil, 0
 			return refused.err()
 		}
 		// Another call: the rest of the failed one is given up.
-		if err := p.completeLine(); err != nil {
+		if err := p.completeLine(ctx); err != nil {
 			return err
 		}
 		p.failed, p.written = nil, 0
 	}
 	if len(buf) > 0 {
-		n, err := p.w.Write(buf)
+		n, err := p.writeTo(ctx, buf)
 		if err == nil && n < len(buf) {
 			err = io.ErrShortWrite
 		}
@@ -248,21 +252,21 @@ func (p *JSONLinesPublisher) unlock() { <-p.sem }
 
 // completeLine writes the rest of the line that the failed Write cut, if
 // it cut one.
-func (p *JSONLinesPublisher) completeLine() error {
+func (p *JSONLinesPublisher) completeLine(ctx context.Context) error {
 	end := p.written
 	if p.failed[end-1] != '\n' {
 		end += bytes.IndexByte(p.failed[end:], '\n') + 1
 	}
-	return p.writeFailed(end)
+	return p.writeFailed(ctx, end)
 }
 
 // writeFailed writes the bytes of the failed lines from p.written up to
 // end.
-func (p *JSONLinesPublisher) writeFailed(end int) error {
+func (p *JSONLinesPublisher) writeFailed(ctx context.Context, end int) error {
 	if p.written >= end {
 		return nil
 	}
-	n, err := p.w.Write(p.failed[p.written:end])
+	n, err := p.writeTo(ctx, p.failed[p.written:end])
 	if err == nil && n < end-p.written {
 		err = io.ErrShortWrite
 	}
@@ -271,6 +275,36 @@ func (p *JSONLinesPublisher) writeFailed(end int) error {
 		return fmt.Errorf("telemetry: write JSON lines: %w", err)
 	}
 	return nil
+}
+
+// A deadliner is a writer whose Write a deadline interrupts, such as the
+// *os.File of a pipe or a net.Conn.
+type deadliner interface {
+	SetWriteDeadline(t time.Time) error
+}
+
+// writeTo writes b to p.w. If p.w is a deadliner, the end of ctx
+// interrupts the Write, through a write deadline in the past, which is
+// cleared afterwards; the error then wraps ctx's error and the Write's.
+func (p *JSONLinesPublisher) writeTo(ctx context.Context, b []byte) (int, error) {
+	d, ok := p.w.(deadliner)
+	if !ok || ctx.Done() == nil {
+		return p.w.Write(b)
+	}
+	interrupted := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(interrupted)
+		_ = d.SetWriteDeadline(time.Unix(0, 1)) // an error: it has none
+	})
+	n, err := p.w.Write(b)
+	if !stop() {
+		<-interrupted
+		_ = d.SetWriteDeadline(time.Time{})
+		if err != nil {
+			err = fmt.Errorf("%w: %w", ctx.Err(), err)
+		}
+	}
+	return n, err
 }
 
 // truncater is a writer that can be cut back, such as an *os.File.
@@ -319,7 +353,7 @@ func (p *JSONLinesPublisher) Flush(ctx context.Context) error {
 	}
 	defer p.unlock()
 	if p.failed != nil {
-		if err := p.completeLine(); err != nil {
+		if err := p.completeLine(ctx); err != nil {
 			return err
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -296,5 +298,44 @@ func TestJSONLinesStatusMatchesEndTime(t *testing.T) {
 	}
 	if buf.Len() != 0 {
 		t.Errorf("the publisher wrote %q", buf.String())
+	}
+}
+
+// TestJSONLinesContextInterruptsBlockedWrite: a Write to a pipe that
+// nobody reads blocks; when the call's context ends, the publisher ends
+// the Write through the pipe's write deadline and returns, as the
+// Publisher contract asks, and a later call writes again.
+func TestJSONLinesContextInterruptsBlockedWrite(t *testing.T) {
+	r, w, err := os.Pipe()
+	must(t, err)
+	defer r.Close()
+	defer w.Close()
+	p, err := telemetry.NewJSONLinesPublisher(w)
+	must(t, err)
+	big := events(strings.Repeat("x", 1000), 200) // 200 KiB: more than a pipe holds
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.PublishBatch(ctx, &telemetry.Batch{Events: big}) }()
+	var one [1]byte
+	if _, err := io.ReadFull(r, one[:]); err != nil { // the Write has begun
+		t.Fatal(err)
+	}
+	cancel()
+	err = <-done
+	var pe *telemetry.PartialError
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, os.ErrDeadlineExceeded) || !errors.As(err, &pe) {
+		t.Fatalf("got %v, want a PartialError wrapping %v and %v", err, context.Canceled, os.ErrDeadlineExceeded)
+	}
+	// The deadline is cleared: the retry writes the rest while we read.
+	var rest bytes.Buffer
+	read := make(chan error, 1)
+	go func() { _, err := io.Copy(&rest, r); read <- err }()
+	must(t, p.PublishBatch(context.Background(), &telemetry.Batch{Events: big}))
+	w.Close()
+	must(t, <-read)
+	evs, _, err := telemetry.ReadJSONLines(io.MultiReader(bytes.NewReader(one[:]), &rest))
+	must(t, err)
+	if len(evs) != len(big) {
+		t.Errorf("read %d records back, want %d", len(evs), len(big))
 	}
 }
