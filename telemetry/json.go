@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unicode"
@@ -684,8 +686,13 @@ func checkRun(status Status, start, end time.Time) string {
 	if y := start.UTC().Year(); y < 0 || y > 9999 {
 		return "start_time is in year " + strconv.Itoa(y) + " (UTC), want 0000 to 9999"
 	}
-	if end.IsZero() {
+	switch {
+	case end.IsZero() && status != StatusPending:
+		return "status is " + quote(string(status)) + " but end_time is null: a finished run has an end time"
+	case end.IsZero():
 		return ""
+	case status == StatusPending:
+		return `status is "pending" but end_time is not null: a pending run has no end time`
 	}
 	if y := end.UTC().Year(); y < 0 || y > 9999 {
 		return "end_time is in year " + strconv.Itoa(y) + " (UTC), want 0000 to 9999"
@@ -744,13 +751,34 @@ func (j *jsonRecord) span() (SpanContext, error) {
 	return s, nil
 }
 
+// parseTime parses s, an RFC 3339 time. time.Parse with time.RFC3339Nano
+// also takes forms that RFC 3339 does not allow, which parseTime refuses:
+// a comma before the fraction of a second, and an offset of hour 24 or
+// minute 60.
+func parseTime(s string) (time.Time, bool) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return t, false
+	}
+	// Parsed, s is 2006-01-02T15:04:05, maybe a fraction, then Z or an
+	// offset of the form +07:00.
+	if len(s) > 19 && s[19] == ',' {
+		return time.Time{}, false
+	}
+	if off := s[len(s)-6:]; s[len(s)-1] != 'Z' && (off[1:3] > "23" || off[4:] > "59") {
+		return time.Time{}, false
+	}
+	return t, true
+}
+
 // times parses the start and end times of j.
 func (j *jsonRecord) times() (start, end time.Time, err error) {
-	if start, err = time.Parse(time.RFC3339Nano, j.StartTime); err != nil {
+	var ok bool
+	if start, ok = parseTime(j.StartTime); !ok {
 		return start, end, invalidRecord("start_time " + quote(j.StartTime) + " is not an RFC 3339 time")
 	}
 	if j.EndTime != nil {
-		if end, err = time.Parse(time.RFC3339Nano, *j.EndTime); err != nil {
+		if end, ok = parseTime(*j.EndTime); !ok {
 			return start, end, invalidRecord("end_time " + quote(*j.EndTime) + " is not an RFC 3339 time")
 		}
 	}
@@ -770,7 +798,8 @@ func (j *jsonRecord) event() (EventMetrics, error) {
 		ProcessID: deref(j.ProcessID), PipelineID: deref(j.PipelineID),
 	}
 	if j.EnqueueTime != nil {
-		if m.EnqueueTime, err = time.Parse(time.RFC3339Nano, *j.EnqueueTime); err != nil {
+		var ok bool
+		if m.EnqueueTime, ok = parseTime(*j.EnqueueTime); !ok {
 			return EventMetrics{}, invalidRecord("enqueue_time " + quote(*j.EnqueueTime) + " is not an RFC 3339 time")
 		}
 	}
@@ -805,14 +834,112 @@ func (j *jsonRecord) network() (NetworkMetrics, error) {
 }
 
 // unmarshal decodes data into j. A field of the wrong JSON type is an
-// error wrapping ErrInvalidRecord that names it.
+// error wrapping ErrInvalidRecord that names it, as is a field of j that
+// appears twice or whose name differs from its own only in case (see
+// checkKeys).
 func (j *jsonRecord) unmarshal(data []byte) error {
 	err := json.Unmarshal(data, j)
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) && te.Field != "" {
 		return invalidRecord(te.Field + " is " + te.Value + ", want " + te.Type.String())
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return checkKeys(data)
+}
+
+// recordFields are the JSON names of the fields of jsonRecord.
+var recordFields = func() []string {
+	t := reflect.TypeFor[jsonRecord]()
+	names := make([]string, t.NumField())
+	for i := range names {
+		names[i], _, _ = strings.Cut(t.Field(i).Tag.Get("json"), ",")
+	}
+	if len(names) > 64 {
+		panic("telemetry: checkKeys needs a wider set of seen fields")
+	}
+	return names
+}()
+
+// recordField maps each of recordFields to its index.
+var recordField = func() map[string]int {
+	m := make(map[string]int, len(recordFields))
+	for i, name := range recordFields {
+		m[name] = i
+	}
+	return m
+}()
+
+// lowerASCII reports whether b holds no byte but lowercase ASCII letters,
+// digits and underscores.
+func lowerASCII(b []byte) bool {
+	for _, c := range b {
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// checkKeys checks the names of the members of data, a valid JSON value,
+// if it is an object. encoding/json matches them to the fields of
+// jsonRecord without regard to case (as strings.EqualFold does), and of
+// repeated ones keeps the last, so a document could hold two values of a
+// field: one that this package reads and another that other readers of the
+// file (jq, a log shipper, Elasticsearch) read. So each field must appear
+// at most once, under its exact name: a repeated one, or one that differs
+// from a field's name only in case, is an error wrapping ErrInvalidRecord.
+// Other members are ignored.
+func checkKeys(data []byte) error {
+	var seen uint64 // bit f: recordFields[f] was seen
+	depth, key := 0, false
+	for i := 0; i < len(data); i++ {
+		switch data[i] {
+		case '{':
+			depth++
+			key = depth == 1
+		case '[':
+			depth++
+		case '}', ']':
+			depth--
+		case ',':
+			key = depth == 1
+		case '"':
+			start, escaped := i+1, false
+			for i++; data[i] != '"'; i++ {
+				if data[i] == '\\' {
+					i, escaped = i+1, true
+				}
+			}
+			if !key {
+				continue
+			}
+			key = false
+			raw := data[start:i]
+			if escaped {
+				var name string
+				if json.Unmarshal(data[start-1:i+1], &name) != nil {
+					continue // cannot be: data is valid JSON
+				}
+				raw = []byte(name)
+			}
+			if f, ok := recordField[string(raw)]; ok {
+				if seen&(1<<f) != 0 {
+					return invalidRecord("field " + quote(string(raw)) + " appears twice")
+				}
+				seen |= 1 << f
+			} else if !lowerASCII(raw) { // the others cannot fold to a field's name
+				for _, field := range recordFields {
+					if strings.EqualFold(string(raw), field) {
+						return invalidRecord("field " + quote(string(raw)) + " is not a field of the record, " +
+							"whose names are case-sensitive: " + strconv.Quote(field) + " is")
+					}
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // decode decodes data into j and checks that its metric_type, if any, is

@@ -371,7 +371,7 @@ func TestJSONLinesPublisherConforms(t *testing.T) {
 func TestJSONEscapesTerminalControls(t *testing.T) {
 	name := "evil\x1b[2J\r\nrow\u0085\u009b\u202e\u2066\u061c\u200e\u2028end"
 	m := telemetry.EventMetrics{EventName: name, TaskID: "t1", Status: telemetry.StatusFailed, Error: name,
-		StartTime: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+		StartTime: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), EndTime: time.Date(2026, 1, 2, 3, 4, 6, 0, time.UTC)}
 	b, err := json.Marshal(m)
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"sync"
+	"time"
 )
 
 // A JSONLinesPublisher writes each record as one line of JSON (the document
@@ -17,8 +17,13 @@ import (
 // server. [ReadJSONLines] reads its output back.
 //
 // It is a [BatchPublisher]: each call writes its lines with one Write. It is
-// safe for concurrent use. It does not close its writer; if the writer has a
-// Flush() error or Sync() error method, Flush calls it.
+// safe for concurrent use: calls write one at a time, and a call waiting
+// for another's Write returns when its context ends. A Write in progress
+// ends with the context only if the writer has a SetWriteDeadline method
+// (a net.Conn, or an *os.File of a pipe in non-blocking mode, as
+// [os.Pipe] makes): the publisher then sets a write deadline in the past,
+// and clears it after the Write. It does not close its writer; if the
+// writer has a Flush() error or Sync() error method, Flush calls it.
 //
 // # Records it refuses
 //
@@ -39,15 +44,19 @@ import (
 //     with the last line of an earlier call, and a retry writes every line
 //     again.
 //   - otherwise the publisher keeps the lines that were not written and
-//     returns the error. A retry of the same call (the same records, as a
-//     Recorder retries a batch) writes only those. Any other call first
-//     completes the line that the failed Write cut, so that a torn line is
-//     never followed by another record, and drops the rest. A record of a
-//     batch that a Recorder gave up on may then be in the file whole
-//     although it was counted as dropped. Flush also completes the cut
-//     line.
+//     returns the error, as a [*PartialError] counting the lines of the
+//     call written whole (so that a Recorder that gives up on a batch
+//     counts those as published) if there are any. A retry of the same
+//     call (the same records, as a Recorder retries a batch) writes only
+//     the others. Any other call first completes the line that the failed
+//     Write cut, so that a torn line is never followed by another record,
+//     and drops the rest. The record of that line, if a Recorder gave up
+//     on its batch, is then in the file whole although it was counted as
+//     dropped. Flush also completes the cut line.
 type JSONLinesPublisher struct {
-	mu  sync.Mutex
+	// sem holds one token while a call writes: a channel rather than a
+	// mutex, so that a call waiting its turn honours its context.
+	sem chan struct{}
 	w   io.Writer
 	buf []byte // reused between calls
 
@@ -68,7 +77,7 @@ func NewJSONLinesPublisher(w io.Writer) (*JSONLinesPublisher, error) {
 	if w == nil {
 		return nil, callError("new JSON lines publisher", errNilWriter)
 	}
-	return &JSONLinesPublisher{w: w}, nil
+	return &JSONLinesPublisher{w: w, sem: make(chan struct{}, 1)}, nil
 }
 
 // Name returns "jsonlines".
@@ -174,8 +183,10 @@ func (p *JSONLinesPublisher) write(ctx context.Context, encode func([]byte, *ref
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	if err := p.lock(ctx); err != nil {
+		return err
+	}
+	defer p.unlock()
 	var refused refusals
 	buf := encode(p.buf[:0], &refused)
 	if cap(buf) <= 1<<20 { // do not keep a huge buffer after a huge batch
@@ -185,50 +196,77 @@ func (p *JSONLinesPublisher) write(ctx context.Context, encode func([]byte, *ref
 	}
 	if p.failed != nil {
 		if bytes.Equal(buf, p.failed) { // a retry of the failed call
-			if err := p.writeFailed(len(p.failed)); err != nil {
-				return err
+			if err := p.writeFailed(ctx, len(p.failed)); err != nil {
+				return p.partial(err)
 			}
 			p.failed, p.written = nil, 0
 			return refused.err()
 		}
 		// Another call: the rest of the failed one is given up.
-		if err := p.completeLine(); err != nil {
+		if err := p.completeLine(ctx); err != nil {
 			return err
 		}
 		p.failed, p.written = nil, 0
 	}
 	if len(buf) > 0 {
-		n, err := p.w.Write(buf)
+		n, err := p.writeTo(ctx, buf)
 		if err == nil && n < len(buf) {
 			err = io.ErrShortWrite
 		}
 		if err != nil {
+			err = fmt.Errorf("telemetry: write JSON lines: %w", err)
 			if n = min(max(n, 0), len(buf)); n > 0 && !p.undo(n) {
 				p.failed, p.written = bytes.Clone(buf), n
+				return p.partial(err)
 			}
-			return fmt.Errorf("telemetry: write JSON lines: %w", err)
+			return err
 		}
 	}
 	return refused.err()
 }
 
+// partial returns err, the error of a Write of the failed lines, as a
+// [*PartialError] counting the lines written whole so far if there are
+// any: they are not written again when the call is retried, so a
+// Recorder that gives up on it must count them as published.
+func (p *JSONLinesPublisher) partial(err error) error {
+	if n := bytes.Count(p.failed[:p.written], newline); n > 0 {
+		return &PartialError{Delivered: n, Err: err}
+	}
+	return err
+}
+
+var newline = []byte{'\n'}
+
+// lock waits for p's turn to write, or for ctx to end.
+func (p *JSONLinesPublisher) lock(ctx context.Context) error {
+	select {
+	case p.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (p *JSONLinesPublisher) unlock() { <-p.sem }
+
 // completeLine writes the rest of the line that the failed Write cut, if
 // it cut one.
-func (p *JSONLinesPublisher) completeLine() error {
+func (p *JSONLinesPublisher) completeLine(ctx context.Context) error {
 	end := p.written
 	if p.failed[end-1] != '\n' {
 		end += bytes.IndexByte(p.failed[end:], '\n') + 1
 	}
-	return p.writeFailed(end)
+	return p.writeFailed(ctx, end)
 }
 
 // writeFailed writes the bytes of the failed lines from p.written up to
 // end.
-func (p *JSONLinesPublisher) writeFailed(end int) error {
+func (p *JSONLinesPublisher) writeFailed(ctx context.Context, end int) error {
 	if p.written >= end {
 		return nil
 	}
-	n, err := p.w.Write(p.failed[p.written:end])
+	n, err := p.writeTo(ctx, p.failed[p.written:end])
 	if err == nil && n < end-p.written {
 		err = io.ErrShortWrite
 	}
@@ -237,6 +275,36 @@ func (p *JSONLinesPublisher) writeFailed(end int) error {
 		return fmt.Errorf("telemetry: write JSON lines: %w", err)
 	}
 	return nil
+}
+
+// A deadliner is a writer whose Write a deadline interrupts, such as the
+// *os.File of a pipe or a net.Conn.
+type deadliner interface {
+	SetWriteDeadline(t time.Time) error
+}
+
+// writeTo writes b to p.w. If p.w is a deadliner, the end of ctx
+// interrupts the Write, through a write deadline in the past, which is
+// cleared afterwards; the error then wraps ctx's error and the Write's.
+func (p *JSONLinesPublisher) writeTo(ctx context.Context, b []byte) (int, error) {
+	d, ok := p.w.(deadliner)
+	if !ok || ctx.Done() == nil {
+		return p.w.Write(b)
+	}
+	interrupted := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(interrupted)
+		_ = d.SetWriteDeadline(time.Unix(0, 1)) // an error: it has none
+	})
+	n, err := p.w.Write(b)
+	if !stop() {
+		<-interrupted
+		_ = d.SetWriteDeadline(time.Time{})
+		if err != nil {
+			err = fmt.Errorf("%w: %w", ctx.Err(), err)
+		}
+	}
+	return n, err
 }
 
 // truncater is a writer that can be cut back, such as an *os.File.
@@ -280,10 +348,12 @@ func (p *JSONLinesPublisher) Flush(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	if err := p.lock(ctx); err != nil {
+		return err
+	}
+	defer p.unlock()
 	if p.failed != nil {
-		if err := p.completeLine(); err != nil {
+		if err := p.completeLine(ctx); err != nil {
 			return err
 		}
 	}
@@ -323,8 +393,12 @@ func (e *LineError) Unwrap() error { return e.Err }
 // Each line that is not blank must be one document of [FormatMetrics]
 // (metric_type "event" or "network"; unknown fields, duration_seconds and
 // latency_seconds are ignored) that keeps to the record contract:
+//   - each field of the record appears at most once, under its exact name:
+//     names are case-sensitive, and one that differs from a field's only
+//     in case ("Status") is an error, not an unknown field;
 //   - the line is at most [MaxJSONLineSize] bytes, not counting its newline;
-//   - status is "pending", "completed" or "failed";
+//   - status is "pending", "completed" or "failed", and end_time is null
+//     (or absent) if and only if status is "pending";
 //   - start_time, and end_time unless it is null, are RFC 3339 times whose
 //     year in UTC is 0000 to 9999, and end_time is not before start_time;
 //   - retry_count and process_id (null for none) are 0 to 2147483647, port
@@ -367,7 +441,7 @@ func ReadJSONLines(r io.Reader) ([]EventMetrics, []NetworkMetrics, error) {
 			}
 			return events, network, err
 		}
-		b = bytes.TrimSpace(b)
+		b = bytes.Trim(b, " \t\r\n") // JSON's whitespace, not Unicode's
 		if len(b) == 0 {
 			continue
 		}

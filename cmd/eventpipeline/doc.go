@@ -219,8 +219,8 @@
 //	--slow-network DURATION  network operations slower than DURATION
 //	--json                   one JSON document instead of tables
 //
-// With no query flag it prints every section, with thresholds of 1s. The
-// JSON document's keys are the sections asked for (events_by_status,
+// With no query flag it prints every section, with thresholds of 1s, but
+// those whose flag is given as false (--failed=false). The JSON document's keys are the sections asked for (events_by_status,
 // failed_events, slow_events and slow_events_threshold_seconds,
 // retry_stats, network_operations, failed_network_operations,
 // slow_network_operations and slow_network_operations_threshold_seconds),

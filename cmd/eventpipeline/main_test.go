@@ -126,7 +126,7 @@ func TestUsageAndErrors(t *testing.T) {
 	t.Setenv(uiTokenEnv, "")
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.jsonl")
-	os.WriteFile(bad, []byte(`{"metric_type":"event","event_name":"a","task_id":"t","start_time":"2026-01-01T00:00:00Z","status":"completed"}`+"\nnot json\n"), 0o644)
+	os.WriteFile(bad, []byte(`{"metric_type":"event","event_name":"a","task_id":"t","start_time":"2026-01-01T00:00:00Z","end_time":"2026-01-01T00:00:01Z","status":"completed"}`+"\nnot json\n"), 0o644)
 	empty := filepath.Join(dir, "empty.jsonl")
 	os.WriteFile(empty, nil, 0o644)
 	aFile := filepath.Join(dir, "a-file")

@@ -15,7 +15,8 @@ const reportUsage = `Usage: eventpipeline report [flags] FILE
 Reads FILE, a JSON-lines telemetry file (as written by demo or by
 telemetry.JSONLinesPublisher), or standard input if FILE is -, and answers
 the queries about it (failed, slow, retries, network). With no query flag it prints every section,
-with slow thresholds of 1s. Flags may come before or after FILE.
+with slow thresholds of 1s, but those whose flag is given as false (--failed=false).
+Flags may come before or after FILE.
 
 A last line cut short (a process killed while writing) is left out with a
 warning on stderr naming the line; every other line must be a valid record,
@@ -62,16 +63,22 @@ func runReport(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return usagef("--slow-network must not be negative, got %v", *slowNet)
 	}
 
+	// The queries given (a true bool flag or a duration) are printed; with
+	// none, every section but those whose flag is given as false.
 	s := sections{slow: -1, slowNetwork: -1}
+	all := allSections(telemetry.DefaultSlowThreshold)
 	queried := false
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
 		case "failed":
-			s.failed, queried = *failed, queried || *failed
+			s.failed, all.failed = *failed, *failed
+			queried = queried || *failed
 		case "retries":
-			s.retries, queried = *retries, queried || *retries
+			s.retries, all.retries = *retries, *retries
+			queried = queried || *retries
 		case "failed-network":
-			s.failedNetwork, queried = *failedNet, queried || *failedNet
+			s.failedNetwork, all.failedNetwork = *failedNet, *failedNet
+			queried = queried || *failedNet
 		case "slow":
 			s.slow, queried = *slow, true
 		case "slow-network":
@@ -79,7 +86,7 @@ func runReport(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		}
 	})
 	if !queried {
-		s = allSections(telemetry.DefaultSlowThreshold)
+		s = all
 	}
 
 	name := files[0]

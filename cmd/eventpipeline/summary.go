@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math/big"
+	"net"
 	"slices"
 	"strconv"
 	"text/tabwriter"
@@ -153,12 +155,15 @@ func writeTable(w io.Writer, rs *records, s sections) error {
 		}
 	}
 	if s.network {
-		var sent, received int64
+		// Exact totals: the counts of a file may add up past an int64.
+		sent, received := new(big.Int), new(big.Int)
+		var n big.Int
 		for _, m := range rs.network {
-			sent, received = sent+m.BytesSent, received+m.BytesReceived
+			sent.Add(sent, n.SetInt64(m.BytesSent))
+			received.Add(received, n.SetInt64(m.BytesReceived))
 		}
 		c := statusCounts(rs.network, func(m telemetry.NetworkMetrics) telemetry.Status { return m.Status })
-		section(fmt.Sprintf("network operations (%d: %d completed, %d failed; %d B sent, %d B received)",
+		section(fmt.Sprintf("network operations (%d: %d completed, %d failed; %s B sent, %s B received)",
 			len(rs.network), c[telemetry.StatusCompleted], c[telemetry.StatusFailed], sent, received))
 		networkTable(tw, last(tw, rs.network, s.limit))
 	}
@@ -213,7 +218,7 @@ func networkTable(w io.Writer, ops []telemetry.NetworkMetrics) {
 	fmt.Fprintln(w, "  OPERATION\tHOST:PORT\tTASK\tLATENCY\tSENT\tRECEIVED\tSTATUS\tERROR")
 	for _, m := range ops {
 		fmt.Fprintf(w, "  %s\t%s\t%s\t%v\t%d B\t%d B\t%s\t%s\n", cell(m.Operation),
-			cell(m.Host)+":"+strconv.Itoa(m.Port), cell(m.TaskID),
+			net.JoinHostPort(cell(m.Host), strconv.Itoa(m.Port)), cell(m.TaskID),
 			round(m.Latency()), m.BytesSent, m.BytesReceived, cell(string(m.Status)), cell(m.Error))
 	}
 }
