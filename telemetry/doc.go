@@ -154,10 +154,12 @@
 //
 // A [JSONLinesPublisher] writes each record as one line holding that
 // document; [ReadJSONLines] reads such a file back. Both keep to one
-// contract: a line is at most [MaxJSONLineSize] (1 MiB); metric_type is
-// "event" or "network", status "pending", "completed" or "failed";
+// contract: a line is at most [MaxJSONLineSize] (1 MiB); each field
+// appears at most once, under its exact (case-sensitive) name; metric_type
+// is "event" or "network", status "pending", "completed" or "failed";
 // start_time and end_time (and enqueue_time, when present) are RFC 3339
-// UTC times in years 0000-9999, the end not before the start; retry_count
+// times (the writer writes UTC) in years 0000-9999, the end not before the
+// start; end_time is null exactly when status is "pending"; retry_count
 // and process_id are 0 to 2147483647, port 0 to 65535, bytes 0 or more;
 // trace_id and span_id are given together or not at all, as 32 and 16
 // lowercase hexadecimal digits, not all zero; strings are valid UTF-8 (the
@@ -166,7 +168,11 @@
 // newline, carriage return and tab as \n, \r and \t). The writer refuses a
 // record that breaks it with a [*DroppedError] wrapping [ErrInvalidRecord]
 // (counted as dropped, not retried), and a failed write never duplicates a
-// record nor leaves a torn line before another. [ReadJSONLines] stops at the
+// record nor leaves a torn line before another: a write that fails part-way
+// on a writer that cannot be cut back is a [*PartialError] counting the
+// lines written whole. The end of a call's context interrupts a Write that
+// blocks when the writer has SetWriteDeadline (a net.Conn, an os.Pipe).
+// [ReadJSONLines] stops at the
 // first invalid line with a [*LineError] naming it and wrapping
 // [ErrInvalidRecord]; a torn last line, as a killed process leaves, gives
 // every complete record with a [*LineError] wrapping [ErrTornLine], a
