@@ -113,13 +113,17 @@ type Pusher struct {
 	// that the cache line stays shared while it is set); a push clears it
 	// and sets it again if it fails. Close skips its last push when it is
 	// clear.
-	dirty  atomic.Bool
-	stats  counters
-	logMu  sync.Mutex
-	logged map[int]bool // statuses whose permanent rejection was logged
-	quiet  int          // give-ups not logged since the last one logged
-	lastGU time.Time    // when a give-up was last logged
-	failed bool         // the last push failed: log the next success
+	dirty atomic.Bool
+	// notBefore is when, in Unix nanoseconds, a receiver's Retry-After
+	// lets the periodic pushes go on: one that asks for longer than the
+	// retry policy waits holds them back (see run).
+	notBefore atomic.Int64
+	stats     counters
+	logMu     sync.Mutex
+	logged    map[int]bool // statuses whose permanent rejection was logged
+	quiet     int          // give-ups not logged since the last one logged
+	lastGU    time.Time    // when a give-up was last logged
+	failed    bool         // the last push failed: log the next success
 }
 
 // counters are the values of [Stats], updated with atomics.
@@ -278,7 +282,8 @@ func (p *Pusher) LockedSnapshot() (snap *Snapshot, release func()) {
 }
 
 // run is the pusher: it pushes every interval until stop is closed. A tick
-// that finds a push in progress (a Flush) skips its turn.
+// that finds a push in progress (a Flush), or comes before the end of the
+// last Retry-After a receiver sent, skips its turn.
 func (p *Pusher) run() {
 	defer close(p.done)
 	t := time.NewTicker(p.o.Interval)
@@ -286,6 +291,9 @@ func (p *Pusher) run() {
 	for {
 		select {
 		case <-t.C:
+			if time.Now().UnixNano() < p.notBefore.Load() {
+				continue // the receiver asked for a longer wait
+			}
 			select {
 			case p.sem <- struct{}{}:
 			default:
@@ -484,11 +492,18 @@ func (p *Pusher) push(ctx context.Context) (err error) {
 			p.pushedDelivery.Store(&pushed)
 			p.stats.pushes.Add(1)
 			p.stats.lastPush.Store(time.Now().UnixNano())
+			p.notBefore.Store(0) // the receiver takes pushes again
 			p.logRecovered(ctx, n)
 			return nil
 		}
 		p.stats.failedAttempts.Add(1)
 		p.stats.lastError.Store(time.Now().UnixNano())
+		if res.RetryAfter > 0 {
+			// Retries within this push wait at most MaxBackoff (the
+			// one retry schedule); the periodic pushes wait for all of
+			// it, unless a push gets through first.
+			p.notBefore.Store(time.Now().Add(res.RetryAfter).UnixNano())
+		}
 		if res.Status != 0 && !retry.RetryableStatus(res.Status) {
 			p.stats.dropped.Add(1)
 			p.stats.permanent.Add(1)

@@ -132,8 +132,10 @@ type Config struct {
 
 	// Interval is how often the aggregated metrics are pushed; transient
 	// failures are retried within it. Zero means [DefaultInterval] (15s);
-	// otherwise it must be at least [MinInterval] (10ms). [Publisher.Flush] and [Publisher.Close]
-	// push at once as well.
+	// otherwise it must be at least [MinInterval] (10ms). [Publisher.Flush]
+	// and [Publisher.Close] push at once as well. A receiver's Retry-After
+	// holds the periodic pushes back until it has passed (retries within a
+	// push wait at most the retry policy's MaxBackoff).
 	Interval time.Duration
 
 	// Timeout limits each HTTP attempt. Zero means [DefaultTimeout] (10s);

@@ -332,3 +332,33 @@ func TestRecordingNotBlockedByHangingEndpoint(t *testing.T) {
 		})
 	}
 }
+
+// TestPeriodicPushesWaitForRetryAfter checks that a receiver's
+// Retry-After longer than the retry policy's MaxBackoff holds the periodic
+// pushes back until it has passed: a push at 10s answered 429 with
+// Retry-After 35 is retried within its interval (capped at MaxBackoff,
+// 50ms), and then no push comes before 45s, though the interval is 10s.
+func TestPeriodicPushesWaitForRetryAfter(t *testing.T) {
+	for _, protocol := range []Protocol{RemoteWrite, OTLP} {
+		t.Run(string(protocol), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ep := &fakeEndpoint{script: []fakeStep{{status: 429, retryAfter: "35"}, {status: 429, retryAfter: "35"}}}
+				t0 := time.Now()
+				pub := newFakePublisher(t, protocol, ep, Config{Interval: 10 * time.Second,
+					Retry: telemetry.RetryPolicy{MaxAttempts: 2, InitialBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}})
+				defer pub.Close(context.Background())
+				pub.PublishEventMetrics(context.Background(), finishedEvent("load", telemetry.StatusCompleted, time.Second, 0))
+				time.Sleep(61 * time.Second)
+				synctest.Wait()
+				ms := time.Millisecond
+				// The push at 10s and its retry, answered 429 with
+				// Retry-After 35: the ticks at 20, 30 and 40s wait; the
+				// next pushes are at 50 and 60s.
+				want := []time.Duration{10 * time.Second, 10*time.Second + 50*ms, 50 * time.Second, 60 * time.Second}
+				if got := ep.since(t0); !sameDurations(got, want) {
+					t.Errorf("got requests at %v, want at %v", got, want)
+				}
+			})
+		})
+	}
+}
